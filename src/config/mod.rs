@@ -1,0 +1,634 @@
+//! Configuration: the TOML a marketing-ops person writes, turned into a validated
+//! [`Config`] with parsed schedules and time zones.
+//!
+//! Stage one ([`raw`]) is plain serde; stage two (here) checks every rule and reports all
+//! problems at once, each naming file, line and key with the fix in plain words. Every
+//! config error is born in this module. Templates are checked by `render`.
+
+mod raw;
+pub mod send_at;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use toml::Spanned;
+
+use crate::model::StepKind;
+pub use send_at::SendAt;
+
+/// The smallest quiet period the playbook allows.
+pub const MIN_QUIET_DAYS: i64 = 90;
+/// Gaps below this between soft touches earn a warning.
+pub const SLOW_TOUCH_DAYS: i64 = 14;
+/// Churn reasons that are never contacted, whatever the campaign says.
+pub const ALWAYS_EXCLUDED: &str = "we_ended";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from; relative paths in it are relative to its directory.
+    pub file: PathBuf,
+    pub database_path: PathBuf,
+    pub smtp: Smtp,
+    pub http: Http,
+    pub sender: Sender,
+    pub templates_dir: PathBuf,
+    pub sync_file: Option<PathBuf>,
+    pub survey_external_url: Option<String>,
+    pub dkim: Option<Dkim>,
+    pub campaigns: Vec<Campaign>,
+    /// Not errors, but worth a look (printed by `check`).
+    pub warnings: Vec<Problem>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    /// `smtp://`, `smtps://`, or `file://` with the directory made absolute.
+    pub url: String,
+    pub from: lettre::message::Mailbox,
+    pub reply_to: Option<lettre::message::Mailbox>,
+    pub connections: usize,
+    pub max_per_minute: Option<u32>,
+    pub max_per_day: Option<u32>,
+    pub timeout: std::time::Duration,
+    pub retry_first: chrono::Duration,
+    pub retry_give_up: chrono::Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Http {
+    pub listen: SocketAddr,
+    /// Without a trailing slash.
+    pub public_url: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Sender {
+    pub company: String,
+    pub postal_address: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dkim {
+    pub selector: String,
+    pub domain: String,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    pub name: String,
+    pub quiet_days: u32,
+    pub send_at: SendAt,
+    pub timezone: Tz,
+    pub exclude_reasons: Vec<String>,
+    pub catch_up_hours: u32,
+    pub steps: Vec<Step>,
+}
+
+impl Campaign {
+    /// Whether a client who left for `reason` belongs to this campaign's audience.
+    pub fn admits(&self, reason: Option<&str>) -> bool {
+        match reason {
+            Some(reason) => reason != ALWAYS_EXCLUDED && !self.exclude_reasons.iter().any(|r| r == reason),
+            None => true,
+        }
+    }
+
+    /// The step with 1-based number `number`.
+    pub fn step(&self, number: u32) -> Option<&Step> {
+        (number as usize).checked_sub(1).and_then(|i| self.steps.get(i))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub kind: StepKind,
+    /// Days after the previous step's send; 0 for the survey (timed by `quiet_days`).
+    pub after_days: u32,
+    pub template: String,
+    pub subject: String,
+    /// Where the step is declared, for template errors.
+    pub line: usize,
+}
+
+/// One thing wrong (or worth a warning) in a configuration or template file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub key: String,
+    /// What is wrong and how to fix it, in plain words.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Everything wrong with a configuration, in file order.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<Problem>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(f, "{n} problem{} in the configuration:", if n == 1 { "" } else { "s" })?;
+        for p in &self.0 {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![Problem {
+                file: path.to_path_buf(),
+                line: None,
+                key: String::new(),
+                message: format!(
+                    "cannot read the configuration file ({e}); pass the right one with --config PATH"
+                ),
+            }])
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let mut v = Validator {
+            file: path.to_path_buf(),
+            text,
+            problems: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let raw: raw::RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let line = e.span().map(|s| v.line_of(&s));
+                let message = e.message().trim().to_string();
+                let fix = if message.starts_with("unknown field") {
+                    "; remove it or check its spelling"
+                } else {
+                    ""
+                };
+                return Err(ConfigErrors(vec![Problem {
+                    file: path.to_path_buf(),
+                    line,
+                    key: String::new(),
+                    message: format!("{message}{fix}"),
+                }]));
+            }
+        };
+        let config = v.validate(raw);
+        match config {
+            Some(config) if v.problems.is_empty() => Ok(Config {
+                warnings: v.warnings,
+                ..config
+            }),
+            _ => {
+                v.problems.sort_by_key(|p| p.line);
+                Err(ConfigErrors(v.problems))
+            }
+        }
+    }
+
+    pub fn base_dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("."))
+    }
+
+    pub fn campaign(&self, name: &str) -> Option<&Campaign> {
+        self.campaigns.iter().find(|c| c.name == name)
+    }
+}
+
+struct Validator<'a> {
+    file: PathBuf,
+    text: &'a str,
+    problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+    }
+
+    fn problem(&mut self, span: Option<&Range<usize>>, key: &str, message: impl Into<String>) {
+        let line = span.map(|s| self.line_of(s));
+        self.problems.push(Problem {
+            file: self.file.clone(),
+            line,
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn warning(&mut self, span: &Range<usize>, key: &str, message: impl Into<String>) {
+        let line = self.line_of(span);
+        self.warnings.push(Problem {
+            file: self.file.clone(),
+            line: Some(line),
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn resolve(&self, relative: &str) -> PathBuf {
+        let base = self.file.parent().unwrap_or(Path::new("."));
+        base.join(relative)
+    }
+
+    /// A required string, or a problem naming the key.
+    fn required(&mut self, value: Option<Spanned<String>>, table: Option<&Range<usize>>, key: &str, what: &str) -> Option<Spanned<String>> {
+        match value {
+            Some(v) if !v.get_ref().trim().is_empty() => Some(v),
+            Some(v) => {
+                self.problem(Some(&v.span()), key, format!("is empty; {what}"));
+                None
+            }
+            None => {
+                self.problem(table, key, format!("is missing; {what}"));
+                None
+            }
+        }
+    }
+
+    fn count(&mut self, value: Option<Spanned<i64>>, key: &str, default: i64, range: Range<i64>, rule: &str) -> i64 {
+        match value {
+            None => default,
+            Some(v) if range.contains(v.get_ref()) => *v.get_ref(),
+            Some(v) => {
+                self.problem(Some(&v.span()), key, format!("is {}; {rule}", v.get_ref()));
+                default
+            }
+        }
+    }
+
+    fn mailbox(&mut self, value: &Spanned<String>, key: &str) -> Option<lettre::message::Mailbox> {
+        match value.get_ref().parse::<lettre::message::Mailbox>() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.problem(
+                    Some(&value.span()),
+                    key,
+                    format!(
+                        "\"{}\" is not an email address ({e}); write e.g. \"Acme Customer Success <success@acme.example>\"",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn validate(&mut self, raw: raw::RawConfig) -> Option<Config> {
+        let database_path = raw
+            .database
+            .and_then(|d| d.into_inner().path)
+            .map(|p| self.resolve(p.get_ref()))
+            .unwrap_or_else(|| self.resolve("winback.db"));
+
+        let smtp = self.smtp(raw.smtp);
+        let http = self.http(raw.http);
+        let sender = self.sender(raw.sender);
+        let templates_dir = raw
+            .templates
+            .and_then(|t| t.into_inner().dir)
+            .map(|d| self.resolve(d.get_ref()))
+            .unwrap_or_else(|| self.resolve("templates"));
+        if !templates_dir.is_dir() {
+            self.problem(
+                None,
+                "templates.dir",
+                format!("the directory {} does not exist; point [templates] dir at the folder holding NAME.html.hbs and NAME.txt.hbs", templates_dir.display()),
+            );
+        }
+        let sync_file = raw
+            .clients
+            .and_then(|c| c.sync_file)
+            .map(|f| self.resolve(f.get_ref()));
+        let survey_external_url = raw.survey.and_then(|s| s.external_url).and_then(|u| {
+            if u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://") {
+                Some(u.into_inner())
+            } else {
+                self.problem(Some(&u.span()), "survey.external_url", "must start with https:// (the survey token is appended to it)");
+                None
+            }
+        });
+        let dkim = raw.dkim.and_then(|d| self.dkim(d));
+
+        let mut campaigns: Vec<Campaign> = Vec::new();
+        if raw.campaign.is_empty() {
+            self.problem(None, "campaign", "no [[campaign]] is defined; add one (see the shipped config/winback.toml)");
+        }
+        for (index, raw_campaign) in raw.campaign.into_iter().enumerate() {
+            let span = raw_campaign.span();
+            if let Some(c) = self.campaign(index, raw_campaign.into_inner(), &span) {
+                if campaigns.iter().any(|other| other.name == c.name) {
+                    self.problem(Some(&span), "campaign.name", format!("\"{}\" is used by two campaigns; names must be unique", c.name));
+                }
+                campaigns.push(c);
+            }
+        }
+
+        Some(Config {
+            file: self.file.clone(),
+            database_path,
+            smtp: smtp?,
+            http: http?,
+            sender: sender?,
+            templates_dir,
+            sync_file,
+            survey_external_url,
+            dkim,
+            campaigns,
+            warnings: Vec::new(),
+        })
+    }
+
+    fn smtp(&mut self, raw: Option<Spanned<raw::RawSmtp>>) -> Option<Smtp> {
+        let Some(raw) = raw else {
+            self.problem(None, "smtp", "the [smtp] section is missing; it needs at least `from` (and `url`, default file://outbox)");
+            return None;
+        };
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let url = match raw.url {
+            None => self.file_url("outbox"),
+            Some(u) => {
+                let text = u.get_ref().trim();
+                if let Some(dir) = text.strip_prefix("file://") {
+                    self.file_url(dir)
+                } else if text.starts_with("smtp://") || text.starts_with("smtps://") {
+                    text.to_string()
+                } else {
+                    self.problem(
+                        Some(&u.span()),
+                        "smtp.url",
+                        format!("\"{text}\" is not supported; use smtp://HOST:PORT (STARTTLS when offered), smtps://HOST:PORT, or file://DIR"),
+                    );
+                    String::new()
+                }
+            }
+        };
+        let from = self
+            .required(raw.from, Some(&span), "smtp.from", "write the sender, e.g. from = \"Acme Customer Success <success@acme.example>\"")
+            .and_then(|f| self.mailbox(&f, "smtp.from"));
+        let reply_to = raw.reply_to.and_then(|r| self.mailbox(&r, "smtp.reply_to"));
+        let connections = self.count(raw.connections, "smtp.connections", 4, 1..65, "use between 1 and 64 parallel connections");
+        let per_minute = raw.max_per_minute.map(|v| self.count(Some(v), "smtp.max_per_minute", 60, 1..1_000_001, "must be at least 1 (remove the key for no limit)"));
+        let per_day = raw.max_per_day.map(|v| self.count(Some(v), "smtp.max_per_day", 2000, 1..100_000_001, "must be at least 1 (remove the key for no limit)"));
+        let timeout = self.count(raw.timeout_seconds, "smtp.timeout_seconds", 60, 1..3601, "use between 1 and 3600 seconds");
+        let retry_first = self.count(raw.retry_first_minutes, "smtp.retry_first_minutes", 5, 1..1441, "use between 1 and 1440 minutes");
+        let give_up = self.count(raw.retry_give_up_hours, "smtp.retry_give_up_hours", 72, 1..721, "use between 1 and 720 hours");
+        Some(Smtp {
+            url,
+            from: from?,
+            reply_to,
+            connections: connections as usize,
+            max_per_minute: per_minute.map(|v| v as u32),
+            max_per_day: per_day.map(|v| v as u32),
+            timeout: std::time::Duration::from_secs(timeout as u64),
+            retry_first: chrono::Duration::minutes(retry_first),
+            retry_give_up: chrono::Duration::hours(give_up),
+        })
+    }
+
+    fn file_url(&self, dir: &str) -> String {
+        format!("file://{}", self.resolve(dir).display())
+    }
+
+    fn http(&mut self, raw: Option<Spanned<raw::RawHttp>>) -> Option<Http> {
+        let Some(raw) = raw else {
+            self.problem(None, "http", "the [http] section is missing; it needs `public_url`, the base of every link in an email");
+            return None;
+        };
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let listen = match raw.listen {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(l) => match l.get_ref().parse::<SocketAddr>() {
+                Ok(addr) => addr,
+                Err(_) => {
+                    self.problem(Some(&l.span()), "http.listen", format!("\"{}\" is not an address and port; write e.g. \"127.0.0.1:8080\"", l.get_ref()));
+                    return None;
+                }
+            },
+        };
+        let public_url = self.required(raw.public_url, Some(&span), "http.public_url", "write the address recipients reach this server at, e.g. \"https://winback.acme.example\"")?;
+        let text = public_url.get_ref().trim().trim_end_matches('/');
+        if !(text.starts_with("https://") || text.starts_with("http://")) || text.contains(char::is_whitespace) {
+            self.problem(Some(&public_url.span()), "http.public_url", format!("\"{text}\" must be a URL starting with https://"));
+            return None;
+        }
+        Some(Http {
+            listen,
+            public_url: text.to_string(),
+        })
+    }
+
+    fn sender(&mut self, raw: Option<Spanned<raw::RawSender>>) -> Option<Sender> {
+        let Some(raw) = raw else {
+            self.problem(None, "sender", "the [sender] section is missing; it needs `company` and `postal_address` (required by anti-spam law)");
+            return None;
+        };
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let company = self.required(raw.company, Some(&span), "sender.company", "write the company name shown in every email");
+        let postal_address = self.required(raw.postal_address, Some(&span), "sender.postal_address", "anti-spam law requires a postal address in every email");
+        Some(Sender {
+            company: company?.into_inner(),
+            postal_address: postal_address?.into_inner(),
+        })
+    }
+
+    fn dkim(&mut self, raw: Spanned<raw::RawDkim>) -> Option<Dkim> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let selector = self.required(raw.selector, Some(&span), "dkim.selector", "write the DNS selector, e.g. \"winback\"");
+        let domain = self.required(raw.domain, Some(&span), "dkim.domain", "write the signing domain, e.g. \"acme.example\"");
+        let key_file = self.required(raw.key_file, Some(&span), "dkim.key_file", "write the path of the PEM private key");
+        let key_file = key_file.and_then(|k| {
+            let path = self.resolve(k.get_ref());
+            if path.is_file() {
+                Some(path)
+            } else {
+                self.problem(Some(&k.span()), "dkim.key_file", format!("{} does not exist", path.display()));
+                None
+            }
+        });
+        Some(Dkim {
+            selector: selector?.into_inner(),
+            domain: domain?.into_inner(),
+            key_file: key_file?,
+        })
+    }
+
+    fn campaign(&mut self, index: usize, raw: raw::RawCampaign, span: &Range<usize>) -> Option<Campaign> {
+        let name = self.required(raw.name, Some(span), "campaign.name", "give the campaign a name, e.g. \"former-clients\"");
+        let name = name.and_then(|n| {
+            let text = n.get_ref().trim();
+            if text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                Some(text.to_string())
+            } else {
+                self.problem(Some(&n.span()), "campaign.name", format!("\"{text}\" may only use letters, digits, - and _"));
+                None
+            }
+        });
+        let key = |k: &str| format!("campaign[{}].{k}", index + 1);
+
+        let quiet_days = match raw.quiet_days {
+            None => MIN_QUIET_DAYS,
+            Some(q) if *q.get_ref() < MIN_QUIET_DAYS => {
+                self.problem(
+                    Some(&q.span()),
+                    &key("quiet_days"),
+                    format!("is {}; the quiet period must be at least {MIN_QUIET_DAYS} days (a former client contacted sooner is lost for good)", q.get_ref()),
+                );
+                MIN_QUIET_DAYS
+            }
+            Some(q) if *q.get_ref() > 3650 => {
+                self.problem(Some(&q.span()), &key("quiet_days"), "is more than ten years; use at most 3650");
+                MIN_QUIET_DAYS
+            }
+            Some(q) => *q.get_ref(),
+        };
+
+        let send_at = match raw.send_at {
+            None => {
+                self.problem(Some(span), &key("send_at"), "is missing; write when messages go out in the recipient's time zone, e.g. \"0 10 * * Tue-Thu\" (10:00, Tuesday to Thursday)");
+                None
+            }
+            Some(s) => match SendAt::parse(s.get_ref()) {
+                Ok(send_at) => Some(send_at),
+                Err(e) => {
+                    self.problem(Some(&s.span()), &key("send_at"), format!("\"{}\" {e}", s.get_ref()));
+                    None
+                }
+            },
+        };
+
+        let timezone = match raw.timezone {
+            None => Some(Tz::UTC),
+            Some(t) => match t.get_ref().parse::<Tz>() {
+                Ok(tz) => Some(tz),
+                Err(_) => {
+                    self.problem(Some(&t.span()), &key("timezone"), format!("\"{}\" is not a time zone; use an IANA name such as \"America/New_York\" or \"Europe/Paris\"", t.get_ref()));
+                    None
+                }
+            },
+        };
+
+        let exclude_reasons = match raw.exclude_reasons {
+            None => vec![ALWAYS_EXCLUDED.to_string()],
+            Some(list) => {
+                if !list.get_ref().iter().any(|r| r == ALWAYS_EXCLUDED) {
+                    self.warning(&list.span(), &key("exclude_reasons"), format!("does not list \"{ALWAYS_EXCLUDED}\"; those clients are never contacted anyway"));
+                }
+                list.into_inner().into_iter().map(|r| r.trim().to_lowercase()).collect()
+            }
+        };
+
+        let catch_up_hours = self.count(raw.catch_up_hours, &key("catch_up_hours"), 4, 1..169, "use between 1 and 168 hours");
+
+        let mut steps = Vec::new();
+        if raw.step.is_empty() {
+            self.problem(Some(span), &key("step"), "the campaign has no [[campaign.step]]; the first one must be kind = \"survey\"");
+        }
+        for (i, raw_step) in raw.step.into_iter().enumerate() {
+            let step_span = raw_step.span();
+            let step_key = |k: &str| format!("campaign[{}].step[{}].{k}", index + 1, i + 1);
+            let raw_step = raw_step.into_inner();
+            let allowed = StepKind::ALL.map(|k| k.as_str()).join(", ");
+            let kind = match raw_step.kind {
+                None => {
+                    self.problem(Some(&step_span), &step_key("kind"), format!("is missing; use one of: {allowed}"));
+                    None
+                }
+                Some(k) => match StepKind::parse(k.get_ref().trim()) {
+                    Some(kind) => {
+                        if i == 0 && kind != StepKind::Survey {
+                            self.problem(Some(&k.span()), &step_key("kind"), format!("is \"{}\"; the first step must be kind = \"survey\" (the playbook asks why they left before anything else)", k.get_ref()));
+                        }
+                        Some(kind)
+                    }
+                    None => {
+                        self.problem(Some(&k.span()), &step_key("kind"), format!("\"{}\" is not a step kind; use one of: {allowed}", k.get_ref()));
+                        None
+                    }
+                },
+            };
+            let after_days = match (i, raw_step.after_days) {
+                (0, None) => Some(0),
+                (0, Some(a)) => {
+                    self.problem(Some(&a.span()), &step_key("after_days"), "the survey is timed by the campaign's quiet_days; remove after_days from the first step");
+                    None
+                }
+                (_, None) => {
+                    self.problem(Some(&step_span), &step_key("after_days"), "is missing; write how many days after the previous message this one goes out, e.g. after_days = 30");
+                    None
+                }
+                (_, Some(a)) if *a.get_ref() < 1 => {
+                    self.problem(Some(&a.span()), &step_key("after_days"), format!("is {}; it must be at least 1", a.get_ref()));
+                    None
+                }
+                (_, Some(a)) if *a.get_ref() > 3650 => {
+                    self.problem(Some(&a.span()), &step_key("after_days"), "is more than ten years; use at most 3650");
+                    None
+                }
+                (_, Some(a)) => {
+                    if *a.get_ref() < SLOW_TOUCH_DAYS {
+                        self.warning(&a.span(), &step_key("after_days"), format!("is {}; soft touches work best at least {SLOW_TOUCH_DAYS} days apart", a.get_ref()));
+                    }
+                    Some(*a.get_ref() as u32)
+                }
+            };
+            let template = self.required(raw_step.template, Some(&step_span), &step_key("template"), "name the template, e.g. template = \"survey\" for templates/survey.html.hbs and .txt.hbs");
+            let template = template.and_then(|t| {
+                let text = t.get_ref().trim();
+                if text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                    Some(text.to_string())
+                } else {
+                    self.problem(Some(&t.span()), &step_key("template"), format!("\"{text}\" must be a bare name (letters, digits, - and _), without a folder or extension"));
+                    None
+                }
+            });
+            let subject = self.required(raw_step.subject, Some(&step_span), &step_key("subject"), "write the subject line (a template, e.g. \"{{first_name}}, may we ask why you left?\")");
+            if let (Some(kind), Some(after_days), Some(template), Some(subject)) = (kind, after_days, template, subject) {
+                steps.push(Step {
+                    kind,
+                    after_days,
+                    template,
+                    subject: subject.into_inner(),
+                    line: self.line_of(&step_span),
+                });
+            }
+        }
+
+        Some(Campaign {
+            name: name?,
+            quiet_days: quiet_days as u32,
+            send_at: send_at?,
+            timezone: timezone?,
+            exclude_reasons,
+            catch_up_hours: catch_up_hours as u32,
+            steps,
+        })
+    }
+}
