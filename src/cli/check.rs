@@ -1,0 +1,44 @@
+//! `winback check`: the configuration and every template, or the list of what is wrong.
+
+use std::process::ExitCode;
+
+use super::Cli;
+use crate::config::Config;
+use crate::render::Renderer;
+
+pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(&cli.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            print!("{errors}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    for warning in &config.warnings {
+        println!("warning: {warning}");
+    }
+    if let Err(problems) = Renderer::load(&config) {
+        let n = problems.len();
+        println!("{n} problem{} in the templates:", if n == 1 { "" } else { "s" });
+        for p in problems {
+            println!("  {p}");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("ok");
+    for c in &config.campaigns {
+        let kinds: Vec<&str> = c.steps.iter().map(|s| s.kind.as_str()).collect();
+        println!(
+            "  {}: {} step{} ({}), quiet {} days, send_at \"{}\" ({} unless the client has a zone), never contacts: {}",
+            c.name,
+            c.steps.len(),
+            if c.steps.len() == 1 { "" } else { "s" },
+            kinds.join(" → "),
+            c.quiet_days,
+            c.send_at.source(),
+            c.timezone,
+            c.exclude_reasons.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,72 @@
+//! `winback status` and `winback outbox list`: what the database says, for a terminal.
+
+use std::process::ExitCode;
+
+use super::{Cli, Format, load_config, open_store};
+use crate::store::MessageRow;
+
+pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
+    let setup = load_config(cli)?;
+    let store = open_store(&setup.config)?;
+    let status = store.status()?;
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("clients: {}", status.clients);
+    for campaign in &setup.config.campaigns {
+        println!("campaign {}:", campaign.name);
+        let states = status.enrollments.get(&campaign.name);
+        let enrolled: Vec<String> = states
+            .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())
+            .unwrap_or_default();
+        println!("  enrollments: {}", if enrolled.is_empty() { "none".to_string() } else { enrolled.join(", ") });
+        let messages: Vec<String> = status
+            .messages
+            .get(&campaign.name)
+            .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())
+            .unwrap_or_default();
+        println!("  messages:    {}", if messages.is_empty() { "none".to_string() } else { messages.join(", ") });
+    }
+    let suppressed: Vec<String> = status.suppressions.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!("suppressed addresses: {}", if suppressed.is_empty() { "none".to_string() } else { suppressed.join(", ") });
+    println!("survey answers: {}", status.survey_answers);
+    if let Some(t) = status.next_wake {
+        println!("next due: {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    }
+    if !status.attention.is_empty() {
+        println!("needs attention (newest first):");
+        print_messages(&status.attention);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn outbox_list(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let setup = load_config(cli)?;
+    let store = open_store(&setup.config)?;
+    let rows = store.messages_in(&["uncertain", "failed", "retry"], 1000)?;
+    if rows.is_empty() {
+        println!("nothing needs attention.");
+    } else {
+        print_messages(&rows);
+        println!("`uncertain`: the process stopped mid-send; the recipient may or may not have it. `winback outbox resend ID` sends it again.");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_messages(rows: &[MessageRow]) {
+    println!("  {:>6}  {:<9}  {:<20}  {:<28}  {:<16}  {:>4}  {:>3}  error", "id", "state", "updated", "email", "campaign", "step", "try");
+    for m in rows {
+        println!(
+            "  {:>6}  {:<9}  {:<20}  {:<28}  {:<16}  {:>4}  {:>3}  {}",
+            m.id,
+            m.state,
+            &m.updated_at.get(..19).unwrap_or(&m.updated_at),
+            m.email,
+            m.campaign,
+            m.step,
+            m.attempts,
+            m.error.as_deref().unwrap_or("")
+        );
+    }
+}

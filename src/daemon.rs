@@ -1,0 +1,237 @@
+//! The long-running process: one per database, a deadline loop around delivery passes.
+//!
+//! It sleeps until the next due moment, a wake-up (an import, an opt-out undo), or
+//! shutdown — whichever comes first. Shutdown is a parameter (a future), so tests pass
+//! their own; on it, the daemon stops claiming, lets in-flight sends finish, and returns.
+
+use std::fs::File;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, anyhow};
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::deliver::Deliverer;
+use crate::render::Renderer;
+use crate::store::Store;
+use crate::sync::SyncWatch;
+use crate::token::Secret;
+
+/// Even with nothing due, look again this often (imports by other processes, config-free
+/// changes such as `winback resend`).
+const MAX_SLEEP_SECONDS: i64 = 30;
+
+/// Holds the database's daemon lock for as long as it lives.
+pub struct DaemonLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl DaemonLock {
+    /// Refuses if another daemon holds the lock on the same database.
+    pub fn acquire(database: &Path) -> anyhow::Result<DaemonLock> {
+        let mut name = database.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot create the lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(DaemonLock { _file: file, path }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(anyhow!(
+                "another winback daemon is already running on {} (it holds {}); stop it first — one daemon per database",
+                database.display(),
+                path.display()
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(anyhow!("cannot lock {}: {e}", path.display())),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The link secret: `WINBACK_SECRET` if set, else the one kept in the database.
+pub fn load_secret(store: &mut Store) -> anyhow::Result<Secret> {
+    match std::env::var("WINBACK_SECRET") {
+        Ok(text) if !text.is_empty() => Ok(Secret::from_text(&text)),
+        _ => Ok(store.secret()?),
+    }
+}
+
+/// Builds everything from the configuration and runs until SIGINT/SIGTERM (or one pass).
+pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
+    let renderer = Renderer::load(&config).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+        anyhow!("the templates have problems (run `winback check`):\n{}", list.join("\n"))
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let lock = DaemonLock::acquire(&config.database_path)?;
+        let mut store = Store::open(&config.database_path)?;
+        let secret = load_secret(&mut store)?;
+        let password = std::env::var("WINBACK_SMTP_PASSWORD").ok();
+        let mailer = crate::mailer::from_url(
+            &config.smtp.url,
+            crate::mailer::SmtpOptions {
+                connections: config.smtp.connections,
+                timeout: config.smtp.timeout,
+                password,
+                hello_name: None,
+            },
+        )
+        .map_err(|e| anyhow!("smtp.url: {e}"))?;
+        let deliverer = Deliverer {
+            config: Arc::new(config),
+            renderer: Arc::new(renderer),
+            mailer,
+            secret: Arc::new(secret),
+            clock,
+            store: Arc::new(Mutex::new(store)),
+        };
+        let result = run(deliverer, once, shutdown_signal()).await;
+        drop(lock);
+        result
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// The loop. Returns when `shutdown` resolves (after in-flight sends), or after one pass.
+pub async fn run(deliverer: Deliverer, once: bool, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let config = deliverer.config.clone();
+    let now = deliverer.clock.now();
+    let recovered = {
+        let config = config.clone();
+        deliverer.with_store(move |store| store.recover_interrupted(&config, now)).await?
+    };
+    if recovered > 0 {
+        tracing::warn!(count = recovered, "messages were caught mid-send by a stop; marked uncertain, not resent (see `winback outbox list`)");
+    }
+    {
+        let config = config.clone();
+        deliverer.with_store(move |store| store.sync_campaigns(&config, now)).await?;
+    }
+    let mut watch = SyncWatch::default();
+    let wake = Arc::new(Notify::new());
+    let stopping = Arc::new(AtomicBool::new(false));
+    tracing::info!(database = %config.database_path.display(), smtp = %redact(&config.smtp.url), once, "winback started");
+
+    tokio::pin!(shutdown);
+    let mut shutdown_seen = false;
+    loop {
+        sync_clients(&deliverer, &mut watch).await?;
+        // The pass runs to the end of its batch even when shutdown arrives: dropping it
+        // would abort sends mid-transaction.
+        let flag = stopping.clone();
+        let stop_check = move || flag.load(Ordering::SeqCst);
+        let pass = deliverer.pass(&stop_check);
+        tokio::pin!(pass);
+        let report = loop {
+            tokio::select! {
+                report = &mut pass => break report?,
+                _ = &mut shutdown, if !shutdown_seen => {
+                    shutdown_seen = true;
+                    stopping.store(true, Ordering::SeqCst);
+                    tracing::info!("stopping: finishing messages in flight");
+                }
+            }
+        };
+        if report.sent + report.retried + report.failed + report.uncertain > 0 {
+            tracing::info!(sent = report.sent, retry = report.retried, failed = report.failed, uncertain = report.uncertain, "pass done");
+        }
+        if once || shutdown_seen {
+            tracing::info!("stopped");
+            return Ok(());
+        }
+        let next = deliverer.with_store(|store| store.next_wake()).await?;
+        let now = deliverer.clock.now();
+        let cap = now + chrono::Duration::seconds(MAX_SLEEP_SECONDS);
+        let until = if report.throttled { now + chrono::Duration::seconds(5) } else { next.map_or(cap, |t| t.min(cap)) };
+        let sleep = (until - now).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {},
+            _ = wake.notified() => {},
+            _ = &mut shutdown => {
+                tracing::info!("stopped");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Imports `[clients] sync_file` if it changed since the last look. A bad file is
+/// logged and changes nothing.
+async fn sync_clients(deliverer: &Deliverer, watch: &mut SyncWatch) -> anyhow::Result<()> {
+    let Some(path) = deliverer.config.sync_file.clone() else {
+        return Ok(());
+    };
+    if !watch.changed(&path) {
+        return Ok(());
+    }
+    let config = deliverer.config.clone();
+    let now = deliverer.clock.now();
+    let shown = path.display().to_string();
+    let result = deliverer
+        .with_store(move |store| match crate::sync::import_file(store, &config, now, &path, false, &mut |_| {}) {
+            Ok(outcome) => Ok(Ok(outcome)),
+            Err(crate::sync::SyncError::Store(e)) => Err(e),
+            Err(other) => Ok(Err(other)),
+        })
+        .await?;
+    match result {
+        Ok(outcome) if outcome.applied => {
+            let c = outcome.counts;
+            tracing::info!(file = %shown, added = c.added, updated = c.updated, unchanged = c.unchanged, "clients synced");
+        }
+        Ok(outcome) => {
+            for e in &outcome.errors {
+                tracing::error!(file = %shown, line = e.line, reason = %e.reason, "bad row");
+            }
+            tracing::error!(file = %shown, bad_rows = outcome.error_count, "client file not imported: fix the rows above; the database is unchanged");
+        }
+        Err(e) => tracing::error!(file = %shown, error = %e, "client file not imported; the database is unchanged"),
+    }
+    Ok(())
+}
+
+/// The SMTP URL without credentials, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,202 @@
+//! One delivery pass: claim due messages, render them, hand them to the mailer, record
+//! what the server said.
+//!
+//! Claims are committed (`sending`) before any SMTP transaction starts; results are
+//! committed a batch at a time. An in-flight send is never abandoned: shutdown is
+//! checked only between batches.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+use tokio::task::JoinSet;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::mailer::{Mailer, OutgoingMessage, SendError};
+use crate::render::{Renderer, Vars};
+use crate::store::{Claimed, Outcome, Store};
+use crate::token::{self, Purpose, Secret};
+
+/// Messages claimed per batch, per SMTP connection. A crash leaves at most one batch
+/// `uncertain`; larger batches amortize the commits.
+const BATCH_PER_CONNECTION: usize = 16;
+
+/// Everything a pass needs; cheap to clone into tasks.
+#[derive(Clone)]
+pub struct Deliverer {
+    pub config: Arc<Config>,
+    pub renderer: Arc<Renderer>,
+    pub mailer: Arc<dyn Mailer>,
+    pub secret: Arc<Secret>,
+    pub clock: Clock,
+    pub store: Arc<Mutex<Store>>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassReport {
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+    pub uncertain: usize,
+    /// A rate limit stopped the pass; more may be due.
+    pub throttled: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("a database task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+    #[error("the database lock was poisoned by a crash in another task")]
+    Poisoned,
+}
+
+impl Deliverer {
+    /// Runs `f` on the store off the async threads.
+    pub async fn with_store<T, F>(&self, f: F) -> Result<T, DeliverError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut guard = store.lock().map_err(|_| DeliverError::Poisoned)?;
+            f(&mut guard).map_err(DeliverError::from)
+        })
+        .await?;
+        result
+    }
+
+    pub fn unsubscribe_url(&self, public_id: &[u8; 16]) -> String {
+        format!("{}/u/{}", self.config.http.public_url, token::issue(&self.secret, Purpose::Unsubscribe, public_id))
+    }
+
+    pub fn survey_url(&self, public_id: &[u8; 16]) -> String {
+        let token = token::issue(&self.secret, Purpose::Survey, public_id);
+        match &self.config.survey_external_url {
+            Some(base) => format!("{base}{token}"),
+            None => format!("{}/s/{token}", self.config.http.public_url),
+        }
+    }
+
+    /// How many more messages the rate limits allow right now.
+    async fn allowance(&self, now: DateTime<Utc>) -> Result<usize, DeliverError> {
+        let smtp = &self.config.smtp;
+        let (per_minute, per_day) = (smtp.max_per_minute, smtp.max_per_day);
+        let batch = smtp.connections * BATCH_PER_CONNECTION;
+        if per_minute.is_none() && per_day.is_none() {
+            return Ok(batch);
+        }
+        self.with_store(move |store| {
+            let mut allowed = batch;
+            if let Some(limit) = per_minute {
+                let used = store.claimed_since(now - Duration::minutes(1))?;
+                allowed = allowed.min((limit as u64).saturating_sub(used) as usize);
+            }
+            if let Some(limit) = per_day {
+                let used = store.claimed_since(now - Duration::days(1))?;
+                allowed = allowed.min((limit as u64).saturating_sub(used) as usize);
+            }
+            Ok(allowed)
+        })
+        .await
+    }
+
+    /// Sends everything due now, batch by batch, until nothing is due, a rate limit is
+    /// reached, or `stopping` says to stop (checked between batches only).
+    pub async fn pass(&self, stopping: &dyn Fn() -> bool) -> Result<PassReport, DeliverError> {
+        let mut report = PassReport::default();
+        while !stopping() {
+            let now = self.clock.now();
+            let allowed = self.allowance(now).await?;
+            if allowed == 0 {
+                report.throttled = true;
+                tracing::info!("rate limit reached; the rest waits");
+                break;
+            }
+            let config = self.config.clone();
+            let claimed = self.with_store(move |store| store.claim_due(&config, now, allowed)).await?;
+            if claimed.is_empty() {
+                break;
+            }
+            let mut tasks = JoinSet::new();
+            for message in claimed {
+                let this = self.clone();
+                tasks.spawn(async move {
+                    let row = message.message_row;
+                    (row, this.deliver_one(message).await)
+                });
+            }
+            let mut results = Vec::with_capacity(tasks.len());
+            while let Some(joined) = tasks.join_next().await {
+                let (row, outcome) = joined?;
+                match &outcome {
+                    Outcome::Sent { .. } => report.sent += 1,
+                    Outcome::Retry { .. } => report.retried += 1,
+                    Outcome::Failed { .. } | Outcome::Abandoned { .. } => report.failed += 1,
+                    Outcome::Uncertain { .. } => report.uncertain += 1,
+                }
+                results.push((row, outcome));
+            }
+            let config = self.config.clone();
+            self.with_store(move |store| store.record_results(&config, &results)).await?;
+        }
+        Ok(report)
+    }
+
+    /// Renders and sends one claimed message; never fails, only reports.
+    async fn deliver_one(&self, message: Claimed) -> Outcome {
+        let outgoing = match self.render(&message) {
+            Ok(outgoing) => outgoing,
+            Err(error) => {
+                tracing::error!(message = message.message_row, to = %message.client.email, %error, "cannot render; sequence stopped");
+                return Outcome::Abandoned { error, at: self.clock.now() };
+            }
+        };
+        let result = self.mailer.send(&outgoing).await;
+        let at = self.clock.now();
+        let (campaign, step, to, row) = (&message.campaign, message.step, &message.client.email, message.message_row);
+        match result {
+            Ok(delivered) => {
+                tracing::info!(message = row, %to, %campaign, step, attempt = message.attempt, reply = %delivered.reply, "sent");
+                Outcome::Sent { reply: delivered.reply, at }
+            }
+            Err(SendError::Transient(error)) => {
+                tracing::warn!(message = row, %to, %campaign, step, attempt = message.attempt, %error, "temporary failure; will retry");
+                Outcome::Retry { error, at }
+            }
+            Err(SendError::Permanent(error)) => {
+                tracing::warn!(message = row, %to, %campaign, step, %error, "rejected; address suppressed");
+                Outcome::Failed { error, at }
+            }
+            Err(SendError::Uncertain(error)) => {
+                tracing::error!(message = row, %to, %campaign, step, %error, "outcome unknown; not resent (see `winback outbox list`)");
+                Outcome::Uncertain { error, at }
+            }
+        }
+    }
+
+    fn render(&self, message: &Claimed) -> Result<OutgoingMessage, String> {
+        let campaign = self
+            .config
+            .campaign(&message.campaign)
+            .ok_or_else(|| format!("campaign {} is no longer configured", message.campaign))?;
+        let unsubscribe_url = self.unsubscribe_url(&message.public_id);
+        let vars = Vars {
+            client: &message.client,
+            unsubscribe_url: unsubscribe_url.clone(),
+            survey_url: self.survey_url(&message.public_id),
+            now: self.clock.now(),
+        };
+        let rendered = self.renderer.render(campaign, message.step, &vars).map_err(|e| e.to_string())?;
+        let built = crate::render::build_message(&self.config, &rendered, &message.client, &message.message_id, self.clock.now(), &unsubscribe_url)
+            .map_err(|e| e.to_string())?;
+        Ok(OutgoingMessage {
+            message_id: built.message_id,
+            from: built.from,
+            to: built.to,
+            bytes: built.bytes,
+        })
+    }
+}

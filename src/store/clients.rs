@@ -1,0 +1,344 @@
+//! Former clients: import (upsert by address), opt-outs, returns.
+//!
+//! An import runs in one transaction: a file with bad rows changes nothing unless the
+//! operator asks to skip them. Suppressions (opt-outs, bounces) are keyed by address and
+//! are never touched by an import.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::enroll::{self, ClientFacts};
+use super::{Result, Store, StoreError, email_hash, fmt_time, log_event, parse_opt_time};
+use crate::config::Config;
+use crate::import::RowError;
+use crate::model::{ChurnedAt, ClientRecord, EnrollmentState, normalize_email};
+
+/// Bad rows kept for the report; beyond this they are only counted.
+const MAX_REPORTED_ERRORS: usize = 1000;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ImportCounts {
+    pub added: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub skipped: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct ImportOutcome {
+    pub counts: ImportCounts,
+    /// The first bad rows, in file order.
+    pub errors: Vec<RowError>,
+    /// All bad rows, including those not kept in `errors`.
+    pub error_count: u64,
+    /// False when bad rows made the whole file be rolled back.
+    pub applied: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReturnOutcome {
+    Unknown,
+    /// Sequences stopped (how many were active).
+    Recorded { stopped: usize },
+    AlreadyReturned,
+}
+
+/// A client row as stored.
+pub(crate) struct StoredClient {
+    pub id: i64,
+    pub record: ClientRecord,
+    pub returned_at: Option<DateTime<Utc>>,
+}
+
+impl StoredClient {
+    pub fn facts(&self) -> ClientFacts<'_> {
+        ClientFacts {
+            id: self.id,
+            churned_at: self.record.churned_at,
+            churn_reason: self.record.churn_reason.as_deref(),
+            timezone: self.record.timezone,
+        }
+    }
+}
+
+const CLIENT_COLUMNS: &str = "id, email, name, first_name, company, churned_at, churn_reason, timezone, fields, returned_at";
+
+pub(crate) fn client_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, [Option<String>; 9])> {
+    Ok((
+        r.get(0)?,
+        [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?],
+    ))
+}
+
+pub(crate) fn decode_client(id: i64, cols: [Option<String>; 9]) -> Result<StoredClient> {
+    let [email, name, first_name, company, churned_at, churn_reason, timezone, fields, returned_at] = cols;
+    let churned_text = churned_at.unwrap_or_default();
+    let churned_at = ChurnedAt::parse(&churned_text).ok_or_else(|| StoreError::Corrupt(format!("churned_at {churned_text:?}")))?;
+    let timezone = match timezone {
+        Some(t) => Some(t.parse::<Tz>().map_err(|_| StoreError::Corrupt(format!("timezone {t:?}")))?),
+        None => None,
+    };
+    let fields: BTreeMap<String, String> = serde_json::from_str(fields.as_deref().unwrap_or("{}"))
+        .map_err(|e| StoreError::Corrupt(format!("fields: {e}")))?;
+    Ok(StoredClient {
+        id,
+        record: ClientRecord {
+            email: email.unwrap_or_default(),
+            name,
+            first_name,
+            company,
+            churned_at,
+            churn_reason,
+            timezone,
+            fields,
+        },
+        returned_at: parse_opt_time(returned_at)?,
+    })
+}
+
+pub(crate) fn load_facts(conn: &Connection, id: i64) -> Result<Option<StoredClient>> {
+    let row = conn
+        .prepare_cached(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1"))?
+        .query_row(params![id], client_from_row)
+        .optional()?;
+    row.map(|(id, cols)| decode_client(id, cols)).transpose()
+}
+
+pub(crate) fn load_by_email(conn: &Connection, email: &str) -> Result<Option<StoredClient>> {
+    let row = conn
+        .prepare_cached(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE email = ?1"))?
+        .query_row(params![normalize_email(email)], client_from_row)
+        .optional()?;
+    row.map(|(id, cols)| decode_client(id, cols)).transpose()
+}
+
+fn fields_json(fields: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(fields).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// Stops every active enrollment of a client, and cancels their queued retries.
+pub(crate) fn stop_client(conn: &Connection, client_id: i64, state: EnrollmentState, now: DateTime<Utc>) -> Result<usize> {
+    let stopped = conn
+        .prepare_cached(
+            "UPDATE enrollments SET state = ?2, send_at = NULL, due_at = NULL, stopped_at = ?3, updated_at = ?3
+             WHERE client_id = ?1 AND state = 'active'",
+        )?
+        .execute(params![client_id, state.as_str(), fmt_time(now)])?;
+    conn.prepare_cached(
+        "UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2 WHERE client_id = ?1 AND state = 'retry'",
+    )?
+    .execute(params![client_id, fmt_time(now)])?;
+    Ok(stopped)
+}
+
+impl Store {
+    /// Upserts former clients by address. With `skip_invalid` false, any bad row rolls
+    /// the whole file back. `progress` is called now and then with the rows read so far.
+    pub fn import<I>(
+        &mut self,
+        rows: I,
+        config: &Config,
+        now: DateTime<Utc>,
+        skip_invalid: bool,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ImportOutcome>
+    where
+        I: Iterator<Item = std::result::Result<(u64, ClientRecord), RowError>>,
+    {
+        self.sync_campaigns(config, now)?;
+        let tx = self.conn.transaction()?;
+        let mut outcome = ImportOutcome::default();
+        let mut seen = 0u64;
+        for row in rows {
+            seen += 1;
+            if seen % 10_000 == 0 {
+                progress(seen);
+            }
+            match row {
+                Ok((_, record)) => {
+                    if outcome.error_count > 0 && !skip_invalid {
+                        continue; // it will be rolled back anyway; just keep validating
+                    }
+                    upsert(&tx, config, &record, now, &mut outcome.counts)?;
+                }
+                Err(e) => {
+                    outcome.error_count += 1;
+                    outcome.counts.skipped += 1;
+                    if outcome.errors.len() < MAX_REPORTED_ERRORS {
+                        outcome.errors.push(e);
+                    }
+                }
+            }
+        }
+        progress(seen);
+        if outcome.error_count > 0 && !skip_invalid {
+            tx.rollback()?;
+            outcome.counts = ImportCounts {
+                skipped: seen,
+                ..ImportCounts::default()
+            };
+            return Ok(outcome);
+        }
+        log_event(
+            &tx,
+            now,
+            None,
+            "import",
+            &format!(
+                "added {}, updated {}, unchanged {}, skipped {}",
+                outcome.counts.added, outcome.counts.updated, outcome.counts.unchanged, outcome.counts.skipped
+            ),
+        )?;
+        tx.commit()?;
+        outcome.applied = true;
+        Ok(outcome)
+    }
+
+    /// Opts an address out of everything, now and for good (also one never imported).
+    /// Returns false if it was already opted out.
+    pub fn record_opt_out(&mut self, email: &str, source: &str, now: DateTime<Utc>) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let newly = opt_out(&tx, email, source, now)?;
+        tx.commit()?;
+        Ok(newly)
+    }
+
+    /// The client came back: stop their sequences and record the win.
+    pub fn record_return(&mut self, email: &str, now: DateTime<Utc>) -> Result<ReturnOutcome> {
+        let tx = self.conn.transaction()?;
+        let Some(client) = load_by_email(&tx, email)? else {
+            return Ok(ReturnOutcome::Unknown);
+        };
+        if client.returned_at.is_some() {
+            return Ok(ReturnOutcome::AlreadyReturned);
+        }
+        tx.execute(
+            "UPDATE clients SET returned_at = ?2, updated_at = ?2 WHERE id = ?1",
+            params![client.id, fmt_time(now)],
+        )?;
+        let stopped = stop_client(&tx, client.id, EnrollmentState::Returned, now)?;
+        log_event(&tx, now, Some(client.id), "returned", "came back as a client")?;
+        tx.commit()?;
+        Ok(ReturnOutcome::Recorded { stopped })
+    }
+}
+
+pub(crate) fn opt_out(tx: &Transaction<'_>, email: &str, source: &str, now: DateTime<Utc>) -> Result<bool> {
+    let email = normalize_email(email);
+    let hash = email_hash(&email);
+    let existing: Option<String> = tx
+        .query_row("SELECT reason FROM suppressions WHERE email_hash = ?1", params![hash], |r| r.get(0))
+        .optional()?;
+    let newly = match existing.as_deref() {
+        Some("opt_out") | Some("forgotten") => false,
+        Some(_) => {
+            tx.execute(
+                "UPDATE suppressions SET reason = 'opt_out', source = ?2, created_at = ?3 WHERE email_hash = ?1",
+                params![hash, source, fmt_time(now)],
+            )?;
+            true
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO suppressions (email_hash, email, reason, source, created_at) VALUES (?1, ?2, 'opt_out', ?3, ?4)",
+                params![hash, email, source, fmt_time(now)],
+            )?;
+            true
+        }
+    };
+    let client_id: Option<i64> = tx
+        .query_row("SELECT id FROM clients WHERE email = ?1", params![email], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = client_id {
+        stop_client(tx, id, EnrollmentState::OptedOut, now)?;
+        if newly {
+            log_event(tx, now, Some(id), "opt_out", source)?;
+        }
+    }
+    Ok(newly)
+}
+
+fn upsert(tx: &Transaction<'_>, config: &Config, record: &ClientRecord, now: DateTime<Utc>, counts: &mut ImportCounts) -> Result<()> {
+    let existing = load_by_email(tx, &record.email)?;
+    let churned_text = record.churned_at.to_string();
+    let timezone = record.timezone.map(|t| t.name().to_string());
+    let fields = fields_json(&record.fields);
+    let Some(existing) = existing else {
+        tx.prepare_cached(
+            "INSERT INTO clients (email, email_hash, name, first_name, company, churned_at, churn_reason, timezone, fields, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        )?
+        .execute(params![
+            record.email,
+            email_hash(&record.email),
+            record.name,
+            record.first_name,
+            record.company,
+            churned_text,
+            record.churn_reason,
+            timezone,
+            fields,
+            fmt_time(now)
+        ])?;
+        let facts = ClientFacts {
+            id: tx.last_insert_rowid(),
+            churned_at: record.churned_at,
+            churn_reason: record.churn_reason.as_deref(),
+            timezone: record.timezone,
+        };
+        for campaign in &config.campaigns {
+            enroll::reconcile(tx, campaign, &facts, now)?;
+        }
+        counts.added += 1;
+        return Ok(());
+    };
+    if existing.record == *record {
+        counts.unchanged += 1;
+        return Ok(());
+    }
+    tx.prepare_cached(
+        "UPDATE clients SET name = ?2, first_name = ?3, company = ?4, churned_at = ?5, churn_reason = ?6, timezone = ?7,
+                fields = ?8, updated_at = ?9 WHERE id = ?1",
+    )?
+    .execute(params![
+        existing.id,
+        record.name,
+        record.first_name,
+        record.company,
+        churned_text,
+        record.churn_reason,
+        timezone,
+        fields,
+        fmt_time(now)
+    ])?;
+    let facts = ClientFacts {
+        id: existing.id,
+        churned_at: record.churned_at,
+        churn_reason: record.churn_reason.as_deref(),
+        timezone: record.timezone,
+    };
+    // Left again after coming back: a new sequence (an opt-out still stops it at claim time).
+    let left_again = existing.returned_at.is_some_and(|returned| {
+        config
+            .campaigns
+            .first()
+            .map(|c| record.churned_at.instant(crate::schedule::zone(c, record.timezone)) > returned)
+            .unwrap_or(false)
+    });
+    if left_again {
+        tx.execute("UPDATE clients SET returned_at = NULL WHERE id = ?1", params![existing.id])?;
+        log_event(tx, now, Some(existing.id), "churned_again", &churned_text)?;
+        for campaign in &config.campaigns {
+            enroll::restart(tx, campaign, &facts, now)?;
+        }
+    } else {
+        for campaign in &config.campaigns {
+            enroll::reconcile(tx, campaign, &facts, now)?;
+        }
+    }
+    counts.updated += 1;
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Enrollments: which client is in which campaign, at which step, due when.
+//!
+//! Kept in step with the clients (on import) and with the configuration (on start-up,
+//! when a campaign is new or its timing changed). The due times come from `schedule`.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Result, Store, fmt_time, log_event, parse_opt_time};
+use crate::config::{Campaign, Config};
+use crate::model::{ChurnedAt, EnrollmentState};
+use crate::schedule;
+
+/// What reconciliation needs to know about a client.
+pub(crate) struct ClientFacts<'a> {
+    pub id: i64,
+    pub churned_at: ChurnedAt,
+    pub churn_reason: Option<&'a str>,
+    pub timezone: Option<Tz>,
+}
+
+struct Existing {
+    id: i64,
+    state: String,
+    next_step: u32,
+    send_at: Option<String>,
+    last_sent_at: Option<DateTime<Utc>>,
+}
+
+/// A stable summary of what decides enrollment and timing in a campaign.
+fn fingerprint(campaign: &Campaign) -> String {
+    let gaps: Vec<String> = campaign.steps.iter().map(|s| s.after_days.to_string()).collect();
+    format!(
+        "quiet={};send_at={};tz={};exclude={};catch_up={};gaps={}",
+        campaign.quiet_days,
+        campaign.send_at.source(),
+        campaign.timezone,
+        campaign.exclude_reasons.join(","),
+        campaign.catch_up_hours,
+        gaps.join(",")
+    )
+}
+
+/// The first moment at or after `due` (the claim refines it against `now`).
+fn first_moment(campaign: &Campaign, tz: Tz, due: DateTime<Utc>) -> Option<String> {
+    schedule::earliest_send(campaign, tz, due, due, due).map(fmt_time)
+}
+
+/// Brings one client's enrollment in one campaign in line with the configuration.
+pub(crate) fn reconcile(conn: &Connection, campaign: &Campaign, client: &ClientFacts<'_>, now: DateTime<Utc>) -> Result<()> {
+    let tz = schedule::zone(campaign, client.timezone);
+    let admitted = campaign.admits(client.churn_reason);
+    let existing = conn
+        .prepare_cached(
+            "SELECT id, state, next_step, send_at, last_sent_at FROM enrollments WHERE client_id = ?1 AND campaign = ?2",
+        )?
+        .query_row(params![client.id, campaign.name], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, Option<String>>(4)?))
+        })
+        .optional()?;
+    let existing = match existing {
+        Some((id, state, next_step, send_at, last_sent_at)) => Some(Existing {
+            id,
+            state,
+            next_step,
+            send_at,
+            last_sent_at: parse_opt_time(last_sent_at)?,
+        }),
+        None => None,
+    };
+    match existing {
+        None if admitted => {
+            let due = schedule::survey_due(campaign, client.churned_at, tz);
+            let public_id: [u8; 16] = rand::random();
+            conn.prepare_cached(
+                "INSERT INTO enrollments (client_id, campaign, public_id, state, next_step, due_at, send_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 'active', 1, ?4, ?5, ?6, ?6)",
+            )?
+            .execute(params![
+                client.id,
+                campaign.name,
+                public_id.to_vec(),
+                fmt_time(due),
+                first_moment(campaign, tz, due),
+                fmt_time(now)
+            ])?;
+        }
+        None => {}
+        Some(e) if e.state != EnrollmentState::Active.as_str() => {}
+        Some(e) if !admitted => {
+            if e.next_step == 1 && e.send_at.is_some() {
+                conn.execute("DELETE FROM enrollments WHERE id = ?1", params![e.id])?;
+            } else {
+                stop(conn, e.id, EnrollmentState::Completed, now)?;
+            }
+            log_event(conn, now, Some(client.id), "excluded", &format!("campaign {}: churn reason not in its audience", campaign.name))?;
+        }
+        Some(e) if e.send_at.is_none() => {} // a message is out; its result moves the enrollment on
+        Some(e) => {
+            let due = match (e.next_step, e.last_sent_at) {
+                (1, _) => Some(schedule::survey_due(campaign, client.churned_at, tz)),
+                (n, Some(last)) => campaign.step(n).map(|s| schedule::add_local_days(last, s.after_days, tz)),
+                (_, None) => None,
+            };
+            match due {
+                Some(due) => {
+                    conn.prepare_cached("UPDATE enrollments SET due_at = ?2, send_at = ?3, updated_at = ?4 WHERE id = ?1")?
+                        .execute(params![e.id, fmt_time(due), first_moment(campaign, tz, due), fmt_time(now)])?;
+                }
+                None => stop(conn, e.id, EnrollmentState::Completed, now)?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts a new sequence for a client who came back and then left again.
+pub(crate) fn restart(conn: &Connection, campaign: &Campaign, client: &ClientFacts<'_>, now: DateTime<Utc>) -> Result<()> {
+    let tz = schedule::zone(campaign, client.timezone);
+    let due = schedule::survey_due(campaign, client.churned_at, tz);
+    conn.prepare_cached(
+        "UPDATE enrollments SET cycle = cycle + 1, state = 'active', next_step = 1, due_at = ?3, send_at = ?4,
+                stopped_at = NULL, last_sent_at = NULL, updated_at = ?5
+         WHERE client_id = ?1 AND campaign = ?2",
+    )?
+    .execute(params![client.id, campaign.name, fmt_time(due), first_moment(campaign, tz, due), fmt_time(now)])?;
+    reconcile(conn, campaign, client, now)
+}
+
+pub(crate) fn stop(conn: &Connection, enrollment_id: i64, state: EnrollmentState, now: DateTime<Utc>) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE enrollments SET state = ?2, send_at = NULL, due_at = NULL, stopped_at = ?3, updated_at = ?3 WHERE id = ?1",
+    )?
+    .execute(params![enrollment_id, state.as_str(), fmt_time(now)])?;
+    Ok(())
+}
+
+impl Store {
+    /// Enrolls clients in campaigns that are new or whose timing or audience changed, and
+    /// parks the enrollments of campaigns no longer configured. Returns how many
+    /// campaigns were (re)computed.
+    pub fn sync_campaigns(&mut self, config: &Config, now: DateTime<Utc>) -> Result<usize> {
+        let tx = self.conn.transaction()?;
+        let mut recomputed = 0;
+        for campaign in &config.campaigns {
+            let print = fingerprint(campaign);
+            let stored: Option<String> = tx
+                .query_row("SELECT fingerprint FROM campaigns WHERE name = ?1", params![campaign.name], |r| r.get(0))
+                .optional()?;
+            if stored.as_deref() == Some(print.as_str()) {
+                continue;
+            }
+            let ids: Vec<i64> = tx
+                .prepare("SELECT id FROM clients")?
+                .query_map([], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?;
+            for id in ids {
+                let row = super::clients::load_facts(&tx, id)?;
+                if let Some(row) = row {
+                    reconcile(&tx, campaign, &row.facts(), now)?;
+                }
+            }
+            tx.execute(
+                "INSERT INTO campaigns (name, fingerprint, synced_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET fingerprint = ?2, synced_at = ?3",
+                params![campaign.name, print, fmt_time(now)],
+            )?;
+            recomputed += 1;
+        }
+        let known: Vec<String> = tx
+            .prepare("SELECT name FROM campaigns")?
+            .query_map([], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        for name in known.iter().filter(|n| config.campaign(n).is_none()) {
+            tx.execute(
+                "UPDATE enrollments SET send_at = NULL WHERE campaign = ?1 AND state = 'active'",
+                params![name],
+            )?;
+            tx.execute("DELETE FROM campaigns WHERE name = ?1", params![name])?;
+        }
+        tx.commit()?;
+        Ok(recomputed)
+    }
+}

@@ -1,0 +1,181 @@
+//! The SQLite database: the only place SQL lives.
+//!
+//! One file in WAL mode with a busy timeout, migrated by `PRAGMA user_version`. Methods are
+//! named for intent (`claim_due`, `record_results`, `record_opt_out`) and run their work
+//! in one transaction each. Scheduling decisions are taken by `schedule`, never here: the
+//! store gathers the facts, asks, and writes the answer down. Calls block; async callers
+//! run them on a blocking thread.
+
+mod clients;
+mod enroll;
+mod outbox;
+mod recipients;
+mod views;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+pub use clients::{ImportCounts, ImportOutcome, ReturnOutcome};
+pub use outbox::{Claimed, Outcome};
+pub use recipients::{
+    EnrollmentView, ForgetReport, OptOutOutcome, SurveyAnswer, SurveyAnswerRow, SurveyOutcome, UndoOutcome,
+};
+pub use views::{MessageRow, PlanData, Status};
+
+use crate::token::Secret;
+
+/// The schema versions this build knows, in order. Index + 1 is the version number.
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "the database {path} was written by a newer winback (schema version {found}; this build knows up to {known}); upgrade winback, or restore a backup made by this version"
+    )]
+    NewerSchema { path: PathBuf, found: i64, known: i64 },
+    #[error("cannot open the database {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    #[error("the database holds a value it cannot read: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed, with mode 0600) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let open_error = |reason: String| StoreError::Open {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_error(e.to_string()))?;
+        }
+        if !path.exists() {
+            create_private_file(path).map_err(|e| open_error(e.to_string()))?;
+        }
+        let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let found: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if found > known {
+            return Err(StoreError::NewerSchema {
+                path: self.path.clone(),
+                found,
+                known,
+            });
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", index as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The link-signing secret: kept in the database, generated on first use.
+    pub fn secret(&mut self) -> Result<Secret> {
+        let tx = self.conn.transaction()?;
+        let stored: Option<Vec<u8>> = tx
+            .query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0))
+            .optional()?;
+        let secret = match stored.and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok()) {
+            Some(bytes) => Secret::from_bytes(bytes),
+            None => {
+                let secret = Secret::generate();
+                tx.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('secret', ?1)",
+                    params![secret.to_bytes().to_vec()],
+                )?;
+                secret
+            }
+        };
+        tx.commit()?;
+        Ok(secret)
+    }
+
+    /// A consistent copy of the live database (SQLite's online backup).
+    pub fn backup_to(&self, destination: &Path) -> Result<()> {
+        if !destination.exists() {
+            create_private_file(destination).map_err(|e| StoreError::Open {
+                path: destination.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        }
+        let mut target = Connection::open(destination)?;
+        let backup = rusqlite::backup::Backup::new(&self.conn, &mut target)?;
+        backup.run_to_completion(1024, std::time::Duration::ZERO, None)?;
+        Ok(())
+    }
+}
+
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map(drop)
+}
+
+/// Hex SHA-256 of a normalized address: the suppression key, which survives `forget`.
+pub fn email_hash(email: &str) -> String {
+    let digest = Sha256::digest(crate::model::normalize_email(email).as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The one text form of an instant in the database; it sorts as time does.
+pub(crate) fn fmt_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>> {
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.6fZ")
+        .map(|t| t.and_utc())
+        .map_err(|e| StoreError::Corrupt(format!("time {text:?}: {e}")))
+}
+
+pub(crate) fn parse_opt_time(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
+    text.as_deref().map(parse_time).transpose()
+}
+
+pub(crate) fn log_event(
+    conn: &Connection,
+    at: DateTime<Utc>,
+    client_id: Option<i64>,
+    kind: &str,
+    detail: &str,
+) -> Result<()> {
+    conn.prepare_cached("INSERT INTO events (at, client_id, kind, detail) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![fmt_time(at), client_id, kind, detail])?;
+    Ok(())
+}

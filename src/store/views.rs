@@ -1,0 +1,174 @@
+//! Read-only views for the operator: status counts, recent failures, and the facts
+//! `plan` simulates from (read through the `send_at` index, so its cost follows the
+//! messages due in the window, not the number of clients).
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use rusqlite::params;
+use serde::Serialize;
+
+use super::{Result, Store, StoreError, fmt_time, parse_time};
+use crate::model::ChurnedAt;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageRow {
+    pub id: i64,
+    pub email: String,
+    pub campaign: String,
+    pub step: u32,
+    pub state: String,
+    pub attempts: u32,
+    pub updated_at: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Status {
+    pub clients: u64,
+    /// campaign → enrollment state → count
+    pub enrollments: BTreeMap<String, BTreeMap<String, u64>>,
+    /// campaign → message state → count
+    pub messages: BTreeMap<String, BTreeMap<String, u64>>,
+    /// reason → count (opt_out, bounce, forgotten)
+    pub suppressions: BTreeMap<String, u64>,
+    pub survey_answers: u64,
+    /// Messages an operator should look at: uncertain, failed, retrying; newest first.
+    pub attention: Vec<MessageRow>,
+    pub next_wake: Option<DateTime<Utc>>,
+}
+
+/// One waiting enrollment or retry, as `schedule::plan` needs it.
+#[derive(Debug, Clone)]
+pub struct PlanRow {
+    pub client_id: i64,
+    pub email: String,
+    pub timezone: Option<Tz>,
+    pub churned_at: ChurnedAt,
+    pub campaign: String,
+    pub next_step: u32,
+    pub due: DateTime<Utc>,
+    pub not_before: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+pub struct PlanData {
+    pub rows: Vec<PlanRow>,
+    /// client id → recent send times (one message per person per day).
+    pub busy: HashMap<i64, Vec<DateTime<Utc>>>,
+}
+
+const ATTENTION_LIMIT: i64 = 20;
+
+fn grouped(store: &Store, sql: &str) -> Result<BTreeMap<String, BTreeMap<String, u64>>> {
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut stmt = store.conn.prepare(sql)?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
+    for row in rows {
+        let (campaign, state, n) = row?;
+        out.entry(campaign).or_default().insert(state, n as u64);
+    }
+    Ok(out)
+}
+
+impl Store {
+    pub fn status(&self) -> Result<Status> {
+        let count = |sql: &str| -> Result<u64> { Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+        let mut suppressions = BTreeMap::new();
+        {
+            let mut stmt = self.conn.prepare("SELECT reason, COUNT(*) FROM suppressions GROUP BY reason")?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                let (reason, n) = row?;
+                suppressions.insert(reason, n as u64);
+            }
+        }
+        Ok(Status {
+            clients: count("SELECT COUNT(*) FROM clients")?,
+            enrollments: grouped(self, "SELECT campaign, state, COUNT(*) FROM enrollments GROUP BY campaign, state")?,
+            messages: grouped(self, "SELECT campaign, state, COUNT(*) FROM messages GROUP BY campaign, state")?,
+            suppressions,
+            survey_answers: count("SELECT COUNT(*) FROM survey_answers")?,
+            attention: self.messages_in(&["uncertain", "failed", "retry"], ATTENTION_LIMIT)?,
+            next_wake: self.next_wake()?,
+        })
+    }
+
+    /// The newest messages in any of `states`.
+    pub fn messages_in(&self, states: &[&str], limit: i64) -> Result<Vec<MessageRow>> {
+        let list = states.iter().map(|s| format!("'{}'", s.replace('\'', ""))).collect::<Vec<_>>().join(",");
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT m.id, c.email, m.campaign, m.step, m.state, m.attempts, m.updated_at, m.last_error
+             FROM messages m JOIN clients c ON c.id = m.client_id
+             WHERE m.state IN ({list}) ORDER BY m.updated_at DESC LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map(params![limit], |r| {
+            Ok(MessageRow {
+                id: r.get(0)?,
+                email: r.get(1)?,
+                campaign: r.get(2)?,
+                step: r.get(3)?,
+                state: r.get(4)?,
+                attempts: r.get(5)?,
+                updated_at: r.get(6)?,
+                error: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Everything that may send before `until`, and the recent sends of those people.
+    pub fn plan_data(&self, until: DateTime<Utc>, now: DateTime<Utc>) -> Result<PlanData> {
+        let until_text = fmt_time(until);
+        let mut data = PlanData::default();
+        let mut stmt = self.conn.prepare(
+            "SELECT e.client_id, c.email, c.timezone, c.churned_at, e.campaign, e.next_step, e.due_at, e.due_at
+             FROM enrollments e JOIN clients c ON c.id = e.client_id
+             WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?1
+             UNION ALL
+             SELECT m.client_id, c.email, c.timezone, c.churned_at, m.campaign, m.step, m.due_at, m.next_attempt_at
+             FROM messages m JOIN clients c ON c.id = m.client_id
+             WHERE m.state = 'retry' AND m.next_attempt_at <= ?1",
+        )?;
+        let rows = stmt.query_map(params![until_text], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, u32>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+            ))
+        })?;
+        for row in rows {
+            let (client_id, email, timezone, churned_at, campaign, next_step, due, not_before) = row?;
+            let timezone = match timezone {
+                Some(t) => Some(t.parse::<Tz>().map_err(|_| StoreError::Corrupt(format!("timezone {t:?}")))?),
+                None => None,
+            };
+            let churned_at = ChurnedAt::parse(&churned_at).ok_or_else(|| StoreError::Corrupt(format!("churned_at {churned_at:?}")))?;
+            data.rows.push(PlanRow {
+                client_id,
+                email,
+                timezone,
+                churned_at,
+                campaign,
+                next_step,
+                due: parse_time(&due)?,
+                not_before: parse_time(&not_before)?,
+            });
+        }
+        let since = fmt_time(now - Duration::hours(48));
+        let mut recent = self.conn.prepare(
+            "SELECT client_id, COALESCE(sent_at, claimed_at) FROM messages
+             WHERE claimed_at >= ?1 AND state IN ('sending', 'sent', 'uncertain')",
+        )?;
+        for row in recent.query_map(params![since], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+            let (client_id, at) = row?;
+            data.busy.entry(client_id).or_default().push(parse_time(&at)?);
+        }
+        Ok(data)
+    }
+}

@@ -1,0 +1,66 @@
+//! Reading a former-clients CSV file into the store: `winback import`, and the daemon's
+//! CRM sync (`[clients] sync_file`, imported at start and whenever the file changes).
+//!
+//! A file with bad rows changes nothing (unless the operator asked to skip them); the
+//! daemon only logs it and keeps the database as it was.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::store::{ImportOutcome, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Header { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Imports one CSV file. `progress` is called with the number of rows read so far.
+pub fn import_file(
+    store: &mut Store,
+    config: &Config,
+    now: DateTime<Utc>,
+    path: &Path,
+    skip_invalid: bool,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportOutcome, SyncError> {
+    let read_error = |source| SyncError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let rows = crate::import::read_rows(reader, now).map_err(|e| SyncError::Header {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(store.import(rows, config, now, skip_invalid, progress)?)
+}
+
+/// Remembers what the sync file looked like when last imported.
+#[derive(Debug, Default)]
+pub struct SyncWatch {
+    seen: Option<(SystemTime, u64)>,
+}
+
+impl SyncWatch {
+    /// Whether the file changed since the last call that returned true (or ever).
+    pub fn changed(&mut self, path: &Path) -> bool {
+        let Ok(meta) = std::fs::metadata(path) else {
+            return false;
+        };
+        let stamp = (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len());
+        if self.seen == Some(stamp) {
+            return false;
+        }
+        self.seen = Some(stamp);
+        true
+    }
+}
