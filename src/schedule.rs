@@ -308,3 +308,6 @@ fn due_reason(item: &PlanItem<'_>, previous_send: Option<DateTime<Utc>>) -> Stri
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

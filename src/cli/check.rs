@@ -17,13 +17,20 @@ pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     for warning in &config.warnings {
         println!("warning: {warning}");
     }
-    if let Err(problems) = Renderer::load(&config) {
-        let n = problems.len();
-        println!("{n} problem{} in the templates:", if n == 1 { "" } else { "s" });
-        for p in problems {
-            println!("  {p}");
+    match Renderer::load(&config) {
+        Ok(renderer) => {
+            for warning in renderer.warnings() {
+                println!("warning: {warning}");
+            }
         }
-        return Ok(ExitCode::FAILURE);
+        Err(problems) => {
+            let n = problems.len();
+            println!("{n} problem{} in the templates:", if n == 1 { "" } else { "s" });
+            for p in problems {
+                println!("  {p}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
     }
     println!("ok");
     for c in &config.campaigns {

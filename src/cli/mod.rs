@@ -8,6 +8,7 @@ mod check;
 mod import;
 mod people;
 mod plan;
+mod recipients;
 mod status;
 
 use std::path::PathBuf;
@@ -92,6 +93,22 @@ pub enum Command {
     /// Inspect and act on the outbox.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// The feedback survey's answers, and how many gave each reason.
+    #[command(
+        after_help = "Example: winback survey\n         winback survey --format json > answers.json"
+    )]
+    Survey {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Print everything stored about a person, as JSON (for a data-access request).
+    #[command(after_help = "Example: winback export jane@example.com > jane.json")]
+    Export { email: String },
+    /// Erase a person's data; their address stays blocked, as a hash, so it is never mailed again.
+    #[command(
+        after_help = "Example: winback forget jane@example.com\n\nDeletes their former-client row, enrollments, message records, survey answers and events. Copies outside the database (sent .eml files, logs, backups) are not touched."
+    )]
+    Forget { email: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,5 +167,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Returned { email } => people::returned(&cli, email),
         Command::Outbox(OutboxCommand::List) => status::outbox_list(&cli),
         Command::Outbox(OutboxCommand::Resend { id }) => people::resend(&cli, *id),
+        Command::Survey { format } => recipients::survey(&cli, *format),
+        Command::Export { email } => recipients::export(&cli, email),
+        Command::Forget { email } => recipients::forget(&cli, email),
     }
 }

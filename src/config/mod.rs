@@ -632,3 +632,6 @@ impl Validator<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

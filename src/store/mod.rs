@@ -21,7 +21,8 @@ use sha2::{Digest, Sha256};
 pub use clients::{ImportCounts, ImportOutcome, ReturnOutcome};
 pub use outbox::{Claimed, Outcome};
 pub use recipients::{
-    EnrollmentView, ForgetReport, OptOutOutcome, SurveyAnswer, SurveyAnswerRow, SurveyOutcome, UndoOutcome,
+    EnrollmentView, ForgetReport, OptOutOutcome, SurveyAnswer, SurveyAnswerRow, SurveyOutcome,
+    UndoOutcome,
 };
 pub use views::{MessageRow, PlanData, Status};
 

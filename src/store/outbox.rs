@@ -72,12 +72,6 @@ fn busy(conn: &Connection, client_id: i64, now: DateTime<Utc>, except_row: Optio
     times.iter().map(|t| parse_time(t)).collect()
 }
 
-fn new_message_id(config: &Config) -> String {
-    let domain = config.smtp.from.email.domain().to_string();
-    let random: u128 = rand::random();
-    format!("<{random:032x}@{domain}>")
-}
-
 impl Store {
     /// Claims up to `limit` messages that may go out at `now`, committing each as
     /// `sending` before returning it. Enrollments that are not sendable now get their next
@@ -150,7 +144,7 @@ impl Store {
             let busy = busy(&tx, client_id, now, None)?;
             match schedule::decide(campaign, tz, due, due, now, standing(&tx, &client)?, &busy) {
                 Decision::SendNow => {
-                    let message_id = new_message_id(config);
+                    let message_id = crate::render::new_message_id(config);
                     tx.prepare_cached(
                         "INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, attempts,
                                                first_claimed_at, claimed_at, updated_at)

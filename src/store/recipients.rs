@@ -67,7 +67,9 @@ pub enum OptOutOutcome {
 pub enum UndoOutcome {
     Unknown,
     /// The opt-out was removed; `reactivated` sequences were picked up where they stopped.
-    Resubscribed { reactivated: usize },
+    Resubscribed {
+        reactivated: usize,
+    },
     /// There was no opt-out to undo.
     NotOptedOut,
     /// The address is suppressed for a reason a link may not undo (an operator's
@@ -201,14 +203,22 @@ impl Store {
     /// The person clicked "undo" after unsubscribing through a link: removes their
     /// opt-out and picks up the sequences it stopped, with their next send recomputed.
     /// Sequences stopped for any other reason (bounced, returned, completed) stay stopped.
-    pub fn undo_opt_out(&mut self, public_id: &PublicId, now: DateTime<Utc>, config: &Config) -> Result<UndoOutcome> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    pub fn undo_opt_out(
+        &mut self,
+        public_id: &PublicId,
+        now: DateTime<Utc>,
+        config: &Config,
+    ) -> Result<UndoOutcome> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let Some(view) = view_by_public_id(&tx, public_id)? else {
             return Ok(UndoOutcome::Unknown);
         };
         match suppression(&tx, &view.email)? {
             None => return Ok(UndoOutcome::NotOptedOut),
-            Some((reason, source)) if reason == "opt_out" && UNDOABLE_SOURCES.contains(&source.as_str()) => {}
+            Some((reason, source))
+                if reason == "opt_out" && UNDOABLE_SOURCES.contains(&source.as_str()) => {}
             Some(_) => return Ok(UndoOutcome::NotUndoable),
         }
         // An address that bounced stays suppressed, even if its person opted out since.
@@ -220,7 +230,10 @@ impl Store {
         if bounced {
             return Ok(UndoOutcome::NotUndoable);
         }
-        tx.execute("DELETE FROM suppressions WHERE email_hash = ?1", params![email_hash(&view.email)])?;
+        tx.execute(
+            "DELETE FROM suppressions WHERE email_hash = ?1",
+            params![email_hash(&view.email)],
+        )?;
         let reactivated = reactivate(&tx, view.client_id, now, config)?;
         log_event(
             &tx,
@@ -330,7 +343,9 @@ impl Store {
     pub fn export_person(&self, email: &str) -> Result<Option<Value>> {
         let email = normalize_email(email);
         let conn = &self.conn;
-        let client = rows_as_json(conn, "SELECT * FROM clients WHERE email = ?1", &email)?.into_iter().next();
+        let client = rows_as_json(conn, "SELECT * FROM clients WHERE email = ?1", &email)?
+            .into_iter()
+            .next();
         let suppression = rows_as_json(
             conn,
             "SELECT * FROM suppressions WHERE email_hash = ?1",
@@ -342,7 +357,11 @@ impl Store {
             return Ok(None);
         }
         let by_client = |sql: &str| -> Result<Vec<Value>> {
-            match client.as_ref().and_then(|c| c.get("id")).and_then(Value::as_i64) {
+            match client
+                .as_ref()
+                .and_then(|c| c.get("id"))
+                .and_then(Value::as_i64)
+            {
                 Some(id) => rows_as_json(conn, sql, &id),
                 None => Ok(Vec::new()),
             }
@@ -370,22 +389,34 @@ impl Store {
         self.conn.pragma_update(None, "secure_delete", "OFF")?;
         let report = result?;
         // Copy the WAL (which still holds the old pages) into the main file and empty it.
-        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(report)
     }
 }
 
-fn forget(conn: &mut Connection, email: &str, hash: &str, now: DateTime<Utc>) -> Result<ForgetReport> {
+fn forget(
+    conn: &mut Connection,
+    email: &str,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> Result<ForgetReport> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut report = ForgetReport::default();
     let client_id: Option<i64> = tx
-        .query_row("SELECT id FROM clients WHERE email = ?1", params![email], |r| r.get(0))
+        .query_row(
+            "SELECT id FROM clients WHERE email = ?1",
+            params![email],
+            |r| r.get(0),
+        )
         .optional()?;
     if let Some(id) = client_id {
         let count = |table: &str| -> Result<u64> {
-            let n: i64 = tx.query_row(&format!("SELECT COUNT(*) FROM {table} WHERE client_id = ?1"), params![id], |r| {
-                r.get(0)
-            })?;
+            let n: i64 = tx.query_row(
+                &format!("SELECT COUNT(*) FROM {table} WHERE client_id = ?1"),
+                params![id],
+                |r| r.get(0),
+            )?;
             Ok(n as u64)
         };
         report.enrollments = count("enrollments")?;
@@ -401,7 +432,13 @@ fn forget(conn: &mut Connection, email: &str, hash: &str, now: DateTime<Utc>) ->
         params![email],
     )? as u64;
     report.was_suppressed = forget_suppression(&tx, hash, now)?;
-    log_event(&tx, now, None, "forget", "a person's data was erased on request")?;
+    log_event(
+        &tx,
+        now,
+        None,
+        "forget",
+        "a person's data was erased on request",
+    )?;
     tx.commit()?;
     Ok(report)
 }
@@ -424,7 +461,12 @@ fn forget_suppression(tx: &Transaction<'_>, hash: &str, now: DateTime<Utc>) -> R
 /// Resumes the client's sequences that an opt-out stopped, each where it stood: a step
 /// that went out (or may have) while the opt-out was recorded counts as sent; a retry the
 /// opt-out cancelled is queued again; otherwise the next step is rescheduled.
-fn reactivate(tx: &Transaction<'_>, client_id: i64, now: DateTime<Utc>, config: &Config) -> Result<usize> {
+fn reactivate(
+    tx: &Transaction<'_>,
+    client_id: i64,
+    now: DateTime<Utc>,
+    config: &Config,
+) -> Result<usize> {
     let Some(client) = load_facts(tx, client_id)? else {
         return Ok(0);
     };
@@ -456,7 +498,13 @@ fn reactivate(tx: &Transaction<'_>, client_id: i64, now: DateTime<Utc>, config: 
                 reconcile(tx, campaign, &client.facts(), now)?;
             }
             Some((state, _, sent_at)) if state == "sent" || state == "uncertain" => {
-                reschedule(tx, enrollment_id, next_step + 1, sent_at.as_deref(), &now_text)?;
+                reschedule(
+                    tx,
+                    enrollment_id,
+                    next_step + 1,
+                    sent_at.as_deref(),
+                    &now_text,
+                )?;
                 reconcile(tx, campaign, &client.facts(), now)?;
             }
             Some((state, due_at, _)) if state == "cancelled" => {
@@ -488,7 +536,13 @@ fn reactivate(tx: &Transaction<'_>, client_id: i64, now: DateTime<Utc>, config: 
 
 /// Makes an enrollment active again at `next_step` with a placeholder `send_at`, for
 /// `reconcile` to replace with the real due time (or to complete it past the last step).
-fn reschedule(tx: &Transaction<'_>, enrollment_id: i64, next_step: u32, sent_at: Option<&str>, now: &str) -> Result<()> {
+fn reschedule(
+    tx: &Transaction<'_>,
+    enrollment_id: i64,
+    next_step: u32,
+    sent_at: Option<&str>,
+    now: &str,
+) -> Result<()> {
     tx.prepare_cached(
         "UPDATE enrollments SET state = 'active', next_step = ?2, last_sent_at = COALESCE(?3, last_sent_at),
                 send_at = ?4, stopped_at = NULL, updated_at = ?4
@@ -502,7 +556,11 @@ fn reschedule(tx: &Transaction<'_>, enrollment_id: i64, next_step: u32, sent_at:
 /// hex; a `fields` column (JSON text) is inlined as an object.
 fn rows_as_json(conn: &Connection, sql: &str, param: &dyn rusqlite::ToSql) -> Result<Vec<Value>> {
     let mut stmt = conn.prepare(sql)?;
-    let names: Vec<String> = stmt.column_names().into_iter().map(str::to_string).collect();
+    let names: Vec<String> = stmt
+        .column_names()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     let mut rows = stmt.query([param])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
@@ -521,7 +579,9 @@ fn rows_as_json(conn: &Connection, sql: &str, param: &dyn rusqlite::ToSql) -> Re
                         _ => Value::String(text),
                     }
                 }
-                ValueRef::Blob(bytes) => Value::String(bytes.iter().map(|b| format!("{b:02x}")).collect()),
+                ValueRef::Blob(bytes) => {
+                    Value::String(bytes.iter().map(|b| format!("{b:02x}")).collect())
+                }
             };
             object.insert(name.clone(), value);
         }
@@ -609,7 +669,10 @@ timezone = "UTC"
     impl Fixture {
         fn import(&mut self, email: &str) -> PublicId {
             let rows = vec![Ok((2, record(email)))];
-            let outcome = self.store.import(rows.into_iter(), &self.config, now(), false, &mut |_| {}).unwrap();
+            let outcome = self
+                .store
+                .import(rows.into_iter(), &self.config, now(), false, &mut |_| {})
+                .unwrap();
             assert!(outcome.applied);
             self.public_id(email)
         }
@@ -652,7 +715,11 @@ timezone = "UTC"
         }
 
         fn events(&self, kind: &str) -> Vec<(Option<i64>, String)> {
-            let mut stmt = self.store.conn.prepare("SELECT client_id, detail FROM events WHERE kind = ?1 ORDER BY id").unwrap();
+            let mut stmt = self
+                .store
+                .conn
+                .prepare("SELECT client_id, detail FROM events WHERE kind = ?1 ORDER BY id")
+                .unwrap();
             stmt.query_map(params![kind], |r| Ok((r.get(0)?, r.get(1)?)))
                 .unwrap()
                 .collect::<std::result::Result<_, _>>()
@@ -660,7 +727,11 @@ timezone = "UTC"
         }
 
         fn messages(&self) -> Vec<(i64, u32, String)> {
-            let mut stmt = self.store.conn.prepare("SELECT id, step, state FROM messages ORDER BY id").unwrap();
+            let mut stmt = self
+                .store
+                .conn
+                .prepare("SELECT id, step, state FROM messages ORDER BY id")
+                .unwrap();
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .unwrap()
                 .collect::<std::result::Result<_, _>>()
@@ -682,16 +753,35 @@ timezone = "UTC"
         assert!(!view.opted_out);
         assert_eq!(view.greeting_name().as_deref(), Some("Pat"));
 
-        assert_eq!(f.store.opt_out_enrollment(&id, "link", now()).unwrap(), OptOutOutcome::OptedOut);
-        assert_eq!(f.store.opt_out_enrollment(&id, "link", now()).unwrap(), OptOutOutcome::AlreadyOptedOut);
+        assert_eq!(
+            f.store.opt_out_enrollment(&id, "link", now()).unwrap(),
+            OptOutOutcome::OptedOut
+        );
+        assert_eq!(
+            f.store.opt_out_enrollment(&id, "link", now()).unwrap(),
+            OptOutOutcome::AlreadyOptedOut
+        );
         assert_eq!(f.enrollment("pat@client.example").0, "opted_out");
         assert_eq!(
             f.suppression("pat@client.example"),
-            Some((Some("pat@client.example".to_string()), "opt_out".to_string(), "link".to_string()))
+            Some((
+                Some("pat@client.example".to_string()),
+                "opt_out".to_string(),
+                "link".to_string()
+            ))
         );
         assert_eq!(f.events("opt_out").len(), 1);
-        assert!(f.store.enrollment_by_public_id(&id).unwrap().unwrap().opted_out);
-        assert_eq!(f.store.opt_out_enrollment(&[9; 16], "link", now()).unwrap(), OptOutOutcome::Unknown);
+        assert!(
+            f.store
+                .enrollment_by_public_id(&id)
+                .unwrap()
+                .unwrap()
+                .opted_out
+        );
+        assert_eq!(
+            f.store.opt_out_enrollment(&[9; 16], "link", now()).unwrap(),
+            OptOutOutcome::Unknown
+        );
         assert!(f.store.enrollment_by_public_id(&[9; 16]).unwrap().is_none());
     }
 
@@ -702,12 +792,21 @@ timezone = "UTC"
         let before = f.enrollment("pat@client.example");
         f.store.opt_out_enrollment(&id, "link", now()).unwrap();
         let later = now() + Duration::minutes(5);
-        assert_eq!(f.store.undo_opt_out(&id, later, &f.config).unwrap(), UndoOutcome::Resubscribed { reactivated: 1 });
+        assert_eq!(
+            f.store.undo_opt_out(&id, later, &f.config).unwrap(),
+            UndoOutcome::Resubscribed { reactivated: 1 }
+        );
         assert_eq!(f.enrollment("pat@client.example"), before);
         assert_eq!(f.suppression("pat@client.example"), None);
         assert_eq!(f.events("opt_out_undone").len(), 1);
-        assert_eq!(f.store.undo_opt_out(&id, later, &f.config).unwrap(), UndoOutcome::NotOptedOut);
-        assert_eq!(f.store.undo_opt_out(&[9; 16], later, &f.config).unwrap(), UndoOutcome::Unknown);
+        assert_eq!(
+            f.store.undo_opt_out(&id, later, &f.config).unwrap(),
+            UndoOutcome::NotOptedOut
+        );
+        assert_eq!(
+            f.store.undo_opt_out(&[9; 16], later, &f.config).unwrap(),
+            UndoOutcome::Unknown
+        );
         // And the survey goes out again.
         assert_eq!(f.claim(later).len(), 1);
     }
@@ -716,20 +815,33 @@ timezone = "UTC"
     fn undo_never_lifts_an_operator_opt_out_or_a_bounce() {
         let mut f = fixture();
         let id = f.import("pat@client.example");
-        f.store.record_opt_out("pat@client.example", "cli", now()).unwrap();
-        assert_eq!(f.store.undo_opt_out(&id, now(), &f.config).unwrap(), UndoOutcome::NotUndoable);
+        f.store
+            .record_opt_out("pat@client.example", "cli", now())
+            .unwrap();
+        assert_eq!(
+            f.store.undo_opt_out(&id, now(), &f.config).unwrap(),
+            UndoOutcome::NotUndoable
+        );
         assert_eq!(f.suppression("pat@client.example").unwrap().1, "opt_out");
         assert_eq!(f.enrollment("pat@client.example").0, "opted_out");
 
         let id = f.import("sam@client.example");
         let claimed = f.claim(now());
         assert_eq!(claimed.len(), 1);
-        let failed = Outcome::Failed { error: "550 no such user".to_string(), at: now() };
-        f.store.record_results(&f.config, &[(claimed[0].message_row, failed)]).unwrap();
+        let failed = Outcome::Failed {
+            error: "550 no such user".to_string(),
+            at: now(),
+        };
+        f.store
+            .record_results(&f.config, &[(claimed[0].message_row, failed)])
+            .unwrap();
         assert_eq!(f.enrollment("sam@client.example").0, "bounced");
         // Unsubscribing a bounced address, then undoing, leaves it suppressed and stopped.
         f.store.opt_out_enrollment(&id, "link", now()).unwrap();
-        assert_eq!(f.store.undo_opt_out(&id, now(), &f.config).unwrap(), UndoOutcome::NotUndoable);
+        assert_eq!(
+            f.store.undo_opt_out(&id, now(), &f.config).unwrap(),
+            UndoOutcome::NotUndoable
+        );
         assert!(f.suppression("sam@client.example").is_some());
         assert_eq!(f.enrollment("sam@client.example").0, "bounced");
     }
@@ -740,7 +852,10 @@ timezone = "UTC"
         let id = f.import("pat@client.example");
         f.store.record_return("pat@client.example", now()).unwrap();
         f.store.opt_out_enrollment(&id, "link", now()).unwrap();
-        assert_eq!(f.store.undo_opt_out(&id, now(), &f.config).unwrap(), UndoOutcome::Resubscribed { reactivated: 0 });
+        assert_eq!(
+            f.store.undo_opt_out(&id, now(), &f.config).unwrap(),
+            UndoOutcome::Resubscribed { reactivated: 0 }
+        );
         assert_eq!(f.enrollment("pat@client.example").0, "returned");
     }
 
@@ -750,7 +865,10 @@ timezone = "UTC"
         let id = f.import("pat@client.example");
         let claimed = f.claim(now());
         let row = claimed[0].message_row;
-        let retry = Outcome::Retry { error: "451 try later".to_string(), at: now() };
+        let retry = Outcome::Retry {
+            error: "451 try later".to_string(),
+            at: now(),
+        };
         f.store.record_results(&f.config, &[(row, retry)]).unwrap();
         f.store.opt_out_enrollment(&id, "link", now()).unwrap();
         assert_eq!(f.messages(), vec![(row, 1, "cancelled".to_string())]);
@@ -758,7 +876,10 @@ timezone = "UTC"
         let later = now() + Duration::hours(1);
         f.store.undo_opt_out(&id, later, &f.config).unwrap();
         assert_eq!(f.messages(), vec![(row, 1, "retry".to_string())]);
-        assert_eq!(f.enrollment("pat@client.example"), ("active".to_string(), 1, None));
+        assert_eq!(
+            f.enrollment("pat@client.example"),
+            ("active".to_string(), 1, None)
+        );
         let again = f.claim(later + Duration::minutes(1));
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].message_row, row);
@@ -772,8 +893,13 @@ timezone = "UTC"
         let claimed = f.claim(now());
         // The opt-out arrives while the message is with the SMTP server; it goes out.
         f.store.opt_out_enrollment(&id, "link", now()).unwrap();
-        let sent = Outcome::Sent { reply: "250 ok".to_string(), at: now() };
-        f.store.record_results(&f.config, &[(claimed[0].message_row, sent)]).unwrap();
+        let sent = Outcome::Sent {
+            reply: "250 ok".to_string(),
+            at: now(),
+        };
+        f.store
+            .record_results(&f.config, &[(claimed[0].message_row, sent)])
+            .unwrap();
         assert_eq!(f.enrollment("pat@client.example").0, "opted_out");
 
         let later = now() + Duration::hours(1);
@@ -797,8 +923,13 @@ timezone = "UTC"
             would_return: Some("maybe".to_string()),
         };
         assert_eq!(
-            f.store.save_survey_answer(&id, &first, false, now()).unwrap(),
-            SurveyOutcome::Saved { first: true, opted_out: false }
+            f.store
+                .save_survey_answer(&id, &first, false, now())
+                .unwrap(),
+            SurveyOutcome::Saved {
+                first: true,
+                opted_out: false
+            }
         );
         assert_eq!(f.store.survey_answer(&id).unwrap(), Some(first));
         let second = SurveyAnswer {
@@ -808,8 +939,13 @@ timezone = "UTC"
         };
         let later = now() + Duration::hours(1);
         assert_eq!(
-            f.store.save_survey_answer(&id, &second, true, later).unwrap(),
-            SurveyOutcome::Saved { first: false, opted_out: true }
+            f.store
+                .save_survey_answer(&id, &second, true, later)
+                .unwrap(),
+            SurveyOutcome::Saved {
+                first: false,
+                opted_out: true
+            }
         );
         let rows = f.store.survey_answers().unwrap();
         assert_eq!(rows.len(), 1);
@@ -820,9 +956,15 @@ timezone = "UTC"
         assert_eq!(f.suppression("pat@client.example").unwrap().2, "survey");
         assert_eq!(f.enrollment("pat@client.example").0, "opted_out");
         // The person's words are not copied into the event log.
-        assert!(f.events("survey_answer").iter().all(|(_, d)| !d.contains("Cheaper")));
+        assert!(
+            f.events("survey_answer")
+                .iter()
+                .all(|(_, d)| !d.contains("Cheaper"))
+        );
         assert_eq!(
-            f.store.save_survey_answer(&[9; 16], &second, true, later).unwrap(),
+            f.store
+                .save_survey_answer(&[9; 16], &second, true, later)
+                .unwrap(),
             SurveyOutcome::Unknown
         );
     }
@@ -835,28 +977,68 @@ timezone = "UTC"
         let claimed = f.claim(now());
         let results: Vec<_> = claimed
             .iter()
-            .map(|c| (c.message_row, Outcome::Sent { reply: "250 ok".to_string(), at: now() }))
+            .map(|c| {
+                (
+                    c.message_row,
+                    Outcome::Sent {
+                        reply: "250 ok".to_string(),
+                        at: now(),
+                    },
+                )
+            })
             .collect();
         f.store.record_results(&f.config, &results).unwrap();
-        let answer = SurveyAnswer { reason: Some("price".to_string()), ..SurveyAnswer::default() };
-        f.store.save_survey_answer(&id, &answer, true, now()).unwrap();
+        let answer = SurveyAnswer {
+            reason: Some("price".to_string()),
+            ..SurveyAnswer::default()
+        };
+        f.store
+            .save_survey_answer(&id, &answer, true, now())
+            .unwrap();
 
-        let export = f.store.export_person(" PAT@client.example ").unwrap().unwrap();
+        let export = f
+            .store
+            .export_person(" PAT@client.example ")
+            .unwrap()
+            .unwrap();
         assert_eq!(export["email"], "pat@client.example");
         assert_eq!(export["client"]["company"], "Globex");
         assert_eq!(export["client"]["fields"]["plan"], "gold");
         assert_eq!(export["enrollments"].as_array().unwrap().len(), 1);
-        assert_eq!(export["enrollments"][0]["public_id"].as_str().unwrap().len(), 32);
+        assert_eq!(
+            export["enrollments"][0]["public_id"]
+                .as_str()
+                .unwrap()
+                .len(),
+            32
+        );
         assert_eq!(export["messages"].as_array().unwrap().len(), 1);
         assert_eq!(export["survey_answers"][0]["reason"], "price");
         assert_eq!(export["suppression"]["reason"], "opt_out");
-        let kinds: Vec<&str> = export["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-        assert!(kinds.contains(&"survey_answer") && kinds.contains(&"opt_out"), "{kinds:?}");
+        let kinds: Vec<&str> = export["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert!(
+            kinds.contains(&"survey_answer") && kinds.contains(&"opt_out"),
+            "{kinds:?}"
+        );
         assert!(!export.to_string().contains("other@client.example"));
-        assert_eq!(f.store.export_person("nobody@client.example").unwrap(), None);
+        assert_eq!(
+            f.store.export_person("nobody@client.example").unwrap(),
+            None
+        );
         // An address only ever opted out is known by its suppression.
-        f.store.record_opt_out("stranger@else.example", "cli", now()).unwrap();
-        let export = f.store.export_person("stranger@else.example").unwrap().unwrap();
+        f.store
+            .record_opt_out("stranger@else.example", "cli", now())
+            .unwrap();
+        let export = f
+            .store
+            .export_person("stranger@else.example")
+            .unwrap()
+            .unwrap();
         assert_eq!(export["client"], Value::Null);
         assert_eq!(export["suppression"]["source"], "cli");
     }
@@ -871,19 +1053,42 @@ timezone = "UTC"
         assert_eq!(claimed.len(), 2);
         let results: Vec<_> = claimed
             .iter()
-            .map(|c| (c.message_row, Outcome::Failed { error: format!("550 <{}> unknown", c.client.email), at: now() }))
+            .map(|c| {
+                (
+                    c.message_row,
+                    Outcome::Failed {
+                        error: format!("550 <{}> unknown", c.client.email),
+                        at: now(),
+                    },
+                )
+            })
             .collect();
         f.store.record_results(&f.config, &results).unwrap();
-        let answer = SurveyAnswer { better: Some("Pat's own words".to_string()), ..SurveyAnswer::default() };
-        f.store.save_survey_answer(&id, &answer, false, now()).unwrap();
+        let answer = SurveyAnswer {
+            better: Some("Pat's own words".to_string()),
+            ..SurveyAnswer::default()
+        };
+        f.store
+            .save_survey_answer(&id, &answer, false, now())
+            .unwrap();
 
         let report = f.store.forget_person("Pat@Client.example", now()).unwrap();
         assert_eq!(
             report,
-            ForgetReport { client: true, enrollments: 1, messages: 1, survey_answers: 1, events: 2, was_suppressed: true }
+            ForgetReport {
+                client: true,
+                enrollments: 1,
+                messages: 1,
+                survey_answers: 1,
+                events: 2,
+                was_suppressed: true
+            }
         );
         assert!(report.knew_person());
-        assert_eq!(f.suppression(email), Some((None, "forgotten".to_string(), "forget".to_string())));
+        assert_eq!(
+            f.suppression(email),
+            Some((None, "forgotten".to_string(), "forget".to_string()))
+        );
         // Nothing in the database names the person any more; the other client is intact.
         let dump: String = {
             let mut stmt = f
@@ -899,15 +1104,29 @@ timezone = "UTC"
                 .unwrap();
             stmt.query_row([], |r| r.get(0)).unwrap()
         };
-        assert!(!dump.contains(email) && !dump.contains("own words"), "{dump}");
+        assert!(
+            !dump.contains(email) && !dump.contains("own words"),
+            "{dump}"
+        );
         assert!(dump.contains("other@client.example"));
-        assert!(f.events("forget").iter().all(|(client, _)| client.is_none()));
-        assert_eq!(f.store.export_person(email).unwrap().unwrap()["client"], Value::Null);
+        assert!(
+            f.events("forget")
+                .iter()
+                .all(|(client, _)| client.is_none())
+        );
+        assert_eq!(
+            f.store.export_person(email).unwrap().unwrap()["client"],
+            Value::Null
+        );
         // Not even in the file's free pages or the WAL.
         for suffix in ["", "-wal"] {
             let path = f.dir.path().join(format!("winback.db{suffix}"));
             let bytes = std::fs::read(&path).unwrap_or_default();
-            assert!(!bytes.windows(email.len()).any(|w| w == email.as_bytes()), "{} still holds the address", path.display());
+            assert!(
+                !bytes.windows(email.len()).any(|w| w == email.as_bytes()),
+                "{} still holds the address",
+                path.display()
+            );
         }
 
         // A later import of the same address is enrolled, but never mailed.
@@ -915,7 +1134,12 @@ timezone = "UTC"
         let later = now() + Duration::days(1);
         assert!(f.claim(later).is_empty());
         assert_eq!(f.enrollment(email).0, "opted_out");
-        assert_eq!(f.store.opt_out_enrollment(&f.public_id(email), "link", later).unwrap(), OptOutOutcome::AlreadyOptedOut);
+        assert_eq!(
+            f.store
+                .opt_out_enrollment(&f.public_id(email), "link", later)
+                .unwrap(),
+            OptOutOutcome::AlreadyOptedOut
+        );
         assert_eq!(f.suppression(email).unwrap().1, "forgotten");
 
         // Forgetting someone never seen still blocks the address.

@@ -1,0 +1,196 @@
+//! What recipients told us, and their data rights: `survey`, `export`, `forget`.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::{Cli, Format, load_config, open_store};
+use crate::http::{SURVEY_REASONS, WOULD_RETURN};
+use crate::store::SurveyAnswerRow;
+
+/// The free-text answer's width in the table.
+const TEXT_WIDTH: usize = 60;
+
+#[derive(Debug, Serialize)]
+struct SurveyReport {
+    total: usize,
+    /// Reason → answers (every offered reason, zeros included; `none` for no choice).
+    by_reason: BTreeMap<String, u64>,
+    /// yes / maybe / no / none → answers.
+    by_would_return: BTreeMap<String, u64>,
+    answers: Vec<SurveyAnswerRow>,
+}
+
+fn tally<'a>(
+    offered: &[&str],
+    values: impl Iterator<Item = Option<&'a str>>,
+) -> BTreeMap<String, u64> {
+    let mut counts: BTreeMap<String, u64> = offered.iter().map(|c| (c.to_string(), 0)).collect();
+    for value in values {
+        *counts
+            .entry(value.unwrap_or("none").to_string())
+            .or_default() += 1;
+    }
+    counts
+}
+
+pub(super) fn survey(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
+    let setup = load_config(cli)?;
+    let store = open_store(&setup.config)?;
+    let answers = store.survey_answers()?;
+    let report = SurveyReport {
+        total: answers.len(),
+        by_reason: tally(&SURVEY_REASONS, answers.iter().map(|a| a.reason.as_deref())),
+        by_would_return: tally(
+            &WOULD_RETURN,
+            answers.iter().map(|a| a.would_return.as_deref()),
+        ),
+        answers,
+    };
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if report.total == 0 {
+        println!("no survey answers yet.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} answer{}.",
+        report.total,
+        if report.total == 1 { "" } else { "s" }
+    );
+    println!("why they left:");
+    // Offered reasons in the form's order, then anything else stored.
+    let mut order: Vec<&str> = SURVEY_REASONS.to_vec();
+    order.extend(
+        report
+            .by_reason
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !SURVEY_REASONS.contains(k)),
+    );
+    for reason in order {
+        println!(
+            "  {:<14} {:>5}",
+            reason,
+            report.by_reason.get(reason).copied().unwrap_or(0)
+        );
+    }
+    let again: Vec<String> = WOULD_RETURN
+        .iter()
+        .chain(["none"].iter())
+        .map(|k| {
+            format!(
+                "{k} {}",
+                report.by_would_return.get(*k).copied().unwrap_or(0)
+            )
+        })
+        .collect();
+    println!("would work with us again: {}", again.join(", "));
+    println!();
+    println!(
+        "  {:<10}  {:<30}  {:<16}  {:<13}  {:<5}  what we could have done better",
+        "answered", "email", "campaign", "reason", "again"
+    );
+    for a in &report.answers {
+        println!(
+            "  {:<10}  {:<30}  {:<16}  {:<13}  {:<5}  {}",
+            a.updated_at.get(..10).unwrap_or(&a.updated_at),
+            a.email,
+            a.campaign,
+            a.reason.as_deref().unwrap_or("-"),
+            a.would_return.as_deref().unwrap_or("-"),
+            one_line(a.better.as_deref().unwrap_or(""), TEXT_WIDTH)
+        );
+    }
+    println!("the full answers: winback survey --format json");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `text` on one line, cut to `width` characters with an ellipsis.
+fn one_line(text: &str, width: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= width {
+        flat
+    } else {
+        let cut: String = flat.chars().take(width.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+pub(super) fn export(cli: &Cli, email: &str) -> anyhow::Result<ExitCode> {
+    let setup = load_config(cli)?;
+    let store = open_store(&setup.config)?;
+    if !email.contains('@') {
+        anyhow::bail!("\"{email}\" is not an email address");
+    }
+    match store.export_person(email)? {
+        Some(document) => {
+            println!("{}", serde_json::to_string_pretty(&document)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!(
+                "nothing is stored about {email}: no former-client row, no opt-out, no bounce."
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub(super) fn forget(cli: &Cli, email: &str) -> anyhow::Result<ExitCode> {
+    let setup = load_config(cli)?;
+    let mut store = open_store(&setup.config)?;
+    if !email.contains('@') {
+        anyhow::bail!("\"{email}\" is not an email address");
+    }
+    let report = store.forget_person(email, setup.clock.now())?;
+    if report.client {
+        let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        println!(
+            "{email} is forgotten: their former-client row, {}, {}, {} and {} were deleted.",
+            plural(report.enrollments, "enrollment"),
+            plural(report.messages, "message record"),
+            plural(report.survey_answers, "survey answer"),
+            plural(report.events, "event"),
+        );
+    } else if report.was_suppressed {
+        println!(
+            "{email} was not a former client; their opt-out or bounce record no longer shows the address."
+        );
+    } else {
+        println!("nothing was stored about {email}.");
+    }
+    println!(
+        "The address is kept only as a one-way hash, so that it is never mailed again, even if a later import lists it."
+    );
+    println!("Copies outside the database (sent .eml files, logs, backups) are not touched.");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tallies_keep_every_offered_choice() {
+        let counts = tally(
+            &["yes", "no"],
+            [Some("yes"), None, Some("yes"), Some("odd")].into_iter(),
+        );
+        let expected: BTreeMap<String, u64> = [("yes", 2), ("no", 0), ("none", 1), ("odd", 1)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(counts, expected);
+    }
+
+    #[test]
+    fn free_text_is_flattened_and_cut() {
+        assert_eq!(one_line("a\n  b\tc", 10), "a b c");
+        assert_eq!(one_line("abcdefghij", 5), "abcd…");
+        assert_eq!(one_line("ééééé", 5), "ééééé");
+    }
+}
