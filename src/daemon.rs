@@ -11,11 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, anyhow};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::deliver::Deliverer;
+use crate::http::HttpState;
 use crate::render::Renderer;
 use crate::store::Store;
 use crate::sync::SyncWatch;
@@ -80,7 +81,7 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let lock = DaemonLock::acquire(&config.database_path)?;
         let mut store = Store::open(&config.database_path)?;
-        let secret = load_secret(&mut store)?;
+        let secret = Arc::new(load_secret(&mut store)?);
         let password = std::env::var("WINBACK_SMTP_PASSWORD").ok();
         let mailer = crate::mailer::from_url(
             &config.smtp.url,
@@ -92,18 +93,61 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
             },
         )
         .map_err(|e| anyhow!("smtp.url: {e}"))?;
+        let config = Arc::new(config);
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+
+        let http = if once {
+            None
+        } else {
+            let listen = config.http.listen;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen} (is another program using it? change [http] listen)"))?;
+            let state = HttpState {
+                config: config.clone(),
+                store: Arc::new(Mutex::new(Store::open(&config.database_path)?)),
+                secret: secret.clone(),
+                clock,
+            };
+            // Fail now, not on the first click, if the page templates are broken.
+            let _checked = crate::http::router(state.clone()).map_err(|e| anyhow!("{e}"))?;
+            tracing::info!(%listen, public_url = %config.http.public_url, "serving recipients' links");
+            Some(tokio::spawn(crate::http::serve(listener, state, stopped(stop_rx.clone()))))
+        };
+
         let deliverer = Deliverer {
-            config: Arc::new(config),
+            config,
             renderer: Arc::new(renderer),
             mailer,
-            secret: Arc::new(secret),
+            secret,
             clock,
             store: Arc::new(Mutex::new(store)),
         };
-        let result = run(deliverer, once, shutdown_signal()).await;
+        let result = run(deliverer, once, stopped(stop_rx)).await;
+        if let Some(http) = http {
+            match http.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server stopped with an error"),
+                Err(e) => tracing::error!(error = %e, "the HTTP server task failed"),
+            }
+        }
         drop(lock);
         result
     })
+}
+
+/// Resolves once the stop flag is raised (or its sender is gone).
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

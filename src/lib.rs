@@ -10,14 +10,14 @@
 //! Architecture invariant: [`schedule`] knows nothing about I/O; the wall clock is read
 //! only in [`clock`].
 
-// pub mod cli;
+pub mod cli;
 pub mod clock;
 pub mod config;
-// pub mod daemon;
-// pub mod deliver;
+pub mod daemon;
+pub mod deliver;
 pub mod http;
 pub mod import;
-// pub mod mailer;
+pub mod mailer;
 pub mod model;
 pub mod render;
 pub mod schedule;

@@ -17,6 +17,14 @@ pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     for warning in &config.warnings {
         println!("warning: {warning}");
     }
+    let page_problems = crate::http::check_pages(&config);
+    if !page_problems.is_empty() {
+        println!("{} problem{} in the page templates:", page_problems.len(), if page_problems.len() == 1 { "" } else { "s" });
+        for p in page_problems {
+            println!("  {p}");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
     match Renderer::load(&config) {
         Ok(renderer) => {
             for warning in renderer.warnings() {

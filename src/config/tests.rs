@@ -446,21 +446,18 @@ fn several_problems_are_reported_at_once_in_line_order() {
 
 #[test]
 fn problems_are_sorted_by_line_whatever_order_they_are_found_in() {
-    // Keys written in an unusual order, and a duplicate name (found after its campaign's
-    // steps are checked): the report still reads top to bottom.
+    // catch_up_hours is checked after quiet_days but written above it here, and a
+    // duplicate name is found only after its campaign's steps are checked: the report
+    // still reads top to bottom.
     let text = edited(&[
-        ("quiet_days = 90", "timezone = \"Mars/Olympus\""),
+        ("quiet_days = 90", "catch_up_hours = 0"),
         ("timezone = \"America/New_York\"", "quiet_days = 89"),
     ]) + &SECOND_CAMPAIGN.replace("kind = \"survey\"", "kind = \"webinar\"");
     check_errors(
         "out of order",
         &text,
         &[
-            (
-                Some(19),
-                "campaign[1].timezone",
-                &["\"Mars/Olympus\" is not a time zone"],
-            ),
+            (Some(19), "campaign[1].catch_up_hours", &["is 0"]),
             (Some(21), "campaign[1].quiet_days", &["is 89"]),
             (
                 Some(34),

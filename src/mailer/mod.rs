@@ -1,0 +1,401 @@
+//! The delivery seam: hands one finished message to a transport and says what happened.
+//!
+//! Owns the [`Mailer`] trait, the outcome types ([`Delivered`], [`SendError`]) and
+//! [`from_url`], which picks SMTP (`smtp://`, `smtps://`), `.eml` files (`file://`) or,
+//! in tests, the recording [`StubMailer`]. It must not render, sign, rate-limit, retry
+//! or record anything: a message arrives already formatted and leaves as one attempt.
+
+mod file;
+mod smtp;
+mod stub;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use stub::StubMailer;
+
+/// One message to deliver: the envelope plus the finished RFC 5322 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    /// The `Message-ID` of `bytes` (angle brackets optional); names the `.eml` file.
+    pub message_id: String,
+    /// The envelope sender (`MAIL FROM`), a bare address; empty means the null sender `<>`.
+    pub from: String,
+    /// The one envelope recipient (`RCPT TO`), a bare address.
+    pub to: String,
+    /// The full message, already formatted and signed, with CRLF line endings.
+    pub bytes: Vec<u8>,
+}
+
+/// The server accepted the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The final reply, e.g. `250 2.0.0 Ok: queued as 123`, or `written to PATH`.
+    pub reply: String,
+}
+
+/// Why a send did not end in [`Delivered`], sorted by what the caller may do next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// A 4xx reply, or the connection failed or timed out before the server could have
+    /// received the end of the message body: nothing was accepted, retrying is safe.
+    #[error("temporary delivery failure: {0}")]
+    Transient(String),
+    /// A 5xx reply at any stage (greeting, AUTH, MAIL FROM, RCPT TO, DATA, final reply),
+    /// or a message no server could take (an invalid address): do not retry. Note that
+    /// a 5xx before RCPT TO (AUTH, MAIL FROM, greeting) is about us, not the recipient.
+    #[error("permanent delivery failure: {0}")]
+    Permanent(String),
+    /// The whole body was handed over but no final reply arrived (timeout, connection
+    /// lost): the server may have accepted the message. Never retry blindly.
+    #[error("delivery uncertain, the server may have accepted the message: {0}")]
+    Uncertain(String),
+}
+
+/// A way to deliver messages. Each call is one attempt; retries belong to the caller.
+pub trait Mailer: Send + Sync {
+    fn send<'a>(
+        &'a self,
+        message: &'a OutgoingMessage,
+    ) -> Pin<Box<dyn Future<Output = Result<Delivered, SendError>> + Send + 'a>>;
+}
+
+/// Settings for the SMTP mailers; the `file://` mailer ignores them.
+#[derive(Debug, Clone)]
+pub struct SmtpOptions {
+    /// How many SMTP connections may be open at once (at least 1). Idle ones are reused.
+    pub connections: usize,
+    /// The budget of one `send`, from the moment it has a connection slot: connecting,
+    /// TLS, AUTH and the whole transaction. Waiting for a free slot is not counted.
+    pub timeout: Duration,
+    /// The AUTH password (from `WINBACK_SMTP_PASSWORD`); the user comes from the url.
+    pub password: Option<String>,
+    /// The name sent in EHLO; `None` means this machine's host name.
+    pub hello_name: Option<String>,
+}
+
+/// Why [`from_url`] cannot build a mailer: each message is a sentence for an operator.
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    #[error("smtp url {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("smtp settings: {0}")]
+    InvalidOption(String),
+    #[error("cannot prepare TLS for {host}: {reason}")]
+    Tls { host: String, reason: String },
+    #[error("cannot create the outbox directory {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Builds the mailer an `[smtp] url` names. Connects lazily: nothing touches the
+/// network until the first `send`.
+///
+/// - `smtp://[USER@]HOST[:PORT]` (default port 25): STARTTLS when the server offers it.
+/// - `smtps://[USER@]HOST[:PORT]` (default port 465): TLS from the first byte.
+/// - `file:///ABSOLUTE/DIR`: one `.eml` file per message in DIR, created if missing.
+///   The path after `file://` is taken literally and must be absolute: the caller
+///   resolves a relative `file://outbox` against the config file's directory first.
+///
+/// With a USER, AUTH (PLAIN or LOGIN) uses `options.password`, which must then be set;
+/// a password written in the url itself is refused. USER may be percent-encoded.
+pub fn from_url(url: &str, options: SmtpOptions) -> Result<Arc<dyn Mailer>, MailerError> {
+    let trimmed = url.trim();
+    let Some((scheme, rest)) = trimmed.split_once("://") else {
+        return Err(invalid_url(
+            trimmed,
+            "expected smtp://HOST[:PORT], smtps://HOST[:PORT] or file:///DIR",
+        ));
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "smtp" => smtp_mailer(trimmed, rest, smtp::Security::StartTlsWhenOffered, options),
+        "smtps" => smtp_mailer(trimmed, rest, smtp::Security::ImplicitTls, options),
+        "file" => {
+            let dir = PathBuf::from(rest);
+            if rest.is_empty() || !dir.is_absolute() {
+                return Err(invalid_url(
+                    trimmed,
+                    "file:// needs an absolute directory, e.g. file:///var/lib/winback/outbox \
+                     (a relative directory must be resolved against the config file first)",
+                ));
+            }
+            Ok(Arc::new(file::FileMailer::new(dir)?))
+        }
+        other => Err(invalid_url(
+            trimmed,
+            &format!("unknown scheme {other:?}: use smtp://, smtps:// or file://"),
+        )),
+    }
+}
+
+fn smtp_mailer(
+    url: &str,
+    rest: &str,
+    security: smtp::Security,
+    options: SmtpOptions,
+) -> Result<Arc<dyn Mailer>, MailerError> {
+    let server = parse_server(url, rest, security)?;
+    if options.connections == 0 {
+        return Err(MailerError::InvalidOption(
+            "connections must be at least 1".to_owned(),
+        ));
+    }
+    if options.timeout.is_zero() {
+        return Err(MailerError::InvalidOption(
+            "the SMTP timeout must be longer than zero".to_owned(),
+        ));
+    }
+    if let Some(name) = &options.hello_name
+        && (name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(MailerError::InvalidOption(format!(
+            "hello name {name:?} must be a host name without spaces or control characters"
+        )));
+    }
+    let password = match (&server.user, options.password.as_deref()) {
+        (Some(_), Some(password)) => Some(password.to_owned()),
+        (Some(user), None) => {
+            return Err(MailerError::InvalidOption(format!(
+                "the smtp url names user {user:?} but WINBACK_SMTP_PASSWORD is not set"
+            )));
+        }
+        (None, Some(_)) => {
+            return Err(MailerError::InvalidOption(
+                "WINBACK_SMTP_PASSWORD is set but the smtp url names no user: \
+                 write smtp://USER@HOST"
+                    .to_owned(),
+            ));
+        }
+        (None, None) => None,
+    };
+    Ok(Arc::new(smtp::SmtpMailer::new(
+        server,
+        password,
+        options.connections,
+        options.timeout,
+        options.hello_name,
+    )?))
+}
+
+/// Parses `[USER@]HOST[:PORT][/]`; `HOST` may be a bracketed IPv6 literal.
+fn parse_server(
+    url: &str,
+    rest: &str,
+    security: smtp::Security,
+) -> Result<smtp::Server, MailerError> {
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#']) {
+        return Err(invalid_url(
+            url,
+            "an smtp url takes no path or query: write smtp://HOST:PORT",
+        ));
+    }
+    let (user, host_port) = match authority.rsplit_once('@') {
+        Some((userinfo, host_port)) => {
+            if userinfo.contains(':') {
+                return Err(MailerError::InvalidUrl {
+                    url: redact_password(url),
+                    reason: "the password must not be written in the url: \
+                             set WINBACK_SMTP_PASSWORD instead"
+                        .to_owned(),
+                });
+            }
+            let user = percent_decode(userinfo)
+                .filter(|user| !user.is_empty() && !user.chars().any(char::is_control))
+                .ok_or_else(|| {
+                    invalid_url(url, "the user name before '@' is empty or malformed")
+                })?;
+            (Some(user), host_port)
+        }
+        None => (None, authority),
+    };
+    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
+        let Some((host, after)) = bracketed.split_once(']') else {
+            return Err(invalid_url(url, "an IPv6 address needs a closing ']'"));
+        };
+        let port = match after {
+            "" => None,
+            _ => match after.strip_prefix(':') {
+                Some(port) => Some(port),
+                None => return Err(invalid_url(url, "expected ':PORT' after ']'")),
+            },
+        };
+        (host, port)
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid_url(url, "the host name is missing or malformed"));
+    }
+    let port = match port {
+        None => security.default_port(),
+        Some(port) => match port.parse::<u16>() {
+            Ok(port) if port != 0 => port,
+            _ => {
+                return Err(invalid_url(
+                    url,
+                    &format!("the port {port:?} is not a number from 1 to 65535"),
+                ));
+            }
+        },
+    };
+    Ok(smtp::Server {
+        host: host.to_owned(),
+        port,
+        security,
+        user,
+    })
+}
+
+fn invalid_url(url: &str, reason: &str) -> MailerError {
+    MailerError::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// `smtp://user:secret@host` → `smtp://user:***@host`, so errors never echo a password.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Decodes `%XX` escapes (for user names such as `me%40example.com`); `None` if malformed.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = text.get(index + 1..index + 3)?;
+            decoded.push(u8::from_str_radix(hex, 16).ok()?);
+            index += 3;
+        } else {
+            decoded.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(decoded).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> SmtpOptions {
+        SmtpOptions {
+            connections: 2,
+            timeout: Duration::from_secs(5),
+            password: None,
+            hello_name: None,
+        }
+    }
+
+    fn server(url: &str) -> Result<smtp::Server, MailerError> {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let security = if scheme == "smtps" {
+            smtp::Security::ImplicitTls
+        } else {
+            smtp::Security::StartTlsWhenOffered
+        };
+        parse_server(url, rest, security)
+    }
+
+    fn check(url: &str, host: &str, port: u16, user: Option<&str>) {
+        let parsed = server(url).unwrap_or_else(|error| panic!("{url}: {error}"));
+        assert_eq!(
+            (parsed.host.as_str(), parsed.port, parsed.user.as_deref()),
+            (host, port, user),
+            "{url}"
+        );
+    }
+
+    #[test]
+    fn parses_hosts_ports_and_users() {
+        check("smtp://mail.example", "mail.example", 25, None);
+        check("smtps://mail.example", "mail.example", 465, None);
+        check("smtp://127.0.0.1:2525", "127.0.0.1", 2525, None);
+        check("smtp://127.0.0.1:2525/", "127.0.0.1", 2525, None);
+        check("smtp://[::1]:2525", "::1", 2525, None);
+        check("smtps://[::1]", "::1", 465, None);
+        check(
+            "smtp://bot@mail.example:587",
+            "mail.example",
+            587,
+            Some("bot"),
+        );
+        check(
+            "smtp://me%40acme.example@mail.example",
+            "mail.example",
+            25,
+            Some("me@acme.example"),
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_urls() {
+        for url in [
+            "smtp://",
+            "smtp://host:0",
+            "smtp://host:99999",
+            "smtp://host:port",
+            "smtp://host/path",
+            "smtp://host?x=1",
+            "smtp://@host",
+            "smtp://[::1",
+            "smtp://[::1]x",
+            "smtp://ho st",
+            "smtp://bad%zzuser@host",
+        ] {
+            assert!(server(url).is_err(), "{url} should be refused");
+        }
+    }
+
+    #[test]
+    fn from_url_checks_scheme_password_and_options() {
+        let error = |url: &str, options: SmtpOptions| match from_url(url, options) {
+            Ok(_) => panic!("{url} should be refused"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error("ftp://host", options()).contains("unknown scheme"));
+        assert!(error("host:25", options()).contains("expected smtp://"));
+        assert!(error("file://outbox", options()).contains("absolute"));
+        let message = error("smtp://bot:hunter2@host", options());
+        assert!(message.contains("WINBACK_SMTP_PASSWORD"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(error("smtp://bot@host", options()).contains("WINBACK_SMTP_PASSWORD is not set"));
+        let with_password = SmtpOptions {
+            password: Some("secret".to_owned()),
+            ..options()
+        };
+        assert!(error("smtp://host", with_password.clone()).contains("names no user"));
+        assert!(from_url("smtp://bot@host", with_password).is_ok());
+        let no_connections = SmtpOptions {
+            connections: 0,
+            ..options()
+        };
+        assert!(error("smtp://host", no_connections).contains("at least 1"));
+        let bad_hello = SmtpOptions {
+            hello_name: Some("a b\r\nRSET".to_owned()),
+            ..options()
+        };
+        assert!(error("smtp://host", bad_hello).contains("hello name"));
+        assert!(from_url(" smtps://mail.example ", options()).is_ok());
+    }
+}

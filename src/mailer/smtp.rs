@@ -1,0 +1,992 @@
+//! SMTP delivery over lettre's low-level async connection, with a small connection pool.
+//!
+//! Owns connecting (our own TCP socket with TCP_NODELAY; STARTTLS when offered, or
+//! implicit TLS), AUTH, driving MAIL FROM / RCPT TO / DATA / body one stage at a time, and
+//! sorting every failure into Transient / Permanent / Uncertain by the stage it hit. It
+//! must not retry a transaction whose body may have been handed over.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use lettre::Address;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, timeout, timeout_at};
+
+use super::{Delivered, Mailer, MailerError, OutgoingMessage, SendError};
+
+/// An idle connection older than this is closed rather than reused: servers drop idle
+/// sessions (often after 60–300 s), and a stale one would only cost a failed MAIL FROM.
+const MAX_IDLE: Duration = Duration::from_secs(30);
+
+/// How long a polite QUIT on an expired idle connection may take.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(2);
+
+const AUTH_MECHANISMS: &[Mechanism] = &[Mechanism::Plain, Mechanism::Login];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Security {
+    /// `smtp://`: plain TCP, upgraded with STARTTLS when the server advertises it.
+    StartTlsWhenOffered,
+    /// `smtps://`: TLS from the first byte.
+    ImplicitTls,
+}
+
+impl Security {
+    pub(crate) fn default_port(self) -> u16 {
+        match self {
+            Security::StartTlsWhenOffered => 25,
+            Security::ImplicitTls => 465,
+        }
+    }
+}
+
+/// Where to connect, parsed from the url by `from_url`.
+#[derive(Debug, Clone)]
+pub(crate) struct Server {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) security: Security,
+    pub(crate) user: Option<String>,
+}
+
+pub(crate) struct SmtpMailer {
+    server: Server,
+    tls: TlsParameters,
+    credentials: Option<Credentials>,
+    hello_name: ClientId,
+    timeout: Duration,
+    /// One permit per connection that may be open (idle or in use).
+    slots: Semaphore,
+    /// Healthy connections between transactions; never locked across an `.await`.
+    idle: Mutex<Vec<IdleConnection>>,
+}
+
+struct IdleConnection {
+    connection: AsyncSmtpConnection,
+    since: Instant,
+}
+
+impl SmtpMailer {
+    pub(crate) fn new(
+        server: Server,
+        password: Option<String>,
+        connections: usize,
+        timeout: Duration,
+        hello_name: Option<String>,
+    ) -> Result<SmtpMailer, MailerError> {
+        // Built once: loading the system's root certificates is not free.
+        let tls = TlsParameters::new(server.host.clone()).map_err(|error| MailerError::Tls {
+            host: server.host.clone(),
+            reason: error.to_string(),
+        })?;
+        let credentials = match (&server.user, password) {
+            (Some(user), Some(password)) => Some(Credentials::new(user.clone(), password)),
+            _ => None,
+        };
+        Ok(SmtpMailer {
+            server,
+            tls,
+            credentials,
+            hello_name: hello_name.map_or_else(ClientId::default, ClientId::Domain),
+            timeout,
+            slots: Semaphore::new(connections),
+            idle: Mutex::new(Vec::with_capacity(connections)),
+        })
+    }
+
+    async fn deliver(&self, message: &OutgoingMessage) -> Result<Delivered, SendError> {
+        let envelope = Envelope::parse(message)?;
+        // The semaphore is never closed, so this cannot fail; say so if it ever does.
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| SendError::Transient("the SMTP mailer is shutting down".to_owned()))?;
+        let deadline = Instant::now() + self.timeout;
+        let body_written = AtomicBool::new(false);
+
+        if let Some(connection) = self.take_idle() {
+            let outcome = self
+                .transaction(connection, &envelope, message, deadline, &body_written)
+                .await;
+            match outcome {
+                Err(failure) if failure.stale_connection() => {
+                    tracing::debug!(
+                        server = %self.server,
+                        "reused SMTP connection had gone stale ({}); opening a new one",
+                        failure.cause
+                    );
+                }
+                outcome => return self.finish(outcome, &body_written),
+            }
+        }
+
+        let connection = match self.connect(deadline).await {
+            Ok(connection) => connection,
+            Err(failure) => return Err(failure.classify(&self.server, false)),
+        };
+        let outcome = self
+            .transaction(connection, &envelope, message, deadline, &body_written)
+            .await;
+        self.finish(outcome, &body_written)
+    }
+
+    fn finish(
+        &self,
+        outcome: Result<(Response, AsyncSmtpConnection), Failure>,
+        body_written: &AtomicBool,
+    ) -> Result<Delivered, SendError> {
+        match outcome {
+            Ok((reply, connection)) => {
+                self.put_idle(connection);
+                Ok(Delivered {
+                    reply: reply_text(&reply),
+                })
+            }
+            Err(mut failure) => {
+                if let Some(connection) = failure.reusable.take() {
+                    self.put_idle(connection);
+                }
+                Err(failure.classify(&self.server, body_written.load(Ordering::SeqCst)))
+            }
+        }
+    }
+
+    /// Opens, secures and authenticates a connection, all before `deadline`.
+    async fn connect(&self, deadline: Instant) -> Result<AsyncSmtpConnection, Failure> {
+        let (mut connection, peer) = match self.server.security {
+            Security::StartTlsWhenOffered => {
+                let address = (self.server.host.as_str(), self.server.port);
+                let tcp = step(Stage::Connect, deadline, async {
+                    TcpStream::connect(address).await.map_err(Cause::io)
+                })
+                .await?;
+                // Without it, Nagle's algorithm holds the final "\r\n.\r\n" behind the
+                // body until the server's delayed ACK (~40 ms per message).
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY on the SMTP socket");
+                }
+                let peer = tcp.peer_addr().ok();
+                let mut connection = step(Stage::Connect, deadline, async {
+                    AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello_name)
+                        .await
+                        .map_err(Cause::smtp)
+                })
+                .await?;
+                if connection.can_starttls() {
+                    step(Stage::StartTls, deadline, async {
+                        connection
+                            .starttls(self.tls.clone(), &self.hello_name)
+                            .await
+                            .map_err(Cause::smtp)
+                    })
+                    .await?;
+                }
+                (connection, peer)
+            }
+            Security::ImplicitTls => {
+                // lettre's public API can only put implicit TLS on a socket it opens
+                // itself, so this one goes without TCP_NODELAY: ~40 ms more per message.
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let connection = step(Stage::Connect, deadline, async {
+                    AsyncSmtpConnection::connect_tokio1(
+                        (self.server.host.as_str(), self.server.port),
+                        Some(remaining),
+                        &self.hello_name,
+                        Some(self.tls.clone()),
+                        None,
+                    )
+                    .await
+                    .map_err(Cause::smtp)
+                })
+                .await?;
+                (connection, None)
+            }
+        };
+
+        if let Some(credentials) = &self.credentials {
+            let loopback = peer.is_some_and(|peer: SocketAddr| peer.ip().is_loopback());
+            if !connection.is_encrypted() && !loopback {
+                return Err(Failure::new(
+                    Stage::Auth,
+                    Cause::Broken(
+                        "refusing to send the password over an unencrypted connection: \
+                         the server did not offer STARTTLS"
+                            .to_owned(),
+                    ),
+                ));
+            }
+            step(Stage::Auth, deadline, async {
+                connection
+                    .auth(AUTH_MECHANISMS, credentials)
+                    .await
+                    .map_err(Cause::smtp)
+            })
+            .await?;
+        }
+        tracing::debug!(
+            server = %self.server,
+            encrypted = connection.is_encrypted(),
+            "SMTP connection opened"
+        );
+        Ok(connection)
+    }
+
+    /// MAIL FROM, RCPT TO, DATA, body: one stage at a time, so that a failure knows
+    /// whether the server can have received the end of the body. On success, and on a
+    /// negative reply that leaves the session usable, the connection comes back.
+    async fn transaction(
+        &self,
+        mut connection: AsyncSmtpConnection,
+        envelope: &Envelope,
+        message: &OutgoingMessage,
+        deadline: Instant,
+        body_written: &AtomicBool,
+    ) -> Result<(Response, AsyncSmtpConnection), Failure> {
+        let mut parameters = Vec::new();
+        if envelope.non_ascii_addresses {
+            if !connection
+                .server_info()
+                .supports_feature(Extension::SmtpUtfEight)
+            {
+                return Err(Failure::new(
+                    Stage::MailFrom,
+                    Cause::Unsendable(
+                        "the addresses are not ASCII and the server does not support SMTPUTF8"
+                            .to_owned(),
+                    ),
+                )
+                .with_connection(connection));
+            }
+            parameters.push(MailParameter::SmtpUtfEight);
+        }
+        if !message.bytes.is_ascii() {
+            if !connection
+                .server_info()
+                .supports_feature(Extension::EightBitMime)
+            {
+                return Err(Failure::new(
+                    Stage::MailFrom,
+                    Cause::Unsendable(
+                        "the message has 8-bit content and the server does not support 8BITMIME"
+                            .to_owned(),
+                    ),
+                )
+                .with_connection(connection));
+            }
+            parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+
+        let envelope_stages = [
+            (
+                Stage::MailFrom,
+                Command::Mail(Mail::new(envelope.from.clone(), parameters)),
+            ),
+            (
+                Stage::RcptTo,
+                Command::Rcpt(Rcpt::new(envelope.to.clone(), Vec::new())),
+            ),
+            (Stage::Data, Command::Data),
+        ];
+        for (stage, command) in envelope_stages {
+            let result = step(stage, deadline, async {
+                let sent = match command {
+                    Command::Mail(mail) => connection.command(mail).await,
+                    Command::Rcpt(rcpt) => connection.command(rcpt).await,
+                    Command::Data => connection.command(Data).await,
+                };
+                sent.map_err(Cause::smtp)
+            })
+            .await;
+            if let Err(mut failure) = result {
+                // A refused command leaves the session open: reset it and keep it.
+                if matches!(failure.cause, Cause::Reply { .. })
+                    && step(Stage::Reset, deadline, async {
+                        connection.command(Rset).await.map_err(Cause::smtp)
+                    })
+                    .await
+                    .is_ok()
+                {
+                    failure.reusable = Some(connection);
+                }
+                return Err(failure);
+            }
+        }
+
+        let parts = BodyParts {
+            body: Some(&message.bytes),
+            written: body_written,
+        };
+        let reply = step(Stage::Body, deadline, async {
+            connection.message_iter(parts).await.map_err(Cause::smtp)
+        })
+        .await;
+        match reply {
+            Ok(reply) => Ok((reply, connection)),
+            // The final reply ends the transaction either way: the session is reusable.
+            Err(failure) if matches!(failure.cause, Cause::Reply { .. }) => {
+                Err(failure.with_connection(connection))
+            }
+            Err(failure) => Err(failure),
+        }
+    }
+
+    /// The most recently used idle connection that is still fresh; expired ones are
+    /// closed politely in the background.
+    fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(entry) = idle.pop() {
+            if entry.since.elapsed() < MAX_IDLE && !entry.connection.has_broken() {
+                return Some(entry.connection);
+            }
+            let mut connection = entry.connection;
+            tokio::spawn(async move {
+                let _ = timeout(QUIT_TIMEOUT, connection.quit()).await;
+            });
+        }
+        None
+    }
+
+    fn put_idle(&self, connection: AsyncSmtpConnection) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.push(IdleConnection {
+            connection,
+            since: Instant::now(),
+        });
+    }
+}
+
+impl Mailer for SmtpMailer {
+    fn send<'a>(
+        &'a self,
+        message: &'a OutgoingMessage,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Delivered, SendError>> + Send + 'a>> {
+        Box::pin(self.deliver(message))
+    }
+}
+
+impl fmt::Display for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The envelope, validated before any connection is used.
+struct Envelope {
+    from: Option<Address>,
+    to: Address,
+    non_ascii_addresses: bool,
+}
+
+impl Envelope {
+    fn parse(message: &OutgoingMessage) -> Result<Envelope, SendError> {
+        let from = match message.from.as_str() {
+            "" => None,
+            from => Some(from.parse::<Address>().map_err(|error| {
+                SendError::Permanent(format!("invalid envelope sender {from:?}: {error}"))
+            })?),
+        };
+        let to = message.to.parse::<Address>().map_err(|error| {
+            SendError::Permanent(format!("invalid recipient {:?}: {error}", message.to))
+        })?;
+        let non_ascii_addresses = !message.to.is_ascii() || !message.from.is_ascii();
+        Ok(Envelope {
+            from,
+            to,
+            non_ascii_addresses,
+        })
+    }
+}
+
+enum Command {
+    Mail(Mail),
+    Rcpt(Rcpt),
+    Data,
+}
+
+/// The body as a one-part iterator for `message_iter`, which asks for the next part only
+/// after the previous one was written and flushed: being asked past the end means the
+/// whole body is out, and only the terminating "\r\n.\r\n" and the reply remain.
+struct BodyParts<'a> {
+    body: Option<&'a [u8]>,
+    written: &'a AtomicBool,
+}
+
+impl<'a> Iterator for BodyParts<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let part = self.body.take();
+        if part.is_none() {
+            self.written.store(true, Ordering::SeqCst);
+        }
+        part
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Connect,
+    StartTls,
+    Auth,
+    MailFrom,
+    RcptTo,
+    Data,
+    Reset,
+    Body,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Connect => "connecting",
+            Stage::StartTls => "STARTTLS",
+            Stage::Auth => "AUTH",
+            Stage::MailFrom => "MAIL FROM",
+            Stage::RcptTo => "RCPT TO",
+            Stage::Data => "DATA",
+            Stage::Reset => "RSET",
+            Stage::Body => "the message body",
+        })
+    }
+}
+
+enum Cause {
+    /// The server answered 4xx or 5xx; the session itself is intact.
+    Reply { code: u16, text: String },
+    /// I/O, TLS, an unreadable reply, or a client-side refusal: the session is unusable.
+    Broken(String),
+    /// The message can never go through this server as it stands.
+    Unsendable(String),
+    /// The send's deadline passed while waiting in this stage.
+    TimedOut,
+}
+
+impl Cause {
+    fn smtp(error: lettre::transport::smtp::Error) -> Cause {
+        match error.status() {
+            Some(code) => Cause::Reply {
+                code: u16::from(code),
+                text: std::error::Error::source(&error)
+                    .map(|source| source.to_string())
+                    .unwrap_or_default(),
+            },
+            // lettre's words for "the server hung up before replying".
+            None if error.is_response() && error.to_string().ends_with("incomplete response") => {
+                Cause::Broken("the server closed the connection without a reply".to_owned())
+            }
+            None => Cause::Broken(error_chain(&error)),
+        }
+    }
+
+    fn io(error: std::io::Error) -> Cause {
+        Cause::Broken(error.to_string())
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Reply { code, text } if text.is_empty() => write!(f, "{code}"),
+            Cause::Reply { code, text } => write!(f, "{code} {text}"),
+            Cause::Broken(reason) | Cause::Unsendable(reason) => f.write_str(reason),
+            Cause::TimedOut => f.write_str("timed out"),
+        }
+    }
+}
+
+struct Failure {
+    stage: Stage,
+    cause: Cause,
+    /// Set when the session survived the failure and can go back to the pool.
+    reusable: Option<AsyncSmtpConnection>,
+}
+
+impl Failure {
+    fn new(stage: Stage, cause: Cause) -> Failure {
+        Failure {
+            stage,
+            cause,
+            reusable: None,
+        }
+    }
+
+    fn with_connection(mut self, connection: AsyncSmtpConnection) -> Failure {
+        self.reusable = Some(connection);
+        self
+    }
+
+    /// A reused connection that failed before the server saw anything of this message
+    /// because the session had died while idle: worth one retry on a fresh connection.
+    fn stale_connection(&self) -> bool {
+        self.stage == Stage::MailFrom
+            && match &self.cause {
+                Cause::Broken(_) => true,
+                Cause::Reply { code, .. } => *code == 421,
+                Cause::Unsendable(_) | Cause::TimedOut => false,
+            }
+    }
+
+    /// Transient: a 4xx, or anything that stopped us before the server could have
+    /// received the end of the body. Permanent: a 5xx at any stage, or a message this
+    /// server can never take. Uncertain: the body was fully written and then the
+    /// reply was lost (I/O error, unreadable reply, timeout).
+    fn classify(self, server: &Server, body_written: bool) -> SendError {
+        let where_ = format!("{server}, {}", self.stage);
+        match self.cause {
+            Cause::Reply { code, text } if code >= 500 => {
+                SendError::Permanent(format!("{where_}: server answered {code} {text}"))
+            }
+            Cause::Reply { code, text } => {
+                SendError::Transient(format!("{where_}: server answered {code} {text}"))
+            }
+            Cause::Unsendable(reason) => SendError::Permanent(format!("{where_}: {reason}")),
+            cause @ (Cause::Broken(_) | Cause::TimedOut) => {
+                if self.stage == Stage::Body && body_written {
+                    SendError::Uncertain(format!(
+                        "{where_}: the whole message was sent but no final reply came ({cause})"
+                    ))
+                } else if self.stage == Stage::Body {
+                    SendError::Transient(format!(
+                        "{where_}: failed before the end of the message was sent ({cause})"
+                    ))
+                } else {
+                    SendError::Transient(format!("{where_}: {cause}"))
+                }
+            }
+        }
+    }
+}
+
+/// Runs one stage under the send's deadline.
+async fn step<T>(
+    stage: Stage,
+    deadline: Instant,
+    work: impl Future<Output = Result<T, Cause>>,
+) -> Result<T, Failure> {
+    match timeout_at(deadline, work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(cause)) => Err(Failure::new(stage, cause)),
+        Err(_elapsed) => Err(Failure::new(stage, Cause::TimedOut)),
+    }
+}
+
+/// "250 2.0.0 Ok: queued as 123" from a reply's code and lines.
+fn reply_text(reply: &Response) -> String {
+    let mut text = u16::from(reply.code()).to_string();
+    for line in reply.message() {
+        text.push(' ');
+        text.push_str(line);
+    }
+    text
+}
+
+/// "network error: Connection reset by peer (os error 104)", the error and its sources.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::super::{Mailer, OutgoingMessage, SendError, SmtpOptions, from_url};
+
+    /// How the in-test server answers.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Behaviour {
+        Accept,
+        RcptTempFail,
+        RcptPermFail,
+        SilentOnRcpt,
+        CloseOnMail,
+        SilentAfterBody,
+        CloseAfterBody,
+        /// Accepts each message, then hangs up (a server that dropped the idle session).
+        CloseAfterEachMessage,
+    }
+
+    struct TestServer {
+        address: SocketAddr,
+        connections: Arc<AtomicUsize>,
+        messages: Arc<AtomicUsize>,
+        auth_lines: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl TestServer {
+        async fn start(behaviour: Behaviour) -> TestServer {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let server = TestServer {
+                address: listener.local_addr().expect("local address"),
+                connections: Arc::default(),
+                messages: Arc::default(),
+                auth_lines: Arc::default(),
+            };
+            let (connections, messages, auth_lines) = (
+                Arc::clone(&server.connections),
+                Arc::clone(&server.messages),
+                Arc::clone(&server.auth_lines),
+            );
+            tokio::spawn(async move {
+                while let Ok((socket, _)) = listener.accept().await {
+                    connections.fetch_add(1, Ordering::SeqCst);
+                    let (messages, auth_lines) = (Arc::clone(&messages), Arc::clone(&auth_lines));
+                    tokio::spawn(async move {
+                        let _ = session(socket, behaviour, &messages, &auth_lines).await;
+                    });
+                }
+            });
+            server
+        }
+
+        fn url(&self) -> String {
+            format!("smtp://{}", self.address)
+        }
+
+        fn connections(&self) -> usize {
+            self.connections.load(Ordering::SeqCst)
+        }
+
+        fn messages(&self) -> usize {
+            self.messages.load(Ordering::SeqCst)
+        }
+    }
+
+    async fn session(
+        socket: TcpStream,
+        behaviour: Behaviour,
+        messages: &AtomicUsize,
+        auth_lines: &std::sync::Mutex<Vec<String>>,
+    ) -> std::io::Result<()> {
+        socket.set_nodelay(true)?;
+        let (read, mut write) = socket.into_split();
+        let mut read = BufReader::new(read);
+        write.write_all(b"220 test.example ESMTP\r\n").await?;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if read.read_until(b'\n', &mut line).await? == 0 {
+                return Ok(());
+            }
+            let verb = String::from_utf8_lossy(&line[..line.len().min(4)]).to_ascii_uppercase();
+            let reply: &[u8] = match (verb.as_str(), behaviour) {
+                ("EHLO", _) => {
+                    b"250-test.example\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 SMTPUTF8\r\n"
+                }
+                ("AUTH", _) => {
+                    let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+                    auth_lines.lock().expect("auth log").push(text);
+                    b"235 2.7.0 Authentication successful\r\n"
+                }
+                ("MAIL", Behaviour::CloseOnMail) => return Ok(()),
+                ("MAIL", _) => b"250 2.1.0 Ok\r\n",
+                ("RCPT", Behaviour::RcptTempFail) => b"451 4.7.1 Greylisted, try again later\r\n",
+                ("RCPT", Behaviour::RcptPermFail) => {
+                    b"550 5.1.1 <x>: Recipient address rejected\r\n"
+                }
+                ("RCPT", Behaviour::SilentOnRcpt) => std::future::pending().await,
+                ("RCPT", _) => b"250 2.1.5 Ok\r\n",
+                ("DATA", _) => {
+                    write
+                        .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                        .await?;
+                    loop {
+                        line.clear();
+                        if read.read_until(b'\n', &mut line).await? == 0 {
+                            return Ok(());
+                        }
+                        if line == b".\r\n" {
+                            break;
+                        }
+                    }
+                    let number = messages.fetch_add(1, Ordering::SeqCst) + 1;
+                    match behaviour {
+                        Behaviour::SilentAfterBody => std::future::pending().await,
+                        Behaviour::CloseAfterBody => return Ok(()),
+                        _ => {}
+                    }
+                    let reply = format!("250 2.0.0 Ok: queued as {number}\r\n");
+                    write.write_all(reply.as_bytes()).await?;
+                    if behaviour == Behaviour::CloseAfterEachMessage {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                ("RSET", _) | ("NOOP", _) => b"250 2.0.0 Ok\r\n",
+                ("QUIT", _) => {
+                    write.write_all(b"221 2.0.0 Bye\r\n").await?;
+                    return Ok(());
+                }
+                _ => b"502 5.5.2 Error: command not recognized\r\n",
+            };
+            write.write_all(reply).await?;
+        }
+    }
+
+    fn options(timeout_ms: u64, connections: usize) -> SmtpOptions {
+        SmtpOptions {
+            connections,
+            timeout: Duration::from_millis(timeout_ms),
+            password: None,
+            hello_name: Some("winback.test".to_owned()),
+        }
+    }
+
+    fn mailer(url: &str, options: SmtpOptions) -> Arc<dyn Mailer> {
+        match from_url(url, options) {
+            Ok(mailer) => mailer,
+            Err(error) => panic!("{url}: {error}"),
+        }
+    }
+
+    fn message(number: usize) -> OutgoingMessage {
+        let mut body = format!(
+            "Message-ID: <{number}@acme.example>\r\nFrom: Acme <success@acme.example>\r\n\
+             To: ada@client.example\r\nSubject: May we ask why you left?\r\n\r\n"
+        );
+        // lettre's codec dot-stuffs this line; the server counts messages at ".\r\n".
+        body.push_str(".a line starting with a dot\r\n");
+        while body.len() < 3000 {
+            body.push_str("Some words about what we've been working on, plainly put.\r\n");
+        }
+        OutgoingMessage {
+            message_id: format!("<{number}@acme.example>"),
+            from: "bounces@acme.example".to_owned(),
+            to: "ada@client.example".to_owned(),
+            bytes: body.into_bytes(),
+        }
+    }
+
+    #[tokio::test]
+    async fn delivers_and_reuses_one_connection() {
+        let server = TestServer::start(Behaviour::Accept).await;
+        let mailer = mailer(&server.url(), options(5_000, 4));
+        let first = mailer.send(&message(1)).await;
+        let second = mailer.send(&message(2)).await;
+        assert_eq!(
+            first.map(|d| d.reply).as_deref(),
+            Ok("250 2.0.0 Ok: queued as 1")
+        );
+        assert_eq!(
+            second.map(|d| d.reply).as_deref(),
+            Ok("250 2.0.0 Ok: queued as 2")
+        );
+        assert_eq!((server.connections(), server.messages()), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn never_opens_more_than_the_configured_connections() {
+        let server = TestServer::start(Behaviour::Accept).await;
+        let mailer = mailer(&server.url(), options(5_000, 2));
+        let sends = (0..20).map(|number| {
+            let mailer = Arc::clone(&mailer);
+            tokio::spawn(async move { mailer.send(&message(number)).await })
+        });
+        for send in sends.collect::<Vec<_>>() {
+            assert!(matches!(send.await, Ok(Ok(_))));
+        }
+        assert_eq!(server.messages(), 20);
+        assert!(
+            server.connections() <= 2,
+            "{} connections",
+            server.connections()
+        );
+    }
+
+    #[tokio::test]
+    async fn rcpt_4xx_is_transient_and_the_connection_survives() {
+        let server = TestServer::start(Behaviour::RcptTempFail).await;
+        let mailer = mailer(&server.url(), options(5_000, 4));
+        for number in 0..2 {
+            match mailer.send(&message(number)).await {
+                Err(SendError::Transient(reason)) => {
+                    assert!(
+                        reason.contains("RCPT TO") && reason.contains("451 4.7.1"),
+                        "{reason}"
+                    )
+                }
+                other => panic!("expected Transient, got {other:?}"),
+            }
+        }
+        assert_eq!((server.connections(), server.messages()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn rcpt_5xx_is_permanent() {
+        let server = TestServer::start(Behaviour::RcptPermFail).await;
+        let mailer = mailer(&server.url(), options(5_000, 4));
+        match mailer.send(&message(1)).await {
+            Err(SendError::Permanent(reason)) => assert!(reason.contains("550 5.1.1"), "{reason}"),
+            other => panic!("expected Permanent, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn silence_after_the_body_is_uncertain() {
+        let server = TestServer::start(Behaviour::SilentAfterBody).await;
+        let mailer = mailer(&server.url(), options(300, 4));
+        let outcome = mailer.send(&message(1)).await;
+        assert!(
+            matches!(outcome, Err(SendError::Uncertain(_))),
+            "{outcome:?}"
+        );
+        assert_eq!(server.messages(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_hang_up_after_the_body_is_uncertain() {
+        let server = TestServer::start(Behaviour::CloseAfterBody).await;
+        let mailer = mailer(&server.url(), options(5_000, 4));
+        let outcome = mailer.send(&message(1)).await;
+        assert!(
+            matches!(outcome, Err(SendError::Uncertain(_))),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_before_the_body_are_transient() {
+        let server = TestServer::start(Behaviour::CloseOnMail).await;
+        let mailer_ = mailer(&server.url(), options(5_000, 4));
+        let outcome = mailer_.send(&message(1)).await;
+        assert!(
+            matches!(outcome, Err(SendError::Transient(_))),
+            "{outcome:?}"
+        );
+
+        let server = TestServer::start(Behaviour::SilentOnRcpt).await;
+        let mailer_ = mailer(&server.url(), options(300, 4));
+        match mailer_.send(&message(1)).await {
+            Err(SendError::Transient(reason)) => {
+                assert!(
+                    reason.contains("RCPT TO") && reason.contains("timed out"),
+                    "{reason}"
+                )
+            }
+            other => panic!("expected Transient, got {other:?}"),
+        }
+
+        let unused = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = unused.local_addr().expect("local address");
+        drop(unused);
+        let mailer_ = mailer(&format!("smtp://{address}"), options(5_000, 4));
+        let outcome = mailer_.send(&message(1)).await;
+        assert!(
+            matches!(outcome, Err(SendError::Transient(_))),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_idle_connection_is_replaced_without_failing_the_send() {
+        let server = TestServer::start(Behaviour::CloseAfterEachMessage).await;
+        let mailer = mailer(&server.url(), options(5_000, 1));
+        for number in 1..=3 {
+            let outcome = mailer.send(&message(number)).await;
+            assert!(outcome.is_ok(), "{outcome:?}");
+        }
+        assert_eq!((server.connections(), server.messages()), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn invalid_addresses_are_permanent_and_never_connect() {
+        let server = TestServer::start(Behaviour::Accept).await;
+        let mailer = mailer(&server.url(), options(5_000, 4));
+        let bad = OutgoingMessage {
+            to: "not an address\r\nRSET".to_owned(),
+            ..message(1)
+        };
+        let outcome = mailer.send(&bad).await;
+        assert!(
+            matches!(outcome, Err(SendError::Permanent(_))),
+            "{outcome:?}"
+        );
+        assert_eq!(server.connections(), 0);
+    }
+
+    #[tokio::test]
+    async fn authenticates_with_the_url_user_and_the_password() {
+        let server = TestServer::start(Behaviour::Accept).await;
+        let url = format!("smtp://bot@{}", server.address);
+        let options = SmtpOptions {
+            password: Some("secret".to_owned()),
+            ..options(5_000, 4)
+        };
+        // Plain text is allowed only because the server is on the loopback interface.
+        let outcome = mailer(&url, options).send(&message(1)).await;
+        assert!(outcome.is_ok(), "{outcome:?}");
+        let auth_lines = server.auth_lines.lock().expect("auth log").clone();
+        assert_eq!(auth_lines, ["AUTH PLAIN AGJvdABzZWNyZXQ="]);
+    }
+
+    /// By hand: `cargo test --release -- --ignored --nocapture throughput`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "a measurement, run by hand"]
+    async fn throughput() {
+        const MESSAGES: usize = 5_000;
+        const CONNECTIONS: usize = 4;
+        let server = TestServer::start(Behaviour::Accept).await;
+        let mailer = mailer(&server.url(), options(10_000, CONNECTIONS));
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = std::time::Instant::now();
+        let workers: Vec<_> = (0..CONNECTIONS)
+            .map(|_| {
+                let (mailer, next) = (Arc::clone(&mailer), Arc::clone(&next));
+                tokio::spawn(async move {
+                    let mut failures = 0;
+                    loop {
+                        let number = next.fetch_add(1, Ordering::SeqCst);
+                        if number >= MESSAGES {
+                            return failures;
+                        }
+                        if mailer.send(&message(number)).await.is_err() {
+                            failures += 1;
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut failures = 0;
+        for worker in workers {
+            failures += worker.await.expect("worker");
+        }
+        let elapsed = started.elapsed();
+        println!(
+            "{MESSAGES} messages of ~3 KB over {CONNECTIONS} connections ({} opened) in {:.2?}: \
+             {:.0} messages/s, {failures} failures",
+            server.connections(),
+            elapsed,
+            MESSAGES as f64 / elapsed.as_secs_f64(),
+        );
+        assert_eq!(server.messages(), MESSAGES);
+    }
+}

@@ -1,0 +1,2 @@
+mod smtp_support;
+mod support;
