@@ -224,7 +224,13 @@ pub async fn run(deliverer: Deliverer, once: bool, shutdown: impl Future<Output 
         let next = deliverer.with_store(|store| store.next_wake()).await?;
         let now = deliverer.clock.now();
         let cap = now + chrono::Duration::seconds(MAX_SLEEP_SECONDS);
-        let until = if report.throttled { now + chrono::Duration::seconds(5) } else { next.map_or(cap, |t| t.min(cap)) };
+        let until = if report.setup_error {
+            now + chrono::Duration::seconds(MAX_SLEEP_SECONDS)
+        } else if report.throttled {
+            now + chrono::Duration::seconds(5)
+        } else {
+            next.map_or(cap, |t| t.min(cap))
+        };
         let sleep = (until - now).to_std().unwrap_or_default();
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {},

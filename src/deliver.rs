@@ -40,6 +40,8 @@ pub struct PassReport {
     pub uncertain: usize,
     /// A rate limit stopped the pass; more may be due.
     pub throttled: bool,
+    /// The mail server refused our connection or sender: the pass stopped early.
+    pub setup_error: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +136,10 @@ impl Deliverer {
                 match &outcome {
                     Outcome::Sent { .. } => report.sent += 1,
                     Outcome::Retry { .. } => report.retried += 1,
+                    Outcome::Deferred { .. } => {
+                        report.retried += 1;
+                        report.setup_error = true;
+                    }
                     Outcome::Failed { .. } | Outcome::Abandoned { .. } => report.failed += 1,
                     Outcome::Uncertain { .. } => report.uncertain += 1,
                 }
@@ -141,6 +147,9 @@ impl Deliverer {
             }
             let config = self.config.clone();
             self.with_store(move |store| store.record_results(&config, &results)).await?;
+            if report.setup_error {
+                break; // no point offering the rest to a server that refuses us
+            }
         }
         Ok(report)
     }
@@ -169,6 +178,10 @@ impl Deliverer {
             Err(SendError::Permanent(error)) => {
                 tracing::warn!(message = row, %to, %campaign, step, %error, "rejected; address suppressed");
                 Outcome::Failed { error, at }
+            }
+            Err(SendError::Setup(error)) => {
+                tracing::error!(message = row, %to, %campaign, step, %error, "the mail server refused us (check [smtp] and WINBACK_SMTP_PASSWORD); the message waits");
+                Outcome::Deferred { error, at }
             }
             Err(SendError::Uncertain(error)) => {
                 tracing::error!(message = row, %to, %campaign, step, %error, "outcome unknown; not resent (see `winback outbox list`)");

@@ -93,14 +93,23 @@ pub fn earliest_send(
 ) -> Option<DateTime<Utc>> {
     let start = from.max(not_before);
     let catch_up = Duration::hours(i64::from(campaign.catch_up_hours));
-    if let Some(m) = campaign.send_at.last_at_or_before(start.with_timezone(&tz).naive_local()) {
-        let moment = local_to_utc(m, tz);
-        if moment >= due && moment <= start && start < moment + catch_up {
-            return Some(start);
-        }
+    // Is `start` inside the window of a moment at or after `due`? Searched forward over
+    // instants: in a fall-back hour the wall clock repeats, so the last moment by wall
+    // time before `start` can miss one that passed minutes ago.
+    let window_opens = due.max(start - catch_up + Duration::nanoseconds(1));
+    if let Some(moment) = first_moment_at_or_after(campaign, tz, window_opens)
+        && moment <= start
+    {
+        return Some(start);
     }
-    let lower = due.max(start);
-    let mut local = lower.with_timezone(&tz).naive_local();
+    first_moment_at_or_after(campaign, tz, due.max(start))
+}
+
+/// The first `send_at` moment, as an instant, at or after `lower`.
+fn first_moment_at_or_after(campaign: &Campaign, tz: Tz, lower: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    // Start a second early on the wall clock: a moment inside a spring-forward gap maps
+    // to the end of the gap, which can be `lower` itself.
+    let mut local = (lower - Duration::seconds(1)).with_timezone(&tz).naive_local();
     for _ in 0..MAX_SEARCH_STEPS {
         let m = campaign.send_at.first_at_or_after(local)?;
         let moment = local_to_utc(m, tz);

@@ -76,6 +76,9 @@ fn edited(edits: &[(&str, &str)]) -> String {
     text
 }
 
+/// `(from, to)` replacements of whole lines of [`BASE`].
+type Edits<'a> = &'a [(&'a str, &'a str)];
+
 /// (line, key, fragments the message must contain)
 type Expected<'a> = (Option<usize>, &'a str, &'a [&'a str]);
 
@@ -150,7 +153,7 @@ fn the_base_configuration_is_valid() {
 
 #[test]
 fn each_rule_names_its_line_key_and_fix() {
-    let cases: &[(&str, &[(&str, &str)], &[Expected<'_>])] = &[
+    let cases: &[(&str, Edits<'_>, &[Expected<'_>])] = &[
         (
             "quiet period too short",
             &[("quiet_days = 90", "quiet_days = 89")],
@@ -520,7 +523,7 @@ fn duplicate_campaign_names_are_refused() {
 #[test]
 fn toml_mistakes_name_their_line() {
     // (what, edits, line, fragments)
-    let cases: &[(&str, &[(&str, &str)], usize, &[&str])] = &[
+    let cases: &[(&str, Edits<'_>, usize, &[&str])] = &[
         (
             "unknown campaign key",
             &[("quiet_days = 90", "quiet_dayz = 90")],
@@ -590,7 +593,7 @@ fn toml_mistakes_name_their_line() {
 #[test]
 fn questionable_but_valid_settings_are_warnings() {
     // (what, edits, warnings)
-    let cases: &[(&str, &[(&str, &str)], &[Expected<'_>])] = &[
+    let cases: &[(&str, Edits<'_>, &[Expected<'_>])] = &[
         ("none", &[], &[]),
         (
             "touches a week apart",

@@ -44,11 +44,14 @@ pub enum SendError {
     /// received the end of the message body: nothing was accepted, retrying is safe.
     #[error("temporary delivery failure: {0}")]
     Transient(String),
-    /// A 5xx reply at any stage (greeting, AUTH, MAIL FROM, RCPT TO, DATA, final reply),
-    /// or a message no server could take (an invalid address): do not retry. Note that
-    /// a 5xx before RCPT TO (AUTH, MAIL FROM, greeting) is about us, not the recipient.
+    /// A 5xx reply about this recipient or message (RCPT TO, DATA, final reply), or a
+    /// message no server could take (an invalid address): do not retry; it bounced.
     #[error("permanent delivery failure: {0}")]
     Permanent(String),
+    /// A 5xx before RCPT TO (greeting, STARTTLS, AUTH, MAIL FROM): our own setup is wrong
+    /// (a bad password, a refused sender). Not the recipient's fault: keep the message.
+    #[error("the mail server refused our connection or sender: {0}")]
+    Setup(String),
     /// The whole body was handed over but no final reply arrived (timeout, connection
     /// lost): the server may have accepted the message. Never retry blindly.
     #[error("delivery uncertain, the server may have accepted the message: {0}")]

@@ -396,7 +396,7 @@ impl Envelope {
         let from = match message.from.as_str() {
             "" => None,
             from => Some(from.parse::<Address>().map_err(|error| {
-                SendError::Permanent(format!("invalid envelope sender {from:?}: {error}"))
+                SendError::Setup(format!("invalid envelope sender {from:?}: {error}"))
             })?),
         };
         let to = message.to.parse::<Address>().map_err(|error| {
@@ -447,6 +447,13 @@ enum Stage {
     Data,
     Reset,
     Body,
+}
+
+impl Stage {
+    /// Stages whose refusal is about our connection or sender, not the recipient.
+    fn is_before_recipient(self) -> bool {
+        matches!(self, Stage::Connect | Stage::StartTls | Stage::Auth | Stage::MailFrom)
+    }
 }
 
 impl fmt::Display for Stage {
@@ -541,12 +548,15 @@ impl Failure {
     }
 
     /// Transient: a 4xx, or anything that stopped us before the server could have
-    /// received the end of the body. Permanent: a 5xx at any stage, or a message this
+    /// received the end of the body. Permanent: a 5xx about the recipient or message (Setup: one before RCPT TO), or a message this
     /// server can never take. Uncertain: the body was fully written and then the
     /// reply was lost (I/O error, unreadable reply, timeout).
     fn classify(self, server: &Server, body_written: bool) -> SendError {
         let where_ = format!("{server}, {}", self.stage);
         match self.cause {
+            Cause::Reply { code, text } if code >= 500 && self.stage.is_before_recipient() => {
+                SendError::Setup(format!("{where_}: server answered {code} {text}"))
+            }
             Cause::Reply { code, text } if code >= 500 => {
                 SendError::Permanent(format!("{where_}: server answered {code} {text}"))
             }

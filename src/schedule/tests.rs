@@ -792,6 +792,11 @@ fn spring_forward_moves_a_skipped_moment_to_the_end_of_the_gap() {
         );
     }
 
+    // A search that starts before the due instant (no backoff yet) finds the same moment.
+    let due = utc("2026-03-08T07:00:00Z");
+    let early = utc("2026-03-01T00:00:00Z");
+    assert_eq!(earliest_send(&c, tz, due, early, early), Some(due));
+
     // One moment a day, the 8th included: 02:30 EST, 03:00 EDT, 02:30 EDT.
     assert_eq!(
         moments(&c, tz, utc("2026-03-07T05:00:00Z"), 3),
@@ -869,6 +874,9 @@ fn fall_back_sends_at_the_first_of_two_identical_wall_times() {
             Decision::Wait(utc("2026-11-01T05:30:00Z")),
         ),
         ("2026-11-01T05:30:00Z", Decision::SendNow),
+        // 01:00 and 01:29 EST, the repeated hour: 30 and 59 minutes after the moment.
+        ("2026-11-01T06:00:00Z", Decision::SendNow),
+        ("2026-11-01T06:29:00Z", Decision::SendNow),
         ("2026-11-01T06:30:00Z", Decision::SendNow),
         ("2026-11-01T09:29:59Z", Decision::SendNow),
         (
@@ -881,6 +889,23 @@ fn fall_back_sends_at_the_first_of_two_identical_wall_times() {
             decide(&c, tz, due, due, utc(now), Standing::default(), &[]),
             *expected,
             "pass at {now}"
+        );
+    }
+
+    // A one-hour window is one real hour, though the wall clock shows 01:29 and 01:30 again.
+    let one_hour = with_catch_up(campaign("30 1 * * *", New_York), 1);
+    let passes: &[(&str, Decision)] = &[
+        ("2026-11-01T06:29:59Z", Decision::SendNow),
+        (
+            "2026-11-01T06:30:00Z",
+            Decision::Wait(utc("2026-11-02T06:30:00Z")),
+        ),
+    ];
+    for (now, expected) in passes {
+        assert_eq!(
+            decide(&one_hour, tz, due, due, utc(now), Standing::default(), &[]),
+            *expected,
+            "catch-up 1 h, pass at {now}"
         );
     }
 }
@@ -1070,6 +1095,9 @@ fn plan_items(config: &Config) -> Vec<PlanItem<'_>> {
     ]
 }
 
+/// Earlier sends per client key, as (key, instant).
+type Busy<'a> = &'a [(i64, &'a str)];
+
 type Row = (
     &'static str,
     &'static str,
@@ -1116,7 +1144,7 @@ fn plan_simulates_the_daemon_across_clients_campaigns_and_steps() {
     let now = utc("2026-04-01T00:00:00Z");
     use StepKind::{Newsletter, Survey};
     // (busy before the window, until, planned)
-    let cases: &[(&[(i64, &str)], &str, &[Row])] = &[
+    let cases: &[(Busy<'_>, &str, &[Row])] = &[
         (
             &[],
             "2026-05-20T00:00:00Z",

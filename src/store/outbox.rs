@@ -39,6 +39,9 @@ pub enum Outcome {
     Sent { reply: String, at: DateTime<Utc> },
     /// A transient failure (4xx, or no answer before the message was handed over).
     Retry { error: String, at: DateTime<Utc> },
+    /// The server refused us, not the recipient (bad login, refused sender): try again
+    /// later, without counting towards giving up.
+    Deferred { error: String, at: DateTime<Utc> },
     /// A permanent failure (5xx): the address bounced.
     Failed { error: String, at: DateTime<Utc> },
     /// The server may or may not have taken it: never resent blindly.
@@ -303,6 +306,9 @@ fn record_one(tx: &Transaction<'_>, config: &Config, row: i64, outcome: &Outcome
             } else {
                 set_state(MessageState::Retry, *at, None, Some(error), Some(*at + backoff(config, attempts)))?;
             }
+        }
+        Outcome::Deferred { error, at } => {
+            set_state(MessageState::Retry, *at, None, Some(error), Some(*at + config.smtp.retry_first))?;
         }
         Outcome::Failed { error, at } => {
             set_state(MessageState::Failed, *at, None, Some(error), None)?;
