@@ -262,14 +262,14 @@ pub(crate) fn opt_out(tx: &Transaction<'_>, email: &str, source: &str, now: Date
 }
 
 fn upsert(tx: &Transaction<'_>, config: &Config, record: &ClientRecord, now: DateTime<Utc>, counts: &mut ImportCounts) -> Result<()> {
-    let existing = load_by_email(tx, &record.email)?;
     let churned_text = record.churned_at.to_string();
     let timezone = record.timezone.map(|t| t.name().to_string());
     let fields = fields_json(&record.fields);
-    let Some(existing) = existing else {
-        tx.prepare_cached(
+    // Most rows of a large import are new: try the insert first, one index search.
+    let inserted = tx
+        .prepare_cached(
             "INSERT INTO clients (email, email_hash, name, first_name, company, churned_at, churn_reason, timezone, fields, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) ON CONFLICT (email) DO NOTHING",
         )?
         .execute(params![
             record.email,
@@ -283,6 +283,7 @@ fn upsert(tx: &Transaction<'_>, config: &Config, record: &ClientRecord, now: Dat
             fields,
             fmt_time(now)
         ])?;
+    if inserted == 1 {
         let facts = ClientFacts {
             id: tx.last_insert_rowid(),
             churned_at: record.churned_at,
@@ -290,10 +291,13 @@ fn upsert(tx: &Transaction<'_>, config: &Config, record: &ClientRecord, now: Dat
             timezone: record.timezone,
         };
         for campaign in &config.campaigns {
-            enroll::reconcile(tx, campaign, &facts, now)?;
+            enroll::enroll_new(tx, campaign, &facts, now)?;
         }
         counts.added += 1;
         return Ok(());
+    }
+    let Some(existing) = load_by_email(tx, &record.email)? else {
+        return Err(StoreError::Corrupt(format!("client {} vanished during the import", record.email)));
     };
     if existing.record == *record {
         counts.unchanged += 1;

@@ -70,23 +70,7 @@ pub(crate) fn reconcile(conn: &Connection, campaign: &Campaign, client: &ClientF
         None => None,
     };
     match existing {
-        None if admitted => {
-            let due = schedule::survey_due(campaign, client.churned_at, tz);
-            let public_id: [u8; 16] = rand::random();
-            conn.prepare_cached(
-                "INSERT INTO enrollments (client_id, campaign, public_id, state, next_step, due_at, send_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, 'active', 1, ?4, ?5, ?6, ?6)",
-            )?
-            .execute(params![
-                client.id,
-                campaign.name,
-                public_id.to_vec(),
-                fmt_time(due),
-                first_moment(campaign, tz, due),
-                fmt_time(now)
-            ])?;
-        }
-        None => {}
+        None => enroll_new(conn, campaign, client, now)?,
         Some(e) if e.state != EnrollmentState::Active.as_str() => {}
         Some(e) if !admitted => {
             if e.next_step == 1 && e.send_at.is_some() {
@@ -112,6 +96,22 @@ pub(crate) fn reconcile(conn: &Connection, campaign: &Campaign, client: &ClientF
             }
         }
     }
+    Ok(())
+}
+
+/// Enrolls a client just created (no enrollment can exist yet), if the campaign admits them.
+pub(crate) fn enroll_new(conn: &Connection, campaign: &Campaign, client: &ClientFacts<'_>, now: DateTime<Utc>) -> Result<()> {
+    if !campaign.admits(client.churn_reason) {
+        return Ok(());
+    }
+    let tz = schedule::zone(campaign, client.timezone);
+    let due = schedule::survey_due(campaign, client.churned_at, tz);
+    let public_id: [u8; 16] = rand::random();
+    conn.prepare_cached(
+        "INSERT INTO enrollments (client_id, campaign, public_id, state, next_step, due_at, send_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 'active', 1, ?4, ?5, ?6, ?6)",
+    )?
+    .execute(params![client.id, campaign.name, public_id.to_vec(), fmt_time(due), first_moment(campaign, tz, due), fmt_time(now)])?;
     Ok(())
 }
 

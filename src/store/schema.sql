@@ -20,7 +20,6 @@ CREATE TABLE clients (
     created_at   TEXT NOT NULL,
     updated_at   TEXT NOT NULL
 );
-CREATE INDEX clients_email_hash ON clients(email_hash);
 
 -- Opt-outs, bounces and forgotten people, by address: permanent, and valid for addresses
 -- never imported. `email` is NULL once a person is forgotten.

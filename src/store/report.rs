@@ -1,0 +1,344 @@
+//! Read-only numbers for the operator's report (`winback report`), the Prometheus
+//! scrape (`GET /metrics`), and the one-client lookup `winback preview` renders for.
+//!
+//! Nothing here writes. The metrics queries run on every scrape, so each is an
+//! index-only count or a `MIN` over a partial index (`messages_by_state`,
+//! `enrollments_waiting`, `messages_retry`); only `suppressions` is scanned, and it holds
+//! one row per opted-out, bounced or forgotten address.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::clients::load_by_email;
+use super::{Result, Store, fmt_time, parse_opt_time};
+use crate::model::ClientRecord;
+
+/// People at each stage, across campaigns; each stage counts distinct former clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Funnel {
+    /// Every former client imported.
+    pub left: u64,
+    /// In at least one campaign's audience (never those we let go).
+    pub enrolled: u64,
+    /// The survey was accepted by the mail server (`sent`).
+    pub surveyed: u64,
+    /// Answered the survey.
+    pub answered: u64,
+    /// Enrolled, and recorded as a client again (`winback returned`).
+    pub came_back: u64,
+}
+
+/// How the sequences of one campaign ended at one step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepStops {
+    pub campaign: String,
+    /// The last step sent before the stop; 0 when no message had gone out yet.
+    pub step: u32,
+    /// Sequences stopped by an opt-out after this step.
+    pub opt_outs: u64,
+    /// Messages of this step refused for good (the address bounced).
+    pub bounces: u64,
+}
+
+/// Everything `winback report` draws, except the plan (simulated by the caller).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReportData {
+    pub funnel: Funnel,
+    /// CRM churn reason (`None`: not given) → former clients.
+    pub churn_reasons: Vec<(Option<String>, u64)>,
+    /// (reason given in the survey, would work with us again) → answers.
+    pub answers: Vec<(Option<String>, Option<String>, u64)>,
+    /// Sorted by campaign, then step.
+    pub stops: Vec<StepStops>,
+    /// Message state → messages, all campaigns.
+    pub messages: BTreeMap<String, u64>,
+}
+
+/// The numbers behind `GET /metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Message state → messages (only the states present).
+    pub messages: BTreeMap<String, u64>,
+    /// Suppression reason (opt_out, bounce, forgotten) → addresses.
+    pub suppressions: BTreeMap<String, u64>,
+    /// Active enrollments whose moment has come, plus retries whose time has come.
+    pub queue_depth: u64,
+    /// The earliest moment among those: how long the oldest due message has waited.
+    pub oldest_due: Option<DateTime<Utc>>,
+}
+
+/// A client as `preview` needs it: the record, and the enrollment's public id in the
+/// campaign asked about (what its links carry), if they are enrolled in it.
+#[derive(Debug, Clone)]
+pub struct PreviewClient {
+    pub record: ClientRecord,
+    pub public_id: Option<[u8; 16]>,
+    pub returned_at: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// The funnel, reasons, answers and stops for `winback report`.
+    pub fn report_data(&self) -> Result<ReportData> {
+        let count = |sql: &str| -> Result<u64> {
+            Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+        };
+        let funnel = Funnel {
+            left: count("SELECT COUNT(*) FROM clients")?,
+            enrolled: count("SELECT COUNT(DISTINCT client_id) FROM enrollments")?,
+            surveyed: count(
+                "SELECT COUNT(DISTINCT client_id) FROM messages WHERE kind = 'survey' AND state = 'sent'",
+            )?,
+            answered: count("SELECT COUNT(DISTINCT client_id) FROM survey_answers")?,
+            came_back: count(
+                "SELECT COUNT(*) FROM clients c WHERE c.returned_at IS NOT NULL
+                 AND EXISTS (SELECT 1 FROM enrollments e WHERE e.client_id = c.id)",
+            )?,
+        };
+
+        let mut churn_reasons = Vec::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT churn_reason, COUNT(*) FROM clients GROUP BY churn_reason ORDER BY COUNT(*) DESC, churn_reason",
+        )?;
+        for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?)))? {
+            let (reason, n) = row?;
+            churn_reasons.push((reason, n as u64));
+        }
+
+        let mut answers = Vec::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT reason, would_return, COUNT(*) FROM survey_answers GROUP BY reason, would_return",
+        )?;
+        for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?)))? {
+            let (reason, would_return, n) = row?;
+            answers.push((reason, would_return, n as u64));
+        }
+
+        // An opt-out is put at the last step sent in the sequence it stopped; a bounce at
+        // the step whose message was refused.
+        let mut stops: BTreeMap<(String, u32), (u64, u64)> = BTreeMap::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT e.campaign,
+                    COALESCE((SELECT MAX(m.step) FROM messages m
+                              WHERE m.enrollment_id = e.id AND m.cycle = e.cycle
+                                AND m.state IN ('sent', 'uncertain')), 0),
+                    COUNT(*)
+             FROM enrollments e WHERE e.state = 'opted_out' GROUP BY 1, 2",
+        )?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, i64>(2)?)))? {
+            let (campaign, step, n) = row?;
+            stops.entry((campaign, step)).or_default().0 += n as u64;
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT m.campaign, m.step, COUNT(*) FROM messages m JOIN enrollments e ON e.id = m.enrollment_id
+             WHERE m.state = 'failed' AND e.state = 'bounced' AND m.cycle = e.cycle GROUP BY 1, 2",
+        )?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, i64>(2)?)))? {
+            let (campaign, step, n) = row?;
+            stops.entry((campaign, step)).or_default().1 += n as u64;
+        }
+        let stops = stops
+            .into_iter()
+            .map(|((campaign, step), (opt_outs, bounces))| StepStops {
+                campaign,
+                step,
+                opt_outs,
+                bounces,
+            })
+            .collect();
+
+        Ok(ReportData {
+            funnel,
+            churn_reasons,
+            answers,
+            stops,
+            messages: self.messages_by_state()?,
+        })
+    }
+
+    /// Cheap counts for a Prometheus scrape at `now`.
+    pub fn metrics(&self, now: DateTime<Utc>) -> Result<Metrics> {
+        let now_text = fmt_time(now);
+        let mut suppressions = BTreeMap::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT reason, COUNT(*) FROM suppressions GROUP BY reason")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (reason, n) = row?;
+            suppressions.insert(reason, n as u64);
+        }
+        let (waiting, oldest_waiting): (i64, Option<String>) = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*), MIN(send_at) FROM enrollments
+                 WHERE state = 'active' AND send_at IS NOT NULL AND send_at <= ?1",
+            )?
+            .query_row(params![now_text], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let (retries, oldest_retry): (i64, Option<String>) = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*), MIN(next_attempt_at) FROM messages
+                 WHERE state = 'retry' AND next_attempt_at <= ?1",
+            )?
+            .query_row(params![now_text], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let oldest_due = [parse_opt_time(oldest_waiting)?, parse_opt_time(oldest_retry)?]
+            .into_iter()
+            .flatten()
+            .min();
+        Ok(Metrics {
+            messages: self.messages_by_state()?,
+            suppressions,
+            queue_depth: (waiting + retries) as u64,
+            oldest_due,
+        })
+    }
+
+    /// Message state → messages (an index-only count over `messages_by_state`).
+    fn messages_by_state(&self) -> Result<BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state, COUNT(*) FROM messages GROUP BY state")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (state, n) = row?;
+            out.insert(state, n as u64);
+        }
+        Ok(out)
+    }
+
+    /// The former client with address `email`, and their enrollment in `campaign`.
+    pub fn preview_client(&self, email: &str, campaign: &str) -> Result<Option<PreviewClient>> {
+        let Some(client) = load_by_email(&self.conn, email)? else {
+            return Ok(None);
+        };
+        let public_id: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT public_id FROM enrollments WHERE client_id = ?1 AND campaign = ?2",
+                params![client.id, campaign],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let public_id = public_id.and_then(|bytes| <[u8; 16]>::try_from(bytes.as_slice()).ok());
+        Ok(Some(PreviewClient {
+            record: client.record,
+            public_id,
+            returned_at: client.returned_at,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use chrono::TimeZone;
+
+    fn at(day: u32, hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, day, hour, 0, 0).single().unwrap()
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("w.db")).unwrap();
+        (dir, store)
+    }
+
+    /// Rows written by hand: the report reads the tables, whatever wrote them.
+    fn seed(store: &Store) {
+        let t = |d, h| fmt_time(at(d, h));
+        let sql = format!(
+            "INSERT INTO clients (id, email, email_hash, churned_at, churn_reason, returned_at, created_at, updated_at) VALUES
+               (1, 'a@x.example', 'ha', '2025-01-01', 'price', NULL, '{t0}', '{t0}'),
+               (2, 'b@x.example', 'hb', '2025-01-01', 'price', '{t2}', '{t0}', '{t0}'),
+               (3, 'c@x.example', 'hc', '2025-01-01', 'competitor', NULL, '{t0}', '{t0}'),
+               (4, 'd@x.example', 'hd', '2025-01-01', 'we_ended', '{t2}', '{t0}', '{t0}'),
+               (5, 'e@x.example', 'he', '2025-01-01', NULL, NULL, '{t0}', '{t0}');
+             INSERT INTO enrollments (id, client_id, campaign, public_id, state, next_step, due_at, send_at, created_at, updated_at) VALUES
+               (1, 1, 'c', x'0101010101010101010101010101010a', 'opted_out', 2, NULL, NULL, '{t0}', '{t0}'),
+               (2, 2, 'c', x'02', 'returned', 2, NULL, NULL, '{t0}', '{t0}'),
+               (3, 3, 'c', x'03', 'bounced', 1, NULL, NULL, '{t0}', '{t0}'),
+               (5, 5, 'c', x'05', 'active', 1, '{t1}', '{t1}', '{t0}', '{t0}');
+             INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, first_claimed_at, claimed_at, next_attempt_at, updated_at) VALUES
+               (1, 1, 'c', 1, 1, 'survey', 'sent', '<1@x>', '{t0}', '{t0}', '{t0}', NULL, '{t0}'),
+               (2, 2, 'c', 1, 1, 'survey', 'sent', '<2@x>', '{t0}', '{t0}', '{t0}', NULL, '{t0}'),
+               (3, 3, 'c', 1, 1, 'survey', 'failed', '<3@x>', '{t0}', '{t0}', '{t0}', NULL, '{t0}'),
+               (5, 5, 'c', 1, 1, 'survey', 'retry', '<5@x>', '{t0}', '{t0}', '{t0}', '{t3}', '{t0}');
+             INSERT INTO survey_answers (enrollment_id, client_id, campaign, reason, would_return, created_at, updated_at) VALUES
+               (2, 2, 'c', 'competitor', 'yes', '{t0}', '{t0}');
+             INSERT INTO suppressions (email_hash, email, reason, source, created_at) VALUES
+               ('ha', 'a@x.example', 'opt_out', 'cli', '{t0}'),
+               ('hc', 'c@x.example', 'bounce', 'smtp', '{t0}');",
+            t0 = t(1, 8),
+            t1 = t(2, 10),
+            t2 = t(3, 9),
+            t3 = t(2, 12),
+        );
+        store.conn.execute_batch(&sql).unwrap();
+    }
+
+    #[test]
+    fn report_counts_people_at_each_stage_and_stops_per_step() {
+        let (_dir, store) = store();
+        seed(&store);
+        let data = store.report_data().unwrap();
+        assert_eq!(
+            data.funnel,
+            Funnel {
+                left: 5,
+                enrolled: 4,
+                surveyed: 2,
+                answered: 1,
+                // Client 4 came back but was never in a campaign: not a win of ours.
+                came_back: 1,
+            }
+        );
+        assert_eq!(data.churn_reasons[0], (Some("price".to_string()), 2));
+        assert!(data.churn_reasons.contains(&(None, 1)));
+        assert_eq!(
+            data.answers,
+            vec![(Some("competitor".to_string()), Some("yes".to_string()), 1)]
+        );
+        assert_eq!(
+            data.stops,
+            vec![StepStops {
+                campaign: "c".to_string(),
+                step: 1,
+                opt_outs: 1,
+                bounces: 1,
+            }]
+        );
+        assert_eq!(data.messages.get("sent"), Some(&2));
+    }
+
+    #[test]
+    fn metrics_count_what_is_due_and_how_long_it_waited() {
+        let (_dir, store) = store();
+        seed(&store);
+        let before = store.metrics(at(2, 9)).unwrap();
+        assert_eq!(before.queue_depth, 0);
+        assert_eq!(before.oldest_due, None);
+        let later = store.metrics(at(2, 13)).unwrap();
+        assert_eq!(later.queue_depth, 2, "the waiting enrollment and the retry");
+        assert_eq!(later.oldest_due, Some(at(2, 10)));
+        assert_eq!(later.suppressions.get("opt_out"), Some(&1));
+        assert_eq!(later.suppressions.get("bounce"), Some(&1));
+        assert_eq!(later.messages.get("retry"), Some(&1));
+    }
+
+    #[test]
+    fn preview_client_finds_the_enrollment_of_the_campaign() {
+        let (_dir, store) = store();
+        seed(&store);
+        let found = store.preview_client("A@X.example", "c").unwrap().unwrap();
+        assert_eq!(found.record.email, "a@x.example");
+        let mut id = [1u8; 16];
+        id[15] = 10;
+        assert_eq!(found.public_id, Some(id));
+        let other = store.preview_client("a@x.example", "other").unwrap().unwrap();
+        assert_eq!(other.public_id, None, "not enrolled in that campaign");
+        assert!(store.preview_client("nobody@x.example", "c").unwrap().is_none());
+    }
+}
