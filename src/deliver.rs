@@ -5,9 +5,11 @@
 //! committed a batch at a time. An in-flight send is never abandoned: shutdown is
 //! checked only between batches.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
@@ -17,9 +19,11 @@ use crate::render::{Renderer, Vars};
 use crate::store::{Claimed, Outcome, Store};
 use crate::token::{self, Purpose, Secret};
 
-/// Messages claimed per batch, per SMTP connection. A crash leaves at most one batch
-/// `uncertain`; larger batches amortize the commits.
-const BATCH_PER_CONNECTION: usize = 16;
+/// Messages claimed per batch, per SMTP connection. A crash leaves at most about two
+/// batches `uncertain`; larger batches amortize the claim transactions.
+pub const BATCH_PER_CONNECTION: usize = 8;
+/// Results committed in one transaction, at most.
+const MAX_RESULTS_PER_COMMIT: usize = 512;
 
 /// Everything a pass needs; cheap to clone into tasks.
 #[derive(Clone)]
@@ -105,51 +109,111 @@ impl Deliverer {
         .await
     }
 
-    /// Sends everything due now, batch by batch, until nothing is due, a rate limit is
-    /// reached, or `stopping` says to stop (checked between batches only).
+    /// Sends everything due now, until nothing is due, a rate limit is reached, the server
+    /// refuses us, or `stopping` says to stop (checked between claims only).
+    ///
+    /// Three stages overlap: this task claims batches (committed `sending` before any SMTP
+    /// transaction starts), one worker per connection renders and sends, and a recorder
+    /// commits the results — as many as have arrived per transaction. At most about two
+    /// batches are ever claimed but unrecorded: that bounds what a crash leaves uncertain.
     pub async fn pass(&self, stopping: &dyn Fn() -> bool) -> Result<PassReport, DeliverError> {
-        let mut report = PassReport::default();
-        while !stopping() {
+        let connections = self.config.smtp.connections;
+        let batch = connections * BATCH_PER_CONNECTION;
+        let (work_tx, work_rx) = mpsc::channel::<Claimed>(batch);
+        let work_rx = Arc::new(tokio::sync::Mutex::new(work_rx));
+        let (done_tx, done_rx) = mpsc::channel::<(i64, Outcome)>(batch * 2);
+        let refused = Arc::new(AtomicBool::new(false));
+
+        let mut workers = JoinSet::new();
+        for _ in 0..connections {
+            let (this, work_rx, done_tx, refused) = (self.clone(), work_rx.clone(), done_tx.clone(), refused.clone());
+            workers.spawn(async move {
+                loop {
+                    let next = work_rx.lock().await.recv().await;
+                    let Some(message) = next else { break };
+                    let row = message.message_row;
+                    let outcome = this.deliver_one(message).await;
+                    if matches!(outcome, Outcome::Deferred { .. }) {
+                        refused.store(true, Ordering::SeqCst);
+                    }
+                    if done_tx.send((row, outcome)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let recorder = tokio::spawn(self.clone().record_until_closed(done_rx));
+
+        let mut throttled = false;
+        let mut claim_error = None;
+        while !stopping() && !refused.load(Ordering::SeqCst) {
             let now = self.clock.now();
-            let allowed = self.allowance(now).await?;
+            let allowed = match self.allowance(now).await {
+                Ok(allowed) => allowed.min(batch),
+                Err(e) => {
+                    claim_error = Some(e);
+                    break;
+                }
+            };
             if allowed == 0 {
-                report.throttled = true;
+                throttled = true;
                 tracing::info!("rate limit reached; the rest waits");
                 break;
             }
             let config = self.config.clone();
-            let claimed = self.with_store(move |store| store.claim_due(&config, now, allowed)).await?;
+            let claimed = match self.with_store(move |store| store.claim_due(&config, now, allowed)).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    claim_error = Some(e);
+                    break;
+                }
+            };
             if claimed.is_empty() {
                 break;
             }
-            let mut tasks = JoinSet::new();
             for message in claimed {
-                let this = self.clone();
-                tasks.spawn(async move {
-                    let row = message.message_row;
-                    (row, this.deliver_one(message).await)
-                });
+                // Workers only stop when this sender is dropped, so the send cannot fail
+                // while they run; if it did, the message stays `sending` → uncertain.
+                if work_tx.send(message).await.is_err() {
+                    break;
+                }
             }
-            let mut results = Vec::with_capacity(tasks.len());
-            while let Some(joined) = tasks.join_next().await {
-                let (row, outcome) = joined?;
-                match &outcome {
+        }
+        drop(work_tx);
+        while let Some(joined) = workers.join_next().await {
+            joined?;
+        }
+        let mut report = recorder.await??;
+        report.throttled = throttled;
+        report.setup_error = refused.load(Ordering::SeqCst);
+        match claim_error {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    /// Commits results as they arrive, all that are waiting in one transaction.
+    async fn record_until_closed(self, mut done_rx: mpsc::Receiver<(i64, Outcome)>) -> Result<PassReport, DeliverError> {
+        let mut report = PassReport::default();
+        while let Some(first) = done_rx.recv().await {
+            let mut results = vec![first];
+            while results.len() < MAX_RESULTS_PER_COMMIT {
+                match done_rx.try_recv() {
+                    Ok(result) => results.push(result),
+                    Err(_) => break,
+                }
+            }
+            for (_, outcome) in &results {
+                match outcome {
                     Outcome::Sent { .. } => report.sent += 1,
-                    Outcome::Retry { .. } => report.retried += 1,
-                    Outcome::Deferred { .. } => {
-                        report.retried += 1;
-                        report.setup_error = true;
-                    }
+                    Outcome::Retry { .. } | Outcome::Deferred { .. } => report.retried += 1,
                     Outcome::Failed { .. } | Outcome::Abandoned { .. } => report.failed += 1,
                     Outcome::Uncertain { .. } => report.uncertain += 1,
                 }
-                results.push((row, outcome));
             }
             let config = self.config.clone();
             self.with_store(move |store| store.record_results(&config, &results)).await?;
-            if report.setup_error {
-                break; // no point offering the rest to a server that refuses us
-            }
         }
         Ok(report)
     }

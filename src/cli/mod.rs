@@ -6,9 +6,12 @@
 
 mod check;
 mod import;
+mod ops;
 mod people;
 mod plan;
+mod preview;
 mod recipients;
+mod report;
 mod status;
 
 use std::path::PathBuf;
@@ -91,7 +94,7 @@ pub enum Command {
     #[command(after_help = "Example: winback returned jane@example.com")]
     Returned { email: String },
     /// Inspect and act on the outbox.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example: winback outbox list\n         winback outbox resend 42")]
     Outbox(OutboxCommand),
     /// The feedback survey's answers, and how many gave each reason.
     #[command(
@@ -109,11 +112,64 @@ pub enum Command {
         after_help = "Example: winback forget jane@example.com\n\nDeletes their former-client row, enrollments, message records, survey answers and events. Copies outside the database (sent .eml files, logs, backups) are not touched."
     )]
     Forget { email: String },
+    /// A step as its recipient will get it (headers and text), or every step side by side.
+    #[command(
+        after_help = "Example: winback preview --campaign former-clients --step 1 --email jane@example.com\n         winback preview --campaign former-clients --step 2 --html step2.html --open\n         winback preview --campaign former-clients --gallery review/ --open\n\nWithout --email the step is rendered for a sample client, with placeholder links. With --email, the links are that client's real ones: do not click unsubscribe in a preview."
+    )]
+    Preview {
+        /// The campaign, by its `name` in the configuration.
+        #[arg(long)]
+        campaign: String,
+        /// The step number (1 is the survey).
+        #[arg(long, required_unless_present = "gallery")]
+        step: Option<u32>,
+        /// The former client to render for (default: a sample client).
+        #[arg(long, conflicts_with = "gallery")]
+        email: Option<String>,
+        /// Also write the HTML part to FILE.
+        #[arg(long, value_name = "FILE", conflicts_with = "gallery")]
+        html: Option<PathBuf>,
+        /// Open the HTML part (or the gallery) in a browser.
+        #[arg(long)]
+        open: bool,
+        /// Write DIR/index.html: every step of the campaign for a sample client, with its timing.
+        #[arg(long, value_name = "DIR", conflicts_with = "step")]
+        gallery: Option<PathBuf>,
+    },
+    /// Write a one-page HTML report: funnel, churn reasons, opt-outs per step, upcoming sends.
+    #[command(
+        after_help = "Example: winback report --html report.html\n\nThe page is self-contained (no scripts, nothing loaded from elsewhere): mail it or archive it as it is. For a terminal summary, use `winback status`."
+    )]
+    Report {
+        /// Where to write the page.
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+    },
+    /// Copy the live database consistently (safe while the daemon runs).
+    #[command(
+        after_help = "Example: winback backup /var/backups/winback-$(date +%F).db\n\nTo restore: stop the daemon (systemctl stop winback); move the database file aside, and any winback.db-wal and winback.db-shm files beside it; copy the backup to the database path ([database] path in the config); start the daemon again. A backup holds names, addresses and (unless WINBACK_SECRET is set) the link-signing secret: keep it private."
+    )]
+    Backup {
+        /// The backup file to create.
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example: winback completions bash > /etc/bash_completion.d/winback\n         winback completions zsh > \"${fpath[1]}/_winback\"\n         winback completions fish > ~/.config/fish/completions/winback.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
     /// Messages that need a decision: uncertain (the process died mid-send), failed, retrying.
+    #[command(after_help = "Example: winback outbox list")]
     List,
     /// Send an uncertain or failed message again (the recipient may get it twice).
     #[command(after_help = "Example: winback outbox resend 42")]
@@ -170,5 +226,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Survey { format } => recipients::survey(&cli, *format),
         Command::Export { email } => recipients::export(&cli, email),
         Command::Forget { email } => recipients::forget(&cli, email),
+        Command::Preview { campaign, step, email, html, open, gallery } => preview::run(
+            &cli,
+            preview::PreviewArgs {
+                campaign,
+                step: *step,
+                email: email.as_deref(),
+                html: html.as_deref(),
+                open: *open,
+                gallery: gallery.as_deref(),
+            },
+        ),
+        Command::Report { html } => report::run(&cli, html),
+        Command::Backup { file, force } => ops::backup(&cli, file, *force),
+        Command::Completions { shell } => ops::completions(*shell),
     }
 }

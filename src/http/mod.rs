@@ -6,6 +6,7 @@
 //! never changes anything (mail scanners prefetch links). Store calls run on blocking
 //! threads; this module holds no SQL and reads the time only from the daemon's clock.
 
+mod metrics;
 mod pages;
 mod rate_limit;
 #[cfg(test)]
@@ -127,6 +128,7 @@ pub fn router(state: HttpState) -> Result<Router, PagesError> {
     Ok(Router::new()
         .merge(recipient_routes)
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::map_response(security_headers(&public_url)))

@@ -13,7 +13,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::clients::load_by_email;
-use super::{Result, Store, fmt_time, parse_opt_time};
+use super::{Result, Store, email_hash, fmt_time, parse_opt_time};
 use crate::model::ClientRecord;
 
 /// People at each stage, across campaigns; each stage counts distinct former clients.
@@ -77,6 +77,8 @@ pub struct PreviewClient {
     pub record: ClientRecord,
     pub public_id: Option<[u8; 16]>,
     pub returned_at: Option<DateTime<Utc>>,
+    /// Why the address is never mailed (`opt_out`, `bounce`, `forgotten`), if it is not.
+    pub suppressed: Option<String>,
 }
 
 impl Store {
@@ -127,7 +129,13 @@ impl Store {
                     COUNT(*)
              FROM enrollments e WHERE e.state = 'opted_out' GROUP BY 1, 2",
         )?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, i64>(2)?)))? {
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })? {
             let (campaign, step, n) = row?;
             stops.entry((campaign, step)).or_default().0 += n as u64;
         }
@@ -135,7 +143,13 @@ impl Store {
             "SELECT m.campaign, m.step, COUNT(*) FROM messages m JOIN enrollments e ON e.id = m.enrollment_id
              WHERE m.state = 'failed' AND e.state = 'bounced' AND m.cycle = e.cycle GROUP BY 1, 2",
         )?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, i64>(2)?)))? {
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })? {
             let (campaign, step, n) = row?;
             stops.entry((campaign, step)).or_default().1 += n as u64;
         }
@@ -183,10 +197,13 @@ impl Store {
                  WHERE state = 'retry' AND next_attempt_at <= ?1",
             )?
             .query_row(params![now_text], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let oldest_due = [parse_opt_time(oldest_waiting)?, parse_opt_time(oldest_retry)?]
-            .into_iter()
-            .flatten()
-            .min();
+        let oldest_due = [
+            parse_opt_time(oldest_waiting)?,
+            parse_opt_time(oldest_retry)?,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         Ok(Metrics {
             messages: self.messages_by_state()?,
             suppressions,
@@ -222,10 +239,19 @@ impl Store {
             )
             .optional()?;
         let public_id = public_id.and_then(|bytes| <[u8; 16]>::try_from(bytes.as_slice()).ok());
+        let suppressed: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT reason FROM suppressions WHERE email_hash = ?1",
+                params![email_hash(&client.record.email)],
+                |r| r.get(0),
+            )
+            .optional()?;
         Ok(Some(PreviewClient {
             record: client.record,
             public_id,
             returned_at: client.returned_at,
+            suppressed,
         }))
     }
 }
@@ -237,7 +263,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn at(day: u32, hour: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 6, day, hour, 0, 0).single().unwrap()
+        Utc.with_ymd_and_hms(2026, 6, day, hour, 0, 0)
+            .single()
+            .unwrap()
     }
 
     fn store() -> (tempfile::TempDir, Store) {
@@ -251,9 +279,9 @@ mod tests {
         let t = |d, h| fmt_time(at(d, h));
         let sql = format!(
             "INSERT INTO clients (id, email, email_hash, churned_at, churn_reason, returned_at, created_at, updated_at) VALUES
-               (1, 'a@x.example', 'ha', '2025-01-01', 'price', NULL, '{t0}', '{t0}'),
+               (1, 'a@x.example', '{ha}', '2025-01-01', 'price', NULL, '{t0}', '{t0}'),
                (2, 'b@x.example', 'hb', '2025-01-01', 'price', '{t2}', '{t0}', '{t0}'),
-               (3, 'c@x.example', 'hc', '2025-01-01', 'competitor', NULL, '{t0}', '{t0}'),
+               (3, 'c@x.example', '{hc}', '2025-01-01', 'competitor', NULL, '{t0}', '{t0}'),
                (4, 'd@x.example', 'hd', '2025-01-01', 'we_ended', '{t2}', '{t0}', '{t0}'),
                (5, 'e@x.example', 'he', '2025-01-01', NULL, NULL, '{t0}', '{t0}');
              INSERT INTO enrollments (id, client_id, campaign, public_id, state, next_step, due_at, send_at, created_at, updated_at) VALUES
@@ -269,12 +297,14 @@ mod tests {
              INSERT INTO survey_answers (enrollment_id, client_id, campaign, reason, would_return, created_at, updated_at) VALUES
                (2, 2, 'c', 'competitor', 'yes', '{t0}', '{t0}');
              INSERT INTO suppressions (email_hash, email, reason, source, created_at) VALUES
-               ('ha', 'a@x.example', 'opt_out', 'cli', '{t0}'),
-               ('hc', 'c@x.example', 'bounce', 'smtp', '{t0}');",
+               ('{ha}', 'a@x.example', 'opt_out', 'cli', '{t0}'),
+               ('{hc}', 'c@x.example', 'bounce', 'smtp', '{t0}');",
             t0 = t(1, 8),
             t1 = t(2, 10),
             t2 = t(3, 9),
             t3 = t(2, 12),
+            ha = email_hash("a@x.example"),
+            hc = email_hash("c@x.example"),
         );
         store.conn.execute_batch(&sql).unwrap();
     }
@@ -337,8 +367,17 @@ mod tests {
         let mut id = [1u8; 16];
         id[15] = 10;
         assert_eq!(found.public_id, Some(id));
-        let other = store.preview_client("a@x.example", "other").unwrap().unwrap();
+        assert_eq!(found.suppressed.as_deref(), Some("opt_out"));
+        let other = store
+            .preview_client("a@x.example", "other")
+            .unwrap()
+            .unwrap();
         assert_eq!(other.public_id, None, "not enrolled in that campaign");
-        assert!(store.preview_client("nobody@x.example", "c").unwrap().is_none());
+        assert!(
+            store
+                .preview_client("nobody@x.example", "c")
+                .unwrap()
+                .is_none()
+        );
     }
 }

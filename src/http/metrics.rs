@@ -1,0 +1,196 @@
+//! `GET /metrics`: the outbox and the queue in Prometheus' text exposition format
+//! (version 0.0.4), for dashboards and alerts ("nothing sent for a day", "the queue is
+//! not draining").
+//!
+//! Cheap on purpose (a few indexed counts per scrape, see `store::report`), so it is not
+//! rate-limited. It is for the operator's monitoring, not for recipients: a request that
+//! came through a reverse proxy (it carries `Forwarded`, `X-Forwarded-For` or
+//! `X-Real-IP`) gets the 404 page. Block `/metrics` at the proxy too.
+
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+
+use super::{Failure, Shared};
+use crate::model::MessageState;
+use crate::store::Metrics;
+
+/// The content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Suppression reasons always present in the output (zero when none).
+const SUPPRESSION_REASONS: [&str; 3] = ["opt_out", "bounce", "forgotten"];
+
+/// Headers a reverse proxy adds; their presence means the request came from outside.
+const PROXY_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+
+pub(super) async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    if PROXY_HEADERS.iter().any(|name| headers.contains_key(*name)) {
+        return app.failure(Failure::NotFound);
+    }
+    let now = app.state.clock.now();
+    match app.with_store(move |store| store.metrics(now)).await {
+        Ok(metrics) => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
+            exposition(&metrics, now),
+        )
+            .into_response(),
+        Err(failure) => app.failure(failure),
+    }
+}
+
+/// The text of one scrape. Every message state and suppression reason is always
+/// present, so a series never disappears when its count drops to zero.
+pub(crate) fn exposition(metrics: &Metrics, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let count = |map: &std::collections::BTreeMap<String, u64>, key: &str| {
+        map.get(key).copied().unwrap_or(0)
+    };
+
+    let mut states: Vec<String> = MessageState::ALL
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
+    states.extend(
+        metrics
+            .messages
+            .keys()
+            .filter(|k| !states.contains(k))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let samples: Vec<(String, String)> = states
+        .iter()
+        .map(|s| {
+            (
+                format!("{{state=\"{}\"}}", label_value(s)),
+                count(&metrics.messages, s).to_string(),
+            )
+        })
+        .collect();
+    family(
+        "winback_messages",
+        "gauge",
+        "Messages in the outbox, by state.",
+        &samples,
+    );
+
+    family(
+        "winback_opt_outs_total",
+        "gauge",
+        "Addresses opted out (by link, survey or operator); an undo or a forget lowers it.",
+        &[(
+            String::new(),
+            count(&metrics.suppressions, "opt_out").to_string(),
+        )],
+    );
+
+    let mut reasons: Vec<String> = SUPPRESSION_REASONS.iter().map(|r| r.to_string()).collect();
+    reasons.extend(
+        metrics
+            .suppressions
+            .keys()
+            .filter(|k| !reasons.contains(k))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let samples: Vec<(String, String)> = reasons
+        .iter()
+        .map(|r| {
+            (
+                format!("{{reason=\"{}\"}}", label_value(r)),
+                count(&metrics.suppressions, r).to_string(),
+            )
+        })
+        .collect();
+    family(
+        "winback_suppressions",
+        "gauge",
+        "Addresses never mailed again, by reason.",
+        &samples,
+    );
+
+    family(
+        "winback_queue_depth",
+        "gauge",
+        "Messages whose moment has come: active enrollments due now, plus retries due now.",
+        &[(String::new(), metrics.queue_depth.to_string())],
+    );
+
+    let waited = metrics
+        .oldest_due
+        .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
+        .unwrap_or(0.0);
+    family(
+        "winback_oldest_due_seconds",
+        "gauge",
+        "How long the oldest due message has waited past its moment; 0 when none is due.",
+        &[(String::new(), format!("{waited}"))],
+    );
+    out
+}
+
+/// A label value with `\`, `"` and line breaks escaped, as the format requires.
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn exposition_lists_every_state_and_reason_and_the_queue() {
+        let now = DateTime::parse_from_rfc3339("2026-06-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let metrics = Metrics {
+            messages: BTreeMap::from([("sent".to_string(), 7), ("retry".to_string(), 1)]),
+            suppressions: BTreeMap::from([("opt_out".to_string(), 2)]),
+            queue_depth: 3,
+            oldest_due: Some(now - chrono::Duration::milliseconds(90_500)),
+        };
+        let text = exposition(&metrics, now);
+        for line in [
+            "# TYPE winback_messages gauge",
+            "winback_messages{state=\"sent\"} 7",
+            "winback_messages{state=\"retry\"} 1",
+            "winback_messages{state=\"uncertain\"} 0",
+            "winback_opt_outs_total 2",
+            "winback_suppressions{reason=\"opt_out\"} 2",
+            "winback_suppressions{reason=\"bounce\"} 0",
+            "winback_queue_depth 3",
+            "winback_oldest_due_seconds 90.5",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+        let empty = exposition(&Metrics::default(), now);
+        assert!(
+            empty.lines().any(|l| l == "winback_oldest_due_seconds 0"),
+            "{empty}"
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
