@@ -51,7 +51,9 @@ impl DaemonLock {
                 database.display(),
                 path.display()
             )),
-            Err(std::fs::TryLockError::Error(e)) => Err(anyhow!("cannot lock {}: {e}", path.display())),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(anyhow!("cannot lock {}: {e}", path.display()))
+            }
         }
     }
 
@@ -72,7 +74,10 @@ pub fn load_secret(store: &mut Store) -> anyhow::Result<Secret> {
 pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
     let renderer = Renderer::load(&config).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
-        anyhow!("the templates have problems (run `winback check`):\n{}", list.join("\n"))
+        anyhow!(
+            "the templates have problems (run `winback check`):\n{}",
+            list.join("\n")
+        )
     })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -175,19 +180,30 @@ pub async fn shutdown_signal() {
 }
 
 /// The loop. Returns when `shutdown` resolves (after in-flight sends), or after one pass.
-pub async fn run(deliverer: Deliverer, once: bool, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    deliverer: Deliverer,
+    once: bool,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let config = deliverer.config.clone();
     let now = deliverer.clock.now();
     let recovered = {
         let config = config.clone();
-        deliverer.with_store(move |store| store.recover_interrupted(&config, now)).await?
+        deliverer
+            .with_store(move |store| store.recover_interrupted(&config, now))
+            .await?
     };
     if recovered > 0 {
-        tracing::warn!(count = recovered, "messages were caught mid-send by a stop; marked uncertain, not resent (see `winback outbox list`)");
+        tracing::warn!(
+            count = recovered,
+            "messages were caught mid-send by a stop; marked uncertain, not resent (see `winback outbox list`)"
+        );
     }
     {
         let config = config.clone();
-        deliverer.with_store(move |store| store.sync_campaigns(&config, now)).await?;
+        deliverer
+            .with_store(move |store| store.sync_campaigns(&config, now))
+            .await?;
     }
     let mut watch = SyncWatch::default();
     let wake = Arc::new(Notify::new());
@@ -215,7 +231,13 @@ pub async fn run(deliverer: Deliverer, once: bool, shutdown: impl Future<Output 
             }
         };
         if report.sent + report.retried + report.failed + report.uncertain > 0 {
-            tracing::info!(sent = report.sent, retry = report.retried, failed = report.failed, uncertain = report.uncertain, "pass done");
+            tracing::info!(
+                sent = report.sent,
+                retry = report.retried,
+                failed = report.failed,
+                uncertain = report.uncertain,
+                "pass done"
+            );
         }
         if once || shutdown_seen {
             tracing::info!("stopped");
@@ -256,10 +278,12 @@ async fn sync_clients(deliverer: &Deliverer, watch: &mut SyncWatch) -> anyhow::R
     let now = deliverer.clock.now();
     let shown = path.display().to_string();
     let result = deliverer
-        .with_store(move |store| match crate::sync::import_file(store, &config, now, &path, false, &mut |_| {}) {
-            Ok(outcome) => Ok(Ok(outcome)),
-            Err(crate::sync::SyncError::Store(e)) => Err(e),
-            Err(other) => Ok(Err(other)),
+        .with_store(move |store| {
+            match crate::sync::import_file(store, &config, now, &path, false, &mut |_| {}) {
+                Ok(outcome) => Ok(Ok(outcome)),
+                Err(crate::sync::SyncError::Store(e)) => Err(e),
+                Err(other) => Ok(Err(other)),
+            }
         })
         .await?;
     match result {
@@ -273,7 +297,9 @@ async fn sync_clients(deliverer: &Deliverer, watch: &mut SyncWatch) -> anyhow::R
             }
             tracing::error!(file = %shown, bad_rows = outcome.error_count, "client file not imported: fix the rows above; the database is unchanged");
         }
-        Err(e) => tracing::error!(file = %shown, error = %e, "client file not imported; the database is unchanged"),
+        Err(e) => {
+            tracing::error!(file = %shown, error = %e, "client file not imported; the database is unchanged")
+        }
     }
     Ok(())
 }
@@ -281,7 +307,9 @@ async fn sync_clients(deliverer: &Deliverer, watch: &mut SyncWatch) -> anyhow::R
 /// The SMTP URL without credentials, for logs.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
         _ => url.to_string(),
     }
 }

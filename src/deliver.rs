@@ -66,16 +66,19 @@ impl Deliverer {
         F: FnOnce(&mut Store) -> Result<T, crate::store::StoreError> + Send + 'static,
     {
         let store = self.store.clone();
-        let result = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let mut guard = store.lock().map_err(|_| DeliverError::Poisoned)?;
             f(&mut guard).map_err(DeliverError::from)
         })
-        .await?;
-        result
+        .await?
     }
 
     pub fn unsubscribe_url(&self, public_id: &[u8; 16]) -> String {
-        format!("{}/u/{}", self.config.http.public_url, token::issue(&self.secret, Purpose::Unsubscribe, public_id))
+        format!(
+            "{}/u/{}",
+            self.config.http.public_url,
+            token::issue(&self.secret, Purpose::Unsubscribe, public_id)
+        )
     }
 
     pub fn survey_url(&self, public_id: &[u8; 16]) -> String {
@@ -126,7 +129,12 @@ impl Deliverer {
 
         let mut workers = JoinSet::new();
         for _ in 0..connections {
-            let (this, work_rx, done_tx, refused) = (self.clone(), work_rx.clone(), done_tx.clone(), refused.clone());
+            let (this, work_rx, done_tx, refused) = (
+                self.clone(),
+                work_rx.clone(),
+                done_tx.clone(),
+                refused.clone(),
+            );
             workers.spawn(async move {
                 loop {
                     let next = work_rx.lock().await.recv().await;
@@ -162,7 +170,10 @@ impl Deliverer {
                 break;
             }
             let config = self.config.clone();
-            let claimed = match self.with_store(move |store| store.claim_due(&config, now, allowed)).await {
+            let claimed = match self
+                .with_store(move |store| store.claim_due(&config, now, allowed))
+                .await
+            {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     claim_error = Some(e);
@@ -194,7 +205,10 @@ impl Deliverer {
     }
 
     /// Commits results as they arrive, all that are waiting in one transaction.
-    async fn record_until_closed(self, mut done_rx: mpsc::Receiver<(i64, Outcome)>) -> Result<PassReport, DeliverError> {
+    async fn record_until_closed(
+        self,
+        mut done_rx: mpsc::Receiver<(i64, Outcome)>,
+    ) -> Result<PassReport, DeliverError> {
         let mut report = PassReport::default();
         while let Some(first) = done_rx.recv().await {
             let mut results = vec![first];
@@ -213,7 +227,8 @@ impl Deliverer {
                 }
             }
             let config = self.config.clone();
-            self.with_store(move |store| store.record_results(&config, &results)).await?;
+            self.with_store(move |store| store.record_results(&config, &results))
+                .await?;
         }
         Ok(report)
     }
@@ -224,16 +239,27 @@ impl Deliverer {
             Ok(outgoing) => outgoing,
             Err(error) => {
                 tracing::error!(message = message.message_row, to = %message.client.email, %error, "cannot render; sequence stopped");
-                return Outcome::Abandoned { error, at: self.clock.now() };
+                return Outcome::Abandoned {
+                    error,
+                    at: self.clock.now(),
+                };
             }
         };
         let result = self.mailer.send(&outgoing).await;
         let at = self.clock.now();
-        let (campaign, step, to, row) = (&message.campaign, message.step, &message.client.email, message.message_row);
+        let (campaign, step, to, row) = (
+            &message.campaign,
+            message.step,
+            &message.client.email,
+            message.message_row,
+        );
         match result {
             Ok(delivered) => {
                 tracing::info!(message = row, %to, %campaign, step, attempt = message.attempt, reply = %delivered.reply, "sent");
-                Outcome::Sent { reply: delivered.reply, at }
+                Outcome::Sent {
+                    reply: delivered.reply,
+                    at,
+                }
             }
             Err(SendError::Transient(error)) => {
                 tracing::warn!(message = row, %to, %campaign, step, attempt = message.attempt, %error, "temporary failure; will retry");
@@ -266,9 +292,19 @@ impl Deliverer {
             survey_url: self.survey_url(&message.public_id),
             now: self.clock.now(),
         };
-        let rendered = self.renderer.render(campaign, message.step, &vars).map_err(|e| e.to_string())?;
-        let built = crate::render::build_message(&self.config, &rendered, &message.client, &message.message_id, self.clock.now(), &unsubscribe_url)
+        let rendered = self
+            .renderer
+            .render(campaign, message.step, &vars)
             .map_err(|e| e.to_string())?;
+        let built = crate::render::build_message(
+            &self.config,
+            &rendered,
+            &message.client,
+            &message.message_id,
+            self.clock.now(),
+            &unsubscribe_url,
+        )
+        .map_err(|e| e.to_string())?;
         Ok(OutgoingMessage {
             message_id: built.message_id,
             from: built.from,

@@ -31,7 +31,9 @@ impl ChurnedAt {
     pub fn instant(&self, tz: Tz) -> DateTime<Utc> {
         match self {
             ChurnedAt::Instant(t) => *t,
-            ChurnedAt::Date(d) => crate::schedule::local_to_utc(d.and_time(chrono::NaiveTime::MIN), tz),
+            ChurnedAt::Date(d) => {
+                crate::schedule::local_to_utc(d.and_time(chrono::NaiveTime::MIN), tz)
+            }
         }
     }
 }
@@ -40,7 +42,11 @@ impl fmt::Display for ChurnedAt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ChurnedAt::Date(d) => write!(f, "{}", d.format("%Y-%m-%d")),
-            ChurnedAt::Instant(t) => write!(f, "{}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            ChurnedAt::Instant(t) => write!(
+                f,
+                "{}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
         }
     }
 }

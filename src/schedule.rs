@@ -13,7 +13,9 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use chrono::{DateTime, Days, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Days, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -51,7 +53,9 @@ pub fn zone(campaign: &Campaign, recipient: Option<Tz>) -> Tz {
 /// `t` plus `days` calendar days on the wall clock of `tz`, keeping the time of day.
 pub fn add_local_days(t: DateTime<Utc>, days: u32, tz: Tz) -> DateTime<Utc> {
     let local = t.with_timezone(&tz).naive_local();
-    let later = local.checked_add_days(Days::new(u64::from(days))).unwrap_or(local);
+    let later = local
+        .checked_add_days(Days::new(u64::from(days)))
+        .unwrap_or(local);
     local_to_utc(later, tz)
 }
 
@@ -106,10 +110,16 @@ pub fn earliest_send(
 }
 
 /// The first `send_at` moment, as an instant, at or after `lower`.
-fn first_moment_at_or_after(campaign: &Campaign, tz: Tz, lower: DateTime<Utc>) -> Option<DateTime<Utc>> {
+fn first_moment_at_or_after(
+    campaign: &Campaign,
+    tz: Tz,
+    lower: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     // Start a second early on the wall clock: a moment inside a spring-forward gap maps
     // to the end of the gap, which can be `lower` itself.
-    let mut local = (lower - Duration::seconds(1)).with_timezone(&tz).naive_local();
+    let mut local = (lower - Duration::seconds(1))
+        .with_timezone(&tz)
+        .naive_local();
     for _ in 0..MAX_SEARCH_STEPS {
         let m = campaign.send_at.first_at_or_after(local)?;
         let moment = local_to_utc(m, tz);
@@ -244,10 +254,10 @@ pub fn plan(
     let mut heap: BinaryHeap<Reverse<(DateTime<Utc>, usize)>> = BinaryHeap::new();
     for (index, item) in items.iter().enumerate() {
         let tz = zone(item.campaign, item.timezone);
-        if let Some(t) = earliest_send(item.campaign, tz, item.due, item.not_before, now) {
-            if t <= until {
-                heap.push(Reverse((t, index)));
-            }
+        if let Some(t) = earliest_send(item.campaign, tz, item.due, item.not_before, now)
+            && t <= until
+        {
+            heap.push(Reverse((t, index)));
         }
     }
     let mut out = Vec::new();
@@ -255,7 +265,9 @@ pub fn plan(
         let item = &items[index];
         let tz = zone(item.campaign, item.timezone);
         let person = busy.entry(item.client_key).or_default();
-        let Some(free) = earliest_free_send(item.campaign, tz, item.due, item.not_before, t, person) else {
+        let Some(free) =
+            earliest_free_send(item.campaign, tz, item.due, item.not_before, t, person)
+        else {
             continue;
         };
         if free > until {
@@ -272,12 +284,19 @@ pub fn plan(
         };
         out.push(Planned {
             at: free,
-            local: free.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z (%a)").to_string(),
+            local: free
+                .with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M %Z (%a)")
+                .to_string(),
             email: item.email.clone(),
             campaign: item.campaign.name.clone(),
             step: item.next_step,
             kind: step.kind,
-            reason: format!("{}; first send_at \"{}\" moment", reasons[index], item.campaign.send_at.source()),
+            reason: format!(
+                "{}; first send_at \"{}\" moment",
+                reasons[index],
+                item.campaign.send_at.source()
+            ),
         });
         if let Next::Step { number, due } = after_send(item.campaign, item.next_step, free, tz) {
             let item = &mut items[index];
@@ -285,10 +304,10 @@ pub fn plan(
             item.due = due;
             item.not_before = due;
             reasons[index] = due_reason(item, Some(free));
-            if let Some(t) = earliest_send(item.campaign, tz, due, due, free) {
-                if t <= until {
-                    heap.push(Reverse((t, index)));
-                }
+            if let Some(t) = earliest_send(item.campaign, tz, due, due, free)
+                && t <= until
+            {
+                heap.push(Reverse((t, index)));
             }
         }
     }

@@ -15,7 +15,10 @@ use crate::store::{ImportOutcome, Store};
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {reason}")]
     Header { path: PathBuf, reason: String },
     #[error(transparent)]
@@ -56,7 +59,10 @@ impl SyncWatch {
         let Ok(meta) = std::fs::metadata(path) else {
             return false;
         };
-        let stamp = (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len());
+        let stamp = (
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            meta.len(),
+        );
         if self.seen == Some(stamp) {
             return false;
         }

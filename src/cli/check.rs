@@ -19,7 +19,11 @@ pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     let page_problems = crate::http::check_pages(&config);
     if !page_problems.is_empty() {
-        println!("{} problem{} in the page templates:", page_problems.len(), if page_problems.len() == 1 { "" } else { "s" });
+        println!(
+            "{} problem{} in the page templates:",
+            page_problems.len(),
+            if page_problems.len() == 1 { "" } else { "s" }
+        );
         for p in page_problems {
             println!("  {p}");
         }
@@ -33,7 +37,10 @@ pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Err(problems) => {
             let n = problems.len();
-            println!("{n} problem{} in the templates:", if n == 1 { "" } else { "s" });
+            println!(
+                "{n} problem{} in the templates:",
+                if n == 1 { "" } else { "s" }
+            );
             for p in problems {
                 println!("  {p}");
             }

@@ -9,9 +9,20 @@ use crate::store::ImportOutcome;
 pub(super) fn run(cli: &Cli, file: &Path, skip_invalid: bool) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
     let mut store = open_store(&setup.config)?;
-    let outcome = import_file(&mut store, &setup.config, setup.clock.now(), file, skip_invalid, true)?;
+    let outcome = import_file(
+        &mut store,
+        &setup.config,
+        setup.clock.now(),
+        file,
+        skip_invalid,
+        true,
+    )?;
     print_outcome(file, &outcome, skip_invalid);
-    Ok(if outcome.error_count == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if outcome.error_count == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Imports with a progress line on a terminal for large files.
@@ -27,8 +38,10 @@ fn import_file(
     let bar = (show_progress && size > 4 << 20).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {human_pos} rows read ({per_sec}) {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {human_pos} rows read ({per_sec}) {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         bar
     });
@@ -48,13 +61,22 @@ fn print_outcome(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
     for e in &outcome.errors {
         println!("{}: line {}: {}", file.display(), e.line, e.reason);
     }
-    let hidden = outcome.error_count.saturating_sub(outcome.errors.len() as u64);
+    let hidden = outcome
+        .error_count
+        .saturating_sub(outcome.errors.len() as u64);
     if hidden > 0 {
         println!("… and {hidden} more bad rows");
     }
     let c = outcome.counts;
     if outcome.applied {
-        println!("imported {}: {} added, {} updated, {} unchanged, {} skipped", file.display(), c.added, c.updated, c.unchanged, c.skipped);
+        println!(
+            "imported {}: {} added, {} updated, {} unchanged, {} skipped",
+            file.display(),
+            c.added,
+            c.updated,
+            c.unchanged,
+            c.skipped
+        );
     } else {
         println!(
             "nothing imported: {} bad row{} in {}. Fix them and import again, or pass --skip-invalid to import the good rows{}.",

@@ -26,10 +26,19 @@ use crate::config::Config;
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
-#[command(name = "winback", version, about = "Wins former B2B clients back by email, slowly and politely.")]
+#[command(
+    name = "winback",
+    version,
+    about = "Wins former B2B clients back by email, slowly and politely."
+)]
 pub struct Cli {
     /// The configuration file.
-    #[arg(long, global = true, default_value = "config/winback.toml", env = "WINBACK_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "config/winback.toml",
+        env = "WINBACK_CONFIG"
+    )]
     pub config: PathBuf,
     /// Start the clock at this instant (RFC 3339); it then runs on in real time.
     #[arg(long, global = true, value_parser = parse_now)]
@@ -59,7 +68,9 @@ pub enum Command {
     #[command(after_help = "Example: winback check --config config/winback.toml")]
     Check,
     /// Add or update former clients from a CSV file (upsert by email).
-    #[command(after_help = "Example: winback import config/clients.csv\n\nColumns: email, churned_at (required); name, first_name, company, churn_reason, timezone; any other column is a template field.")]
+    #[command(
+        after_help = "Example: winback import config/clients.csv\n\nColumns: email, churned_at (required); name, first_name, company, churn_reason, timezone; any other column is a template field."
+    )]
     Import {
         file: PathBuf,
         /// Import the good rows even if some are bad (the bad ones are still listed).
@@ -67,7 +78,9 @@ pub enum Command {
         skip_invalid: bool,
     },
     /// Run the daemon: schedule, deliver, serve the recipients' links.
-    #[command(after_help = "Example: winback run\n         winback run --once --now 2026-06-01T10:00:00Z")]
+    #[command(
+        after_help = "Example: winback run\n         winback run --once --now 2026-06-01T10:00:00Z"
+    )]
     Run {
         /// One scheduling and delivery pass, then exit.
         #[arg(long)]
@@ -94,7 +107,10 @@ pub enum Command {
     #[command(after_help = "Example: winback returned jane@example.com")]
     Returned { email: String },
     /// Inspect and act on the outbox.
-    #[command(subcommand, after_help = "Example: winback outbox list\n         winback outbox resend 42")]
+    #[command(
+        subcommand,
+        after_help = "Example: winback outbox list\n         winback outbox resend 42"
+    )]
     Outbox(OutboxCommand),
     /// The feedback survey's answers, and how many gave each reason.
     #[command(
@@ -185,7 +201,9 @@ fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WINBACK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -200,12 +218,16 @@ pub(crate) struct Setup {
 
 pub(crate) fn load_config(cli: &Cli) -> anyhow::Result<Setup> {
     let config = Config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
-    let clock = cli.now.map(Clock::starting_at).unwrap_or_else(Clock::system);
+    let clock = cli
+        .now
+        .map(Clock::starting_at)
+        .unwrap_or_else(Clock::system);
     Ok(Setup { config, clock })
 }
 
 pub(crate) fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open(&config.database_path).with_context(|| format!("opening {}", config.database_path.display()))
+    Store::open(&config.database_path)
+        .with_context(|| format!("opening {}", config.database_path.display()))
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -226,7 +248,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Survey { format } => recipients::survey(&cli, *format),
         Command::Export { email } => recipients::export(&cli, email),
         Command::Forget { email } => recipients::forget(&cli, email),
-        Command::Preview { campaign, step, email, html, open, gallery } => preview::run(
+        Command::Preview {
+            campaign,
+            step,
+            email,
+            html,
+            open,
+            gallery,
+        } => preview::run(
             &cli,
             preview::PreviewArgs {
                 campaign,

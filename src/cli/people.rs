@@ -25,7 +25,10 @@ pub(super) fn returned(cli: &Cli, email: &str) -> anyhow::Result<ExitCode> {
     let mut store = open_store(&setup.config)?;
     match store.record_return(email, setup.clock.now())? {
         ReturnOutcome::Recorded { stopped } => {
-            println!("{email} came back: welcome them! {stopped} sequence{} stopped.", if stopped == 1 { "" } else { "s" });
+            println!(
+                "{email} came back: welcome them! {stopped} sequence{} stopped.",
+                if stopped == 1 { "" } else { "s" }
+            );
             Ok(ExitCode::SUCCESS)
         }
         ReturnOutcome::AlreadyReturned => {
@@ -33,7 +36,9 @@ pub(super) fn returned(cli: &Cli, email: &str) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ReturnOutcome::Unknown => {
-            println!("{email} is not a known former client; nothing changed (check the address, or import them first).");
+            println!(
+                "{email} is not a known former client; nothing changed (check the address, or import them first)."
+            );
             Ok(ExitCode::FAILURE)
         }
     }
@@ -46,7 +51,9 @@ pub(super) fn resend(cli: &Cli, id: i64) -> anyhow::Result<ExitCode> {
         println!("message {id} will be sent again on the daemon's next pass.");
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("message {id} is not uncertain or failed; nothing changed (see `winback outbox list`).");
+        println!(
+            "message {id} is not uncertain or failed; nothing changed (see `winback outbox list`)."
+        );
         Ok(ExitCode::FAILURE)
     }
 }

@@ -23,7 +23,10 @@ pub(super) fn run(cli: &Cli, days: u32, format: Format) -> anyhow::Result<ExitCo
         println!("nothing to send in the next {days} days.");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<17}  {:<34}  {:<30}  {:<16}  {:<14}  why", "when (UTC)", "recipient's time", "email", "campaign", "step");
+    println!(
+        "{:<17}  {:<34}  {:<30}  {:<16}  {:<14}  why",
+        "when (UTC)", "recipient's time", "email", "campaign", "step"
+    );
     for p in &planned {
         println!(
             "{:<17}  {:<34}  {:<30}  {:<16}  {:<14}  {}",
@@ -35,14 +38,23 @@ pub(super) fn run(cli: &Cli, days: u32, format: Format) -> anyhow::Result<ExitCo
             p.reason
         );
     }
-    println!("{} message{} in the next {days} days.", planned.len(), if planned.len() == 1 { "" } else { "s" });
+    println!(
+        "{} message{} in the next {days} days.",
+        planned.len(),
+        if planned.len() == 1 { "" } else { "s" }
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 /// Every message the daemon will send from `now` to `until`, in send order: the store's
 /// waiting enrollments and retries, run forward by `schedule::plan`. `report` charts the
 /// same simulation.
-pub(super) fn simulate(config: &Config, store: &mut Store, now: DateTime<Utc>, until: DateTime<Utc>) -> anyhow::Result<Vec<Planned>> {
+pub(super) fn simulate(
+    config: &Config,
+    store: &mut Store,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> anyhow::Result<Vec<Planned>> {
     store.sync_campaigns(config, now)?;
     let data = store.plan_data(until, now)?;
     let items: Vec<PlanItem<'_>> = data

@@ -20,19 +20,47 @@ pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
         let enrolled: Vec<String> = states
             .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())
             .unwrap_or_default();
-        println!("  enrollments: {}", if enrolled.is_empty() { "none".to_string() } else { enrolled.join(", ") });
+        println!(
+            "  enrollments: {}",
+            if enrolled.is_empty() {
+                "none".to_string()
+            } else {
+                enrolled.join(", ")
+            }
+        );
         let messages: Vec<String> = status
             .messages
             .get(&campaign.name)
             .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())
             .unwrap_or_default();
-        println!("  messages:    {}", if messages.is_empty() { "none".to_string() } else { messages.join(", ") });
+        println!(
+            "  messages:    {}",
+            if messages.is_empty() {
+                "none".to_string()
+            } else {
+                messages.join(", ")
+            }
+        );
     }
-    let suppressed: Vec<String> = status.suppressions.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    println!("suppressed addresses: {}", if suppressed.is_empty() { "none".to_string() } else { suppressed.join(", ") });
+    let suppressed: Vec<String> = status
+        .suppressions
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    println!(
+        "suppressed addresses: {}",
+        if suppressed.is_empty() {
+            "none".to_string()
+        } else {
+            suppressed.join(", ")
+        }
+    );
     println!("survey answers: {}", status.survey_answers);
     if let Some(t) = status.next_wake {
-        println!("next due: {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        println!(
+            "next due: {}",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
     }
     if !status.attention.is_empty() {
         println!("needs attention (newest first):");
@@ -49,13 +77,18 @@ pub(super) fn outbox_list(cli: &Cli) -> anyhow::Result<ExitCode> {
         println!("nothing needs attention.");
     } else {
         print_messages(&rows);
-        println!("`uncertain`: the process stopped mid-send; the recipient may or may not have it. `winback outbox resend ID` sends it again.");
+        println!(
+            "`uncertain`: the process stopped mid-send; the recipient may or may not have it. `winback outbox resend ID` sends it again."
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn print_messages(rows: &[MessageRow]) {
-    println!("  {:>6}  {:<9}  {:<20}  {:<28}  {:<16}  {:>4}  {:>3}  error", "id", "state", "updated", "email", "campaign", "step", "try");
+    println!(
+        "  {:>6}  {:<9}  {:<20}  {:<28}  {:<16}  {:>4}  {:>3}  error",
+        "id", "state", "updated", "email", "campaign", "step", "try"
+    );
     for m in rows {
         println!(
             "  {:>6}  {:<9}  {:<20}  {:<28}  {:<16}  {:>4}  {:>3}  {}",

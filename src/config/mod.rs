@@ -92,14 +92,18 @@ impl Campaign {
     /// Whether a client who left for `reason` belongs to this campaign's audience.
     pub fn admits(&self, reason: Option<&str>) -> bool {
         match reason {
-            Some(reason) => reason != ALWAYS_EXCLUDED && !self.exclude_reasons.iter().any(|r| r == reason),
+            Some(reason) => {
+                reason != ALWAYS_EXCLUDED && !self.exclude_reasons.iter().any(|r| r == reason)
+            }
             None => true,
         }
     }
 
     /// The step with 1-based number `number`.
     pub fn step(&self, number: u32) -> Option<&Step> {
-        (number as usize).checked_sub(1).and_then(|i| self.steps.get(i))
+        (number as usize)
+            .checked_sub(1)
+            .and_then(|i| self.steps.get(i))
     }
 }
 
@@ -144,7 +148,11 @@ pub struct ConfigErrors(pub Vec<Problem>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(f, "{n} problem{} in the configuration:", if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{n} problem{} in the configuration:",
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.0 {
             writeln!(f, "  {p}")?;
         }
@@ -228,7 +236,11 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn line_of(&self, span: &Range<usize>) -> usize {
         let end = span.start.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
     }
 
     fn problem(&mut self, span: Option<&Range<usize>>, key: &str, message: impl Into<String>) {
@@ -257,7 +269,13 @@ impl Validator<'_> {
     }
 
     /// A required string, or a problem naming the key.
-    fn required(&mut self, value: Option<Spanned<String>>, table: Option<&Range<usize>>, key: &str, what: &str) -> Option<Spanned<String>> {
+    fn required(
+        &mut self,
+        value: Option<Spanned<String>>,
+        table: Option<&Range<usize>>,
+        key: &str,
+        what: &str,
+    ) -> Option<Spanned<String>> {
         match value {
             Some(v) if !v.get_ref().trim().is_empty() => Some(v),
             Some(v) => {
@@ -271,7 +289,14 @@ impl Validator<'_> {
         }
     }
 
-    fn count(&mut self, value: Option<Spanned<i64>>, key: &str, default: i64, range: Range<i64>, rule: &str) -> i64 {
+    fn count(
+        &mut self,
+        value: Option<Spanned<i64>>,
+        key: &str,
+        default: i64,
+        range: Range<i64>,
+        rule: &str,
+    ) -> i64 {
         match value {
             None => default,
             Some(v) if range.contains(v.get_ref()) => *v.get_ref(),
@@ -329,7 +354,11 @@ impl Validator<'_> {
             if u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://") {
                 Some(u.into_inner())
             } else {
-                self.problem(Some(&u.span()), "survey.external_url", "must start with https:// (the survey token is appended to it)");
+                self.problem(
+                    Some(&u.span()),
+                    "survey.external_url",
+                    "must start with https:// (the survey token is appended to it)",
+                );
                 None
             }
         });
@@ -337,13 +366,24 @@ impl Validator<'_> {
 
         let mut campaigns: Vec<Campaign> = Vec::new();
         if raw.campaign.is_empty() {
-            self.problem(None, "campaign", "no [[campaign]] is defined; add one (see the shipped config/winback.toml)");
+            self.problem(
+                None,
+                "campaign",
+                "no [[campaign]] is defined; add one (see the shipped config/winback.toml)",
+            );
         }
         for (index, raw_campaign) in raw.campaign.into_iter().enumerate() {
             let span = raw_campaign.span();
             if let Some(c) = self.campaign(index, raw_campaign.into_inner(), &span) {
                 if campaigns.iter().any(|other| other.name == c.name) {
-                    self.problem(Some(&span), "campaign.name", format!("\"{}\" is used by two campaigns; names must be unique", c.name));
+                    self.problem(
+                        Some(&span),
+                        "campaign.name",
+                        format!(
+                            "\"{}\" is used by two campaigns; names must be unique",
+                            c.name
+                        ),
+                    );
                 }
                 campaigns.push(c);
             }
@@ -390,15 +430,60 @@ impl Validator<'_> {
             }
         };
         let from = self
-            .required(raw.from, Some(&span), "smtp.from", "write the sender, e.g. from = \"Acme Customer Success <success@acme.example>\"")
+            .required(
+                raw.from,
+                Some(&span),
+                "smtp.from",
+                "write the sender, e.g. from = \"Acme Customer Success <success@acme.example>\"",
+            )
             .and_then(|f| self.mailbox(&f, "smtp.from"));
         let reply_to = raw.reply_to.and_then(|r| self.mailbox(&r, "smtp.reply_to"));
-        let connections = self.count(raw.connections, "smtp.connections", 4, 1..65, "use between 1 and 64 parallel connections");
-        let per_minute = raw.max_per_minute.map(|v| self.count(Some(v), "smtp.max_per_minute", 60, 1..1_000_001, "must be at least 1 (remove the key for no limit)"));
-        let per_day = raw.max_per_day.map(|v| self.count(Some(v), "smtp.max_per_day", 2000, 1..100_000_001, "must be at least 1 (remove the key for no limit)"));
-        let timeout = self.count(raw.timeout_seconds, "smtp.timeout_seconds", 60, 1..3601, "use between 1 and 3600 seconds");
-        let retry_first = self.count(raw.retry_first_minutes, "smtp.retry_first_minutes", 5, 1..1441, "use between 1 and 1440 minutes");
-        let give_up = self.count(raw.retry_give_up_hours, "smtp.retry_give_up_hours", 72, 1..721, "use between 1 and 720 hours");
+        let connections = self.count(
+            raw.connections,
+            "smtp.connections",
+            4,
+            1..65,
+            "use between 1 and 64 parallel connections",
+        );
+        let per_minute = raw.max_per_minute.map(|v| {
+            self.count(
+                Some(v),
+                "smtp.max_per_minute",
+                60,
+                1..1_000_001,
+                "must be at least 1 (remove the key for no limit)",
+            )
+        });
+        let per_day = raw.max_per_day.map(|v| {
+            self.count(
+                Some(v),
+                "smtp.max_per_day",
+                2000,
+                1..100_000_001,
+                "must be at least 1 (remove the key for no limit)",
+            )
+        });
+        let timeout = self.count(
+            raw.timeout_seconds,
+            "smtp.timeout_seconds",
+            60,
+            1..3601,
+            "use between 1 and 3600 seconds",
+        );
+        let retry_first = self.count(
+            raw.retry_first_minutes,
+            "smtp.retry_first_minutes",
+            5,
+            1..1441,
+            "use between 1 and 1440 minutes",
+        );
+        let give_up = self.count(
+            raw.retry_give_up_hours,
+            "smtp.retry_give_up_hours",
+            72,
+            1..721,
+            "use between 1 and 720 hours",
+        );
         Some(Smtp {
             url,
             from: from?,
@@ -428,15 +513,28 @@ impl Validator<'_> {
             Some(l) => match l.get_ref().parse::<SocketAddr>() {
                 Ok(addr) => addr,
                 Err(_) => {
-                    self.problem(Some(&l.span()), "http.listen", format!("\"{}\" is not an address and port; write e.g. \"127.0.0.1:8080\"", l.get_ref()));
+                    self.problem(
+                        Some(&l.span()),
+                        "http.listen",
+                        format!(
+                            "\"{}\" is not an address and port; write e.g. \"127.0.0.1:8080\"",
+                            l.get_ref()
+                        ),
+                    );
                     return None;
                 }
             },
         };
         let public_url = self.required(raw.public_url, Some(&span), "http.public_url", "write the address recipients reach this server at, e.g. \"https://winback.acme.example\"")?;
         let text = public_url.get_ref().trim().trim_end_matches('/');
-        if !(text.starts_with("https://") || text.starts_with("http://")) || text.contains(char::is_whitespace) {
-            self.problem(Some(&public_url.span()), "http.public_url", format!("\"{text}\" must be a URL starting with https://"));
+        if !(text.starts_with("https://") || text.starts_with("http://"))
+            || text.contains(char::is_whitespace)
+        {
+            self.problem(
+                Some(&public_url.span()),
+                "http.public_url",
+                format!("\"{text}\" must be a URL starting with https://"),
+            );
             return None;
         }
         Some(Http {
@@ -452,8 +550,18 @@ impl Validator<'_> {
         };
         let span = raw.span();
         let raw = raw.into_inner();
-        let company = self.required(raw.company, Some(&span), "sender.company", "write the company name shown in every email");
-        let postal_address = self.required(raw.postal_address, Some(&span), "sender.postal_address", "anti-spam law requires a postal address in every email");
+        let company = self.required(
+            raw.company,
+            Some(&span),
+            "sender.company",
+            "write the company name shown in every email",
+        );
+        let postal_address = self.required(
+            raw.postal_address,
+            Some(&span),
+            "sender.postal_address",
+            "anti-spam law requires a postal address in every email",
+        );
         Some(Sender {
             company: company?.into_inner(),
             postal_address: postal_address?.into_inner(),
@@ -463,15 +571,34 @@ impl Validator<'_> {
     fn dkim(&mut self, raw: Spanned<raw::RawDkim>) -> Option<Dkim> {
         let span = raw.span();
         let raw = raw.into_inner();
-        let selector = self.required(raw.selector, Some(&span), "dkim.selector", "write the DNS selector, e.g. \"winback\"");
-        let domain = self.required(raw.domain, Some(&span), "dkim.domain", "write the signing domain, e.g. \"acme.example\"");
-        let key_file = self.required(raw.key_file, Some(&span), "dkim.key_file", "write the path of the PEM private key");
+        let selector = self.required(
+            raw.selector,
+            Some(&span),
+            "dkim.selector",
+            "write the DNS selector, e.g. \"winback\"",
+        );
+        let domain = self.required(
+            raw.domain,
+            Some(&span),
+            "dkim.domain",
+            "write the signing domain, e.g. \"acme.example\"",
+        );
+        let key_file = self.required(
+            raw.key_file,
+            Some(&span),
+            "dkim.key_file",
+            "write the path of the PEM private key",
+        );
         let key_file = key_file.and_then(|k| {
             let path = self.resolve(k.get_ref());
             if path.is_file() {
                 Some(path)
             } else {
-                self.problem(Some(&k.span()), "dkim.key_file", format!("{} does not exist", path.display()));
+                self.problem(
+                    Some(&k.span()),
+                    "dkim.key_file",
+                    format!("{} does not exist", path.display()),
+                );
                 None
             }
         });
@@ -482,14 +609,31 @@ impl Validator<'_> {
         })
     }
 
-    fn campaign(&mut self, index: usize, raw: raw::RawCampaign, span: &Range<usize>) -> Option<Campaign> {
-        let name = self.required(raw.name, Some(span), "campaign.name", "give the campaign a name, e.g. \"former-clients\"");
+    fn campaign(
+        &mut self,
+        index: usize,
+        raw: raw::RawCampaign,
+        span: &Range<usize>,
+    ) -> Option<Campaign> {
+        let name = self.required(
+            raw.name,
+            Some(span),
+            "campaign.name",
+            "give the campaign a name, e.g. \"former-clients\"",
+        );
         let name = name.and_then(|n| {
             let text = n.get_ref().trim();
-            if text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 Some(text.to_string())
             } else {
-                self.problem(Some(&n.span()), "campaign.name", format!("\"{text}\" may only use letters, digits, - and _"));
+                self.problem(
+                    Some(&n.span()),
+                    "campaign.name",
+                    format!("\"{text}\" may only use letters, digits, - and _"),
+                );
                 None
             }
         });
@@ -506,7 +650,11 @@ impl Validator<'_> {
                 MIN_QUIET_DAYS
             }
             Some(q) if *q.get_ref() > 3650 => {
-                self.problem(Some(&q.span()), &key("quiet_days"), "is more than ten years; use at most 3650");
+                self.problem(
+                    Some(&q.span()),
+                    &key("quiet_days"),
+                    "is more than ten years; use at most 3650",
+                );
                 MIN_QUIET_DAYS
             }
             Some(q) => *q.get_ref(),
@@ -520,7 +668,11 @@ impl Validator<'_> {
             Some(s) => match SendAt::parse(s.get_ref()) {
                 Ok(send_at) => Some(send_at),
                 Err(e) => {
-                    self.problem(Some(&s.span()), &key("send_at"), format!("\"{}\" {e}", s.get_ref()));
+                    self.problem(
+                        Some(&s.span()),
+                        &key("send_at"),
+                        format!("\"{}\" {e}", s.get_ref()),
+                    );
                     None
                 }
             },
@@ -543,15 +695,28 @@ impl Validator<'_> {
                 if !list.get_ref().iter().any(|r| r == ALWAYS_EXCLUDED) {
                     self.warning(&list.span(), &key("exclude_reasons"), format!("does not list \"{ALWAYS_EXCLUDED}\"; those clients are never contacted anyway"));
                 }
-                list.into_inner().into_iter().map(|r| r.trim().to_lowercase()).collect()
+                list.into_inner()
+                    .into_iter()
+                    .map(|r| r.trim().to_lowercase())
+                    .collect()
             }
         };
 
-        let catch_up_hours = self.count(raw.catch_up_hours, &key("catch_up_hours"), 4, 1..169, "use between 1 and 168 hours");
+        let catch_up_hours = self.count(
+            raw.catch_up_hours,
+            &key("catch_up_hours"),
+            4,
+            1..169,
+            "use between 1 and 168 hours",
+        );
 
         let mut steps = Vec::new();
         if raw.step.is_empty() {
-            self.problem(Some(span), &key("step"), "the campaign has no [[campaign.step]]; the first one must be kind = \"survey\"");
+            self.problem(
+                Some(span),
+                &key("step"),
+                "the campaign has no [[campaign.step]]; the first one must be kind = \"survey\"",
+            );
         }
         for (i, raw_step) in raw.step.into_iter().enumerate() {
             let step_span = raw_step.span();
@@ -560,7 +725,11 @@ impl Validator<'_> {
             let allowed = StepKind::ALL.map(|k| k.as_str()).join(", ");
             let kind = match raw_step.kind {
                 None => {
-                    self.problem(Some(&step_span), &step_key("kind"), format!("is missing; use one of: {allowed}"));
+                    self.problem(
+                        Some(&step_span),
+                        &step_key("kind"),
+                        format!("is missing; use one of: {allowed}"),
+                    );
                     None
                 }
                 Some(k) => match StepKind::parse(k.get_ref().trim()) {
@@ -571,7 +740,14 @@ impl Validator<'_> {
                         Some(kind)
                     }
                     None => {
-                        self.problem(Some(&k.span()), &step_key("kind"), format!("\"{}\" is not a step kind; use one of: {allowed}", k.get_ref()));
+                        self.problem(
+                            Some(&k.span()),
+                            &step_key("kind"),
+                            format!(
+                                "\"{}\" is not a step kind; use one of: {allowed}",
+                                k.get_ref()
+                            ),
+                        );
                         None
                     }
                 },
@@ -587,11 +763,19 @@ impl Validator<'_> {
                     None
                 }
                 (_, Some(a)) if *a.get_ref() < 1 => {
-                    self.problem(Some(&a.span()), &step_key("after_days"), format!("is {}; it must be at least 1", a.get_ref()));
+                    self.problem(
+                        Some(&a.span()),
+                        &step_key("after_days"),
+                        format!("is {}; it must be at least 1", a.get_ref()),
+                    );
                     None
                 }
                 (_, Some(a)) if *a.get_ref() > 3650 => {
-                    self.problem(Some(&a.span()), &step_key("after_days"), "is more than ten years; use at most 3650");
+                    self.problem(
+                        Some(&a.span()),
+                        &step_key("after_days"),
+                        "is more than ten years; use at most 3650",
+                    );
                     None
                 }
                 (_, Some(a)) => {
@@ -612,7 +796,9 @@ impl Validator<'_> {
                 }
             });
             let subject = self.required(raw_step.subject, Some(&step_span), &step_key("subject"), "write the subject line (a template, e.g. \"{{first_name}}, may we ask why you left?\")");
-            if let (Some(kind), Some(after_days), Some(template), Some(subject)) = (kind, after_days, template, subject) {
+            if let (Some(kind), Some(after_days), Some(template), Some(subject)) =
+                (kind, after_days, template, subject)
+            {
                 steps.push(Step {
                     kind,
                     after_days,

@@ -44,7 +44,8 @@ impl SendAt {
                 text.push(' ');
                 text.push_str(year);
             }
-            cron::Schedule::from_str(&text).map_err(|e| format!("is not a valid crontab expression ({e})"))
+            cron::Schedule::from_str(&text)
+                .map_err(|e| format!("is not a valid crontab expression ({e})"))
         };
         let schedules = if dom_restricted && dow_restricted {
             vec![build(dom, "*")?, build("*", &dow_names)?]
@@ -99,11 +100,9 @@ fn translate_day_of_week(field: &str) -> Result<String, String> {
     for item in field.split(',') {
         let (range, step) = match item.split_once('/') {
             Some((range, step)) => {
-                let step: u32 = step
-                    .parse()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("day-of-week step \"{step}\" must be a positive number"))?;
+                let step: u32 = step.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                    format!("day-of-week step \"{step}\" must be a positive number")
+                })?;
                 (range, step)
             }
             None => (item, 1),
@@ -138,19 +137,31 @@ fn day_number(text: &str) -> Result<u32, String> {
         return if n <= 7 {
             Ok(n)
         } else {
-            Err(format!("day of week {n} is out of range (0-7, 0 and 7 are Sunday)"))
+            Err(format!(
+                "day of week {n} is out of range (0-7, 0 and 7 are Sunday)"
+            ))
         };
     }
     let lower = text.to_ascii_lowercase();
     DAY_NAMES
         .iter()
-        .position(|name| lower.len() >= 3 && name.to_ascii_lowercase() == lower[..3] && is_day_word(&lower))
+        .position(|name| {
+            lower.len() >= 3 && name.to_ascii_lowercase() == lower[..3] && is_day_word(&lower)
+        })
         .map(|p| p as u32)
         .ok_or_else(|| format!("\"{text}\" is not a day of the week (use 0-7 or Sun, Mon, … Sat)"))
 }
 
 fn is_day_word(lower: &str) -> bool {
-    const FULL: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
+    const FULL: [&str; 7] = [
+        "sunday",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+    ];
     lower.len() == 3 || FULL.contains(&lower)
 }
 
@@ -216,10 +227,22 @@ mod tests {
     #[test]
     fn first_and_last_moment_include_the_bound() {
         let send_at = SendAt::parse("0 10 * * *").unwrap();
-        assert_eq!(send_at.first_at_or_after(at("2026-03-03 10:00")), Some(at("2026-03-03 10:00")));
-        assert_eq!(send_at.first_at_or_after(at("2026-03-03 10:01")), Some(at("2026-03-04 10:00")));
-        assert_eq!(send_at.last_at_or_before(at("2026-03-03 10:00")), Some(at("2026-03-03 10:00")));
-        assert_eq!(send_at.last_at_or_before(at("2026-03-03 09:59")), Some(at("2026-03-02 10:00")));
+        assert_eq!(
+            send_at.first_at_or_after(at("2026-03-03 10:00")),
+            Some(at("2026-03-03 10:00"))
+        );
+        assert_eq!(
+            send_at.first_at_or_after(at("2026-03-03 10:01")),
+            Some(at("2026-03-04 10:00"))
+        );
+        assert_eq!(
+            send_at.last_at_or_before(at("2026-03-03 10:00")),
+            Some(at("2026-03-03 10:00"))
+        );
+        assert_eq!(
+            send_at.last_at_or_before(at("2026-03-03 09:59")),
+            Some(at("2026-03-02 10:00"))
+        );
     }
 
     #[test]

@@ -452,7 +452,10 @@ enum Stage {
 impl Stage {
     /// Stages whose refusal is about our connection or sender, not the recipient.
     fn is_before_recipient(self) -> bool {
-        matches!(self, Stage::Connect | Stage::StartTls | Stage::Auth | Stage::MailFrom)
+        matches!(
+            self,
+            Stage::Connect | Stage::StartTls | Stage::Auth | Stage::MailFrom
+        )
     }
 }
 

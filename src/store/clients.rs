@@ -42,7 +42,9 @@ pub struct ImportOutcome {
 pub enum ReturnOutcome {
     Unknown,
     /// Sequences stopped (how many were active).
-    Recorded { stopped: usize },
+    Recorded {
+        stopped: usize,
+    },
     AlreadyReturned,
 }
 
@@ -64,21 +66,48 @@ impl StoredClient {
     }
 }
 
-const CLIENT_COLUMNS: &str = "id, email, name, first_name, company, churned_at, churn_reason, timezone, fields, returned_at";
+const CLIENT_COLUMNS: &str =
+    "id, email, name, first_name, company, churned_at, churn_reason, timezone, fields, returned_at";
 
-pub(crate) fn client_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, [Option<String>; 9])> {
+pub(crate) fn client_from_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, [Option<String>; 9])> {
     Ok((
         r.get(0)?,
-        [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?],
+        [
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+            r.get(9)?,
+        ],
     ))
 }
 
 pub(crate) fn decode_client(id: i64, cols: [Option<String>; 9]) -> Result<StoredClient> {
-    let [email, name, first_name, company, churned_at, churn_reason, timezone, fields, returned_at] = cols;
+    let [
+        email,
+        name,
+        first_name,
+        company,
+        churned_at,
+        churn_reason,
+        timezone,
+        fields,
+        returned_at,
+    ] = cols;
     let churned_text = churned_at.unwrap_or_default();
-    let churned_at = ChurnedAt::parse(&churned_text).ok_or_else(|| StoreError::Corrupt(format!("churned_at {churned_text:?}")))?;
+    let churned_at = ChurnedAt::parse(&churned_text)
+        .ok_or_else(|| StoreError::Corrupt(format!("churned_at {churned_text:?}")))?;
     let timezone = match timezone {
-        Some(t) => Some(t.parse::<Tz>().map_err(|_| StoreError::Corrupt(format!("timezone {t:?}")))?),
+        Some(t) => Some(
+            t.parse::<Tz>()
+                .map_err(|_| StoreError::Corrupt(format!("timezone {t:?}")))?,
+        ),
         None => None,
     };
     let fields: BTreeMap<String, String> = serde_json::from_str(fields.as_deref().unwrap_or("{}"))
@@ -101,7 +130,9 @@ pub(crate) fn decode_client(id: i64, cols: [Option<String>; 9]) -> Result<Stored
 
 pub(crate) fn load_facts(conn: &Connection, id: i64) -> Result<Option<StoredClient>> {
     let row = conn
-        .prepare_cached(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1"
+        ))?
         .query_row(params![id], client_from_row)
         .optional()?;
     row.map(|(id, cols)| decode_client(id, cols)).transpose()
@@ -109,7 +140,9 @@ pub(crate) fn load_facts(conn: &Connection, id: i64) -> Result<Option<StoredClie
 
 pub(crate) fn load_by_email(conn: &Connection, email: &str) -> Result<Option<StoredClient>> {
     let row = conn
-        .prepare_cached(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE email = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE email = ?1"
+        ))?
         .query_row(params![normalize_email(email)], client_from_row)
         .optional()?;
     row.map(|(id, cols)| decode_client(id, cols)).transpose()
@@ -120,7 +153,12 @@ fn fields_json(fields: &BTreeMap<String, String>) -> String {
 }
 
 /// Stops every active enrollment of a client, and cancels their queued retries.
-pub(crate) fn stop_client(conn: &Connection, client_id: i64, state: EnrollmentState, now: DateTime<Utc>) -> Result<usize> {
+pub(crate) fn stop_client(
+    conn: &Connection,
+    client_id: i64,
+    state: EnrollmentState,
+    now: DateTime<Utc>,
+) -> Result<usize> {
     let stopped = conn
         .prepare_cached(
             "UPDATE enrollments SET state = ?2, send_at = NULL, due_at = NULL, stopped_at = ?3, updated_at = ?3
@@ -154,7 +192,7 @@ impl Store {
         let mut seen = 0u64;
         for row in rows {
             seen += 1;
-            if seen % 10_000 == 0 {
+            if seen.is_multiple_of(10_000) {
                 progress(seen);
             }
             match row {
@@ -189,7 +227,10 @@ impl Store {
             "import",
             &format!(
                 "added {}, updated {}, unchanged {}, skipped {}",
-                outcome.counts.added, outcome.counts.updated, outcome.counts.unchanged, outcome.counts.skipped
+                outcome.counts.added,
+                outcome.counts.updated,
+                outcome.counts.unchanged,
+                outcome.counts.skipped
             ),
         )?;
         tx.commit()?;
@@ -199,7 +240,12 @@ impl Store {
 
     /// Opts an address out of everything, now and for good (also one never imported).
     /// Returns false if it was already opted out.
-    pub fn record_opt_out(&mut self, email: &str, source: &str, now: DateTime<Utc>) -> Result<bool> {
+    pub fn record_opt_out(
+        &mut self,
+        email: &str,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let tx = self.conn.transaction()?;
         let newly = opt_out(&tx, email, source, now)?;
         tx.commit()?;
@@ -220,17 +266,32 @@ impl Store {
             params![client.id, fmt_time(now)],
         )?;
         let stopped = stop_client(&tx, client.id, EnrollmentState::Returned, now)?;
-        log_event(&tx, now, Some(client.id), "returned", "came back as a client")?;
+        log_event(
+            &tx,
+            now,
+            Some(client.id),
+            "returned",
+            "came back as a client",
+        )?;
         tx.commit()?;
         Ok(ReturnOutcome::Recorded { stopped })
     }
 }
 
-pub(crate) fn opt_out(tx: &Transaction<'_>, email: &str, source: &str, now: DateTime<Utc>) -> Result<bool> {
+pub(crate) fn opt_out(
+    tx: &Transaction<'_>,
+    email: &str,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
     let email = normalize_email(email);
     let hash = email_hash(&email);
     let existing: Option<String> = tx
-        .query_row("SELECT reason FROM suppressions WHERE email_hash = ?1", params![hash], |r| r.get(0))
+        .query_row(
+            "SELECT reason FROM suppressions WHERE email_hash = ?1",
+            params![hash],
+            |r| r.get(0),
+        )
         .optional()?;
     let newly = match existing.as_deref() {
         Some("opt_out") | Some("forgotten") => false,
@@ -250,7 +311,11 @@ pub(crate) fn opt_out(tx: &Transaction<'_>, email: &str, source: &str, now: Date
         }
     };
     let client_id: Option<i64> = tx
-        .query_row("SELECT id FROM clients WHERE email = ?1", params![email], |r| r.get(0))
+        .query_row(
+            "SELECT id FROM clients WHERE email = ?1",
+            params![email],
+            |r| r.get(0),
+        )
         .optional()?;
     if let Some(id) = client_id {
         stop_client(tx, id, EnrollmentState::OptedOut, now)?;
@@ -261,7 +326,13 @@ pub(crate) fn opt_out(tx: &Transaction<'_>, email: &str, source: &str, now: Date
     Ok(newly)
 }
 
-fn upsert(tx: &Transaction<'_>, config: &Config, record: &ClientRecord, now: DateTime<Utc>, counts: &mut ImportCounts) -> Result<()> {
+fn upsert(
+    tx: &Transaction<'_>,
+    config: &Config,
+    record: &ClientRecord,
+    now: DateTime<Utc>,
+    counts: &mut ImportCounts,
+) -> Result<()> {
     let churned_text = record.churned_at.to_string();
     let timezone = record.timezone.map(|t| t.name().to_string());
     let fields = fields_json(&record.fields);
@@ -297,7 +368,10 @@ fn upsert(tx: &Transaction<'_>, config: &Config, record: &ClientRecord, now: Dat
         return Ok(());
     }
     let Some(existing) = load_by_email(tx, &record.email)? else {
-        return Err(StoreError::Corrupt(format!("client {} vanished during the import", record.email)));
+        return Err(StoreError::Corrupt(format!(
+            "client {} vanished during the import",
+            record.email
+        )));
     };
     if existing.record == *record {
         counts.unchanged += 1;
@@ -329,11 +403,19 @@ fn upsert(tx: &Transaction<'_>, config: &Config, record: &ClientRecord, now: Dat
         config
             .campaigns
             .first()
-            .map(|c| record.churned_at.instant(crate::schedule::zone(c, record.timezone)) > returned)
+            .map(|c| {
+                record
+                    .churned_at
+                    .instant(crate::schedule::zone(c, record.timezone))
+                    > returned
+            })
             .unwrap_or(false)
     });
     if left_again {
-        tx.execute("UPDATE clients SET returned_at = NULL WHERE id = ?1", params![existing.id])?;
+        tx.execute(
+            "UPDATE clients SET returned_at = NULL WHERE id = ?1",
+            params![existing.id],
+        )?;
         log_event(tx, now, Some(existing.id), "churned_again", &churned_text)?;
         for campaign in &config.campaigns {
             enroll::restart(tx, campaign, &facts, now)?;

@@ -30,7 +30,11 @@ struct Existing {
 
 /// A stable summary of what decides enrollment and timing in a campaign.
 fn fingerprint(campaign: &Campaign) -> String {
-    let gaps: Vec<String> = campaign.steps.iter().map(|s| s.after_days.to_string()).collect();
+    let gaps: Vec<String> = campaign
+        .steps
+        .iter()
+        .map(|s| s.after_days.to_string())
+        .collect();
     format!(
         "quiet={};send_at={};tz={};exclude={};catch_up={};gaps={}",
         campaign.quiet_days,
@@ -48,7 +52,12 @@ fn first_moment(campaign: &Campaign, tz: Tz, due: DateTime<Utc>) -> Option<Strin
 }
 
 /// Brings one client's enrollment in one campaign in line with the configuration.
-pub(crate) fn reconcile(conn: &Connection, campaign: &Campaign, client: &ClientFacts<'_>, now: DateTime<Utc>) -> Result<()> {
+pub(crate) fn reconcile(
+    conn: &Connection,
+    campaign: &Campaign,
+    client: &ClientFacts<'_>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let tz = schedule::zone(campaign, client.timezone);
     let admitted = campaign.admits(client.churn_reason);
     let existing = conn
@@ -78,13 +87,24 @@ pub(crate) fn reconcile(conn: &Connection, campaign: &Campaign, client: &ClientF
             } else {
                 stop(conn, e.id, EnrollmentState::Completed, now)?;
             }
-            log_event(conn, now, Some(client.id), "excluded", &format!("campaign {}: churn reason not in its audience", campaign.name))?;
+            log_event(
+                conn,
+                now,
+                Some(client.id),
+                "excluded",
+                &format!(
+                    "campaign {}: churn reason not in its audience",
+                    campaign.name
+                ),
+            )?;
         }
         Some(e) if e.send_at.is_none() => {} // a message is out; its result moves the enrollment on
         Some(e) => {
             let due = match (e.next_step, e.last_sent_at) {
                 (1, _) => Some(schedule::survey_due(campaign, client.churned_at, tz)),
-                (n, Some(last)) => campaign.step(n).map(|s| schedule::add_local_days(last, s.after_days, tz)),
+                (n, Some(last)) => campaign
+                    .step(n)
+                    .map(|s| schedule::add_local_days(last, s.after_days, tz)),
                 (_, None) => None,
             };
             match due {
@@ -100,7 +120,12 @@ pub(crate) fn reconcile(conn: &Connection, campaign: &Campaign, client: &ClientF
 }
 
 /// Enrolls a client just created (no enrollment can exist yet), if the campaign admits them.
-pub(crate) fn enroll_new(conn: &Connection, campaign: &Campaign, client: &ClientFacts<'_>, now: DateTime<Utc>) -> Result<()> {
+pub(crate) fn enroll_new(
+    conn: &Connection,
+    campaign: &Campaign,
+    client: &ClientFacts<'_>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     if !campaign.admits(client.churn_reason) {
         return Ok(());
     }
@@ -116,7 +141,12 @@ pub(crate) fn enroll_new(conn: &Connection, campaign: &Campaign, client: &Client
 }
 
 /// Starts a new sequence for a client who came back and then left again.
-pub(crate) fn restart(conn: &Connection, campaign: &Campaign, client: &ClientFacts<'_>, now: DateTime<Utc>) -> Result<()> {
+pub(crate) fn restart(
+    conn: &Connection,
+    campaign: &Campaign,
+    client: &ClientFacts<'_>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let tz = schedule::zone(campaign, client.timezone);
     let due = schedule::survey_due(campaign, client.churned_at, tz);
     conn.prepare_cached(
@@ -128,7 +158,12 @@ pub(crate) fn restart(conn: &Connection, campaign: &Campaign, client: &ClientFac
     reconcile(conn, campaign, client, now)
 }
 
-pub(crate) fn stop(conn: &Connection, enrollment_id: i64, state: EnrollmentState, now: DateTime<Utc>) -> Result<()> {
+pub(crate) fn stop(
+    conn: &Connection,
+    enrollment_id: i64,
+    state: EnrollmentState,
+    now: DateTime<Utc>,
+) -> Result<()> {
     conn.prepare_cached(
         "UPDATE enrollments SET state = ?2, send_at = NULL, due_at = NULL, stopped_at = ?3, updated_at = ?3 WHERE id = ?1",
     )?
@@ -146,7 +181,11 @@ impl Store {
         for campaign in &config.campaigns {
             let print = fingerprint(campaign);
             let stored: Option<String> = tx
-                .query_row("SELECT fingerprint FROM campaigns WHERE name = ?1", params![campaign.name], |r| r.get(0))
+                .query_row(
+                    "SELECT fingerprint FROM campaigns WHERE name = ?1",
+                    params![campaign.name],
+                    |r| r.get(0),
+                )
                 .optional()?;
             if stored.as_deref() == Some(print.as_str()) {
                 continue;

@@ -40,7 +40,11 @@ pub enum StoreError {
     #[error(
         "the database {path} was written by a newer winback (schema version {found}; this build knows up to {known}); upgrade winback, or restore a backup made by this version"
     )]
-    NewerSchema { path: PathBuf, found: i64, known: i64 },
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("cannot open the database {path}: {reason}")]
     Open { path: PathBuf, reason: String },
     #[error("the database holds a value it cannot read: {0}")]
@@ -88,7 +92,9 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let found: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let found: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
         let known = MIGRATIONS.len() as i64;
         if found > known {
             return Err(StoreError::NewerSchema {
@@ -110,7 +116,9 @@ impl Store {
     pub fn secret(&mut self) -> Result<Secret> {
         let tx = self.conn.transaction()?;
         let stored: Option<Vec<u8>> = tx
-            .query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| {
+                r.get(0)
+            })
             .optional()?;
         let secret = match stored.and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok()) {
             Some(bytes) => Secret::from_bytes(bytes),
@@ -181,23 +189,6 @@ pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>> {
         .map_err(|e| StoreError::Corrupt(format!("time {text:?}: {e}")))
 }
 
-#[cfg(test)]
-mod time_tests {
-    use super::*;
-
-    #[test]
-    fn time_text_round_trips_and_sorts() {
-        let cases = ["2026-03-08T07:00:00.000000Z", "0999-01-02T03:04:05.123456Z", "2026-12-31T23:59:59.999999Z"];
-        for text in cases {
-            let t = parse_time(text).unwrap();
-            assert_eq!(fmt_time(t), text);
-        }
-        let a = fmt_time(parse_time("2026-03-08T07:00:00.000000Z").unwrap());
-        let b = fmt_time(parse_time("2026-03-08T07:00:00.000001Z").unwrap());
-        assert!(a < b);
-    }
-}
-
 pub(crate) fn parse_opt_time(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
     text.as_deref().map(parse_time).transpose()
 }
@@ -209,7 +200,30 @@ pub(crate) fn log_event(
     kind: &str,
     detail: &str,
 ) -> Result<()> {
-    conn.prepare_cached("INSERT INTO events (at, client_id, kind, detail) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![fmt_time(at), client_id, kind, detail])?;
+    conn.prepare_cached(
+        "INSERT INTO events (at, client_id, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![fmt_time(at), client_id, kind, detail])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn time_text_round_trips_and_sorts() {
+        let cases = [
+            "2026-03-08T07:00:00.000000Z",
+            "0999-01-02T03:04:05.123456Z",
+            "2026-12-31T23:59:59.999999Z",
+        ];
+        for text in cases {
+            let t = parse_time(text).unwrap();
+            assert_eq!(fmt_time(t), text);
+        }
+        let a = fmt_time(parse_time("2026-03-08T07:00:00.000000Z").unwrap());
+        let b = fmt_time(parse_time("2026-03-08T07:00:00.000001Z").unwrap());
+        assert!(a < b);
+    }
 }

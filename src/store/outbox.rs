@@ -36,18 +36,36 @@ pub struct Claimed {
 /// What became of one claimed message.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Sent { reply: String, at: DateTime<Utc> },
+    Sent {
+        reply: String,
+        at: DateTime<Utc>,
+    },
     /// A transient failure (4xx, or no answer before the message was handed over).
-    Retry { error: String, at: DateTime<Utc> },
+    Retry {
+        error: String,
+        at: DateTime<Utc>,
+    },
     /// The server refused us, not the recipient (bad login, refused sender): try again
     /// later, without counting towards giving up.
-    Deferred { error: String, at: DateTime<Utc> },
+    Deferred {
+        error: String,
+        at: DateTime<Utc>,
+    },
     /// A permanent failure (5xx): the address bounced.
-    Failed { error: String, at: DateTime<Utc> },
+    Failed {
+        error: String,
+        at: DateTime<Utc>,
+    },
     /// The server may or may not have taken it: never resent blindly.
-    Uncertain { error: String, at: DateTime<Utc> },
+    Uncertain {
+        error: String,
+        at: DateTime<Utc>,
+    },
     /// Not sent for a reason of ours (e.g. the template failed): stop this sequence.
-    Abandoned { error: String, at: DateTime<Utc> },
+    Abandoned {
+        error: String,
+        at: DateTime<Utc>,
+    },
 }
 
 fn standing(conn: &Connection, client: &StoredClient) -> Result<Standing> {
@@ -63,7 +81,12 @@ fn standing(conn: &Connection, client: &StoredClient) -> Result<Standing> {
 }
 
 /// When this person's recent messages went (or may have gone) out.
-fn busy(conn: &Connection, client_id: i64, now: DateTime<Utc>, except_row: Option<i64>) -> Result<Vec<DateTime<Utc>>> {
+fn busy(
+    conn: &Connection,
+    client_id: i64,
+    now: DateTime<Utc>,
+    except_row: Option<i64>,
+) -> Result<Vec<DateTime<Utc>>> {
     let since = fmt_time(now - Duration::hours(BUSY_LOOKBACK_HOURS));
     let times: Vec<String> = conn
         .prepare_cached(
@@ -79,8 +102,15 @@ impl Store {
     /// Claims up to `limit` messages that may go out at `now`, committing each as
     /// `sending` before returning it. Enrollments that are not sendable now get their next
     /// moment; those whose person opted out, bounced or returned are stopped.
-    pub fn claim_due(&mut self, config: &Config, now: DateTime<Utc>, limit: usize) -> Result<Vec<Claimed>> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    pub fn claim_due(
+        &mut self,
+        config: &Config,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Claimed>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut claimed = Vec::new();
         let now_text = fmt_time(now);
         // Retries first: they were due earlier.
@@ -92,8 +122,12 @@ impl Store {
             .query_map(params![now_text, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
             .collect::<std::result::Result<_, _>>()?;
         for (row, enrollment_id, campaign_name, step, due_at, next_attempt_at) in retries {
-            let Some((client_id, public_id)) = enrollment_client(&tx, enrollment_id)? else { continue };
-            let Some(client) = load_facts(&tx, client_id)? else { continue };
+            let Some((client_id, public_id)) = enrollment_client(&tx, enrollment_id)? else {
+                continue;
+            };
+            let Some(client) = load_facts(&tx, client_id)? else {
+                continue;
+            };
             let Some(campaign) = config.campaign(&campaign_name) else {
                 // The campaign left the configuration: keep the row, but park it.
                 tx.execute("UPDATE messages SET next_attempt_at = NULL, state = 'cancelled', last_error = 'campaign removed from the configuration' WHERE id = ?1", params![row])?;
@@ -101,7 +135,15 @@ impl Store {
             };
             let tz = schedule::zone(campaign, client.record.timezone);
             let busy = busy(&tx, client_id, now, Some(row))?;
-            let decision = schedule::decide(campaign, tz, parse_time(&due_at)?, parse_time(&next_attempt_at)?, now, standing(&tx, &client)?, &busy);
+            let decision = schedule::decide(
+                campaign,
+                tz,
+                parse_time(&due_at)?,
+                parse_time(&next_attempt_at)?,
+                now,
+                standing(&tx, &client)?,
+                &busy,
+            );
             match decision {
                 Decision::SendNow => {
                     let (message_id, attempts): (String, u32) = tx.query_row(
@@ -110,10 +152,21 @@ impl Store {
                         params![row, now_text],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )?;
-                    claimed.push(Claimed { message_row: row, message_id, campaign: campaign.name.clone(), step, attempt: attempts, client: client.record, public_id });
+                    claimed.push(Claimed {
+                        message_row: row,
+                        message_id,
+                        campaign: campaign.name.clone(),
+                        step,
+                        attempt: attempts,
+                        client: client.record,
+                        public_id,
+                    });
                 }
                 Decision::Wait(t) => {
-                    tx.execute("UPDATE messages SET next_attempt_at = ?2 WHERE id = ?1", params![row, fmt_time(t)])?;
+                    tx.execute(
+                        "UPDATE messages SET next_attempt_at = ?2 WHERE id = ?1",
+                        params![row, fmt_time(t)],
+                    )?;
                 }
                 Decision::Stop(state) => {
                     tx.execute("UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2 WHERE id = ?1", params![row, now_text])?;
@@ -125,17 +178,24 @@ impl Store {
             }
         }
         let remaining = limit.saturating_sub(claimed.len());
-        let waiting: Vec<(i64, i64, String, i64, u32, String, Vec<u8>)> = tx
+        let waiting: Vec<WaitingRow> = tx
             .prepare_cached(
                 "SELECT id, client_id, campaign, cycle, next_step, due_at, public_id FROM enrollments
                  WHERE state = 'active' AND send_at IS NOT NULL AND send_at <= ?1 ORDER BY send_at LIMIT ?2",
             )?
             .query_map(params![now_text, remaining as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
             .collect::<std::result::Result<_, _>>()?;
-        for (enrollment_id, client_id, campaign_name, cycle, step_number, due_at, public_id) in waiting {
-            let Some(client) = load_facts(&tx, client_id)? else { continue };
+        for (enrollment_id, client_id, campaign_name, cycle, step_number, due_at, public_id) in
+            waiting
+        {
+            let Some(client) = load_facts(&tx, client_id)? else {
+                continue;
+            };
             let Some(campaign) = config.campaign(&campaign_name) else {
-                tx.execute("UPDATE enrollments SET send_at = NULL WHERE id = ?1", params![enrollment_id])?;
+                tx.execute(
+                    "UPDATE enrollments SET send_at = NULL WHERE id = ?1",
+                    params![enrollment_id],
+                )?;
                 continue;
             };
             let Some(step) = campaign.step(step_number) else {
@@ -155,8 +215,10 @@ impl Store {
                     )?
                     .execute(params![enrollment_id, client_id, campaign.name, cycle, step_number, step.kind.as_str(), message_id, due_at, now_text])?;
                     let row = tx.last_insert_rowid();
-                    tx.prepare_cached("UPDATE enrollments SET send_at = NULL, updated_at = ?2 WHERE id = ?1")?
-                        .execute(params![enrollment_id, now_text])?;
+                    tx.prepare_cached(
+                        "UPDATE enrollments SET send_at = NULL, updated_at = ?2 WHERE id = ?1",
+                    )?
+                    .execute(params![enrollment_id, now_text])?;
                     claimed.push(Claimed {
                         message_row: row,
                         message_id,
@@ -173,7 +235,10 @@ impl Store {
                 }
                 Decision::Stop(state) => stop(&tx, enrollment_id, state, now)?,
                 Decision::Never => {
-                    tx.execute("UPDATE enrollments SET send_at = NULL WHERE id = ?1", params![enrollment_id])?;
+                    tx.execute(
+                        "UPDATE enrollments SET send_at = NULL WHERE id = ?1",
+                        params![enrollment_id],
+                    )?;
                 }
             }
         }
@@ -201,8 +266,19 @@ impl Store {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<std::result::Result<_, _>>()?;
         for (row, claimed_at) in &rows {
-            let error = format!("the process stopped during the SMTP transaction (found at start-up {})", fmt_time(now));
-            record_one(&tx, config, *row, &Outcome::Uncertain { error, at: parse_time(claimed_at)? })?;
+            let error = format!(
+                "the process stopped during the SMTP transaction (found at start-up {})",
+                fmt_time(now)
+            );
+            record_one(
+                &tx,
+                config,
+                *row,
+                &Outcome::Uncertain {
+                    error,
+                    at: parse_time(claimed_at)?,
+                },
+            )?;
         }
         tx.commit()?;
         Ok(rows.len())
@@ -218,8 +294,18 @@ impl Store {
             params![row, fmt_time(now)],
         )?;
         if changed > 0 {
-            let client_id: i64 = tx.query_row("SELECT client_id FROM messages WHERE id = ?1", params![row], |r| r.get(0))?;
-            log_event(&tx, now, Some(client_id), "resend", &format!("message {row}"))?;
+            let client_id: i64 = tx.query_row(
+                "SELECT client_id FROM messages WHERE id = ?1",
+                params![row],
+                |r| r.get(0),
+            )?;
+            log_event(
+                &tx,
+                now,
+                Some(client_id),
+                "resend",
+                &format!("message {row}"),
+            )?;
         }
         tx.commit()?;
         Ok(changed > 0)
@@ -247,6 +333,9 @@ impl Store {
         Ok(n as u64)
     }
 }
+
+/// An enrollment whose moment has come: id, client, campaign, cycle, step, due, token id.
+type WaitingRow = (i64, i64, String, i64, u32, String, Vec<u8>);
 
 fn public_id_bytes(bytes: &[u8]) -> [u8; 16] {
     let mut id = [0u8; 16];
@@ -278,7 +367,12 @@ fn record_one(tx: &Transaction<'_>, config: &Config, row: i64, outcome: &Outcome
         return Ok(()); // already recorded
     };
     let campaign = config.campaign(&campaign_name);
-    let set_state = |state: MessageState, at: DateTime<Utc>, reply: Option<&str>, error: Option<&str>, next: Option<DateTime<Utc>>| -> Result<()> {
+    let set_state = |state: MessageState,
+                     at: DateTime<Utc>,
+                     reply: Option<&str>,
+                     error: Option<&str>,
+                     next: Option<DateTime<Utc>>|
+     -> Result<()> {
         tx.prepare_cached(
             "UPDATE messages SET state = ?2, sent_at = CASE WHEN ?2 IN ('sent', 'uncertain') THEN ?3 ELSE sent_at END,
                     smtp_reply = COALESCE(?4, smtp_reply), last_error = COALESCE(?5, last_error), next_attempt_at = ?6, updated_at = ?3
@@ -295,7 +389,13 @@ fn record_one(tx: &Transaction<'_>, config: &Config, row: i64, outcome: &Outcome
         Outcome::Uncertain { error, at } => {
             set_state(MessageState::Uncertain, *at, None, Some(error), None)?;
             advance(tx, campaign, enrollment_id, client_id, cycle, step, *at)?;
-            log_event(tx, *at, Some(client_id), "uncertain", &format!("message {row}: {error}"))?;
+            log_event(
+                tx,
+                *at,
+                Some(client_id),
+                "uncertain",
+                &format!("message {row}: {error}"),
+            )?;
         }
         Outcome::Retry { error, at } => {
             let gave_up = *at - parse_time(&first_claimed_at)? >= config.smtp.retry_give_up;
@@ -304,11 +404,23 @@ fn record_one(tx: &Transaction<'_>, config: &Config, row: i64, outcome: &Outcome
                 set_state(MessageState::Failed, *at, None, Some(&error), None)?;
                 bounce(tx, client_id, &error, *at)?;
             } else {
-                set_state(MessageState::Retry, *at, None, Some(error), Some(*at + backoff(config, attempts)))?;
+                set_state(
+                    MessageState::Retry,
+                    *at,
+                    None,
+                    Some(error),
+                    Some(*at + backoff(config, attempts)),
+                )?;
             }
         }
         Outcome::Deferred { error, at } => {
-            set_state(MessageState::Retry, *at, None, Some(error), Some(*at + config.smtp.retry_first))?;
+            set_state(
+                MessageState::Retry,
+                *at,
+                None,
+                Some(error),
+                Some(*at + config.smtp.retry_first),
+            )?;
         }
         Outcome::Failed { error, at } => {
             set_state(MessageState::Failed, *at, None, Some(error), None)?;
@@ -317,7 +429,13 @@ fn record_one(tx: &Transaction<'_>, config: &Config, row: i64, outcome: &Outcome
         Outcome::Abandoned { error, at } => {
             set_state(MessageState::Failed, *at, None, Some(error), None)?;
             stop(tx, enrollment_id, EnrollmentState::Completed, *at)?;
-            log_event(tx, *at, Some(client_id), "abandoned", &format!("message {row}: {error}"))?;
+            log_event(
+                tx,
+                *at,
+                Some(client_id),
+                "abandoned",
+                &format!("message {row}: {error}"),
+            )?;
         }
     }
     Ok(())
@@ -325,7 +443,11 @@ fn record_one(tx: &Transaction<'_>, config: &Config, row: i64, outcome: &Outcome
 
 /// A permanent failure: the address is suppressed and every sequence to it stops.
 fn bounce(tx: &Transaction<'_>, client_id: i64, error: &str, at: DateTime<Utc>) -> Result<()> {
-    let email: String = tx.query_row("SELECT email FROM clients WHERE id = ?1", params![client_id], |r| r.get(0))?;
+    let email: String = tx.query_row(
+        "SELECT email FROM clients WHERE id = ?1",
+        params![client_id],
+        |r| r.get(0),
+    )?;
     tx.execute(
         "INSERT INTO suppressions (email_hash, email, reason, source, created_at) VALUES (?1, ?2, 'bounce', 'smtp', ?3)
          ON CONFLICT (email_hash) DO NOTHING",
@@ -337,10 +459,20 @@ fn bounce(tx: &Transaction<'_>, client_id: i64, error: &str, at: DateTime<Utc>) 
 }
 
 /// Moves an enrollment past a step that went out (or may have) at `at`.
-fn advance(tx: &Transaction<'_>, campaign: Option<&Campaign>, enrollment_id: i64, client_id: i64, cycle: i64, step: u32, at: DateTime<Utc>) -> Result<()> {
+fn advance(
+    tx: &Transaction<'_>,
+    campaign: Option<&Campaign>,
+    enrollment_id: i64,
+    client_id: i64,
+    cycle: i64,
+    step: u32,
+    at: DateTime<Utc>,
+) -> Result<()> {
     let current: Option<(String, i64, u32)> = tx
         .prepare_cached("SELECT state, cycle, next_step FROM enrollments WHERE id = ?1")?
-        .query_row(params![enrollment_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row(params![enrollment_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
     // Only the sequence this message belongs to, and only if nothing stopped it meanwhile.
     if current != Some((EnrollmentState::Active.as_str().to_string(), cycle, step)) {
@@ -352,7 +484,9 @@ fn advance(tx: &Transaction<'_>, campaign: Option<&Campaign>, enrollment_id: i64
         tx.execute("UPDATE enrollments SET last_sent_at = ?2, next_step = ?3, send_at = NULL WHERE id = ?1", params![enrollment_id, fmt_time(at), step + 1])?;
         return Ok(());
     };
-    let Some(client) = load_facts(tx, client_id)? else { return Ok(()) };
+    let Some(client) = load_facts(tx, client_id)? else {
+        return Ok(());
+    };
     let tz = schedule::zone(campaign, client.record.timezone);
     match schedule::after_send(campaign, step, at, tz) {
         Next::Step { number, due } => {
@@ -371,4 +505,3 @@ fn advance(tx: &Transaction<'_>, campaign: Option<&Campaign>, enrollment_id: i64
     }
     Ok(())
 }
-

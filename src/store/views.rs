@@ -64,7 +64,13 @@ const ATTENTION_LIMIT: i64 = 20;
 fn grouped(store: &Store, sql: &str) -> Result<BTreeMap<String, BTreeMap<String, u64>>> {
     let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut stmt = store.conn.prepare(sql)?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
     for row in rows {
         let (campaign, state, n) = row?;
         out.entry(campaign).or_default().insert(state, n as u64);
@@ -74,10 +80,14 @@ fn grouped(store: &Store, sql: &str) -> Result<BTreeMap<String, BTreeMap<String,
 
 impl Store {
     pub fn status(&self) -> Result<Status> {
-        let count = |sql: &str| -> Result<u64> { Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+        let count = |sql: &str| -> Result<u64> {
+            Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+        };
         let mut suppressions = BTreeMap::new();
         {
-            let mut stmt = self.conn.prepare("SELECT reason, COUNT(*) FROM suppressions GROUP BY reason")?;
+            let mut stmt = self
+                .conn
+                .prepare("SELECT reason, COUNT(*) FROM suppressions GROUP BY reason")?;
             for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
                 let (reason, n) = row?;
                 suppressions.insert(reason, n as u64);
@@ -85,8 +95,14 @@ impl Store {
         }
         Ok(Status {
             clients: count("SELECT COUNT(*) FROM clients")?,
-            enrollments: grouped(self, "SELECT campaign, state, COUNT(*) FROM enrollments GROUP BY campaign, state")?,
-            messages: grouped(self, "SELECT campaign, state, COUNT(*) FROM messages GROUP BY campaign, state")?,
+            enrollments: grouped(
+                self,
+                "SELECT campaign, state, COUNT(*) FROM enrollments GROUP BY campaign, state",
+            )?,
+            messages: grouped(
+                self,
+                "SELECT campaign, state, COUNT(*) FROM messages GROUP BY campaign, state",
+            )?,
             suppressions,
             survey_answers: count("SELECT COUNT(*) FROM survey_answers")?,
             attention: self.messages_in(&["uncertain", "failed", "retry"], ATTENTION_LIMIT)?,
@@ -96,7 +112,11 @@ impl Store {
 
     /// The newest messages in any of `states`.
     pub fn messages_in(&self, states: &[&str], limit: i64) -> Result<Vec<MessageRow>> {
-        let list = states.iter().map(|s| format!("'{}'", s.replace('\'', ""))).collect::<Vec<_>>().join(",");
+        let list = states
+            .iter()
+            .map(|s| format!("'{}'", s.replace('\'', "")))
+            .collect::<Vec<_>>()
+            .join(",");
         let mut stmt = self.conn.prepare(&format!(
             "SELECT m.id, c.email, m.campaign, m.step, m.state, m.attempts, m.updated_at, m.last_error
              FROM messages m JOIN clients c ON c.id = m.client_id
@@ -143,12 +163,17 @@ impl Store {
             ))
         })?;
         for row in rows {
-            let (client_id, email, timezone, churned_at, campaign, next_step, due, not_before) = row?;
+            let (client_id, email, timezone, churned_at, campaign, next_step, due, not_before) =
+                row?;
             let timezone = match timezone {
-                Some(t) => Some(t.parse::<Tz>().map_err(|_| StoreError::Corrupt(format!("timezone {t:?}")))?),
+                Some(t) => Some(
+                    t.parse::<Tz>()
+                        .map_err(|_| StoreError::Corrupt(format!("timezone {t:?}")))?,
+                ),
                 None => None,
             };
-            let churned_at = ChurnedAt::parse(&churned_at).ok_or_else(|| StoreError::Corrupt(format!("churned_at {churned_at:?}")))?;
+            let churned_at = ChurnedAt::parse(&churned_at)
+                .ok_or_else(|| StoreError::Corrupt(format!("churned_at {churned_at:?}")))?;
             data.rows.push(PlanRow {
                 client_id,
                 email,
@@ -165,9 +190,14 @@ impl Store {
             "SELECT client_id, COALESCE(sent_at, claimed_at) FROM messages
              WHERE claimed_at >= ?1 AND state IN ('sending', 'sent', 'uncertain')",
         )?;
-        for row in recent.query_map(params![since], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+        for row in recent.query_map(params![since], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })? {
             let (client_id, at) = row?;
-            data.busy.entry(client_id).or_default().push(parse_time(&at)?);
+            data.busy
+                .entry(client_id)
+                .or_default()
+                .push(parse_time(&at)?);
         }
         Ok(data)
     }
