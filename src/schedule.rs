@@ -278,10 +278,10 @@ pub fn plan(
             heap.push(Reverse((free, index)));
             continue;
         }
-        person.push(free);
         let Some(step) = item.campaign.step(item.next_step) else {
             continue;
         };
+        person.push(free);
         out.push(Planned {
             at: free,
             local: free

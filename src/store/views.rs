@@ -137,7 +137,8 @@ impl Store {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
-    /// Everything that may send before `until`, and the recent sends of those people.
+    /// Everything that may send before `until` (people opted out, bounced or returned are
+/// left out: the claim would stop them), and the recent sends of those people.
     pub fn plan_data(&self, until: DateTime<Utc>, now: DateTime<Utc>) -> Result<PlanData> {
         let until_text = fmt_time(until);
         let mut data = PlanData::default();
@@ -145,10 +146,14 @@ impl Store {
             "SELECT e.client_id, c.email, c.timezone, c.churned_at, e.campaign, e.next_step, e.due_at, e.due_at
              FROM enrollments e JOIN clients c ON c.id = e.client_id
              WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?1
+               AND c.returned_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash)
              UNION ALL
              SELECT m.client_id, c.email, c.timezone, c.churned_at, m.campaign, m.step, m.due_at, m.next_attempt_at
              FROM messages m JOIN clients c ON c.id = m.client_id
-             WHERE m.state = 'retry' AND m.next_attempt_at <= ?1",
+             WHERE m.state = 'retry' AND m.next_attempt_at <= ?1
+               AND c.returned_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash)",
         )?;
         let rows = stmt.query_map(params![until_text], |r| {
             Ok((
