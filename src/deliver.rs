@@ -23,7 +23,9 @@ use crate::token::{self, Purpose, Secret};
 /// batches `uncertain`; larger batches amortize the claim transactions.
 pub const BATCH_PER_CONNECTION: usize = 8;
 /// Results committed in one transaction, at most.
-const MAX_RESULTS_PER_COMMIT: usize = 512;
+const MAX_RESULTS_PER_COMMIT: usize = 256;
+/// How long the recorder gathers results before committing them.
+const COMMIT_GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Everything a pass needs; cheap to clone into tasks.
 #[derive(Clone)]
@@ -211,11 +213,13 @@ impl Deliverer {
     ) -> Result<PassReport, DeliverError> {
         let mut report = PassReport::default();
         while let Some(first) = done_rx.recv().await {
+            // Gather for a moment: one commit per few dozen messages, not per message.
             let mut results = vec![first];
+            let deadline = tokio::time::Instant::now() + COMMIT_GATHER;
             while results.len() < MAX_RESULTS_PER_COMMIT {
-                match done_rx.try_recv() {
-                    Ok(result) => results.push(result),
-                    Err(_) => break,
+                match tokio::time::timeout_at(deadline, done_rx.recv()).await {
+                    Ok(Some(result)) => results.push(result),
+                    Ok(None) | Err(_) => break,
                 }
             }
             for (_, outcome) in &results {

@@ -37,6 +37,18 @@ pub struct RowError {
     pub reason: String,
 }
 
+/// How the two errors that end reading begin; see [`RowError::ends_the_file`].
+const RECORD_TOO_LONG: &str = "this record is longer than 1 MiB";
+const UNREADABLE_REST: &str = "could not read the rest of the file";
+
+impl RowError {
+    /// Whether reading stopped here, so the rest of the file was never seen: even with
+    /// `--skip-invalid`, such a file must not be half-applied.
+    pub fn ends_the_file(&self) -> bool {
+        self.reason.starts_with(RECORD_TOO_LONG) || self.reason.starts_with(UNREADABLE_REST)
+    }
+}
+
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "line {}: {}", self.line, self.reason)
@@ -145,11 +157,12 @@ impl<R: Read> Iterator for Rows<R> {
                 Err(error) => {
                     self.finished = true;
                     let reason = if self.reader.get_ref().record_too_long {
-                        "this record is longer than 1 MiB: a closing quote (\") is probably \
-                         missing; nothing after it was read"
-                            .to_owned()
+                        format!(
+                            "{RECORD_TOO_LONG}: a closing quote (\") is probably missing; nothing \
+                             after it was read"
+                        )
                     } else {
-                        format!("could not read the rest of the file: {error}")
+                        format!("{UNREADABLE_REST}: {error}")
                     };
                     return Some(Err(RowError {
                         line: before.line(),

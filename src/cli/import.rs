@@ -77,13 +77,17 @@ fn print_outcome(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
             c.unchanged,
             c.skipped
         );
+    } else if skip_invalid {
+        println!(
+            "nothing imported: {} could not be read to its end (see the last line above), so even --skip-invalid would apply only part of it. Fix the file and import again.",
+            file.display()
+        );
     } else {
         println!(
-            "nothing imported: {} bad row{} in {}. Fix them and import again, or pass --skip-invalid to import the good rows{}.",
+            "nothing imported: {} bad row{} in {}. Fix them and import again, or pass --skip-invalid to import only the good rows.",
             outcome.error_count,
             if outcome.error_count == 1 { "" } else { "s" },
-            file.display(),
-            if skip_invalid { "" } else { " only" }
+            file.display()
         );
     }
 }

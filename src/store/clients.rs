@@ -190,6 +190,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut outcome = ImportOutcome::default();
         let mut seen = 0u64;
+        let mut unread_rest = false;
         for row in rows {
             seen += 1;
             if seen.is_multiple_of(10_000) {
@@ -203,6 +204,7 @@ impl Store {
                     upsert(&tx, config, &record, now, &mut outcome.counts)?;
                 }
                 Err(e) => {
+                    unread_rest |= e.ends_the_file();
                     outcome.error_count += 1;
                     outcome.counts.skipped += 1;
                     if outcome.errors.len() < MAX_REPORTED_ERRORS {
@@ -212,7 +214,7 @@ impl Store {
             }
         }
         progress(seen);
-        if outcome.error_count > 0 && !skip_invalid {
+        if outcome.error_count > 0 && (!skip_invalid || unread_rest) {
             tx.rollback()?;
             outcome.counts = ImportCounts {
                 skipped: seen,
