@@ -1,6 +1,8 @@
 mod browser;
+mod cli;
 mod crash;
 mod delivery;
+mod first_run;
 mod ops;
 mod recipients;
 mod smtp_support;
