@@ -6,6 +6,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = winback::cli::Cli::parse();
+    if !matches!(cli.command, winback::cli::Command::Run { .. }) {
+        restore_default_sigpipe();
+    }
     winback::cli::init_logging(cli.log_format);
     match winback::cli::run(cli) {
         Ok(code) => code,
@@ -13,5 +16,16 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Lets `winback plan | head` end quietly, as other command-line tools do, instead of
+/// panicking on a closed pipe. Not for the daemon: there a peer closing a socket must be
+/// an error to handle, never a signal that kills the process.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called before any thread is started; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -24,12 +24,12 @@ pub(super) fn run(cli: &Cli, days: u32, format: Format) -> anyhow::Result<ExitCo
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<17}  {:<34}  {:<30}  {:<16}  {:<14}  why",
+        "{:<17}  {:<34}  {:<38}  {:<16}  {:<14}  why",
         "when (UTC)", "recipient's time", "email", "campaign", "step"
     );
     for p in &planned {
         println!(
-            "{:<17}  {:<34}  {:<30}  {:<16}  {:<14}  {}",
+            "{:<17}  {:<34}  {:<38}  {:<16}  {:<14}  {}",
             p.at.format("%Y-%m-%d %H:%M"),
             p.local,
             p.email,
