@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
@@ -19,8 +19,9 @@ use crate::render::{Renderer, Vars};
 use crate::store::{Claimed, Outcome, Store};
 use crate::token::{self, Purpose, Secret};
 
-/// Messages claimed per batch, per SMTP connection. A crash leaves at most about two
-/// batches `uncertain`; larger batches amortize the claim transactions.
+/// Messages claimed per batch, per SMTP connection. At most one batch is ever claimed
+/// but unrecorded, so a crash leaves at most one batch `uncertain`; larger batches
+/// amortize the claim transactions.
 pub const BATCH_PER_CONNECTION: usize = 8;
 /// Results committed in one transaction, at most.
 const MAX_RESULTS_PER_COMMIT: usize = 256;
@@ -119,8 +120,9 @@ impl Deliverer {
     ///
     /// Three stages overlap: this task claims batches (committed `sending` before any SMTP
     /// transaction starts), one worker per connection renders and sends, and a recorder
-    /// commits the results — as many as have arrived per transaction. At most about two
-    /// batches are ever claimed but unrecorded: that bounds what a crash leaves uncertain.
+    /// commits the results. A permit per message, taken at the claim and given back once
+    /// its result is committed, keeps at most one batch claimed but unrecorded: that
+    /// bounds what a crash leaves uncertain.
     pub async fn pass(&self, stopping: &dyn Fn() -> bool) -> Result<PassReport, DeliverError> {
         let connections = self.config.smtp.connections;
         let batch = connections * BATCH_PER_CONNECTION;
@@ -153,20 +155,50 @@ impl Deliverer {
             });
         }
         drop(done_tx);
-        let recorder = tokio::spawn(self.clone().record_until_closed(done_rx));
+        // Claim at least half a batch at a time (amortized claims), while the workers
+        // still have the other half to send.
+        let least = batch.div_ceil(2);
+        let unrecorded = Arc::new(Semaphore::new(batch));
+        let recorder = {
+            let (this, unrecorded) = (self.clone(), unrecorded.clone());
+            tokio::spawn(async move {
+                let result = this.record_until_closed(done_rx, &unrecorded, least).await;
+                // A recorder that stopped gives back no permit: let the claimer stop too.
+                unrecorded.close();
+                result
+            })
+        };
 
         let mut throttled = false;
         let mut claim_error = None;
         while !stopping() && !refused.load(Ordering::SeqCst) {
+            let Ok(permits) = unrecorded.acquire_many(least as u32).await else {
+                break;
+            };
+            permits.forget();
+            let more = unrecorded.available_permits();
+            let room = least
+                + unrecorded
+                    .try_acquire_many(more as u32)
+                    .map_or(0, |permits| {
+                        permits.forget();
+                        more
+                    });
+            if stopping() || refused.load(Ordering::SeqCst) {
+                unrecorded.add_permits(room);
+                break;
+            }
             let now = self.clock.now();
             let allowed = match self.allowance(now).await {
-                Ok(allowed) => allowed.min(batch),
+                Ok(allowed) => allowed.min(room),
                 Err(e) => {
+                    unrecorded.add_permits(room);
                     claim_error = Some(e);
                     break;
                 }
             };
             if allowed == 0 {
+                unrecorded.add_permits(room);
                 throttled = true;
                 tracing::info!("rate limit reached; the rest waits");
                 break;
@@ -178,10 +210,12 @@ impl Deliverer {
             {
                 Ok(claimed) => claimed,
                 Err(e) => {
+                    unrecorded.add_permits(room);
                     claim_error = Some(e);
                     break;
                 }
             };
+            unrecorded.add_permits(room.saturating_sub(claimed.len()));
             if claimed.is_empty() {
                 break;
             }
@@ -210,13 +244,16 @@ impl Deliverer {
     async fn record_until_closed(
         self,
         mut done_rx: mpsc::Receiver<(i64, Outcome)>,
+        unrecorded: &Semaphore,
+        enough: usize,
     ) -> Result<PassReport, DeliverError> {
         let mut report = PassReport::default();
         while let Some(first) = done_rx.recv().await {
             // Gather for a moment: one commit per few dozen messages, not per message.
             let mut results = vec![first];
             let deadline = tokio::time::Instant::now() + COMMIT_GATHER;
-            while results.len() < MAX_RESULTS_PER_COMMIT {
+            // Or until the claimer could use the permits these give back.
+            while results.len() < MAX_RESULTS_PER_COMMIT.min(enough) {
                 match tokio::time::timeout_at(deadline, done_rx.recv()).await {
                     Ok(Some(result)) => results.push(result),
                     Ok(None) | Err(_) => break,
@@ -230,9 +267,10 @@ impl Deliverer {
                     Outcome::Uncertain { .. } => report.uncertain += 1,
                 }
             }
-            let config = self.config.clone();
+            let (config, committed) = (self.config.clone(), results.len());
             self.with_store(move |store| store.record_results(&config, &results))
                 .await?;
+            unrecorded.add_permits(committed);
         }
         Ok(report)
     }

@@ -46,9 +46,16 @@ fn fingerprint(campaign: &Campaign) -> String {
     )
 }
 
-/// The first moment at or after `due` (the claim refines it against `now`).
-fn first_moment(campaign: &Campaign, tz: Tz, due: DateTime<Utc>) -> Option<String> {
-    schedule::earliest_send(campaign, tz, due, due, due).map(fmt_time)
+/// When a message due at `due` may first go out, seen from `now`: a long-overdue one
+/// (an old churn date) waits for the next moment, so `send_at` is right from the start
+/// and `plan` reads only what is due in its window.
+fn next_moment(
+    campaign: &Campaign,
+    tz: Tz,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    schedule::earliest_send(campaign, tz, due, due, now).map(fmt_time)
 }
 
 /// Brings one client's enrollment in one campaign in line with the configuration.
@@ -110,7 +117,7 @@ pub(crate) fn reconcile(
             match due {
                 Some(due) => {
                     conn.prepare_cached("UPDATE enrollments SET due_at = ?2, send_at = ?3, updated_at = ?4 WHERE id = ?1")?
-                        .execute(params![e.id, fmt_time(due), first_moment(campaign, tz, due), fmt_time(now)])?;
+                        .execute(params![e.id, fmt_time(due), next_moment(campaign, tz, due, now), fmt_time(now)])?;
                 }
                 None => stop(conn, e.id, EnrollmentState::Completed, now)?,
             }
@@ -136,7 +143,7 @@ pub(crate) fn enroll_new(
         "INSERT INTO enrollments (client_id, campaign, public_id, state, next_step, due_at, send_at, created_at, updated_at)
          VALUES (?1, ?2, ?3, 'active', 1, ?4, ?5, ?6, ?6)",
     )?
-    .execute(params![client.id, campaign.name, public_id.to_vec(), fmt_time(due), first_moment(campaign, tz, due), fmt_time(now)])?;
+    .execute(params![client.id, campaign.name, public_id.to_vec(), fmt_time(due), next_moment(campaign, tz, due, now), fmt_time(now)])?;
     Ok(())
 }
 
@@ -154,7 +161,7 @@ pub(crate) fn restart(
                 stopped_at = NULL, last_sent_at = NULL, updated_at = ?5
          WHERE client_id = ?1 AND campaign = ?2",
     )?
-    .execute(params![client.id, campaign.name, fmt_time(due), first_moment(campaign, tz, due), fmt_time(now)])?;
+    .execute(params![client.id, campaign.name, fmt_time(due), next_moment(campaign, tz, due, now), fmt_time(now)])?;
     reconcile(conn, campaign, client, now)
 }
 

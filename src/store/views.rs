@@ -138,7 +138,7 @@ impl Store {
     }
 
     /// Everything that may send before `until` (people opted out, bounced or returned are
-/// left out: the claim would stop them), and the recent sends of those people.
+    /// left out: the claim would stop them), and the recent sends of those people.
     pub fn plan_data(&self, until: DateTime<Utc>, now: DateTime<Utc>) -> Result<PlanData> {
         let until_text = fmt_time(until);
         let mut data = PlanData::default();
