@@ -248,6 +248,75 @@ pub fn plan(
     now: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Vec<Planned> {
+    plan_with_limits(items, busy, &RateLimits::default(), now, until)
+}
+
+/// The `[smtp]` rate limits, and the claims already made in the last day, as the daemon
+/// counts them (a rolling minute and a rolling day).
+#[derive(Debug, Clone, Default)]
+pub struct RateLimits {
+    pub per_minute: Option<u32>,
+    pub per_day: Option<u32>,
+    /// When recent messages were claimed, oldest first.
+    pub recent: Vec<DateTime<Utc>>,
+}
+
+/// A rolling window of sends with a cap.
+struct Window {
+    span: Duration,
+    limit: usize,
+    sends: std::collections::VecDeque<DateTime<Utc>>,
+}
+
+impl Window {
+    fn new(span: Duration, limit: Option<u32>, recent: &[DateTime<Utc>]) -> Option<Window> {
+        let limit = limit? as usize;
+        Some(Window {
+            span,
+            limit: limit.max(1),
+            sends: recent.iter().copied().collect(),
+        })
+    }
+
+    /// The earliest instant at or after `t` when one more send fits. `t` never decreases
+    /// from one call to the next.
+    fn next_free(&mut self, t: DateTime<Utc>) -> DateTime<Utc> {
+        while self
+            .sends
+            .front()
+            .is_some_and(|first| *first <= t - self.span)
+        {
+            self.sends.pop_front();
+        }
+        if self.sends.len() < self.limit {
+            t
+        } else {
+            self.sends[self.sends.len() - self.limit] + self.span
+        }
+    }
+}
+
+/// [`plan`], holding back what the rate limits hold back.
+pub fn plan_with_limits(
+    items: Vec<PlanItem<'_>>,
+    busy: &HashMap<i64, Vec<DateTime<Utc>>>,
+    limits: &RateLimits,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<Planned> {
+    let mut windows: Vec<(Window, &str)> = [
+        (
+            Window::new(Duration::minutes(1), limits.per_minute, &limits.recent),
+            "max_per_minute",
+        ),
+        (
+            Window::new(Duration::days(1), limits.per_day, &limits.recent),
+            "max_per_day",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(w, name)| w.map(|w| (w, name)))
+    .collect();
     let mut busy: HashMap<i64, Vec<DateTime<Utc>>> = busy.clone();
     let mut items = items;
     let mut reasons: Vec<String> = items.iter().map(|i| due_reason(i, None)).collect();
@@ -281,6 +350,21 @@ pub fn plan(
         let Some(step) = item.campaign.step(item.next_step) else {
             continue;
         };
+        let held = windows
+            .iter_mut()
+            .map(|(w, name)| (w.next_free(free), *name))
+            .max_by_key(|(t, _)| *t)
+            .filter(|(t, _)| *t > free);
+        if let Some((later, name)) = held {
+            if !reasons[index].contains(name) {
+                reasons[index].push_str(&format!("; held back by {name}"));
+            }
+            heap.push(Reverse((later, index)));
+            continue;
+        }
+        for (w, _) in windows.iter_mut() {
+            w.sends.push_back(free);
+        }
         person.push(free);
         out.push(Planned {
             at: free,

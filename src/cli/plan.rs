@@ -74,5 +74,10 @@ pub(super) fn simulate(
             })
         })
         .collect();
-    Ok(schedule::plan(items, &data.busy, now, until))
+    let limits = schedule::RateLimits {
+        per_minute: config.smtp.max_per_minute,
+        per_day: config.smtp.max_per_day,
+        recent: store.claim_times_since(now - Duration::days(1))?,
+    };
+    Ok(schedule::plan_with_limits(items, &data.busy, &limits, now, until))
 }

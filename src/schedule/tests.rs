@@ -1394,3 +1394,66 @@ fn plan_config_is_read_from_toml() {
     );
     assert!(Path::new(&config.templates_dir).is_dir());
 }
+
+#[test]
+fn plan_holds_back_what_the_daily_limit_holds_back() {
+    // Five people due at the same moment (Tue 10:00 EDT = 14:00Z, send_at 0 10 * * Tue-Thu,
+    // catch-up 4 h), max_per_day = 2 over a rolling day, one claim made yesterday at
+    // 15:00Z. At 14:00Z there is room for one; yesterday's claim leaves the window at
+    // 15:00Z, still inside the catch-up window, so a second goes then. Wednesday the same.
+    let ny: Tz = "America/New_York".parse().unwrap();
+    let campaign = campaign("0 10 * * Tue-Thu", ny);
+    let due = utc("2026-06-02T14:00:00Z"); // Tuesday 10:00 EDT
+    let items: Vec<PlanItem<'_>> = (0..5)
+        .map(|i| PlanItem {
+            email: format!("p{i}@example.com"),
+            client_key: i,
+            timezone: None,
+            churned_at: churned("2026-01-01"),
+            campaign: &campaign,
+            next_step: 1,
+            due,
+            not_before: due,
+        })
+        .collect();
+    let limits = RateLimits {
+        per_minute: None,
+        per_day: Some(2),
+        recent: vec![utc("2026-06-01T15:00:00Z")],
+    };
+    let planned = plan_with_limits(
+        items.clone(),
+        &HashMap::new(),
+        &limits,
+        utc("2026-06-02T13:00:00Z"),
+        utc("2026-06-10T00:00:00Z"),
+    );
+    let times: Vec<DateTime<Utc>> = planned.iter().map(|p| p.at).collect();
+    assert_eq!(
+        times,
+        vec![
+            utc("2026-06-02T14:00:00Z"),
+            utc("2026-06-02T15:00:00Z"),
+            utc("2026-06-03T14:00:00Z"),
+            utc("2026-06-03T15:00:00Z"),
+            utc("2026-06-04T14:00:00Z"),
+        ]
+    );
+    assert!(
+        planned[1].reason.contains("held back by max_per_day"),
+        "{}",
+        planned[1].reason
+    );
+    // Without limits, all five go at the first moment.
+    let unlimited = plan(
+        items,
+        &HashMap::new(),
+        utc("2026-06-02T13:00:00Z"),
+        utc("2026-06-10T00:00:00Z"),
+    );
+    assert!(
+        unlimited
+            .iter()
+            .all(|p| p.at == utc("2026-06-02T14:00:00Z"))
+    );
+}

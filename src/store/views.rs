@@ -137,6 +137,15 @@ impl Store {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
+    /// When messages were claimed since `since`, oldest first (what the rate limits count).
+    pub fn claim_times_since(&self, since: DateTime<Utc>) -> Result<Vec<DateTime<Utc>>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT claimed_at FROM messages WHERE claimed_at >= ?1 AND state != 'cancelled' ORDER BY claimed_at",
+        )?;
+        let times = stmt.query_map(params![fmt_time(since)], |r| r.get::<_, String>(0))?;
+        times.map(|t| parse_time(&t?)).collect()
+    }
+
     /// Everything that may send before `until` (people opted out, bounced or returned are
     /// left out: the claim would stop them), and the recent sends of those people.
     pub fn plan_data(&self, until: DateTime<Utc>, now: DateTime<Utc>) -> Result<PlanData> {
