@@ -45,6 +45,8 @@ pub struct PassReport {
     pub retried: usize,
     pub failed: usize,
     pub uncertain: usize,
+    /// Claimed, but not started: the person opted out (or bounced, or came back) meanwhile.
+    pub withdrawn: usize,
     /// A rate limit stopped the pass; more may be due.
     pub throttled: bool,
     /// The mail server refused our connection or sender: the pass stopped early.
@@ -265,6 +267,7 @@ impl Deliverer {
                     Outcome::Retry { .. } | Outcome::Deferred { .. } => report.retried += 1,
                     Outcome::Failed { .. } | Outcome::Abandoned { .. } => report.failed += 1,
                     Outcome::Uncertain { .. } => report.uncertain += 1,
+                    Outcome::Withdrawn { .. } => report.withdrawn += 1,
                 }
             }
             let (config, committed) = (self.config.clone(), results.len());
@@ -287,6 +290,26 @@ impl Deliverer {
                 };
             }
         };
+        // The claim checked the person's standing, but the message may have waited in the
+        // queue since: no message is started after an opt-out.
+        let (config, row) = (self.config.clone(), message.message_row);
+        match self
+            .with_store(move |store| store.withdrawal(&config, row))
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(reason)) => {
+                tracing::info!(message = row, to = %message.client.email, %reason, "not sent");
+                return Outcome::Withdrawn {
+                    reason,
+                    at: self.clock.now(),
+                };
+            }
+            Err(error) => {
+                // The claim's own check, moments ago, stands.
+                tracing::warn!(message = row, %error, "cannot re-check the recipient before sending");
+            }
+        }
         let result = self.mailer.send(&outgoing).await;
         let at = self.clock.now();
         let (campaign, step, to, row) = (
@@ -353,5 +376,139 @@ impl Deliverer {
             to: built.to,
             bytes: built.bytes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::pin::Pin;
+
+    use chrono::{NaiveDate, TimeZone};
+
+    use super::*;
+    use crate::mailer::{Delivered, StubMailer};
+    use crate::model::{ChurnedAt, ClientRecord};
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0).unwrap()
+    }
+
+    fn setup(dir: &std::path::Path) -> Config {
+        let templates = dir.join("templates");
+        std::fs::create_dir(&templates).unwrap();
+        for ext in ["html", "txt"] {
+            std::fs::write(
+                templates.join(format!("survey.{ext}.hbs")),
+                "Hello {{first_name}}. {{unsubscribe_url}} {{sender.postal_address}}",
+            )
+            .unwrap();
+        }
+        let path = dir.join("winback.toml");
+        let text = r#"
+[smtp]
+url = "file://outbox"
+from = "Acme <success@acme.example>"
+connections = 1
+
+[http]
+public_url = "https://winback.acme.example"
+
+[sender]
+company = "Acme"
+postal_address = "1 Main Street"
+
+[[campaign]]
+name = "former-clients"
+send_at = "* * * * *"
+timezone = "UTC"
+
+[[campaign.step]]
+kind = "survey"
+template = "survey"
+subject = "Why?"
+"#;
+        std::fs::write(&path, text).unwrap();
+        Config::parse(&path, text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn record(email: &str) -> ClientRecord {
+        ClientRecord {
+            email: email.to_string(),
+            name: Some("Pat Smith".to_string()),
+            first_name: None,
+            company: None,
+            churned_at: ChurnedAt::Date(NaiveDate::from_ymd_opt(2025, 6, 1).unwrap()),
+            churn_reason: Some("competitor".to_string()),
+            timezone: None,
+            fields: BTreeMap::new(),
+        }
+    }
+
+    /// Sends like the stub, but the first send also opts out everyone else on `people`
+    /// (through its own connection, as the HTTP server would): an opt-out that arrives
+    /// while the other messages wait in the queue.
+    struct OptOutDuringFirstSend {
+        stub: StubMailer,
+        http: Mutex<Store>,
+        people: Vec<String>,
+        first: AtomicBool,
+    }
+
+    impl Mailer for OptOutDuringFirstSend {
+        fn send<'a>(
+            &'a self,
+            message: &'a OutgoingMessage,
+        ) -> Pin<Box<dyn Future<Output = Result<Delivered, SendError>> + Send + 'a>> {
+            if !self.first.swap(true, Ordering::SeqCst) {
+                let mut store = self.http.lock().unwrap();
+                for person in self.people.iter().filter(|p| **p != message.to) {
+                    store.record_opt_out(person, "link", now()).unwrap();
+                }
+            }
+            self.stub.send(message)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_opt_out_while_a_message_waits_in_the_queue_stops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = setup(dir.path());
+        let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
+        let db = dir.path().join("winback.db");
+        let mut store = Store::open(&db).unwrap();
+        let people: Vec<String> = (1..=3).map(|n| format!("p{n}@client.example")).collect();
+        let rows = people
+            .iter()
+            .map(|email| Ok((2, record(email))))
+            .collect::<Vec<_>>();
+        store
+            .import(rows.into_iter(), &config, now(), false, &mut |_| {})
+            .unwrap();
+        let mailer = Arc::new(OptOutDuringFirstSend {
+            stub: StubMailer::new(),
+            http: Mutex::new(Store::open(&db).unwrap()),
+            people: people.clone(),
+            first: AtomicBool::new(false),
+        });
+        let deliverer = Deliverer {
+            config: Arc::new(config),
+            renderer: Arc::new(renderer),
+            mailer: mailer.clone(),
+            secret: Arc::new(Secret::generate()),
+            clock: Clock::starting_at(now()),
+            store: Arc::new(Mutex::new(store)),
+        };
+        let report = deliverer.pass(&|| false).await.unwrap();
+        let sent: Vec<String> = mailer.stub.sent().into_iter().map(|m| m.to).collect();
+        assert_eq!(sent.len(), 1, "only the message already started: {sent:?}");
+        assert_eq!((report.sent, report.withdrawn), (1, 2), "{report:?}");
+        let mut store = deliverer.store.lock().unwrap();
+        assert!(
+            store
+                .claim_due(&deliverer.config, now() + Duration::days(1), 10)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

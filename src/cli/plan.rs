@@ -79,5 +79,7 @@ pub(super) fn simulate(
         per_day: config.smtp.max_per_day,
         recent: store.claim_times_since(now - Duration::days(1))?,
     };
-    Ok(schedule::plan_with_limits(items, &data.busy, &limits, now, until))
+    Ok(schedule::plan_with_limits(
+        items, &data.busy, &limits, now, until,
+    ))
 }

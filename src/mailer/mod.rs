@@ -40,16 +40,20 @@ pub struct Delivered {
 /// Why a send did not end in [`Delivered`], sorted by what the caller may do next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// A 4xx reply, or the connection failed or timed out before the server could have
-    /// received the end of the message body: nothing was accepted, retrying is safe.
+    /// A 4xx reply from RCPT TO on, or the connection failed or timed out after that but
+    /// before the server could have received the end of the message body: nothing was
+    /// accepted, retrying is safe.
     #[error("temporary delivery failure: {0}")]
     Transient(String),
     /// A 5xx reply about this recipient or message (RCPT TO, DATA, final reply), or a
     /// message no server could take (an invalid address): do not retry; it bounced.
     #[error("permanent delivery failure: {0}")]
     Permanent(String),
-    /// A 5xx before RCPT TO (greeting, STARTTLS, AUTH, MAIL FROM): our own setup is wrong
-    /// (a bad password, a refused sender). Not the recipient's fault: keep the message.
+    /// Anything that failed before RCPT TO (connecting, greeting, STARTTLS, AUTH, MAIL
+    /// FROM: the server down or unreachable, a bad password, a refused sender), or a 5.7.x
+    /// refusal at any stage (relaying denied, our address or IP blocked): our own setup is
+    /// wrong, or our server is down. Not the recipient's fault: keep the message, and never
+    /// count it towards giving up on the address.
     #[error("the mail server refused our connection or sender: {0}")]
     Setup(String),
     /// The whole body was handed over but no final reply arrived (timeout, connection

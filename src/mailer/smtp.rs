@@ -551,14 +551,24 @@ impl Failure {
     }
 
     /// Transient: a 4xx, or anything that stopped us before the server could have
-    /// received the end of the body. Permanent: a 5xx about the recipient or message (Setup: one before RCPT TO), or a message this
-    /// server can never take. Uncertain: the body was fully written and then the
-    /// reply was lost (I/O error, unreadable reply, timeout).
+    /// received the end of the body. Permanent: a 5xx about the recipient or message, or
+    /// a message this server can never take. Setup: anything that went wrong before RCPT
+    /// TO (the server unreachable, down, or refusing our login or sender), or a 5.7.x
+    /// refusal (relaying denied, our address or IP blocked, authentication required):
+    /// about us, not the recipient's address, so it must never count towards a bounce.
+    /// Uncertain: the body was fully written and then the reply was lost (I/O error,
+    /// unreadable reply, timeout).
     fn classify(self, server: &Server, body_written: bool) -> SendError {
         let where_ = format!("{server}, {}", self.stage);
         match self.cause {
-            Cause::Reply { code, text } if code >= 500 && self.stage.is_before_recipient() => {
+            Cause::Reply { code, text }
+                if self.stage.is_before_recipient()
+                    || (code >= 500 && text.trim_start().starts_with("5.7.")) =>
+            {
                 SendError::Setup(format!("{where_}: server answered {code} {text}"))
+            }
+            cause @ (Cause::Broken(_) | Cause::TimedOut) if self.stage.is_before_recipient() => {
+                SendError::Setup(format!("{where_}: {cause}"))
             }
             Cause::Reply { code, text } if code >= 500 => {
                 SendError::Permanent(format!("{where_}: server answered {code} {text}"))
@@ -640,6 +650,8 @@ mod tests {
         Accept,
         RcptTempFail,
         RcptPermFail,
+        /// A relay that will not take mail from us for anyone (no AUTH, or our IP listed).
+        RcptRelayDenied,
         SilentOnRcpt,
         CloseOnMail,
         SilentAfterBody,
@@ -725,6 +737,9 @@ mod tests {
                 ("RCPT", Behaviour::RcptTempFail) => b"451 4.7.1 Greylisted, try again later\r\n",
                 ("RCPT", Behaviour::RcptPermFail) => {
                     b"550 5.1.1 <x>: Recipient address rejected\r\n"
+                }
+                ("RCPT", Behaviour::RcptRelayDenied) => {
+                    b"554 5.7.1 <ada@client.example>: Relay access denied\r\n"
                 }
                 ("RCPT", Behaviour::SilentOnRcpt) => std::future::pending().await,
                 ("RCPT", _) => b"250 2.1.5 Ok\r\n",
@@ -864,6 +879,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_relay_refusing_us_at_rcpt_is_not_the_recipients_bounce() {
+        let server = TestServer::start(Behaviour::RcptRelayDenied).await;
+        let mailer = mailer(&server.url(), options(5_000, 4));
+        match mailer.send(&message(1)).await {
+            Err(SendError::Setup(reason)) => assert!(reason.contains("554 5.7.1"), "{reason}"),
+            other => panic!("expected Setup, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_we_cannot_reach_is_ours_to_fix_not_the_recipients() {
+        let unused = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = unused.local_addr().expect("local address");
+        drop(unused);
+        let mailer_ = mailer(&format!("smtp://{address}"), options(5_000, 4));
+        let outcome = mailer_.send(&message(1)).await;
+        assert!(matches!(outcome, Err(SendError::Setup(_))), "{outcome:?}");
+
+        let server = TestServer::start(Behaviour::CloseOnMail).await;
+        let mailer_ = mailer(&server.url(), options(5_000, 4));
+        let outcome = mailer_.send(&message(1)).await;
+        assert!(matches!(outcome, Err(SendError::Setup(_))), "{outcome:?}");
+    }
+
+    #[tokio::test]
     async fn silence_after_the_body_is_uncertain() {
         let server = TestServer::start(Behaviour::SilentAfterBody).await;
         let mailer = mailer(&server.url(), options(300, 4));
@@ -888,14 +928,7 @@ mod tests {
 
     #[tokio::test]
     async fn failures_before_the_body_are_transient() {
-        let server = TestServer::start(Behaviour::CloseOnMail).await;
-        let mailer_ = mailer(&server.url(), options(5_000, 4));
-        let outcome = mailer_.send(&message(1)).await;
-        assert!(
-            matches!(outcome, Err(SendError::Transient(_))),
-            "{outcome:?}"
-        );
-
+        // (Failures before RCPT TO are about our server: see the test below.)
         let server = TestServer::start(Behaviour::SilentOnRcpt).await;
         let mailer_ = mailer(&server.url(), options(300, 4));
         match mailer_.send(&message(1)).await {
@@ -907,16 +940,6 @@ mod tests {
             }
             other => panic!("expected Transient, got {other:?}"),
         }
-
-        let unused = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = unused.local_addr().expect("local address");
-        drop(unused);
-        let mailer_ = mailer(&format!("smtp://{address}"), options(5_000, 4));
-        let outcome = mailer_.send(&message(1)).await;
-        assert!(
-            matches!(outcome, Err(SendError::Transient(_))),
-            "{outcome:?}"
-        );
     }
 
     #[tokio::test]

@@ -248,7 +248,11 @@ impl Store {
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: a transaction that reads before it writes would fail at once (not
+        // wait) if another connection committed in between.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let newly = opt_out(&tx, email, source, now)?;
         tx.commit()?;
         Ok(newly)
@@ -256,7 +260,11 @@ impl Store {
 
     /// The client came back: stop their sequences and record the win.
     pub fn record_return(&mut self, email: &str, now: DateTime<Utc>) -> Result<ReturnOutcome> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: a transaction that reads before it writes would fail at once (not
+        // wait) if another connection committed in between.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let Some(client) = load_by_email(&tx, email)? else {
             return Ok(ReturnOutcome::Unknown);
         };

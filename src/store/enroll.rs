@@ -23,6 +23,7 @@ pub(crate) struct ClientFacts<'a> {
 struct Existing {
     id: i64,
     state: String,
+    cycle: i64,
     next_step: u32,
     send_at: Option<String>,
     last_sent_at: Option<DateTime<Utc>>,
@@ -69,16 +70,17 @@ pub(crate) fn reconcile(
     let admitted = campaign.admits(client.churn_reason);
     let existing = conn
         .prepare_cached(
-            "SELECT id, state, next_step, send_at, last_sent_at FROM enrollments WHERE client_id = ?1 AND campaign = ?2",
+            "SELECT id, state, cycle, next_step, send_at, last_sent_at FROM enrollments WHERE client_id = ?1 AND campaign = ?2",
         )?
         .query_row(params![client.id, campaign.name], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, Option<String>>(4)?))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?, r.get::<_, Option<String>>(4)?, r.get::<_, Option<String>>(5)?))
         })
         .optional()?;
     let existing = match existing {
-        Some((id, state, next_step, send_at, last_sent_at)) => Some(Existing {
+        Some((id, state, cycle, next_step, send_at, last_sent_at)) => Some(Existing {
             id,
             state,
+            cycle,
             next_step,
             send_at,
             last_sent_at: parse_opt_time(last_sent_at)?,
@@ -89,9 +91,18 @@ pub(crate) fn reconcile(
         None => enroll_new(conn, campaign, client, now)?,
         Some(e) if e.state != EnrollmentState::Active.as_str() => {}
         Some(e) if !admitted => {
-            if e.next_step == 1 && e.send_at.is_some() {
+            // Deleting also deletes its messages and survey answer (an earlier sequence's
+            // history): only an enrollment that never had any goes.
+            let history: bool = conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM messages WHERE enrollment_id = ?1)
+                         OR EXISTS (SELECT 1 FROM survey_answers WHERE enrollment_id = ?1)",
+                )?
+                .query_row(params![e.id], |r| r.get(0))?;
+            if e.next_step == 1 && e.send_at.is_some() && !history {
                 conn.execute("DELETE FROM enrollments WHERE id = ?1", params![e.id])?;
             } else {
+                cancel_queued(conn, e.id, now)?;
                 stop(conn, e.id, EnrollmentState::Completed, now)?;
             }
             log_event(
@@ -105,8 +116,24 @@ pub(crate) fn reconcile(
                 ),
             )?;
         }
-        Some(e) if e.send_at.is_none() => {} // a message is out; its result moves the enrollment on
         Some(e) => {
+            // The message of the current step, if there is one. A NULL `send_at` alone
+            // does not say that a message is out: it is also what a campaign left out of
+            // the configuration, or a schedule that never fires again, leaves behind.
+            let message: Option<(i64, String)> = conn
+                .prepare_cached(
+                    "SELECT id, state FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3",
+                )?
+                .query_row(params![e.id, e.cycle, e.next_step], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            if let Some((_, state)) = &message
+                && state != "retry"
+                && state != "cancelled"
+            {
+                return Ok(()); // out or settled: its result moves the enrollment on
+            }
             let due = match (e.next_step, e.last_sent_at) {
                 (1, _) => Some(schedule::survey_due(campaign, client.churned_at, tz)),
                 (n, Some(last)) => campaign
@@ -114,12 +141,31 @@ pub(crate) fn reconcile(
                     .map(|s| schedule::add_local_days(last, s.after_days, tz)),
                 (_, None) => None,
             };
-            match due {
-                Some(due) => {
+            match (due, message) {
+                (Some(due), None) => {
                     conn.prepare_cached("UPDATE enrollments SET due_at = ?2, send_at = ?3, updated_at = ?4 WHERE id = ?1")?
                         .execute(params![e.id, fmt_time(due), next_moment(campaign, tz, due, now), fmt_time(now)])?;
                 }
-                None => stop(conn, e.id, EnrollmentState::Completed, now)?,
+                (Some(due), Some((row, _))) => {
+                    // A queued retry (or one dropped while the campaign was away, queued
+                    // again) keeps its row, and waits for the step's due time as it is now;
+                    // the time until giving up on the address counts from then at the
+                    // earliest.
+                    conn.prepare_cached(
+                        "UPDATE messages SET due_at = ?2, updated_at = ?3,
+                                first_claimed_at = max(CASE state WHEN 'cancelled' THEN ?3 ELSE first_claimed_at END, ?2),
+                                next_attempt_at = CASE state WHEN 'cancelled' THEN ?3 ELSE next_attempt_at END,
+                                state = 'retry'
+                         WHERE id = ?1",
+                    )?
+                    .execute(params![row, fmt_time(due), fmt_time(now)])?;
+                    conn.prepare_cached("UPDATE enrollments SET due_at = ?2, send_at = NULL, updated_at = ?3 WHERE id = ?1")?
+                        .execute(params![e.id, fmt_time(due), fmt_time(now)])?;
+                }
+                (None, _) => {
+                    cancel_queued(conn, e.id, now)?;
+                    stop(conn, e.id, EnrollmentState::Completed, now)?;
+                }
             }
         }
     }
@@ -165,6 +211,15 @@ pub(crate) fn restart(
     reconcile(conn, campaign, client, now)
 }
 
+/// Drops the queued retries of one enrollment.
+fn cancel_queued(conn: &Connection, enrollment_id: i64, now: DateTime<Utc>) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2 WHERE enrollment_id = ?1 AND state = 'retry'",
+    )?
+    .execute(params![enrollment_id, fmt_time(now)])?;
+    Ok(())
+}
+
 pub(crate) fn stop(
     conn: &Connection,
     enrollment_id: i64,
@@ -183,7 +238,11 @@ impl Store {
     /// parks the enrollments of campaigns no longer configured. Returns how many
     /// campaigns were (re)computed.
     pub fn sync_campaigns(&mut self, config: &Config, now: DateTime<Utc>) -> Result<usize> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: a transaction that reads before it writes would fail at once (not
+        // wait) if another connection committed in between.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut recomputed = 0;
         for campaign in &config.campaigns {
             let print = fingerprint(campaign);

@@ -66,6 +66,12 @@ pub enum Outcome {
         error: String,
         at: DateTime<Utc>,
     },
+    /// Not started after all: an opt-out, bounce or return (or a new sequence) was
+    /// recorded between the claim and the SMTP transaction. See [`Store::withdrawal`].
+    Withdrawn {
+        reason: String,
+        at: DateTime<Utc>,
+    },
 }
 
 fn standing(conn: &Connection, client: &StoredClient) -> Result<Standing> {
@@ -114,17 +120,18 @@ impl Store {
         let mut claimed = Vec::new();
         let now_text = fmt_time(now);
         // Retries first: they were due earlier.
-        let retries: Vec<(i64, i64, String, u32, String, String)> = tx
+        let retries: Vec<RetryRow> = tx
             .prepare_cached(
-                "SELECT m.id, m.enrollment_id, m.campaign, m.step, m.due_at, m.next_attempt_at FROM messages m
+                "SELECT m.id, m.enrollment_id, m.campaign, m.cycle, m.step, m.due_at, m.next_attempt_at FROM messages m
                  WHERE m.state = 'retry' AND m.next_attempt_at <= ?1 ORDER BY m.next_attempt_at LIMIT ?2",
             )?
-            .query_map(params![now_text, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+            .query_map(params![now_text, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
             .collect::<std::result::Result<_, _>>()?;
-        for (row, enrollment_id, campaign_name, step, due_at, next_attempt_at) in retries {
-            let Some((client_id, public_id)) = enrollment_client(&tx, enrollment_id)? else {
+        for (row, enrollment_id, campaign_name, cycle, step, due_at, next_attempt_at) in retries {
+            let Some(sequence) = enrollment_client(&tx, enrollment_id)? else {
                 continue;
             };
+            let (client_id, public_id) = (sequence.client_id, sequence.public_id);
             let Some(client) = load_facts(&tx, client_id)? else {
                 continue;
             };
@@ -133,6 +140,17 @@ impl Store {
                 tx.execute("UPDATE messages SET next_attempt_at = NULL, state = 'cancelled', last_error = 'campaign removed from the configuration' WHERE id = ?1", params![row])?;
                 continue;
             };
+            if let Some(reason) = superseded(&sequence, cycle, campaign, &client) {
+                // Not for this person any more, whatever their standing: drop it.
+                tx.execute(
+                    "UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, last_error = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![row, reason, now_text],
+                )?;
+                if sequence.cycle == cycle && sequence.state == EnrollmentState::Active.as_str() {
+                    stop(&tx, enrollment_id, EnrollmentState::Completed, now)?;
+                }
+                continue;
+            }
             let tz = schedule::zone(campaign, client.record.timezone);
             let busy = busy(&tx, client_id, now, Some(row))?;
             let decision = schedule::decide(
@@ -202,11 +220,57 @@ impl Store {
                 stop(&tx, enrollment_id, EnrollmentState::Completed, now)?;
                 continue;
             };
+            if !campaign.admits(client.record.churn_reason.as_deref()) {
+                stop(&tx, enrollment_id, EnrollmentState::Completed, now)?;
+                continue;
+            }
             let tz = schedule::zone(campaign, client.record.timezone);
             let due = parse_time(&due_at)?;
             let busy = busy(&tx, client_id, now, None)?;
             match schedule::decide(campaign, tz, due, due, now, standing(&tx, &client)?, &busy) {
                 Decision::SendNow => {
+                    // The schema refuses a second row for a step; never let that fail the
+                    // whole claim (and with it every pass after it).
+                    let existing: Option<(i64, String, Option<String>)> = tx
+                        .prepare_cached("SELECT id, state, sent_at FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3")?
+                        .query_row(params![enrollment_id, cycle, step_number], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .optional()?;
+                    if let Some((row, state, sent_at)) = existing {
+                        if state != MessageState::Cancelled.as_str() {
+                            settle_existing(
+                                &tx,
+                                campaign,
+                                enrollment_id,
+                                client_id,
+                                (cycle, step_number),
+                                (row, &state, sent_at.as_deref()),
+                                now,
+                            )?;
+                            continue;
+                        }
+                        // Dropped before it was ever sent: this claim takes it up again.
+                        let (message_id, attempts): (String, u32) = tx.query_row(
+                            "UPDATE messages SET state = 'sending', attempts = attempts + 1, due_at = ?2, first_claimed_at = ?3, claimed_at = ?3,
+                                    next_attempt_at = NULL, updated_at = ?3
+                             WHERE id = ?1 RETURNING message_id, attempts",
+                            params![row, due_at, now_text],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )?;
+                        tx.prepare_cached(
+                            "UPDATE enrollments SET send_at = NULL, updated_at = ?2 WHERE id = ?1",
+                        )?
+                        .execute(params![enrollment_id, now_text])?;
+                        claimed.push(Claimed {
+                            message_row: row,
+                            message_id,
+                            campaign: campaign.name.clone(),
+                            step: step_number,
+                            attempt: attempts,
+                            client: client.record,
+                            public_id: public_id_bytes(&public_id),
+                        });
+                        continue;
+                    }
                     let message_id = crate::render::new_message_id(config);
                     tx.prepare_cached(
                         "INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, attempts,
@@ -249,7 +313,11 @@ impl Store {
     /// Records the fate of claimed messages, all in one transaction (batching the commits
     /// is what makes a durable outbox fast).
     pub fn record_results(&mut self, config: &Config, results: &[(i64, Outcome)]) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: a transaction that reads before it writes would fail at once (not
+        // wait) if another connection committed in between.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for (row, outcome) in results {
             record_one(&tx, config, *row, outcome)?;
         }
@@ -257,10 +325,51 @@ impl Store {
         Ok(())
     }
 
+    /// Asked just before a claimed message's SMTP transaction starts: the reason it must
+    /// not start after all, or `None` if it may. A claim can wait in the queue behind a
+    /// slow server; an opt-out, bounce or return recorded meanwhile (or the person being
+    /// forgotten, or their sequence starting over) still stops it.
+    pub fn withdrawal(&self, config: &Config, row: i64) -> Result<Option<String>> {
+        let message: Option<(i64, String, i64, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT enrollment_id, campaign, cycle, state FROM messages WHERE id = ?1",
+            )?
+            .query_row(params![row], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        let Some((enrollment_id, campaign_name, cycle, state)) = message else {
+            return Ok(Some(
+                "its record is gone (the person was forgotten)".to_string(),
+            ));
+        };
+        if state != MessageState::Sending.as_str() {
+            return Ok(Some(format!("it is {state} now")));
+        }
+        let Some(sequence) = enrollment_client(&self.conn, enrollment_id)? else {
+            return Ok(Some("its enrollment is gone".to_string()));
+        };
+        let Some(client) = load_facts(&self.conn, sequence.client_id)? else {
+            return Ok(Some("its person is gone".to_string()));
+        };
+        if let Some(stop) = standing(&self.conn, &client)?.stop() {
+            return Ok(Some(format!("the person is {} now", stop.as_str())));
+        }
+        Ok(config
+            .campaign(&campaign_name)
+            .and_then(|campaign| superseded(&sequence, cycle, campaign, &client))
+            .map(str::to_string))
+    }
+
     /// At start-up: messages caught mid-send by a crash become `uncertain`. They count as
     /// sent for the timing of the next step, and are not resent. Returns how many.
     pub fn recover_interrupted(&mut self, config: &Config, now: DateTime<Utc>) -> Result<usize> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: a transaction that reads before it writes would fail at once (not
+        // wait) if another connection committed in between.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let rows: Vec<(i64, String)> = tx
             .prepare("SELECT id, claimed_at FROM messages WHERE state = 'sending'")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -289,7 +398,8 @@ impl Store {
     pub fn resend(&mut self, row: i64, now: DateTime<Utc>) -> Result<bool> {
         let tx = self.conn.transaction()?;
         let changed = tx.execute(
-            "UPDATE messages SET state = 'retry', next_attempt_at = ?2, updated_at = ?2, last_error = 'resend requested by an operator'
+            "UPDATE messages SET state = 'retry', next_attempt_at = ?2, first_claimed_at = ?2, updated_at = ?2,
+                    last_error = 'resend requested by an operator'
              WHERE id = ?1 AND state IN ('uncertain', 'failed')",
             params![row, fmt_time(now)],
         )?;
@@ -336,6 +446,8 @@ impl Store {
 
 /// An enrollment whose moment has come: id, client, campaign, cycle, step, due, token id.
 type WaitingRow = (i64, i64, String, i64, u32, String, Vec<u8>);
+/// A retry whose moment has come: id, enrollment, campaign, cycle, step, due, next attempt.
+type RetryRow = (i64, i64, String, i64, u32, String, String);
 
 fn public_id_bytes(bytes: &[u8]) -> [u8; 16] {
     let mut id = [0u8; 16];
@@ -344,12 +456,98 @@ fn public_id_bytes(bytes: &[u8]) -> [u8; 16] {
     id
 }
 
-fn enrollment_client(conn: &Connection, enrollment_id: i64) -> Result<Option<(i64, [u8; 16])>> {
-    let row: Option<(i64, Vec<u8>)> = conn
-        .prepare_cached("SELECT client_id, public_id FROM enrollments WHERE id = ?1")?
-        .query_row(params![enrollment_id], |r| Ok((r.get(0)?, r.get(1)?)))
+/// A message's enrollment, as the claim needs it.
+struct Sequence {
+    client_id: i64,
+    public_id: [u8; 16],
+    state: String,
+    cycle: i64,
+}
+
+fn enrollment_client(conn: &Connection, enrollment_id: i64) -> Result<Option<Sequence>> {
+    let row: Option<(i64, Vec<u8>, String, i64)> = conn
+        .prepare_cached("SELECT client_id, public_id, state, cycle FROM enrollments WHERE id = ?1")?
+        .query_row(params![enrollment_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
-    Ok(row.map(|(id, public)| (id, public_id_bytes(&public))))
+    Ok(row.map(|(client_id, public, state, cycle)| Sequence {
+        client_id,
+        public_id: public_id_bytes(&public),
+        state,
+        cycle,
+    }))
+}
+
+/// Why a message of sequence `cycle` must not go out even though its person's standing
+/// allows it: the enrollment moved on to a new sequence (they came back and left again),
+/// its sequence was stopped, or the campaign no longer admits the client (say, the CRM
+/// now says we ended the relationship).
+fn superseded(
+    sequence: &Sequence,
+    cycle: i64,
+    campaign: &Campaign,
+    client: &StoredClient,
+) -> Option<&'static str> {
+    let stopped = [
+        EnrollmentState::OptedOut,
+        EnrollmentState::Bounced,
+        EnrollmentState::Returned,
+    ];
+    if sequence.cycle != cycle {
+        Some("dropped: it belongs to an earlier sequence")
+    } else if stopped.iter().any(|s| s.as_str() == sequence.state) {
+        Some("dropped: its sequence was stopped")
+    } else if !campaign.admits(client.record.churn_reason.as_deref()) {
+        Some("dropped: the campaign's audience no longer includes this client")
+    } else {
+        None
+    }
+}
+
+/// An enrollment came due at a step that already has a message row (not a dropped one):
+/// never a second copy. A step that went out (or may have) moves the enrollment on; one
+/// still out (sending, retry) moves it on with its result; otherwise it waits for an
+/// operator.
+fn settle_existing(
+    tx: &Transaction<'_>,
+    campaign: &Campaign,
+    enrollment_id: i64,
+    client_id: i64,
+    (cycle, step): (i64, u32),
+    (row, state, sent_at): (i64, &str, Option<&str>),
+    now: DateTime<Utc>,
+) -> Result<()> {
+    match (state, sent_at) {
+        ("sent" | "uncertain", Some(sent_at)) => {
+            let at = parse_time(sent_at)?;
+            advance(
+                tx,
+                Some(campaign),
+                enrollment_id,
+                client_id,
+                cycle,
+                step,
+                at,
+            )?;
+        }
+        _ => {
+            tx.execute(
+                "UPDATE enrollments SET send_at = NULL, updated_at = ?2 WHERE id = ?1",
+                params![enrollment_id, fmt_time(now)],
+            )?;
+        }
+    }
+    log_event(
+        tx,
+        now,
+        Some(client_id),
+        "duplicate_refused",
+        &format!(
+            "campaign {} step {step}: message {row} ({state}) already exists; not sent again",
+            campaign.name
+        ),
+    )
 }
 
 fn backoff(config: &Config, attempts: u32) -> Duration {
@@ -421,10 +619,24 @@ fn record_one(tx: &Transaction<'_>, config: &Config, row: i64, outcome: &Outcome
                 Some(error),
                 Some(*at + config.smtp.retry_first),
             )?;
+            // Our server refusing us says nothing about the recipient: the time until
+            // giving up on their address starts again.
+            tx.prepare_cached("UPDATE messages SET first_claimed_at = ?2 WHERE id = ?1")?
+                .execute(params![row, fmt_time(*at)])?;
         }
         Outcome::Failed { error, at } => {
             set_state(MessageState::Failed, *at, None, Some(error), None)?;
             bounce(tx, client_id, error, *at)?;
+        }
+        Outcome::Withdrawn { reason, at } => {
+            set_state(MessageState::Cancelled, *at, None, Some(reason), None)?;
+            log_event(
+                tx,
+                *at,
+                Some(client_id),
+                "withdrawn",
+                &format!("message {row}: not started: {reason}"),
+            )?;
         }
         Outcome::Abandoned { error, at } => {
             set_state(MessageState::Failed, *at, None, Some(error), None)?;
@@ -504,4 +716,477 @@ fn advance(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::{NaiveDate, TimeZone};
+
+    use super::*;
+    use crate::model::{ChurnedAt, ClientRecord};
+
+    const CAMPAIGN: &str = r#"
+[[campaign]]
+name = "former-clients"
+send_at = "* * * * *"
+timezone = "UTC"
+
+[[campaign.step]]
+kind = "survey"
+template = "survey"
+subject = "Why?"
+
+[[campaign.step]]
+kind = "newsletter"
+after_days = 30
+template = "newsletter"
+subject = "News"
+"#;
+
+    const OTHER_CAMPAIGN: &str = r#"
+[[campaign]]
+name = "other"
+send_at = "* * * * *"
+timezone = "UTC"
+exclude_reasons = ["we_ended", "competitor"]
+
+[[campaign.step]]
+kind = "survey"
+template = "survey"
+subject = "Why?"
+"#;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        config: Config,
+        store: Store,
+    }
+
+    fn config(dir: &std::path::Path, campaigns: &str) -> Config {
+        let path = dir.join("winback.toml");
+        let text = format!(
+            r#"
+[smtp]
+url = "file://outbox"
+from = "Acme <success@acme.example>"
+retry_give_up_hours = 72
+
+[http]
+public_url = "https://winback.acme.example"
+
+[sender]
+company = "Acme"
+postal_address = "1 Main Street"
+{campaigns}
+"#
+        );
+        Config::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("templates")).unwrap();
+        let config = config(dir.path(), CAMPAIGN);
+        let store = Store::open(&dir.path().join("winback.db")).unwrap();
+        Fixture { dir, config, store }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0).unwrap()
+    }
+
+    fn date(y: i32, m: u32, d: u32) -> ChurnedAt {
+        ChurnedAt::Date(NaiveDate::from_ymd_opt(y, m, d).unwrap())
+    }
+
+    fn record(email: &str, churned_at: ChurnedAt, reason: &str) -> ClientRecord {
+        ClientRecord {
+            email: email.to_string(),
+            name: Some("Pat Smith".to_string()),
+            first_name: None,
+            company: Some("Globex".to_string()),
+            churned_at,
+            churn_reason: Some(reason.to_string()),
+            timezone: None,
+            fields: BTreeMap::new(),
+        }
+    }
+
+    fn retry(at: DateTime<Utc>) -> Outcome {
+        Outcome::Retry {
+            error: "451 4.7.1 try later".to_string(),
+            at,
+        }
+    }
+
+    fn sent(at: DateTime<Utc>) -> Outcome {
+        Outcome::Sent {
+            reply: "250 ok".to_string(),
+            at,
+        }
+    }
+
+    impl Fixture {
+        fn import(&mut self, record: ClientRecord, at: DateTime<Utc>) {
+            let rows = vec![Ok((2, record))];
+            let outcome = self
+                .store
+                .import(rows.into_iter(), &self.config, at, false, &mut |_| {})
+                .unwrap();
+            assert!(outcome.applied);
+        }
+
+        fn claim(&mut self, at: DateTime<Utc>) -> Vec<Claimed> {
+            self.store.claim_due(&self.config, at, 10).unwrap()
+        }
+
+        fn record(&mut self, row: i64, outcome: Outcome) {
+            self.store
+                .record_results(&self.config, &[(row, outcome)])
+                .unwrap();
+        }
+
+        /// (campaign, cycle, step, state) of every message, in order.
+        fn messages(&self) -> Vec<(String, i64, u32, String)> {
+            let mut stmt = self
+                .store
+                .conn
+                .prepare("SELECT campaign, cycle, step, state FROM messages ORDER BY id")
+                .unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .unwrap()
+                .collect::<std::result::Result<_, _>>()
+                .unwrap()
+        }
+
+        /// (state, cycle, next_step, send_at) of the person's enrollment in `campaign`.
+        fn enrollment(&self, campaign: &str) -> (String, i64, u32, Option<String>) {
+            self.store
+                .conn
+                .query_row(
+                    "SELECT state, cycle, next_step, send_at FROM enrollments WHERE campaign = ?1",
+                    params![campaign],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .unwrap()
+        }
+
+        fn suppression(&self, email: &str) -> Option<String> {
+            self.store
+                .conn
+                .query_row(
+                    "SELECT reason FROM suppressions WHERE email_hash = ?1",
+                    params![email_hash(email)],
+                    |r| r.get(0),
+                )
+                .optional()
+                .unwrap()
+        }
+    }
+
+    #[test]
+    fn a_queued_retry_never_reaches_a_client_reimported_as_we_ended() {
+        let mut f = fixture();
+        f.import(
+            record("pat@client.example", date(2025, 6, 1), "competitor"),
+            now(),
+        );
+        let claimed = f.claim(now());
+        assert_eq!(claimed.len(), 1);
+        f.record(claimed[0].message_row, retry(now()));
+        // The CRM is corrected: we ended this relationship.
+        let later = now() + Duration::minutes(1);
+        f.import(
+            record("pat@client.example", date(2025, 6, 1), "we_ended"),
+            later,
+        );
+        assert!(f.claim(later + Duration::hours(1)).is_empty());
+        assert_eq!(f.messages()[0].3, "cancelled");
+        assert_eq!(f.enrollment("former-clients").0, "completed");
+    }
+
+    #[test]
+    fn a_retry_from_before_a_return_never_goes_out_in_the_new_sequence() {
+        let mut f = fixture();
+        f.import(
+            record("pat@client.example", date(2025, 6, 1), "competitor"),
+            now(),
+        );
+        let claimed = f.claim(now());
+        // They come back while the survey is with the SMTP server, which answers 451.
+        f.store.record_return("pat@client.example", now()).unwrap();
+        f.record(claimed[0].message_row, retry(now()));
+        // And leave again the next day: a new sequence, with a new quiet period.
+        let next_day = now() + Duration::days(1);
+        f.import(
+            record("pat@client.example", date(2026, 1, 16), "price"),
+            next_day,
+        );
+        assert_eq!(f.enrollment("former-clients").1, 2);
+        for hours in [1, 24, 24 * 30] {
+            assert!(
+                f.claim(next_day + Duration::hours(hours)).is_empty(),
+                "sent {hours} hours after leaving again"
+            );
+        }
+        assert_eq!(f.messages()[0].3, "cancelled");
+        // The new survey goes out after the new quiet period, once.
+        let due = Utc.with_ymd_and_hms(2026, 4, 16, 0, 0, 0).unwrap();
+        let claimed = f.claim(due);
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(
+            f.messages()[1],
+            ("former-clients".to_string(), 2, 1, "sending".to_string())
+        );
+    }
+
+    #[test]
+    fn a_queued_retry_respects_a_corrected_churn_date() {
+        let mut f = fixture();
+        f.import(
+            record("pat@client.example", date(2025, 6, 1), "competitor"),
+            now(),
+        );
+        let claimed = f.claim(now());
+        f.record(claimed[0].message_row, retry(now()));
+        // The churn date was wrong: they left ten days ago.
+        let later = now() + Duration::minutes(1);
+        f.import(
+            record("pat@client.example", date(2026, 1, 5), "competitor"),
+            later,
+        );
+        assert!(f.claim(later + Duration::hours(1)).is_empty());
+        assert!(
+            f.claim(Utc.with_ymd_and_hms(2026, 4, 4, 12, 0, 0).unwrap())
+                .is_empty()
+        );
+        let due = Utc.with_ymd_and_hms(2026, 4, 5, 0, 0, 0).unwrap();
+        let claimed = f.claim(due);
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(f.messages().len(), 1, "the retry, not a second copy");
+        // Its first real attempt is greylisted: a retry, not a give-up.
+        f.record(claimed[0].message_row, retry(due));
+        assert_eq!(f.messages()[0].3, "retry");
+        assert_eq!(f.suppression("pat@client.example"), None);
+    }
+
+    #[test]
+    fn a_campaign_removed_and_put_back_resumes_without_a_second_copy() {
+        let mut f = fixture();
+        f.import(
+            record("pat@client.example", date(2025, 6, 1), "competitor"),
+            now(),
+        );
+        f.import(
+            record("sam@client.example", date(2025, 6, 1), "competitor"),
+            now(),
+        );
+        let claimed = f.claim(now());
+        assert_eq!(claimed.len(), 2);
+        let pat = claimed
+            .iter()
+            .find(|c| c.client.email.starts_with("pat"))
+            .unwrap();
+        let sam = claimed
+            .iter()
+            .find(|c| c.client.email.starts_with("sam"))
+            .unwrap();
+        let (pat_row, sam_row) = (pat.message_row, sam.message_row);
+        f.record(pat_row, retry(now()));
+        f.record(sam_row, sent(now()));
+
+        // The operator comments the campaign out for a while...
+        let without = config(f.dir.path(), OTHER_CAMPAIGN);
+        let later = now() + Duration::hours(1);
+        f.store.sync_campaigns(&without, later).unwrap();
+        assert!(f.store.claim_due(&without, later, 10).unwrap().is_empty());
+        // ...and puts it back.
+        let back = now() + Duration::days(2);
+        f.store.sync_campaigns(&f.config, back).unwrap();
+        let claimed = f.claim(back);
+        assert_eq!(claimed.len(), 1, "pat's survey resumes");
+        assert_eq!(claimed[0].message_row, pat_row);
+        // Sam's next step comes 30 days after the survey.
+        assert!(f.claim(now() + Duration::days(29)).is_empty());
+        let claimed = f.claim(now() + Duration::days(30));
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].client.email, "sam@client.example");
+        assert_eq!(claimed[0].step, 2);
+    }
+
+    #[test]
+    fn a_message_row_already_there_never_makes_the_claim_fail() {
+        let mut f = fixture();
+        f.import(
+            record("pat@client.example", date(2025, 6, 1), "competitor"),
+            now(),
+        );
+        f.import(
+            record("sam@client.example", date(2025, 6, 1), "competitor"),
+            now(),
+        );
+        let claimed = f.claim(now());
+        assert_eq!(claimed.len(), 2);
+        for c in &claimed {
+            f.record(c.message_row, sent(now()));
+        }
+        // Whatever put it there, an enrollment is due again at a step that has a row.
+        f.store
+            .conn
+            .execute(
+                "UPDATE enrollments SET next_step = 1, due_at = ?1, send_at = ?1 WHERE client_id = (SELECT id FROM clients WHERE email = 'pat@client.example')",
+                params![fmt_time(now())],
+            )
+            .unwrap();
+        let later = now() + Duration::days(1);
+        assert!(f.claim(later).is_empty());
+        assert!(f.claim(later + Duration::minutes(1)).is_empty());
+        assert_eq!(f.messages().len(), 2);
+    }
+
+    #[test]
+    fn an_excluded_reason_never_erases_the_history_of_an_earlier_sequence() {
+        let mut f = fixture();
+        f.import(
+            record("pat@client.example", date(2025, 6, 1), "competitor"),
+            now(),
+        );
+        let claimed = f.claim(now());
+        f.record(claimed[0].message_row, sent(now()));
+        f.store.record_return("pat@client.example", now()).unwrap();
+        // They leave again, and this time we ended it.
+        let later = now() + Duration::days(2);
+        f.import(
+            record("pat@client.example", date(2026, 1, 16), "we_ended"),
+            later,
+        );
+        assert_eq!(
+            f.messages(),
+            vec![("former-clients".to_string(), 1, 1, "sent".to_string())]
+        );
+        assert!(f.claim(later + Duration::days(200)).is_empty());
+    }
+
+    #[test]
+    fn a_resent_message_gets_a_fresh_retry_window() {
+        let mut f = fixture();
+        f.import(
+            record("pat@client.example", date(2025, 6, 1), "competitor"),
+            now(),
+        );
+        let claimed = f.claim(now());
+        let row = claimed[0].message_row;
+        f.record(
+            row,
+            Outcome::Uncertain {
+                error: "no final reply".to_string(),
+                at: now(),
+            },
+        );
+        // A week later the operator asks for it again; the server greylists the first try.
+        let later = now() + Duration::days(7);
+        assert!(f.store.resend(row, later).unwrap());
+        let claimed = f.claim(later);
+        assert_eq!(claimed.len(), 1);
+        f.record(row, retry(later));
+        assert_eq!(f.suppression("pat@client.example"), None);
+        assert_eq!(f.messages()[0].3, "retry");
+    }
+
+    #[test]
+    fn days_of_our_server_refusing_us_do_not_count_towards_giving_up() {
+        let mut f = fixture();
+        f.import(
+            record("pat@client.example", date(2025, 6, 1), "competitor"),
+            now(),
+        );
+        let mut at = now();
+        let row = f.claim(at)[0].message_row;
+        // A bad password over a long weekend.
+        let deferred = |at| Outcome::Deferred {
+            error: "535 5.7.8 authentication failed".to_string(),
+            at,
+        };
+        f.record(row, deferred(at));
+        while at < now() + Duration::days(4) {
+            at += Duration::hours(6);
+            let claimed = f.claim(at);
+            assert_eq!(claimed.len(), 1);
+            f.record(row, deferred(at));
+        }
+        // Fixed; the recipient's server greylists the first real attempt.
+        at += Duration::hours(6);
+        assert_eq!(f.claim(at).len(), 1);
+        f.record(row, retry(at));
+        assert_eq!(f.suppression("pat@client.example"), None);
+        assert_eq!(f.messages()[0].3, "retry");
+    }
+
+    #[test]
+    fn writers_on_two_connections_never_fail_each_other() {
+        // The daemon's delivery connection commits all the time; the HTTP server writes
+        // opt-outs on its own connection, and the CLI on a third. None of them may fail
+        // because another committed between its first read and its first write.
+        let mut f = fixture();
+        f.import(
+            record("pat@client.example", date(2025, 6, 1), "competitor"),
+            now(),
+        );
+        let public: Vec<u8> = f
+            .store
+            .conn
+            .query_row("SELECT public_id FROM enrollments", [], |r| r.get(0))
+            .unwrap();
+        let id: crate::token::PublicId = public.try_into().unwrap();
+        let path = f.dir.path().join("winback.db");
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cli = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut other = Store::open(&path).unwrap();
+                let mut failures = Vec::new();
+                let mut n = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    n += 1;
+                    let email = format!("someone{n}@else.example");
+                    if let Err(e) = other.record_opt_out(&email, "cli", now()) {
+                        failures.push(e.to_string());
+                    }
+                }
+                failures
+            })
+        };
+        let mut failures = Vec::new();
+        let answer = crate::store::SurveyAnswer::default();
+        for _ in 0..200 {
+            let results = [
+                f.store.opt_out_enrollment(&id, "link", now()).map(drop),
+                f.store.undo_opt_out(&id, now(), &f.config).map(drop),
+                f.store
+                    .save_survey_answer(&id, &answer, false, now())
+                    .map(drop),
+            ];
+            failures.extend(
+                results
+                    .into_iter()
+                    .filter_map(|r| r.err().map(|e| e.to_string())),
+            );
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let cli_failures = cli.join().unwrap();
+        assert!(
+            failures.is_empty(),
+            "{} link actions failed: {:?}",
+            failures.len(),
+            failures.first()
+        );
+        assert!(
+            cli_failures.is_empty(),
+            "{} CLI opt-outs failed: {:?}",
+            cli_failures.len(),
+            cli_failures.first()
+        );
+    }
 }
