@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::mailer::{Mailer, OutgoingMessage, SendError};
 use crate::render::{Renderer, Vars};
 use crate::store::{Claimed, Outcome, Store};
-use crate::token::{self, Purpose, Secret};
+use crate::token::Secret;
 
 /// Messages claimed per batch, per SMTP connection. At most one batch is ever claimed
 /// but unrecorded, so a crash leaves at most one batch `uncertain`; larger batches
@@ -79,19 +79,11 @@ impl Deliverer {
     }
 
     pub fn unsubscribe_url(&self, public_id: &[u8; 16]) -> String {
-        format!(
-            "{}/u/{}",
-            self.config.http.public_url,
-            token::issue(&self.secret, Purpose::Unsubscribe, public_id)
-        )
+        crate::links::unsubscribe_url(&self.config, &self.secret, public_id)
     }
 
     pub fn survey_url(&self, public_id: &[u8; 16]) -> String {
-        let token = token::issue(&self.secret, Purpose::Survey, public_id);
-        match &self.config.survey_external_url {
-            Some(base) => format!("{base}{token}"),
-            None => format!("{}/s/{token}", self.config.http.public_url),
-        }
+        crate::links::survey_url(&self.config, &self.secret, public_id)
     }
 
     /// How many more messages the rate limits allow right now.

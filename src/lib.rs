@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod deliver;
 pub mod http;
 pub mod import;
+pub mod links;
 pub mod mailer;
 pub mod model;
 pub mod render;

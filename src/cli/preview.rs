@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
@@ -16,8 +16,6 @@ use handlebars::html_escape;
 
 use super::{Cli, load_config};
 use crate::config::{Campaign, Config};
-use crate::deliver::Deliverer;
-use crate::mailer::StubMailer;
 use crate::model::ClientRecord;
 use crate::render::{self, Renderer, Vars};
 use crate::schedule::{self, Next};
@@ -100,17 +98,9 @@ pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> 
             match found.public_id {
                 Some(public_id) => {
                     let secret = crate::daemon::load_secret(&mut store)?;
-                    let deliverer = Deliverer {
-                        config: Arc::new(config.clone()),
-                        renderer: renderer.clone(),
-                        mailer: Arc::new(StubMailer::new()),
-                        secret: Arc::new(secret),
-                        clock: setup.clock,
-                        store: Arc::new(Mutex::new(store)),
-                    };
                     let links = Links {
-                        unsubscribe: deliverer.unsubscribe_url(&public_id),
-                        survey: deliverer.survey_url(&public_id),
+                        unsubscribe: crate::links::unsubscribe_url(config, &secret, &public_id),
+                        survey: crate::links::survey_url(config, &secret, &public_id),
                     };
                     let note = match (found.suppressed.as_deref(), found.returned_at) {
                         (Some("bounce"), _) => {

@@ -293,16 +293,8 @@ impl App {
         }
     }
 
-    fn base_url(&self) -> &str {
-        &self.state.config.http.public_url
-    }
-
     fn unsubscribe_url(&self, id: &PublicId) -> String {
-        format!(
-            "{}/u/{}",
-            self.base_url(),
-            token::issue(&self.state.secret, Purpose::Unsubscribe, id)
-        )
+        crate::links::unsubscribe_url(&self.state.config, &self.state.secret, id)
     }
 
     fn undo_url(&self, id: &PublicId) -> String {
@@ -311,11 +303,7 @@ impl App {
 
     /// The survey's address as the emails give it: the built-in form, or the external one.
     fn survey_url(&self, id: &PublicId) -> String {
-        let token = token::issue(&self.state.secret, Purpose::Survey, id);
-        match &self.state.config.survey_external_url {
-            Some(base) => format!("{base}{token}"),
-            None => format!("{}/s/{token}", self.base_url()),
-        }
+        crate::links::survey_url(&self.state.config, &self.state.secret, id)
     }
 
     fn survey_served_here(&self) -> bool {
