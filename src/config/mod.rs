@@ -226,6 +226,25 @@ impl Config {
     }
 }
 
+/// `a/config/../outbox` → `a/outbox`, without touching the file system (the path may not
+/// exist yet), so logs and errors show the place an operator would type.
+fn lexically_normal(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 struct Validator<'a> {
     file: PathBuf,
     text: &'a str,
@@ -265,7 +284,7 @@ impl Validator<'_> {
 
     fn resolve(&self, relative: &str) -> PathBuf {
         let base = self.file.parent().unwrap_or(Path::new("."));
-        base.join(relative)
+        lexically_normal(&base.join(relative))
     }
 
     /// A required string, or a problem naming the key.
