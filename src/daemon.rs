@@ -38,6 +38,11 @@ impl DaemonLock {
         let mut name = database.as_os_str().to_owned();
         name.push(".lock");
         let path = PathBuf::from(name);
+        // The database (and so its folder) may not exist yet on a first run.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+        }
         let file = File::options()
             .create(true)
             .truncate(false)
