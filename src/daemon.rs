@@ -15,7 +15,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::deliver::Deliverer;
+use crate::deliver::{Deliverer, PassReport};
 use crate::http::HttpState;
 use crate::render::Renderer;
 use crate::store::Store;
@@ -225,15 +225,29 @@ pub async fn run(
         let stop_check = move || flag.load(Ordering::SeqCst);
         let pass = deliverer.pass(&stop_check);
         tokio::pin!(pass);
-        let report = loop {
+        let result = loop {
             tokio::select! {
-                report = &mut pass => break report?,
+                result = &mut pass => break result,
                 _ = &mut shutdown, if !shutdown_seen => {
                     shutdown_seen = true;
                     stopping.store(true, Ordering::SeqCst);
                     tracing::info!("stopping: finishing messages in flight");
                 }
             }
+        };
+        let report = match result {
+            Ok(report) => report,
+            Err(error) if !once && !shutdown_seen => {
+                // E.g. the database stayed locked by a very long import. Nothing is lost: a
+                // claim is all or nothing, and a send whose result could not be recorded
+                // stays `sending` (uncertain at the next start), never sent again.
+                tracing::error!(%error, "the delivery pass failed; trying again shortly");
+                PassReport {
+                    setup_error: true,
+                    ..PassReport::default()
+                }
+            }
+            Err(error) => return Err(error.into()),
         };
         if report.sent + report.retried + report.failed + report.uncertain > 0 {
             tracing::info!(

@@ -72,7 +72,9 @@ impl Store {
             create_private_file(path).map_err(|e| open_error(e.to_string()))?;
         }
         let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Generous: a large import holds the write lock for a while, and an opt-out or a
+        // delivery pass must wait for it rather than fail.
+        conn.busy_timeout(std::time::Duration::from_secs(300))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a committed claim, opt-out or import survives a power cut, not just a
         // killed process. WAL keeps the cost to one sequential sync per transaction.
