@@ -1,8 +1,9 @@
 //! The long-running process: one per database, a deadline loop around delivery passes.
 //!
-//! It sleeps until the next due moment, a wake-up (an import, an opt-out undo), or
-//! shutdown — whichever comes first. Shutdown is a parameter (a future), so tests pass
-//! their own; on it, the daemon stops claiming, lets in-flight sends finish, and returns.
+//! It sleeps until the next due moment or shutdown, never longer than `MAX_SLEEP_SECONDS`,
+//! so imports and opt-out undos by other processes are seen soon. Shutdown is a parameter
+//! (a future), so tests pass their own; on it, the daemon stops claiming, lets in-flight
+//! sends finish, and returns.
 
 use std::fs::File;
 use std::future::Future;
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, anyhow};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -211,7 +212,6 @@ pub async fn run(
             .await?;
     }
     let mut watch = SyncWatch::default();
-    let wake = Arc::new(Notify::new());
     let stopping = Arc::new(AtomicBool::new(false));
     tracing::info!(database = %config.database_path.display(), smtp = %redact(&config.smtp.url), once, "winback started");
 
@@ -275,7 +275,6 @@ pub async fn run(
         let sleep = (until - now).to_std().unwrap_or_default();
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {},
-            _ = wake.notified() => {},
             _ = &mut shutdown => {
                 tracing::info!("stopped");
                 return Ok(());
