@@ -126,9 +126,9 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
                 clock,
             };
             // Fail now, not on the first click, if the page templates are broken.
-            let _checked = crate::http::router(state.clone()).map_err(|e| anyhow!("{e}"))?;
+            let app = crate::http::router(state).map_err(|e| anyhow!("{e}"))?;
             tracing::info!(%listen, public_url = %config.http.public_url, "serving recipients' links");
-            Some(tokio::spawn(crate::http::serve(listener, state, stopped(stop_rx.clone()))))
+            Some(tokio::spawn(crate::http::serve_router(listener, app, stopped(stop_rx.clone()))))
         };
 
         let deliverer = Deliverer {

@@ -97,6 +97,16 @@ pub async fn serve(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "serving the recipients' links");
     }
+    serve_router(listener, app, shutdown).await
+}
+
+/// [`serve`] for routes already built (the daemon builds them before it starts, so a
+/// broken page template stops it at once).
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
