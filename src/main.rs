@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// A large import builds rows on one thread and frees them on another; the system
+/// allocator serialises that on a lock, mimalloc does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = winback::cli::Cli::parse();
     if !matches!(cli.command, winback::cli::Command::Run { .. }) {

@@ -10,7 +10,13 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
-use crate::store::{ImportOutcome, Store};
+use crate::import::RowError;
+use crate::store::{ImportOutcome, PreparedClient, Store};
+
+/// Rows handed from the reading thread to the writing one at a time, and how many such
+/// chunks may wait: together they bound the memory an import of any size holds.
+const CHUNK_ROWS: usize = 512;
+const CHUNKS_IN_FLIGHT: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -44,7 +50,33 @@ pub fn import_file(
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    Ok(store.import(rows, config, now, skip_invalid, progress)?)
+    // Two threads: this one holds the write transaction and only writes; the other reads,
+    // validates and computes each row's values and schedule. Each has about half the work.
+    let (sender, receiver) =
+        std::sync::mpsc::sync_channel::<Vec<Result<PreparedClient, RowError>>>(CHUNKS_IN_FLIGHT);
+    let outcome = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+            for row in rows {
+                chunk.push(row.map(|(_, record)| PreparedClient::new(record, config, now)));
+                if chunk.len() == CHUNK_ROWS {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
+                    if sender.send(full).is_err() {
+                        return; // the writer stopped (a database error): stop reading
+                    }
+                }
+            }
+            let _ = sender.send(chunk);
+        });
+        store.import_prepared(
+            receiver.into_iter().flatten(),
+            config,
+            now,
+            skip_invalid,
+            progress,
+        )
+    });
+    Ok(outcome?)
 }
 
 /// Remembers what the sync file looked like when last imported.

@@ -66,6 +66,41 @@ impl StoredClient {
     }
 }
 
+/// A valid row with every value its insert needs already computed (hash, texts, the
+/// first step in each campaign). Making one is pure and needs no database, so a large
+/// import makes them on another thread while this one writes.
+pub struct PreparedClient {
+    record: ClientRecord,
+    email_hash: String,
+    churned_at: String,
+    fields: String,
+    /// One per configured campaign, in order; `None` where it does not take them in.
+    first_steps: Vec<Option<enroll::FirstStep>>,
+}
+
+impl PreparedClient {
+    pub fn new(record: ClientRecord, config: &Config, now: DateTime<Utc>) -> PreparedClient {
+        let facts = ClientFacts {
+            id: 0,
+            churned_at: record.churned_at,
+            churn_reason: record.churn_reason.as_deref(),
+            timezone: record.timezone,
+        };
+        let first_steps = config
+            .campaigns
+            .iter()
+            .map(|campaign| enroll::first_step(campaign, &facts, now))
+            .collect();
+        PreparedClient {
+            email_hash: email_hash(&record.email),
+            churned_at: record.churned_at.to_string(),
+            fields: fields_json(&record.fields),
+            first_steps,
+            record,
+        }
+    }
+}
+
 const CLIENT_COLUMNS: &str =
     "id, email, name, first_name, company, churned_at, churn_reason, timezone, fields, returned_at";
 
@@ -186,8 +221,26 @@ impl Store {
     where
         I: Iterator<Item = std::result::Result<(u64, ClientRecord), RowError>>,
     {
+        let prepared =
+            rows.map(|row| row.map(|(_, record)| PreparedClient::new(record, config, now)));
+        self.import_prepared(prepared, config, now, skip_invalid, progress)
+    }
+
+    /// [`Store::import`] for rows already prepared (see [`PreparedClient`]).
+    pub fn import_prepared<I>(
+        &mut self,
+        rows: I,
+        config: &Config,
+        now: DateTime<Utc>,
+        skip_invalid: bool,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ImportOutcome>
+    where
+        I: Iterator<Item = std::result::Result<PreparedClient, RowError>>,
+    {
         self.sync_campaigns(config, now)?;
         let tx = self.conn.transaction()?;
+        let now_text = fmt_time(now);
         let mut outcome = ImportOutcome::default();
         let mut seen = 0u64;
         let mut unread_rest = false;
@@ -197,11 +250,11 @@ impl Store {
                 progress(seen);
             }
             match row {
-                Ok((_, record)) => {
+                Ok(client) => {
                     if outcome.error_count > 0 && !skip_invalid {
                         continue; // it will be rolled back anyway; just keep validating
                     }
-                    upsert(&tx, config, &record, now, &mut outcome.counts)?;
+                    upsert(&tx, config, &client, now, &now_text, &mut outcome.counts)?;
                 }
                 Err(e) => {
                     unread_rest |= e.ends_the_file();
@@ -339,13 +392,15 @@ pub(crate) fn opt_out(
 fn upsert(
     tx: &Transaction<'_>,
     config: &Config,
-    record: &ClientRecord,
+    client: &PreparedClient,
     now: DateTime<Utc>,
+    now_text: &str,
     counts: &mut ImportCounts,
 ) -> Result<()> {
-    let churned_text = record.churned_at.to_string();
-    let timezone = record.timezone.map(|t| t.name().to_string());
-    let fields = fields_json(&record.fields);
+    let record = &client.record;
+    let churned_text = &client.churned_at;
+    let timezone = record.timezone.map(|t| t.name());
+    let fields = &client.fields;
     // Most rows of a large import are new: try the insert first, one index search.
     let inserted = tx
         .prepare_cached(
@@ -354,7 +409,7 @@ fn upsert(
         )?
         .execute(params![
             record.email,
-            email_hash(&record.email),
+            client.email_hash,
             record.name,
             record.first_name,
             record.company,
@@ -362,17 +417,14 @@ fn upsert(
             record.churn_reason,
             timezone,
             fields,
-            fmt_time(now)
+            now_text
         ])?;
     if inserted == 1 {
-        let facts = ClientFacts {
-            id: tx.last_insert_rowid(),
-            churned_at: record.churned_at,
-            churn_reason: record.churn_reason.as_deref(),
-            timezone: record.timezone,
-        };
-        for campaign in &config.campaigns {
-            enroll::enroll_new(tx, campaign, &facts, now)?;
+        let id = tx.last_insert_rowid();
+        for (campaign, step) in config.campaigns.iter().zip(&client.first_steps) {
+            if let Some(step) = step {
+                enroll::insert(tx, &campaign.name, id, step, now_text)?;
+            }
         }
         counts.added += 1;
         return Ok(());
@@ -400,7 +452,7 @@ fn upsert(
         record.churn_reason,
         timezone,
         fields,
-        fmt_time(now)
+        now_text
     ])?;
     let facts = ClientFacts {
         id: existing.id,
@@ -426,7 +478,7 @@ fn upsert(
             "UPDATE clients SET returned_at = NULL WHERE id = ?1",
             params![existing.id],
         )?;
-        log_event(tx, now, Some(existing.id), "churned_again", &churned_text)?;
+        log_event(tx, now, Some(existing.id), "churned_again", churned_text)?;
         for campaign in &config.campaigns {
             enroll::restart(tx, campaign, &facts, now)?;
         }

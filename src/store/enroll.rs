@@ -172,6 +172,30 @@ pub(crate) fn reconcile(
     Ok(())
 }
 
+/// The first step of a new enrollment: when it is due, and the first moment it may go.
+pub(crate) struct FirstStep {
+    due_at: String,
+    send_at: Option<String>,
+}
+
+/// Whether a campaign takes a client in, and if so when their survey is due. Pure: an
+/// import computes this for the next rows while the previous ones are being written.
+pub(crate) fn first_step(
+    campaign: &Campaign,
+    client: &ClientFacts<'_>,
+    now: DateTime<Utc>,
+) -> Option<FirstStep> {
+    if !campaign.admits(client.churn_reason) {
+        return None;
+    }
+    let tz = schedule::zone(campaign, client.timezone);
+    let due = schedule::survey_due(campaign, client.churned_at, tz);
+    Some(FirstStep {
+        due_at: fmt_time(due),
+        send_at: next_moment(campaign, tz, due, now),
+    })
+}
+
 /// Enrolls a client just created (no enrollment can exist yet), if the campaign admits them.
 pub(crate) fn enroll_new(
     conn: &Connection,
@@ -179,17 +203,26 @@ pub(crate) fn enroll_new(
     client: &ClientFacts<'_>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if !campaign.admits(client.churn_reason) {
-        return Ok(());
+    match first_step(campaign, client, now) {
+        Some(step) => insert(conn, &campaign.name, client.id, &step, &fmt_time(now)),
+        None => Ok(()),
     }
-    let tz = schedule::zone(campaign, client.timezone);
-    let due = schedule::survey_due(campaign, client.churned_at, tz);
+}
+
+/// Writes a new enrollment at its first step.
+pub(crate) fn insert(
+    conn: &Connection,
+    campaign: &str,
+    client_id: i64,
+    step: &FirstStep,
+    now: &str,
+) -> Result<()> {
     let public_id: [u8; 16] = rand::random();
     conn.prepare_cached(
         "INSERT INTO enrollments (client_id, campaign, public_id, state, next_step, due_at, send_at, created_at, updated_at)
          VALUES (?1, ?2, ?3, 'active', 1, ?4, ?5, ?6, ?6)",
     )?
-    .execute(params![client.id, campaign.name, public_id.to_vec(), fmt_time(due), next_moment(campaign, tz, due, now), fmt_time(now)])?;
+    .execute(params![client_id, campaign, public_id.to_vec(), step.due_at, step.send_at, now])?;
     Ok(())
 }
 
