@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::mailer::{Mailer, OutgoingMessage, SendError};
 use crate::render::{Renderer, Vars};
 use crate::store::{Claimed, Outcome, Store};
-use crate::token::Secret;
+use crate::token::{Secret, Target};
 
 /// Messages claimed per batch, per SMTP connection. At most one batch is ever claimed
 /// but unrecorded, so a crash leaves at most one batch `uncertain`; larger batches
@@ -78,12 +78,20 @@ impl Deliverer {
         .await?
     }
 
-    pub fn unsubscribe_url(&self, public_id: &[u8; 16]) -> String {
-        crate::links::unsubscribe_url(&self.config, &self.secret, public_id)
+    pub fn unsubscribe_url(&self, enrollment_id: i64) -> String {
+        crate::links::unsubscribe_url(
+            &self.config,
+            &self.secret,
+            Target::Enrollment(enrollment_id),
+        )
     }
 
-    pub fn survey_url(&self, public_id: &[u8; 16]) -> String {
-        crate::links::survey_url(&self.config, &self.secret, public_id)
+    pub fn survey_url(&self, enrollment_id: i64) -> String {
+        crate::links::survey_url(
+            &self.config,
+            &self.secret,
+            Target::Enrollment(enrollment_id),
+        )
     }
 
     /// How many more messages the rate limits allow right now.
@@ -342,11 +350,11 @@ impl Deliverer {
             .config
             .campaign(&message.campaign)
             .ok_or_else(|| format!("campaign {} is no longer configured", message.campaign))?;
-        let unsubscribe_url = self.unsubscribe_url(&message.public_id);
+        let unsubscribe_url = self.unsubscribe_url(message.enrollment_id);
         let vars = Vars {
             client: &message.client,
             unsubscribe_url: unsubscribe_url.clone(),
-            survey_url: self.survey_url(&message.public_id),
+            survey_url: self.survey_url(message.enrollment_id),
             now: self.clock.now(),
         };
         let rendered = self

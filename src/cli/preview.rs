@@ -2,7 +2,7 @@
 //!
 //! Renders with the daemon's own pieces: the same templates (`Renderer`), the same MIME
 //! builder (`render::build_message`) and the same link building (`Deliverer`'s
-//! `unsubscribe_url` and `survey_url`, for an enrolled client's real public id). It never
+//! `unsubscribe_url` and `survey_url`, for an enrolled client's real enrollment). It never
 //! sends, and writes only the files asked for (plus the link secret on first use, as the
 //! daemon would).
 
@@ -19,6 +19,7 @@ use crate::config::{Campaign, Config};
 use crate::model::ClientRecord;
 use crate::render::{self, Renderer, Vars};
 use crate::schedule::{self, Next};
+use crate::token::Target;
 
 /// The token in the links of a preview for someone without an enrollment: obviously
 /// not one the daemon issues (it has 43 base64url characters), so it can never work.
@@ -95,12 +96,16 @@ pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> 
                     "{email} is not a known former client (check the address, or import them first); leave out --email to preview for a sample client"
                 )
             })?;
-            match found.public_id {
-                Some(public_id) => {
+            match found.enrollment_id {
+                Some(id) => {
                     let secret = crate::daemon::load_secret(&mut store)?;
                     let links = Links {
-                        unsubscribe: crate::links::unsubscribe_url(config, &secret, &public_id),
-                        survey: crate::links::survey_url(config, &secret, &public_id),
+                        unsubscribe: crate::links::unsubscribe_url(
+                            config,
+                            &secret,
+                            Target::Enrollment(id),
+                        ),
+                        survey: crate::links::survey_url(config, &secret, Target::Enrollment(id)),
                     };
                     let note = match (found.suppressed.as_deref(), found.returned_at) {
                         (Some("bounce"), _) => {

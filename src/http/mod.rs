@@ -31,7 +31,7 @@ use serde::Deserialize;
 use crate::clock::Clock;
 use crate::config::{Config, Problem};
 use crate::store::{OptOutOutcome, Store, StoreError, SurveyAnswer, SurveyOutcome, UndoOutcome};
-use crate::token::{self, PublicId, Purpose, Secret};
+use crate::token::{self, Purpose, Secret, Target};
 use pages::{Page, Pages};
 use rate_limit::RateLimiter;
 
@@ -268,12 +268,12 @@ impl App {
         }
     }
 
-    /// The public id in a token of `purpose`; anything else is "not found".
+    /// What a token of `purpose` points at; anything else is "not found".
     fn verify(
         &self,
         purpose: Purpose,
         token: Result<Path<String>, PathRejection>,
-    ) -> Result<PublicId, Failure> {
+    ) -> Result<Target, Failure> {
         let Path(token) = token.map_err(|_| Failure::NotFound)?;
         token::verify(&self.state.secret, purpose, &token).ok_or(Failure::NotFound)
     }
@@ -303,17 +303,17 @@ impl App {
         }
     }
 
-    fn unsubscribe_url(&self, id: &PublicId) -> String {
-        crate::links::unsubscribe_url(&self.state.config, &self.state.secret, id)
+    fn unsubscribe_url(&self, id: &Target) -> String {
+        crate::links::unsubscribe_url(&self.state.config, &self.state.secret, *id)
     }
 
-    fn undo_url(&self, id: &PublicId) -> String {
+    fn undo_url(&self, id: &Target) -> String {
         format!("{}/undo", self.unsubscribe_url(id))
     }
 
     /// The survey's address as the emails give it: the built-in form, or the external one.
-    fn survey_url(&self, id: &PublicId) -> String {
-        crate::links::survey_url(&self.state.config, &self.state.secret, id)
+    fn survey_url(&self, id: &Target) -> String {
+        crate::links::survey_url(&self.state.config, &self.state.secret, *id)
     }
 
     fn survey_served_here(&self) -> bool {
@@ -341,7 +341,7 @@ async fn unsubscribe_page(
     let result = async {
         let id = app.verify(Purpose::Unsubscribe, token)?;
         let view = app
-            .with_store(move |store| store.enrollment_by_public_id(&id))
+            .with_store(move |store| store.enrollment_by_link(&id))
             .await?;
         let view = view.ok_or(Failure::NotFound)?;
         Ok((
@@ -373,7 +373,7 @@ async fn unsubscribe(
         let (outcome, view) = app
             .with_store(move |store| {
                 let outcome = store.opt_out_enrollment(&id, "link", now)?;
-                Ok((outcome, store.enrollment_by_public_id(&id)?))
+                Ok((outcome, store.enrollment_by_link(&id)?))
             })
             .await?;
         let view = view.ok_or(Failure::NotFound)?;
@@ -414,7 +414,7 @@ async fn undo(
         let (outcome, view) = app
             .with_store(move |store| {
                 let outcome = store.undo_opt_out(&id, now, &config)?;
-                Ok((outcome, store.enrollment_by_public_id(&id)?))
+                Ok((outcome, store.enrollment_by_link(&id)?))
             })
             .await?;
         let view = view.ok_or(Failure::NotFound)?;
@@ -454,7 +454,7 @@ async fn survey_form(
         let id = app.verify(Purpose::Survey, token)?;
         let (view, answer) = app
             .with_store(move |store| {
-                let view = store.enrollment_by_public_id(&id)?;
+                let view = store.enrollment_by_link(&id)?;
                 let answer = store.survey_answer(&id)?;
                 Ok((view, answer))
             })
@@ -573,7 +573,7 @@ async fn survey_answer(
             Err((Invalid::Choice, _, _)) => return Err(Failure::BadRequest),
             Err((Invalid::Fixable(message), answer, stop)) => {
                 let view = app
-                    .with_store(move |store| store.enrollment_by_public_id(&id))
+                    .with_store(move |store| store.enrollment_by_link(&id))
                     .await?;
                 let view = view.ok_or(Failure::NotFound)?;
                 let page = Page::survey(
@@ -590,7 +590,7 @@ async fn survey_answer(
         let outcome = app
             .with_store(move |store| {
                 let outcome = store.save_survey_answer(&id, &answer, stop, now)?;
-                let view = store.enrollment_by_public_id(&id)?;
+                let view = store.enrollment_by_link(&id)?;
                 Ok((outcome, view))
             })
             .await?;

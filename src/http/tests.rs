@@ -77,8 +77,8 @@ subject = "News"
 }
 
 impl Fixture {
-    /// Imports a former client and returns their enrollment's public id.
-    fn import(&self, email: &str, name: &str) -> PublicId {
+    /// Imports a former client and returns what their links point at.
+    fn import(&self, email: &str, name: &str) -> Target {
         let record = ClientRecord {
             email: email.to_string(),
             name: Some(name.to_string()),
@@ -104,14 +104,7 @@ impl Fixture {
                 .applied
         );
         drop(store);
-        let hex = self.export(email)["enrollments"][0]["public_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let bytes: Vec<u8> = (0..16)
-            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
-            .collect();
-        bytes.try_into().unwrap()
+        Target::Enrollment(self.export(email)["enrollments"][0]["id"].as_i64().unwrap())
     }
 
     fn export(&self, email: &str) -> Value {
@@ -142,8 +135,8 @@ impl Fixture {
         self.state.store.lock().unwrap().survey_answers().unwrap()
     }
 
-    fn token(&self, purpose: Purpose, id: &PublicId) -> String {
-        token::issue(&self.state.secret, purpose, id)
+    fn token(&self, purpose: Purpose, id: &Target) -> String {
+        token::issue(&self.state.secret, purpose, *id)
     }
 
     fn router(&self) -> Router {
@@ -407,9 +400,9 @@ async fn bad_tokens_get_one_404_page_and_change_nothing() {
     let other_secret = token::issue(
         &Secret::from_text("another secret"),
         Purpose::Unsubscribe,
-        &id,
+        id,
     );
-    let unknown = f.token(Purpose::Unsubscribe, &[7; 16]);
+    let unknown = f.token(Purpose::Unsubscribe, &Target::Legacy([7; 16]));
     let tokens = [
         altered.clone(),
         good[..good.len() - 1].to_string(),

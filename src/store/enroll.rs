@@ -217,12 +217,11 @@ pub(crate) fn insert(
     step: &FirstStep,
     now: &str,
 ) -> Result<()> {
-    let public_id: [u8; 16] = rand::random();
     conn.prepare_cached(
-        "INSERT INTO enrollments (client_id, campaign, public_id, state, next_step, due_at, send_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, 'active', 1, ?4, ?5, ?6, ?6)",
+        "INSERT INTO enrollments (client_id, campaign, state, next_step, due_at, send_at, created_at, updated_at)
+         VALUES (?1, ?2, 'active', 1, ?3, ?4, ?5, ?5)",
     )?
-    .execute(params![client_id, campaign, public_id.to_vec(), step.due_at, step.send_at, now])?;
+    .execute(params![client_id, campaign, step.due_at, step.send_at, now])?;
     Ok(())
 }
 

@@ -31,7 +31,7 @@ pub use views::{MessageRow, PlanData, Status};
 use crate::token::Secret;
 
 /// The schema versions this build knows, in order. Index + 1 is the version number.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema2.sql")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -107,9 +107,39 @@ impl Store {
                 known,
             });
         }
-        for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let tx = self.conn.transaction()?;
+        if found == known {
+            return Ok(());
+        }
+        // A migration may rebuild a table others refer to: with foreign keys on, dropping
+        // the old one would delete (cascade) its children. Off for the migration (it can
+        // only be switched outside a transaction), then checked, then on again.
+        self.conn.pragma_update(None, "foreign_keys", "OFF")?;
+        let migrated = self.run_migrations(found as usize);
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrated
+    }
+
+    fn run_migrations(&mut self, from: usize) -> Result<()> {
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(from) {
+            // IMMEDIATE, then read again: another process opening the same file at the
+            // same moment may have migrated it while this one waited for the lock.
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let now_at: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if now_at > index as i64 {
+                continue;
+            }
             tx.execute_batch(sql)?;
+            let broken: Option<String> = tx
+                .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+                .optional()?;
+            if let Some(table) = broken {
+                return Err(StoreError::Corrupt(format!(
+                    "migration to schema version {} left a dangling reference in {table}",
+                    index + 1
+                )));
+            }
             tx.pragma_update(None, "user_version", index as i64 + 1)?;
             tx.commit()?;
         }
@@ -252,5 +282,118 @@ mod time_tests {
         let a = fmt_time(parse_time("2026-03-08T07:00:00.000000Z").unwrap());
         let b = fmt_time(parse_time("2026-03-08T07:00:00.000001Z").unwrap());
         assert!(a < b);
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+    use crate::token::Target;
+
+    /// A database as the first schema left it: one client, enrolled with a random public
+    /// id that emailed links carry, with a sent survey and an answer.
+    fn version_1_database(path: &Path) -> [u8; 16] {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        let public_id: [u8; 16] = rand::random();
+        let t = "2026-01-01T00:00:00.000000Z";
+        conn.execute(
+            "INSERT INTO clients (id, email, email_hash, churned_at, created_at, updated_at)
+             VALUES (7, 'pat@client.example', ?1, '2025-06-01', ?2, ?2)",
+            params![email_hash("pat@client.example"), t],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO enrollments (id, client_id, campaign, public_id, state, next_step, due_at, send_at, last_sent_at, created_at, updated_at)
+             VALUES (3, 7, 'former-clients', ?1, 'active', 2, ?2, ?2, ?2, ?2, ?2)",
+            params![public_id.to_vec(), t],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, first_claimed_at, claimed_at, sent_at, updated_at)
+             VALUES (3, 7, 'former-clients', 1, 1, 'survey', 'sent', '<1@x>', ?1, ?1, ?1, ?1, ?1)",
+            params![t],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO survey_answers (enrollment_id, client_id, campaign, reason, created_at, updated_at)
+             VALUES (3, 7, 'former-clients', 'price', ?1, ?1)",
+            params![t],
+        )
+        .unwrap();
+        public_id
+    }
+
+    #[test]
+    fn links_sent_before_version_2_keep_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("winback.db");
+        let public_id = version_1_database(&path);
+        let store = Store::open(&path).unwrap();
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        // Nothing was lost to a cascade while the table was rebuilt.
+        let counts: (i64, i64, i64) = store
+            .conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM enrollments WHERE id = 3 AND state = 'active' AND next_step = 2),
+                        (SELECT count(*) FROM messages WHERE enrollment_id = 3),
+                        (SELECT count(*) FROM survey_answers WHERE enrollment_id = 3)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(counts, (1, 1, 1));
+        let broken: Option<String> = store
+            .conn
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()
+            .unwrap();
+        assert_eq!(broken, None);
+        let foreign_keys: i64 = store
+            .conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(foreign_keys, 1, "foreign keys are on again");
+        // The old link and a new one lead to the same enrollment; an unknown one nowhere.
+        let old = store
+            .enrollment_by_link(&Target::Legacy(public_id))
+            .unwrap()
+            .expect("the old link still resolves");
+        assert_eq!((old.enrollment_id, old.client_id), (3, 7));
+        let new = store
+            .enrollment_by_link(&Target::Enrollment(3))
+            .unwrap()
+            .unwrap();
+        assert_eq!(new, old);
+        assert!(
+            store
+                .enrollment_by_link(&Target::Legacy([1; 16]))
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            store
+                .survey_answer(&Target::Legacy(public_id))
+                .unwrap()
+                .and_then(|a| a.reason)
+                .as_deref(),
+            Some("price")
+        );
+        drop(store);
+        // Opening again migrates nothing twice; forgetting the person removes the old id.
+        let mut store = Store::open(&path).unwrap();
+        store
+            .forget_person("pat@client.example", DateTime::UNIX_EPOCH)
+            .unwrap();
+        let legacy: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM legacy_links", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(legacy, 0);
     }
 }

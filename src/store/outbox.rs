@@ -29,8 +29,8 @@ pub struct Claimed {
     pub step: u32,
     pub attempt: u32,
     pub client: crate::model::ClientRecord,
-    /// The enrollment's random id, which the link tokens carry.
-    pub public_id: [u8; 16],
+    /// The enrollment, which the link tokens point at.
+    pub enrollment_id: i64,
 }
 
 /// What became of one claimed message.
@@ -131,7 +131,7 @@ impl Store {
             let Some(sequence) = enrollment_client(&tx, enrollment_id)? else {
                 continue;
             };
-            let (client_id, public_id) = (sequence.client_id, sequence.public_id);
+            let client_id = sequence.client_id;
             let Some(client) = load_facts(&tx, client_id)? else {
                 continue;
             };
@@ -177,7 +177,7 @@ impl Store {
                         step,
                         attempt: attempts,
                         client: client.record,
-                        public_id,
+                        enrollment_id,
                     });
                 }
                 Decision::Wait(t) => {
@@ -198,14 +198,12 @@ impl Store {
         let remaining = limit.saturating_sub(claimed.len());
         let waiting: Vec<WaitingRow> = tx
             .prepare_cached(
-                "SELECT id, client_id, campaign, cycle, next_step, due_at, public_id FROM enrollments
+                "SELECT id, client_id, campaign, cycle, next_step, due_at FROM enrollments
                  WHERE state = 'active' AND send_at IS NOT NULL AND send_at <= ?1 ORDER BY send_at LIMIT ?2",
             )?
-            .query_map(params![now_text, remaining as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
+            .query_map(params![now_text, remaining as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
             .collect::<std::result::Result<_, _>>()?;
-        for (enrollment_id, client_id, campaign_name, cycle, step_number, due_at, public_id) in
-            waiting
-        {
+        for (enrollment_id, client_id, campaign_name, cycle, step_number, due_at) in waiting {
             let Some(client) = load_facts(&tx, client_id)? else {
                 continue;
             };
@@ -267,7 +265,7 @@ impl Store {
                             step: step_number,
                             attempt: attempts,
                             client: client.record,
-                            public_id: public_id_bytes(&public_id),
+                            enrollment_id,
                         });
                         continue;
                     }
@@ -290,7 +288,7 @@ impl Store {
                         step: step_number,
                         attempt: 1,
                         client: client.record,
-                        public_id: public_id_bytes(&public_id),
+                        enrollment_id,
                     });
                 }
                 Decision::Wait(t) => {
@@ -444,36 +442,27 @@ impl Store {
     }
 }
 
-/// An enrollment whose moment has come: id, client, campaign, cycle, step, due, token id.
-type WaitingRow = (i64, i64, String, i64, u32, String, Vec<u8>);
+/// An enrollment whose moment has come: id, client, campaign, cycle, step, due.
+type WaitingRow = (i64, i64, String, i64, u32, String);
 /// A retry whose moment has come: id, enrollment, campaign, cycle, step, due, next attempt.
 type RetryRow = (i64, i64, String, i64, u32, String, String);
-
-fn public_id_bytes(bytes: &[u8]) -> [u8; 16] {
-    let mut id = [0u8; 16];
-    let n = bytes.len().min(16);
-    id[..n].copy_from_slice(&bytes[..n]);
-    id
-}
 
 /// A message's enrollment, as the claim needs it.
 struct Sequence {
     client_id: i64,
-    public_id: [u8; 16],
     state: String,
     cycle: i64,
 }
 
 fn enrollment_client(conn: &Connection, enrollment_id: i64) -> Result<Option<Sequence>> {
-    let row: Option<(i64, Vec<u8>, String, i64)> = conn
-        .prepare_cached("SELECT client_id, public_id, state, cycle FROM enrollments WHERE id = ?1")?
+    let row: Option<(i64, String, i64)> = conn
+        .prepare_cached("SELECT client_id, state, cycle FROM enrollments WHERE id = ?1")?
         .query_row(params![enrollment_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()?;
-    Ok(row.map(|(client_id, public, state, cycle)| Sequence {
+    Ok(row.map(|(client_id, state, cycle)| Sequence {
         client_id,
-        public_id: public_id_bytes(&public),
         state,
         cycle,
     }))
@@ -1134,12 +1123,12 @@ postal_address = "1 Main Street"
             record("pat@client.example", date(2025, 6, 1), "competitor"),
             now(),
         );
-        let public: Vec<u8> = f
+        let enrollment: i64 = f
             .store
             .conn
-            .query_row("SELECT public_id FROM enrollments", [], |r| r.get(0))
+            .query_row("SELECT id FROM enrollments", [], |r| r.get(0))
             .unwrap();
-        let id: crate::token::PublicId = public.try_into().unwrap();
+        let id = crate::token::Target::Enrollment(enrollment);
         let path = f.dir.path().join("winback.db");
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let cli = {

@@ -1,8 +1,8 @@
 //! What recipients do through their links, and what people may ask of their data.
 //!
-//! Link actions are keyed by an enrollment's random `public_id` (the HTTP layer has
-//! already checked the token's signature): opting out, undoing that opt-out, answering
-//! the survey. Data rights are keyed by address: `export_person` and `forget_person`.
+//! Link actions are keyed by what a link token points at, an enrollment (the HTTP layer
+//! has already checked the token's signature): opting out, undoing that opt-out,
+//! answering the survey. Data rights are keyed by address: `export_person` and `forget_person`.
 //! Each method runs in one transaction; none knows anything about HTTP or tokens.
 
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ use super::enroll::reconcile;
 use super::{Result, Store, email_hash, fmt_time, log_event};
 use crate::config::Config;
 use crate::model::{EnrollmentState, normalize_email};
-use crate::token::PublicId;
+use crate::token::Target;
 
 /// Opt-out sources a recipient may undo through their own link. An opt-out an operator
 /// recorded (a reply asking to stop, a complaint) is never undone from a link.
@@ -57,7 +57,7 @@ impl EnrollmentView {
 /// What a link did to a person's standing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptOutOutcome {
-    /// No enrollment has this public id (never issued, or the person was forgotten).
+    /// The link points at no enrollment (never issued, or the person was forgotten).
     Unknown,
     OptedOut,
     AlreadyOptedOut,
@@ -131,16 +131,30 @@ impl ForgetReport {
     }
 }
 
-fn view_by_public_id(conn: &Connection, public_id: &PublicId) -> Result<Option<EnrollmentView>> {
+/// The enrollment id a link points at, if it exists.
+fn enrollment_id(conn: &Connection, target: &Target) -> Result<Option<i64>> {
+    Ok(match target {
+        Target::Enrollment(id) => Some(*id),
+        Target::Legacy(public_id) => conn
+            .prepare_cached("SELECT enrollment_id FROM legacy_links WHERE public_id = ?1")?
+            .query_row(params![public_id.to_vec()], |r| r.get(0))
+            .optional()?,
+    })
+}
+
+fn view_by_link(conn: &Connection, target: &Target) -> Result<Option<EnrollmentView>> {
+    let Some(id) = enrollment_id(conn, target)? else {
+        return Ok(None);
+    };
     let row = conn
         .prepare_cached(
             "SELECT e.id, e.client_id, c.email, c.name, c.first_name, c.company, e.campaign, e.state,
                     EXISTS (SELECT 1 FROM suppressions s
                             WHERE s.email_hash = c.email_hash AND s.reason IN ('opt_out', 'forgotten'))
              FROM enrollments e JOIN clients c ON c.id = e.client_id
-             WHERE e.public_id = ?1",
+             WHERE e.id = ?1",
         )?
-        .query_row(params![public_id.to_vec()], |r| {
+        .query_row(params![id], |r| {
             Ok((
                 EnrollmentView {
                     enrollment_id: r.get(0)?,
@@ -175,15 +189,15 @@ fn suppression(conn: &Connection, email: &str) -> Result<Option<(String, String)
 
 impl Store {
     /// The enrollment a link token points at, if it still exists.
-    pub fn enrollment_by_public_id(&self, public_id: &PublicId) -> Result<Option<EnrollmentView>> {
-        view_by_public_id(&self.conn, public_id)
+    pub fn enrollment_by_link(&self, target: &Target) -> Result<Option<EnrollmentView>> {
+        view_by_link(&self.conn, target)
     }
 
     /// One-click unsubscribe: opts the enrollment's person out of everything (every
     /// campaign, queued retries included). Idempotent.
     pub fn opt_out_enrollment(
         &mut self,
-        public_id: &PublicId,
+        target: &Target,
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<OptOutOutcome> {
@@ -192,7 +206,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let Some(view) = view_by_public_id(&tx, public_id)? else {
+        let Some(view) = view_by_link(&tx, target)? else {
             return Ok(OptOutOutcome::Unknown);
         };
         let newly = opt_out(&tx, &view.email, source, now)?;
@@ -209,14 +223,14 @@ impl Store {
     /// Sequences stopped for any other reason (bounced, returned, completed) stay stopped.
     pub fn undo_opt_out(
         &mut self,
-        public_id: &PublicId,
+        target: &Target,
         now: DateTime<Utc>,
         config: &Config,
     ) -> Result<UndoOutcome> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let Some(view) = view_by_public_id(&tx, public_id)? else {
+        let Some(view) = view_by_link(&tx, target)? else {
             return Ok(UndoOutcome::Unknown);
         };
         match suppression(&tx, &view.email)? {
@@ -251,14 +265,16 @@ impl Store {
     }
 
     /// The survey answer stored for an enrollment, if any.
-    pub fn survey_answer(&self, public_id: &PublicId) -> Result<Option<SurveyAnswer>> {
+    pub fn survey_answer(&self, target: &Target) -> Result<Option<SurveyAnswer>> {
+        let Some(id) = enrollment_id(&self.conn, target)? else {
+            return Ok(None);
+        };
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT a.reason, a.better, a.would_return FROM survey_answers a
-                 JOIN enrollments e ON e.id = a.enrollment_id WHERE e.public_id = ?1",
+                "SELECT reason, better, would_return FROM survey_answers WHERE enrollment_id = ?1",
             )?
-            .query_row(params![public_id.to_vec()], |r| {
+            .query_row(params![id], |r| {
                 Ok(SurveyAnswer {
                     reason: r.get(0)?,
                     better: r.get(1)?,
@@ -272,7 +288,7 @@ impl Store {
     /// opts the person out of everything, as the unsubscribe link would.
     pub fn save_survey_answer(
         &mut self,
-        public_id: &PublicId,
+        target: &Target,
         answer: &SurveyAnswer,
         stop_contact: bool,
         now: DateTime<Utc>,
@@ -282,7 +298,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let Some(view) = view_by_public_id(&tx, public_id)? else {
+        let Some(view) = view_by_link(&tx, target)? else {
             return Ok(SurveyOutcome::Unknown);
         };
         let existed: bool = tx.query_row(
@@ -675,27 +691,27 @@ timezone = "UTC"
     }
 
     impl Fixture {
-        fn import(&mut self, email: &str) -> PublicId {
+        fn import(&mut self, email: &str) -> Target {
             let rows = vec![Ok((2, record(email)))];
             let outcome = self
                 .store
                 .import(rows.into_iter(), &self.config, now(), false, &mut |_| {})
                 .unwrap();
             assert!(outcome.applied);
-            self.public_id(email)
+            self.link(email)
         }
 
-        fn public_id(&self, email: &str) -> PublicId {
-            let bytes: Vec<u8> = self
+        fn link(&self, email: &str) -> Target {
+            let id: i64 = self
                 .store
                 .conn
                 .query_row(
-                    "SELECT e.public_id FROM enrollments e JOIN clients c ON c.id = e.client_id WHERE c.email = ?1",
+                    "SELECT e.id FROM enrollments e JOIN clients c ON c.id = e.client_id WHERE c.email = ?1",
                     params![email],
                     |r| r.get(0),
                 )
                 .unwrap();
-            bytes.try_into().unwrap()
+            Target::Enrollment(id)
         }
 
         /// (state, next_step, send_at) of the person's enrollment.
@@ -755,7 +771,7 @@ timezone = "UTC"
     fn opting_out_by_link_is_global_and_idempotent() {
         let mut f = fixture();
         let id = f.import("pat@client.example");
-        let view = f.store.enrollment_by_public_id(&id).unwrap().unwrap();
+        let view = f.store.enrollment_by_link(&id).unwrap().unwrap();
         assert_eq!(view.email, "pat@client.example");
         assert_eq!(view.state, EnrollmentState::Active);
         assert!(!view.opted_out);
@@ -779,18 +795,17 @@ timezone = "UTC"
             ))
         );
         assert_eq!(f.events("opt_out").len(), 1);
-        assert!(
-            f.store
-                .enrollment_by_public_id(&id)
-                .unwrap()
-                .unwrap()
-                .opted_out
-        );
+        assert!(f.store.enrollment_by_link(&id).unwrap().unwrap().opted_out);
         assert_eq!(
-            f.store.opt_out_enrollment(&[9; 16], "link", now()).unwrap(),
+            f.store
+                .opt_out_enrollment(&Target::Legacy([9; 16]), "link", now())
+                .unwrap(),
             OptOutOutcome::Unknown
         );
-        assert!(f.store.enrollment_by_public_id(&[9; 16]).unwrap().is_none());
+        let unknown = [Target::Legacy([9; 16]), Target::Enrollment(999)];
+        for target in unknown {
+            assert!(f.store.enrollment_by_link(&target).unwrap().is_none());
+        }
     }
 
     #[test]
@@ -816,7 +831,9 @@ timezone = "UTC"
             UndoOutcome::NotOptedOut
         );
         assert_eq!(
-            f.store.undo_opt_out(&[9; 16], later, &f.config).unwrap(),
+            f.store
+                .undo_opt_out(&Target::Legacy([9; 16]), later, &f.config)
+                .unwrap(),
             UndoOutcome::Unknown
         );
         // And the survey goes out again.
@@ -975,7 +992,7 @@ timezone = "UTC"
         );
         assert_eq!(
             f.store
-                .save_survey_answer(&[9; 16], &second, true, later)
+                .save_survey_answer(&Target::Legacy([9; 16]), &second, true, later)
                 .unwrap(),
             SurveyOutcome::Unknown
         );
@@ -1017,13 +1034,7 @@ timezone = "UTC"
         assert_eq!(export["client"]["company"], "Globex");
         assert_eq!(export["client"]["fields"]["plan"], "gold");
         assert_eq!(export["enrollments"].as_array().unwrap().len(), 1);
-        assert_eq!(
-            export["enrollments"][0]["public_id"]
-                .as_str()
-                .unwrap()
-                .len(),
-            32
-        );
+        assert_eq!(export["enrollments"][0]["campaign"], "former-clients");
         assert_eq!(export["messages"].as_array().unwrap().len(), 1);
         assert_eq!(export["survey_answers"][0]["reason"], "price");
         assert_eq!(export["suppression"]["reason"], "opt_out");
@@ -1148,7 +1159,7 @@ timezone = "UTC"
         assert_eq!(f.enrollment(email).0, "opted_out");
         assert_eq!(
             f.store
-                .opt_out_enrollment(&f.public_id(email), "link", later)
+                .opt_out_enrollment(&f.link(email), "link", later)
                 .unwrap(),
             OptOutOutcome::AlreadyOptedOut
         );

@@ -70,12 +70,12 @@ pub struct Metrics {
     pub oldest_due: Option<DateTime<Utc>>,
 }
 
-/// A client as `preview` needs it: the record, and the enrollment's public id in the
-/// campaign asked about (what its links carry), if they are enrolled in it.
+/// A client as `preview` needs it: the record, and their enrollment in the campaign asked
+/// about (what its links point at), if they are enrolled in it.
 #[derive(Debug, Clone)]
 pub struct PreviewClient {
     pub record: ClientRecord,
-    pub public_id: Option<[u8; 16]>,
+    pub enrollment_id: Option<i64>,
     pub returned_at: Option<DateTime<Utc>>,
     /// Why the address is never mailed (`opt_out`, `bounce`, `forgotten`), if it is not.
     pub suppressed: Option<String>,
@@ -230,15 +230,14 @@ impl Store {
         let Some(client) = load_by_email(&self.conn, email)? else {
             return Ok(None);
         };
-        let public_id: Option<Vec<u8>> = self
+        let enrollment_id: Option<i64> = self
             .conn
             .query_row(
-                "SELECT public_id FROM enrollments WHERE client_id = ?1 AND campaign = ?2",
+                "SELECT id FROM enrollments WHERE client_id = ?1 AND campaign = ?2",
                 params![client.id, campaign],
                 |r| r.get(0),
             )
             .optional()?;
-        let public_id = public_id.and_then(|bytes| <[u8; 16]>::try_from(bytes.as_slice()).ok());
         let suppressed: Option<String> = self
             .conn
             .query_row(
@@ -249,7 +248,7 @@ impl Store {
             .optional()?;
         Ok(Some(PreviewClient {
             record: client.record,
-            public_id,
+            enrollment_id,
             returned_at: client.returned_at,
             suppressed,
         }))
@@ -284,11 +283,11 @@ mod tests {
                (3, 'c@x.example', '{hc}', '2025-01-01', 'competitor', NULL, '{t0}', '{t0}'),
                (4, 'd@x.example', 'hd', '2025-01-01', 'we_ended', '{t2}', '{t0}', '{t0}'),
                (5, 'e@x.example', 'he', '2025-01-01', NULL, NULL, '{t0}', '{t0}');
-             INSERT INTO enrollments (id, client_id, campaign, public_id, state, next_step, due_at, send_at, created_at, updated_at) VALUES
-               (1, 1, 'c', x'0101010101010101010101010101010a', 'opted_out', 2, NULL, NULL, '{t0}', '{t0}'),
-               (2, 2, 'c', x'02', 'returned', 2, NULL, NULL, '{t0}', '{t0}'),
-               (3, 3, 'c', x'03', 'bounced', 1, NULL, NULL, '{t0}', '{t0}'),
-               (5, 5, 'c', x'05', 'active', 1, '{t1}', '{t1}', '{t0}', '{t0}');
+             INSERT INTO enrollments (id, client_id, campaign, state, next_step, due_at, send_at, created_at, updated_at) VALUES
+               (1, 1, 'c', 'opted_out', 2, NULL, NULL, '{t0}', '{t0}'),
+               (2, 2, 'c', 'returned', 2, NULL, NULL, '{t0}', '{t0}'),
+               (3, 3, 'c', 'bounced', 1, NULL, NULL, '{t0}', '{t0}'),
+               (5, 5, 'c', 'active', 1, '{t1}', '{t1}', '{t0}', '{t0}');
              INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, first_claimed_at, claimed_at, next_attempt_at, updated_at) VALUES
                (1, 1, 'c', 1, 1, 'survey', 'sent', '<1@x>', '{t0}', '{t0}', '{t0}', NULL, '{t0}'),
                (2, 2, 'c', 1, 1, 'survey', 'sent', '<2@x>', '{t0}', '{t0}', '{t0}', NULL, '{t0}'),
@@ -364,15 +363,13 @@ mod tests {
         seed(&store);
         let found = store.preview_client("A@X.example", "c").unwrap().unwrap();
         assert_eq!(found.record.email, "a@x.example");
-        let mut id = [1u8; 16];
-        id[15] = 10;
-        assert_eq!(found.public_id, Some(id));
+        assert_eq!(found.enrollment_id, Some(1));
         assert_eq!(found.suppressed.as_deref(), Some("opt_out"));
         let other = store
             .preview_client("a@x.example", "other")
             .unwrap()
             .unwrap();
-        assert_eq!(other.public_id, None, "not enrolled in that campaign");
+        assert_eq!(other.enrollment_id, None, "not enrolled in that campaign");
         assert!(
             store
                 .preview_client("nobody@x.example", "c")

@@ -496,33 +496,29 @@ fn forged_altered_truncated_and_cross_client_tokens_change_nothing() {
     let ada_before = running.export(ADA);
     assert_subscribed(&ada_before);
 
-    // Ada's own public id, signed with another secret: a forgery of her link.
-    let public_id_hex = ada_before["enrollments"][0]["public_id"]
-        .as_str()
-        .expect("a public id in the export")
-        .to_string();
-    assert_eq!(public_id_hex.len(), 32, "{public_id_hex}");
-    let mut public_id = [0u8; 16];
-    for (i, byte) in public_id.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&public_id_hex[2 * i..2 * i + 2], 16).unwrap();
-    }
+    // Ada's own enrollment, signed with another secret: a forgery of her link.
+    let public_id = winback::token::Target::Enrollment(
+        ada_before["enrollments"][0]["id"]
+            .as_i64()
+            .expect("an enrollment id in the export"),
+    );
     let forged = winback::token::issue(
         &winback::token::Secret::from_text("not-the-test-secret"),
         winback::token::Purpose::Unsubscribe,
-        &public_id,
+        public_id,
     );
     // The right secret, but an id no enrollment has.
     let unknown = winback::token::issue(
         &winback::token::Secret::from_text("test-secret"),
         winback::token::Purpose::Unsubscribe,
-        &[0x5a; 16],
+        winback::token::Target::Enrollment(999_999),
     );
     // The control: the test's secret signs Ada's id into exactly the emailed token.
     assert_eq!(
         winback::token::issue(
             &winback::token::Secret::from_text("test-secret"),
             winback::token::Purpose::Unsubscribe,
-            &public_id,
+            public_id,
         ),
         token
     );
@@ -583,7 +579,7 @@ fn forged_altered_truncated_and_cross_client_tokens_change_nothing() {
     let forged_survey = winback::token::issue(
         &winback::token::Secret::from_text("not-the-test-secret"),
         winback::token::Purpose::Survey,
-        &public_id,
+        public_id,
     );
     let answer = running.post_form(&format!("{base}/s/{forged_survey}"), "reason=price");
     assert_eq!(answer.status, 404, "{answer:#?}");
