@@ -133,20 +133,40 @@ impl Deliverer {
         let (done_tx, done_rx) = mpsc::channel::<(i64, Outcome)>(batch * 2);
         let refused = Arc::new(AtomicBool::new(false));
 
+        let path = self
+            .store
+            .lock()
+            .map_err(|_| DeliverError::Poisoned)?
+            .path()
+            .to_path_buf();
         let mut workers = JoinSet::new();
         for _ in 0..connections {
-            let (this, work_rx, done_tx, refused) = (
+            let (this, work_rx, done_tx, refused, path) = (
                 self.clone(),
                 work_rx.clone(),
                 done_tx.clone(),
                 refused.clone(),
+                path.clone(),
             );
             workers.spawn(async move {
+                // Each worker re-checks recipients on a connection of its own: a read there
+                // never waits behind the claims and results being committed on the main one.
+                let opened = tokio::task::spawn_blocking(move || Store::open(&path))
+                    .await
+                    .map_err(DeliverError::from)
+                    .and_then(|opened| opened.map_err(DeliverError::from));
+                let mut checker = match opened {
+                    Ok(store) => Some(store),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot open a second database connection; re-checks share the main one");
+                        None
+                    }
+                };
                 loop {
                     let next = work_rx.lock().await.recv().await;
                     let Some(message) = next else { break };
                     let row = message.message_row;
-                    let outcome = this.deliver_one(message).await;
+                    let outcome = this.deliver_one(message, &mut checker).await;
                     if matches!(outcome, Outcome::Deferred { .. }) {
                         refused.store(true, Ordering::SeqCst);
                     }
@@ -278,8 +298,30 @@ impl Deliverer {
         Ok(report)
     }
 
+    /// Why a claimed message must not be started after all, if it must not: read on the
+    /// worker's own connection when it has one.
+    async fn withdrawal(
+        &self,
+        row: i64,
+        checker: &mut Option<Store>,
+    ) -> Result<Option<String>, DeliverError> {
+        let config = self.config.clone();
+        let Some(store) = checker.take() else {
+            return self
+                .with_store(move |store| store.withdrawal(&config, row))
+                .await;
+        };
+        let (store, result) = tokio::task::spawn_blocking(move || {
+            let result = store.withdrawal(&config, row);
+            (store, result)
+        })
+        .await?;
+        *checker = Some(store);
+        Ok(result?)
+    }
+
     /// Renders and sends one claimed message; never fails, only reports.
-    async fn deliver_one(&self, message: Claimed) -> Outcome {
+    async fn deliver_one(&self, message: Claimed, checker: &mut Option<Store>) -> Outcome {
         let outgoing = match self.render(&message) {
             Ok(outgoing) => outgoing,
             Err(error) => {
@@ -292,11 +334,8 @@ impl Deliverer {
         };
         // The claim checked the person's standing, but the message may have waited in the
         // queue since: no message is started after an opt-out.
-        let (config, row) = (self.config.clone(), message.message_row);
-        match self
-            .with_store(move |store| store.withdrawal(&config, row))
-            .await
-        {
+        let row = message.message_row;
+        match self.withdrawal(row, checker).await {
             Ok(None) => {}
             Ok(Some(reason)) => {
                 tracing::info!(message = row, to = %message.client.email, %reason, "not sent");
