@@ -79,11 +79,16 @@ fn standing(conn: &Connection, client: &StoredClient) -> Result<Standing> {
         .prepare_cached("SELECT reason FROM suppressions WHERE email_hash = ?1")?
         .query_row(params![email_hash(&client.record.email)], |r| r.get(0))
         .optional()?;
-    Ok(Standing {
-        opted_out: matches!(reason.as_deref(), Some("opt_out") | Some("forgotten")),
-        bounced: reason.as_deref() == Some("bounce"),
-        returned: client.returned_at.is_some(),
-    })
+    Ok(standing_of(reason.as_deref(), client.returned_at.is_some()))
+}
+
+/// A person's standing from their suppression reason (if any) and whether they came back.
+fn standing_of(suppression: Option<&str>, returned: bool) -> Standing {
+    Standing {
+        opted_out: matches!(suppression, Some("opt_out") | Some("forgotten")),
+        bounced: suppression == Some("bounce"),
+        returned,
+    }
 }
 
 /// When this person's recent messages went (or may have gone) out.
@@ -140,7 +145,12 @@ impl Store {
                 tx.execute("UPDATE messages SET next_attempt_at = NULL, state = 'cancelled', last_error = 'campaign removed from the configuration' WHERE id = ?1", params![row])?;
                 continue;
             };
-            if let Some(reason) = superseded(&sequence, cycle, campaign, &client) {
+            if let Some(reason) = superseded(
+                &sequence,
+                cycle,
+                campaign,
+                client.record.churn_reason.as_deref(),
+            ) {
                 // Not for this person any more, whatever their standing: drop it.
                 tx.execute(
                     "UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, last_error = ?2, updated_at = ?3 WHERE id = ?1",
@@ -328,16 +338,55 @@ impl Store {
     /// slow server; an opt-out, bounce or return recorded meanwhile (or the person being
     /// forgotten, or their sequence starting over) still stops it.
     pub fn withdrawal(&self, config: &Config, row: i64) -> Result<Option<String>> {
-        let message: Option<(i64, String, i64, String)> = self
+        // One statement: this runs before every single send.
+        type Facts = (
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            Option<bool>,
+            Option<String>,
+        );
+        let facts: Option<Facts> = self
             .conn
             .prepare_cached(
-                "SELECT enrollment_id, campaign, cycle, state FROM messages WHERE id = ?1",
+                "SELECT m.state, m.campaign, m.cycle, e.client_id, e.state, e.cycle, c.churn_reason,
+                        CASE WHEN c.id IS NULL THEN NULL ELSE c.returned_at IS NOT NULL END,
+                        (SELECT s.reason FROM suppressions s WHERE s.email_hash = c.email_hash)
+                 FROM messages m
+                 LEFT JOIN enrollments e ON e.id = m.enrollment_id
+                 LEFT JOIN clients c ON c.id = e.client_id
+                 WHERE m.id = ?1",
             )?
             .query_row(params![row], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
             })
             .optional()?;
-        let Some((enrollment_id, campaign_name, cycle, state)) = message else {
+        let Some((
+            state,
+            campaign_name,
+            cycle,
+            client_id,
+            sequence_state,
+            sequence_cycle,
+            churn_reason,
+            returned,
+            suppression,
+        )) = facts
+        else {
             return Ok(Some(
                 "its record is gone (the person was forgotten)".to_string(),
             ));
@@ -345,18 +394,25 @@ impl Store {
         if state != MessageState::Sending.as_str() {
             return Ok(Some(format!("it is {state} now")));
         }
-        let Some(sequence) = enrollment_client(&self.conn, enrollment_id)? else {
+        let (Some(client_id), Some(sequence_state), Some(sequence_cycle)) =
+            (client_id, sequence_state, sequence_cycle)
+        else {
             return Ok(Some("its enrollment is gone".to_string()));
         };
-        let Some(client) = load_facts(&self.conn, sequence.client_id)? else {
+        let Some(returned) = returned else {
             return Ok(Some("its person is gone".to_string()));
         };
-        if let Some(stop) = standing(&self.conn, &client)?.stop() {
+        if let Some(stop) = standing_of(suppression.as_deref(), returned).stop() {
             return Ok(Some(format!("the person is {} now", stop.as_str())));
         }
+        let sequence = Sequence {
+            client_id,
+            state: sequence_state,
+            cycle: sequence_cycle,
+        };
         Ok(config
             .campaign(&campaign_name)
-            .and_then(|campaign| superseded(&sequence, cycle, campaign, &client))
+            .and_then(|campaign| superseded(&sequence, cycle, campaign, churn_reason.as_deref()))
             .map(str::to_string))
     }
 
@@ -476,7 +532,7 @@ fn superseded(
     sequence: &Sequence,
     cycle: i64,
     campaign: &Campaign,
-    client: &StoredClient,
+    churn_reason: Option<&str>,
 ) -> Option<&'static str> {
     let stopped = [
         EnrollmentState::OptedOut,
@@ -487,7 +543,7 @@ fn superseded(
         Some("dropped: it belongs to an earlier sequence")
     } else if stopped.iter().any(|s| s.as_str() == sequence.state) {
         Some("dropped: its sequence was stopped")
-    } else if !campaign.admits(client.record.churn_reason.as_deref()) {
+    } else if !campaign.admits(churn_reason) {
         Some("dropped: the campaign's audience no longer includes this client")
     } else {
         None
@@ -1176,6 +1232,70 @@ postal_address = "1 Main Street"
             "{} CLI opt-outs failed: {:?}",
             cli_failures.len(),
             cli_failures.first()
+        );
+    }
+
+    #[test]
+    fn the_check_before_each_send_sees_every_reason_to_withdraw() {
+        let mut f = fixture();
+        let people = ["ann", "bob", "cat", "dan", "eve", "fay", "gus"];
+        for person in people {
+            f.import(
+                record(
+                    &format!("{person}@client.example"),
+                    date(2025, 6, 1),
+                    "competitor",
+                ),
+                now(),
+            );
+        }
+        let claimed = f.claim(now());
+        assert_eq!(claimed.len(), people.len());
+        let row = |name: &str| {
+            claimed
+                .iter()
+                .find(|c| c.client.email == format!("{name}@client.example"))
+                .unwrap()
+                .message_row
+        };
+        // Changed since the claim, each in its own way (one of them not at all).
+        let later = now() + Duration::seconds(1);
+        f.store
+            .record_opt_out("bob@client.example", "link", later)
+            .unwrap();
+        f.store.record_return("cat@client.example", later).unwrap();
+        f.store.forget_person("dan@client.example", later).unwrap();
+        f.store
+            .conn
+            .execute(
+                "INSERT INTO suppressions (email_hash, email, reason, source, created_at) VALUES (?1, 'eve@client.example', 'bounce', 'smtp', ?2)",
+                params![email_hash("eve@client.example"), fmt_time(later)],
+            )
+            .unwrap();
+        f.store
+            .conn
+            .execute(
+                "UPDATE messages SET state = 'uncertain' WHERE id = ?1",
+                params![row("fay")],
+            )
+            .unwrap();
+        f.import(
+            record("gus@client.example", date(2025, 6, 1), "we_ended"),
+            later,
+        );
+        let check = |name: &str| f.store.withdrawal(&f.config, row(name)).unwrap();
+        assert_eq!(check("ann"), None);
+        assert_eq!(check("bob").as_deref(), Some("the person is opted_out now"));
+        assert_eq!(check("cat").as_deref(), Some("the person is returned now"));
+        assert_eq!(
+            check("dan").as_deref(),
+            Some("its record is gone (the person was forgotten)")
+        );
+        assert_eq!(check("eve").as_deref(), Some("the person is bounced now"));
+        assert_eq!(check("fay").as_deref(), Some("it is uncertain now"));
+        assert_eq!(
+            check("gus").as_deref(),
+            Some("dropped: the campaign's audience no longer includes this client")
         );
     }
 }
