@@ -642,10 +642,16 @@ fn sample_now() -> DateTime<Utc> {
 
 /// A new, unique `Message-ID`: `<winback.RANDOM@DOMAIN>` with 128 random bits and the
 /// domain of `smtp.from`.
-pub fn new_message_id(config: &Config) -> String {
+pub fn new_message_id(config: &Config, at: DateTime<Utc>) -> String {
+    // The claim time first, so that ids sort as they are made: a new one is stored at the
+    // end of the outbox's unique index instead of on a random page of it.
+    let micros = at.timestamp_micros().max(0);
     let random: [u8; 16] = rand::random();
     let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!("<winback.{hex}@{}>", config.smtp.from.email.domain())
+    format!(
+        "<winback.{micros:013x}.{hex}@{}>",
+        config.smtp.from.email.domain()
+    )
 }
 
 /// Builds the message for `to`: From (and Reply-To) from the config, To, the one-line
@@ -1345,7 +1351,7 @@ timezone = "America/New_York"
         let rendered = renderer
             .render(&config.campaigns[0], 1, &vars(&client))
             .unwrap();
-        let id = new_message_id(&config);
+        let id = new_message_id(&config, now());
         let url = "https://winback.acme.example/u/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
         let built = build_message(&config, &rendered, &client, &id, now(), url).unwrap();
         let bytes = &built.bytes;
@@ -1394,13 +1400,15 @@ timezone = "America/New_York"
         let setup = Setup::new();
         setup.survey("", "");
         let config = setup.config();
-        let ids: HashSet<String> = (0..1000).map(|_| new_message_id(&config)).collect();
+        let ids: HashSet<String> = (0..1000).map(|_| new_message_id(&config, now())).collect();
         assert_eq!(ids.len(), 1000);
+        let later = now() + chrono::Duration::microseconds(1);
+        assert!(new_message_id(&config, now()) < new_message_id(&config, later));
         for id in ids.iter().take(3) {
             assert!(
                 id.starts_with("<winback.")
                     && id.ends_with("@acme.example>")
-                    && id.len() == 9 + 32 + 14,
+                    && id.len() == 9 + 13 + 1 + 32 + 14,
                 "{id}"
             );
         }
@@ -1781,7 +1789,7 @@ subject = "Season's greetings from {{{{sender.company}}}}"
                     &config,
                     &rendered,
                     &client,
-                    &new_message_id(&config),
+                    &new_message_id(&config, now()),
                     now(),
                     &vars.unsubscribe_url,
                 )

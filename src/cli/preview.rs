@@ -150,7 +150,7 @@ pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> 
         config,
         &rendered,
         &client,
-        &render::new_message_id(config),
+        &render::new_message_id(config, now),
         now,
         &links.unsubscribe,
     )

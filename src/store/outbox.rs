@@ -279,7 +279,7 @@ impl Store {
                         });
                         continue;
                     }
-                    let message_id = crate::render::new_message_id(config);
+                    let message_id = crate::render::new_message_id(config, now);
                     tx.prepare_cached(
                         "INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, attempts,
                                                first_claimed_at, claimed_at, updated_at)
