@@ -239,6 +239,27 @@ impl Store {
         I: Iterator<Item = std::result::Result<PreparedClient, RowError>>,
     {
         self.sync_campaigns(config, now)?;
+        // Foreign keys off for the import itself (it can only be switched between
+        // transactions): each enrollment it adds refers to the client it added just
+        // before, and the one row it may delete (an unstarted enrollment) takes its
+        // dependents with it explicitly. The checks would cost a lookup per enrollment.
+        self.conn.pragma_update(None, "foreign_keys", "OFF")?;
+        let imported = self.import_rows(rows, config, now, skip_invalid, progress);
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        imported
+    }
+
+    fn import_rows<I>(
+        &mut self,
+        rows: I,
+        config: &Config,
+        now: DateTime<Utc>,
+        skip_invalid: bool,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<ImportOutcome>
+    where
+        I: Iterator<Item = std::result::Result<PreparedClient, RowError>>,
+    {
         let tx = self.conn.transaction()?;
         let now_text = fmt_time(now);
         let mut outcome = ImportOutcome::default();

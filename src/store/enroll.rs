@@ -100,6 +100,11 @@ pub(crate) fn reconcile(
                 )?
                 .query_row(params![e.id], |r| r.get(0))?;
             if e.next_step == 1 && e.send_at.is_some() && !history {
+                // Its dependents by hand: an import runs with foreign keys off.
+                conn.execute(
+                    "DELETE FROM legacy_links WHERE enrollment_id = ?1",
+                    params![e.id],
+                )?;
                 conn.execute("DELETE FROM enrollments WHERE id = ?1", params![e.id])?;
             } else {
                 cancel_queued(conn, e.id, now)?;

@@ -290,39 +290,136 @@ mod migration_tests {
     use super::*;
     use crate::token::Target;
 
-    /// A database as the first schema left it: one client, enrolled with a random public
-    /// id that emailed links carry, with a sent survey and an answer.
-    fn version_1_database(path: &Path) -> [u8; 16] {
+    const T: &str = "2026-01-01T00:00:00.000000Z";
+
+    /// A database as the first schema left it: one client, enrolled at `next_step` with a
+    /// random public id that emailed links carry.
+    fn version_1_enrollment(path: &Path, next_step: u32) -> [u8; 16] {
         let conn = Connection::open(path).unwrap();
         conn.execute_batch(MIGRATIONS[0]).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
         let public_id: [u8; 16] = rand::random();
-        let t = "2026-01-01T00:00:00.000000Z";
         conn.execute(
-            "INSERT INTO clients (id, email, email_hash, churned_at, created_at, updated_at)
-             VALUES (7, 'pat@client.example', ?1, '2025-06-01', ?2, ?2)",
-            params![email_hash("pat@client.example"), t],
+            "INSERT INTO clients (id, email, email_hash, churned_at, churn_reason, created_at, updated_at)
+             VALUES (7, 'pat@client.example', ?1, '2025-06-01', 'price', ?2, ?2)",
+            params![email_hash("pat@client.example"), T],
         )
         .unwrap();
         conn.execute(
-            "INSERT INTO enrollments (id, client_id, campaign, public_id, state, next_step, due_at, send_at, last_sent_at, created_at, updated_at)
-             VALUES (3, 7, 'former-clients', ?1, 'active', 2, ?2, ?2, ?2, ?2, ?2)",
-            params![public_id.to_vec(), t],
+            "INSERT INTO enrollments (id, client_id, campaign, public_id, state, next_step, due_at, send_at, created_at, updated_at)
+             VALUES (3, 7, 'former-clients', ?1, 'active', ?2, ?3, ?3, ?3, ?3)",
+            params![public_id.to_vec(), next_step, T],
         )
         .unwrap();
+        public_id
+    }
+
+    /// The same, one step on: a sent survey and its answer.
+    fn version_1_database(path: &Path) -> [u8; 16] {
+        let public_id = version_1_enrollment(path, 2);
+        let conn = Connection::open(path).unwrap();
         conn.execute(
             "INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, first_claimed_at, claimed_at, sent_at, updated_at)
              VALUES (3, 7, 'former-clients', 1, 1, 'survey', 'sent', '<1@x>', ?1, ?1, ?1, ?1, ?1)",
-            params![t],
+            params![T],
         )
         .unwrap();
         conn.execute(
             "INSERT INTO survey_answers (enrollment_id, client_id, campaign, reason, created_at, updated_at)
              VALUES (3, 7, 'former-clients', 'price', ?1, ?1)",
-            params![t],
+            params![T],
         )
         .unwrap();
         public_id
+    }
+
+    fn config(dir: &Path) -> crate::config::Config {
+        let text = r#"
+[smtp]
+url = "file://outbox"
+from = "Acme <success@acme.example>"
+
+[http]
+public_url = "https://winback.acme.example"
+
+[sender]
+company = "Acme"
+postal_address = "1 Main Street"
+
+[[campaign]]
+name = "former-clients"
+send_at = "* * * * *"
+timezone = "UTC"
+
+[[campaign.step]]
+kind = "survey"
+template = "survey"
+subject = "Why?"
+"#;
+        std::fs::create_dir_all(dir.join("templates")).unwrap();
+        crate::config::Config::parse(&dir.join("winback.toml"), text)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn an_import_leaves_no_dangling_row_and_foreign_keys_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("winback.db");
+        version_1_enrollment(&path, 1);
+        let config = config(dir.path());
+        let mut store = Store::open(&path).unwrap();
+        let now = DateTime::UNIX_EPOCH + chrono::Duration::days(20_500);
+        let record = |reason: &str| crate::model::ClientRecord {
+            email: "pat@client.example".to_string(),
+            name: None,
+            first_name: None,
+            company: None,
+            churned_at: crate::model::ChurnedAt::parse("2025-06-01").unwrap(),
+            churn_reason: Some(reason.to_string()),
+            timezone: None,
+            fields: Default::default(),
+        };
+        let foreign_keys = |store: &Store| -> i64 {
+            store
+                .conn
+                .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+                .unwrap()
+        };
+        // A file with a bad row changes nothing, and leaves foreign keys on.
+        let bad = vec![
+            Ok((2, record("we_ended"))),
+            Err(crate::import::RowError {
+                line: 3,
+                reason: "bad".to_string(),
+            }),
+        ];
+        let outcome = store
+            .import(bad.into_iter(), &config, now, false, &mut |_| {})
+            .unwrap();
+        assert!(!outcome.applied);
+        assert_eq!(foreign_keys(&store), 1);
+        // The CRM now says we ended it: the unstarted enrollment goes, with its old link.
+        let good = vec![Ok((2, record("we_ended")))];
+        let outcome = store
+            .import(good.into_iter(), &config, now, false, &mut |_| {})
+            .unwrap();
+        assert!(outcome.applied);
+        assert_eq!(foreign_keys(&store), 1);
+        let left: (i64, i64) = store
+            .conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM enrollments), (SELECT count(*) FROM legacy_links)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(left, (0, 0));
+        let broken: Option<String> = store
+            .conn
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()
+            .unwrap();
+        assert_eq!(broken, None);
     }
 
     #[test]
