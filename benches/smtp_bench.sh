@@ -9,7 +9,9 @@
 # (default 4096, about a real survey email: text + HTML parts). The script prints the
 # wall time and messages/s of each run and the median. That is the ceiling any SMTP
 # client on this machine can reach against a server that costs nothing; winback's
-# delivery rate (same sink, `connections` = SESSIONS) is to be read against it.
+# delivery rate (same sink, `connections` = SESSIONS) is to be read against it. With
+# --winback, RUNS timed winback passes alternate with RUNS more smtp-source runs, and the
+# ratio of the two medians is printed.
 #
 # Defaults: -n 10000 -s 4 -l 4096 -r 3. Everything stays on 127.0.0.1, every run is
 # bounded by `timeout`, and the sink is stopped on exit.
@@ -129,11 +131,10 @@ median() {
 # winback against the same sink: N distinct clients all due at --now, one survey step,
 # `connections` = SESSIONS, no rate limits; `run --once` is timed (claims committed before
 # each SMTP transaction, results committed in batches: every message durably recorded).
-# The import is not timed. Prints the rate and its ratio to the smtp-source median.
-measure_winback() {
-    local baseline="$1"
+# The import into a fresh database is not timed.
+WINBACK_BIN="$PWD/target/release/winback"
+prepare_winback() {
     cargo build --release --quiet
-    local bin="$PWD/target/release/winback"
     python3 - "$MESSAGES" >"$WORK_DIR/clients.csv" <<'PY'
 import sys
 n = int(sys.argv[1])
@@ -164,18 +165,25 @@ send_at = "* * * * *"
   template = "survey"
   subject = "{{first_name}}, may we ask why you left?"
 TOML
-    local at="2026-11-03T10:00:00Z"
+}
+
+# One timed `run --once`; prints "SECONDS RATE".
+measure_winback() {
+    local bin="$WINBACK_BIN" at="2026-11-03T10:00:00Z"
+    rm -f "$WORK_DIR"/bench.db*
     WINBACK_LOG=warn "$bin" --config "$WORK_DIR/winback.toml" --now "$at" import "$WORK_DIR/clients.csv" >/dev/null
     local start end
     start="$(now)"
-    WINBACK_LOG=warn timeout "$RUN_TIMEOUT_SECONDS" ${WINBACK_PROFILE:-} "$bin" --config "$WORK_DIR/winback.toml" --now "$at" run --once
+    WINBACK_LOG=warn timeout "$RUN_TIMEOUT_SECONDS" ${WINBACK_PROFILE:-} "$bin" --config "$WORK_DIR/winback.toml" --now "$at" run --once >/dev/null
     end="$(now)"
     local sent
     sent="$("$bin" --config "$WORK_DIR/winback.toml" --now "$at" status --format json \
         | python3 -c 'import json,sys; print(sum(m.get("sent", 0) for m in json.load(sys.stdin)["messages"].values()))')"
-    awk -v s="$start" -v e="$end" -v n="$sent" -v b="$baseline" 'BEGIN {
-        t = e - s; r = n / t
-        printf "winback: %d messages sent and recorded in %.3f s = %.0f messages/s (%.0f%% of the smtp-source baseline)\n", n, t, r, 100 * r / b }'
+    if [ "$sent" -ne "$MESSAGES" ]; then
+        echo "smtp_bench.sh: winback sent $sent of $MESSAGES messages" >&2
+        exit 1
+    fi
+    awk -v s="$start" -v e="$end" -v n="$sent" 'BEGIN { t = e - s; printf "%.3f %.0f\n", t, n / t }'
 }
 
 start_sink
@@ -194,5 +202,22 @@ baseline="$(printf '%s\n' "${rates[@]}" | median)"
 printf 'smtp-source baseline (median of %d): %s messages/s\n' "$RUNS" "$baseline"
 
 if [ -n "$MEASURE_WINBACK" ]; then
-    measure_winback "$baseline"
+    # Runs alternate with smtp-source runs, so that both see the same moments of a busy
+    # machine; the ratio is of the two medians.
+    prepare_winback
+    winback_rates=()
+    source_rates=("${rates[@]}")
+    for run in $(seq 1 "$RUNS"); do
+        result="$(measure_winback)"
+        read -r seconds rate <<<"$result"
+        printf 'winback run %d: %d messages sent and recorded in %s s = %s messages/s\n' "$run" "$MESSAGES" "$seconds" "$rate"
+        winback_rates+=("$rate")
+        result="$(measure_smtp_source)"
+        read -r seconds rate <<<"$result"
+        source_rates+=("$rate")
+    done
+    source_median="$(printf '%s\n' "${source_rates[@]}" | median)"
+    winback_median="$(printf '%s\n' "${winback_rates[@]}" | median)"
+    awk -v w="$winback_median" -v b="$source_median" -v n="${#source_rates[@]}" 'BEGIN {
+        printf "smtp-source median of %d runs: %.0f messages/s\nwinback median: %.0f messages/s = %.0f%% of smtp-source\n", n, b, w, 100 * w / b }'
 fi
