@@ -51,7 +51,8 @@ pub fn import_file(
         reason: e.to_string(),
     })?;
     // Two threads: this one holds the write transaction and only writes; the other reads,
-    // validates and computes each row's values and schedule. Each has about half the work.
+    // validates and computes each row's values and schedule, so that work is off the
+    // writer, which is the slower of the two.
     let (sender, receiver) =
         std::sync::mpsc::sync_channel::<Vec<Result<PreparedClient, RowError>>>(CHUNKS_IN_FLIGHT);
     let outcome = std::thread::scope(|scope| {
