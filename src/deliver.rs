@@ -443,32 +443,7 @@ mod tests {
             )
             .unwrap();
         }
-        let path = dir.join("winback.toml");
-        let text = r#"
-[smtp]
-url = "file://outbox"
-from = "Acme <success@acme.example>"
-connections = 1
-
-[http]
-public_url = "https://winback.acme.example"
-
-[sender]
-company = "Acme"
-postal_address = "1 Main Street"
-
-[[campaign]]
-name = "former-clients"
-send_at = "* * * * *"
-timezone = "UTC"
-
-[[campaign.step]]
-kind = "survey"
-template = "survey"
-subject = "Why?"
-"#;
-        std::fs::write(&path, text).unwrap();
-        Config::parse(&path, text).unwrap_or_else(|e| panic!("{e}"))
+        crate::test_support::config(dir, "connections = 1", crate::test_support::SURVEY_ONLY)
     }
 
     fn record(email: &str) -> ClientRecord {

@@ -25,3 +25,6 @@ pub mod schedule;
 pub mod store;
 pub mod sync;
 pub mod token;
+
+#[cfg(test)]
+mod test_support;

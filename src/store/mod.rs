@@ -333,40 +333,12 @@ mod migration_tests {
         public_id
     }
 
-    fn config(dir: &Path) -> crate::config::Config {
-        let text = r#"
-[smtp]
-url = "file://outbox"
-from = "Acme <success@acme.example>"
-
-[http]
-public_url = "https://winback.acme.example"
-
-[sender]
-company = "Acme"
-postal_address = "1 Main Street"
-
-[[campaign]]
-name = "former-clients"
-send_at = "* * * * *"
-timezone = "UTC"
-
-[[campaign.step]]
-kind = "survey"
-template = "survey"
-subject = "Why?"
-"#;
-        std::fs::create_dir_all(dir.join("templates")).unwrap();
-        crate::config::Config::parse(&dir.join("winback.toml"), text)
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
     #[test]
     fn an_import_leaves_no_dangling_row_and_foreign_keys_on() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("winback.db");
         version_1_enrollment(&path, 1);
-        let config = config(dir.path());
+        let config = crate::test_support::config(dir.path(), "", crate::test_support::SURVEY_ONLY);
         let mut store = Store::open(&path).unwrap();
         let now = DateTime::UNIX_EPOCH + chrono::Duration::days(20_500);
         let record = |reason: &str| crate::model::ClientRecord {

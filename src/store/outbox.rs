@@ -810,29 +810,11 @@ subject = "Why?"
     }
 
     fn config(dir: &std::path::Path, campaigns: &str) -> Config {
-        let path = dir.join("winback.toml");
-        let text = format!(
-            r#"
-[smtp]
-url = "file://outbox"
-from = "Acme <success@acme.example>"
-retry_give_up_hours = 72
-
-[http]
-public_url = "https://winback.acme.example"
-
-[sender]
-company = "Acme"
-postal_address = "1 Main Street"
-{campaigns}
-"#
-        );
-        Config::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"))
+        crate::test_support::config(dir, "retry_give_up_hours = 72", campaigns)
     }
 
     fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("templates")).unwrap();
         let config = config(dir.path(), CAMPAIGN);
         let store = Store::open(&dir.path().join("winback.db")).unwrap();
         Fixture { dir, config, store }

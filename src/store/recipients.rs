@@ -644,31 +644,15 @@ subject = "News"
 
     fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("templates")).unwrap();
-        let path = dir.path().join("winback.toml");
-        let text = format!(
+        let campaign = format!(
             r#"
-[smtp]
-url = "file://outbox"
-from = "Acme <success@acme.example>"
-retry_give_up_hours = 72
-
-[http]
-public_url = "https://winback.acme.example"
-
-[sender]
-company = "Acme"
-postal_address = "1 Main Street"
-
 [[campaign]]
 name = "former-clients"
 send_at = "* * * * *"
 timezone = "UTC"
-{TWO_STEPS}
-"#
+{TWO_STEPS}"#
         );
-        std::fs::write(&path, &text).unwrap();
-        let config = Config::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+        let config = crate::test_support::config(dir.path(), "retry_give_up_hours = 72", &campaign);
         let store = Store::open(&dir.path().join("winback.db")).unwrap();
         Fixture { dir, config, store }
     }
