@@ -23,6 +23,10 @@ use crate::token::{Secret, Target};
 /// but unrecorded, so a crash leaves at most one batch `uncertain`; larger batches
 /// amortize the claim transactions.
 pub const BATCH_PER_CONNECTION: usize = 8;
+/// Messages a worker takes from the queue at once: rendered and re-checked together in
+/// one trip to a blocking thread, then sent one after another. A re-check is thus at most
+/// this many SMTP transactions old when its message starts.
+const TAKE_PER_WORKER: usize = 4;
 /// Results committed in one transaction, at most.
 const MAX_RESULTS_PER_COMMIT: usize = 256;
 /// How long the recorder gathers results before committing them.
@@ -162,16 +166,33 @@ impl Deliverer {
                         None
                     }
                 };
-                loop {
-                    let next = work_rx.lock().await.recv().await;
-                    let Some(message) = next else { break };
-                    let row = message.message_row;
-                    let outcome = this.deliver_one(message, &mut checker).await;
-                    if matches!(outcome, Outcome::Deferred { .. }) {
-                        refused.store(true, Ordering::SeqCst);
-                    }
-                    if done_tx.send((row, outcome)).await.is_err() {
-                        break;
+                'work: loop {
+                    let taken = {
+                        let mut work_rx = work_rx.lock().await;
+                        let Some(first) = work_rx.recv().await else { break };
+                        let mut taken = vec![first];
+                        while taken.len() < TAKE_PER_WORKER {
+                            match work_rx.try_recv() {
+                                Ok(message) => taken.push(message),
+                                Err(_) => break,
+                            }
+                        }
+                        taken
+                    };
+                    let (prepared, back) = this.prepare(taken, checker.take()).await;
+                    checker = back;
+                    for (message, ready) in prepared {
+                        let row = message.message_row;
+                        let outcome = match ready {
+                            Ok(outgoing) => this.send(&message, outgoing).await,
+                            Err(outcome) => outcome,
+                        };
+                        if matches!(outcome, Outcome::Deferred { .. }) {
+                            refused.store(true, Ordering::SeqCst);
+                        }
+                        if done_tx.send((row, outcome)).await.is_err() {
+                            break 'work;
+                        }
                     }
                 }
             });
@@ -298,57 +319,90 @@ impl Deliverer {
         Ok(report)
     }
 
-    /// Why a claimed message must not be started after all, if it must not: read on the
-    /// worker's own connection when it has one.
-    async fn withdrawal(
+    /// Renders taken messages and re-checks their recipients, off the async threads and
+    /// in one trip: the claim checked each person's standing, but a message may have
+    /// waited in the queue since, and no message is started after an opt-out. The check
+    /// reads on the worker's own connection when it has one, and comes after rendering,
+    /// as the last step before the sends.
+    async fn prepare(
         &self,
-        row: i64,
-        checker: &mut Option<Store>,
-    ) -> Result<Option<String>, DeliverError> {
-        let config = self.config.clone();
-        let Some(store) = checker.take() else {
-            return self
-                .with_store(move |store| store.withdrawal(&config, row))
-                .await;
-        };
-        let (store, result) = tokio::task::spawn_blocking(move || {
-            let result = store.withdrawal(&config, row);
-            (store, result)
+        messages: Vec<Claimed>,
+        checker: Option<Store>,
+    ) -> (
+        Vec<(Claimed, Result<OutgoingMessage, Outcome>)>,
+        Option<Store>,
+    ) {
+        let this = self.clone();
+        let rows: Vec<i64> = messages.iter().map(|m| m.message_row).collect();
+        let joined = tokio::task::spawn_blocking(move || {
+            let rendered: Vec<_> = messages
+                .into_iter()
+                .map(|message| {
+                    let outgoing = this.render(&message);
+                    (message, outgoing)
+                })
+                .collect();
+            let verdicts = match &checker {
+                Some(store) => store.withdrawals(&this.config, &rows),
+                None => this
+                    .store
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .withdrawals(&this.config, &rows),
+            };
+            let prepared = this.settle(rendered, verdicts);
+            (prepared, checker)
         })
-        .await?;
-        *checker = Some(store);
-        Ok(result?)
+        .await;
+        match joined {
+            Ok(done) => done,
+            // A panic ends this worker as it would have on the async thread; its messages
+            // stay `sending`, to be found uncertain at the next start, never sent unchecked.
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
     }
 
-    /// Renders and sends one claimed message; never fails, only reports.
-    async fn deliver_one(&self, message: Claimed, checker: &mut Option<Store>) -> Outcome {
-        let outgoing = match self.render(&message) {
-            Ok(outgoing) => outgoing,
-            Err(error) => {
-                tracing::error!(message = message.message_row, to = %message.client.email, %error, "cannot render; sequence stopped");
-                return Outcome::Abandoned {
-                    error,
-                    at: self.clock.now(),
+    /// Each rendered message, or the outcome that replaces its send: a rendering error,
+    /// or a re-check that says it must not start.
+    fn settle(
+        &self,
+        rendered: Vec<(Claimed, Result<OutgoingMessage, String>)>,
+        verdicts: Result<Vec<Option<String>>, crate::store::StoreError>,
+    ) -> Vec<(Claimed, Result<OutgoingMessage, Outcome>)> {
+        let verdicts = verdicts.unwrap_or_else(|error| {
+            // The claim's own check, moments ago, stands.
+            tracing::warn!(%error, "cannot re-check the recipients before sending");
+            vec![None; rendered.len()]
+        });
+        rendered
+            .into_iter()
+            .zip(verdicts)
+            .map(|((message, outgoing), withdrawal)| {
+                let row = message.message_row;
+                let ready = match (outgoing, withdrawal) {
+                    (Err(error), _) => {
+                        tracing::error!(message = row, to = %message.client.email, %error, "cannot render; sequence stopped");
+                        Err(Outcome::Abandoned {
+                            error,
+                            at: self.clock.now(),
+                        })
+                    }
+                    (Ok(_), Some(reason)) => {
+                        tracing::info!(message = row, to = %message.client.email, %reason, "not sent");
+                        Err(Outcome::Withdrawn {
+                            reason,
+                            at: self.clock.now(),
+                        })
+                    }
+                    (Ok(outgoing), None) => Ok(outgoing),
                 };
-            }
-        };
-        // The claim checked the person's standing, but the message may have waited in the
-        // queue since: no message is started after an opt-out.
-        let row = message.message_row;
-        match self.withdrawal(row, checker).await {
-            Ok(None) => {}
-            Ok(Some(reason)) => {
-                tracing::info!(message = row, to = %message.client.email, %reason, "not sent");
-                return Outcome::Withdrawn {
-                    reason,
-                    at: self.clock.now(),
-                };
-            }
-            Err(error) => {
-                // The claim's own check, moments ago, stands.
-                tracing::warn!(message = row, %error, "cannot re-check the recipient before sending");
-            }
-        }
+                (message, ready)
+            })
+            .collect()
+    }
+
+    /// Sends one prepared message; never fails, only reports.
+    async fn send(&self, message: &Claimed, outgoing: OutgoingMessage) -> Outcome {
         let result = self.mailer.send(&outgoing).await;
         let at = self.clock.now();
         let (campaign, step, to, row) = (

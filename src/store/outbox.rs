@@ -333,6 +333,17 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::withdrawal`] for several messages, read in one snapshot.
+    pub fn withdrawals(&self, config: &Config, rows: &[i64]) -> Result<Vec<Option<String>>> {
+        let read = self.conn.unchecked_transaction()?;
+        let verdicts = rows
+            .iter()
+            .map(|&row| self.withdrawal(config, row))
+            .collect::<Result<Vec<_>>>()?;
+        read.commit()?;
+        Ok(verdicts)
+    }
+
     /// Asked just before a claimed message's SMTP transaction starts: the reason it must
     /// not start after all, or `None` if it may. A claim can wait in the queue behind a
     /// slow server; an opt-out, bounce or return recorded meanwhile (or the person being
@@ -1279,5 +1290,13 @@ subject = "Why?"
             check("gus").as_deref(),
             Some("dropped: the campaign's audience no longer includes this client")
         );
+        // Several at once: the same verdicts, in the order asked.
+        let names = ["gus", "ann", "bob", "fay", "ann"];
+        let rows: Vec<i64> = names.iter().map(|name| row(name)).collect();
+        let together = f.store.withdrawals(&f.config, &rows).unwrap();
+        let one_by_one: Vec<Option<String>> = names.iter().map(|name| check(name)).collect();
+        assert_eq!(together, one_by_one);
+        assert_eq!(together[1], None);
+        assert!(together[2].is_some());
     }
 }
