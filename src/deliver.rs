@@ -23,10 +23,12 @@ use crate::token::{Secret, Target};
 /// but unrecorded, so a crash leaves at most one batch `uncertain`; larger batches
 /// amortize the claim transactions.
 pub const BATCH_PER_CONNECTION: usize = 8;
-/// Messages a worker takes from the queue at once: rendered and re-checked together in
-/// one trip to a blocking thread, then sent one after another. A re-check is thus at most
-/// this many SMTP transactions old when its message starts.
+/// Messages a worker takes from the queue at once, to render them in one trip to a
+/// blocking thread; each is still re-checked just before its own send.
 const TAKE_PER_WORKER: usize = 4;
+/// How long a re-check on a worker's connection (run on an async thread) may wait for a
+/// lock before the main connection is asked instead.
+const CHECK_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
 /// Results committed in one transaction, at most.
 const MAX_RESULTS_PER_COMMIT: usize = 256;
 /// How long the recorder gathers results before committing them.
@@ -159,8 +161,11 @@ impl Deliverer {
                     .await
                     .map_err(DeliverError::from)
                     .and_then(|opened| opened.map_err(DeliverError::from));
-                let mut checker = match opened {
-                    Ok(store) => Some(store),
+                let checker = match opened {
+                    Ok(store) => {
+                        // Read inline (see `withdrawal`): never hold an async thread long.
+                        store.set_busy_timeout(CHECK_BUSY_TIMEOUT).ok().map(|()| store)
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "cannot open a second database connection; re-checks share the main one");
                         None
@@ -179,13 +184,20 @@ impl Deliverer {
                         }
                         taken
                     };
-                    let (prepared, back) = this.prepare(taken, checker.take()).await;
-                    checker = back;
-                    for (message, ready) in prepared {
+                    for (message, rendered) in this.render_all(taken).await {
                         let row = message.message_row;
-                        let outcome = match ready {
-                            Ok(outgoing) => this.send(&message, outgoing).await,
+                        let outcome = match rendered {
                             Err(outcome) => outcome,
+                            Ok(outgoing) => {
+                                // Inline on this worker's connection (see `withdrawal`).
+                                let inline = checker
+                                    .as_ref()
+                                    .map(|store| store.withdrawal(&this.config, row));
+                                match this.withdrawal(&message, inline).await {
+                                    Some(withdrawn) => withdrawn,
+                                    None => this.send(&message, outgoing).await,
+                                }
+                            }
                         };
                         if matches!(outcome, Outcome::Deferred { .. }) {
                             refused.store(true, Ordering::SeqCst);
@@ -319,86 +331,72 @@ impl Deliverer {
         Ok(report)
     }
 
-    /// Renders taken messages and re-checks their recipients, off the async threads and
-    /// in one trip: the claim checked each person's standing, but a message may have
-    /// waited in the queue since, and no message is started after an opt-out. The check
-    /// reads on the worker's own connection when it has one, and comes after rendering,
-    /// as the last step before the sends.
-    async fn prepare(
+    /// Renders taken messages, off the async threads and in one trip: each message, or the
+    /// outcome that replaces its send.
+    async fn render_all(
         &self,
         messages: Vec<Claimed>,
-        checker: Option<Store>,
-    ) -> (
-        Vec<(Claimed, Result<OutgoingMessage, Outcome>)>,
-        Option<Store>,
-    ) {
+    ) -> Vec<(Claimed, Result<OutgoingMessage, Outcome>)> {
         let this = self.clone();
-        let rows: Vec<i64> = messages.iter().map(|m| m.message_row).collect();
         let joined = tokio::task::spawn_blocking(move || {
-            let rendered: Vec<_> = messages
+            messages
                 .into_iter()
                 .map(|message| {
-                    let outgoing = this.render(&message);
-                    (message, outgoing)
+                    let rendered = this.render(&message).map_err(|error| {
+                        tracing::error!(message = message.message_row, to = %message.client.email, %error, "cannot render; sequence stopped");
+                        Outcome::Abandoned {
+                            error,
+                            at: this.clock.now(),
+                        }
+                    });
+                    (message, rendered)
                 })
-                .collect();
-            let verdicts = match &checker {
-                Some(store) => store.withdrawals(&this.config, &rows),
-                None => this
-                    .store
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .withdrawals(&this.config, &rows),
-            };
-            let prepared = this.settle(rendered, verdicts);
-            (prepared, checker)
+                .collect()
         })
         .await;
         match joined {
-            Ok(done) => done,
+            Ok(rendered) => rendered,
             // A panic ends this worker as it would have on the async thread; its messages
             // stay `sending`, to be found uncertain at the next start, never sent unchecked.
             Err(error) => std::panic::resume_unwind(error.into_panic()),
         }
     }
 
-    /// Each rendered message, or the outcome that replaces its send: a rendering error,
-    /// or a re-check that says it must not start.
-    fn settle(
+    /// Asked just before a message's SMTP transaction starts: the claim checked the
+    /// person's standing, but the message may have waited in the queue since, and no
+    /// message is started after an opt-out. `inline` is the answer read on the worker's own
+    /// connection, on the async thread: a WAL read of a few cached pages never waits on the
+    /// writers, and is cheaper than a trip to a blocking thread. Without it (no such
+    /// connection, or the read failed), the main connection answers, off the async threads.
+    async fn withdrawal(
         &self,
-        rendered: Vec<(Claimed, Result<OutgoingMessage, String>)>,
-        verdicts: Result<Vec<Option<String>>, crate::store::StoreError>,
-    ) -> Vec<(Claimed, Result<OutgoingMessage, Outcome>)> {
-        let verdicts = verdicts.unwrap_or_else(|error| {
-            // The claim's own check, moments ago, stands.
-            tracing::warn!(%error, "cannot re-check the recipients before sending");
-            vec![None; rendered.len()]
-        });
-        rendered
-            .into_iter()
-            .zip(verdicts)
-            .map(|((message, outgoing), withdrawal)| {
-                let row = message.message_row;
-                let ready = match (outgoing, withdrawal) {
-                    (Err(error), _) => {
-                        tracing::error!(message = row, to = %message.client.email, %error, "cannot render; sequence stopped");
-                        Err(Outcome::Abandoned {
-                            error,
-                            at: self.clock.now(),
-                        })
-                    }
-                    (Ok(_), Some(reason)) => {
-                        tracing::info!(message = row, to = %message.client.email, %reason, "not sent");
-                        Err(Outcome::Withdrawn {
-                            reason,
-                            at: self.clock.now(),
-                        })
-                    }
-                    (Ok(outgoing), None) => Ok(outgoing),
-                };
-                (message, ready)
-            })
-            .collect()
+        message: &Claimed,
+        inline: Option<Result<Option<String>, crate::store::StoreError>>,
+    ) -> Option<Outcome> {
+        let row = message.message_row;
+        let verdict = match inline {
+            Some(Ok(verdict)) => Ok(verdict),
+            _ => {
+                let config = self.config.clone();
+                self.with_store(move |store| store.withdrawal(&config, row))
+                    .await
+            }
+        };
+        match verdict {
+            Ok(None) => None,
+            Ok(Some(reason)) => {
+                tracing::info!(message = row, to = %message.client.email, %reason, "not sent");
+                Some(Outcome::Withdrawn {
+                    reason,
+                    at: self.clock.now(),
+                })
+            }
+            Err(error) => {
+                // The claim's own check, moments ago, stands.
+                tracing::warn!(message = row, %error, "cannot re-check the recipient before sending");
+                None
+            }
+        }
     }
 
     /// Sends one prepared message; never fails, only reports.

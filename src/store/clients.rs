@@ -104,23 +104,25 @@ impl PreparedClient {
 const CLIENT_COLUMNS: &str =
     "id, email, name, first_name, company, churned_at, churn_reason, timezone, fields, returned_at";
 
+/// [`CLIENT_COLUMNS`] of `clients` aliased `c`, for queries that join it.
+pub(crate) const JOINED_CLIENT_COLUMNS: &str = "c.id, c.email, c.name, c.first_name, c.company, c.churned_at, c.churn_reason, c.timezone, c.fields, c.returned_at";
+
 pub(crate) fn client_from_row(
     r: &rusqlite::Row<'_>,
 ) -> rusqlite::Result<(i64, [Option<String>; 9])> {
-    Ok((
-        r.get(0)?,
-        [
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-            r.get(8)?,
-            r.get(9)?,
-        ],
-    ))
+    client_from_row_at(r, 0)
+}
+
+/// The client columns of a row in which they start at column `first`.
+pub(crate) fn client_from_row_at(
+    r: &rusqlite::Row<'_>,
+    first: usize,
+) -> rusqlite::Result<(i64, [Option<String>; 9])> {
+    let mut cols: [Option<String>; 9] = Default::default();
+    for (i, col) in cols.iter_mut().enumerate() {
+        *col = r.get(first + 1 + i)?;
+    }
+    Ok((r.get(first)?, cols))
 }
 
 pub(crate) fn decode_client(id: i64, cols: [Option<String>; 9]) -> Result<StoredClient> {
@@ -138,13 +140,7 @@ pub(crate) fn decode_client(id: i64, cols: [Option<String>; 9]) -> Result<Stored
     let churned_text = churned_at.unwrap_or_default();
     let churned_at = ChurnedAt::parse(&churned_text)
         .ok_or_else(|| StoreError::Corrupt(format!("churned_at {churned_text:?}")))?;
-    let timezone = match timezone {
-        Some(t) => Some(
-            t.parse::<Tz>()
-                .map_err(|_| StoreError::Corrupt(format!("timezone {t:?}")))?,
-        ),
-        None => None,
-    };
+    let timezone = decode_timezone(timezone.as_deref())?;
     let fields: BTreeMap<String, String> = serde_json::from_str(fields.as_deref().unwrap_or("{}"))
         .map_err(|e| StoreError::Corrupt(format!("fields: {e}")))?;
     Ok(StoredClient {
@@ -161,6 +157,15 @@ pub(crate) fn decode_client(id: i64, cols: [Option<String>; 9]) -> Result<Stored
         },
         returned_at: parse_opt_time(returned_at)?,
     })
+}
+
+/// A client's stored time zone, if they have one of their own.
+pub(crate) fn decode_timezone(text: Option<&str>) -> Result<Option<Tz>> {
+    text.map(|t| {
+        t.parse::<Tz>()
+            .map_err(|_| StoreError::Corrupt(format!("timezone {t:?}")))
+    })
+    .transpose()
 }
 
 pub(crate) fn load_facts(conn: &Connection, id: i64) -> Result<Option<StoredClient>> {

@@ -59,6 +59,12 @@ pub struct Store {
 }
 
 impl Store {
+    /// How long a statement waits for another connection's lock before giving up (300 s
+    /// unless set).
+    pub fn set_busy_timeout(&self, timeout: std::time::Duration) -> Result<()> {
+        Ok(self.conn.busy_timeout(timeout)?)
+    }
+
     /// Opens (creating if needed, with mode 0600) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<Store> {
         let open_error = |reason: String| StoreError::Open {
