@@ -51,6 +51,9 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 128;
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub struct Store {
@@ -89,6 +92,9 @@ impl Store {
         // Imports touch random pages of several indexes (email, hash, token id): a page
         // cache that holds them avoids spilling to the WAL mid-transaction. Bounded: 64 MiB.
         conn.pragma_update(None, "cache_size", -65536)?;
+        // Room for every statement of a delivery pass (claim, results, re-check) and of
+        // an import at once: the default 16 made a pass re-parse some SQL for every message.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let mut store = Store {
             conn,
             path: path.to_path_buf(),

@@ -112,6 +112,11 @@ fn busy(
     times.iter().map(|t| parse_time(t)).collect()
 }
 
+/// The most rows one claim reads, written into its SQL: a bound LIMIT would make SQLite
+/// (which plans with the LIMIT's value) re-parse the statement at every claim. The claim
+/// stops reading at its own, smaller limit.
+const MAX_CLAIM: usize = 4096;
+
 impl Store {
     /// Claims up to `limit` messages that may go out at `now`, committing each as
     /// `sending` before returning it. Enrollments that are not sendable now get their next
@@ -129,11 +134,12 @@ impl Store {
         let now_text = fmt_time(now);
         // Retries first: they were due earlier.
         let retries: Vec<RetryRow> = tx
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT m.id, m.enrollment_id, m.campaign, m.cycle, m.step, m.due_at, m.next_attempt_at FROM messages m
-                 WHERE m.state = 'retry' AND m.next_attempt_at <= ?1 ORDER BY m.next_attempt_at LIMIT ?2",
-            )?
-            .query_map(params![now_text, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
+                 WHERE m.state = 'retry' AND m.next_attempt_at <= ?1 ORDER BY m.next_attempt_at LIMIT {MAX_CLAIM}",
+            ))?
+            .query_map(params![now_text], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
+            .take(limit)
             .collect::<std::result::Result<_, _>>()?;
         for (row, enrollment_id, campaign_name, cycle, step, due_at, next_attempt_at) in retries {
             let Some(sequence) = enrollment_client(&tx, enrollment_id)? else {
@@ -217,15 +223,16 @@ impl Store {
                  JOIN clients c ON c.id = e.client_id
                  LEFT JOIN suppressions s ON s.email_hash = c.email_hash
                  WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?1
-                 ORDER BY e.send_at LIMIT ?2"
+                 ORDER BY e.send_at LIMIT {MAX_CLAIM}"
             ))?
-            .query_map(params![now_text, remaining as i64], |r| {
+            .query_map(params![now_text], |r| {
                 Ok((
                     (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
                     r.get(5)?,
                     client_from_row_at(r, 6)?,
                 ))
             })?
+            .take(remaining)
             .collect::<std::result::Result<_, _>>()?;
         for ((enrollment_id, campaign_name, cycle, step_number, due_at), suppression, columns) in
             waiting
@@ -968,6 +975,41 @@ subject = "Why?"
                 .optional()
                 .unwrap()
         }
+    }
+
+    #[test]
+    fn a_claim_takes_at_most_its_limit_and_the_next_claim_the_rest() {
+        let mut f = fixture();
+        for n in 1..=5 {
+            f.import(
+                record(
+                    &format!("p{n}@client.example"),
+                    date(2025, 6, 1),
+                    "competitor",
+                ),
+                now(),
+            );
+        }
+        let mut rows = Vec::new();
+        for expected in [2, 2, 1, 0] {
+            let claimed = f.store.claim_due(&f.config, now(), 2).unwrap();
+            assert_eq!(claimed.len(), expected);
+            rows.extend(claimed.iter().map(|c| c.message_row));
+        }
+        rows.sort_unstable();
+        rows.dedup();
+        assert_eq!(rows.len(), 5, "each waiting person claimed once");
+        // Retries too: the limit holds, and nothing is claimed twice.
+        for &row in &rows {
+            f.record(row, retry(now()));
+        }
+        let later = now() + Duration::days(1);
+        let first = f.store.claim_due(&f.config, later, 3).unwrap();
+        let second = f.store.claim_due(&f.config, later, 3).unwrap();
+        assert_eq!((first.len(), second.len()), (3, 2));
+        let mut again: Vec<i64> = first.iter().chain(&second).map(|c| c.message_row).collect();
+        again.sort_unstable();
+        assert_eq!(again, rows);
     }
 
     #[test]
