@@ -6,6 +6,7 @@
 //! or record anything: a message arrives already formatted and leaves as one attempt.
 
 mod file;
+mod session;
 mod smtp;
 mod stub;
 

@@ -1,9 +1,10 @@
-//! SMTP delivery over lettre's low-level async connection, with a small connection pool.
+//! SMTP delivery over our own sessions (`session.rs`), with a small connection pool.
 //!
 //! Owns connecting (our own TCP socket with TCP_NODELAY; STARTTLS when offered, or
-//! implicit TLS), AUTH, driving MAIL FROM / RCPT TO / DATA / body one stage at a time, and
-//! sorting every failure into Transient / Permanent / Uncertain by the stage it hit. It
-//! must not retry a transaction whose body may have been handed over.
+//! implicit TLS), AUTH, driving MAIL FROM / RCPT TO / DATA / body (in one write when the
+//! server offers PIPELINING), and sorting every failure into Transient / Permanent /
+//! Uncertain by the stage it hit. It must not retry a transaction whose body may have
+//! been handed over.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -13,14 +14,13 @@ use std::time::Duration;
 
 use lettre::Address;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
-use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
-use lettre::transport::smtp::response::Response;
+use lettre::transport::smtp::commands::{Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout, timeout_at};
 
+use super::session::{Broken, Reply, Session, SessionError, Stream, Tls, dot_stuffed};
 use super::{Delivered, Mailer, MailerError, OutgoingMessage, SendError};
 
 /// An idle connection older than this is closed rather than reused: servers drop idle
@@ -60,7 +60,7 @@ pub(crate) struct Server {
 
 pub(crate) struct SmtpMailer {
     server: Server,
-    tls: TlsParameters,
+    tls: Tls,
     credentials: Option<Credentials>,
     hello_name: ClientId,
     timeout: Duration,
@@ -71,7 +71,7 @@ pub(crate) struct SmtpMailer {
 }
 
 struct IdleConnection {
-    connection: AsyncSmtpConnection,
+    connection: Session,
     since: Instant,
 }
 
@@ -84,9 +84,9 @@ impl SmtpMailer {
         hello_name: Option<String>,
     ) -> Result<SmtpMailer, MailerError> {
         // Built once: loading the system's root certificates is not free.
-        let tls = TlsParameters::new(server.host.clone()).map_err(|error| MailerError::Tls {
+        let tls = Tls::new(&server.host).map_err(|reason| MailerError::Tls {
             host: server.host.clone(),
-            reason: error.to_string(),
+            reason,
         })?;
         let credentials = match (&server.user, password) {
             (Some(user), Some(password)) => Some(Credentials::new(user.clone(), password)),
@@ -142,14 +142,14 @@ impl SmtpMailer {
 
     fn finish(
         &self,
-        outcome: Result<(Response, AsyncSmtpConnection), Failure>,
+        outcome: Result<(Reply, Session), Failure>,
         body_written: &AtomicBool,
     ) -> Result<Delivered, SendError> {
         match outcome {
             Ok((reply, connection)) => {
                 self.put_idle(connection);
                 Ok(Delivered {
-                    reply: reply_text(&reply),
+                    reply: reply.to_string(),
                 })
             }
             Err(mut failure) => {
@@ -162,56 +162,40 @@ impl SmtpMailer {
     }
 
     /// Opens, secures and authenticates a connection, all before `deadline`.
-    async fn connect(&self, deadline: Instant) -> Result<AsyncSmtpConnection, Failure> {
-        let (mut connection, peer) = match self.server.security {
-            Security::StartTlsWhenOffered => {
-                let address = (self.server.host.as_str(), self.server.port);
-                let tcp = step(Stage::Connect, deadline, async {
-                    TcpStream::connect(address).await.map_err(Cause::io)
-                })
-                .await?;
-                // Without it, Nagle's algorithm holds the final "\r\n.\r\n" behind the
-                // body until the server's delayed ACK (~40 ms per message).
-                if let Err(error) = tcp.set_nodelay(true) {
-                    tracing::debug!(%error, "cannot set TCP_NODELAY on the SMTP socket");
-                }
-                let peer = tcp.peer_addr().ok();
-                let mut connection = step(Stage::Connect, deadline, async {
-                    AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello_name)
-                        .await
-                        .map_err(Cause::smtp)
-                })
-                .await?;
-                if connection.can_starttls() {
-                    step(Stage::StartTls, deadline, async {
-                        connection
-                            .starttls(self.tls.clone(), &self.hello_name)
-                            .await
-                            .map_err(Cause::smtp)
-                    })
-                    .await?;
-                }
-                (connection, peer)
-            }
-            Security::ImplicitTls => {
-                // lettre's public API can only put implicit TLS on a socket it opens
-                // itself, so this one goes without TCP_NODELAY: ~40 ms more per message.
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                let connection = step(Stage::Connect, deadline, async {
-                    AsyncSmtpConnection::connect_tokio1(
-                        (self.server.host.as_str(), self.server.port),
-                        Some(remaining),
-                        &self.hello_name,
-                        Some(self.tls.clone()),
-                        None,
-                    )
+    async fn connect(&self, deadline: Instant) -> Result<Session, Failure> {
+        let address = (self.server.host.as_str(), self.server.port);
+        let tcp = step(Stage::Connect, deadline, async {
+            TcpStream::connect(address).await.map_err(Cause::io)
+        })
+        .await?;
+        // Without it, Nagle's algorithm holds each command behind the server's delayed ACK
+        // of the previous write (~40 ms per message).
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on the SMTP socket");
+        }
+        let peer = tcp.peer_addr().ok();
+        let mut stream = Stream::Plain(tcp);
+        if self.server.security == Security::ImplicitTls {
+            step(Stage::Connect, deadline, async {
+                stream.upgrade(&self.tls).await.map_err(Cause::broken)
+            })
+            .await?;
+        }
+        let mut connection = step(Stage::Connect, deadline, async {
+            Session::open(stream, &self.hello_name)
+                .await
+                .map_err(Cause::session)
+        })
+        .await?;
+        if self.server.security == Security::StartTlsWhenOffered && connection.features().starttls {
+            step(Stage::StartTls, deadline, async {
+                connection
+                    .starttls(&self.tls, &self.hello_name)
                     .await
-                    .map_err(Cause::smtp)
-                })
-                .await?;
-                (connection, None)
-            }
-        };
+                    .map_err(Cause::session)
+            })
+            .await?;
+        }
 
         if let Some(credentials) = &self.credentials {
             let loopback = peer.is_some_and(|peer: SocketAddr| peer.ip().is_loopback());
@@ -229,35 +213,34 @@ impl SmtpMailer {
                 connection
                     .auth(AUTH_MECHANISMS, credentials)
                     .await
-                    .map_err(Cause::smtp)
+                    .map_err(Cause::session)
             })
             .await?;
         }
         tracing::debug!(
             server = %self.server,
             encrypted = connection.is_encrypted(),
+            pipelining = connection.features().pipelining,
             "SMTP connection opened"
         );
         Ok(connection)
     }
 
-    /// MAIL FROM, RCPT TO, DATA, body: one stage at a time, so that a failure knows
-    /// whether the server can have received the end of the body. On success, and on a
-    /// negative reply that leaves the session usable, the connection comes back.
+    /// MAIL FROM, RCPT TO, DATA, body, so that a failure knows whether the server can
+    /// have received the end of the body. With PIPELINING the three commands go in one
+    /// write and their replies are read in order; the first refusal decides. On success,
+    /// and on a negative reply that leaves the session usable, the connection comes back.
     async fn transaction(
         &self,
-        mut connection: AsyncSmtpConnection,
+        mut connection: Session,
         envelope: &Envelope,
         message: &OutgoingMessage,
         deadline: Instant,
         body_written: &AtomicBool,
-    ) -> Result<(Response, AsyncSmtpConnection), Failure> {
+    ) -> Result<(Reply, Session), Failure> {
         let mut parameters = Vec::new();
         if envelope.non_ascii_addresses {
-            if !connection
-                .server_info()
-                .supports_feature(Extension::SmtpUtfEight)
-            {
+            if !connection.features().smtp_utf8 {
                 return Err(Failure::new(
                     Stage::MailFrom,
                     Cause::Unsendable(
@@ -270,10 +253,7 @@ impl SmtpMailer {
             parameters.push(MailParameter::SmtpUtfEight);
         }
         if !message.bytes.is_ascii() {
-            if !connection
-                .server_info()
-                .supports_feature(Extension::EightBitMime)
-            {
+            if !connection.features().eight_bit_mime {
                 return Err(Failure::new(
                     Stage::MailFrom,
                     Cause::Unsendable(
@@ -286,48 +266,95 @@ impl SmtpMailer {
             parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
 
-        let envelope_stages = [
+        let commands = [
             (
                 Stage::MailFrom,
-                Command::Mail(Mail::new(envelope.from.clone(), parameters)),
+                Mail::new(envelope.from.clone(), parameters).to_string(),
             ),
             (
                 Stage::RcptTo,
-                Command::Rcpt(Rcpt::new(envelope.to.clone(), Vec::new())),
+                Rcpt::new(envelope.to.clone(), Vec::new()).to_string(),
             ),
-            (Stage::Data, Command::Data),
+            (Stage::Data, "DATA\r\n".to_owned()),
         ];
-        for (stage, command) in envelope_stages {
-            let result = step(stage, deadline, async {
-                let sent = match command {
-                    Command::Mail(mail) => connection.command(mail).await,
-                    Command::Rcpt(rcpt) => connection.command(rcpt).await,
-                    Command::Data => connection.command(Data).await,
-                };
-                sent.map_err(Cause::smtp)
-            })
-            .await;
-            if let Err(mut failure) = result {
-                // A refused command leaves the session open: reset it and keep it.
-                if matches!(failure.cause, Cause::Reply { .. })
-                    && step(Stage::Reset, deadline, async {
-                        connection.command(Rset).await.map_err(Cause::smtp)
-                    })
+        let refusal = if connection.features().pipelining {
+            let batch = commands
+                .iter()
+                .map(|(_, line)| line.as_str())
+                .collect::<String>();
+            step(Stage::MailFrom, deadline, async {
+                connection
+                    .write(batch.as_bytes())
                     .await
-                    .is_ok()
-                {
-                    failure.reusable = Some(connection);
+                    .map_err(Cause::broken)
+            })
+            .await?;
+            // Every reply is read, even after a refusal: they must not be taken for the
+            // replies to whatever this session says next.
+            let mut refusal = None;
+            let mut data_accepted = false;
+            for (stage, _) in &commands {
+                let reply = step(*stage, deadline, async {
+                    connection.reply().await.map_err(Cause::broken)
+                })
+                .await?;
+                if *stage == Stage::Data {
+                    data_accepted = reply.code == 354;
                 }
-                return Err(failure);
+                if refusal.is_none() {
+                    refusal = expected(*stage, reply).err().map(|cause| (*stage, cause));
+                }
             }
+            if refusal.is_some() && data_accepted {
+                // The server took DATA though MAIL or RCPT failed: end it, empty. With no
+                // accepted recipient, nothing is delivered.
+                step(Stage::Reset, deadline, async {
+                    connection.command(".\r\n").await.map_err(Cause::broken)
+                })
+                .await?;
+            }
+            refusal
+        } else {
+            let mut refusal = None;
+            for (stage, line) in &commands {
+                let reply = step(*stage, deadline, async {
+                    connection.command(line).await.map_err(Cause::broken)
+                })
+                .await?;
+                if let Err(cause) = expected(*stage, reply) {
+                    refusal = Some((*stage, cause));
+                    break;
+                }
+            }
+            refusal
+        };
+        if let Some((stage, cause)) = refusal {
+            let mut failure = Failure::new(stage, cause);
+            // A refused command leaves the session open: reset it and keep it.
+            if matches!(failure.cause, Cause::Reply { .. })
+                && step(Stage::Reset, deadline, async {
+                    let reply = connection
+                        .command("RSET\r\n")
+                        .await
+                        .map_err(Cause::broken)?;
+                    expected(Stage::Reset, reply)
+                })
+                .await
+                .is_ok()
+            {
+                failure.reusable = Some(connection);
+            }
+            return Err(failure);
         }
 
-        let parts = BodyParts {
-            body: Some(&message.bytes),
-            written: body_written,
-        };
+        let data = dot_stuffed(&message.bytes);
         let reply = step(Stage::Body, deadline, async {
-            connection.message_iter(parts).await.map_err(Cause::smtp)
+            connection
+                .write_body(&data, body_written)
+                .await
+                .map_err(Cause::broken)?;
+            let reply = connection.reply().await.map_err(Cause::broken)?;
+            expected(Stage::Body, reply)
         })
         .await;
         match reply {
@@ -342,21 +369,21 @@ impl SmtpMailer {
 
     /// The most recently used idle connection that is still fresh; expired ones are
     /// closed politely in the background.
-    fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+    fn take_idle(&self) -> Option<Session> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(entry) = idle.pop() {
-            if entry.since.elapsed() < MAX_IDLE && !entry.connection.has_broken() {
+            if entry.since.elapsed() < MAX_IDLE && !entry.connection.is_broken() {
                 return Some(entry.connection);
             }
             let mut connection = entry.connection;
             tokio::spawn(async move {
-                let _ = timeout(QUIT_TIMEOUT, connection.quit()).await;
+                timeout(QUIT_TIMEOUT, connection.quit()).await.ok();
             });
         }
         None
     }
 
-    fn put_idle(&self, connection: AsyncSmtpConnection) {
+    fn put_idle(&self, connection: Session) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         idle.push(IdleConnection {
             connection,
@@ -411,32 +438,6 @@ impl Envelope {
     }
 }
 
-enum Command {
-    Mail(Mail),
-    Rcpt(Rcpt),
-    Data,
-}
-
-/// The body as a one-part iterator for `message_iter`, which asks for the next part only
-/// after the previous one was written and flushed: being asked past the end means the
-/// whole body is out, and only the terminating "\r\n.\r\n" and the reply remain.
-struct BodyParts<'a> {
-    body: Option<&'a [u8]>,
-    written: &'a AtomicBool,
-}
-
-impl<'a> Iterator for BodyParts<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let part = self.body.take();
-        if part.is_none() {
-            self.written.store(true, Ordering::SeqCst);
-        }
-        part
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     Connect,
@@ -486,24 +487,39 @@ enum Cause {
 }
 
 impl Cause {
-    fn smtp(error: lettre::transport::smtp::Error) -> Cause {
-        match error.status() {
-            Some(code) => Cause::Reply {
-                code: u16::from(code),
-                text: std::error::Error::source(&error)
-                    .map(|source| source.to_string())
-                    .unwrap_or_default(),
+    fn broken(broken: Broken) -> Cause {
+        Cause::Broken(broken.to_string())
+    }
+
+    fn session(error: SessionError) -> Cause {
+        match error {
+            SessionError::Broken(broken) => Cause::broken(broken),
+            SessionError::Refused(reply) if reply.code >= 400 => Cause::Reply {
+                code: reply.code,
+                text: reply.text(),
             },
-            // lettre's words for "the server hung up before replying".
-            None if error.is_response() && error.to_string().ends_with("incomplete response") => {
-                Cause::Broken("the server closed the connection without a reply".to_owned())
-            }
-            None => Cause::Broken(error_chain(&error)),
+            SessionError::Refused(reply) => Cause::Broken(format!("unexpected reply: {reply}")),
+            SessionError::Unsupported(reason) => Cause::Broken(reason),
         }
     }
 
     fn io(error: std::io::Error) -> Cause {
         Cause::Broken(error.to_string())
+    }
+}
+
+/// The reply a stage wants (2xx, or 3xx to DATA), or why not.
+fn expected(stage: Stage, reply: Reply) -> Result<Reply, Cause> {
+    let wanted = if stage == Stage::Data { 3 } else { 2 };
+    match reply.code / 100 {
+        class if class == wanted => Ok(reply),
+        4 | 5 => Err(Cause::Reply {
+            code: reply.code,
+            text: reply.text(),
+        }),
+        _ => Err(Cause::Broken(format!(
+            "unexpected reply to {stage}: {reply}"
+        ))),
     }
 }
 
@@ -522,7 +538,7 @@ struct Failure {
     stage: Stage,
     cause: Cause,
     /// Set when the session survived the failure and can go back to the pool.
-    reusable: Option<AsyncSmtpConnection>,
+    reusable: Option<Session>,
 }
 
 impl Failure {
@@ -534,7 +550,7 @@ impl Failure {
         }
     }
 
-    fn with_connection(mut self, connection: AsyncSmtpConnection) -> Failure {
+    fn with_connection(mut self, connection: Session) -> Failure {
         self.reusable = Some(connection);
         self
     }
@@ -607,31 +623,6 @@ async fn step<T>(
     }
 }
 
-/// "250 2.0.0 Ok: queued as 123" from a reply's code and lines.
-fn reply_text(reply: &Response) -> String {
-    let mut text = u16::from(reply.code()).to_string();
-    for line in reply.message() {
-        text.push(' ');
-        text.push_str(line);
-    }
-    text
-}
-
-/// "network error: Connection reset by peer (os error 104)", the error and its sources.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
@@ -639,7 +630,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     use tokio::net::{TcpListener, TcpStream};
 
     use super::super::{Mailer, OutgoingMessage, SendError, SmtpOptions, from_url};
@@ -658,12 +649,26 @@ mod tests {
         CloseAfterBody,
         /// Accepts each message, then hangs up (a server that dropped the idle session).
         CloseAfterEachMessage,
+        /// Accepts everything but does not offer PIPELINING, and refuses a command sent
+        /// before the previous one was answered.
+        NoPipelining,
+        /// Refuses the recipient, then takes DATA anyway (RFC 2920 says it should not).
+        DataDespiteRefusal,
+        /// Offers STARTTLS, agrees to it, and hangs up on the first TLS bytes.
+        StartTls,
+        /// Agrees to STARTTLS with a second reply in the same packet, as an attacker who
+        /// injects plaintext before the handshake would.
+        StartTlsInjection,
     }
 
     struct TestServer {
         address: SocketAddr,
         connections: Arc<AtomicUsize>,
         messages: Arc<AtomicUsize>,
+        /// Transactions whose RCPT TO came in the same read as their MAIL FROM.
+        pipelined: Arc<AtomicUsize>,
+        /// TLS handshakes begun after STARTTLS.
+        tls_hellos: Arc<AtomicUsize>,
         auth_lines: Arc<std::sync::Mutex<Vec<String>>>,
     }
 
@@ -674,19 +679,26 @@ mod tests {
                 address: listener.local_addr().expect("local address"),
                 connections: Arc::default(),
                 messages: Arc::default(),
+                pipelined: Arc::default(),
+                tls_hellos: Arc::default(),
                 auth_lines: Arc::default(),
             };
-            let (connections, messages, auth_lines) = (
+            let (connections, counters, auth_lines) = (
                 Arc::clone(&server.connections),
-                Arc::clone(&server.messages),
+                (
+                    Arc::clone(&server.messages),
+                    Arc::clone(&server.pipelined),
+                    Arc::clone(&server.tls_hellos),
+                ),
                 Arc::clone(&server.auth_lines),
             );
             tokio::spawn(async move {
                 while let Ok((socket, _)) = listener.accept().await {
                     connections.fetch_add(1, Ordering::SeqCst);
-                    let (messages, auth_lines) = (Arc::clone(&messages), Arc::clone(&auth_lines));
+                    let (counters, auth_lines) = (counters.clone(), Arc::clone(&auth_lines));
                     tokio::spawn(async move {
-                        let _ = session(socket, behaviour, &messages, &auth_lines).await;
+                        let counts = (&*counters.0, &*counters.1, &*counters.2);
+                        let _ = session(socket, behaviour, counts, &auth_lines).await;
                     });
                 }
             });
@@ -704,12 +716,20 @@ mod tests {
         fn messages(&self) -> usize {
             self.messages.load(Ordering::SeqCst)
         }
+
+        fn pipelined(&self) -> usize {
+            self.pipelined.load(Ordering::SeqCst)
+        }
+
+        fn tls_hellos(&self) -> usize {
+            self.tls_hellos.load(Ordering::SeqCst)
+        }
     }
 
     async fn session(
         socket: TcpStream,
         behaviour: Behaviour,
-        messages: &AtomicUsize,
+        (messages, pipelined, tls_hellos): (&AtomicUsize, &AtomicUsize, &AtomicUsize),
         auth_lines: &std::sync::Mutex<Vec<String>>,
     ) -> std::io::Result<()> {
         socket.set_nodelay(true)?;
@@ -717,15 +737,47 @@ mod tests {
         let mut read = BufReader::new(read);
         write.write_all(b"220 test.example ESMTP\r\n").await?;
         let mut line = Vec::new();
+        let mut recipients = 0;
         loop {
             line.clear();
             if read.read_until(b'\n', &mut line).await? == 0 {
                 return Ok(());
             }
             let verb = String::from_utf8_lossy(&line[..line.len().min(4)]).to_ascii_uppercase();
+            let ahead = !read.buffer().is_empty();
+            if verb == "MAIL" && ahead {
+                pipelined.fetch_add(1, Ordering::SeqCst);
+            }
+            if behaviour == Behaviour::NoPipelining && ahead {
+                write
+                    .write_all(b"554 5.5.0 PIPELINING was not offered\r\n")
+                    .await?;
+                return Ok(());
+            }
             let reply: &[u8] = match (verb.as_str(), behaviour) {
-                ("EHLO", _) => {
+                ("EHLO", Behaviour::NoPipelining) => {
                     b"250-test.example\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 SMTPUTF8\r\n"
+                }
+                ("EHLO", Behaviour::StartTls | Behaviour::StartTlsInjection) => {
+                    b"250-test.example\r\n250-PIPELINING\r\n250 STARTTLS\r\n"
+                }
+                ("STAR", Behaviour::StartTls | Behaviour::StartTlsInjection) => {
+                    write
+                        .write_all(if behaviour == Behaviour::StartTls {
+                            b"220 2.0.0 Ready to start TLS\r\n"
+                        } else {
+                            b"220 2.0.0 Ready to start TLS\r\n250 2.0.0 injected\r\n"
+                        })
+                        .await?;
+                    let mut first = [0u8; 1];
+                    // 0x16: a TLS handshake record, the ClientHello.
+                    if read.read_exact(&mut first).await.is_ok() && first[0] == 0x16 {
+                        tls_hellos.fetch_add(1, Ordering::SeqCst);
+                    }
+                    return Ok(());
+                }
+                ("EHLO", _) => {
+                    b"250-test.example\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 SMTPUTF8\r\n"
                 }
                 ("AUTH", _) => {
                     let text = String::from_utf8_lossy(&line).trim_end().to_owned();
@@ -733,16 +785,25 @@ mod tests {
                     b"235 2.7.0 Authentication successful\r\n"
                 }
                 ("MAIL", Behaviour::CloseOnMail) => return Ok(()),
-                ("MAIL", _) => b"250 2.1.0 Ok\r\n",
+                ("MAIL", _) => {
+                    recipients = 0;
+                    b"250 2.1.0 Ok\r\n"
+                }
                 ("RCPT", Behaviour::RcptTempFail) => b"451 4.7.1 Greylisted, try again later\r\n",
-                ("RCPT", Behaviour::RcptPermFail) => {
+                ("RCPT", Behaviour::RcptPermFail | Behaviour::DataDespiteRefusal) => {
                     b"550 5.1.1 <x>: Recipient address rejected\r\n"
                 }
                 ("RCPT", Behaviour::RcptRelayDenied) => {
                     b"554 5.7.1 <ada@client.example>: Relay access denied\r\n"
                 }
                 ("RCPT", Behaviour::SilentOnRcpt) => std::future::pending().await,
-                ("RCPT", _) => b"250 2.1.5 Ok\r\n",
+                ("RCPT", _) => {
+                    recipients += 1;
+                    b"250 2.1.5 Ok\r\n"
+                }
+                ("DATA", _) if recipients == 0 && behaviour != Behaviour::DataDespiteRefusal => {
+                    b"554 5.5.1 Error: no valid recipients\r\n"
+                }
                 ("DATA", _) => {
                     write
                         .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
@@ -755,6 +816,12 @@ mod tests {
                         if line == b".\r\n" {
                             break;
                         }
+                    }
+                    if recipients == 0 {
+                        write
+                            .write_all(b"554 5.5.1 Error: no valid recipients\r\n")
+                            .await?;
+                        continue;
                     }
                     let number = messages.fetch_add(1, Ordering::SeqCst) + 1;
                     match behaviour {
@@ -769,7 +836,10 @@ mod tests {
                     }
                     continue;
                 }
-                ("RSET", _) | ("NOOP", _) => b"250 2.0.0 Ok\r\n",
+                ("RSET", _) | ("NOOP", _) => {
+                    recipients = 0;
+                    b"250 2.0.0 Ok\r\n"
+                }
                 ("QUIT", _) => {
                     write.write_all(b"221 2.0.0 Bye\r\n").await?;
                     return Ok(());
@@ -866,6 +936,86 @@ mod tests {
             }
         }
         assert_eq!((server.connections(), server.messages()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn with_pipelining_the_envelope_goes_in_one_write() {
+        let server = TestServer::start(Behaviour::Accept).await;
+        let mailer = mailer(&server.url(), options(5_000, 1));
+        for number in 1..=3 {
+            assert!(mailer.send(&message(number)).await.is_ok());
+        }
+        assert_eq!(
+            (server.connections(), server.messages(), server.pipelined()),
+            (1, 3, 3)
+        );
+    }
+
+    #[tokio::test]
+    async fn without_pipelining_each_command_waits_for_its_reply() {
+        let server = TestServer::start(Behaviour::NoPipelining).await;
+        let mailer = mailer(&server.url(), options(5_000, 1));
+        for number in 1..=3 {
+            let sent = mailer.send(&message(number)).await;
+            assert_eq!(
+                sent.map(|d| d.reply),
+                Ok(format!("250 2.0.0 Ok: queued as {number}"))
+            );
+        }
+        assert_eq!(
+            (server.connections(), server.messages(), server.pipelined()),
+            (1, 3, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn data_taken_after_a_refused_recipient_is_ended_empty_and_the_session_kept() {
+        let server = TestServer::start(Behaviour::DataDespiteRefusal).await;
+        let mailer = mailer(&server.url(), options(5_000, 1));
+        for number in 1..=2 {
+            match mailer.send(&message(number)).await {
+                Err(SendError::Permanent(reason)) => {
+                    assert!(
+                        reason.contains("RCPT TO") && reason.contains("550 5.1.1"),
+                        "{reason}"
+                    )
+                }
+                other => panic!("expected Permanent, got {other:?}"),
+            }
+        }
+        assert_eq!((server.connections(), server.messages()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn starttls_when_offered_and_a_failed_handshake_is_ours_to_fix() {
+        let server = TestServer::start(Behaviour::StartTls).await;
+        let mailer = mailer(&server.url(), options(5_000, 1));
+        match mailer.send(&message(1)).await {
+            Err(SendError::Setup(reason)) => {
+                assert!(
+                    reason.contains("STARTTLS") && reason.contains("TLS handshake failed"),
+                    "{reason}"
+                )
+            }
+            other => panic!("expected Setup, got {other:?}"),
+        }
+        assert_eq!((server.tls_hellos(), server.messages()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn plaintext_injected_after_starttls_is_refused_before_any_handshake() {
+        let server = TestServer::start(Behaviour::StartTlsInjection).await;
+        let mailer = mailer(&server.url(), options(5_000, 1));
+        match mailer.send(&message(1)).await {
+            Err(SendError::Setup(reason)) => {
+                assert!(
+                    reason.contains("sent data after agreeing to STARTTLS"),
+                    "{reason}"
+                )
+            }
+            other => panic!("expected Setup, got {other:?}"),
+        }
+        assert_eq!((server.tls_hellos(), server.messages()), (0, 0));
     }
 
     #[tokio::test]

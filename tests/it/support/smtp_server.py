@@ -189,6 +189,12 @@ class Handler:
                 last = max(last, int(stem))
         return last
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # Offer PIPELINING as most real servers do (aiosmtpd reads commands in order, so
+        # it serves a pipelining client correctly without saying so).
+        session.host_name = hostname
+        return responses[:-1] + ["250-PIPELINING"] + responses[-1:]
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         # A transaction starts here: pick up the current rules.
         self.rules.reload()
