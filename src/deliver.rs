@@ -2,14 +2,14 @@
 //! what the server said.
 //!
 //! Claims are committed (`sending`) before any SMTP transaction starts; results are
-//! committed a batch at a time. An in-flight send is never abandoned: shutdown is
-//! checked only between batches.
+//! committed a batch at a time, in the same transaction as the next claims. An in-flight
+//! send is never abandoned: shutdown is checked only between batches.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
@@ -31,7 +31,7 @@ const TAKE_PER_WORKER: usize = 4;
 const CHECK_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
 /// Results committed in one transaction, at most.
 const MAX_RESULTS_PER_COMMIT: usize = 256;
-/// How long the recorder gathers results before committing them.
+/// How long a pass gathers results before committing them.
 const COMMIT_GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Everything a pass needs; cheap to clone into tasks.
@@ -126,11 +126,10 @@ impl Deliverer {
     /// Sends everything due now, until nothing is due, a rate limit is reached, the server
     /// refuses us, or `stopping` says to stop (checked between claims only).
     ///
-    /// Three stages overlap: this task claims batches (committed `sending` before any SMTP
-    /// transaction starts), one worker per connection renders and sends, and a recorder
-    /// commits the results. A permit per message, taken at the claim and given back once
-    /// its result is committed, keeps at most one batch claimed but unrecorded: that
-    /// bounds what a crash leaves uncertain.
+    /// Two stages overlap: one worker per connection renders and sends, while this task
+    /// commits, in one transaction, the results gathered so far and the next claims
+    /// (`sending` before any SMTP transaction starts). It claims only while fewer than one
+    /// batch is claimed but unrecorded: that bounds what a crash leaves uncertain.
     pub async fn pass(&self, stopping: &dyn Fn() -> bool) -> Result<PassReport, DeliverError> {
         let connections = self.config.smtp.connections;
         let batch = connections * BATCH_PER_CONNECTION;
@@ -210,105 +209,82 @@ impl Deliverer {
             });
         }
         drop(done_tx);
+        let mut done_rx = done_rx;
+        let mut work_tx = Some(work_tx);
+        let mut report = PassReport::default();
+        let mut claim_error = None;
+        let mut store_error = None;
+        // Claimed and not yet recorded: what a crash now would leave uncertain.
+        let mut in_flight = 0usize;
+        let mut results = Vec::new();
         // Claim at least half a batch at a time (amortized claims), while the workers
         // still have the other half to send.
         let least = batch.div_ceil(2);
-        let unrecorded = Arc::new(Semaphore::new(batch));
-        let recorder = {
-            let (this, unrecorded) = (self.clone(), unrecorded.clone());
-            tokio::spawn(async move {
-                let result = this.record_until_closed(done_rx, &unrecorded, least).await;
-                // A recorder that stopped gives back no permit: let the claimer stop too.
-                unrecorded.close();
-                result
-            })
-        };
-
-        let mut throttled = false;
-        let mut claim_error = None;
-        while !stopping() && !refused.load(Ordering::SeqCst) {
-            let Ok(permits) = unrecorded.acquire_many(least as u32).await else {
-                break;
-            };
-            permits.forget();
-            let more = unrecorded.available_permits();
-            let room = least
-                + unrecorded
-                    .try_acquire_many(more as u32)
-                    .map_or(0, |permits| {
-                        permits.forget();
-                        more
-                    });
-            if stopping() || refused.load(Ordering::SeqCst) {
-                unrecorded.add_permits(room);
-                break;
+        loop {
+            if work_tx.is_some() && (stopping() || refused.load(Ordering::SeqCst)) {
+                work_tx = None;
             }
-            let now = self.clock.now();
-            let allowed = match self.allowance(now).await {
-                Ok(allowed) => allowed.min(room),
-                Err(e) => {
-                    unrecorded.add_permits(room);
-                    claim_error = Some(e);
-                    break;
-                }
-            };
-            if allowed == 0 {
-                unrecorded.add_permits(room);
-                throttled = true;
-                tracing::info!("rate limit reached; the rest waits");
-                break;
-            }
-            let config = self.config.clone();
-            let claimed = match self
-                .with_store(move |store| store.claim_due(&config, now, allowed))
-                .await
-            {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    unrecorded.add_permits(room);
-                    claim_error = Some(e);
-                    break;
-                }
-            };
-            unrecorded.add_permits(room.saturating_sub(claimed.len()));
-            if claimed.is_empty() {
-                break;
-            }
-            for message in claimed {
-                // Workers only stop when this sender is dropped, so the send cannot fail
-                // while they run; if it did, the message stays `sending` → uncertain.
-                if work_tx.send(message).await.is_err() {
-                    break;
+            // The results about to be recorded free their room in the same transaction.
+            let room = batch - (in_flight - results.len());
+            let mut limit = 0;
+            if work_tx.is_some() && room >= least {
+                let now = self.clock.now();
+                match self.allowance(now).await {
+                    Ok(0) => {
+                        tracing::info!("rate limit reached; the rest waits");
+                        report.throttled = true;
+                        work_tx = None;
+                    }
+                    Ok(allowed) => limit = allowed.min(room),
+                    Err(e) => {
+                        claim_error = Some(e);
+                        work_tx = None;
+                    }
                 }
             }
-        }
-        drop(work_tx);
-        while let Some(joined) = workers.join_next().await {
-            joined?;
-        }
-        let mut report = recorder.await??;
-        report.throttled = throttled;
-        report.setup_error = refused.load(Ordering::SeqCst);
-        match claim_error {
-            Some(e) => Err(e),
-            None => Ok(report),
-        }
-    }
-
-    /// Commits results as they arrive, all that are waiting in one transaction.
-    async fn record_until_closed(
-        self,
-        mut done_rx: mpsc::Receiver<(i64, Outcome)>,
-        unrecorded: &Semaphore,
-        enough: usize,
-    ) -> Result<PassReport, DeliverError> {
-        let mut report = PassReport::default();
-        while let Some(first) = done_rx.recv().await {
+            if limit > 0 || !results.is_empty() {
+                let recorded = std::mem::take(&mut results);
+                let (config, now, count) = (self.config.clone(), self.clock.now(), recorded.len());
+                match self
+                    .with_store(move |store| store.record_and_claim(&config, &recorded, now, limit))
+                    .await
+                {
+                    Ok(claimed) => {
+                        in_flight = in_flight - count + claimed.len();
+                        if limit > 0 && claimed.is_empty() {
+                            work_tx = None;
+                        }
+                        if let Some(queue) = &work_tx {
+                            for message in claimed {
+                                // Workers only stop when this sender is dropped, so the send
+                                // cannot fail while they run; if it did, the message stays
+                                // `sending` → uncertain.
+                                if queue.send(message).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // Nothing of this transaction happened: those results stay
+                        // `sending` (uncertain at the next start), and no more is claimed.
+                        store_error = Some(e);
+                        work_tx = None;
+                        break;
+                    }
+                }
+            }
+            if work_tx.is_none() && in_flight == 0 {
+                break;
+            }
             // Gather for a moment: one commit per few dozen messages, not per message.
-            let mut results = vec![first];
+            let Some(first) = done_rx.recv().await else {
+                break;
+            };
+            results.push(first);
             let deadline = tokio::time::Instant::now() + COMMIT_GATHER;
-            // Or until the claimer could use the permits these give back.
-            while results.len() < MAX_RESULTS_PER_COMMIT.min(enough) {
+            // Or until the results free room for the next claim.
+            while results.len() < MAX_RESULTS_PER_COMMIT.min(least) {
                 match tokio::time::timeout_at(deadline, done_rx.recv()).await {
                     Ok(Some(result)) => results.push(result),
                     Ok(None) | Err(_) => break,
@@ -323,12 +299,17 @@ impl Deliverer {
                     Outcome::Withdrawn { .. } => report.withdrawn += 1,
                 }
             }
-            let (config, committed) = (self.config.clone(), results.len());
-            self.with_store(move |store| store.record_results(&config, &results))
-                .await?;
-            unrecorded.add_permits(committed);
         }
-        Ok(report)
+        drop(work_tx);
+        drop(done_rx);
+        while let Some(joined) = workers.join_next().await {
+            joined?;
+        }
+        report.setup_error = refused.load(Ordering::SeqCst);
+        match store_error.or(claim_error) {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
     }
 
     /// Renders taken messages, off the async threads and in one trip: each message, or the

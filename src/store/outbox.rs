@@ -117,6 +117,223 @@ fn busy(
 /// stops reading at its own, smaller limit.
 const MAX_CLAIM: usize = 4096;
 
+/// The claim itself, inside the caller's transaction (see [`Store::claim_due`]).
+fn claim(
+    tx: &Transaction<'_>,
+    config: &Config,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<Claimed>> {
+    let mut claimed = Vec::new();
+    let now_text = fmt_time(now);
+    // Retries first: they were due earlier.
+    let retries: Vec<RetryRow> = tx
+        .prepare_cached(&format!(
+            "SELECT m.id, m.enrollment_id, m.campaign, m.cycle, m.step, m.due_at, m.next_attempt_at FROM messages m
+             WHERE m.state = 'retry' AND m.next_attempt_at <= ?1 ORDER BY m.next_attempt_at LIMIT {MAX_CLAIM}",
+        ))?
+        .query_map(params![now_text], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
+        .take(limit)
+        .collect::<std::result::Result<_, _>>()?;
+    for (row, enrollment_id, campaign_name, cycle, step, due_at, next_attempt_at) in retries {
+        let Some(sequence) = enrollment_client(tx, enrollment_id)? else {
+            continue;
+        };
+        let client_id = sequence.client_id;
+        let Some(client) = load_facts(tx, client_id)? else {
+            continue;
+        };
+        let Some(campaign) = config.campaign(&campaign_name) else {
+            // The campaign left the configuration: keep the row, but park it.
+            tx.execute("UPDATE messages SET next_attempt_at = NULL, state = 'cancelled', last_error = 'campaign removed from the configuration' WHERE id = ?1", params![row])?;
+            continue;
+        };
+        if let Some(reason) = superseded(
+            &sequence,
+            cycle,
+            campaign,
+            client.record.churn_reason.as_deref(),
+        ) {
+            // Not for this person any more, whatever their standing: drop it.
+            tx.execute(
+                "UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, last_error = ?2, updated_at = ?3 WHERE id = ?1",
+                params![row, reason, now_text],
+            )?;
+            if sequence.cycle == cycle && sequence.state == EnrollmentState::Active.as_str() {
+                stop(tx, enrollment_id, EnrollmentState::Completed, now)?;
+            }
+            continue;
+        }
+        let tz = schedule::zone(campaign, client.record.timezone);
+        let busy = busy(tx, client_id, now, Some(row))?;
+        let decision = schedule::decide(
+            campaign,
+            tz,
+            parse_time(&due_at)?,
+            parse_time(&next_attempt_at)?,
+            now,
+            standing(tx, &client)?,
+            &busy,
+        );
+        match decision {
+            Decision::SendNow => {
+                let (message_id, attempts): (String, u32) = tx.query_row(
+                    "UPDATE messages SET state = 'sending', attempts = attempts + 1, claimed_at = ?2, next_attempt_at = NULL, updated_at = ?2
+                     WHERE id = ?1 RETURNING message_id, attempts",
+                    params![row, now_text],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                claimed.push(Claimed {
+                    message_row: row,
+                    message_id,
+                    campaign: campaign.name.clone(),
+                    step,
+                    attempt: attempts,
+                    client: client.record,
+                    enrollment_id,
+                });
+            }
+            Decision::Wait(t) => {
+                tx.execute(
+                    "UPDATE messages SET next_attempt_at = ?2 WHERE id = ?1",
+                    params![row, fmt_time(t)],
+                )?;
+            }
+            Decision::Stop(state) => {
+                tx.execute("UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2 WHERE id = ?1", params![row, now_text])?;
+                stop(tx, enrollment_id, state, now)?;
+            }
+            Decision::Never => {
+                tx.execute("UPDATE messages SET next_attempt_at = NULL, state = 'cancelled', last_error = 'send_at never fires again' WHERE id = ?1", params![row])?;
+            }
+        }
+    }
+    let remaining = limit.saturating_sub(claimed.len());
+    // Each with its person and their suppression, if any: one statement for the lot.
+    let waiting: Vec<(WaitingRow, Option<String>, ClientColumns)> = tx
+        .prepare_cached(&format!(
+            "SELECT e.id, e.campaign, e.cycle, e.next_step, e.due_at, s.reason, {JOINED_CLIENT_COLUMNS}
+             FROM enrollments e
+             JOIN clients c ON c.id = e.client_id
+             LEFT JOIN suppressions s ON s.email_hash = c.email_hash
+             WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?1
+             ORDER BY e.send_at LIMIT {MAX_CLAIM}"
+        ))?
+        .query_map(params![now_text], |r| {
+            Ok((
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+                r.get(5)?,
+                client_from_row_at(r, 6)?,
+            ))
+        })?
+        .take(remaining)
+        .collect::<std::result::Result<_, _>>()?;
+    for ((enrollment_id, campaign_name, cycle, step_number, due_at), suppression, columns) in
+        waiting
+    {
+        let client = decode_client(columns.0, columns.1)?;
+        let client_id = client.id;
+        let standing = standing_of(suppression.as_deref(), client.returned_at.is_some());
+        let Some(campaign) = config.campaign(&campaign_name) else {
+            tx.execute(
+                "UPDATE enrollments SET send_at = NULL WHERE id = ?1",
+                params![enrollment_id],
+            )?;
+            continue;
+        };
+        let Some(step) = campaign.step(step_number) else {
+            stop(tx, enrollment_id, EnrollmentState::Completed, now)?;
+            continue;
+        };
+        if !campaign.admits(client.record.churn_reason.as_deref()) {
+            stop(tx, enrollment_id, EnrollmentState::Completed, now)?;
+            continue;
+        }
+        let tz = schedule::zone(campaign, client.record.timezone);
+        let due = parse_time(&due_at)?;
+        let busy = busy(tx, client_id, now, None)?;
+        match schedule::decide(campaign, tz, due, due, now, standing, &busy) {
+            Decision::SendNow => {
+                // The schema refuses a second row for a step; never let that fail the
+                // whole claim (and with it every pass after it).
+                let existing: Option<(i64, String, Option<String>)> = tx
+                    .prepare_cached("SELECT id, state, sent_at FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3")?
+                    .query_row(params![enrollment_id, cycle, step_number], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()?;
+                if let Some((row, state, sent_at)) = existing {
+                    if state != MessageState::Cancelled.as_str() {
+                        settle_existing(
+                            tx,
+                            campaign,
+                            enrollment_id,
+                            client_id,
+                            (cycle, step_number),
+                            (row, &state, sent_at.as_deref()),
+                            now,
+                        )?;
+                        continue;
+                    }
+                    // Dropped before it was ever sent: this claim takes it up again.
+                    let (message_id, attempts): (String, u32) = tx.query_row(
+                        "UPDATE messages SET state = 'sending', attempts = attempts + 1, due_at = ?2, first_claimed_at = ?3, claimed_at = ?3,
+                                next_attempt_at = NULL, updated_at = ?3
+                         WHERE id = ?1 RETURNING message_id, attempts",
+                        params![row, due_at, now_text],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )?;
+                    tx.prepare_cached(
+                        "UPDATE enrollments SET send_at = NULL, updated_at = ?2 WHERE id = ?1",
+                    )?
+                    .execute(params![enrollment_id, now_text])?;
+                    claimed.push(Claimed {
+                        message_row: row,
+                        message_id,
+                        campaign: campaign.name.clone(),
+                        step: step_number,
+                        attempt: attempts,
+                        client: client.record,
+                        enrollment_id,
+                    });
+                    continue;
+                }
+                let message_id = crate::render::new_message_id(config, now);
+                tx.prepare_cached(
+                    "INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, attempts,
+                                           first_claimed_at, claimed_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sending', ?7, ?8, 1, ?9, ?9, ?9)",
+                )?
+                .execute(params![enrollment_id, client_id, campaign.name, cycle, step_number, step.kind.as_str(), message_id, due_at, now_text])?;
+                let row = tx.last_insert_rowid();
+                tx.prepare_cached(
+                    "UPDATE enrollments SET send_at = NULL, updated_at = ?2 WHERE id = ?1",
+                )?
+                .execute(params![enrollment_id, now_text])?;
+                claimed.push(Claimed {
+                    message_row: row,
+                    message_id,
+                    campaign: campaign.name.clone(),
+                    step: step_number,
+                    attempt: 1,
+                    client: client.record,
+                    enrollment_id,
+                });
+            }
+            Decision::Wait(t) => {
+                tx.prepare_cached("UPDATE enrollments SET send_at = ?2 WHERE id = ?1")?
+                    .execute(params![enrollment_id, fmt_time(t)])?;
+            }
+            Decision::Stop(state) => stop(tx, enrollment_id, state, now)?,
+            Decision::Never => {
+                tx.execute(
+                    "UPDATE enrollments SET send_at = NULL WHERE id = ?1",
+                    params![enrollment_id],
+                )?;
+            }
+        }
+    }
+    Ok(claimed)
+}
+
 impl Store {
     /// Claims up to `limit` messages that may go out at `now`, committing each as
     /// `sending` before returning it. Enrollments that are not sendable now get their next
@@ -127,223 +344,25 @@ impl Store {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Claimed>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut claimed = Vec::new();
-        let now_text = fmt_time(now);
-        // Retries first: they were due earlier.
-        let retries: Vec<RetryRow> = tx
-            .prepare_cached(&format!(
-                "SELECT m.id, m.enrollment_id, m.campaign, m.cycle, m.step, m.due_at, m.next_attempt_at FROM messages m
-                 WHERE m.state = 'retry' AND m.next_attempt_at <= ?1 ORDER BY m.next_attempt_at LIMIT {MAX_CLAIM}",
-            ))?
-            .query_map(params![now_text], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
-            .take(limit)
-            .collect::<std::result::Result<_, _>>()?;
-        for (row, enrollment_id, campaign_name, cycle, step, due_at, next_attempt_at) in retries {
-            let Some(sequence) = enrollment_client(&tx, enrollment_id)? else {
-                continue;
-            };
-            let client_id = sequence.client_id;
-            let Some(client) = load_facts(&tx, client_id)? else {
-                continue;
-            };
-            let Some(campaign) = config.campaign(&campaign_name) else {
-                // The campaign left the configuration: keep the row, but park it.
-                tx.execute("UPDATE messages SET next_attempt_at = NULL, state = 'cancelled', last_error = 'campaign removed from the configuration' WHERE id = ?1", params![row])?;
-                continue;
-            };
-            if let Some(reason) = superseded(
-                &sequence,
-                cycle,
-                campaign,
-                client.record.churn_reason.as_deref(),
-            ) {
-                // Not for this person any more, whatever their standing: drop it.
-                tx.execute(
-                    "UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, last_error = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![row, reason, now_text],
-                )?;
-                if sequence.cycle == cycle && sequence.state == EnrollmentState::Active.as_str() {
-                    stop(&tx, enrollment_id, EnrollmentState::Completed, now)?;
-                }
-                continue;
-            }
-            let tz = schedule::zone(campaign, client.record.timezone);
-            let busy = busy(&tx, client_id, now, Some(row))?;
-            let decision = schedule::decide(
-                campaign,
-                tz,
-                parse_time(&due_at)?,
-                parse_time(&next_attempt_at)?,
-                now,
-                standing(&tx, &client)?,
-                &busy,
-            );
-            match decision {
-                Decision::SendNow => {
-                    let (message_id, attempts): (String, u32) = tx.query_row(
-                        "UPDATE messages SET state = 'sending', attempts = attempts + 1, claimed_at = ?2, next_attempt_at = NULL, updated_at = ?2
-                         WHERE id = ?1 RETURNING message_id, attempts",
-                        params![row, now_text],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )?;
-                    claimed.push(Claimed {
-                        message_row: row,
-                        message_id,
-                        campaign: campaign.name.clone(),
-                        step,
-                        attempt: attempts,
-                        client: client.record,
-                        enrollment_id,
-                    });
-                }
-                Decision::Wait(t) => {
-                    tx.execute(
-                        "UPDATE messages SET next_attempt_at = ?2 WHERE id = ?1",
-                        params![row, fmt_time(t)],
-                    )?;
-                }
-                Decision::Stop(state) => {
-                    tx.execute("UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2 WHERE id = ?1", params![row, now_text])?;
-                    stop(&tx, enrollment_id, state, now)?;
-                }
-                Decision::Never => {
-                    tx.execute("UPDATE messages SET next_attempt_at = NULL, state = 'cancelled', last_error = 'send_at never fires again' WHERE id = ?1", params![row])?;
-                }
-            }
-        }
-        let remaining = limit.saturating_sub(claimed.len());
-        // Each with its person and their suppression, if any: one statement for the lot.
-        let waiting: Vec<(WaitingRow, Option<String>, ClientColumns)> = tx
-            .prepare_cached(&format!(
-                "SELECT e.id, e.campaign, e.cycle, e.next_step, e.due_at, s.reason, {JOINED_CLIENT_COLUMNS}
-                 FROM enrollments e
-                 JOIN clients c ON c.id = e.client_id
-                 LEFT JOIN suppressions s ON s.email_hash = c.email_hash
-                 WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?1
-                 ORDER BY e.send_at LIMIT {MAX_CLAIM}"
-            ))?
-            .query_map(params![now_text], |r| {
-                Ok((
-                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
-                    r.get(5)?,
-                    client_from_row_at(r, 6)?,
-                ))
-            })?
-            .take(remaining)
-            .collect::<std::result::Result<_, _>>()?;
-        for ((enrollment_id, campaign_name, cycle, step_number, due_at), suppression, columns) in
-            waiting
-        {
-            let client = decode_client(columns.0, columns.1)?;
-            let client_id = client.id;
-            let standing = standing_of(suppression.as_deref(), client.returned_at.is_some());
-            let Some(campaign) = config.campaign(&campaign_name) else {
-                tx.execute(
-                    "UPDATE enrollments SET send_at = NULL WHERE id = ?1",
-                    params![enrollment_id],
-                )?;
-                continue;
-            };
-            let Some(step) = campaign.step(step_number) else {
-                stop(&tx, enrollment_id, EnrollmentState::Completed, now)?;
-                continue;
-            };
-            if !campaign.admits(client.record.churn_reason.as_deref()) {
-                stop(&tx, enrollment_id, EnrollmentState::Completed, now)?;
-                continue;
-            }
-            let tz = schedule::zone(campaign, client.record.timezone);
-            let due = parse_time(&due_at)?;
-            let busy = busy(&tx, client_id, now, None)?;
-            match schedule::decide(campaign, tz, due, due, now, standing, &busy) {
-                Decision::SendNow => {
-                    // The schema refuses a second row for a step; never let that fail the
-                    // whole claim (and with it every pass after it).
-                    let existing: Option<(i64, String, Option<String>)> = tx
-                        .prepare_cached("SELECT id, state, sent_at FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3")?
-                        .query_row(params![enrollment_id, cycle, step_number], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                        .optional()?;
-                    if let Some((row, state, sent_at)) = existing {
-                        if state != MessageState::Cancelled.as_str() {
-                            settle_existing(
-                                &tx,
-                                campaign,
-                                enrollment_id,
-                                client_id,
-                                (cycle, step_number),
-                                (row, &state, sent_at.as_deref()),
-                                now,
-                            )?;
-                            continue;
-                        }
-                        // Dropped before it was ever sent: this claim takes it up again.
-                        let (message_id, attempts): (String, u32) = tx.query_row(
-                            "UPDATE messages SET state = 'sending', attempts = attempts + 1, due_at = ?2, first_claimed_at = ?3, claimed_at = ?3,
-                                    next_attempt_at = NULL, updated_at = ?3
-                             WHERE id = ?1 RETURNING message_id, attempts",
-                            params![row, due_at, now_text],
-                            |r| Ok((r.get(0)?, r.get(1)?)),
-                        )?;
-                        tx.prepare_cached(
-                            "UPDATE enrollments SET send_at = NULL, updated_at = ?2 WHERE id = ?1",
-                        )?
-                        .execute(params![enrollment_id, now_text])?;
-                        claimed.push(Claimed {
-                            message_row: row,
-                            message_id,
-                            campaign: campaign.name.clone(),
-                            step: step_number,
-                            attempt: attempts,
-                            client: client.record,
-                            enrollment_id,
-                        });
-                        continue;
-                    }
-                    let message_id = crate::render::new_message_id(config, now);
-                    tx.prepare_cached(
-                        "INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, attempts,
-                                               first_claimed_at, claimed_at, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sending', ?7, ?8, 1, ?9, ?9, ?9)",
-                    )?
-                    .execute(params![enrollment_id, client_id, campaign.name, cycle, step_number, step.kind.as_str(), message_id, due_at, now_text])?;
-                    let row = tx.last_insert_rowid();
-                    tx.prepare_cached(
-                        "UPDATE enrollments SET send_at = NULL, updated_at = ?2 WHERE id = ?1",
-                    )?
-                    .execute(params![enrollment_id, now_text])?;
-                    claimed.push(Claimed {
-                        message_row: row,
-                        message_id,
-                        campaign: campaign.name.clone(),
-                        step: step_number,
-                        attempt: 1,
-                        client: client.record,
-                        enrollment_id,
-                    });
-                }
-                Decision::Wait(t) => {
-                    tx.prepare_cached("UPDATE enrollments SET send_at = ?2 WHERE id = ?1")?
-                        .execute(params![enrollment_id, fmt_time(t)])?;
-                }
-                Decision::Stop(state) => stop(&tx, enrollment_id, state, now)?,
-                Decision::Never => {
-                    tx.execute(
-                        "UPDATE enrollments SET send_at = NULL WHERE id = ?1",
-                        params![enrollment_id],
-                    )?;
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(claimed)
+        self.record_and_claim(config, &[], now, limit)
     }
 
     /// Records the fate of claimed messages, all in one transaction (batching the commits
     /// is what makes a durable outbox fast).
     pub fn record_results(&mut self, config: &Config, results: &[(i64, Outcome)]) -> Result<()> {
+        self.record_and_claim(config, results, DateTime::<Utc>::MIN_UTC, 0)?;
+        Ok(())
+    }
+
+    /// [`Store::record_results`], then [`Store::claim_due`], in one transaction: a
+    /// delivery pass commits once per batch, not twice.
+    pub fn record_and_claim(
+        &mut self,
+        config: &Config,
+        results: &[(i64, Outcome)],
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Claimed>> {
         // IMMEDIATE: a transaction that reads before it writes would fail at once (not
         // wait) if another connection committed in between.
         let tx = self
@@ -352,8 +371,13 @@ impl Store {
         for (row, outcome) in results {
             record_one(&tx, config, *row, outcome)?;
         }
+        let claimed = if limit > 0 {
+            claim(&tx, config, now, limit)?
+        } else {
+            Vec::new()
+        };
         tx.commit()?;
-        Ok(())
+        Ok(claimed)
     }
 
     /// Asked just before a claimed message's SMTP transaction starts: the reason it must
