@@ -270,7 +270,7 @@ impl Renderer {
                 campaign: campaign.name.clone(),
                 step,
             })?;
-        let data = self.context(campaign, step, templates.kind, vars);
+        let data = handlebars::Context::from(self.context(campaign, step, templates.kind, vars));
         let render = |part: Part| {
             self.render_part(templates, part, &data)
                 .map_err(|e| template_error(templates, part, &e))
@@ -282,16 +282,18 @@ impl Renderer {
         })
     }
 
+    /// `data` is a handlebars `Context` built once per message: rendering from a `Value`
+    /// would copy it for each of the three parts.
     fn render_part(
         &self,
         templates: &StepTemplates,
         part: Part,
-        data: &Value,
+        data: &handlebars::Context,
     ) -> Result<String, handlebars::RenderError> {
         match part {
-            Part::Subject => self.text.render(&templates.subject, data),
-            Part::Html => self.html.render(&templates.html, data),
-            Part::Text => self.text.render(&templates.text, data),
+            Part::Subject => self.text.render_with_context(&templates.subject, data),
+            Part::Html => self.html.render_with_context(&templates.html, data),
+            Part::Text => self.text.render_with_context(&templates.text, data),
         }
     }
 
@@ -360,7 +362,12 @@ impl Renderer {
                     survey_url: survey_url.clone(),
                     now: sample_now(),
                 };
-                let data = self.context(campaign, number, templates.kind, &vars);
+                let data = handlebars::Context::from(self.context(
+                    campaign,
+                    number,
+                    templates.kind,
+                    &vars,
+                ));
                 match self.render_part(templates, part, &data) {
                     Ok(rendered) => break Some(rendered),
                     Err(e) => {
