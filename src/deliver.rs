@@ -23,9 +23,6 @@ use crate::token::{Secret, Target};
 /// but unrecorded, so a crash leaves at most one batch `uncertain`; larger batches
 /// amortize the claim transactions.
 pub const BATCH_PER_CONNECTION: usize = 8;
-/// Messages a worker takes from the queue at once, to render them in one trip to a
-/// blocking thread; each is still re-checked just before its own send.
-const TAKE_PER_WORKER: usize = 4;
 /// How long a re-check on a worker's connection (run on an async thread) may wait for a
 /// lock before the main connection is asked instead.
 const CHECK_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
@@ -33,6 +30,9 @@ const CHECK_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis
 const MAX_RESULTS_PER_COMMIT: usize = 256;
 /// How long a pass gathers results before committing them.
 const COMMIT_GATHER: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// A claimed message, rendered, or the outcome that replaces its send.
+type Prepared = (Claimed, Result<OutgoingMessage, Outcome>);
 
 /// Everything a pass needs; cheap to clone into tasks.
 #[derive(Clone)]
@@ -133,7 +133,7 @@ impl Deliverer {
     pub async fn pass(&self, stopping: &dyn Fn() -> bool) -> Result<PassReport, DeliverError> {
         let connections = self.config.smtp.connections;
         let batch = connections * BATCH_PER_CONNECTION;
-        let (work_tx, work_rx) = mpsc::channel::<Claimed>(batch);
+        let (work_tx, work_rx) = mpsc::channel::<Prepared>(batch);
         let work_rx = Arc::new(tokio::sync::Mutex::new(work_rx));
         let (done_tx, done_rx) = mpsc::channel::<(i64, Outcome)>(batch * 2);
         let refused = Arc::new(AtomicBool::new(false));
@@ -170,40 +170,28 @@ impl Deliverer {
                         None
                     }
                 };
-                'work: loop {
-                    let taken = {
-                        let mut work_rx = work_rx.lock().await;
-                        let Some(first) = work_rx.recv().await else { break };
-                        let mut taken = vec![first];
-                        while taken.len() < TAKE_PER_WORKER {
-                            match work_rx.try_recv() {
-                                Ok(message) => taken.push(message),
-                                Err(_) => break,
+                loop {
+                    let next = work_rx.lock().await.recv().await;
+                    let Some((message, rendered)) = next else { break };
+                    let row = message.message_row;
+                    let outcome = match rendered {
+                        Err(outcome) => outcome,
+                        Ok(outgoing) => {
+                            // Inline on this worker's connection (see `withdrawal`).
+                            let inline = checker
+                                .as_ref()
+                                .map(|store| store.withdrawal(&this.config, row));
+                            match this.withdrawal(&message, inline).await {
+                                Some(withdrawn) => withdrawn,
+                                None => this.send(&message, outgoing).await,
                             }
                         }
-                        taken
                     };
-                    for (message, rendered) in this.render_all(taken).await {
-                        let row = message.message_row;
-                        let outcome = match rendered {
-                            Err(outcome) => outcome,
-                            Ok(outgoing) => {
-                                // Inline on this worker's connection (see `withdrawal`).
-                                let inline = checker
-                                    .as_ref()
-                                    .map(|store| store.withdrawal(&this.config, row));
-                                match this.withdrawal(&message, inline).await {
-                                    Some(withdrawn) => withdrawn,
-                                    None => this.send(&message, outgoing).await,
-                                }
-                            }
-                        };
-                        if matches!(outcome, Outcome::Deferred { .. }) {
-                            refused.store(true, Ordering::SeqCst);
-                        }
-                        if done_tx.send((row, outcome)).await.is_err() {
-                            break 'work;
-                        }
+                    if matches!(outcome, Outcome::Deferred { .. }) {
+                        refused.store(true, Ordering::SeqCst);
+                    }
+                    if done_tx.send((row, outcome)).await.is_err() {
+                        break;
                     }
                 }
             });
@@ -244,11 +232,8 @@ impl Deliverer {
             }
             if limit > 0 || !results.is_empty() {
                 let recorded = std::mem::take(&mut results);
-                let (config, now, count) = (self.config.clone(), self.clock.now(), recorded.len());
-                match self
-                    .with_store(move |store| store.record_and_claim(&config, &recorded, now, limit))
-                    .await
-                {
+                let count = recorded.len();
+                match self.record_and_claim(recorded, limit).await {
                     Ok(claimed) => {
                         in_flight = in_flight - count + claimed.len();
                         if limit > 0 && claimed.is_empty() {
@@ -312,15 +297,21 @@ impl Deliverer {
         }
     }
 
-    /// Renders taken messages, off the async threads and in one trip: each message, or the
-    /// outcome that replaces its send.
-    async fn render_all(
+    /// Records `results` and claims up to `limit` messages in one transaction, then
+    /// renders the claimed messages, all off the async threads in one trip (the rendering
+    /// after the store is unlocked): each message, or the outcome that replaces its send.
+    async fn record_and_claim(
         &self,
-        messages: Vec<Claimed>,
-    ) -> Vec<(Claimed, Result<OutgoingMessage, Outcome>)> {
+        results: Vec<(i64, Outcome)>,
+        limit: usize,
+    ) -> Result<Vec<Prepared>, DeliverError> {
         let this = self.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            messages
+        tokio::task::spawn_blocking(move || {
+            let claimed = {
+                let mut store = this.store.lock().map_err(|_| DeliverError::Poisoned)?;
+                store.record_and_claim(&this.config, &results, this.clock.now(), limit)?
+            };
+            Ok(claimed
                 .into_iter()
                 .map(|message| {
                     let rendered = this.render(&message).map_err(|error| {
@@ -332,15 +323,9 @@ impl Deliverer {
                     });
                     (message, rendered)
                 })
-                .collect()
+                .collect())
         })
-        .await;
-        match joined {
-            Ok(rendered) => rendered,
-            // A panic ends this worker as it would have on the async thread; its messages
-            // stay `sending`, to be found uncertain at the next start, never sent unchecked.
-            Err(error) => std::panic::resume_unwind(error.into_panic()),
-        }
+        .await?
     }
 
     /// Asked just before a message's SMTP transaction starts: the claim checked the
