@@ -173,6 +173,11 @@ impl Deliverer {
                 loop {
                     let next = work_rx.lock().await.recv().await;
                     let Some((message, rendered)) = next else { break };
+                    if done_tx.is_closed() {
+                        // The pass stopped on a database error: its result could not be
+                        // recorded, so it is not sent (it is found uncertain at the next start).
+                        break;
+                    }
                     let row = message.message_row;
                     let outcome = match rendered {
                         Err(outcome) => outcome,
@@ -234,7 +239,14 @@ impl Deliverer {
                 let recorded = std::mem::take(&mut results);
                 let count = recorded.len();
                 match self.record_and_claim(recorded, limit).await {
-                    Ok(claimed) => {
+                    Ok(Err(e)) => {
+                        // The results are recorded; only the claim failed: send no more,
+                        // but keep recording what is in flight.
+                        in_flight -= count;
+                        claim_error = Some(e);
+                        work_tx = None;
+                    }
+                    Ok(Ok(claimed)) => {
                         in_flight = in_flight - count + claimed.len();
                         if limit > 0 && claimed.is_empty() {
                             work_tx = None;
@@ -304,14 +316,18 @@ impl Deliverer {
         &self,
         results: Vec<(i64, Outcome)>,
         limit: usize,
-    ) -> Result<Vec<Prepared>, DeliverError> {
+    ) -> Result<Result<Vec<Prepared>, DeliverError>, DeliverError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let claimed = {
                 let mut store = this.store.lock().map_err(|_| DeliverError::Poisoned)?;
                 store.record_and_claim(&this.config, &results, this.clock.now(), limit)?
             };
-            Ok(claimed
+            let claimed = match claimed {
+                Ok(claimed) => claimed,
+                Err(error) => return Ok(Err(DeliverError::from(error))),
+            };
+            Ok(Ok(claimed
                 .into_iter()
                 .map(|message| {
                     let rendered = this.render(&message).map_err(|error| {
@@ -323,7 +339,7 @@ impl Deliverer {
                     });
                     (message, rendered)
                 })
-                .collect())
+                .collect()))
         })
         .await?
     }

@@ -496,7 +496,9 @@ pub(crate) fn dot_stuffed(body: &[u8]) -> Vec<u8> {
         at_line_start = byte == b'\n';
         previous = byte;
     }
-    if !out.is_empty() && !out.ends_with(b"\r\n") {
+    if out.ends_with(b"\r") {
+        out.push(b'\n');
+    } else if !out.is_empty() && !out.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b".\r\n");
@@ -516,6 +518,7 @@ mod tests {
         assert_eq!(dot_stuffed(b"a\nb"), b"a\r\nb\r\n.\r\n");
         assert_eq!(dot_stuffed(b"a\r\n.\r\n"), b"a\r\n..\r\n.\r\n");
         assert_eq!(dot_stuffed(b""), b".\r\n");
+        assert_eq!(dot_stuffed(b"a\r"), b"a\r\n.\r\n");
     }
 
     #[test]

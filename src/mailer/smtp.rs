@@ -291,13 +291,23 @@ impl SmtpMailer {
             .await?;
             // Every reply is read, even after a refusal: they must not be taken for the
             // replies to whatever this session says next.
+            // A refusal followed by a hang-up (a 421 to MAIL FROM, say) is that refusal,
+            // not a broken connection at a later stage: no connection comes back.
+            let first_refusal = |refusal: Option<(Stage, Cause)>, failure: Failure| match refusal {
+                Some((stage, cause)) => Failure::new(stage, cause),
+                None => failure,
+            };
             let mut refusal = None;
             let mut data_accepted = false;
             for (stage, _) in &commands {
-                let reply = step(*stage, deadline, async {
+                let read = step(*stage, deadline, async {
                     connection.reply().await.map_err(Cause::broken)
                 })
-                .await?;
+                .await;
+                let reply = match read {
+                    Ok(reply) => reply,
+                    Err(failure) => return Err(first_refusal(refusal, failure)),
+                };
                 if *stage == Stage::Data {
                     data_accepted = reply.code == 354;
                 }
@@ -308,10 +318,13 @@ impl SmtpMailer {
             if refusal.is_some() && data_accepted {
                 // The server took DATA though MAIL or RCPT failed: end it, empty. With no
                 // accepted recipient, nothing is delivered.
-                step(Stage::Reset, deadline, async {
+                let ended = step(Stage::Reset, deadline, async {
                     connection.command(".\r\n").await.map_err(Cause::broken)
                 })
-                .await?;
+                .await;
+                if let Err(failure) = ended {
+                    return Err(first_refusal(refusal, failure));
+                }
             }
             refusal
         } else {
@@ -654,6 +667,9 @@ mod tests {
         NoPipelining,
         /// Refuses the recipient, then takes DATA anyway (RFC 2920 says it should not).
         DataDespiteRefusal,
+        /// Answers MAIL FROM with 421 and hangs up (too many messages on this session, or
+        /// our IP throttled).
+        MailRefusedThenClose,
         /// Offers STARTTLS, agrees to it, and hangs up on the first TLS bytes.
         StartTls,
         /// Agrees to STARTTLS with a second reply in the same packet, as an attacker who
@@ -785,6 +801,12 @@ mod tests {
                     b"235 2.7.0 Authentication successful\r\n"
                 }
                 ("MAIL", Behaviour::CloseOnMail) => return Ok(()),
+                ("MAIL", Behaviour::MailRefusedThenClose) => {
+                    write
+                        .write_all(b"421 4.7.0 Too many messages, closing connection\r\n")
+                        .await?;
+                    return Ok(());
+                }
                 ("MAIL", _) => {
                     recipients = 0;
                     b"250 2.1.0 Ok\r\n"
@@ -1016,6 +1038,24 @@ mod tests {
             other => panic!("expected Setup, got {other:?}"),
         }
         assert_eq!((server.tls_hellos(), server.messages()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_refusal_then_a_hang_up_is_that_refusal() {
+        // Pipelined: RCPT TO and DATA were already sent when MAIL FROM got 421; their
+        // replies never come. The 421 at MAIL FROM decides: about us, not the recipient.
+        let server = TestServer::start(Behaviour::MailRefusedThenClose).await;
+        let mailer = mailer(&server.url(), options(5_000, 1));
+        match mailer.send(&message(1)).await {
+            Err(SendError::Setup(reason)) => {
+                assert!(
+                    reason.contains("MAIL FROM") && reason.contains("421 4.7.0"),
+                    "{reason}"
+                )
+            }
+            other => panic!("expected Setup, got {other:?}"),
+        }
+        assert_eq!(server.messages(), 0);
     }
 
     #[tokio::test]

@@ -119,7 +119,7 @@ const MAX_CLAIM: usize = 4096;
 
 /// The claim itself, inside the caller's transaction (see [`Store::claim_due`]).
 fn claim(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     config: &Config,
     now: DateTime<Utc>,
     limit: usize,
@@ -344,37 +344,47 @@ impl Store {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Claimed>> {
-        self.record_and_claim(config, &[], now, limit)
+        self.record_and_claim(config, &[], now, limit)?
     }
 
     /// Records the fate of claimed messages, all in one transaction (batching the commits
     /// is what makes a durable outbox fast).
     pub fn record_results(&mut self, config: &Config, results: &[(i64, Outcome)]) -> Result<()> {
-        self.record_and_claim(config, results, DateTime::<Utc>::MIN_UTC, 0)?;
+        self.record_and_claim(config, results, DateTime::<Utc>::MIN_UTC, 0)??;
         Ok(())
     }
 
     /// [`Store::record_results`], then [`Store::claim_due`], in one transaction: a
-    /// delivery pass commits once per batch, not twice.
+    /// delivery pass commits once per batch, not twice. The outer error means nothing
+    /// was recorded; the inner one that the results were, but the claim failed (it is
+    /// undone on its own, so a bad row never costs the results of a batch).
     pub fn record_and_claim(
         &mut self,
         config: &Config,
         results: &[(i64, Outcome)],
         now: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Vec<Claimed>> {
+    ) -> Result<Result<Vec<Claimed>>> {
         // IMMEDIATE: a transaction that reads before it writes would fail at once (not
         // wait) if another connection committed in between.
-        let tx = self
+        let mut tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for (row, outcome) in results {
             record_one(&tx, config, *row, outcome)?;
         }
         let claimed = if limit > 0 {
-            claim(&tx, config, now, limit)?
+            let savepoint = tx.savepoint()?;
+            match claim(&savepoint, config, now, limit) {
+                Ok(claimed) => {
+                    savepoint.commit()?;
+                    Ok(claimed)
+                }
+                // Dropping the savepoint rolls the claim back.
+                Err(error) => Err(error),
+            }
         } else {
-            Vec::new()
+            Ok(Vec::new())
         };
         tx.commit()?;
         Ok(claimed)
@@ -604,7 +614,7 @@ fn superseded(
 /// still out (sending, retry) moves it on with its result; otherwise it waits for an
 /// operator.
 fn settle_existing(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     campaign: &Campaign,
     enrollment_id: i64,
     client_id: i64,
@@ -791,7 +801,7 @@ fn bounce(tx: &Transaction<'_>, client_id: i64, error: &str, at: DateTime<Utc>) 
 
 /// Moves an enrollment past a step that went out (or may have) at `at`.
 fn advance(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     campaign: Option<&Campaign>,
     enrollment_id: i64,
     client_id: i64,
@@ -1034,6 +1044,53 @@ subject = "Why?"
         let mut again: Vec<i64> = first.iter().chain(&second).map(|c| c.message_row).collect();
         again.sort_unstable();
         assert_eq!(again, rows);
+    }
+
+    #[test]
+    fn a_claim_that_fails_undoes_only_itself_and_keeps_the_results() {
+        let mut f = fixture();
+        for name in ["ann", "bob"] {
+            f.import(
+                record(
+                    &format!("{name}@client.example"),
+                    date(2025, 6, 1),
+                    "competitor",
+                ),
+                now(),
+            );
+        }
+        let claimed = f.claim(now());
+        assert_eq!(claimed.len(), 2);
+        f.import(
+            record("cat@client.example", date(2025, 6, 1), "competitor"),
+            now(),
+        );
+        // A row the claim cannot read.
+        f.store
+            .conn
+            .execute(
+                "UPDATE clients SET timezone = 'Not/AZone' WHERE email = 'cat@client.example'",
+                [],
+            )
+            .unwrap();
+        let results: Vec<(i64, Outcome)> = claimed
+            .iter()
+            .map(|c| (c.message_row, sent(now())))
+            .collect();
+        let outcome = f
+            .store
+            .record_and_claim(&f.config, &results, now(), 10)
+            .unwrap();
+        assert!(
+            matches!(outcome, Err(crate::store::StoreError::Corrupt(_))),
+            "{outcome:?}"
+        );
+        let states: Vec<String> = f.messages().into_iter().map(|m| m.3).collect();
+        assert_eq!(
+            states,
+            ["sent", "sent"],
+            "the results stand, the claim left nothing"
+        );
     }
 
     #[test]
