@@ -654,7 +654,7 @@ pub fn new_message_id(config: &Config, at: DateTime<Utc>) -> String {
     // end of the outbox's unique index instead of on a random page of it.
     let micros = at.timestamp_micros().max(0);
     let random: [u8; 16] = rand::random();
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::store::lower_hex(&random);
     format!(
         "<winback.{micros:013x}.{hex}@{}>",
         config.smtp.from.email.domain()

@@ -210,10 +210,15 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 /// Hex SHA-256 of a normalized address: the suppression key, which survives `forget`.
 pub fn email_hash(email: &str) -> String {
     let digest = Sha256::digest(crate::model::normalize_email(email).as_bytes());
+    lower_hex(&digest)
+}
+
+/// Lower-case hex, by table rather than `format!` per byte: an import hashes every row,
+/// and every claimed message gets a random id.
+pub(crate) fn lower_hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    // By table, not `format!` per byte: an import hashes every row.
-    let mut text = String::with_capacity(64);
-    for byte in digest {
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for &byte in bytes {
         text.push(HEX[usize::from(byte >> 4)] as char);
         text.push(HEX[usize::from(byte & 0xf)] as char);
     }
