@@ -260,8 +260,8 @@ fn claim(
                     .prepare_cached("SELECT id, state, sent_at FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3")?
                     .query_row(params![enrollment_id, cycle, step_number], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()?;
-                if let Some((row, state, sent_at)) = existing {
-                    if state != MessageState::Cancelled.as_str() {
+                let (row, message_id, attempt) = match existing {
+                    Some((row, state, sent_at)) if state != MessageState::Cancelled.as_str() => {
                         settle_existing(
                             tx,
                             campaign,
@@ -274,36 +274,27 @@ fn claim(
                         continue;
                     }
                     // Dropped before it was ever sent: this claim takes it up again.
-                    let (message_id, attempts): (String, u32) = tx.query_row(
-                        "UPDATE messages SET state = 'sending', attempts = attempts + 1, due_at = ?2, first_claimed_at = ?3, claimed_at = ?3,
-                                next_attempt_at = NULL, updated_at = ?3
-                         WHERE id = ?1 RETURNING message_id, attempts",
-                        params![row, due_at, now_text],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )?;
-                    tx.prepare_cached(
-                        "UPDATE enrollments SET send_at = NULL, updated_at = ?2 WHERE id = ?1",
-                    )?
-                    .execute(params![enrollment_id, now_text])?;
-                    claimed.push(Claimed {
-                        message_row: row,
-                        message_id,
-                        campaign: campaign.name.clone(),
-                        step: step_number,
-                        attempt: attempts,
-                        client: client.record,
-                        enrollment_id,
-                    });
-                    continue;
-                }
-                let message_id = crate::render::new_message_id(config, now);
-                tx.prepare_cached(
-                    "INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, attempts,
-                                           first_claimed_at, claimed_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sending', ?7, ?8, 1, ?9, ?9, ?9)",
-                )?
-                .execute(params![enrollment_id, client_id, campaign.name, cycle, step_number, step.kind.as_str(), message_id, due_at, now_text])?;
-                let row = tx.last_insert_rowid();
+                    Some((row, _, _)) => {
+                        let (message_id, attempts): (String, u32) = tx.query_row(
+                            "UPDATE messages SET state = 'sending', attempts = attempts + 1, due_at = ?2, first_claimed_at = ?3, claimed_at = ?3,
+                                    next_attempt_at = NULL, updated_at = ?3
+                             WHERE id = ?1 RETURNING message_id, attempts",
+                            params![row, due_at, now_text],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )?;
+                        (row, message_id, attempts)
+                    }
+                    None => {
+                        let message_id = crate::render::new_message_id(config, now);
+                        tx.prepare_cached(
+                            "INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, attempts,
+                                                   first_claimed_at, claimed_at, updated_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sending', ?7, ?8, 1, ?9, ?9, ?9)",
+                        )?
+                        .execute(params![enrollment_id, client_id, campaign.name, cycle, step_number, step.kind.as_str(), message_id, due_at, now_text])?;
+                        (tx.last_insert_rowid(), message_id, 1)
+                    }
+                };
                 tx.prepare_cached(
                     "UPDATE enrollments SET send_at = NULL, updated_at = ?2 WHERE id = ?1",
                 )?
@@ -313,7 +304,7 @@ fn claim(
                     message_id,
                     campaign: campaign.name.clone(),
                     step: step_number,
-                    attempt: 1,
+                    attempt,
                     client: client.record,
                     enrollment_id,
                 });
