@@ -434,15 +434,17 @@ impl Deliverer {
             .renderer
             .render(campaign, message.step, &vars)
             .map_err(|e| e.to_string())?;
-        let built = crate::render::build_message(
-            &self.config,
-            &rendered,
-            &message.client,
-            &message.message_id,
-            self.clock.now(),
-            &unsubscribe_url,
-        )
-        .map_err(|e| e.to_string())?;
+        let built = self
+            .renderer
+            .build_message(
+                &self.config,
+                &rendered,
+                &message.client,
+                &message.message_id,
+                self.clock.now(),
+                &unsubscribe_url,
+            )
+            .map_err(|e| e.to_string())?;
         Ok(OutgoingMessage {
             message_id: built.message_id,
             from: built.from,

@@ -120,6 +120,9 @@ pub struct Renderer {
     text: Handlebars<'static>,
     steps: HashMap<(String, u32), StepTemplates>,
     sender: crate::config::Sender,
+    /// The DKIM signer, read once at load: a key file that becomes unreadable later must
+    /// not make every message fail to render (which would end their sequences).
+    dkim: Option<DkimConfig>,
     warnings: Vec<Problem>,
 }
 
@@ -212,6 +215,7 @@ impl Renderer {
             text,
             steps,
             sender: config.sender.clone(),
+            dkim: None,
             warnings: Vec::new(),
         };
         for (ci, campaign) in config.campaigns.iter().enumerate() {
@@ -232,22 +236,54 @@ impl Renderer {
                 }
             }
         }
-        if let Some(dkim) = &config.dkim
-            && let Err(RenderError::DkimKey { path, message }) = dkim_config(dkim, false)
-        {
-            problems.push(Problem {
-                file: path,
-                line: None,
-                key: "dkim.key_file".to_string(),
-                message,
-            });
-        }
+        let dkim = match &config.dkim {
+            Some(dkim) => match dkim_config(dkim, config.smtp.reply_to.is_some()) {
+                Ok(signer) => Some(signer),
+                Err(error) => {
+                    let (file, message) = match error {
+                        RenderError::DkimKey { path, message } => (path, message),
+                        other => (dkim.key_file.clone(), other.to_string()),
+                    };
+                    problems.push(Problem {
+                        file,
+                        line: None,
+                        key: "dkim.key_file".to_string(),
+                        message,
+                    });
+                    None
+                }
+            },
+            None => None,
+        };
 
         if !problems.is_empty() {
             return Err(dedup(problems));
         }
+        renderer.dkim = dkim;
         renderer.warnings = dedup(warnings);
         Ok(renderer)
+    }
+
+    /// [`build_message`], signed with the DKIM key read at load.
+    pub fn build_message(
+        &self,
+        config: &Config,
+        rendered: &Rendered,
+        to: &ClientRecord,
+        message_id: &str,
+        date: DateTime<Utc>,
+        unsubscribe_url: &str,
+    ) -> Result<Built, RenderError> {
+        let signer = self.dkim.as_ref();
+        build(
+            config,
+            signer,
+            rendered,
+            to,
+            message_id,
+            date,
+            unsubscribe_url,
+        )
     }
 
     /// Things worth a look that do not stop sending (printed by `check`): custom fields
@@ -672,6 +708,30 @@ pub fn build_message(
     date: DateTime<Utc>,
     unsubscribe_url: &str,
 ) -> Result<Built, RenderError> {
+    let signer = match &config.dkim {
+        Some(dkim) => Some(dkim_config(dkim, config.smtp.reply_to.is_some())?),
+        None => None,
+    };
+    build(
+        config,
+        signer.as_ref(),
+        rendered,
+        to,
+        message_id,
+        date,
+        unsubscribe_url,
+    )
+}
+
+fn build(
+    config: &Config,
+    signer: Option<&DkimConfig>,
+    rendered: &Rendered,
+    to: &ClientRecord,
+    message_id: &str,
+    date: DateTime<Utc>,
+    unsubscribe_url: &str,
+) -> Result<Built, RenderError> {
     let address: lettre::Address =
         to.email
             .trim()
@@ -716,8 +776,8 @@ pub fn build_message(
             rendered.text.clone(),
             rendered.html.clone(),
         ))?;
-    if let Some(dkim) = &config.dkim {
-        message.sign(&dkim_config(dkim, config.smtp.reply_to.is_some())?);
+    if let Some(signer) = signer {
+        message.sign(signer);
     }
     let bytes = message.formatted();
     assert_one_recipient(&bytes)?;
@@ -1593,6 +1653,35 @@ timezone = "America/New_York"
             assert!(signature.contains("h=from:to:subject:date:message-id:mime-version:list-unsubscribe:list-unsubscribe-post;"), "{signature}");
             assert!(!signature.ends_with("b="), "{signature}");
         }
+    }
+
+    #[test]
+    fn the_dkim_key_is_read_once_at_load() {
+        let setup = Setup::new();
+        setup.survey("<p>Hi</p>", "Hi");
+        let key = setup.dir.path().join("key.pem");
+        fs::write(&key, ed25519_pkcs8([7; 32])).unwrap();
+        let extra =
+            "\n[dkim]\nselector = \"winback\"\ndomain = \"acme.example\"\nkey_file = \"key.pem\"\n";
+        let config = setup.config_with(extra, &format!("[[campaign.step]]\nkind = \"survey\"\ntemplate = \"survey\"\nsubject = \"{SUBJECT}\"\n")).unwrap();
+        let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:#?}"));
+        // Gone after the daemon started (a botched key rotation): messages are still
+        // signed, rather than failing to render and ending their sequences.
+        fs::remove_file(&key).unwrap();
+        let client = client();
+        let rendered = renderer
+            .render(&config.campaigns[0], 1, &vars(&client))
+            .unwrap();
+        let url = "https://winback.acme.example/u/T";
+        let built = renderer
+            .build_message(&config, &rendered, &client, "<a@acme.example>", now(), url)
+            .unwrap();
+        assert_eq!(header(&built.bytes, "DKIM-Signature").len(), 1);
+        // Built without the renderer, the key is read now, and its absence is reported.
+        assert!(matches!(
+            build_message(&config, &rendered, &client, "<b@acme.example>", now(), url),
+            Err(RenderError::DkimKey { .. })
+        ));
     }
 
     #[test]

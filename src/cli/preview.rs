@@ -146,15 +146,16 @@ pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> 
     let rendered = renderer
         .render(campaign, step, &vars)
         .map_err(|e| anyhow!("{e}"))?;
-    let built = render::build_message(
-        config,
-        &rendered,
-        &client,
-        &render::new_message_id(config, now),
-        now,
-        &links.unsubscribe,
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+    let built = renderer
+        .build_message(
+            config,
+            &rendered,
+            &client,
+            &render::new_message_id(config, now),
+            now,
+            &links.unsubscribe,
+        )
+        .map_err(|e| anyhow!("{e}"))?;
 
     let kind = campaign
         .step(step)
