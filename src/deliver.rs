@@ -415,6 +415,10 @@ impl Deliverer {
                 tracing::error!(message = row, %to, %campaign, step, %error, "outcome unknown; not resent (see `winback outbox list`)");
                 Outcome::Uncertain { error, at }
             }
+            Err(SendError::Unsupported(error)) => {
+                tracing::error!(message = row, %to, %campaign, step, %error, "this mail server cannot carry it; sequence stopped, address not suppressed");
+                Outcome::Abandoned { error, at }
+            }
         }
     }
 

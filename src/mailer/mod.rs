@@ -61,6 +61,11 @@ pub enum SendError {
     /// lost): the server may have accepted the message. Never retry blindly.
     #[error("delivery uncertain, the server may have accepted the message: {0}")]
     Uncertain(String),
+    /// This server cannot carry the message as it stands (a non-ASCII address without
+    /// SMTPUTF8, 8-bit content without 8BITMIME), though another server could: the
+    /// address did not bounce and must not be suppressed for it.
+    #[error("this mail server cannot carry the message: {0}")]
+    Unsupported(String),
 }
 
 /// A way to deliver messages. Each call is one attempt; retries belong to the caller.

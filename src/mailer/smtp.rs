@@ -493,7 +493,7 @@ enum Cause {
     Reply { code: u16, text: String },
     /// I/O, TLS, an unreadable reply, or a client-side refusal: the session is unusable.
     Broken(String),
-    /// The message can never go through this server as it stands.
+    /// The message can never go through this server as it stands (another could take it).
     Unsendable(String),
     /// The send's deadline passed while waiting in this stage.
     TimedOut,
@@ -580,8 +580,8 @@ impl Failure {
     }
 
     /// Transient: a 4xx, or anything that stopped us before the server could have
-    /// received the end of the body. Permanent: a 5xx about the recipient or message, or
-    /// a message this server can never take. Setup: anything that went wrong before RCPT
+    /// received the end of the body. Permanent: a 5xx about the recipient or message.
+    /// Unsupported: a message this server can never take (another server could). Setup: anything that went wrong before RCPT
     /// TO (the server unreachable, down, or refusing our login or sender), or a 5.7.x
     /// refusal (relaying denied, our address or IP blocked, authentication required):
     /// about us, not the recipient's address, so it must never count towards a bounce.
@@ -605,7 +605,7 @@ impl Failure {
             Cause::Reply { code, text } => {
                 SendError::Transient(format!("{where_}: server answered {code} {text}"))
             }
-            Cause::Unsendable(reason) => SendError::Permanent(format!("{where_}: {reason}")),
+            Cause::Unsendable(reason) => SendError::Unsupported(format!("{where_}: {reason}")),
             cause @ (Cause::Broken(_) | Cause::TimedOut) => {
                 if self.stage == Stage::Body && body_written {
                     SendError::Uncertain(format!(
@@ -667,6 +667,8 @@ mod tests {
         NoPipelining,
         /// Refuses the recipient, then takes DATA anyway (RFC 2920 says it should not).
         DataDespiteRefusal,
+        /// Accepts everything but offers no SMTPUTF8.
+        NoSmtpUtf8,
         /// Answers MAIL FROM with 421 and hangs up (too many messages on this session, or
         /// our IP throttled).
         MailRefusedThenClose,
@@ -771,6 +773,9 @@ mod tests {
                 return Ok(());
             }
             let reply: &[u8] = match (verb.as_str(), behaviour) {
+                ("EHLO", Behaviour::NoSmtpUtf8) => {
+                    b"250-test.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+                }
                 ("EHLO", Behaviour::NoPipelining) => {
                     b"250-test.example\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 SMTPUTF8\r\n"
                 }
@@ -1056,6 +1061,21 @@ mod tests {
             other => panic!("expected Setup, got {other:?}"),
         }
         assert_eq!(server.messages(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_non_ascii_address_this_server_cannot_carry_is_not_a_bounce() {
+        let server = TestServer::start(Behaviour::NoSmtpUtf8).await;
+        let mailer = mailer(&server.url(), options(5_000, 1));
+        let mut unicode = message(1);
+        unicode.to = "jörg@client.example".to_owned();
+        match mailer.send(&unicode).await {
+            Err(SendError::Unsupported(reason)) => assert!(reason.contains("SMTPUTF8"), "{reason}"),
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+        // Nothing was said to the server about it, and the session serves the next one.
+        assert!(mailer.send(&message(2)).await.is_ok());
+        assert_eq!((server.connections(), server.messages()), (1, 1));
     }
 
     #[tokio::test]
