@@ -89,6 +89,8 @@ impl Features {
     fn from_ehlo(reply: &Reply) -> Features {
         let mut features = Features::default();
         for line in reply.lines.iter().skip(1) {
+            // "AUTH=LOGIN PLAIN" is an old spelling of "AUTH LOGIN PLAIN".
+            let line = line.replacen('=', " ", 1);
             let mut words = line.split_whitespace();
             let Some(keyword) = words.next() else {
                 continue;
@@ -560,6 +562,14 @@ mod tests {
         assert!(!features.smtp_utf8);
         assert_eq!(features.auth, vec![Mechanism::Login, Mechanism::Plain]);
         // The greeting line is not a keyword.
+        let old_spelling = Reply {
+            code: 250,
+            lines: ["mx.example", "AUTH=LOGIN"].map(str::to_owned).to_vec(),
+        };
+        assert_eq!(
+            Features::from_ehlo(&old_spelling).auth,
+            vec![Mechanism::Login]
+        );
         let greeting_only = Reply {
             code: 250,
             lines: vec!["PIPELINING is not offered here".to_owned()],
