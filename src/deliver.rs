@@ -126,10 +126,11 @@ impl Deliverer {
     /// Sends everything due now, until nothing is due, a rate limit is reached, the server
     /// refuses us, or `stopping` says to stop (checked between claims only).
     ///
-    /// Two stages overlap: one worker per connection renders and sends, while this task
+    /// Two stages overlap: one worker per connection re-checks and sends, while this task
     /// commits, in one transaction, the results gathered so far and the next claims
-    /// (`sending` before any SMTP transaction starts). It claims only while fewer than one
-    /// batch is claimed but unrecorded: that bounds what a crash leaves uncertain.
+    /// (`sending` before any SMTP transaction starts), then renders what it claimed. It
+    /// claims only while fewer than one batch is claimed but unrecorded: that bounds what
+    /// a crash leaves uncertain.
     pub async fn pass(&self, stopping: &dyn Fn() -> bool) -> Result<PassReport, DeliverError> {
         let connections = self.config.smtp.connections;
         let batch = connections * BATCH_PER_CONNECTION;
