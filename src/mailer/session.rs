@@ -129,8 +129,6 @@ pub(crate) struct Tls {
 
 impl Tls {
     pub(crate) fn new(host: &str) -> Result<Tls, String> {
-        let name = ServerName::try_from(host.to_owned())
-            .map_err(|error| format!("{host:?} is not a host name TLS can check: {error}"))?;
         let mut roots = rustls::RootCertStore::empty();
         let found = rustls_native_certs::load_native_certs();
         let (added, _ignored) = roots.add_parsable_certificates(found.certs);
@@ -140,6 +138,23 @@ impl Tls {
                 "no system root certificates found: TLS to the mail server will fail (install ca-certificates)"
             );
         }
+        Tls::with_roots(host, roots)
+    }
+
+    /// Trusting only the certificate authority in `ca_pem`.
+    #[cfg(test)]
+    pub(crate) fn trusting(host: &str, ca_pem: &str) -> Tls {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("a PEM certificate");
+        roots.add(ca).expect("a usable CA certificate");
+        Tls::with_roots(host, roots).expect("a TLS setup")
+    }
+
+    fn with_roots(host: &str, roots: rustls::RootCertStore) -> Result<Tls, String> {
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|error| format!("{host:?} is not a host name TLS can check: {error}"))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(rustls::ALL_VERSIONS)

@@ -647,6 +647,11 @@ mod tests {
     use tokio::net::{TcpListener, TcpStream};
 
     use super::super::{Mailer, OutgoingMessage, SendError, SmtpOptions, from_url};
+    use super::{Security, Server, SmtpMailer, Tls};
+
+    const TEST_CA: &str = include_str!("../../tests/tls/ca.pem");
+    const SERVER_CERTIFICATE: &str = include_str!("../../tests/tls/server.pem");
+    const SERVER_KEY: &str = include_str!("../../tests/tls/server.key");
 
     /// How the in-test server answers.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -692,6 +697,30 @@ mod tests {
 
     impl TestServer {
         async fn start(behaviour: Behaviour) -> TestServer {
+            TestServer::serve(behaviour, None).await
+        }
+
+        /// A server that speaks TLS from the first byte, with the test certificate for
+        /// 127.0.0.1 (`tests/tls/`, issued by the test CA there).
+        async fn start_implicit_tls() -> TestServer {
+            use rustls::pki_types::pem::PemObject;
+            use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+            let chain = vec![
+                CertificateDer::from_pem_slice(SERVER_CERTIFICATE.as_bytes()).expect("certificate"),
+            ];
+            let key = PrivateKeyDer::from_pem_slice(SERVER_KEY.as_bytes()).expect("key");
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ServerConfig::builder_with_provider(provider)
+                .with_protocol_versions(rustls::ALL_VERSIONS)
+                .expect("TLS versions")
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .expect("a server certificate");
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+            TestServer::serve(Behaviour::Accept, Some(acceptor)).await
+        }
+
+        async fn serve(behaviour: Behaviour, tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let server = TestServer {
                 address: listener.local_addr().expect("local address"),
@@ -714,9 +743,22 @@ mod tests {
                 while let Ok((socket, _)) = listener.accept().await {
                     connections.fetch_add(1, Ordering::SeqCst);
                     let (counters, auth_lines) = (counters.clone(), Arc::clone(&auth_lines));
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         let counts = (&*counters.0, &*counters.1, &*counters.2);
-                        let _ = session(socket, behaviour, counts, &auth_lines).await;
+                        if socket.set_nodelay(true).is_err() {
+                            return;
+                        }
+                        let _ = match &tls {
+                            // Implicit TLS (smtps://): the handshake comes first.
+                            Some(acceptor) => match acceptor.accept(socket).await {
+                                Ok(secured) => {
+                                    session(secured, behaviour, counts, &auth_lines).await
+                                }
+                                Err(_) => return,
+                            },
+                            None => session(socket, behaviour, counts, &auth_lines).await,
+                        };
                     });
                 }
             });
@@ -744,14 +786,16 @@ mod tests {
         }
     }
 
-    async fn session(
-        socket: TcpStream,
+    async fn session<S>(
+        stream: S,
         behaviour: Behaviour,
         (messages, pipelined, tls_hellos): (&AtomicUsize, &AtomicUsize, &AtomicUsize),
         auth_lines: &std::sync::Mutex<Vec<String>>,
-    ) -> std::io::Result<()> {
-        socket.set_nodelay(true)?;
-        let (read, mut write) = socket.into_split();
+    ) -> std::io::Result<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let (read, mut write) = tokio::io::split(stream);
         let mut read = BufReader::new(read);
         write.write_all(b"220 test.example ESMTP\r\n").await?;
         let mut line = Vec::new();
@@ -1011,6 +1055,40 @@ mod tests {
             }
         }
         assert_eq!((server.connections(), server.messages()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn smtps_checks_the_certificate_then_sends_over_tls() {
+        let server = TestServer::start_implicit_tls().await;
+        let tls_mailer = |tls: Option<Tls>| {
+            let smtps = Server {
+                host: "127.0.0.1".to_owned(),
+                port: server.address.port(),
+                security: Security::ImplicitTls,
+                user: None,
+            };
+            let mut mailer = SmtpMailer::new(smtps, None, 1, Duration::from_secs(5), None)
+                .unwrap_or_else(|error| panic!("{error}"));
+            if let Some(tls) = tls {
+                mailer.tls = tls;
+            }
+            mailer
+        };
+        // Trusting the test CA: the handshake, EHLO and the transaction all go over TLS.
+        let trusting = tls_mailer(Some(Tls::trusting("127.0.0.1", TEST_CA)));
+        let sent = trusting.deliver(&message(1)).await;
+        assert_eq!(
+            sent.map(|d| d.reply).as_deref(),
+            Ok("250 2.0.0 Ok: queued as 1")
+        );
+        // With the system's roots only, the certificate is refused: ours to fix.
+        match tls_mailer(None).deliver(&message(2)).await {
+            Err(SendError::Setup(reason)) => {
+                assert!(reason.contains("TLS handshake failed"), "{reason}")
+            }
+            other => panic!("expected Setup, got {other:?}"),
+        }
+        assert_eq!(server.messages(), 1);
     }
 
     #[tokio::test]
