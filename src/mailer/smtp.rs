@@ -644,7 +644,7 @@ mod tests {
     use std::time::Duration;
 
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-    use tokio::net::{TcpListener, TcpStream};
+    use tokio::net::TcpListener;
 
     use super::super::{Mailer, OutgoingMessage, SendError, SmtpOptions, from_url};
     use super::{Security, Server, SmtpMailer, Tls};
