@@ -116,6 +116,8 @@ fn busy(
 /// (which plans with the LIMIT's value) re-parse the statement at every claim. The claim
 /// stops reading at its own, smaller limit.
 const MAX_CLAIM: usize = 4096;
+/// How far ahead of `now` a claim looks at waiting enrollments (see `claim`).
+const LOOK_AHEAD_SECONDS: i64 = 1;
 
 /// The claim itself, inside the caller's transaction (see [`Store::claim_due`]).
 fn claim(
@@ -209,6 +211,10 @@ fn claim(
         }
     }
     let remaining = limit.saturating_sub(claimed.len());
+    // A second ahead: an import at the same --now stamps a step due "now" with its own
+    // clock reading, which can be a few milliseconds later than a pass that started
+    // faster. `decide` below still says when each one may really go.
+    let horizon = fmt_time(now + Duration::seconds(LOOK_AHEAD_SECONDS));
     // Each with its person and their suppression, if any: one statement for the lot.
     let waiting: Vec<(WaitingRow, Option<String>, ClientColumns)> = tx
         .prepare_cached(&format!(
@@ -219,7 +225,7 @@ fn claim(
              WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?1
              ORDER BY e.send_at LIMIT {MAX_CLAIM}"
         ))?
-        .query_map(params![now_text], |r| {
+        .query_map(params![horizon], |r| {
             Ok((
                 (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
                 r.get(5)?,
@@ -1035,6 +1041,18 @@ subject = "Why?"
         let mut again: Vec<i64> = first.iter().chain(&second).map(|c| c.message_row).collect();
         again.sort_unstable();
         assert_eq!(again, rows);
+    }
+
+    #[test]
+    fn a_pass_at_the_imports_own_now_finds_what_the_import_made_due() {
+        // `import --now T` reads its clock a little after T (and stamps that as "due
+        // now"); `run --once --now T` may claim a little sooner.
+        let mut f = fixture();
+        f.import(
+            record("ann@client.example", date(2025, 6, 1), "competitor"),
+            now() + Duration::milliseconds(400),
+        );
+        assert_eq!(f.claim(now()).len(), 1);
     }
 
     #[test]
