@@ -264,7 +264,7 @@ impl Renderer {
         Ok(renderer)
     }
 
-    /// [`build_message`], signed with the DKIM key read at load.
+    /// The message for `to` (see `build`), signed with the DKIM key read at load.
     pub fn build_message(
         &self,
         config: &Config,
@@ -699,30 +699,8 @@ pub fn new_message_id(config: &Config, at: DateTime<Utc>) -> String {
 
 /// Builds the message for `to`: From (and Reply-To) from the config, To, the one-line
 /// subject, `Date` = `date`, `Message-ID` = `message_id`, the one-click unsubscribe
-/// headers, multipart/alternative (text, then HTML), DKIM-signed when configured.
-pub fn build_message(
-    config: &Config,
-    rendered: &Rendered,
-    to: &ClientRecord,
-    message_id: &str,
-    date: DateTime<Utc>,
-    unsubscribe_url: &str,
-) -> Result<Built, RenderError> {
-    let signer = match &config.dkim {
-        Some(dkim) => Some(dkim_config(dkim, config.smtp.reply_to.is_some())?),
-        None => None,
-    };
-    build(
-        config,
-        signer.as_ref(),
-        rendered,
-        to,
-        message_id,
-        date,
-        unsubscribe_url,
-    )
-}
-
+/// headers, multipart/alternative (text, then HTML), signed by `signer` when DKIM is
+/// configured.
 fn build(
     config: &Config,
     signer: Option<&DkimConfig>,
@@ -1364,15 +1342,16 @@ timezone = "America/New_York"
             "Eve Bcc: x@y X-Evil: 1, may we ask why you left?"
         );
 
-        let built = build_message(
-            &config,
-            &rendered,
-            &client,
-            "<a@acme.example>",
-            now(),
-            "https://winback.acme.example/u/T",
-        )
-        .unwrap();
+        let built = renderer
+            .build_message(
+                &config,
+                &rendered,
+                &client,
+                "<a@acme.example>",
+                now(),
+                "https://winback.acme.example/u/T",
+            )
+            .unwrap();
         let names: Vec<String> = headers(&built.bytes)
             .into_iter()
             .map(|(n, _)| n.to_ascii_lowercase())
@@ -1390,15 +1369,16 @@ timezone = "America/New_York"
             subject: "Hello\r\nBcc: x@y".to_string(),
             ..rendered
         };
-        let built = build_message(
-            &config,
-            &raw,
-            &client,
-            "<b@acme.example>",
-            now(),
-            "https://winback.acme.example/u/T",
-        )
-        .unwrap();
+        let built = renderer
+            .build_message(
+                &config,
+                &raw,
+                &client,
+                "<b@acme.example>",
+                now(),
+                "https://winback.acme.example/u/T",
+            )
+            .unwrap();
         assert!(header(&built.bytes, "Bcc").is_empty());
         assert_eq!(header(&built.bytes, "Subject"), ["Hello Bcc: x@y"]);
     }
@@ -1420,7 +1400,9 @@ timezone = "America/New_York"
             .unwrap();
         let id = new_message_id(&config, now());
         let url = "https://winback.acme.example/u/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-        let built = build_message(&config, &rendered, &client, &id, now(), url).unwrap();
+        let built = renderer
+            .build_message(&config, &rendered, &client, &id, now(), url)
+            .unwrap();
         let bytes = &built.bytes;
 
         assert_eq!(header(bytes, "To"), ["\"Pat Smith\" <pat@client.example>"]);
@@ -1492,6 +1474,7 @@ timezone = "America/New_York"
             html: "h".to_string(),
         };
         let client = client();
+        let renderer = setup.renderer();
         let url = "https://winback.acme.example/u/T";
         for (id, url) in [
             ("<a@b>\r\nBcc: x@y", url),
@@ -1501,7 +1484,7 @@ timezone = "America/New_York"
         ] {
             assert!(
                 matches!(
-                    build_message(&config, &rendered, &client, id, now(), url),
+                    renderer.build_message(&config, &rendered, &client, id, now(), url),
                     Err(RenderError::BadHeader { .. })
                 ),
                 "{id:?} {url:?}"
@@ -1510,7 +1493,7 @@ timezone = "America/New_York"
         let mut bad = client.clone();
         bad.email = "pat@client.example\r\nBcc: x@y".to_string();
         assert!(matches!(
-            build_message(&config, &rendered, &bad, "<a@b>", now(), url),
+            renderer.build_message(&config, &rendered, &bad, "<a@b>", now(), url),
             Err(RenderError::Recipient { .. })
         ));
     }
@@ -1629,15 +1612,16 @@ timezone = "America/New_York"
             let rendered = renderer
                 .render(&config.campaigns[0], 1, &vars(&client))
                 .unwrap();
-            let built = build_message(
-                &config,
-                &rendered,
-                &client,
-                "<a@acme.example>",
-                now(),
-                "https://winback.acme.example/u/T",
-            )
-            .unwrap();
+            let built = renderer
+                .build_message(
+                    &config,
+                    &rendered,
+                    &client,
+                    "<a@acme.example>",
+                    now(),
+                    "https://winback.acme.example/u/T",
+                )
+                .unwrap();
             let signature = header(&built.bytes, "DKIM-Signature");
             assert_eq!(signature.len(), 1, "{file}");
             let signature = signature[0].replace(' ', "");
@@ -1677,11 +1661,6 @@ timezone = "America/New_York"
             .build_message(&config, &rendered, &client, "<a@acme.example>", now(), url)
             .unwrap();
         assert_eq!(header(&built.bytes, "DKIM-Signature").len(), 1);
-        // Built without the renderer, the key is read now, and its absence is reported.
-        assert!(matches!(
-            build_message(&config, &rendered, &client, "<b@acme.example>", now(), url),
-            Err(RenderError::DkimKey { .. })
-        ));
     }
 
     #[test]
@@ -1881,15 +1860,16 @@ subject = "Season's greetings from {{{{sender.company}}}}"
                         rendered.text
                     );
                 }
-                let built = build_message(
-                    &config,
-                    &rendered,
-                    &client,
-                    &new_message_id(&config, now()),
-                    now(),
-                    &vars.unsubscribe_url,
-                )
-                .unwrap();
+                let built = renderer
+                    .build_message(
+                        &config,
+                        &rendered,
+                        &client,
+                        &new_message_id(&config, now()),
+                        now(),
+                        &vars.unsubscribe_url,
+                    )
+                    .unwrap();
                 assert!(!built.bytes.is_empty());
             }
         }
