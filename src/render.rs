@@ -1107,6 +1107,18 @@ timezone = "America/New_York"
             Config::parse(&path, &text).map_err(|e| e.to_string())
         }
 
+        /// One survey step, signed with the DKIM key in `key_file` (in the test dir).
+        fn signing_config(&self, key_file: &str) -> Config {
+            let extra = format!(
+                "\n[dkim]\nselector = \"winback\"\ndomain = \"acme.example\"\nkey_file = \"{key_file}\"\n"
+            );
+            let step = format!(
+                "[[campaign.step]]\nkind = \"survey\"\ntemplate = \"survey\"\nsubject = \"{SUBJECT}\"\n"
+            );
+            self.config_with(&extra, &step)
+                .unwrap_or_else(|e| panic!("{key_file}: {e}"))
+        }
+
         fn config(&self) -> Config {
             self.config_with("", &format!("[[campaign.step]]\nkind = \"survey\"\ntemplate = \"survey\"\nsubject = \"{SUBJECT}\"\n")).unwrap()
         }
@@ -1603,10 +1615,7 @@ timezone = "America/New_York"
         ];
         for (file, pem, algorithm) in keys {
             fs::write(setup.dir.path().join(file), pem).unwrap();
-            let extra = format!(
-                "\n[dkim]\nselector = \"winback\"\ndomain = \"acme.example\"\nkey_file = \"{file}\"\n"
-            );
-            let config = setup.config_with(&extra, &format!("[[campaign.step]]\nkind = \"survey\"\ntemplate = \"survey\"\nsubject = \"{SUBJECT}\"\n")).unwrap();
+            let config = setup.signing_config(file);
             let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{file}: {p:#?}"));
             let client = client();
             let rendered = renderer
@@ -1645,9 +1654,7 @@ timezone = "America/New_York"
         setup.survey("<p>Hi</p>", "Hi");
         let key = setup.dir.path().join("key.pem");
         fs::write(&key, ed25519_pkcs8([7; 32])).unwrap();
-        let extra =
-            "\n[dkim]\nselector = \"winback\"\ndomain = \"acme.example\"\nkey_file = \"key.pem\"\n";
-        let config = setup.config_with(extra, &format!("[[campaign.step]]\nkind = \"survey\"\ntemplate = \"survey\"\nsubject = \"{SUBJECT}\"\n")).unwrap();
+        let config = setup.signing_config("key.pem");
         let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:#?}"));
         // Gone after the daemon started (a botched key rotation): messages are still
         // signed, rather than failing to render and ending their sequences.
@@ -1687,8 +1694,7 @@ timezone = "America/New_York"
             ("hello", "not a PEM key"),
         ] {
             fs::write(setup.dir.path().join("key.pem"), content).unwrap();
-            let extra = "\n[dkim]\nselector = \"winback\"\ndomain = \"acme.example\"\nkey_file = \"key.pem\"\n";
-            let config = setup.config_with(extra, &format!("[[campaign.step]]\nkind = \"survey\"\ntemplate = \"survey\"\nsubject = \"{SUBJECT}\"\n")).unwrap();
+            let config = setup.signing_config("key.pem");
             let problems = Renderer::load(&config).unwrap_err();
             assert_eq!(problems.len(), 1, "{problems:#?}");
             assert_eq!(problems[0].key, "dkim.key_file");
