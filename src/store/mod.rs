@@ -143,10 +143,7 @@ impl Store {
                 continue;
             }
             tx.execute_batch(sql)?;
-            let broken: Option<String> = tx
-                .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
-                .optional()?;
-            if let Some(table) = broken {
+            if let Some(table) = dangling_reference(&tx)? {
                 return Err(StoreError::Corrupt(format!(
                     "migration to schema version {} left a dangling reference in {table}",
                     index + 1
@@ -205,6 +202,12 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
         options.mode(0o600);
     }
     options.open(path).map(drop)
+}
+
+/// The first table holding a reference to a row that is gone, if any.
+fn dangling_reference(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    conn.query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+        .optional()
 }
 
 /// Hex SHA-256 of a normalized address: the suppression key, which survives `forget`.
@@ -309,6 +312,14 @@ mod migration_tests {
 
     const T: &str = "2026-01-01T00:00:00.000000Z";
 
+    /// Whether the connection enforces foreign keys (1) or not (0).
+    fn foreign_keys(store: &Store) -> i64 {
+        store
+            .conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap()
+    }
+
     /// A database as the first schema left it: one client, enrolled at `next_step` with a
     /// random public id that emailed links carry.
     fn version_1_enrollment(path: &Path, next_step: u32) -> [u8; 16] {
@@ -368,12 +379,6 @@ mod migration_tests {
             timezone: None,
             fields: Default::default(),
         };
-        let foreign_keys = |store: &Store| -> i64 {
-            store
-                .conn
-                .pragma_query_value(None, "foreign_keys", |r| r.get(0))
-                .unwrap()
-        };
         // A file with a bad row changes nothing, and leaves foreign keys on.
         let bad = vec![
             Ok((2, record("we_ended"))),
@@ -403,12 +408,7 @@ mod migration_tests {
             )
             .unwrap();
         assert_eq!(left, (0, 0));
-        let broken: Option<String> = store
-            .conn
-            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
-            .optional()
-            .unwrap();
-        assert_eq!(broken, None);
+        assert_eq!(dangling_reference(&store.conn).unwrap(), None);
     }
 
     #[test]
@@ -434,17 +434,8 @@ mod migration_tests {
             )
             .unwrap();
         assert_eq!(counts, (1, 1, 1));
-        let broken: Option<String> = store
-            .conn
-            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
-            .optional()
-            .unwrap();
-        assert_eq!(broken, None);
-        let foreign_keys: i64 = store
-            .conn
-            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
-            .unwrap();
-        assert_eq!(foreign_keys, 1, "foreign keys are on again");
+        assert_eq!(dangling_reference(&store.conn).unwrap(), None);
+        assert_eq!(foreign_keys(&store), 1, "foreign keys are on again");
         // The old link and a new one lead to the same enrollment; an unknown one nowhere.
         let old = store
             .enrollment_by_link(&Target::Legacy(public_id))
