@@ -322,7 +322,8 @@ impl Deliverer {
         tokio::task::spawn_blocking(move || {
             let claimed = {
                 let mut store = this.store.lock().map_err(|_| DeliverError::Poisoned)?;
-                store.record_and_claim(&this.config, &results, this.clock.now(), limit)?
+                let claim = Some((this.clock.now(), limit));
+                store.record_and_claim(&this.config, &results, claim)?
             };
             let claimed = match claimed {
                 Ok(claimed) => claimed,

@@ -120,7 +120,7 @@ const MAX_CLAIM: usize = 4096;
 const LOOK_AHEAD_SECONDS: i64 = 1;
 
 /// The claim itself, inside the caller's transaction (see [`Store::claim_due`]).
-fn claim(
+fn claim_in(
     tx: &Connection,
     config: &Config,
     now: DateTime<Utc>,
@@ -341,26 +341,26 @@ impl Store {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Claimed>> {
-        self.record_and_claim(config, &[], now, limit)?
+        self.record_and_claim(config, &[], Some((now, limit)))?
     }
 
     /// Records the fate of claimed messages, all in one transaction (batching the commits
     /// is what makes a durable outbox fast).
     pub fn record_results(&mut self, config: &Config, results: &[(i64, Outcome)]) -> Result<()> {
-        self.record_and_claim(config, results, DateTime::<Utc>::MIN_UTC, 0)??;
+        self.record_and_claim(config, results, None)??;
         Ok(())
     }
 
-    /// [`Store::record_results`], then [`Store::claim_due`], in one transaction: a
-    /// delivery pass commits once per batch, not twice. The outer error means nothing
+    /// [`Store::record_results`], then [`Store::claim_due`] at `now` for up to `limit`
+    /// messages when `claim` says so, in one transaction: a delivery pass commits once
+    /// per batch, not twice. The outer error means nothing
     /// was recorded; the inner one that the results were, but the claim failed (it is
     /// undone on its own, so a bad row never costs the results of a batch).
     pub fn record_and_claim(
         &mut self,
         config: &Config,
         results: &[(i64, Outcome)],
-        now: DateTime<Utc>,
-        limit: usize,
+        claim: Option<(DateTime<Utc>, usize)>,
     ) -> Result<Result<Vec<Claimed>>> {
         // IMMEDIATE: a transaction that reads before it writes would fail at once (not
         // wait) if another connection committed in between.
@@ -370,9 +370,9 @@ impl Store {
         for (row, outcome) in results {
             record_one(&tx, config, *row, outcome)?;
         }
-        let claimed = if limit > 0 {
+        let claimed = if let Some((now, limit)) = claim.filter(|&(_, limit)| limit > 0) {
             let savepoint = tx.savepoint()?;
-            match claim(&savepoint, config, now, limit) {
+            match claim_in(&savepoint, config, now, limit) {
                 Ok(claimed) => {
                     savepoint.commit()?;
                     Ok(claimed)
@@ -1088,7 +1088,7 @@ subject = "Why?"
             .collect();
         let outcome = f
             .store
-            .record_and_claim(&f.config, &results, now(), 10)
+            .record_and_claim(&f.config, &results, Some((now(), 10)))
             .unwrap();
         assert!(
             matches!(outcome, Err(crate::store::StoreError::Corrupt(_))),
