@@ -18,6 +18,8 @@ use crate::store::{ImportOutcome, PreparedClient, Store};
 const CHUNK_ROWS: usize = 512;
 const CHUNKS_IN_FLIGHT: usize = 8;
 
+type Chunk = Vec<Result<PreparedClient, RowError>>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error("cannot read {path}: {source}")]
@@ -52,16 +54,24 @@ pub fn import_file(
     })?;
     // Two threads: this one holds the write transaction and only writes; the other reads,
     // validates and computes each row's values and schedule, so that work is off the
-    // writer, which is the slower of the two.
-    let (sender, receiver) =
-        std::sync::mpsc::sync_channel::<Vec<Result<PreparedClient, RowError>>>(CHUNKS_IN_FLIGHT);
+    // writer, which is the slower of the two. Written chunks go back to be emptied and
+    // refilled: freeing rows on the thread that made them is the cheaper side.
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
+    let (give_back, given_back) = std::sync::mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
     let outcome = std::thread::scope(|scope| {
         scope.spawn(move || {
-            let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+            let empty = || match given_back.try_recv() {
+                Ok(mut chunk) => {
+                    chunk.clear();
+                    chunk
+                }
+                Err(_) => Vec::with_capacity(CHUNK_ROWS),
+            };
+            let mut chunk = empty();
             for row in rows {
                 chunk.push(row.map(|(_, record)| PreparedClient::new(record, config, now)));
                 if chunk.len() == CHUNK_ROWS {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
+                    let full = std::mem::replace(&mut chunk, empty());
                     if sender.send(full).is_err() {
                         return; // the writer stopped (a database error): stop reading
                     }
@@ -70,11 +80,13 @@ pub fn import_file(
             let _ = sender.send(chunk);
         });
         store.import_prepared(
-            receiver.into_iter().flatten(),
+            receiver.into_iter(),
             config,
             now,
             skip_invalid,
             progress,
+            // If the reader is gone or behind, the chunk is freed here instead.
+            &mut |chunk| drop(give_back.try_send(chunk)),
         )
     });
     Ok(outcome?)

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Statement, Transaction, params};
 
 use super::enroll::{self, ClientFacts};
 use super::{Result, Store, StoreError, email_hash, fmt_time, log_event, parse_opt_time};
@@ -227,21 +227,24 @@ impl Store {
         I: Iterator<Item = std::result::Result<(u64, ClientRecord), RowError>>,
     {
         let prepared =
-            rows.map(|row| row.map(|(_, record)| PreparedClient::new(record, config, now)));
-        self.import_prepared(prepared, config, now, skip_invalid, progress)
+            rows.map(|row| vec![row.map(|(_, record)| PreparedClient::new(record, config, now))]);
+        self.import_prepared(prepared, config, now, skip_invalid, progress, &mut drop)
     }
 
-    /// [`Store::import`] for rows already prepared (see [`PreparedClient`]).
+    /// [`Store::import`] for rows already prepared (see [`PreparedClient`]), in chunks.
+    /// Each chunk, once written, goes to `done`: a chunk made on another thread is best
+    /// freed there, which is cheaper than freeing it here.
     pub fn import_prepared<I>(
         &mut self,
-        rows: I,
+        chunks: I,
         config: &Config,
         now: DateTime<Utc>,
         skip_invalid: bool,
         progress: &mut dyn FnMut(u64),
+        done: &mut dyn FnMut(Vec<std::result::Result<PreparedClient, RowError>>),
     ) -> Result<ImportOutcome>
     where
-        I: Iterator<Item = std::result::Result<PreparedClient, RowError>>,
+        I: Iterator<Item = Vec<std::result::Result<PreparedClient, RowError>>>,
     {
         self.sync_campaigns(config, now)?;
         // Foreign keys off for the import itself (it can only be switched between
@@ -249,50 +252,67 @@ impl Store {
         // before, and the one row it may delete (an unstarted enrollment) takes its
         // dependents with it explicitly. The checks would cost a lookup per enrollment.
         self.conn.pragma_update(None, "foreign_keys", "OFF")?;
-        let imported = self.import_rows(rows, config, now, skip_invalid, progress);
+        let imported = self.import_rows(chunks, config, now, skip_invalid, progress, done);
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
         imported
     }
 
     fn import_rows<I>(
         &mut self,
-        rows: I,
+        chunks: I,
         config: &Config,
         now: DateTime<Utc>,
         skip_invalid: bool,
         progress: &mut dyn FnMut(u64),
+        done: &mut dyn FnMut(Vec<std::result::Result<PreparedClient, RowError>>),
     ) -> Result<ImportOutcome>
     where
-        I: Iterator<Item = std::result::Result<PreparedClient, RowError>>,
+        I: Iterator<Item = Vec<std::result::Result<PreparedClient, RowError>>>,
     {
         let tx = self.conn.transaction()?;
+        let mut new_rows = NewRows {
+            client: tx.prepare(INSERT_CLIENT)?,
+            enrollment: tx.prepare(enroll::INSERT)?,
+        };
         let now_text = fmt_time(now);
         let mut outcome = ImportOutcome::default();
         let mut seen = 0u64;
         let mut unread_rest = false;
-        for row in rows {
-            seen += 1;
-            if seen.is_multiple_of(10_000) {
-                progress(seen);
-            }
-            match row {
-                Ok(client) => {
-                    if outcome.error_count > 0 && !skip_invalid {
-                        continue; // it will be rolled back anyway; just keep validating
-                    }
-                    upsert(&tx, config, &client, now, &now_text, &mut outcome.counts)?;
+        for chunk in chunks {
+            for row in &chunk {
+                seen += 1;
+                if seen.is_multiple_of(10_000) {
+                    progress(seen);
                 }
-                Err(e) => {
-                    unread_rest |= e.ends_the_file();
-                    outcome.error_count += 1;
-                    outcome.counts.skipped += 1;
-                    if outcome.errors.len() < MAX_REPORTED_ERRORS {
-                        outcome.errors.push(e);
+                match row {
+                    Ok(client) => {
+                        if outcome.error_count > 0 && !skip_invalid {
+                            continue; // it will be rolled back anyway; just keep validating
+                        }
+                        upsert(
+                            &tx,
+                            &mut new_rows,
+                            config,
+                            client,
+                            now,
+                            &now_text,
+                            &mut outcome.counts,
+                        )?;
+                    }
+                    Err(e) => {
+                        unread_rest |= e.ends_the_file();
+                        outcome.error_count += 1;
+                        outcome.counts.skipped += 1;
+                        if outcome.errors.len() < MAX_REPORTED_ERRORS {
+                            outcome.errors.push(e.clone());
+                        }
                     }
                 }
             }
+            done(chunk);
         }
         progress(seen);
+        drop(new_rows);
         if outcome.error_count > 0 && (!skip_invalid || unread_rest) {
             tx.rollback()?;
             outcome.counts = ImportCounts {
@@ -415,8 +435,22 @@ pub(crate) fn opt_out(
     Ok(newly)
 }
 
+/// Adds a client if the address is new (one index search when it is, as most rows of a
+/// large import are).
+const INSERT_CLIENT: &str = "INSERT INTO clients (email, email_hash, name, first_name, company, churned_at, churn_reason, timezone, fields, created_at, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) ON CONFLICT (email) DO NOTHING";
+
+/// The statements every new row runs, prepared once per import: looking a statement up
+/// in the connection's cache and handing it back (which also frees its bound values)
+/// costs more than binding the row.
+struct NewRows<'c> {
+    client: Statement<'c>,
+    enrollment: Statement<'c>,
+}
+
 fn upsert(
     tx: &Transaction<'_>,
+    new_rows: &mut NewRows<'_>,
     config: &Config,
     client: &PreparedClient,
     now: DateTime<Utc>,
@@ -427,29 +461,23 @@ fn upsert(
     let churned_text = &client.churned_at;
     let timezone = record.timezone.map(|t| t.name());
     let fields = &client.fields;
-    // Most rows of a large import are new: try the insert first, one index search.
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO clients (email, email_hash, name, first_name, company, churned_at, churn_reason, timezone, fields, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) ON CONFLICT (email) DO NOTHING",
-        )?
-        .execute(params![
-            record.email,
-            client.email_hash,
-            record.name,
-            record.first_name,
-            record.company,
-            churned_text,
-            record.churn_reason,
-            timezone,
-            fields,
-            now_text
-        ])?;
+    let inserted = new_rows.client.execute(params![
+        record.email,
+        client.email_hash,
+        record.name,
+        record.first_name,
+        record.company,
+        churned_text,
+        record.churn_reason,
+        timezone,
+        fields,
+        now_text
+    ])?;
     if inserted == 1 {
         let id = tx.last_insert_rowid();
         for (campaign, step) in config.campaigns.iter().zip(&client.first_steps) {
             if let Some(step) = step {
-                enroll::insert(tx, &campaign.name, id, step, now_text)?;
+                enroll::insert_with(&mut new_rows.enrollment, &campaign.name, id, step, now_text)?;
             }
         }
         counts.added += 1;

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Statement, params};
 
 use super::{Result, Store, fmt_time, log_event, parse_opt_time};
 use crate::config::{Campaign, Config};
@@ -214,6 +214,23 @@ pub(crate) fn enroll_new(
     }
 }
 
+/// The statement that writes a new enrollment at its first step.
+pub(crate) const INSERT: &str = "INSERT INTO enrollments (client_id, campaign, state, next_step, due_at, send_at, created_at, updated_at)
+     VALUES (?1, ?2, 'active', 1, ?3, ?4, ?5, ?5)";
+
+/// Writes a new enrollment at its first step, with [`INSERT`] prepared by the caller (an
+/// import prepares it once for all its rows).
+pub(crate) fn insert_with(
+    insert: &mut Statement<'_>,
+    campaign: &str,
+    client_id: i64,
+    step: &FirstStep,
+    now: &str,
+) -> Result<()> {
+    insert.execute(params![client_id, campaign, step.due_at, step.send_at, now])?;
+    Ok(())
+}
+
 /// Writes a new enrollment at its first step.
 pub(crate) fn insert(
     conn: &Connection,
@@ -222,12 +239,13 @@ pub(crate) fn insert(
     step: &FirstStep,
     now: &str,
 ) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO enrollments (client_id, campaign, state, next_step, due_at, send_at, created_at, updated_at)
-         VALUES (?1, ?2, 'active', 1, ?3, ?4, ?5, ?5)",
-    )?
-    .execute(params![client_id, campaign, step.due_at, step.send_at, now])?;
-    Ok(())
+    insert_with(
+        &mut *conn.prepare_cached(INSERT)?,
+        campaign,
+        client_id,
+        step,
+        now,
+    )
 }
 
 /// Starts a new sequence for a client who came back and then left again.
