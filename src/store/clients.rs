@@ -270,11 +270,8 @@ impl Store {
         I: Iterator<Item = Vec<std::result::Result<PreparedClient, RowError>>>,
     {
         let tx = self.conn.transaction()?;
-        let mut new_rows = NewRows {
-            client: tx.prepare(INSERT_CLIENT)?,
-            enrollment: tx.prepare(enroll::INSERT)?,
-        };
         let now_text = fmt_time(now);
+        let mut new_rows = NewRows::prepare(&tx, config, &now_text)?;
         let mut outcome = ImportOutcome::default();
         let mut seen = 0u64;
         let mut unread_rest = false;
@@ -440,12 +437,32 @@ pub(crate) fn opt_out(
 const INSERT_CLIENT: &str = "INSERT INTO clients (email, email_hash, name, first_name, company, churned_at, churn_reason, timezone, fields, created_at, updated_at)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) ON CONFLICT (email) DO NOTHING";
 
-/// The statements every new row runs, prepared once per import: looking a statement up
-/// in the connection's cache and handing it back (which also frees its bound values)
-/// costs more than binding the row.
+/// The statements every new row runs, prepared once per import with the values that are
+/// the same for every row already bound: looking a statement up in the connection's
+/// cache and handing it back (which also frees its bound values) costs more than binding
+/// the row, and each bound text is a copy.
 struct NewRows<'c> {
+    /// [`INSERT_CLIENT`], with the import's time bound.
     client: Statement<'c>,
-    enrollment: Statement<'c>,
+    /// [`enroll::INSERT`] for each configured campaign, in order, with the campaign's name
+    /// and the import's time bound.
+    enrollments: Vec<Statement<'c>>,
+}
+
+impl<'c> NewRows<'c> {
+    fn prepare(tx: &'c Transaction<'_>, config: &Config, now: &str) -> Result<NewRows<'c>> {
+        let mut client = tx.prepare(INSERT_CLIENT)?;
+        client.raw_bind_parameter(10, now)?;
+        let enrollments = config
+            .campaigns
+            .iter()
+            .map(|campaign| enroll::prepare_insert(tx, &campaign.name, now))
+            .collect::<Result<_>>()?;
+        Ok(NewRows {
+            client,
+            enrollments,
+        })
+    }
 }
 
 fn upsert(
@@ -461,23 +478,21 @@ fn upsert(
     let churned_text = &client.churned_at;
     let timezone = record.timezone.map(|t| t.name());
     let fields = &client.fields;
-    let inserted = new_rows.client.execute(params![
-        record.email,
-        client.email_hash,
-        record.name,
-        record.first_name,
-        record.company,
-        churned_text,
-        record.churn_reason,
-        timezone,
-        fields,
-        now_text
-    ])?;
-    if inserted == 1 {
+    let insert = &mut new_rows.client;
+    insert.raw_bind_parameter(1, &record.email)?;
+    insert.raw_bind_parameter(2, &client.email_hash)?;
+    insert.raw_bind_parameter(3, &record.name)?;
+    insert.raw_bind_parameter(4, &record.first_name)?;
+    insert.raw_bind_parameter(5, &record.company)?;
+    insert.raw_bind_parameter(6, churned_text)?;
+    insert.raw_bind_parameter(7, &record.churn_reason)?;
+    insert.raw_bind_parameter(8, timezone)?;
+    insert.raw_bind_parameter(9, fields)?;
+    if insert.raw_execute()? == 1 {
         let id = tx.last_insert_rowid();
-        for (campaign, step) in config.campaigns.iter().zip(&client.first_steps) {
+        for (insert, step) in new_rows.enrollments.iter_mut().zip(&client.first_steps) {
             if let Some(step) = step {
-                enroll::insert_with(&mut new_rows.enrollment, &campaign.name, id, step, now_text)?;
+                enroll::insert_with(insert, id, step)?;
             }
         }
         counts.added += 1;

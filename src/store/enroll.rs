@@ -214,20 +214,40 @@ pub(crate) fn enroll_new(
     }
 }
 
-/// The statement that writes a new enrollment at its first step.
-pub(crate) const INSERT: &str = "INSERT INTO enrollments (client_id, campaign, state, next_step, due_at, send_at, created_at, updated_at)
+/// The statement that writes a new enrollment at its first step: ?2 is the campaign,
+/// ?5 the time; see [`prepare_insert`] and [`insert_with`].
+const INSERT: &str = "INSERT INTO enrollments (client_id, campaign, state, next_step, due_at, send_at, created_at, updated_at)
      VALUES (?1, ?2, 'active', 1, ?3, ?4, ?5, ?5)";
 
-/// Writes a new enrollment at its first step, with [`INSERT`] prepared by the caller (an
-/// import prepares it once for all its rows).
+/// [`INSERT`] for one campaign at one time, for writing many enrollments with
+/// [`insert_with`].
+pub(crate) fn prepare_insert<'c>(
+    conn: &'c Connection,
+    campaign: &str,
+    now: &str,
+) -> Result<Statement<'c>> {
+    let mut insert = conn.prepare(INSERT)?;
+    bind_campaign(&mut insert, campaign, now)?;
+    Ok(insert)
+}
+
+fn bind_campaign(insert: &mut Statement<'_>, campaign: &str, now: &str) -> Result<()> {
+    insert.raw_bind_parameter(2, campaign)?;
+    insert.raw_bind_parameter(5, now)?;
+    Ok(())
+}
+
+/// Writes a new enrollment at its first step with [`INSERT`], its campaign and time
+/// already bound.
 pub(crate) fn insert_with(
     insert: &mut Statement<'_>,
-    campaign: &str,
     client_id: i64,
     step: &FirstStep,
-    now: &str,
 ) -> Result<()> {
-    insert.execute(params![client_id, campaign, step.due_at, step.send_at, now])?;
+    insert.raw_bind_parameter(1, client_id)?;
+    insert.raw_bind_parameter(3, &step.due_at)?;
+    insert.raw_bind_parameter(4, &step.send_at)?;
+    insert.raw_execute()?;
     Ok(())
 }
 
@@ -239,13 +259,9 @@ pub(crate) fn insert(
     step: &FirstStep,
     now: &str,
 ) -> Result<()> {
-    insert_with(
-        &mut *conn.prepare_cached(INSERT)?,
-        campaign,
-        client_id,
-        step,
-        now,
-    )
+    let mut insert = conn.prepare_cached(INSERT)?;
+    bind_campaign(&mut insert, campaign, now)?;
+    insert_with(&mut insert, client_id, step)
 }
 
 /// Starts a new sequence for a client who came back and then left again.
