@@ -66,12 +66,11 @@ impl StoredClient {
     }
 }
 
-/// A valid row with every value its insert needs already computed (hash, texts, the
+/// A valid row with every value its insert needs already computed (texts, the
 /// first step in each campaign). Making one is pure and needs no database, so a large
 /// import makes them on another thread while this one writes.
 pub struct PreparedClient {
     record: ClientRecord,
-    email_hash: String,
     churned_at: String,
     fields: String,
     /// One per configured campaign, in order; `None` where it does not take them in.
@@ -92,7 +91,6 @@ impl PreparedClient {
             .map(|campaign| enroll::first_step(campaign, &facts, now))
             .collect();
         PreparedClient {
-            email_hash: email_hash(&record.email),
             churned_at: record.churned_at.to_string(),
             fields: fields_json(&record.fields),
             first_steps,
@@ -434,8 +432,8 @@ pub(crate) fn opt_out(
 
 /// Adds a client if the address is new (one index search when it is, as most rows of a
 /// large import are).
-const INSERT_CLIENT: &str = "INSERT INTO clients (email, email_hash, name, first_name, company, churned_at, churn_reason, timezone, fields, created_at, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) ON CONFLICT (email) DO NOTHING";
+const INSERT_CLIENT: &str = "INSERT INTO clients (email, name, first_name, company, churned_at, churn_reason, timezone, fields, created_at, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) ON CONFLICT (email) DO NOTHING";
 
 /// The statements every new row runs, prepared once per import with the values that are
 /// the same for every row already bound: looking a statement up in the connection's
@@ -452,7 +450,7 @@ struct NewRows<'c> {
 impl<'c> NewRows<'c> {
     fn prepare(tx: &'c Transaction<'_>, config: &Config, now: &str) -> Result<NewRows<'c>> {
         let mut client = tx.prepare(INSERT_CLIENT)?;
-        client.raw_bind_parameter(10, now)?;
+        client.raw_bind_parameter(9, now)?;
         let enrollments = config
             .campaigns
             .iter()
@@ -480,14 +478,13 @@ fn upsert(
     let fields = &client.fields;
     let insert = &mut new_rows.client;
     insert.raw_bind_parameter(1, &record.email)?;
-    insert.raw_bind_parameter(2, &client.email_hash)?;
-    insert.raw_bind_parameter(3, &record.name)?;
-    insert.raw_bind_parameter(4, &record.first_name)?;
-    insert.raw_bind_parameter(5, &record.company)?;
-    insert.raw_bind_parameter(6, churned_text)?;
-    insert.raw_bind_parameter(7, &record.churn_reason)?;
-    insert.raw_bind_parameter(8, timezone)?;
-    insert.raw_bind_parameter(9, fields)?;
+    insert.raw_bind_parameter(2, &record.name)?;
+    insert.raw_bind_parameter(3, &record.first_name)?;
+    insert.raw_bind_parameter(4, &record.company)?;
+    insert.raw_bind_parameter(5, churned_text)?;
+    insert.raw_bind_parameter(6, &record.churn_reason)?;
+    insert.raw_bind_parameter(7, timezone)?;
+    insert.raw_bind_parameter(8, fields)?;
     if insert.raw_execute()? == 1 {
         let id = tx.last_insert_rowid();
         for (insert, step) in new_rows.enrollments.iter_mut().zip(&client.first_steps) {

@@ -31,7 +31,11 @@ pub use views::{MessageRow, PlanData, Status};
 use crate::token::Secret;
 
 /// The schema versions this build knows, in order. Index + 1 is the version number.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema2.sql"),
+    include_str!("schema3.sql"),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -95,6 +99,7 @@ impl Store {
         // Room for every statement a delivery pass or an import uses (the outbox alone
         // caches 18; the default keeps 16), so none is evicted and parsed again.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        add_email_hash_function(&conn)?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
@@ -214,6 +219,25 @@ fn dangling_reference(conn: &Connection) -> rusqlite::Result<Option<String>> {
 pub fn email_hash(email: &str) -> String {
     let digest = Sha256::digest(crate::model::normalize_email(email).as_bytes());
     lower_hex(&digest)
+}
+
+/// [`email_hash`] as an SQL function, `email_hash(email)` (NULL for NULL), for the queries
+/// that join a client to their suppression: computing it there is cheaper than storing a
+/// copy with every client.
+fn add_email_hash_function(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "email_hash",
+        1,
+        FunctionFlags::SQLITE_UTF8
+            | FunctionFlags::SQLITE_DETERMINISTIC
+            | FunctionFlags::SQLITE_INNOCUOUS,
+        |ctx| {
+            Ok(ctx
+                .get::<Option<String>>(0)?
+                .map(|email| email_hash(&email)))
+        },
+    )
 }
 
 /// Lower-case hex, by table rather than `format!` per byte: an import hashes every row,
@@ -472,5 +496,43 @@ mod migration_tests {
             .query_row("SELECT count(*) FROM legacy_links", [], |r| r.get(0))
             .unwrap();
         assert_eq!(legacy, 0);
+    }
+
+    #[test]
+    fn suppressions_from_before_version_3_still_stop_their_people() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("winback.db");
+        version_1_enrollment(&path, 1);
+        let until = DateTime::UNIX_EPOCH + chrono::Duration::days(30_000);
+        let planned = |store: &Store| {
+            store
+                .plan_data(until, DateTime::UNIX_EPOCH)
+                .unwrap()
+                .rows
+                .len()
+        };
+        let store = Store::open(&path).unwrap();
+        assert_eq!(planned(&store), 1, "not suppressed: planned");
+        let stored_hash: i64 = store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('clients') WHERE name = 'email_hash'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored_hash, 0, "the copy of the hash is gone");
+        drop(store);
+        // A suppression keyed by hash alone, as every version writes them (here a
+        // forgotten address: its stored email is gone), found through the client's address.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO suppressions (email_hash, email, reason, source, created_at) VALUES (?1, NULL, 'forgotten', 'cli', ?2)",
+            params![email_hash("Pat@Client.example"), T],
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(planned(&store), 0, "suppressed: not planned");
     }
 }

@@ -221,7 +221,7 @@ fn claim_in(
             "SELECT e.id, e.campaign, e.cycle, e.next_step, e.due_at, s.reason, {JOINED_CLIENT_COLUMNS}
              FROM enrollments e
              JOIN clients c ON c.id = e.client_id
-             LEFT JOIN suppressions s ON s.email_hash = c.email_hash
+             LEFT JOIN suppressions s ON s.email_hash = email_hash(c.email)
              WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?1
              ORDER BY e.send_at LIMIT {MAX_CLAIM}"
         ))?
@@ -409,7 +409,7 @@ impl Store {
             .prepare_cached(
                 "SELECT m.state, m.campaign, m.cycle, e.client_id, e.state, e.cycle, c.churn_reason,
                         CASE WHEN c.id IS NULL THEN NULL ELSE c.returned_at IS NOT NULL END,
-                        (SELECT s.reason FROM suppressions s WHERE s.email_hash = c.email_hash)
+                        (SELECT s.reason FROM suppressions s WHERE s.email_hash = email_hash(c.email))
                  FROM messages m
                  LEFT JOIN enrollments e ON e.id = m.enrollment_id
                  LEFT JOIN clients c ON c.id = e.client_id

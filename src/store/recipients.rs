@@ -150,7 +150,7 @@ fn view_by_link(conn: &Connection, target: &Target) -> Result<Option<EnrollmentV
         .prepare_cached(
             "SELECT e.id, e.client_id, c.email, c.name, c.first_name, c.company, e.campaign, e.state,
                     EXISTS (SELECT 1 FROM suppressions s
-                            WHERE s.email_hash = c.email_hash AND s.reason IN ('opt_out', 'forgotten'))
+                            WHERE s.email_hash = email_hash(c.email) AND s.reason IN ('opt_out', 'forgotten'))
              FROM enrollments e JOIN clients c ON c.id = e.client_id
              WHERE e.id = ?1",
         )?

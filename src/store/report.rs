@@ -277,12 +277,12 @@ mod tests {
     fn seed(store: &Store) {
         let t = |d, h| fmt_time(at(d, h));
         let sql = format!(
-            "INSERT INTO clients (id, email, email_hash, churned_at, churn_reason, returned_at, created_at, updated_at) VALUES
-               (1, 'a@x.example', '{ha}', '2025-01-01', 'price', NULL, '{t0}', '{t0}'),
-               (2, 'b@x.example', 'hb', '2025-01-01', 'price', '{t2}', '{t0}', '{t0}'),
-               (3, 'c@x.example', '{hc}', '2025-01-01', 'competitor', NULL, '{t0}', '{t0}'),
-               (4, 'd@x.example', 'hd', '2025-01-01', 'we_ended', '{t2}', '{t0}', '{t0}'),
-               (5, 'e@x.example', 'he', '2025-01-01', NULL, NULL, '{t0}', '{t0}');
+            "INSERT INTO clients (id, email, churned_at, churn_reason, returned_at, created_at, updated_at) VALUES
+               (1, 'a@x.example', '2025-01-01', 'price', NULL, '{t0}', '{t0}'),
+               (2, 'b@x.example', '2025-01-01', 'price', '{t2}', '{t0}', '{t0}'),
+               (3, 'c@x.example', '2025-01-01', 'competitor', NULL, '{t0}', '{t0}'),
+               (4, 'd@x.example', '2025-01-01', 'we_ended', '{t2}', '{t0}', '{t0}'),
+               (5, 'e@x.example', '2025-01-01', NULL, NULL, '{t0}', '{t0}');
              INSERT INTO enrollments (id, client_id, campaign, state, next_step, due_at, send_at, created_at, updated_at) VALUES
                (1, 1, 'c', 'opted_out', 2, NULL, NULL, '{t0}', '{t0}'),
                (2, 2, 'c', 'returned', 2, NULL, NULL, '{t0}', '{t0}'),

@@ -156,13 +156,13 @@ impl Store {
              FROM enrollments e JOIN clients c ON c.id = e.client_id
              WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?1
                AND c.returned_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash)
+               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))
              UNION ALL
              SELECT m.client_id, c.email, c.timezone, c.churned_at, m.campaign, m.step, m.due_at, m.next_attempt_at
              FROM messages m JOIN clients c ON c.id = m.client_id
              WHERE m.state = 'retry' AND m.next_attempt_at <= ?1
                AND c.returned_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash)",
+               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))",
         )?;
         let rows = stmt.query_map(params![until_text], |r| {
             Ok((
