@@ -1189,6 +1189,25 @@ timezone = "America/New_York"
             .collect()
     }
 
+    /// The built message, with the message id, date and unsubscribe link the tests share.
+    fn built(
+        renderer: &Renderer,
+        config: &Config,
+        rendered: &Rendered,
+        to: &ClientRecord,
+    ) -> Built {
+        renderer
+            .build_message(
+                config,
+                rendered,
+                to,
+                "<a@acme.example>",
+                now(),
+                "https://winback.acme.example/u/T",
+            )
+            .unwrap()
+    }
+
     #[test]
     fn renders_every_variable() {
         let setup = Setup::new();
@@ -1354,16 +1373,7 @@ timezone = "America/New_York"
             "Eve Bcc: x@y X-Evil: 1, may we ask why you left?"
         );
 
-        let built = renderer
-            .build_message(
-                &config,
-                &rendered,
-                &client,
-                "<a@acme.example>",
-                now(),
-                "https://winback.acme.example/u/T",
-            )
-            .unwrap();
+        let built = built(&renderer, &config, &rendered, &client);
         let names: Vec<String> = headers(&built.bytes)
             .into_iter()
             .map(|(n, _)| n.to_ascii_lowercase())
@@ -1621,16 +1631,7 @@ timezone = "America/New_York"
             let rendered = renderer
                 .render(&config.campaigns[0], 1, &vars(&client))
                 .unwrap();
-            let built = renderer
-                .build_message(
-                    &config,
-                    &rendered,
-                    &client,
-                    "<a@acme.example>",
-                    now(),
-                    "https://winback.acme.example/u/T",
-                )
-                .unwrap();
+            let built = built(&renderer, &config, &rendered, &client);
             let signature = header(&built.bytes, "DKIM-Signature");
             assert_eq!(signature.len(), 1, "{file}");
             let signature = signature[0].replace(' ', "");
@@ -1663,10 +1664,7 @@ timezone = "America/New_York"
         let rendered = renderer
             .render(&config.campaigns[0], 1, &vars(&client))
             .unwrap();
-        let url = "https://winback.acme.example/u/T";
-        let built = renderer
-            .build_message(&config, &rendered, &client, "<a@acme.example>", now(), url)
-            .unwrap();
+        let built = built(&renderer, &config, &rendered, &client);
         assert_eq!(header(&built.bytes, "DKIM-Signature").len(), 1);
     }
 

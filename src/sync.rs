@@ -10,15 +10,12 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
-use crate::import::RowError;
-use crate::store::{ImportOutcome, PreparedClient, Store};
+use crate::store::{ImportChunk, ImportOutcome, PreparedClient, Store};
 
 /// Rows handed from the reading thread to the writing one at a time, and how many such
 /// chunks may wait: together they bound the memory an import of any size holds.
 const CHUNK_ROWS: usize = 512;
 const CHUNKS_IN_FLIGHT: usize = 8;
-
-type Chunk = Vec<Result<PreparedClient, RowError>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -56,8 +53,8 @@ pub fn import_file(
     // validates and computes each row's values and schedule, so that work is off the
     // writer, which is the slower of the two. Written chunks go back to be emptied and
     // refilled: freeing rows on the thread that made them is the cheaper side.
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
-    let (give_back, given_back) = std::sync::mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<ImportChunk>(CHUNKS_IN_FLIGHT);
+    let (give_back, given_back) = std::sync::mpsc::sync_channel::<ImportChunk>(CHUNKS_IN_FLIGHT);
     let outcome = std::thread::scope(|scope| {
         scope.spawn(move || {
             let empty = || match given_back.try_recv() {

@@ -66,6 +66,9 @@ impl StoredClient {
     }
 }
 
+/// Rows as an import takes them: a batch of prepared rows and bad ones, in file order.
+pub type ImportChunk = Vec<std::result::Result<PreparedClient, RowError>>;
+
 /// A valid row with every value its insert needs already computed (texts, the
 /// first step in each campaign). Making one is pure and needs no database, so a large
 /// import makes them on another thread while this one writes.
@@ -239,10 +242,10 @@ impl Store {
         now: DateTime<Utc>,
         skip_invalid: bool,
         progress: &mut dyn FnMut(u64),
-        done: &mut dyn FnMut(Vec<std::result::Result<PreparedClient, RowError>>),
+        done: &mut dyn FnMut(ImportChunk),
     ) -> Result<ImportOutcome>
     where
-        I: Iterator<Item = Vec<std::result::Result<PreparedClient, RowError>>>,
+        I: Iterator<Item = ImportChunk>,
     {
         self.sync_campaigns(config, now)?;
         // Foreign keys off for the import itself (it can only be switched between
@@ -262,10 +265,10 @@ impl Store {
         now: DateTime<Utc>,
         skip_invalid: bool,
         progress: &mut dyn FnMut(u64),
-        done: &mut dyn FnMut(Vec<std::result::Result<PreparedClient, RowError>>),
+        done: &mut dyn FnMut(ImportChunk),
     ) -> Result<ImportOutcome>
     where
-        I: Iterator<Item = Vec<std::result::Result<PreparedClient, RowError>>>,
+        I: Iterator<Item = ImportChunk>,
     {
         let tx = self.conn.transaction()?;
         let now_text = fmt_time(now);

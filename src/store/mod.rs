@@ -19,7 +19,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-pub use clients::{ImportCounts, ImportOutcome, PreparedClient, ReturnOutcome};
+pub use clients::{ImportChunk, ImportCounts, ImportOutcome, PreparedClient, ReturnOutcome};
 pub use outbox::{Claimed, Outcome};
 pub use recipients::{
     EnrollmentView, ForgetReport, OptOutOutcome, SurveyAnswer, SurveyAnswerRow, SurveyOutcome,

@@ -960,6 +960,21 @@ subject = "Why?"
             assert!(outcome.applied);
         }
 
+        /// `name@client.example` for each name, all alike (churned 2025-06-01 for a
+        /// competitor), imported now.
+        fn import_people(&mut self, names: &[&str]) {
+            for name in names {
+                self.import(
+                    record(
+                        &format!("{name}@client.example"),
+                        date(2025, 6, 1),
+                        "competitor",
+                    ),
+                    now(),
+                );
+            }
+        }
+
         fn claim(&mut self, at: DateTime<Utc>) -> Vec<Claimed> {
             self.store.claim_due(&self.config, at, 10).unwrap()
         }
@@ -1058,16 +1073,7 @@ subject = "Why?"
     #[test]
     fn a_claim_that_fails_undoes_only_itself_and_keeps_the_results() {
         let mut f = fixture();
-        for name in ["ann", "bob"] {
-            f.import(
-                record(
-                    &format!("{name}@client.example"),
-                    date(2025, 6, 1),
-                    "competitor",
-                ),
-                now(),
-            );
-        }
+        f.import_people(&["ann", "bob"]);
         let claimed = f.claim(now());
         assert_eq!(claimed.len(), 2);
         f.import(
@@ -1410,16 +1416,7 @@ subject = "Why?"
     fn the_check_before_each_send_sees_every_reason_to_withdraw() {
         let mut f = fixture();
         let people = ["ann", "bob", "cat", "dan", "eve", "fay", "gus"];
-        for person in people {
-            f.import(
-                record(
-                    &format!("{person}@client.example"),
-                    date(2025, 6, 1),
-                    "competitor",
-                ),
-                now(),
-            );
-        }
+        f.import_people(&people);
         let claimed = f.claim(now());
         assert_eq!(claimed.len(), people.len());
         let row = |name: &str| {
