@@ -149,7 +149,24 @@ impl Running {
         running.wait_for_health();
         let messages = running.smtp.wait_for(2, MAIL_TIMEOUT);
         assert_eq!(messages.len(), 2, "one survey per client: {messages:#?}");
+        running.wait_until_recorded_sent(2);
         running
+    }
+
+    /// The SMTP server holds a message a moment before the daemon commits it as sent;
+    /// tests that read the store wait for that commit through `GET /metrics`.
+    fn wait_until_recorded_sent(&self, count: usize) {
+        let url = format!("{}/metrics", self.base_url);
+        let line = format!("winback_messages{{state=\"sent\"}} {count}");
+        let mut last = String::new();
+        let recorded = wait_until(MAIL_TIMEOUT, || {
+            last = self.get(&url).body;
+            last.lines().any(|l| l == line)
+        });
+        assert!(
+            recorded,
+            "expected `{line}` within {MAIL_TIMEOUT:?}:\n{last}"
+        );
     }
 
     fn wait_for_health(&mut self) {
