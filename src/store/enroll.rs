@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rusqlite::{Connection, OptionalExtension, Statement, params};
 
-use super::{Result, Store, fmt_time, log_event, parse_opt_time};
+use super::{Result, Store, fmt_time, log_event, moment, parse_opt_time};
 use crate::config::{Campaign, Config};
 use crate::model::{ChurnedAt, EnrollmentState};
 use crate::schedule;
@@ -25,7 +25,7 @@ struct Existing {
     state: String,
     cycle: i64,
     next_step: u32,
-    send_at: Option<String>,
+    send_at: Option<i64>,
     last_sent_at: Option<DateTime<Utc>>,
 }
 
@@ -50,13 +50,8 @@ fn fingerprint(campaign: &Campaign) -> String {
 /// When a message due at `due` may first go out, seen from `now`: a long-overdue one
 /// (an old churn date) waits for the next moment, so `send_at` is right from the start
 /// and `plan` reads only what is due in its window.
-fn next_moment(
-    campaign: &Campaign,
-    tz: Tz,
-    due: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Option<String> {
-    schedule::earliest_send(campaign, tz, due, due, now).map(fmt_time)
+fn next_moment(campaign: &Campaign, tz: Tz, due: DateTime<Utc>, now: DateTime<Utc>) -> Option<i64> {
+    schedule::earliest_send(campaign, tz, due, due, now).map(moment)
 }
 
 /// Brings one client's enrollment in one campaign in line with the configuration.
@@ -73,7 +68,7 @@ pub(crate) fn reconcile(
             "SELECT id, state, cycle, next_step, send_at, last_sent_at FROM enrollments WHERE client_id = ?1 AND campaign = ?2",
         )?
         .query_row(params![client.id, campaign.name], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?, r.get::<_, Option<String>>(4)?, r.get::<_, Option<String>>(5)?))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?, r.get::<_, Option<i64>>(4)?, r.get::<_, Option<String>>(5)?))
         })
         .optional()?;
     let existing = match existing {
@@ -180,7 +175,7 @@ pub(crate) fn reconcile(
 /// The first step of a new enrollment: when it is due, and the first moment it may go.
 pub(crate) struct FirstStep {
     due_at: String,
-    send_at: Option<String>,
+    send_at: Option<i64>,
 }
 
 /// Whether a campaign takes a client in, and if so when their survey is due. Pure: an
@@ -246,7 +241,7 @@ pub(crate) fn insert_with(
 ) -> Result<()> {
     insert.raw_bind_parameter(1, client_id)?;
     insert.raw_bind_parameter(3, &step.due_at)?;
-    insert.raw_bind_parameter(4, &step.send_at)?;
+    insert.raw_bind_parameter(4, step.send_at)?;
     insert.raw_execute()?;
     Ok(())
 }

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema.sql"),
     include_str!("schema2.sql"),
     include_str!("schema3.sql"),
+    include_str!("schema4.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -284,6 +285,18 @@ pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>> {
         .map_err(|e| StoreError::Corrupt(format!("time {text:?}: {e}")))
 }
 
+/// `enrollments.send_at` as stored: microseconds since the Unix epoch, exact for every
+/// instant [`fmt_time`] writes. A number rather than text because the index of waiting
+/// enrollments is on it, and every imported client adds to that index.
+pub(crate) fn moment(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn from_moment(micros: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| StoreError::Corrupt(format!("send_at {micros} is out of range")))
+}
+
 pub(crate) fn parse_opt_time(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
     text.as_deref().map(parse_time).transpose()
 }
@@ -457,6 +470,49 @@ mod migration_tests {
             .unwrap();
         assert_eq!(left, (0, 0));
         assert_eq!(dangling_reference(&store.conn).unwrap(), None);
+    }
+
+    #[test]
+    fn waiting_times_from_before_version_4_keep_their_exact_moment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("winback.db");
+        version_1_enrollment(&path, 1);
+        let text = "2026-03-10T14:00:00.123456Z";
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("UPDATE enrollments SET send_at = ?1", params![text])
+            .unwrap();
+        drop(conn);
+        let store = Store::open(&path).unwrap();
+        let at = parse_time(text).unwrap();
+        let (stored, kind): (i64, String) = store
+            .conn
+            .query_row(
+                "SELECT send_at, typeof(send_at) FROM enrollments",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((stored, kind.as_str()), (moment(at), "integer"));
+        assert_eq!(from_moment(stored).unwrap(), at);
+        assert_eq!(store.next_wake().unwrap(), Some(at));
+        let planned = |until| {
+            store
+                .plan_data(until, DateTime::UNIX_EPOCH)
+                .unwrap()
+                .rows
+                .len()
+        };
+        assert_eq!(planned(at - chrono::Duration::microseconds(1)), 0);
+        assert_eq!(planned(at), 1);
+        let indexed: i64 = store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'enrollments_waiting'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexed, 1);
     }
 
     #[test]

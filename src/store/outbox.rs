@@ -13,7 +13,7 @@ use super::clients::{
     load_facts,
 };
 use super::enroll::stop;
-use super::{Result, Store, email_hash, fmt_time, log_event, parse_time};
+use super::{Result, Store, email_hash, fmt_time, from_moment, log_event, moment, parse_time};
 use crate::config::{Campaign, Config};
 use crate::model::{EnrollmentState, MessageState};
 use crate::schedule::{self, Decision, Next, Standing};
@@ -214,7 +214,7 @@ fn claim_in(
     // A second ahead: an import at the same --now stamps a step due "now" with its own
     // clock reading, which can be a few milliseconds later than a pass that started
     // faster. `decide` below still says when each one may really go.
-    let horizon = fmt_time(now + Duration::seconds(LOOK_AHEAD_SECONDS));
+    let horizon = moment(now + Duration::seconds(LOOK_AHEAD_SECONDS));
     // Each with its person and their suppression, if any: one statement for the lot.
     let waiting: Vec<(WaitingRow, Option<String>, ClientColumns)> = tx
         .prepare_cached(&format!(
@@ -317,7 +317,7 @@ fn claim_in(
             }
             Decision::Wait(t) => {
                 tx.prepare_cached("UPDATE enrollments SET send_at = ?2 WHERE id = ?1")?
-                    .execute(params![enrollment_id, fmt_time(t)])?;
+                    .execute(params![enrollment_id, moment(t)])?;
             }
             Decision::Stop(state) => stop(tx, enrollment_id, state, now)?,
             Decision::Never => {
@@ -531,14 +531,19 @@ impl Store {
 
     /// The earliest moment anything may need doing: a waiting enrollment or a retry.
     pub fn next_wake(&self) -> Result<Option<DateTime<Utc>>> {
-        let next: Option<String> = self.conn.query_row(
-            "SELECT MIN(t) FROM (
-                 SELECT MIN(send_at) AS t FROM enrollments WHERE state = 'active' AND send_at IS NOT NULL
-                 UNION ALL SELECT MIN(next_attempt_at) FROM messages WHERE state = 'retry')",
+        let waiting: Option<i64> = self.conn.query_row(
+            "SELECT MIN(send_at) FROM enrollments WHERE state = 'active' AND send_at IS NOT NULL",
             [],
             |r| r.get(0),
         )?;
-        next.as_deref().map(parse_time).transpose()
+        let retry: Option<String> = self.conn.query_row(
+            "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'retry'",
+            [],
+            |r| r.get(0),
+        )?;
+        let waiting = waiting.map(from_moment).transpose()?;
+        let retry = retry.as_deref().map(parse_time).transpose()?;
+        Ok(waiting.into_iter().chain(retry).min())
     }
 
     /// Messages claimed since `since` (for the daily and per-minute limits).
@@ -842,7 +847,7 @@ fn advance(
     let tz = schedule::zone(campaign, decode_timezone(timezone.as_deref())?);
     match schedule::after_send(campaign, step, at, tz) {
         Next::Step { number, due } => {
-            let send_at = schedule::earliest_send(campaign, tz, due, due, due).map(fmt_time);
+            let send_at = schedule::earliest_send(campaign, tz, due, due, due).map(moment);
             tx.prepare_cached(
                 "UPDATE enrollments SET next_step = ?2, due_at = ?3, send_at = ?4, last_sent_at = ?5, updated_at = ?5 WHERE id = ?1",
             )?
@@ -999,7 +1004,7 @@ subject = "Why?"
         }
 
         /// (state, cycle, next_step, send_at) of the person's enrollment in `campaign`.
-        fn enrollment(&self, campaign: &str) -> (String, i64, u32, Option<String>) {
+        fn enrollment(&self, campaign: &str) -> (String, i64, u32, Option<i64>) {
             self.store
                 .conn
                 .query_row(
@@ -1258,8 +1263,8 @@ subject = "Why?"
         f.store
             .conn
             .execute(
-                "UPDATE enrollments SET next_step = 1, due_at = ?1, send_at = ?1 WHERE client_id = (SELECT id FROM clients WHERE email = 'pat@client.example')",
-                params![fmt_time(now())],
+                "UPDATE enrollments SET next_step = 1, due_at = ?1, send_at = ?2 WHERE client_id = (SELECT id FROM clients WHERE email = 'pat@client.example')",
+                params![fmt_time(now()), moment(now())],
             )
             .unwrap();
         let later = now() + Duration::days(1);

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::clients::{load_facts, opt_out};
 use super::enroll::reconcile;
-use super::{Result, Store, email_hash, fmt_time, log_event};
+use super::{Result, Store, email_hash, fmt_time, from_moment, log_event, moment};
 use crate::config::Config;
 use crate::model::{EnrollmentState, normalize_email};
 use crate::token::Target;
@@ -518,17 +518,11 @@ fn reactivate(
             .optional()?;
         match message {
             None => {
-                reschedule(tx, enrollment_id, next_step, None, &now_text)?;
+                reschedule(tx, enrollment_id, next_step, None, now)?;
                 reconcile(tx, campaign, &client.facts(), now)?;
             }
             Some((state, _, sent_at)) if state == "sent" || state == "uncertain" => {
-                reschedule(
-                    tx,
-                    enrollment_id,
-                    next_step + 1,
-                    sent_at.as_deref(),
-                    &now_text,
-                )?;
+                reschedule(tx, enrollment_id, next_step + 1, sent_at.as_deref(), now)?;
                 reconcile(tx, campaign, &client.facts(), now)?;
             }
             Some((state, due_at, _)) if state == "cancelled" => {
@@ -565,14 +559,14 @@ fn reschedule(
     enrollment_id: i64,
     next_step: u32,
     sent_at: Option<&str>,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     tx.prepare_cached(
         "UPDATE enrollments SET state = 'active', next_step = ?2, last_sent_at = COALESCE(?3, last_sent_at),
-                send_at = ?4, stopped_at = NULL, updated_at = ?4
+                send_at = ?4, stopped_at = NULL, updated_at = ?5
          WHERE id = ?1",
     )?
-    .execute(params![enrollment_id, next_step, sent_at, now])?;
+    .execute(params![enrollment_id, next_step, sent_at, moment(now), fmt_time(now)])?;
     Ok(())
 }
 
@@ -592,6 +586,10 @@ fn rows_as_json(conn: &Connection, sql: &str, param: &dyn rusqlite::ToSql) -> Re
         for (index, name) in names.iter().enumerate() {
             let value = match row.get_ref(index)? {
                 ValueRef::Null => Value::Null,
+                // The one time stored as a number (see store::moment) reads as the others do.
+                ValueRef::Integer(i) if name == "send_at" => {
+                    Value::String(fmt_time(from_moment(i)?))
+                }
                 ValueRef::Integer(i) => json!(i),
                 ValueRef::Real(f) => json!(f),
                 ValueRef::Text(bytes) => {
@@ -699,7 +697,7 @@ timezone = "UTC"
         }
 
         /// (state, next_step, send_at) of the person's enrollment.
-        fn enrollment(&self, email: &str) -> (String, u32, Option<String>) {
+        fn enrollment(&self, email: &str) -> (String, u32, Option<i64>) {
             self.store
                 .conn
                 .query_row(
@@ -807,7 +805,7 @@ timezone = "UTC"
         // is open: it may go at once).
         let after = f.enrollment("pat@client.example");
         assert_eq!((after.0.as_str(), after.1), (before.0.as_str(), before.1));
-        assert_eq!(after.2, Some(super::fmt_time(later)));
+        assert_eq!(after.2, Some(moment(later)));
         assert_eq!(f.suppression("pat@client.example"), None);
         assert_eq!(f.events("opt_out_undone").len(), 1);
         assert_eq!(
@@ -919,7 +917,7 @@ timezone = "UTC"
         f.store.undo_opt_out(&id, later, &f.config).unwrap();
         let (state, next_step, send_at) = f.enrollment("pat@client.example");
         assert_eq!((state.as_str(), next_step), ("active", 2));
-        let send_at = crate::store::parse_time(&send_at.unwrap()).unwrap();
+        let send_at = from_moment(send_at.unwrap()).unwrap();
         assert_eq!(send_at, now() + Duration::days(30));
         // Nothing goes out now, and certainly not the survey again.
         assert!(f.claim(later).is_empty());

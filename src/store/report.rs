@@ -13,7 +13,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::clients::load_by_email;
-use super::{Result, Store, email_hash, fmt_time, parse_opt_time};
+use super::{Result, Store, email_hash, fmt_time, from_moment, moment, parse_opt_time};
 use crate::model::ClientRecord;
 
 /// People at each stage, across campaigns; each stage counts distinct former clients.
@@ -183,13 +183,13 @@ impl Store {
             let (reason, n) = row?;
             suppressions.insert(reason, n as u64);
         }
-        let (waiting, oldest_waiting): (i64, Option<String>) = self
+        let (waiting, oldest_waiting): (i64, Option<i64>) = self
             .conn
             .prepare_cached(
                 "SELECT COUNT(*), MIN(send_at) FROM enrollments
                  WHERE state = 'active' AND send_at IS NOT NULL AND send_at <= ?1",
             )?
-            .query_row(params![now_text], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            .query_row(params![moment(now)], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let (retries, oldest_retry): (i64, Option<String>) = self
             .conn
             .prepare_cached(
@@ -198,7 +198,7 @@ impl Store {
             )?
             .query_row(params![now_text], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let oldest_due = [
-            parse_opt_time(oldest_waiting)?,
+            oldest_waiting.map(from_moment).transpose()?,
             parse_opt_time(oldest_retry)?,
         ]
         .into_iter()
@@ -287,7 +287,7 @@ mod tests {
                (1, 1, 'c', 'opted_out', 2, NULL, NULL, '{t0}', '{t0}'),
                (2, 2, 'c', 'returned', 2, NULL, NULL, '{t0}', '{t0}'),
                (3, 3, 'c', 'bounced', 1, NULL, NULL, '{t0}', '{t0}'),
-               (5, 5, 'c', 'active', 1, '{t1}', '{t1}', '{t0}', '{t0}');
+               (5, 5, 'c', 'active', 1, '{t1}', {m1}, '{t0}', '{t0}');
              INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, first_claimed_at, claimed_at, next_attempt_at, updated_at) VALUES
                (1, 1, 'c', 1, 1, 'survey', 'sent', '<1@x>', '{t0}', '{t0}', '{t0}', NULL, '{t0}'),
                (2, 2, 'c', 1, 1, 'survey', 'sent', '<2@x>', '{t0}', '{t0}', '{t0}', NULL, '{t0}'),
@@ -302,6 +302,7 @@ mod tests {
             t1 = t(2, 10),
             t2 = t(3, 9),
             t3 = t(2, 12),
+            m1 = moment(at(2, 10)),
             ha = email_hash("a@x.example"),
             hc = email_hash("c@x.example"),
         );

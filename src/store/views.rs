@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{Result, Store, StoreError, fmt_time, parse_time};
+use super::{Result, Store, StoreError, fmt_time, moment, parse_time};
 use crate::model::ChurnedAt;
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,7 +154,7 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT e.client_id, c.email, c.timezone, c.churned_at, e.campaign, e.next_step, e.due_at, e.due_at
              FROM enrollments e JOIN clients c ON c.id = e.client_id
-             WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?1
+             WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?2
                AND c.returned_at IS NULL
                AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))
              UNION ALL
@@ -164,7 +164,7 @@ impl Store {
                AND c.returned_at IS NULL
                AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))",
         )?;
-        let rows = stmt.query_map(params![until_text], |r| {
+        let rows = stmt.query_map(params![until_text, moment(until)], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
