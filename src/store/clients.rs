@@ -310,6 +310,7 @@ impl Store {
             done(chunk);
         }
         progress(seen);
+        new_rows.flush()?;
         drop(new_rows);
         if outcome.error_count > 0 && (!skip_invalid || unread_rest) {
             tx.rollback()?;
@@ -445,9 +446,8 @@ const INSERT_CLIENT: &str = "INSERT INTO clients (email, name, first_name, compa
 struct NewRows<'c> {
     /// [`INSERT_CLIENT`], with the import's time bound.
     client: Statement<'c>,
-    /// [`enroll::INSERT`] for each configured campaign, in order, with the campaign's name
-    /// and the import's time bound.
-    enrollments: Vec<Statement<'c>>,
+    /// New enrollments in each configured campaign, in order.
+    enrollments: Vec<enroll::NewEnrollments<'c>>,
 }
 
 impl<'c> NewRows<'c> {
@@ -457,12 +457,19 @@ impl<'c> NewRows<'c> {
         let enrollments = config
             .campaigns
             .iter()
-            .map(|campaign| enroll::prepare_insert(tx, &campaign.name, now))
+            .map(|campaign| enroll::NewEnrollments::prepare(tx, &campaign.name, now))
             .collect::<Result<_>>()?;
         Ok(NewRows {
             client,
             enrollments,
         })
+    }
+
+    /// Writes the enrollments still waiting, before anything reads enrollments.
+    fn flush(&mut self) -> Result<()> {
+        self.enrollments
+            .iter_mut()
+            .try_for_each(enroll::NewEnrollments::flush)
     }
 }
 
@@ -490,14 +497,17 @@ fn upsert(
     insert.raw_bind_parameter(8, fields)?;
     if insert.raw_execute()? == 1 {
         let id = tx.last_insert_rowid();
-        for (insert, step) in new_rows.enrollments.iter_mut().zip(&client.first_steps) {
+        for (enrollments, step) in new_rows.enrollments.iter_mut().zip(&client.first_steps) {
             if let Some(step) = step {
-                enroll::insert_with(insert, id, step)?;
+                enrollments.add(id, step)?;
             }
         }
         counts.added += 1;
         return Ok(());
     }
+    // A known address: what follows reads its enrollments (it may even be a row of this
+    // file, repeated), so the ones still waiting are written first.
+    new_rows.flush()?;
     let Some(existing) = load_by_email(tx, &record.email)? else {
         return Err(StoreError::Corrupt(format!(
             "client {} vanished during the import",
@@ -558,4 +568,81 @@ fn upsert(
     }
     counts.updated += 1;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ChurnedAt;
+    use crate::store::parse_time;
+
+    /// New enrollments are written several to a statement. However the rows fall, every
+    /// client gets exactly one, and an address that comes back later in the same file
+    /// (here while its enrollment is still waiting to be written) is updated, not enrolled
+    /// twice.
+    #[test]
+    fn every_new_client_is_enrolled_once_however_rows_fall_into_statements() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::test_support::config(dir.path(), "", crate::test_support::SURVEY_ONLY);
+        let mut store = Store::open(&dir.path().join("winback.db")).unwrap();
+        let now = parse_time("2026-01-01T00:00:00.000000Z").unwrap();
+        let record = |i: usize, churned_at: &str| ClientRecord {
+            email: format!("c{i}@client.example"),
+            name: None,
+            first_name: None,
+            company: None,
+            churned_at: ChurnedAt::parse(churned_at).unwrap(),
+            churn_reason: Some("price".to_string()),
+            timezone: None,
+            fields: Default::default(),
+        };
+        // Two full statements' worth (64 rows), then 6 more; client 65 again right after
+        // its own row, a month later.
+        let mut rows: Vec<_> = (0..70).map(|i| (i, record(i, "2025-06-01"))).collect();
+        rows.insert(66, (65, record(65, "2025-07-01")));
+        let outcome = store
+            .import(
+                rows.into_iter().map(|(i, r)| Ok((i as u64 + 2, r))),
+                &config,
+                now,
+                false,
+                &mut |_| {},
+            )
+            .unwrap();
+        assert!(outcome.applied);
+        assert_eq!(
+            (outcome.counts.added, outcome.counts.updated),
+            (70, 1),
+            "{outcome:?}"
+        );
+        let per_client: Vec<(String, i64)> = store
+            .conn
+            .prepare(
+                "SELECT c.email, count(e.id) FROM clients c LEFT JOIN enrollments e ON e.client_id = c.id
+                 GROUP BY c.id ORDER BY c.id",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        assert_eq!(per_client.len(), 70);
+        assert!(per_client.iter().all(|(_, n)| *n == 1), "{per_client:?}");
+        let due = |email: &str| -> DateTime<Utc> {
+            let text: String = store
+                .conn
+                .query_row(
+                    "SELECT e.due_at FROM enrollments e JOIN clients c ON c.id = e.client_id WHERE c.email = ?1",
+                    params![email],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            parse_time(&text).unwrap()
+        };
+        assert_eq!(
+            due("c65@client.example") - due("c64@client.example"),
+            chrono::Duration::days(30)
+        );
+        assert_eq!(due("c69@client.example"), due("c0@client.example"));
+    }
 }
