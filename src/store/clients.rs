@@ -645,4 +645,55 @@ mod tests {
         );
         assert_eq!(due("c69@client.example"), due("c0@client.example"));
     }
+
+    /// Several rows to a statement are inserted `OR IGNORE`: a row that was not written
+    /// (an enrollment left without its client, which only a damaged file holds) fails the
+    /// import instead of passing unnoticed, and the import writes nothing.
+    #[test]
+    fn an_enrollment_that_cannot_be_written_fails_the_whole_import() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::test_support::config(dir.path(), "", crate::test_support::SURVEY_ONLY);
+        let mut store = Store::open(&dir.path().join("winback.db")).unwrap();
+        store
+            .conn
+            .pragma_update(None, "foreign_keys", "OFF")
+            .unwrap();
+        store
+            .conn
+            .execute(
+                "INSERT INTO enrollments (client_id, campaign, state, next_step, created_at, updated_at)
+                 VALUES (5, 'former-clients', 'completed', 2, 'x', 'x')",
+                [],
+            )
+            .unwrap();
+        let now = parse_time("2026-01-01T00:00:00.000000Z").unwrap();
+        let rows = (0..40).map(|i| {
+            Ok((
+                i + 2,
+                ClientRecord {
+                    email: format!("c{i}@client.example"),
+                    name: None,
+                    first_name: None,
+                    company: None,
+                    churned_at: ChurnedAt::parse("2025-06-01").unwrap(),
+                    churn_reason: None,
+                    timezone: None,
+                    fields: Default::default(),
+                },
+            ))
+        });
+        let error = store
+            .import(rows, &config, now, false, &mut |_| {})
+            .unwrap_err();
+        assert!(error.to_string().contains("already existed"), "{error}");
+        let counts: (i64, i64) = store
+            .conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM clients), (SELECT count(*) FROM enrollments)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(counts, (0, 1));
+    }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rusqlite::{Connection, OptionalExtension, Statement, params};
 
-use super::{Result, Store, fmt_time, log_event, moment, parse_opt_time};
+use super::{Result, Store, StoreError, fmt_time, log_event, moment, parse_opt_time};
 use crate::config::{Campaign, Config};
 use crate::model::{ChurnedAt, EnrollmentState};
 use crate::schedule;
@@ -212,10 +212,17 @@ pub(crate) fn enroll_new(
 /// An insert of `rows` new enrollments at their first step: ?1 is the campaign and ?2 the
 /// time, shared by every row; row `k` (from 0) binds its client, due time and first
 /// moment at ?(3+3k), ?(4+3k) and ?(5+3k) (see [`bind_row`]).
+///
+/// Several rows are inserted `OR IGNORE`, and the caller checks that all were written: a
+/// plain multi-row insert must be able to undo its first rows if a later one fails, so
+/// SQLite keeps a statement journal of every page it touches, in a temporary file (that
+/// doubled the import's system time).
 fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO enrollments (client_id, campaign, state, next_step, due_at, send_at, created_at, updated_at) VALUES ",
-    );
+    let mut sql = String::from(if rows > 1 {
+        "INSERT OR IGNORE INTO enrollments (client_id, campaign, state, next_step, due_at, send_at, created_at, updated_at) VALUES "
+    } else {
+        "INSERT INTO enrollments (client_id, campaign, state, next_step, due_at, send_at, created_at, updated_at) VALUES "
+    });
     for k in 0..rows {
         let first = 3 + 3 * k;
         if k > 0 {
@@ -296,7 +303,13 @@ impl<'c> NewEnrollments<'c> {
             for (k, (client_id, due_at, send_at)) in self.pending.iter().enumerate() {
                 bind_row(&mut self.many, k, *client_id, due_at, *send_at)?;
             }
-            self.many.raw_execute()?;
+            let written = self.many.raw_execute()?;
+            if written != ROWS_PER_INSERT {
+                return Err(StoreError::Corrupt(format!(
+                    "{} of {ROWS_PER_INSERT} new enrollments already existed",
+                    ROWS_PER_INSERT - written
+                )));
+            }
             self.len = 0;
         }
         Ok(())
