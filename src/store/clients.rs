@@ -576,17 +576,18 @@ mod tests {
     use crate::model::ChurnedAt;
     use crate::store::parse_time;
 
-    /// New enrollments are written several to a statement. However the rows fall, every
-    /// client gets exactly one, and an address that comes back later in the same file
-    /// (here while its enrollment is still waiting to be written) is updated, not enrolled
-    /// twice.
-    #[test]
-    fn every_new_client_is_enrolled_once_however_rows_fall_into_statements() {
+    /// An empty store, its configuration (one survey-only campaign) and the import's time.
+    fn fixture() -> (tempfile::TempDir, Config, Store, DateTime<Utc>) {
         let dir = tempfile::tempdir().unwrap();
         let config = crate::test_support::config(dir.path(), "", crate::test_support::SURVEY_ONLY);
-        let mut store = Store::open(&dir.path().join("winback.db")).unwrap();
+        let store = Store::open(&dir.path().join("winback.db")).unwrap();
         let now = parse_time("2026-01-01T00:00:00.000000Z").unwrap();
-        let record = |i: usize, churned_at: &str| ClientRecord {
+        (dir, config, store, now)
+    }
+
+    /// Client `c{i}@client.example`, who left for the price on `churned_at`.
+    fn record(i: usize, churned_at: &str) -> ClientRecord {
+        ClientRecord {
             email: format!("c{i}@client.example"),
             name: None,
             first_name: None,
@@ -595,7 +596,16 @@ mod tests {
             churn_reason: Some("price".to_string()),
             timezone: None,
             fields: Default::default(),
-        };
+        }
+    }
+
+    /// New enrollments are written several to a statement. However the rows fall, every
+    /// client gets exactly one, and an address that comes back later in the same file
+    /// (here while its enrollment is still waiting to be written) is updated, not enrolled
+    /// twice.
+    #[test]
+    fn every_new_client_is_enrolled_once_however_rows_fall_into_statements() {
+        let (_dir, config, mut store, now) = fixture();
         // Two full statements' worth (64 rows), then 6 more; client 65 again right after
         // its own row, a month later.
         let mut rows: Vec<_> = (0..70).map(|i| (i, record(i, "2025-06-01"))).collect();
@@ -651,9 +661,7 @@ mod tests {
     /// import instead of passing unnoticed, and the import writes nothing.
     #[test]
     fn an_enrollment_that_cannot_be_written_fails_the_whole_import() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = crate::test_support::config(dir.path(), "", crate::test_support::SURVEY_ONLY);
-        let mut store = Store::open(&dir.path().join("winback.db")).unwrap();
+        let (_dir, config, mut store, now) = fixture();
         store
             .conn
             .pragma_update(None, "foreign_keys", "OFF")
@@ -666,22 +674,7 @@ mod tests {
                 [],
             )
             .unwrap();
-        let now = parse_time("2026-01-01T00:00:00.000000Z").unwrap();
-        let rows = (0..40).map(|i| {
-            Ok((
-                i + 2,
-                ClientRecord {
-                    email: format!("c{i}@client.example"),
-                    name: None,
-                    first_name: None,
-                    company: None,
-                    churned_at: ChurnedAt::parse("2025-06-01").unwrap(),
-                    churn_reason: None,
-                    timezone: None,
-                    fields: Default::default(),
-                },
-            ))
-        });
+        let rows = (0..40).map(|i| Ok((i as u64 + 2, record(i, "2025-06-01"))));
         let error = store
             .import(rows, &config, now, false, &mut |_| {})
             .unwrap_err();

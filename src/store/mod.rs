@@ -353,6 +353,20 @@ mod migration_tests {
 
     const T: &str = "2026-01-01T00:00:00.000000Z";
 
+    /// How many messages `plan` finds due by `until` (from the start of time).
+    fn planned(store: &Store, until: DateTime<Utc>) -> usize {
+        store
+            .plan_data(until, DateTime::UNIX_EPOCH)
+            .unwrap()
+            .rows
+            .len()
+    }
+
+    /// Far enough ahead for any fixture's message to be due.
+    fn ever() -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH + chrono::Duration::days(30_000)
+    }
+
     /// Whether the connection enforces foreign keys (1) or not (0).
     fn foreign_keys(store: &Store) -> i64 {
         store
@@ -417,9 +431,7 @@ mod migration_tests {
         version_1_enrollment(&old_path, 1);
         let old = Store::open(&old_path).unwrap();
         assert_eq!(page_size(&old), 4096);
-        let until = DateTime::UNIX_EPOCH + chrono::Duration::days(30_000);
-        let plan = old.plan_data(until, DateTime::UNIX_EPOCH).unwrap();
-        assert_eq!(plan.rows.len(), 1, "the old file is read as before");
+        assert_eq!(planned(&old, ever()), 1, "the old file is read as before");
     }
 
     #[test]
@@ -495,15 +507,8 @@ mod migration_tests {
         assert_eq!((stored, kind.as_str()), (moment(at), "integer"));
         assert_eq!(from_moment(stored).unwrap(), at);
         assert_eq!(store.next_wake().unwrap(), Some(at));
-        let planned = |until| {
-            store
-                .plan_data(until, DateTime::UNIX_EPOCH)
-                .unwrap()
-                .rows
-                .len()
-        };
-        assert_eq!(planned(at - chrono::Duration::microseconds(1)), 0);
-        assert_eq!(planned(at), 1);
+        assert_eq!(planned(&store, at - chrono::Duration::microseconds(1)), 0);
+        assert_eq!(planned(&store, at), 1);
         let indexed: i64 = store
             .conn
             .query_row(
@@ -583,16 +588,8 @@ mod migration_tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("winback.db");
         version_1_enrollment(&path, 1);
-        let until = DateTime::UNIX_EPOCH + chrono::Duration::days(30_000);
-        let planned = |store: &Store| {
-            store
-                .plan_data(until, DateTime::UNIX_EPOCH)
-                .unwrap()
-                .rows
-                .len()
-        };
         let store = Store::open(&path).unwrap();
-        assert_eq!(planned(&store), 1, "not suppressed: planned");
+        assert_eq!(planned(&store, ever()), 1, "not suppressed: planned");
         let stored_hash: i64 = store
             .conn
             .query_row(
@@ -613,6 +610,6 @@ mod migration_tests {
         .unwrap();
         drop(conn);
         let store = Store::open(&path).unwrap();
-        assert_eq!(planned(&store), 0, "suppressed: not planned");
+        assert_eq!(planned(&store, ever()), 0, "suppressed: not planned");
     }
 }
