@@ -473,6 +473,30 @@ impl<'c> NewRows<'c> {
     }
 }
 
+/// What a row says about a known client, over what is stored: a value the row lacks (its
+/// column is absent from the file, or its cell is empty) keeps the stored one. A partial
+/// export must never erase what an earlier one said, least of all a churn reason that
+/// keeps the client out of every campaign.
+fn merged(stored: &ClientRecord, row: &ClientRecord) -> ClientRecord {
+    let keep = |new: &Option<String>, old: &Option<String>| new.clone().or_else(|| old.clone());
+    let mut fields = stored.fields.clone();
+    for (name, value) in &row.fields {
+        if !value.is_empty() || !fields.contains_key(name) {
+            fields.insert(name.clone(), value.clone());
+        }
+    }
+    ClientRecord {
+        email: row.email.clone(),
+        name: keep(&row.name, &stored.name),
+        first_name: keep(&row.first_name, &stored.first_name),
+        company: keep(&row.company, &stored.company),
+        churned_at: row.churned_at,
+        churn_reason: keep(&row.churn_reason, &stored.churn_reason),
+        timezone: row.timezone.or(stored.timezone),
+        fields,
+    }
+}
+
 fn upsert(
     tx: &Transaction<'_>,
     new_rows: &mut NewRows<'_>,
@@ -514,10 +538,14 @@ fn upsert(
             record.email
         )));
     };
-    if existing.record == *record {
+    let merged = merged(&existing.record, record);
+    if existing.record == merged {
         counts.unchanged += 1;
         return Ok(());
     }
+    let record = &merged;
+    let timezone = record.timezone.map(|t| t.name());
+    let fields = &fields_json(&record.fields);
     tx.prepare_cached(
         "UPDATE clients SET name = ?2, first_name = ?3, company = ?4, churned_at = ?5, churn_reason = ?6, timezone = ?7,
                 fields = ?8, updated_at = ?9 WHERE id = ?1",
@@ -654,6 +682,52 @@ mod tests {
             chrono::Duration::days(30)
         );
         assert_eq!(due("c69@client.example"), due("c0@client.example"));
+    }
+
+    /// A later file without a column, or with an empty cell, leaves what is stored: a
+    /// client we let go stays out of every campaign, and keeps their name.
+    #[test]
+    fn a_partial_file_never_clears_a_stored_value() {
+        let (_dir, config, mut store, now) = fixture();
+        let full = ClientRecord {
+            name: Some("Fred Flint".to_string()),
+            first_name: Some("Fred".to_string()),
+            company: Some("Quarry".to_string()),
+            churn_reason: Some("we_ended".to_string()),
+            timezone: Some(chrono_tz::Europe::Paris),
+            fields: [("plan".to_string(), "gold".to_string())].into(),
+            ..record(1, "2025-06-01")
+        };
+        let bare = ClientRecord {
+            churn_reason: None,
+            fields: [("plan".to_string(), String::new())].into(),
+            ..record(1, "2025-07-01")
+        };
+        for row in [full.clone(), bare] {
+            let outcome = store
+                .import(
+                    std::iter::once(Ok((2, row))),
+                    &config,
+                    now,
+                    false,
+                    &mut |_| {},
+                )
+                .unwrap();
+            assert!(outcome.applied, "{outcome:?}");
+        }
+        let stored = load_by_email(&store.conn, "c1@client.example")
+            .unwrap()
+            .unwrap();
+        let expected = ClientRecord {
+            churned_at: ChurnedAt::parse("2025-07-01").unwrap(),
+            ..full
+        };
+        assert_eq!(stored.record, expected);
+        let enrolled: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM enrollments", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(enrolled, 0, "we ended it: never enrolled");
     }
 
     /// Several rows to a statement are inserted `OR IGNORE`: a row that was not written

@@ -1,5 +1,6 @@
 mod browser;
 mod cli;
+mod clients;
 mod crash;
 mod delivery;
 mod first_run;

@@ -1,0 +1,111 @@
+//! Former clients through the real binary: what a re-import keeps, how every command reads
+//! an address, and the CRM sync file (when it is read, and what `status` and `/metrics`
+//! say about the last sync).
+//!
+//! Mail goes to a `file://` outbox, so counting messages is counting `.eml` files.
+
+use serde_json::Value;
+
+use crate::support::Project;
+
+/// A Tuesday afternoon: anyone who left before early March 2026 is due.
+const NOW: &str = "2026-06-02T15:00:00Z";
+
+fn config(extra: &str) -> String {
+    format!(
+        r#"
+[database]
+path = "winback.db"
+
+[smtp]
+url = "file://outbox"
+from = "Acme Customer Success <success@acme.example>"
+
+[http]
+public_url = "https://winback.acme.example"
+
+[sender]
+company = "Acme Corp"
+postal_address = "1 Main Street, Springfield"
+
+[templates]
+dir = "templates"
+{extra}
+[[campaign]]
+name = "former-clients"
+send_at = "* * * * *"
+timezone = "America/New_York"
+
+  [[campaign.step]]
+  kind = "survey"
+  template = "survey"
+  subject = "{{{{#if first_name}}}}{{{{first_name}}}}, may{{{{else}}}}May{{{{/if}}}} we ask why you left?"
+"#
+    )
+}
+
+fn project() -> Project {
+    let project = Project::new();
+    project.write_config(&config(""));
+    project
+}
+
+/// `winback --now NOW ARGS…`.
+fn winback(project: &Project, args: &[&str]) -> crate::support::Output {
+    let mut all = vec!["--now", NOW];
+    all.extend_from_slice(args);
+    project.winback(&all)
+}
+
+#[allow(dead_code)]
+fn status(project: &Project) -> Value {
+    let out = winback(project, &["status", "--format", "json"]);
+    out.assert_success();
+    serde_json::from_str(&out.stdout).expect("status is JSON")
+}
+
+/// The messages written to the outbox.
+fn sent(project: &Project) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(project.path("outbox")) else {
+        return Vec::new();
+    };
+    let mut messages: Vec<String> = entries
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .collect();
+    messages.sort();
+    messages
+}
+
+#[test]
+fn a_partial_reimport_keeps_the_reason_we_let_a_client_go() {
+    let project = project();
+    project.write_file(
+        "full.csv",
+        "email,first_name,churned_at,churn_reason\n\
+         fired@x.example,Fred,2026-01-01,we_ended\n\
+         kept@x.example,Kim,2026-01-01,price\n",
+    );
+    winback(&project, &["import", "full.csv"]).assert_success();
+    project.write_file(
+        "partial.csv",
+        "email,churned_at\nfired@x.example,2026-01-01\nkept@x.example,2026-01-01\n",
+    );
+    winback(&project, &["import", "partial.csv"]).assert_success();
+    project.write_file(
+        "empty_cells.csv",
+        "email,first_name,churned_at,churn_reason\nfired@x.example,,2026-01-02,\n",
+    );
+    winback(&project, &["import", "empty_cells.csv"]).assert_success();
+    winback(&project, &["run", "--once"]).assert_success();
+    let messages = sent(&project);
+    assert_eq!(messages.len(), 1, "only Kim is surveyed");
+    assert!(
+        messages[0].contains("Kim, may we ask why you left?"),
+        "{}",
+        messages[0]
+    );
+    let export = winback(&project, &["export", "fired@x.example"]);
+    export.assert_success();
+    assert!(export.stdout.contains("\"we_ended\""), "{}", export.stdout);
+    assert!(export.stdout.contains("\"Fred\""), "{}", export.stdout);
+}
