@@ -13,13 +13,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use csv::{ByteRecord, Position};
 
-use crate::model::{ChurnedAt, ClientRecord, normalize_email};
+use crate::model::{AddressError, ChurnedAt, ClientRecord, parse_address};
 
 /// A record may span several lines (line breaks inside quotes), but past this many bytes a
 /// closing quote is surely missing; reading stops instead of buffering the rest of the file.
 const MAX_RECORD_BYTES: u64 = 1 << 20;
 const READ_BUFFER_BYTES: usize = 64 * 1024;
-const MAX_EMAIL_BYTES: usize = 254;
 /// Longer values are cut short when quoted in an error message.
 const MAX_QUOTED_CHARS: usize = 60;
 
@@ -425,42 +424,10 @@ fn keep<T>(result: Result<T, String>, problems: &mut Vec<String>) -> Option<T> {
 }
 
 fn parse_email(raw: &str) -> Result<String, String> {
-    let trimmed = raw.trim();
-    if trimmed.is_empty() {
-        return Err("missing email".to_owned());
-    }
-    let email = normalize_email(trimmed);
-    if is_valid_email(&email) {
-        Ok(email)
-    } else {
-        Err(format!("invalid email address {}", quoted(trimmed)))
-    }
-}
-
-/// Deliberately simple: one `@`, a local part, a dotted domain without empty labels, and
-/// nothing that could break an address header.
-fn is_valid_email(email: &str) -> bool {
-    let breaks_header = |c: char| matches!(c, '<' | '>' | ',' | ';' | '"');
-    let clean = if email.is_ascii() {
-        email
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !breaks_header(char::from(b)))
-    } else {
-        !email
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || breaks_header(c))
-    };
-    if !clean || email.len() > MAX_EMAIL_BYTES {
-        return false;
-    }
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    let mut labels = domain.as_bytes().split(|&b| b == b'.');
-    !local.is_empty()
-        && !domain.contains('@')
-        && labels.clone().count() >= 2
-        && labels.all(|label| !label.is_empty())
+    parse_address(raw).map_err(|error| match error {
+        AddressError::Missing => "missing email".to_owned(),
+        AddressError::Invalid => format!("invalid email address {}", quoted(raw.trim())),
+    })
 }
 
 fn parse_churned_at(
@@ -648,6 +615,7 @@ impl<R: Read> Read for Source<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::MAX_EMAIL_BYTES;
     use chrono::TimeZone;
 
     type GoodRow = (u64, ClientRecord);
@@ -718,6 +686,14 @@ mod tests {
         let long_email = format!("{}@acme.com", "a".repeat(MAX_EMAIL_BYTES - 9));
         let long_email_file = format!("email,churned_at\n{long_email},2026-03-31\n");
         let cases: Vec<(&str, &[u8], Vec<GoodRow>)> = vec![
+            (
+                "an address as mail programs copy it, read as every command reads one",
+                "email,churned_at\n\"\"\"Ann Lee\"\" <Ann@ACME.com>\",2026-03-31\nbob@b\u{fc}cher.example,2026-03-31\n".as_bytes(),
+                vec![
+                    (2, client("ann@acme.com", "2026-03-31")),
+                    (3, client("bob@xn--bcher-kva.example", "2026-03-31")),
+                ],
+            ),
             (
                 "bare date",
                 b"email,churned_at\nann@acme.com,2026-03-31\n",
@@ -838,7 +814,8 @@ mod tests {
             (b"ann@.acme.com,2026-03-31,,,,,", "invalid email address \"ann@.acme.com\"".into()),
             (b"ann@acme.com.,2026-03-31,,,,,", "invalid email address \"ann@acme.com.\"".into()),
             (b"Ann Lee@acme.com,2026-03-31,,,,,", "invalid email address \"Ann Lee@acme.com\"".into()),
-            (b"\"Ann <ann@acme.com>\",2026-03-31,,,,,", "invalid email address \"Ann <ann@acme.com>\"".into()),
+            (b"\"Ann <ann@acme.com>, Bob <bob@acme.com>\",2026-03-31,,,,,",
+             "invalid email address \"Ann <ann@acme.com>, Bob <bob@acme.com>\"".into()),
             (b"ann;bob@acme.com,2026-03-31,,,,,", "invalid email address \"ann;bob@acme.com\"".into()),
             (b"\"ann,bob@acme.com\",2026-03-31,,,,,", "invalid email address \"ann,bob@acme.com\"".into()),
             (b"\"a\"\"b@acme.com\",2026-03-31,,,,,", "invalid email address \"a\\\"b@acme.com\"".into()),

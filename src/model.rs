@@ -68,9 +68,134 @@ pub struct ClientRecord {
     pub fields: BTreeMap<String, String>,
 }
 
-/// Normalizes an address for comparison and storage.
+/// The longest address a mail server must accept (RFC 5321's path limit, less the `<>`).
+pub const MAX_EMAIL_BYTES: usize = 254;
+
+/// The one form of an address that is stored, compared and hashed: trimmed, lower-cased,
+/// the domain in its ASCII (IDNA, `xn--`) form and a Unicode local part in NFC, so that
+/// `bob@bücher.example` and `bob@xn--bcher-kva.example`, or a name typed with a combining
+/// accent, are one mailbox. An all-ASCII address is only trimmed and lower-cased, as it
+/// always was, so the hashes of existing suppressions still match. Idempotent; a domain
+/// IDNA refuses is kept lower-cased (and [`parse_address`] refuses it).
 pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
+    let email = email.trim();
+    if email.is_ascii() {
+        return email.to_ascii_lowercase();
+    }
+    let (local, domain) = match email.rsplit_once('@') {
+        Some((local, domain)) => (local, Some(domain)),
+        None => (email, None),
+    };
+    let mut out: String =
+        unicode_normalization::UnicodeNormalization::nfc(local.to_lowercase().as_str()).collect();
+    if let Some(domain) = domain {
+        out.push('@');
+        match ascii_domain(domain) {
+            Some(ascii) => out.push_str(&ascii),
+            None => out.push_str(&domain.to_lowercase()),
+        }
+    }
+    out
+}
+
+/// A domain's ASCII (IDNA) form, if it has a valid one.
+fn ascii_domain(domain: &str) -> Option<String> {
+    if domain.is_ascii() {
+        return Some(domain.to_ascii_lowercase());
+    }
+    idna::domain_to_ascii(domain)
+        .ok()
+        .filter(|ascii| !ascii.is_empty())
+}
+
+/// The spelling an address had in databases from before IDNA normalization, when it was
+/// only trimmed and lower-cased: with the domain in Unicode. Some if it differs from the
+/// normalized form `email` (its domain has `xn--` labels), so a suppression hashed under
+/// that spelling can still be found.
+pub fn legacy_unicode_spelling(email: &str) -> Option<String> {
+    let (local, domain) = email.rsplit_once('@')?;
+    if !domain.split('.').any(|label| label.starts_with("xn--")) {
+        return None;
+    }
+    let (unicode, result) = idna::domain_to_unicode(domain);
+    result.ok()?;
+    let spelled = format!("{}@{}", local.to_lowercase(), unicode.to_lowercase());
+    (spelled != email).then_some(spelled)
+}
+
+/// Why a text is not an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressError {
+    Missing,
+    Invalid,
+}
+
+/// Reads one address as people paste it, for every command and every imported row:
+/// surrounding spaces and quotes (`"ann@x.example"`), a display name (`Ann <ann@x.example>`)
+/// and a `mailto:` are taken off, then the address is normalized ([`normalize_email`]) and
+/// checked. Anything but exactly one valid address is refused.
+pub fn parse_address(text: &str) -> Result<String, AddressError> {
+    let mut text = unquoted(text.trim());
+    if let Some(inner) = text
+        .strip_suffix('>')
+        .and_then(|rest| rest.rsplit_once('<'))
+        .filter(|(name, _)| !name.contains(['<', '>']))
+        .map(|(_, inner)| inner)
+    {
+        text = unquoted(inner.trim());
+    }
+    if text.len() >= 7 && text.is_char_boundary(7) && text[..7].eq_ignore_ascii_case("mailto:") {
+        text = text[7..].trim();
+    }
+    if text.is_empty() {
+        return Err(AddressError::Missing);
+    }
+    let email = normalize_email(text);
+    if is_valid_email(&email) {
+        Ok(email)
+    } else {
+        Err(AddressError::Invalid)
+    }
+}
+
+/// `text` without one pair of matching quotes around it, and the spaces inside them.
+fn unquoted(text: &str) -> &str {
+    for (open, close) in [('"', '"'), ('\'', '\''), ('“', '”'), ('‘', '’')] {
+        if let Some(inner) = text
+            .strip_prefix(open)
+            .and_then(|rest| rest.strip_suffix(close))
+        {
+            return inner.trim();
+        }
+    }
+    text
+}
+
+/// Deliberately simple: one `@`, a local part, a dotted ASCII domain (IDNA already
+/// applied) without empty labels, and nothing that could break an address header.
+fn is_valid_email(email: &str) -> bool {
+    let breaks_header = |c: char| matches!(c, '<' | '>' | ',' | ';' | '"');
+    let clean = if email.is_ascii() {
+        email
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !breaks_header(char::from(b)))
+    } else {
+        !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || breaks_header(c))
+    };
+    if !clean || email.len() > MAX_EMAIL_BYTES {
+        return false;
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let mut labels = domain.as_bytes().split(|&b| b == b'.');
+    !local.is_empty()
+        && domain.is_ascii()
+        && !domain.contains('@')
+        && labels.clone().count() >= 2
+        && labels.all(|label| !label.is_empty())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -192,5 +317,67 @@ impl MessageState {
 
     pub fn parse(text: &str) -> Option<MessageState> {
         MessageState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_read_as_people_paste_them() {
+        let cases = [
+            ("q@x.example", "q@x.example"),
+            ("  Q@X.Example ", "q@x.example"),
+            ("\"q@x.example\"", "q@x.example"),
+            ("'q@x.example'", "q@x.example"),
+            ("“q@x.example”", "q@x.example"),
+            ("\" q@x.example \"", "q@x.example"),
+            ("Quinn Doe <Q@x.example>", "q@x.example"),
+            ("\"Doe, Quinn\" <q@x.example>", "q@x.example"),
+            ("\"q@x.example\" <q@x.example>", "q@x.example"),
+            ("<q@x.example>", "q@x.example"),
+            ("mailto:q@x.example", "q@x.example"),
+            ("bob@bücher.example", "bob@xn--bcher-kva.example"),
+            ("bob@BÜCHER.example", "bob@xn--bcher-kva.example"),
+            ("bob@xn--bcher-kva.example", "bob@xn--bcher-kva.example"),
+            // A composed é and an e with a combining accent are one mailbox.
+            ("ren\u{e9}@x.example", "ren\u{e9}@x.example"),
+            ("rene\u{301}@x.example", "ren\u{e9}@x.example"),
+            ("Zo\u{cb}@x.example", "zo\u{eb}@x.example"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_address(text), Ok(expected.to_string()), "{text}");
+            assert_eq!(
+                normalize_email(expected),
+                expected,
+                "idempotent: {expected}"
+            );
+        }
+        let refused = [
+            ("", AddressError::Missing),
+            ("\"\"", AddressError::Missing),
+            ("q", AddressError::Invalid),
+            ("q@x", AddressError::Invalid),
+            ("a@x.example, b@x.example", AddressError::Invalid),
+            ("a@x.example b@x.example", AddressError::Invalid),
+            ("<a@x.example> <b@x.example>", AddressError::Invalid),
+            ("\"q@x.example", AddressError::Invalid),
+            ("q@@x.example", AddressError::Invalid),
+            ("q@x..example", AddressError::Invalid),
+            ("q@bü cher.example", AddressError::Invalid),
+        ];
+        for (text, expected) in refused {
+            assert_eq!(parse_address(text), Err(expected), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_old_unicode_spelling_of_an_idna_domain_is_known() {
+        assert_eq!(
+            legacy_unicode_spelling("bob@xn--bcher-kva.example").as_deref(),
+            Some("bob@bücher.example")
+        );
+        assert_eq!(legacy_unicode_spelling("bob@x.example"), None);
     }
 }

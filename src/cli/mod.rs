@@ -225,6 +225,17 @@ pub(crate) fn load_config(cli: &Cli) -> anyhow::Result<Setup> {
     Ok(Setup { config, clock })
 }
 
+/// An address given on the command line, read exactly as an imported one is (quotes, a
+/// display name, spaces and case do not matter); anything else is refused before the
+/// command does anything.
+pub(crate) fn address(text: &str) -> anyhow::Result<String> {
+    crate::model::parse_address(text).map_err(|_| {
+        anyhow!(
+            "{text:?} is not one valid email address; give a single address, such as jane@example.com"
+        )
+    })
+}
+
 pub(crate) fn open_store(config: &Config) -> anyhow::Result<Store> {
     Store::open(&config.database_path)
         .with_context(|| format!("opening {}", config.database_path.display()))

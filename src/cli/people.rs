@@ -2,15 +2,13 @@
 
 use std::process::ExitCode;
 
-use super::{Cli, load_config, open_store};
+use super::{Cli, address, load_config, open_store};
 use crate::store::ReturnOutcome;
 
 pub(super) fn optout(cli: &Cli, email: &str) -> anyhow::Result<ExitCode> {
+    let email = &address(email)?;
     let setup = load_config(cli)?;
     let mut store = open_store(&setup.config)?;
-    if !email.contains('@') {
-        anyhow::bail!("\"{email}\" is not an email address");
-    }
     let newly = store.record_opt_out(email, "cli", setup.clock.now())?;
     if newly {
         println!("{email} is opted out of everything; no further message will be started.");
@@ -21,6 +19,7 @@ pub(super) fn optout(cli: &Cli, email: &str) -> anyhow::Result<ExitCode> {
 }
 
 pub(super) fn returned(cli: &Cli, email: &str) -> anyhow::Result<ExitCode> {
+    let email = &address(email)?;
     let setup = load_config(cli)?;
     let mut store = open_store(&setup.config)?;
     match store.record_return(email, setup.clock.now())? {

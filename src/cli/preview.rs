@@ -81,6 +81,7 @@ pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> 
                 .to_string(),
         ),
         Some(email) => {
+            let email = &super::address(email)?;
             if !config.database_path.exists() {
                 bail!(
                     "there is no database at {} yet, so no former client {email}; import clients first (winback import FILE), or leave out --email to preview for a sample client",

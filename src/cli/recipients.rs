@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::{Cli, Format, load_config, open_store};
+use super::{Cli, Format, address, load_config, open_store};
 use crate::http::{SURVEY_REASONS, WOULD_RETURN};
 use crate::store::SurveyAnswerRow;
 
@@ -121,11 +121,9 @@ fn one_line(text: &str, width: usize) -> String {
 }
 
 pub(super) fn export(cli: &Cli, email: &str) -> anyhow::Result<ExitCode> {
+    let email = &address(email)?;
     let setup = load_config(cli)?;
     let store = open_store(&setup.config)?;
-    if !email.contains('@') {
-        anyhow::bail!("\"{email}\" is not an email address");
-    }
     match store.export_person(email)? {
         Some(document) => {
             println!("{}", serde_json::to_string_pretty(&document)?);
@@ -141,11 +139,9 @@ pub(super) fn export(cli: &Cli, email: &str) -> anyhow::Result<ExitCode> {
 }
 
 pub(super) fn forget(cli: &Cli, email: &str) -> anyhow::Result<ExitCode> {
+    let email = &address(email)?;
     let setup = load_config(cli)?;
     let mut store = open_store(&setup.config)?;
-    if !email.contains('@') {
-        anyhow::bail!("\"{email}\" is not an email address");
-    }
     let report = store.forget_person(email, setup.clock.now())?;
     if report.client {
         let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });

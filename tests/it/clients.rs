@@ -109,3 +109,61 @@ fn a_partial_reimport_keeps_the_reason_we_let_a_client_go() {
     assert!(export.stdout.contains("\"we_ended\""), "{}", export.stdout);
     assert!(export.stdout.contains("\"Fred\""), "{}", export.stdout);
 }
+
+/// The plan's rows, as JSON.
+fn plan(project: &Project) -> Vec<Value> {
+    let out = winback(project, &["plan", "--days", "30", "--format", "json"]);
+    out.assert_success();
+    serde_json::from_str(&out.stdout).expect("plan is JSON")
+}
+
+fn planned_emails(project: &Project) -> Vec<String> {
+    let mut emails: Vec<String> = plan(project)
+        .iter()
+        .filter_map(|row| row["email"].as_str().map(str::to_string))
+        .collect();
+    emails.sort();
+    emails
+}
+
+#[test]
+fn every_command_reads_an_address_as_import_does_and_refuses_anything_else() {
+    let project = project();
+    project.write_file(
+        "clients.csv",
+        "email,churned_at\nq@x.example,2026-01-01\nr@x.example,2026-01-01\n\
+         s@x.example,2026-01-01\nt@x.example,2026-01-01\n",
+    );
+    winback(&project, &["import", "clients.csv"]).assert_success();
+    assert_eq!(
+        planned_emails(&project),
+        ["q@x.example", "r@x.example", "s@x.example", "t@x.example"]
+    );
+
+    winback(&project, &["optout", "\"q@x.example\""]).assert_success();
+    winback(&project, &["returned", "Rae Doe <R@X.example>"]).assert_success();
+    let export = winback(&project, &["export", " 'S@x.Example' "]);
+    export.assert_success();
+    assert!(export.stdout.contains("s@x.example"), "{}", export.stdout);
+    winback(&project, &["forget", "“s@x.example”"]).assert_success();
+    assert_eq!(planned_emails(&project), ["t@x.example"]);
+
+    for refused in [
+        "t@x.example, q@x.example",
+        "t@x.example q@x.example",
+        "t",
+        "\"t@x.example",
+        "",
+    ] {
+        for command in ["optout", "returned", "export", "forget"] {
+            let out = winback(&project, &[command, refused]);
+            assert_eq!(out.code(), Some(1), "{command} {refused:?}: {out:?}");
+            assert!(
+                out.stderr.contains("is not one valid email address"),
+                "{command} {refused:?}: {}",
+                out.stderr
+            );
+        }
+    }
+    assert_eq!(planned_emails(&project), ["t@x.example"], "nothing changed");
+}
