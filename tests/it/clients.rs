@@ -167,3 +167,35 @@ fn every_command_reads_an_address_as_import_does_and_refuses_anything_else() {
     }
     assert_eq!(planned_emails(&project), ["t@x.example"], "nothing changed");
 }
+
+#[test]
+fn two_spellings_of_an_international_domain_are_one_mailbox() {
+    let project = project();
+    winback(&project, &["optout", "bob@bücher.example"]).assert_success();
+    project.write_file(
+        "clients.csv",
+        "email,first_name,churned_at\n\
+         bob@xn--bcher-kva.example,Bob,2026-01-01\n\
+         ann@bücher.example,Ann,2026-01-01\n\
+         ann@xn--bcher-kva.example,Ann,2026-01-01\n\
+         ANN@BÜCHER.example,Ann,2026-01-01\n",
+    );
+    let import = winback(&project, &["import", "clients.csv"]);
+    import.assert_success();
+    assert!(
+        import.stdout.contains("2 added, 0 updated, 2 unchanged"),
+        "{}",
+        import.stdout
+    );
+    winback(&project, &["run", "--once"]).assert_success();
+    let messages = sent(&project);
+    assert_eq!(messages.len(), 1, "Ann once, Bob never: {messages:#?}");
+    assert!(
+        messages[0].contains("ann@xn--bcher-kva.example"),
+        "{}",
+        messages[0]
+    );
+    let export = winback(&project, &["export", "Bob <bob@BÜCHER.example>"]);
+    export.assert_success();
+    assert!(export.stdout.contains("opt_out"), "{}", export.stdout);
+}
