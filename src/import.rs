@@ -25,6 +25,12 @@ const MAX_QUOTED_CHARS: usize = 60;
 const NOT_UTF8: &str = "not valid UTF-8 text (save the file as UTF-8)";
 const EMPTY_FILE: &str =
     "the file is empty: it needs a header line such as `email,churned_at,name,company`";
+/// Why a last line without its line break is never imported: a file read while it is
+/// being written ends that way, and its last row may be cut inside a value (`we_ended`
+/// read as `we`, a valid reason). Every complete file ends with a line break.
+const UNTERMINATED: &str = "this last line does not end with a line break, so the file may \
+     have been cut short while it was being written; if the file is complete, add a line \
+     break at its end (or export it again)";
 const SLUG_HINT: &str = "use a slug such as competitor, price or we_ended";
 
 /// One bad row: where it starts in the file and what is wrong with it.
@@ -175,6 +181,12 @@ impl<R: Read> Iterator for Rows<R> {
             if is_blank(&self.record) {
                 continue;
             }
+            if self.ended_with_file() {
+                return Some(Err(RowError {
+                    line,
+                    reason: UNTERMINATED.to_owned(),
+                }));
+            }
             let parsed = self.columns.parse(&self.record, self.now, self.latest_date);
             return Some(match parsed {
                 Ok(client) => Ok((line, client)),
@@ -188,16 +200,21 @@ impl<R: Read> Iterator for Rows<R> {
 impl<R: Read> std::iter::FusedIterator for Rows<R> {}
 
 impl<R: Read> Rows<R> {
+    /// Whether the record just read ended with the file, without a line break.
+    fn ended_with_file(&self) -> bool {
+        let source = self.reader.get_ref();
+        source.at_end
+            && self.reader.position().byte() == source.delivered
+            && source.last_byte != Some(b'\n')
+    }
+
     /// The line on which the record just read starts. csv's line counter is at the line
     /// where the previous record ended; this read consumed the blank lines before the
     /// record, the line breaks inside its quoted fields and its terminating `\n` (unless
     /// the file ended first). Only the blank lines move the start.
     fn start_line(&self, before: &Position) -> u64 {
         let after = self.reader.position();
-        let source = self.reader.get_ref();
-        let ended_with_file =
-            source.at_end && after.byte() == source.delivered && source.last_byte != Some(b'\n');
-        let terminator = u64::from(!ended_with_file);
+        let terminator = u64::from(!self.ended_with_file());
         let mut blank_lines = after
             .line()
             .saturating_sub(before.line())
@@ -752,8 +769,8 @@ mod tests {
                 ],
             ),
             (
-                "blank lines, whitespace lines and empty rows skipped; no final newline",
-                b"email,churned_at,name\n\nann@acme.com,2026-03-31,Ann\n,,\n   \n , ,\n\nbob@acme.com,2026-01-01,Bob",
+                "blank lines, whitespace lines and empty rows skipped; a last blank row without a line break",
+                b"email,churned_at,name\n\nann@acme.com,2026-03-31,Ann\n,,\n   \n , ,\n\nbob@acme.com,2026-01-01,Bob\n,,",
                 vec![
                     (3, ClientRecord { name: some("Ann"), ..client("ann@acme.com", "2026-03-31") }),
                     (8, ClientRecord { name: some("Bob"), ..client("bob@acme.com", "2026-01-01") }),
@@ -874,6 +891,36 @@ mod tests {
         assert_eq!(actual.len(), expected.len());
         for (actual, expected) in actual.iter().zip(&expected) {
             assert_eq!(actual, expected);
+        }
+    }
+
+    /// A file read while it is being written ends inside its last line; that line is
+    /// never taken as a row, whether it is cut in a value or in a quoted field.
+    #[test]
+    fn a_last_line_without_its_line_break_is_refused() {
+        let error = RowError {
+            line: 4,
+            reason: UNTERMINATED.to_owned(),
+        };
+        let cases: [&[u8]; 3] = [
+            b"email,churned_at,churn_reason\nann@acme.com,2026-03-31,price\n\nfred@acme.com,2026-01-01,we",
+            b"email,churned_at,name\r\nann@acme.com,2026-03-31,Ann\r\n\r\nfred@acme.com,2026-01-01,\"Fred\r\nFl",
+            b"email,churned_at,name\nann@acme.com,2026-03-31,Ann\n\nfred@acme.com,2026-01-01,Fred\r",
+        ];
+        for input in cases {
+            let rows = read_all(input);
+            assert_eq!(rows.len(), 2, "{rows:?}");
+            assert!(matches!(rows[0], Ok((2, _))), "{rows:?}");
+            assert_eq!(rows[1], Err(error.clone()));
+            let one_byte_at_a_time: Vec<_> = match read_rows(OneByteAtATime(input), now()) {
+                Ok(rows) => rows.collect(),
+                Err(error) => panic!("header refused: {error}"),
+            };
+            assert_eq!(one_byte_at_a_time, rows);
+            assert!(
+                !error.ends_the_file(),
+                "--skip-invalid imports the rows before it"
+            );
         }
     }
 

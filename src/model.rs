@@ -6,7 +6,7 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// When a client left: a bare date (midnight in the client's time zone) or an instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +196,48 @@ fn is_valid_email(email: &str) -> bool {
         && !domain.contains('@')
         && labels.clone().count() >= 2
         && labels.all(|label| !label.is_empty())
+}
+
+/// What the daemon's last look at the CRM sync file found: shown by `status` and
+/// `/metrics`, so a sync that keeps failing is seen, not only logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReport {
+    /// When the daemon read the file, or found it missing.
+    pub at: DateTime<Utc>,
+    pub file: String,
+    pub outcome: SyncOutcome,
+    pub added: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub bad_rows: u64,
+    /// Why nothing was imported, in a sentence (the first bad row, or the read error).
+    pub error: Option<String>,
+    /// When a sync was last applied, this one or an earlier one.
+    pub last_imported_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncOutcome {
+    /// Read and applied.
+    Imported,
+    /// Read, but bad rows (or a header problem) kept all of it out.
+    Refused,
+    /// The file does not exist.
+    Missing,
+    /// The file exists but could not be read.
+    Unreadable,
+}
+
+impl SyncOutcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SyncOutcome::Imported => "imported",
+            SyncOutcome::Refused => "refused",
+            SyncOutcome::Missing => "missing",
+            SyncOutcome::Unreadable => "unreadable",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -89,26 +89,110 @@ pub fn import_file(
     Ok(outcome?)
 }
 
-/// Remembers what the sync file looked like when last imported.
+/// How long the sync file must keep its size and modification time before the daemon
+/// reads it: a CRM that rewrites the file in place is given time to finish. (Writing it
+/// elsewhere and renaming it into place is safer still: the README says so.)
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// While the sync file stays missing, the error is logged again this often.
+const MISSING_REMINDER_MINUTES: i64 = 60;
+
+/// A file's size and modification time: it changed if either did.
+pub type Stamp = (SystemTime, u64);
+
+/// The sync file's [`Stamp`] now.
+pub fn stamp(path: &Path) -> std::io::Result<Stamp> {
+    let meta = std::fs::metadata(path)?;
+    Ok((
+        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        meta.len(),
+    ))
+}
+
+/// What a look at the sync file found.
+#[derive(Debug)]
+pub enum Look {
+    /// As when last read (or refused): nothing to do.
+    Unchanged,
+    /// New or changed since then: read it once it has stopped changing.
+    Changed(Stamp),
+    /// It cannot be found or examined; `report` says whether to log it (and record it)
+    /// this time: at the first look, then every hour while it lasts.
+    Missing { error: std::io::Error, report: bool },
+}
+
+/// Remembers what the sync file looked like when last read, and when its absence was
+/// last reported.
 #[derive(Debug, Default)]
 pub struct SyncWatch {
-    seen: Option<(SystemTime, u64)>,
+    seen: Option<Stamp>,
+    missing_reported: Option<DateTime<Utc>>,
 }
 
 impl SyncWatch {
-    /// Whether the file changed since the last call that returned true (or ever).
-    pub fn changed(&mut self, path: &Path) -> bool {
-        let Ok(meta) = std::fs::metadata(path) else {
-            return false;
-        };
-        let stamp = (
-            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            meta.len(),
-        );
-        if self.seen == Some(stamp) {
-            return false;
+    pub fn look(&mut self, path: &Path, now: DateTime<Utc>) -> Look {
+        match stamp(path) {
+            Ok(stamp) => {
+                self.missing_reported = None;
+                if self.seen == Some(stamp) {
+                    Look::Unchanged
+                } else {
+                    Look::Changed(stamp)
+                }
+            }
+            Err(error) => {
+                // When it comes back, it is read whatever its stamp.
+                self.seen = None;
+                let report = self.missing_reported.is_none_or(|at| {
+                    now - at >= chrono::Duration::minutes(MISSING_REMINDER_MINUTES)
+                });
+                if report {
+                    self.missing_reported = Some(now);
+                }
+                Look::Missing { error, report }
+            }
         }
+    }
+
+    /// The file with this stamp was read (imported or refused): not again until it changes.
+    pub fn read(&mut self, stamp: Stamp) {
         self.seen = Some(stamp);
-        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_file_is_reported_at_once_then_hourly_and_read_when_it_comes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clients.csv");
+        let t0 = DateTime::UNIX_EPOCH;
+        let mut watch = SyncWatch::default();
+        let reported = |look: Look| match look {
+            Look::Missing { report, .. } => report,
+            other => panic!("expected missing, got {other:?}"),
+        };
+        assert!(reported(watch.look(&path, t0)));
+        assert!(!reported(
+            watch.look(&path, t0 + chrono::Duration::minutes(59))
+        ));
+        assert!(reported(
+            watch.look(&path, t0 + chrono::Duration::minutes(60))
+        ));
+        std::fs::write(&path, "email,churned_at\n").unwrap();
+        let Look::Changed(stamp) = watch.look(&path, t0) else {
+            panic!("a new file is read")
+        };
+        watch.read(stamp);
+        assert!(matches!(watch.look(&path, t0), Look::Unchanged));
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            reported(watch.look(&path, t0)),
+            "gone again: reported at once"
+        );
+        std::fs::write(&path, "email,churned_at\n").unwrap();
+        assert!(matches!(watch.look(&path, t0), Look::Changed(_)));
     }
 }

@@ -17,6 +17,14 @@ pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     for warning in &config.warnings {
         println!("warning: {warning}");
     }
+    if let Some(sync_file) = &config.sync_file
+        && !sync_file.exists()
+    {
+        println!(
+            "warning: [clients] sync_file: {} does not exist; the daemon imports it once it appears and logs an error until then (check the path, and that the CRM export has run)",
+            sync_file.display()
+        );
+    }
     let page_problems = crate::http::check_pages(&config);
     if !page_problems.is_empty() {
         println!(

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use super::{Cli, Format, load_config, open_store};
+use crate::model::{SyncOutcome, SyncReport};
 use crate::store::MessageRow;
 
 pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
@@ -62,11 +63,46 @@ pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
             t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
     }
+    if let Some(sync) = &status.last_sync {
+        println!("{}", sync_line(sync));
+    }
     if !status.attention.is_empty() {
         println!("needs attention (newest first):");
         print_messages(&status.attention);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The daemon's last look at the sync file, in one line: what it imported, or why it
+/// imported nothing and when it last did.
+fn sync_line(sync: &SyncReport) -> String {
+    let time =
+        |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let head = format!("last client sync: {}, {}", time(&sync.at), sync.file);
+    if sync.outcome == SyncOutcome::Imported {
+        return format!(
+            "{head}: imported ({} added, {} updated, {} unchanged)",
+            sync.added, sync.updated, sync.unchanged
+        );
+    }
+    let why = match (sync.outcome, sync.bad_rows) {
+        (SyncOutcome::Refused, n) if n > 0 => format!(
+            "NOT IMPORTED, {n} bad row{} ({}); fix the file, the daemon reads it again when it changes",
+            if n == 1 { "" } else { "s" },
+            sync.error.as_deref().unwrap_or("see the log")
+        ),
+        (SyncOutcome::Missing, _) => "MISSING: the file does not exist".to_string(),
+        (outcome, _) => format!(
+            "NOT IMPORTED, {} ({})",
+            outcome.as_str(),
+            sync.error.as_deref().unwrap_or("see the log")
+        ),
+    };
+    let last = sync
+        .last_imported_at
+        .as_ref()
+        .map_or("never".to_string(), time);
+    format!("{head}: {why}; last imported: {last}")
 }
 
 pub(super) fn outbox_list(cli: &Cli) -> anyhow::Result<ExitCode> {

@@ -137,6 +137,39 @@ pub(crate) fn exposition(metrics: &Metrics, now: DateTime<Utc>) -> String {
         "How long the oldest due message has waited past its moment; 0 when none is due.",
         &[(String::new(), format!("{waited}"))],
     );
+
+    // Only once the daemon has looked at a sync file: a series for a sync that is not
+    // configured would only raise false alarms.
+    if let Some(sync) = &metrics.last_sync {
+        let seconds = |t: Option<DateTime<Utc>>| t.map_or(0, |t| t.timestamp()).to_string();
+        family(
+            "winback_sync_last_run_timestamp_seconds",
+            "gauge",
+            "When the daemon last read (or missed) the client sync file, in Unix time.",
+            &[(String::new(), seconds(Some(sync.at)))],
+        );
+        family(
+            "winback_sync_last_success_timestamp_seconds",
+            "gauge",
+            "When the client sync file was last imported, in Unix time; 0 if never.",
+            &[(String::new(), seconds(sync.last_imported_at))],
+        );
+        family(
+            "winback_sync_ok",
+            "gauge",
+            "1 if the last look at the client sync file imported it; 0 if it was refused, missing or unreadable.",
+            &[(
+                String::new(),
+                u8::from(sync.outcome == crate::model::SyncOutcome::Imported).to_string(),
+            )],
+        );
+        family(
+            "winback_sync_bad_rows",
+            "gauge",
+            "Bad rows in the client sync file when it was last read.",
+            &[(String::new(), sync.bad_rows.to_string())],
+        );
+    }
     out
 }
 
@@ -164,6 +197,7 @@ mod tests {
             suppressions: BTreeMap::from([("opt_out".to_string(), 2)]),
             queue_depth: 3,
             oldest_due: Some(now - chrono::Duration::milliseconds(90_500)),
+            last_sync: None,
         };
         let text = exposition(&metrics, now);
         for line in [
@@ -187,6 +221,41 @@ mod tests {
             empty.lines().any(|l| l == "winback_oldest_due_seconds 0"),
             "{empty}"
         );
+    }
+
+    #[test]
+    fn the_last_sync_is_shown_once_there_is_one() {
+        let now = DateTime::parse_from_rfc3339("2026-06-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let none = exposition(&Metrics::default(), now);
+        assert!(!none.contains("winback_sync"), "{none}");
+        let metrics = Metrics {
+            last_sync: Some(crate::model::SyncReport {
+                at: now,
+                file: "crm.csv".to_string(),
+                outcome: crate::model::SyncOutcome::Refused,
+                added: 0,
+                updated: 0,
+                unchanged: 0,
+                bad_rows: 2,
+                error: Some("line 3: missing email".to_string()),
+                last_imported_at: Some(now - chrono::Duration::days(1)),
+            }),
+            ..Metrics::default()
+        };
+        let text = exposition(&metrics, now);
+        for line in [
+            "winback_sync_last_run_timestamp_seconds 1780308000",
+            "winback_sync_last_success_timestamp_seconds 1780221600",
+            "winback_sync_ok 0",
+            "winback_sync_bad_rows 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,9 @@ use super::enroll::{self, ClientFacts};
 use super::{Result, Store, StoreError, email_hash, fmt_time, log_event, parse_opt_time};
 use crate::config::Config;
 use crate::import::RowError;
-use crate::model::{ChurnedAt, ClientRecord, EnrollmentState, normalize_email};
+use crate::model::{
+    ChurnedAt, ClientRecord, EnrollmentState, SyncOutcome, SyncReport, normalize_email,
+};
 
 /// Bad rows kept for the report; beyond this they are only counted.
 const MAX_REPORTED_ERRORS: usize = 1000;
@@ -384,6 +386,49 @@ impl Store {
         tx.commit()?;
         Ok(ReturnOutcome::Recorded { stopped })
     }
+}
+
+impl Store {
+    /// Keeps what the daemon's last look at the sync file found, for `status` and
+    /// `/metrics`; a failed sync keeps the time of the last one applied.
+    pub fn record_sync(&mut self, report: &SyncReport) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut report = report.clone();
+        if report.outcome == SyncOutcome::Imported {
+            report.last_imported_at = Some(report.at);
+        } else if report.last_imported_at.is_none() {
+            report.last_imported_at = last_sync(&tx)?.and_then(|r| r.last_imported_at);
+        }
+        let text = serde_json::to_string(&report)
+            .map_err(|e| StoreError::Corrupt(format!("last sync: {e}")))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_sync', ?1)",
+            params![text],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The daemon's last look at the sync file, if it ever looked.
+    pub fn last_sync(&self) -> Result<Option<SyncReport>> {
+        last_sync(&self.conn)
+    }
+}
+
+fn last_sync(conn: &Connection) -> Result<Option<SyncReport>> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT CAST(value AS TEXT) FROM meta WHERE key = 'last_sync'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    text.map(|text| {
+        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("last sync: {e}")))
+    })
+    .transpose()
 }
 
 pub(crate) fn opt_out(

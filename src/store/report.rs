@@ -68,6 +68,8 @@ pub struct Metrics {
     pub queue_depth: u64,
     /// The earliest moment among those: how long the oldest due message has waited.
     pub oldest_due: Option<DateTime<Utc>>,
+    /// The daemon's last look at `[clients] sync_file`, if it ever looked.
+    pub last_sync: Option<crate::model::SyncReport>,
 }
 
 /// A client as `preview` needs it: the record, and their enrollment in the campaign asked
@@ -209,6 +211,7 @@ impl Store {
             suppressions,
             queue_depth: (waiting + retries) as u64,
             oldest_due,
+            last_sync: self.last_sync()?,
         })
     }
 

@@ -37,6 +37,8 @@ pub struct Status {
     /// Messages an operator should look at: uncertain, failed, retrying; newest first.
     pub attention: Vec<MessageRow>,
     pub next_wake: Option<DateTime<Utc>>,
+    /// The daemon's last look at `[clients] sync_file`, if it ever looked.
+    pub last_sync: Option<crate::model::SyncReport>,
 }
 
 /// One waiting enrollment or retry, as `schedule::plan` needs it.
@@ -107,6 +109,7 @@ impl Store {
             survey_answers: count("SELECT COUNT(*) FROM survey_answers")?,
             attention: self.messages_in(&["uncertain", "failed", "retry"], ATTENTION_LIMIT)?,
             next_wake: self.next_wake()?,
+            last_sync: self.last_sync()?,
         })
     }
 

@@ -6,7 +6,9 @@
 
 use serde_json::Value;
 
-use crate::support::Project;
+use std::time::Duration;
+
+use crate::support::{Project, free_port, wait_until};
 
 /// A Tuesday afternoon: anyone who left before early March 2026 is due.
 const NOW: &str = "2026-06-02T15:00:00Z";
@@ -57,7 +59,6 @@ fn winback(project: &Project, args: &[&str]) -> crate::support::Output {
     project.winback(&all)
 }
 
-#[allow(dead_code)]
 fn status(project: &Project) -> Value {
     let out = winback(project, &["status", "--format", "json"]);
     out.assert_success();
@@ -198,4 +199,142 @@ fn two_spellings_of_an_international_domain_are_one_mailbox() {
     let export = winback(&project, &["export", "Bob <bob@BÜCHER.example>"]);
     export.assert_success();
     assert!(export.stdout.contains("opt_out"), "{}", export.stdout);
+}
+
+/// A project whose daemon syncs `crm.csv` and answers on `port`.
+fn syncing_project(port: u16) -> Project {
+    let project = Project::new();
+    let text = config("\n[clients]\nsync_file = \"crm.csv\"\n").replace(
+        "[http]\n",
+        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    project.write_config(&text);
+    project
+}
+
+fn last_sync(project: &Project) -> Value {
+    status(project)["last_sync"].clone()
+}
+
+#[test]
+fn a_sync_file_cut_short_is_never_imported() {
+    let project = syncing_project(free_port());
+    // The CRM's export, read while it was being written: the last row stops inside
+    // `we_ended`, and `we` would be a valid reason.
+    project.write_file(
+        "crm.csv",
+        "email,first_name,churned_at,churn_reason\n\
+         kim@x.example,Kim,2026-01-01,price\n\
+         fred@x.example,Fred,2026-01-01,we",
+    );
+    winback(&project, &["run", "--once"]).assert_success();
+    assert_eq!(sent(&project).len(), 0);
+    assert_eq!(last_sync(&project)["outcome"], "refused");
+    // The same file given to `import` is refused too, naming the line and the fix;
+    // `--skip-invalid` takes the complete rows only.
+    let import = winback(&project, &["import", "crm.csv"]);
+    assert_eq!(import.code(), Some(1), "{import:?}");
+    assert!(
+        import
+            .stdout
+            .contains("crm.csv: line 3: this last line does not end with a line break"),
+        "{}",
+        import.stdout
+    );
+    winback(&project, &["import", "--skip-invalid", "crm.csv"]);
+    winback(&project, &["run", "--once"]).assert_success();
+    let messages = sent(&project);
+    assert_eq!(messages.len(), 1, "Kim only");
+    assert!(messages[0].contains("Kim, may we ask"), "{}", messages[0]);
+}
+
+#[test]
+fn the_last_sync_is_shown_and_every_failure_is_logged() {
+    let port = free_port();
+    let project = syncing_project(port);
+
+    // Missing: `check` says so, the daemon logs an error, `status` shows it.
+    let check = winback(&project, &["check"]);
+    check.assert_success();
+    assert!(
+        check.stdout.contains("warning: [clients] sync_file: ")
+            && check.stdout.contains("crm.csv does not exist"),
+        "{}",
+        check.stdout
+    );
+    let run = winback(&project, &["run", "--once"]);
+    run.assert_success();
+    assert!(
+        run.stderr.contains("the client sync file cannot be read"),
+        "{}",
+        run.stderr
+    );
+    let sync = last_sync(&project);
+    assert_eq!(sync["outcome"], "missing", "{sync}");
+    assert_eq!(sync["last_imported_at"], Value::Null, "{sync}");
+
+    // Imported.
+    project.write_file(
+        "crm.csv",
+        "email,churned_at\nann@x.example,2026-01-01\nbob@x.example,2026-01-01\n",
+    );
+    winback(&project, &["run", "--once"]).assert_success();
+    let sync = last_sync(&project);
+    assert_eq!(
+        (&sync["outcome"], &sync["added"], &sync["bad_rows"]),
+        (&"imported".into(), &2.into(), &0.into()),
+        "{sync}"
+    );
+    let imported_at = sync["last_imported_at"].clone();
+    assert_ne!(imported_at, Value::Null);
+
+    // Refused: one bad row. Logged, shown in `status` (with the last good sync) and
+    // in `/metrics`.
+    project.write_file(
+        "crm.csv",
+        "email,churned_at\nann@x.example,2026-01-01\nnot-an-address,2026-01-01\n",
+    );
+    let mut daemon = project.spawn_winback(&["--now", NOW, "run"]);
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let mut text = String::new();
+    let shown = wait_until(Duration::from_secs(30), || {
+        text = reqwest::blocking::get(&metrics_url)
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        text.lines().any(|l| l == "winback_sync_ok 0")
+    });
+    assert!(shown, "{text}\n{}", daemon.stderr_so_far());
+    assert!(
+        text.lines().any(|l| l == "winback_sync_bad_rows 1"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("winback_sync_last_success_timestamp_seconds ") && !l.ends_with(" 0")
+        ),
+        "{text}"
+    );
+    assert!(daemon.is_running());
+    let stopped = daemon.stop(Duration::from_secs(10));
+    assert!(
+        stopped.stderr.contains("invalid email address")
+            && stopped.stderr.contains("client file not imported"),
+        "{}",
+        stopped.stderr
+    );
+    let sync = last_sync(&project);
+    assert_eq!(
+        (&sync["outcome"], &sync["bad_rows"]),
+        (&"refused".into(), &1.into()),
+        "{sync}"
+    );
+    assert_eq!(sync["last_imported_at"], imported_at);
+    let table = winback(&project, &["status"]);
+    assert!(
+        table
+            .stdout
+            .contains("crm.csv: NOT IMPORTED, 1 bad row (line 3: invalid email address"),
+        "{}",
+        table.stdout
+    );
 }
