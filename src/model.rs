@@ -54,7 +54,7 @@ impl fmt::Display for ChurnedAt {
 /// One validated row of a former-clients CSV.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientRecord {
-    /// Lower-cased, trimmed.
+    /// In its one normalized form (see [`normalize_email`]).
     pub email: String,
     pub name: Option<String>,
     /// From a `first_name` column, if the file has one.

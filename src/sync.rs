@@ -2,7 +2,9 @@
 //! CRM sync (`[clients] sync_file`, imported at start and whenever the file changes).
 //!
 //! A file with bad rows changes nothing (unless the operator asked to skip them); the
-//! daemon only logs it and keeps the database as it was.
+//! daemon logs it, records the outcome for `status` and `/metrics`, and keeps the
+//! database as it was. [`SyncWatch`] tells the daemon when the file changed, and when its
+//! absence is worth logging again; it reads metadata only and decides nothing about clients.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
