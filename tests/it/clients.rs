@@ -241,7 +241,8 @@ fn a_sync_file_cut_short_is_never_imported() {
         "{}",
         import.stdout
     );
-    winback(&project, &["import", "--skip-invalid", "crm.csv"]);
+    let skipped = winback(&project, &["import", "--skip-invalid", "crm.csv"]);
+    assert!(skipped.stdout.contains("1 added"), "{}", skipped.stdout);
     winback(&project, &["run", "--once"]).assert_success();
     let messages = sent(&project);
     assert_eq!(messages.len(), 1, "Kim only");
