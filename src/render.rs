@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
-use handlebars::{Handlebars, RenderErrorReason, html_escape, no_escape};
+use handlebars::{Handlebars, RenderErrorReason, no_escape};
 use lettre::Message;
 use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
@@ -24,6 +24,7 @@ use lettre::message::{Mailbox, MultiPart};
 use serde_json::{Value, json};
 
 use crate::config::{Campaign, Config, Dkim, Problem};
+use crate::fitness;
 use crate::model::{ChurnedAt, ClientRecord, StepKind};
 
 /// Every name a template may use, for the message about a typo.
@@ -44,9 +45,6 @@ const VARIABLES: [&str; 15] = [
     "sender.company",
     "sender.postal_address",
 ];
-
-/// Text a shipped template marks for the operator to replace; `load` warns about it.
-const EDIT_MARKER: &str = "[EDIT:";
 
 const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe");
 const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe-Post");
@@ -124,6 +122,8 @@ pub struct Renderer {
     /// not make every message fail to render (which would end their sequences).
     dkim: Option<DkimConfig>,
     warnings: Vec<Problem>,
+    /// Steps whose sample still holds a `[EDIT: ...]` placeholder (see `placeholders`).
+    placeholders: Vec<Problem>,
 }
 
 #[derive(Debug, Clone)]
@@ -160,6 +160,7 @@ impl Renderer {
 
         let mut problems = Vec::new();
         let mut warnings = Vec::new();
+        let mut placeholders = Vec::new();
         // Template files by registry name: whether each compiled (a file shared by several
         // steps is read, and reported, once).
         let mut files: HashMap<String, bool> = HashMap::new();
@@ -176,13 +177,22 @@ impl Renderer {
                     text: format!("{}.txt.hbs", step.template),
                 };
                 let mut ok = true;
-                if let Err(e) = text.register_template_string(&templates.subject, &step.subject) {
+                let subject = text
+                    .register_template_string(&templates.subject, &step.subject)
+                    .map_err(|e| syntax_message(&e))
+                    .and_then(|()| {
+                        match text.get_template(&templates.subject).map(endless_partial) {
+                            Some(Some((_, message))) => Err(message),
+                            _ => Ok(()),
+                        }
+                    });
+                if let Err(message) = subject {
                     ok = false;
                     problems.push(Problem {
                         file: config.file.clone(),
                         line: Some(step.line),
                         key: templates.subject.clone(),
-                        message: syntax_message(&e),
+                        message,
                     });
                 }
                 for (registry, name) in [(&mut html, &templates.html), (&mut text, &templates.text)]
@@ -217,6 +227,7 @@ impl Renderer {
             sender: config.sender.clone(),
             dkim: None,
             warnings: Vec::new(),
+            placeholders: Vec::new(),
         };
         for (ci, campaign) in config.campaigns.iter().enumerate() {
             for number in 1..=campaign.steps.len() as u32 {
@@ -232,6 +243,7 @@ impl Renderer {
                         &key,
                         &mut problems,
                         &mut warnings,
+                        &mut placeholders,
                     );
                 }
             }
@@ -261,6 +273,7 @@ impl Renderer {
         }
         renderer.dkim = dkim;
         renderer.warnings = dedup(warnings);
+        renderer.placeholders = dedup(placeholders);
         Ok(renderer)
     }
 
@@ -287,9 +300,16 @@ impl Renderer {
     }
 
     /// Things worth a look that do not stop sending (printed by `check`): custom fields
-    /// the templates need, placeholders left to edit, a survey without its link.
+    /// the templates need, a survey without its link.
     pub fn warnings(&self) -> &[Problem] {
         &self.warnings
+    }
+
+    /// Steps that still hold a placeholder for the sample client. Such a message is held,
+    /// never sent; `check` calls it an error when mail goes to a real server and a warning
+    /// while it only goes to files.
+    pub fn placeholders(&self) -> &[Problem] {
+        &self.placeholders
     }
 
     /// Renders step `step` (1-based) of `campaign` for `vars.client`.
@@ -355,6 +375,7 @@ impl Renderer {
     }
 
     /// Renders one step against the sample client and reports what `check` must catch.
+    #[allow(clippy::too_many_arguments)] // three lists of findings, each its own severity
     fn check_step(
         &self,
         config: &Config,
@@ -363,6 +384,7 @@ impl Renderer {
         key: &str,
         problems: &mut Vec<Problem>,
         warnings: &mut Vec<Problem>,
+        placeholders: &mut Vec<Problem>,
     ) {
         let templates = &self.steps[&(campaign.name.clone(), number)];
         let mut client = sample_client();
@@ -426,13 +448,7 @@ impl Renderer {
                 }
             };
             let Some(rendered) = rendered else { continue };
-            let escape = |s: &str| {
-                if part == Part::Html {
-                    html_escape(s)
-                } else {
-                    s.to_string()
-                }
-            };
+            let shows = |value: &str| fitness::holds(&rendered, value, part == Part::Html);
             match part {
                 Part::Subject => {
                     if one_line(&rendered).is_empty() {
@@ -443,55 +459,43 @@ impl Renderer {
                     }
                 }
                 Part::Html | Part::Text => {
-                    if !rendered.contains(&escape(&unsubscribe_url))
-                        && !rendered.contains(&unsubscribe_url)
-                    {
+                    if !shows(&unsubscribe_url) {
                         problems.push(problem(
                             None,
                             "the rendered message lacks the unsubscribe link; add {{unsubscribe_url}} (in the footer)".to_string(),
                         ));
                     }
                     let postal = &config.sender.postal_address;
-                    if !rendered.contains(&escape(postal)) && !rendered.contains(postal.as_str()) {
+                    if !shows(postal) {
                         problems.push(problem(
                             None,
                             "the rendered message lacks the sender's postal address (required by anti-spam law); add {{sender.postal_address}} (in the footer)".to_string(),
                         ));
                     }
-                    if templates.kind == StepKind::Survey
-                        && !rendered.contains(&escape(&survey_url))
-                        && !rendered.contains(&survey_url)
-                    {
+                    if templates.kind == StepKind::Survey && !shows(&survey_url) {
                         warnings.push(problem(
                             None,
                             "is a survey step but does not link the survey; add {{survey_url}}"
                                 .to_string(),
                         ));
                     }
-                    if let Some(at) = rendered.find(EDIT_MARKER) {
-                        let rest = &rendered[at..];
-                        let placeholder: String = rest
-                            [..rest.find(']').map_or(rest.len(), |end| end + 1)]
-                            .chars()
-                            .take(60)
-                            .collect();
-                        let count = rendered.matches(EDIT_MARKER).count();
-                        // The line in the template file, where the operator will edit.
-                        let line = std::fs::read_to_string(&file).ok().and_then(|source| {
-                            let at = source.find(EDIT_MARKER)?;
-                            Some(source[..at].matches('\n').count() + 1)
-                        });
-                        warnings.push(problem(
-                            line,
-                            format!(
-                                "still contains {count} placeholder{} such as \"{}\"; replace {} with your own text before this step is sent",
-                                if count == 1 { "" } else { "s" },
-                                one_line(&placeholder),
-                                if count == 1 { "it" } else { "them" },
-                            ),
-                        ));
-                    }
                 }
+            }
+            if let Some(example) = fitness::placeholder(&rendered) {
+                let count = fitness::placeholders(&rendered);
+                // The line in the template file, where the operator will edit.
+                let line = std::fs::read_to_string(&file).ok().and_then(|source| {
+                    let at = source.find(fitness::PLACEHOLDER)?;
+                    Some(source[..at].matches('\n').count() + 1)
+                });
+                placeholders.push(problem(
+                    line,
+                    format!(
+                        "still contains {count} placeholder{} such as \"{example}\"; replace {} with your own text: until then this step is held, never sent",
+                        if count == 1 { "" } else { "s" },
+                        if count == 1 { "it" } else { "them" },
+                    ),
+                ));
             }
         }
     }
@@ -523,7 +527,149 @@ fn compile_file(
     };
     registry
         .register_template_string(name, source)
-        .map_err(|e| (e.pos().map(|(line, _)| line), syntax_message(&e)))
+        .map_err(|e| (e.pos().map(|(line, _)| line), syntax_message(&e)))?;
+    match registry.get_template(name).map(endless_partial) {
+        Some(Some(problem)) => Err(problem),
+        _ => Ok(()),
+    }
+}
+
+/// Why `template` could call partials without end, with the line, if it could.
+///
+/// Handlebars has no depth limit: an inline partial that calls itself, directly or
+/// through another, recurses until the stack overflows, and that aborts the process (it
+/// cannot be caught). So partials are refused before anything renders unless each call
+/// names, literally, an inline partial (`{{#*inline "name"}}`) of the same file, and
+/// no inline partial reaches itself through its calls.
+fn endless_partial(template: &handlebars::template::Template) -> Option<(Option<usize>, String)> {
+    let mut partials = Partials::default();
+    partials.walk(template, None);
+    if let Some(found) = partials.refused {
+        return Some(found);
+    }
+    for (name, line) in &partials.calls {
+        if !partials.defined.contains(name) {
+            return Some((
+                Some(*line),
+                format!(
+                    "{{{{> {name}}}}} names no {{{{#*inline \"{name}\"}}}} of this file; only inline partials defined in the same file are supported"
+                ),
+            ));
+        }
+    }
+    // Depth-first from each inline partial: a path that comes back to a name on it is a
+    // circle.
+    fn circle(
+        from: &str,
+        path: &mut Vec<String>,
+        edges: &[(String, String, usize)],
+    ) -> Option<(Vec<String>, usize)> {
+        for (_, called, line) in edges.iter().filter(|(caller, _, _)| caller == from) {
+            if let Some(start) = path.iter().position(|p| p == called) {
+                let mut found = path[start..].to_vec();
+                found.push(called.clone());
+                return Some((found, *line));
+            }
+            path.push(called.clone());
+            if let Some(found) = circle(called, path, edges) {
+                return Some(found);
+            }
+            path.pop();
+        }
+        None
+    }
+    let mut names: Vec<&String> = partials.defined.iter().collect();
+    names.sort();
+    for name in names {
+        if let Some((found, line)) = circle(name, &mut vec![name.clone()], &partials.edges) {
+            return Some((
+                Some(line),
+                format!(
+                    "the inline partial \"{}\" calls itself ({}), so it would never finish; remove the call that closes the circle",
+                    found[0],
+                    found.join(" → ")
+                ),
+            ));
+        }
+    }
+    None
+}
+
+/// What [`endless_partial`] gathers from a template's syntax tree.
+#[derive(Default)]
+struct Partials {
+    /// Inline partials defined anywhere in the file.
+    defined: HashSet<String>,
+    /// Every call: the partial called, and the line.
+    calls: Vec<(String, usize)>,
+    /// Calls made inside an inline partial: caller, called, line.
+    edges: Vec<(String, String, usize)>,
+    /// The first construct refused outright.
+    refused: Option<(Option<usize>, String)>,
+}
+
+impl Partials {
+    fn walk(&mut self, template: &handlebars::template::Template, inside: Option<&str>) {
+        use handlebars::template::{Parameter, TemplateElement};
+        // A name written literally: `x`, `"x"`; not a computed one.
+        let literal = |p: &Parameter| match p {
+            Parameter::Name(n) => Some(n.clone()),
+            Parameter::Path(_) => p.as_name().map(str::to_string),
+            Parameter::Literal(serde_json::Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        for (index, element) in template.elements.iter().enumerate() {
+            let line = template.mapping.get(index).map_or(1, |m| m.0);
+            match element {
+                TemplateElement::HelperBlock(block) => {
+                    for part in [&block.template, &block.inverse].into_iter().flatten() {
+                        self.walk(part, inside);
+                    }
+                }
+                TemplateElement::DecoratorBlock(decorator) => {
+                    let inline = decorator.name.as_name() == Some("inline");
+                    let name = if inline {
+                        match decorator.params.first().and_then(literal) {
+                            Some(name) => {
+                                self.defined.insert(name.clone());
+                                Some(name)
+                            }
+                            None => {
+                                self.refuse(line, "{{#*inline}} needs its name in quotes, e.g. {{#*inline \"footer\"}}");
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    if let Some(body) = &decorator.template {
+                        self.walk(body, name.as_deref().or(inside));
+                    }
+                }
+                TemplateElement::PartialBlock(_) => self.refuse(
+                    line,
+                    "partial blocks ({{#> name}}...{{/name}}) are not supported; call an inline partial with {{> name}}",
+                ),
+                TemplateElement::PartialExpression(call) => match literal(&call.name) {
+                    Some(name) if !name.starts_with('@') => {
+                        if let Some(caller) = inside {
+                            self.edges.push((caller.to_string(), name.clone(), line));
+                        }
+                        self.calls.push((name, line));
+                    }
+                    _ => self.refuse(
+                        line,
+                        "a partial's name must be written out, e.g. {{> footer}}, and name an inline partial of this file",
+                    ),
+                },
+                _ => {}
+            }
+        }
+    }
+
+    fn refuse(&mut self, line: usize, message: &str) {
+        self.refused.get_or_insert((Some(line), message.to_string()));
+    }
 }
 
 fn syntax_message(e: &handlebars::TemplateError) -> String {
@@ -1810,13 +1956,87 @@ subject = "Season's greetings from {{{{sender.company}}}}"
     }
 
     #[test]
+    fn a_partial_that_can_call_itself_is_refused_before_anything_renders() {
+        // Rendering any of these would overflow the stack and abort the process: `load`
+        // returning at all shows that it refused them unrendered.
+        for (html, expected) in [
+            (
+                r#"{{#*inline "x"}}{{> x}}{{/inline}}{{> x}}"#,
+                "the inline partial \"x\" calls itself (x → x)",
+            ),
+            (
+                r#"{{#*inline "a"}}{{#if first_name}}{{> b}}{{/if}}{{/inline}}{{#*inline "b"}}{{> a}}{{/inline}}{{> a}}"#,
+                "the inline partial \"a\" calls itself (a → b → a)",
+            ),
+            (
+                "{{> survey.html.hbs}}",
+                "{{> survey.html.hbs}} names no {{#*inline \"survey.html.hbs\"}} of this file",
+            ),
+            (
+                r#"{{#*inline "x"}}{{> (concat "x")}}{{/inline}}{{> x}}"#,
+                "a partial's name must be written out",
+            ),
+            (
+                r#"{{#> x}}{{> x}}{{/x}}"#,
+                "partial blocks",
+            ),
+        ] {
+            let setup = Setup::new();
+            setup.survey(&format!("<p>\n{html}</p>"), "Hello");
+            let problems = setup.problems();
+            assert_eq!(problems.len(), 1, "{html}: {problems:#?}");
+            let p = &problems[0];
+            assert!(p.message.contains(expected), "{html}: {p}");
+            assert!(p.file.ends_with("templates/survey.html.hbs"), "{p}");
+            assert_eq!(p.line, Some(2), "{p}");
+        }
+        // In the subject too.
+        let setup = Setup::new();
+        setup.survey("", "");
+        let step = r#"[[campaign.step]]
+kind = "survey"
+template = "survey"
+subject = '{{#*inline "s"}}{{> s}}{{/inline}}{{> s}}'
+"#;
+        let problems = Renderer::load(&setup.config_with("", step).unwrap()).unwrap_err();
+        assert!(problems[0].message.contains("calls itself"), "{problems:#?}");
+        assert_eq!(problems[0].key, "campaign[1].step[1].subject");
+    }
+
+    #[test]
+    fn an_inline_partial_that_ends_still_renders() {
+        let setup = Setup::new();
+        setup.template(
+            "survey",
+            r#"{{#*inline "footer"}}{{unsubscribe_url}} {{sender.postal_address}}{{/inline}}<p>Hi</p>{{> footer}}{{> footer}}"#,
+            FOOTER_TEXT,
+        );
+        let rendered = render(&setup, &client()).unwrap();
+        assert_eq!(
+            rendered.html.matches("1 Main Street").count(),
+            2,
+            "{}",
+            rendered.html
+        );
+    }
+
+    #[test]
     fn shipped_templates_load_cleanly() {
         let dir = tempfile::tempdir().unwrap();
         let config = shipped_config(dir.path());
         let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:#?}"));
-        // Only the placeholders the operator is meant to replace.
-        for warning in renderer.warnings() {
-            assert!(warning.message.contains("placeholder"), "{warning}");
+        // Only the placeholders the operator is meant to replace, listed apart.
+        assert_eq!(renderer.warnings(), &[], "{:#?}", renderer.warnings());
+        let placeholders: Vec<String> = renderer
+            .placeholders()
+            .iter()
+            .map(|p| p.file.display().to_string())
+            .collect();
+        for name in ["newsletter", "article", "whitepaper"] {
+            assert!(
+                placeholders.iter().any(|f| f.contains(name)),
+                "{name}: {placeholders:?}"
+            );
         }
         let campaign = &config.campaigns[0];
         for client in [
