@@ -576,7 +576,9 @@ mod tests {
         for (html, text, why) in [
             // The footer only the sample (Jordan) sees.
             (
-                format!("Hi {{{{first_name}}}} {{{{#if (eq first_name \"Jordan\")}}}}{FOOTER}{{{{/if}}}}"),
+                format!(
+                    "Hi {{{{first_name}}}} {{{{#if (eq first_name \"Jordan\")}}}}{FOOTER}{{{{/if}}}}"
+                ),
                 format!("Hi {FOOTER}"),
                 "HTML part lacks the unsubscribe link",
             ),
@@ -595,7 +597,11 @@ mod tests {
         ] {
             let (report, deliverer, mailer, _dir) = pass_with(&html, &text).await;
             assert!(mailer.sent().is_empty(), "{why}");
-            assert_eq!((report.sent, report.held, report.failed), (0, 1, 0), "{why}");
+            assert_eq!(
+                (report.sent, report.held, report.failed),
+                (0, 1, 0),
+                "{why}"
+            );
             let store = deliverer.store.lock().unwrap();
             let status = store.status().unwrap();
             assert_eq!(

@@ -19,9 +19,16 @@ pub const PLACEHOLDER: &str = "[EDIT:";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unfit {
     /// `part` still holds a placeholder; `example` is the first one, shortened.
-    Placeholder { part: &'static str, example: String },
-    NoUnsubscribeLink { part: &'static str },
-    NoPostalAddress { part: &'static str },
+    Placeholder {
+        part: &'static str,
+        example: String,
+    },
+    NoUnsubscribeLink {
+        part: &'static str,
+    },
+    NoPostalAddress {
+        part: &'static str,
+    },
 }
 
 impl fmt::Display for Unfit {
@@ -161,7 +168,10 @@ mod tests {
         // Another message's link is not this message's link.
         let other = footer(false).replace("TOKEN", "OTHER");
         let reasons = unfit(&message(&other, &footer(true)), LINK, POSTAL);
-        assert_eq!(reasons, vec![Unfit::NoUnsubscribeLink { part: "text part" }]);
+        assert_eq!(
+            reasons,
+            vec![Unfit::NoUnsubscribeLink { part: "text part" }]
+        );
         assert!(
             reasons[0].to_string().contains("{{unsubscribe_url}}"),
             "{}",

@@ -668,7 +668,8 @@ impl Partials {
     }
 
     fn refuse(&mut self, line: usize, message: &str) {
-        self.refused.get_or_insert((Some(line), message.to_string()));
+        self.refused
+            .get_or_insert((Some(line), message.to_string()));
     }
 }
 
@@ -1976,10 +1977,7 @@ subject = "Season's greetings from {{{{sender.company}}}}"
                 r#"{{#*inline "x"}}{{> (concat "x")}}{{/inline}}{{> x}}"#,
                 "a partial's name must be written out",
             ),
-            (
-                r#"{{#> x}}{{> x}}{{/x}}"#,
-                "partial blocks",
-            ),
+            (r#"{{#> x}}{{> x}}{{/x}}"#, "partial blocks"),
         ] {
             let setup = Setup::new();
             setup.survey(&format!("<p>\n{html}</p>"), "Hello");
@@ -1999,7 +1997,10 @@ template = "survey"
 subject = '{{#*inline "s"}}{{> s}}{{/inline}}{{> s}}'
 "#;
         let problems = Renderer::load(&setup.config_with("", step).unwrap()).unwrap_err();
-        assert!(problems[0].message.contains("calls itself"), "{problems:#?}");
+        assert!(
+            problems[0].message.contains("calls itself"),
+            "{problems:#?}"
+        );
         assert_eq!(problems[0].key, "campaign[1].step[1].subject");
     }
 

@@ -150,7 +150,17 @@ fn claim_in(
              WHERE state = 'held' AND next_attempt_at <= ?1
              ORDER BY next_attempt_at LIMIT {MAX_CLAIM}",
         ))?
-        .query_map(params![now_text], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
+        .query_map(params![now_text], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })?
         .take(limit)
         .collect::<std::result::Result<_, _>>()?;
     for (row, enrollment_id, campaign_name, cycle, step, due_at, next_attempt_at) in retries {
@@ -1093,11 +1103,20 @@ subject = "Why?"
             vec![("former-clients".to_string(), 1, 1, "held".to_string())]
         );
         // Not completed: the sequence waits at its step, with nothing else planned.
-        assert_eq!(f.enrollment("former-clients"), ("active".to_string(), 1, 1, None));
+        assert_eq!(
+            f.enrollment("former-clients"),
+            ("active".to_string(), 1, 1, None)
+        );
         let status = f.store.status().unwrap();
         assert_eq!(status.attention.len(), 1);
         assert_eq!(status.attention[0].state, "held");
-        assert!(status.attention[0].error.as_deref().unwrap().contains("[EDIT: x]"));
+        assert!(
+            status.attention[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("[EDIT: x]")
+        );
         assert_eq!(f.store.held().unwrap().len(), 1);
         // No storm: not tried again within the day...
         assert!(f.claim(now() + Duration::hours(1)).is_empty());
@@ -1109,7 +1128,10 @@ subject = "Why?"
         let again = f.claim(start);
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].message_row, first[0].message_row);
-        assert_eq!(again[0].attempt, 1, "a held message was never handed to a server");
+        assert_eq!(
+            again[0].attempt, 1,
+            "a held message was never handed to a server"
+        );
         f.record(again[0].message_row, sent(start));
         assert_eq!(
             f.messages(),

@@ -3,6 +3,7 @@ mod cli;
 mod crash;
 mod delivery;
 mod first_run;
+mod held;
 mod ops;
 mod recipients;
 mod smtp_support;
