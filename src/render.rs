@@ -534,27 +534,35 @@ fn compile_file(
     }
 }
 
-/// Why `template` could call partials without end, with the line, if it could.
+/// How deep blocks, subexpressions and partial calls may nest in a template. Rendering
+/// recurses once per level, and a delivery thread's stack (2 MiB) holds about a hundred
+/// levels in a debug build: far more than any email needs.
+const MAX_DEPTH: usize = 32;
+
+/// Why rendering `template` could overflow the stack, with the line, if it could.
 ///
 /// Handlebars has no depth limit: an inline partial that calls itself, directly or
 /// through another, recurses until the stack overflows, and that aborts the process (it
-/// cannot be caught). So partials are refused before anything renders unless each call
-/// names, literally, an inline partial (`{{#*inline "name"}}`) of the same file, and
-/// no inline partial reaches itself through its calls.
+/// cannot be caught); so does nesting blocks a few hundred deep. So both are refused
+/// before anything renders: each partial call must name, literally, an inline partial
+/// (`{{#*inline "name"}}`) of the same file, no inline partial may reach itself through
+/// its calls, and nesting (partials expanded) stays within [`MAX_DEPTH`].
 fn endless_partial(template: &handlebars::template::Template) -> Option<(Option<usize>, String)> {
     let mut partials = Partials::default();
-    partials.walk(template, None);
+    partials.walk(template, None, 0);
     if let Some(found) = partials.refused {
         return Some(found);
     }
-    for (name, line) in &partials.calls {
-        if !partials.defined.contains(name) {
-            return Some((
-                Some(*line),
-                format!(
-                    "{{{{> {name}}}}} names no {{{{#*inline \"{name}\"}}}} of this file; only inline partials defined in the same file are supported"
-                ),
-            ));
+    for scope in partials.scopes.values() {
+        for (name, _, line) in &scope.calls {
+            if !partials.scopes.contains_key(&Some(name.clone())) {
+                return Some((
+                    Some(*line),
+                    format!(
+                        "{{{{> {name}}}}} names no {{{{#*inline \"{name}\"}}}} of this file; only inline partials defined in the same file are supported"
+                    ),
+                ));
+            }
         }
     }
     // Depth-first from each inline partial: a path that comes back to a name on it is a
@@ -562,26 +570,27 @@ fn endless_partial(template: &handlebars::template::Template) -> Option<(Option<
     fn circle(
         from: &str,
         path: &mut Vec<String>,
-        edges: &[(String, String, usize)],
+        partials: &Partials,
     ) -> Option<(Vec<String>, usize)> {
-        for (_, called, line) in edges.iter().filter(|(caller, _, _)| caller == from) {
+        let calls = partials.scopes.get(&Some(from.to_string()))?;
+        for (called, _, line) in &calls.calls {
             if let Some(start) = path.iter().position(|p| p == called) {
                 let mut found = path[start..].to_vec();
                 found.push(called.clone());
                 return Some((found, *line));
             }
             path.push(called.clone());
-            if let Some(found) = circle(called, path, edges) {
+            if let Some(found) = circle(called, path, partials) {
                 return Some(found);
             }
             path.pop();
         }
         None
     }
-    let mut names: Vec<&String> = partials.defined.iter().collect();
+    let mut names: Vec<&String> = partials.scopes.keys().flatten().collect();
     names.sort();
     for name in names {
-        if let Some((found, line)) = circle(name, &mut vec![name.clone()], &partials.edges) {
+        if let Some((found, line)) = circle(name, &mut vec![name.clone()], &partials) {
             return Some((
                 Some(line),
                 format!(
@@ -592,24 +601,63 @@ fn endless_partial(template: &handlebars::template::Template) -> Option<(Option<
             ));
         }
     }
+    // No circle: each scope's depth, its partials expanded, is finite.
+    fn depth(scope: &Option<String>, partials: &Partials) -> usize {
+        let Some(found) = partials.scopes.get(scope) else {
+            return 0;
+        };
+        found
+            .calls
+            .iter()
+            .map(|(called, at, _)| at + depth(&Some(called.clone()), partials))
+            .fold(found.deepest, usize::max)
+    }
+    let top = partials.scopes.get(&None)?;
+    let deepest = depth(&None, &partials);
+    if deepest > MAX_DEPTH {
+        let line = top
+            .calls
+            .iter()
+            .find(|(called, at, _)| at + depth(&Some(called.clone()), &partials) > MAX_DEPTH)
+            .map_or(top.deepest_line, |(_, _, line)| *line);
+        return Some((
+            Some(line),
+            format!(
+                "nests blocks, helpers and partials {deepest} deep (at most {MAX_DEPTH}); rendering it could exhaust the memory set aside for it, so flatten it"
+            ),
+        ));
+    }
     None
 }
 
 /// What [`endless_partial`] gathers from a template's syntax tree.
 #[derive(Default)]
 struct Partials {
-    /// Inline partials defined anywhere in the file.
-    defined: HashSet<String>,
-    /// Every call: the partial called, and the line.
-    calls: Vec<(String, usize)>,
-    /// Calls made inside an inline partial: caller, called, line.
-    edges: Vec<(String, String, usize)>,
+    /// The file itself (`None`) and each inline partial defined in it.
+    scopes: HashMap<Option<String>, Scope>,
     /// The first construct refused outright.
     refused: Option<(Option<usize>, String)>,
+    /// How deep the walk is in the syntax tree (inline partials inside inline partials
+    /// included), so that the walk itself stays shallow.
+    nesting: usize,
+}
+
+/// One template or inline partial: how deep it nests of itself, and what it calls.
+#[derive(Default)]
+struct Scope {
+    deepest: usize,
+    deepest_line: usize,
+    /// Partial called, the depth of the call, and its line.
+    calls: Vec<(String, usize, usize)>,
 }
 
 impl Partials {
-    fn walk(&mut self, template: &handlebars::template::Template, inside: Option<&str>) {
+    fn walk(
+        &mut self,
+        template: &handlebars::template::Template,
+        scope: Option<&str>,
+        depth: usize,
+    ) {
         use handlebars::template::{Parameter, TemplateElement};
         // A name written literally: `x`, `"x"`; not a computed one.
         let literal = |p: &Parameter| match p {
@@ -618,32 +666,55 @@ impl Partials {
             Parameter::Literal(serde_json::Value::String(s)) => Some(s.clone()),
             _ => None,
         };
+        let key = scope.map(str::to_string);
+        if self.nesting > 2 * MAX_DEPTH {
+            self.refuse(
+                template.mapping.first().map_or(1, |m| m.0),
+                &format!("nests blocks and partials more than {MAX_DEPTH} deep; flatten it"),
+            );
+            return;
+        }
+        self.nesting += 1;
         for (index, element) in template.elements.iter().enumerate() {
             let line = template.mapping.get(index).map_or(1, |m| m.0);
+            let here = depth + 1 + element_depth(element);
+            let found = self.scopes.entry(key.clone()).or_default();
+            if here > found.deepest {
+                found.deepest = here;
+                found.deepest_line = line;
+            }
+            if here > MAX_DEPTH {
+                self.refuse(
+                    line,
+                    &format!(
+                        "nests blocks and helpers more than {MAX_DEPTH} deep; rendering it could exhaust the memory set aside for it, so flatten it"
+                    ),
+                );
+                break;
+            }
             match element {
                 TemplateElement::HelperBlock(block) => {
                     for part in [&block.template, &block.inverse].into_iter().flatten() {
-                        self.walk(part, inside);
+                        self.walk(part, scope, depth + 1);
                     }
                 }
                 TemplateElement::DecoratorBlock(decorator) => {
-                    let inline = decorator.name.as_name() == Some("inline");
-                    let name = if inline {
-                        match decorator.params.first().and_then(literal) {
-                            Some(name) => {
-                                self.defined.insert(name.clone());
-                                Some(name)
-                            }
-                            None => {
-                                self.refuse(line, "{{#*inline}} needs its name in quotes, e.g. {{#*inline \"footer\"}}");
-                                None
-                            }
+                    if decorator.name.as_name() != Some("inline") {
+                        if let Some(body) = &decorator.template {
+                            self.walk(body, scope, depth + 1);
                         }
-                    } else {
-                        None
+                        continue;
+                    }
+                    let Some(name) = decorator.params.first().and_then(literal) else {
+                        self.refuse(
+                            line,
+                            "{{#*inline}} needs its name in quotes, e.g. {{#*inline \"footer\"}}",
+                        );
+                        continue;
                     };
+                    self.scopes.entry(Some(name.clone())).or_default();
                     if let Some(body) = &decorator.template {
-                        self.walk(body, name.as_deref().or(inside));
+                        self.walk(body, Some(&name), 0);
                     }
                 }
                 TemplateElement::PartialBlock(_) => self.refuse(
@@ -652,10 +723,11 @@ impl Partials {
                 ),
                 TemplateElement::PartialExpression(call) => match literal(&call.name) {
                     Some(name) if !name.starts_with('@') => {
-                        if let Some(caller) = inside {
-                            self.edges.push((caller.to_string(), name.clone(), line));
-                        }
-                        self.calls.push((name, line));
+                        self.scopes
+                            .entry(key.clone())
+                            .or_default()
+                            .calls
+                            .push((name, depth + 1, line));
                     }
                     _ => self.refuse(
                         line,
@@ -665,12 +737,40 @@ impl Partials {
                 _ => {}
             }
         }
+        self.nesting -= 1;
     }
 
     fn refuse(&mut self, line: usize, message: &str) {
         self.refused
             .get_or_insert((Some(line), message.to_string()));
     }
+}
+
+/// How deep the subexpressions of one element nest: `{{x (a (b c))}}` is 2.
+fn element_depth(element: &handlebars::template::TemplateElement) -> usize {
+    use handlebars::template::{Parameter, TemplateElement};
+    fn parameter(p: &Parameter) -> usize {
+        match p {
+            Parameter::Subexpression(sub) => 1 + element_depth(&sub.element),
+            _ => 0,
+        }
+    }
+    let (name, params, hash) = match element {
+        TemplateElement::Expression(h)
+        | TemplateElement::HtmlExpression(h)
+        | TemplateElement::HelperBlock(h) => (&h.name, &h.params, &h.hash),
+        TemplateElement::DecoratorExpression(d)
+        | TemplateElement::DecoratorBlock(d)
+        | TemplateElement::PartialExpression(d)
+        | TemplateElement::PartialBlock(d) => (&d.name, &d.params, &d.hash),
+        _ => return 0,
+    };
+    std::iter::once(name)
+        .chain(params)
+        .chain(hash.values())
+        .map(parameter)
+        .max()
+        .unwrap_or(0)
 }
 
 fn syntax_message(e: &handlebars::TemplateError) -> String {
@@ -2002,6 +2102,30 @@ subject = '{{#*inline "s"}}{{> s}}{{/inline}}{{> s}}'
             "{problems:#?}"
         );
         assert_eq!(problems[0].key, "campaign[1].step[1].subject");
+    }
+
+    #[test]
+    fn nesting_deeper_than_a_stack_holds_is_refused_unrendered() {
+        let nested =
+            |n: usize| format!("{}x{}", "{{#if first_name}}".repeat(n), "{{/if}}".repeat(n));
+        let setup = Setup::new();
+        setup.survey(&nested(20), "Hello");
+        setup.renderer();
+        for html in [
+            nested(40),
+            nested(200),
+            // Shallow each, deep once the partials are expanded.
+            (0..20)
+                .map(|i| format!("{{{{#*inline \"p{i}\"}}}}{{{{#if first_name}}}}{{{{> p{}}}}}{{{{/if}}}}{{{{/inline}}}}", i + 1))
+                .collect::<String>()
+                + "{{#*inline \"p20\"}}end{{/inline}}{{> p0}}",
+        ] {
+            let setup = Setup::new();
+            setup.survey(&html, "Hello");
+            let problems = setup.problems();
+            assert_eq!(problems.len(), 1, "{problems:#?}");
+            assert!(problems[0].message.contains("deep"), "{}", problems[0]);
+        }
     }
 
     #[test]

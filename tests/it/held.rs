@@ -314,18 +314,34 @@ fn check_fails_on_placeholders_for_a_real_server_and_warns_for_files() {
 }
 
 #[test]
-fn a_partial_that_calls_itself_is_refused_by_check_and_never_rendered() {
-    let project = project("newsletter");
-    project.write_file(
-        "templates/survey.html.hbs",
-        &format!("{{{{#*inline \"x\"}}}}{{{{> x}}}}{{{{/inline}}}}{{{{> x}}}}\n{FOOTER_HTML}"),
-    );
-    let out = project.winback(&["check"]);
-    assert_eq!(out.code(), Some(1), "exit 1, not a crash: {out:?}");
-    assert!(out.stdout.contains("calls itself"), "{}", out.stdout);
-    let out = project.winback(&["run", "--once", "--now", NOW]);
-    assert_eq!(out.code(), Some(1), "refused, not a crash: {out:?}");
-    assert!(sent(&project.path("outbox")).is_empty());
+fn a_template_that_could_overflow_the_stack_is_refused_by_check_and_never_rendered() {
+    for (html, why) in [
+        (
+            "{{#*inline \"x\"}}{{> x}}{{/inline}}{{> x}}".to_string(),
+            "calls itself",
+        ),
+        // Renders in check's main thread, but overflowed a delivery thread's stack.
+        (
+            format!(
+                "{}x{}",
+                "{{#if first_name}}".repeat(150),
+                "{{/if}}".repeat(150)
+            ),
+            "deep",
+        ),
+    ] {
+        let project = project("newsletter");
+        project.write_file(
+            "templates/survey.html.hbs",
+            &format!("{html}\n{FOOTER_HTML}"),
+        );
+        let out = project.winback(&["check"]);
+        assert_eq!(out.code(), Some(1), "exit 1, not a crash: {out:?}");
+        assert!(out.stdout.contains(why), "{}", out.stdout);
+        let out = project.winback(&["run", "--once", "--now", NOW]);
+        assert_eq!(out.code(), Some(1), "refused, not a crash: {out:?}");
+        assert!(sent(&project.path("outbox")).is_empty());
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
