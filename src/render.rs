@@ -1,5 +1,6 @@
-//! Templates and messages: compiles the handlebars files the campaigns name, renders one
-//! step for one client, and builds the signed MIME message.
+//! Templates and messages: compiles the handlebars files the campaigns name (refusing
+//! any whose rendering could overflow the stack), renders one step for one client, and
+//! builds the signed MIME message. Whether a rendered message may go is `fitness`'s call.
 //!
 //! Only the HTML part is HTML-escaped; the subject and the text part are not, and the
 //! subject can never carry a line break into the headers. Reads only the template files
