@@ -583,10 +583,11 @@ impl Store {
         Ok(waiting.into_iter().chain(retry).min())
     }
 
-    /// Messages claimed since `since` (for the daily and per-minute limits).
+    /// Messages claimed since `since` (for the daily and per-minute limits). Held ones
+    /// never reached the server: they do not use up the limits.
     pub fn claimed_since(&self, since: DateTime<Utc>) -> Result<u64> {
         let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM messages WHERE claimed_at >= ?1 AND state != 'cancelled'",
+            "SELECT COUNT(*) FROM messages WHERE claimed_at >= ?1 AND state NOT IN ('cancelled', 'held')",
             params![fmt_time(since)],
             |r| r.get(0),
         )?;
@@ -1118,6 +1119,7 @@ subject = "Why?"
                 .contains("[EDIT: x]")
         );
         assert_eq!(f.store.held().unwrap().len(), 1);
+        assert_eq!(f.store.claimed_since(now() - Duration::days(1)).unwrap(), 0);
         // No storm: not tried again within the day...
         assert!(f.claim(now() + Duration::hours(1)).is_empty());
         let retry_at = now() + Duration::hours(HELD_RETRY_HOURS);

@@ -192,7 +192,7 @@ impl Store {
     /// When messages were claimed since `since`, oldest first (what the rate limits count).
     pub fn claim_times_since(&self, since: DateTime<Utc>) -> Result<Vec<DateTime<Utc>>> {
         let mut stmt = self.conn.prepare(
-            "SELECT claimed_at FROM messages WHERE claimed_at >= ?1 AND state != 'cancelled' ORDER BY claimed_at",
+            "SELECT claimed_at FROM messages WHERE claimed_at >= ?1 AND state NOT IN ('cancelled', 'held') ORDER BY claimed_at",
         )?;
         let times = stmt.query_map(params![fmt_time(since)], |r| r.get::<_, String>(0))?;
         times.map(|t| parse_time(&t?)).collect()
