@@ -539,8 +539,18 @@ impl Store {
 
     /// An operator decided an `uncertain` (or `failed`, or `held`) message should go out
     /// again. Returns false if there is no such message in a resendable state.
+    ///
+    /// A failed message that ended its sequence at its own step (before messages were
+    /// held, a template error did that) makes the sequence active again at that step: once
+    /// the message goes, the sequence continues.
     pub fn resend(&mut self, row: i64, now: DateTime<Utc>) -> Result<bool> {
         let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE enrollments SET state = 'active', send_at = NULL, stopped_at = NULL, updated_at = ?2
+             WHERE state = 'completed'
+               AND (id, cycle, next_step) = (SELECT enrollment_id, cycle, step FROM messages WHERE id = ?1 AND state = 'failed')",
+            params![row, fmt_time(now)],
+        )?;
         let changed = tx.execute(
             "UPDATE messages SET state = 'retry', next_attempt_at = ?2, first_claimed_at = ?2, updated_at = ?2,
                     last_error = 'resend requested by an operator'
@@ -1163,6 +1173,50 @@ subject = "Why?"
         let states: Vec<String> = f.messages().into_iter().map(|m| m.3).collect();
         assert_eq!(states, vec!["sending", "cancelled"]);
         assert_eq!(f.store.held().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn resending_a_message_that_ended_its_sequence_lets_the_sequence_continue() {
+        let mut f = fixture();
+        f.import_people(&["pat"]);
+        let first = f.claim(now());
+        // What a template error did before such messages were held.
+        let abandoned = Outcome::Abandoned {
+            error: "survey.html.hbs: no such variable".to_string(),
+            at: now(),
+        };
+        f.record(first[0].message_row, abandoned);
+        assert_eq!(f.enrollment("former-clients").0, "completed");
+        assert!(f.store.resend(first[0].message_row, now()).unwrap());
+        assert_eq!(
+            f.enrollment("former-clients"),
+            ("active".to_string(), 1, 1, None)
+        );
+        let again = f.claim(now());
+        assert_eq!(again.len(), 1);
+        f.record(again[0].message_row, sent(now()));
+        let (state, _, next_step, send_at) = f.enrollment("former-clients");
+        assert_eq!((state.as_str(), next_step), ("active", 2));
+        assert!(send_at.is_some(), "the next step is scheduled");
+
+        // Only a sequence completed at that very step comes back: a bounce stays.
+        let mut f = fixture();
+        f.import_people(&["sam"]);
+        let survey = f.claim(now());
+        f.record(survey[0].message_row, sent(now()));
+        let news = f.claim(now() + Duration::days(31));
+        assert_eq!(news.len(), 1);
+        f.record(
+            news[0].message_row,
+            Outcome::Failed {
+                error: "550 no".to_string(),
+                at: now() + Duration::days(31),
+            },
+        );
+        f.store
+            .resend(news[0].message_row, now() + Duration::days(32))
+            .unwrap();
+        assert_eq!(f.enrollment("former-clients").0, "bounced");
     }
 
     #[test]
