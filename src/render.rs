@@ -566,32 +566,13 @@ fn endless_partial(template: &handlebars::template::Template) -> Option<(Option<
             }
         }
     }
-    // Depth-first from each inline partial: a path that comes back to a name on it is a
-    // circle.
-    fn circle(
-        from: &str,
-        path: &mut Vec<String>,
-        partials: &Partials,
-    ) -> Option<(Vec<String>, usize)> {
-        let calls = partials.scopes.get(&Some(from.to_string()))?;
-        for (called, _, line) in &calls.calls {
-            if let Some(start) = path.iter().position(|p| p == called) {
-                let mut found = path[start..].to_vec();
-                found.push(called.clone());
-                return Some((found, *line));
-            }
-            path.push(called.clone());
-            if let Some(found) = circle(called, path, partials) {
-                return Some(found);
-            }
-            path.pop();
-        }
-        None
-    }
-    let mut names: Vec<&String> = partials.scopes.keys().flatten().collect();
+    // Depth-first, each scope once (a partial called from many places is not walked again):
+    // a call back to a scope still open is a circle; a finished one has its depth.
+    let mut visits = HashMap::new();
+    let mut names: Vec<Option<String>> = partials.scopes.keys().cloned().collect();
     names.sort();
-    for name in names {
-        if let Some((found, line)) = circle(name, &mut vec![name.clone()], &partials) {
+    for name in &names {
+        if let Err((found, line)) = expanded(name, &partials, &mut visits, &mut Vec::new()) {
             return Some((
                 Some(line),
                 format!(
@@ -602,24 +583,20 @@ fn endless_partial(template: &handlebars::template::Template) -> Option<(Option<
             ));
         }
     }
-    // No circle: each scope's depth, its partials expanded, is finite.
-    fn depth(scope: &Option<String>, partials: &Partials) -> usize {
-        let Some(found) = partials.scopes.get(scope) else {
-            return 0;
-        };
-        found
-            .calls
-            .iter()
-            .map(|(called, at, _)| at + depth(&Some(called.clone()), partials))
-            .fold(found.deepest, usize::max)
-    }
     let top = partials.scopes.get(&None)?;
-    let deepest = depth(&None, &partials);
+    let deepest = match visits.get(&None) {
+        Some(Visit::Done(depth)) => *depth,
+        _ => top.deepest,
+    };
     if deepest > MAX_DEPTH {
+        let depth_of = |called: &String| match visits.get(&Some(called.clone())) {
+            Some(Visit::Done(depth)) => *depth,
+            _ => 0,
+        };
         let line = top
             .calls
             .iter()
-            .find(|(called, at, _)| at + depth(&Some(called.clone()), &partials) > MAX_DEPTH)
+            .find(|(called, at, _)| at + depth_of(called) > MAX_DEPTH)
             .map_or(top.deepest_line, |(_, _, line)| *line);
         return Some((
             Some(line),
@@ -629,6 +606,52 @@ fn endless_partial(template: &handlebars::template::Template) -> Option<(Option<
         ));
     }
     None
+}
+
+/// Where the walk of [`expanded`] is with one scope.
+enum Visit {
+    Open,
+    /// Its depth, its partials expanded.
+    Done(usize),
+}
+
+/// The depth of `scope` with every partial it calls expanded, or the circle of calls
+/// (names in order, the first again at the end) and the line that closes it.
+fn expanded(
+    scope: &Option<String>,
+    partials: &Partials,
+    visits: &mut HashMap<Option<String>, Visit>,
+    open: &mut Vec<String>,
+) -> Result<usize, (Vec<String>, usize)> {
+    match visits.get(scope) {
+        Some(Visit::Done(depth)) => return Ok(*depth),
+        // Callers look for an open scope (a circle) before they descend.
+        Some(Visit::Open) => return Ok(0),
+        None => {}
+    }
+    let Some(found) = partials.scopes.get(scope) else {
+        return Ok(0);
+    };
+    visits.insert(scope.clone(), Visit::Open);
+    if let Some(name) = scope {
+        open.push(name.clone());
+    }
+    let mut deepest = found.deepest;
+    for (called, at, line) in &found.calls {
+        let key = Some(called.clone());
+        if let Some(Visit::Open) = visits.get(&key) {
+            let start = open.iter().position(|n| n == called).unwrap_or(0);
+            let mut circle = open[start..].to_vec();
+            circle.push(called.clone());
+            return Err((circle, *line));
+        }
+        deepest = deepest.max(at + expanded(&key, partials, visits, open)?);
+    }
+    if scope.is_some() {
+        open.pop();
+    }
+    visits.insert(scope.clone(), Visit::Done(deepest));
+    Ok(deepest)
 }
 
 /// What [`endless_partial`] gathers from a template's syntax tree.
@@ -2120,6 +2143,12 @@ subject = '{{#*inline "s"}}{{> s}}{{/inline}}{{> s}}'
                 .map(|i| format!("{{{{#*inline \"p{i}\"}}}}{{{{#if first_name}}}}{{{{> p{}}}}}{{{{/if}}}}{{{{/inline}}}}", i + 1))
                 .collect::<String>()
                 + "{{#*inline \"p20\"}}end{{/inline}}{{> p0}}",
+            // Each partial called twice by the one before: found deep at once, without
+            // walking the 2^60 paths.
+            (0..60)
+                .map(|i| format!("{{{{#*inline \"p{i}\"}}}}{{{{> p{0}}}}}{{{{> p{0}}}}}{{{{/inline}}}}", i + 1))
+                .collect::<String>()
+                + "{{#*inline \"p60\"}}end{{/inline}}{{> p0}}",
         ] {
             let setup = Setup::new();
             setup.survey(&html, "Hello");
