@@ -181,12 +181,12 @@ impl Renderer {
                 let subject = text
                     .register_template_string(&templates.subject, &step.subject)
                     .map_err(|e| syntax_message(&e))
-                    .and_then(|()| {
-                        match text.get_template(&templates.subject).map(endless_partial) {
+                    .and_then(
+                        |()| match text.get_template(&templates.subject).map(stack_risk) {
                             Some(Some((_, message))) => Err(message),
                             _ => Ok(()),
-                        }
-                    });
+                        },
+                    );
                 if let Err(message) = subject {
                     ok = false;
                     problems.push(Problem {
@@ -529,7 +529,7 @@ fn compile_file(
     registry
         .register_template_string(name, source)
         .map_err(|e| (e.pos().map(|(line, _)| line), syntax_message(&e)))?;
-    match registry.get_template(name).map(endless_partial) {
+    match registry.get_template(name).map(stack_risk) {
         Some(Some(problem)) => Err(problem),
         _ => Ok(()),
     }
@@ -548,7 +548,7 @@ const MAX_DEPTH: usize = 32;
 /// before anything renders: each partial call must name, literally, an inline partial
 /// (`{{#*inline "name"}}`) of the same file, no inline partial may reach itself through
 /// its calls, and nesting (partials expanded) stays within [`MAX_DEPTH`].
-fn endless_partial(template: &handlebars::template::Template) -> Option<(Option<usize>, String)> {
+fn stack_risk(template: &handlebars::template::Template) -> Option<(Option<usize>, String)> {
     let mut partials = Partials::default();
     partials.walk(template, None, 0);
     if let Some(found) = partials.refused {
@@ -654,7 +654,7 @@ fn expanded(
     Ok(deepest)
 }
 
-/// What [`endless_partial`] gathers from a template's syntax tree.
+/// What [`stack_risk`] gathers from a template's syntax tree.
 #[derive(Default)]
 struct Partials {
     /// The file itself (`None`) and each inline partial defined in it.
