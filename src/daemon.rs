@@ -86,6 +86,9 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
             list.join("\n")
         )
     })?;
+    for problem in renderer.placeholders() {
+        tracing::warn!(%problem, "a template still holds a placeholder: its messages are held, not sent");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

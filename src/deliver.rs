@@ -1,5 +1,5 @@
 //! One delivery pass: claim due messages, render them, hand them to the mailer, record
-//! what the server said.
+//! what the server said. A message not fit to go (see `fitness`) is held, never sent.
 //!
 //! Claims are committed (`sending`) before any SMTP transaction starts; results are
 //! committed a batch at a time, in the same transaction as the next claims. An in-flight
@@ -53,6 +53,8 @@ pub struct PassReport {
     pub uncertain: usize,
     /// Claimed, but not started: the person opted out (or bounced, or came back) meanwhile.
     pub withdrawn: usize,
+    /// Not fit to go (a template error, a placeholder, no footer): held, not sent.
+    pub held: usize,
     /// A rate limit stopped the pass; more may be due.
     pub throttled: bool,
     /// The mail server refused our connection or sender: the pass stopped early.
@@ -295,6 +297,7 @@ impl Deliverer {
                     Outcome::Failed { .. } | Outcome::Abandoned { .. } => report.failed += 1,
                     Outcome::Uncertain { .. } => report.uncertain += 1,
                     Outcome::Withdrawn { .. } => report.withdrawn += 1,
+                    Outcome::Held { .. } => report.held += 1,
                 }
             }
         }
@@ -332,10 +335,11 @@ impl Deliverer {
             Ok(Ok(claimed
                 .into_iter()
                 .map(|message| {
-                    let rendered = this.render(&message).map_err(|error| {
-                        tracing::error!(message = message.message_row, to = %message.client.email, %error, "cannot render; sequence stopped");
-                        Outcome::Abandoned {
-                            error,
+                    let rendered = this.render(&message).map_err(|reason| {
+                        // Logged at every attempt: the step waits for someone to fix it.
+                        tracing::error!(message = message.message_row, to = %message.client.email, campaign = %message.campaign, step = message.step, %reason, "held, not sent: fix the template (or the client's data) and restart winback; the step then goes");
+                        Outcome::Held {
+                            reason,
                             at: this.clock.now(),
                         }
                     });
@@ -424,6 +428,8 @@ impl Deliverer {
         }
     }
 
+    /// The message ready to send, or why it is not fit to go: it did not render, or what
+    /// it rendered to lacks its footer or still holds a placeholder (see `fitness`).
     fn render(&self, message: &Claimed) -> Result<OutgoingMessage, String> {
         let campaign = self
             .config
@@ -440,6 +446,15 @@ impl Deliverer {
             .renderer
             .render(campaign, message.step, &vars)
             .map_err(|e| e.to_string())?;
+        let unfit = crate::fitness::unfit(
+            &rendered,
+            &unsubscribe_url,
+            &self.config.sender.postal_address,
+        );
+        if !unfit.is_empty() {
+            let reasons: Vec<String> = unfit.iter().map(ToString::to_string).collect();
+            return Err(reasons.join("; "));
+        }
         let built = self
             .renderer
             .build_message(
@@ -523,6 +538,80 @@ mod tests {
                 }
             }
             self.stub.send(message)
+        }
+    }
+
+    /// A pass over one imported client with the survey templates `html` and `text`.
+    async fn pass_with(
+        html: &str,
+        text: &str,
+    ) -> (PassReport, Deliverer, Arc<StubMailer>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = setup(dir.path());
+        let templates = dir.path().join("templates");
+        std::fs::write(templates.join("survey.html.hbs"), html).unwrap();
+        std::fs::write(templates.join("survey.txt.hbs"), text).unwrap();
+        let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
+        let mut store = Store::open(&dir.path().join("winback.db")).unwrap();
+        let rows = vec![Ok((2, record("pat@client.example")))];
+        store
+            .import(rows.into_iter(), &config, now(), false, &mut |_| {})
+            .unwrap();
+        let mailer = Arc::new(StubMailer::new());
+        let deliverer = Deliverer {
+            config: Arc::new(config),
+            renderer: Arc::new(renderer),
+            mailer: mailer.clone(),
+            secret: Arc::new(Secret::generate()),
+            clock: Clock::starting_at(now()),
+            store: Arc::new(Mutex::new(store)),
+        };
+        let report = deliverer.pass(&|| false).await.unwrap();
+        (report, deliverer, mailer, dir)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_not_fit_to_go_is_held_never_sent_and_its_sequence_waits() {
+        const FOOTER: &str = "{{unsubscribe_url}} {{sender.postal_address}}";
+        for (html, text, why) in [
+            // The footer only the sample (Jordan) sees.
+            (
+                format!(
+                    "Hi {{{{first_name}}}} {{{{#if (eq first_name \"Jordan\")}}}}{FOOTER}{{{{/if}}}}"
+                ),
+                format!("Hi {FOOTER}"),
+                "HTML part lacks the unsubscribe link",
+            ),
+            // A placeholder only some people see.
+            (
+                format!("Hi {FOOTER}"),
+                format!("Hi {{{{#if (eq first_name \"Pat\")}}}}[EDIT: news]{{{{/if}}}} {FOOTER}"),
+                "text part still contains the placeholder \"[EDIT: news]\"",
+            ),
+            // A column the sample has and Pat lacks: the template fails for Pat.
+            (
+                format!("Hi {{{{fields.plan}}}} {FOOTER}"),
+                format!("Hi {FOOTER}"),
+                "uses {{fields.plan}}, but this client has no \"plan\" value",
+            ),
+        ] {
+            let (report, deliverer, mailer, _dir) = pass_with(&html, &text).await;
+            assert!(mailer.sent().is_empty(), "{why}");
+            assert_eq!(
+                (report.sent, report.held, report.failed),
+                (0, 1, 0),
+                "{why}"
+            );
+            let store = deliverer.store.lock().unwrap();
+            let status = store.status().unwrap();
+            assert_eq!(
+                status.enrollments["former-clients"].get("active"),
+                Some(&1),
+                "{why}: {status:?}"
+            );
+            let held = &status.attention[0];
+            assert_eq!(held.state, "held", "{why}");
+            assert!(held.error.as_deref().unwrap().contains(why), "{held:?}");
         }
     }
 

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod deliver;
+pub mod fitness;
 pub mod http;
 pub mod import;
 pub mod links;

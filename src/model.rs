@@ -318,7 +318,7 @@ impl EnrollmentState {
 }
 
 /// The life of one message in the outbox:
-/// `sending → sent | retry | failed | uncertain`, `retry → sending`.
+/// `sending → sent | retry | failed | uncertain | held`, `retry | held → sending`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageState {
@@ -334,16 +334,19 @@ pub enum MessageState {
     Uncertain,
     /// Claimed but dropped before sending, because an opt-out or return arrived first.
     Cancelled,
+    /// Not fit to go (a template error, a placeholder, no footer): kept until it renders.
+    Held,
 }
 
 impl MessageState {
-    pub const ALL: [MessageState; 6] = [
+    pub const ALL: [MessageState; 7] = [
         MessageState::Sending,
         MessageState::Sent,
         MessageState::Retry,
         MessageState::Failed,
         MessageState::Uncertain,
         MessageState::Cancelled,
+        MessageState::Held,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -354,6 +357,7 @@ impl MessageState {
             MessageState::Failed => "failed",
             MessageState::Uncertain => "uncertain",
             MessageState::Cancelled => "cancelled",
+            MessageState::Held => "held",
         }
     }
 

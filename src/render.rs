@@ -1,5 +1,6 @@
-//! Templates and messages: compiles the handlebars files the campaigns name, renders one
-//! step for one client, and builds the signed MIME message.
+//! Templates and messages: compiles the handlebars files the campaigns name (refusing
+//! any whose rendering could overflow the stack), renders one step for one client, and
+//! builds the signed MIME message. Whether a rendered message may go is `fitness`'s call.
 //!
 //! Only the HTML part is HTML-escaped; the subject and the text part are not, and the
 //! subject can never carry a line break into the headers. Reads only the template files
@@ -13,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
-use handlebars::{Handlebars, RenderErrorReason, html_escape, no_escape};
+use handlebars::{Handlebars, RenderErrorReason, no_escape};
 use lettre::Message;
 use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
@@ -24,6 +25,7 @@ use lettre::message::{Mailbox, MultiPart};
 use serde_json::{Value, json};
 
 use crate::config::{Campaign, Config, Dkim, Problem};
+use crate::fitness;
 use crate::model::{ChurnedAt, ClientRecord, StepKind};
 
 /// Every name a template may use, for the message about a typo.
@@ -44,9 +46,6 @@ const VARIABLES: [&str; 15] = [
     "sender.company",
     "sender.postal_address",
 ];
-
-/// Text a shipped template marks for the operator to replace; `load` warns about it.
-const EDIT_MARKER: &str = "[EDIT:";
 
 const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe");
 const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe-Post");
@@ -124,6 +123,8 @@ pub struct Renderer {
     /// not make every message fail to render (which would end their sequences).
     dkim: Option<DkimConfig>,
     warnings: Vec<Problem>,
+    /// Steps whose sample still holds a `[EDIT: ...]` placeholder (see `placeholders`).
+    placeholders: Vec<Problem>,
 }
 
 #[derive(Debug, Clone)]
@@ -160,6 +161,7 @@ impl Renderer {
 
         let mut problems = Vec::new();
         let mut warnings = Vec::new();
+        let mut placeholders = Vec::new();
         // Template files by registry name: whether each compiled (a file shared by several
         // steps is read, and reported, once).
         let mut files: HashMap<String, bool> = HashMap::new();
@@ -176,13 +178,22 @@ impl Renderer {
                     text: format!("{}.txt.hbs", step.template),
                 };
                 let mut ok = true;
-                if let Err(e) = text.register_template_string(&templates.subject, &step.subject) {
+                let subject = text
+                    .register_template_string(&templates.subject, &step.subject)
+                    .map_err(|e| syntax_message(&e))
+                    .and_then(
+                        |()| match text.get_template(&templates.subject).map(stack_risk) {
+                            Some(Some((_, message))) => Err(message),
+                            _ => Ok(()),
+                        },
+                    );
+                if let Err(message) = subject {
                     ok = false;
                     problems.push(Problem {
                         file: config.file.clone(),
                         line: Some(step.line),
                         key: templates.subject.clone(),
-                        message: syntax_message(&e),
+                        message,
                     });
                 }
                 for (registry, name) in [(&mut html, &templates.html), (&mut text, &templates.text)]
@@ -217,6 +228,7 @@ impl Renderer {
             sender: config.sender.clone(),
             dkim: None,
             warnings: Vec::new(),
+            placeholders: Vec::new(),
         };
         for (ci, campaign) in config.campaigns.iter().enumerate() {
             for number in 1..=campaign.steps.len() as u32 {
@@ -232,6 +244,7 @@ impl Renderer {
                         &key,
                         &mut problems,
                         &mut warnings,
+                        &mut placeholders,
                     );
                 }
             }
@@ -261,6 +274,7 @@ impl Renderer {
         }
         renderer.dkim = dkim;
         renderer.warnings = dedup(warnings);
+        renderer.placeholders = dedup(placeholders);
         Ok(renderer)
     }
 
@@ -287,9 +301,16 @@ impl Renderer {
     }
 
     /// Things worth a look that do not stop sending (printed by `check`): custom fields
-    /// the templates need, placeholders left to edit, a survey without its link.
+    /// the templates need, a survey without its link.
     pub fn warnings(&self) -> &[Problem] {
         &self.warnings
+    }
+
+    /// Steps that still hold a placeholder for the sample client. Such a message is held,
+    /// never sent; `check` calls it an error when mail goes to a real server and a warning
+    /// while it only goes to files.
+    pub fn placeholders(&self) -> &[Problem] {
+        &self.placeholders
     }
 
     /// Renders step `step` (1-based) of `campaign` for `vars.client`.
@@ -355,6 +376,7 @@ impl Renderer {
     }
 
     /// Renders one step against the sample client and reports what `check` must catch.
+    #[allow(clippy::too_many_arguments)] // three lists of findings, each its own severity
     fn check_step(
         &self,
         config: &Config,
@@ -363,6 +385,7 @@ impl Renderer {
         key: &str,
         problems: &mut Vec<Problem>,
         warnings: &mut Vec<Problem>,
+        placeholders: &mut Vec<Problem>,
     ) {
         let templates = &self.steps[&(campaign.name.clone(), number)];
         let mut client = sample_client();
@@ -426,13 +449,7 @@ impl Renderer {
                 }
             };
             let Some(rendered) = rendered else { continue };
-            let escape = |s: &str| {
-                if part == Part::Html {
-                    html_escape(s)
-                } else {
-                    s.to_string()
-                }
-            };
+            let shows = |value: &str| fitness::holds(&rendered, value, part == Part::Html);
             match part {
                 Part::Subject => {
                     if one_line(&rendered).is_empty() {
@@ -443,55 +460,43 @@ impl Renderer {
                     }
                 }
                 Part::Html | Part::Text => {
-                    if !rendered.contains(&escape(&unsubscribe_url))
-                        && !rendered.contains(&unsubscribe_url)
-                    {
+                    if !shows(&unsubscribe_url) {
                         problems.push(problem(
                             None,
                             "the rendered message lacks the unsubscribe link; add {{unsubscribe_url}} (in the footer)".to_string(),
                         ));
                     }
                     let postal = &config.sender.postal_address;
-                    if !rendered.contains(&escape(postal)) && !rendered.contains(postal.as_str()) {
+                    if !shows(postal) {
                         problems.push(problem(
                             None,
                             "the rendered message lacks the sender's postal address (required by anti-spam law); add {{sender.postal_address}} (in the footer)".to_string(),
                         ));
                     }
-                    if templates.kind == StepKind::Survey
-                        && !rendered.contains(&escape(&survey_url))
-                        && !rendered.contains(&survey_url)
-                    {
+                    if templates.kind == StepKind::Survey && !shows(&survey_url) {
                         warnings.push(problem(
                             None,
                             "is a survey step but does not link the survey; add {{survey_url}}"
                                 .to_string(),
                         ));
                     }
-                    if let Some(at) = rendered.find(EDIT_MARKER) {
-                        let rest = &rendered[at..];
-                        let placeholder: String = rest
-                            [..rest.find(']').map_or(rest.len(), |end| end + 1)]
-                            .chars()
-                            .take(60)
-                            .collect();
-                        let count = rendered.matches(EDIT_MARKER).count();
-                        // The line in the template file, where the operator will edit.
-                        let line = std::fs::read_to_string(&file).ok().and_then(|source| {
-                            let at = source.find(EDIT_MARKER)?;
-                            Some(source[..at].matches('\n').count() + 1)
-                        });
-                        warnings.push(problem(
-                            line,
-                            format!(
-                                "still contains {count} placeholder{} such as \"{}\"; replace {} with your own text before this step is sent",
-                                if count == 1 { "" } else { "s" },
-                                one_line(&placeholder),
-                                if count == 1 { "it" } else { "them" },
-                            ),
-                        ));
-                    }
                 }
+            }
+            if let Some(example) = fitness::placeholder(&rendered) {
+                let count = fitness::placeholders(&rendered);
+                // The line in the template file, where the operator will edit.
+                let line = std::fs::read_to_string(&file).ok().and_then(|source| {
+                    let at = source.find(fitness::PLACEHOLDER)?;
+                    Some(source[..at].matches('\n').count() + 1)
+                });
+                placeholders.push(problem(
+                    line,
+                    format!(
+                        "still contains {count} placeholder{} such as \"{example}\"; replace {} with your own text: until then this step is held, never sent",
+                        if count == 1 { "" } else { "s" },
+                        if count == 1 { "it" } else { "them" },
+                    ),
+                ));
             }
         }
     }
@@ -523,7 +528,273 @@ fn compile_file(
     };
     registry
         .register_template_string(name, source)
-        .map_err(|e| (e.pos().map(|(line, _)| line), syntax_message(&e)))
+        .map_err(|e| (e.pos().map(|(line, _)| line), syntax_message(&e)))?;
+    match registry.get_template(name).map(stack_risk) {
+        Some(Some(problem)) => Err(problem),
+        _ => Ok(()),
+    }
+}
+
+/// How deep blocks, subexpressions and partial calls may nest in a template. Rendering
+/// recurses once per level, and a delivery thread's stack (2 MiB) holds about a hundred
+/// levels in a debug build: far more than any email needs.
+const MAX_DEPTH: usize = 32;
+
+/// Why rendering `template` could overflow the stack, with the line, if it could.
+///
+/// Handlebars has no depth limit: an inline partial that calls itself, directly or
+/// through another, recurses until the stack overflows, and that aborts the process (it
+/// cannot be caught); so does nesting blocks a few hundred deep. So both are refused
+/// before anything renders: each partial call must name, literally, an inline partial
+/// (`{{#*inline "name"}}`) of the same file, no inline partial may reach itself through
+/// its calls, and nesting (partials expanded) stays within [`MAX_DEPTH`].
+fn stack_risk(template: &handlebars::template::Template) -> Option<(Option<usize>, String)> {
+    let mut partials = Partials::default();
+    partials.walk(template, None, 0);
+    if let Some(found) = partials.refused {
+        return Some(found);
+    }
+    for scope in partials.scopes.values() {
+        for (name, _, line) in &scope.calls {
+            if !partials.scopes.contains_key(&Some(name.clone())) {
+                return Some((
+                    Some(*line),
+                    format!(
+                        "{{{{> {name}}}}} names no {{{{#*inline \"{name}\"}}}} of this file; only inline partials defined in the same file are supported"
+                    ),
+                ));
+            }
+        }
+    }
+    // Depth-first, each scope once (a partial called from many places is not walked again):
+    // a call back to a scope still open is a circle; a finished one has its depth.
+    let mut visits = HashMap::new();
+    let mut names: Vec<Option<String>> = partials.scopes.keys().cloned().collect();
+    names.sort();
+    for name in &names {
+        if let Err((found, line)) = expanded(name, &partials, &mut visits, &mut Vec::new()) {
+            return Some((
+                Some(line),
+                format!(
+                    "the inline partial \"{}\" calls itself ({}), so it would never finish; remove the call that closes the circle",
+                    found[0],
+                    found.join(" → ")
+                ),
+            ));
+        }
+    }
+    let top = partials.scopes.get(&None)?;
+    let deepest = match visits.get(&None) {
+        Some(Visit::Done(depth)) => *depth,
+        _ => top.deepest,
+    };
+    if deepest > MAX_DEPTH {
+        let depth_of = |called: &String| match visits.get(&Some(called.clone())) {
+            Some(Visit::Done(depth)) => *depth,
+            _ => 0,
+        };
+        let line = top
+            .calls
+            .iter()
+            .find(|(called, at, _)| at + depth_of(called) > MAX_DEPTH)
+            .map_or(top.deepest_line, |(_, _, line)| *line);
+        return Some((
+            Some(line),
+            format!(
+                "nests blocks, helpers and partials {deepest} deep (at most {MAX_DEPTH}); rendering it could exhaust the memory set aside for it, so flatten it"
+            ),
+        ));
+    }
+    None
+}
+
+/// Where the walk of [`expanded`] is with one scope.
+enum Visit {
+    Open,
+    /// Its depth, its partials expanded.
+    Done(usize),
+}
+
+/// The depth of `scope` with every partial it calls expanded, or the circle of calls
+/// (names in order, the first again at the end) and the line that closes it.
+fn expanded(
+    scope: &Option<String>,
+    partials: &Partials,
+    visits: &mut HashMap<Option<String>, Visit>,
+    open: &mut Vec<String>,
+) -> Result<usize, (Vec<String>, usize)> {
+    match visits.get(scope) {
+        Some(Visit::Done(depth)) => return Ok(*depth),
+        // Callers look for an open scope (a circle) before they descend.
+        Some(Visit::Open) => return Ok(0),
+        None => {}
+    }
+    let Some(found) = partials.scopes.get(scope) else {
+        return Ok(0);
+    };
+    visits.insert(scope.clone(), Visit::Open);
+    if let Some(name) = scope {
+        open.push(name.clone());
+    }
+    let mut deepest = found.deepest;
+    for (called, at, line) in &found.calls {
+        let key = Some(called.clone());
+        if let Some(Visit::Open) = visits.get(&key) {
+            let start = open.iter().position(|n| n == called).unwrap_or(0);
+            let mut circle = open[start..].to_vec();
+            circle.push(called.clone());
+            return Err((circle, *line));
+        }
+        deepest = deepest.max(at + expanded(&key, partials, visits, open)?);
+    }
+    if scope.is_some() {
+        open.pop();
+    }
+    visits.insert(scope.clone(), Visit::Done(deepest));
+    Ok(deepest)
+}
+
+/// What [`stack_risk`] gathers from a template's syntax tree.
+#[derive(Default)]
+struct Partials {
+    /// The file itself (`None`) and each inline partial defined in it.
+    scopes: HashMap<Option<String>, Scope>,
+    /// The first construct refused outright.
+    refused: Option<(Option<usize>, String)>,
+    /// How deep the walk is in the syntax tree (inline partials inside inline partials
+    /// included), so that the walk itself stays shallow.
+    nesting: usize,
+}
+
+/// One template or inline partial: how deep it nests of itself, and what it calls.
+#[derive(Default)]
+struct Scope {
+    deepest: usize,
+    deepest_line: usize,
+    /// Partial called, the depth of the call, and its line.
+    calls: Vec<(String, usize, usize)>,
+}
+
+impl Partials {
+    fn walk(
+        &mut self,
+        template: &handlebars::template::Template,
+        scope: Option<&str>,
+        depth: usize,
+    ) {
+        use handlebars::template::{Parameter, TemplateElement};
+        // A name written literally: `x`, `"x"`; not a computed one.
+        let literal = |p: &Parameter| match p {
+            Parameter::Name(n) => Some(n.clone()),
+            Parameter::Path(_) => p.as_name().map(str::to_string),
+            Parameter::Literal(serde_json::Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let key = scope.map(str::to_string);
+        if self.nesting > 2 * MAX_DEPTH {
+            self.refuse(
+                template.mapping.first().map_or(1, |m| m.0),
+                &format!("nests blocks and partials more than {MAX_DEPTH} deep; flatten it"),
+            );
+            return;
+        }
+        self.nesting += 1;
+        for (index, element) in template.elements.iter().enumerate() {
+            let line = template.mapping.get(index).map_or(1, |m| m.0);
+            let here = depth + 1 + element_depth(element);
+            let found = self.scopes.entry(key.clone()).or_default();
+            if here > found.deepest {
+                found.deepest = here;
+                found.deepest_line = line;
+            }
+            if here > MAX_DEPTH {
+                self.refuse(
+                    line,
+                    &format!(
+                        "nests blocks and helpers more than {MAX_DEPTH} deep; rendering it could exhaust the memory set aside for it, so flatten it"
+                    ),
+                );
+                break;
+            }
+            match element {
+                TemplateElement::HelperBlock(block) => {
+                    for part in [&block.template, &block.inverse].into_iter().flatten() {
+                        self.walk(part, scope, depth + 1);
+                    }
+                }
+                TemplateElement::DecoratorBlock(decorator) => {
+                    if decorator.name.as_name() != Some("inline") {
+                        if let Some(body) = &decorator.template {
+                            self.walk(body, scope, depth + 1);
+                        }
+                        continue;
+                    }
+                    let Some(name) = decorator.params.first().and_then(literal) else {
+                        self.refuse(
+                            line,
+                            "{{#*inline}} needs its name in quotes, e.g. {{#*inline \"footer\"}}",
+                        );
+                        continue;
+                    };
+                    self.scopes.entry(Some(name.clone())).or_default();
+                    if let Some(body) = &decorator.template {
+                        self.walk(body, Some(&name), 0);
+                    }
+                }
+                TemplateElement::PartialBlock(_) => self.refuse(
+                    line,
+                    "partial blocks ({{#> name}}...{{/name}}) are not supported; call an inline partial with {{> name}}",
+                ),
+                TemplateElement::PartialExpression(call) => match literal(&call.name) {
+                    Some(name) if !name.starts_with('@') => {
+                        self.scopes
+                            .entry(key.clone())
+                            .or_default()
+                            .calls
+                            .push((name, depth + 1, line));
+                    }
+                    _ => self.refuse(
+                        line,
+                        "a partial's name must be written out, e.g. {{> footer}}, and name an inline partial of this file",
+                    ),
+                },
+                _ => {}
+            }
+        }
+        self.nesting -= 1;
+    }
+
+    fn refuse(&mut self, line: usize, message: &str) {
+        self.refused
+            .get_or_insert((Some(line), message.to_string()));
+    }
+}
+
+/// How deep the subexpressions of one element nest: `{{x (a (b c))}}` is 2.
+fn element_depth(element: &handlebars::template::TemplateElement) -> usize {
+    use handlebars::template::{Parameter, TemplateElement};
+    fn parameter(p: &Parameter) -> usize {
+        match p {
+            Parameter::Subexpression(sub) => 1 + element_depth(&sub.element),
+            _ => 0,
+        }
+    }
+    let (name, params, hash) = match element {
+        TemplateElement::Expression(h)
+        | TemplateElement::HtmlExpression(h)
+        | TemplateElement::HelperBlock(h) => (&h.name, &h.params, &h.hash),
+        TemplateElement::DecoratorExpression(d)
+        | TemplateElement::DecoratorBlock(d)
+        | TemplateElement::PartialExpression(d)
+        | TemplateElement::PartialBlock(d) => (&d.name, &d.params, &d.hash),
+        _ => return 0,
+    };
+    std::iter::once(name)
+        .chain(params)
+        .chain(hash.values())
+        .map(parameter)
+        .max()
+        .unwrap_or(0)
 }
 
 fn syntax_message(e: &handlebars::TemplateError) -> String {
@@ -1810,13 +2081,117 @@ subject = "Season's greetings from {{{{sender.company}}}}"
     }
 
     #[test]
+    fn a_partial_that_can_call_itself_is_refused_before_anything_renders() {
+        // Rendering any of these would overflow the stack and abort the process: `load`
+        // returning at all shows that it refused them unrendered.
+        for (html, expected) in [
+            (
+                r#"{{#*inline "x"}}{{> x}}{{/inline}}{{> x}}"#,
+                "the inline partial \"x\" calls itself (x → x)",
+            ),
+            (
+                r#"{{#*inline "a"}}{{#if first_name}}{{> b}}{{/if}}{{/inline}}{{#*inline "b"}}{{> a}}{{/inline}}{{> a}}"#,
+                "the inline partial \"a\" calls itself (a → b → a)",
+            ),
+            (
+                "{{> survey.html.hbs}}",
+                "{{> survey.html.hbs}} names no {{#*inline \"survey.html.hbs\"}} of this file",
+            ),
+            (
+                r#"{{#*inline "x"}}{{> (concat "x")}}{{/inline}}{{> x}}"#,
+                "a partial's name must be written out",
+            ),
+            (r#"{{#> x}}{{> x}}{{/x}}"#, "partial blocks"),
+        ] {
+            let setup = Setup::new();
+            setup.survey(&format!("<p>\n{html}</p>"), "Hello");
+            let problems = setup.problems();
+            assert_eq!(problems.len(), 1, "{html}: {problems:#?}");
+            let p = &problems[0];
+            assert!(p.message.contains(expected), "{html}: {p}");
+            assert!(p.file.ends_with("templates/survey.html.hbs"), "{p}");
+            assert_eq!(p.line, Some(2), "{p}");
+        }
+        // In the subject too.
+        let setup = Setup::new();
+        setup.survey("", "");
+        let step = r#"[[campaign.step]]
+kind = "survey"
+template = "survey"
+subject = '{{#*inline "s"}}{{> s}}{{/inline}}{{> s}}'
+"#;
+        let problems = Renderer::load(&setup.config_with("", step).unwrap()).unwrap_err();
+        assert!(
+            problems[0].message.contains("calls itself"),
+            "{problems:#?}"
+        );
+        assert_eq!(problems[0].key, "campaign[1].step[1].subject");
+    }
+
+    #[test]
+    fn nesting_deeper_than_a_stack_holds_is_refused_unrendered() {
+        let nested =
+            |n: usize| format!("{}x{}", "{{#if first_name}}".repeat(n), "{{/if}}".repeat(n));
+        let setup = Setup::new();
+        setup.survey(&nested(20), "Hello");
+        setup.renderer();
+        for html in [
+            nested(40),
+            nested(200),
+            // Shallow each, deep once the partials are expanded.
+            (0..20)
+                .map(|i| format!("{{{{#*inline \"p{i}\"}}}}{{{{#if first_name}}}}{{{{> p{}}}}}{{{{/if}}}}{{{{/inline}}}}", i + 1))
+                .collect::<String>()
+                + "{{#*inline \"p20\"}}end{{/inline}}{{> p0}}",
+            // Each partial called twice by the one before: found deep at once, without
+            // walking the 2^60 paths.
+            (0..60)
+                .map(|i| format!("{{{{#*inline \"p{i}\"}}}}{{{{> p{0}}}}}{{{{> p{0}}}}}{{{{/inline}}}}", i + 1))
+                .collect::<String>()
+                + "{{#*inline \"p60\"}}end{{/inline}}{{> p0}}",
+        ] {
+            let setup = Setup::new();
+            setup.survey(&html, "Hello");
+            let problems = setup.problems();
+            assert_eq!(problems.len(), 1, "{problems:#?}");
+            assert!(problems[0].message.contains("deep"), "{}", problems[0]);
+        }
+    }
+
+    #[test]
+    fn an_inline_partial_that_ends_still_renders() {
+        let setup = Setup::new();
+        setup.template(
+            "survey",
+            r#"{{#*inline "footer"}}{{unsubscribe_url}} {{sender.postal_address}}{{/inline}}<p>Hi</p>{{> footer}}{{> footer}}"#,
+            FOOTER_TEXT,
+        );
+        let rendered = render(&setup, &client()).unwrap();
+        assert_eq!(
+            rendered.html.matches("1 Main Street").count(),
+            2,
+            "{}",
+            rendered.html
+        );
+    }
+
+    #[test]
     fn shipped_templates_load_cleanly() {
         let dir = tempfile::tempdir().unwrap();
         let config = shipped_config(dir.path());
         let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:#?}"));
-        // Only the placeholders the operator is meant to replace.
-        for warning in renderer.warnings() {
-            assert!(warning.message.contains("placeholder"), "{warning}");
+        // Only the placeholders the operator is meant to replace, listed apart.
+        assert_eq!(renderer.warnings(), &[], "{:#?}", renderer.warnings());
+        let placeholders: Vec<String> = renderer
+            .placeholders()
+            .iter()
+            .map(|p| p.file.display().to_string())
+            .collect();
+        for name in ["newsletter", "article", "whitepaper"] {
+            assert!(
+                placeholders.iter().any(|f| f.contains(name)),
+                "{name}: {placeholders:?}"
+            );
         }
         let campaign = &config.campaigns[0];
         for client in [

@@ -1,4 +1,8 @@
 //! `winback check`: the configuration and every template, or the list of what is wrong.
+//!
+//! A placeholder left in a template (`[EDIT: ...]`) fails the check when mail goes to a
+//! real server, and is a warning while it only goes to files; either way the daemon
+//! holds such a message rather than send it.
 
 use std::process::ExitCode;
 
@@ -42,6 +46,22 @@ pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             for warning in renderer.warnings() {
                 println!("warning: {warning}");
             }
+            let placeholders = renderer.placeholders();
+            if to_real_server(&config.smtp.url) && !placeholders.is_empty() {
+                let n = placeholders.len();
+                println!(
+                    "{n} template{} still hold{} placeholders, and [smtp] url sends to a real mail server:",
+                    if n == 1 { "" } else { "s" },
+                    if n == 1 { "s" } else { "" }
+                );
+                for p in placeholders {
+                    println!("  {p}");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+            for p in placeholders {
+                println!("warning: {p}");
+            }
         }
         Err(problems) => {
             let n = problems.len();
@@ -71,4 +91,10 @@ pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `[smtp] url` sends to a mail server (`smtp://`, `smtps://`) rather than to
+/// files.
+fn to_real_server(url: &str) -> bool {
+    !url.starts_with("file://")
 }

@@ -1,4 +1,5 @@
-//! `winback plan`: exactly what the daemon will send over the next days, and why then.
+//! `winback plan`: exactly what the daemon will send over the next days, and why then;
+//! and the held steps, which it will not send until they are fixed.
 
 use std::process::ExitCode;
 
@@ -15,10 +16,25 @@ pub(super) fn run(cli: &Cli, days: u32, format: Format) -> anyhow::Result<ExitCo
     let now = setup.clock.now();
     let until = now + Duration::days(i64::from(days));
     let planned = simulate(&setup.config, &mut store, now, until)?;
+    let held = held(&setup.config, &store, now)?;
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&planned)?);
+        // The held steps follow the sends, each marked `"held": true`.
+        let mut lines = Vec::new();
+        for p in &planned {
+            lines.push(serde_json::to_value(p)?);
+        }
+        for (id, p) in &held {
+            let mut line = serde_json::to_value(p)?;
+            if let Some(fields) = line.as_object_mut() {
+                fields.insert("held".to_string(), true.into());
+                fields.insert("message".to_string(), (*id).into());
+            }
+            lines.push(line);
+        }
+        println!("{}", serde_json::to_string_pretty(&lines)?);
         return Ok(ExitCode::SUCCESS);
     }
+    print_held(&held);
     if planned.is_empty() {
         println!("nothing to send in the next {days} days.");
         return Ok(ExitCode::SUCCESS);
@@ -44,6 +60,57 @@ pub(super) fn run(cli: &Cli, days: u32, format: Format) -> anyhow::Result<ExitCo
         if planned.len() == 1 { "" } else { "s" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Held steps (message id, and when it is tried again): they go only once fixed.
+fn held(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Result<Vec<(i64, Planned)>> {
+    let mut out = Vec::new();
+    for row in store.held()? {
+        let Some(campaign) = config.campaign(&row.campaign) else {
+            continue;
+        };
+        let Some(step) = campaign.step(row.step) else {
+            continue;
+        };
+        let tz = schedule::zone(campaign, row.timezone);
+        let at = row.next_attempt_at.unwrap_or(now).max(now);
+        out.push((
+            row.id,
+            Planned {
+                at,
+                local: at
+                    .with_timezone(&tz)
+                    .format("%Y-%m-%d %H:%M %Z (%a)")
+                    .to_string(),
+                email: row.email,
+                campaign: campaign.name.clone(),
+                step: row.step,
+                kind: step.kind,
+                reason: format!(
+                    "HELD, not sent until fixed: {}; tried again at each start of winback and once a day",
+                    row.reason.as_deref().unwrap_or("not fit to go")
+                ),
+            },
+        ));
+    }
+    Ok(out)
+}
+
+fn print_held(held: &[(i64, Planned)]) {
+    if held.is_empty() {
+        return;
+    }
+    println!(
+        "held, not sent until fixed ({} message{}; `winback outbox list` shows them):",
+        held.len(),
+        if held.len() == 1 { "" } else { "s" }
+    );
+    for (id, p) in held {
+        println!(
+            "  message {id}  {}  {}  step {} {}  {}",
+            p.email, p.campaign, p.step, p.kind, p.reason
+        );
+    }
 }
 
 /// Every message the daemon will send from `now` to `until`, in send order: the store's

@@ -54,7 +54,7 @@ pub(super) fn run(cli: &Cli, html: &Path) -> anyhow::Result<ExitCode> {
 fn page(config: &Config, data: &ReportData, planned: &[Planned], now: DateTime<Utc>) -> String {
     let generated = now.format("%Y-%m-%d %H:%M UTC").to_string();
     let sent = data.messages.get("sent").copied().unwrap_or(0);
-    let attention: u64 = ["uncertain", "failed", "retry"]
+    let attention: u64 = crate::store::ATTENTION
         .iter()
         .map(|s| data.messages.get(*s).copied().unwrap_or(0))
         .sum();

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use super::{Cli, Format, load_config, open_store};
 use crate::model::{SyncOutcome, SyncReport};
-use crate::store::MessageRow;
+use crate::store::{ATTENTION, MessageRow};
 
 pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
@@ -108,7 +108,7 @@ fn sync_line(sync: &SyncReport) -> String {
 pub(super) fn outbox_list(cli: &Cli) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
     let store = open_store(&setup.config)?;
-    let rows = store.messages_in(&["uncertain", "failed", "retry"], 1000)?;
+    let rows = store.messages_in(ATTENTION, 1000)?;
     if rows.is_empty() {
         println!("nothing needs attention.");
     } else {
@@ -116,6 +116,11 @@ pub(super) fn outbox_list(cli: &Cli) -> anyhow::Result<ExitCode> {
         println!(
             "`uncertain`: the process stopped mid-send; the recipient may or may not have it. `winback outbox resend ID` sends it again."
         );
+        if rows.iter().any(|m| m.state == "held") {
+            println!(
+                "`held`: not fit to go (see the error), never sent as it is; fix the template or the client's data and restart winback: the step then goes, and the sequence continues."
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -209,7 +209,7 @@ pub(crate) fn stop_client(
         )?
         .execute(params![client_id, state.as_str(), fmt_time(now)])?;
     conn.prepare_cached(
-        "UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2 WHERE client_id = ?1 AND state = 'retry'",
+        "UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2 WHERE client_id = ?1 AND state IN ('retry', 'held')",
     )?
     .execute(params![client_id, fmt_time(now)])?;
     Ok(stopped)

@@ -363,7 +363,7 @@ pub(crate) fn restart(
 /// Drops the queued retries of one enrollment.
 fn cancel_queued(conn: &Connection, enrollment_id: i64, now: DateTime<Utc>) -> Result<()> {
     conn.prepare_cached(
-        "UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2 WHERE enrollment_id = ?1 AND state = 'retry'",
+        "UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2 WHERE enrollment_id = ?1 AND state IN ('retry', 'held')",
     )?
     .execute(params![enrollment_id, fmt_time(now)])?;
     Ok(())

@@ -27,7 +27,7 @@ pub use recipients::{
     UndoOutcome,
 };
 pub use report::{Funnel, Metrics, PreviewClient, ReportData, StepStops};
-pub use views::{MessageRow, PlanData, Status};
+pub use views::{ATTENTION, HeldRow, MessageRow, PlanData, Status};
 
 use crate::token::Secret;
 

@@ -3,7 +3,8 @@
 //! The never-send-twice rule lives here. A message row is committed in state `sending`
 //! before its SMTP transaction starts, in the same transaction that re-checks opt-outs,
 //! bounces and returns. A row still `sending` at start-up becomes `uncertain` and is not
-//! sent again unless an operator says so.
+//! sent again unless an operator says so. A message not fit to go is `held`: its
+//! sequence waits at that step, and it is tried again at each start and once a day.
 
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -22,6 +23,9 @@ use crate::schedule::{self, Decision, Next, Standing};
 const MAX_BACKOFF_HOURS: i64 = 6;
 /// How far back sends count for the one-message-per-local-day rule.
 const BUSY_LOOKBACK_HOURS: i64 = 48;
+/// A held message is tried again (and its reason logged again) after this long, at its
+/// next `send_at` moment; and at every start, since a fix to a template needs one.
+const HELD_RETRY_HOURS: i64 = 24;
 
 /// A message claimed for sending: its row is `sending` and committed.
 #[derive(Debug, Clone)]
@@ -64,9 +68,16 @@ pub enum Outcome {
         error: String,
         at: DateTime<Utc>,
     },
-    /// Not sent for a reason of ours (e.g. the template failed): stop this sequence.
+    /// Not sent for a reason of ours that no fix to the templates can change (the mail
+    /// server cannot carry it): stop this sequence.
     Abandoned {
         error: String,
+        at: DateTime<Utc>,
+    },
+    /// Not fit to go (it did not render, lacks its footer, or still holds a placeholder):
+    /// kept, with the step, until a fix lets it render; never counts as sent or failed.
+    Held {
+        reason: String,
         at: DateTime<Utc>,
     },
     /// Not started after all: an opt-out, bounce or return (or a new sequence) was
@@ -128,13 +139,28 @@ fn claim_in(
 ) -> Result<Vec<Claimed>> {
     let mut claimed = Vec::new();
     let now_text = fmt_time(now);
-    // Retries first: they were due earlier.
+    // Retries and held messages first: they were due earlier. Each half reads its own
+    // index (retries: `messages_retry`; the few held ones: `messages_by_state`).
     let retries: Vec<RetryRow> = tx
         .prepare_cached(&format!(
-            "SELECT m.id, m.enrollment_id, m.campaign, m.cycle, m.step, m.due_at, m.next_attempt_at FROM messages m
-             WHERE m.state = 'retry' AND m.next_attempt_at <= ?1 ORDER BY m.next_attempt_at LIMIT {MAX_CLAIM}",
+            "SELECT id, enrollment_id, campaign, cycle, step, due_at, next_attempt_at FROM messages
+             WHERE state = 'retry' AND next_attempt_at <= ?1
+             UNION ALL
+             SELECT id, enrollment_id, campaign, cycle, step, due_at, next_attempt_at FROM messages
+             WHERE state = 'held' AND next_attempt_at <= ?1
+             ORDER BY next_attempt_at LIMIT {MAX_CLAIM}",
         ))?
-        .query_map(params![now_text], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
+        .query_map(params![now_text], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })?
         .take(limit)
         .collect::<std::result::Result<_, _>>()?;
     for (row, enrollment_id, campaign_name, cycle, step, due_at, next_attempt_at) in retries {
@@ -179,8 +205,11 @@ fn claim_in(
         );
         match decision {
             Decision::SendNow => {
+                // A held message's time until giving up on the address starts now: holding
+                // it said nothing about the address.
                 let (message_id, attempts): (String, u32) = tx.query_row(
-                    "UPDATE messages SET state = 'sending', attempts = attempts + 1, claimed_at = ?2, next_attempt_at = NULL, updated_at = ?2
+                    "UPDATE messages SET state = 'sending', attempts = attempts + 1, claimed_at = ?2, next_attempt_at = NULL, updated_at = ?2,
+                            first_claimed_at = CASE state WHEN 'held' THEN ?2 ELSE first_claimed_at END
                      WHERE id = ?1 RETURNING message_id, attempts",
                     params![row, now_text],
                     |r| Ok((r.get(0)?, r.get(1)?)),
@@ -472,12 +501,19 @@ impl Store {
 
     /// At start-up: messages caught mid-send by a crash become `uncertain`. They count as
     /// sent for the timing of the next step, and are not resent. Returns how many.
+    ///
+    /// Held messages are tried again from `now` (at their next `send_at` moment): the
+    /// templates were just read again, perhaps fixed.
     pub fn recover_interrupted(&mut self, config: &Config, now: DateTime<Utc>) -> Result<usize> {
         // IMMEDIATE: a transaction that reads before it writes would fail at once (not
         // wait) if another connection committed in between.
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "UPDATE messages SET next_attempt_at = ?1 WHERE state = 'held'",
+            params![fmt_time(now)],
+        )?;
         let rows: Vec<(i64, String)> = tx
             .prepare("SELECT id, claimed_at FROM messages WHERE state = 'sending'")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -501,14 +537,24 @@ impl Store {
         Ok(rows.len())
     }
 
-    /// An operator decided an `uncertain` (or `failed`) message should go out again.
-    /// Returns false if there is no such message in a resendable state.
+    /// An operator decided an `uncertain` (or `failed`, or `held`) message should go out
+    /// again. Returns false if there is no such message in a resendable state.
+    ///
+    /// A failed message that ended its sequence at its own step (before messages were
+    /// held, a template error did that) makes the sequence active again at that step: once
+    /// the message goes, the sequence continues.
     pub fn resend(&mut self, row: i64, now: DateTime<Utc>) -> Result<bool> {
         let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE enrollments SET state = 'active', send_at = NULL, stopped_at = NULL, updated_at = ?2
+             WHERE state = 'completed'
+               AND (id, cycle, next_step) = (SELECT enrollment_id, cycle, step FROM messages WHERE id = ?1 AND state = 'failed')",
+            params![row, fmt_time(now)],
+        )?;
         let changed = tx.execute(
             "UPDATE messages SET state = 'retry', next_attempt_at = ?2, first_claimed_at = ?2, updated_at = ?2,
                     last_error = 'resend requested by an operator'
-             WHERE id = ?1 AND state IN ('uncertain', 'failed')",
+             WHERE id = ?1 AND state IN ('uncertain', 'failed', 'held')",
             params![row, fmt_time(now)],
         )?;
         if changed > 0 {
@@ -529,7 +575,8 @@ impl Store {
         Ok(changed > 0)
     }
 
-    /// The earliest moment anything may need doing: a waiting enrollment or a retry.
+    /// The earliest moment anything may need doing: a waiting enrollment, a retry or a
+    /// held message.
     pub fn next_wake(&self) -> Result<Option<DateTime<Utc>>> {
         let waiting: Option<i64> = self.conn.query_row(
             "SELECT MIN(send_at) FROM enrollments WHERE state = 'active' AND send_at IS NOT NULL",
@@ -537,7 +584,7 @@ impl Store {
             |r| r.get(0),
         )?;
         let retry: Option<String> = self.conn.query_row(
-            "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'retry'",
+            "SELECT MIN(next_attempt_at) FROM messages WHERE state IN ('retry', 'held')",
             [],
             |r| r.get(0),
         )?;
@@ -546,10 +593,11 @@ impl Store {
         Ok(waiting.into_iter().chain(retry).min())
     }
 
-    /// Messages claimed since `since` (for the daily and per-minute limits).
+    /// Messages claimed since `since` (for the daily and per-minute limits). Held ones
+    /// never reached the server: they do not use up the limits.
     pub fn claimed_since(&self, since: DateTime<Utc>) -> Result<u64> {
         let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM messages WHERE claimed_at >= ?1 AND state != 'cancelled'",
+            "SELECT COUNT(*) FROM messages WHERE claimed_at >= ?1 AND state NOT IN ('cancelled', 'held')",
             params![fmt_time(since)],
             |r| r.get(0),
         )?;
@@ -758,6 +806,25 @@ fn record_one(tx: &Transaction<'_>, config: &Config, row: i64, outcome: &Outcome
         Outcome::Failed { error, at } => {
             set_state(MessageState::Failed, *at, None, Some(error), None)?;
             bounce(tx, client_id, error, *at)?;
+        }
+        Outcome::Held { reason, at } => {
+            set_state(
+                MessageState::Held,
+                *at,
+                None,
+                Some(reason),
+                Some(*at + Duration::hours(HELD_RETRY_HOURS)),
+            )?;
+            // Never handed to the server: not an attempt (retries back off by attempts).
+            tx.prepare_cached("UPDATE messages SET attempts = max(attempts - 1, 0) WHERE id = ?1")?
+                .execute(params![row])?;
+            log_event(
+                tx,
+                *at,
+                Some(client_id),
+                "held",
+                &format!("message {row}: {reason}"),
+            )?;
         }
         Outcome::Withdrawn { reason, at } => {
             set_state(MessageState::Cancelled, *at, None, Some(reason), None)?;
@@ -1026,6 +1093,130 @@ subject = "Why?"
                 .optional()
                 .unwrap()
         }
+    }
+
+    fn held(at: DateTime<Utc>) -> Outcome {
+        Outcome::Held {
+            reason: "the HTML part still contains the placeholder \"[EDIT: x]\"".to_string(),
+            at,
+        }
+    }
+
+    #[test]
+    fn a_held_step_keeps_the_sequence_waiting_and_goes_once_it_renders() {
+        let mut f = fixture();
+        f.import_people(&["pat"]);
+        let first = f.claim(now());
+        assert_eq!(first.len(), 1);
+        f.record(first[0].message_row, held(now()));
+        assert_eq!(
+            f.messages(),
+            vec![("former-clients".to_string(), 1, 1, "held".to_string())]
+        );
+        // Not completed: the sequence waits at its step, with nothing else planned.
+        assert_eq!(
+            f.enrollment("former-clients"),
+            ("active".to_string(), 1, 1, None)
+        );
+        let status = f.store.status().unwrap();
+        assert_eq!(status.attention.len(), 1);
+        assert_eq!(status.attention[0].state, "held");
+        assert!(
+            status.attention[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("[EDIT: x]")
+        );
+        assert_eq!(f.store.held().unwrap().len(), 1);
+        assert_eq!(f.store.claimed_since(now() - Duration::days(1)).unwrap(), 0);
+        // No storm: not tried again within the day...
+        assert!(f.claim(now() + Duration::hours(1)).is_empty());
+        let retry_at = now() + Duration::hours(HELD_RETRY_HOURS);
+        assert_eq!(f.store.next_wake().unwrap(), Some(retry_at));
+        // ...but at every start, and the same row is claimed again (never a second copy).
+        let start = now() + Duration::hours(2);
+        f.store.recover_interrupted(&f.config, start).unwrap();
+        let again = f.claim(start);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].message_row, first[0].message_row);
+        assert_eq!(
+            again[0].attempt, 1,
+            "a held message was never handed to a server"
+        );
+        f.record(again[0].message_row, sent(start));
+        assert_eq!(
+            f.messages(),
+            vec![("former-clients".to_string(), 1, 1, "sent".to_string())]
+        );
+        let (state, _, next_step, send_at) = f.enrollment("former-clients");
+        assert_eq!((state.as_str(), next_step), ("active", 2));
+        assert!(send_at.is_some(), "the next step is scheduled");
+    }
+
+    #[test]
+    fn a_held_step_waits_a_day_then_goes_and_an_opt_out_drops_it() {
+        let mut f = fixture();
+        f.import_people(&["pat", "sam"]);
+        let claimed = f.claim(now());
+        assert_eq!(claimed.len(), 2);
+        for message in &claimed {
+            f.record(message.message_row, held(now()));
+        }
+        f.store
+            .record_opt_out("sam@client.example", "cli", now())
+            .unwrap();
+        let later = now() + Duration::hours(HELD_RETRY_HOURS);
+        let again = f.claim(later);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].client.email, "pat@client.example");
+        let states: Vec<String> = f.messages().into_iter().map(|m| m.3).collect();
+        assert_eq!(states, vec!["sending", "cancelled"]);
+        assert_eq!(f.store.held().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn resending_a_message_that_ended_its_sequence_lets_the_sequence_continue() {
+        let mut f = fixture();
+        f.import_people(&["pat"]);
+        let first = f.claim(now());
+        // What a template error did before such messages were held.
+        let abandoned = Outcome::Abandoned {
+            error: "survey.html.hbs: no such variable".to_string(),
+            at: now(),
+        };
+        f.record(first[0].message_row, abandoned);
+        assert_eq!(f.enrollment("former-clients").0, "completed");
+        assert!(f.store.resend(first[0].message_row, now()).unwrap());
+        assert_eq!(
+            f.enrollment("former-clients"),
+            ("active".to_string(), 1, 1, None)
+        );
+        let again = f.claim(now());
+        assert_eq!(again.len(), 1);
+        f.record(again[0].message_row, sent(now()));
+        let (state, _, next_step, send_at) = f.enrollment("former-clients");
+        assert_eq!((state.as_str(), next_step), ("active", 2));
+        assert!(send_at.is_some(), "the next step is scheduled");
+
+        // Only a sequence completed at that very step comes back: a bounce stays.
+        let mut f = fixture();
+        f.import_people(&["sam"]);
+        let survey = f.claim(now());
+        f.record(survey[0].message_row, sent(now()));
+        let news = f.claim(now() + Duration::days(31));
+        assert_eq!(news.len(), 1);
+        f.record(
+            news[0].message_row,
+            Outcome::Failed {
+                error: "550 no".to_string(),
+                at: now() + Duration::days(31),
+            },
+        );
+        f.store
+            .resend(news[0].message_row, now() + Duration::days(32))
+            .unwrap();
+        assert_eq!(f.enrollment("former-clients").0, "bounced");
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub struct Status {
     /// reason → count (opt_out, bounce, forgotten)
     pub suppressions: BTreeMap<String, u64>,
     pub survey_answers: u64,
-    /// Messages an operator should look at: uncertain, failed, retrying; newest first.
+    /// Messages an operator should look at: uncertain, failed, retrying, held; newest first.
     pub attention: Vec<MessageRow>,
     pub next_wake: Option<DateTime<Utc>>,
     /// The daemon's last look at `[clients] sync_file`, if it ever looked.
@@ -62,6 +62,21 @@ pub struct PlanData {
 }
 
 const ATTENTION_LIMIT: i64 = 20;
+/// The message states an operator should look at.
+pub const ATTENTION: &[&str] = &["uncertain", "failed", "retry", "held"];
+
+/// A held message: its step waits until it renders fit to go.
+#[derive(Debug, Clone)]
+pub struct HeldRow {
+    pub id: i64,
+    pub email: String,
+    pub timezone: Option<Tz>,
+    pub campaign: String,
+    pub step: u32,
+    /// When it is tried again (at the next `send_at` moment from then).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+}
 
 fn grouped(store: &Store, sql: &str) -> Result<BTreeMap<String, BTreeMap<String, u64>>> {
     let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
@@ -107,7 +122,7 @@ impl Store {
             )?,
             suppressions,
             survey_answers: count("SELECT COUNT(*) FROM survey_answers")?,
-            attention: self.messages_in(&["uncertain", "failed", "retry"], ATTENTION_LIMIT)?,
+            attention: self.messages_in(ATTENTION, ATTENTION_LIMIT)?,
             next_wake: self.next_wake()?,
             last_sync: self.last_sync()?,
         })
@@ -140,10 +155,47 @@ impl Store {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
+    /// Held messages of people still reachable (not opted out, bounced or returned),
+    /// oldest first.
+    pub fn held(&self) -> Result<Vec<HeldRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT m.id, c.email, c.timezone, m.campaign, m.step, m.next_attempt_at, m.last_error
+             FROM messages m JOIN clients c ON c.id = m.client_id
+             WHERE m.state = 'held' AND c.returned_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))
+             ORDER BY m.id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, u32>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+            ))
+        })?;
+        let mut held = Vec::new();
+        for row in rows {
+            let (id, email, timezone, campaign, step, next, reason) = row?;
+            held.push(HeldRow {
+                id,
+                email,
+                timezone: parse_zone(timezone)?,
+                campaign,
+                step,
+                next_attempt_at: next.as_deref().map(parse_time).transpose()?,
+                reason,
+            });
+        }
+        Ok(held)
+    }
+
     /// When messages were claimed since `since`, oldest first (what the rate limits count).
     pub fn claim_times_since(&self, since: DateTime<Utc>) -> Result<Vec<DateTime<Utc>>> {
         let mut stmt = self.conn.prepare(
-            "SELECT claimed_at FROM messages WHERE claimed_at >= ?1 AND state != 'cancelled' ORDER BY claimed_at",
+            "SELECT claimed_at FROM messages WHERE claimed_at >= ?1 AND state NOT IN ('cancelled', 'held') ORDER BY claimed_at",
         )?;
         let times = stmt.query_map(params![fmt_time(since)], |r| r.get::<_, String>(0))?;
         times.map(|t| parse_time(&t?)).collect()
@@ -182,13 +234,7 @@ impl Store {
         for row in rows {
             let (client_id, email, timezone, churned_at, campaign, next_step, due, not_before) =
                 row?;
-            let timezone = match timezone {
-                Some(t) => Some(
-                    t.parse::<Tz>()
-                        .map_err(|_| StoreError::Corrupt(format!("timezone {t:?}")))?,
-                ),
-                None => None,
-            };
+            let timezone = parse_zone(timezone)?;
             let churned_at = ChurnedAt::parse(&churned_at)
                 .ok_or_else(|| StoreError::Corrupt(format!("churned_at {churned_at:?}")))?;
             data.rows.push(PlanRow {
@@ -218,4 +264,13 @@ impl Store {
         }
         Ok(data)
     }
+}
+
+fn parse_zone(timezone: Option<String>) -> Result<Option<Tz>> {
+    timezone
+        .map(|t| {
+            t.parse::<Tz>()
+                .map_err(|_| StoreError::Corrupt(format!("timezone {t:?}")))
+        })
+        .transpose()
 }

@@ -88,6 +88,8 @@ exclude_reasons = ["we_ended"]
             ));
         }
         project.write_config(&toml);
+        // As an operator would before mailing a real server (else those steps are held).
+        project.fill_placeholders();
         project.winback(&["check"]).assert_success();
         Env {
             project,

@@ -4,6 +4,7 @@ mod clients;
 mod crash;
 mod delivery;
 mod first_run;
+mod held;
 mod ops;
 mod recipients;
 mod smtp_support;

@@ -128,6 +128,8 @@ impl Running {
         let project = Project::new();
         let port = free_port();
         project.write_config(&config(&smtp.url(), port));
+        // As an operator would before mailing a real server (else those steps are held).
+        project.fill_placeholders();
         project.write_file("clients.csv", CLIENTS_CSV);
         project
             .winback(&["import", "clients.csv", "--now", NOW])

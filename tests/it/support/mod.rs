@@ -866,6 +866,24 @@ impl Project {
         path
     }
 
+    /// Replaces every `[EDIT: ...]` placeholder of the shipped templates in `templates/`
+    /// with a link, as an operator does before mailing a real server.
+    pub fn fill_placeholders(&self) {
+        let dir = self.path("templates");
+        for entry in fs::read_dir(&dir).expect("read templates/").flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "hbs") {
+                continue;
+            }
+            let mut text = fs::read_to_string(&path).expect("read a template");
+            while let Some(at) = text.find("[EDIT:") {
+                let end = text[at..].find(']').map_or(text.len(), |end| at + end + 1);
+                text.replace_range(at..end, "https://acme.example/news");
+            }
+            fs::write(&path, text).expect("write a template");
+        }
+    }
+
     /// Reads a file of the project as text.
     pub fn read_file(&self, name: &str) -> String {
         let path = self.path(name);
