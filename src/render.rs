@@ -26,6 +26,8 @@ use serde_json::{Value, json};
 use crate::config::{Campaign, Config, Dkim, Problem};
 use crate::model::{ChurnedAt, ClientRecord, StepKind};
 
+mod header;
+
 /// Every name a template may use, for the message about a typo.
 const VARIABLES: [&str; 15] = [
     "first_name",
@@ -48,6 +50,8 @@ const VARIABLES: [&str; 15] = [
 /// Text a shipped template marks for the operator to replace; `load` warns about it.
 const EDIT_MARKER: &str = "[EDIT:";
 
+const TO_HEADER: HeaderName = HeaderName::new_from_ascii_str("To");
+const SUBJECT_HEADER: HeaderName = HeaderName::new_from_ascii_str("Subject");
 const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe");
 const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe-Post");
 
@@ -719,7 +723,12 @@ fn build(
                 reason: e.to_string(),
             })?;
     let display_name = to.name.as_deref().map(one_line).filter(|n| !n.is_empty());
-    let recipient = Mailbox::new(display_name, address.clone());
+    // Written by `header`, not the builder: the builder neither folds a long word nor
+    // encodes text that looks like an encoded word. The builder's `To` (the bare
+    // address) gives the envelope; the raw header replaces its value in place.
+    let to_value = header::mailbox("To", display_name.as_deref(), address.as_ref());
+    let subject = one_line(&rendered.subject);
+    let subject_value = header::subject(&subject);
 
     header_safe("the unsubscribe URL", unsubscribe_url, |c| {
         c != '<' && c != '>'
@@ -738,8 +747,17 @@ fn build(
         builder = builder.reply_to(reply_to.clone());
     }
     let mut message = builder
-        .to(recipient)
-        .subject(one_line(&rendered.subject))
+        .to(Mailbox::new(None, address.clone()))
+        .raw_header(HeaderValue::dangerous_new_pre_encoded(
+            TO_HEADER,
+            address.to_string(),
+            to_value,
+        ))
+        .raw_header(HeaderValue::dangerous_new_pre_encoded(
+            SUBJECT_HEADER,
+            subject,
+            subject_value,
+        ))
         .date(date.into())
         .message_id(Some(message_id.to_string()))
         .raw_header(HeaderValue::new(
@@ -1403,6 +1421,56 @@ timezone = "America/New_York"
             .unwrap();
         assert!(header(&built.bytes, "Bcc").is_empty());
         assert_eq!(header(&built.bytes, "Subject"), ["Hello Bcc: x@y"]);
+    }
+
+    /// The header block's lines as sent (folded), and each header unfolded and decoded.
+    fn raw_header_lines(bytes: &[u8]) -> Vec<String> {
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let head = text.split("\r\n\r\n").next().unwrap().to_string();
+        head.split("\r\n").map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_giant_word_or_an_encoded_word_in_a_name_keeps_every_line_short_and_literal() {
+        let setup = Setup::new();
+        setup.survey("<p>Hi</p>", "Hi");
+        let config = setup.config();
+        let renderer = Renderer::load(&config).unwrap();
+        let giant = "W".repeat(1200);
+        let trap = "=?utf-8?q?Bob=0D=0ABcc=3A_x@evil.example?=";
+        for name in [
+            format!("{giant} Smith"),
+            format!("{trap} Smith"),
+            format!("Zoë {giant}"),
+        ] {
+            let mut client = client();
+            client.name = Some(name.clone());
+            let rendered = renderer
+                .render(&config.campaigns[0], 1, &vars(&client))
+                .unwrap();
+            let built = built(&renderer, &config, &rendered, &client);
+            for line in raw_header_lines(&built.bytes) {
+                assert!(line.len() <= 998, "{} octets: {line:.100}", line.len());
+                assert!(!line.contains(trap), "{line}");
+            }
+            let text = String::from_utf8(built.bytes.clone()).unwrap();
+            assert!(text.lines().all(|l| l.len() <= 998));
+            let to = header(&built.bytes, "To");
+            let subject = header(&built.bytes, "Subject");
+            assert_eq!((to.len(), subject.len()), (1, 1));
+            let shown = header::tests::displayed(&to[0]);
+            assert_eq!(
+                shown
+                    .trim_end_matches("<pat@client.example>")
+                    .trim_end()
+                    .trim_matches('"'),
+                name
+            );
+            assert_eq!(
+                header::tests::displayed(&subject[0]),
+                format!("{}, may we ask why you left?", first_name(&client))
+            );
+        }
     }
 
     #[test]

@@ -1013,3 +1013,72 @@ fn the_daemon_wakes_up_at_the_send_moment() {
         "sent at {header}, not at 10:00 EDT"
     );
 }
+
+/// A 1,200-character word in a name, and a name that looks like an encoded word: the
+/// real server (aiosmtpd answers "500 Line too long" to any line over 1,000 octets)
+/// takes both messages, the header lines stay short, the names display literally, and
+/// no address is suppressed.
+#[test]
+fn a_giant_word_or_an_encoded_word_in_a_name_is_delivered_and_displayed_literally() {
+    let env = Env::start(json!({}), "", "0 10 * * *", &[("survey", 0)]);
+    let giant = "W".repeat(1200);
+    let trap = "=?utf-8?q?Bob=0D=0ABcc=3A_x@evil.example?=";
+    let long_name = format!("{giant} Smith");
+    let trap_name = format!("{trap} Jones");
+    env.import(
+        &csv(
+            COLUMNS,
+            &[
+                &[
+                    "long@client.example",
+                    &long_name,
+                    &giant,
+                    "2026-01-08",
+                    "price",
+                    "",
+                ],
+                &[
+                    "trap@client.example",
+                    &trap_name,
+                    "Trap Co",
+                    "2026-01-08",
+                    "price",
+                    "",
+                ],
+            ],
+        ),
+        "2026-04-01T00:00:00Z",
+    );
+    let arrived = env.pass("2026-04-08T14:00:05Z");
+    assert_eq!(arrived.len(), 2, "{:#}", env.status());
+    for message in &arrived {
+        let (head, _) = message.raw.split_once("\r\n\r\n").expect("a header block");
+        for line in head.split("\r\n") {
+            assert!(line.len() <= 998, "{} octets: {line:.100}", line.len());
+            assert!(!line.contains(trap), "{line}");
+        }
+        let (name, first) = if rcpt(message) == "long@client.example" {
+            (&long_name, &giant)
+        } else {
+            (&trap_name, &trap.to_string())
+        };
+        let to = message.header_decoded("To").expect("To");
+        assert!(to.contains(name.as_str()), "{to:.200}");
+        let subject = message.header_decoded("Subject").expect("Subject");
+        assert!(
+            subject.starts_with(&format!("survey for {first} at ")),
+            "{subject:.200}"
+        );
+    }
+    let status = env.status();
+    assert_eq!(
+        counts(&status, "messages"),
+        states(&[("sent", 2)]),
+        "{status:#}"
+    );
+    assert_eq!(
+        status["suppressions"]["bounce"].as_u64().unwrap_or(0),
+        0,
+        "{status:#}"
+    );
+}
