@@ -29,7 +29,7 @@ use crate::model::{ChurnedAt, ClientRecord, StepKind};
 mod header;
 
 /// Every name a template may use, for the message about a typo.
-const VARIABLES: [&str; 15] = [
+const VARIABLES: [&str; 16] = [
     "first_name",
     "name",
     "company",
@@ -45,6 +45,7 @@ const VARIABLES: [&str; 15] = [
     "step_kind",
     "sender.company",
     "sender.postal_address",
+    "sender.privacy_url",
 ];
 
 /// Text a shipped template marks for the operator to replace; `load` warns about it.
@@ -1821,6 +1822,11 @@ timezone = "America/New_York"
 
     /// The shipped templates/ folder, with a config like the shipped one.
     fn shipped_config(dir: &Path) -> Config {
+        shipped_config_with(dir, "")
+    }
+
+    /// `shipped_config` with `sender` added to its `[sender]` section.
+    fn shipped_config_with(dir: &Path, sender: &str) -> Config {
         let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
         let path = dir.join("winback.toml");
         let text = format!(
@@ -1834,6 +1840,7 @@ public_url = "https://winback.acme.example"
 [sender]
 company = "Acme Analytics"
 postal_address = "100 Market Street, Suite 300, San Francisco, CA 94105, USA"
+{sender}
 
 [templates]
 dir = "{}"
@@ -1945,5 +1952,157 @@ subject = "Season's greetings from {{{{sender.company}}}}"
                 assert!(!built.bytes.is_empty());
             }
         }
+    }
+
+    /// Every step of the shipped campaign, rendered for the sample client.
+    fn shipped_renders(config: &Config) -> Vec<(StepKind, Rendered)> {
+        let renderer = Renderer::load(config).unwrap_or_else(|p| panic!("{p:#?}"));
+        let campaign = &config.campaigns[0];
+        let client = sample_client();
+        (1..=campaign.steps.len() as u32)
+            .map(|step| {
+                let vars = Vars {
+                    client: &client,
+                    unsubscribe_url: "https://winback.acme.example/u/TOKEN".to_string(),
+                    survey_url: "https://winback.acme.example/s/TOKEN".to_string(),
+                    now: now(),
+                };
+                let rendered = renderer.render(campaign, step, &vars).unwrap();
+                (campaign.steps[step as usize - 1].kind, rendered)
+            })
+            .collect()
+    }
+
+    /// The first contact says in its body, not only in the footer, that one click stops
+    /// all mail, and links it there.
+    #[test]
+    fn the_survey_body_says_one_click_stops_all_mail() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = shipped_config(dir.path());
+        let (kind, survey) = &shipped_renders(&config)[0];
+        assert_eq!(*kind, StepKind::Survey);
+        let url = "https://winback.acme.example/u/TOKEN";
+        let (body, footer) = survey.text.split_once("\n--\n").expect("a text footer");
+        assert!(footer.contains(url));
+        assert!(body.contains(url), "{body}");
+        assert!(body.contains("one click"), "{body}");
+        assert!(body.contains("stops every email from us"), "{body}");
+        let (body, _) = survey
+            .html
+            .split_once("border-top")
+            .expect("an HTML footer");
+        assert!(body.contains(&format!("<a href=\"{url}\"")), "{body}");
+        assert!(body.contains("stops every email from us"), "{body}");
+    }
+
+    #[test]
+    fn privacy_url_adds_a_link_to_every_shipped_footer() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = "https://acme.example/privacy";
+        let config = shipped_config_with(dir.path(), &format!("privacy_url = \"{url}\""));
+        for (kind, rendered) in shipped_renders(&config) {
+            let (_, footer) = rendered.text.split_once("\n--\n").expect("a text footer");
+            assert!(
+                footer.contains(&format!("How we handle your data: {url}\n")),
+                "{kind:?}: {footer}"
+            );
+            let (_, footer) = rendered
+                .html
+                .split_once("border-top")
+                .expect("an HTML footer");
+            assert!(
+                footer.contains(&format!("<a href=\"{url}\"")),
+                "{kind:?}: {footer}"
+            );
+        }
+        let config = shipped_config(dir.path());
+        for (kind, rendered) in shipped_renders(&config) {
+            for part in [&rendered.text, &rendered.html] {
+                assert!(!part.contains("How we handle your data"), "{kind:?}");
+            }
+        }
+    }
+
+    /// WCAG 2 contrast ratio of two `#rrggbb` colours.
+    fn contrast(a: &str, b: &str) -> f64 {
+        let luminance = |hex: &str| {
+            let hex = hex.trim_start_matches('#');
+            let channel = |i: usize| {
+                let c = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap()) / 255.0;
+                if c <= 0.04045 {
+                    c / 12.92
+                } else {
+                    ((c + 0.055) / 1.055).powf(2.4)
+                }
+            };
+            0.2126 * channel(0) + 0.7152 * channel(2) + 0.0722 * channel(4)
+        };
+        let (la, lb) = (luminance(a), luminance(b));
+        (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+    }
+
+    /// Every `#rrggbb` after `key` in `text`.
+    fn colours_after<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
+        text.match_indices(key)
+            .filter_map(|(at, _)| {
+                let rest = text[at + key.len()..].trim_start();
+                rest.get(..7).filter(|c| c.starts_with('#'))
+            })
+            .collect()
+    }
+
+    /// Text in the shipped emails and pages reaches WCAG AA (4.5:1) on its background:
+    /// the emails are white; the pages' small print uses --muted, light and dark.
+    #[test]
+    fn shipped_text_colours_meet_wcag_aa() {
+        assert!((contrast("#777777", "#ffffff") - 4.48).abs() < 0.01);
+        assert!((contrast("#000000", "#ffffff") - 21.0).abs() < 0.01);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.to_string_lossy().ends_with(".html.hbs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(
+                colours_after(&text, "background:"),
+                ["#ffffff"],
+                "{}",
+                path.display()
+            );
+            for colour in colours_after(&text, "color:") {
+                let ratio = contrast(colour, "#ffffff");
+                assert!(ratio >= 4.5, "{}: {colour} is {ratio:.2}:1", path.display());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 15, "{checked}");
+
+        let layout = std::fs::read_to_string(dir.join("pages/layout.hbs")).unwrap();
+        let muted = colours_after(&layout, "--muted:");
+        assert_eq!(muted.len(), 2, "{layout}");
+        // Canvas in light mode; the lightest dark Canvas of the common browsers.
+        assert!(
+            contrast(muted[0], "#ffffff") >= 4.5,
+            "{}",
+            contrast(muted[0], "#ffffff")
+        );
+        assert!(
+            contrast(muted[1], "#2b2a33") >= 4.5,
+            "{}",
+            contrast(muted[1], "#2b2a33")
+        );
+        for rule in [".note {", "footer {"] {
+            let line = layout
+                .lines()
+                .find(|l| l.trim_start().starts_with(rule))
+                .unwrap();
+            assert!(line.contains("color: var(--muted)"), "{line}");
+        }
+        assert!(
+            !layout.contains(" color: GrayText"),
+            "GrayText is 3.9:1 on white"
+        );
     }
 }

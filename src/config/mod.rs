@@ -68,6 +68,9 @@ pub struct Http {
 pub struct Sender {
     pub company: String,
     pub postal_address: String,
+    /// The privacy notice every footer and page links when set (`sender.privacy_url`;
+    /// `null` in templates when not).
+    pub privacy_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -581,9 +584,29 @@ impl Validator<'_> {
             "sender.postal_address",
             "anti-spam law requires a postal address in every email",
         );
+        let privacy_url = raw.privacy_url.and_then(|url| {
+            let text = url.get_ref().trim();
+            let host = text.strip_prefix("https://").unwrap_or_default();
+            if host.is_empty()
+                || host.starts_with('/')
+                || text.contains(|c: char| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>'))
+            {
+                self.problem(
+                    Some(&url.span()),
+                    "sender.privacy_url",
+                    format!(
+                        "\"{}\" is not a web address recipients can open; write the full https:// address of your privacy notice, e.g. \"https://acme.example/privacy\"",
+                        url.get_ref()
+                    ),
+                );
+                return None;
+            }
+            Some(text.to_string())
+        });
         Some(Sender {
             company: company?.into_inner(),
             postal_address: postal_address?.into_inner(),
+            privacy_url,
         })
     }
 

@@ -53,6 +53,7 @@ pub(crate) struct RawHttp {
 pub(crate) struct RawSender {
     pub company: Option<Spanned<String>>,
     pub postal_address: Option<Spanned<String>>,
+    pub privacy_url: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

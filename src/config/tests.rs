@@ -840,3 +840,35 @@ fn set_keys_override_the_defaults() {
     assert_eq!(config.campaigns[0].quiet_days, 120);
     assert_eq!(config.campaigns[0].catch_up_hours, 2);
 }
+
+#[test]
+fn privacy_url_is_optional_and_must_be_an_https_address() {
+    let postal = "postal_address = \"1 Main Street, Springfield, IL 62701, USA\"";
+    let with = |url: &str| edited(&[(postal, &format!("{postal}\nprivacy_url = \"{url}\""))]);
+    let config = Config::parse(&path(), BASE).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.sender.privacy_url, None);
+    let config = Config::parse(&path(), &with("https://acme.example/privacy"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.sender.privacy_url.as_deref(),
+        Some("https://acme.example/privacy")
+    );
+    for bad in [
+        "http://acme.example/privacy",
+        "acme.example/privacy",
+        "https://",
+        "https:///privacy",
+        "https://acme.example/a b",
+        "https://acme.example/\\\">x",
+    ] {
+        check_errors(
+            bad,
+            &with(bad),
+            &[(
+                Some(13),
+                "sender.privacy_url",
+                &["not a web address", "https://acme.example/privacy"],
+            )],
+        );
+    }
+}
