@@ -1,9 +1,10 @@
 //! Templates and messages: compiles the handlebars files the campaigns name, renders one
-//! step for one client, and builds the signed MIME message.
+//! step for one client, and builds the signed MIME message (`To` and `Subject` written
+//! by `header`, signatures by `dkim`).
 //!
 //! Only the HTML part is HTML-escaped; the subject and the text part are not, and the
 //! subject can never carry a line break into the headers. Reads only the template files
-//! and the DKIM key; never reads the clock (`now` and `date` are arguments) and sends
+//! and the DKIM keys; never reads the clock (`now` and `date` are arguments) and sends
 //! nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -15,17 +16,14 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use handlebars::{Handlebars, RenderErrorReason, html_escape, no_escape};
 use lettre::Message;
-use lettre::message::dkim::{
-    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-    DkimSigningKey,
-};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use serde_json::{Value, json};
 
-use crate::config::{Campaign, Config, Dkim, Problem};
+use crate::config::{Campaign, Config, Problem};
 use crate::model::{ChurnedAt, ClientRecord, StepKind};
 
+mod dkim;
 mod header;
 
 /// Every name a template may use, for the message about a typo.
@@ -125,9 +123,10 @@ pub struct Renderer {
     text: Handlebars<'static>,
     steps: HashMap<(String, u32), StepTemplates>,
     sender: crate::config::Sender,
-    /// The DKIM signer, read once at load: a key file that becomes unreadable later must
-    /// not make every message fail to render (which would end their sequences).
-    dkim: Option<DkimConfig>,
+    /// The DKIM signers (one or two keys), read once at load: a key file that becomes
+    /// unreadable later must not make every message fail to render (which would end
+    /// their sequences).
+    dkim: Vec<dkim::Signer>,
     warnings: Vec<Problem>,
 }
 
@@ -220,7 +219,7 @@ impl Renderer {
             text,
             steps,
             sender: config.sender.clone(),
-            dkim: None,
+            dkim: Vec::new(),
             warnings: Vec::new(),
         };
         for (ci, campaign) in config.campaigns.iter().enumerate() {
@@ -241,30 +240,47 @@ impl Renderer {
                 }
             }
         }
-        let dkim = match &config.dkim {
-            Some(dkim) => match dkim_config(dkim, config.smtp.reply_to.is_some()) {
-                Ok(signer) => Some(signer),
-                Err(error) => {
-                    let (file, message) = match error {
-                        RenderError::DkimKey { path, message } => (path, message),
-                        other => (dkim.key_file.clone(), other.to_string()),
-                    };
-                    problems.push(Problem {
-                        file,
+        let mut signers = Vec::new();
+        if let Some(dkim) = &config.dkim {
+            let second = dkim
+                .second
+                .iter()
+                .map(|second| ("dkim.second_key_file", &second.selector, &second.key_file));
+            for (key, selector, path) in
+                std::iter::once(("dkim.key_file", &dkim.selector, &dkim.key_file)).chain(second)
+            {
+                match signing_key_file(path) {
+                    Ok(signing_key) => {
+                        if let Some(bits) = signing_key.rsa_bits().filter(|&bits| bits < 2048) {
+                            warnings.push(Problem {
+                                file: path.clone(),
+                                line: None,
+                                key: key.to_string(),
+                                message: format!(
+                                    "is a {bits}-bit RSA key; receivers such as Gmail and Yahoo treat signatures with keys under 2048 bits as unsigned; make a new one (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048) and publish it"
+                                ),
+                            });
+                        }
+                        signers.push(dkim::Signer {
+                            selector: selector.clone(),
+                            domain: dkim.domain.clone(),
+                            key: signing_key,
+                        });
+                    }
+                    Err(message) => problems.push(Problem {
+                        file: path.clone(),
                         line: None,
-                        key: "dkim.key_file".to_string(),
+                        key: key.to_string(),
                         message,
-                    });
-                    None
+                    }),
                 }
-            },
-            None => None,
-        };
+            }
+        }
 
         if !problems.is_empty() {
             return Err(dedup(problems));
         }
-        renderer.dkim = dkim;
+        renderer.dkim = signers;
         renderer.warnings = dedup(warnings);
         Ok(renderer)
     }
@@ -279,10 +295,9 @@ impl Renderer {
         date: DateTime<Utc>,
         unsubscribe_url: &str,
     ) -> Result<Built, RenderError> {
-        let signer = self.dkim.as_ref();
         build(
             config,
-            signer,
+            &self.dkim,
             rendered,
             to,
             message_id,
@@ -704,11 +719,11 @@ pub fn new_message_id(config: &Config, at: DateTime<Utc>) -> String {
 
 /// Builds the message for `to`: From (and Reply-To) from the config, To, the one-line
 /// subject, `Date` = `date`, `Message-ID` = `message_id`, the one-click unsubscribe
-/// headers, multipart/alternative (text, then HTML), signed by `signer` when DKIM is
-/// configured.
+/// headers, multipart/alternative (text, then HTML), signed by each of `signers` with
+/// `t=` = `date`.
 fn build(
     config: &Config,
-    signer: Option<&DkimConfig>,
+    signers: &[dkim::Signer],
     rendered: &Rendered,
     to: &ClientRecord,
     message_id: &str,
@@ -747,7 +762,7 @@ fn build(
     if let Some(reply_to) = &config.smtp.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }
-    let mut message = builder
+    let message = builder
         .to(Mailbox::new(None, address.clone()))
         .raw_header(HeaderValue::dangerous_new_pre_encoded(
             TO_HEADER,
@@ -773,11 +788,11 @@ fn build(
             rendered.text.clone(),
             rendered.html.clone(),
         ))?;
-    if let Some(signer) = signer {
-        message.sign(signer);
-    }
-    let bytes = message.formatted();
+    let mut bytes = message.formatted();
     assert_one_recipient(&bytes)?;
+    // Each signature covers the message without the others (none signs DKIM-Signature).
+    let signatures: String = signers.iter().map(|s| s.sign(&bytes, date)).collect();
+    bytes.splice(0..0, signatures.into_bytes());
     Ok(Built {
         message_id: message_id.to_string(),
         from: config.smtp.from.email.to_string(),
@@ -829,42 +844,10 @@ fn assert_one_recipient(bytes: &[u8]) -> Result<(), RenderError> {
     Ok(())
 }
 
-/// The signing configuration: relaxed/relaxed canonicalization (survives relays that
-/// refold headers), covering the headers a receiver shows or acts on.
-fn dkim_config(dkim: &Dkim, reply_to: bool) -> Result<DkimConfig, RenderError> {
-    let key_error = |message: String| RenderError::DkimKey {
-        path: dkim.key_file.clone(),
-        message,
-    };
-    let pem = std::fs::read_to_string(&dkim.key_file)
-        .map_err(|e| key_error(format!("cannot be read ({e})")))?;
-    let key = signing_key(&pem).map_err(key_error)?;
-    let mut headers: Vec<HeaderName> = [
-        "From",
-        "To",
-        "Subject",
-        "Date",
-        "Message-ID",
-        "MIME-Version",
-        "List-Unsubscribe",
-        "List-Unsubscribe-Post",
-    ]
-    .into_iter()
-    .map(HeaderName::new_from_ascii_str)
-    .collect();
-    if reply_to {
-        headers.push(HeaderName::new_from_ascii_str("Reply-To"));
-    }
-    Ok(DkimConfig::new(
-        dkim.selector.clone(),
-        dkim.domain.clone(),
-        key,
-        headers,
-        DkimCanonicalization {
-            header: DkimCanonicalizationType::Relaxed,
-            body: DkimCanonicalizationType::Relaxed,
-        },
-    ))
+/// The DKIM key in the file at `path`, or why it cannot be used.
+fn signing_key_file(path: &Path) -> Result<dkim::Key, String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("cannot be read ({e})"))?;
+    signing_key(&pem)
 }
 
 const ED25519_OID: &[u8] = &[0x2b, 0x65, 0x70];
@@ -873,15 +856,25 @@ const RSA_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 /// A DKIM key from the text of a key file: PEM PKCS#1 RSA (`BEGIN RSA PRIVATE KEY`), PEM
 /// PKCS#8 RSA or Ed25519 (`BEGIN PRIVATE KEY`, what `openssl genpkey` writes), or the
 /// bare base64 of a 32-byte Ed25519 seed.
-fn signing_key(text: &str) -> Result<DkimSigningKey, String> {
+fn signing_key(text: &str) -> Result<dkim::Key, String> {
+    use rsa::pkcs1::DecodeRsaPrivateKey as _;
     let unusable = |what: &str| {
         format!(
             "{what}; use an unencrypted PEM key (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048, or -algorithm ed25519)"
         )
     };
+    let rsa = |key: Result<rsa::RsaPrivateKey, rsa::pkcs1::Error>| {
+        key.map(|key| dkim::Key::Rsa(Box::new(key)))
+            .map_err(|e| unusable(&format!("is not a valid RSA key ({e})")))
+    };
+    let ed25519 = |seed: &[u8]| match <[u8; 32]>::try_from(seed) {
+        Ok(seed) => Ok(dkim::Key::Ed25519(Box::new(
+            ed25519_dalek::SigningKey::from_bytes(&seed),
+        ))),
+        Err(_) => Err(unusable("is not a valid Ed25519 key")),
+    };
     if text.contains("-----BEGIN RSA PRIVATE KEY-----") {
-        return DkimSigningKey::new(text.trim(), DkimSigningAlgorithm::Rsa)
-            .map_err(|e| unusable(&format!("is not a valid RSA key ({e})")));
+        return rsa(rsa::RsaPrivateKey::from_pkcs1_pem(text.trim()));
     }
     if text.contains("ENCRYPTED") {
         return Err(unusable("is encrypted"));
@@ -892,27 +885,14 @@ fn signing_key(text: &str) -> Result<DkimSigningKey, String> {
             pkcs8(&der).ok_or_else(|| unusable("is not a PKCS#8 private key"))?;
         if algorithm == ED25519_OID {
             // The private key is itself an OCTET STRING holding the 32-byte seed.
-            let seed = match der_read(private) {
-                Some((0x04, seed, [])) if seed.len() == 32 => seed,
-                _ => return Err(unusable("is not a valid Ed25519 key")),
+            return match der_read(private) {
+                Some((0x04, seed, [])) => ed25519(seed),
+                _ => Err(unusable("is not a valid Ed25519 key")),
             };
-            return DkimSigningKey::new(&BASE64.encode(seed), DkimSigningAlgorithm::Ed25519)
-                .map_err(|e| unusable(&format!("is not a valid Ed25519 key ({e})")));
         }
         if algorithm == RSA_OID {
-            // The PEM parser wants the standard 64-character lines.
-            let body = BASE64.encode(private);
-            let lines: Vec<&str> = body
-                .as_bytes()
-                .chunks(64)
-                .map(|l| std::str::from_utf8(l).unwrap_or_default())
-                .collect();
-            let pkcs1 = format!(
-                "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
-                lines.join("\n")
-            );
-            return DkimSigningKey::new(&pkcs1, DkimSigningAlgorithm::Rsa)
-                .map_err(|e| unusable(&format!("is not a valid RSA key ({e})")));
+            // The private key is a PKCS#1 RSAPrivateKey.
+            return rsa(rsa::RsaPrivateKey::from_pkcs1_der(private));
         }
         return Err(unusable(
             "uses an algorithm DKIM does not support (only RSA and Ed25519)",
@@ -922,10 +902,7 @@ fn signing_key(text: &str) -> Result<DkimSigningKey, String> {
         return Err(unusable("is not a private key winback can read"));
     }
     match BASE64.decode(text.trim()) {
-        Ok(seed) if seed.len() == 32 => {
-            DkimSigningKey::new(text.trim(), DkimSigningAlgorithm::Ed25519)
-                .map_err(|e| unusable(&format!("is not a valid Ed25519 key ({e})")))
-        }
+        Ok(seed) if seed.len() == 32 => ed25519(&seed),
         _ => Err(unusable("is not a PEM key")),
     }
 }
@@ -1713,8 +1690,61 @@ timezone = "America/New_York"
                 "{signature}"
             );
             assert!(signature.contains("c=relaxed/relaxed;"), "{signature}");
-            assert!(signature.contains("h=from:to:subject:date:message-id:mime-version:list-unsubscribe:list-unsubscribe-post;"), "{signature}");
+            // Each name once more than it appears: an added header breaks the signature.
+            assert!(signature.contains("h=from:from:reply-to:to:to:cc:subject:subject:date:date:message-id:message-id:mime-version:mime-version:content-type:content-type:list-unsubscribe:list-unsubscribe:list-unsubscribe-post:list-unsubscribe-post;"), "{signature}");
+            // The daemon's clock (the Date header's), not the system's.
+            assert!(
+                signature.contains(&format!("t={};", now().timestamp())),
+                "{signature}"
+            );
             assert!(!signature.ends_with("b="), "{signature}");
+            let public = dkim::tests::Public::of(&renderer.dkim[0].key);
+            dkim::tests::verify(&built.bytes, 0, &public).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+    }
+
+    /// An RSA and an Ed25519 key together: two signatures, each verifying with its own
+    /// key and selector. A key under 2048 bits is a warning, not an error.
+    #[test]
+    fn dkim_signs_twice_with_a_second_key_and_warns_about_a_short_rsa_key() {
+        let setup = Setup::new();
+        setup.survey("<p>Hi</p>", "Hi");
+        fs::write(setup.dir.path().join("rsa.pem"), dkim::tests::RSA_1024).unwrap();
+        fs::write(setup.dir.path().join("ed.pem"), ed25519_pkcs8([3; 32])).unwrap();
+        let extra = "\n[dkim]\nselector = \"winback\"\ndomain = \"acme.example\"\nkey_file = \"rsa.pem\"\nsecond_selector = \"winback-ed\"\nsecond_key_file = \"ed.pem\"\n";
+        let step = format!(
+            "[[campaign.step]]\nkind = \"survey\"\ntemplate = \"survey\"\nsubject = \"{SUBJECT}\"\n"
+        );
+        let config = setup.config_with(extra, &step).unwrap();
+        let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:#?}"));
+        let short: Vec<&Problem> = renderer
+            .warnings()
+            .iter()
+            .filter(|w| w.key == "dkim.key_file")
+            .collect();
+        assert_eq!(short.len(), 1, "{:#?}", renderer.warnings());
+        assert!(
+            short[0].message.contains("1024-bit RSA key"),
+            "{}",
+            short[0]
+        );
+        assert!(short[0].message.contains("2048"), "{}", short[0]);
+        assert!(short[0].file.ends_with("rsa.pem"));
+
+        let client = client();
+        let rendered = renderer
+            .render(&config.campaigns[0], 1, &vars(&client))
+            .unwrap();
+        let built = built(&renderer, &config, &rendered, &client);
+        let signatures = header(&built.bytes, "DKIM-Signature");
+        assert_eq!(signatures.len(), 2, "{signatures:#?}");
+        let compact: Vec<String> = signatures.iter().map(|s| s.replace(' ', "")).collect();
+        assert!(compact[0].contains("a=rsa-sha256;") && compact[0].contains("s=winback;"));
+        assert!(compact[1].contains("a=ed25519-sha256;") && compact[1].contains("s=winback-ed;"));
+        for (index, signer) in renderer.dkim.iter().enumerate() {
+            let public = dkim::tests::Public::of(&signer.key);
+            dkim::tests::verify(&built.bytes, index, &public)
+                .unwrap_or_else(|e| panic!("signature {index}: {e}"));
         }
     }
 

@@ -80,6 +80,8 @@ pub(crate) struct RawDkim {
     pub selector: Option<Spanned<String>>,
     pub domain: Option<Spanned<String>>,
     pub key_file: Option<Spanned<String>>,
+    pub second_selector: Option<Spanned<String>>,
+    pub second_key_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

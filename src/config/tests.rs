@@ -872,3 +872,84 @@ fn privacy_url_is_optional_and_must_be_an_https_address() {
         );
     }
 }
+
+#[test]
+fn dkim_warns_when_its_domain_does_not_align_with_from_and_takes_a_second_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.pem"), "key").unwrap();
+    std::fs::write(dir.path().join("b.pem"), "key").unwrap();
+    let file = dir.path().join("winback.toml");
+    let parse = |dkim: &str| {
+        let text = format!("{BASE}\n[dkim]\n{dkim}");
+        Config::parse(&file, &text)
+    };
+    let keys = "selector = \"s1\"\nkey_file = \"a.pem\"\n";
+    // From is success@acme.example.
+    for aligned in ["acme.example", "ACME.example."] {
+        let config =
+            parse(&format!("domain = \"{aligned}\"\n{keys}")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            config.warnings.is_empty(),
+            "{aligned}: {:?}",
+            config.warnings
+        );
+        assert!(config.dkim.unwrap().second.is_none());
+    }
+    for unaligned in ["mail.acme.example", "esp.example", "acme.example.net"] {
+        let config =
+            parse(&format!("domain = \"{unaligned}\"\n{keys}")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.warnings.len(),
+            1,
+            "{unaligned}: {:?}",
+            config.warnings
+        );
+        let warning = &config.warnings[0];
+        assert_eq!(
+            (warning.key.as_str(), warning.line),
+            ("dkim.domain", Some(35))
+        );
+        assert!(
+            warning
+                .message
+                .contains("does not match the From address's domain \"acme.example\"")
+                && warning.message.contains("align"),
+            "{warning}"
+        );
+    }
+
+    let config = parse(&format!(
+        "domain = \"acme.example\"\n{keys}second_selector = \"s2\"\nsecond_key_file = \"b.pem\"\n"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let second = config.dkim.unwrap().second.expect("a second key");
+    assert_eq!(second.selector, "s2");
+    assert_eq!(second.key_file, dir.path().join("b.pem"));
+    for (extra, key, fragment) in [
+        (
+            "second_selector = \"s2\"\n",
+            "dkim.second_selector",
+            "set both",
+        ),
+        (
+            "second_key_file = \"b.pem\"\n",
+            "dkim.second_selector",
+            "set both",
+        ),
+        (
+            "second_selector = \"s1\"\nsecond_key_file = \"b.pem\"\n",
+            "dkim.second_selector",
+            "its own selector",
+        ),
+        (
+            "second_selector = \"s2\"\nsecond_key_file = \"missing.pem\"\n",
+            "dkim.second_key_file",
+            "does not exist",
+        ),
+    ] {
+        let errors = parse(&format!("domain = \"acme.example\"\n{keys}{extra}")).expect_err(extra);
+        assert_eq!(errors.0.len(), 1, "{extra}: {errors}");
+        assert_eq!(errors.0[0].key, key, "{extra}");
+        assert!(errors.0[0].message.contains(fragment), "{extra}: {errors}");
+    }
+}
