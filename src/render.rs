@@ -478,6 +478,15 @@ impl Renderer {
                             "the rendered message lacks the sender's postal address (required by anti-spam law); add {{sender.postal_address}} (in the footer)".to_string(),
                         ));
                     }
+                    if let Some(privacy) = &config.sender.privacy_url
+                        && !rendered.contains(&escape(privacy))
+                        && !rendered.contains(privacy.as_str())
+                    {
+                        warnings.push(problem(
+                            None,
+                            "does not link the privacy notice of [sender] privacy_url; add {{sender.privacy_url}} to the footer (the shipped templates show how)".to_string(),
+                        ));
+                    }
                     if templates.kind == StepKind::Survey
                         && !rendered.contains(&escape(&survey_url))
                         && !rendered.contains(&survey_url)
@@ -2050,6 +2059,34 @@ subject = "Season's greetings from {{{{sender.company}}}}"
             for part in [&rendered.text, &rendered.html] {
                 assert!(!part.contains("How we handle your data"), "{kind:?}");
             }
+        }
+    }
+
+    /// With `privacy_url` set, `check` warns about a template that does not link it.
+    #[test]
+    fn load_warns_about_a_template_without_the_privacy_link() {
+        let setup = Setup::new();
+        setup.survey("<p>Hi</p>", "Hi");
+        let mut config = setup.config();
+        let privacy = |renderer: &Renderer| -> Vec<Problem> {
+            renderer
+                .warnings()
+                .iter()
+                .filter(|w| w.message.contains("privacy"))
+                .cloned()
+                .collect()
+        };
+        assert!(privacy(&Renderer::load(&config).unwrap()).is_empty());
+        config.sender.privacy_url = Some("https://acme.example/privacy".to_string());
+        let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:#?}"));
+        let warnings = privacy(&renderer);
+        assert_eq!(warnings.len(), 2, "{warnings:#?}");
+        for (warning, file) in warnings.iter().zip(["survey.html.hbs", "survey.txt.hbs"]) {
+            assert!(warning.file.ends_with(file), "{warning}");
+            assert!(
+                warning.message.contains("{{sender.privacy_url}}"),
+                "{warning}"
+            );
         }
     }
 
