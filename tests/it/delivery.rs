@@ -1082,3 +1082,60 @@ fn a_giant_word_or_an_encoded_word_in_a_name_is_delivered_and_displayed_literall
         "{status:#}"
     );
 }
+
+/// DKIM through the binary: the signature's `t=` is the pass's clock (`--now`, the same
+/// as `Date`), not the machine's, and every signed header is listed once more than it
+/// appears.
+#[test]
+fn the_dkim_signature_takes_its_time_from_the_daemons_clock() {
+    let keys = tempfile::tempdir().expect("a temporary directory");
+    let key = keys.path().join("dkim.pem");
+    fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\n\
+         MC4CAQAwBQYDK2VwBCIEIAOVAvTMU5g0DEFlPgWYByuDrcR518gvxa/yP6S/X2aI\n\
+         -----END PRIVATE KEY-----\n",
+    )
+    .expect("write the key");
+    let dkim = format!(
+        "\n[dkim]\nselector = \"winback\"\ndomain = \"acme.example\"\nkey_file = {:?}\n",
+        key.display().to_string()
+    );
+    let env = Env::start(json!({}), &dkim, "0 10 * * *", &[("survey", 0)]);
+    env.import(
+        &csv(
+            COLUMNS,
+            &[&[
+                "pat@client.example",
+                "Pat Smith",
+                "Globex",
+                "2026-01-08",
+                "price",
+                "",
+            ]],
+        ),
+        "2026-04-01T00:00:00Z",
+    );
+    let now = "2026-04-08T14:00:05Z";
+    let arrived = env.pass(now);
+    assert_eq!(arrived.len(), 1);
+    let signature = arrived[0]
+        .header("DKIM-Signature")
+        .expect("a DKIM-Signature")
+        .replace([' ', '\t'], "");
+    let t: i64 = signature
+        .split(';')
+        .find_map(|tag| tag.strip_prefix("t="))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no t= in {signature}"));
+    let start = instant(now).timestamp();
+    assert!(
+        (start..=start + PASS_SLACK.as_secs() as i64).contains(&t),
+        "t={t} is not the clock of the pass that started at {now} ({start}): {signature}"
+    );
+    assert_date_from(&arrived[0], now);
+    assert!(
+        signature.contains("h=from:from:reply-to:reply-to:to:to:cc:subject:subject:"),
+        "{signature}"
+    );
+}
