@@ -250,6 +250,17 @@ impl Renderer {
                 std::iter::once(("dkim.key_file", &dkim.selector, &dkim.key_file)).chain(second)
             {
                 match signing_key_file(path) {
+                    Ok(signing_key) if signing_key.rsa_bits().is_some_and(|bits| bits < 1024) => {
+                        problems.push(Problem {
+                            file: path.clone(),
+                            line: None,
+                            key: key.to_string(),
+                            message: format!(
+                                "is a {}-bit RSA key, too short to sign with; make a new one (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048) and publish it",
+                                signing_key.rsa_bits().unwrap_or_default()
+                            ),
+                        });
+                    }
                     Ok(signing_key) => {
                         if let Some(bits) = signing_key.rsa_bits().filter(|&bits| bits < 2048) {
                             warnings.push(Problem {
@@ -1047,6 +1058,18 @@ I45fbR4l+3D/30WMfZlM6bzZbwPXEnr2s1mirmuQpjumY9wLhK25
         )
     }
 
+    /// Too short to sign with.
+    const RSA_512: &str = "-----BEGIN RSA PRIVATE KEY-----
+MIIBOwIBAAJBAN7XskP5BOZv4DkVYawelpwffkEY3E8L/RcrNVCpSpKijqim00yi
+IqpGyTptMqe3BtPa8FTTuqRtUK1CDbcLS6UCAwEAAQJBAIbrMyxCVbwrGieVkXhD
+YM6PpsJFCgX17Tsc1v/KL7NNBQCFdCBclSbhKKtkexUf6AbHiiYcR8oIgkN9hE9G
+PqECIQD4RRLHSSd1aXyCYNGtm+RVdFcMrx6oOZI/nCyk3tYYaQIhAOXH8hV1znm+
+3mV0JVo1fRifdidkqGHHVwrFEfp+p1HdAiEAlEd87bWNcZytFpmI4e2ntDol+5dj
+8glghclbCKVmrXECICT8cy4bIVodbATeliiYFYPCHy2mGShsAsm8APHWMy6NAiAd
+UJT8nnsfHbWj9Pp1ysuADEtVYP0v9mPKpaNlifNQaA==
+-----END RSA PRIVATE KEY-----
+";
+
     const SUBJECT: &str = "{{first_name}}, may we ask why you left?";
     const FOOTER_HTML: &str = "<p><a href=\"{{unsubscribe_url}}\">Unsubscribe</a> {{sender.company}}, {{sender.postal_address}}</p>";
     const FOOTER_TEXT: &str =
@@ -1798,6 +1821,7 @@ timezone = "America/New_York"
                 "not a PKCS#8",
             ),
             ("hello", "not a PEM key"),
+            (RSA_512, "512-bit RSA key, too short to sign with"),
         ] {
             fs::write(setup.dir.path().join("key.pem"), content).unwrap();
             let config = setup.signing_config("key.pem");

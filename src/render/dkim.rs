@@ -118,8 +118,8 @@ impl Signer {
             Key::Rsa(key) => key
                 .sign(Pkcs1v15Sign::new::<Sha256>(), &hash)
                 .map(|s| BASE64.encode(s))
-                // Signing with a parsed key cannot fail for a 32-byte digest; should it,
-                // the receiver sees an invalid signature, not a message that never goes.
+                // Cannot fail: `Renderer::load` refuses RSA keys under 1024 bits, and
+                // PKCS#1 v1.5 with SHA-256 needs only 62 bytes of modulus.
                 .unwrap_or_default(),
             Key::Ed25519(key) => BASE64.encode(key.sign(&hash).to_bytes()),
         };
