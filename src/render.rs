@@ -1,10 +1,11 @@
 //! Templates and messages: compiles the handlebars files the campaigns name (refusing
 //! any whose rendering could overflow the stack), renders one step for one client, and
-//! builds the signed MIME message. Whether a rendered message may go is `fitness`'s call.
+//! builds the signed MIME message (`To` and `Subject` written by `header`, signatures by
+//! `dkim`). Whether a rendered message may go is `fitness`'s call.
 //!
 //! Only the HTML part is HTML-escaped; the subject and the text part are not, and the
 //! subject can never carry a line break into the headers. Reads only the template files
-//! and the DKIM key; never reads the clock (`now` and `date` are arguments) and sends
+//! and the DKIM keys; never reads the clock (`now` and `date` are arguments) and sends
 //! nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -16,20 +17,19 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use handlebars::{Handlebars, RenderErrorReason, no_escape};
 use lettre::Message;
-use lettre::message::dkim::{
-    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-    DkimSigningKey,
-};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use serde_json::{Value, json};
 
-use crate::config::{Campaign, Config, Dkim, Problem};
+use crate::config::{Campaign, Config, Problem};
 use crate::fitness;
 use crate::model::{ChurnedAt, ClientRecord, StepKind};
 
+mod dkim;
+mod header;
+
 /// Every name a template may use, for the message about a typo.
-const VARIABLES: [&str; 15] = [
+const VARIABLES: [&str; 16] = [
     "first_name",
     "name",
     "company",
@@ -45,8 +45,11 @@ const VARIABLES: [&str; 15] = [
     "step_kind",
     "sender.company",
     "sender.postal_address",
+    "sender.privacy_url",
 ];
 
+const TO_HEADER: HeaderName = HeaderName::new_from_ascii_str("To");
+const SUBJECT_HEADER: HeaderName = HeaderName::new_from_ascii_str("Subject");
 const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe");
 const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe-Post");
 
@@ -119,9 +122,10 @@ pub struct Renderer {
     text: Handlebars<'static>,
     steps: HashMap<(String, u32), StepTemplates>,
     sender: crate::config::Sender,
-    /// The DKIM signer, read once at load: a key file that becomes unreadable later must
-    /// not make every message fail to render (which would end their sequences).
-    dkim: Option<DkimConfig>,
+    /// The DKIM signers (one or two keys), read once at load: a key file that becomes
+    /// unreadable later must not make every message fail to render (which would end
+    /// their sequences).
+    dkim: Vec<dkim::Signer>,
     warnings: Vec<Problem>,
     /// Steps whose sample still holds a `[EDIT: ...]` placeholder (see `placeholders`).
     placeholders: Vec<Problem>,
@@ -226,7 +230,7 @@ impl Renderer {
             text,
             steps,
             sender: config.sender.clone(),
-            dkim: None,
+            dkim: Vec::new(),
             warnings: Vec::new(),
             placeholders: Vec::new(),
         };
@@ -249,30 +253,58 @@ impl Renderer {
                 }
             }
         }
-        let dkim = match &config.dkim {
-            Some(dkim) => match dkim_config(dkim, config.smtp.reply_to.is_some()) {
-                Ok(signer) => Some(signer),
-                Err(error) => {
-                    let (file, message) = match error {
-                        RenderError::DkimKey { path, message } => (path, message),
-                        other => (dkim.key_file.clone(), other.to_string()),
-                    };
-                    problems.push(Problem {
-                        file,
+        let mut signers = Vec::new();
+        if let Some(dkim) = &config.dkim {
+            let second = dkim
+                .second
+                .iter()
+                .map(|second| ("dkim.second_key_file", &second.selector, &second.key_file));
+            for (key, selector, path) in
+                std::iter::once(("dkim.key_file", &dkim.selector, &dkim.key_file)).chain(second)
+            {
+                match signing_key_file(path) {
+                    Ok(signing_key) if signing_key.rsa_bits().is_some_and(|bits| bits < 1024) => {
+                        problems.push(Problem {
+                            file: path.clone(),
+                            line: None,
+                            key: key.to_string(),
+                            message: format!(
+                                "is a {}-bit RSA key, too short to sign with; make a new one (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048) and publish it",
+                                signing_key.rsa_bits().unwrap_or_default()
+                            ),
+                        });
+                    }
+                    Ok(signing_key) => {
+                        if let Some(bits) = signing_key.rsa_bits().filter(|&bits| bits < 2048) {
+                            warnings.push(Problem {
+                                file: path.clone(),
+                                line: None,
+                                key: key.to_string(),
+                                message: format!(
+                                    "is a {bits}-bit RSA key; receivers such as Gmail and Yahoo treat signatures with keys under 2048 bits as unsigned; make a new one (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048) and publish it"
+                                ),
+                            });
+                        }
+                        signers.push(dkim::Signer {
+                            selector: selector.clone(),
+                            domain: dkim.domain.clone(),
+                            key: signing_key,
+                        });
+                    }
+                    Err(message) => problems.push(Problem {
+                        file: path.clone(),
                         line: None,
-                        key: "dkim.key_file".to_string(),
+                        key: key.to_string(),
                         message,
-                    });
-                    None
+                    }),
                 }
-            },
-            None => None,
-        };
+            }
+        }
 
         if !problems.is_empty() {
             return Err(dedup(problems));
         }
-        renderer.dkim = dkim;
+        renderer.dkim = signers;
         renderer.warnings = dedup(warnings);
         renderer.placeholders = dedup(placeholders);
         Ok(renderer)
@@ -288,10 +320,9 @@ impl Renderer {
         date: DateTime<Utc>,
         unsubscribe_url: &str,
     ) -> Result<Built, RenderError> {
-        let signer = self.dkim.as_ref();
         build(
             config,
-            signer,
+            &self.dkim,
             rendered,
             to,
             message_id,
@@ -471,6 +502,14 @@ impl Renderer {
                         problems.push(problem(
                             None,
                             "the rendered message lacks the sender's postal address (required by anti-spam law); add {{sender.postal_address}} (in the footer)".to_string(),
+                        ));
+                    }
+                    if let Some(privacy) = &config.sender.privacy_url
+                        && !shows(privacy)
+                    {
+                        warnings.push(problem(
+                            None,
+                            "does not link the privacy notice of [sender] privacy_url; add {{sender.privacy_url}} to the footer (the shipped templates show how)".to_string(),
                         ));
                     }
                     if templates.kind == StepKind::Survey && !shows(&survey_url) {
@@ -970,11 +1009,11 @@ pub fn new_message_id(config: &Config, at: DateTime<Utc>) -> String {
 
 /// Builds the message for `to`: From (and Reply-To) from the config, To, the one-line
 /// subject, `Date` = `date`, `Message-ID` = `message_id`, the one-click unsubscribe
-/// headers, multipart/alternative (text, then HTML), signed by `signer` when DKIM is
-/// configured.
+/// headers, multipart/alternative (text, then HTML), signed by each of `signers` with
+/// `t=` = `date`.
 fn build(
     config: &Config,
-    signer: Option<&DkimConfig>,
+    signers: &[dkim::Signer],
     rendered: &Rendered,
     to: &ClientRecord,
     message_id: &str,
@@ -990,7 +1029,12 @@ fn build(
                 reason: e.to_string(),
             })?;
     let display_name = to.name.as_deref().map(one_line).filter(|n| !n.is_empty());
-    let recipient = Mailbox::new(display_name, address.clone());
+    // Written by `header`, not the builder: the builder neither folds a long word nor
+    // encodes text that looks like an encoded word. The builder's `To` (the bare
+    // address) gives the envelope; the raw header replaces its value in place.
+    let to_value = header::mailbox("To", display_name.as_deref(), address.as_ref());
+    let subject = one_line(&rendered.subject);
+    let subject_value = header::subject(&subject);
 
     header_safe("the unsubscribe URL", unsubscribe_url, |c| {
         c != '<' && c != '>'
@@ -1008,9 +1052,18 @@ fn build(
     if let Some(reply_to) = &config.smtp.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }
-    let mut message = builder
-        .to(recipient)
-        .subject(one_line(&rendered.subject))
+    let message = builder
+        .to(Mailbox::new(None, address.clone()))
+        .raw_header(HeaderValue::dangerous_new_pre_encoded(
+            TO_HEADER,
+            address.to_string(),
+            to_value,
+        ))
+        .raw_header(HeaderValue::dangerous_new_pre_encoded(
+            SUBJECT_HEADER,
+            subject,
+            subject_value,
+        ))
         .date(date.into())
         .message_id(Some(message_id.to_string()))
         .raw_header(HeaderValue::new(
@@ -1025,11 +1078,11 @@ fn build(
             rendered.text.clone(),
             rendered.html.clone(),
         ))?;
-    if let Some(signer) = signer {
-        message.sign(signer);
-    }
-    let bytes = message.formatted();
+    let mut bytes = message.formatted();
     assert_one_recipient(&bytes)?;
+    // Each signature covers the message without the others (none signs DKIM-Signature).
+    let signatures: String = signers.iter().map(|s| s.sign(&bytes, date)).collect();
+    bytes.splice(0..0, signatures.into_bytes());
     Ok(Built {
         message_id: message_id.to_string(),
         from: config.smtp.from.email.to_string(),
@@ -1081,42 +1134,10 @@ fn assert_one_recipient(bytes: &[u8]) -> Result<(), RenderError> {
     Ok(())
 }
 
-/// The signing configuration: relaxed/relaxed canonicalization (survives relays that
-/// refold headers), covering the headers a receiver shows or acts on.
-fn dkim_config(dkim: &Dkim, reply_to: bool) -> Result<DkimConfig, RenderError> {
-    let key_error = |message: String| RenderError::DkimKey {
-        path: dkim.key_file.clone(),
-        message,
-    };
-    let pem = std::fs::read_to_string(&dkim.key_file)
-        .map_err(|e| key_error(format!("cannot be read ({e})")))?;
-    let key = signing_key(&pem).map_err(key_error)?;
-    let mut headers: Vec<HeaderName> = [
-        "From",
-        "To",
-        "Subject",
-        "Date",
-        "Message-ID",
-        "MIME-Version",
-        "List-Unsubscribe",
-        "List-Unsubscribe-Post",
-    ]
-    .into_iter()
-    .map(HeaderName::new_from_ascii_str)
-    .collect();
-    if reply_to {
-        headers.push(HeaderName::new_from_ascii_str("Reply-To"));
-    }
-    Ok(DkimConfig::new(
-        dkim.selector.clone(),
-        dkim.domain.clone(),
-        key,
-        headers,
-        DkimCanonicalization {
-            header: DkimCanonicalizationType::Relaxed,
-            body: DkimCanonicalizationType::Relaxed,
-        },
-    ))
+/// The DKIM key in the file at `path`, or why it cannot be used.
+fn signing_key_file(path: &Path) -> Result<dkim::Key, String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("cannot be read ({e})"))?;
+    signing_key(&pem)
 }
 
 const ED25519_OID: &[u8] = &[0x2b, 0x65, 0x70];
@@ -1125,15 +1146,25 @@ const RSA_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 /// A DKIM key from the text of a key file: PEM PKCS#1 RSA (`BEGIN RSA PRIVATE KEY`), PEM
 /// PKCS#8 RSA or Ed25519 (`BEGIN PRIVATE KEY`, what `openssl genpkey` writes), or the
 /// bare base64 of a 32-byte Ed25519 seed.
-fn signing_key(text: &str) -> Result<DkimSigningKey, String> {
+fn signing_key(text: &str) -> Result<dkim::Key, String> {
+    use rsa::pkcs1::DecodeRsaPrivateKey as _;
     let unusable = |what: &str| {
         format!(
             "{what}; use an unencrypted PEM key (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048, or -algorithm ed25519)"
         )
     };
+    let rsa = |key: Result<rsa::RsaPrivateKey, rsa::pkcs1::Error>| {
+        key.map(|key| dkim::Key::Rsa(Box::new(key)))
+            .map_err(|e| unusable(&format!("is not a valid RSA key ({e})")))
+    };
+    let ed25519 = |seed: &[u8]| match <[u8; 32]>::try_from(seed) {
+        Ok(seed) => Ok(dkim::Key::Ed25519(Box::new(
+            ed25519_dalek::SigningKey::from_bytes(&seed),
+        ))),
+        Err(_) => Err(unusable("is not a valid Ed25519 key")),
+    };
     if text.contains("-----BEGIN RSA PRIVATE KEY-----") {
-        return DkimSigningKey::new(text.trim(), DkimSigningAlgorithm::Rsa)
-            .map_err(|e| unusable(&format!("is not a valid RSA key ({e})")));
+        return rsa(rsa::RsaPrivateKey::from_pkcs1_pem(text.trim()));
     }
     if text.contains("ENCRYPTED") {
         return Err(unusable("is encrypted"));
@@ -1144,27 +1175,14 @@ fn signing_key(text: &str) -> Result<DkimSigningKey, String> {
             pkcs8(&der).ok_or_else(|| unusable("is not a PKCS#8 private key"))?;
         if algorithm == ED25519_OID {
             // The private key is itself an OCTET STRING holding the 32-byte seed.
-            let seed = match der_read(private) {
-                Some((0x04, seed, [])) if seed.len() == 32 => seed,
-                _ => return Err(unusable("is not a valid Ed25519 key")),
+            return match der_read(private) {
+                Some((0x04, seed, [])) => ed25519(seed),
+                _ => Err(unusable("is not a valid Ed25519 key")),
             };
-            return DkimSigningKey::new(&BASE64.encode(seed), DkimSigningAlgorithm::Ed25519)
-                .map_err(|e| unusable(&format!("is not a valid Ed25519 key ({e})")));
         }
         if algorithm == RSA_OID {
-            // The PEM parser wants the standard 64-character lines.
-            let body = BASE64.encode(private);
-            let lines: Vec<&str> = body
-                .as_bytes()
-                .chunks(64)
-                .map(|l| std::str::from_utf8(l).unwrap_or_default())
-                .collect();
-            let pkcs1 = format!(
-                "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
-                lines.join("\n")
-            );
-            return DkimSigningKey::new(&pkcs1, DkimSigningAlgorithm::Rsa)
-                .map_err(|e| unusable(&format!("is not a valid RSA key ({e})")));
+            // The private key is a PKCS#1 RSAPrivateKey.
+            return rsa(rsa::RsaPrivateKey::from_pkcs1_der(private));
         }
         return Err(unusable(
             "uses an algorithm DKIM does not support (only RSA and Ed25519)",
@@ -1174,10 +1192,7 @@ fn signing_key(text: &str) -> Result<DkimSigningKey, String> {
         return Err(unusable("is not a private key winback can read"));
     }
     match BASE64.decode(text.trim()) {
-        Ok(seed) if seed.len() == 32 => {
-            DkimSigningKey::new(text.trim(), DkimSigningAlgorithm::Ed25519)
-                .map_err(|e| unusable(&format!("is not a valid Ed25519 key ({e})")))
-        }
+        Ok(seed) if seed.len() == 32 => ed25519(&seed),
         _ => Err(unusable("is not a PEM key")),
     }
 }
@@ -1312,6 +1327,18 @@ I45fbR4l+3D/30WMfZlM6bzZbwPXEnr2s1mirmuQpjumY9wLhK25
             BASE64.encode(der)
         )
     }
+
+    /// Too short to sign with.
+    const RSA_512: &str = "-----BEGIN RSA PRIVATE KEY-----
+MIIBOwIBAAJBAN7XskP5BOZv4DkVYawelpwffkEY3E8L/RcrNVCpSpKijqim00yi
+IqpGyTptMqe3BtPa8FTTuqRtUK1CDbcLS6UCAwEAAQJBAIbrMyxCVbwrGieVkXhD
+YM6PpsJFCgX17Tsc1v/KL7NNBQCFdCBclSbhKKtkexUf6AbHiiYcR8oIgkN9hE9G
+PqECIQD4RRLHSSd1aXyCYNGtm+RVdFcMrx6oOZI/nCyk3tYYaQIhAOXH8hV1znm+
+3mV0JVo1fRifdidkqGHHVwrFEfp+p1HdAiEAlEd87bWNcZytFpmI4e2ntDol+5dj
+8glghclbCKVmrXECICT8cy4bIVodbATeliiYFYPCHy2mGShsAsm8APHWMy6NAiAd
+UJT8nnsfHbWj9Pp1ysuADEtVYP0v9mPKpaNlifNQaA==
+-----END RSA PRIVATE KEY-----
+";
 
     const SUBJECT: &str = "{{first_name}}, may we ask why you left?";
     const FOOTER_HTML: &str = "<p><a href=\"{{unsubscribe_url}}\">Unsubscribe</a> {{sender.company}}, {{sender.postal_address}}</p>";
@@ -1676,6 +1703,56 @@ timezone = "America/New_York"
         assert_eq!(header(&built.bytes, "Subject"), ["Hello Bcc: x@y"]);
     }
 
+    /// The header block's lines as sent (folded), and each header unfolded and decoded.
+    fn raw_header_lines(bytes: &[u8]) -> Vec<String> {
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let head = text.split("\r\n\r\n").next().unwrap().to_string();
+        head.split("\r\n").map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_giant_word_or_an_encoded_word_in_a_name_keeps_every_line_short_and_literal() {
+        let setup = Setup::new();
+        setup.survey("<p>Hi</p>", "Hi");
+        let config = setup.config();
+        let renderer = Renderer::load(&config).unwrap();
+        let giant = "W".repeat(1200);
+        let trap = "=?utf-8?q?Bob=0D=0ABcc=3A_x@evil.example?=";
+        for name in [
+            format!("{giant} Smith"),
+            format!("{trap} Smith"),
+            format!("Zoë {giant}"),
+        ] {
+            let mut client = client();
+            client.name = Some(name.clone());
+            let rendered = renderer
+                .render(&config.campaigns[0], 1, &vars(&client))
+                .unwrap();
+            let built = built(&renderer, &config, &rendered, &client);
+            for line in raw_header_lines(&built.bytes) {
+                assert!(line.len() <= 998, "{} octets: {line:.100}", line.len());
+                assert!(!line.contains(trap), "{line}");
+            }
+            let text = String::from_utf8(built.bytes.clone()).unwrap();
+            assert!(text.lines().all(|l| l.len() <= 998));
+            let to = header(&built.bytes, "To");
+            let subject = header(&built.bytes, "Subject");
+            assert_eq!((to.len(), subject.len()), (1, 1));
+            let shown = header::tests::displayed(&to[0]);
+            assert_eq!(
+                shown
+                    .trim_end_matches("<pat@client.example>")
+                    .trim_end()
+                    .trim_matches('"'),
+                name
+            );
+            assert_eq!(
+                header::tests::displayed(&subject[0]),
+                format!("{}, may we ask why you left?", first_name(&client))
+            );
+        }
+    }
+
     #[test]
     fn built_message_has_the_required_headers_and_parts() {
         let setup = Setup::new();
@@ -1915,8 +1992,61 @@ timezone = "America/New_York"
                 "{signature}"
             );
             assert!(signature.contains("c=relaxed/relaxed;"), "{signature}");
-            assert!(signature.contains("h=from:to:subject:date:message-id:mime-version:list-unsubscribe:list-unsubscribe-post;"), "{signature}");
+            // Each name once more than it appears: an added header breaks the signature.
+            assert!(signature.contains("h=from:from:reply-to:to:to:cc:subject:subject:date:date:message-id:message-id:mime-version:mime-version:content-type:content-type:list-unsubscribe:list-unsubscribe:list-unsubscribe-post:list-unsubscribe-post;"), "{signature}");
+            // The daemon's clock (the Date header's), not the system's.
+            assert!(
+                signature.contains(&format!("t={};", now().timestamp())),
+                "{signature}"
+            );
             assert!(!signature.ends_with("b="), "{signature}");
+            let public = dkim::tests::Public::of(&renderer.dkim[0].key);
+            dkim::tests::verify(&built.bytes, 0, &public).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+    }
+
+    /// An RSA and an Ed25519 key together: two signatures, each verifying with its own
+    /// key and selector. A key under 2048 bits is a warning, not an error.
+    #[test]
+    fn dkim_signs_twice_with_a_second_key_and_warns_about_a_short_rsa_key() {
+        let setup = Setup::new();
+        setup.survey("<p>Hi</p>", "Hi");
+        fs::write(setup.dir.path().join("rsa.pem"), dkim::tests::RSA_1024).unwrap();
+        fs::write(setup.dir.path().join("ed.pem"), ed25519_pkcs8([3; 32])).unwrap();
+        let extra = "\n[dkim]\nselector = \"winback\"\ndomain = \"acme.example\"\nkey_file = \"rsa.pem\"\nsecond_selector = \"winback-ed\"\nsecond_key_file = \"ed.pem\"\n";
+        let step = format!(
+            "[[campaign.step]]\nkind = \"survey\"\ntemplate = \"survey\"\nsubject = \"{SUBJECT}\"\n"
+        );
+        let config = setup.config_with(extra, &step).unwrap();
+        let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:#?}"));
+        let short: Vec<&Problem> = renderer
+            .warnings()
+            .iter()
+            .filter(|w| w.key == "dkim.key_file")
+            .collect();
+        assert_eq!(short.len(), 1, "{:#?}", renderer.warnings());
+        assert!(
+            short[0].message.contains("1024-bit RSA key"),
+            "{}",
+            short[0]
+        );
+        assert!(short[0].message.contains("2048"), "{}", short[0]);
+        assert!(short[0].file.ends_with("rsa.pem"));
+
+        let client = client();
+        let rendered = renderer
+            .render(&config.campaigns[0], 1, &vars(&client))
+            .unwrap();
+        let built = built(&renderer, &config, &rendered, &client);
+        let signatures = header(&built.bytes, "DKIM-Signature");
+        assert_eq!(signatures.len(), 2, "{signatures:#?}");
+        let compact: Vec<String> = signatures.iter().map(|s| s.replace(' ', "")).collect();
+        assert!(compact[0].contains("a=rsa-sha256;") && compact[0].contains("s=winback;"));
+        assert!(compact[1].contains("a=ed25519-sha256;") && compact[1].contains("s=winback-ed;"));
+        for (index, signer) in renderer.dkim.iter().enumerate() {
+            let public = dkim::tests::Public::of(&signer.key);
+            dkim::tests::verify(&built.bytes, index, &public)
+                .unwrap_or_else(|e| panic!("signature {index}: {e}"));
         }
     }
 
@@ -1961,6 +2091,7 @@ timezone = "America/New_York"
                 "not a PKCS#8",
             ),
             ("hello", "not a PEM key"),
+            (RSA_512, "512-bit RSA key, too short to sign with"),
         ] {
             fs::write(setup.dir.path().join("key.pem"), content).unwrap();
             let config = setup.signing_config("key.pem");
@@ -2024,6 +2155,11 @@ timezone = "America/New_York"
 
     /// The shipped templates/ folder, with a config like the shipped one.
     fn shipped_config(dir: &Path) -> Config {
+        shipped_config_with(dir, "")
+    }
+
+    /// `shipped_config` with `sender` added to its `[sender]` section.
+    fn shipped_config_with(dir: &Path, sender: &str) -> Config {
         let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
         let path = dir.join("winback.toml");
         let text = format!(
@@ -2037,6 +2173,7 @@ public_url = "https://winback.acme.example"
 [sender]
 company = "Acme Analytics"
 postal_address = "100 Market Street, Suite 300, San Francisco, CA 94105, USA"
+{sender}
 
 [templates]
 dir = "{}"
@@ -2252,5 +2389,185 @@ subject = '{{#*inline "s"}}{{> s}}{{/inline}}{{> s}}'
                 assert!(!built.bytes.is_empty());
             }
         }
+    }
+
+    /// Every step of the shipped campaign, rendered for the sample client.
+    fn shipped_renders(config: &Config) -> Vec<(StepKind, Rendered)> {
+        let renderer = Renderer::load(config).unwrap_or_else(|p| panic!("{p:#?}"));
+        let campaign = &config.campaigns[0];
+        let client = sample_client();
+        (1..=campaign.steps.len() as u32)
+            .map(|step| {
+                let vars = Vars {
+                    client: &client,
+                    unsubscribe_url: "https://winback.acme.example/u/TOKEN".to_string(),
+                    survey_url: "https://winback.acme.example/s/TOKEN".to_string(),
+                    now: now(),
+                };
+                let rendered = renderer.render(campaign, step, &vars).unwrap();
+                (campaign.steps[step as usize - 1].kind, rendered)
+            })
+            .collect()
+    }
+
+    /// The first contact says in its body, not only in the footer, that one click stops
+    /// all mail, and links it there.
+    #[test]
+    fn the_survey_body_says_one_click_stops_all_mail() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = shipped_config(dir.path());
+        let (kind, survey) = &shipped_renders(&config)[0];
+        assert_eq!(*kind, StepKind::Survey);
+        let url = "https://winback.acme.example/u/TOKEN";
+        let (body, footer) = survey.text.split_once("\n--\n").expect("a text footer");
+        assert!(footer.contains(url));
+        assert!(body.contains(url), "{body}");
+        assert!(body.contains("one click"), "{body}");
+        assert!(body.contains("stops every email from us"), "{body}");
+        let (body, _) = survey
+            .html
+            .split_once("border-top")
+            .expect("an HTML footer");
+        assert!(body.contains(&format!("<a href=\"{url}\"")), "{body}");
+        assert!(body.contains("stops every email from us"), "{body}");
+    }
+
+    #[test]
+    fn privacy_url_adds_a_link_to_every_shipped_footer() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = "https://acme.example/privacy";
+        let config = shipped_config_with(dir.path(), &format!("privacy_url = \"{url}\""));
+        for (kind, rendered) in shipped_renders(&config) {
+            let (_, footer) = rendered.text.split_once("\n--\n").expect("a text footer");
+            assert!(
+                footer.contains(&format!("How we handle your data: {url}\n")),
+                "{kind:?}: {footer}"
+            );
+            let (_, footer) = rendered
+                .html
+                .split_once("border-top")
+                .expect("an HTML footer");
+            assert!(
+                footer.contains(&format!("<a href=\"{url}\"")),
+                "{kind:?}: {footer}"
+            );
+        }
+        let config = shipped_config(dir.path());
+        for (kind, rendered) in shipped_renders(&config) {
+            for part in [&rendered.text, &rendered.html] {
+                assert!(!part.contains("How we handle your data"), "{kind:?}");
+            }
+        }
+    }
+
+    /// With `privacy_url` set, `check` warns about a template that does not link it.
+    #[test]
+    fn load_warns_about_a_template_without_the_privacy_link() {
+        let setup = Setup::new();
+        setup.survey("<p>Hi</p>", "Hi");
+        let mut config = setup.config();
+        let privacy = |renderer: &Renderer| -> Vec<Problem> {
+            renderer
+                .warnings()
+                .iter()
+                .filter(|w| w.message.contains("privacy"))
+                .cloned()
+                .collect()
+        };
+        assert!(privacy(&Renderer::load(&config).unwrap()).is_empty());
+        config.sender.privacy_url = Some("https://acme.example/privacy".to_string());
+        let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:#?}"));
+        let warnings = privacy(&renderer);
+        assert_eq!(warnings.len(), 2, "{warnings:#?}");
+        for (warning, file) in warnings.iter().zip(["survey.html.hbs", "survey.txt.hbs"]) {
+            assert!(warning.file.ends_with(file), "{warning}");
+            assert!(
+                warning.message.contains("{{sender.privacy_url}}"),
+                "{warning}"
+            );
+        }
+    }
+
+    /// WCAG 2 contrast ratio of two `#rrggbb` colours.
+    fn contrast(a: &str, b: &str) -> f64 {
+        let luminance = |hex: &str| {
+            let hex = hex.trim_start_matches('#');
+            let channel = |i: usize| {
+                let c = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap()) / 255.0;
+                if c <= 0.04045 {
+                    c / 12.92
+                } else {
+                    ((c + 0.055) / 1.055).powf(2.4)
+                }
+            };
+            0.2126 * channel(0) + 0.7152 * channel(2) + 0.0722 * channel(4)
+        };
+        let (la, lb) = (luminance(a), luminance(b));
+        (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+    }
+
+    /// Every `#rrggbb` after `key` in `text`.
+    fn colours_after<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
+        text.match_indices(key)
+            .filter_map(|(at, _)| {
+                let rest = text[at + key.len()..].trim_start();
+                rest.get(..7).filter(|c| c.starts_with('#'))
+            })
+            .collect()
+    }
+
+    /// Text in the shipped emails and pages reaches WCAG AA (4.5:1) on its background:
+    /// the emails are white; the pages' small print uses --muted, light and dark.
+    #[test]
+    fn shipped_text_colours_meet_wcag_aa() {
+        assert!((contrast("#777777", "#ffffff") - 4.48).abs() < 0.01);
+        assert!((contrast("#000000", "#ffffff") - 21.0).abs() < 0.01);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.to_string_lossy().ends_with(".html.hbs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(
+                colours_after(&text, "background:"),
+                ["#ffffff"],
+                "{}",
+                path.display()
+            );
+            for colour in colours_after(&text, "color:") {
+                let ratio = contrast(colour, "#ffffff");
+                assert!(ratio >= 4.5, "{}: {colour} is {ratio:.2}:1", path.display());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 15, "{checked}");
+
+        let layout = std::fs::read_to_string(dir.join("pages/layout.hbs")).unwrap();
+        let muted = colours_after(&layout, "--muted:");
+        assert_eq!(muted.len(), 2, "{layout}");
+        // Canvas in light mode; the lightest dark Canvas of the common browsers.
+        assert!(
+            contrast(muted[0], "#ffffff") >= 4.5,
+            "{}",
+            contrast(muted[0], "#ffffff")
+        );
+        assert!(
+            contrast(muted[1], "#2b2a33") >= 4.5,
+            "{}",
+            contrast(muted[1], "#2b2a33")
+        );
+        for rule in [".note {", "footer {"] {
+            let line = layout
+                .lines()
+                .find(|l| l.trim_start().starts_with(rule))
+                .unwrap();
+            assert!(line.contains("color: var(--muted)"), "{line}");
+        }
+        assert!(
+            !layout.contains(" color: GrayText"),
+            "GrayText is 3.9:1 on white"
+        );
     }
 }

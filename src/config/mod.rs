@@ -68,12 +68,24 @@ pub struct Http {
 pub struct Sender {
     pub company: String,
     pub postal_address: String,
+    /// The privacy notice every footer and page links when set (`sender.privacy_url`;
+    /// `null` in templates when not).
+    pub privacy_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Dkim {
     pub selector: String,
     pub domain: String,
+    pub key_file: PathBuf,
+    /// A second key signing every message again (`second_selector`, `second_key_file`):
+    /// Ed25519 next to RSA, as some receivers verify only RSA.
+    pub second: Option<DkimKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DkimKey {
+    pub selector: String,
     pub key_file: PathBuf,
 }
 
@@ -381,7 +393,8 @@ impl Validator<'_> {
                 None
             }
         });
-        let dkim = raw.dkim.and_then(|d| self.dkim(d));
+        let from_domain = smtp.as_ref().map(|s| s.from.email.domain().to_string());
+        let dkim = raw.dkim.and_then(|d| self.dkim(d, from_domain.as_deref()));
 
         let mut campaigns: Vec<Campaign> = Vec::new();
         if raw.campaign.is_empty() {
@@ -581,15 +594,91 @@ impl Validator<'_> {
             "sender.postal_address",
             "anti-spam law requires a postal address in every email",
         );
+        let privacy_url = raw.privacy_url.and_then(|url| {
+            let text = url.get_ref().trim();
+            let host = text.strip_prefix("https://").unwrap_or_default();
+            if host.is_empty()
+                || host.starts_with('/')
+                || text.contains(|c: char| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>'))
+            {
+                self.problem(
+                    Some(&url.span()),
+                    "sender.privacy_url",
+                    format!(
+                        "\"{}\" is not a web address recipients can open; write the full https:// address of your privacy notice, e.g. \"https://acme.example/privacy\"",
+                        url.get_ref()
+                    ),
+                );
+                return None;
+            }
+            Some(text.to_string())
+        });
         Some(Sender {
             company: company?.into_inner(),
             postal_address: postal_address?.into_inner(),
+            privacy_url,
         })
     }
 
-    fn dkim(&mut self, raw: Spanned<raw::RawDkim>) -> Option<Dkim> {
+    fn dkim(&mut self, raw: Spanned<raw::RawDkim>, from_domain: Option<&str>) -> Option<Dkim> {
         let span = raw.span();
         let raw = raw.into_inner();
+        if let (Some(domain), Some(from)) = (&raw.domain, from_domain) {
+            let d = domain
+                .get_ref()
+                .trim()
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            let from = from.to_ascii_lowercase();
+            // Relaxed DMARC alignment: the From domain, or a domain it is under.
+            if !d.is_empty() && from != d && !from.ends_with(&format!(".{d}")) {
+                self.warning(
+                    &domain.span(),
+                    "dkim.domain",
+                    format!(
+                        "\"{d}\" does not match the From address's domain \"{from}\": DMARC needs them to align, so receivers may treat the signature as no signature; sign with domain = \"{from}\" (or a domain it is under)"
+                    ),
+                );
+            }
+        }
+        let second = match (raw.second_selector, raw.second_key_file) {
+            (None, None) => None,
+            (Some(selector), Some(key_file)) => {
+                let path = self.resolve(key_file.get_ref());
+                if raw
+                    .selector
+                    .as_ref()
+                    .is_some_and(|first| first.get_ref() == selector.get_ref())
+                {
+                    self.problem(
+                        Some(&selector.span()),
+                        "dkim.second_selector",
+                        "is the same as `selector`; each key needs its own selector (its own DNS record), e.g. \"winback-ed\"",
+                    );
+                    None
+                } else if path.is_file() {
+                    Some(DkimKey {
+                        selector: selector.into_inner(),
+                        key_file: path,
+                    })
+                } else {
+                    self.problem(
+                        Some(&key_file.span()),
+                        "dkim.second_key_file",
+                        format!("{} does not exist", path.display()),
+                    );
+                    None
+                }
+            }
+            (Some(only), None) | (None, Some(only)) => {
+                self.problem(
+                    Some(&only.span()),
+                    "dkim.second_selector",
+                    "a second signature needs both `second_selector` and `second_key_file`; set both, or remove both",
+                );
+                None
+            }
+        };
         let selector = self.required(
             raw.selector,
             Some(&span),
@@ -625,6 +714,7 @@ impl Validator<'_> {
             selector: selector?.into_inner(),
             domain: domain?.into_inner(),
             key_file: key_file?,
+            second,
         })
     }
 

@@ -53,6 +53,7 @@ pub(crate) struct RawHttp {
 pub(crate) struct RawSender {
     pub company: Option<Spanned<String>>,
     pub postal_address: Option<Spanned<String>>,
+    pub privacy_url: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +80,8 @@ pub(crate) struct RawDkim {
     pub selector: Option<Spanned<String>>,
     pub domain: Option<Spanned<String>>,
     pub key_file: Option<Spanned<String>>,
+    pub second_selector: Option<Spanned<String>>,
+    pub second_key_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -840,3 +840,116 @@ fn set_keys_override_the_defaults() {
     assert_eq!(config.campaigns[0].quiet_days, 120);
     assert_eq!(config.campaigns[0].catch_up_hours, 2);
 }
+
+#[test]
+fn privacy_url_is_optional_and_must_be_an_https_address() {
+    let postal = "postal_address = \"1 Main Street, Springfield, IL 62701, USA\"";
+    let with = |url: &str| edited(&[(postal, &format!("{postal}\nprivacy_url = \"{url}\""))]);
+    let config = Config::parse(&path(), BASE).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.sender.privacy_url, None);
+    let config = Config::parse(&path(), &with("https://acme.example/privacy"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.sender.privacy_url.as_deref(),
+        Some("https://acme.example/privacy")
+    );
+    for bad in [
+        "http://acme.example/privacy",
+        "acme.example/privacy",
+        "https://",
+        "https:///privacy",
+        "https://acme.example/a b",
+        "https://acme.example/\\\">x",
+    ] {
+        check_errors(
+            bad,
+            &with(bad),
+            &[(
+                Some(13),
+                "sender.privacy_url",
+                &["not a web address", "https://acme.example/privacy"],
+            )],
+        );
+    }
+}
+
+#[test]
+fn dkim_warns_when_its_domain_does_not_align_with_from_and_takes_a_second_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.pem"), "key").unwrap();
+    std::fs::write(dir.path().join("b.pem"), "key").unwrap();
+    let file = dir.path().join("winback.toml");
+    let parse = |dkim: &str| {
+        let text = format!("{BASE}\n[dkim]\n{dkim}");
+        Config::parse(&file, &text)
+    };
+    let keys = "selector = \"s1\"\nkey_file = \"a.pem\"\n";
+    // From is success@acme.example.
+    for aligned in ["acme.example", "ACME.example."] {
+        let config =
+            parse(&format!("domain = \"{aligned}\"\n{keys}")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            config.warnings.is_empty(),
+            "{aligned}: {:?}",
+            config.warnings
+        );
+        assert!(config.dkim.unwrap().second.is_none());
+    }
+    for unaligned in ["mail.acme.example", "esp.example", "acme.example.net"] {
+        let config =
+            parse(&format!("domain = \"{unaligned}\"\n{keys}")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.warnings.len(),
+            1,
+            "{unaligned}: {:?}",
+            config.warnings
+        );
+        let warning = &config.warnings[0];
+        assert_eq!(
+            (warning.key.as_str(), warning.line),
+            ("dkim.domain", Some(35))
+        );
+        assert!(
+            warning
+                .message
+                .contains("does not match the From address's domain \"acme.example\"")
+                && warning.message.contains("align"),
+            "{warning}"
+        );
+    }
+
+    let config = parse(&format!(
+        "domain = \"acme.example\"\n{keys}second_selector = \"s2\"\nsecond_key_file = \"b.pem\"\n"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let second = config.dkim.unwrap().second.expect("a second key");
+    assert_eq!(second.selector, "s2");
+    assert_eq!(second.key_file, dir.path().join("b.pem"));
+    for (extra, key, fragment) in [
+        (
+            "second_selector = \"s2\"\n",
+            "dkim.second_selector",
+            "set both",
+        ),
+        (
+            "second_key_file = \"b.pem\"\n",
+            "dkim.second_selector",
+            "set both",
+        ),
+        (
+            "second_selector = \"s1\"\nsecond_key_file = \"b.pem\"\n",
+            "dkim.second_selector",
+            "its own selector",
+        ),
+        (
+            "second_selector = \"s2\"\nsecond_key_file = \"missing.pem\"\n",
+            "dkim.second_key_file",
+            "does not exist",
+        ),
+    ] {
+        let errors = parse(&format!("domain = \"acme.example\"\n{keys}{extra}")).expect_err(extra);
+        assert_eq!(errors.0.len(), 1, "{extra}: {errors}");
+        assert_eq!(errors.0[0].key, key, "{extra}");
+        assert!(errors.0[0].message.contains(fragment), "{extra}: {errors}");
+    }
+}

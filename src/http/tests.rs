@@ -940,3 +940,40 @@ async fn serve_answers_over_tcp_and_stops_on_shutdown() {
         .unwrap();
     assert!(result.is_ok(), "{result:?}");
 }
+
+/// `[sender] privacy_url` adds a link to the privacy notice to the survey page (and every
+/// other page, through the layout); without it, no such link.
+#[tokio::test]
+async fn the_survey_page_links_the_privacy_notice_when_configured() {
+    let f = fixture();
+    let id = f.import("pat@client.example", "Pat Smith");
+    let path = format!("/s/{}", f.token(Purpose::Survey, &id));
+    let without = get(&f.router(), &path).await;
+    assert_eq!(without.status, StatusCode::OK);
+    assert!(
+        !without.body.contains("How we handle your data"),
+        "{}",
+        without.body
+    );
+
+    let mut config = (*f.state.config).clone();
+    config.sender.privacy_url = Some("https://acme.example/privacy?a=1&b=2".to_string());
+    let state = HttpState {
+        config: Arc::new(config),
+        ..f.state.clone()
+    };
+    let with = get(
+        &router(state)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .layer(MockConnectInfo(SocketAddr::from(([192, 0, 2, 1], 40000)))),
+        &path,
+    )
+    .await;
+    assert_eq!(with.status, StatusCode::OK);
+    assert!(
+        with.body
+            .contains("<a href=\"https://acme.example/privacy?a&#x3D;1&amp;b&#x3D;2\">How we handle your data</a>"),
+        "{}",
+        with.body
+    );
+}

@@ -46,8 +46,8 @@ pub enum SendError {
     /// accepted, retrying is safe.
     #[error("temporary delivery failure: {0}")]
     Transient(String),
-    /// A 5xx reply about this recipient or message (RCPT TO, DATA, final reply), or a
-    /// message no server could take (an invalid address): do not retry; it bounced.
+    /// A 5xx reply about this recipient (RCPT TO, DATA, final reply), or an invalid
+    /// address: do not retry; it bounced.
     #[error("permanent delivery failure: {0}")]
     Permanent(String),
     /// Anything that failed before RCPT TO (connecting, greeting, STARTTLS, AUTH, MAIL
@@ -62,8 +62,9 @@ pub enum SendError {
     #[error("delivery uncertain, the server may have accepted the message: {0}")]
     Uncertain(String),
     /// This server cannot carry the message as it stands (a non-ASCII address without
-    /// SMTPUTF8, 8-bit content without 8BITMIME), though another server could: the
-    /// address did not bounce and must not be suppressed for it.
+    /// SMTPUTF8, 8-bit content without 8BITMIME), though another server could, or it
+    /// refused how the message was written (a line too long, a syntax error: 500, 501,
+    /// 5.5.x, 5.6.x): the address did not bounce and must not be suppressed for it.
     #[error("this mail server cannot carry the message: {0}")]
     Unsupported(String),
 }

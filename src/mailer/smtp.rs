@@ -580,8 +580,9 @@ impl Failure {
     }
 
     /// Transient: a 4xx, or anything that stopped us before the server could have
-    /// received the end of the body. Permanent: a 5xx about the recipient or message.
-    /// Unsupported: a message this server can never take (another server could). Setup: anything that went wrong before RCPT
+    /// received the end of the body. Permanent: a 5xx about the recipient. Unsupported:
+    /// a message this server can never take (another server could), or a 5xx about how
+    /// the message or a command was written (see `about_our_message`). Setup: anything that went wrong before RCPT
     /// TO (the server unreachable, down, or refusing our login or sender), or a 5.7.x
     /// refusal (relaying denied, our address or IP blocked, authentication required):
     /// about us, not the recipient's address, so it must never count towards a bounce.
@@ -598,6 +599,12 @@ impl Failure {
             }
             cause @ (Cause::Broken(_) | Cause::TimedOut) if self.stage.is_before_recipient() => {
                 SendError::Setup(format!("{where_}: {cause}"))
+            }
+            Cause::Reply { code, text } if code >= 500 && about_our_message(code, &text) => {
+                SendError::Unsupported(format!(
+                    "{where_}: server answered {code} {text} (it refused the message as we \
+                     wrote it, not the address)"
+                ))
             }
             Cause::Reply { code, text } if code >= 500 => {
                 SendError::Permanent(format!("{where_}: server answered {code} {text}"))
@@ -621,6 +628,34 @@ impl Failure {
             }
         }
     }
+}
+
+/// Whether a 5xx refuses what we wrote (a line too long, a syntax or protocol error, bad
+/// content: 500, 501, 5.5.x, 5.6.x) rather than the recipient's address. Such a refusal
+/// would come back for every address, so it must never suppress one. An enhanced code
+/// decides when there is one: 5.1.x (a bad address, "address syntax" included) is about
+/// the recipient.
+fn about_our_message(code: u16, text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let worded = lower.contains("line too long") || lower.contains("syntax");
+    match enhanced_code(text) {
+        Some((5, 5 | 6)) => true,
+        Some((_, 1)) => false,
+        Some(_) => worded,
+        None => matches!(code, 500 | 501) || worded,
+    }
+}
+
+/// The class and subject of an RFC 3463 enhanced status code opening a reply's text
+/// (`5.6.0 ...` gives `(5, 6)`).
+fn enhanced_code(text: &str) -> Option<(u8, u16)> {
+    let code = text.split_whitespace().next()?;
+    let mut parts = code.split('.');
+    let class = parts.next()?.parse().ok()?;
+    let subject = parts.next()?.parse().ok()?;
+    let detail = parts.next()?;
+    let valid = !detail.is_empty() && detail.bytes().all(|b| b.is_ascii_digit());
+    (valid && parts.next().is_none()).then_some((class, subject))
 }
 
 /// Runs one stage under the send's deadline.
@@ -679,6 +714,8 @@ mod tests {
         MailRefusedThenClose,
         /// Offers STARTTLS, agrees to it, and hangs up on the first TLS bytes.
         StartTls,
+        /// Refuses the body as aiosmtpd does a line over 1000 octets.
+        BodyLineTooLong,
         /// Agrees to STARTTLS with a second reply in the same packet, as an attacker who
         /// injects plaintext before the handshake would.
         StartTlsInjection,
@@ -898,6 +935,12 @@ mod tests {
                     match behaviour {
                         Behaviour::SilentAfterBody => std::future::pending().await,
                         Behaviour::CloseAfterBody => return Ok(()),
+                        Behaviour::BodyLineTooLong => {
+                            write
+                                .write_all(b"500 Line too long (see RFC5321 4.5.3.1.6)\r\n")
+                                .await?;
+                            continue;
+                        }
                         _ => {}
                     }
                     let reply = format!("250 2.0.0 Ok: queued as {number}\r\n");
@@ -1154,6 +1197,44 @@ mod tests {
         // Nothing was said to the server about it, and the session serves the next one.
         assert!(mailer.send(&message(2)).await.is_ok());
         assert_eq!((server.connections(), server.messages()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_5xx_about_our_message_is_not_the_recipients_bounce() {
+        let server = TestServer::start(Behaviour::BodyLineTooLong).await;
+        let mailer = mailer(&server.url(), options(5_000, 1));
+        match mailer.send(&message(1)).await {
+            Err(SendError::Unsupported(reason)) => assert!(
+                reason.contains("500 Line too long") && reason.contains("not the address"),
+                "{reason}"
+            ),
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn which_5xx_replies_are_about_our_message() {
+        use super::about_our_message;
+        for (code, text) in [
+            (500, "Line too long (see RFC5321 4.5.3.1.6)"),
+            (500, "5.5.2 Syntax error, command unrecognized"),
+            (501, "Syntax error in parameters or arguments"),
+            (554, "5.6.0 Message content rejected: malformed header"),
+            (550, "5.5.2 line too long"),
+            (552, "5.3.4 Line too long"),
+            (550, "5.6.1 Media not supported"),
+        ] {
+            assert!(about_our_message(code, text), "{code} {text}");
+        }
+        for (code, text) in [
+            (550, "5.1.1 <x>: Recipient address rejected"),
+            (501, "5.1.3 Bad recipient address syntax"),
+            (550, "No such user here"),
+            (553, "mailbox name not allowed"),
+            (552, "5.2.2 Mailbox full"),
+        ] {
+            assert!(!about_our_message(code, text), "{code} {text}");
+        }
     }
 
     #[tokio::test]

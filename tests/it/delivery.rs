@@ -1015,3 +1015,129 @@ fn the_daemon_wakes_up_at_the_send_moment() {
         "sent at {header}, not at 10:00 EDT"
     );
 }
+
+/// A 1,200-character word in a name, and a name that looks like an encoded word: the
+/// real server (aiosmtpd answers "500 Line too long" to any line over 1,000 octets)
+/// takes both messages, the header lines stay short, the names display literally, and
+/// no address is suppressed.
+#[test]
+fn a_giant_word_or_an_encoded_word_in_a_name_is_delivered_and_displayed_literally() {
+    let env = Env::start(json!({}), "", "0 10 * * *", &[("survey", 0)]);
+    let giant = "W".repeat(1200);
+    let trap = "=?utf-8?q?Bob=0D=0ABcc=3A_x@evil.example?=";
+    let long_name = format!("{giant} Smith");
+    let trap_name = format!("{trap} Jones");
+    env.import(
+        &csv(
+            COLUMNS,
+            &[
+                &[
+                    "long@client.example",
+                    &long_name,
+                    &giant,
+                    "2026-01-08",
+                    "price",
+                    "",
+                ],
+                &[
+                    "trap@client.example",
+                    &trap_name,
+                    "Trap Co",
+                    "2026-01-08",
+                    "price",
+                    "",
+                ],
+            ],
+        ),
+        "2026-04-01T00:00:00Z",
+    );
+    let arrived = env.pass("2026-04-08T14:00:05Z");
+    assert_eq!(arrived.len(), 2, "{:#}", env.status());
+    for message in &arrived {
+        let (head, _) = message.raw.split_once("\r\n\r\n").expect("a header block");
+        for line in head.split("\r\n") {
+            assert!(line.len() <= 998, "{} octets: {line:.100}", line.len());
+            assert!(!line.contains(trap), "{line}");
+        }
+        let (name, first) = if rcpt(message) == "long@client.example" {
+            (&long_name, &giant)
+        } else {
+            (&trap_name, &trap.to_string())
+        };
+        let to = message.header_decoded("To").expect("To");
+        assert!(to.contains(name.as_str()), "{to:.200}");
+        let subject = message.header_decoded("Subject").expect("Subject");
+        assert!(
+            subject.starts_with(&format!("survey for {first} at ")),
+            "{subject:.200}"
+        );
+    }
+    let status = env.status();
+    assert_eq!(
+        counts(&status, "messages"),
+        states(&[("sent", 2)]),
+        "{status:#}"
+    );
+    assert_eq!(
+        status["suppressions"]["bounce"].as_u64().unwrap_or(0),
+        0,
+        "{status:#}"
+    );
+}
+
+/// DKIM through the binary: the signature's `t=` is the pass's clock (`--now`, the same
+/// as `Date`), not the machine's, and every signed header is listed once more than it
+/// appears.
+#[test]
+fn the_dkim_signature_takes_its_time_from_the_daemons_clock() {
+    let keys = tempfile::tempdir().expect("a temporary directory");
+    let key = keys.path().join("dkim.pem");
+    fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\n\
+         MC4CAQAwBQYDK2VwBCIEIAOVAvTMU5g0DEFlPgWYByuDrcR518gvxa/yP6S/X2aI\n\
+         -----END PRIVATE KEY-----\n",
+    )
+    .expect("write the key");
+    let dkim = format!(
+        "\n[dkim]\nselector = \"winback\"\ndomain = \"acme.example\"\nkey_file = {:?}\n",
+        key.display().to_string()
+    );
+    let env = Env::start(json!({}), &dkim, "0 10 * * *", &[("survey", 0)]);
+    env.import(
+        &csv(
+            COLUMNS,
+            &[&[
+                "pat@client.example",
+                "Pat Smith",
+                "Globex",
+                "2026-01-08",
+                "price",
+                "",
+            ]],
+        ),
+        "2026-04-01T00:00:00Z",
+    );
+    let now = "2026-04-08T14:00:05Z";
+    let arrived = env.pass(now);
+    assert_eq!(arrived.len(), 1);
+    let signature = arrived[0]
+        .header("DKIM-Signature")
+        .expect("a DKIM-Signature")
+        .replace([' ', '\t'], "");
+    let t: i64 = signature
+        .split(';')
+        .find_map(|tag| tag.strip_prefix("t="))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no t= in {signature}"));
+    let start = instant(now).timestamp();
+    assert!(
+        (start..=start + PASS_SLACK.as_secs() as i64).contains(&t),
+        "t={t} is not the clock of the pass that started at {now} ({start}): {signature}"
+    );
+    assert_date_from(&arrived[0], now);
+    assert!(
+        signature.contains("h=from:from:reply-to:reply-to:to:to:cc:subject:subject:"),
+        "{signature}"
+    );
+}
