@@ -124,11 +124,17 @@ impl Running {
     /// Imports the clients, starts `winback run --now NOW`, waits for `/healthz` and for
     /// both surveys.
     pub(crate) fn start() -> Running {
+        Running::start_with(CLIENTS_CSV, 2, MAIL_TIMEOUT)
+    }
+
+    /// [`Running::start`] with other clients: waits for `surveys` messages (within
+    /// `mail_timeout`).
+    fn start_with(clients_csv: &str, surveys: usize, mail_timeout: Duration) -> Running {
         let smtp = SmtpServer::start(Value::Null);
         let project = Project::new();
         let port = free_port();
         project.write_config(&config(&smtp.url(), port));
-        project.write_file("clients.csv", CLIENTS_CSV);
+        project.write_file("clients.csv", clients_csv);
         project
             .winback(&["import", "clients.csv", "--now", NOW])
             .assert_success();
@@ -147,26 +153,27 @@ impl Running {
             http,
         };
         running.wait_for_health();
-        let messages = running.smtp.wait_for(2, MAIL_TIMEOUT);
-        assert_eq!(messages.len(), 2, "one survey per client: {messages:#?}");
-        running.wait_until_recorded_sent(2);
+        let messages = running.smtp.wait_for(surveys, mail_timeout);
+        assert_eq!(
+            messages.len(),
+            surveys,
+            "one survey per client: {messages:#?}"
+        );
+        running.wait_until_recorded_sent(surveys, mail_timeout);
         running
     }
 
     /// The SMTP server holds a message a moment before the daemon commits it as sent;
     /// tests that read the store wait for that commit through `GET /metrics`.
-    fn wait_until_recorded_sent(&self, count: usize) {
+    fn wait_until_recorded_sent(&self, count: usize, timeout: Duration) {
         let url = format!("{}/metrics", self.base_url);
         let line = format!("winback_messages{{state=\"sent\"}} {count}");
         let mut last = String::new();
-        let recorded = wait_until(MAIL_TIMEOUT, || {
+        let recorded = wait_until(timeout, || {
             last = self.get(&url).body;
             last.lines().any(|l| l == line)
         });
-        assert!(
-            recorded,
-            "expected `{line}` within {MAIL_TIMEOUT:?}:\n{last}"
-        );
+        assert!(recorded, "expected `{line}` within {timeout:?}:\n{last}");
     }
 
     fn wait_for_health(&mut self) {
@@ -827,4 +834,48 @@ fn healthz_answers_ok_and_sigterm_stops_the_daemon_with_exit_0() {
     let before = running.smtp.messages().len();
     running.pass_at(NOW);
     assert_eq!(running.smtp.messages().len(), before);
+}
+
+/// People in the one-click burst: far beyond any per-address limit.
+const BURST: usize = 500;
+/// How long the daemon may take to mail them all their survey.
+const BURST_MAIL_TIMEOUT: Duration = Duration::from_secs(180);
+
+#[test]
+fn a_burst_of_one_click_unsubscribes_from_one_address_is_all_taken() {
+    let mut csv = String::from("email,name,company,churned_at,churn_reason\n");
+    for i in 0..BURST {
+        csv.push_str(&format!(
+            "person{i}@burst.example,Person {i},Burst Inc,2026-01-05,price\n"
+        ));
+    }
+    let mut running = Running::start_with(&csv, BURST, BURST_MAIL_TIMEOUT);
+    let links: Vec<String> = running
+        .smtp
+        .messages()
+        .iter()
+        .map(list_unsubscribe_url)
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = links.iter().collect();
+    assert_eq!(distinct.len(), BURST, "one link per person");
+
+    // A mailbox provider's unsubscribe server posts every one of them from one address.
+    let refused: Vec<(String, u16)> = links
+        .iter()
+        .filter_map(|url| {
+            let answer = running.post_form(url, "List-Unsubscribe=One-Click");
+            (answer.status != 200).then(|| (url.clone(), answer.status))
+        })
+        .collect();
+    assert_eq!(refused, Vec::new(), "one-click unsubscribes refused");
+    assert_eq!(
+        running.status()["suppressions"],
+        serde_json::json!({ "opt_out": BURST })
+    );
+
+    // A month later, not one of them gets the newsletter.
+    running.stop_daemon();
+    let before = running.smtp.messages().len();
+    running.pass_at(LATER);
+    assert_eq!(running.recipients()[before..], [] as [String; 0]);
 }
