@@ -510,6 +510,45 @@ fn one_click_unsubscribe_from_the_email_opts_out_for_good() {
 }
 
 #[test]
+fn the_persons_undo_never_lifts_an_opt_out_the_operator_recorded_too() {
+    let mut running = Running::start();
+    let unsubscribe = list_unsubscribe_url(&running.message_to(ADA, 0));
+    let done = running.post_form(&unsubscribe, "List-Unsubscribe=One-Click");
+    assert_eq!(done.status, 200, "{done:#?}");
+    assert_opted_out(&running.export(ADA), "link");
+
+    // Ada also replied "please stop"; the operator records it.
+    let optout = running.winback(&["optout", ADA, "--now", NOW]);
+    optout.assert_success();
+    assert!(
+        optout.stdout.contains("was already opted out"),
+        "{}",
+        optout.stdout
+    );
+    assert_opted_out(&running.export(ADA), "cli");
+
+    // The Undo button on the confirmation page no longer subscribes her again.
+    let undo = running.post_form(&format!("{unsubscribe}/undo"), "");
+    assert_eq!(undo.status, 409, "{undo:#?}");
+    assert!(
+        undo.body.contains("We cannot undo this here"),
+        "{}",
+        undo.body
+    );
+    assert_opted_out(&running.export(ADA), "cli");
+
+    // A later one-click from her link changes nothing either.
+    let again = running.post_form(&unsubscribe, "List-Unsubscribe=One-Click");
+    assert_eq!(again.status, 200, "{again:#?}");
+    assert_opted_out(&running.export(ADA), "cli");
+
+    running.stop_daemon();
+    let before = running.smtp.messages().len();
+    running.pass_at(LATER);
+    assert_only_newsletter_to(&running, before, BOB);
+}
+
+#[test]
 fn forged_altered_truncated_and_cross_client_tokens_change_nothing() {
     let mut running = Running::start();
     let ada_unsubscribe = list_unsubscribe_url(&running.message_to(ADA, 0));
