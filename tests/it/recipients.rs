@@ -854,6 +854,69 @@ fn export_and_forget_and_a_forgotten_address_stays_unmailed_after_a_reimport() {
 }
 
 #[test]
+fn a_forgotten_persons_old_links_never_reach_someone_imported_later() {
+    let running = Running::start();
+    let bob_unsubscribe = list_unsubscribe_url(&running.message_to(BOB, 0));
+    let bob_survey = survey_link(&running, &running.message_to(BOB, 0));
+    running
+        .winback(&["forget", BOB, "--now", NOW])
+        .assert_success();
+    // The CRM adds a new former client after Bob was forgotten.
+    running.project.write_file(
+        "carol.csv",
+        "email,name,company,churned_at,churn_reason\n\
+         carol@carpenters.example,Carol Carpenter,Carpenters Co,2026-01-12,price\n",
+    );
+    running
+        .winback(&["import", "carol.csv", "--now", NOW])
+        .assert_success();
+    let carol = "carol@carpenters.example";
+    assert_subscribed(&running.export(carol));
+
+    // Bob's links get the page a forged link gets, and do nothing to Carol.
+    let forged = format!(
+        "{}/u/{}",
+        running.base_url,
+        winback::token::issue(
+            &winback::token::Secret::from_text("not-the-test-secret"),
+            winback::token::Purpose::Unsubscribe,
+            winback::token::Target::Enrollment(1),
+        )
+    );
+    let not_valid = running.get(&forged);
+    assert_eq!(not_valid.status, 404, "{not_valid:#?}");
+    let title = |answer: &Answer| -> String {
+        answer
+            .body
+            .split("<h1>")
+            .nth(1)
+            .and_then(|rest| rest.split("</h1>").next())
+            .unwrap_or(&answer.body)
+            .to_string()
+    };
+    for url in [&bob_unsubscribe, &bob_survey] {
+        let page = running.get(url);
+        assert_eq!(
+            (page.status, title(&page)),
+            (404, title(&not_valid)),
+            "GET {url}"
+        );
+        assert_eq!(page.body, not_valid.body, "GET {url}");
+    }
+    let post = running.post_form(&bob_unsubscribe, "List-Unsubscribe=One-Click");
+    assert_eq!((post.status, title(&post)), (404, title(&not_valid)));
+    assert_eq!(post.body, not_valid.body);
+    let undo = running.post_form(&format!("{bob_unsubscribe}/undo"), "");
+    assert_eq!(undo.status, 404, "{undo:#?}");
+    let answer = running.post_form(&bob_survey, "reason=price&stop=yes");
+    assert_eq!(answer.status, 404, "{answer:#?}");
+    let export = running.export(carol);
+    assert_subscribed(&export);
+    assert_eq!(export["survey_answers"], serde_json::json!([]));
+    assert_eq!(running.survey_report()["total"], 0);
+}
+
+#[test]
 fn healthz_answers_ok_and_sigterm_stops_the_daemon_with_exit_0() {
     let mut running = Running::start();
     let health = running.get(&format!("{}/healthz", running.base_url));
