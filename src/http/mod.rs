@@ -3,8 +3,10 @@
 //!
 //! Every recipient route starts from a signed token (see [`crate::token`]): a token that
 //! does not verify gets the same 404 page as an unknown one and changes nothing. A `GET`
-//! never changes anything (mail scanners prefetch links). Store calls run on blocking
-//! threads; this module holds no SQL and reads the time only from the daemon's clock.
+//! never changes anything (mail scanners prefetch links). Page views and tokens that do
+//! not verify are limited per client address; a POST through a valid link never is.
+//! Store calls run on blocking threads; this module holds no SQL and reads the time only
+//! from the daemon's clock.
 
 mod metrics;
 mod pages;
