@@ -24,6 +24,7 @@ pub mod model;
 pub mod render;
 pub mod schedule;
 pub mod store;
+pub mod suppression;
 pub mod sync;
 pub mod token;
 

@@ -3,9 +3,10 @@
 //! A token is a 16-byte block followed by a truncated HMAC-SHA256 of it, base64url without
 //! padding. The block is the enrollment id, encrypted (AES-128 under a key derived from
 //! the secret): the store needs no random id, and its index, per enrollment, and a
-//! recipient learns nothing from the token about how many others there are. Databases
-//! from before kept a random id per enrollment instead; links carrying those were sent
-//! and still work ([`Target::Legacy`]). Tokens never expire (an unsubscribe link must work
+//! recipient learns nothing from the token about how many others there are. The store
+//! never issues an id twice (AUTOINCREMENT), so a token names one enrollment forever.
+//! Databases from before kept a random id per enrollment instead; links carrying those
+//! were sent and still work ([`Target::Legacy`]). Tokens never expire (an unsubscribe link must work
 //! years later). This module owns the format and the secret's derivation; it knows nothing
 //! of the store, HTTP or the clock, and `verify` never panics whatever it is given.
 

@@ -3,8 +3,10 @@
 //!
 //! Every recipient route starts from a signed token (see [`crate::token`]): a token that
 //! does not verify gets the same 404 page as an unknown one and changes nothing. A `GET`
-//! never changes anything (mail scanners prefetch links). Store calls run on blocking
-//! threads; this module holds no SQL and reads the time only from the daemon's clock.
+//! never changes anything (mail scanners prefetch links). Page views and tokens that do
+//! not verify are limited per client address; a POST through a valid link never is.
+//! Store calls run on blocking threads; this module holds no SQL and reads the time only
+//! from the daemon's clock.
 
 mod metrics;
 mod pages;
@@ -21,8 +23,8 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, ExtensionRejection, FormRejection, PathRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, Path, Request, State};
-use axum::http::StatusCode;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -45,7 +47,8 @@ pub const BODY_LIMIT: usize = 16 * 1024;
 pub const SURVEY_BODY_LIMIT: usize = 64 * 1024;
 /// The longest free-text answer, in characters.
 pub const MAX_TEXT_CHARS: usize = 5000;
-/// Requests per minute one client address may make to the recipient routes.
+/// Requests per minute one client address may make to the recipient routes (page views
+/// and tokens that do not verify; see [`rate_limit`]).
 pub const REQUESTS_PER_MINUTE: u32 = 30;
 /// Client addresses the rate limiter remembers at most.
 const MAX_TRACKED_CLIENTS: usize = 10_000;
@@ -622,13 +625,28 @@ async fn not_found(State(app): State<Shared>) -> Response {
     app.failure(Failure::NotFound)
 }
 
-/// Refuses a client over [`REQUESTS_PER_MINUTE`] on the recipient routes.
+/// Refuses a client over [`REQUESTS_PER_MINUTE`] on the recipient routes, except for a
+/// POST whose token verifies: the one-click unsubscribes of a mailbox provider all come
+/// from a few shared servers, and a person's wish must never be refused. What the limit
+/// slows down is guessing tokens and fetching pages, where nothing is recorded.
 async fn rate_limit(
     State(app): State<Shared>,
     connect_info: Result<ConnectInfo<SocketAddr>, ExtensionRejection>,
+    token: Result<Path<String>, PathRejection>,
     request: Request,
     next: Next,
 ) -> Response {
+    if request.method() == Method::POST
+        && let Ok(Path(token)) = token
+        && token::verify(
+            &app.state.secret,
+            route_purpose(request.uri().path()),
+            &token,
+        )
+        .is_some()
+    {
+        return next.run(request).await;
+    }
     let peer = connect_info.ok().map(|ConnectInfo(addr)| addr.ip());
     let client = client_address(peer, request.headers());
     match app.limiter.check(client, Instant::now()) {
@@ -637,6 +655,16 @@ async fn rate_limit(
             tracing::warn!(%client, "too many requests; refused");
             app.failure(Failure::TooManyRequests { retry_after })
         }
+    }
+}
+
+/// What the tokens of a recipient route's path are for: `/s/…` is the survey, `/u/…`
+/// unsubscribes.
+fn route_purpose(path: &str) -> Purpose {
+    if path.starts_with("/s/") {
+        Purpose::Survey
+    } else {
+        Purpose::Unsubscribe
     }
 }
 

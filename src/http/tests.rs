@@ -79,18 +79,29 @@ subject = "News"
 impl Fixture {
     /// Imports a former client and returns what their links point at.
     fn import(&self, email: &str, name: &str) -> Target {
-        let record = ClientRecord {
-            email: email.to_string(),
-            name: Some(name.to_string()),
-            first_name: None,
-            company: Some("Globex".to_string()),
-            churned_at: ChurnedAt::Date(NaiveDate::from_ymd_opt(2025, 6, 1).unwrap()),
-            churn_reason: Some("competitor".to_string()),
-            timezone: None,
-            fields: BTreeMap::new(),
-        };
+        self.import_people(&[(email, name)])[0]
+    }
+
+    /// Imports former clients in one file and returns what their links point at.
+    fn import_people(&self, people: &[(&str, &str)]) -> Vec<Target> {
+        let rows: Vec<_> = people
+            .iter()
+            .enumerate()
+            .map(|(index, (email, name))| {
+                let record = ClientRecord {
+                    email: email.to_string(),
+                    name: Some(name.to_string()),
+                    first_name: None,
+                    company: Some("Globex".to_string()),
+                    churned_at: ChurnedAt::Date(NaiveDate::from_ymd_opt(2025, 6, 1).unwrap()),
+                    churn_reason: Some("competitor".to_string()),
+                    timezone: None,
+                    fields: BTreeMap::new(),
+                };
+                Ok((index as u64 + 2, record))
+            })
+            .collect();
         let mut store = self.state.store.lock().unwrap();
-        let rows = vec![Ok((2, record))];
         assert!(
             store
                 .import(
@@ -104,7 +115,12 @@ impl Fixture {
                 .applied
         );
         drop(store);
-        Target::Enrollment(self.export(email)["enrollments"][0]["id"].as_i64().unwrap())
+        people
+            .iter()
+            .map(|(email, _)| {
+                Target::Enrollment(self.export(email)["enrollments"][0]["id"].as_i64().unwrap())
+            })
+            .collect()
     }
 
     fn export(&self, email: &str) -> Value {
@@ -706,6 +722,58 @@ async fn clients_over_the_rate_limit_get_429() {
     assert!(refused.body.contains("Too many requests"));
     // Liveness is not limited.
     assert_eq!(get(&router, "/healthz").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_post_with_a_valid_token_is_never_limited() {
+    let f = fixture();
+    let emails: Vec<String> = (0..3 * REQUESTS_PER_MINUTE)
+        .map(|i| format!("person{i}@client.example"))
+        .collect();
+    let people: Vec<(&str, &str)> = emails.iter().map(|e| (e.as_str(), "Pat Smith")).collect();
+    let ids = f.import_people(&people);
+    let router = f.router();
+    // Guessing and page views use up the address's allowance...
+    for _ in 0..REQUESTS_PER_MINUTE {
+        assert_eq!(get(&router, "/u/nope").await.status, StatusCode::NOT_FOUND);
+    }
+    let link = |id: &Target| format!("/u/{}", f.token(Purpose::Unsubscribe, id));
+    assert_eq!(
+        get(&router, &link(&ids[0])).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        post(&router, "/u/nope", URLENCODED, "List-Unsubscribe=One-Click")
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // ...but every one-click unsubscribe from that address is taken, as a mailbox
+    // provider's shared servers send them.
+    for (email, id) in emails.iter().zip(&ids) {
+        let answer = post(&router, &link(id), URLENCODED, "List-Unsubscribe=One-Click").await;
+        assert_eq!(answer.status, StatusCode::OK, "{email}");
+        assert_eq!(f.standing(email).1, "opt_out", "{email}");
+    }
+    // So are the undo and the survey answer of a valid link.
+    let undo = post(&router, &format!("{}/undo", link(&ids[0])), URLENCODED, "").await;
+    assert_eq!(undo.status, StatusCode::OK);
+    assert_eq!(f.standing(&emails[0]).1, "none");
+    let survey = format!("/s/{}", f.token(Purpose::Survey, &ids[1]));
+    let answer = post(&router, &survey, URLENCODED, form(&[("reason", "price")])).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    // A valid token of the other purpose is no exception.
+    let crossed = format!("/s/{}", f.token(Purpose::Unsubscribe, &ids[1]));
+    assert_eq!(
+        post(&router, &crossed, URLENCODED, form(&[("reason", "price")]))
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        get(&router, &survey).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }
 
 #[tokio::test]

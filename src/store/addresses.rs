@@ -10,22 +10,12 @@ use sha2::{Digest, Sha256};
 
 use super::{Result, lower_hex};
 use crate::model::{legacy_unicode_spelling, normalize_email};
+use crate::suppression::{self, Recording, Suppression};
 
 /// The suppression key of a text exactly as given (no normalization): what older
 /// versions stored for the spelling they had.
 fn hash_as_spelled(text: &str) -> String {
     lower_hex(&Sha256::digest(text.as_bytes()))
-}
-
-/// How strong a suppression reason is: when two spellings of one mailbox both have one,
-/// the stronger stays.
-fn strength(reason: &str) -> u8 {
-    match reason {
-        "forgotten" => 3,
-        "opt_out" => 2,
-        "bounce" => 1,
-        _ => 0,
-    }
 }
 
 /// The migration's Rust step, run in its transaction with foreign keys off: every client
@@ -66,24 +56,24 @@ pub(super) fn normalize_stored(conn: &Connection) -> Result<()> {
         }
     }
 
-    let suppressions: Vec<(String, String, String)> = conn
+    let suppressions: Vec<(String, String, String, String)> = conn
         .prepare(
-            "SELECT email_hash, email, reason FROM suppressions
+            "SELECT email_hash, email, reason, source FROM suppressions
              WHERE email IS NOT NULL AND length(email) <> length(CAST(email AS BLOB))",
         )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<std::result::Result<_, _>>()?;
-    for (hash, email, reason) in suppressions {
+    for (hash, email, reason, source) in suppressions {
         let normalized = normalize_email(&email);
         let new_hash = hash_as_spelled(&normalized);
         if normalized == email && new_hash == hash {
             continue;
         }
-        let other: Option<String> = conn
+        let other: Option<(String, String)> = conn
             .query_row(
-                "SELECT reason FROM suppressions WHERE email_hash = ?1",
+                "SELECT reason, source FROM suppressions WHERE email_hash = ?1",
                 params![new_hash],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
         match other {
@@ -93,8 +83,18 @@ pub(super) fn normalize_stored(conn: &Connection) -> Result<()> {
                     params![hash, new_hash, normalized],
                 )?;
             }
-            Some(other) => {
-                if strength(&reason) > strength(&other) {
+            Some((other_reason, other_source)) => {
+                let stronger = match (
+                    Suppression::parse(&reason, &source),
+                    Suppression::parse(&other_reason, &other_source),
+                ) {
+                    (Some(this), Some(other)) => {
+                        suppression::record(Some(&other), &this) == Recording::Replace
+                    }
+                    // A reason this build does not know stays as it was found.
+                    _ => false,
+                };
+                if stronger {
                     conn.execute(
                         "UPDATE suppressions SET (reason, source, created_at) =
                              (SELECT reason, source, created_at FROM suppressions WHERE email_hash = ?1)

@@ -17,6 +17,7 @@ use crate::import::RowError;
 use crate::model::{
     ChurnedAt, ClientRecord, EnrollmentState, SyncOutcome, SyncReport, normalize_email,
 };
+use crate::suppression::{self, Reason, Recording, Suppression};
 
 /// Bad rows kept for the report; beyond this they are only counted.
 const MAX_REPORTED_ERRORS: usize = 1000;
@@ -431,6 +432,11 @@ fn last_sync(conn: &Connection) -> Result<Option<SyncReport>> {
     .transpose()
 }
 
+/// Records an opt-out from `source` for an address (imported or not) and stops the
+/// client's sequences. Returns whether the address was not opted out before (a bounce
+/// alone is not an opt-out). A stronger suppression already there is kept (see
+/// [`suppression::record`]); an operator's opt-out over the person's own replaces it, so
+/// the person's link can no longer undo it.
 pub(crate) fn opt_out(
     tx: &Transaction<'_>,
     email: &str,
@@ -438,31 +444,8 @@ pub(crate) fn opt_out(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let email = normalize_email(email);
-    let hash = email_hash(&email);
-    let existing: Option<String> = tx
-        .query_row(
-            "SELECT reason FROM suppressions WHERE email_hash = ?1",
-            params![hash],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let newly = match existing.as_deref() {
-        Some("opt_out") | Some("forgotten") => false,
-        Some(_) => {
-            tx.execute(
-                "UPDATE suppressions SET reason = 'opt_out', source = ?2, created_at = ?3 WHERE email_hash = ?1",
-                params![hash, source, fmt_time(now)],
-            )?;
-            true
-        }
-        None => {
-            tx.execute(
-                "INSERT INTO suppressions (email_hash, email, reason, source, created_at) VALUES (?1, ?2, 'opt_out', ?3, ?4)",
-                params![hash, email, source, fmt_time(now)],
-            )?;
-            true
-        }
-    };
+    let before = suppress(tx, &email, &Suppression::new(Reason::OptOut, source), now)?;
+    let newly = !before.is_some_and(|s| s.is_opt_out());
     let client_id: Option<i64> = tx
         .query_row(
             "SELECT id FROM clients WHERE email = ?1",
@@ -477,6 +460,45 @@ pub(crate) fn opt_out(
         }
     }
     Ok(newly)
+}
+
+/// Records `new` for a (normalised) address, keeping whichever of it and the stored one
+/// is stronger; returns the one stored before. A stored reason this build does not know
+/// is kept as it is, and counts as an opt-out.
+pub(crate) fn suppress(
+    tx: &Transaction<'_>,
+    email: &str,
+    new: &Suppression,
+    now: DateTime<Utc>,
+) -> Result<Option<Suppression>> {
+    let hash = email_hash(email);
+    let stored: Option<(String, String)> = tx
+        .prepare_cached("SELECT reason, source FROM suppressions WHERE email_hash = ?1")?
+        .query_row(params![hash], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let before = match &stored {
+        None => None,
+        Some((reason, source)) => match Suppression::parse(reason, source) {
+            Some(known) => Some(known),
+            None => return Ok(Some(Suppression::new(Reason::OptOut, source))),
+        },
+    };
+    match suppression::record(before.as_ref(), new) {
+        Recording::Insert => {
+            tx.prepare_cached(
+                "INSERT INTO suppressions (email_hash, email, reason, source, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![hash, email, new.reason.as_str(), new.source, fmt_time(now)])?;
+        }
+        Recording::Replace => {
+            tx.prepare_cached(
+                "UPDATE suppressions SET reason = ?2, source = ?3, created_at = ?4 WHERE email_hash = ?1",
+            )?
+            .execute(params![hash, new.reason.as_str(), new.source, fmt_time(now)])?;
+        }
+        Recording::Keep => {}
+    }
+    Ok(before)
 }
 
 /// Adds a client if the address is new (one index search when it is, as most rows of a

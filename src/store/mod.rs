@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema2.sql"),
     include_str!("schema3.sql"),
     include_str!("schema4.sql"),
+    include_str!("schema5.sql"),
     SCHEMA6,
 ];
 
@@ -589,6 +590,103 @@ mod migration_tests {
             .query_row("SELECT count(*) FROM legacy_links", [], |r| r.get(0))
             .unwrap();
         assert_eq!(legacy, 0);
+    }
+
+    /// The enrollment id of `email`'s one enrollment.
+    fn enrollment_of(store: &Store, email: &str) -> i64 {
+        store
+            .conn
+            .query_row(
+                "SELECT e.id FROM enrollments e JOIN clients c ON c.id = e.client_id WHERE c.email = ?1",
+                params![email],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn enrollment_ids_are_never_used_twice_even_across_the_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("winback.db");
+        // Before version 5: Pat is enrollment 3; Bob, enrollment 4 (the largest id ever
+        // issued), was mailed and then forgotten.
+        version_1_enrollment(&path, 1);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO events (at, client_id, kind, detail) VALUES (?1, NULL, 'forget', 'a person''s data was erased on request')",
+            params![T],
+        )
+        .unwrap();
+        drop(conn);
+        let config = crate::test_support::config(dir.path(), "", crate::test_support::SURVEY_ONLY);
+        let mut store = Store::open(&path).unwrap();
+        let now = DateTime::UNIX_EPOCH + chrono::Duration::days(20_500);
+        let import = |store: &mut Store, email: &str| {
+            let record = crate::model::ClientRecord {
+                email: email.to_string(),
+                name: None,
+                first_name: None,
+                company: None,
+                churned_at: crate::model::ChurnedAt::parse("2025-06-01").unwrap(),
+                churn_reason: None,
+                timezone: None,
+                fields: Default::default(),
+            };
+            let rows = vec![Ok((2, record))];
+            let outcome = store
+                .import(rows.into_iter(), &config, now, false, &mut |_| {})
+                .unwrap();
+            assert!(outcome.applied);
+            enrollment_of(store, email)
+        };
+        // Carol, imported after the upgrade, is not given Bob's 4.
+        let carol = import(&mut store, "carol@client.example");
+        assert!(carol > 4, "Carol got enrollment {carol}");
+        assert_eq!(enrollment_of(&store, "pat@client.example"), 3);
+        // After the upgrade: forget the newest, import another; the freed id stays unused
+        // and its links lead nowhere.
+        store.forget_person("carol@client.example", now).unwrap();
+        let dave = import(&mut store, "dave@client.example");
+        assert!(
+            dave > carol,
+            "Dave got enrollment {dave}, Carol had {carol}"
+        );
+        for gone in [4, carol] {
+            assert!(
+                store
+                    .enrollment_by_link(&Target::Enrollment(gone))
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        // Many at once (the import writes them 32 to a statement): all new, all above.
+        let mut ids = Vec::new();
+        let rows: Vec<_> = (0..70)
+            .map(|i| {
+                let record = crate::model::ClientRecord {
+                    email: format!("p{i}@client.example"),
+                    name: None,
+                    first_name: None,
+                    company: None,
+                    churned_at: crate::model::ChurnedAt::parse("2025-06-01").unwrap(),
+                    churn_reason: None,
+                    timezone: None,
+                    fields: Default::default(),
+                };
+                Ok((i + 2, record))
+            })
+            .collect();
+        assert!(
+            store
+                .import(rows.into_iter(), &config, now, false, &mut |_| {})
+                .unwrap()
+                .applied
+        );
+        for i in 0..70 {
+            ids.push(enrollment_of(&store, &format!("p{i}@client.example")));
+        }
+        ids.sort_unstable();
+        assert_eq!(ids, ((dave + 1)..(dave + 71)).collect::<Vec<_>>());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::{Result, Store, email_hash, fmt_time, from_moment, log_event, moment,
 use crate::config::{Campaign, Config};
 use crate::model::{EnrollmentState, MessageState};
 use crate::schedule::{self, Decision, Next, Standing};
+use crate::suppression::{Reason, Suppression};
 
 /// Retries back off from `retry_first`, doubling, but never wait longer than this.
 const MAX_BACKOFF_HOURS: i64 = 6;
@@ -99,8 +100,10 @@ fn standing(conn: &Connection, client: &StoredClient) -> Result<Standing> {
 /// A person's standing from their suppression reason (if any) and whether they came back.
 fn standing_of(suppression: Option<&str>, returned: bool) -> Standing {
     Standing {
-        opted_out: matches!(suppression, Some("opt_out") | Some("forgotten")),
-        bounced: suppression == Some("bounce"),
+        opted_out: suppression
+            .and_then(Reason::parse)
+            .is_some_and(Reason::is_opt_out),
+        bounced: suppression.and_then(Reason::parse) == Some(Reason::Bounce),
         returned,
     }
 }
@@ -858,11 +861,9 @@ fn bounce(tx: &Transaction<'_>, client_id: i64, error: &str, at: DateTime<Utc>) 
         params![client_id],
         |r| r.get(0),
     )?;
-    tx.execute(
-        "INSERT INTO suppressions (email_hash, email, reason, source, created_at) VALUES (?1, ?2, 'bounce', 'smtp', ?3)
-         ON CONFLICT (email_hash) DO NOTHING",
-        params![email_hash(&email), email, fmt_time(at)],
-    )?;
+    // Over the person's own opt-out, so that their link's Undo cannot lift it.
+    let bounced = Suppression::new(Reason::Bounce, "smtp");
+    super::clients::suppress(tx, &email, &bounced, at)?;
     super::clients::stop_client(tx, client_id, EnrollmentState::Bounced, at)?;
     log_event(tx, at, Some(client_id), "bounce", error)?;
     Ok(())

@@ -18,11 +18,8 @@ use super::enroll::reconcile;
 use super::{Result, Store, email_hash, fmt_time, from_moment, log_event, moment};
 use crate::config::Config;
 use crate::model::{EnrollmentState, normalize_email};
+use crate::suppression::Suppression;
 use crate::token::Target;
-
-/// Opt-out sources a recipient may undo through their own link. An opt-out an operator
-/// recorded (a reply asking to stop, a complaint) is never undone from a link.
-const UNDOABLE_SOURCES: [&str; 2] = ["link", "survey"];
 
 /// One enrollment, as the recipient pages need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +32,8 @@ pub struct EnrollmentView {
     pub company: Option<String>,
     pub campaign: String,
     pub state: EnrollmentState,
-    /// The address is suppressed as opted out (or forgotten).
+    /// No more mail goes to the address: it is suppressed (opted out, bounced or
+    /// forgotten).
     pub opted_out: bool,
 }
 
@@ -149,8 +147,7 @@ fn view_by_link(conn: &Connection, target: &Target) -> Result<Option<EnrollmentV
     let row = conn
         .prepare_cached(
             "SELECT e.id, e.client_id, c.email, c.name, c.first_name, c.company, e.campaign, e.state,
-                    EXISTS (SELECT 1 FROM suppressions s
-                            WHERE s.email_hash = email_hash(c.email) AND s.reason IN ('opt_out', 'forgotten'))
+                    EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))
              FROM enrollments e JOIN clients c ON c.id = e.client_id
              WHERE e.id = ?1",
         )?
@@ -233,10 +230,12 @@ impl Store {
         let Some(view) = view_by_link(&tx, target)? else {
             return Ok(UndoOutcome::Unknown);
         };
+        // Only the person's own opt-out: one an operator recorded (a reply asking to stop,
+        // a complaint), a bounce or a forget is never undone from a link.
         match suppression(&tx, &view.email)? {
             None => return Ok(UndoOutcome::NotOptedOut),
             Some((reason, source))
-                if reason == "opt_out" && UNDOABLE_SOURCES.contains(&source.as_str()) => {}
+                if Suppression::parse(&reason, &source).is_some_and(|s| s.undoable_by_link()) => {}
             Some(_) => return Ok(UndoOutcome::NotUndoable),
         }
         // An address that bounced stays suppressed, even if its person opted out since.
@@ -855,6 +854,65 @@ timezone = "UTC"
         );
         assert!(f.suppression("sam@client.example").is_some());
         assert_eq!(f.enrollment("sam@client.example").0, "bounced");
+    }
+
+    #[test]
+    fn an_opt_out_keeps_its_strongest_source_whatever_the_order() {
+        let mut f = fixture();
+        // The person's link, then the operator: the operator's stands, Undo cannot lift it.
+        let pat = f.import("pat@client.example");
+        f.store.opt_out_enrollment(&pat, "link", now()).unwrap();
+        let newly = f
+            .store
+            .record_opt_out("pat@client.example", "cli", now())
+            .unwrap();
+        assert!(!newly, "was already opted out");
+        assert_eq!(f.suppression("pat@client.example").unwrap().2, "cli");
+        assert_eq!(
+            f.store.undo_opt_out(&pat, now(), &f.config).unwrap(),
+            UndoOutcome::NotUndoable
+        );
+        assert_eq!(f.enrollment("pat@client.example").0, "opted_out");
+        assert_eq!(f.events("opt_out").len(), 1);
+
+        // The operator, then the person's link: the operator's stays.
+        let kim = f.import("kim@client.example");
+        f.store
+            .record_opt_out("kim@client.example", "cli", now())
+            .unwrap();
+        assert_eq!(
+            f.store.opt_out_enrollment(&kim, "link", now()).unwrap(),
+            OptOutOutcome::AlreadyOptedOut
+        );
+        assert_eq!(f.suppression("kim@client.example").unwrap().2, "cli");
+
+        // The person's link while their survey is with the server, which then bounces:
+        // the bounce stands, Undo cannot lift it.
+        let sam = f.import("sam@client.example");
+        let claimed = f.claim(now());
+        let row = claimed
+            .iter()
+            .find(|c| c.client.email == "sam@client.example")
+            .unwrap()
+            .message_row;
+        f.store.opt_out_enrollment(&sam, "link", now()).unwrap();
+        let failed = Outcome::Failed {
+            error: "550 no such user".to_string(),
+            at: now(),
+        };
+        f.store.record_results(&f.config, &[(row, failed)]).unwrap();
+        let bounced = f.suppression("sam@client.example").unwrap();
+        assert_eq!((bounced.1.as_str(), bounced.2.as_str()), ("bounce", "smtp"));
+        assert_eq!(
+            f.store.undo_opt_out(&sam, now(), &f.config).unwrap(),
+            UndoOutcome::NotUndoable
+        );
+        // And a link after the bounce leaves the bounce, and shows the person as
+        // unsubscribed.
+        f.store.opt_out_enrollment(&sam, "link", now()).unwrap();
+        assert_eq!(f.suppression("sam@client.example").unwrap().1, "bounce");
+        assert!(f.store.enrollment_by_link(&sam).unwrap().unwrap().opted_out);
+        assert!(f.claim(now() + Duration::days(60)).is_empty());
     }
 
     #[test]

@@ -124,13 +124,19 @@ impl Running {
     /// Imports the clients, starts `winback run --now NOW`, waits for `/healthz` and for
     /// both surveys.
     pub(crate) fn start() -> Running {
+        Running::start_with(CLIENTS_CSV, 2, MAIL_TIMEOUT)
+    }
+
+    /// [`Running::start`] with other clients: waits for `surveys` messages (within
+    /// `mail_timeout`).
+    fn start_with(clients_csv: &str, surveys: usize, mail_timeout: Duration) -> Running {
         let smtp = SmtpServer::start(Value::Null);
         let project = Project::new();
         let port = free_port();
         project.write_config(&config(&smtp.url(), port));
         // As an operator would before mailing a real server (else those steps are held).
         project.fill_placeholders();
-        project.write_file("clients.csv", CLIENTS_CSV);
+        project.write_file("clients.csv", clients_csv);
         project
             .winback(&["import", "clients.csv", "--now", NOW])
             .assert_success();
@@ -149,26 +155,27 @@ impl Running {
             http,
         };
         running.wait_for_health();
-        let messages = running.smtp.wait_for(2, MAIL_TIMEOUT);
-        assert_eq!(messages.len(), 2, "one survey per client: {messages:#?}");
-        running.wait_until_recorded_sent(2);
+        let messages = running.smtp.wait_for(surveys, mail_timeout);
+        assert_eq!(
+            messages.len(),
+            surveys,
+            "one survey per client: {messages:#?}"
+        );
+        running.wait_until_recorded_sent(surveys, mail_timeout);
         running
     }
 
     /// The SMTP server holds a message a moment before the daemon commits it as sent;
     /// tests that read the store wait for that commit through `GET /metrics`.
-    fn wait_until_recorded_sent(&self, count: usize) {
+    fn wait_until_recorded_sent(&self, count: usize, timeout: Duration) {
         let url = format!("{}/metrics", self.base_url);
         let line = format!("winback_messages{{state=\"sent\"}} {count}");
         let mut last = String::new();
-        let recorded = wait_until(MAIL_TIMEOUT, || {
+        let recorded = wait_until(timeout, || {
             last = self.get(&url).body;
             last.lines().any(|l| l == line)
         });
-        assert!(
-            recorded,
-            "expected `{line}` within {MAIL_TIMEOUT:?}:\n{last}"
-        );
+        assert!(recorded, "expected `{line}` within {timeout:?}:\n{last}");
     }
 
     fn wait_for_health(&mut self) {
@@ -505,6 +512,45 @@ fn one_click_unsubscribe_from_the_email_opts_out_for_good() {
 }
 
 #[test]
+fn the_persons_undo_never_lifts_an_opt_out_the_operator_recorded_too() {
+    let mut running = Running::start();
+    let unsubscribe = list_unsubscribe_url(&running.message_to(ADA, 0));
+    let done = running.post_form(&unsubscribe, "List-Unsubscribe=One-Click");
+    assert_eq!(done.status, 200, "{done:#?}");
+    assert_opted_out(&running.export(ADA), "link");
+
+    // Ada also replied "please stop"; the operator records it.
+    let optout = running.winback(&["optout", ADA, "--now", NOW]);
+    optout.assert_success();
+    assert!(
+        optout.stdout.contains("was already opted out"),
+        "{}",
+        optout.stdout
+    );
+    assert_opted_out(&running.export(ADA), "cli");
+
+    // The Undo button on the confirmation page no longer subscribes her again.
+    let undo = running.post_form(&format!("{unsubscribe}/undo"), "");
+    assert_eq!(undo.status, 409, "{undo:#?}");
+    assert!(
+        undo.body.contains("We cannot undo this here"),
+        "{}",
+        undo.body
+    );
+    assert_opted_out(&running.export(ADA), "cli");
+
+    // A later one-click from her link changes nothing either.
+    let again = running.post_form(&unsubscribe, "List-Unsubscribe=One-Click");
+    assert_eq!(again.status, 200, "{again:#?}");
+    assert_opted_out(&running.export(ADA), "cli");
+
+    running.stop_daemon();
+    let before = running.smtp.messages().len();
+    running.pass_at(LATER);
+    assert_only_newsletter_to(&running, before, BOB);
+}
+
+#[test]
 fn forged_altered_truncated_and_cross_client_tokens_change_nothing() {
     let mut running = Running::start();
     let ada_unsubscribe = list_unsubscribe_url(&running.message_to(ADA, 0));
@@ -810,6 +856,69 @@ fn export_and_forget_and_a_forgotten_address_stays_unmailed_after_a_reimport() {
 }
 
 #[test]
+fn a_forgotten_persons_old_links_never_reach_someone_imported_later() {
+    let running = Running::start();
+    let bob_unsubscribe = list_unsubscribe_url(&running.message_to(BOB, 0));
+    let bob_survey = survey_link(&running, &running.message_to(BOB, 0));
+    running
+        .winback(&["forget", BOB, "--now", NOW])
+        .assert_success();
+    // The CRM adds a new former client after Bob was forgotten.
+    running.project.write_file(
+        "carol.csv",
+        "email,name,company,churned_at,churn_reason\n\
+         carol@carpenters.example,Carol Carpenter,Carpenters Co,2026-01-12,price\n",
+    );
+    running
+        .winback(&["import", "carol.csv", "--now", NOW])
+        .assert_success();
+    let carol = "carol@carpenters.example";
+    assert_subscribed(&running.export(carol));
+
+    // Bob's links get the page a forged link gets, and do nothing to Carol.
+    let forged = format!(
+        "{}/u/{}",
+        running.base_url,
+        winback::token::issue(
+            &winback::token::Secret::from_text("not-the-test-secret"),
+            winback::token::Purpose::Unsubscribe,
+            winback::token::Target::Enrollment(1),
+        )
+    );
+    let not_valid = running.get(&forged);
+    assert_eq!(not_valid.status, 404, "{not_valid:#?}");
+    let title = |answer: &Answer| -> String {
+        answer
+            .body
+            .split("<h1>")
+            .nth(1)
+            .and_then(|rest| rest.split("</h1>").next())
+            .unwrap_or(&answer.body)
+            .to_string()
+    };
+    for url in [&bob_unsubscribe, &bob_survey] {
+        let page = running.get(url);
+        assert_eq!(
+            (page.status, title(&page)),
+            (404, title(&not_valid)),
+            "GET {url}"
+        );
+        assert_eq!(page.body, not_valid.body, "GET {url}");
+    }
+    let post = running.post_form(&bob_unsubscribe, "List-Unsubscribe=One-Click");
+    assert_eq!((post.status, title(&post)), (404, title(&not_valid)));
+    assert_eq!(post.body, not_valid.body);
+    let undo = running.post_form(&format!("{bob_unsubscribe}/undo"), "");
+    assert_eq!(undo.status, 404, "{undo:#?}");
+    let answer = running.post_form(&bob_survey, "reason=price&stop=yes");
+    assert_eq!(answer.status, 404, "{answer:#?}");
+    let export = running.export(carol);
+    assert_subscribed(&export);
+    assert_eq!(export["survey_answers"], serde_json::json!([]));
+    assert_eq!(running.survey_report()["total"], 0);
+}
+
+#[test]
 fn healthz_answers_ok_and_sigterm_stops_the_daemon_with_exit_0() {
     let mut running = Running::start();
     let health = running.get(&format!("{}/healthz", running.base_url));
@@ -829,4 +938,48 @@ fn healthz_answers_ok_and_sigterm_stops_the_daemon_with_exit_0() {
     let before = running.smtp.messages().len();
     running.pass_at(NOW);
     assert_eq!(running.smtp.messages().len(), before);
+}
+
+/// People in the one-click burst: far beyond any per-address limit.
+const BURST: usize = 500;
+/// How long the daemon may take to mail them all their survey.
+const BURST_MAIL_TIMEOUT: Duration = Duration::from_secs(180);
+
+#[test]
+fn a_burst_of_one_click_unsubscribes_from_one_address_is_all_taken() {
+    let mut csv = String::from("email,name,company,churned_at,churn_reason\n");
+    for i in 0..BURST {
+        csv.push_str(&format!(
+            "person{i}@burst.example,Person {i},Burst Inc,2026-01-05,price\n"
+        ));
+    }
+    let mut running = Running::start_with(&csv, BURST, BURST_MAIL_TIMEOUT);
+    let links: Vec<String> = running
+        .smtp
+        .messages()
+        .iter()
+        .map(list_unsubscribe_url)
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = links.iter().collect();
+    assert_eq!(distinct.len(), BURST, "one link per person");
+
+    // A mailbox provider's unsubscribe server posts every one of them from one address.
+    let refused: Vec<(String, u16)> = links
+        .iter()
+        .filter_map(|url| {
+            let answer = running.post_form(url, "List-Unsubscribe=One-Click");
+            (answer.status != 200).then(|| (url.clone(), answer.status))
+        })
+        .collect();
+    assert_eq!(refused, Vec::new(), "one-click unsubscribes refused");
+    assert_eq!(
+        running.status()["suppressions"],
+        serde_json::json!({ "opt_out": BURST })
+    );
+
+    // A month later, not one of them gets the newsletter.
+    running.stop_daemon();
+    let before = running.smtp.messages().len();
+    running.pass_at(LATER);
+    assert_eq!(running.recipients()[before..], [] as [String; 0]);
 }
