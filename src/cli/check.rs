@@ -17,6 +17,10 @@ pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     for warning in &config.warnings {
         println!("warning: {warning}");
     }
+    if let Some(problem) = crate::daemon::smtp_login_problem(&config) {
+        println!("1 problem in the environment:\n  {problem}");
+        return Ok(ExitCode::FAILURE);
+    }
     let page_problems = crate::http::check_pages(&config);
     if !page_problems.is_empty() {
         println!(

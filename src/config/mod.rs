@@ -437,6 +437,19 @@ impl Validator<'_> {
                 if let Some(dir) = text.strip_prefix("file://") {
                     self.file_url(dir)
                 } else if text.starts_with("smtp://") || text.starts_with("smtps://") {
+                    // The mailer's own reading of the url, so `run` never refuses what
+                    // `check` let through.
+                    if let Err(e) = crate::mailer::check_smtp_url(text) {
+                        let reason = match e {
+                            crate::mailer::MailerError::InvalidUrl { reason, .. } => reason,
+                            other => other.to_string(),
+                        };
+                        self.problem(
+                            Some(&u.span()),
+                            "smtp.url",
+                            format!("{reason}; write e.g. url = \"smtp://smtp.example.net:587\" (smtp://USER@HOST:PORT to log in, with the password in WINBACK_SMTP_PASSWORD)"),
+                        );
+                    }
                     text.to_string()
                 } else {
                     self.problem(

@@ -1,5 +1,6 @@
 mod browser;
 mod cli;
+mod config;
 mod crash;
 mod delivery;
 mod first_run;

@@ -1,0 +1,123 @@
+//! The configuration through the real binary: what `check` refuses, `run` refuses too,
+//! before it creates anything; and the sentences both print.
+
+use crate::support::{Output, Project};
+
+const NOW: &str = "2026-06-02T14:00:00Z";
+
+/// A valid configuration with `smtp_url` and `public_url`.
+fn config(smtp_url: &str, public_url: &str) -> String {
+    format!(
+        r#"[database]
+path = "data/winback.db"
+
+[smtp]
+url = "{smtp_url}"
+from = "Acme Customer Success <success@acme.example>"
+
+[http]
+listen = "127.0.0.1:0"
+public_url = "{public_url}"
+
+[sender]
+company = "Acme Corp"
+postal_address = "1 Main Street, Springfield"
+
+[templates]
+dir = "templates"
+
+[[campaign]]
+name = "former-clients"
+send_at = "0 10 * * Tue-Thu"
+timezone = "America/New_York"
+
+  [[campaign.step]]
+  kind = "survey"
+  template = "survey"
+  subject = "May we ask why you left?"
+"#
+    )
+}
+
+/// The 1-based line of `text` that starts with `start`.
+fn line_of(text: &str, start: &str) -> usize {
+    text.lines()
+        .position(|l| l.trim_start().starts_with(start))
+        .unwrap_or_else(|| panic!("no line starting {start:?}"))
+        + 1
+}
+
+#[track_caller]
+fn assert_says(out: &Output, expected: &str) {
+    assert!(
+        out.stdout.contains(expected) || out.stderr.contains(expected),
+        "expected {expected:?} in:\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.stdout,
+        out.stderr
+    );
+}
+
+/// `check` fails saying `expected`; `run --once` fails too, and leaves no database, lock
+/// file or folder behind.
+#[track_caller]
+fn refused_by_check_and_run(project: &Project, expected: &str) {
+    let check = project.winback(&["check"]);
+    check.assert_failure();
+    assert_says(&check, expected);
+    let run = project.winback(&["--now", NOW, "run", "--once"]);
+    run.assert_failure();
+    assert_says(&run, expected);
+    for left in ["data/winback.db", "data/winback.db.lock", "data"] {
+        assert!(
+            !project.path(left).exists(),
+            "`run` refused the configuration but created {left}:\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn check_refuses_what_run_refuses_and_run_creates_nothing_first() {
+    let project = Project::new();
+
+    // A password in the url, and a port that is not a number.
+    let text = config(
+        "smtp://bob:hunter2@localhost:notaport",
+        "https://winback.acme.example",
+    );
+    project.write_config(&text);
+    let line = line_of(&text, "url =");
+    refused_by_check_and_run(
+        &project,
+        &format!("winback.toml:{line}: smtp.url: the password must not be written in the url"),
+    );
+    let check = project.winback(&["check"]);
+    assert!(!check.stdout.contains("hunter2"), "{}", check.stdout);
+
+    let text = config("smtp://localhost:notaport", "https://winback.acme.example");
+    project.write_config(&text);
+    refused_by_check_and_run(
+        &project,
+        &format!(
+            "winback.toml:{line}: smtp.url: the port \"notaport\" is not a number from 1 to 65535"
+        ),
+    );
+
+    // A login without its password in the environment.
+    project.write_config(&config(
+        "smtp://bob@localhost:2525",
+        "https://winback.acme.example",
+    ));
+    refused_by_check_and_run(
+        &project,
+        "smtp.url logs in as \"bob\" but WINBACK_SMTP_PASSWORD is not set",
+    );
+
+    // A broken page template.
+    project.write_config(&config("file://outbox", "https://winback.acme.example"));
+    project.write_file(
+        "templates/pages/layout.hbs",
+        "{{#if title}}<h1>{{title}}</h1>\n",
+    );
+    refused_by_check_and_run(&project, "layout.hbs");
+}
