@@ -245,6 +245,75 @@ fn lexically_normal(path: &Path) -> PathBuf {
     out
 }
 
+/// Why links under `public_url` would not open for a recipient, in plain words: not
+/// HTTPS (RFC 8058 one-click unsubscribe, and Gmail's and Yahoo's sender rules, need it),
+/// or a host only this machine or this network can reach. Empty when nothing is wrong.
+/// Pure: no DNS lookup, so a public name that resolves privately is not caught.
+fn unreachable_link_reasons(url: &str) -> Vec<String> {
+    use std::net::IpAddr;
+    let mut reasons = Vec::new();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return reasons;
+    };
+    if !scheme.eq_ignore_ascii_case("https") {
+        reasons.push(format!(
+            "starts with {scheme}://, and mail programs only offer one-click unsubscribe (RFC 8058) over https://"
+        ));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.is_empty() {
+        reasons.push("names no host".to_string());
+    } else if let Ok(ip) = host.parse::<IpAddr>() {
+        let what = match ip {
+            IpAddr::V4(v4) if v4.is_loopback() || v4.is_unspecified() => {
+                "this machine's own address"
+            }
+            IpAddr::V6(v6) if v6.is_loopback() || v6.is_unspecified() => {
+                "this machine's own address"
+            }
+            IpAddr::V4(v4)
+                if v4.is_private()
+                    || v4.is_link_local()
+                    || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]) =>
+            {
+                "a private network address, reachable only inside your network"
+            }
+            IpAddr::V6(v6)
+                if (v6.segments()[0] & 0xfe00) == 0xfc00
+                    || (v6.segments()[0] & 0xffc0) == 0xfe80 =>
+            {
+                "a private network address, reachable only inside your network"
+            }
+            _ => "a bare IP address, which no HTTPS certificate names for mail programs to trust",
+        };
+        reasons.push(format!("points at {host}, {what}"));
+    } else if host == "localhost" || host.ends_with(".localhost") {
+        reasons.push(format!("points at {host}, this machine itself"));
+    } else if !host.contains('.')
+        || [
+            ".local",
+            ".internal",
+            ".lan",
+            ".home.arpa",
+            ".intranet",
+            ".corp",
+        ]
+        .iter()
+        .any(|suffix| host.ends_with(suffix))
+    {
+        reasons.push(format!(
+            "points at {host}, a name only your own network knows"
+        ));
+    }
+    reasons
+}
+
 struct Validator<'a> {
     file: PathBuf,
     text: &'a str,
@@ -350,8 +419,17 @@ impl Validator<'_> {
             .map(|p| self.resolve(p.get_ref()))
             .unwrap_or_else(|| self.resolve("winback.db"));
 
+        // Mail that leaves through a server reaches people, so its links must open for them.
+        let real_server = raw
+            .smtp
+            .as_ref()
+            .and_then(|s| s.get_ref().url.as_ref())
+            .is_some_and(|u| {
+                let text = u.get_ref().trim();
+                text.starts_with("smtp://") || text.starts_with("smtps://")
+            });
         let smtp = self.smtp(raw.smtp);
-        let http = self.http(raw.http);
+        let http = self.http(raw.http, real_server);
         let sender = self.sender(raw.sender);
         let templates_dir = raw
             .templates
@@ -533,7 +611,7 @@ impl Validator<'_> {
         format!("file://{}", self.resolve(dir).display())
     }
 
-    fn http(&mut self, raw: Option<Spanned<raw::RawHttp>>) -> Option<Http> {
+    fn http(&mut self, raw: Option<Spanned<raw::RawHttp>>, real_server: bool) -> Option<Http> {
         let Some(raw) = raw else {
             self.problem(None, "http", "the [http] section is missing; it needs `public_url`, the base of every link in an email");
             return None;
@@ -568,6 +646,22 @@ impl Validator<'_> {
                 format!("\"{text}\" must be a URL starting with https://"),
             );
             return None;
+        }
+        let unreachable = unreachable_link_reasons(text);
+        if !unreachable.is_empty() {
+            let message = format!(
+                "\"{text}\" cannot be opened by the people you mail: it {}. Every unsubscribe and survey link starts with it; set it to the https:// address of the reverse proxy in front of winback, e.g. \"https://winback.acme.example\"",
+                unreachable.join(", and it ")
+            );
+            if real_server {
+                self.problem(Some(&public_url.span()), "http.public_url", message);
+            } else {
+                self.warning(
+                    &public_url.span(),
+                    "http.public_url",
+                    format!("{message} (fine while [smtp] url writes files; an error once mail goes to a server)"),
+                );
+            }
         }
         Some(Http {
             listen,

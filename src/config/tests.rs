@@ -840,3 +840,79 @@ fn set_keys_override_the_defaults() {
     assert_eq!(config.campaigns[0].quiet_days, 120);
     assert_eq!(config.campaigns[0].catch_up_hours, 2);
 }
+
+#[test]
+fn public_url_must_open_for_recipients_when_mail_goes_to_a_server() {
+    let to_server = |public_url: &str| {
+        edited(&[
+            ("[smtp]", "[smtp]\nurl = \"smtps://mail.acme.example:465\""),
+            (
+                "public_url = \"https://winback.acme.example\"",
+                &format!("public_url = \"{public_url}\""),
+            ),
+        ])
+    };
+    // (public_url, fragments of the error)
+    let refused: &[(&str, &[&str])] = &[
+        (
+            "http://127.0.0.1:8080",
+            &[
+                "starts with http://",
+                "RFC 8058",
+                "this machine's own address",
+            ],
+        ),
+        ("http://winback.acme.example", &["starts with http://"]),
+        ("https://[::1]:8443", &["this machine's own address"]),
+        ("https://10.1.2.3", &["private network address"]),
+        ("https://172.20.0.4/winback", &["private network address"]),
+        ("https://192.168.1.20", &["private network address"]),
+        ("https://169.254.10.10", &["private network address"]),
+        ("https://[fd12:3456::1]", &["private network address"]),
+        ("https://[fe80::1]", &["private network address"]),
+        ("https://203.0.113.9", &["bare IP address"]),
+        ("https://localhost:8443", &["this machine itself"]),
+        ("https://winback.localhost", &["this machine itself"]),
+        ("https://winback", &["only your own network knows"]),
+        ("https://winback.internal", &["only your own network knows"]),
+        ("https://crm.local", &["only your own network knows"]),
+    ];
+    for (public_url, fragments) in refused {
+        let mut all = vec!["cannot be opened by the people you mail", "https://"];
+        all.extend_from_slice(fragments);
+        check_errors(
+            public_url,
+            &to_server(public_url),
+            &[(Some(9), "http.public_url", &all)],
+        );
+    }
+    for public_url in [
+        "https://winback.acme.example",
+        "https://winback.acme.example:8443/links/",
+        "https://WINBACK.ACME.EXAMPLE.",
+    ] {
+        let config =
+            Config::parse(&path(), &to_server(public_url)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    // Mail written to files reaches no one yet: a warning, not an error.
+    let text = edited(&[(
+        "public_url = \"https://winback.acme.example\"",
+        "public_url = \"http://127.0.0.1:8080\"",
+    )]);
+    let config = Config::parse(&path(), &text).unwrap_or_else(|e| panic!("{e}"));
+    check_problems(
+        "file:// with a local public_url",
+        &config.warnings,
+        &[(
+            Some(8),
+            "http.public_url",
+            &[
+                "starts with http://",
+                "this machine's own address",
+                "fine while",
+            ],
+        )],
+    );
+}

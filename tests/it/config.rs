@@ -121,3 +121,35 @@ fn check_refuses_what_run_refuses_and_run_creates_nothing_first() {
     );
     refused_by_check_and_run(&project, "layout.hbs");
 }
+
+#[test]
+fn links_nobody_can_open_fail_check_when_mail_goes_to_a_server() {
+    let project = Project::new();
+    let text = config("smtp://127.0.0.1:2525", "http://127.0.0.1:8080");
+    project.write_config(&text);
+    let line = line_of(&text, "public_url =");
+    refused_by_check_and_run(
+        &project,
+        &format!(
+            "winback.toml:{line}: http.public_url: \"http://127.0.0.1:8080\" cannot be opened by the people you mail"
+        ),
+    );
+
+    // Written to files, the same links are only worth a warning.
+    project.write_config(&config("file://outbox", "http://127.0.0.1:8080"));
+    let check = project.winback(&["check"]);
+    check.assert_success();
+    assert_says(
+        &check,
+        &format!(
+            "warning: {}:{line}: http.public_url: \"http://127.0.0.1:8080\" cannot be opened",
+            project.config_path().display()
+        ),
+    );
+
+    project.write_config(&config(
+        "smtp://127.0.0.1:2525",
+        "https://winback.acme.example",
+    ));
+    project.winback(&["check"]).assert_success();
+}
