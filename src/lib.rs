@@ -24,6 +24,7 @@ pub mod render;
 pub mod schedule;
 pub mod store;
 pub mod sync;
+pub mod template_blocks;
 pub mod token;
 
 #[cfg(test)]

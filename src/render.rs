@@ -182,7 +182,8 @@ impl Renderer {
                         file: config.file.clone(),
                         line: Some(step.line),
                         key: templates.subject.clone(),
-                        message: syntax_message(&e),
+                        message: crate::template_blocks::unclosed_block(&step.subject)
+                            .map_or_else(|| syntax_message(&e), |(_, message)| message),
                     });
                 }
                 for (registry, name) in [(&mut html, &templates.html), (&mut text, &templates.text)]
@@ -522,8 +523,11 @@ fn compile_file(
         Err(e) => return Err((None, format!("cannot read the template file ({e})"))),
     };
     registry
-        .register_template_string(name, source)
-        .map_err(|e| (e.pos().map(|(line, _)| line), syntax_message(&e)))
+        .register_template_string(name, &source)
+        .map_err(|e| match crate::template_blocks::unclosed_block(&source) {
+            Some((line, message)) => (Some(line), message),
+            None => (e.pos().map(|(line, _)| line), syntax_message(&e)),
+        })
 }
 
 fn syntax_message(e: &handlebars::TemplateError) -> String {
@@ -1572,9 +1576,11 @@ timezone = "America/New_York"
             "{}",
             problems[1]
         );
-        assert!(problems[1].line.is_some(), "{}", problems[1]);
+        assert_eq!(problems[1].line, Some(2), "{}", problems[1]);
         assert!(
-            problems[1].message.contains("syntax error"),
+            problems[1]
+                .message
+                .contains("the tag {{#if first_name} is not finished"),
             "{}",
             problems[1]
         );

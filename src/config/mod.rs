@@ -7,6 +7,7 @@
 
 mod raw;
 pub mod send_at;
+mod toml_errors;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -190,17 +191,12 @@ impl Config {
             Ok(raw) => raw,
             Err(e) => {
                 let line = e.span().map(|s| v.line_of(&s));
-                let message = e.message().trim().to_string();
-                let fix = if message.starts_with("unknown field") {
-                    "; remove it or check its spelling"
-                } else {
-                    ""
-                };
+                let (key, message) = toml_errors::explain(text, line, e.message().trim());
                 return Err(ConfigErrors(vec![Problem {
                     file: path.to_path_buf(),
                     line,
-                    key: String::new(),
-                    message: format!("{message}{fix}"),
+                    key,
+                    message,
                 }]));
             }
         };
@@ -312,6 +308,95 @@ fn unreachable_link_reasons(url: &str) -> Vec<String> {
         ));
     }
     reasons
+}
+
+/// The churn reasons the README lists; a campaign may name others.
+const KNOWN_REASONS: [&str; 7] = [
+    "competitor",
+    "acquisition",
+    "contact_left",
+    "price",
+    "needs_changed",
+    "we_ended",
+    "other",
+];
+
+/// The known reason `reason` is likely a misspelling of (`we-ended`, `we ended`,
+/// `competiter`), or None when it is known or not close to any.
+fn likely_reason(reason: &str) -> Option<&'static str> {
+    let reason = reason.trim().to_lowercase();
+    if KNOWN_REASONS.contains(&reason.as_str()) {
+        return None;
+    }
+    let normal: String = reason
+        .chars()
+        .map(|c| if c == '-' || c == ' ' { '_' } else { c })
+        .collect();
+    KNOWN_REASONS
+        .iter()
+        .copied()
+        .find(|known| *known == normal)
+        .or_else(|| {
+            KNOWN_REASONS
+                .iter()
+                .copied()
+                .find(|known| edit_distance(known, &normal) <= 2)
+        })
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// For a zone name that is a fixed offset from UTC (no daylight saving), the zone names
+/// to suggest instead, quoted.
+fn fixed_offset_zone(name: &str) -> Option<&'static str> {
+    match name {
+        "EST" => Some("\"America/New_York\""),
+        "MST" => {
+            Some("\"America/Denver\" (or \"America/Phoenix\", which keeps no daylight saving)")
+        }
+        _ if name.starts_with("Etc/GMT")
+            && name
+                .trim_start_matches("Etc/GMT")
+                .trim_start_matches(['+', '-'])
+                .parse::<u8>()
+                .is_ok_and(|h| h > 0) =>
+        {
+            Some("\"America/New_York\" or \"Europe/Paris\"")
+        }
+        _ => None,
+    }
+}
+
+/// The zone meant by a common abbreviation that is not itself a zone name.
+fn zone_for_abbreviation(name: &str) -> Option<&'static str> {
+    match name.to_ascii_uppercase().as_str() {
+        "EDT" | "ET" => Some("America/New_York"),
+        "CST" | "CDT" | "CT" => Some("America/Chicago"),
+        "MDT" | "MT" => Some("America/Denver"),
+        "PST" | "PDT" | "PT" => Some("America/Los_Angeles"),
+        "BST" => Some("Europe/London"),
+        "CEST" => Some("Europe/Paris"),
+        "IST" => Some("Asia/Kolkata"),
+        "JST" => Some("Asia/Tokyo"),
+        "AEST" | "AEDT" => Some("Australia/Sydney"),
+        _ => None,
+    }
 }
 
 struct Validator<'a> {
@@ -792,7 +877,12 @@ impl Validator<'_> {
                 None
             }
             Some(s) => match SendAt::parse(s.get_ref()) {
-                Ok(send_at) => Some(send_at),
+                Ok(send_at) => {
+                    if let Some((days, weekdays)) = send_at.either_day() {
+                        self.warning(&s.span(), &key("send_at"), format!("\"{}\" sends on every day that is either day {days} of the month or a {weekdays} day (crontab's rule when both day fields are set), so also on other weekdays and at weekends; crontab cannot say \"both\": to send only on {weekdays}, write \"{}\"; only on days {days}, write \"{}\"", s.get_ref(), send_at.without_day_of_month(), send_at.without_day_of_week()));
+                    }
+                    Some(send_at)
+                }
                 Err(e) => {
                     self.problem(
                         Some(&s.span()),
@@ -806,19 +896,48 @@ impl Validator<'_> {
 
         let timezone = match raw.timezone {
             None => Some(Tz::UTC),
-            Some(t) => match t.get_ref().parse::<Tz>() {
-                Ok(tz) => Some(tz),
-                Err(_) => {
-                    self.problem(Some(&t.span()), &key("timezone"), format!("\"{}\" is not a time zone; use an IANA name such as \"America/New_York\" or \"Europe/Paris\"", t.get_ref()));
-                    None
+            Some(t) => {
+                let written = t.get_ref();
+                match written.parse::<Tz>() {
+                    Ok(tz) => {
+                        if let Some(instead) = fixed_offset_zone(written) {
+                            self.warning(&t.span(), &key("timezone"), format!("\"{written}\" is a fixed offset from UTC with no daylight saving time: while daylight saving is in force, messages go out an hour off the local clock; use the place's name, e.g. {instead}"));
+                        }
+                        Some(tz)
+                    }
+                    Err(_) => {
+                        let trimmed = written.trim();
+                        let message = if trimmed != written && trimmed.parse::<Tz>().is_ok() {
+                            format!(
+                                "\"{written}\" has a space before or after the name; remove it: timezone = \"{trimmed}\""
+                            )
+                        } else if let Some(instead) = zone_for_abbreviation(trimmed) {
+                            format!(
+                                "\"{written}\" is an abbreviation, not a time zone name; use \"{instead}\" (it follows daylight saving time)"
+                            )
+                        } else {
+                            format!(
+                                "\"{written}\" is not a time zone; use an IANA name such as \"America/New_York\" or \"Europe/Paris\""
+                            )
+                        };
+                        self.problem(Some(&t.span()), &key("timezone"), message);
+                        None
+                    }
                 }
-            },
+            }
         };
 
         let exclude_reasons = match raw.exclude_reasons {
             None => vec![ALWAYS_EXCLUDED.to_string()],
             Some(list) => {
-                if !list.get_ref().iter().any(|r| r == ALWAYS_EXCLUDED) {
+                let mut typo_of_always = false;
+                for reason in list.get_ref() {
+                    if let Some(meant) = likely_reason(reason) {
+                        typo_of_always |= meant == ALWAYS_EXCLUDED;
+                        self.warning(&list.span(), &key("exclude_reasons"), format!("\"{reason}\" is not a churn reason winback knows; did you mean \"{meant}\"? Reasons are matched exactly as the CSV's churn_reason column writes them"));
+                    }
+                }
+                if !typo_of_always && !list.get_ref().iter().any(|r| r == ALWAYS_EXCLUDED) {
                     self.warning(&list.span(), &key("exclude_reasons"), format!("does not list \"{ALWAYS_EXCLUDED}\"; those clients are never contacted anyway"));
                 }
                 list.into_inner()

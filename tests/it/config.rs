@@ -153,3 +153,71 @@ fn links_nobody_can_open_fail_check_when_mail_goes_to_a_server() {
     ));
     project.winback(&["check"]).assert_success();
 }
+
+#[test]
+fn check_explains_mistakes_in_a_marketers_words() {
+    let project = Project::new();
+    let valid = config("file://outbox", "https://winback.acme.example");
+    let cases = [
+        (
+            "send_at = \"0 10 * * Tue-Thu\"",
+            "quiet_days = \"90\"\nsend_at = \"0 10 * * Tue-Thu\"",
+            "quiet_days",
+            "campaign[1].quiet_days: is written as text (\"90\"); write the number without quotes: quiet_days = 90",
+        ),
+        (
+            "send_at = \"0 10 * * Tue-Thu\"",
+            "send_at = \u{201c}0 10 * * Tue-Thu\u{201d}",
+            "send_at",
+            "campaign[1].send_at: has curly quotes",
+        ),
+        (
+            "send_at = \"0 10 * * Tue-Thu\"",
+            "send_at = \"0 25 * * *\"",
+            "send_at",
+            "campaign[1].send_at: \"0 25 * * *\" has hour 25, which does not exist: hours go from 0 to 23",
+        ),
+        (
+            "timezone = \"America/New_York\"",
+            "timezone = \"Europe/Paris \"",
+            "timezone",
+            "campaign[1].timezone: \"Europe/Paris \" has a space before or after the name; remove it: timezone = \"Europe/Paris\"",
+        ),
+    ];
+    for (from, to, key, expected) in cases {
+        let text = valid.replace(from, to);
+        project.write_config(&text);
+        let out = project.winback(&["check"]);
+        out.assert_failure();
+        assert_says(
+            &out,
+            &format!("winback.toml:{}: {expected}", line_of(&text, key)),
+        );
+        for jargon in [
+            "invalid type",
+            "expected i64",
+            "literal string",
+            "less than 23",
+        ] {
+            assert!(
+                !out.stdout.contains(jargon),
+                "{jargon:?} in:\n{}",
+                out.stdout
+            );
+        }
+    }
+
+    // A block left open in a template: which tag, in which file, on which line.
+    project.write_config(&valid);
+    let survey = project.read_file("templates/survey.txt.hbs");
+    project.write_file(
+        "templates/survey.txt.hbs",
+        &format!("{{{{#if first_name}}}}\nHello {{{{first_name}}}},\n{survey}"),
+    );
+    let out = project.winback(&["check"]);
+    out.assert_failure();
+    assert_says(
+        &out,
+        "survey.txt.hbs:1: campaign[1].step[1].template: the {{#if}} opened on line 1 is never closed; add {{/if}} where its part ends",
+    );
+}
