@@ -4,6 +4,7 @@ mod config;
 mod crash;
 mod delivery;
 mod first_run;
+mod logs;
 mod ops;
 mod recipients;
 mod smtp_support;
