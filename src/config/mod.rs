@@ -6,6 +6,7 @@
 //! config error is born in this module. Templates are checked by `render`.
 
 mod raw;
+mod renames;
 pub mod send_at;
 mod toml_errors;
 
@@ -18,6 +19,7 @@ use chrono_tz::Tz;
 use toml::Spanned;
 
 use crate::model::StepKind;
+pub use renames::{StoredCampaign, SuspectedRename, unconfirmed_renames};
 pub use send_at::SendAt;
 
 /// The smallest quiet period the playbook allows.
@@ -86,6 +88,8 @@ pub struct Campaign {
     pub timezone: Tz,
     pub exclude_reasons: Vec<String>,
     pub catch_up_hours: u32,
+    /// The name this campaign had before (`renamed_from`): its enrollments carry over.
+    pub renamed_from: Option<String>,
     pub steps: Vec<Step>,
 }
 
@@ -554,9 +558,11 @@ impl Validator<'_> {
                 "no [[campaign]] is defined; add one (see the shipped config/winback.toml)",
             );
         }
+        let mut campaign_lines = Vec::new();
         for (index, raw_campaign) in raw.campaign.into_iter().enumerate() {
             let span = raw_campaign.span();
             if let Some(c) = self.campaign(index, raw_campaign.into_inner(), &span) {
+                campaign_lines.push(span.clone());
                 if campaigns.iter().any(|other| other.name == c.name) {
                     self.problem(
                         Some(&span),
@@ -568,6 +574,20 @@ impl Validator<'_> {
                     );
                 }
                 campaigns.push(c);
+            }
+        }
+
+        for (index, c) in campaigns.iter().enumerate() {
+            let Some(old) = &c.renamed_from else { continue };
+            let line = campaign_lines.get(index).cloned();
+            let key = format!("campaign[{}].renamed_from", index + 1);
+            if campaigns.iter().any(|other| &other.name == old) {
+                self.problem(line.as_ref(), &key, format!("\"{old}\" is still a campaign here; a campaign renamed from it replaces it: remove the [[campaign]] named \"{old}\", or remove renamed_from"));
+            } else if campaigns[..index]
+                .iter()
+                .any(|other| other.renamed_from.as_ref() == Some(old))
+            {
+                self.problem(line.as_ref(), &key, format!("two campaigns say renamed_from = \"{old}\"; its people can move to one of them only"));
             }
         }
 
@@ -1054,6 +1074,29 @@ impl Validator<'_> {
             }
         }
 
+        let renamed_from = raw.renamed_from.and_then(|r| {
+            let text = r.get_ref().trim();
+            let valid = !text.is_empty()
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if valid {
+                Some((text.to_string(), r.span()))
+            } else {
+                self.problem(Some(&r.span()), &key("renamed_from"), format!("\"{text}\" is not a campaign name; write the name this campaign had before, e.g. renamed_from = \"former-clients\""));
+                None
+            }
+        });
+        if let (Some((old, span)), Some(name)) = (&renamed_from, &name)
+            && old == name
+        {
+            self.problem(
+                Some(span),
+                &key("renamed_from"),
+                format!("is the campaign's own name \"{name}\"; write the name it had before, or remove renamed_from"),
+            );
+        }
+
         Some(Campaign {
             name: name?,
             quiet_days: quiet_days as u32,
@@ -1061,6 +1104,7 @@ impl Validator<'_> {
             timezone: timezone?,
             exclude_reasons,
             catch_up_hours: catch_up_hours as u32,
+            renamed_from: renamed_from.map(|(old, _)| old),
             steps,
         })
     }

@@ -1,4 +1,5 @@
 mod browser;
+mod campaigns;
 mod cli;
 mod config;
 mod crash;
