@@ -221,3 +221,24 @@ fn check_explains_mistakes_in_a_marketers_words() {
         "survey.txt.hbs:1: campaign[1].step[1].template: the {{#if}} opened on line 1 is never closed; add {{/if}} where its part ends",
     );
 }
+
+#[test]
+fn check_warns_that_both_day_fields_send_on_either() {
+    let project = Project::new();
+    let text = config("file://outbox", "https://winback.acme.example")
+        .replace("0 10 * * Tue-Thu", "0 10 1-20 * Tue-Thu");
+    project.write_config(&text);
+    let out = project.winback(&["check"]);
+    out.assert_success();
+    assert_says(
+        &out,
+        &format!(
+            "winback.toml:{}: campaign[1].send_at: \"0 10 1-20 * Tue-Thu\" sends on every day that is either day 1-20 of the month or a Tue-Thu day",
+            line_of(&text, "send_at")
+        ),
+    );
+    assert_says(
+        &out,
+        "crontab cannot say \"both\": to send only on Tue-Thu, write \"0 10 * * Tue-Thu\"; only on days 1-20, write \"0 10 1-20 * *\"",
+    );
+}
