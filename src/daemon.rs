@@ -142,6 +142,12 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
             )
         };
         let mut store = Store::open(&config.database_path)?;
+        // Before anything is served or sent: a campaign renamed without a word would
+        // survey everyone again under its new name.
+        let renames = crate::config::unconfirmed_renames(&config, &store.stored_campaigns()?);
+        if let Some(rename) = renames.first() {
+            return Err(anyhow!("{}", rename.explain()));
+        }
         let secret = Arc::new(load_secret(&mut store)?);
         let config = Arc::new(config);
 
@@ -177,9 +183,14 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
         };
         let result = run(deliverer, once, stopped(stop_rx)).await;
         if let Some(http) = http {
+            // A loop that failed must not leave the process serving links forever.
+            if result.is_err() {
+                http.abort();
+            }
             match http.await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server stopped with an error"),
+                Err(e) if e.is_cancelled() => {}
                 Err(e) => tracing::error!(error = %e, "the HTTP server task failed"),
             }
         }

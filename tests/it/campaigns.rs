@@ -17,6 +17,7 @@ url = "file://outbox"
 from = "Acme Customer Success <success@acme.example>"
 
 [http]
+listen = "127.0.0.1:0"
 public_url = "https://winback.acme.example"
 
 [sender]
@@ -104,6 +105,7 @@ fn a_renamed_campaign_is_confirmed_first_and_surveys_nobody_again() {
     );
     for args in [
         &["--now", NEXT_DAY, "run", "--once"][..],
+        &["--now", NEXT_DAY, "run"],
         &["--now", NEXT_DAY, "plan"],
         &["--now", NEXT_DAY, "import", "clients.csv"],
     ] {
