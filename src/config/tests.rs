@@ -528,7 +528,11 @@ fn toml_mistakes_name_their_line() {
             "unknown campaign key",
             &[("quiet_days = 90", "quiet_dayz = 90")],
             19,
-            &["unknown field `quiet_dayz`", "check its spelling"],
+            &[
+                "unknown field `quiet_dayz`",
+                "(did you mean `quiet_days`?)",
+                "check its spelling",
+            ],
         ),
         (
             "unknown step key",

@@ -82,12 +82,26 @@ pub(super) fn explain(text: &str, line: Option<usize>, message: &str) -> (String
             "is written twice in the same section; keep one of them (each [[campaign]] and [[campaign.step]] starts a new section)".to_string(),
         );
     }
-    let fix = if message.starts_with("unknown field") {
-        "; remove it or check its spelling"
-    } else {
-        ""
-    };
-    (key, format!("{message}{fix}"))
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((unknown, expected)) = rest.split_once('`')
+    {
+        let closest = expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|known| (super::edit_distance(known, unknown), known))
+            .filter(|(distance, _)| *distance <= 3)
+            .min();
+        let hint = match closest {
+            Some((_, known)) => format!(" (did you mean `{known}`?)"),
+            None => String::new(),
+        };
+        return (
+            key,
+            format!("{message}{hint}; remove it or check its spelling"),
+        );
+    }
+    (key, message.to_string())
 }
 
 /// The sentence for a value of the wrong type, when the types are known.
