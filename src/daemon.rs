@@ -77,8 +77,34 @@ pub fn load_secret(store: &mut Store) -> anyhow::Result<Secret> {
     }
 }
 
+/// What `run` needs from its environment beyond the configuration file: a login named in
+/// `[smtp] url` needs `WINBACK_SMTP_PASSWORD`, and a password needs a login. `check` asks
+/// the same, so what it accepts, `run` runs.
+pub fn smtp_login_problem(config: &Config) -> Option<String> {
+    let password = std::env::var("WINBACK_SMTP_PASSWORD").ok();
+    match (crate::mailer::smtp_user(&config.smtp.url), password) {
+        (Some(user), None) => Some(format!(
+            "smtp.url logs in as \"{user}\" but WINBACK_SMTP_PASSWORD is not set; set it in the environment winback runs in (e.g. /etc/winback/env), or remove \"{user}@\" from the url"
+        )),
+        (None, Some(_)) if !config.smtp.url.starts_with("file://") => Some(
+            "WINBACK_SMTP_PASSWORD is set but smtp.url names no user to log in as; write url = \"smtp://USER@HOST:PORT\", or unset the variable".to_string(),
+        ),
+        _ => None,
+    }
+}
+
 /// Builds everything from the configuration and runs until SIGINT/SIGTERM (or one pass).
+/// Everything that can refuse the configuration (templates, pages, mail settings) runs
+/// before the lock file or the database is created.
 pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
+    let page_problems = crate::http::check_pages(&config);
+    if !page_problems.is_empty() {
+        let list: Vec<String> = page_problems.iter().map(|p| format!("  {p}")).collect();
+        return Err(anyhow!(
+            "the page templates have problems (run `winback check`):\n{}",
+            list.join("\n")
+        ));
+    }
     let renderer = Renderer::load(&config).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
         anyhow!(
@@ -89,25 +115,44 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
     for problem in renderer.placeholders() {
         tracing::warn!(%problem, "a template still holds a placeholder: its messages are held, not sent");
     }
+    if let Some(problem) = smtp_login_problem(&config) {
+        return Err(anyhow!("{problem}"));
+    }
+    let mailer = crate::mailer::from_url(
+        &config.smtp.url,
+        crate::mailer::SmtpOptions {
+            connections: config.smtp.connections,
+            timeout: config.smtp.timeout,
+            password: std::env::var("WINBACK_SMTP_PASSWORD").ok(),
+            hello_name: None,
+        },
+    )
+    .map_err(|e| anyhow!("smtp.url: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let lock = DaemonLock::acquire(&config.database_path)?;
+        // Before the database is created: a busy port leaves nothing behind but the lock.
+        let listener = if once {
+            None
+        } else {
+            let listen = config.http.listen;
+            Some(
+                tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen} (is another program using it? change [http] listen)"))?,
+            )
+        };
         let mut store = Store::open(&config.database_path)?;
+        // Before anything is served or sent: a campaign renamed without a word would
+        // survey everyone again under its new name.
+        let renames = crate::config::unconfirmed_renames(&config, &store.stored_campaigns()?);
+        if let Some(rename) = renames.first() {
+            return Err(anyhow!("{}", rename.explain()));
+        }
         let secret = Arc::new(load_secret(&mut store)?);
-        let password = std::env::var("WINBACK_SMTP_PASSWORD").ok();
-        let mailer = crate::mailer::from_url(
-            &config.smtp.url,
-            crate::mailer::SmtpOptions {
-                connections: config.smtp.connections,
-                timeout: config.smtp.timeout,
-                password,
-                hello_name: None,
-            },
-        )
-        .map_err(|e| anyhow!("smtp.url: {e}"))?;
         let config = Arc::new(config);
 
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -116,13 +161,8 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
             let _ = stop_tx.send(true);
         });
 
-        let http = if once {
-            None
-        } else {
+        let http = if let Some(listener) = listener {
             let listen = config.http.listen;
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("cannot listen on {listen} (is another program using it? change [http] listen)"))?;
             let state = HttpState {
                 config: config.clone(),
                 store: Arc::new(Mutex::new(Store::open(&config.database_path)?)),
@@ -133,6 +173,8 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
             let app = crate::http::router(state).map_err(|e| anyhow!("{e}"))?;
             tracing::info!(%listen, public_url = %config.http.public_url, "serving recipients' links");
             Some(tokio::spawn(crate::http::serve_router(listener, app, stopped(stop_rx.clone()))))
+        } else {
+            None
         };
 
         let deliverer = Deliverer {
@@ -145,9 +187,14 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
         };
         let result = run(deliverer, once, stopped(stop_rx)).await;
         if let Some(http) = http {
+            // A loop that failed must not leave the process serving links forever.
+            if result.is_err() {
+                http.abort();
+            }
             match http.await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server stopped with an error"),
+                Err(e) if e.is_cancelled() => {}
                 Err(e) => tracing::error!(error = %e, "the HTTP server task failed"),
             }
         }

@@ -337,7 +337,7 @@ impl Deliverer {
                 .map(|message| {
                     let rendered = this.render(&message).map_err(|reason| {
                         // Logged at every attempt: the step waits for someone to fix it.
-                        tracing::error!(message = message.message_row, to = %message.client.email, campaign = %message.campaign, step = message.step, %reason, "held, not sent: fix the template (or the client's data) and restart winback; the step then goes");
+                        tracing::error!(outbox_id = message.message_row, to = %message.client.email, campaign = %message.campaign, step = message.step, %reason, "held, not sent: fix the template (or the client's data) and restart winback; the step then goes");
                         Outcome::Held {
                             reason,
                             at: this.clock.now(),
@@ -373,7 +373,7 @@ impl Deliverer {
         match verdict {
             Ok(None) => None,
             Ok(Some(reason)) => {
-                tracing::info!(message = row, to = %message.client.email, %reason, "not sent");
+                tracing::info!(outbox_id = row, to = %message.client.email, %reason, "not sent");
                 Some(Outcome::Withdrawn {
                     reason,
                     at: self.clock.now(),
@@ -381,7 +381,7 @@ impl Deliverer {
             }
             Err(error) => {
                 // The claim's own check, moments ago, stands.
-                tracing::warn!(message = row, %error, "cannot re-check the recipient before sending");
+                tracing::warn!(outbox_id = row, %error, "cannot re-check the recipient before sending");
                 None
             }
         }
@@ -399,30 +399,30 @@ impl Deliverer {
         );
         match result {
             Ok(delivered) => {
-                tracing::info!(message = row, %to, %campaign, step, attempt = message.attempt, reply = %delivered.reply, "sent");
+                tracing::info!(outbox_id = row, %to, %campaign, step, attempt = message.attempt, reply = %delivered.reply, "sent");
                 Outcome::Sent {
                     reply: delivered.reply,
                     at,
                 }
             }
             Err(SendError::Transient(error)) => {
-                tracing::warn!(message = row, %to, %campaign, step, attempt = message.attempt, %error, "temporary failure; will retry");
+                tracing::warn!(outbox_id = row, %to, %campaign, step, attempt = message.attempt, %error, "temporary failure; will retry");
                 Outcome::Retry { error, at }
             }
             Err(SendError::Permanent(error)) => {
-                tracing::warn!(message = row, %to, %campaign, step, %error, "rejected; address suppressed");
+                tracing::warn!(outbox_id = row, %to, %campaign, step, %error, "rejected; address suppressed");
                 Outcome::Failed { error, at }
             }
             Err(SendError::Setup(error)) => {
-                tracing::error!(message = row, %to, %campaign, step, %error, "the mail server refused us (check [smtp] and WINBACK_SMTP_PASSWORD); the message waits");
+                tracing::error!(outbox_id = row, %to, %campaign, step, %error, "the mail server refused us (check [smtp] and WINBACK_SMTP_PASSWORD); the message waits");
                 Outcome::Deferred { error, at }
             }
             Err(SendError::Uncertain(error)) => {
-                tracing::error!(message = row, %to, %campaign, step, %error, "outcome unknown; not resent (see `winback outbox list`)");
+                tracing::error!(outbox_id = row, %to, %campaign, step, %error, "outcome unknown; not resent (see `winback outbox list`)");
                 Outcome::Uncertain { error, at }
             }
             Err(SendError::Unsupported(error)) => {
-                tracing::error!(message = row, %to, %campaign, step, %error, "this mail server cannot carry it; sequence stopped, address not suppressed");
+                tracing::error!(outbox_id = row, %to, %campaign, step, %error, "this mail server cannot carry it; sequence stopped, address not suppressed");
                 Outcome::Abandoned { error, at }
             }
         }

@@ -26,6 +26,7 @@ pub mod schedule;
 pub mod store;
 pub mod suppression;
 pub mod sync;
+pub mod template_blocks;
 pub mod token;
 
 #[cfg(test)]

@@ -184,7 +184,10 @@ impl Renderer {
                 let mut ok = true;
                 let subject = text
                     .register_template_string(&templates.subject, &step.subject)
-                    .map_err(|e| syntax_message(&e))
+                    .map_err(|e| {
+                        crate::template_blocks::unclosed_block(&step.subject)
+                            .map_or_else(|| syntax_message(&e), |(_, message)| message)
+                    })
                     .and_then(
                         |()| match text.get_template(&templates.subject).map(stack_risk) {
                             Some(Some((_, message))) => Err(message),
@@ -566,8 +569,11 @@ fn compile_file(
         Err(e) => return Err((None, format!("cannot read the template file ({e})"))),
     };
     registry
-        .register_template_string(name, source)
-        .map_err(|e| (e.pos().map(|(line, _)| line), syntax_message(&e)))?;
+        .register_template_string(name, &source)
+        .map_err(|e| match crate::template_blocks::unclosed_block(&source) {
+            Some((line, message)) => (Some(line), message),
+            None => (e.pos().map(|(line, _)| line), syntax_message(&e)),
+        })?;
     match registry.get_template(name).map(stack_risk) {
         Some(Some(problem)) => Err(problem),
         _ => Ok(()),
@@ -1920,9 +1926,11 @@ timezone = "America/New_York"
             "{}",
             problems[1]
         );
-        assert!(problems[1].line.is_some(), "{}", problems[1]);
+        assert_eq!(problems[1].line, Some(2), "{}", problems[1]);
         assert!(
-            problems[1].message.contains("syntax error"),
+            problems[1]
+                .message
+                .contains("the tag {{#if first_name} is not finished"),
             "{}",
             problems[1]
         );

@@ -82,6 +82,20 @@ pub fn after_send(campaign: &Campaign, sent_step: u32, sent_at: DateTime<Utc>, t
     }
 }
 
+/// A person is surveyed once per departure, whichever campaign asks: when another
+/// campaign already surveyed them at `elsewhere` (since they left), a survey step counts
+/// as sent then and the sequence goes on from it. None: this step goes out as usual.
+pub fn survey_given_elsewhere(
+    kind: StepKind,
+    elsewhere: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    if kind == StepKind::Survey {
+        elsewhere
+    } else {
+        None
+    }
+}
+
 /// The earliest instant at or after `from` when a message due at `due` may go out,
 /// not before `not_before` (a retry's backoff).
 ///

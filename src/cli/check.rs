@@ -29,6 +29,36 @@ pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             sync_file.display()
         );
     }
+    if let Some(problem) = crate::daemon::smtp_login_problem(&config) {
+        println!("1 problem in the environment:\n  {problem}");
+        return Ok(ExitCode::FAILURE);
+    }
+    // Read-only: `check` never creates or changes the database.
+    match crate::store::Store::stored_campaigns_at(&config.database_path) {
+        Ok(Some(stored)) => {
+            let renames = crate::config::unconfirmed_renames(&config, &stored);
+            if !renames.is_empty() {
+                let n = renames.len();
+                println!(
+                    "{n} problem{} between the configuration and the database:",
+                    if n == 1 { "" } else { "s" }
+                );
+                for rename in renames {
+                    println!(
+                        "  {}: campaign: {}",
+                        config.file.display(),
+                        rename.explain()
+                    );
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => println!(
+            "warning: cannot read {} to look for renamed campaigns ({e})",
+            config.database_path.display()
+        ),
+    }
     let page_problems = crate::http::check_pages(&config);
     if !page_problems.is_empty() {
         println!(

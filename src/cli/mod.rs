@@ -199,15 +199,27 @@ fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 pub fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("WINBACK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colour = colour_wanted(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
     match format {
         LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
     }
+}
+
+/// Colour escapes help a person at a terminal and garble a log file or a pipe; a
+/// non-empty `NO_COLOR` turns them off everywhere (no-color.org).
+fn colour_wanted(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// What every command starts from.
@@ -280,5 +292,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report { html } => report::run(&cli, html),
         Command::Backup { file, force } => ops::backup(&cli, file, *force),
         Command::Completions { shell } => ops::completions(*shell),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_with_no_color() {
+        assert!(colour_wanted(true, None));
+        assert!(colour_wanted(true, Some(OsStr::new(""))));
+        assert!(!colour_wanted(true, Some(OsStr::new("1"))));
+        assert!(!colour_wanted(false, None));
+        assert!(!colour_wanted(false, Some(OsStr::new("1"))));
     }
 }

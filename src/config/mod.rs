@@ -6,7 +6,9 @@
 //! config error is born in this module. Templates are checked by `render`.
 
 mod raw;
+mod renames;
 pub mod send_at;
+mod toml_errors;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ use chrono_tz::Tz;
 use toml::Spanned;
 
 use crate::model::StepKind;
+pub use renames::{StoredCampaign, SuspectedRename, unconfirmed_renames};
 pub use send_at::SendAt;
 
 /// The smallest quiet period the playbook allows.
@@ -97,6 +100,8 @@ pub struct Campaign {
     pub timezone: Tz,
     pub exclude_reasons: Vec<String>,
     pub catch_up_hours: u32,
+    /// The name this campaign had before (`renamed_from`): its enrollments carry over.
+    pub renamed_from: Option<String>,
     pub steps: Vec<Step>,
 }
 
@@ -202,17 +207,12 @@ impl Config {
             Ok(raw) => raw,
             Err(e) => {
                 let line = e.span().map(|s| v.line_of(&s));
-                let message = e.message().trim().to_string();
-                let fix = if message.starts_with("unknown field") {
-                    "; remove it or check its spelling"
-                } else {
-                    ""
-                };
+                let (key, message) = toml_errors::explain(text, line, e.message().trim());
                 return Err(ConfigErrors(vec![Problem {
                     file: path.to_path_buf(),
                     line,
-                    key: String::new(),
-                    message: format!("{message}{fix}"),
+                    key,
+                    message,
                 }]));
             }
         };
@@ -255,6 +255,164 @@ fn lexically_normal(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// Why links under `public_url` would not open for a recipient, in plain words: not
+/// HTTPS (RFC 8058 one-click unsubscribe, and Gmail's and Yahoo's sender rules, need it),
+/// or a host only this machine or this network can reach. Empty when nothing is wrong.
+/// Pure: no DNS lookup, so a public name that resolves privately is not caught.
+fn unreachable_link_reasons(url: &str) -> Vec<String> {
+    use std::net::IpAddr;
+    let mut reasons = Vec::new();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return reasons;
+    };
+    if !scheme.eq_ignore_ascii_case("https") {
+        reasons.push(format!(
+            "starts with {scheme}://, and mail programs only offer one-click unsubscribe (RFC 8058) over https://"
+        ));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.is_empty() {
+        reasons.push("names no host".to_string());
+    } else if let Ok(ip) = host.parse::<IpAddr>() {
+        let what = match ip {
+            IpAddr::V4(v4) if v4.is_loopback() || v4.is_unspecified() => {
+                "this machine's own address"
+            }
+            IpAddr::V6(v6) if v6.is_loopback() || v6.is_unspecified() => {
+                "this machine's own address"
+            }
+            IpAddr::V4(v4)
+                if v4.is_private()
+                    || v4.is_link_local()
+                    || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]) =>
+            {
+                "a private network address, reachable only inside your network"
+            }
+            IpAddr::V6(v6)
+                if (v6.segments()[0] & 0xfe00) == 0xfc00
+                    || (v6.segments()[0] & 0xffc0) == 0xfe80 =>
+            {
+                "a private network address, reachable only inside your network"
+            }
+            _ => "a bare IP address, which no HTTPS certificate names for mail programs to trust",
+        };
+        reasons.push(format!("points at {host}, {what}"));
+    } else if host == "localhost" || host.ends_with(".localhost") {
+        reasons.push(format!("points at {host}, this machine itself"));
+    } else if !host.contains('.')
+        || [
+            ".local",
+            ".internal",
+            ".lan",
+            ".home.arpa",
+            ".intranet",
+            ".corp",
+        ]
+        .iter()
+        .any(|suffix| host.ends_with(suffix))
+    {
+        reasons.push(format!(
+            "points at {host}, a name only your own network knows"
+        ));
+    }
+    reasons
+}
+
+/// The churn reasons the README lists; a campaign may name others.
+const KNOWN_REASONS: [&str; 7] = [
+    "competitor",
+    "acquisition",
+    "contact_left",
+    "price",
+    "needs_changed",
+    "we_ended",
+    "other",
+];
+
+/// The known reason `reason` is likely a misspelling of (`we-ended`, `we ended`,
+/// `competiter`), or None when it is known or not close to any.
+fn likely_reason(reason: &str) -> Option<&'static str> {
+    let reason = reason.trim().to_lowercase();
+    if KNOWN_REASONS.contains(&reason.as_str()) {
+        return None;
+    }
+    let normal: String = reason
+        .chars()
+        .map(|c| if c == '-' || c == ' ' { '_' } else { c })
+        .collect();
+    KNOWN_REASONS
+        .iter()
+        .copied()
+        .find(|known| *known == normal)
+        .or_else(|| {
+            KNOWN_REASONS
+                .iter()
+                .copied()
+                .find(|known| edit_distance(known, &normal) <= 2)
+        })
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// For a zone name that is a fixed offset from UTC (no daylight saving), the zone names
+/// to suggest instead, quoted.
+fn fixed_offset_zone(name: &str) -> Option<&'static str> {
+    match name {
+        "EST" => Some("\"America/New_York\""),
+        "MST" => {
+            Some("\"America/Denver\" (or \"America/Phoenix\", which keeps no daylight saving)")
+        }
+        _ if name.starts_with("Etc/GMT")
+            && name
+                .trim_start_matches("Etc/GMT")
+                .trim_start_matches(['+', '-'])
+                .parse::<u8>()
+                .is_ok_and(|h| h > 0) =>
+        {
+            Some("\"America/New_York\" or \"Europe/Paris\"")
+        }
+        _ => None,
+    }
+}
+
+/// The zone meant by a common abbreviation that is not itself a zone name.
+fn zone_for_abbreviation(name: &str) -> Option<&'static str> {
+    match name.to_ascii_uppercase().as_str() {
+        "EDT" | "ET" => Some("America/New_York"),
+        "CST" | "CDT" | "CT" => Some("America/Chicago"),
+        "MDT" | "MT" => Some("America/Denver"),
+        "PST" | "PDT" | "PT" => Some("America/Los_Angeles"),
+        "BST" => Some("Europe/London"),
+        "CEST" => Some("Europe/Paris"),
+        "IST" => Some("Asia/Kolkata"),
+        "JST" => Some("Asia/Tokyo"),
+        "AEST" | "AEDT" => Some("Australia/Sydney"),
+        _ => None,
+    }
 }
 
 struct Validator<'a> {
@@ -362,8 +520,17 @@ impl Validator<'_> {
             .map(|p| self.resolve(p.get_ref()))
             .unwrap_or_else(|| self.resolve("winback.db"));
 
+        // Mail that leaves through a server reaches people, so its links must open for them.
+        let real_server = raw
+            .smtp
+            .as_ref()
+            .and_then(|s| s.get_ref().url.as_ref())
+            .is_some_and(|u| {
+                let text = u.get_ref().trim();
+                text.starts_with("smtp://") || text.starts_with("smtps://")
+            });
         let smtp = self.smtp(raw.smtp);
-        let http = self.http(raw.http);
+        let http = self.http(raw.http, real_server);
         let sender = self.sender(raw.sender);
         let templates_dir = raw
             .templates
@@ -404,9 +571,11 @@ impl Validator<'_> {
                 "no [[campaign]] is defined; add one (see the shipped config/winback.toml)",
             );
         }
+        let mut campaign_lines = Vec::new();
         for (index, raw_campaign) in raw.campaign.into_iter().enumerate() {
             let span = raw_campaign.span();
             if let Some(c) = self.campaign(index, raw_campaign.into_inner(), &span) {
+                campaign_lines.push(span.clone());
                 if campaigns.iter().any(|other| other.name == c.name) {
                     self.problem(
                         Some(&span),
@@ -418,6 +587,20 @@ impl Validator<'_> {
                     );
                 }
                 campaigns.push(c);
+            }
+        }
+
+        for (index, c) in campaigns.iter().enumerate() {
+            let Some(old) = &c.renamed_from else { continue };
+            let line = campaign_lines.get(index).cloned();
+            let key = format!("campaign[{}].renamed_from", index + 1);
+            if campaigns.iter().any(|other| &other.name == old) {
+                self.problem(line.as_ref(), &key, format!("\"{old}\" is still a campaign here; a campaign renamed from it replaces it: remove the [[campaign]] named \"{old}\", or remove renamed_from"));
+            } else if campaigns[..index]
+                .iter()
+                .any(|other| other.renamed_from.as_ref() == Some(old))
+            {
+                self.problem(line.as_ref(), &key, format!("two campaigns say renamed_from = \"{old}\"; its people can move to one of them only"));
             }
         }
 
@@ -450,6 +633,19 @@ impl Validator<'_> {
                 if let Some(dir) = text.strip_prefix("file://") {
                     self.file_url(dir)
                 } else if text.starts_with("smtp://") || text.starts_with("smtps://") {
+                    // The mailer's own reading of the url, so `run` never refuses what
+                    // `check` let through.
+                    if let Err(e) = crate::mailer::check_smtp_url(text) {
+                        let reason = match e {
+                            crate::mailer::MailerError::InvalidUrl { reason, .. } => reason,
+                            other => other.to_string(),
+                        };
+                        self.problem(
+                            Some(&u.span()),
+                            "smtp.url",
+                            format!("{reason}; write e.g. url = \"smtp://smtp.example.net:587\" (smtp://USER@HOST:PORT to log in, with the password in WINBACK_SMTP_PASSWORD)"),
+                        );
+                    }
                     text.to_string()
                 } else {
                     self.problem(
@@ -533,7 +729,7 @@ impl Validator<'_> {
         format!("file://{}", self.resolve(dir).display())
     }
 
-    fn http(&mut self, raw: Option<Spanned<raw::RawHttp>>) -> Option<Http> {
+    fn http(&mut self, raw: Option<Spanned<raw::RawHttp>>, real_server: bool) -> Option<Http> {
         let Some(raw) = raw else {
             self.problem(None, "http", "the [http] section is missing; it needs `public_url`, the base of every link in an email");
             return None;
@@ -568,6 +764,22 @@ impl Validator<'_> {
                 format!("\"{text}\" must be a URL starting with https://"),
             );
             return None;
+        }
+        let unreachable = unreachable_link_reasons(text);
+        if !unreachable.is_empty() {
+            let message = format!(
+                "\"{text}\" cannot be opened by the people you mail: it {}. Every unsubscribe and survey link starts with it; set it to the https:// address of the reverse proxy in front of winback, e.g. \"https://winback.acme.example\"",
+                unreachable.join(", and it ")
+            );
+            if real_server {
+                self.problem(Some(&public_url.span()), "http.public_url", message);
+            } else {
+                self.warning(
+                    &public_url.span(),
+                    "http.public_url",
+                    format!("{message} (fine while [smtp] url writes files; an error once mail goes to a server)"),
+                );
+            }
         }
         Some(Http {
             listen,
@@ -775,7 +987,12 @@ impl Validator<'_> {
                 None
             }
             Some(s) => match SendAt::parse(s.get_ref()) {
-                Ok(send_at) => Some(send_at),
+                Ok(send_at) => {
+                    if let Some((days, weekdays)) = send_at.either_day() {
+                        self.warning(&s.span(), &key("send_at"), format!("\"{}\" sends on every day that is either day {days} of the month or a {weekdays} day (crontab's rule when both day fields are set), so also on other weekdays and at weekends; crontab cannot say \"both\": to send only on {weekdays}, write \"{}\"; only on days {days}, write \"{}\"", s.get_ref(), send_at.without_day_of_month(), send_at.without_day_of_week()));
+                    }
+                    Some(send_at)
+                }
                 Err(e) => {
                     self.problem(
                         Some(&s.span()),
@@ -789,19 +1006,48 @@ impl Validator<'_> {
 
         let timezone = match raw.timezone {
             None => Some(Tz::UTC),
-            Some(t) => match t.get_ref().parse::<Tz>() {
-                Ok(tz) => Some(tz),
-                Err(_) => {
-                    self.problem(Some(&t.span()), &key("timezone"), format!("\"{}\" is not a time zone; use an IANA name such as \"America/New_York\" or \"Europe/Paris\"", t.get_ref()));
-                    None
+            Some(t) => {
+                let written = t.get_ref();
+                match written.parse::<Tz>() {
+                    Ok(tz) => {
+                        if let Some(instead) = fixed_offset_zone(written) {
+                            self.warning(&t.span(), &key("timezone"), format!("\"{written}\" is a fixed offset from UTC with no daylight saving time: while daylight saving is in force, messages go out an hour off the local clock; use the place's name, e.g. {instead}"));
+                        }
+                        Some(tz)
+                    }
+                    Err(_) => {
+                        let trimmed = written.trim();
+                        let message = if trimmed != written && trimmed.parse::<Tz>().is_ok() {
+                            format!(
+                                "\"{written}\" has a space before or after the name; remove it: timezone = \"{trimmed}\""
+                            )
+                        } else if let Some(instead) = zone_for_abbreviation(trimmed) {
+                            format!(
+                                "\"{written}\" is an abbreviation, not a time zone name; use \"{instead}\" (it follows daylight saving time)"
+                            )
+                        } else {
+                            format!(
+                                "\"{written}\" is not a time zone; use an IANA name such as \"America/New_York\" or \"Europe/Paris\""
+                            )
+                        };
+                        self.problem(Some(&t.span()), &key("timezone"), message);
+                        None
+                    }
                 }
-            },
+            }
         };
 
         let exclude_reasons = match raw.exclude_reasons {
             None => vec![ALWAYS_EXCLUDED.to_string()],
             Some(list) => {
-                if !list.get_ref().iter().any(|r| r == ALWAYS_EXCLUDED) {
+                let mut typo_of_always = false;
+                for reason in list.get_ref() {
+                    if let Some(meant) = likely_reason(reason) {
+                        typo_of_always |= meant == ALWAYS_EXCLUDED;
+                        self.warning(&list.span(), &key("exclude_reasons"), format!("\"{reason}\" is not a churn reason winback knows; did you mean \"{meant}\"? Reasons are matched exactly as the CSV's churn_reason column writes them"));
+                    }
+                }
+                if !typo_of_always && !list.get_ref().iter().any(|r| r == ALWAYS_EXCLUDED) {
                     self.warning(&list.span(), &key("exclude_reasons"), format!("does not list \"{ALWAYS_EXCLUDED}\"; those clients are never contacted anyway"));
                 }
                 list.into_inner()
@@ -918,6 +1164,29 @@ impl Validator<'_> {
             }
         }
 
+        let renamed_from = raw.renamed_from.and_then(|r| {
+            let text = r.get_ref().trim();
+            let valid = !text.is_empty()
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if valid {
+                Some((text.to_string(), r.span()))
+            } else {
+                self.problem(Some(&r.span()), &key("renamed_from"), format!("\"{text}\" is not a campaign name; write the name this campaign had before, e.g. renamed_from = \"former-clients\""));
+                None
+            }
+        });
+        if let (Some((old, span)), Some(name)) = (&renamed_from, &name)
+            && old == name
+        {
+            self.problem(
+                Some(span),
+                &key("renamed_from"),
+                format!("is the campaign's own name \"{name}\"; write the name it had before, or remove renamed_from"),
+            );
+        }
+
         Some(Campaign {
             name: name?,
             quiet_days: quiet_days as u32,
@@ -925,6 +1194,7 @@ impl Validator<'_> {
             timezone: timezone?,
             exclude_reasons,
             catch_up_hours: catch_up_hours as u32,
+            renamed_from: renamed_from.map(|(old, _)| old),
             steps,
         })
     }

@@ -93,6 +93,7 @@ pub(crate) struct RawCampaign {
     pub timezone: Option<Spanned<String>>,
     pub exclude_reasons: Option<Spanned<Vec<String>>>,
     pub catch_up_hours: Option<Spanned<i64>>,
+    pub renamed_from: Option<Spanned<String>>,
     #[serde(default)]
     pub step: Vec<Spanned<RawStep>>,
 }

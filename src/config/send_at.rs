@@ -18,6 +18,8 @@ pub struct SendAt {
     source: String,
     /// One schedule, or two whose union is meant (crontab's day-of-month OR day-of-week).
     schedules: Vec<cron::Schedule>,
+    /// Both day fields as written, when both are restricted (so either day sends).
+    either_day: Option<(String, String)>,
 }
 
 impl SendAt {
@@ -35,6 +37,29 @@ impl SendAt {
             }
         };
         let (minute, hour, dom, month, dow) = (rest[0], rest[1], rest[2], rest[3], rest[4]);
+        in_range(seconds, "second", 0, 59, "seconds go from 0 to 59")?;
+        in_range(minute, "minute", 0, 59, "minutes go from 0 to 59")?;
+        in_range(
+            hour,
+            "hour",
+            0,
+            23,
+            "hours go from 0 to 23, e.g. 14 for 2 p.m.",
+        )?;
+        in_range(
+            dom,
+            "day of month",
+            1,
+            31,
+            "days of the month go from 1 to 31",
+        )?;
+        in_range(
+            month,
+            "month",
+            1,
+            12,
+            "months go from 1 to 12 (or Jan to Dec)",
+        )?;
         let dow_names = translate_day_of_week(dow)?;
         let dom_restricted = !(dom.starts_with('*') || dom == "?");
         let dow_restricted = !(dow.starts_with('*') || dow == "?");
@@ -55,6 +80,8 @@ impl SendAt {
         let send_at = SendAt {
             source: expr.to_string(),
             schedules,
+            either_day: (dom_restricted && dow_restricted)
+                .then(|| (dom.to_string(), dow.to_string())),
         };
         let probe = NaiveDateTime::parse_from_str("2000-01-01 00:00:00", "%Y-%m-%d %H:%M:%S")
             .map_err(|e| e.to_string())?;
@@ -66,6 +93,14 @@ impl SendAt {
 
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The day-of-month and day-of-week fields when both are restricted: crontab then
+    /// sends on a day matching either, which people rarely mean.
+    pub fn either_day(&self) -> Option<(&str, &str)> {
+        self.either_day
+            .as_ref()
+            .map(|(dom, dow)| (dom.as_str(), dow.as_str()))
     }
 
     /// The first moment at or after `t`, on naive local time.
@@ -88,6 +123,54 @@ impl SendAt {
             .max()
             .map(|m| m.naive_utc())
     }
+
+    /// The expression with its day-of-month field set to `*`: "only on these weekdays".
+    pub fn without_day_of_month(&self) -> String {
+        self.with_star(2)
+    }
+
+    /// The expression with its day-of-week field set to `*`: "only on these dates".
+    pub fn without_day_of_week(&self) -> String {
+        self.with_star(4)
+    }
+
+    /// The source with field `index` of the five crontab fields (after any seconds) set
+    /// to `*`.
+    fn with_star(&self, index: usize) -> String {
+        let mut fields: Vec<&str> = self.source.split_whitespace().collect();
+        let index = if fields.len() == 5 { index } else { index + 1 };
+        if let Some(field) = fields.get_mut(index) {
+            *field = "*";
+        }
+        fields.join(" ")
+    }
+}
+
+/// Refuses a number outside `min..=max` in a crontab field (`25`, `1-25`, `*/70`), in
+/// words: the parser underneath would say "Hours must be less than 23". Names and
+/// anything else are left to it.
+fn in_range(field: &str, what: &str, min: u32, max: u32, rule: &str) -> Result<(), String> {
+    for item in field.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((range, step)) => (range, Some(step)),
+            None => (item, None),
+        };
+        for part in range.split('-') {
+            if let Ok(n) = part.parse::<u32>()
+                && !(min..=max).contains(&n)
+            {
+                return Err(format!("has {what} {n}, which does not exist: {rule}"));
+            }
+        }
+        if let Some(Ok(n)) = step.map(str::parse::<u32>)
+            && (n == 0 || n > max)
+        {
+            return Err(format!(
+                "has a {what} step of {n}, which never repeats: write */N with N from 1 to {max}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Turns a crontab day-of-week field into an explicit list of day names for the `cron`
@@ -225,6 +308,19 @@ mod tests {
     }
 
     #[test]
+    fn both_day_fields_are_reported_with_the_weekday_only_form() {
+        let send_at = SendAt::parse("0 10 1-20 * Tue-Thu").unwrap();
+        assert_eq!(send_at.either_day(), Some(("1-20", "Tue-Thu")));
+        assert_eq!(send_at.without_day_of_month(), "0 10 * * Tue-Thu");
+        assert_eq!(send_at.without_day_of_week(), "0 10 1-20 * *");
+        let seconds = SendAt::parse("0 0 10 1 * Mon").unwrap();
+        assert_eq!(seconds.without_day_of_month(), "0 0 10 * * Mon");
+        for one in ["0 10 * * Tue-Thu", "0 10 1-20 * *", "0 10 1 * ?"] {
+            assert_eq!(SendAt::parse(one).unwrap().either_day(), None, "{one}");
+        }
+    }
+
+    #[test]
     fn first_and_last_moment_include_the_bound() {
         let send_at = SendAt::parse("0 10 * * *").unwrap();
         assert_eq!(
@@ -252,12 +348,27 @@ mod tests {
             ("0 10 * * 8", "out of range"),
             ("0 10 * * Thu-Tue", "runs backwards"),
             ("0 10 * * Funday", "not a day of the week"),
-            ("0 25 * * *", "not a valid crontab expression"),
+            (
+                "0 25 * * *",
+                "has hour 25, which does not exist: hours go from 0 to 23",
+            ),
+            ("0 23 * * *", ""),
+            ("60 10 * * *", "has minute 60"),
+            ("0 9-24 * * *", "has hour 24"),
+            ("0 10 32 * *", "has day of month 32"),
+            ("0 10 0 * *", "has day of month 0"),
+            ("0 10 * 13 *", "has month 13"),
+            ("*/0 10 * * *", "a minute step of 0"),
             ("0 0 30 2 *", "never matches"),
         ];
         for (expr, expected) in cases {
-            let err = SendAt::parse(expr).unwrap_err();
-            assert!(err.contains(expected), "{expr:?}: {err}");
+            match SendAt::parse(expr) {
+                Ok(_) => assert!(expected.is_empty(), "{expr:?} was accepted"),
+                Err(err) => assert!(
+                    !expected.is_empty() && err.contains(expected),
+                    "{expr:?}: {err}"
+                ),
+            }
         }
         let _ = NaiveDate::from_ymd_opt(2026, 1, 1);
     }

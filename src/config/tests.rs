@@ -243,7 +243,7 @@ fn each_rule_names_its_line_key_and_fix() {
             &[(
                 Some(20),
                 "campaign[1].send_at",
-                &["\"0 25 * * *\" is not a valid crontab expression"],
+                &["\"0 25 * * *\" has hour 25, which does not exist: hours go from 0 to 23"],
             )],
         ),
         (
@@ -528,7 +528,11 @@ fn toml_mistakes_name_their_line() {
             "unknown campaign key",
             &[("quiet_days = 90", "quiet_dayz = 90")],
             19,
-            &["unknown field `quiet_dayz`", "check its spelling"],
+            &[
+                "unknown field `quiet_dayz`",
+                "(did you mean `quiet_days`?)",
+                "check its spelling",
+            ],
         ),
         (
             "unknown step key",
@@ -951,5 +955,310 @@ fn dkim_warns_when_its_domain_does_not_align_with_from_and_takes_a_second_key() 
         assert_eq!(errors.0.len(), 1, "{extra}: {errors}");
         assert_eq!(errors.0[0].key, key, "{extra}");
         assert!(errors.0[0].message.contains(fragment), "{extra}: {errors}");
+    }
+}
+
+#[test]
+fn public_url_must_open_for_recipients_when_mail_goes_to_a_server() {
+    let to_server = |public_url: &str| {
+        edited(&[
+            ("[smtp]", "[smtp]\nurl = \"smtps://mail.acme.example:465\""),
+            (
+                "public_url = \"https://winback.acme.example\"",
+                &format!("public_url = \"{public_url}\""),
+            ),
+        ])
+    };
+    // (public_url, fragments of the error)
+    let refused: &[(&str, &[&str])] = &[
+        (
+            "http://127.0.0.1:8080",
+            &[
+                "starts with http://",
+                "RFC 8058",
+                "this machine's own address",
+            ],
+        ),
+        ("http://winback.acme.example", &["starts with http://"]),
+        ("https://[::1]:8443", &["this machine's own address"]),
+        ("https://10.1.2.3", &["private network address"]),
+        ("https://172.20.0.4/winback", &["private network address"]),
+        ("https://192.168.1.20", &["private network address"]),
+        ("https://169.254.10.10", &["private network address"]),
+        ("https://[fd12:3456::1]", &["private network address"]),
+        ("https://[fe80::1]", &["private network address"]),
+        ("https://203.0.113.9", &["bare IP address"]),
+        ("https://localhost:8443", &["this machine itself"]),
+        ("https://winback.localhost", &["this machine itself"]),
+        ("https://winback", &["only your own network knows"]),
+        ("https://winback.internal", &["only your own network knows"]),
+        ("https://crm.local", &["only your own network knows"]),
+    ];
+    for (public_url, fragments) in refused {
+        let mut all = vec!["cannot be opened by the people you mail", "https://"];
+        all.extend_from_slice(fragments);
+        check_errors(
+            public_url,
+            &to_server(public_url),
+            &[(Some(9), "http.public_url", &all)],
+        );
+    }
+    for public_url in [
+        "https://winback.acme.example",
+        "https://winback.acme.example:8443/links/",
+        "https://WINBACK.ACME.EXAMPLE.",
+    ] {
+        let config =
+            Config::parse(&path(), &to_server(public_url)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    // Mail written to files reaches no one yet: a warning, not an error.
+    let text = edited(&[(
+        "public_url = \"https://winback.acme.example\"",
+        "public_url = \"http://127.0.0.1:8080\"",
+    )]);
+    let config = Config::parse(&path(), &text).unwrap_or_else(|e| panic!("{e}"));
+    check_problems(
+        "file:// with a local public_url",
+        &config.warnings,
+        &[(
+            Some(8),
+            "http.public_url",
+            &[
+                "starts with http://",
+                "this machine's own address",
+                "fine while",
+            ],
+        )],
+    );
+}
+
+#[test]
+fn mistakes_get_sentences_a_marketer_can_act_on() {
+    /// (what, edits, line, key, fragments, words that must not appear)
+    type Case<'a> = (
+        &'a str,
+        Edits<'a>,
+        usize,
+        &'a str,
+        &'a [&'a str],
+        &'a [&'a str],
+    );
+    let cases: &[Case<'_>] = &[
+        (
+            "a number in quotes",
+            &[("quiet_days = 90", "quiet_days = \"90\"")],
+            19,
+            "campaign[1].quiet_days",
+            &[
+                "is written as text (\"90\")",
+                "without quotes: quiet_days = 90",
+            ],
+            &["i64", "invalid type"],
+        ),
+        (
+            "a list written as one value",
+            &[("quiet_days = 90", "exclude_reasons = \"we_ended\"")],
+            19,
+            "campaign[1].exclude_reasons",
+            &[
+                "must be a list in square brackets",
+                "exclude_reasons = [\"we_ended\"]",
+            ],
+            &["sequence"],
+        ),
+        (
+            "curly double quotes",
+            &[(
+                "send_at = \"0 10 * * Tue-Thu\"",
+                "send_at = \u{201c}0 10 * * Tue-Thu\u{201d}",
+            )],
+            20,
+            "campaign[1].send_at",
+            &[
+                "curly quotes",
+                "word processor",
+                "straight quotes",
+                "send_at = \"0 10 * * Tue-Thu\"",
+            ],
+            &["literal string"],
+        ),
+        (
+            "curly single quotes, an apostrophe inside",
+            &[(
+                "company = \"Acme Corp\"",
+                "company = \u{2018}Acme\u{2019}s Corp\u{2019}",
+            )],
+            11,
+            "sender.company",
+            &["curly quotes", "company = \"Acme\u{2019}s Corp\""],
+            &["literal string"],
+        ),
+        (
+            "a number where text goes",
+            &[("send_at = \"0 10 * * Tue-Thu\"", "send_at = 5")],
+            20,
+            "campaign[1].send_at",
+            &["must be text in double quotes: send_at = \"5\""],
+            &["integer"],
+        ),
+        (
+            "a decimal number",
+            &[("after_days = 30", "after_days = 30.5")],
+            30,
+            "campaign[1].step[2].after_days",
+            &["whole number", "after_days = 30"],
+            &["floating"],
+        ),
+        (
+            "a word where a number goes",
+            &[("quiet_days = 90", "quiet_days = ninety")],
+            19,
+            "campaign[1].quiet_days",
+            &["whole number", "quiet_days = 90"],
+            &["nan", "float"],
+        ),
+        (
+            "text without quotes",
+            &[(
+                "public_url = \"https://winback.acme.example\"",
+                "public_url = https://winback.acme.example",
+            )],
+            8,
+            "http.public_url",
+            &[
+                "needs double quotes",
+                "public_url = \"https://winback.acme.example\"",
+            ],
+            &["literal string"],
+        ),
+        (
+            "a key written twice",
+            &[("quiet_days = 90", "quiet_days = 90\nquiet_days = 120")],
+            20,
+            "campaign[1].quiet_days",
+            &["written twice"],
+            &[],
+        ),
+    ];
+    for (what, edits, line, key, fragments, absent) in cases {
+        let Err(ConfigErrors(problems)) = Config::parse(&path(), &edited(edits)) else {
+            panic!("{what}: accepted");
+        };
+        check_problems(what, &problems, &[(Some(*line), key, fragments)]);
+        for word in *absent {
+            assert!(
+                !problems[0].message.contains(word),
+                "{what}: {} says {word:?}",
+                problems[0]
+            );
+        }
+    }
+
+    check_errors(
+        "a space after the zone",
+        &edited(&[(
+            "timezone = \"America/New_York\"",
+            "timezone = \"Europe/Paris \"",
+        )]),
+        &[(
+            Some(21),
+            "campaign[1].timezone",
+            &["has a space", "timezone = \"Europe/Paris\""],
+        )],
+    );
+    check_errors(
+        "an abbreviation for a zone",
+        &edited(&[("timezone = \"America/New_York\"", "timezone = \"PST\"")]),
+        &[(
+            Some(21),
+            "campaign[1].timezone",
+            &["abbreviation", "\"America/Los_Angeles\""],
+        )],
+    );
+}
+
+#[test]
+fn likely_mistakes_that_still_run_are_warnings() {
+    // (what, edits, warnings)
+    let cases: &[(&str, Edits<'_>, &[Expected<'_>])] = &[
+        (
+            "a fixed-offset zone",
+            &[("timezone = \"America/New_York\"", "timezone = \"EST\"")],
+            &[(
+                Some(21),
+                "campaign[1].timezone",
+                &["fixed offset", "no daylight saving", "\"America/New_York\""],
+            )],
+        ),
+        (
+            "an offset zone",
+            &[(
+                "timezone = \"America/New_York\"",
+                "timezone = \"Etc/GMT-1\"",
+            )],
+            &[(Some(21), "campaign[1].timezone", &["fixed offset"])],
+        ),
+        (
+            "a named zone",
+            &[(
+                "timezone = \"America/New_York\"",
+                "timezone = \"Asia/Tokyo\"",
+            )],
+            &[],
+        ),
+        (
+            "we_ended with a hyphen",
+            &[("quiet_days = 90", "exclude_reasons = [\"we-ended\"]")],
+            &[(
+                Some(19),
+                "campaign[1].exclude_reasons",
+                &["\"we-ended\"", "did you mean \"we_ended\"?"],
+            )],
+        ),
+        (
+            "a misspelt reason",
+            &[(
+                "quiet_days = 90",
+                "exclude_reasons = [\"competiter\", \"we_ended\"]",
+            )],
+            &[(
+                Some(19),
+                "campaign[1].exclude_reasons",
+                &["did you mean \"competitor\"?"],
+            )],
+        ),
+        (
+            "a reason of one's own",
+            &[(
+                "quiet_days = 90",
+                "exclude_reasons = [\"reorg\", \"we_ended\"]",
+            )],
+            &[],
+        ),
+        (
+            "both day fields",
+            &[(
+                "send_at = \"0 10 * * Tue-Thu\"",
+                "send_at = \"0 10 1-20 * Tue-Thu\"",
+            )],
+            &[(
+                Some(20),
+                "campaign[1].send_at",
+                &[
+                    "either day 1-20 of the month or a Tue-Thu day",
+                    "at weekends",
+                    "\"0 10 1-20 * *\"",
+                    "crontab cannot say \"both\"",
+                    "\"0 10 * * Tue-Thu\"",
+                ],
+            )],
+        ),
+    ];
+    for (what, edits, expected) in cases {
+        let config =
+            Config::parse(&path(), &edited(edits)).unwrap_or_else(|e| panic!("{what}: {e}"));
+        check_problems(what, &config.warnings, expected);
     }
 }

@@ -219,16 +219,19 @@ impl Pages {
                 }
             };
             let registered = if name == "layout" {
-                registry.register_partial(name, text)
+                registry.register_partial(name, &text)
             } else {
-                registry.register_template_string(name, text)
+                registry.register_template_string(name, &text)
             };
             match registered {
                 Ok(()) => compiled.push((name, file)),
-                Err(e) => {
-                    let line = e.pos().map(|(line, _)| line);
-                    problems.push(problem(file, line, format!("{}", e.reason())));
-                }
+                Err(e) => match crate::template_blocks::unclosed_block(&text) {
+                    Some((line, message)) => problems.push(problem(file, Some(line), message)),
+                    None => {
+                        let line = e.pos().map(|(line, _)| line);
+                        problems.push(problem(file, line, format!("{}", e.reason())));
+                    }
+                },
             }
         }
         let pages = Pages {

@@ -921,7 +921,8 @@ fn a_broken_page_template_is_reported_with_its_file_and_line() {
     let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
     assert_eq!(problems.len(), 2, "{text:#?}");
     assert!(
-        text[0].contains("pages/error.hbs:") && text[0].contains("handlebars syntax"),
+        text[0].contains("pages/error.hbs:3:")
+            && text[0].contains("the {{#if}} opened on line 3 is closed by {{/layout}} on line 4"),
         "{text:#?}"
     );
     assert!(

@@ -147,6 +147,40 @@ pub fn from_url(url: &str, options: SmtpOptions) -> Result<Arc<dyn Mailer>, Mail
     }
 }
 
+/// Checks an `smtp://` or `smtps://` url as [`from_url`] reads it, without building
+/// anything: configuration validation calls this, so a url `run` would refuse never
+/// passes `winback check`. The reason never repeats a password written in the url.
+pub fn check_smtp_url(url: &str) -> Result<(), MailerError> {
+    let trimmed = url.trim();
+    let security = match trimmed.split_once("://") {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("smtp") => {
+            smtp::Security::StartTlsWhenOffered
+        }
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("smtps") => smtp::Security::ImplicitTls,
+        _ => {
+            return Err(invalid_url(
+                trimmed,
+                "expected smtp://HOST[:PORT] or smtps://HOST[:PORT]",
+            ));
+        }
+    };
+    let rest = trimmed.split_once("://").map_or("", |(_, rest)| rest);
+    parse_server(trimmed, rest, security).map(|_| ())
+}
+
+/// The user an `smtp://USER@HOST` url names, if any (`None` also for a url that does not
+/// parse: [`check_smtp_url`] reports that).
+pub fn smtp_user(url: &str) -> Option<String> {
+    let trimmed = url.trim();
+    let (scheme, rest) = trimmed.split_once("://")?;
+    let security = match scheme.to_ascii_lowercase().as_str() {
+        "smtp" => smtp::Security::StartTlsWhenOffered,
+        "smtps" => smtp::Security::ImplicitTls,
+        _ => return None,
+    };
+    parse_server(trimmed, rest, security).ok()?.user
+}
+
 fn smtp_mailer(
     url: &str,
     rest: &str,

@@ -44,6 +44,7 @@ fn campaign(send_at: &str, timezone: Tz) -> Campaign {
         timezone,
         exclude_reasons: vec!["we_ended".to_string()],
         catch_up_hours: 4,
+        renamed_from: None,
         steps: vec![
             step(StepKind::Survey, 0),
             step(StepKind::Newsletter, 30),

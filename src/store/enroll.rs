@@ -392,6 +392,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        super::renames::carry_over(&tx, config, now)?;
         let mut recomputed = 0;
         for campaign in &config.campaigns {
             let print = fingerprint(campaign);

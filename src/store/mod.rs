@@ -11,6 +11,7 @@ mod clients;
 mod enroll;
 mod outbox;
 mod recipients;
+mod renames;
 mod report;
 mod views;
 
@@ -60,6 +61,8 @@ pub enum StoreError {
     Open { path: PathBuf, reason: String },
     #[error("the database holds a value it cannot read: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    UnconfirmedRename(String),
 }
 
 /// Prepared statements kept per connection.

@@ -126,6 +126,26 @@ fn busy(
     times.iter().map(|t| parse_time(t)).collect()
 }
 
+/// When another enrollment of the person sent (or is sending) them a survey since
+/// `since`, the earliest such moment.
+fn survey_elsewhere(
+    conn: &Connection,
+    client_id: i64,
+    enrollment_id: i64,
+    since: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
+    let at: Option<String> = conn
+        .prepare_cached(
+            "SELECT MIN(COALESCE(sent_at, claimed_at)) FROM messages
+             WHERE client_id = ?1 AND enrollment_id <> ?2 AND kind = 'survey' AND claimed_at >= ?3
+               AND state IN ('sending', 'sent', 'uncertain', 'retry')",
+        )?
+        .query_row(params![client_id, enrollment_id, fmt_time(since)], |r| {
+            r.get(0)
+        })?;
+    at.map(|t| parse_time(&t)).transpose()
+}
+
 /// The most rows one claim reads, written into its SQL: a bound LIMIT would make SQLite
 /// (which plans with the LIMIT's value) re-parse the statement at every claim. The claim
 /// stops reading at its own, smaller limit.
@@ -288,6 +308,37 @@ fn claim_in(
             continue;
         }
         let tz = schedule::zone(campaign, client.record.timezone);
+        let elsewhere = match step.kind {
+            crate::model::StepKind::Survey => survey_elsewhere(
+                tx,
+                client_id,
+                enrollment_id,
+                client.record.churned_at.instant(tz),
+            )?,
+            _ => None,
+        };
+        if let Some(at) = schedule::survey_given_elsewhere(step.kind, elsewhere) {
+            advance(
+                tx,
+                Some(campaign),
+                enrollment_id,
+                client_id,
+                cycle,
+                step_number,
+                at,
+            )?;
+            log_event(
+                tx,
+                now,
+                Some(client_id),
+                "survey_skipped",
+                &format!(
+                    "campaign {}: already surveyed by another campaign",
+                    campaign.name
+                ),
+            )?;
+            continue;
+        }
         let due = parse_time(&due_at)?;
         let busy = busy(tx, client_id, now, None)?;
         match schedule::decide(campaign, tz, due, due, now, standing, &busy) {

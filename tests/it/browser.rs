@@ -3,7 +3,9 @@
 //! `winback survey` must then show the answer. Needs `chromium` and `chromium-driver`
 //! (see `support::webdriver`); fails, saying so, without them.
 
-use crate::recipients::{ADA, Running, survey_link};
+use serde_json::json;
+
+use crate::recipients::{ADA, PUBLIC_URL, Running, survey_link};
 use crate::support::webdriver::Browser;
 
 /// A PNG file starts with these eight bytes.
@@ -20,6 +22,23 @@ fn png_size(png: &[u8]) -> (u32, u32) {
     (number(16), number(20))
 }
 
+/// Points the page's forms and links under [`PUBLIC_URL`] at the daemon, as the reverse
+/// proxy in front of it would answer them.
+fn through_the_proxy(browser: &Browser, running: &Running) {
+    browser.execute(
+        "const [from, to] = arguments;
+         for (const element of document.querySelectorAll('form[action], a[href]')) {
+             for (const name of ['action', 'href']) {
+                 const value = element.getAttribute(name);
+                 if (value && value.startsWith(from)) {
+                     element.setAttribute(name, to + value.slice(from.length));
+                 }
+             }
+         }",
+        json!([PUBLIC_URL, running.base_url]),
+    );
+}
+
 #[test]
 fn a_recipient_answers_the_survey_in_a_browser() {
     // The browser first: without Chromium the test fails at once, saying what to install.
@@ -27,9 +46,12 @@ fn a_recipient_answers_the_survey_in_a_browser() {
     let mut running = Running::start();
     let link = survey_link(&running, &running.message_to(ADA, 0));
 
+    assert!(link.starts_with(PUBLIC_URL), "{link}");
+    let link = running.local(&link);
     browser.navigate(&link);
     browser.wait_for_title("Why did you leave?");
     assert_eq!(browser.current_url(), link);
+    through_the_proxy(&browser, &running);
     let heading = browser.text(&browser.find("h1"));
     assert_eq!(heading, "Ada, may we ask why you left?");
 
@@ -81,6 +103,7 @@ fn a_recipient_answers_the_survey_in_a_browser() {
     assert_eq!(answer["better"], words);
 
     // "Change my answers" shows the form filled in with what was stored.
+    through_the_proxy(&browser, &running);
     browser.click(&browser.find("a[href]"));
     browser.wait_for_title("Why did you leave?");
     assert!(browser.is_selected(&browser.find("#reason-price")));

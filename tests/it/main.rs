@@ -1,10 +1,13 @@
 mod browser;
+mod campaigns;
 mod cli;
 mod clients;
+mod config;
 mod crash;
 mod delivery;
 mod first_run;
 mod held;
+mod logs;
 mod ops;
 mod recipients;
 mod smtp_support;

@@ -35,6 +35,10 @@ const MAIL_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the daemon may take to exit after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The config's `public_url`, which starts every link in the emails: an https name, as
+/// mail sent through a server requires. The tests play the reverse proxy: `Running::get`
+/// and `post_form` send its links to the daemon's own address.
+pub(crate) const PUBLIC_URL: &str = "https://links.winback.test";
 
 fn config(smtp_url: &str, port: u16) -> String {
     format!(
@@ -48,7 +52,7 @@ connections = 1
 
 [http]
 listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
+public_url = "{PUBLIC_URL}"
 
 [sender]
 company = "Acme Corp"
@@ -115,7 +119,7 @@ pub(crate) struct Running {
     pub project: Project,
     pub smtp: SmtpServer,
     daemon: Option<Daemon>,
-    /// `http://127.0.0.1:PORT`, the config's `public_url`.
+    /// `http://127.0.0.1:PORT`, where the daemon listens (links say [`PUBLIC_URL`]).
     pub base_url: String,
     http: Client,
 }
@@ -234,7 +238,16 @@ impl Running {
             .collect()
     }
 
+    /// `url` as the reverse proxy forwards it: under [`PUBLIC_URL`], to the daemon.
+    pub(crate) fn local(&self, url: &str) -> String {
+        match url.strip_prefix(PUBLIC_URL) {
+            Some(path) => format!("{}{path}", self.base_url),
+            None => url.to_string(),
+        }
+    }
+
     pub(crate) fn get(&self, url: &str) -> Answer {
+        let url = &self.local(url);
         Answer::read(
             self.http
                 .get(url)
@@ -246,6 +259,7 @@ impl Running {
     /// A POST with an `application/x-www-form-urlencoded` body, as a form or a mail
     /// client's one-click unsubscribe sends it.
     pub(crate) fn post_form(&self, url: &str, body: &str) -> Answer {
+        let url = &self.local(url);
         Answer::read(
             self.http
                 .post(url)
@@ -348,11 +362,11 @@ pub(crate) fn link_in(text: &str, prefix: &str) -> String {
 }
 
 /// The survey link in the text part of a message.
-pub(crate) fn survey_link(running: &Running, message: &Captured) -> String {
+pub(crate) fn survey_link(_running: &Running, message: &Captured) -> String {
     let text = message
         .text()
         .unwrap_or_else(|| panic!("no text part in:\n{}", message.raw));
-    link_in(&text, &format!("{}/s/", running.base_url))
+    link_in(&text, &format!("{PUBLIC_URL}/s/"))
 }
 
 /// The token at the end of a link.
@@ -442,7 +456,7 @@ fn one_click_unsubscribe_from_the_email_opts_out_for_good() {
     );
     let unsubscribe = list_unsubscribe_url(&ada_survey);
     assert!(
-        unsubscribe.starts_with(&format!("{}/u/", running.base_url)),
+        unsubscribe.starts_with(&format!("{PUBLIC_URL}/u/")),
         "{unsubscribe}"
     );
     // The same link is in the footer of the text part.

@@ -211,6 +211,15 @@ impl Browser {
         self.command("POST", "/url", Some(json!({ "url": url })));
     }
 
+    /// Runs `script` (a function body) in the current page; returns what it returns.
+    pub fn execute(&self, script: &str, args: Value) -> Value {
+        self.command(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
+    }
+
     pub fn title(&self) -> String {
         self.command("GET", "/title", None)
             .as_str()
