@@ -72,6 +72,8 @@ fn subjects(project: &Project) -> Vec<String> {
 fn surveyed_project() -> Project {
     let project = Project::new();
     project.write_config(&config(&[("former-clients", "")]));
+    // The shipped newsletter's placeholders would hold it.
+    project.fill_placeholders();
     project.write_file(
         "clients.csv",
         "email,name,churned_at\nada@analytical.example,Ada,2025-11-01\nbob@builders.example,Bob,2025-11-01\n",
