@@ -422,7 +422,7 @@ impl Deliverer {
                 Outcome::Uncertain { error, at }
             }
             Err(SendError::Unsupported(error)) => {
-                tracing::error!(outbox_id = row, %to, %campaign, step, %error, "this mail server cannot carry it; sequence stopped, address not suppressed");
+                tracing::error!(outbox_id = row, %to, %campaign, step, %error, "the mail server refused the message as written or cannot carry it; sequence stopped, address not suppressed (see winback outbox list)");
                 Outcome::Abandoned { error, at }
             }
         }

@@ -9,7 +9,7 @@
 //! nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -78,8 +78,6 @@ pub enum RenderError {
     },
     #[error("building the message: {0}")]
     Build(#[from] lettre::error::Error),
-    #[error("the DKIM key {}: {message}", path.display())]
-    DkimKey { path: PathBuf, message: String },
 }
 
 /// The values a step is rendered with, besides the campaign, step and sender.
@@ -594,7 +592,21 @@ const MAX_DEPTH: usize = 32;
 /// (`{{#*inline "name"}}`) of the same file, no inline partial may reach itself through
 /// its calls, and nesting (partials expanded) stays within [`MAX_DEPTH`].
 fn stack_risk(template: &handlebars::template::Template) -> Option<(Option<usize>, String)> {
-    let mut partials = Partials::default();
+    stack_risk_with(template, &[])
+}
+
+/// [`stack_risk`] for a template that may also call the partials named in `outside`
+/// (registered from other files, such as the recipient pages' `layout`), each with a
+/// partial block or a plain call, and `{{> @partial-block}}`. Those partials are checked
+/// on their own, with `outside` empty, so none of them can call another or itself.
+pub(crate) fn stack_risk_with(
+    template: &handlebars::template::Template,
+    outside: &[&str],
+) -> Option<(Option<usize>, String)> {
+    let mut partials = Partials {
+        outside: outside.iter().map(|name| name.to_string()).collect(),
+        ..Partials::default()
+    };
     partials.walk(template, None, 0);
     if let Some(found) = partials.refused {
         return Some(found);
@@ -709,6 +721,8 @@ struct Partials {
     /// How deep the walk is in the syntax tree (inline partials inside inline partials
     /// included), so that the walk itself stays shallow.
     nesting: usize,
+    /// Partials of other files this template may call (see [`stack_risk_with`]).
+    outside: Vec<String>,
 }
 
 /// One template or inline partial: how deep it nests of itself, and what it calls.
@@ -786,6 +800,17 @@ impl Partials {
                         self.walk(body, Some(&name), 0);
                     }
                 }
+                TemplateElement::PartialBlock(call)
+                    if literal(&call.name).is_some_and(|name| self.outside.contains(&name)) =>
+                {
+                    if let Some(body) = &call.template {
+                        self.walk(body, scope, depth + 1);
+                    }
+                }
+                TemplateElement::PartialExpression(call)
+                    if literal(&call.name).is_some_and(|name| {
+                        self.outside.contains(&name) || name == "@partial-block"
+                    }) => {}
                 TemplateElement::PartialBlock(_) => self.refuse(
                     line,
                     "partial blocks ({{#> name}}...{{/name}}) are not supported; call an inline partial with {{> name}}",

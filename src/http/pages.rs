@@ -218,6 +218,15 @@ impl Pages {
                     continue;
                 }
             };
+            // Handlebars has no depth limit: a page that could recurse would overflow the
+            // stack on its first view, which aborts the daemon. Refused like a step's.
+            let outside: &[&str] = if name == "layout" { &[] } else { &["layout"] };
+            if let Ok(template) = handlebars::template::Template::compile(&text)
+                && let Some((line, message)) = crate::render::stack_risk_with(&template, outside)
+            {
+                problems.push(problem(file, line, message));
+                continue;
+            }
             let registered = if name == "layout" {
                 registry.register_partial(name, &text)
             } else {

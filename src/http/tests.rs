@@ -1046,3 +1046,29 @@ async fn the_survey_page_links_the_privacy_notice_when_configured() {
         with.body
     );
 }
+
+#[test]
+fn a_page_template_that_could_call_itself_is_refused_before_any_view() {
+    // Each would recurse until the stack overflows on the first view, aborting the daemon.
+    for (file, text) in [
+        ("layout.hbs", "<main>{{> layout}}</main>\n"),
+        ("error.hbs", "{{#> layout}}\n{{> error}}\n{{/layout}}\n"),
+        (
+            "error.hbs",
+            "{{#*inline \"x\"}}{{> x}}{{/inline}}\n{{#> layout}}\n{{> x}}\n{{/layout}}\n",
+        ),
+    ] {
+        let f = fixture();
+        let pages = f.dir.path().join("templates/pages");
+        std::fs::create_dir(&pages).unwrap();
+        std::fs::write(pages.join(file), text).unwrap();
+        let problems = check_pages(&f.state.config);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.to_string().contains(&format!("pages/{file}"))),
+            "{file}: {text:?} passed: {problems:#?}"
+        );
+        assert!(router(f.state.clone()).is_err(), "{text:?}");
+    }
+}
