@@ -137,7 +137,8 @@ pub(super) fn heal_suppression(conn: &Connection, email: &str) -> Result<()> {
 }
 
 /// Makes client `duplicate` (another spelling of `keeper`'s mailbox) part of `keeper`:
-/// its empty values are filled in, and of two enrollments in one campaign the one with
+/// its empty values are filled in (a return too: a person who came back under either
+/// spelling is mailed no more; custom fields only one of them had are kept), and of two enrollments in one campaign the one with
 /// more messages stays (with a survey answer from either), so the person is never
 /// surveyed twice; an enrollment only the duplicate had moves over. Its events follow;
 /// then the duplicate row goes.
@@ -148,7 +149,9 @@ fn merge_client(conn: &Connection, keeper: i64, duplicate: i64) -> Result<()> {
              first_name = coalesce(first_name, (SELECT first_name FROM clients WHERE id = ?2)),
              company = coalesce(company, (SELECT company FROM clients WHERE id = ?2)),
              churn_reason = coalesce(churn_reason, (SELECT churn_reason FROM clients WHERE id = ?2)),
-             timezone = coalesce(timezone, (SELECT timezone FROM clients WHERE id = ?2))
+             timezone = coalesce(timezone, (SELECT timezone FROM clients WHERE id = ?2)),
+             returned_at = coalesce(returned_at, (SELECT returned_at FROM clients WHERE id = ?2)),
+             fields = json_patch((SELECT fields FROM clients WHERE id = ?2), fields)
          WHERE id = ?1",
         params![keeper, duplicate],
     )?;
@@ -260,6 +263,40 @@ mod tests {
             )
             .unwrap();
         }
+    }
+
+    /// Ann came back as a client under the Unicode spelling, and a custom field was only
+    /// known there, while the ASCII spelling still had a step due. The one Ann left
+    /// after the migration has come back (and is mailed no more) and keeps the field.
+    #[test]
+    fn a_merged_client_keeps_the_return_and_the_fields_of_either_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("winback.db");
+        old_database(&path);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "UPDATE clients SET returned_at = '{T}', fields = '{{\"plan\":\"gold\"}}' WHERE id = 7;
+             UPDATE clients SET fields = '{{\"seats\":\"12\"}}' WHERE id = 8;
+             UPDATE enrollments SET state = 'returned', send_at = NULL, stopped_at = '{T}' WHERE id = 3;
+             UPDATE enrollments SET send_at = '{T}' WHERE id = 4;"
+        ))
+        .unwrap();
+        drop(conn);
+        let store = Store::open(&path).unwrap();
+
+        let (returned_at, fields): (Option<String>, String) = store
+            .conn
+            .query_row(
+                "SELECT returned_at, fields FROM clients WHERE email = 'ann@xn--bcher-kva.example'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(returned_at.as_deref(), Some(T));
+        assert_eq!(fields, r#"{"plan":"gold","seats":"12"}"#);
+        let later = parse_time("2027-01-01T00:00:00.000000Z").unwrap();
+        let planned = store.plan_data(later, DateTime::UNIX_EPOCH).unwrap().rows;
+        assert!(planned.is_empty(), "she came back: nothing is planned");
     }
 
     fn suppressions(store: &Store) -> Vec<(String, Option<String>, String)> {
