@@ -123,6 +123,33 @@ pub fn legacy_unicode_spelling(email: &str) -> Option<String> {
     (spelled != email).then_some(spelled)
 }
 
+/// Whether older versions may have spelt (and hashed) the normalized address `email`
+/// otherwise: only then is [`legacy_spellings`] worth asking. Cheap.
+pub fn may_have_legacy_spelling(email: &str) -> bool {
+    !email.is_ascii() || email.contains("xn--")
+}
+
+/// Every other spelling under which versions from before normalization may have hashed
+/// the normalized address `email`: they only trimmed and lower-cased it, so the domain
+/// was in Unicode ([`legacy_unicode_spelling`]) and accents were as the file wrote them,
+/// composed or decomposed (NFD, as some systems export). Empty for most addresses.
+pub fn legacy_spellings(email: &str) -> Vec<String> {
+    use unicode_normalization::UnicodeNormalization;
+    if !may_have_legacy_spelling(email) {
+        return Vec::new();
+    }
+    let unicode = legacy_unicode_spelling(email);
+    let mut spellings = Vec::new();
+    for text in std::iter::once(email).chain(unicode.as_deref()) {
+        for spelled in [text.to_string(), text.nfd().collect()] {
+            if spelled != email && !spellings.contains(&spelled) {
+                spellings.push(spelled);
+            }
+        }
+    }
+    spellings
+}
+
 /// Why a text is not an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressError {

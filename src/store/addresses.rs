@@ -1,6 +1,6 @@
 //! Stored addresses in their one normalized form (see `model::normalize_email`): the Rust
 //! step of the migration that brought domains to IDNA ASCII and local parts to NFC, and the
-//! healing of hashed-only suppressions written under the older spelling.
+//! healing of hashed-only suppressions written under an older spelling.
 //!
 //! It must not decide anything about sending: it only makes two spellings of one mailbox
 //! one row, so that the checks everywhere else see one person.
@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::{Result, lower_hex};
-use crate::model::{legacy_unicode_spelling, normalize_email};
+use crate::model::{legacy_spellings, normalize_email};
 
 /// The suppression key of a text exactly as given (no normalization): what older
 /// versions stored for the spelling they had.
@@ -110,29 +110,36 @@ pub(super) fn normalize_stored(conn: &Connection) -> Result<()> {
         }
     }
 
-    let idna_clients: Vec<String> = conn
-        .prepare("SELECT email FROM clients WHERE email LIKE '%xn--%'")?
+    let respelt_clients: Vec<String> = conn
+        .prepare(
+            "SELECT email FROM clients
+             WHERE email LIKE '%xn--%' OR length(email) <> length(CAST(email AS BLOB))",
+        )?
         .query_map([], |r| r.get(0))?
         .collect::<std::result::Result<_, _>>()?;
-    for email in idna_clients {
+    for email in respelt_clients {
         heal_suppression(conn, &email)?;
     }
     Ok(())
 }
 
-/// A suppression written for `email` under its older spelling (the domain in Unicode,
-/// hashed before domains were normalized, and kept as a hash only once the person was
-/// forgotten) is keyed again by the normalized spelling, so it stops `email` as it
-/// stopped the old one. Cheap when `email` has no IDNA label: nothing to look up.
+/// A suppression written for `email` under an older spelling (the domain in Unicode, or
+/// accents decomposed: see [`legacy_spellings`]), hashed before addresses were normalized
+/// and kept as a hash only once the person was forgotten, is keyed again by the
+/// normalized spelling, so it stops `email` as it stopped the old one. Cheap when
+/// `email` is plain ASCII without IDNA labels: nothing to look up.
 pub(super) fn heal_suppression(conn: &Connection, email: &str) -> Result<()> {
-    let Some(old) = legacy_unicode_spelling(email) else {
-        return Ok(());
-    };
-    conn.prepare_cached(
-        "UPDATE suppressions SET email_hash = ?2
-         WHERE email_hash = ?1 AND NOT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = ?2)",
-    )?
-    .execute(params![hash_as_spelled(&old), hash_as_spelled(email)])?;
+    for old in legacy_spellings(email) {
+        let healed = conn
+            .prepare_cached(
+                "UPDATE suppressions SET email_hash = ?2
+                 WHERE email_hash = ?1 AND NOT EXISTS (SELECT 1 FROM suppressions WHERE email_hash = ?2)",
+            )?
+            .execute(params![hash_as_spelled(&old), hash_as_spelled(email)])?;
+        if healed > 0 {
+            break;
+        }
+    }
     Ok(())
 }
 
@@ -310,6 +317,65 @@ mod tests {
             .unwrap()
     }
 
+    /// Imports these addresses as a CRM file spells them (each who left on 2025-06-01,
+    /// for no given reason) and returns who is planned to be mailed.
+    fn import_and_plan(store: &mut Store, dir: &std::path::Path, emails: &[&str]) -> Vec<String> {
+        let config = crate::test_support::config(dir, "", crate::test_support::SURVEY_ONLY);
+        let now = parse_time("2026-06-01T00:00:00.000000Z").unwrap();
+        let rows = emails.iter().enumerate().map(|(i, email)| {
+            Ok((
+                i as u64 + 2,
+                ClientRecord {
+                    email: normalize_email(email),
+                    name: None,
+                    first_name: None,
+                    company: None,
+                    churned_at: ChurnedAt::parse("2025-06-01").unwrap(),
+                    churn_reason: None,
+                    timezone: None,
+                    fields: Default::default(),
+                },
+            ))
+        });
+        assert!(
+            store
+                .import(rows, &config, now, false, &mut |_| {})
+                .unwrap()
+                .applied
+        );
+        store
+            .plan_data(now, DateTime::UNIX_EPOCH)
+            .unwrap()
+            .rows
+            .into_iter()
+            .map(|row| row.email)
+            .collect()
+    }
+
+    /// Older versions hashed an address as the file spelt it, only lower-cased: a CRM
+    /// that writes accents decomposed (e + U+0301) had a forgotten person hashed that way.
+    /// The same file imported now (read in NFC, the domain in IDNA) still plans nothing
+    /// for them.
+    #[test]
+    fn a_forgotten_address_hashed_with_decomposed_accents_stays_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("winback.db")).unwrap();
+        let rene = "rene\u{301}@x.example";
+        let zoe = "zoe\u{308}@bu\u{308}cher.example";
+        for email in [rene, zoe] {
+            store
+                .conn
+                .execute(
+                    "INSERT INTO suppressions (email_hash, email, reason, source, created_at)
+                     VALUES (?1, NULL, 'forgotten', 'cli', ?2)",
+                    params![hash_as_spelled(email), T],
+                )
+                .unwrap();
+        }
+        let planned = import_and_plan(&mut store, dir.path(), &[rene, zoe, "eve@x.example"]);
+        assert_eq!(planned, ["eve@x.example"]);
+    }
+
     #[test]
     fn the_migration_makes_two_spellings_of_one_mailbox_one() {
         let dir = tempfile::tempdir().unwrap();
@@ -357,44 +423,16 @@ mod tests {
         );
 
         // Importing any spelling of Bob, Dan or Carol plans nothing for them.
-        let config = crate::test_support::config(dir.path(), "", crate::test_support::SURVEY_ONLY);
-        let now = parse_time("2026-06-01T00:00:00.000000Z").unwrap();
-        let rows = [
-            "bob@bücher.example",
-            dan,
-            "carol@BÜCHER.example",
-            "eve@bücher.example",
-        ]
-        .into_iter()
-        .enumerate()
-        .map(|(i, email)| {
-            Ok((
-                i as u64 + 2,
-                ClientRecord {
-                    email: normalize_email(email),
-                    name: None,
-                    first_name: None,
-                    company: None,
-                    churned_at: ChurnedAt::parse("2025-06-01").unwrap(),
-                    churn_reason: None,
-                    timezone: None,
-                    fields: Default::default(),
-                },
-            ))
-        });
-        assert!(
-            store
-                .import(rows, &config, now, false, &mut |_| {})
-                .unwrap()
-                .applied
+        let planned = import_and_plan(
+            &mut store,
+            dir.path(),
+            &[
+                "bob@bücher.example",
+                dan,
+                "carol@BÜCHER.example",
+                "eve@bücher.example",
+            ],
         );
-        let planned: Vec<String> = store
-            .plan_data(now, DateTime::UNIX_EPOCH)
-            .unwrap()
-            .rows
-            .into_iter()
-            .map(|row| row.email)
-            .collect();
         assert_eq!(planned, ["eve@xn--bcher-kva.example"]);
     }
 }

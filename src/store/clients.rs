@@ -566,7 +566,7 @@ fn upsert(
     insert.raw_bind_parameter(8, fields)?;
     if insert.raw_execute()? == 1 {
         let id = tx.last_insert_rowid();
-        if record.email.contains("xn--") {
+        if crate::model::may_have_legacy_spelling(&record.email) {
             super::addresses::heal_suppression(tx, &record.email)?;
         }
         for (enrollments, step) in new_rows.enrollments.iter_mut().zip(&client.first_steps) {
