@@ -199,7 +199,8 @@ fn unquoted(text: &str) -> &str {
 }
 
 /// Deliberately simple: one `@`, a local part, a dotted ASCII domain (IDNA already
-/// applied) without empty labels, and nothing that could break an address header.
+/// applied) of letters, digits and inner hyphens (RFC 5321), and nothing that could break
+/// an address header.
 fn is_valid_email(email: &str) -> bool {
     let breaks_header = |c: char| matches!(c, '<' | '>' | ',' | ';' | '"');
     let clean = if email.is_ascii() {
@@ -217,12 +218,15 @@ fn is_valid_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
+    let hostname_label = |label: &[u8]| {
+        label
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+            && label.first().is_some_and(u8::is_ascii_alphanumeric)
+            && label.last().is_some_and(u8::is_ascii_alphanumeric)
+    };
     let mut labels = domain.as_bytes().split(|&b| b == b'.');
-    !local.is_empty()
-        && domain.is_ascii()
-        && !domain.contains('@')
-        && labels.clone().count() >= 2
-        && labels.all(|label| !label.is_empty())
+    !local.is_empty() && labels.clone().count() >= 2 && labels.all(hostname_label)
 }
 
 /// What the daemon's last look at the CRM sync file found: shown by `status` and
@@ -438,6 +442,27 @@ mod tests {
         ];
         for (text, expected) in refused {
             assert_eq!(parse_address(text), Err(expected), "{text:?}");
+        }
+    }
+
+    /// A domain is letters, digits and hyphens (RFC 5321), so text pasted around an
+    /// address (a `mailto:` query, a closing bracket) is refused, not taken for a
+    /// domain: `optout` would answer "opted out" for an address nobody has.
+    #[test]
+    fn a_domain_holds_only_letters_digits_and_hyphens() {
+        for text in [
+            "mailto:q@x.example?subject=unsubscribe",
+            "q@x.example)",
+            "q@x.example/",
+            "q@x_y.example",
+            "q@-x.example",
+            "q@x-.example",
+            "q@x.exam!ple",
+        ] {
+            assert_eq!(parse_address(text), Err(AddressError::Invalid), "{text:?}");
+        }
+        for text in ["q@x-y.example", "q@123.example", "q@xn--bcher-kva.example"] {
+            assert_eq!(parse_address(text), Ok(text.to_string()));
         }
     }
 
