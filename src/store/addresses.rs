@@ -146,8 +146,9 @@ pub(super) fn heal_suppression(conn: &Connection, email: &str) -> Result<()> {
 /// Makes client `duplicate` (another spelling of `keeper`'s mailbox) part of `keeper`:
 /// its empty values are filled in (a return too: a person who came back under either
 /// spelling is mailed no more; custom fields only one of them had are kept), and of two enrollments in one campaign the one with
-/// more messages stays (with a survey answer from either), so the person is never
-/// surveyed twice; an enrollment only the duplicate had moves over. Its events follow;
+/// more messages stays (with a survey answer from either, and the links sent for the
+/// other, see `merged_enrollments`), so the person is never surveyed twice; an
+/// enrollment only the duplicate had moves over. Its events follow;
 /// then the duplicate row goes.
 fn merge_client(conn: &Connection, keeper: i64, duplicate: i64) -> Result<()> {
     conn.execute(
@@ -192,7 +193,18 @@ fn merge_client(conn: &Connection, keeper: i64, duplicate: i64) -> Result<()> {
                  WHERE enrollment_id = ?1 AND NOT EXISTS (SELECT 1 FROM survey_answers WHERE enrollment_id = ?2)",
                 params![goes, stays],
             )?;
-            for table in ["messages", "survey_answers", "legacy_links"] {
+            // Links were sent for it if it has messages: they go on reaching the person.
+            if messages(goes)? > 0 {
+                conn.execute(
+                    "INSERT INTO merged_enrollments (id, enrollment_id) VALUES (?1, ?2)",
+                    params![goes, stays],
+                )?;
+            }
+            conn.execute(
+                "UPDATE legacy_links SET enrollment_id = ?2 WHERE enrollment_id = ?1",
+                params![goes, stays],
+            )?;
+            for table in ["messages", "survey_answers"] {
                 conn.execute(
                     &format!("DELETE FROM {table} WHERE enrollment_id = ?1"),
                     params![goes],
@@ -226,6 +238,7 @@ mod tests {
 
     use crate::model::{ChurnedAt, ClientRecord};
     use crate::store::{MIGRATIONS, Store, email_hash, parse_time};
+    use crate::token::Target;
 
     const T: &str = "2026-01-01T00:00:00.000000Z";
 
@@ -350,6 +363,45 @@ mod tests {
             .into_iter()
             .map(|row| row.email)
             .collect()
+    }
+
+    /// Ann was surveyed under both spellings; the migration keeps one enrollment. The
+    /// links in the survey to the other spelling still reach her (one-click opt-out
+    /// included), as an old-style link to it does.
+    #[test]
+    fn the_links_of_a_merged_enrollment_still_reach_the_person() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("winback.db");
+        old_database(&path);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "UPDATE enrollments SET public_id = x'{}' WHERE id = 3;
+             UPDATE enrollments SET send_at = '{T}' WHERE id = 4;
+             INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, first_claimed_at, claimed_at, sent_at, updated_at)
+             VALUES (3, 7, 'former-clients', 1, 1, 'survey', 'sent', '<2@x>', '{T}', '{T}', '{T}', '{T}', '{T}');",
+            "03".repeat(16)
+        ))
+        .unwrap();
+        drop(conn);
+        let mut store = Store::open(&path).unwrap();
+
+        for link in [Target::Enrollment(3), Target::Legacy([3; 16])] {
+            let view = store.enrollment_by_link(&link).unwrap();
+            assert_eq!(
+                view.map(|v| (v.enrollment_id, v.email)),
+                Some((4, "ann@xn--bcher-kva.example".to_string())),
+                "{link:?}"
+            );
+        }
+        let now = parse_time("2026-06-01T00:00:00.000000Z").unwrap();
+        assert_eq!(
+            store
+                .opt_out_enrollment(&Target::Enrollment(3), "link", now)
+                .unwrap(),
+            crate::store::OptOutOutcome::OptedOut
+        );
+        let later = parse_time("2027-01-01T00:00:00.000000Z").unwrap();
+        assert!(store.plan_data(later, now).unwrap().rows.is_empty());
     }
 
     /// Older versions hashed an address as the file spelt it, only lower-cased: a CRM
