@@ -126,8 +126,9 @@ pub(super) fn normalize_stored(conn: &Connection) -> Result<()> {
 /// A suppression written for `email` under an older spelling (the domain in Unicode, or
 /// accents decomposed: see [`legacy_spellings`]), hashed before addresses were normalized
 /// and kept as a hash only once the person was forgotten, is keyed again by the
-/// normalized spelling, so it stops `email` as it stopped the old one. Cheap when
-/// `email` is plain ASCII without IDNA labels: nothing to look up.
+/// normalized spelling, so it stops `email` as it stopped the old one. Run when a client
+/// is added and when an address is opted out. Cheap when `email` is plain ASCII without
+/// IDNA labels: nothing to look up.
 pub(super) fn heal_suppression(conn: &Connection, email: &str) -> Result<()> {
     for old in legacy_spellings(email) {
         let healed = conn
@@ -426,6 +427,32 @@ mod tests {
         }
         let planned = import_and_plan(&mut store, dir.path(), &[rene, zoe, "eve@x.example"]);
         assert_eq!(planned, ["eve@x.example"]);
+    }
+
+    /// Carol was forgotten under the Unicode spelling (a hash only). Opting her out now
+    /// finds that she already is, and writes her address nowhere.
+    #[test]
+    fn opting_out_a_person_forgotten_under_an_older_spelling_stores_no_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("winback.db")).unwrap();
+        store
+            .conn
+            .execute(
+                "INSERT INTO suppressions (email_hash, email, reason, source, created_at)
+                 VALUES (?1, NULL, 'forgotten', 'cli', ?2)",
+                params![hash_as_spelled("carol@bücher.example"), T],
+            )
+            .unwrap();
+        let now = parse_time("2026-06-01T00:00:00.000000Z").unwrap();
+        let newly = store
+            .record_opt_out("carol@xn--bcher-kva.example", "cli", now)
+            .unwrap();
+        assert!(!newly, "she is already suppressed");
+        let carol = "carol@xn--bcher-kva.example";
+        assert_eq!(
+            suppressions(&store),
+            [(email_hash(carol), None, "forgotten".into())]
+        );
     }
 
     #[test]

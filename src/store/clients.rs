@@ -438,6 +438,8 @@ pub(crate) fn opt_out(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let email = normalize_email(email);
+    // A person forgotten under an older spelling is found (and no address is stored).
+    super::addresses::heal_suppression(tx, &email)?;
     let hash = email_hash(&email);
     let existing: Option<String> = tx
         .query_row(
