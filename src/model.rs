@@ -123,6 +123,33 @@ pub fn legacy_unicode_spelling(email: &str) -> Option<String> {
     (spelled != email).then_some(spelled)
 }
 
+/// Whether older versions may have spelt (and hashed) the normalized address `email`
+/// otherwise: only then is [`legacy_spellings`] worth asking. Cheap.
+pub fn may_have_legacy_spelling(email: &str) -> bool {
+    !email.is_ascii() || email.contains("xn--")
+}
+
+/// Every other spelling under which versions from before normalization may have hashed
+/// the normalized address `email`: they only trimmed and lower-cased it, so the domain
+/// was in Unicode ([`legacy_unicode_spelling`]) and accents were as the file wrote them,
+/// composed or decomposed (NFD, as some systems export). Empty for most addresses.
+pub fn legacy_spellings(email: &str) -> Vec<String> {
+    use unicode_normalization::UnicodeNormalization;
+    if !may_have_legacy_spelling(email) {
+        return Vec::new();
+    }
+    let unicode = legacy_unicode_spelling(email);
+    let mut spellings = Vec::new();
+    for text in std::iter::once(email).chain(unicode.as_deref()) {
+        for spelled in [text.to_string(), text.nfd().collect()] {
+            if spelled != email && !spellings.contains(&spelled) {
+                spellings.push(spelled);
+            }
+        }
+    }
+    spellings
+}
+
 /// Why a text is not an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressError {
@@ -172,7 +199,8 @@ fn unquoted(text: &str) -> &str {
 }
 
 /// Deliberately simple: one `@`, a local part, a dotted ASCII domain (IDNA already
-/// applied) without empty labels, and nothing that could break an address header.
+/// applied) of letters, digits and inner hyphens (RFC 5321), and nothing that could break
+/// an address header.
 fn is_valid_email(email: &str) -> bool {
     let breaks_header = |c: char| matches!(c, '<' | '>' | ',' | ';' | '"');
     let clean = if email.is_ascii() {
@@ -190,12 +218,15 @@ fn is_valid_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
+    let hostname_label = |label: &[u8]| {
+        label
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+            && label.first().is_some_and(u8::is_ascii_alphanumeric)
+            && label.last().is_some_and(u8::is_ascii_alphanumeric)
+    };
     let mut labels = domain.as_bytes().split(|&b| b == b'.');
-    !local.is_empty()
-        && domain.is_ascii()
-        && !domain.contains('@')
-        && labels.clone().count() >= 2
-        && labels.all(|label| !label.is_empty())
+    !local.is_empty() && labels.clone().count() >= 2 && labels.all(hostname_label)
 }
 
 /// What the daemon's last look at the CRM sync file found: shown by `status` and
@@ -415,6 +446,27 @@ mod tests {
         ];
         for (text, expected) in refused {
             assert_eq!(parse_address(text), Err(expected), "{text:?}");
+        }
+    }
+
+    /// A domain is letters, digits and hyphens (RFC 5321), so text pasted around an
+    /// address (a `mailto:` query, a closing bracket) is refused, not taken for a
+    /// domain: `optout` would answer "opted out" for an address nobody has.
+    #[test]
+    fn a_domain_holds_only_letters_digits_and_hyphens() {
+        for text in [
+            "mailto:q@x.example?subject=unsubscribe",
+            "q@x.example)",
+            "q@x.example/",
+            "q@x_y.example",
+            "q@-x.example",
+            "q@x-.example",
+            "q@x.exam!ple",
+        ] {
+            assert_eq!(parse_address(text), Err(AddressError::Invalid), "{text:?}");
+        }
+        for text in ["q@x-y.example", "q@123.example", "q@xn--bcher-kva.example"] {
+            assert_eq!(parse_address(text), Ok(text.to_string()));
         }
     }
 

@@ -444,6 +444,8 @@ pub(crate) fn opt_out(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let email = normalize_email(email);
+    // A person forgotten under an older spelling is found (and no address is stored).
+    super::addresses::heal_suppression(tx, &email)?;
     let before = suppress(tx, &email, &Suppression::new(Reason::OptOut, source), now)?;
     let newly = !before.is_some_and(|s| s.is_opt_out());
     let client_id: Option<i64> = tx
@@ -588,7 +590,7 @@ fn upsert(
     insert.raw_bind_parameter(8, fields)?;
     if insert.raw_execute()? == 1 {
         let id = tx.last_insert_rowid();
-        if record.email.contains("xn--") {
+        if crate::model::may_have_legacy_spelling(&record.email) {
             super::addresses::heal_suppression(tx, &record.email)?;
         }
         for (enrollments, step) in new_rows.enrollments.iter_mut().zip(&client.first_steps) {

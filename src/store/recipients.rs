@@ -129,10 +129,17 @@ impl ForgetReport {
     }
 }
 
-/// The enrollment id a link points at, if it exists.
+/// The enrollment id a link points at, if it exists: an enrollment merged into another
+/// (two spellings of one person) points at that one, unless its id was given again.
 fn enrollment_id(conn: &Connection, target: &Target) -> Result<Option<i64>> {
     Ok(match target {
-        Target::Enrollment(id) => Some(*id),
+        Target::Enrollment(id) => Some(
+            conn.prepare_cached(
+                "SELECT coalesce((SELECT id FROM enrollments WHERE id = ?1),
+                                 (SELECT enrollment_id FROM merged_enrollments WHERE id = ?1), ?1)",
+            )?
+            .query_row(params![id], |r| r.get(0))?,
+        ),
         Target::Legacy(public_id) => conn
             .prepare_cached("SELECT enrollment_id FROM legacy_links WHERE public_id = ?1")?
             .query_row(params![public_id.to_vec()], |r| r.get(0))
