@@ -7,6 +7,7 @@
 mod check;
 mod import;
 mod ops;
+mod output;
 mod people;
 mod plan;
 mod preview;
@@ -151,6 +152,9 @@ pub enum Command {
         /// Write DIR/index.html: every step of the campaign for a sample client, with its timing.
         #[arg(long, value_name = "DIR", conflicts_with = "step")]
         gallery: Option<PathBuf>,
+        /// Replace the --html file (or the gallery's index.html) if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Write a one-page HTML report: funnel, churn reasons, opt-outs per step, upcoming sends.
     #[command(
@@ -160,6 +164,9 @@ pub enum Command {
         /// Where to write the page.
         #[arg(long, value_name = "FILE")]
         html: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Copy the live database consistently (safe while the daemon runs).
     #[command(
@@ -266,6 +273,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             html,
             open,
             gallery,
+            force,
         } => preview::run(
             &cli,
             preview::PreviewArgs {
@@ -275,9 +283,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 html: html.as_deref(),
                 open: *open,
                 gallery: gallery.as_deref(),
+                force: *force,
             },
         ),
-        Command::Report { html } => report::run(&cli, html),
+        Command::Report { html, force } => report::run(&cli, html, *force),
         Command::Backup { file, force } => ops::backup(&cli, file, *force),
         Command::Completions { shell } => ops::completions(*shell),
     }

@@ -729,6 +729,73 @@ fn backup_is_a_private_copy_that_never_overwrites_by_accident() {
     assert!(leftovers.is_empty(), "no partial files left: {leftovers:?}");
 }
 
+/// A typo must not cost the database or the configuration: `report --html` and `preview
+/// --html` refuse them (by any name, even with --force) and refuse any existing file
+/// without --force.
+#[test]
+fn report_and_preview_never_write_over_the_database_or_the_config() {
+    let ops = Ops::new();
+    ops.send_due();
+    let database = ops.project.path("winback.db");
+    let config = ops.project.config_path();
+    let config_before = fs::read(&config).unwrap();
+    let sent_before = ops.winback(&["status", "--format", "json"]).stdout;
+    let link = ops.project.path("link-to.db");
+    std::os::unix::fs::symlink(&database, &link).unwrap();
+    for target in [&database, &link] {
+        for force in [false, true] {
+            let target = target.to_string_lossy();
+            let mut args = vec!["report", "--html", &target];
+            if force {
+                args.push("--force");
+            }
+            let refused = ops.run(&args);
+            refused.assert_failure();
+            assert!(
+                refused.stderr.contains("live database itself")
+                    && refused.stderr.contains("never writes over it"),
+                "{}",
+                refused.stderr
+            );
+        }
+    }
+    let preview = ops.run(&[
+        "preview",
+        "--campaign",
+        CAMPAIGN,
+        "--step",
+        "1",
+        "--html",
+        &config.to_string_lossy(),
+        "--force",
+    ]);
+    preview.assert_failure();
+    assert!(
+        preview.stderr.contains("the configuration"),
+        "{}",
+        preview.stderr
+    );
+    assert_eq!(fs::read(&config).unwrap(), config_before);
+    // The database is whole: the same figures as before.
+    assert_eq!(
+        ops.winback(&["status", "--format", "json"]).stdout,
+        sent_before
+    );
+
+    // An ordinary file: refused without --force, replaced with it.
+    let page = ops.project.write_file("page.html", "mine");
+    let refused = ops.run(&["report", "--html", &page.to_string_lossy()]);
+    refused.assert_failure();
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert_eq!(fs::read_to_string(&page).unwrap(), "mine");
+    ops.winback(&["report", "--html", &page.to_string_lossy(), "--force"]);
+    assert!(
+        fs::read_to_string(&page)
+            .unwrap()
+            .contains("<!DOCTYPE html>")
+    );
+}
+
 #[test]
 fn completions_are_printed_for_each_shell() {
     let project = Project::new();
