@@ -94,7 +94,8 @@ pub(crate) fn partial_path(target: &Path) -> anyhow::Result<PathBuf> {
 
 /// What `target` (canonical) is, if it is a file winback reads or keeps.
 fn protected(config: &Config, target: &Path) -> Option<&'static str> {
-    let database = &config.database_path;
+    // SQLite keeps its WAL and SHM beside the real file, and so does the daemon its lock.
+    let database = &canonical(&absolute(&config.database_path));
     let beside = |suffix: &str| {
         let mut name = database.as_os_str().to_owned();
         name.push(suffix);
