@@ -86,12 +86,21 @@ fn real_path(path: &Path) -> PathBuf {
     }
 }
 
-/// The link secret: `WINBACK_SECRET` if set, else the one kept in the database.
+/// The link keys kept in the database. A `WINBACK_SECRET` they do not hold yet is added
+/// beside them as the newest key (logged), never in place of one: links already sent
+/// keep working, and new mail is signed with it.
 pub fn load_secret(store: &mut Store) -> anyhow::Result<Secret> {
-    match std::env::var("WINBACK_SECRET") {
-        Ok(text) if !text.is_empty() => Ok(Secret::from_text(&text)),
-        _ => Ok(store.secret()?),
+    if let Ok(text) = std::env::var("WINBACK_SECRET")
+        && !text.is_empty()
+        && let Some(id) = store.add_link_key(Secret::from_text(&text).to_bytes())?
+        && id > 1
+    {
+        tracing::warn!(
+            key_id = id,
+            "WINBACK_SECRET is not one of the link keys in the database: it is kept as key {id} and signs new links; links signed by the earlier keys keep working"
+        );
     }
+    Ok(store.secret()?)
 }
 
 /// Builds everything from the configuration and runs until SIGINT/SIGTERM (or one pass).

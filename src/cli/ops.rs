@@ -1,5 +1,5 @@
-//! Keeping the daemon running: `backup` (a consistent copy of the live database) and
-//! `completions` (shell completion scripts).
+//! Keeping the daemon running: `backup` (a consistent copy of the live database),
+//! `secret rotate` (a new link key) and `completions` (shell completion scripts).
 //!
 //! `backup` uses SQLite's online backup through `Store::backup_to`, so it is safe while
 //! the daemon runs; it writes beside the target and renames into place, so an interrupted
@@ -66,6 +66,22 @@ fn human_size(bytes: u64) -> String {
         Some(unit) => format!("{bytes} bytes, {value:.1} {unit}"),
         None => format!("{bytes} bytes"),
     }
+}
+
+/// `winback secret rotate`: a new random link key beside the others, which signs new
+/// mail from the daemon's next start. A `WINBACK_SECRET` not kept yet is kept first, so
+/// the new key is the newest.
+pub(super) fn rotate_secret(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let setup = load_config(cli)?;
+    let mut store = open_store(&setup.config)?;
+    crate::daemon::load_secret(&mut store)?;
+    let id = store
+        .add_link_key(crate::token::Secret::generate().to_bytes())?
+        .context("a new random key was already kept; run the command again")?;
+    println!(
+        "made link key {id}. Restart the daemon (systemctl restart winback): new mail is then signed with it. Links signed by the earlier keys keep working; keys are never removed."
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(super) fn completions(shell: Shell) -> anyhow::Result<ExitCode> {
