@@ -796,6 +796,42 @@ fn report_and_preview_never_write_over_the_database_or_the_config() {
     );
 }
 
+/// One daemon per database, whatever name leads to it: a second daemon whose config
+/// reaches the live database through a symlink is refused and sends nothing.
+#[test]
+fn a_second_daemon_through_a_symlink_to_the_database_is_refused() {
+    let ops = Ops::new();
+    let daemon = ops.project.spawn_winback(&["--now", NOW, "run"]);
+    assert!(
+        wait_until(DELIVERY_TIMEOUT, || ops.eml_files().len() == DUE_NOW),
+        "the daemon did not send:\n{}",
+        daemon.stderr_so_far()
+    );
+    let other = Project::new();
+    std::os::unix::fs::symlink(ops.project.path("winback.db"), other.path("alias.db")).unwrap();
+    let config = fs::read_to_string(ops.project.config_path())
+        .unwrap()
+        .replace("path = \"winback.db\"", "path = \"alias.db\"")
+        .replace(&format!(":{}", ops.port), &format!(":{}", free_port()));
+    assert!(config.contains("alias.db"));
+    other.write_config(&config);
+    let second = other.winback(&["--now", NOW, "run", "--once"]);
+    second.assert_failure();
+    assert!(
+        second
+            .stderr
+            .contains("another winback daemon is already running"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        ops.eml_files().len(),
+        DUE_NOW,
+        "the second daemon sent mail"
+    );
+    daemon.stop(Duration::from_secs(10)).assert_success();
+}
+
 #[test]
 fn completions_are_printed_for_each_shell() {
     let project = Project::new();
