@@ -1,7 +1,8 @@
 //! First run and daily operation, through the built binary: `preview` (one step, and the
 //! gallery), `report` (its numbers against `status --format json`, and a headless
-//! Chromium rendering it), `GET /metrics` against the outbox, `backup`, and shell
-//! `completions`.
+//! Chromium rendering it), `GET /metrics` against the outbox, `backup`, shell
+//! `completions`, and the operator's safety: no command writes over the database or the
+//! config, one daemon per database by any name, no server's escape sequence printed raw.
 //!
 //! Mail goes to a `file://` outbox, so counting messages is counting `.eml` files.
 
@@ -830,6 +831,86 @@ fn a_second_daemon_through_a_symlink_to_the_database_is_refused() {
         "the second daemon sent mail"
     );
     daemon.stop(Duration::from_secs(10)).assert_success();
+}
+
+/// The reply every recipient gets from [`hostile_smtp_server`]: a temporary refusal whose
+/// text clears the screen, retitles the terminal and turns what follows red.
+const HOSTILE_REPLY: &str = "451 4.7.1 \x1b[2J\x1b]0;owned\x07Try again later\x1b[31m";
+
+/// A minimal SMTP server on 127.0.0.1 that refuses every recipient with
+/// [`HOSTILE_REPLY`]; its port.
+fn hostile_smtp_server() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("a local address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let Ok(reader) = stream.try_clone() else {
+                    return;
+                };
+                let _ = stream.write_all(b"220 hostile.example ESMTP\r\n");
+                for line in BufReader::new(reader).lines() {
+                    let Ok(line) = line else { return };
+                    let command = line.to_ascii_uppercase();
+                    let reply = match command.get(..4).unwrap_or("") {
+                        "EHLO" | "HELO" => "250 hostile.example",
+                        "MAIL" | "RSET" | "NOOP" => "250 2.0.0 Ok",
+                        "RCPT" => HOSTILE_REPLY,
+                        "QUIT" => {
+                            let _ = stream.write_all(b"221 2.0.0 Bye\r\n");
+                            return;
+                        }
+                        _ => "502 5.5.2 Not implemented",
+                    };
+                    if stream.write_all(format!("{reply}\r\n").as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Nothing a mail server sends reaches the operator's terminal raw: a reply full of
+/// escape sequences is shown by the log, `status` and `outbox list` without them.
+#[test]
+fn escape_sequences_in_a_servers_reply_never_reach_the_terminal() {
+    let ops = Ops::new();
+    ops.project.fill_placeholders();
+    let config = fs::read_to_string(ops.project.config_path()).unwrap();
+    let url_line = config
+        .lines()
+        .find(|l| l.starts_with("url = \"file://"))
+        .expect("the file:// url line")
+        .to_string();
+    let port = hostile_smtp_server();
+    ops.project.write_config(&config.replace(
+        &url_line,
+        &format!("url = \"smtp://127.0.0.1:{port}\"\nconnections = 1"),
+    ));
+    let pass = ops.winback(&["run", "--once"]);
+    let list = ops.winback(&["outbox", "list"]);
+    let status = ops.winback(&["status"]);
+    for (what, text) in [
+        ("the log", &pass.stderr),
+        ("outbox list", &list.stdout),
+        ("status", &status.stdout),
+    ] {
+        assert!(
+            text.contains("Try again later"),
+            "{what} does not show the reply:\n{text}"
+        );
+        // The log may colour its own fields; the server's sequences must be gone.
+        for sequence in ["\x1b[2J", "\x1b]0;", "\x07", "\x1b[31m"] {
+            assert!(
+                !text.contains(sequence),
+                "{what} prints the server's {sequence:?}: {text:?}"
+            );
+        }
+    }
 }
 
 #[test]
