@@ -378,7 +378,7 @@ async fn sync_clients(deliverer: &Deliverer, watch: &mut SyncWatch) -> anyhow::R
         }
         Ok(outcome) => {
             for e in &outcome.errors {
-                tracing::error!(file = %shown, line = e.line, reason = %e.reason, "bad row");
+                tracing::error!(file = %shown, line = e.line, reason = %crate::model::printable(&e.reason), "bad row");
             }
             tracing::error!(file = %shown, bad_rows = outcome.error_count, "client file not imported: fix the rows above; the database is unchanged");
             let first = outcome.errors.first().map(|e| e.to_string());
