@@ -35,16 +35,19 @@ pub struct DaemonLock {
 }
 
 impl DaemonLock {
-    /// Refuses if another daemon holds the lock on the same database.
+    /// Refuses if another daemon holds the lock on the same database. The lock file sits
+    /// beside the database's real file (symlinks and `..` resolved), so a second daemon
+    /// reaching the same database by another name finds the same lock.
     pub fn acquire(database: &Path) -> anyhow::Result<DaemonLock> {
-        let mut name = database.as_os_str().to_owned();
-        name.push(".lock");
-        let path = PathBuf::from(name);
         // The database (and so its folder) may not exist yet on a first run.
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the folder {}", dir.display()))?;
         }
+        let real = real_path(database);
+        let mut name = real.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
         let file = File::options()
             .create(true)
             .truncate(false)
@@ -69,12 +72,35 @@ impl DaemonLock {
     }
 }
 
-/// The link secret: `WINBACK_SECRET` if set, else the one kept in the database.
-pub fn load_secret(store: &mut Store) -> anyhow::Result<Secret> {
-    match std::env::var("WINBACK_SECRET") {
-        Ok(text) if !text.is_empty() => Ok(Secret::from_text(&text)),
-        _ => Ok(store.secret()?),
+/// `path` with symlinks and `..` resolved; for a file not created yet, its folder's real
+/// path joined with its name.
+fn real_path(path: &Path) -> PathBuf {
+    if let Ok(real) = path.canonicalize() {
+        return real;
     }
+    match (path.parent(), path.file_name()) {
+        (Some(folder), Some(name)) if !folder.as_os_str().is_empty() => {
+            real_path(folder).join(name)
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
+/// The link keys kept in the database. A `WINBACK_SECRET` they do not hold yet is added
+/// beside them as the newest key (logged), never in place of one: links already sent
+/// keep working, and new mail is signed with it.
+pub fn load_secret(store: &mut Store) -> anyhow::Result<Secret> {
+    if let Ok(text) = std::env::var("WINBACK_SECRET")
+        && !text.is_empty()
+        && let Some(id) = store.add_link_key(Secret::from_text(&text).to_bytes())?
+        && id > 1
+    {
+        tracing::warn!(
+            key_id = id,
+            "WINBACK_SECRET is not one of the link keys in the database: it is kept as key {id} and signs new links; links signed by the earlier keys keep working"
+        );
+    }
+    Ok(store.secret()?)
 }
 
 /// What `run` needs from its environment beyond the configuration file: a login named in
@@ -399,7 +425,7 @@ async fn sync_clients(deliverer: &Deliverer, watch: &mut SyncWatch) -> anyhow::R
         }
         Ok(outcome) => {
             for e in &outcome.errors {
-                tracing::error!(file = %shown, line = e.line, reason = %e.reason, "bad row");
+                tracing::error!(file = %shown, line = e.line, reason = %crate::model::printable(&e.reason), "bad row");
             }
             tracing::error!(file = %shown, bad_rows = outcome.error_count, "client file not imported: fix the rows above; the database is unchanged");
             let first = outcome.errors.first().map(|e| e.to_string());
@@ -438,5 +464,34 @@ fn redact(url: &str) -> String {
             format!("{}://…@{}", &url[..scheme], &url[at + 1..])
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_second_daemon_through_a_symlink_finds_the_same_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("winback.db");
+        std::fs::write(&database, b"").unwrap();
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        let link = other.join("alias.db");
+        std::os::unix::fs::symlink(&database, &link).unwrap();
+        let first = DaemonLock::acquire(&database).unwrap();
+        for second in [link.clone(), other.join("../winback.db")] {
+            let refused = DaemonLock::acquire(&second).map(|_| ()).unwrap_err();
+            assert!(
+                refused.to_string().contains("already running"),
+                "{second:?}: {refused}"
+            );
+        }
+        drop(first);
+        let again = DaemonLock::acquire(&link).unwrap();
+        assert!(again.path().starts_with(dir.path().canonicalize().unwrap()));
+        assert!(again.path().ends_with("winback.db.lock"));
     }
 }

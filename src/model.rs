@@ -397,6 +397,27 @@ impl MessageState {
     }
 }
 
+/// `text` from outside (an SMTP server's reply, a CSV field, a survey answer) made safe
+/// to print on one terminal line or log line: tabs and line breaks become spaces, and
+/// every other control character (escape sequences start with one) and every bidi
+/// override is removed, so nothing a server or a file sent can move the cursor, recolour
+/// or rewrite what the operator reads.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .filter_map(|c| match c {
+            '\t' | '\n' | '\r' => Some(' '),
+            c if unsafe_char(c) => None,
+            c => Some(c),
+        })
+        .collect::<String>()
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,5 +498,15 @@ mod tests {
             Some("bob@bücher.example")
         );
         assert_eq!(legacy_unicode_spelling("bob@x.example"), None);
+    }
+
+    #[test]
+    fn printable_text_carries_no_escape_sequence() {
+        assert_eq!(printable("250 OK"), "250 OK");
+        assert_eq!(
+            printable("550 \u{1b}[2J\u{1b}]0;owned\u{7}gone\r\nnext\u{9b}31m\u{202E}txt"),
+            "550 [2J]0;ownedgone  next31mtxt"
+        );
+        assert!(!printable("a\u{7f}b\u{0}c").chars().any(char::is_control));
     }
 }

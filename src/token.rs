@@ -5,10 +5,15 @@
 //! the secret): the store needs no random id, and its index, per enrollment, and a
 //! recipient learns nothing from the token about how many others there are. The store
 //! never issues an id twice (AUTOINCREMENT), so a token names one enrollment forever.
-//! Databases from before kept a random id per enrollment instead; links carrying those
-//! were sent and still work ([`Target::Legacy`]). Tokens never expire (an unsubscribe link must work
-//! years later). This module owns the format and the secret's derivation; it knows nothing
-//! of the store, HTTP or the clock, and `verify` never panics whatever it is given.
+//! Databases from before kept a random id per enrollment instead; links carrying those were sent
+//! and still work ([`Target::Legacy`]). Tokens never expire (an unsubscribe link must work
+//! years later), and a key is never retired: a [`Secret`] is the current key, which signs
+//! new tokens, plus every older key, which still verifies the tokens it signed. Key 1 (the
+//! database's first) issues tokens as they always were; a later key N puts N in decimal
+//! before them, so a token names its key. A token without a key id may come from any
+//! key the database held before key ids existed, and is tried against each. This module
+//! owns the format and the secret's derivation; it knows nothing of the store, HTTP or the
+//! clock, and `verify` never panics whatever it is given.
 
 use std::fmt;
 
@@ -42,6 +47,8 @@ const TAG_LEN: usize = 16;
 const RAW_LEN: usize = 16 + TAG_LEN;
 /// Characters of a token: 32 bytes in base64 without padding.
 const TOKEN_LEN: usize = (RAW_LEN * 4).div_ceil(3);
+/// The most digits a key id before a token may have (`u32::MAX` has 10).
+const MAX_KEY_ID_DIGITS: usize = 10;
 
 /// What a token may be used for; a token of one purpose never verifies as the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,34 +67,78 @@ impl Purpose {
     }
 }
 
-/// The key tokens are signed with. Its `Debug` output never shows the key.
+/// The key tokens are signed with (with its id), and the older keys that still verify
+/// theirs. Its `Debug` output never shows a key.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret([u8; 32]);
+pub struct Secret {
+    key: [u8; 32],
+    id: u32,
+    older: Vec<(u32, [u8; 32])>,
+}
 
 impl Secret {
     /// The key for a passphrase such as `WINBACK_SECRET`: the SHA-256 of its text, as
     /// given (no trimming), so any length works and equal texts give equal keys.
     pub fn from_text(text: &str) -> Secret {
-        Secret(Sha256::digest(text.as_bytes()).into())
+        Secret::from_bytes(Sha256::digest(text.as_bytes()).into())
     }
 
+    /// One key, as key 1.
     pub fn from_bytes(bytes: [u8; 32]) -> Secret {
-        Secret(bytes)
+        Secret {
+            key: bytes,
+            id: 1,
+            older: Vec::new(),
+        }
+    }
+
+    /// Every key a database holds, by id: the highest signs, all verify. `None` if empty.
+    pub fn ring(keys: &[(u32, [u8; 32])]) -> Option<Secret> {
+        let &(id, key) = keys.iter().max_by_key(|(id, _)| *id)?;
+        let older = keys
+            .iter()
+            .filter(|(other, _)| *other != id)
+            .copied()
+            .collect();
+        Some(Secret { key, id, older })
     }
 
     /// A new random key from the operating system's CSPRNG (via rand's thread RNG).
     pub fn generate() -> Secret {
-        Secret(rand::random())
+        Secret::from_bytes(rand::random())
     }
 
-    /// The key, for the store to keep.
+    /// The current key, for the store to keep.
     pub fn to_bytes(&self) -> [u8; 32] {
-        self.0
+        self.key
+    }
+
+    /// The current key's id: the one new tokens carry.
+    pub fn key_id(&self) -> u32 {
+        self.id
+    }
+
+    /// The key with this id, alone.
+    fn key(&self, id: u32) -> Option<Secret> {
+        if id == self.id {
+            return Some(Secret::from_bytes(self.key));
+        }
+        self.older
+            .iter()
+            .find(|(other, _)| *other == id)
+            .map(|(_, key)| Secret::from_bytes(*key))
+    }
+
+    /// Each key alone, the current one first.
+    fn keys(&self) -> impl Iterator<Item = Secret> + '_ {
+        std::iter::once(self.key)
+            .chain(self.older.iter().map(|(_, key)| *key))
+            .map(Secret::from_bytes)
     }
 
     fn mac(&self, purpose: Purpose, id: &Block) -> HmacSha256 {
         let mut mac =
-            <HmacSha256 as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+            <HmacSha256 as Mac>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
         mac.update(purpose.tag());
         mac.update(id);
         mac
@@ -99,7 +150,7 @@ impl Secret {
     fn cipher(&self) -> Aes128 {
         let mut derive = Sha256::new();
         derive.update(b"winback:link-id:v1");
-        derive.update(self.0);
+        derive.update(self.key);
         let key = derive.finalize();
         Aes128::new_from_slice(&key[..16]).expect("AES-128 takes a 16-byte key")
     }
@@ -128,12 +179,18 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The token for `target` and `purpose`: 43 URL-safe characters. A legacy target gets
-/// the token it always had, so a page reached through an old link links on in kind.
+/// The token for `target` and `purpose`, signed by the current key: 43 URL-safe
+/// characters, after the key id unless it is key 1. A legacy target gets the token it
+/// always had (under the current key), so a page reached through an old link links on
+/// in kind.
 pub fn issue(secret: &Secret, purpose: Purpose, target: Target) -> String {
-    match target {
+    let token = match target {
         Target::Enrollment(id) => issue_block(secret, purpose, &secret.seal(id)),
         Target::Legacy(block) => issue_block(secret, purpose, &block),
+    };
+    match secret.id {
+        1 => token,
+        id => format!("{id}{token}"),
     }
 }
 
@@ -145,10 +202,30 @@ fn issue_block(secret: &Secret, purpose: Purpose, block: &Block) -> String {
     URL_SAFE_NO_PAD.encode(raw)
 }
 
-/// What `token` points at if it was issued with `secret` for `purpose`; `None` for
-/// anything malformed, altered, truncated or issued for the other purpose. The tag is
-/// compared in constant time.
+/// What `token` points at if it was issued with one of `secret`'s keys for `purpose`;
+/// `None` for anything malformed, altered, truncated, issued for the other purpose or by
+/// a key not held. The tag is compared in constant time.
 pub fn verify(secret: &Secret, purpose: Purpose, token: &str) -> Option<Target> {
+    if token.len() < TOKEN_LEN || token.len() > TOKEN_LEN + MAX_KEY_ID_DIGITS {
+        return None;
+    }
+    let split = token.len() - TOKEN_LEN;
+    let (prefix, body) = (token.get(..split)?, token.get(split..)?);
+    if prefix.is_empty() {
+        return secret
+            .keys()
+            .find_map(|key| verify_one(&key, purpose, body));
+    }
+    // Canonical ids only (no leading zero, never 1), so a token has one spelling.
+    if prefix.starts_with('0') || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let id: u32 = prefix.parse().ok().filter(|id| *id > 1)?;
+    verify_one(&secret.key(id)?, purpose, body)
+}
+
+/// [`verify`] for a token without a key id, against one key.
+fn verify_one(secret: &Secret, purpose: Purpose, token: &str) -> Option<Target> {
     // Checked first so that huge inputs cost nothing. Base64 decoding is strict: a
     // non-canonical last character (unused low bits set) is refused, so no two strings
     // decode to the same token.
@@ -372,5 +449,40 @@ mod tests {
             Secret::from_text("abc").to_bytes()[..4],
             [0xba, 0x78, 0x16, 0xbf]
         );
+    }
+
+    #[test]
+    fn a_new_key_signs_and_the_old_ones_still_verify() {
+        let first = secret();
+        let old_token = issue(&first, Purpose::Unsubscribe, ID);
+        let second = Secret::from_text("a secret set later");
+        let ring = Secret::ring(&[(2, second.to_bytes()), (1, first.to_bytes())]).unwrap();
+        assert_eq!(ring.key_id(), 2);
+        let new_token = issue(&ring, Purpose::Unsubscribe, ID);
+        assert!(new_token.starts_with('2') && new_token.len() == TOKEN_LEN + 1);
+        assert_eq!(verify(&ring, Purpose::Unsubscribe, &old_token), Some(ID));
+        assert_eq!(verify(&ring, Purpose::Unsubscribe, &new_token), Some(ID));
+        assert_eq!(verify(&ring, Purpose::Survey, &new_token), None);
+        // A token without a key id from any key held verifies (a key set before ids).
+        let unnamed = issue(&second, Purpose::Unsubscribe, ID);
+        assert_eq!(verify(&ring, Purpose::Unsubscribe, &unnamed), Some(ID));
+        // The key id is part of the token: another id, or another spelling, is refused.
+        let body = &new_token[1..];
+        for altered in [format!("3{body}"), format!("02{body}"), format!("1{body}")] {
+            assert_eq!(
+                verify(&ring, Purpose::Unsubscribe, &altered),
+                None,
+                "{altered}"
+            );
+        }
+        // A key not held verifies nothing.
+        assert_eq!(verify(&first, Purpose::Unsubscribe, &new_token), None);
+        assert_eq!(Secret::ring(&[]), None);
+        let third =
+            Secret::ring(&[(1, first.to_bytes()), (2, second.to_bytes()), (17, [7; 32])]).unwrap();
+        let token = issue(&third, Purpose::Survey, ID);
+        assert!(token.starts_with("17"));
+        assert_eq!(verify(&third, Purpose::Survey, &token), Some(ID));
+        assert_eq!(verify(&third, Purpose::Unsubscribe, &old_token), Some(ID));
     }
 }

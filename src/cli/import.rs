@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{Cli, load_config, open_store};
+use crate::model::printable;
 use crate::store::ImportOutcome;
 
 pub(super) fn run(cli: &Cli, file: &Path, skip_invalid: bool) -> anyhow::Result<ExitCode> {
@@ -59,7 +60,12 @@ fn import_file(
 
 fn print_outcome(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
     for e in &outcome.errors {
-        println!("{}: line {}: {}", file.display(), e.line, e.reason);
+        println!(
+            "{}: line {}: {}",
+            file.display(),
+            e.line,
+            printable(&e.reason)
+        );
     }
     let hidden = outcome
         .error_count

@@ -7,6 +7,7 @@
 mod check;
 mod import;
 mod ops;
+mod output;
 mod people;
 mod plan;
 mod preview;
@@ -151,6 +152,9 @@ pub enum Command {
         /// Write DIR/index.html: every step of the campaign for a sample client, with its timing.
         #[arg(long, value_name = "DIR", conflicts_with = "step")]
         gallery: Option<PathBuf>,
+        /// Replace the --html file (or the gallery's index.html) if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Write a one-page HTML report: funnel, churn reasons, opt-outs per step, upcoming sends.
     #[command(
@@ -160,10 +164,13 @@ pub enum Command {
         /// Where to write the page.
         #[arg(long, value_name = "FILE")]
         html: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Copy the live database consistently (safe while the daemon runs).
     #[command(
-        after_help = "Example: winback backup /var/backups/winback-$(date +%F).db\n\nTo restore: stop the daemon (systemctl stop winback); move the database file aside, and any winback.db-wal and winback.db-shm files beside it; copy the backup to the database path ([database] path in the config); start the daemon again. A backup holds names, addresses and (unless WINBACK_SECRET is set) the link-signing secret: keep it private."
+        after_help = "Example: winback backup /var/backups/winback-$(date +%F).db\n\nTo restore: stop the daemon (systemctl stop winback); move the database file aside, and any winback.db-wal and winback.db-shm files beside it; copy the backup to the database path ([database] path in the config); start the daemon again. A backup holds names, addresses and the link-signing keys: keep it private."
     )]
     Backup {
         /// The backup file to create.
@@ -172,6 +179,9 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// The keys that sign the recipients' links.
+    #[command(subcommand, after_help = "Example: winback secret rotate")]
+    Secret(SecretCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Example: winback completions bash > /etc/bash_completion.d/winback\n         winback completions zsh > \"${fpath[1]}/_winback\"\n         winback completions fish > ~/.config/fish/completions/winback.fish"
@@ -190,6 +200,15 @@ pub enum OutboxCommand {
     /// Send an uncertain or failed message again (the recipient may get it twice).
     #[command(after_help = "Example: winback outbox resend 42")]
     Resend { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Make a new link key for new mail; links signed by the earlier keys keep working.
+    #[command(
+        after_help = "Example: winback secret rotate\n\nKeys are never removed: an unsubscribe link must work for years. The daemon signs with the new key from its next start (systemctl restart winback)."
+    )]
+    Rotate,
 }
 
 fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
@@ -278,6 +297,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             html,
             open,
             gallery,
+            force,
         } => preview::run(
             &cli,
             preview::PreviewArgs {
@@ -287,11 +307,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 html: html.as_deref(),
                 open: *open,
                 gallery: gallery.as_deref(),
+                force: *force,
             },
         ),
-        Command::Report { html } => report::run(&cli, html),
+        Command::Report { html, force } => report::run(&cli, html, *force),
         Command::Backup { file, force } => ops::backup(&cli, file, *force),
         Command::Completions { shell } => ops::completions(*shell),
+        Command::Secret(SecretCommand::Rotate) => ops::rotate_secret(&cli),
     }
 }
 

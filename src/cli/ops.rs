@@ -1,18 +1,18 @@
-//! Keeping the daemon running: `backup` (a consistent copy of the live database) and
-//! `completions` (shell completion scripts).
+//! Keeping the daemon running: `backup` (a consistent copy of the live database),
+//! `secret rotate` (a new link key) and `completions` (shell completion scripts).
 //!
 //! `backup` uses SQLite's online backup through `Store::backup_to`, so it is safe while
 //! the daemon runs; it writes beside the target and renames into place, so an interrupted
 //! backup never leaves a half-written file under the name asked for.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use super::{Cli, load_config, open_store};
+use super::{Cli, load_config, open_store, output};
 
 pub(super) fn backup(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
@@ -23,44 +23,9 @@ pub(super) fn backup(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<Exit
             database.display()
         );
     }
-    let target = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    if target.is_dir() {
-        bail!(
-            "{} is a folder; give the backup a file name, e.g. {}",
-            target.display(),
-            target.join("winback-backup.db").display()
-        );
-    }
-    if target.exists() {
-        if same_file(database, &target) {
-            bail!(
-                "{} is the live database itself; back it up to another file",
-                target.display()
-            );
-        }
-        if !force {
-            bail!(
-                "{} already exists; choose a new file name, or pass --force to replace it",
-                target.display()
-            );
-        }
-    }
-    let (Some(folder), Some(name)) = (target.parent(), target.file_name()) else {
-        bail!("{} is not a file name", target.display());
-    };
-    if !folder.is_dir() {
-        bail!(
-            "the folder {} does not exist; create it first",
-            folder.display()
-        );
-    }
+    let target = output::output_path(&setup.config, file, force)?;
     let store = open_store(&setup.config)?;
-    let partial: PathBuf = folder.join(format!(
-        ".{}.partial-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&partial);
+    let partial = output::partial_path(&target)?;
     if let Err(e) = store.backup_to(&partial) {
         let _ = std::fs::remove_file(&partial);
         return Err(e)
@@ -85,13 +50,6 @@ pub(super) fn backup(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
-}
-
 /// `1234567` → `1234567 bytes, 1.2 MiB`.
 fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
@@ -108,6 +66,22 @@ fn human_size(bytes: u64) -> String {
         Some(unit) => format!("{bytes} bytes, {value:.1} {unit}"),
         None => format!("{bytes} bytes"),
     }
+}
+
+/// `winback secret rotate`: a new random link key beside the others, which signs new
+/// mail from the daemon's next start. A `WINBACK_SECRET` not kept yet is kept first, so
+/// the new key is the newest.
+pub(super) fn rotate_secret(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let setup = load_config(cli)?;
+    let mut store = open_store(&setup.config)?;
+    crate::daemon::load_secret(&mut store)?;
+    let id = store
+        .add_link_key(crate::token::Secret::generate().to_bytes())?
+        .context("a new random key was already kept; run the command again")?;
+    println!(
+        "made link key {id}. Restart the daemon (systemctl restart winback): new mail is then signed with it. Links signed by the earlier keys keep working; keys are never removed."
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(super) fn completions(shell: Shell) -> anyhow::Result<ExitCode> {

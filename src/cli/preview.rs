@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use handlebars::html_escape;
 
-use super::{Cli, load_config};
+use super::{Cli, load_config, output};
 use crate::config::{Campaign, Config};
 use crate::model::ClientRecord;
 use crate::render::{self, Renderer, Vars};
@@ -35,11 +35,16 @@ pub(super) struct PreviewArgs<'a> {
     pub html: Option<&'a Path>,
     pub open: bool,
     pub gallery: Option<&'a Path>,
+    /// Replace an existing `--html` file or gallery index.
+    pub force: bool,
 }
 
 pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
     let config = &setup.config;
+    if let Some(path) = args.html {
+        output::output_path(config, path, args.force)?;
+    }
     let renderer = Arc::new(Renderer::load(config).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
         anyhow!(
@@ -56,6 +61,7 @@ pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> 
             setup.clock.now(),
             dir,
             args.open,
+            args.force,
         );
     }
     let step = args
@@ -185,7 +191,7 @@ pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> 
     let html_len = rendered.html.len();
     match args.html {
         Some(path) => {
-            write_file(path, &rendered.html)?;
+            output::write_output(config, path, rendered.html.as_bytes(), args.force)?;
             println!("The HTML part ({html_len} bytes) is in {}.", path.display());
         }
         None if !args.open => {
@@ -203,7 +209,8 @@ pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> 
                     "winback-preview-{}-step{step}.html",
                     safe_name(&campaign.name)
                 ));
-                write_file(&path, &rendered.html)?;
+                // Our own scratch file, replaced at each preview.
+                output::write_output(config, &path, rendered.html.as_bytes(), true)?;
                 println!("The HTML part ({html_len} bytes) is in {}.", path.display());
                 path
             }
@@ -252,6 +259,7 @@ fn gallery(
     now: chrono::DateTime<chrono::Utc>,
     dir: &Path,
     open: bool,
+    force: bool,
 ) -> anyhow::Result<ExitCode> {
     let client = render::sample_client();
     let links = Links::fake(config);
@@ -345,7 +353,7 @@ fn gallery(
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the folder {}", dir.display()))?;
     let index = dir.join("index.html");
-    write_file(&index, &page)?;
+    output::write_output(config, &index, page.as_bytes(), force)?;
     println!(
         "wrote {} ({} step{} of \"{}\"); open it in a browser to review them side by side.",
         index.display(),
@@ -508,10 +516,6 @@ fn safe_name(name: &str) -> String {
             }
         })
         .collect()
-}
-
-fn write_file(path: &Path, contents: &str) -> anyhow::Result<()> {
-    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Opens `path` in the desktop's browser (`xdg-open`, or `open` on macOS). A launcher

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{Cli, Format, address, load_config, open_store};
 use crate::http::{SURVEY_REASONS, WOULD_RETURN};
+use crate::model::printable;
 use crate::store::SurveyAnswerRow;
 
 /// The free-text answer's width in the table.
@@ -111,7 +112,10 @@ pub(super) fn survey(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
 
 /// `text` on one line, cut to `width` characters with an ellipsis.
 fn one_line(text: &str, width: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = printable(text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     if flat.chars().count() <= width {
         flat
     } else {

@@ -24,16 +24,18 @@ use crate::store::{Funnel, ReportData};
 /// How far ahead the upcoming sends are charted.
 const WEEKS_AHEAD: usize = 12;
 
-pub(super) fn run(cli: &Cli, html: &Path) -> anyhow::Result<ExitCode> {
+pub(super) fn run(cli: &Cli, html: &Path, force: bool) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
+    // Refused before any work when the file may not be written.
+    super::output::output_path(&setup.config, html, force)?;
     let mut store = open_store(&setup.config)?;
     let now = setup.clock.now();
     let data = store.report_data()?;
     let until = now + Duration::weeks(WEEKS_AHEAD as i64);
     let planned = super::plan::simulate(&setup.config, &mut store, now, until)?;
     let page = page(&setup.config, &data, &planned, now);
-    std::fs::write(html, &page)
-        .with_context(|| format!("cannot write the report to {}", html.display()))?;
+    super::output::write_output(&setup.config, html, page.as_bytes(), force)
+        .context("the report was not written")?;
     let f = data.funnel;
     println!(
         "wrote {} ({} bytes): {} former clients, {} enrolled, {} surveyed, {} answered, {} came back; {} message{} planned in the next {WEEKS_AHEAD} weeks.",

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use super::{Cli, Format, load_config, open_store};
-use crate::model::{SyncOutcome, SyncReport};
+use crate::model::{SyncOutcome, SyncReport, printable};
 use crate::store::{ATTENTION, MessageRow};
 
 pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
@@ -89,13 +89,13 @@ fn sync_line(sync: &SyncReport) -> String {
         (SyncOutcome::Refused, n) if n > 0 => format!(
             "NOT IMPORTED, {n} bad row{} ({}); fix the file, the daemon reads it again when it changes",
             if n == 1 { "" } else { "s" },
-            sync.error.as_deref().unwrap_or("see the log")
+            printable(sync.error.as_deref().unwrap_or("see the log"))
         ),
         (SyncOutcome::Missing, _) => "MISSING: the file does not exist".to_string(),
         (outcome, _) => format!(
             "NOT IMPORTED, {} ({})",
             outcome.as_str(),
-            sync.error.as_deref().unwrap_or("see the log")
+            printable(sync.error.as_deref().unwrap_or("see the log"))
         ),
     };
     let last = sync
@@ -140,7 +140,7 @@ fn print_messages(rows: &[MessageRow]) {
             m.campaign,
             m.step,
             m.attempts,
-            m.error.as_deref().unwrap_or("")
+            printable(m.error.as_deref().unwrap_or(""))
         );
     }
 }

@@ -691,15 +691,20 @@ fn client_address(peer: Option<IpAddr>, headers: &HeaderMap) -> IpAddr {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|part| part.trim().parse::<IpAddr>().ok())
-        .next_back();
+        .next_back()
+        .map(rate_limit::forwarded_hop);
     let real_ip = || {
         headers
             .get(HeaderName::from_static("x-real-ip"))
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<IpAddr>().ok())
     };
-    forwarded.or_else(real_ip).unwrap_or(peer)
+    match forwarded {
+        // The proxy's own entry; one it wrote in a form we cannot read trusts nothing
+        // before it (those entries are the client's to choose).
+        Some(hop) => hop.unwrap_or(peer),
+        None => real_ip().unwrap_or(peer),
+    }
 }
 
 /// Headers on every answer: nothing cached or framed, the token never sent on as a

@@ -100,6 +100,24 @@ fn bucket_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The address in one `X-Forwarded-For` entry, as proxies write it: `192.0.2.1`,
+/// `192.0.2.1:4711`, `2001:db8::1`, `[2001:db8::1]:4711` or `[2001:db8::1]`. `None` for
+/// anything else (`unknown`, an obfuscated name, garbage).
+pub(crate) fn forwarded_hop(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(socket) = entry.parse::<std::net::SocketAddr>() {
+        return Some(socket.ip());
+    }
+    entry
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .and_then(|inner| inner.parse::<Ipv6Addr>().ok())
+        .map(IpAddr::V6)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +191,17 @@ mod tests {
                 .check(ip("192.0.2.3"), busy_at + Duration::from_secs(1))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_forwarded_entry_is_read_with_or_without_its_port() {
+        assert_eq!(forwarded_hop(" 192.0.2.1"), Some(ip("192.0.2.1")));
+        assert_eq!(forwarded_hop("192.0.2.1:4711"), Some(ip("192.0.2.1")));
+        assert_eq!(forwarded_hop("2001:db8::1"), Some(ip("2001:db8::1")));
+        assert_eq!(forwarded_hop("[2001:db8::1]:4711"), Some(ip("2001:db8::1")));
+        assert_eq!(forwarded_hop("[2001:db8::1]"), Some(ip("2001:db8::1")));
+        for bad in ["unknown", "", "_hidden", "192.0.2.1:port", "[192.0.2.1]"] {
+            assert_eq!(forwarded_hop(bad), None, "{bad:?}");
+        }
     }
 }

@@ -823,6 +823,26 @@ fn a_direct_client_cannot_choose_its_address() {
     assert_eq!(client_address(Some(proxy), &HeaderMap::new()), proxy);
 }
 
+/// The proxy's last entry decides, even with a port on it: entries before it are the
+/// client's to forge, and an entry that cannot be read does not hand the choice to them.
+#[test]
+fn a_port_on_the_proxys_entry_does_not_trust_the_forged_first_one() {
+    let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+    let address = |value: &'static str| {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static(value));
+        client_address(Some(proxy), &headers)
+    };
+    let real: IpAddr = "198.51.100.7".parse().unwrap();
+    assert_eq!(address("203.0.113.5, 198.51.100.7:52114"), real);
+    assert_eq!(
+        address("203.0.113.5, [2001:db8::7]:52114"),
+        "2001:db8::7".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(address("203.0.113.5, unknown"), proxy);
+    assert_eq!(address("203.0.113.5, 198.51.100.7"), real);
+}
+
 #[tokio::test]
 async fn every_answer_carries_the_safety_headers() {
     let f = fixture();

@@ -106,10 +106,15 @@ fn write_atomically(dir: &Path, stem: &str, bytes: &[u8]) -> Result<PathBuf, (Pa
 }
 
 fn write_then_rename(temporary: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(temporary)?;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    // A message holds personal data and live links: private, like the database.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(temporary)?;
     file.write_all(bytes)?;
     // Durable before visible: after a crash the name never points at an empty file.
     file.sync_data()?;
@@ -185,6 +190,12 @@ mod tests {
             fs::read(&path).expect("read"),
             b"Subject: one\r\n\r\nfirst\r\n"
         );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "only the owner may read a message");
+        }
 
         mailer
             .send(&message(

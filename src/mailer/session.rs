@@ -492,7 +492,9 @@ fn parse_line(line: &[u8]) -> Result<(u16, bool, String), String> {
         Some(b'-') => false,
         Some(_) => return Err(unreadable()),
     };
-    let text = String::from_utf8_lossy(line.get(4..).unwrap_or_default()).into_owned();
+    // Stored and printed later: nothing the server sent may reach a terminal raw.
+    let text = String::from_utf8_lossy(line.get(4..).unwrap_or_default());
+    let text = crate::model::printable(&text).into_owned();
     Ok((code, last, text))
 }
 
@@ -556,6 +558,14 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn reply_text_reaches_no_terminal_raw() {
+        assert_eq!(
+            parse_line(b"550 5.7.1 \x1b[2J\x1b]0;pwned\x07Denied\x1b[0m"),
+            Ok((550, true, "5.7.1 [2J]0;pwnedDenied[0m".to_owned()))
+        );
     }
 
     #[test]

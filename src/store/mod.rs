@@ -177,27 +177,47 @@ impl Store {
         Ok(())
     }
 
-    /// The link-signing secret: kept in the database, generated on first use.
+    /// The link-signing keys: kept in the database (`meta` rows `secret`, key 1, and
+    /// `secret.N`), the first generated on first use. The newest signs; all verify.
     pub fn secret(&mut self) -> Result<Secret> {
-        let tx = self.conn.transaction()?;
-        let stored: Option<Vec<u8>> = tx
-            .query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        let secret = match stored.and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok()) {
-            Some(bytes) => Secret::from_bytes(bytes),
-            None => {
-                let secret = Secret::generate();
-                tx.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('secret', ?1)",
-                    params![secret.to_bytes().to_vec()],
-                )?;
-                secret
-            }
-        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut keys = link_keys(&tx)?;
+        if keys.is_empty() {
+            let secret = Secret::generate();
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('secret', ?1)",
+                params![secret.to_bytes().to_vec()],
+            )?;
+            keys.push((1, secret.to_bytes()));
+        }
         tx.commit()?;
-        Ok(secret)
+        Secret::ring(&keys).ok_or_else(|| StoreError::Corrupt("no link key".into()))
+    }
+
+    /// Keeps `key` as a link key unless it is one already: the next id (1 if there is
+    /// none yet), or `None` when it was known. A key is never replaced or removed: the
+    /// links it signed must keep working.
+    pub fn add_link_key(&mut self, key: [u8; 32]) -> Result<Option<u32>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let keys = link_keys(&tx)?;
+        if keys.iter().any(|(_, known)| *known == key) {
+            return Ok(None);
+        }
+        let id = keys.iter().map(|(id, _)| *id).max().unwrap_or(0) + 1;
+        let name = match id {
+            1 => "secret".to_string(),
+            id => format!("secret.{id}"),
+        };
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+            params![name, key.to_vec()],
+        )?;
+        tx.commit()?;
+        Ok(Some(id))
     }
 
     /// A consistent copy of the live database (SQLite's online backup).
@@ -224,6 +244,27 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
         options.mode(0o600);
     }
     options.open(path).map(drop)
+}
+
+/// Every link key kept, by id: `secret` is key 1, `secret.N` key N.
+fn link_keys(tx: &rusqlite::Transaction<'_>) -> Result<Vec<(u32, [u8; 32])>> {
+    let mut statement =
+        tx.prepare("SELECT key, value FROM meta WHERE key = 'secret' OR key LIKE 'secret.%'")?;
+    let rows = statement.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut keys = Vec::new();
+    for row in rows {
+        let (name, value) = row?;
+        let id = match name.strip_prefix("secret.") {
+            None => Some(1),
+            Some(number) => number.parse::<u32>().ok().filter(|id| *id > 1),
+        };
+        if let (Some(id), Ok(key)) = (id, <[u8; 32]>::try_from(value.as_slice())) {
+            keys.push((id, key));
+        }
+    }
+    Ok(keys)
 }
 
 /// The first table holding a reference to a row that is gone, if any.
@@ -720,5 +761,32 @@ mod migration_tests {
         drop(conn);
         let store = Store::open(&path).unwrap();
         assert_eq!(planned(&store, ever()), 0, "suppressed: not planned");
+    }
+
+    #[test]
+    fn link_keys_are_added_beside_the_first_never_in_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("winback.db")).unwrap();
+        let first = store.secret().unwrap();
+        assert_eq!(first.key_id(), 1);
+        assert_eq!(store.secret().unwrap(), first, "generated once");
+        assert_eq!(store.add_link_key(first.to_bytes()).unwrap(), None);
+        assert_eq!(store.add_link_key([9; 32]).unwrap(), Some(2));
+        assert_eq!(store.add_link_key([9; 32]).unwrap(), None);
+        let ring = store.secret().unwrap();
+        assert_eq!((ring.key_id(), ring.to_bytes()), (2, [9; 32]));
+        let token = crate::token::issue(
+            &first,
+            crate::token::Purpose::Survey,
+            crate::token::Target::Enrollment(7),
+        );
+        assert_eq!(
+            crate::token::verify(&ring, crate::token::Purpose::Survey, &token),
+            Some(crate::token::Target::Enrollment(7))
+        );
+        // A database whose first key is a WINBACK_SECRET keeps it as key 1.
+        let mut fresh = Store::open(&dir.path().join("fresh.db")).unwrap();
+        assert_eq!(fresh.add_link_key([5; 32]).unwrap(), Some(1));
+        assert_eq!(fresh.secret().unwrap().to_bytes(), [5; 32]);
     }
 }

@@ -1,7 +1,8 @@
 //! First run and daily operation, through the built binary: `preview` (one step, and the
 //! gallery), `report` (its numbers against `status --format json`, and a headless
-//! Chromium rendering it), `GET /metrics` against the outbox, `backup`, and shell
-//! `completions`.
+//! Chromium rendering it), `GET /metrics` against the outbox, `backup`, shell
+//! `completions`, and the operator's safety: no command writes over the database or the
+//! config, one daemon per database by any name, no server's escape sequence printed raw.
 //!
 //! Mail goes to a `file://` outbox, so counting messages is counting `.eml` files.
 
@@ -727,6 +728,202 @@ fn backup_is_a_private_copy_that_never_overwrites_by_accident() {
         .filter(|n| n.contains(".partial-"))
         .collect();
     assert!(leftovers.is_empty(), "no partial files left: {leftovers:?}");
+}
+
+/// A typo must not cost the database or the configuration: `report --html` and `preview
+/// --html` refuse them (by any name, even with --force) and refuse any existing file
+/// without --force.
+#[test]
+fn report_and_preview_never_write_over_the_database_or_the_config() {
+    let ops = Ops::new();
+    ops.send_due();
+    let database = ops.project.path("winback.db");
+    let config = ops.project.config_path();
+    let config_before = fs::read(&config).unwrap();
+    let sent_before = ops.winback(&["status", "--format", "json"]).stdout;
+    let link = ops.project.path("link-to.db");
+    std::os::unix::fs::symlink(&database, &link).unwrap();
+    for target in [&database, &link] {
+        for force in [false, true] {
+            let target = target.to_string_lossy();
+            let mut args = vec!["report", "--html", &target];
+            if force {
+                args.push("--force");
+            }
+            let refused = ops.run(&args);
+            refused.assert_failure();
+            assert!(
+                refused.stderr.contains("live database itself")
+                    && refused.stderr.contains("never writes over it"),
+                "{}",
+                refused.stderr
+            );
+        }
+    }
+    let preview = ops.run(&[
+        "preview",
+        "--campaign",
+        CAMPAIGN,
+        "--step",
+        "1",
+        "--html",
+        &config.to_string_lossy(),
+        "--force",
+    ]);
+    preview.assert_failure();
+    assert!(
+        preview.stderr.contains("the configuration"),
+        "{}",
+        preview.stderr
+    );
+    assert_eq!(fs::read(&config).unwrap(), config_before);
+    // The database is whole: the same figures as before.
+    assert_eq!(
+        ops.winback(&["status", "--format", "json"]).stdout,
+        sent_before
+    );
+
+    // An ordinary file: refused without --force, replaced with it.
+    let page = ops.project.write_file("page.html", "mine");
+    let refused = ops.run(&["report", "--html", &page.to_string_lossy()]);
+    refused.assert_failure();
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert_eq!(fs::read_to_string(&page).unwrap(), "mine");
+    ops.winback(&["report", "--html", &page.to_string_lossy(), "--force"]);
+    assert!(
+        fs::read_to_string(&page)
+            .unwrap()
+            .contains("<!DOCTYPE html>")
+    );
+}
+
+/// One daemon per database, whatever name leads to it: a second daemon whose config
+/// reaches the live database through a symlink is refused and sends nothing.
+#[test]
+fn a_second_daemon_through_a_symlink_to_the_database_is_refused() {
+    let ops = Ops::new();
+    let daemon = ops.project.spawn_winback(&["--now", NOW, "run"]);
+    assert!(
+        wait_until(DELIVERY_TIMEOUT, || ops.eml_files().len() == DUE_NOW),
+        "the daemon did not send:\n{}",
+        daemon.stderr_so_far()
+    );
+    let other = Project::new();
+    std::os::unix::fs::symlink(ops.project.path("winback.db"), other.path("alias.db")).unwrap();
+    let config = fs::read_to_string(ops.project.config_path())
+        .unwrap()
+        .replace("path = \"winback.db\"", "path = \"alias.db\"")
+        .replace(&format!(":{}", ops.port), &format!(":{}", free_port()));
+    assert!(config.contains("alias.db"));
+    other.write_config(&config);
+    let second = other.winback(&["--now", NOW, "run", "--once"]);
+    second.assert_failure();
+    assert!(
+        second
+            .stderr
+            .contains("another winback daemon is already running"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        ops.eml_files().len(),
+        DUE_NOW,
+        "the second daemon sent mail"
+    );
+    daemon.stop(Duration::from_secs(10)).assert_success();
+}
+
+/// The reply every recipient gets from [`hostile_smtp_server`]: a temporary refusal whose
+/// text clears the screen, retitles the terminal and turns what follows red.
+const HOSTILE_REPLY: &str = "451 4.7.1 \x1b[2J\x1b]0;owned\x07Try again later\x1b[31m";
+
+/// A minimal SMTP server on 127.0.0.1 that refuses every recipient with
+/// [`HOSTILE_REPLY`]; its port.
+fn hostile_smtp_server() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("a local address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let Ok(reader) = stream.try_clone() else {
+                    return;
+                };
+                let _ = stream.write_all(b"220 hostile.example ESMTP\r\n");
+                for line in BufReader::new(reader).lines() {
+                    let Ok(line) = line else { return };
+                    let command = line.to_ascii_uppercase();
+                    let reply = match command.get(..4).unwrap_or("") {
+                        "EHLO" | "HELO" => "250 hostile.example",
+                        "MAIL" | "RSET" | "NOOP" => "250 2.0.0 Ok",
+                        "RCPT" => HOSTILE_REPLY,
+                        "QUIT" => {
+                            let _ = stream.write_all(b"221 2.0.0 Bye\r\n");
+                            return;
+                        }
+                        _ => "502 5.5.2 Not implemented",
+                    };
+                    if stream.write_all(format!("{reply}\r\n").as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Nothing a mail server sends reaches the operator's terminal raw: a reply full of
+/// escape sequences is shown by the log, `status` and `outbox list` without them.
+#[test]
+fn escape_sequences_in_a_servers_reply_never_reach_the_terminal() {
+    let ops = Ops::new();
+    ops.project.fill_placeholders();
+    let config = fs::read_to_string(ops.project.config_path()).unwrap();
+    let url_line = config
+        .lines()
+        .find(|l| l.starts_with("url = \"file://"))
+        .expect("the file:// url line")
+        .to_string();
+    let port = hostile_smtp_server();
+    let public_url_line = config
+        .lines()
+        .find(|l| l.starts_with("public_url = "))
+        .expect("the public_url line")
+        .to_string();
+    // Mail to a server needs links recipients can open.
+    ops.project.write_config(
+        &config
+            .replace(
+                &url_line,
+                &format!("url = \"smtp://127.0.0.1:{port}\"\nconnections = 1"),
+            )
+            .replace(
+                &public_url_line,
+                "public_url = \"https://winback.acme.example\"",
+            ),
+    );
+    let pass = ops.winback(&["run", "--once"]);
+    let list = ops.winback(&["outbox", "list"]);
+    let status = ops.winback(&["status"]);
+    for (what, text) in [
+        ("the log", &pass.stderr),
+        ("outbox list", &list.stdout),
+        ("status", &status.stdout),
+    ] {
+        assert!(
+            text.contains("Try again later"),
+            "{what} does not show the reply:\n{text}"
+        );
+        // The log may colour its own fields; the server's sequences must be gone.
+        for sequence in ["\x1b[2J", "\x1b]0;", "\x07", "\x1b[31m"] {
+            assert!(
+                !text.contains(sequence),
+                "{what} prints the server's {sequence:?}: {text:?}"
+            );
+        }
+    }
 }
 
 #[test]

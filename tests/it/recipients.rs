@@ -869,6 +869,62 @@ fn export_and_forget_and_a_forgotten_address_stays_unmailed_after_a_reimport() {
     );
 }
 
+/// Links must work for years: a `WINBACK_SECRET` set after mail went out becomes a new
+/// key beside the old one (logged), and `secret rotate` another; the links signed by each
+/// earlier key keep working, and new mail names its key.
+#[test]
+fn links_sent_before_a_secret_change_or_a_rotation_keep_working() {
+    let mut running = Running::start();
+    let ada_unsubscribe = list_unsubscribe_url(&running.message_to(ADA, 0));
+    let bob_survey_link = survey_link(&running, &running.message_to(BOB, 0));
+    running.stop_daemon();
+
+    running
+        .project
+        .set_env("WINBACK_SECRET", "a secret set once mail had gone out");
+    running.daemon = Some(running.project.spawn_winback(&["run", "--now", NOW]));
+    running.wait_for_health();
+    let done = running.post_form(&ada_unsubscribe, "List-Unsubscribe=One-Click");
+    assert_eq!(done.status, 200, "{done:#?}");
+    assert!(done.body.contains("You are unsubscribed"), "{}", done.body);
+    assert_opted_out(&running.export(ADA), "link");
+    let stderr = running.stop_daemon().stderr;
+    assert!(
+        stderr.contains("WINBACK_SECRET is not one of the link keys") && stderr.contains("key 2"),
+        "the new key is not logged:\n{stderr}"
+    );
+
+    let rotated = running.winback(&["secret", "rotate"]);
+    rotated.assert_success();
+    assert!(
+        rotated.stdout.contains("made link key 3"),
+        "{}",
+        rotated.stdout
+    );
+    let before = running.smtp.messages().len();
+    running.pass_at(LATER);
+    assert_only_newsletter_to(&running, before, BOB);
+    let newsletter = running.smtp.messages()[before].clone();
+    let bob_unsubscribe = list_unsubscribe_url(&newsletter);
+    assert!(
+        token_of(&bob_unsubscribe).starts_with('3'),
+        "new mail is not signed with key 3: {bob_unsubscribe}"
+    );
+
+    running.daemon = Some(running.project.spawn_winback(&["run", "--now", LATER]));
+    running.wait_for_health();
+    // Bob's survey link, signed with the first key, still opens his form.
+    let form = running.get(&bob_survey_link);
+    assert_eq!(form.status, 200, "{form:#?}");
+    let done = running.post_form(&bob_unsubscribe, "List-Unsubscribe=One-Click");
+    assert_eq!(done.status, 200, "{done:#?}");
+    // His sequence had ended with the newsletter; the opt-out is recorded all the same.
+    let export = running.export(BOB);
+    assert_eq!(export["suppression"]["reason"], "opt_out", "{export:#}");
+    assert_eq!(export["suppression"]["source"], "link");
+    running.stop_daemon();
+}
+
 #[test]
 fn a_forgotten_persons_old_links_never_reach_someone_imported_later() {
     let running = Running::start();
