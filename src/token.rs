@@ -171,6 +171,9 @@ pub fn verify(secret: &Secret, purpose: Purpose, token: &str) -> Option<Target> 
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
