@@ -523,6 +523,9 @@ pub(crate) fn dot_stuffed(body: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
