@@ -43,8 +43,9 @@ pub(super) fn mailbox(header: &str, name: Option<&str>, address: &str) -> String
         folder.word(address);
         return folder.out;
     };
-    if is_plain(name) {
-        let quoted = format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""));
+    let quoted = format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""));
+    // Escaping may double a word's length: the quoted words must fit too.
+    if is_plain(name) && quoted.split(' ').all(|word| word.len() <= LONG_WORD + 1) {
         for word in quoted.split(' ') {
             folder.word(word);
         }
@@ -57,13 +58,16 @@ pub(super) fn mailbox(header: &str, name: Option<&str>, address: &str) -> String
     folder.out
 }
 
-/// Printable ASCII words of at most `LONG_WORD` characters, with nothing an RFC 2047
-/// decoder could take for the start or end of an encoded word.
+/// Printable ASCII words of 1 to `LONG_WORD` characters, one space apart (a fold replaces
+/// a space, so a run of spaces could not be folded), with nothing an RFC 2047 decoder
+/// could take for the start or end of an encoded word.
 fn is_plain(text: &str) -> bool {
     text.chars().all(|c| c == ' ' || c.is_ascii_graphic())
         && !text.contains("=?")
         && !text.contains("?=")
-        && text.split(' ').all(|word| word.len() <= LONG_WORD)
+        && text
+            .split(' ')
+            .all(|word| (1..=LONG_WORD).contains(&word.len()))
 }
 
 /// `text` as base64 encoded words of at most `CHUNK` bytes each, split between
@@ -124,6 +128,9 @@ impl Folder {
         self.line += word.len();
     }
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 pub(super) mod tests {
