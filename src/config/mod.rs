@@ -1201,4 +1201,6 @@ impl Validator<'_> {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
