@@ -108,7 +108,7 @@ fn edited_base() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn any_text_is_accepted_or_refused_line_by_line(
@@ -271,7 +271,7 @@ impl Chosen {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn a_file_written_from_chosen_values_reads_back_as_them(chosen in chosen()) {

@@ -94,7 +94,7 @@ fn csv_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(384))]
+    #![proptest_config(ProptestConfig::with_cases(768))]
 
     #[test]
     fn any_bytes_are_read_the_same_way_in_any_pieces(
@@ -211,7 +211,7 @@ fn file() -> impl Strategy<Value = (Vec<String>, Vec<Row>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn written_rows_read_back_on_the_lines_they_start(

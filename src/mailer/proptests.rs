@@ -72,7 +72,7 @@ fn host() -> impl Strategy<Value = (String, String)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(384))]
+    #![proptest_config(ProptestConfig::with_cases(768))]
 
     #[test]
     fn any_url_is_read_or_refused(url in prop_oneof![url_text(), any::<String>()]) {

@@ -31,7 +31,7 @@ fn valid_address() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(1024))]
 
     #[test]
     fn what_is_accepted_is_already_in_its_one_form(text in prop_oneof![near_address(), any::<String>()]) {

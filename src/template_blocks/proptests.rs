@@ -83,7 +83,7 @@ fn template_text() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(1024))]
 
     #[test]
     fn any_text_is_scanned_and_any_line_named_is_in_it(

@@ -19,7 +19,7 @@ fn purpose() -> impl Strategy<Value = Purpose> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn a_token_for_any_id_verifies_back_to_that_id(

@@ -82,7 +82,7 @@ fn start() -> NaiveDateTime {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn any_text_is_parsed_or_refused_and_its_moments_found(
@@ -250,7 +250,7 @@ fn rule() -> impl Strategy<Value = Rule> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn an_expression_fires_exactly_when_crontab_says(

@@ -89,7 +89,7 @@ fn wire(reply: &Reply, bare_lf: bool) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(384))]
+    #![proptest_config(ProptestConfig::with_cases(768))]
 
     #[test]
     fn any_bytes_end_in_replies_or_a_broken_session(

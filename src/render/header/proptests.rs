@@ -95,7 +95,7 @@ fn check_lines(name: &str, value: &str) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(384))]
+    #![proptest_config(ProptestConfig::with_cases(768))]
 
     #[test]
     fn a_subject_fits_and_reads_as_written(text in prop_oneof![header_text(), any::<String>()]) {
