@@ -2,7 +2,8 @@
 //! replies end in a reply or a broken session, never a panic or a hang; well-formed
 //! replies (one or several in a packet, as a pipelining server sends them) read back
 //! line by line; EHLO keywords in any case, order and spelling give the same features;
-//! a dot-stuffed body ends only at its terminator and unstuffs to the body sent.
+//! a dot-stuffed body ends only at its terminator and unstuffs to the body sent. Bytes
+//! that arrive over a socket in pieces read as they do all at once.
 
 use proptest::prelude::*;
 
@@ -10,6 +11,7 @@ use super::*;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
+        .enable_io()
         .build()
         .expect("a runtime")
 }
@@ -44,6 +46,53 @@ fn replies(runtime: &tokio::runtime::Runtime, bytes: Vec<u8>) -> (Vec<Reply>, Se
         }
     });
     (read, session)
+}
+
+/// How a reading ended: the replies read, then the protocol error that stopped it (None
+/// when the bytes simply ran out).
+type Ending = (Vec<Reply>, Option<String>);
+
+fn ending(read: Vec<Reply>, broken: Broken) -> Ending {
+    match broken {
+        Broken::Protocol(reason) => (read, Some(reason)),
+        Broken::Io(_) | Broken::Closed => (read, None),
+    }
+}
+
+/// Every reply read from a loopback socket to which `pieces` are written one by one,
+/// the connection closed after the last.
+fn replies_over_a_socket(runtime: &tokio::runtime::Runtime, pieces: Vec<Vec<u8>>) -> Ending {
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("an address");
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            for piece in pieces {
+                if socket.write_all(&piece).await.is_err() || socket.flush().await.is_err() {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+        let tcp = TcpStream::connect(address).await.expect("connect");
+        let mut session = Session {
+            stream: Stream::Plain(tcp),
+            unread: Vec::new(),
+            features: Features::default(),
+            broken: false,
+        };
+        let mut read = Vec::new();
+        let end = loop {
+            match session.reply().await {
+                Ok(reply) => read.push(reply),
+                Err(broken) => break broken,
+            }
+        };
+        let _ = server.await;
+        ending(read, end)
+    })
 }
 
 /// Bytes near SMTP replies: codes, separators, line ends and text.
@@ -220,5 +269,42 @@ proptest! {
             expected.extend_from_slice(b"\r\n");
         }
         prop_assert_eq!(unstuffed, expected);
+    }
+}
+
+proptest! {
+    // Each case opens a loopback connection: fewer cases.
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn bytes_read_in_pieces_over_a_socket_read_as_they_do_at_once(
+        bytes in prop_oneof![
+            reply_bytes(),
+            prop::collection::vec(reply(), 1..4)
+                .prop_map(|sent| sent.iter().flat_map(|reply| wire(reply, false)).collect()),
+        ],
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+    ) {
+        let runtime = runtime();
+        let mut at: Vec<usize> = cuts.iter().map(|cut| cut.index(bytes.len() + 1)).collect();
+        at.push(0);
+        at.push(bytes.len());
+        at.sort_unstable();
+        at.dedup();
+        let pieces: Vec<Vec<u8>> = at.windows(2).map(|w| bytes[w[0]..w[1]].to_vec()).collect();
+        let at_once = {
+            let mut session = session(bytes.clone());
+            let mut read = Vec::new();
+            let end = runtime.block_on(async {
+                loop {
+                    match session.reply().await {
+                        Ok(reply) => read.push(reply),
+                        Err(broken) => break broken,
+                    }
+                }
+            });
+            ending(read, end)
+        };
+        prop_assert_eq!(replies_over_a_socket(&runtime, pieces), at_once);
     }
 }
