@@ -37,12 +37,20 @@ fn displayed(value: &str) -> String {
 
 /// A run of spaces (a CSV name may hold one between its words) was written as plain
 /// text that no fold could break: a 1,200-space run made a 1,200-octet line, which a
-/// server refuses. Quote-escaping doubled a word of quotes past the fold width too.
+/// server refuses. Quote-escaping doubled a word of quotes past the fold width too. A
+/// short run stays plain ("Hi " when a first name is empty).
 #[test]
 fn runs_of_spaces_and_escaped_quotes_still_fold() {
     let spaces = format!("Ann{}Lee", " ".repeat(1_200));
     let quotes = "\"".repeat(60);
-    for text in [spaces.as_str(), quotes.as_str(), "  Ann", "Ann  "] {
+    let runs = format!("    {}    {}    ", "a".repeat(60), "b".repeat(60));
+    for text in [
+        spaces.as_str(),
+        quotes.as_str(),
+        runs.as_str(),
+        "  Ann",
+        "Ann  ",
+    ] {
         for (name, value) in [
             ("Subject", subject(text)),
             ("To", mailbox("To", Some(text), "ann@x.example")),
@@ -54,6 +62,11 @@ fn runs_of_spaces_and_escaped_quotes_still_fold() {
         }
         assert_eq!(displayed(&subject(text)), text);
     }
+    assert_eq!(subject("Hi  Ann "), "Hi  Ann ");
+    assert_eq!(
+        mailbox("To", Some("Ann  Lee"), "a@x.example"),
+        "\"Ann  Lee\" <a@x.example>"
+    );
 }
 
 /// Text a subject or a name may hold: words, runs of spaces, long words, text that looks
