@@ -419,6 +419,9 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -95,6 +95,9 @@ pub fn unclosed_block(source: &str) -> Option<(usize, String)> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

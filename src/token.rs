@@ -248,6 +248,9 @@ fn verify_one(secret: &Secret, purpose: Purpose, token: &str) -> Option<Target> 
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

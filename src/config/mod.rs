@@ -651,7 +651,7 @@ impl Validator<'_> {
                     self.problem(
                         Some(&u.span()),
                         "smtp.url",
-                        format!("\"{text}\" is not supported; use smtp://HOST:PORT (STARTTLS when offered), smtps://HOST:PORT, or file://DIR"),
+                        format!("\"{}\" is not supported; use smtp://HOST:PORT (STARTTLS when offered), smtps://HOST:PORT, or file://DIR", crate::mailer::redact_password(text)),
                     );
                     String::new()
                 }
@@ -1200,5 +1200,7 @@ impl Validator<'_> {
     }
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

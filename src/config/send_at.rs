@@ -229,7 +229,7 @@ fn day_number(text: &str) -> Result<u32, String> {
     DAY_NAMES
         .iter()
         .position(|name| {
-            lower.len() >= 3 && name.to_ascii_lowercase() == lower[..3] && is_day_word(&lower)
+            lower.get(..3) == Some(name.to_ascii_lowercase().as_str()) && is_day_word(&lower)
         })
         .map(|p| p as u32)
         .ok_or_else(|| format!("\"{text}\" is not a day of the week (use 0-7 or Sun, Mon, … Sat)"))
@@ -247,6 +247,9 @@ fn is_day_word(lower: &str) -> bool {
     ];
     lower.len() == 3 || FULL.contains(&lower)
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,8 @@
 
 mod metrics;
 mod pages;
+#[cfg(test)]
+mod proptests;
 mod rate_limit;
 #[cfg(test)]
 mod tests;

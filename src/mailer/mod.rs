@@ -305,22 +305,24 @@ fn parse_server(
 
 fn invalid_url(url: &str, reason: &str) -> MailerError {
     MailerError::InvalidUrl {
-        url: url.to_owned(),
+        url: redact_password(url),
         reason: reason.to_owned(),
     }
 }
 
-/// `smtp://user:secret@host` → `smtp://user:***@host`, so errors never echo a password.
-fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "***".to_owned();
+/// `smtp://user:secret@host` → `smtp://user:***@host`, so errors never echo a password
+/// (one holding `/`, `?` or `#` included); a url without one is returned as it is.
+pub(crate) fn redact_password(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
     };
     match rest.rsplit_once('@') {
-        Some((userinfo, host)) => {
+        Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
+            format!("{scheme}{user}:***@{host}")
         }
-        None => url.to_owned(),
+        _ => url.to_owned(),
     }
 }
 
@@ -341,6 +343,9 @@ fn percent_decode(text: &str) -> Option<String> {
     }
     String::from_utf8(decoded).ok()
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

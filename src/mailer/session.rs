@@ -525,6 +525,9 @@ pub(crate) fn dot_stuffed(body: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -14,6 +14,10 @@ const SOFT_LIMIT: usize = 78;
 /// and split across encoded words instead.
 const LONG_WORD: usize = 60;
 
+/// The longest run of spaces plain text may hold: a line then carries at most a run, a
+/// word and a run less one (the fold takes the last space), which fits `SOFT_LIMIT`.
+const SPACE_RUN: usize = 4;
+
 /// Bytes of UTF-8 text in one encoded word: `=?utf-8?b?` + 52 base64 + `?=` is 64
 /// characters, within RFC 2047's 75.
 const CHUNK: usize = 39;
@@ -43,8 +47,9 @@ pub(super) fn mailbox(header: &str, name: Option<&str>, address: &str) -> String
         folder.word(address);
         return folder.out;
     };
-    if is_plain(name) {
-        let quoted = format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""));
+    let quoted = format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""));
+    // Escaping may double a word's length: the quoted words must fit too.
+    if is_plain(name) && quoted.split(' ').all(|word| word.len() <= LONG_WORD + 1) {
         for word in quoted.split(' ') {
             folder.word(word);
         }
@@ -58,12 +63,14 @@ pub(super) fn mailbox(header: &str, name: Option<&str>, address: &str) -> String
 }
 
 /// Printable ASCII words of at most `LONG_WORD` characters, with nothing an RFC 2047
-/// decoder could take for the start or end of an encoded word.
+/// decoder could take for the start or end of an encoded word, and no run of more than
+/// `SPACE_RUN` spaces (a fold goes only before a word, so a run stays on one line).
 fn is_plain(text: &str) -> bool {
     text.chars().all(|c| c == ' ' || c.is_ascii_graphic())
         && !text.contains("=?")
         && !text.contains("?=")
         && text.split(' ').all(|word| word.len() <= LONG_WORD)
+        && !text.contains(&" ".repeat(SPACE_RUN + 1))
 }
 
 /// `text` as base64 encoded words of at most `CHUNK` bytes each, split between
@@ -124,6 +131,9 @@ impl Folder {
         self.line += word.len();
     }
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 pub(super) mod tests {
