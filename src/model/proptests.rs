@@ -25,7 +25,8 @@ fn near_address() -> impl Strategy<Value = String> {
 fn valid_address() -> impl Strategy<Value = String> {
     (
         "[a-z0-9][a-z0-9._%+-]{0,15}",
-        prop::collection::vec("[a-z0-9][a-z0-9-]{0,8}", 2..4),
+        // Letters, digits and inner hyphens (RFC 5321).
+        prop::collection::vec("[a-z0-9]([a-z0-9-]{0,7}[a-z0-9])?", 2..4),
     )
         .prop_map(|(local, labels)| format!("{local}@{}", labels.join(".")))
 }
