@@ -91,6 +91,14 @@ fn exits(child: &mut Child, what: &str) -> std::process::ExitStatus {
     }
 }
 
+fn signal(child: &Child, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} failed");
+}
+
 #[test]
 fn a_closed_stderr_neither_panics_nor_stops_sending() {
     let project = project(20, 0);
@@ -170,4 +178,79 @@ fn a_full_pipe_nobody_reads_never_blocks_sending() {
     assert!(status.success(), "exit status with a full pipe: {status}");
     assert_eq!(sent(&project).len(), 20, "every due survey still went out");
     drop(reader);
+}
+
+/// The message sent to `email`, once there is one.
+fn message_to(project: &Project, email: &str) -> Option<String> {
+    sent(project)
+        .into_iter()
+        .find(|m| m.contains(&format!("To: {email}")) || m.contains(&format!("<{email}>")))
+}
+
+#[test]
+fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_the_new_one_is_bad() {
+    let port = crate::support::free_port();
+    let project = project(1, port);
+    let mut daemon = project.spawn_winback(&["--now", NOW, "run"]);
+    assert!(
+        wait_until(WAIT, || message_to(&project, "client0@example.com")
+            .is_some()),
+        "the first survey never went out:\n{}",
+        daemon.stderr_so_far()
+    );
+
+    // A valid new subject, then a new client: the next pass uses the new subject.
+    project.write_config(&config("A new subject after SIGHUP", port));
+    project.write_file(
+        "more.csv",
+        "email,name,churned_at\nlate@example.com,Late,2025-11-01\n",
+    );
+    project
+        .winback(&["--now", NOW, "import", "more.csv"])
+        .assert_success();
+    signal(daemon.child(), "HUP");
+    assert!(
+        wait_until(WAIT, || message_to(&project, "late@example.com").is_some()),
+        "no survey after SIGHUP:\n{}",
+        daemon.stderr_so_far()
+    );
+    assert!(daemon.is_running(), "SIGHUP ended the daemon");
+    let late = message_to(&project, "late@example.com").unwrap_or_default();
+    assert!(
+        late.contains("Subject: A new subject after SIGHUP"),
+        "the reloaded subject was not used:\n{late}"
+    );
+
+    // A config that fails validation: logged, the running one kept.
+    project.write_file(
+        "last.csv",
+        "email,name,churned_at\nlast@example.com,Last,2025-11-01\n",
+    );
+    project
+        .winback(&["--now", NOW, "import", "last.csv"])
+        .assert_success();
+    project
+        .write_config(&config("Never used", port).replace("[sender]", "[sender]\nnot_a_key = 1"));
+    signal(daemon.child(), "HUP");
+    assert!(
+        wait_until(WAIT, || message_to(&project, "last@example.com").is_some()),
+        "no survey after a SIGHUP with a bad config:\n{}",
+        daemon.stderr_so_far()
+    );
+    assert!(
+        daemon.is_running(),
+        "a bad config on SIGHUP ended the daemon"
+    );
+    let last = message_to(&project, "last@example.com").unwrap_or_default();
+    assert!(
+        last.contains("Subject: A new subject after SIGHUP"),
+        "the running config was not kept:\n{last}"
+    );
+    let log = daemon.stderr_so_far();
+    assert!(
+        log.contains("not applied") && log.contains("not_a_key"),
+        "the refused config was not logged:\n{log}"
+    );
+    let out = daemon.stop(WAIT);
+    out.assert_success();
 }
