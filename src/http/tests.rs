@@ -1046,3 +1046,11 @@ async fn the_survey_page_links_the_privacy_notice_when_configured() {
         with.body
     );
 }
+
+#[test]
+fn the_connection_cap_leaves_descriptors_for_the_database_and_smtp() {
+    assert_eq!(super::connection_cap(Some(1024)), 1024 - 192);
+    assert_eq!(super::connection_cap(Some(100)), 16);
+    assert_eq!(super::connection_cap(Some(1 << 20)), 4096);
+    assert_eq!(super::connection_cap(None), 1024 - 192);
+}

@@ -254,3 +254,111 @@ fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_the_new_one_is_b
     let out = daemon.stop(WAIT);
     out.assert_success();
 }
+
+/// Raises this test process's own soft limit on open files to at least `wanted` (within
+/// its hard limit); returns whether it now has that many.
+fn allow_open_files(wanted: u64) -> bool {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on this process, with a struct this test owns.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return false;
+        }
+        if limit.rlim_cur >= wanted {
+            return true;
+        }
+        limit.rlim_cur = wanted.min(limit.rlim_max);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur >= wanted
+    }
+}
+
+#[test]
+fn a_thousand_idle_connections_neither_stop_healthz_nor_delivery() {
+    const IDLE: usize = 1100;
+    assert!(
+        allow_open_files(IDLE as u64 + 256),
+        "this test needs {} open files (raise the hard limit: ulimit -Hn)",
+        IDLE + 256
+    );
+    let port = crate::support::free_port();
+    let project = project(0, port);
+    let mut project = project;
+    project.set_env("WINBACK_LOG", "info");
+    let mut command = project.command(&["--now", NOW, "run"]);
+    let stderr_path = project.path("daemon.stderr");
+    let stderr = fs::File::create(&stderr_path).expect("create the daemon's stderr file");
+    command.stdout(Stdio::null()).stderr(stderr);
+    // The usual limit of a service started without LimitNOFILE.
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 1024,
+                rlim_max: 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut daemon = command.spawn().expect("start winback");
+    let healthz = format!("http://127.0.0.1:{port}/healthz");
+    let healthy = || {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .ok()
+            .and_then(|c| c.get(&healthz).send().ok())
+            .is_some_and(|r| r.status().is_success())
+    };
+    assert!(
+        wait_until(WAIT, healthy),
+        "the daemon never answered /healthz"
+    );
+
+    // Connections that never send a byte; bounded: IDLE of them, each at once or never.
+    let mut idle = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => idle.push(stream),
+            Err(error) => panic!("connection {} refused: {error}", idle.len() + 1),
+        }
+    }
+
+    // Forty clients become due; SIGHUP starts a pass at once.
+    let mut csv = String::from("email,name,churned_at\n");
+    for i in 0..40 {
+        csv.push_str(&format!("due{i}@example.com,Due {i},2025-11-01\n"));
+    }
+    project.write_file("due.csv", &csv);
+    project
+        .winback(&["--now", NOW, "import", "due.csv"])
+        .assert_success();
+    signal(&daemon, "HUP");
+
+    let log = || fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(60), || sent(&project).len() == 40),
+        "{} of 40 due surveys went out with {IDLE} idle connections open:\n{}",
+        sent(&project).len(),
+        log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), healthy),
+        "/healthz stopped answering with {IDLE} idle connections open:\n{}",
+        log()
+    );
+    assert!(
+        !log().contains("unable to open database file"),
+        "the database ran out of file descriptors:\n{}",
+        log()
+    );
+    drop(idle);
+    signal(&daemon, "TERM");
+    let status = exits(&mut daemon, "SIGTERM after the idle connections");
+    assert!(status.success(), "exit status: {status}\n{}", log());
+}
