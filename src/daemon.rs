@@ -130,6 +130,7 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
         let config = Arc::new(config);
 
         let (stop_tx, stop_rx) = watch::channel(false);
+        let applied = watch::Sender::new(config.clone());
         tokio::spawn(async move {
             shutdown_signal().await;
             let _ = stop_tx.send(true);
@@ -144,9 +145,11 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
                 clock,
             };
             // Fail now, not on the first click, if the page templates are broken.
-            let app = crate::http::router(state).map_err(|e| anyhow!("{e}"))?;
+            let app = crate::http::router(state.clone()).map_err(|e| anyhow!("{e}"))?;
             tracing::info!(%listen, public_url = %config.http.public_url, "serving recipients' links");
-            Some(tokio::spawn(crate::http::serve_router(listener, app, stopped(stop_rx.clone()))))
+            let (routes_tx, routes) = watch::channel(app);
+            tokio::spawn(follow_reloads(applied.subscribe(), state, routes_tx));
+            Some(tokio::spawn(crate::http::serve_routes(listener, routes, stopped(stop_rx.clone()))))
         } else {
             None
         };
@@ -158,6 +161,10 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
             secret,
             clock,
             store: Arc::new(Mutex::new(store)),
+        };
+        let reloads = Reloads {
+            requests: reloads,
+            applied,
         };
         let result = run(deliverer, once, stopped(stop_rx), reloads).await;
         if let Some(http) = http {
@@ -284,6 +291,36 @@ async fn reload(current: &Deliverer) -> anyhow::Result<Deliverer> {
     })
 }
 
+/// SIGHUP requests, and where the loop announces each configuration it applied.
+pub struct Reloads {
+    pub requests: watch::Receiver<u64>,
+    pub applied: watch::Sender<Arc<Config>>,
+}
+
+/// Rebuilds the recipients' routes for each configuration the loop applies; new
+/// connections get them. Routes that cannot be built (the pages were checked, so only a
+/// file changed since) keep the previous ones.
+async fn follow_reloads(
+    mut applied: watch::Receiver<Arc<Config>>,
+    state: HttpState,
+    routes: watch::Sender<axum::Router>,
+) {
+    while applied.changed().await.is_ok() {
+        let config = applied.borrow_and_update().clone();
+        match crate::http::router(HttpState {
+            config,
+            ..state.clone()
+        }) {
+            Ok(app) => {
+                drop(routes.send_replace(app));
+            }
+            Err(error) => {
+                tracing::error!(%error, "the recipients' pages were not reloaded; serving the previous ones")
+            }
+        }
+    }
+}
+
 /// Resolves once the stop flag is raised (or its sender is gone).
 async fn stopped(mut rx: watch::Receiver<bool>) {
     while !*rx.borrow_and_update() {
@@ -323,8 +360,12 @@ pub async fn run(
     mut deliverer: Deliverer,
     once: bool,
     shutdown: impl Future<Output = ()>,
-    mut reloads: watch::Receiver<u64>,
+    reloads: Reloads,
 ) -> anyhow::Result<()> {
+    let Reloads {
+        requests: mut reloads,
+        applied,
+    } = reloads;
     let config = deliverer.config.clone();
     let now = deliverer.clock.now();
     let recovered = {
@@ -418,6 +459,7 @@ pub async fn run(
                 Ok(()) => match reload(&deliverer).await {
                     Ok(next) => {
                         tracing::info!(file = %next.config.file.display(), "configuration and templates reloaded");
+                        applied.send_replace(next.config.clone());
                         reloaded = Some(next);
                     }
                     Err(error) => tracing::error!(%error, "the new configuration was not applied; running on with the previous one (run `winback check`)"),

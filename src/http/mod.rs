@@ -127,12 +127,22 @@ pub async fn serve_router(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let (_, routes) = tokio::sync::watch::channel(app);
+    serve_routes(listener, routes, shutdown).await
+}
+
+/// [`serve_router`] with routes that can change while it runs (a reloaded configuration):
+/// each new connection gets the latest; open ones keep theirs.
+pub async fn serve_routes(
+    listener: tokio::net::TcpListener,
+    routes: tokio::sync::watch::Receiver<Router>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use tower::ServiceExt;
 
     let cap = connection_cap(file_limit());
     tracing::debug!(connections = cap, "HTTP connection cap");
     let permits = Arc::new(tokio::sync::Semaphore::new(cap));
-    let app = app.layer(middleware::from_fn(request_deadline));
     // Dropped on shutdown: every connection then finishes gracefully.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
     // Each connection holds a clone; `closed()` resolves when the last is gone.
@@ -159,13 +169,12 @@ pub async fn serve_router(
             },
             _ = &mut shutdown => break,
         };
-        let service = app
-            .clone()
-            .map_request(move |request: Request<hyper::body::Incoming>| {
-                let mut request = request.map(axum::body::Body::new);
-                request.extensions_mut().insert(ConnectInfo(remote));
-                request
-            });
+        let app = routes.borrow().clone();
+        let service = app.map_request(move |request: Request<hyper::body::Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(ConnectInfo(remote));
+            request
+        });
         let service = hyper_util::service::TowerToHyperService::new(service);
         let mut stop = stop_rx.clone();
         let open = open_rx.clone();
@@ -256,6 +265,7 @@ pub fn router(state: HttpState) -> Result<Router, PagesError> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
+        .layer(middleware::from_fn(request_deadline))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::map_response(security_headers(&public_url)))
         .with_state(app))

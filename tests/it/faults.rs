@@ -200,7 +200,15 @@ fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_the_new_one_is_b
     );
 
     // A valid new subject, then a new client: the next pass uses the new subject.
-    project.write_config(&config("A new subject after SIGHUP", port));
+    let page = |path: &str| {
+        reqwest::blocking::get(format!("http://127.0.0.1:{port}{path}"))
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+    };
+    assert!(page("/nope").contains("Acme Corp"), "{}", page("/nope"));
+    project.write_config(
+        &config("A new subject after SIGHUP", port).replace("Acme Corp", "Acme Reloaded"),
+    );
     project.write_file(
         "more.csv",
         "email,name,churned_at\nlate@example.com,Late,2025-11-01\n",
@@ -215,6 +223,12 @@ fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_the_new_one_is_b
         daemon.stderr_so_far()
     );
     assert!(daemon.is_running(), "SIGHUP ended the daemon");
+    // The routes are rebuilt beside the pass, for the connections after it.
+    assert!(
+        wait_until(WAIT, || page("/nope").contains("Acme Reloaded")),
+        "the pages were not reloaded:\n{}",
+        page("/nope")
+    );
     let late = message_to(&project, "late@example.com").unwrap_or_default();
     assert!(
         late.contains("Subject: A new subject after SIGHUP"),
@@ -241,6 +255,7 @@ fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_the_new_one_is_b
         daemon.is_running(),
         "a bad config on SIGHUP ended the daemon"
     );
+    assert!(page("/nope").contains("Acme Reloaded"), "{}", page("/nope"));
     let last = message_to(&project, "last@example.com").unwrap_or_default();
     assert!(
         last.contains("Subject: A new subject after SIGHUP"),
