@@ -12,7 +12,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = winback::cli::Cli::parse();
-    if !matches!(cli.command, winback::cli::Command::Run { .. }) {
+    if matches!(cli.command, winback::cli::Command::Run { .. }) {
+        ignore_sighup_until_handled();
+    } else {
         restore_default_sigpipe();
     }
     let logs = winback::cli::init_logging(cli.log_format);
@@ -37,5 +39,15 @@ fn restore_default_sigpipe() {
     // SAFETY: called before any thread is started; SIG_DFL is a valid disposition.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// SIGHUP asks the daemon to reload; until its handler is installed (once the runtime
+/// runs), one must not end the process, as it would by default.
+fn ignore_sighup_until_handled() {
+    #[cfg(unix)]
+    // SAFETY: called before any thread is started; SIG_IGN is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
 }

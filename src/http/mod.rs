@@ -208,7 +208,12 @@ pub async fn serve_routes(
 /// A request that takes longer than [`REQUEST_TIMEOUT`] (a body sent a byte at a time,
 /// say) gets 408 and its connection back.
 async fn request_deadline(request: Request, next: Next) -> Response {
-    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+    within(REQUEST_TIMEOUT, next.run(request)).await
+}
+
+/// The response, or 408 (closing the connection) if it is not ready within `limit`.
+async fn within(limit: Duration, response: impl Future<Output = Response>) -> Response {
+    match tokio::time::timeout(limit, response).await {
         Ok(response) => response,
         Err(_) => {
             let mut response = StatusCode::REQUEST_TIMEOUT.into_response();
