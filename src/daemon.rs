@@ -105,7 +105,7 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         // First of all: until this is in place, SIGHUP (a closed terminal or SSH session)
-        // ends the process.
+        // is ignored (see main), and for a program started otherwise it ends the process.
         let reloads = reload_requests(once);
         let lock = DaemonLock::acquire(&config.database_path)?;
         // Before the database is created: a busy port leaves nothing behind but the lock.
