@@ -3,7 +3,8 @@
 //! It sleeps until the next due moment or shutdown, never longer than `MAX_SLEEP_SECONDS`,
 //! so imports and opt-out undos by other processes are seen soon. Shutdown is a parameter
 //! (a future), so tests pass their own; on it, the daemon stops claiming, lets in-flight
-//! sends finish, and returns.
+//! sends finish, and returns. SIGHUP reads the configuration and templates again, checked
+//! as at start, and applies them between passes; a file that fails keeps the running one.
 
 use std::fs::File;
 use std::future::Future;
@@ -123,42 +124,15 @@ pub fn smtp_login_problem(config: &Config) -> Option<String> {
 /// Everything that can refuse the configuration (templates, pages, mail settings) runs
 /// before the lock file or the database is created.
 pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
-    let page_problems = crate::http::check_pages(&config);
-    if !page_problems.is_empty() {
-        let list: Vec<String> = page_problems.iter().map(|p| format!("  {p}")).collect();
-        return Err(anyhow!(
-            "the page templates have problems (run `winback check`):\n{}",
-            list.join("\n")
-        ));
-    }
-    let renderer = Renderer::load(&config).map_err(|problems| {
-        let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
-        anyhow!(
-            "the templates have problems (run `winback check`):\n{}",
-            list.join("\n")
-        )
-    })?;
-    for problem in renderer.placeholders() {
-        tracing::warn!(%problem, "a template still holds a placeholder: its messages are held, not sent");
-    }
-    if let Some(problem) = smtp_login_problem(&config) {
-        return Err(anyhow!("{problem}"));
-    }
-    let mailer = crate::mailer::from_url(
-        &config.smtp.url,
-        crate::mailer::SmtpOptions {
-            connections: config.smtp.connections,
-            timeout: config.smtp.timeout,
-            password: std::env::var("WINBACK_SMTP_PASSWORD").ok(),
-            hello_name: None,
-        },
-    )
-    .map_err(|e| anyhow!("smtp.url: {e}"))?;
+    let (renderer, mailer) = prepare(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // First of all: until this is in place, SIGHUP (a closed terminal or SSH session)
+        // is ignored (see main), and for a program started otherwise it ends the process.
+        let reloads = reload_requests(once);
         let lock = DaemonLock::acquire(&config.database_path)?;
         // Before the database is created: a busy port leaves nothing behind but the lock.
         let listener = if once {
@@ -182,6 +156,7 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
         let config = Arc::new(config);
 
         let (stop_tx, stop_rx) = watch::channel(false);
+        let applied = watch::Sender::new(config.clone());
         tokio::spawn(async move {
             shutdown_signal().await;
             let _ = stop_tx.send(true);
@@ -196,9 +171,11 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
                 clock,
             };
             // Fail now, not on the first click, if the page templates are broken.
-            let app = crate::http::router(state).map_err(|e| anyhow!("{e}"))?;
+            let app = crate::http::router(state.clone()).map_err(|e| anyhow!("{e}"))?;
             tracing::info!(%listen, public_url = %config.http.public_url, "serving recipients' links");
-            Some(tokio::spawn(crate::http::serve_router(listener, app, stopped(stop_rx.clone()))))
+            let (routes_tx, routes) = watch::channel(app);
+            tokio::spawn(follow_reloads(applied.subscribe(), state, routes_tx));
+            Some(tokio::spawn(crate::http::serve_routes(listener, routes, stopped(stop_rx.clone()))))
         } else {
             None
         };
@@ -211,7 +188,11 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
             clock,
             store: Arc::new(Mutex::new(store)),
         };
-        let result = run(deliverer, once, stopped(stop_rx)).await;
+        let reloads = Reloads {
+            requests: reloads,
+            applied,
+        };
+        let result = run(deliverer, once, stopped(stop_rx), reloads).await;
         if let Some(http) = http {
             // A loop that failed must not leave the process serving links forever.
             if result.is_err() {
@@ -227,6 +208,143 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
         drop(lock);
         result
     })
+}
+
+/// Builds what a configuration needs to send, checking what `check` checks of it here
+/// (page templates, mail templates, the SMTP login): at start and at every reload.
+fn prepare(config: &Config) -> anyhow::Result<(Renderer, Arc<dyn crate::mailer::Mailer>)> {
+    let page_problems = crate::http::check_pages(config);
+    if !page_problems.is_empty() {
+        let list: Vec<String> = page_problems.iter().map(|p| format!("  {p}")).collect();
+        return Err(anyhow!(
+            "the page templates have problems (run `winback check`):\n{}",
+            list.join("\n")
+        ));
+    }
+    let renderer = Renderer::load(config).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+        anyhow!(
+            "the templates have problems (run `winback check`):\n{}",
+            list.join("\n")
+        )
+    })?;
+    for problem in renderer.placeholders() {
+        tracing::warn!(%problem, "a template still holds a placeholder: its messages are held, not sent");
+    }
+    if let Some(problem) = smtp_login_problem(config) {
+        return Err(anyhow!("{problem}"));
+    }
+    let mailer = crate::mailer::from_url(
+        &config.smtp.url,
+        crate::mailer::SmtpOptions {
+            connections: config.smtp.connections,
+            timeout: config.smtp.timeout,
+            password: std::env::var("WINBACK_SMTP_PASSWORD").ok(),
+            hello_name: None,
+        },
+    )
+    .map_err(|e| anyhow!("smtp.url: {e}"))?;
+    Ok((renderer, mailer))
+}
+
+/// Counts SIGHUPs: each one asks for the configuration and templates to be read again.
+/// A one-pass run ignores them rather than die of one.
+fn reload_requests(once: bool) -> watch::Receiver<u64> {
+    let (tx, rx) = watch::channel(0u64);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangup) => {
+                tokio::spawn(async move {
+                    while hangup.recv().await.is_some() {
+                        if once {
+                            continue;
+                        }
+                        tracing::info!(
+                            "SIGHUP: reading the configuration and templates again before the next pass"
+                        );
+                        tx.send_modify(|n| *n += 1);
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; a reload needs a restart")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
+}
+
+/// Reads the configuration file and its templates again and builds the next passes' deliverer,
+/// validated as at start (and as `check` does). Settings that cannot change under a
+/// running daemon ask for a restart instead. On any error the running one stays.
+async fn reload(current: &Deliverer) -> anyhow::Result<Deliverer> {
+    let file = current.config.file.clone();
+    let config = Config::load(&file).map_err(|e| anyhow!("{e}"))?;
+    if config.database_path != current.config.database_path {
+        return Err(anyhow!(
+            "{}: [database] path changed; a running daemon keeps its database: restart winback to use the new one",
+            file.display()
+        ));
+    }
+    if config.http.listen != current.config.http.listen {
+        return Err(anyhow!(
+            "{}: [http] listen changed; a running daemon keeps its address: restart winback to listen on the new one",
+            file.display()
+        ));
+    }
+    let (renderer, mailer) = prepare(&config)?;
+    let stored = current.with_store(|store| store.stored_campaigns()).await?;
+    if let Some(rename) = crate::config::unconfirmed_renames(&config, &stored).first() {
+        return Err(anyhow!("{}", rename.explain()));
+    }
+    let config = Arc::new(config);
+    {
+        let config = config.clone();
+        let now = current.clock.now();
+        current
+            .with_store(move |store| store.sync_campaigns(&config, now))
+            .await?;
+    }
+    Ok(Deliverer {
+        config,
+        renderer: Arc::new(renderer),
+        mailer,
+        ..current.clone()
+    })
+}
+
+/// SIGHUP requests, and where the loop announces each configuration it applied.
+pub struct Reloads {
+    pub requests: watch::Receiver<u64>,
+    pub applied: watch::Sender<Arc<Config>>,
+}
+
+/// Rebuilds the recipients' routes for each configuration the loop applies; new
+/// connections get them. Routes that cannot be built (the pages were checked, so only a
+/// file changed since) keep the previous ones.
+async fn follow_reloads(
+    mut applied: watch::Receiver<Arc<Config>>,
+    state: HttpState,
+    routes: watch::Sender<axum::Router>,
+) {
+    while applied.changed().await.is_ok() {
+        let config = applied.borrow_and_update().clone();
+        match crate::http::router(HttpState {
+            config,
+            ..state.clone()
+        }) {
+            Ok(app) => {
+                drop(routes.send_replace(app));
+            }
+            Err(error) => {
+                tracing::error!(%error, "the recipients' pages were not reloaded; serving the previous ones")
+            }
+        }
+    }
 }
 
 /// Resolves once the stop flag is raised (or its sender is gone).
@@ -263,11 +381,17 @@ pub async fn shutdown_signal() {
 }
 
 /// The loop. Returns when `shutdown` resolves (after in-flight sends), or after one pass.
+/// A change of `reloads` (SIGHUP) is applied between passes, never during one.
 pub async fn run(
-    deliverer: Deliverer,
+    mut deliverer: Deliverer,
     once: bool,
     shutdown: impl Future<Output = ()>,
+    reloads: Reloads,
 ) -> anyhow::Result<()> {
+    let Reloads {
+        requests: mut reloads,
+        applied,
+    } = reloads;
     let config = deliverer.config.clone();
     let now = deliverer.clock.now();
     let recovered = {
@@ -294,7 +418,23 @@ pub async fn run(
 
     tokio::pin!(shutdown);
     let mut shutdown_seen = false;
+    let mut reloads_open = true;
+    let mut reloaded = None;
     loop {
+        if let Some(next) = reloaded.take() {
+            deliverer = next;
+            // The templates were read again: a held step may render now.
+            let now = deliverer.clock.now();
+            let held = deliverer
+                .with_store(move |store| store.retry_held(now))
+                .await?;
+            if held > 0 {
+                tracing::info!(
+                    count = held,
+                    "held messages are tried again with the reloaded templates"
+                );
+            }
+        }
         sync_clients(&deliverer, &mut watch).await?;
         // The pass runs to the end of its batch even when shutdown arrives: dropping it
         // would abort sends mid-transaction.
@@ -352,6 +492,17 @@ pub async fn run(
         let sleep = (until - now).to_std().unwrap_or_default();
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {},
+            changed = reloads.changed(), if reloads_open => match changed {
+                Ok(()) => match reload(&deliverer).await {
+                    Ok(next) => {
+                        tracing::info!(file = %next.config.file.display(), "configuration and templates reloaded");
+                        applied.send_replace(next.config.clone());
+                        reloaded = Some(next);
+                    }
+                    Err(error) => tracing::error!(%error, "the new configuration was not applied; running on with the previous one (run `winback check`)"),
+                },
+                Err(_) => reloads_open = false,
+            },
             _ = &mut shutdown => {
                 tracing::info!("stopped");
                 return Ok(());

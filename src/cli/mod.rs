@@ -6,6 +6,7 @@
 
 mod check;
 mod import;
+mod log_sink;
 mod ops;
 mod output;
 mod people;
@@ -217,7 +218,10 @@ fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("{e}; write an RFC 3339 instant such as 2026-06-01T10:00:00Z"))
 }
 
-pub fn init_logging(format: LogFormat) {
+/// Logs go to stderr through [`log_sink`]: a write that fails or would block drops the
+/// line, never the process. Keep the guard until the end of `main`: dropping it gives
+/// queued lines a moment to reach stderr.
+pub fn init_logging(format: LogFormat) -> log_sink::FlushGuard {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("WINBACK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -225,14 +229,19 @@ pub fn init_logging(format: LogFormat) {
         std::io::stderr().is_terminal(),
         std::env::var_os("NO_COLOR").as_deref(),
     );
+    let (sink, guard) = log_sink::LogSink::start(std::io::stderr());
+    // The subscriber's own report of a failed write goes to stderr too, and panics when
+    // that fails as well; the sink's writes never fail, and this stays off regardless.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(sink)
+        .log_internal_errors(false)
         .with_ansi(colour);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().with_ansi(false).init(),
     }
+    guard
 }
 
 /// Colour escapes help a person at a terminal and garble a log file or a pipe; a

@@ -105,19 +105,146 @@ pub async fn serve(
     serve_router(listener, app, shutdown).await
 }
 
+/// How long a client may take to send a request's head, counted from when the server
+/// starts waiting for it (a new connection, or a kept-alive one between requests): an idle
+/// connection is closed after this.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request may take from its head to the response, body included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// File descriptors kept out of the HTTP server's reach: the database (two connections,
+/// each with its WAL and shared-memory files), up to 64 SMTP connections, the lock file,
+/// `.eml` files, the client sync file and logs.
+const RESERVED_FDS: u64 = 192;
+/// Open connections at most, whatever the file-descriptor limit.
+const MAX_CONNECTIONS: u64 = 4096;
+
 /// [`serve`] for routes already built (the daemon builds them before it starts, so a
-/// broken page template stops it at once).
+/// broken page template stops it at once). Connections are capped by the process's
+/// file-descriptor limit (see [`connection_cap`]), so HTTP load never takes the
+/// descriptors that delivery needs; beyond the cap, new connections wait in the kernel's
+/// queue until one closes. On `shutdown`, no connection is accepted and open ones finish
+/// their request.
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let (_, routes) = tokio::sync::watch::channel(app);
+    serve_routes(listener, routes, shutdown).await
+}
+
+/// [`serve_router`] with routes that can change while it runs (a reloaded configuration):
+/// each new connection gets the latest; open ones keep theirs.
+pub async fn serve_routes(
+    listener: tokio::net::TcpListener,
+    routes: tokio::sync::watch::Receiver<Router>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use tower::ServiceExt;
+
+    let cap = connection_cap(file_limit());
+    tracing::debug!(connections = cap, "HTTP connection cap");
+    let permits = Arc::new(tokio::sync::Semaphore::new(cap));
+    // Dropped on shutdown: every connection then finishes gracefully.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    // Each connection holds a clone; `closed()` resolves when the last is gone.
+    let (open_tx, open_rx) = tokio::sync::watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors (or a connection reset before it was taken):
+                    // wait a moment rather than spin.
+                    tracing::warn!(%error, "cannot accept an HTTP connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let app = routes.borrow().clone();
+        let service = app.map_request(move |request: Request<hyper::body::Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(ConnectInfo(remote));
+            request
+        });
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let mut stop = stop_rx.clone();
+        let open = open_rx.clone();
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    _ = &mut connection => break,
+                    _ = stop.changed(), if !stopping => {
+                        stopping = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(open);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    drop(stop_tx);
+    drop(open_rx);
+    open_tx.closed().await;
+    Ok(())
+}
+
+/// A request that takes longer than [`REQUEST_TIMEOUT`] (a body sent a byte at a time,
+/// say) gets 408 and its connection back.
+async fn request_deadline(request: Request, next: Next) -> Response {
+    within(REQUEST_TIMEOUT, next.run(request)).await
+}
+
+/// The response, or 408 (closing the connection) if it is not ready within `limit`.
+async fn within(limit: Duration, response: impl Future<Output = Response>) -> Response {
+    match tokio::time::timeout(limit, response).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = StatusCode::REQUEST_TIMEOUT.into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+/// The soft limit on open files, if it can be read.
+fn file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given, nothing else.
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    (read == 0).then_some(limit.rlim_cur)
+}
+
+/// How many HTTP connections may be open at once under a file-descriptor limit: all but
+/// [`RESERVED_FDS`], at least 16, at most [`MAX_CONNECTIONS`].
+fn connection_cap(file_limit: Option<u64>) -> usize {
+    let limit = file_limit.unwrap_or(1024);
+    limit
+        .saturating_sub(RESERVED_FDS)
+        .clamp(16, MAX_CONNECTIONS) as usize
 }
 
 /// The routes, for `serve` and for tests. Requests need a `ConnectInfo<SocketAddr>`
@@ -145,6 +272,7 @@ pub fn router(state: HttpState) -> Result<Router, PagesError> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
+        .layer(middleware::from_fn(request_deadline))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::map_response(security_headers(&public_url)))
         .with_state(app))

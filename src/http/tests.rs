@@ -1092,3 +1092,25 @@ fn a_page_template_that_could_call_itself_is_refused_before_any_view() {
         assert!(router(f.state.clone()).is_err(), "{text:?}");
     }
 }
+
+#[test]
+fn the_connection_cap_leaves_descriptors_for_the_database_and_smtp() {
+    assert_eq!(super::connection_cap(Some(1024)), 1024 - 192);
+    assert_eq!(super::connection_cap(Some(100)), 16);
+    assert_eq!(super::connection_cap(Some(1 << 20)), 4096);
+    assert_eq!(super::connection_cap(None), 1024 - 192);
+}
+
+#[tokio::test]
+async fn a_request_never_finished_gets_408_and_its_connection_closed() {
+    let response = super::within(
+        std::time::Duration::from_millis(1),
+        std::future::pending::<axum::response::Response>(),
+    )
+    .await;
+    assert_eq!(response.status(), axum::http::StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(
+        response.headers().get(axum::http::header::CONNECTION),
+        Some(&axum::http::HeaderValue::from_static("close"))
+    );
+}

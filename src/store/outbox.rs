@@ -558,16 +558,19 @@ impl Store {
     ///
     /// Held messages are tried again from `now` (at their next `send_at` moment): the
     /// templates were just read again, perhaps fixed.
+    /// Held messages are tried again from `now` (at their next `send_at` moment): the
+    /// templates were just read again (a reload), perhaps fixed. Returns how many.
+    pub fn retry_held(&mut self, now: DateTime<Utc>) -> Result<usize> {
+        Ok(retry_held_in(&self.conn, now)?)
+    }
+
     pub fn recover_interrupted(&mut self, config: &Config, now: DateTime<Utc>) -> Result<usize> {
         // IMMEDIATE: a transaction that reads before it writes would fail at once (not
         // wait) if another connection committed in between.
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute(
-            "UPDATE messages SET next_attempt_at = ?1 WHERE state = 'held'",
-            params![fmt_time(now)],
-        )?;
+        retry_held_in(&tx, now)?;
         let rows: Vec<(i64, String)> = tx
             .prepare("SELECT id, claimed_at FROM messages WHERE state = 'sending'")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -671,6 +674,14 @@ struct Sequence {
     client_id: i64,
     state: String,
     cycle: i64,
+}
+
+/// See [`Store::retry_held`].
+fn retry_held_in(conn: &Connection, now: DateTime<Utc>) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE messages SET next_attempt_at = ?1 WHERE state = 'held'",
+        params![fmt_time(now)],
+    )
 }
 
 fn enrollment_client(conn: &Connection, enrollment_id: i64) -> Result<Option<Sequence>> {

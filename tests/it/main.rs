@@ -5,6 +5,7 @@ mod clients;
 mod config;
 mod crash;
 mod delivery;
+mod faults;
 mod first_run;
 mod held;
 mod logs;

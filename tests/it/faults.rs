@@ -1,0 +1,407 @@
+//! The daemon under an operator's worst day, through the real binary: logs that cannot be
+//! written (stderr closed, a pipe nobody reads), SIGHUP with a good and a bad new config,
+//! and a thousand idle HTTP connections.
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use crate::support::{Project, wait_until};
+
+const NOW: &str = "2026-06-02T14:00:00Z";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The configuration of `project`, with the survey's subject and the HTTP listener given.
+fn config(subject: &str, port: u16) -> String {
+    format!(
+        r#"[smtp]
+url = "file://outbox"
+from = "Acme Customer Success <success@acme.example>"
+
+[http]
+listen = "127.0.0.1:{port}"
+public_url = "https://winback.acme.example"
+
+[sender]
+company = "Acme Corp"
+postal_address = "1 Main Street, Springfield"
+
+[templates]
+dir = "templates"
+
+[[campaign]]
+name = "former-clients"
+send_at = "* * * * *"
+
+  [[campaign.step]]
+  kind = "survey"
+  template = "survey"
+  subject = "{subject}"
+"#
+    )
+}
+
+/// A project whose `clients` former clients are all due for the survey at `NOW`, mailed
+/// to `outbox/`, logging at debug level (many lines).
+fn project(clients: usize, port: u16) -> Project {
+    let mut project = Project::new();
+    project.write_config(&config("May we ask why you left?", port));
+    let mut csv = String::from("email,name,churned_at\n");
+    for i in 0..clients {
+        csv.push_str(&format!("client{i}@example.com,Client {i},2025-11-01\n"));
+    }
+    project.write_file("clients.csv", &csv);
+    project
+        .winback(&["--now", NOW, "import", "clients.csv"])
+        .assert_success();
+    project.set_env("WINBACK_LOG", "debug");
+    project
+}
+
+/// The `.eml` files written so far.
+fn sent(project: &Project) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(project.path("outbox")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .map(|e| fs::read_to_string(e.path()).unwrap_or_default())
+        .collect()
+}
+
+/// Waits for the child to exit, at most `WAIT`; kills it and fails the test if it does not.
+#[track_caller]
+fn exits(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let mut status = None;
+    wait_until(WAIT, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    match status {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: winback did not exit within {WAIT:?}");
+        }
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} failed");
+}
+
+#[test]
+fn a_closed_stderr_neither_panics_nor_stops_sending() {
+    let project = project(20, 0);
+    let mut command = project.command(&["--now", NOW, "run", "--once"]);
+    command.stdout(Stdio::null()).stderr(Stdio::inherit());
+    // SAFETY: close(2) is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::close(2);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().expect("start winback");
+    let status = exits(&mut child, "stderr closed");
+    assert!(status.success(), "exit status with stderr closed: {status}");
+    assert_eq!(sent(&project).len(), 20, "every due survey still went out");
+}
+
+#[test]
+fn a_log_on_a_full_disk_neither_panics_nor_stops_sending() {
+    let project = project(20, 0);
+    let full = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let mut command = project.command(&["--now", NOW, "run", "--once"]);
+    command.stdout(Stdio::null()).stderr(full);
+    let mut child = command.spawn().expect("start winback");
+    let status = exits(&mut child, "stderr on a full disk");
+    assert!(
+        status.success(),
+        "exit status with a full log disk: {status}"
+    );
+    assert_eq!(sent(&project).len(), 20, "every due survey still went out");
+}
+
+#[test]
+fn a_pipe_whose_reader_is_gone_neither_panics_nor_stops_sending() {
+    let project = project(20, 0);
+    let (reader, writer) = std::io::pipe().expect("create a pipe");
+    drop(reader);
+    let mut command = project.command(&["--now", NOW, "run", "--once"]);
+    command.stdout(Stdio::null()).stderr(writer);
+    let mut child = command.spawn().expect("start winback");
+    let status = exits(&mut child, "stderr a pipe without reader");
+    assert!(status.success(), "exit status with a closed pipe: {status}");
+    assert_eq!(sent(&project).len(), 20, "every due survey still went out");
+}
+
+#[test]
+fn a_full_pipe_nobody_reads_never_blocks_sending() {
+    let project = project(20, 0);
+    let (reader, mut writer) = std::io::pipe().expect("create a pipe");
+    // Fill the pipe before the daemon starts, then hand it over blocking as usual: its
+    // first log line finds no room, and nobody ever reads.
+    let fd = writer.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this test owns.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    let chunk = [b'x'; 4096];
+    let mut filled = 0usize;
+    while let Ok(n) = writer.write(&chunk) {
+        filled += n;
+        assert!(filled < 64 << 20, "the pipe never filled");
+    }
+    // SAFETY: as above.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+    }
+    let mut command = project.command(&["--now", NOW, "run", "--once"]);
+    command.stdout(Stdio::null()).stderr(writer);
+    let mut child = command.spawn().expect("start winback");
+    let status = exits(&mut child, "stderr a full pipe");
+    assert!(status.success(), "exit status with a full pipe: {status}");
+    assert_eq!(sent(&project).len(), 20, "every due survey still went out");
+    drop(reader);
+}
+
+/// The message sent to `email`, once there is one.
+fn message_to(project: &Project, email: &str) -> Option<String> {
+    sent(project)
+        .into_iter()
+        .find(|m| m.contains(&format!("To: {email}")) || m.contains(&format!("<{email}>")))
+}
+
+#[test]
+fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_the_new_one_is_bad() {
+    let port = crate::support::free_port();
+    let project = project(1, port);
+    let mut daemon = project.spawn_winback(&["--now", NOW, "run"]);
+    assert!(
+        wait_until(WAIT, || message_to(&project, "client0@example.com")
+            .is_some()),
+        "the first survey never went out:\n{}",
+        daemon.stderr_so_far()
+    );
+
+    // A valid new subject, then a new client: the next pass uses the new subject.
+    let page = |path: &str| {
+        reqwest::blocking::get(format!("http://127.0.0.1:{port}{path}"))
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+    };
+    assert!(page("/nope").contains("Acme Corp"), "{}", page("/nope"));
+    project.write_config(
+        &config("A new subject after SIGHUP", port).replace("Acme Corp", "Acme Reloaded"),
+    );
+    project.write_file(
+        "more.csv",
+        "email,name,churned_at\nlate@example.com,Late,2025-11-01\n",
+    );
+    project
+        .winback(&["--now", NOW, "import", "more.csv"])
+        .assert_success();
+    signal(daemon.child(), "HUP");
+    assert!(
+        wait_until(WAIT, || message_to(&project, "late@example.com").is_some()),
+        "no survey after SIGHUP:\n{}",
+        daemon.stderr_so_far()
+    );
+    assert!(daemon.is_running(), "SIGHUP ended the daemon");
+    // The routes are rebuilt beside the pass, for the connections after it.
+    assert!(
+        wait_until(WAIT, || page("/nope").contains("Acme Reloaded")),
+        "the pages were not reloaded:\n{}",
+        page("/nope")
+    );
+    let late = message_to(&project, "late@example.com").unwrap_or_default();
+    assert!(
+        late.contains("Subject: A new subject after SIGHUP"),
+        "the reloaded subject was not used:\n{late}"
+    );
+
+    // A config that fails validation: logged, the running one kept.
+    project.write_file(
+        "last.csv",
+        "email,name,churned_at\nlast@example.com,Last,2025-11-01\n",
+    );
+    project
+        .winback(&["--now", NOW, "import", "last.csv"])
+        .assert_success();
+    project
+        .write_config(&config("Never used", port).replace("[sender]", "[sender]\nnot_a_key = 1"));
+    signal(daemon.child(), "HUP");
+    assert!(
+        wait_until(WAIT, || message_to(&project, "last@example.com").is_some()),
+        "no survey after a SIGHUP with a bad config:\n{}",
+        daemon.stderr_so_far()
+    );
+    assert!(
+        daemon.is_running(),
+        "a bad config on SIGHUP ended the daemon"
+    );
+    assert!(page("/nope").contains("Acme Reloaded"), "{}", page("/nope"));
+    let last = message_to(&project, "last@example.com").unwrap_or_default();
+    assert!(
+        last.contains("Subject: A new subject after SIGHUP"),
+        "the running config was not kept:\n{last}"
+    );
+    let log = daemon.stderr_so_far();
+    assert!(
+        log.contains("not applied") && log.contains("not_a_key"),
+        "the refused config was not logged:\n{log}"
+    );
+    let out = daemon.stop(WAIT);
+    out.assert_success();
+}
+
+/// Raises this test process's own soft limit on open files to at least `wanted` (within
+/// its hard limit); returns whether it now has that many.
+fn allow_open_files(wanted: u64) -> bool {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on this process, with a struct this test owns.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return false;
+        }
+        if limit.rlim_cur >= wanted {
+            return true;
+        }
+        limit.rlim_cur = wanted.min(limit.rlim_max);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur >= wanted
+    }
+}
+
+#[test]
+fn a_thousand_idle_connections_neither_stop_healthz_nor_delivery() {
+    const IDLE: usize = 1100;
+    assert!(
+        allow_open_files(IDLE as u64 + 256),
+        "this test needs {} open files (raise the hard limit: ulimit -Hn)",
+        IDLE + 256
+    );
+    let port = crate::support::free_port();
+    let project = project(0, port);
+    let mut project = project;
+    project.set_env("WINBACK_LOG", "info");
+    let mut command = project.command(&["--now", NOW, "run"]);
+    let stderr_path = project.path("daemon.stderr");
+    let stderr = fs::File::create(&stderr_path).expect("create the daemon's stderr file");
+    command.stdout(Stdio::null()).stderr(stderr);
+    // The usual limit of a service started without LimitNOFILE.
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 1024,
+                rlim_max: 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut daemon = command.spawn().expect("start winback");
+    let healthz = format!("http://127.0.0.1:{port}/healthz");
+    let healthy = || {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .ok()
+            .and_then(|c| c.get(&healthz).send().ok())
+            .is_some_and(|r| r.status().is_success())
+    };
+    assert!(
+        wait_until(WAIT, healthy),
+        "the daemon never answered /healthz"
+    );
+
+    // Connections that never send a byte; bounded: IDLE of them, each at once or never.
+    let mut idle = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => idle.push(stream),
+            Err(error) => panic!("connection {} refused: {error}", idle.len() + 1),
+        }
+    }
+
+    // Forty clients become due; SIGHUP starts a pass at once.
+    let mut csv = String::from("email,name,churned_at\n");
+    for i in 0..40 {
+        csv.push_str(&format!("due{i}@example.com,Due {i},2025-11-01\n"));
+    }
+    project.write_file("due.csv", &csv);
+    project
+        .winback(&["--now", NOW, "import", "due.csv"])
+        .assert_success();
+    signal(&daemon, "HUP");
+
+    let log = || fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(60), || sent(&project).len() == 40),
+        "{} of 40 due surveys went out with {IDLE} idle connections open:\n{}",
+        sent(&project).len(),
+        log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), healthy),
+        "/healthz stopped answering with {IDLE} idle connections open:\n{}",
+        log()
+    );
+    assert!(
+        !log().contains("unable to open database file"),
+        "the database ran out of file descriptors:\n{}",
+        log()
+    );
+    drop(idle);
+    signal(&daemon, "TERM");
+    let status = exits(&mut daemon, "SIGTERM after the idle connections");
+    assert!(status.success(), "exit status: {status}\n{}", log());
+}
+
+#[test]
+fn a_step_held_by_a_placeholder_goes_once_the_template_is_fixed_and_reloaded() {
+    let port = crate::support::free_port();
+    let project = project(1, port);
+    let survey = project.path("templates/survey.txt.hbs");
+    let fixed = fs::read_to_string(&survey).expect("the shipped survey");
+    fs::write(&survey, format!("[EDIT: a line for you]\n{fixed}")).expect("write the survey");
+    let mut daemon = project.spawn_winback(&["--now", NOW, "run"]);
+    assert!(
+        wait_until(WAIT, || daemon.stderr_so_far().contains("held, not sent")),
+        "the survey was not held:\n{}",
+        daemon.stderr_so_far()
+    );
+    assert!(sent(&project).is_empty(), "a placeholder was mailed");
+
+    fs::write(&survey, fixed).expect("fix the survey");
+    signal(daemon.child(), "HUP");
+    assert!(
+        wait_until(WAIT, || message_to(&project, "client0@example.com")
+            .is_some()),
+        "the held survey did not go after the fix and SIGHUP:\n{}",
+        daemon.stderr_so_far()
+    );
+    let survey = message_to(&project, "client0@example.com").unwrap_or_default();
+    assert!(!survey.contains("[EDIT:"), "{survey}");
+    daemon.stop(WAIT).assert_success();
+}
