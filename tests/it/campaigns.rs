@@ -11,23 +11,7 @@ const MONTH_LATER: &str = "2026-07-03T14:00:00Z";
 
 /// `campaigns`: (name, extra lines), each a survey then a newsletter 30 days later.
 fn config(campaigns: &[(&str, &str)]) -> String {
-    let mut text = String::from(
-        r#"[smtp]
-url = "file://outbox"
-from = "Acme Customer Success <success@acme.example>"
-
-[http]
-listen = "127.0.0.1:0"
-public_url = "https://winback.acme.example"
-
-[sender]
-company = "Acme Corp"
-postal_address = "1 Main Street, Springfield"
-
-[templates]
-dir = "templates"
-"#,
-    );
+    let mut text = crate::support::settings("file://outbox", "127.0.0.1:0");
     for (name, extra) in campaigns {
         text.push_str(&format!(
             r#"

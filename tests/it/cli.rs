@@ -8,24 +8,7 @@ const NOW: &str = "2026-06-02T14:00:00Z";
 
 fn config(send_at: &str) -> String {
     format!(
-        r#"
-[database]
-path = "winback.db"
-
-[smtp]
-url = "file://outbox"
-from = "Acme Customer Success <success@acme.example>"
-
-[http]
-public_url = "https://winback.acme.example"
-
-[sender]
-company = "Acme Corp"
-postal_address = "1 Main Street, Springfield"
-
-[templates]
-dir = "templates"
-
+        r#"{settings}
 [[campaign]]
 name = "former-clients"
 send_at = "{send_at}"
@@ -41,7 +24,8 @@ timezone = "America/New_York"
   after_days = 30
   template = "newsletter"
   subject = "News"
-"#
+"#,
+        settings = crate::support::settings("file://outbox", "127.0.0.1:0"),
     )
 }
 

@@ -15,24 +15,7 @@ const NOW: &str = "2026-06-02T15:00:00Z";
 
 fn config(extra: &str) -> String {
     format!(
-        r#"
-[database]
-path = "winback.db"
-
-[smtp]
-url = "file://outbox"
-from = "Acme Customer Success <success@acme.example>"
-
-[http]
-public_url = "https://winback.acme.example"
-
-[sender]
-company = "Acme Corp"
-postal_address = "1 Main Street, Springfield"
-
-[templates]
-dir = "templates"
-{extra}
+        r#"{settings}{extra}
 [[campaign]]
 name = "former-clients"
 send_at = "* * * * *"
@@ -42,7 +25,8 @@ timezone = "America/New_York"
   kind = "survey"
   template = "survey"
   subject = "{{{{#if first_name}}}}{{{{first_name}}}}, may{{{{else}}}}May{{{{/if}}}} we ask why you left?"
-"#
+"#,
+        settings = crate::support::settings("file://outbox", "127.0.0.1:0"),
     )
 }
 
@@ -205,8 +189,8 @@ fn two_spellings_of_an_international_domain_are_one_mailbox() {
 fn syncing_project(port: u16) -> Project {
     let project = Project::new();
     let text = config("\n[clients]\nsync_file = \"crm.csv\"\n").replace(
-        "[http]\n",
-        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
     );
     project.write_config(&text);
     project

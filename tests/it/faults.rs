@@ -17,21 +17,7 @@ const WAIT: Duration = Duration::from_secs(30);
 /// The configuration of `project`, with the survey's subject and the HTTP listener given.
 fn config(subject: &str, port: u16) -> String {
     format!(
-        r#"[smtp]
-url = "file://outbox"
-from = "Acme Customer Success <success@acme.example>"
-
-[http]
-listen = "127.0.0.1:{port}"
-public_url = "https://winback.acme.example"
-
-[sender]
-company = "Acme Corp"
-postal_address = "1 Main Street, Springfield"
-
-[templates]
-dir = "templates"
-
+        r#"{settings}
 [[campaign]]
 name = "former-clients"
 send_at = "* * * * *"
@@ -40,7 +26,8 @@ send_at = "* * * * *"
   kind = "survey"
   template = "survey"
   subject = "{subject}"
-"#
+"#,
+        settings = crate::support::settings("file://outbox", &format!("127.0.0.1:{port}")),
     )
 }
 

@@ -22,24 +22,7 @@ const FOOTER_TEXT: &str = "Unsubscribe: {{unsubscribe_url}}\n{{sender.postal_add
 /// minute a send moment; mail to `url`.
 fn config(url: &str, second: &str) -> String {
     format!(
-        r#"
-[database]
-path = "winback.db"
-
-[smtp]
-url = "{url}"
-from = "Acme Customer Success <success@acme.example>"
-
-[http]
-public_url = "https://winback.acme.example"
-
-[sender]
-company = "Acme Corp"
-postal_address = "1 Main Street, Springfield"
-
-[templates]
-dir = "templates"
-
+        r#"{settings}
 [[campaign]]
 name = "former-clients"
 send_at = "* * * * *"
@@ -61,7 +44,8 @@ timezone = "UTC"
   after_days = 30
   template = "greeting"
   subject = "Greetings"
-"#
+"#,
+        settings = crate::support::settings(url, "127.0.0.1:0"),
     )
 }
 

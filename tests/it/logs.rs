@@ -11,20 +11,8 @@ const NOW: &str = "2026-06-02T14:00:00Z";
 fn project() -> Project {
     let mut project = Project::new();
     project.write_config(
-        r#"[smtp]
-url = "file://outbox"
-from = "Acme Customer Success <success@acme.example>"
-
-[http]
-public_url = "https://winback.acme.example"
-
-[sender]
-company = "Acme Corp"
-postal_address = "1 Main Street, Springfield"
-
-[templates]
-dir = "templates"
-
+        &(crate::support::settings("file://outbox", "127.0.0.1:0")
+            + r#"
 [[campaign]]
 name = "former-clients"
 send_at = "* * * * *"
@@ -33,7 +21,7 @@ send_at = "* * * * *"
   kind = "survey"
   template = "survey"
   subject = "May we ask why you left?"
-"#,
+"#),
     );
     project.write_file(
         "clients.csv",

@@ -60,6 +60,32 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
     }
 }
 
+/// The sections a test configuration starts with, `[database]` to `[templates]`: mail to
+/// `smtp_url`, the HTTP listener on `listen`, links under `https://winback.acme.example`.
+/// Campaigns (and any other section) follow.
+pub fn settings(smtp_url: &str, listen: &str) -> String {
+    format!(
+        r#"[database]
+path = "winback.db"
+
+[smtp]
+url = "{smtp_url}"
+from = "Acme Customer Success <success@acme.example>"
+
+[http]
+listen = "{listen}"
+public_url = "https://winback.acme.example"
+
+[sender]
+company = "Acme Corp"
+postal_address = "1 Main Street, Springfield"
+
+[templates]
+dir = "templates"
+"#
+    )
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
 /// Another process can take it in between; tests use it for the daemon's HTTP listener.
 pub fn free_port() -> u16 {
