@@ -2,8 +2,9 @@
 //!
 //! It sleeps until the next due moment or shutdown, never longer than `MAX_SLEEP_SECONDS`,
 //! so imports and opt-out undos by other processes are seen soon. Shutdown is a parameter
-//! (a future), so tests pass their own; on it, the daemon stops claiming, lets in-flight
-//! sends finish, and returns.
+//! (a future), so tests pass their own; on it, the daemon stops claiming, starts no new
+//! SMTP transaction, lets the open ones finish, puts claimed messages back in the queue,
+//! and returns.
 
 use std::fs::File;
 use std::future::Future;
@@ -203,10 +204,16 @@ pub async fn run(
             .with_store(move |store| store.recover_interrupted(&config, now))
             .await?
     };
-    if recovered > 0 {
+    if recovered.uncertain > 0 {
         tracing::warn!(
-            count = recovered,
+            count = recovered.uncertain,
             "messages were caught mid-send by a stop; marked uncertain, not resent (see `winback outbox list`)"
+        );
+    }
+    if recovered.returned > 0 {
+        tracing::info!(
+            count = recovered.returned,
+            "messages claimed but never started before a stop are back in the queue"
         );
     }
     {
@@ -225,9 +232,7 @@ pub async fn run(
         sync_clients(&deliverer, &mut watch).await?;
         // The pass runs to the end of its batch even when shutdown arrives: dropping it
         // would abort sends mid-transaction.
-        let flag = stopping.clone();
-        let stop_check = move || flag.load(Ordering::SeqCst);
-        let pass = deliverer.pass(&stop_check);
+        let pass = deliverer.pass(stopping.clone());
         tokio::pin!(pass);
         let result = loop {
             tokio::select! {
@@ -235,7 +240,7 @@ pub async fn run(
                 _ = &mut shutdown, if !shutdown_seen => {
                     shutdown_seen = true;
                     stopping.store(true, Ordering::SeqCst);
-                    tracing::info!("stopping: finishing messages in flight");
+                    tracing::info!("stopping: finishing the SMTP transactions already begun; claimed messages go back to the queue");
                 }
             }
         };

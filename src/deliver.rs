@@ -1,9 +1,11 @@
 //! One delivery pass: claim due messages, render them, hand them to the mailer, record
 //! what the server said. A message not fit to go (see `fitness`) is held, never sent.
 //!
-//! Claims are committed (`sending`) before any SMTP transaction starts; results are
-//! committed a batch at a time, in the same transaction as the next claims. An in-flight
-//! send is never abandoned: shutdown is checked only between batches.
+//! Claims are committed (`sending`), then each message's start, just before its SMTP
+//! transaction, by its connection's worker in one transaction with the result of that
+//! worker's previous send: a crash leaves at most one message per connection uncertain.
+//! An open transaction is never abandoned; on shutdown no new one starts, and claimed
+//! messages go back to the queue.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,13 +21,10 @@ use crate::render::{Renderer, Vars};
 use crate::store::{Claimed, Outcome, Store};
 use crate::token::{Secret, Target};
 
-/// Messages claimed per batch, per SMTP connection. At most one batch is ever claimed
-/// but unrecorded, so a crash leaves at most one batch `uncertain`; larger batches
-/// amortize the claim transactions.
+/// Messages claimed per batch, per SMTP connection: larger batches amortize the claim
+/// transactions. A claimed message that never started goes back to the queue after a
+/// crash, so the batch size does not bound what a crash leaves `uncertain`.
 pub const BATCH_PER_CONNECTION: usize = 8;
-/// How long a re-check on a worker's connection (run on an async thread) may wait for a
-/// lock before the main connection is asked instead.
-const CHECK_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
 /// Results committed in one transaction, at most.
 const MAX_RESULTS_PER_COMMIT: usize = 256;
 /// How long a pass gathers results before committing them.
@@ -33,6 +32,13 @@ const COMMIT_GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A claimed message, rendered, or the outcome that replaces its send.
 type Prepared = (Claimed, Result<OutgoingMessage, Outcome>);
+
+/// What became of a claimed message, and whether a worker has already recorded it.
+struct Done {
+    row: i64,
+    outcome: Outcome,
+    recorded: bool,
+}
 
 /// Everything a pass needs; cheap to clone into tasks.
 #[derive(Clone)]
@@ -55,6 +61,8 @@ pub struct PassReport {
     pub withdrawn: usize,
     /// Not fit to go (a template error, a placeholder, no footer): held, not sent.
     pub held: usize,
+    /// Claimed, never started (the daemon was stopping): back in the queue.
+    pub returned: usize,
     /// A rate limit stopped the pass; more may be due.
     pub throttled: bool,
     /// The mail server refused our connection or sender: the pass stopped early.
@@ -128,17 +136,17 @@ impl Deliverer {
     /// Sends everything due now, until nothing is due, a rate limit is reached, the server
     /// refuses us, or `stopping` says to stop (checked between claims only).
     ///
-    /// Two stages overlap: one worker per connection re-checks and sends, while this task
-    /// commits, in one transaction, the results gathered so far and the next claims
-    /// (`sending` before any SMTP transaction starts), then renders what it claimed. It
-    /// claims only while fewer than one batch is claimed but unrecorded: that bounds what
-    /// a crash leaves uncertain.
-    pub async fn pass(&self, stopping: &dyn Fn() -> bool) -> Result<PassReport, DeliverError> {
+    /// Two stages overlap: one worker per connection re-checks, commits the start (with
+    /// its previous result) and sends, while this task commits, in one transaction, the
+    /// results no worker could record and the next claims, then renders what it claimed.
+    /// It claims only while fewer than one batch is claimed but unrecorded. Once
+    /// `stopping` is set, workers start nothing more and return what they are given.
+    pub async fn pass(&self, stopping: Arc<AtomicBool>) -> Result<PassReport, DeliverError> {
         let connections = self.config.smtp.connections;
         let batch = connections * BATCH_PER_CONNECTION;
         let (work_tx, work_rx) = mpsc::channel::<Prepared>(batch);
         let work_rx = Arc::new(tokio::sync::Mutex::new(work_rx));
-        let (done_tx, done_rx) = mpsc::channel::<(i64, Outcome)>(batch * 2);
+        let (done_tx, done_rx) = mpsc::channel::<Done>(batch * 2);
         let refused = Arc::new(AtomicBool::new(false));
 
         let path = self
@@ -149,58 +157,91 @@ impl Deliverer {
             .to_path_buf();
         let mut workers = JoinSet::new();
         for _ in 0..connections {
-            let (this, work_rx, done_tx, refused, path) = (
+            let (this, work_rx, done_tx, refused, path, stopping) = (
                 self.clone(),
                 work_rx.clone(),
                 done_tx.clone(),
                 refused.clone(),
                 path.clone(),
+                stopping.clone(),
             );
             workers.spawn(async move {
-                // Each worker re-checks recipients on a connection of its own: a read there
-                // never waits behind the claims and results being committed on the main one.
+                // Each worker re-checks recipients and records their start on a connection
+                // of its own: it never waits behind the main one's claims and results.
                 let opened = tokio::task::spawn_blocking(move || Store::open(&path))
                     .await
                     .map_err(DeliverError::from)
                     .and_then(|opened| opened.map_err(DeliverError::from));
-                let checker = match opened {
-                    Ok(store) => {
-                        // Read inline (see `withdrawal`): never hold an async thread long.
-                        store.set_busy_timeout(CHECK_BUSY_TIMEOUT).ok().map(|()| store)
-                    }
+                let own = match opened {
+                    Ok(store) => Some(Arc::new(Mutex::new(store))),
                     Err(error) => {
-                        tracing::warn!(%error, "cannot open a second database connection; re-checks share the main one");
+                        tracing::warn!(%error, "cannot open a second database connection; starts are recorded on the main one");
                         None
                     }
                 };
+                // The outcome of this worker's last send, not yet recorded: it is recorded
+                // in the same transaction as the next start, or alone before the worker
+                // waits for work. So a crash finds at most one started message per
+                // connection whose fate is unknown: the one whose transaction was open.
+                let mut pending: Option<(i64, Outcome)> = None;
                 loop {
-                    let next = work_rx.lock().await.recv().await;
+                    let queued = work_rx.lock().await.try_recv().ok();
+                    let next = match queued {
+                        Some(next) => Some(next),
+                        None => {
+                            if let Some(result) = pending.take()
+                                && done_tx.send(this.record_alone(result, own.clone()).await).await.is_err()
+                            {
+                                break;
+                            }
+                            work_rx.lock().await.recv().await
+                        }
+                    };
                     let Some((message, rendered)) = next else { break };
                     if done_tx.is_closed() {
-                        // The pass stopped on a database error: its result could not be
-                        // recorded, so it is not sent (it is found uncertain at the next start).
+                        // The pass stopped on a database error: not started, so it goes
+                        // back to the queue at the next start.
                         break;
                     }
                     let row = message.message_row;
                     let outcome = match rendered {
                         Err(outcome) => outcome,
+                        Ok(_) if stopping.load(Ordering::SeqCst) => Outcome::Returned {
+                            reason: "not started: the daemon was stopping".to_string(),
+                            at: this.clock.now(),
+                        },
                         Ok(outgoing) => {
-                            // Inline on this worker's connection (see `withdrawal`).
-                            let inline = checker
-                                .as_ref()
-                                .map(|store| store.withdrawal(&this.config, row));
-                            match this.withdrawal(&message, inline).await {
-                                Some(withdrawn) => withdrawn,
-                                None => this.send(&message, outgoing).await,
+                            let (previous, verdict) =
+                                this.start(&message, pending.take(), own.clone()).await;
+                            if let Some(previous) = previous
+                                && done_tx.send(previous).await.is_err()
+                            {
+                                break;
+                            }
+                            match verdict {
+                                Some(not_started) => not_started,
+                                None => {
+                                    let outcome = this.send(&message, outgoing).await;
+                                    if matches!(outcome, Outcome::Deferred { .. }) {
+                                        refused.store(true, Ordering::SeqCst);
+                                    }
+                                    pending = Some((row, outcome));
+                                    continue;
+                                }
                             }
                         }
                     };
-                    if matches!(outcome, Outcome::Deferred { .. }) {
-                        refused.store(true, Ordering::SeqCst);
-                    }
-                    if done_tx.send((row, outcome)).await.is_err() {
+                    let done = Done {
+                        row,
+                        outcome,
+                        recorded: false,
+                    };
+                    if done_tx.send(done).await.is_err() {
                         break;
                     }
+                }
+                if let Some(result) = pending.take() {
+                    let _ = done_tx.send(this.record_alone(result, own.clone()).await).await;
                 }
             });
         }
@@ -212,12 +253,14 @@ impl Deliverer {
         let mut store_error = None;
         // Claimed and not yet recorded: what a crash now would leave uncertain.
         let mut in_flight = 0usize;
-        let mut results = Vec::new();
+        let mut results: Vec<Done> = Vec::new();
         // Claim at least half a batch at a time (amortized claims), while the workers
         // still have the other half to send.
         let least = batch.div_ceil(2);
         loop {
-            if work_tx.is_some() && (stopping() || refused.load(Ordering::SeqCst)) {
+            if work_tx.is_some()
+                && (stopping.load(Ordering::SeqCst) || refused.load(Ordering::SeqCst))
+            {
                 work_tx = None;
             }
             // The results about to be recorded free their room in the same transaction.
@@ -239,9 +282,14 @@ impl Deliverer {
                 }
             }
             if limit > 0 || !results.is_empty() {
-                let recorded = std::mem::take(&mut results);
-                let count = recorded.len();
-                match self.record_and_claim(recorded, limit).await {
+                let done = std::mem::take(&mut results);
+                let count = done.len();
+                let unrecorded = done
+                    .into_iter()
+                    .filter(|done| !done.recorded)
+                    .map(|done| (done.row, done.outcome))
+                    .collect();
+                match self.record_and_claim(unrecorded, limit).await {
                     Ok(Err(e)) => {
                         // The results are recorded; only the claim failed: send no more,
                         // but keep recording what is in flight.
@@ -290,7 +338,7 @@ impl Deliverer {
                     Ok(None) | Err(_) => break,
                 }
             }
-            for (_, outcome) in &results {
+            for Done { outcome, .. } in &results {
                 match outcome {
                     Outcome::Sent { .. } => report.sent += 1,
                     Outcome::Retry { .. } | Outcome::Deferred { .. } => report.retried += 1,
@@ -298,6 +346,7 @@ impl Deliverer {
                     Outcome::Uncertain { .. } => report.uncertain += 1,
                     Outcome::Withdrawn { .. } => report.withdrawn += 1,
                     Outcome::Held { .. } => report.held += 1,
+                    Outcome::Returned { .. } => report.returned += 1,
                 }
             }
         }
@@ -352,25 +401,29 @@ impl Deliverer {
 
     /// Asked just before a message's SMTP transaction starts: the claim checked the
     /// person's standing, but the message may have waited in the queue since, and no
-    /// message is started after an opt-out. `inline` is the answer read on the worker's own
-    /// connection, on the async thread: a WAL read of a few cached pages never waits on the
-    /// writers, and is cheaper than a trip to a blocking thread. Without it (no such
-    /// connection, or the read failed), the main connection answers, off the async threads.
-    async fn withdrawal(
+    /// message is started after an opt-out. If it may go, its start is committed, in one
+    /// transaction with `previous` (the outcome of this worker's last send): only a
+    /// started message can be uncertain after a crash. Returns `previous`, saying whether
+    /// it is recorded, and `None` to send the message, else what replaces its send. `own`
+    /// is the worker's connection; without it, the main one.
+    async fn start(
         &self,
         message: &Claimed,
-        inline: Option<Result<Option<String>, crate::store::StoreError>>,
-    ) -> Option<Outcome> {
+        previous: Option<(i64, Outcome)>,
+        own: Option<Arc<Mutex<Store>>>,
+    ) -> (Option<Done>, Option<Outcome>) {
         let row = message.message_row;
-        let verdict = match inline {
-            Some(Ok(verdict)) => Ok(verdict),
-            _ => {
-                let config = self.config.clone();
-                self.with_store(move |store| store.withdrawal(&config, row))
-                    .await
-            }
-        };
-        match verdict {
+        let (config, at) = (self.config.clone(), self.clock.now());
+        let results: Vec<(i64, Outcome)> = previous.iter().cloned().collect();
+        let verdict = self
+            .on_store(own, move |store| store.start(&config, &results, row, at))
+            .await;
+        let previous = previous.map(|(row, outcome)| Done {
+            row,
+            outcome,
+            recorded: verdict.is_ok(),
+        });
+        let outcome = match verdict {
             Ok(None) => None,
             Ok(Some(reason)) => {
                 tracing::info!(message = row, to = %message.client.email, %reason, "not sent");
@@ -380,11 +433,46 @@ impl Deliverer {
                 })
             }
             Err(error) => {
-                // The claim's own check, moments ago, stands.
-                tracing::warn!(message = row, %error, "cannot re-check the recipient before sending");
-                None
+                // Not started: never send a message whose start is not on record.
+                tracing::warn!(message = row, %error, "cannot record the start of a message; it goes back to the queue");
+                Some(Outcome::Returned {
+                    reason: format!("not started: its start could not be recorded: {error}"),
+                    at: self.clock.now(),
+                })
             }
+        };
+        (previous, outcome)
+    }
+
+    /// Records one worker's result on its own connection (if that fails, the pass
+    /// records it with the next claims).
+    async fn record_alone(&self, result: (i64, Outcome), own: Option<Arc<Mutex<Store>>>) -> Done {
+        let (config, results) = (self.config.clone(), vec![result.clone()]);
+        let recorded = self
+            .on_store(own, move |store| store.record_results(&config, &results))
+            .await;
+        if let Err(error) = &recorded {
+            tracing::warn!(message = result.0, %error, "cannot record a result yet; trying again");
         }
+        Done {
+            row: result.0,
+            outcome: result.1,
+            recorded: recorded.is_ok(),
+        }
+    }
+
+    /// Runs `f` on the worker's connection `own` (or the main one), off the async threads.
+    async fn on_store<T, F>(&self, own: Option<Arc<Mutex<Store>>>, f: F) -> Result<T, DeliverError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+    {
+        let store = own.unwrap_or_else(|| self.store.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut guard = store.lock().map_err(|_| DeliverError::Poisoned)?;
+            f(&mut guard).map_err(DeliverError::from)
+        })
+        .await?
     }
 
     /// Sends one prepared message; never fails, only reports.
@@ -566,7 +654,7 @@ mod tests {
             clock: Clock::starting_at(now()),
             store: Arc::new(Mutex::new(store)),
         };
-        let report = deliverer.pass(&|| false).await.unwrap();
+        let report = deliverer.pass(Arc::default()).await.unwrap();
         (report, deliverer, mailer, dir)
     }
 
@@ -644,7 +732,7 @@ mod tests {
             clock: Clock::starting_at(now()),
             store: Arc::new(Mutex::new(store)),
         };
-        let report = deliverer.pass(&|| false).await.unwrap();
+        let report = deliverer.pass(Arc::default()).await.unwrap();
         let sent: Vec<String> = mailer.stub.sent().into_iter().map(|m| m.to).collect();
         assert_eq!(sent.len(), 1, "only the message already started: {sent:?}");
         assert_eq!((report.sent, report.withdrawn), (1, 2), "{report:?}");

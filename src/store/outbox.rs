@@ -86,6 +86,12 @@ pub enum Outcome {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// Claimed, but its SMTP transaction never began (the daemon is stopping, or its start
+    /// could not be recorded): back in the queue at once, not an attempt.
+    Returned {
+        reason: String,
+        at: DateTime<Utc>,
+    },
 }
 
 fn standing(conn: &Connection, client: &StoredClient) -> Result<Standing> {
@@ -208,7 +214,7 @@ fn claim_in(
                 // A held message's time until giving up on the address starts now: holding
                 // it said nothing about the address.
                 let (message_id, attempts): (String, u32) = tx.query_row(
-                    "UPDATE messages SET state = 'sending', attempts = attempts + 1, claimed_at = ?2, next_attempt_at = NULL, updated_at = ?2,
+                    "UPDATE messages SET state = 'sending', attempts = attempts + 1, claimed_at = ?2, started_at = NULL, next_attempt_at = NULL, updated_at = ?2,
                             first_claimed_at = CASE state WHEN 'held' THEN ?2 ELSE first_claimed_at END
                      WHERE id = ?1 RETURNING message_id, attempts",
                     params![row, now_text],
@@ -312,7 +318,7 @@ fn claim_in(
                     Some((row, _, _)) => {
                         let (message_id, attempts): (String, u32) = tx.query_row(
                             "UPDATE messages SET state = 'sending', attempts = attempts + 1, due_at = ?2, first_claimed_at = ?3, claimed_at = ?3,
-                                    next_attempt_at = NULL, updated_at = ?3
+                                    started_at = NULL, next_attempt_at = NULL, updated_at = ?3
                              WHERE id = ?1 RETURNING message_id, attempts",
                             params![row, due_at, now_text],
                             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -421,20 +427,53 @@ impl Store {
     /// slow server; an opt-out, bounce or return recorded meanwhile (or the person being
     /// forgotten, or their sequence starting over) still stops it.
     pub fn withdrawal(&self, config: &Config, row: i64) -> Result<Option<String>> {
-        // One statement: this runs before every single send.
-        type Facts = (
-            String,
-            String,
-            i64,
-            Option<i64>,
-            Option<String>,
-            Option<i64>,
-            Option<String>,
-            Option<bool>,
-            Option<String>,
-        );
-        let facts: Option<Facts> = self
+        withdrawal_in(&self.conn, config, row)
+    }
+
+    /// Just before a claimed message's SMTP transaction begins: its [`Store::withdrawal`]
+    /// check, and if it may go, `started_at` committed in the same transaction, together
+    /// with `results` (the same connection's last send, so that it never has more than
+    /// one started message unrecorded). Only a started message can be `uncertain` after
+    /// a crash; a claimed one that never started goes back to the queue (see
+    /// [`Store::recover_interrupted`]).
+    pub fn start(
+        &mut self,
+        config: &Config,
+        results: &[(i64, Outcome)],
+        row: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<String>> {
+        let tx = self
             .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for (row, outcome) in results {
+            record_one(&tx, config, *row, outcome)?;
+        }
+        let withdrawn = withdrawal_in(&tx, config, row)?;
+        if withdrawn.is_none() {
+            tx.prepare_cached("UPDATE messages SET started_at = ?2 WHERE id = ?1")?
+                .execute(params![row, fmt_time(at)])?;
+        }
+        tx.commit()?;
+        Ok(withdrawn)
+    }
+}
+
+/// See [`Store::withdrawal`].
+fn withdrawal_in(conn: &Connection, config: &Config, row: i64) -> Result<Option<String>> {
+    // One statement: this runs before every single send.
+    type Facts = (
+        String,
+        String,
+        i64,
+        Option<i64>,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+        Option<bool>,
+        Option<String>,
+    );
+    let facts: Option<Facts> = conn
             .prepare_cached(
                 "SELECT m.state, m.campaign, m.cycle, e.client_id, e.state, e.cycle, c.churn_reason,
                         CASE WHEN c.id IS NULL THEN NULL ELSE c.returned_at IS NOT NULL END,
@@ -458,53 +497,68 @@ impl Store {
                 ))
             })
             .optional()?;
-        let Some((
-            state,
-            campaign_name,
-            cycle,
-            client_id,
-            sequence_state,
-            sequence_cycle,
-            churn_reason,
-            returned,
-            suppression,
-        )) = facts
-        else {
-            return Ok(Some(
-                "its record is gone (the person was forgotten)".to_string(),
-            ));
-        };
-        if state != MessageState::Sending.as_str() {
-            return Ok(Some(format!("it is {state} now")));
-        }
-        let (Some(client_id), Some(sequence_state), Some(sequence_cycle)) =
-            (client_id, sequence_state, sequence_cycle)
-        else {
-            return Ok(Some("its enrollment is gone".to_string()));
-        };
-        let Some(returned) = returned else {
-            return Ok(Some("its person is gone".to_string()));
-        };
-        if let Some(stop) = standing_of(suppression.as_deref(), returned).stop() {
-            return Ok(Some(format!("the person is {} now", stop.as_str())));
-        }
-        let sequence = Sequence {
-            client_id,
-            state: sequence_state,
-            cycle: sequence_cycle,
-        };
-        Ok(config
-            .campaign(&campaign_name)
-            .and_then(|campaign| superseded(&sequence, cycle, campaign, churn_reason.as_deref()))
-            .map(str::to_string))
+    let Some((
+        state,
+        campaign_name,
+        cycle,
+        client_id,
+        sequence_state,
+        sequence_cycle,
+        churn_reason,
+        returned,
+        suppression,
+    )) = facts
+    else {
+        return Ok(Some(
+            "its record is gone (the person was forgotten)".to_string(),
+        ));
+    };
+    if state != MessageState::Sending.as_str() {
+        return Ok(Some(format!("it is {state} now")));
     }
+    let (Some(client_id), Some(sequence_state), Some(sequence_cycle)) =
+        (client_id, sequence_state, sequence_cycle)
+    else {
+        return Ok(Some("its enrollment is gone".to_string()));
+    };
+    let Some(returned) = returned else {
+        return Ok(Some("its person is gone".to_string()));
+    };
+    if let Some(stop) = standing_of(suppression.as_deref(), returned).stop() {
+        return Ok(Some(format!("the person is {} now", stop.as_str())));
+    }
+    let sequence = Sequence {
+        client_id,
+        state: sequence_state,
+        cycle: sequence_cycle,
+    };
+    Ok(config
+        .campaign(&campaign_name)
+        .and_then(|campaign| superseded(&sequence, cycle, campaign, churn_reason.as_deref()))
+        .map(str::to_string))
+}
 
-    /// At start-up: messages caught mid-send by a crash become `uncertain`. They count as
-    /// sent for the timing of the next step, and are not resent. Returns how many.
+/// What start-up found of messages a stop caught `sending`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recovered {
+    /// Their SMTP transaction had begun: the server may have them.
+    pub uncertain: usize,
+    /// Claimed, never started: back in the queue.
+    pub returned: usize,
+}
+
+impl Store {
+    /// At start-up: messages caught mid-send by a crash become `uncertain` (they count as
+    /// sent for the timing of the next step, and are not resent); messages claimed but
+    /// never started (no `started_at`) go back to the queue and are sent now.
     ///
     /// Held messages are tried again from `now` (at their next `send_at` moment): the
     /// templates were just read again, perhaps fixed.
-    pub fn recover_interrupted(&mut self, config: &Config, now: DateTime<Utc>) -> Result<usize> {
+    pub fn recover_interrupted(
+        &mut self,
+        config: &Config,
+        now: DateTime<Utc>,
+    ) -> Result<Recovered> {
         // IMMEDIATE: a transaction that reads before it writes would fail at once (not
         // wait) if another connection committed in between.
         let tx = self
@@ -514,27 +568,37 @@ impl Store {
             "UPDATE messages SET next_attempt_at = ?1 WHERE state = 'held'",
             params![fmt_time(now)],
         )?;
-        let rows: Vec<(i64, String)> = tx
-            .prepare("SELECT id, claimed_at FROM messages WHERE state = 'sending'")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        let rows: Vec<(i64, String, Option<String>)> = tx
+            .prepare("SELECT id, claimed_at, started_at FROM messages WHERE state = 'sending'")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<std::result::Result<_, _>>()?;
-        for (row, claimed_at) in &rows {
-            let error = format!(
-                "the process stopped during the SMTP transaction (found at start-up {})",
-                fmt_time(now)
-            );
-            record_one(
-                &tx,
-                config,
-                *row,
-                &Outcome::Uncertain {
-                    error,
-                    at: parse_time(claimed_at)?,
-                },
-            )?;
+        let mut recovered = Recovered::default();
+        for (row, claimed_at, started_at) in &rows {
+            let outcome = match started_at {
+                Some(started_at) => {
+                    recovered.uncertain += 1;
+                    Outcome::Uncertain {
+                        error: format!(
+                            "the process stopped during the SMTP transaction (found at start-up {})",
+                            fmt_time(now)
+                        ),
+                        at: parse_time(started_at)?,
+                    }
+                }
+                None => {
+                    recovered.returned += 1;
+                    Outcome::Returned {
+                        reason: format!(
+                            "claimed at {claimed_at} but never started: the process stopped first"
+                        ),
+                        at: now,
+                    }
+                }
+            };
+            record_one(&tx, config, *row, &outcome)?;
         }
         tx.commit()?;
-        Ok(rows.len())
+        Ok(recovered)
     }
 
     /// An operator decided an `uncertain` (or `failed`, or `held`) message should go out
@@ -835,6 +899,12 @@ fn record_one(tx: &Transaction<'_>, config: &Config, row: i64, outcome: &Outcome
                 "withdrawn",
                 &format!("message {row}: not started: {reason}"),
             )?;
+        }
+        Outcome::Returned { reason, at } => {
+            set_state(MessageState::Retry, *at, None, Some(reason), Some(*at))?;
+            // Never handed to the server: not an attempt.
+            tx.prepare_cached("UPDATE messages SET attempts = max(attempts - 1, 0), started_at = NULL WHERE id = ?1")?
+                .execute(params![row])?;
         }
         Outcome::Abandoned { error, at } => {
             set_state(MessageState::Failed, *at, None, Some(error), None)?;
@@ -1217,6 +1287,47 @@ subject = "Why?"
             .resend(news[0].message_row, now() + Duration::days(32))
             .unwrap();
         assert_eq!(f.enrollment("former-clients").0, "bounced");
+    }
+
+    #[test]
+    fn a_stop_leaves_uncertain_only_what_had_started_and_requeues_the_rest() {
+        let mut f = fixture();
+        f.import_people(&["ann", "bob", "cy"]);
+        let claimed = f.claim(now());
+        assert_eq!(claimed.len(), 3);
+        let started = claimed[0].message_row;
+        assert_eq!(f.store.start(&f.config, &[], started, now()).unwrap(), None);
+        // The process dies here: one started, two only claimed.
+        let restart = now() + Duration::minutes(1);
+        let recovered = f.store.recover_interrupted(&f.config, restart).unwrap();
+        assert_eq!(
+            recovered,
+            Recovered {
+                uncertain: 1,
+                returned: 2
+            }
+        );
+        let again = f.claim(restart);
+        let mut rows: Vec<i64> = again.iter().map(|c| c.message_row).collect();
+        rows.sort_unstable();
+        let mut expected: Vec<i64> = claimed[1..].iter().map(|c| c.message_row).collect();
+        expected.sort_unstable();
+        assert_eq!(rows, expected, "the unstarted ones, the same rows, at once");
+        assert!(
+            again.iter().all(|c| c.attempt == 1),
+            "a claim that never started is not an attempt"
+        );
+        let states: Vec<String> = f.messages().into_iter().map(|m| m.3).collect();
+        assert_eq!(states, vec!["uncertain", "sending", "sending"]);
+        // The daemon stopping returns a claimed message the same way.
+        f.record(
+            again[0].message_row,
+            Outcome::Returned {
+                reason: "stopping".to_string(),
+                at: restart,
+            },
+        );
+        assert_eq!(f.claim(restart).len(), 1);
     }
 
     #[test]
