@@ -264,6 +264,8 @@ pub async fn run(
                 retry = report.retried,
                 failed = report.failed,
                 uncertain = report.uncertain,
+                blocked = report.blocked,
+                returned = report.returned,
                 "pass done"
             );
         }

@@ -63,6 +63,9 @@ pub struct PassReport {
     pub held: usize,
     /// Claimed, never started (the daemon was stopping): back in the queue.
     pub returned: usize,
+    /// Refused by a recipient's server by policy (5.7.x at RCPT or after the body); also
+    /// counted in `retried`.
+    pub blocked: usize,
     /// A rate limit stopped the pass; more may be due.
     pub throttled: bool,
     /// The mail server refused our connection or sender: the pass stopped early.
@@ -185,7 +188,12 @@ impl Deliverer {
                 // connection whose fate is unknown: the one whose transaction was open.
                 let mut pending: Option<(i64, Outcome)> = None;
                 loop {
-                    let queued = work_rx.lock().await.try_recv().ok();
+                    // Never wait for the queue's lock with a result in hand: the worker
+                    // holding it may be waiting for work that only that result frees.
+                    let queued = match work_rx.try_lock() {
+                        Ok(mut queue) if pending.is_some() => queue.try_recv().ok(),
+                        _ => None,
+                    };
                     let next = match queued {
                         Some(next) => Some(next),
                         None => {
@@ -347,6 +355,10 @@ impl Deliverer {
                     Outcome::Withdrawn { .. } => report.withdrawn += 1,
                     Outcome::Held { .. } => report.held += 1,
                     Outcome::Returned { .. } => report.returned += 1,
+                    Outcome::Blocked { .. } => {
+                        report.retried += 1;
+                        report.blocked += 1;
+                    }
                 }
             }
         }
@@ -500,6 +512,10 @@ impl Deliverer {
             Err(SendError::Permanent(error)) => {
                 tracing::warn!(message = row, %to, %campaign, step, %error, "rejected; address suppressed");
                 Outcome::Failed { error, at }
+            }
+            Err(SendError::Blocked(error)) => {
+                tracing::warn!(message = row, %to, %campaign, step, attempt = message.attempt, %error, "refused by the recipient's server (policy); will retry until retry_give_up_hours after the first attempt");
+                Outcome::Blocked { error, at }
             }
             Err(SendError::Setup(error)) => {
                 tracing::error!(message = row, %to, %campaign, step, %error, "the mail server refused us (check [smtp] and WINBACK_SMTP_PASSWORD); the message waits");

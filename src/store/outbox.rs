@@ -52,6 +52,13 @@ pub enum Outcome {
         error: String,
         at: DateTime<Utc>,
     },
+    /// The recipient's server refused it by policy (5.7.x at RCPT or after the body):
+    /// retried like [`Outcome::Retry`], given up after the give-up time, counted as
+    /// `blocked` in the event log.
+    Blocked {
+        error: String,
+        at: DateTime<Utc>,
+    },
     /// The server refused us, not the recipient (bad login, refused sender): try again
     /// later, without counting towards giving up.
     Deferred {
@@ -837,6 +844,20 @@ fn record_one(tx: &Transaction<'_>, config: &Config, row: i64, outcome: &Outcome
                 "uncertain",
                 &format!("message {row}: {error}"),
             )?;
+        }
+        Outcome::Blocked { error, at } => {
+            log_event(
+                tx,
+                *at,
+                Some(client_id),
+                "blocked",
+                &format!("message {row}: {error}"),
+            )?;
+            let retry = Outcome::Retry {
+                error: format!("blocked by the recipient's server: {error}"),
+                at: *at,
+            };
+            return record_one(tx, config, row, &retry);
         }
         Outcome::Retry { error, at } => {
             let gave_up = *at - parse_time(&first_claimed_at)? >= config.smtp.retry_give_up;
