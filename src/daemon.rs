@@ -228,8 +228,12 @@ pub async fn run(
 
     tokio::pin!(shutdown);
     let mut shutdown_seen = false;
+    let mut first = true;
     loop {
         sync_clients(&deliverer, &mut watch).await?;
+        if !std::mem::take(&mut first) {
+            settle_stuck(&deliverer).await;
+        }
         // The pass runs to the end of its batch even when shutdown arrives: dropping it
         // would abort sends mid-transaction.
         let pass = deliverer.pass(stopping.clone());
@@ -290,6 +294,29 @@ pub async fn run(
                 tracing::info!("stopped");
                 return Ok(());
             }
+        }
+    }
+}
+
+/// Between passes nothing is in flight: a message still `sending` is one whose result a
+/// pass could not write. It is settled now (uncertain if it had started, else back in the
+/// queue), not left until the next start; failing that, it is tried again next time.
+async fn settle_stuck(deliverer: &Deliverer) {
+    let (config, now) = (deliverer.config.clone(), deliverer.clock.now());
+    match deliverer
+        .with_store(move |store| store.recover_stuck(&config, now))
+        .await
+    {
+        Ok(settled) if settled.uncertain + settled.returned > 0 => {
+            tracing::warn!(
+                uncertain = settled.uncertain,
+                returned = settled.returned,
+                "messages whose results could not be written are settled: started ones are uncertain (see `winback outbox list`), the others back in the queue"
+            );
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!(%error, "cannot settle messages left `sending`; trying again before the next pass");
         }
     }
 }

@@ -27,6 +27,10 @@ use crate::token::{Secret, Target};
 pub const BATCH_PER_CONNECTION: usize = 8;
 /// Results committed in one transaction, at most.
 const MAX_RESULTS_PER_COMMIT: usize = 256;
+/// Results that could not be recorded are tried again after this, then twice as long
+/// each time, up to `MAX_RECORD_WAIT`.
+const FIRST_RECORD_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+const MAX_RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long a pass gathers results before committing them.
 const COMMIT_GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
@@ -261,6 +265,8 @@ impl Deliverer {
         let mut store_error = None;
         // Claimed and not yet recorded: what a crash now would leave uncertain.
         let mut in_flight = 0usize;
+        // How long to wait before trying again to record results that could not be.
+        let mut record_wait = FIRST_RECORD_WAIT;
         let mut results: Vec<Done> = Vec::new();
         // Claim at least half a batch at a time (amortized claims), while the workers
         // still have the other half to send.
@@ -292,11 +298,12 @@ impl Deliverer {
             if limit > 0 || !results.is_empty() {
                 let done = std::mem::take(&mut results);
                 let count = done.len();
-                let unrecorded = done
+                let unrecorded: Vec<(i64, Outcome)> = done
                     .into_iter()
                     .filter(|done| !done.recorded)
                     .map(|done| (done.row, done.outcome))
                     .collect();
+                let kept = unrecorded.clone();
                 match self.record_and_claim(unrecorded, limit).await {
                     Ok(Err(e)) => {
                         // The results are recorded; only the claim failed: send no more,
@@ -321,12 +328,28 @@ impl Deliverer {
                             }
                         }
                     }
-                    Err(e) => {
-                        // Nothing of this transaction happened: those results stay
-                        // `sending` (uncertain at the next start), and no more is claimed.
+                    Err(e) if stopping.load(Ordering::SeqCst) => {
+                        // Stopping: those results stay `sending`, and the next start
+                        // finds them (uncertain if started, else back in the queue).
                         store_error = Some(e);
                         work_tx = None;
                         break;
+                    }
+                    Err(e) => {
+                        // Nothing of this transaction happened (a full disk, say): claim
+                        // no more, and keep trying to record these results until it
+                        // works; the rows stay `sending` meanwhile, never stuck for good.
+                        tracing::error!(error = %e, results = kept.len(), wait = ?record_wait, "cannot record the results of sent messages; trying again");
+                        work_tx = None;
+                        in_flight -= count - kept.len();
+                        results.extend(kept.into_iter().map(|(row, outcome)| Done {
+                            row,
+                            outcome,
+                            recorded: false,
+                        }));
+                        tokio::time::sleep(record_wait).await;
+                        record_wait = (record_wait * 2).min(MAX_RECORD_WAIT);
+                        continue;
                     }
                 }
             }
@@ -433,11 +456,11 @@ impl Deliverer {
         let previous = previous.map(|(row, outcome)| Done {
             row,
             outcome,
-            recorded: verdict.is_ok(),
+            recorded: matches!(verdict, Ok((true, _))),
         });
         let outcome = match verdict {
-            Ok(None) => None,
-            Ok(Some(reason)) => {
+            Ok((_, None)) => None,
+            Ok((_, Some(reason))) => {
                 tracing::info!(message = row, to = %message.client.email, %reason, "not sent");
                 Some(Outcome::Withdrawn {
                     reason,
@@ -717,6 +740,63 @@ mod tests {
             assert_eq!(held.state, "held", "{why}");
             assert!(held.error.as_deref().unwrap().contains(why), "{held:?}");
         }
+    }
+
+    /// A database that refuses the results (a full disk, as SQLite reports it) until it
+    /// has room again: the pass keeps the results and records them then; nothing stays
+    /// `sending`, nothing is sent twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn results_that_cannot_be_written_are_written_once_the_database_takes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = setup(dir.path());
+        let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
+        let db = dir.path().join("winback.db");
+        let mut store = Store::open(&db).unwrap();
+        let rows = (1..=3)
+            .map(|n| Ok((2, record(&format!("p{n}@client.example")))))
+            .collect::<Vec<_>>();
+        store
+            .import(rows.into_iter(), &config, now(), false, &mut |_| {})
+            .unwrap();
+        let disk = rusqlite::Connection::open(&db).unwrap();
+        disk.execute_batch(
+            "CREATE TABLE full_disk (x);
+             INSERT INTO full_disk VALUES (1);
+             CREATE TRIGGER no_room BEFORE UPDATE OF state ON messages
+             WHEN NEW.state = 'sent' AND EXISTS (SELECT 1 FROM full_disk)
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .unwrap();
+        let mailer = Arc::new(StubMailer::new());
+        let deliverer = Deliverer {
+            config: Arc::new(config),
+            renderer: Arc::new(renderer),
+            mailer: mailer.clone(),
+            secret: Arc::new(Secret::generate()),
+            clock: Clock::starting_at(now()),
+            store: Arc::new(Mutex::new(store)),
+        };
+        // Room comes back a while after every message went out (and failed to record).
+        let watcher = mailer.clone();
+        let room = std::thread::spawn(move || {
+            for _ in 0..2000 {
+                if watcher.sent().len() >= 3 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            disk.execute("DELETE FROM full_disk", []).unwrap();
+        });
+        let report = deliverer.pass(Arc::default()).await.unwrap();
+        room.join().unwrap();
+        assert_eq!((report.sent, mailer.sent().len()), (3, 3), "{report:?}");
+        let status = deliverer.store.lock().unwrap().status().unwrap();
+        assert_eq!(
+            status.messages["former-clients"],
+            [("sent".to_string(), 3)].into_iter().collect(),
+            "{status:?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

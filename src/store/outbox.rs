@@ -7,7 +7,7 @@
 //! sequence waits at that step, and it is tried again at each start and once a day.
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::clients::{
     JOINED_CLIENT_COLUMNS, StoredClient, client_from_row_at, decode_client, decode_timezone,
@@ -443,26 +443,40 @@ impl Store {
     /// one started message unrecorded). Only a started message can be `uncertain` after
     /// a crash; a claimed one that never started goes back to the queue (see
     /// [`Store::recover_interrupted`]).
+    ///
+    /// Returns whether `results` were recorded (if not, the start may still be: the
+    /// caller records them another way) and the withdrawal reason, if any.
     pub fn start(
         &mut self,
         config: &Config,
         results: &[(i64, Outcome)],
         row: i64,
         at: DateTime<Utc>,
-    ) -> Result<Option<String>> {
-        let tx = self
+    ) -> Result<(bool, Option<String>)> {
+        let mut tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for (row, outcome) in results {
-            record_one(&tx, config, *row, outcome)?;
-        }
+        let recorded = {
+            let savepoint = tx.savepoint()?;
+            let recorded = results
+                .iter()
+                .try_for_each(|(row, outcome)| record_one(&savepoint, config, *row, outcome));
+            match recorded {
+                Ok(()) => {
+                    savepoint.commit()?;
+                    true
+                }
+                // Dropping the savepoint undoes what was recorded of them.
+                Err(_) => false,
+            }
+        };
         let withdrawn = withdrawal_in(&tx, config, row)?;
         if withdrawn.is_none() {
             tx.prepare_cached("UPDATE messages SET started_at = ?2 WHERE id = ?1")?
                 .execute(params![row, fmt_time(at)])?;
         }
         tx.commit()?;
-        Ok(withdrawn)
+        Ok((recorded, withdrawn))
     }
 }
 
@@ -575,39 +589,60 @@ impl Store {
             "UPDATE messages SET next_attempt_at = ?1 WHERE state = 'held'",
             params![fmt_time(now)],
         )?;
-        let rows: Vec<(i64, String, Option<String>)> = tx
-            .prepare("SELECT id, claimed_at, started_at FROM messages WHERE state = 'sending'")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<std::result::Result<_, _>>()?;
-        let mut recovered = Recovered::default();
-        for (row, claimed_at, started_at) in &rows {
-            let outcome = match started_at {
-                Some(started_at) => {
-                    recovered.uncertain += 1;
-                    Outcome::Uncertain {
-                        error: format!(
-                            "the process stopped during the SMTP transaction (found at start-up {})",
-                            fmt_time(now)
-                        ),
-                        at: parse_time(started_at)?,
-                    }
-                }
-                None => {
-                    recovered.returned += 1;
-                    Outcome::Returned {
-                        reason: format!(
-                            "claimed at {claimed_at} but never started: the process stopped first"
-                        ),
-                        at: now,
-                    }
-                }
-            };
-            record_one(&tx, config, *row, &outcome)?;
-        }
+        let recovered = recover_sending(&tx, config, now)?;
         tx.commit()?;
         Ok(recovered)
     }
 
+    /// Between passes, when nothing is in flight: a message still `sending` is stuck (its
+    /// result could not be written, and the pass gave up on it). Settled as at start-up
+    /// (see [`Store::recover_interrupted`]), without touching held messages.
+    pub fn recover_stuck(&mut self, config: &Config, now: DateTime<Utc>) -> Result<Recovered> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let recovered = recover_sending(&tx, config, now)?;
+        tx.commit()?;
+        Ok(recovered)
+    }
+}
+
+/// Settles every `sending` row: started ones become `uncertain`, the others go back to
+/// the queue. Only when no message is in flight.
+fn recover_sending(tx: &Connection, config: &Config, now: DateTime<Utc>) -> Result<Recovered> {
+    let rows: Vec<(i64, String, Option<String>)> = tx
+        .prepare("SELECT id, claimed_at, started_at FROM messages WHERE state = 'sending'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    let mut recovered = Recovered::default();
+    for (row, claimed_at, started_at) in &rows {
+        let outcome = match started_at {
+            Some(started_at) => {
+                recovered.uncertain += 1;
+                Outcome::Uncertain {
+                    error: format!(
+                        "the process stopped during the SMTP transaction (found at start-up {})",
+                        fmt_time(now)
+                    ),
+                    at: parse_time(started_at)?,
+                }
+            }
+            None => {
+                recovered.returned += 1;
+                Outcome::Returned {
+                    reason: format!(
+                        "claimed at {claimed_at} but never started: the process stopped first"
+                    ),
+                    at: now,
+                }
+            }
+        };
+        record_one(tx, config, *row, &outcome)?;
+    }
+    Ok(recovered)
+}
+
+impl Store {
     /// An operator decided an `uncertain` (or `failed`, or `held`) message should go out
     /// again. Returns false if there is no such message in a resendable state.
     ///
@@ -781,7 +816,7 @@ fn backoff(config: &Config, attempts: u32) -> Duration {
     delay.min(Duration::hours(MAX_BACKOFF_HOURS))
 }
 
-fn record_one(tx: &Transaction<'_>, config: &Config, row: i64, outcome: &Outcome) -> Result<()> {
+fn record_one(tx: &Connection, config: &Config, row: i64, outcome: &Outcome) -> Result<()> {
     if let Outcome::Sent { reply, at } = outcome {
         // The common case, in one statement: what `set_state` below does for `Sent`.
         let sent = tx
@@ -943,7 +978,7 @@ fn record_one(tx: &Transaction<'_>, config: &Config, row: i64, outcome: &Outcome
 }
 
 /// A permanent failure: the address is suppressed and every sequence to it stops.
-fn bounce(tx: &Transaction<'_>, client_id: i64, error: &str, at: DateTime<Utc>) -> Result<()> {
+fn bounce(tx: &Connection, client_id: i64, error: &str, at: DateTime<Utc>) -> Result<()> {
     let email: String = tx.query_row(
         "SELECT email FROM clients WHERE id = ?1",
         params![client_id],
@@ -1317,7 +1352,10 @@ subject = "Why?"
         let claimed = f.claim(now());
         assert_eq!(claimed.len(), 3);
         let started = claimed[0].message_row;
-        assert_eq!(f.store.start(&f.config, &[], started, now()).unwrap(), None);
+        assert_eq!(
+            f.store.start(&f.config, &[], started, now()).unwrap(),
+            (true, None)
+        );
         // The process dies here: one started, two only claimed.
         let restart = now() + Duration::minutes(1);
         let recovered = f.store.recover_interrupted(&f.config, restart).unwrap();
