@@ -1390,6 +1390,41 @@ subject = "Why?"
     }
 
     #[test]
+    fn a_policy_refusal_is_retried_counted_and_given_up_from_the_first_attempt() {
+        let mut f = fixture();
+        f.import_people(&["ann"]);
+        let blocked = |at| Outcome::Blocked {
+            error: "554 5.7.1 Message refused by policy".to_string(),
+            at,
+        };
+        let mut at = now();
+        let row = f.claim(at)[0].message_row;
+        f.record(row, blocked(at));
+        assert_eq!(f.store.metrics(at).unwrap().blocked, 1);
+        assert_eq!(f.messages()[0].3, "retry");
+        // Retried while the give-up time (72 h from the first attempt) runs, then given up;
+        // a refusal of one recipient never restarts that clock.
+        let mut attempts = 1;
+        while f.messages()[0].3 == "retry" {
+            at += Duration::hours(6);
+            let again = f.claim(at);
+            if let Some(message) = again.first() {
+                attempts += 1;
+                f.record(message.message_row, blocked(at));
+            }
+            assert!(at - now() <= Duration::hours(80), "still retrying at {at}");
+        }
+        assert_eq!(f.messages()[0].3, "failed");
+        assert!(at - now() >= Duration::hours(72), "gave up at {at}");
+        assert!(attempts > 2);
+        assert_eq!(
+            f.suppression("ann@client.example").as_deref(),
+            Some("bounce")
+        );
+        assert_eq!(f.store.metrics(at).unwrap().blocked, 0);
+    }
+
+    #[test]
     fn a_claim_takes_at_most_its_limit_and_the_next_claim_the_rest() {
         let mut f = fixture();
         for n in 1..=5 {
