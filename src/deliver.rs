@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::mailer::{Mailer, OutgoingMessage, SendError};
 use crate::render::{Renderer, Vars};
-use crate::store::{Claimed, Outcome, Store};
+use crate::store::{Claimed, Outcome, Start, Store};
 use crate::token::{Secret, Target};
 
 /// Messages claimed per batch, per SMTP connection: larger batches amortize the claim
@@ -36,6 +36,33 @@ const COMMIT_GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A claimed message, rendered, or the outcome that replaces its send.
 type Prepared = (Claimed, Result<OutgoingMessage, Outcome>);
+
+/// Asks the pass's starter to record `results` and start `row`.
+async fn ask(
+    starter: &mpsc::Sender<StartRequest>,
+    results: Vec<(i64, Outcome)>,
+    row: Option<i64>,
+) -> Result<(bool, Option<String>), String> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let request = StartRequest {
+        results,
+        row,
+        reply,
+    };
+    if starter.send(request).await.is_err() {
+        return Err("the pass stopped writing".to_string());
+    }
+    answer
+        .await
+        .unwrap_or_else(|_| Err("the pass stopped writing".to_string()))
+}
+
+/// A worker's request to the pass's starter: record `results`, and start `row` if any.
+struct StartRequest {
+    results: Vec<(i64, Outcome)>,
+    row: Option<i64>,
+    reply: tokio::sync::oneshot::Sender<Result<(bool, Option<String>), String>>,
+}
 
 /// What became of a claimed message, and whether a worker has already recorded it.
 struct Done {
@@ -156,36 +183,21 @@ impl Deliverer {
         let (done_tx, done_rx) = mpsc::channel::<Done>(batch * 2);
         let refused = Arc::new(AtomicBool::new(false));
 
-        let path = self
-            .store
-            .lock()
-            .map_err(|_| DeliverError::Poisoned)?
-            .path()
-            .to_path_buf();
+        // One task writes the workers' starts and results, several at a time: one commit
+        // (one sync to disk) for the starts of every connection ready at that moment.
+        let (start_tx, start_rx) = mpsc::channel::<StartRequest>(connections);
+        let starter = tokio::spawn(self.clone().starter(start_rx));
         let mut workers = JoinSet::new();
         for _ in 0..connections {
-            let (this, work_rx, done_tx, refused, path, stopping) = (
+            let (this, work_rx, done_tx, refused, own, stopping) = (
                 self.clone(),
                 work_rx.clone(),
                 done_tx.clone(),
                 refused.clone(),
-                path.clone(),
+                start_tx.clone(),
                 stopping.clone(),
             );
             workers.spawn(async move {
-                // Each worker re-checks recipients and records their start on a connection
-                // of its own: it never waits behind the main one's claims and results.
-                let opened = tokio::task::spawn_blocking(move || Store::open(&path))
-                    .await
-                    .map_err(DeliverError::from)
-                    .and_then(|opened| opened.map_err(DeliverError::from));
-                let own = match opened {
-                    Ok(store) => Some(Arc::new(Mutex::new(store))),
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot open a second database connection; starts are recorded on the main one");
-                        None
-                    }
-                };
                 // The outcome of this worker's last send, not yet recorded: it is recorded
                 // in the same transaction as the next start, or alone before the worker
                 // waits for work. So a crash finds at most one started message per
@@ -202,14 +214,19 @@ impl Deliverer {
                         Some(next) => Some(next),
                         None => {
                             if let Some(result) = pending.take()
-                                && done_tx.send(this.record_alone(result, own.clone()).await).await.is_err()
+                                && done_tx
+                                    .send(this.record_alone(result, own.clone()).await)
+                                    .await
+                                    .is_err()
                             {
                                 break;
                             }
                             work_rx.lock().await.recv().await
                         }
                     };
-                    let Some((message, rendered)) = next else { break };
+                    let Some((message, rendered)) = next else {
+                        break;
+                    };
                     if done_tx.is_closed() {
                         // The pass stopped on a database error: not started, so it goes
                         // back to the queue at the next start.
@@ -253,11 +270,14 @@ impl Deliverer {
                     }
                 }
                 if let Some(result) = pending.take() {
-                    let _ = done_tx.send(this.record_alone(result, own.clone()).await).await;
+                    let _ = done_tx
+                        .send(this.record_alone(result, own.clone()).await)
+                        .await;
                 }
             });
         }
         drop(done_tx);
+        drop(start_tx);
         let mut done_rx = done_rx;
         let mut work_tx = Some(work_tx);
         let mut report = PassReport::default();
@@ -390,6 +410,7 @@ impl Deliverer {
         while let Some(joined) = workers.join_next().await {
             joined?;
         }
+        starter.await?;
         report.setup_error = refused.load(Ordering::SeqCst);
         match store_error.or(claim_error) {
             Some(e) => Err(e),
@@ -445,14 +466,11 @@ impl Deliverer {
         &self,
         message: &Claimed,
         previous: Option<(i64, Outcome)>,
-        own: Option<Arc<Mutex<Store>>>,
+        starter: mpsc::Sender<StartRequest>,
     ) -> (Option<Done>, Option<Outcome>) {
         let row = message.message_row;
-        let (config, at) = (self.config.clone(), self.clock.now());
         let results: Vec<(i64, Outcome)> = previous.iter().cloned().collect();
-        let verdict = self
-            .on_store(own, move |store| store.start(&config, &results, row, at))
-            .await;
+        let verdict = ask(&starter, results, Some(row)).await;
         let previous = previous.map(|(row, outcome)| Done {
             row,
             outcome,
@@ -479,35 +497,52 @@ impl Deliverer {
         (previous, outcome)
     }
 
-    /// Records one worker's result on its own connection (if that fails, the pass
-    /// records it with the next claims).
-    async fn record_alone(&self, result: (i64, Outcome), own: Option<Arc<Mutex<Store>>>) -> Done {
-        let (config, results) = (self.config.clone(), vec![result.clone()]);
-        let recorded = self
-            .on_store(own, move |store| store.record_results(&config, &results))
-            .await;
+    /// Records one worker's result through the starter (if that fails, the pass records
+    /// it with the next claims).
+    async fn record_alone(
+        &self,
+        result: (i64, Outcome),
+        starter: mpsc::Sender<StartRequest>,
+    ) -> Done {
+        let recorded = ask(&starter, vec![result.clone()], None).await;
         if let Err(error) = &recorded {
             tracing::warn!(message = result.0, %error, "cannot record a result yet; trying again");
         }
         Done {
             row: result.0,
             outcome: result.1,
-            recorded: recorded.is_ok(),
+            recorded: matches!(recorded, Ok((true, _))),
         }
     }
 
-    /// Runs `f` on the worker's connection `own` (or the main one), off the async threads.
-    async fn on_store<T, F>(&self, own: Option<Arc<Mutex<Store>>>, f: F) -> Result<T, DeliverError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Store) -> Result<T, crate::store::StoreError> + Send + 'static,
-    {
-        let store = own.unwrap_or_else(|| self.store.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut guard = store.lock().map_err(|_| DeliverError::Poisoned)?;
-            f(&mut guard).map_err(DeliverError::from)
-        })
-        .await?
+    /// Writes the workers' requests as they come, all those waiting in one transaction.
+    async fn starter(self, mut requests: mpsc::Receiver<StartRequest>) {
+        while let Some(first) = requests.recv().await {
+            let mut batch = vec![first];
+            while let Ok(more) = requests.try_recv() {
+                batch.push(more);
+            }
+            let work: Vec<Start> = batch
+                .iter()
+                .map(|request| (request.results.clone(), request.row))
+                .collect();
+            let (config, at) = (self.config.clone(), self.clock.now());
+            let answers = self
+                .with_store(move |store| store.start_many(&config, &work, at))
+                .await;
+            match answers {
+                Ok(answers) => {
+                    for (request, answer) in batch.into_iter().zip(answers) {
+                        let _ = request.reply.send(Ok(answer));
+                    }
+                }
+                Err(error) => {
+                    for request in batch {
+                        let _ = request.reply.send(Err(error.to_string()));
+                    }
+                }
+            }
+        }
     }
 
     /// Sends one prepared message; never fails, only reports.

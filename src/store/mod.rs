@@ -21,7 +21,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 pub use clients::{ImportChunk, ImportCounts, ImportOutcome, PreparedClient, ReturnOutcome};
-pub use outbox::{Claimed, Outcome, Recovered};
+pub use outbox::{Claimed, Outcome, Recovered, Start};
 pub use recipients::{
     EnrollmentView, ForgetReport, OptOutOutcome, SurveyAnswer, SurveyAnswerRow, SurveyOutcome,
     UndoOutcome,

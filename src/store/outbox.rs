@@ -453,30 +453,52 @@ impl Store {
         row: i64,
         at: DateTime<Utc>,
     ) -> Result<(bool, Option<String>)> {
+        let mut answers = self.start_many(config, &[(results.to_vec(), Some(row))], at)?;
+        Ok(answers.pop().unwrap_or((false, None)))
+    }
+
+    /// [`Store::start`] for several connections' workers in one transaction (one commit
+    /// for them all): each entry is a worker's results and the message it starts, if any.
+    pub fn start_many(
+        &mut self,
+        config: &Config,
+        starts: &[Start],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<(bool, Option<String>)>> {
         let mut tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let recorded = {
-            let savepoint = tx.savepoint()?;
-            let recorded = results
-                .iter()
-                .try_for_each(|(row, outcome)| record_one(&savepoint, config, *row, outcome));
-            match recorded {
-                Ok(()) => {
-                    savepoint.commit()?;
-                    true
+        let mut answers = Vec::with_capacity(starts.len());
+        for (results, row) in starts {
+            let recorded = {
+                let savepoint = tx.savepoint()?;
+                let recorded = results
+                    .iter()
+                    .try_for_each(|(row, outcome)| record_one(&savepoint, config, *row, outcome));
+                match recorded {
+                    Ok(()) => {
+                        savepoint.commit()?;
+                        true
+                    }
+                    // Dropping the savepoint undoes what was recorded of them.
+                    Err(_) => false,
                 }
-                // Dropping the savepoint undoes what was recorded of them.
-                Err(_) => false,
-            }
-        };
-        let withdrawn = withdrawal_in(&tx, config, row)?;
-        if withdrawn.is_none() {
-            tx.prepare_cached("UPDATE messages SET started_at = ?2 WHERE id = ?1")?
-                .execute(params![row, fmt_time(at)])?;
+            };
+            let withdrawn = match row {
+                Some(row) => {
+                    let withdrawn = withdrawal_in(&tx, config, *row)?;
+                    if withdrawn.is_none() {
+                        tx.prepare_cached("UPDATE messages SET started_at = ?2 WHERE id = ?1")?
+                            .execute(params![row, fmt_time(at)])?;
+                    }
+                    withdrawn
+                }
+                None => None,
+            };
+            answers.push((recorded, withdrawn));
         }
         tx.commit()?;
-        Ok((recorded, withdrawn))
+        Ok(answers)
     }
 }
 
@@ -558,6 +580,9 @@ fn withdrawal_in(conn: &Connection, config: &Config, row: i64) -> Result<Option<
         .and_then(|campaign| superseded(&sequence, cycle, campaign, churn_reason.as_deref()))
         .map(str::to_string))
 }
+
+/// A worker's results to record, and the message it starts, if any.
+pub type Start = (Vec<(i64, Outcome)>, Option<i64>);
 
 /// What start-up found of messages a stop caught `sending`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
