@@ -1,9 +1,10 @@
 //! The outbox: claiming due messages and recording what the SMTP server said.
 //!
 //! The never-send-twice rule lives here. A message row is committed in state `sending`
-//! before its SMTP transaction starts, in the same transaction that re-checks opt-outs,
-//! bounces and returns. A row still `sending` at start-up becomes `uncertain` and is not
-//! sent again unless an operator says so. A message not fit to go is `held`: its
+//! when claimed, in the same transaction that re-checks opt-outs, bounces and returns,
+//! and its `started_at` just before its SMTP transaction starts. A started row still
+//! `sending` at start-up becomes `uncertain` and is not sent again unless an operator
+//! says so; one only claimed goes back to the queue. A message not fit to go is `held`: its
 //! sequence waits at that step, and it is tried again at each start and once a day.
 
 use chrono::{DateTime, Duration, Utc};
