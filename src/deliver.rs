@@ -367,7 +367,16 @@ impl Deliverer {
                             outcome,
                             recorded: false,
                         }));
-                        tokio::time::sleep(record_wait).await;
+                        // A stop cuts the wait short (the next failure then gives up).
+                        let until = tokio::time::Instant::now() + record_wait;
+                        while tokio::time::Instant::now() < until
+                            && !stopping.load(Ordering::SeqCst)
+                        {
+                            tokio::time::sleep(
+                                FIRST_RECORD_WAIT.min(until - tokio::time::Instant::now()),
+                            )
+                            .await;
+                        }
                         record_wait = (record_wait * 2).min(MAX_RECORD_WAIT);
                         continue;
                     }
