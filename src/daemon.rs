@@ -2,9 +2,10 @@
 //!
 //! It sleeps until the next due moment or shutdown, never longer than `MAX_SLEEP_SECONDS`,
 //! so imports and opt-out undos by other processes are seen soon. Shutdown is a parameter
-//! (a future), so tests pass their own; on it, the daemon stops claiming, lets in-flight
-//! sends finish, and returns. SIGHUP reads the configuration and templates again, checked
-//! as at start, and applies them between passes; a file that fails keeps the running one.
+//! (a future), so tests pass their own; on it, the daemon stops claiming, starts no new
+//! SMTP transaction, lets the open ones finish, puts claimed messages back in the queue,
+//! and returns. SIGHUP reads the configuration and templates again, checked as at start,
+//! and applies them between passes; a file that fails keeps the running one.
 
 use std::fs::File;
 use std::future::Future;
@@ -400,10 +401,16 @@ pub async fn run(
             .with_store(move |store| store.recover_interrupted(&config, now))
             .await?
     };
-    if recovered > 0 {
+    if recovered.uncertain > 0 {
         tracing::warn!(
-            count = recovered,
+            count = recovered.uncertain,
             "messages were caught mid-send by a stop; marked uncertain, not resent (see `winback outbox list`)"
+        );
+    }
+    if recovered.returned > 0 {
+        tracing::info!(
+            count = recovered.returned,
+            "messages claimed but never started before a stop are back in the queue"
         );
     }
     {
@@ -420,6 +427,7 @@ pub async fn run(
     let mut shutdown_seen = false;
     let mut reloads_open = true;
     let mut reloaded = None;
+    let mut first = true;
     loop {
         if let Some(next) = reloaded.take() {
             deliverer = next;
@@ -436,11 +444,12 @@ pub async fn run(
             }
         }
         sync_clients(&deliverer, &mut watch).await?;
+        if !std::mem::take(&mut first) {
+            settle_stuck(&deliverer).await;
+        }
         // The pass runs to the end of its batch even when shutdown arrives: dropping it
         // would abort sends mid-transaction.
-        let flag = stopping.clone();
-        let stop_check = move || flag.load(Ordering::SeqCst);
-        let pass = deliverer.pass(&stop_check);
+        let pass = deliverer.pass(stopping.clone());
         tokio::pin!(pass);
         let result = loop {
             tokio::select! {
@@ -448,7 +457,7 @@ pub async fn run(
                 _ = &mut shutdown, if !shutdown_seen => {
                     shutdown_seen = true;
                     stopping.store(true, Ordering::SeqCst);
-                    tracing::info!("stopping: finishing messages in flight");
+                    tracing::info!("stopping: finishing the SMTP transactions already begun; claimed messages go back to the queue");
                 }
             }
         };
@@ -472,6 +481,8 @@ pub async fn run(
                 retry = report.retried,
                 failed = report.failed,
                 uncertain = report.uncertain,
+                blocked = report.blocked,
+                returned = report.returned,
                 "pass done"
             );
         }
@@ -507,6 +518,29 @@ pub async fn run(
                 tracing::info!("stopped");
                 return Ok(());
             }
+        }
+    }
+}
+
+/// Between passes nothing is in flight: a message still `sending` is one whose result a
+/// pass could not write. It is settled now (uncertain if it had started, else back in the
+/// queue), not left until the next start; failing that, it is tried again next time.
+async fn settle_stuck(deliverer: &Deliverer) {
+    let (config, now) = (deliverer.config.clone(), deliverer.clock.now());
+    match deliverer
+        .with_store(move |store| store.recover_stuck(&config, now))
+        .await
+    {
+        Ok(settled) if settled.uncertain + settled.returned > 0 => {
+            tracing::warn!(
+                uncertain = settled.uncertain,
+                returned = settled.returned,
+                "messages whose results could not be written are settled: started ones are uncertain (see `winback outbox list`), the others back in the queue"
+            );
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!(%error, "cannot settle messages left `sending`; trying again before the next pass");
         }
     }
 }

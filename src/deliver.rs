@@ -1,9 +1,11 @@
 //! One delivery pass: claim due messages, render them, hand them to the mailer, record
 //! what the server said. A message not fit to go (see `fitness`) is held, never sent.
 //!
-//! Claims are committed (`sending`) before any SMTP transaction starts; results are
-//! committed a batch at a time, in the same transaction as the next claims. An in-flight
-//! send is never abandoned: shutdown is checked only between batches.
+//! Claims are committed (`sending`), then each message's start, just before its SMTP
+//! transaction, by its connection's worker in one transaction with the result of that
+//! worker's previous send: a crash leaves at most one message per connection uncertain.
+//! An open transaction is never abandoned; on shutdown no new one starts, and claimed
+//! messages go back to the queue.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,23 +18,58 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::mailer::{Mailer, OutgoingMessage, SendError};
 use crate::render::{Renderer, Vars};
-use crate::store::{Claimed, Outcome, Store};
+use crate::store::{Claimed, Outcome, Start, Store};
 use crate::token::{Secret, Target};
 
-/// Messages claimed per batch, per SMTP connection. At most one batch is ever claimed
-/// but unrecorded, so a crash leaves at most one batch `uncertain`; larger batches
-/// amortize the claim transactions.
+/// Messages claimed per batch, per SMTP connection: larger batches amortize the claim
+/// transactions. A claimed message that never started goes back to the queue after a
+/// crash, so the batch size does not bound what a crash leaves `uncertain`.
 pub const BATCH_PER_CONNECTION: usize = 8;
-/// How long a re-check on a worker's connection (run on an async thread) may wait for a
-/// lock before the main connection is asked instead.
-const CHECK_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
 /// Results committed in one transaction, at most.
 const MAX_RESULTS_PER_COMMIT: usize = 256;
+/// Results that could not be recorded are tried again after this, then twice as long
+/// each time, up to `MAX_RECORD_WAIT`.
+const FIRST_RECORD_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+const MAX_RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long a pass gathers results before committing them.
 const COMMIT_GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A claimed message, rendered, or the outcome that replaces its send.
 type Prepared = (Claimed, Result<OutgoingMessage, Outcome>);
+
+/// Asks the pass's starter to record `results` and start `row`.
+async fn ask(
+    starter: &mpsc::Sender<StartRequest>,
+    results: Vec<(i64, Outcome)>,
+    row: Option<i64>,
+) -> Result<(bool, Option<String>), String> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let request = StartRequest {
+        results,
+        row,
+        reply,
+    };
+    if starter.send(request).await.is_err() {
+        return Err("the pass stopped writing".to_string());
+    }
+    answer
+        .await
+        .unwrap_or_else(|_| Err("the pass stopped writing".to_string()))
+}
+
+/// A worker's request to the pass's starter: record `results`, and start `row` if any.
+struct StartRequest {
+    results: Vec<(i64, Outcome)>,
+    row: Option<i64>,
+    reply: tokio::sync::oneshot::Sender<Result<(bool, Option<String>), String>>,
+}
+
+/// What became of a claimed message, and whether a worker has already recorded it.
+struct Done {
+    row: i64,
+    outcome: Outcome,
+    recorded: bool,
+}
 
 /// Everything a pass needs; cheap to clone into tasks.
 #[derive(Clone)]
@@ -55,6 +92,11 @@ pub struct PassReport {
     pub withdrawn: usize,
     /// Not fit to go (a template error, a placeholder, no footer): held, not sent.
     pub held: usize,
+    /// Claimed, never started (the daemon was stopping): back in the queue.
+    pub returned: usize,
+    /// Refused by a recipient's server by policy (5.7.x at RCPT or after the body); also
+    /// counted in `retried`.
+    pub blocked: usize,
     /// A rate limit stopped the pass; more may be due.
     pub throttled: bool,
     /// The mail server refused our connection or sender: the pass stopped early.
@@ -128,83 +170,114 @@ impl Deliverer {
     /// Sends everything due now, until nothing is due, a rate limit is reached, the server
     /// refuses us, or `stopping` says to stop (checked between claims only).
     ///
-    /// Two stages overlap: one worker per connection re-checks and sends, while this task
-    /// commits, in one transaction, the results gathered so far and the next claims
-    /// (`sending` before any SMTP transaction starts), then renders what it claimed. It
-    /// claims only while fewer than one batch is claimed but unrecorded: that bounds what
-    /// a crash leaves uncertain.
-    pub async fn pass(&self, stopping: &dyn Fn() -> bool) -> Result<PassReport, DeliverError> {
+    /// Two stages overlap: one worker per connection re-checks, commits the start (with
+    /// its previous result) and sends, while this task commits, in one transaction, the
+    /// results no worker could record and the next claims, then renders what it claimed.
+    /// It claims only while fewer than one batch is claimed but unrecorded. Once
+    /// `stopping` is set, workers start nothing more and return what they are given.
+    pub async fn pass(&self, stopping: Arc<AtomicBool>) -> Result<PassReport, DeliverError> {
         let connections = self.config.smtp.connections;
         let batch = connections * BATCH_PER_CONNECTION;
         let (work_tx, work_rx) = mpsc::channel::<Prepared>(batch);
         let work_rx = Arc::new(tokio::sync::Mutex::new(work_rx));
-        let (done_tx, done_rx) = mpsc::channel::<(i64, Outcome)>(batch * 2);
+        let (done_tx, done_rx) = mpsc::channel::<Done>(batch * 2);
         let refused = Arc::new(AtomicBool::new(false));
 
-        let path = self
-            .store
-            .lock()
-            .map_err(|_| DeliverError::Poisoned)?
-            .path()
-            .to_path_buf();
+        // One task writes the workers' starts and results, several at a time: one commit
+        // (one sync to disk) for the starts of every connection ready at that moment.
+        let (start_tx, start_rx) = mpsc::channel::<StartRequest>(connections);
+        let starter = tokio::spawn(self.clone().starter(start_rx));
         let mut workers = JoinSet::new();
         for _ in 0..connections {
-            let (this, work_rx, done_tx, refused, path) = (
+            let (this, work_rx, done_tx, refused, own, stopping) = (
                 self.clone(),
                 work_rx.clone(),
                 done_tx.clone(),
                 refused.clone(),
-                path.clone(),
+                start_tx.clone(),
+                stopping.clone(),
             );
             workers.spawn(async move {
-                // Each worker re-checks recipients on a connection of its own: a read there
-                // never waits behind the claims and results being committed on the main one.
-                let opened = tokio::task::spawn_blocking(move || Store::open(&path))
-                    .await
-                    .map_err(DeliverError::from)
-                    .and_then(|opened| opened.map_err(DeliverError::from));
-                let checker = match opened {
-                    Ok(store) => {
-                        // Read inline (see `withdrawal`): never hold an async thread long.
-                        store.set_busy_timeout(CHECK_BUSY_TIMEOUT).ok().map(|()| store)
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot open a second database connection; re-checks share the main one");
-                        None
-                    }
-                };
+                // The outcome of this worker's last send, not yet recorded: it is recorded
+                // in the same transaction as the next start, or alone before the worker
+                // waits for work. So a crash finds at most one started message per
+                // connection whose fate is unknown: the one whose transaction was open.
+                let mut pending: Option<(i64, Outcome)> = None;
                 loop {
-                    let next = work_rx.lock().await.recv().await;
-                    let Some((message, rendered)) = next else { break };
+                    // Never wait for the queue's lock with a result in hand: the worker
+                    // holding it may be waiting for work that only that result frees.
+                    let queued = match work_rx.try_lock() {
+                        Ok(mut queue) if pending.is_some() => queue.try_recv().ok(),
+                        _ => None,
+                    };
+                    let next = match queued {
+                        Some(next) => Some(next),
+                        None => {
+                            if let Some(result) = pending.take()
+                                && done_tx
+                                    .send(this.record_alone(result, own.clone()).await)
+                                    .await
+                                    .is_err()
+                            {
+                                break;
+                            }
+                            work_rx.lock().await.recv().await
+                        }
+                    };
+                    let Some((message, rendered)) = next else {
+                        break;
+                    };
                     if done_tx.is_closed() {
-                        // The pass stopped on a database error: its result could not be
-                        // recorded, so it is not sent (it is found uncertain at the next start).
+                        // The pass stopped on a database error: not started, so it goes
+                        // back to the queue at the next start.
                         break;
                     }
                     let row = message.message_row;
                     let outcome = match rendered {
                         Err(outcome) => outcome,
+                        Ok(_) if stopping.load(Ordering::SeqCst) => Outcome::Returned {
+                            reason: "not started: the daemon was stopping".to_string(),
+                            at: this.clock.now(),
+                        },
                         Ok(outgoing) => {
-                            // Inline on this worker's connection (see `withdrawal`).
-                            let inline = checker
-                                .as_ref()
-                                .map(|store| store.withdrawal(&this.config, row));
-                            match this.withdrawal(&message, inline).await {
-                                Some(withdrawn) => withdrawn,
-                                None => this.send(&message, outgoing).await,
+                            let (previous, verdict) =
+                                this.start(&message, pending.take(), own.clone()).await;
+                            if let Some(previous) = previous
+                                && done_tx.send(previous).await.is_err()
+                            {
+                                break;
+                            }
+                            match verdict {
+                                Some(not_started) => not_started,
+                                None => {
+                                    let outcome = this.send(&message, outgoing).await;
+                                    if matches!(outcome, Outcome::Deferred { .. }) {
+                                        refused.store(true, Ordering::SeqCst);
+                                    }
+                                    pending = Some((row, outcome));
+                                    continue;
+                                }
                             }
                         }
                     };
-                    if matches!(outcome, Outcome::Deferred { .. }) {
-                        refused.store(true, Ordering::SeqCst);
-                    }
-                    if done_tx.send((row, outcome)).await.is_err() {
+                    let done = Done {
+                        row,
+                        outcome,
+                        recorded: false,
+                    };
+                    if done_tx.send(done).await.is_err() {
                         break;
                     }
+                }
+                if let Some(result) = pending.take() {
+                    let _ = done_tx
+                        .send(this.record_alone(result, own.clone()).await)
+                        .await;
                 }
             });
         }
         drop(done_tx);
+        drop(start_tx);
         let mut done_rx = done_rx;
         let mut work_tx = Some(work_tx);
         let mut report = PassReport::default();
@@ -212,12 +285,16 @@ impl Deliverer {
         let mut store_error = None;
         // Claimed and not yet recorded: what a crash now would leave uncertain.
         let mut in_flight = 0usize;
-        let mut results = Vec::new();
+        // How long to wait before trying again to record results that could not be.
+        let mut record_wait = FIRST_RECORD_WAIT;
+        let mut results: Vec<Done> = Vec::new();
         // Claim at least half a batch at a time (amortized claims), while the workers
         // still have the other half to send.
         let least = batch.div_ceil(2);
         loop {
-            if work_tx.is_some() && (stopping() || refused.load(Ordering::SeqCst)) {
+            if work_tx.is_some()
+                && (stopping.load(Ordering::SeqCst) || refused.load(Ordering::SeqCst))
+            {
                 work_tx = None;
             }
             // The results about to be recorded free their room in the same transaction.
@@ -239,9 +316,15 @@ impl Deliverer {
                 }
             }
             if limit > 0 || !results.is_empty() {
-                let recorded = std::mem::take(&mut results);
-                let count = recorded.len();
-                match self.record_and_claim(recorded, limit).await {
+                let done = std::mem::take(&mut results);
+                let count = done.len();
+                let unrecorded: Vec<(i64, Outcome)> = done
+                    .into_iter()
+                    .filter(|done| !done.recorded)
+                    .map(|done| (done.row, done.outcome))
+                    .collect();
+                let kept = unrecorded.clone();
+                match self.record_and_claim(unrecorded, limit).await {
                     Ok(Err(e)) => {
                         // The results are recorded; only the claim failed: send no more,
                         // but keep recording what is in flight.
@@ -265,12 +348,37 @@ impl Deliverer {
                             }
                         }
                     }
-                    Err(e) => {
-                        // Nothing of this transaction happened: those results stay
-                        // `sending` (uncertain at the next start), and no more is claimed.
+                    Err(e) if stopping.load(Ordering::SeqCst) => {
+                        // Stopping: those results stay `sending`, and the next start
+                        // finds them (uncertain if started, else back in the queue).
                         store_error = Some(e);
                         work_tx = None;
                         break;
+                    }
+                    Err(e) => {
+                        // Nothing of this transaction happened (a full disk, say): claim
+                        // no more, and keep trying to record these results until it
+                        // works; the rows stay `sending` meanwhile, never stuck for good.
+                        tracing::error!(error = %e, results = kept.len(), wait = ?record_wait, "cannot record the results of sent messages; trying again");
+                        work_tx = None;
+                        in_flight -= count - kept.len();
+                        results.extend(kept.into_iter().map(|(row, outcome)| Done {
+                            row,
+                            outcome,
+                            recorded: false,
+                        }));
+                        // A stop cuts the wait short (the next failure then gives up).
+                        let until = tokio::time::Instant::now() + record_wait;
+                        while tokio::time::Instant::now() < until
+                            && !stopping.load(Ordering::SeqCst)
+                        {
+                            tokio::time::sleep(
+                                FIRST_RECORD_WAIT.min(until - tokio::time::Instant::now()),
+                            )
+                            .await;
+                        }
+                        record_wait = (record_wait * 2).min(MAX_RECORD_WAIT);
+                        continue;
                     }
                 }
             }
@@ -290,7 +398,7 @@ impl Deliverer {
                     Ok(None) | Err(_) => break,
                 }
             }
-            for (_, outcome) in &results {
+            for Done { outcome, .. } in &results {
                 match outcome {
                     Outcome::Sent { .. } => report.sent += 1,
                     Outcome::Retry { .. } | Outcome::Deferred { .. } => report.retried += 1,
@@ -298,6 +406,11 @@ impl Deliverer {
                     Outcome::Uncertain { .. } => report.uncertain += 1,
                     Outcome::Withdrawn { .. } => report.withdrawn += 1,
                     Outcome::Held { .. } => report.held += 1,
+                    Outcome::Returned { .. } => report.returned += 1,
+                    Outcome::Blocked { .. } => {
+                        report.retried += 1;
+                        report.blocked += 1;
+                    }
                 }
             }
         }
@@ -306,6 +419,7 @@ impl Deliverer {
         while let Some(joined) = workers.join_next().await {
             joined?;
         }
+        starter.await?;
         report.setup_error = refused.load(Ordering::SeqCst);
         match store_error.or(claim_error) {
             Some(e) => Err(e),
@@ -352,27 +466,28 @@ impl Deliverer {
 
     /// Asked just before a message's SMTP transaction starts: the claim checked the
     /// person's standing, but the message may have waited in the queue since, and no
-    /// message is started after an opt-out. `inline` is the answer read on the worker's own
-    /// connection, on the async thread: a WAL read of a few cached pages never waits on the
-    /// writers, and is cheaper than a trip to a blocking thread. Without it (no such
-    /// connection, or the read failed), the main connection answers, off the async threads.
-    async fn withdrawal(
+    /// message is started after an opt-out. If it may go, its start is committed, in one
+    /// transaction with `previous` (the outcome of this worker's last send): only a
+    /// started message can be uncertain after a crash. Returns `previous`, saying whether
+    /// it is recorded, and `None` to send the message, else what replaces its send. `own`
+    /// is the worker's connection; without it, the main one.
+    async fn start(
         &self,
         message: &Claimed,
-        inline: Option<Result<Option<String>, crate::store::StoreError>>,
-    ) -> Option<Outcome> {
+        previous: Option<(i64, Outcome)>,
+        starter: mpsc::Sender<StartRequest>,
+    ) -> (Option<Done>, Option<Outcome>) {
         let row = message.message_row;
-        let verdict = match inline {
-            Some(Ok(verdict)) => Ok(verdict),
-            _ => {
-                let config = self.config.clone();
-                self.with_store(move |store| store.withdrawal(&config, row))
-                    .await
-            }
-        };
-        match verdict {
-            Ok(None) => None,
-            Ok(Some(reason)) => {
+        let results: Vec<(i64, Outcome)> = previous.iter().cloned().collect();
+        let verdict = ask(&starter, results, Some(row)).await;
+        let previous = previous.map(|(row, outcome)| Done {
+            row,
+            outcome,
+            recorded: matches!(verdict, Ok((true, _))),
+        });
+        let outcome = match verdict {
+            Ok((_, None)) => None,
+            Ok((_, Some(reason))) => {
                 tracing::info!(outbox_id = row, to = %message.client.email, %reason, "not sent");
                 Some(Outcome::Withdrawn {
                     reason,
@@ -380,9 +495,61 @@ impl Deliverer {
                 })
             }
             Err(error) => {
-                // The claim's own check, moments ago, stands.
-                tracing::warn!(outbox_id = row, %error, "cannot re-check the recipient before sending");
-                None
+                // Not started: never send a message whose start is not on record.
+                tracing::warn!(outbox_id = row, %error, "cannot record the start of a message; it goes back to the queue");
+                Some(Outcome::Returned {
+                    reason: format!("not started: its start could not be recorded: {error}"),
+                    at: self.clock.now(),
+                })
+            }
+        };
+        (previous, outcome)
+    }
+
+    /// Records one worker's result through the starter (if that fails, the pass records
+    /// it with the next claims).
+    async fn record_alone(
+        &self,
+        result: (i64, Outcome),
+        starter: mpsc::Sender<StartRequest>,
+    ) -> Done {
+        let recorded = ask(&starter, vec![result.clone()], None).await;
+        if let Err(error) = &recorded {
+            tracing::warn!(outbox_id = result.0, %error, "cannot record a result yet; trying again");
+        }
+        Done {
+            row: result.0,
+            outcome: result.1,
+            recorded: matches!(recorded, Ok((true, _))),
+        }
+    }
+
+    /// Writes the workers' requests as they come, all those waiting in one transaction.
+    async fn starter(self, mut requests: mpsc::Receiver<StartRequest>) {
+        while let Some(first) = requests.recv().await {
+            let mut batch = vec![first];
+            while let Ok(more) = requests.try_recv() {
+                batch.push(more);
+            }
+            let work: Vec<Start> = batch
+                .iter()
+                .map(|request| (request.results.clone(), request.row))
+                .collect();
+            let (config, at) = (self.config.clone(), self.clock.now());
+            let answers = self
+                .with_store(move |store| store.start_many(&config, &work, at))
+                .await;
+            match answers {
+                Ok(answers) => {
+                    for (request, answer) in batch.into_iter().zip(answers) {
+                        let _ = request.reply.send(Ok(answer));
+                    }
+                }
+                Err(error) => {
+                    for request in batch {
+                        let _ = request.reply.send(Err(error.to_string()));
+                    }
+                }
             }
         }
     }
@@ -412,6 +579,10 @@ impl Deliverer {
             Err(SendError::Permanent(error)) => {
                 tracing::warn!(outbox_id = row, %to, %campaign, step, %error, "rejected; address suppressed");
                 Outcome::Failed { error, at }
+            }
+            Err(SendError::Blocked(error)) => {
+                tracing::warn!(outbox_id = row, %to, %campaign, step, attempt = message.attempt, %error, "refused by the recipient's server (policy); will retry until retry_give_up_hours after the first attempt");
+                Outcome::Blocked { error, at }
             }
             Err(SendError::Setup(error)) => {
                 tracing::error!(outbox_id = row, %to, %campaign, step, %error, "the mail server refused us (check [smtp] and WINBACK_SMTP_PASSWORD); the message waits");
@@ -566,7 +737,7 @@ mod tests {
             clock: Clock::starting_at(now()),
             store: Arc::new(Mutex::new(store)),
         };
-        let report = deliverer.pass(&|| false).await.unwrap();
+        let report = deliverer.pass(Arc::default()).await.unwrap();
         (report, deliverer, mailer, dir)
     }
 
@@ -615,6 +786,63 @@ mod tests {
         }
     }
 
+    /// A database that refuses the results (a full disk, as SQLite reports it) until it
+    /// has room again: the pass keeps the results and records them then; nothing stays
+    /// `sending`, nothing is sent twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn results_that_cannot_be_written_are_written_once_the_database_takes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = setup(dir.path());
+        let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
+        let db = dir.path().join("winback.db");
+        let mut store = Store::open(&db).unwrap();
+        let rows = (1..=3)
+            .map(|n| Ok((2, record(&format!("p{n}@client.example")))))
+            .collect::<Vec<_>>();
+        store
+            .import(rows.into_iter(), &config, now(), false, &mut |_| {})
+            .unwrap();
+        let disk = rusqlite::Connection::open(&db).unwrap();
+        disk.execute_batch(
+            "CREATE TABLE full_disk (x);
+             INSERT INTO full_disk VALUES (1);
+             CREATE TRIGGER no_room BEFORE UPDATE OF state ON messages
+             WHEN NEW.state = 'sent' AND EXISTS (SELECT 1 FROM full_disk)
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .unwrap();
+        let mailer = Arc::new(StubMailer::new());
+        let deliverer = Deliverer {
+            config: Arc::new(config),
+            renderer: Arc::new(renderer),
+            mailer: mailer.clone(),
+            secret: Arc::new(Secret::generate()),
+            clock: Clock::starting_at(now()),
+            store: Arc::new(Mutex::new(store)),
+        };
+        // Room comes back a while after every message went out (and failed to record).
+        let watcher = mailer.clone();
+        let room = std::thread::spawn(move || {
+            for _ in 0..2000 {
+                if watcher.sent().len() >= 3 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            disk.execute("DELETE FROM full_disk", []).unwrap();
+        });
+        let report = deliverer.pass(Arc::default()).await.unwrap();
+        room.join().unwrap();
+        assert_eq!((report.sent, mailer.sent().len()), (3, 3), "{report:?}");
+        let status = deliverer.store.lock().unwrap().status().unwrap();
+        assert_eq!(
+            status.messages["former-clients"],
+            [("sent".to_string(), 3)].into_iter().collect(),
+            "{status:?}"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_opt_out_while_a_message_waits_in_the_queue_stops_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -644,7 +872,7 @@ mod tests {
             clock: Clock::starting_at(now()),
             store: Arc::new(Mutex::new(store)),
         };
-        let report = deliverer.pass(&|| false).await.unwrap();
+        let report = deliverer.pass(Arc::default()).await.unwrap();
         let sent: Vec<String> = mailer.stub.sent().into_iter().map(|m| m.to).collect();
         assert_eq!(sent.len(), 1, "only the message already started: {sent:?}");
         assert_eq!((report.sent, report.withdrawn), (1, 2), "{report:?}");

@@ -116,6 +116,11 @@ pub(super) fn outbox_list(cli: &Cli) -> anyhow::Result<ExitCode> {
         println!(
             "`uncertain`: the process stopped mid-send; the recipient may or may not have it. `winback outbox resend ID` sends it again."
         );
+        if rows.iter().any(|m| m.state == "sending") {
+            println!(
+                "`sending`: in an SMTP transaction now, or its result could not be written yet (a full disk?): the daemon keeps trying, and settles it between passes or at its next start."
+            );
+        }
         if rows.iter().any(|m| m.state == "held") {
             println!(
                 "`held`: not fit to go (see the error), never sent as it is; fix the template or the client's data and restart winback: the step then goes, and the sequence continues."

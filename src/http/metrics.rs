@@ -121,6 +121,13 @@ pub(crate) fn exposition(metrics: &Metrics, now: DateTime<Utc>) -> String {
     );
 
     family(
+        "winback_messages_blocked",
+        "gauge",
+        "Messages waiting to be retried because a recipient's server refused them by policy (5.7.x); given up after retry_give_up_hours.",
+        &[(String::new(), metrics.blocked.to_string())],
+    );
+
+    family(
         "winback_queue_depth",
         "gauge",
         "Messages whose moment has come: active enrollments due now, plus retries due now.",
@@ -198,6 +205,7 @@ mod tests {
             queue_depth: 3,
             oldest_due: Some(now - chrono::Duration::milliseconds(90_500)),
             last_sync: None,
+            blocked: 0,
         };
         let text = exposition(&metrics, now);
         for line in [

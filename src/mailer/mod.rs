@@ -51,12 +51,18 @@ pub enum SendError {
     #[error("permanent delivery failure: {0}")]
     Permanent(String),
     /// Anything that failed before RCPT TO (connecting, greeting, STARTTLS, AUTH, MAIL
-    /// FROM: the server down or unreachable, a bad password, a refused sender), or a 5.7.x
-    /// refusal at any stage (relaying denied, our address or IP blocked): our own setup is
-    /// wrong, or our server is down. Not the recipient's fault: keep the message, and never
-    /// count it towards giving up on the address.
+    /// FROM: the server down or unreachable, a bad password, a refused sender), or a
+    /// refusal of our session later (relaying denied, authentication required): our own
+    /// setup is wrong, or our server is down. Not the recipient's fault: keep the message,
+    /// and never count it towards giving up on the address.
     #[error("the mail server refused our connection or sender: {0}")]
     Setup(String),
+    /// A 5.7.x policy refusal of this one recipient, at RCPT TO or after the body (550/554
+    /// 5.7.1): the recipient's server will not take it from us now. Retried with the
+    /// usual back-off and given up after the give-up time, like a 4xx; never a reason to
+    /// stop sending to others.
+    #[error("the recipient's server refused it by policy: {0}")]
+    Blocked(String),
     /// The whole body was handed over but no final reply arrived (timeout, connection
     /// lost): the server may have accepted the message. Never retry blindly.
     #[error("delivery uncertain, the server may have accepted the message: {0}")]

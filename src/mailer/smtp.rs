@@ -580,11 +580,12 @@ impl Failure {
     }
 
     /// Transient: a 4xx, or anything that stopped us before the server could have
-    /// received the end of the body. Permanent: a 5xx about the recipient. Unsupported:
+    /// received the end of the body. Permanent: a 5xx about the recipient. Blocked: a
+    /// 5.7.x policy refusal of this recipient at RCPT TO or after the body. Unsupported:
     /// a message this server can never take (another server could), or a 5xx about how
     /// the message or a command was written (see `about_our_message`). Setup: anything that went wrong before RCPT
-    /// TO (the server unreachable, down, or refusing our login or sender), or a 5.7.x
-    /// refusal (relaying denied, our address or IP blocked, authentication required):
+    /// TO (the server unreachable, down, or refusing our login or sender), or a refusal
+    /// of our session later on (relaying denied, authentication required; `refuses_us`):
     /// about us, not the recipient's address, so it must never count towards a bounce.
     /// Uncertain: the body was fully written and then the reply was lost (I/O error,
     /// unreadable reply, timeout).
@@ -592,10 +593,12 @@ impl Failure {
         let where_ = format!("{server}, {}", self.stage);
         match self.cause {
             Cause::Reply { code, text }
-                if self.stage.is_before_recipient()
-                    || (code >= 500 && text.trim_start().starts_with("5.7.")) =>
+                if self.stage.is_before_recipient() || (code >= 500 && refuses_us(code, &text)) =>
             {
                 SendError::Setup(format!("{where_}: server answered {code} {text}"))
+            }
+            Cause::Reply { code, text } if code >= 500 && enhanced_code(&text) == Some((5, 7)) => {
+                SendError::Blocked(format!("{where_}: server answered {code} {text}"))
             }
             cause @ (Cause::Broken(_) | Cause::TimedOut) if self.stage.is_before_recipient() => {
                 SendError::Setup(format!("{where_}: {cause}"))
@@ -644,6 +647,16 @@ fn about_our_message(code: u16, text: &str) -> bool {
         Some(_) => worded,
         None => matches!(code, 500 | 501) || worded,
     }
+}
+
+/// Whether a 5xx from RCPT TO on refuses our session rather than this recipient: relaying
+/// denied or authentication required (530, or a 5.7.x that says so). Any other 5.7.x
+/// there (a policy block, "5.7.1 message refused") is about this recipient only.
+fn refuses_us(code: u16, text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    code == 530
+        || (enhanced_code(text) == Some((5, 7))
+            && (lower.contains("relay") || lower.contains("authenticat")))
 }
 
 /// The class and subject of an RFC 3463 enhanced status code opening a reply's text
@@ -1244,6 +1257,54 @@ mod tests {
         match mailer.send(&message(1)).await {
             Err(SendError::Permanent(reason)) => assert!(reason.contains("550 5.1.1"), "{reason}"),
             other => panic!("expected Permanent, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_policy_refusal_of_one_recipient_is_blocked_not_our_setup() {
+        let server = Server {
+            host: "mx.example".to_owned(),
+            port: 25,
+            security: Security::StartTlsWhenOffered,
+            user: None,
+        };
+        use super::{Cause, Failure, Stage};
+        let classify = |stage, code, text: &str| {
+            let cause = Cause::Reply {
+                code,
+                text: text.to_owned(),
+            };
+            Failure::new(stage, cause).classify(&server, stage == Stage::Body)
+        };
+        for (stage, code, text) in [
+            (Stage::RcptTo, 554, "5.7.1 Message refused by policy"),
+            (
+                Stage::RcptTo,
+                550,
+                "5.7.1 Recipient address rejected: blocked",
+            ),
+            (Stage::Body, 554, "5.7.1 Message rejected as spam"),
+        ] {
+            let outcome = classify(stage, code, text);
+            assert!(
+                matches!(outcome, SendError::Blocked(_)),
+                "{text}: {outcome:?}"
+            );
+        }
+        for (stage, code, text) in [
+            (Stage::MailFrom, 554, "5.7.1 Sender blocked"),
+            (
+                Stage::RcptTo,
+                554,
+                "5.7.1 <a@b.example>: Relay access denied",
+            ),
+            (Stage::RcptTo, 530, "5.7.0 Authentication required"),
+        ] {
+            let outcome = classify(stage, code, text);
+            assert!(
+                matches!(outcome, SendError::Setup(_)),
+                "{text}: {outcome:?}"
+            );
         }
     }
 

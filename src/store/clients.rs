@@ -468,7 +468,7 @@ pub(crate) fn opt_out(
 /// is stronger; returns the one stored before. A stored reason this build does not know
 /// is kept as it is, and counts as an opt-out.
 pub(crate) fn suppress(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     email: &str,
     new: &Suppression,
     now: DateTime<Utc>,

@@ -22,7 +22,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 pub use clients::{ImportChunk, ImportCounts, ImportOutcome, PreparedClient, ReturnOutcome};
-pub use outbox::{Claimed, Outcome};
+pub use outbox::{Claimed, Outcome, Recovered, Start};
 pub use recipients::{
     EnrollmentView, ForgetReport, OptOutOutcome, SurveyAnswer, SurveyAnswerRow, SurveyOutcome,
     UndoOutcome,
@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema4.sql"),
     include_str!("schema5.sql"),
     SCHEMA6,
+    include_str!("schema7.sql"),
 ];
 
 /// The migration whose SQL is followed by a Rust step, [`addresses::normalize_stored`].

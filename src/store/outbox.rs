@@ -1,13 +1,14 @@
 //! The outbox: claiming due messages and recording what the SMTP server said.
 //!
 //! The never-send-twice rule lives here. A message row is committed in state `sending`
-//! before its SMTP transaction starts, in the same transaction that re-checks opt-outs,
-//! bounces and returns. A row still `sending` at start-up becomes `uncertain` and is not
-//! sent again unless an operator says so. A message not fit to go is `held`: its
+//! when claimed, in the same transaction that re-checks opt-outs, bounces and returns,
+//! and its `started_at` just before its SMTP transaction starts. A started row still
+//! `sending` at start-up becomes `uncertain` and is not sent again unless an operator
+//! says so; one only claimed goes back to the queue. A message not fit to go is `held`: its
 //! sequence waits at that step, and it is tried again at each start and once a day.
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::clients::{
     JOINED_CLIENT_COLUMNS, StoredClient, client_from_row_at, decode_client, decode_timezone,
@@ -53,6 +54,13 @@ pub enum Outcome {
         error: String,
         at: DateTime<Utc>,
     },
+    /// The recipient's server refused it by policy (5.7.x at RCPT or after the body):
+    /// retried like [`Outcome::Retry`], given up after the give-up time, counted as
+    /// `blocked` in the event log.
+    Blocked {
+        error: String,
+        at: DateTime<Utc>,
+    },
     /// The server refused us, not the recipient (bad login, refused sender): try again
     /// later, without counting towards giving up.
     Deferred {
@@ -84,6 +92,12 @@ pub enum Outcome {
     /// Not started after all: an opt-out, bounce or return (or a new sequence) was
     /// recorded between the claim and the SMTP transaction. See [`Store::withdrawal`].
     Withdrawn {
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// Claimed, but its SMTP transaction never began (the daemon is stopping, or its start
+    /// could not be recorded): back in the queue at once, not an attempt.
+    Returned {
         reason: String,
         at: DateTime<Utc>,
     },
@@ -231,7 +245,7 @@ fn claim_in(
                 // A held message's time until giving up on the address starts now: holding
                 // it said nothing about the address.
                 let (message_id, attempts): (String, u32) = tx.query_row(
-                    "UPDATE messages SET state = 'sending', attempts = attempts + 1, claimed_at = ?2, next_attempt_at = NULL, updated_at = ?2,
+                    "UPDATE messages SET state = 'sending', attempts = attempts + 1, claimed_at = ?2, started_at = NULL, next_attempt_at = NULL, updated_at = ?2,
                             first_claimed_at = CASE state WHEN 'held' THEN ?2 ELSE first_claimed_at END
                      WHERE id = ?1 RETURNING message_id, attempts",
                     params![row, now_text],
@@ -366,7 +380,7 @@ fn claim_in(
                     Some((row, _, _)) => {
                         let (message_id, attempts): (String, u32) = tx.query_row(
                             "UPDATE messages SET state = 'sending', attempts = attempts + 1, due_at = ?2, first_claimed_at = ?3, claimed_at = ?3,
-                                    next_attempt_at = NULL, updated_at = ?3
+                                    started_at = NULL, next_attempt_at = NULL, updated_at = ?3
                              WHERE id = ?1 RETURNING message_id, attempts",
                             params![row, due_at, now_text],
                             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -475,20 +489,89 @@ impl Store {
     /// slow server; an opt-out, bounce or return recorded meanwhile (or the person being
     /// forgotten, or their sequence starting over) still stops it.
     pub fn withdrawal(&self, config: &Config, row: i64) -> Result<Option<String>> {
-        // One statement: this runs before every single send.
-        type Facts = (
-            String,
-            String,
-            i64,
-            Option<i64>,
-            Option<String>,
-            Option<i64>,
-            Option<String>,
-            Option<bool>,
-            Option<String>,
-        );
-        let facts: Option<Facts> = self
+        withdrawal_in(&self.conn, config, row)
+    }
+
+    /// Just before a claimed message's SMTP transaction begins: its [`Store::withdrawal`]
+    /// check, and if it may go, `started_at` committed in the same transaction, together
+    /// with `results` (the same connection's last send, so that it never has more than
+    /// one started message unrecorded). Only a started message can be `uncertain` after
+    /// a crash; a claimed one that never started goes back to the queue (see
+    /// [`Store::recover_interrupted`]).
+    ///
+    /// Returns whether `results` were recorded (if not, the start may still be: the
+    /// caller records them another way) and the withdrawal reason, if any.
+    pub fn start(
+        &mut self,
+        config: &Config,
+        results: &[(i64, Outcome)],
+        row: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(bool, Option<String>)> {
+        let mut answers = self.start_many(config, &[(results.to_vec(), Some(row))], at)?;
+        Ok(answers.pop().unwrap_or((false, None)))
+    }
+
+    /// [`Store::start`] for several connections' workers in one transaction (one commit
+    /// for them all): each entry is a worker's results and the message it starts, if any.
+    pub fn start_many(
+        &mut self,
+        config: &Config,
+        starts: &[Start],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<(bool, Option<String>)>> {
+        let mut tx = self
             .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut answers = Vec::with_capacity(starts.len());
+        for (results, row) in starts {
+            let recorded = {
+                let savepoint = tx.savepoint()?;
+                let recorded = results
+                    .iter()
+                    .try_for_each(|(row, outcome)| record_one(&savepoint, config, *row, outcome));
+                match recorded {
+                    Ok(()) => {
+                        savepoint.commit()?;
+                        true
+                    }
+                    // Dropping the savepoint undoes what was recorded of them.
+                    Err(_) => false,
+                }
+            };
+            let withdrawn = match row {
+                Some(row) => {
+                    let withdrawn = withdrawal_in(&tx, config, *row)?;
+                    if withdrawn.is_none() {
+                        tx.prepare_cached("UPDATE messages SET started_at = ?2 WHERE id = ?1")?
+                            .execute(params![row, fmt_time(at)])?;
+                    }
+                    withdrawn
+                }
+                None => None,
+            };
+            answers.push((recorded, withdrawn));
+        }
+        tx.commit()?;
+        Ok(answers)
+    }
+}
+
+/// See [`Store::withdrawal`].
+fn withdrawal_in(conn: &Connection, config: &Config, row: i64) -> Result<Option<String>> {
+    // One statement: this runs before every single send.
+    type Facts = (
+        String,
+        String,
+        i64,
+        Option<i64>,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+        Option<bool>,
+        Option<String>,
+    );
+    let facts: Option<Facts> = conn
             .prepare_cached(
                 "SELECT m.state, m.campaign, m.cycle, e.client_id, e.state, e.cycle, c.churn_reason,
                         CASE WHEN c.id IS NULL THEN NULL ELSE c.returned_at IS NOT NULL END,
@@ -512,88 +595,137 @@ impl Store {
                 ))
             })
             .optional()?;
-        let Some((
-            state,
-            campaign_name,
-            cycle,
-            client_id,
-            sequence_state,
-            sequence_cycle,
-            churn_reason,
-            returned,
-            suppression,
-        )) = facts
-        else {
-            return Ok(Some(
-                "its record is gone (the person was forgotten)".to_string(),
-            ));
-        };
-        if state != MessageState::Sending.as_str() {
-            return Ok(Some(format!("it is {state} now")));
-        }
-        let (Some(client_id), Some(sequence_state), Some(sequence_cycle)) =
-            (client_id, sequence_state, sequence_cycle)
-        else {
-            return Ok(Some("its enrollment is gone".to_string()));
-        };
-        let Some(returned) = returned else {
-            return Ok(Some("its person is gone".to_string()));
-        };
-        if let Some(stop) = standing_of(suppression.as_deref(), returned).stop() {
-            return Ok(Some(format!("the person is {} now", stop.as_str())));
-        }
-        let sequence = Sequence {
-            client_id,
-            state: sequence_state,
-            cycle: sequence_cycle,
-        };
-        Ok(config
-            .campaign(&campaign_name)
-            .and_then(|campaign| superseded(&sequence, cycle, campaign, churn_reason.as_deref()))
-            .map(str::to_string))
+    let Some((
+        state,
+        campaign_name,
+        cycle,
+        client_id,
+        sequence_state,
+        sequence_cycle,
+        churn_reason,
+        returned,
+        suppression,
+    )) = facts
+    else {
+        return Ok(Some(
+            "its record is gone (the person was forgotten)".to_string(),
+        ));
+    };
+    if state != MessageState::Sending.as_str() {
+        return Ok(Some(format!("it is {state} now")));
     }
+    let (Some(client_id), Some(sequence_state), Some(sequence_cycle)) =
+        (client_id, sequence_state, sequence_cycle)
+    else {
+        return Ok(Some("its enrollment is gone".to_string()));
+    };
+    let Some(returned) = returned else {
+        return Ok(Some("its person is gone".to_string()));
+    };
+    if let Some(stop) = standing_of(suppression.as_deref(), returned).stop() {
+        return Ok(Some(format!("the person is {} now", stop.as_str())));
+    }
+    let sequence = Sequence {
+        client_id,
+        state: sequence_state,
+        cycle: sequence_cycle,
+    };
+    Ok(config
+        .campaign(&campaign_name)
+        .and_then(|campaign| superseded(&sequence, cycle, campaign, churn_reason.as_deref()))
+        .map(str::to_string))
+}
 
-    /// At start-up: messages caught mid-send by a crash become `uncertain`. They count as
-    /// sent for the timing of the next step, and are not resent. Returns how many.
+/// A worker's results to record, and the message it starts, if any.
+pub type Start = (Vec<(i64, Outcome)>, Option<i64>);
+
+/// What start-up found of messages a stop caught `sending`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recovered {
+    /// Their SMTP transaction had begun: the server may have them.
+    pub uncertain: usize,
+    /// Claimed, never started: back in the queue.
+    pub returned: usize,
+}
+
+impl Store {
+    /// At start-up: messages caught mid-send by a crash become `uncertain` (they count as
+    /// sent for the timing of the next step, and are not resent); messages claimed but
+    /// never started (no `started_at`) go back to the queue and are sent now.
     ///
     /// Held messages are tried again from `now` (at their next `send_at` moment): the
     /// templates were just read again, perhaps fixed.
-    /// Held messages are tried again from `now` (at their next `send_at` moment): the
-    /// templates were just read again (a reload), perhaps fixed. Returns how many.
-    pub fn retry_held(&mut self, now: DateTime<Utc>) -> Result<usize> {
-        Ok(retry_held_in(&self.conn, now)?)
-    }
-
-    pub fn recover_interrupted(&mut self, config: &Config, now: DateTime<Utc>) -> Result<usize> {
+    pub fn recover_interrupted(
+        &mut self,
+        config: &Config,
+        now: DateTime<Utc>,
+    ) -> Result<Recovered> {
         // IMMEDIATE: a transaction that reads before it writes would fail at once (not
         // wait) if another connection committed in between.
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         retry_held_in(&tx, now)?;
-        let rows: Vec<(i64, String)> = tx
-            .prepare("SELECT id, claimed_at FROM messages WHERE state = 'sending'")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<std::result::Result<_, _>>()?;
-        for (row, claimed_at) in &rows {
-            let error = format!(
-                "the process stopped during the SMTP transaction (found at start-up {})",
-                fmt_time(now)
-            );
-            record_one(
-                &tx,
-                config,
-                *row,
-                &Outcome::Uncertain {
-                    error,
-                    at: parse_time(claimed_at)?,
-                },
-            )?;
-        }
+        let recovered = recover_sending(&tx, config, now)?;
         tx.commit()?;
-        Ok(rows.len())
+        Ok(recovered)
     }
 
+    /// Held messages are tried again from `now` (at their next `send_at` moment): the
+    /// templates were just read again (a reload), perhaps fixed. Returns how many.
+    pub fn retry_held(&mut self, now: DateTime<Utc>) -> Result<usize> {
+        Ok(retry_held_in(&self.conn, now)?)
+    }
+
+    /// Between passes, when nothing is in flight: a message still `sending` is stuck (its
+    /// result could not be written, and the pass gave up on it). Settled as at start-up
+    /// (see [`Store::recover_interrupted`]), without touching held messages.
+    pub fn recover_stuck(&mut self, config: &Config, now: DateTime<Utc>) -> Result<Recovered> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let recovered = recover_sending(&tx, config, now)?;
+        tx.commit()?;
+        Ok(recovered)
+    }
+}
+
+/// Settles every `sending` row: started ones become `uncertain`, the others go back to
+/// the queue. Only when no message is in flight.
+fn recover_sending(tx: &Connection, config: &Config, now: DateTime<Utc>) -> Result<Recovered> {
+    let rows: Vec<(i64, String, Option<String>)> = tx
+        .prepare("SELECT id, claimed_at, started_at FROM messages WHERE state = 'sending'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    let mut recovered = Recovered::default();
+    for (row, claimed_at, started_at) in &rows {
+        let outcome = match started_at {
+            Some(started_at) => {
+                recovered.uncertain += 1;
+                Outcome::Uncertain {
+                    error: format!(
+                        "the process stopped during the SMTP transaction (found at start-up {})",
+                        fmt_time(now)
+                    ),
+                    at: parse_time(started_at)?,
+                }
+            }
+            None => {
+                recovered.returned += 1;
+                Outcome::Returned {
+                    reason: format!(
+                        "claimed at {claimed_at} but never started: the process stopped first"
+                    ),
+                    at: now,
+                }
+            }
+        };
+        record_one(tx, config, *row, &outcome)?;
+    }
+    Ok(recovered)
+}
+
+impl Store {
     /// An operator decided an `uncertain` (or `failed`, or `held`) message should go out
     /// again. Returns false if there is no such message in a resendable state.
     ///
@@ -775,7 +907,7 @@ fn backoff(config: &Config, attempts: u32) -> Duration {
     delay.min(Duration::hours(MAX_BACKOFF_HOURS))
 }
 
-fn record_one(tx: &Transaction<'_>, config: &Config, row: i64, outcome: &Outcome) -> Result<()> {
+fn record_one(tx: &Connection, config: &Config, row: i64, outcome: &Outcome) -> Result<()> {
     if let Outcome::Sent { reply, at } = outcome {
         // The common case, in one statement: what `set_state` below does for `Sent`.
         let sent = tx
@@ -839,6 +971,20 @@ fn record_one(tx: &Transaction<'_>, config: &Config, row: i64, outcome: &Outcome
                 &format!("message {row}: {error}"),
             )?;
         }
+        Outcome::Blocked { error, at } => {
+            log_event(
+                tx,
+                *at,
+                Some(client_id),
+                "blocked",
+                &format!("message {row}: {error}"),
+            )?;
+            let retry = Outcome::Retry {
+                error: format!("blocked by the recipient's server: {error}"),
+                at: *at,
+            };
+            return record_one(tx, config, row, &retry);
+        }
         Outcome::Retry { error, at } => {
             let gave_up = *at - parse_time(&first_claimed_at)? >= config.smtp.retry_give_up;
             if gave_up {
@@ -901,6 +1047,12 @@ fn record_one(tx: &Transaction<'_>, config: &Config, row: i64, outcome: &Outcome
                 &format!("message {row}: not started: {reason}"),
             )?;
         }
+        Outcome::Returned { reason, at } => {
+            set_state(MessageState::Retry, *at, None, Some(reason), Some(*at))?;
+            // Never handed to the server: not an attempt.
+            tx.prepare_cached("UPDATE messages SET attempts = max(attempts - 1, 0), started_at = NULL WHERE id = ?1")?
+                .execute(params![row])?;
+        }
         Outcome::Abandoned { error, at } => {
             set_state(MessageState::Failed, *at, None, Some(error), None)?;
             stop(tx, enrollment_id, EnrollmentState::Completed, *at)?;
@@ -917,7 +1069,7 @@ fn record_one(tx: &Transaction<'_>, config: &Config, row: i64, outcome: &Outcome
 }
 
 /// A permanent failure: the address is suppressed and every sequence to it stops.
-fn bounce(tx: &Transaction<'_>, client_id: i64, error: &str, at: DateTime<Utc>) -> Result<()> {
+fn bounce(tx: &Connection, client_id: i64, error: &str, at: DateTime<Utc>) -> Result<()> {
     let email: String = tx.query_row(
         "SELECT email FROM clients WHERE id = ?1",
         params![client_id],
@@ -1280,6 +1432,85 @@ subject = "Why?"
             .resend(news[0].message_row, now() + Duration::days(32))
             .unwrap();
         assert_eq!(f.enrollment("former-clients").0, "bounced");
+    }
+
+    #[test]
+    fn a_stop_leaves_uncertain_only_what_had_started_and_requeues_the_rest() {
+        let mut f = fixture();
+        f.import_people(&["ann", "bob", "cy"]);
+        let claimed = f.claim(now());
+        assert_eq!(claimed.len(), 3);
+        let started = claimed[0].message_row;
+        assert_eq!(
+            f.store.start(&f.config, &[], started, now()).unwrap(),
+            (true, None)
+        );
+        // The process dies here: one started, two only claimed.
+        let restart = now() + Duration::minutes(1);
+        let recovered = f.store.recover_interrupted(&f.config, restart).unwrap();
+        assert_eq!(
+            recovered,
+            Recovered {
+                uncertain: 1,
+                returned: 2
+            }
+        );
+        let again = f.claim(restart);
+        let mut rows: Vec<i64> = again.iter().map(|c| c.message_row).collect();
+        rows.sort_unstable();
+        let mut expected: Vec<i64> = claimed[1..].iter().map(|c| c.message_row).collect();
+        expected.sort_unstable();
+        assert_eq!(rows, expected, "the unstarted ones, the same rows, at once");
+        assert!(
+            again.iter().all(|c| c.attempt == 1),
+            "a claim that never started is not an attempt"
+        );
+        let states: Vec<String> = f.messages().into_iter().map(|m| m.3).collect();
+        assert_eq!(states, vec!["uncertain", "sending", "sending"]);
+        // The daemon stopping returns a claimed message the same way.
+        f.record(
+            again[0].message_row,
+            Outcome::Returned {
+                reason: "stopping".to_string(),
+                at: restart,
+            },
+        );
+        assert_eq!(f.claim(restart).len(), 1);
+    }
+
+    #[test]
+    fn a_policy_refusal_is_retried_counted_and_given_up_from_the_first_attempt() {
+        let mut f = fixture();
+        f.import_people(&["ann"]);
+        let blocked = |at| Outcome::Blocked {
+            error: "554 5.7.1 Message refused by policy".to_string(),
+            at,
+        };
+        let mut at = now();
+        let row = f.claim(at)[0].message_row;
+        f.record(row, blocked(at));
+        assert_eq!(f.store.metrics(at).unwrap().blocked, 1);
+        assert_eq!(f.messages()[0].3, "retry");
+        // Retried while the give-up time (72 h from the first attempt) runs, then given up;
+        // a refusal of one recipient never restarts that clock.
+        let mut attempts = 1;
+        while f.messages()[0].3 == "retry" {
+            at += Duration::hours(6);
+            let again = f.claim(at);
+            if let Some(message) = again.first() {
+                attempts += 1;
+                f.record(message.message_row, blocked(at));
+            }
+            assert!(at - now() <= Duration::hours(80), "still retrying at {at}");
+        }
+        assert_eq!(f.messages()[0].3, "failed");
+        assert!(at - now() >= Duration::hours(72), "gave up at {at}");
+        assert!(attempts > 2);
+        assert_eq!(
+            f.suppression("ann@client.example").as_deref(),
+            Some("bounce")
+        );
+        assert_eq!(f.store.metrics(at).unwrap().blocked, 0);
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct Metrics {
     pub oldest_due: Option<DateTime<Utc>>,
     /// The daemon's last look at `[clients] sync_file`, if it ever looked.
     pub last_sync: Option<crate::model::SyncReport>,
+    /// Messages waiting to be retried after a recipient's server refused them by policy.
+    pub blocked: u64,
 }
 
 /// A client as `preview` needs it: the record, and their enrollment in the campaign asked
@@ -212,6 +214,13 @@ impl Store {
             queue_depth: (waiting + retries) as u64,
             oldest_due,
             last_sync: self.last_sync()?,
+            blocked: self
+                .conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM messages
+                     WHERE state = 'retry' AND last_error LIKE 'blocked by the recipient''s server:%'",
+                )?
+                .query_row([], |r| r.get::<_, i64>(0))? as u64,
         })
     }
 

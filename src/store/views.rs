@@ -34,7 +34,8 @@ pub struct Status {
     /// reason → count (opt_out, bounce, forgotten)
     pub suppressions: BTreeMap<String, u64>,
     pub survey_answers: u64,
-    /// Messages an operator should look at: uncertain, failed, retrying, held; newest first.
+    /// Messages an operator should look at: uncertain, failed, retrying, held, and those
+    /// still `sending`; newest first.
     pub attention: Vec<MessageRow>,
     pub next_wake: Option<DateTime<Utc>>,
     /// The daemon's last look at `[clients] sync_file`, if it ever looked.
@@ -62,8 +63,9 @@ pub struct PlanData {
 }
 
 const ATTENTION_LIMIT: i64 = 20;
-/// The message states an operator should look at.
-pub const ATTENTION: &[&str] = &["uncertain", "failed", "retry", "held"];
+/// The message states an operator should look at. `sending` is in flight, or stuck: its
+/// result could not be written yet (a full disk), and the daemon keeps trying.
+pub const ATTENTION: &[&str] = &["uncertain", "failed", "retry", "held", "sending"];
 
 /// A held message: its step waits until it renders fit to go.
 #[derive(Debug, Clone)]

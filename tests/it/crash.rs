@@ -1,8 +1,10 @@
 //! Crash safety, end to end: a daemon killed (SIGKILL) in the middle of a large send, again
-//! and again, then restarted, never sends anyone the same message twice. What was claimed
-//! when it died is `uncertain` (the server may have it: the test server saves a message
-//! before its slow reply, exactly the case where only the server knows), and everything
-//! else goes out once. And a SIGTERM lets the batch in flight finish: nothing uncertain.
+//! and again, then restarted, never sends anyone the same message twice. What had started
+//! its SMTP transaction when it died is `uncertain` (the server may have it: the test
+//! server saves a message before its slow reply, exactly the case where only the server
+//! knows); what was only claimed goes back to the queue, and everything else goes out
+//! once. And a SIGTERM lets the open transactions finish and starts no more: nothing
+//! uncertain.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -11,12 +13,11 @@ use serde_json::json;
 
 use crate::delivery::{COLUMNS, Env, counts, csv, instant, rfc3339};
 use crate::support::wait_until;
-use winback::deliver::BATCH_PER_CONNECTION;
 
 /// Due clients, all at the same `send_at` moment.
-const CLIENTS: usize = 1000;
+const CLIENTS: usize = 2500;
 const CONNECTIONS: usize = 4;
-const KILLS: usize = 4;
+const KILLS: usize = 10;
 /// The test server's delay before its reply to DATA (after it has saved the message).
 const DELAY_MS: u64 = 10;
 /// The survey moment of clients who churned on 2026-01-08: 10:00 EDT on churn + 90 days.
@@ -94,9 +95,10 @@ fn wait_for_quiescence(env: &Env, clients: usize, quiet: Duration, timeout: Dura
     })
 }
 
-/// SIGKILL mid-send, several times, then a final run: zero duplicates, every client
-/// delivered once or `uncertain`, and no kill leaves more than one claimed batch
-/// (`connections` × `BATCH_PER_CONNECTION`) uncertain.
+/// SIGKILL mid-send, again and again, then a final run: zero duplicates, every client
+/// delivered once or `uncertain`, no kill leaves more messages uncertain than there were
+/// SMTP transactions open (one per connection), and every message that never started
+/// was sent in the end.
 #[test]
 fn killing_the_daemon_mid_send_never_sends_twice() {
     let started = Instant::now();
@@ -111,12 +113,15 @@ fn killing_the_daemon_mid_send_never_sends_twice() {
         started: Instant::now(),
     };
 
-    // Per kill: the messages it left `sending` (claimed, result not recorded).
+    // Per kill: the messages it left `sending` (claimed, result not recorded), and the
+    // `uncertain` count seen before it (each start turns what the kill before it left
+    // started into `uncertain`, before it sends anything).
     let mut left_sending: Vec<u64> = Vec::new();
+    let mut uncertain_seen: Vec<u64> = Vec::new();
     for round in 0..KILLS {
         let before = env.received_rcpts().len();
         // A different number each round, so kills fall at different points of a batch.
-        let wanted = (before + 40 + 23 * round).min(CLIENTS);
+        let wanted = (before + 120 + 17 * round).min(CLIENTS);
         let mut daemon = env.project.spawn_winback(&["run", "--now", &clock.now()]);
         let arrived = wait_until(Duration::from_secs(20), || {
             env.received_rcpts().len() >= wanted
@@ -131,6 +136,12 @@ fn killing_the_daemon_mid_send_never_sends_twice() {
             daemon.is_running(),
             "round {round}: the daemon exited:\n{}",
             daemon.stderr_so_far()
+        );
+        uncertain_seen.push(
+            counts(&env.status(), "messages")
+                .get("uncertain")
+                .copied()
+                .unwrap_or(0),
         );
         daemon.child().kill().expect("SIGKILL the daemon");
         let status = daemon.wait(Duration::from_secs(5)).status;
@@ -212,31 +223,33 @@ fn killing_the_daemon_mid_send_never_sends_twice() {
         "mail to addresses never imported: {strangers:?}"
     );
 
-    // What each kill caught in `sending` became `uncertain` at the next start, and that
-    // is never more than one claimed batch; the kills did land mid-send.
+    // What each kill caught mid-transaction became `uncertain` at the next start: never
+    // more than the transactions open (one per connection). What it caught only claimed
+    // went back to the queue and was sent.
     let kills = left_sending.len();
-    let batch = (CONNECTIONS * BATCH_PER_CONNECTION) as u64;
+    uncertain_seen.push(uncertain.len() as u64);
+    let per_kill: Vec<u64> = uncertain_seen.windows(2).map(|w| w[1] - w[0]).collect();
     let received_uncertain = uncertain
         .iter()
         .filter(|e| per_rcpt.contains_key(e.as_str()))
         .count();
     let summary = format!(
-        "{kills} kills left {left_sending:?} messages `sending` (one batch: {batch}); \
-         {sent} delivered, {} uncertain, of which {received_uncertain} reached the server \
-         and {} never left; {:?}",
+        "{kills} kills left {left_sending:?} messages `sending`, of which {per_kill:?} became \
+         uncertain (at most {CONNECTIONS} each); {sent} delivered, {} uncertain, of which \
+         {received_uncertain} reached the server and {} never left; {:?}",
         uncertain.len(),
         uncertain.len() - received_uncertain,
         started.elapsed()
     );
     eprintln!("crash test: {summary}");
-    assert_eq!(
-        left_sending.iter().sum::<u64>(),
-        uncertain.len() as u64,
-        "{summary}"
+    assert_eq!(uncertain_seen[0], 0, "{summary}");
+    assert!(
+        per_kill.iter().all(|n| *n <= CONNECTIONS as u64),
+        "a kill left more messages uncertain than SMTP transactions were open: {summary}"
     );
     assert!(
-        left_sending.iter().all(|left| *left <= batch),
-        "a crash left more than one claimed batch uncertain: {summary}"
+        left_sending.iter().sum::<u64>() > uncertain.len() as u64,
+        "no kill caught a message claimed but not started: the test proved nothing: {summary}"
     );
     assert!(
         !uncertain.is_empty(),
@@ -307,4 +320,58 @@ fn sigterm_finishes_the_batch_in_flight() {
     let received: BTreeSet<String> = env.received_rcpts().into_iter().collect();
     assert_eq!(env.received_rcpts().len(), SOME, "someone got two");
     assert_eq!(received, emails.into_iter().collect::<BTreeSet<_>>());
+}
+
+/// SIGTERM while each message takes the server 8 seconds: the two open transactions
+/// finish, no claimed message starts after the signal, and the daemon exits 0 within the
+/// per-message timeout; what was claimed but not started is back in the queue (`retry`,
+/// due now), nothing is `sending` or `uncertain`, and the next run sends the rest.
+#[test]
+fn sigterm_starts_nothing_new_and_exits_within_the_message_timeout() {
+    const SOME: usize = 6;
+    const TIMEOUT_SECONDS: u64 = 10;
+    let env = Env::start(
+        json!({"delay_ms": 8000}),
+        &format!("connections = 2\ntimeout_seconds = {TIMEOUT_SECONDS}"),
+        "0 10 * * *",
+        &[("survey", 0)],
+    );
+    import_clients(&env, SOME);
+    let clock = RunClock {
+        started: Instant::now(),
+    };
+
+    let daemon = env.project.spawn_winback(&["run", "--now", &clock.now()]);
+    // The server saves a message before its slow reply: two transactions are open.
+    assert!(
+        wait_until(Duration::from_secs(20), || env.received_rcpts().len() >= 2),
+        "nothing was sent:\n{}",
+        daemon.stderr_so_far()
+    );
+    let asked = Instant::now();
+    let stopped = daemon.stop(Duration::from_secs(3 * TIMEOUT_SECONDS));
+    let took = asked.elapsed();
+    stopped.assert_success();
+    assert!(
+        took < Duration::from_secs(TIMEOUT_SECONDS),
+        "SIGTERM took {took:?}, longer than one message may take:\n{}",
+        stopped.stderr
+    );
+    assert_eq!(
+        env.received_rcpts().len(),
+        2,
+        "a message started after SIGTERM"
+    );
+    let status = env.status();
+    let messages = counts(&status, "messages");
+    assert_eq!(messages.get("sent").copied(), Some(2), "{status:#}");
+    assert_eq!(
+        messages.get("retry").copied(),
+        Some(SOME as u64 - 2),
+        "claimed messages go back to the queue: {status:#}"
+    );
+    assert!(
+        !messages.contains_key("sending") && !messages.contains_key("uncertain"),
+        "a clean stop left messages in doubt: {status:#}"
+    );
 }

@@ -1141,3 +1141,85 @@ fn the_dkim_signature_takes_its_time_from_the_daemons_clock() {
         "{signature}"
     );
 }
+
+/// A 554 5.7.1 policy refusal of one recipient at RCPT, among many: that recipient's, not
+/// ours. The pass goes on and everyone else gets their survey in it; the refused one is
+/// retried (`retry`, logged as blocked, not a bounce yet) and, since the give-up clock
+/// runs from its first attempt and never restarts, given up after `retry_give_up_hours`.
+#[test]
+fn one_recipients_policy_refusal_never_pauses_the_others_and_is_given_up_in_time() {
+    const OTHERS: usize = 40;
+    let blocked = "blocked@client.example";
+    let env = Env::start(
+        json!({"rules": [{"rcpt": blocked, "code": 554, "text": "5.7.1 Message refused by policy"}]}),
+        "connections = 2\nretry_give_up_hours = 2",
+        "0 10 * * *",
+        &[("survey", 0)],
+    );
+    let others: Vec<String> = (0..OTHERS)
+        .map(|n| format!("fine{n:02}@client.example"))
+        .collect();
+    let mut rows: Vec<Vec<&str>> = vec![vec![
+        blocked,
+        "Bea Blocked",
+        "Block Co",
+        "2026-01-08",
+        "price",
+        "",
+    ]];
+    for email in &others {
+        rows.push(vec![
+            email.as_str(),
+            "Fi Ne",
+            "Fine Co",
+            "2026-01-08",
+            "price",
+            "",
+        ]);
+    }
+    let rows: Vec<&[&str]> = rows.iter().map(|row| row.as_slice()).collect();
+    env.import(&csv(COLUMNS, &rows), "2026-04-01T00:00:00Z");
+
+    let surveys = env.pass("2026-04-08T14:00:05Z");
+    assert_eq!(
+        surveys.len(),
+        OTHERS,
+        "one policy refusal paused the pass for everyone else"
+    );
+    assert_eq!(env.server.rejects().len(), 1);
+    let status = env.status();
+    assert_eq!(
+        counts(&status, "messages"),
+        states(&[("retry", 1), ("sent", OTHERS as u64)]),
+        "{status:#}"
+    );
+    let attention = status["attention"].as_array().expect("attention is a list");
+    assert!(
+        attention.iter().any(|m| m["email"] == blocked
+            && m["state"] == "retry"
+            && m["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("blocked") && e.contains("5.7.1"))),
+        "status does not show the blocked message: {status:#}"
+    );
+    assert!(status["suppressions"]["bounce"].is_null(), "{status:#}");
+
+    // Retried with the usual back-off, until two hours after the first attempt.
+    for now in [
+        "2026-04-08T14:30:05Z",
+        "2026-04-08T15:30:05Z",
+        "2026-04-08T16:30:05Z",
+        "2026-04-08T22:30:05Z",
+    ] {
+        assert!(env.pass(now).is_empty());
+    }
+    let attempts = env.server.rejects().len();
+    assert!(attempts >= 3, "retried {attempts} times");
+    let status = env.status();
+    assert_eq!(
+        counts(&status, "messages"),
+        states(&[("failed", 1), ("sent", OTHERS as u64)]),
+        "given up {attempts} attempts later: {status:#}"
+    );
+    assert_eq!(status["suppressions"]["bounce"], 1, "{status:#}");
+}

@@ -18,7 +18,8 @@ change it while the server runs (write it atomically):
      "rules": [{"rcpt": "x@y", "code": 451, "times": 1}]}
   - each rule answers `code` (4xx or 5xx) at RCPT TO for that recipient (compared
     case-insensitively); with "times": N only the first N times, then the recipient is
-    accepted. Counts start afresh whenever the file is rewritten.
+    accepted; with "text", that text follows the code (e.g. "5.7.1 Message refused by
+    policy") instead of the usual one. Counts start afresh whenever the file is rewritten.
   - delay_ms delays the final reply to DATA (a slow server).
 Every refused RCPT is appended to DIR/rejects.jsonl:
     {"mail_from": "...", "rcpt": "...", "code": 451, "peer": "127.0.0.1:PORT"}
@@ -132,7 +133,7 @@ class Rules:
             for rule in rules:
                 if not isinstance(rule, dict):
                     raise ValueError("each rule must be an object")
-                unknown = set(rule) - {"rcpt", "code", "times"}
+                unknown = set(rule) - {"rcpt", "code", "times", "text"}
                 if unknown:
                     raise ValueError("unknown rule keys %s" % sorted(unknown))
                 if not isinstance(rule.get("rcpt"), str):
@@ -140,6 +141,8 @@ class Rules:
                 code = rule.get("code")
                 if not isinstance(code, int) or not 400 <= code <= 599:
                     raise ValueError("rule.code must be a 4xx or 5xx number")
+                if not isinstance(rule.get("text", ""), str):
+                    raise ValueError("rule.text must be a string")
                 times = rule.get("times")
                 if times is not None and (not isinstance(times, int) or times < 0):
                     raise ValueError("rule.times must be a whole number >= 0")
@@ -163,6 +166,8 @@ class Rules:
             if times is not None and self.used[index] >= times:
                 continue
             self.used[index] += 1
+            if "text" in rule:
+                return "%d %s" % (rule["code"], rule["text"])
             return rule["code"]
         return None
 
@@ -210,10 +215,12 @@ class Handler:
                 {
                     "mail_from": envelope.mail_from,
                     "rcpt": address,
-                    "code": code,
+                    "code": int(str(code)[:3]),
                     "peer": format_peer(session.peer),
                 },
             )
+            if isinstance(code, str):
+                return code
             return reply_text(code)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
