@@ -139,8 +139,8 @@ mod proptests;
 pub(super) mod tests {
     use super::*;
 
-    /// An unfolded header value with its encoded words decoded, as a mail program shows
-    /// it: whitespace between two encoded words is dropped.
+    /// The value unfolded, its encoded words decoded, as a mail program shows it: whitespace
+    /// between two encoded words is dropped, any other is kept.
     pub(crate) fn displayed(value: &str) -> String {
         let unfolded = value.replace("\r\n", "");
         let mut out = String::new();
@@ -156,7 +156,8 @@ pub(super) mod tests {
             let decoded = word
                 .strip_prefix("=?utf-8?b?")
                 .and_then(|w| w.strip_suffix("?="))
-                .map(|b64| String::from_utf8(BASE64.decode(b64).unwrap()).unwrap());
+                .and_then(|b64| BASE64.decode(b64).ok())
+                .and_then(|bytes| String::from_utf8(bytes).ok());
             if !(last_encoded && decoded.is_some()) {
                 out.push_str(&pending_space);
             }
@@ -164,7 +165,7 @@ pub(super) mod tests {
             last_encoded = decoded.is_some();
             out.push_str(decoded.as_deref().unwrap_or(word));
         }
-        out
+        out + &pending_space
     }
 
     fn lines_fit(name: &str, value: &str) {

@@ -4,36 +4,8 @@
 
 use proptest::prelude::*;
 
+use super::tests::displayed;
 use super::*;
-
-/// The value unfolded, its encoded words decoded, as a mail program shows it: whitespace
-/// between two encoded words is dropped, any other is kept.
-fn displayed(value: &str) -> String {
-    let unfolded = value.replace("\r\n", "");
-    let mut out = String::new();
-    let mut pending_space = String::new();
-    let mut last_encoded = false;
-    for (index, word) in unfolded.split(' ').enumerate() {
-        if index > 0 {
-            pending_space.push(' ');
-        }
-        if word.is_empty() {
-            continue;
-        }
-        let decoded = word
-            .strip_prefix("=?utf-8?b?")
-            .and_then(|w| w.strip_suffix("?="))
-            .and_then(|b64| BASE64.decode(b64).ok())
-            .and_then(|bytes| String::from_utf8(bytes).ok());
-        if !(last_encoded && decoded.is_some()) {
-            out.push_str(&pending_space);
-        }
-        pending_space.clear();
-        last_encoded = decoded.is_some();
-        out.push_str(decoded.as_deref().unwrap_or(word));
-    }
-    out + &pending_space
-}
 
 /// A run of spaces (a CSV name may hold one between its words) was written as plain
 /// text that no fold could break: a 1,200-space run made a 1,200-octet line, which a
