@@ -712,6 +712,23 @@ mod tests {
         }
     }
 
+    /// A deliverer over `store`, sending with `mailer`, its clock at `now()`.
+    fn deliverer(
+        config: Config,
+        renderer: Renderer,
+        mailer: Arc<dyn Mailer>,
+        store: Store,
+    ) -> Deliverer {
+        Deliverer {
+            config: Arc::new(config),
+            renderer: Arc::new(renderer),
+            mailer,
+            secret: Arc::new(Secret::generate()),
+            clock: Clock::starting_at(now()),
+            store: Arc::new(Mutex::new(store)),
+        }
+    }
+
     /// A pass over one imported client with the survey templates `html` and `text`.
     async fn pass_with(
         html: &str,
@@ -729,14 +746,7 @@ mod tests {
             .import(rows.into_iter(), &config, now(), false, &mut |_| {})
             .unwrap();
         let mailer = Arc::new(StubMailer::new());
-        let deliverer = Deliverer {
-            config: Arc::new(config),
-            renderer: Arc::new(renderer),
-            mailer: mailer.clone(),
-            secret: Arc::new(Secret::generate()),
-            clock: Clock::starting_at(now()),
-            store: Arc::new(Mutex::new(store)),
-        };
+        let deliverer = deliverer(config, renderer, mailer.clone(), store);
         let report = deliverer.pass(Arc::default()).await.unwrap();
         (report, deliverer, mailer, dir)
     }
@@ -812,14 +822,7 @@ mod tests {
         )
         .unwrap();
         let mailer = Arc::new(StubMailer::new());
-        let deliverer = Deliverer {
-            config: Arc::new(config),
-            renderer: Arc::new(renderer),
-            mailer: mailer.clone(),
-            secret: Arc::new(Secret::generate()),
-            clock: Clock::starting_at(now()),
-            store: Arc::new(Mutex::new(store)),
-        };
+        let deliverer = deliverer(config, renderer, mailer.clone(), store);
         // Room comes back a while after every message went out (and failed to record).
         let watcher = mailer.clone();
         let room = std::thread::spawn(move || {
@@ -864,14 +867,7 @@ mod tests {
             people: people.clone(),
             first: AtomicBool::new(false),
         });
-        let deliverer = Deliverer {
-            config: Arc::new(config),
-            renderer: Arc::new(renderer),
-            mailer: mailer.clone(),
-            secret: Arc::new(Secret::generate()),
-            clock: Clock::starting_at(now()),
-            store: Arc::new(Mutex::new(store)),
-        };
+        let deliverer = deliverer(config, renderer, mailer.clone(), store);
         let report = deliverer.pass(Arc::default()).await.unwrap();
         let sent: Vec<String> = mailer.stub.sent().into_iter().map(|m| m.to).collect();
         assert_eq!(sent.len(), 1, "only the message already started: {sent:?}");
