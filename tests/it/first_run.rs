@@ -46,19 +46,6 @@ fn expected_from_sample(csv: &str) -> (Vec<String>, Vec<String>) {
     (due, not_due)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("create a directory");
-    for entry in fs::read_dir(from).expect("read a directory") {
-        let entry = entry.expect("a directory entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).expect("copy a file");
-        }
-    }
-}
-
 fn recipients_in(outbox: &Path) -> Vec<String> {
     let Ok(entries) = fs::read_dir(outbox) else {
         return Vec::new();
@@ -84,10 +71,7 @@ fn recipients_in(outbox: &Path) -> Vec<String> {
 
 #[test]
 fn the_shipped_config_mails_the_sample_clients_past_their_quiet_period_within_a_minute() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = tempfile::tempdir().expect("a temporary directory");
-    copy_dir(&repo.join("config"), &root.path().join("config"));
-    copy_dir(&repo.join("templates"), &root.path().join("templates"));
+    let root = crate::support::shipped_copy();
     // Only the listening port moves, so that tests can run side by side; the database
     // and outbox already land next to the copied config (../winback.db, ../outbox).
     let config_path = root.path().join("config/winback.toml");

@@ -328,19 +328,6 @@ fn a_template_that_could_overflow_the_stack_is_refused_by_check_and_never_render
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("create a directory");
-    for entry in fs::read_dir(from).expect("read a directory") {
-        let entry = entry.expect("a directory entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).expect("copy a file");
-        }
-    }
-}
-
 /// `winback --config <root>/config/winback.toml ARGS…` in `root`, hermetic.
 fn shipped(root: &Path, args: &[&str]) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_winback"));
@@ -369,10 +356,7 @@ fn shipped(root: &Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn a_simulated_year_of_the_shipped_config_never_mails_a_placeholder() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = tempfile::tempdir().expect("a temporary directory");
-    copy_dir(&repo.join("config"), &root.path().join("config"));
-    copy_dir(&repo.join("templates"), &root.path().join("templates"));
+    let root = crate::support::shipped_copy();
     let root = root.path();
     // After the last sample client left (the sync refuses churn dates in the future).
     let start: DateTime<Utc> = "2026-11-20T15:00:00Z".parse().expect("a time");

@@ -997,7 +997,18 @@ impl Project {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// A temporary directory holding copies of the repository's shipped `config/` and
+/// `templates/`, unedited, as a newcomer's checkout has them.
+pub fn shipped_copy() -> tempfile::TempDir {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = tempfile::tempdir().expect("a temporary directory");
+    copy_dir(&repo.join("config"), &root.path().join("config"));
+    copy_dir(&repo.join("templates"), &root.path().join("templates"));
+    root
+}
+
+/// Copies the directory `from`, recursively, to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap_or_else(|error| panic!("create {}: {error}", to.display()));
     let entries =
         fs::read_dir(from).unwrap_or_else(|error| panic!("read {}: {error}", from.display()));
