@@ -19,11 +19,11 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::deliver::{Deliverer, PassReport};
+use crate::domain::model::{SyncOutcome, SyncReport};
 use crate::http::HttpState;
-use crate::model::{SyncOutcome, SyncReport};
-use crate::render::Renderer;
+use crate::import::{Look, SyncWatch};
+use crate::mail::Renderer;
 use crate::store::Store;
-use crate::sync::{Look, SyncWatch};
 use crate::token::Secret;
 
 /// Even with nothing due, look again this often (imports by other processes, config-free
@@ -580,8 +580,8 @@ async fn sync_clients(deliverer: &Deliverer, watch: &mut SyncWatch) -> anyhow::R
     };
     // A file the CRM is still writing would be read cut short: wait, and read it only if
     // its size and modification time stayed the same.
-    tokio::time::sleep(crate::sync::SETTLE).await;
-    if crate::sync::stamp(&path).ok() != Some(stamp) {
+    tokio::time::sleep(crate::import::SETTLE).await;
+    if crate::import::stamp(&path).ok() != Some(stamp) {
         tracing::info!(file = %shown, "the client sync file is still being written; it is read once it stops changing");
         return Ok(());
     }
@@ -590,9 +590,9 @@ async fn sync_clients(deliverer: &Deliverer, watch: &mut SyncWatch) -> anyhow::R
     let now = deliverer.clock.now();
     let result = deliverer
         .with_store(move |store| {
-            match crate::sync::import_file(store, &config, now, &path, false, &mut |_| {}) {
+            match crate::import::import_file(store, &config, now, &path, false, &mut |_| {}) {
                 Ok(outcome) => Ok(Ok(outcome)),
-                Err(crate::sync::SyncError::Store(e)) => Err(e),
+                Err(crate::import::SyncError::Store(e)) => Err(e),
                 Err(other) => Ok(Err(other)),
             }
         })
@@ -610,7 +610,7 @@ async fn sync_clients(deliverer: &Deliverer, watch: &mut SyncWatch) -> anyhow::R
         }
         Ok(outcome) => {
             for e in &outcome.errors {
-                tracing::error!(file = %shown, line = e.line, reason = %crate::model::printable(&e.reason), "bad row");
+                tracing::error!(file = %shown, line = e.line, reason = %crate::domain::model::printable(&e.reason), "bad row");
             }
             tracing::error!(file = %shown, bad_rows = outcome.error_count, "client file not imported: fix the rows above; the database is unchanged");
             let first = outcome.errors.first().map(|e| e.to_string());
@@ -622,7 +622,7 @@ async fn sync_clients(deliverer: &Deliverer, watch: &mut SyncWatch) -> anyhow::R
         Err(e) => {
             tracing::error!(file = %shown, error = %e, "client file not imported; the database is unchanged");
             let outcome = match e {
-                crate::sync::SyncError::Read { .. } => SyncOutcome::Unreadable,
+                crate::import::SyncError::Read { .. } => SyncOutcome::Unreadable,
                 _ => SyncOutcome::Refused,
             };
             report(outcome, Some(e.to_string()))

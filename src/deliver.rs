@@ -16,8 +16,8 @@ use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::mail::{Renderer, Vars};
 use crate::mailer::{Mailer, OutgoingMessage, SendError};
-use crate::render::{Renderer, Vars};
 use crate::store::{Claimed, Outcome, Start, Store};
 use crate::token::{Secret, Target};
 
@@ -617,7 +617,7 @@ impl Deliverer {
             .renderer
             .render(campaign, message.step, &vars)
             .map_err(|e| e.to_string())?;
-        let unfit = crate::fitness::unfit(
+        let unfit = crate::mail::fitness::unfit(
             &rendered,
             &unsubscribe_url,
             &self.config.sender.postal_address,
@@ -654,8 +654,8 @@ mod tests {
     use chrono::{NaiveDate, TimeZone};
 
     use super::*;
+    use crate::domain::model::{ChurnedAt, ClientRecord};
     use crate::mailer::{Delivered, StubMailer};
-    use crate::model::{ChurnedAt, ClientRecord};
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0).unwrap()

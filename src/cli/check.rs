@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use super::Cli;
 use crate::config::Config;
-use crate::render::Renderer;
+use crate::mail::Renderer;
 
 pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let config = match Config::load(&cli.config) {

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{Cli, load_config, open_store};
-use crate::model::printable;
+use crate::domain::model::printable;
 use crate::store::ImportOutcome;
 
 pub(super) fn run(cli: &Cli, file: &Path, skip_invalid: bool) -> anyhow::Result<ExitCode> {
@@ -51,7 +51,8 @@ fn import_file(
             bar.set_position(n);
         }
     };
-    let outcome = crate::sync::import_file(store, config, now, file, skip_invalid, &mut progress)?;
+    let outcome =
+        crate::import::import_file(store, config, now, file, skip_invalid, &mut progress)?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -269,7 +269,7 @@ pub(crate) fn load_config(cli: &Cli) -> anyhow::Result<Setup> {
 /// display name, spaces and case do not matter); anything else is refused before the
 /// command does anything.
 pub(crate) fn address(text: &str) -> anyhow::Result<String> {
-    crate::model::parse_address(text).map_err(|_| {
+    crate::domain::model::parse_address(text).map_err(|_| {
         anyhow!(
             "{text:?} is not one valid email address; give a single address, such as jane@example.com"
         )

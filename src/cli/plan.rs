@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::{Cli, Format, load_config, open_store};
 use crate::config::Config;
-use crate::schedule::{self, PlanItem, Planned};
+use crate::domain::plan::{self, PlanItem, Planned};
 use crate::store::Store;
 
 pub(super) fn run(cli: &Cli, days: u32, format: Format) -> anyhow::Result<ExitCode> {
@@ -72,7 +72,7 @@ fn held(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Result<Ve
         let Some(step) = campaign.step(row.step) else {
             continue;
         };
-        let tz = schedule::zone(campaign, row.timezone);
+        let tz = crate::domain::schedule::zone(campaign, row.timezone);
         let at = row.next_attempt_at.unwrap_or(now).max(now);
         out.push((
             row.id,
@@ -141,12 +141,12 @@ pub(super) fn simulate(
             })
         })
         .collect();
-    let limits = schedule::RateLimits {
+    let limits = plan::RateLimits {
         per_minute: config.smtp.max_per_minute,
         per_day: config.smtp.max_per_day,
         recent: store.claim_times_since(now - Duration::days(1))?,
     };
-    Ok(schedule::plan_with_limits(
+    Ok(plan::plan_with_limits(
         items, &data.busy, &limits, now, until,
     ))
 }

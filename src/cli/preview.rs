@@ -1,7 +1,7 @@
 //! `winback preview`: one step as its recipient will get it, or a gallery of every step.
 //!
 //! Renders with the daemon's own pieces: the same templates (`Renderer`), the same MIME
-//! builder (`render::build_message`) and the same link building (`Deliverer`'s
+//! builder (`mail::build_message`) and the same link building (`Deliverer`'s
 //! `unsubscribe_url` and `survey_url`, for an enrolled client's real enrollment). It never
 //! sends, and writes only the files asked for (plus the link secret on first use, as the
 //! daemon would).
@@ -16,9 +16,9 @@ use handlebars::html_escape;
 
 use super::{Cli, load_config, output};
 use crate::config::{Campaign, Config};
-use crate::model::ClientRecord;
-use crate::render::{self, Renderer, Vars};
-use crate::schedule::{self, Next};
+use crate::domain::model::ClientRecord;
+use crate::domain::schedule::{self, Next};
+use crate::mail::{self, Renderer, Vars};
 use crate::token::Target;
 
 /// The token in the links of a preview for someone without an enrollment: obviously
@@ -81,7 +81,7 @@ pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> 
     // Who, and the links they would get.
     let (client, links, about) = match args.email {
         None => (
-            render::sample_client(),
+            mail::sample_client(),
             Links::fake(config),
             "a sample client (pass --email to preview for a real one); links are placeholders"
                 .to_string(),
@@ -158,7 +158,7 @@ pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> 
             config,
             &rendered,
             &client,
-            &render::new_message_id(config, now),
+            &mail::new_message_id(config, now),
             now,
             &links.unsubscribe,
         )
@@ -261,7 +261,7 @@ fn gallery(
     open: bool,
     force: bool,
 ) -> anyhow::Result<ExitCode> {
-    let client = render::sample_client();
+    let client = mail::sample_client();
     let links = Links::fake(config);
     let vars = Vars {
         client: &client,

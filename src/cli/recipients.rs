@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::{Cli, Format, address, load_config, open_store};
+use crate::domain::model::printable;
 use crate::http::{SURVEY_REASONS, WOULD_RETURN};
-use crate::model::printable;
 use crate::store::SurveyAnswerRow;
 
 /// The free-text answer's width in the table.

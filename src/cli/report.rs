@@ -16,9 +16,9 @@ use handlebars::html_escape;
 
 use super::{Cli, load_config, open_store};
 use crate::config::Config;
+use crate::domain::model::StepKind;
+use crate::domain::plan::Planned;
 use crate::http::{SURVEY_REASONS, WOULD_RETURN};
-use crate::model::StepKind;
-use crate::schedule::Planned;
 use crate::store::{Funnel, ReportData};
 
 /// How far ahead the upcoming sends are charted.

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use super::{Cli, Format, load_config, open_store};
-use crate::model::{SyncOutcome, SyncReport, printable};
+use crate::domain::model::{SyncOutcome, SyncReport, printable};
 use crate::store::{ATTENTION, MessageRow};
 
 pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {

@@ -7,7 +7,6 @@
 
 mod raw;
 mod renames;
-pub mod send_at;
 mod toml_errors;
 
 use std::fmt;
@@ -18,16 +17,12 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 use toml::Spanned;
 
-use crate::model::StepKind;
+pub use crate::domain::campaign::{
+    ALWAYS_EXCLUDED, Campaign, MIN_QUIET_DAYS, SLOW_TOUCH_DAYS, Step,
+};
+use crate::domain::model::StepKind;
+pub use crate::domain::send_at::SendAt;
 pub use renames::{StoredCampaign, SuspectedRename, unconfirmed_renames};
-pub use send_at::SendAt;
-
-/// The smallest quiet period the playbook allows.
-pub const MIN_QUIET_DAYS: i64 = 90;
-/// Gaps below this between soft touches earn a warning.
-pub const SLOW_TOUCH_DAYS: i64 = 14;
-/// Churn reasons that are never contacted, whatever the campaign says.
-pub const ALWAYS_EXCLUDED: &str = "we_ended";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -90,49 +85,6 @@ pub struct Dkim {
 pub struct DkimKey {
     pub selector: String,
     pub key_file: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub struct Campaign {
-    pub name: String,
-    pub quiet_days: u32,
-    pub send_at: SendAt,
-    pub timezone: Tz,
-    pub exclude_reasons: Vec<String>,
-    pub catch_up_hours: u32,
-    /// The name this campaign had before (`renamed_from`): its enrollments carry over.
-    pub renamed_from: Option<String>,
-    pub steps: Vec<Step>,
-}
-
-impl Campaign {
-    /// Whether a client who left for `reason` belongs to this campaign's audience.
-    pub fn admits(&self, reason: Option<&str>) -> bool {
-        match reason {
-            Some(reason) => {
-                reason != ALWAYS_EXCLUDED && !self.exclude_reasons.iter().any(|r| r == reason)
-            }
-            None => true,
-        }
-    }
-
-    /// The step with 1-based number `number`.
-    pub fn step(&self, number: u32) -> Option<&Step> {
-        (number as usize)
-            .checked_sub(1)
-            .and_then(|i| self.steps.get(i))
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Step {
-    pub kind: StepKind,
-    /// Days after the previous step's send; 0 for the survey (timed by `quiet_days`).
-    pub after_days: u32,
-    pub template: String,
-    pub subject: String,
-    /// Where the step is declared, for template errors.
-    pub line: usize,
 }
 
 /// One thing wrong (or worth a warning) in a configuration or template file.

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
 use super::{Failure, Shared};
-use crate::model::MessageState;
+use crate::domain::model::MessageState;
 use crate::store::Metrics;
 
 /// The content type of the text exposition format.
@@ -167,7 +167,7 @@ pub(crate) fn exposition(metrics: &Metrics, now: DateTime<Utc>) -> String {
             "1 if the last look at the client sync file imported it; 0 if it was refused, missing or unreadable.",
             &[(
                 String::new(),
-                u8::from(sync.outcome == crate::model::SyncOutcome::Imported).to_string(),
+                u8::from(sync.outcome == crate::domain::model::SyncOutcome::Imported).to_string(),
             )],
         );
         family(
@@ -239,10 +239,10 @@ mod tests {
         let none = exposition(&Metrics::default(), now);
         assert!(!none.contains("winback_sync"), "{none}");
         let metrics = Metrics {
-            last_sync: Some(crate::model::SyncReport {
+            last_sync: Some(crate::domain::model::SyncReport {
                 at: now,
                 file: "crm.csv".to_string(),
-                outcome: crate::model::SyncOutcome::Refused,
+                outcome: crate::domain::model::SyncOutcome::Refused,
                 added: 0,
                 updated: 0,
                 unchanged: 0,

@@ -222,7 +222,7 @@ impl Pages {
             // stack on its first view, which aborts the daemon. Refused like a step's.
             let outside: &[&str] = if name == "layout" { &[] } else { &["layout"] };
             if let Ok(template) = handlebars::template::Template::compile(&text)
-                && let Some((line, message)) = crate::render::stack_risk_with(&template, outside)
+                && let Some((line, message)) = crate::mail::stack_risk_with(&template, outside)
             {
                 problems.push(problem(file, line, message));
                 continue;
@@ -234,7 +234,7 @@ impl Pages {
             };
             match registered {
                 Ok(()) => compiled.push((name, file)),
-                Err(e) => match crate::template_blocks::unclosed_block(&text) {
+                Err(e) => match crate::mail::template_blocks::unclosed_block(&text) {
                     Some((line, message)) => problems.push(problem(file, Some(line), message)),
                     None => {
                         let line = e.pos().map(|(line, _)| line);

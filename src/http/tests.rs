@@ -11,7 +11,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use super::*;
-use crate::model::{ChurnedAt, ClientRecord};
+use crate::domain::model::{ChurnedAt, ClientRecord};
 
 const URLENCODED: &str = "application/x-www-form-urlencoded";
 

@@ -494,7 +494,7 @@ fn parse_line(line: &[u8]) -> Result<(u16, bool, String), String> {
     };
     // Stored and printed later: nothing the server sent may reach a terminal raw.
     let text = String::from_utf8_lossy(line.get(4..).unwrap_or_default());
-    let text = crate::model::printable(&text).into_owned();
+    let text = crate::domain::model::printable(&text).into_owned();
     Ok((code, last, text))
 }
 

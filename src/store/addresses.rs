@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use super::{Result, lower_hex};
-use crate::model::{legacy_spellings, normalize_email};
-use crate::suppression::{self, Recording, Suppression};
+use crate::domain::model::{legacy_spellings, normalize_email};
+use crate::domain::suppression::{self, Recording, Suppression};
 
 /// The suppression key of a text exactly as given (no normalization): what older
 /// versions stored for the spelling they had.
@@ -237,7 +237,7 @@ mod tests {
     use super::*;
     use chrono::DateTime;
 
-    use crate::model::{ChurnedAt, ClientRecord};
+    use crate::domain::model::{ChurnedAt, ClientRecord};
     use crate::store::{MIGRATIONS, Store, email_hash, parse_time};
     use crate::token::Target;
 

@@ -13,11 +13,11 @@ use rusqlite::{Connection, OptionalExtension, Statement, Transaction, params};
 use super::enroll::{self, ClientFacts};
 use super::{Result, Store, StoreError, email_hash, fmt_time, log_event, parse_opt_time};
 use crate::config::Config;
-use crate::import::RowError;
-use crate::model::{
+use crate::domain::model::{
     ChurnedAt, ClientRecord, EnrollmentState, SyncOutcome, SyncReport, normalize_email,
 };
-use crate::suppression::{self, Reason, Recording, Suppression};
+use crate::domain::suppression::{self, Reason, Recording, Suppression};
+use crate::import::csv::RowError;
 
 /// Bad rows kept for the report; beyond this they are only counted.
 const MAX_REPORTED_ERRORS: usize = 1000;
@@ -590,7 +590,7 @@ fn upsert(
     insert.raw_bind_parameter(8, fields)?;
     if insert.raw_execute()? == 1 {
         let id = tx.last_insert_rowid();
-        if crate::model::may_have_legacy_spelling(&record.email) {
+        if crate::domain::model::may_have_legacy_spelling(&record.email) {
             super::addresses::heal_suppression(tx, &record.email)?;
         }
         for (enrollments, step) in new_rows.enrollments.iter_mut().zip(&client.first_steps) {
@@ -647,7 +647,7 @@ fn upsert(
             .map(|c| {
                 record
                     .churned_at
-                    .instant(crate::schedule::zone(c, record.timezone))
+                    .instant(crate::domain::schedule::zone(c, record.timezone))
                     > returned
             })
             .unwrap_or(false)
@@ -673,7 +673,7 @@ fn upsert(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ChurnedAt;
+    use crate::domain::model::ChurnedAt;
     use crate::store::parse_time;
 
     /// An empty store, its configuration (one survey-only campaign) and the import's time.

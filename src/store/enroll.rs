@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, Statement, params};
 
 use super::{Result, Store, StoreError, fmt_time, log_event, moment, parse_opt_time};
 use crate::config::{Campaign, Config};
-use crate::model::{ChurnedAt, EnrollmentState};
-use crate::schedule;
+use crate::domain::model::{ChurnedAt, EnrollmentState};
+use crate::domain::schedule;
 
 /// What reconciliation needs to know about a client.
 pub(crate) struct ClientFacts<'a> {
@@ -138,7 +138,7 @@ pub(crate) fn reconcile(
                 (1, _) => Some(schedule::survey_due(campaign, client.churned_at, tz)),
                 (n, Some(last)) => campaign
                     .step(n)
-                    .map(|s| schedule::add_local_days(last, s.after_days, tz)),
+                    .map(|s| crate::domain::calendar::add_local_days(last, s.after_days, tz)),
                 (_, None) => None,
             };
             match (due, message) {

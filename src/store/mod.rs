@@ -276,7 +276,7 @@ fn dangling_reference(conn: &Connection) -> rusqlite::Result<Option<String>> {
 
 /// Hex SHA-256 of a normalized address: the suppression key, which survives `forget`.
 pub fn email_hash(email: &str) -> String {
-    let digest = Sha256::digest(crate::model::normalize_email(email).as_bytes());
+    let digest = Sha256::digest(crate::domain::model::normalize_email(email).as_bytes());
     lower_hex(&digest)
 }
 
@@ -496,12 +496,12 @@ mod migration_tests {
         let config = crate::test_support::config(dir.path(), "", crate::test_support::SURVEY_ONLY);
         let mut store = Store::open(&path).unwrap();
         let now = DateTime::UNIX_EPOCH + chrono::Duration::days(20_500);
-        let record = |reason: &str| crate::model::ClientRecord {
+        let record = |reason: &str| crate::domain::model::ClientRecord {
             email: "pat@client.example".to_string(),
             name: None,
             first_name: None,
             company: None,
-            churned_at: crate::model::ChurnedAt::parse("2025-06-01").unwrap(),
+            churned_at: crate::domain::model::ChurnedAt::parse("2025-06-01").unwrap(),
             churn_reason: Some(reason.to_string()),
             timezone: None,
             fields: Default::default(),
@@ -509,7 +509,7 @@ mod migration_tests {
         // A file with a bad row changes nothing, and leaves foreign keys on.
         let bad = vec![
             Ok((2, record("we_ended"))),
-            Err(crate::import::RowError {
+            Err(crate::import::csv::RowError {
                 line: 3,
                 reason: "bad".to_string(),
             }),
@@ -667,12 +667,12 @@ mod migration_tests {
         let mut store = Store::open(&path).unwrap();
         let now = DateTime::UNIX_EPOCH + chrono::Duration::days(20_500);
         let import = |store: &mut Store, email: &str| {
-            let record = crate::model::ClientRecord {
+            let record = crate::domain::model::ClientRecord {
                 email: email.to_string(),
                 name: None,
                 first_name: None,
                 company: None,
-                churned_at: crate::model::ChurnedAt::parse("2025-06-01").unwrap(),
+                churned_at: crate::domain::model::ChurnedAt::parse("2025-06-01").unwrap(),
                 churn_reason: None,
                 timezone: None,
                 fields: Default::default(),
@@ -708,12 +708,12 @@ mod migration_tests {
         let mut ids = Vec::new();
         let rows: Vec<_> = (0..70)
             .map(|i| {
-                let record = crate::model::ClientRecord {
+                let record = crate::domain::model::ClientRecord {
                     email: format!("p{i}@client.example"),
                     name: None,
                     first_name: None,
                     company: None,
-                    churned_at: crate::model::ChurnedAt::parse("2025-06-01").unwrap(),
+                    churned_at: crate::domain::model::ChurnedAt::parse("2025-06-01").unwrap(),
                     churn_reason: None,
                     timezone: None,
                     fields: Default::default(),

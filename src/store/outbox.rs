@@ -17,9 +17,9 @@ use super::clients::{
 use super::enroll::stop;
 use super::{Result, Store, email_hash, fmt_time, from_moment, log_event, moment, parse_time};
 use crate::config::{Campaign, Config};
-use crate::model::{EnrollmentState, MessageState};
-use crate::schedule::{self, Decision, Next, Standing};
-use crate::suppression::{Reason, Suppression};
+use crate::domain::model::{EnrollmentState, MessageState};
+use crate::domain::schedule::{self, Decision, Next, Standing};
+use crate::domain::suppression::{Reason, Suppression};
 
 /// Retries back off from `retry_first`, doubling, but never wait longer than this.
 const MAX_BACKOFF_HOURS: i64 = 6;
@@ -37,7 +37,7 @@ pub struct Claimed {
     pub campaign: String,
     pub step: u32,
     pub attempt: u32,
-    pub client: crate::model::ClientRecord,
+    pub client: crate::domain::model::ClientRecord,
     /// The enrollment, which the link tokens point at.
     pub enrollment_id: i64,
 }
@@ -323,7 +323,7 @@ fn claim_in(
         }
         let tz = schedule::zone(campaign, client.record.timezone);
         let elsewhere = match step.kind {
-            crate::model::StepKind::Survey => survey_elsewhere(
+            crate::domain::model::StepKind::Survey => survey_elsewhere(
                 tx,
                 client_id,
                 enrollment_id,
@@ -388,7 +388,7 @@ fn claim_in(
                         (row, message_id, attempts)
                     }
                     None => {
-                        let message_id = crate::render::new_message_id(config, now);
+                        let message_id = crate::mail::new_message_id(config, now);
                         tx.prepare_cached(
                             "INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, attempts,
                                                    first_claimed_at, claimed_at, updated_at)
@@ -1152,7 +1152,7 @@ mod tests {
     use chrono::{NaiveDate, TimeZone};
 
     use super::*;
-    use crate::model::{ChurnedAt, ClientRecord};
+    use crate::domain::model::{ChurnedAt, ClientRecord};
 
     const CAMPAIGN: &str = r#"
 [[campaign]]

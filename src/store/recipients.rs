@@ -17,8 +17,8 @@ use super::clients::{load_facts, opt_out};
 use super::enroll::reconcile;
 use super::{Result, Store, email_hash, fmt_time, from_moment, log_event, moment};
 use crate::config::Config;
-use crate::model::{EnrollmentState, normalize_email};
-use crate::suppression::Suppression;
+use crate::domain::model::{EnrollmentState, normalize_email};
+use crate::domain::suppression::Suppression;
 use crate::token::Target;
 
 /// One enrollment, as the recipient pages need it.
@@ -624,7 +624,7 @@ mod tests {
 
     use chrono::{Duration, NaiveDate, TimeZone};
 
-    use crate::model::{ChurnedAt, ClientRecord};
+    use crate::domain::model::{ChurnedAt, ClientRecord};
     use crate::store::Outcome;
 
     struct Fixture {

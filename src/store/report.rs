@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::clients::load_by_email;
 use super::{Result, Store, email_hash, fmt_time, from_moment, moment, parse_opt_time};
-use crate::model::ClientRecord;
+use crate::domain::model::ClientRecord;
 
 /// People at each stage, across campaigns; each stage counts distinct former clients.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -69,7 +69,7 @@ pub struct Metrics {
     /// The earliest moment among those: how long the oldest due message has waited.
     pub oldest_due: Option<DateTime<Utc>>,
     /// The daemon's last look at `[clients] sync_file`, if it ever looked.
-    pub last_sync: Option<crate::model::SyncReport>,
+    pub last_sync: Option<crate::domain::model::SyncReport>,
     /// Messages waiting to be retried after a recipient's server refused them by policy.
     pub blocked: u64,
 }

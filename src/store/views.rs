@@ -10,7 +10,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::{Result, Store, StoreError, fmt_time, moment, parse_time};
-use crate::model::ChurnedAt;
+use crate::domain::model::ChurnedAt;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageRow {
@@ -39,7 +39,7 @@ pub struct Status {
     pub attention: Vec<MessageRow>,
     pub next_wake: Option<DateTime<Utc>>,
     /// The daemon's last look at `[clients] sync_file`, if it ever looked.
-    pub last_sync: Option<crate::model::SyncReport>,
+    pub last_sync: Option<crate::domain::model::SyncReport>,
 }
 
 /// One waiting enrollment or retry, as `schedule::plan` needs it.

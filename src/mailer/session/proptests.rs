@@ -172,7 +172,7 @@ proptest! {
         // Reply text reaches us printable: control characters and bidi overrides dropped.
         for reply in &mut sent {
             for line in &mut reply.lines {
-                *line = crate::model::printable(line).into_owned();
+                *line = crate::domain::model::printable(line).into_owned();
             }
         }
         prop_assert_eq!(read, sent);

@@ -12,7 +12,8 @@ use chrono_tz::Tz;
 
 use super::*;
 use crate::config::{Campaign, Config, SendAt, Step};
-use crate::model::{ChurnedAt, EnrollmentState, StepKind};
+use crate::domain::model::{ChurnedAt, EnrollmentState, StepKind};
+use crate::domain::plan::{PlanItem, Planned, RateLimits, plan, plan_with_limits};
 
 /// An instant written as RFC 3339.
 fn utc(text: &str) -> DateTime<Utc> {

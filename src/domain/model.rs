@@ -32,7 +32,7 @@ impl ChurnedAt {
         match self {
             ChurnedAt::Instant(t) => *t,
             ChurnedAt::Date(d) => {
-                crate::schedule::local_to_utc(d.and_time(chrono::NaiveTime::MIN), tz)
+                crate::domain::calendar::local_to_utc(d.and_time(chrono::NaiveTime::MIN), tz)
             }
         }
     }

@@ -6,6 +6,8 @@
 //! database as it was. [`SyncWatch`] tells the daemon when the file changed, and when its
 //! absence is worth logging again; it reads metadata only and decides nothing about clients.
 
+pub mod csv;
+
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -47,7 +49,7 @@ pub fn import_file(
     };
     let file = std::fs::File::open(path).map_err(read_error)?;
     let reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let rows = crate::import::read_rows(reader, now).map_err(|e| SyncError::Header {
+    let rows = crate::import::csv::read_rows(reader, now).map_err(|e| SyncError::Header {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;

@@ -22,11 +22,12 @@ use lettre::message::{Mailbox, MultiPart};
 use serde_json::{Value, json};
 
 use crate::config::{Campaign, Config, Problem};
-use crate::fitness;
-use crate::model::{ChurnedAt, ClientRecord, StepKind};
+use crate::domain::model::{ChurnedAt, ClientRecord, StepKind};
 
 mod dkim;
+pub mod fitness;
 mod header;
+pub mod template_blocks;
 
 /// Every name a template may use, for the message about a typo.
 const VARIABLES: [&str; 16] = [
@@ -183,7 +184,7 @@ impl Renderer {
                 let subject = text
                     .register_template_string(&templates.subject, &step.subject)
                     .map_err(|e| {
-                        crate::template_blocks::unclosed_block(&step.subject)
+                        crate::mail::template_blocks::unclosed_block(&step.subject)
                             .map_or_else(|| syntax_message(&e), |(_, message)| message)
                     })
                     .and_then(
@@ -568,10 +569,12 @@ fn compile_file(
     };
     registry
         .register_template_string(name, &source)
-        .map_err(|e| match crate::template_blocks::unclosed_block(&source) {
-            Some((line, message)) => (Some(line), message),
-            None => (e.pos().map(|(line, _)| line), syntax_message(&e)),
-        })?;
+        .map_err(
+            |e| match crate::mail::template_blocks::unclosed_block(&source) {
+                Some((line, message)) => (Some(line), message),
+                None => (e.pos().map(|(line, _)| line), syntax_message(&e)),
+            },
+        )?;
     match registry.get_template(name).map(stack_risk) {
         Some(Some(problem)) => Err(problem),
         _ => Ok(()),

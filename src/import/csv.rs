@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use csv::{ByteRecord, Position};
 
-use crate::model::{AddressError, ChurnedAt, ClientRecord, parse_address};
+use crate::domain::model::{AddressError, ChurnedAt, ClientRecord, parse_address};
 
 /// A record may span several lines (line breaks inside quotes), but past this many bytes a
 /// closing quote is surely missing; reading stops instead of buffering the rest of the file.
@@ -650,7 +650,7 @@ mod proptests;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::MAX_EMAIL_BYTES;
+    use crate::domain::model::MAX_EMAIL_BYTES;
     use chrono::TimeZone;
 
     type GoodRow = (u64, ClientRecord);

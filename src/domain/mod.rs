@@ -1,0 +1,14 @@
+//! The rules of winback as plain functions over data: who is due, when, for what, and what
+//! a suppression, a retry or a return means. A `now` is always passed in.
+//!
+//! Must not touch SQLite, SMTP, HTTP, templates, files or the clock: nothing under
+//! `domain/` imports rusqlite, tokio, lettre, handlebars, axum, `crate::store`,
+//! `crate::mailer`, `crate::http` or `crate::clock`.
+
+pub mod calendar;
+pub mod campaign;
+pub mod model;
+pub mod plan;
+pub mod schedule;
+pub mod send_at;
+pub mod suppression;
