@@ -238,7 +238,8 @@ mod tests {
     use chrono::DateTime;
 
     use crate::domain::model::{ChurnedAt, ClientRecord};
-    use crate::store::{MIGRATIONS, Store, email_hash, parse_time};
+    use crate::store::migrate::MIGRATIONS;
+    use crate::store::{Store, email_hash, parse_time};
     use crate::token::Target;
 
     const T: &str = "2026-01-01T00:00:00.000000Z";
@@ -487,7 +488,10 @@ mod tests {
             [(4, 8)],
             "the surveyed one stays; no second survey"
         );
-        assert_eq!(super::super::dangling_reference(&store.conn).unwrap(), None);
+        assert_eq!(
+            crate::store::migrate::dangling_reference(&store.conn).unwrap(),
+            None
+        );
 
         let bob = "bob@xn--bcher-kva.example";
         let dan = "dan@xn--bcher-kva.example";

@@ -349,11 +349,7 @@ impl Store {
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        // IMMEDIATE: a transaction that reads before it writes would fail at once (not
-        // wait) if another connection committed in between.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         let newly = opt_out(&tx, email, source, now)?;
         tx.commit()?;
         Ok(newly)
@@ -361,11 +357,7 @@ impl Store {
 
     /// The client came back: stop their sequences and record the win.
     pub fn record_return(&mut self, email: &str, now: DateTime<Utc>) -> Result<ReturnOutcome> {
-        // IMMEDIATE: a transaction that reads before it writes would fail at once (not
-        // wait) if another connection committed in between.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         let Some(client) = load_by_email(&tx, email)? else {
             return Ok(ReturnOutcome::Unknown);
         };
@@ -393,9 +385,7 @@ impl Store {
     /// Keeps what the daemon's last look at the sync file found, for `status` and
     /// `/metrics`; a failed sync keeps the time of the last one applied.
     pub fn record_sync(&mut self, report: &SyncReport) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         let mut report = report.clone();
         if report.outcome == SyncOutcome::Imported {
             report.last_imported_at = Some(report.at);

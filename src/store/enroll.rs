@@ -387,11 +387,7 @@ impl Store {
     /// parks the enrollments of campaigns no longer configured. Returns how many
     /// campaigns were (re)computed.
     pub fn sync_campaigns(&mut self, config: &Config, now: DateTime<Utc>) -> Result<usize> {
-        // IMMEDIATE: a transaction that reads before it writes would fail at once (not
-        // wait) if another connection committed in between.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         super::renames::carry_over(&tx, config, now)?;
         let mut recomputed = 0;
         for campaign in &config.campaigns {

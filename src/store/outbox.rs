@@ -459,11 +459,7 @@ impl Store {
         results: &[(i64, Outcome)],
         claim: Option<(DateTime<Utc>, usize)>,
     ) -> Result<Result<Vec<Claimed>>> {
-        // IMMEDIATE: a transaction that reads before it writes would fail at once (not
-        // wait) if another connection committed in between.
-        let mut tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut tx = self.write_tx()?;
         for (row, outcome) in results {
             record_one(&tx, config, *row, outcome)?;
         }
@@ -520,9 +516,7 @@ impl Store {
         starts: &[Start],
         at: DateTime<Utc>,
     ) -> Result<Vec<(bool, Option<String>)>> {
-        let mut tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut tx = self.write_tx()?;
         let mut answers = Vec::with_capacity(starts.len());
         for (results, row) in starts {
             let recorded = {
@@ -660,11 +654,7 @@ impl Store {
         config: &Config,
         now: DateTime<Utc>,
     ) -> Result<Recovered> {
-        // IMMEDIATE: a transaction that reads before it writes would fail at once (not
-        // wait) if another connection committed in between.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         retry_held_in(&tx, now)?;
         let recovered = recover_sending(&tx, config, now)?;
         tx.commit()?;
@@ -681,9 +671,7 @@ impl Store {
     /// result could not be written, and the pass gave up on it). Settled as at start-up
     /// (see [`Store::recover_interrupted`]), without touching held messages.
     pub fn recover_stuck(&mut self, config: &Config, now: DateTime<Utc>) -> Result<Recovered> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         let recovered = recover_sending(&tx, config, now)?;
         tx.commit()?;
         Ok(recovered)

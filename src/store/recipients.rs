@@ -205,11 +205,7 @@ impl Store {
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<OptOutOutcome> {
-        // IMMEDIATE: a transaction that reads before it writes would fail at once (not
-        // wait) if another connection committed in between.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         let Some(view) = view_by_link(&tx, target)? else {
             return Ok(OptOutOutcome::Unknown);
         };
@@ -231,9 +227,7 @@ impl Store {
         now: DateTime<Utc>,
         config: &Config,
     ) -> Result<UndoOutcome> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         let Some(view) = view_by_link(&tx, target)? else {
             return Ok(UndoOutcome::Unknown);
         };
@@ -299,11 +293,7 @@ impl Store {
         stop_contact: bool,
         now: DateTime<Utc>,
     ) -> Result<SurveyOutcome> {
-        // IMMEDIATE: a transaction that reads before it writes would fail at once (not
-        // wait) if another connection committed in between.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         let Some(view) = view_by_link(&tx, target)? else {
             return Ok(SurveyOutcome::Unknown);
         };
@@ -431,7 +421,7 @@ fn forget(
     hash: &str,
     now: DateTime<Utc>,
 ) -> Result<ForgetReport> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = super::write_tx(conn)?;
     let mut report = ForgetReport::default();
     let client_id: Option<i64> = tx
         .query_row(
