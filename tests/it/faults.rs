@@ -496,6 +496,120 @@ fn metric_messages(port: u16, state: &str) -> Option<u64> {
         .and_then(|n| n.trim().parse().ok())
 }
 
+/// Clients due for the survey in the full-disk tests.
+const DISK_CLIENTS: usize = 12;
+/// The survey moment of clients who churned on 2026-01-08 (10:00 New York, 90 days on).
+const SURVEY_MOMENT: &str = "2026-04-08T14:00:05Z";
+
+/// A project whose database lives on a 4 MiB tmpfs, `DISK_CLIENTS` clients due for the
+/// survey at `SURVEY_MOMENT`, sent over two connections to a server that holds each
+/// message 2 s before its reply (after saving it). Fields drop in order: the tmpfs is
+/// unmounted before the project's directory goes.
+struct FullDisk {
+    disk: Tmpfs,
+    env: Env,
+    emails: Vec<String>,
+}
+
+impl FullDisk {
+    /// The setup, or None (saying why on stderr) when this process cannot mount a tmpfs.
+    fn start(test: &str) -> Option<FullDisk> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!(
+                "faults::{test}: SKIPPED: it needs root to mount a small tmpfs for the \
+                 database (`bash .ci/run` runs as root)"
+            );
+            return None;
+        }
+        let env = Env::start(
+            json!({"delay_ms": 2000}),
+            "connections = 2",
+            "0 10 * * *",
+            &[("survey", 0)],
+        );
+        let disk = Tmpfs::mount(&env.project.path("disk"), "4m");
+        let database = disk.dir.join("winback.db");
+        let config = env.project.read_file("winback.toml");
+        assert!(config.contains("path = \"winback.db\""), "{config}");
+        env.project.write_config(&config.replace(
+            "path = \"winback.db\"",
+            &format!("path = \"{}\"", database.display()),
+        ));
+        let emails: Vec<String> = (0..DISK_CLIENTS)
+            .map(|n| format!("client{n:02}@disk.example"))
+            .collect();
+        let rows: Vec<Vec<&str>> = emails
+            .iter()
+            .map(|email| {
+                vec![
+                    email.as_str(),
+                    "Dana Disk",
+                    "Disk Co",
+                    "2026-01-08",
+                    "price",
+                    "",
+                ]
+            })
+            .collect();
+        let rows: Vec<&[&str]> = rows.iter().map(Vec::as_slice).collect();
+        env.import(&csv(COLUMNS, &rows), "2026-04-01T00:00:00Z");
+        assert!(database.exists(), "the database is not on the tmpfs");
+        Some(FullDisk { disk, env, emails })
+    }
+
+    /// Starts the daemon and fills the disk while both connections are inside an SMTP
+    /// transaction whose start is on record (the server saves a message before its slow
+    /// reply: two received means both are open); returns once the daemon has met the
+    /// full disk. Returns the daemon and the filler file.
+    fn fill_mid_send(&self) -> (crate::support::Daemon, PathBuf) {
+        let env = &self.env;
+        let daemon = env.project.spawn_winback(&["run", "--now", SURVEY_MOMENT]);
+        assert!(
+            wait_until(WAIT, || env.received_rcpts().len() >= 2),
+            "nothing was sent:\n{}",
+            daemon.stderr_so_far()
+        );
+        let (filler, filled) = self.disk.fill();
+        assert_eq!(
+            self.disk.free(),
+            0,
+            "the tmpfs is not full ({filled} bytes written)"
+        );
+        assert!(
+            wait_until(WAIT, || daemon
+                .stderr_so_far()
+                .contains("database or disk is full")),
+            "the daemon never met the full disk:\n{}",
+            daemon.stderr_so_far()
+        );
+        (daemon, filler)
+    }
+
+    /// Every client got the survey once: by recipient and by Message-ID.
+    #[track_caller]
+    fn assert_everyone_once(&self) {
+        let received = self.env.server.messages();
+        let rcpts: Vec<String> = received
+            .iter()
+            .flat_map(|m| m.rcpt_tos.iter().map(|r| r.to_lowercase()))
+            .collect();
+        let distinct: BTreeSet<&String> = rcpts.iter().collect();
+        assert_eq!(rcpts.len(), DISK_CLIENTS, "someone got two: {rcpts:?}");
+        assert_eq!(distinct, self.emails.iter().collect::<BTreeSet<_>>());
+        let ids: BTreeSet<String> = received
+            .iter()
+            .map(|m| m.header("Message-ID").expect("a Message-ID"))
+            .collect();
+        assert_eq!(ids.len(), DISK_CLIENTS, "a Message-ID went out twice");
+    }
+
+    /// How many messages `status` shows in each state.
+    fn messages(&self) -> std::collections::BTreeMap<String, u64> {
+        counts(&self.env.status(), "messages")
+    }
+}
+
 /// The database on a small filesystem that fills up while two SMTP transactions are open:
 /// their results (and the starts of the messages after them) cannot be written. The
 /// daemon keeps running, sends nothing whose start is not on record, and shows the rows
@@ -504,74 +618,13 @@ fn metric_messages(port: u16, state: &str) -> Option<u64> {
 /// the rest: everyone once, no row left `sending`, and SIGTERM exits 0.
 #[test]
 fn a_full_disk_mid_send_keeps_the_results_until_they_are_written() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!(
-            "faults::a_full_disk_mid_send_keeps_the_results_until_they_are_written: SKIPPED: \
-             it needs root to mount a small tmpfs for the database (`bash .ci/run` runs as root)"
-        );
+    let Some(setup) =
+        FullDisk::start("a_full_disk_mid_send_keeps_the_results_until_they_are_written")
+    else {
         return;
-    }
-    const CLIENTS: usize = 12;
-    /// How long the server holds each message before its reply: the fill lands inside it.
-    const DELAY_MS: u64 = 2000;
-    /// The survey moment of clients who churned on 2026-01-08 (10:00 New York, 90 days on).
-    const SURVEY_MOMENT: &str = "2026-04-08T14:00:05Z";
-    let env = Env::start(
-        json!({"delay_ms": DELAY_MS}),
-        "connections = 2",
-        "0 10 * * *",
-        &[("survey", 0)],
-    );
-    let disk = Tmpfs::mount(&env.project.path("disk"), "4m");
-    let database = disk.dir.join("winback.db");
-    let config = env.project.read_file("winback.toml");
-    assert!(config.contains("path = \"winback.db\""), "{config}");
-    env.project.write_config(&config.replace(
-        "path = \"winback.db\"",
-        &format!("path = \"{}\"", database.display()),
-    ));
-    let emails: Vec<String> = (0..CLIENTS)
-        .map(|n| format!("client{n:02}@disk.example"))
-        .collect();
-    let rows: Vec<Vec<&str>> = emails
-        .iter()
-        .map(|email| {
-            vec![
-                email.as_str(),
-                "Dana Disk",
-                "Disk Co",
-                "2026-01-08",
-                "price",
-                "",
-            ]
-        })
-        .collect();
-    let rows: Vec<&[&str]> = rows.iter().map(Vec::as_slice).collect();
-    env.import(&csv(COLUMNS, &rows), "2026-04-01T00:00:00Z");
-    assert!(database.exists(), "the database is not on the tmpfs");
-
-    let mut daemon = env.project.spawn_winback(&["run", "--now", SURVEY_MOMENT]);
-    // The server saves each message before its slow reply: with two received, both
-    // connections are inside an SMTP transaction whose start is on record.
-    assert!(
-        wait_until(WAIT, || env.received_rcpts().len() >= 2),
-        "nothing was sent:\n{}",
-        daemon.stderr_so_far()
-    );
-    let (filler, filled) = disk.fill();
-    assert_eq!(
-        disk.free(),
-        0,
-        "the tmpfs is not full ({filled} bytes written)"
-    );
-    assert!(
-        wait_until(WAIT, || daemon
-            .stderr_so_far()
-            .contains("database or disk is full")),
-        "the daemon never met the full disk:\n{}",
-        daemon.stderr_so_far()
-    );
+    };
+    let env = &setup.env;
+    let (mut daemon, filler) = setup.fill_mid_send();
 
     // While the disk is full.
     assert!(daemon.is_running(), "the full disk ended the daemon");
@@ -615,7 +668,7 @@ fn a_full_disk_mid_send_keeps_the_results_until_they_are_written() {
     env.server.set_rules(json!({}));
     fs::remove_file(&filler).expect("delete the filler file");
     let settled = wait_until(Duration::from_secs(60), || {
-        counts(&env.status(), "messages") == [("sent".to_string(), CLIENTS as u64)].into()
+        counts(&env.status(), "messages") == [("sent".to_string(), DISK_CLIENTS as u64)].into()
     });
     assert!(
         settled,
@@ -631,17 +684,7 @@ fn a_full_disk_mid_send_keeps_the_results_until_they_are_written() {
     );
     assert_eq!(metric_messages(env.http_port, "sending"), Some(0));
 
-    // Everyone once: by recipient and by Message-ID.
-    let received = env.server.messages();
-    let rcpts: Vec<String> = received.iter().flat_map(|m| m.rcpt_tos.clone()).collect();
-    let distinct: BTreeSet<String> = rcpts.iter().map(|r| r.to_lowercase()).collect();
-    assert_eq!(rcpts.len(), CLIENTS, "someone got two: {rcpts:?}");
-    assert_eq!(distinct, emails.iter().cloned().collect::<BTreeSet<_>>());
-    let ids: BTreeSet<String> = received
-        .iter()
-        .map(|m| m.header("Message-ID").expect("a Message-ID"))
-        .collect();
-    assert_eq!(ids.len(), CLIENTS, "a Message-ID went out twice");
+    setup.assert_everyone_once();
 
     let log = daemon.stderr_so_far();
     assert!(!log.contains("panicked"), "{log}");
@@ -649,7 +692,70 @@ fn a_full_disk_mid_send_keeps_the_results_until_they_are_written() {
     let status = env.status();
     assert_eq!(
         counts(&status, "messages"),
-        [("sent".to_string(), CLIENTS as u64)].into(),
+        [("sent".to_string(), DISK_CLIENTS as u64)].into(),
         "after SIGTERM: {status:#}"
     );
+}
+
+/// SIGTERM while the disk is full and results wait to be written: the daemon stops as
+/// asked (exit 0, saying what it left), and those rows stay `sending` in view. Once space
+/// returns, the next start settles them: the two whose SMTP transaction had begun are
+/// `uncertain` (the server has them; never sent again), the others go out; everyone once.
+#[test]
+fn a_stop_on_a_full_disk_leaves_nothing_to_send_twice() {
+    let Some(setup) = FullDisk::start("a_stop_on_a_full_disk_leaves_nothing_to_send_twice") else {
+        return;
+    };
+    let env = &setup.env;
+    let (daemon, filler) = setup.fill_mid_send();
+    assert!(
+        wait_until(WAIT, || daemon
+            .stderr_so_far()
+            .contains("cannot record the results of sent messages")),
+        "no results waiting to be written:\n{}",
+        daemon.stderr_so_far()
+    );
+    let before: BTreeSet<String> = env.received_rcpts().into_iter().collect();
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    let stopped = daemon.stop(WAIT);
+    stopped.assert_success();
+    assert!(
+        stopped.stderr.contains("stopping with results not written"),
+        "{}",
+        stopped.stderr
+    );
+    assert_eq!(
+        setup.messages(),
+        [("sending".to_string(), DISK_CLIENTS as u64)].into(),
+        "what the stop could not write is still in view"
+    );
+
+    fs::remove_file(&filler).expect("delete the filler file");
+    env.server.set_rules(json!({}));
+    let daemon = env.project.spawn_winback(&["run", "--now", SURVEY_MOMENT]);
+    let settled = [
+        ("sent".to_string(), DISK_CLIENTS as u64 - 2),
+        ("uncertain".to_string(), 2),
+    ]
+    .into();
+    assert!(
+        wait_until(WAIT, || setup.messages() == settled),
+        "the next start did not settle the rows: {:#}\n{}",
+        env.status(),
+        daemon.stderr_so_far()
+    );
+    let uncertain: BTreeSet<String> = env.status()["attention"]
+        .as_array()
+        .expect("attention is a list")
+        .iter()
+        .filter(|m| m["state"] == "uncertain")
+        .filter_map(|m| m["email"].as_str().map(str::to_lowercase))
+        .collect();
+    assert_eq!(
+        uncertain, before,
+        "only the messages whose transaction had begun are uncertain"
+    );
+    setup.assert_everyone_once();
+    daemon.stop(WAIT).assert_success();
 }
