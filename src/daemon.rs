@@ -473,6 +473,12 @@ pub async fn run(
                     ..PassReport::default()
                 }
             }
+            Err(error) if shutdown_seen => {
+                // A stop gave up on results it could not write (a full disk): the stop
+                // itself went as asked, and the next start settles those rows.
+                tracing::error!(%error, "stopping with results not written: the next start settles those messages (the ones already started become uncertain: see `winback outbox list`)");
+                PassReport::default()
+            }
             Err(error) => return Err(error.into()),
         };
         if report.sent + report.retried + report.failed + report.uncertain > 0 {

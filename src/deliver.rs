@@ -355,6 +355,15 @@ impl Deliverer {
                         work_tx = None;
                         break;
                     }
+                    Err(e) if kept.is_empty() => {
+                        // Only a claim was refused (the disk full before the pass, say):
+                        // as when the claim alone fails, send no more, and the pass fails,
+                        // so the daemon pauses before the next one instead of claiming
+                        // again at once, four times a second.
+                        in_flight -= count;
+                        claim_error = Some(e);
+                        work_tx = None;
+                    }
                     Err(e) => {
                         // Nothing of this transaction happened (a full disk, say): claim
                         // no more, and keep trying to record these results until it
@@ -844,6 +853,40 @@ mod tests {
             [("sent".to_string(), 3)].into_iter().collect(),
             "{status:?}"
         );
+    }
+
+    /// A pass whose claim cannot be written (the disk full before anything was sent; here
+    /// the write lock held by another connection) fails with the error: the daemon then
+    /// pauses before the next pass rather than claiming again at once, and `run --once`
+    /// says why instead of exiting 0 with nothing sent. Once the database takes writes,
+    /// the next pass sends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pass_that_cannot_claim_fails_with_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = setup(dir.path());
+        let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
+        let db = dir.path().join("winback.db");
+        let mut store = Store::open(&db).unwrap();
+        let rows = vec![Ok((2, record("pat@client.example")))];
+        store
+            .import(rows.into_iter(), &config, now(), false, &mut |_| {})
+            .unwrap();
+        store
+            .set_busy_timeout(std::time::Duration::from_millis(10))
+            .unwrap();
+        let other = rusqlite::Connection::open(&db).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let mailer = Arc::new(StubMailer::new());
+        let deliverer = deliverer(config, renderer, mailer.clone(), store);
+        let refused = deliverer.pass(Arc::default()).await;
+        assert!(
+            matches!(refused, Err(DeliverError::Store(_))),
+            "{refused:?}"
+        );
+        assert!(mailer.sent().is_empty());
+        other.execute_batch("ROLLBACK").unwrap();
+        let report = deliverer.pass(Arc::default()).await.unwrap();
+        assert_eq!((report.sent, mailer.sent().len()), (1, 1), "{report:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,14 +1,20 @@
 //! The daemon under an operator's worst day, through the real binary: logs that cannot be
 //! written (stderr closed, a pipe nobody reads), SIGHUP with a good and a bad new config,
-//! and a thousand idle HTTP connections.
+//! a thousand idle HTTP connections, and the database's disk filling up mid-send (a tmpfs
+//! the test mounts, so only as root).
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use serde_json::json;
+
+use crate::delivery::{COLUMNS, Env, counts, csv};
 use crate::support::{Project, wait_until};
 
 const NOW: &str = "2026-06-02T14:00:00Z";
@@ -390,5 +396,366 @@ fn a_step_held_by_a_placeholder_goes_once_the_template_is_fixed_and_reloaded() {
     );
     let survey = message_to(&project, "client0@example.com").unwrap_or_default();
     assert!(!survey.contains("[EDIT:"), "{survey}");
+    daemon.stop(WAIT).assert_success();
+}
+
+/// A tmpfs mounted on a directory for one test; unmounted when dropped, even when the test
+/// fails (lazily if something still holds a file open on it).
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let output = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mount");
+        assert!(
+            output.status.success(),
+            "this test runs as root but could not mount a tmpfs on {} ({}): {}",
+            dir.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Tmpfs {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Fills what is left of it with one file, written until the disk says it is full;
+    /// returns the file's path and how many bytes it took.
+    fn fill(&self) -> (PathBuf, u64) {
+        let path = self.dir.join("filler");
+        let mut file = fs::File::create(&path).expect("create the filler file");
+        let chunk = [0u8; 64 << 10];
+        let mut written = 0u64;
+        loop {
+            match file.write(&chunk) {
+                Ok(0) => break,
+                Ok(n) => written += n as u64,
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => panic!("write {}: {e}", path.display()),
+            }
+            assert!(written < 1 << 30, "the tmpfs never filled");
+        }
+        (path, written)
+    }
+
+    /// Bytes still free for an unprivileged writer.
+    fn free(&self) -> u64 {
+        let path = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes())
+            .expect("a path without NUL");
+        // SAFETY: statvfs writes into a struct this function owns.
+        unsafe {
+            let mut stats: libc::statvfs = std::mem::zeroed();
+            assert_eq!(libc::statvfs(path.as_ptr(), &mut stats), 0, "statvfs");
+            stats.f_bavail as u64 * stats.f_frsize as u64
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let unmounted = |lazy: bool| {
+            let mut command = Command::new("umount");
+            if lazy {
+                command.arg("-l");
+            }
+            command
+                .arg(&self.dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !unmounted(false) && !unmounted(true) {
+            eprintln!("could not unmount the tmpfs on {}", self.dir.display());
+        }
+    }
+}
+
+/// `winback_messages{state="STATE"}` from the daemon's `/metrics`, if it answered.
+fn metric_messages(port: u16, state: &str) -> Option<u64> {
+    let text = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
+        .and_then(|r| r.text())
+        .ok()?;
+    let name = format!("winback_messages{{state=\"{state}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&name))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Clients due for the survey in the full-disk tests.
+const DISK_CLIENTS: usize = 12;
+/// The survey moment of clients who churned on 2026-01-08 (10:00 New York, 90 days on).
+const SURVEY_MOMENT: &str = "2026-04-08T14:00:05Z";
+
+/// A project whose database lives on a 4 MiB tmpfs, `DISK_CLIENTS` clients due for the
+/// survey at `SURVEY_MOMENT`, sent over two connections to a server that holds each
+/// message 2 s before its reply (after saving it). Fields drop in order: the tmpfs is
+/// unmounted before the project's directory goes.
+struct FullDisk {
+    disk: Tmpfs,
+    env: Env,
+    emails: Vec<String>,
+}
+
+impl FullDisk {
+    /// The setup, or None (saying why on stderr) when this process cannot mount a tmpfs.
+    fn start(test: &str) -> Option<FullDisk> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!(
+                "faults::{test}: SKIPPED: it needs root to mount a small tmpfs for the \
+                 database (`bash .ci/run` runs as root)"
+            );
+            return None;
+        }
+        let env = Env::start(
+            json!({"delay_ms": 2000}),
+            "connections = 2",
+            "0 10 * * *",
+            &[("survey", 0)],
+        );
+        let disk = Tmpfs::mount(&env.project.path("disk"), "4m");
+        let database = disk.dir.join("winback.db");
+        let config = env.project.read_file("winback.toml");
+        assert!(config.contains("path = \"winback.db\""), "{config}");
+        env.project.write_config(&config.replace(
+            "path = \"winback.db\"",
+            &format!("path = \"{}\"", database.display()),
+        ));
+        let emails: Vec<String> = (0..DISK_CLIENTS)
+            .map(|n| format!("client{n:02}@disk.example"))
+            .collect();
+        let rows: Vec<Vec<&str>> = emails
+            .iter()
+            .map(|email| {
+                vec![
+                    email.as_str(),
+                    "Dana Disk",
+                    "Disk Co",
+                    "2026-01-08",
+                    "price",
+                    "",
+                ]
+            })
+            .collect();
+        let rows: Vec<&[&str]> = rows.iter().map(Vec::as_slice).collect();
+        env.import(&csv(COLUMNS, &rows), "2026-04-01T00:00:00Z");
+        assert!(database.exists(), "the database is not on the tmpfs");
+        Some(FullDisk { disk, env, emails })
+    }
+
+    /// Starts the daemon and fills the disk while both connections are inside an SMTP
+    /// transaction whose start is on record (the server saves a message before its slow
+    /// reply: two received means both are open); returns once the daemon has met the
+    /// full disk. Returns the daemon and the filler file.
+    fn fill_mid_send(&self) -> (crate::support::Daemon, PathBuf) {
+        let env = &self.env;
+        let daemon = env.project.spawn_winback(&["run", "--now", SURVEY_MOMENT]);
+        assert!(
+            wait_until(WAIT, || env.received_rcpts().len() >= 2),
+            "nothing was sent:\n{}",
+            daemon.stderr_so_far()
+        );
+        let (filler, filled) = self.disk.fill();
+        assert_eq!(
+            self.disk.free(),
+            0,
+            "the tmpfs is not full ({filled} bytes written)"
+        );
+        assert!(
+            wait_until(WAIT, || daemon
+                .stderr_so_far()
+                .contains("database or disk is full")),
+            "the daemon never met the full disk:\n{}",
+            daemon.stderr_so_far()
+        );
+        (daemon, filler)
+    }
+
+    /// Every client got the survey once: by recipient and by Message-ID.
+    #[track_caller]
+    fn assert_everyone_once(&self) {
+        let received = self.env.server.messages();
+        let rcpts: Vec<String> = received
+            .iter()
+            .flat_map(|m| m.rcpt_tos.iter().map(|r| r.to_lowercase()))
+            .collect();
+        let distinct: BTreeSet<&String> = rcpts.iter().collect();
+        assert_eq!(rcpts.len(), DISK_CLIENTS, "someone got two: {rcpts:?}");
+        assert_eq!(distinct, self.emails.iter().collect::<BTreeSet<_>>());
+        let ids: BTreeSet<String> = received
+            .iter()
+            .map(|m| m.header("Message-ID").expect("a Message-ID"))
+            .collect();
+        assert_eq!(ids.len(), DISK_CLIENTS, "a Message-ID went out twice");
+    }
+
+    /// How many messages `status` shows in each state.
+    fn messages(&self) -> std::collections::BTreeMap<String, u64> {
+        counts(&self.env.status(), "messages")
+    }
+}
+
+/// The database on a small filesystem that fills up while two SMTP transactions are open:
+/// their results (and the starts of the messages after them) cannot be written. The
+/// daemon keeps running, sends nothing whose start is not on record, and shows the rows
+/// it could not settle as `sending` in `status`, `outbox list` and `/metrics`; once space
+/// returns, it writes the kept results (those two are `sent`, not `uncertain`) and sends
+/// the rest: everyone once, no row left `sending`, and SIGTERM exits 0.
+#[test]
+fn a_full_disk_mid_send_keeps_the_results_until_they_are_written() {
+    let Some(setup) =
+        FullDisk::start("a_full_disk_mid_send_keeps_the_results_until_they_are_written")
+    else {
+        return;
+    };
+    let env = &setup.env;
+    let (mut daemon, filler) = setup.fill_mid_send();
+
+    // While the disk is full.
+    assert!(daemon.is_running(), "the full disk ended the daemon");
+    assert_eq!(
+        env.received_rcpts().len(),
+        2,
+        "a message was sent while its start could not be recorded"
+    );
+    let status = env.status();
+    let stuck = counts(&status, "messages")
+        .get("sending")
+        .copied()
+        .unwrap_or(0);
+    assert!(stuck >= 2, "status shows no message `sending`: {status:#}");
+    let listed = env.project.winback(&["outbox", "list"]);
+    listed.assert_success();
+    let sending = listed
+        .stdout
+        .lines()
+        .filter(|line| line.split_whitespace().nth(1) == Some("sending"))
+        .count();
+    assert_eq!(
+        sending as u64, stuck,
+        "`outbox list` does not show what status counts as sending:\n{}",
+        listed.stdout
+    );
+    assert!(
+        !listed.stdout.contains("nothing needs attention")
+            && listed.stdout.contains("could not be written yet"),
+        "{}",
+        listed.stdout
+    );
+    assert_eq!(
+        metric_messages(env.http_port, "sending"),
+        Some(stuck),
+        "/metrics does not count the rows `sending`"
+    );
+    assert!(daemon.is_running(), "the full disk ended the daemon");
+
+    // Space comes back; the server answers at once from now on.
+    env.server.set_rules(json!({}));
+    fs::remove_file(&filler).expect("delete the filler file");
+    let settled = wait_until(Duration::from_secs(60), || {
+        counts(&env.status(), "messages") == [("sent".to_string(), DISK_CLIENTS as u64)].into()
+    });
+    assert!(
+        settled,
+        "the messages were not all recorded as sent once space returned: {:#}\n{}",
+        env.status(),
+        daemon.stderr_so_far()
+    );
+    let listed = env.project.winback(&["outbox", "list"]);
+    assert!(
+        listed.stdout.contains("nothing needs attention"),
+        "{}",
+        listed.stdout
+    );
+    assert_eq!(metric_messages(env.http_port, "sending"), Some(0));
+
+    setup.assert_everyone_once();
+
+    let log = daemon.stderr_so_far();
+    assert!(!log.contains("panicked"), "{log}");
+    daemon.stop(WAIT).assert_success();
+    let status = env.status();
+    assert_eq!(
+        counts(&status, "messages"),
+        [("sent".to_string(), DISK_CLIENTS as u64)].into(),
+        "after SIGTERM: {status:#}"
+    );
+}
+
+/// SIGTERM while the disk is full and results wait to be written: the daemon stops as
+/// asked (exit 0, saying what it left), and those rows stay `sending` in view. Once space
+/// returns, the next start settles them: the two whose SMTP transaction had begun are
+/// `uncertain` (the server has them; never sent again), the others go out; everyone once.
+#[test]
+fn a_stop_on_a_full_disk_leaves_nothing_to_send_twice() {
+    let Some(setup) = FullDisk::start("a_stop_on_a_full_disk_leaves_nothing_to_send_twice") else {
+        return;
+    };
+    let env = &setup.env;
+    let (daemon, filler) = setup.fill_mid_send();
+    assert!(
+        wait_until(WAIT, || daemon
+            .stderr_so_far()
+            .contains("cannot record the results of sent messages")),
+        "no results waiting to be written:\n{}",
+        daemon.stderr_so_far()
+    );
+    let before: BTreeSet<String> = env.received_rcpts().into_iter().collect();
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    let stopped = daemon.stop(WAIT);
+    stopped.assert_success();
+    assert!(
+        stopped.stderr.contains("stopping with results not written"),
+        "{}",
+        stopped.stderr
+    );
+    assert_eq!(
+        setup.messages(),
+        [("sending".to_string(), DISK_CLIENTS as u64)].into(),
+        "what the stop could not write is still in view"
+    );
+
+    fs::remove_file(&filler).expect("delete the filler file");
+    env.server.set_rules(json!({}));
+    let daemon = env.project.spawn_winback(&["run", "--now", SURVEY_MOMENT]);
+    let settled = [
+        ("sent".to_string(), DISK_CLIENTS as u64 - 2),
+        ("uncertain".to_string(), 2),
+    ]
+    .into();
+    assert!(
+        wait_until(WAIT, || setup.messages() == settled),
+        "the next start did not settle the rows: {:#}\n{}",
+        env.status(),
+        daemon.stderr_so_far()
+    );
+    let uncertain: BTreeSet<String> = env.status()["attention"]
+        .as_array()
+        .expect("attention is a list")
+        .iter()
+        .filter(|m| m["state"] == "uncertain")
+        .filter_map(|m| m["email"].as_str().map(str::to_lowercase))
+        .collect();
+    assert_eq!(
+        uncertain, before,
+        "only the messages whose transaction had begun are uncertain"
+    );
+    setup.assert_everyone_once();
     daemon.stop(WAIT).assert_success();
 }
