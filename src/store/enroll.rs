@@ -7,18 +7,11 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rusqlite::{Connection, OptionalExtension, Statement, params};
 
+use super::clients::{ClientFacts, load_facts};
 use super::{Result, Store, StoreError, fmt_time, log_event, moment, parse_opt_time};
 use crate::config::{Campaign, Config};
-use crate::domain::model::{ChurnedAt, EnrollmentState};
+use crate::domain::model::EnrollmentState;
 use crate::domain::schedule;
-
-/// What reconciliation needs to know about a client.
-pub(crate) struct ClientFacts<'a> {
-    pub id: i64,
-    pub churned_at: ChurnedAt,
-    pub churn_reason: Option<&'a str>,
-    pub timezone: Option<Tz>,
-}
 
 struct Existing {
     id: i64,
@@ -369,6 +362,26 @@ fn cancel_queued(conn: &Connection, enrollment_id: i64, now: DateTime<Utc>) -> R
     Ok(())
 }
 
+/// Stops every active enrollment of a client, and cancels their queued retries.
+pub(crate) fn stop_client(
+    conn: &Connection,
+    client_id: i64,
+    state: EnrollmentState,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let stopped = conn
+        .prepare_cached(
+            "UPDATE enrollments SET state = ?2, send_at = NULL, due_at = NULL, stopped_at = ?3, updated_at = ?3
+             WHERE client_id = ?1 AND state = 'active'",
+        )?
+        .execute(params![client_id, state.as_str(), fmt_time(now)])?;
+    conn.prepare_cached(
+        "UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2 WHERE client_id = ?1 AND state IN ('retry', 'held')",
+    )?
+    .execute(params![client_id, fmt_time(now)])?;
+    Ok(stopped)
+}
+
 pub(crate) fn stop(
     conn: &Connection,
     enrollment_id: i64,
@@ -407,7 +420,7 @@ impl Store {
                 .query_map([], |r| r.get(0))?
                 .collect::<std::result::Result<_, _>>()?;
             for id in ids {
-                let row = super::clients::load_facts(&tx, id)?;
+                let row = load_facts(&tx, id)?;
                 if let Some(row) = row {
                     reconcile(&tx, campaign, &row.facts(), now)?;
                 }

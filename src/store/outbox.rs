@@ -1065,8 +1065,8 @@ fn bounce(tx: &Connection, client_id: i64, error: &str, at: DateTime<Utc>) -> Re
     )?;
     // Over the person's own opt-out, so that their link's Undo cannot lift it.
     let bounced = Suppression::new(Reason::Bounce, "smtp");
-    super::clients::suppress(tx, &email, &bounced, at)?;
-    super::clients::stop_client(tx, client_id, EnrollmentState::Bounced, at)?;
+    super::people::suppress(tx, &email, &bounced, at)?;
+    super::enroll::stop_client(tx, client_id, EnrollmentState::Bounced, at)?;
     log_event(tx, at, Some(client_id), "bounce", error)?;
     Ok(())
 }
