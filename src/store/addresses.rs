@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Result, lower_hex};
 use crate::domain::model::{legacy_spellings, normalize_email};
-use crate::domain::suppression::{self, Recording, Suppression};
+use crate::domain::suppression::{self, Reason, Recording, Suppression};
 
 /// The suppression key of a text exactly as given (no normalization): what older
 /// versions stored for the spelling they had.
@@ -84,16 +84,12 @@ pub(super) fn normalize_stored(conn: &Connection) -> Result<()> {
                 )?;
             }
             Some((other_reason, other_source)) => {
-                let stronger = match (
-                    Suppression::parse(&reason, &source),
-                    Suppression::parse(&other_reason, &other_source),
-                ) {
-                    (Some(this), Some(other)) => {
-                        suppression::record(Some(&other), &this) == Recording::Replace
-                    }
-                    // A reason this build does not know stays as it was found.
-                    _ => false,
-                };
+                let this = Suppression::decode(&reason, &source);
+                let other = Suppression::decode(&other_reason, &other_source);
+                // A reason this build does not know stays as it was found: kept where it
+                // is (see `suppression::record`), never moved over a known one.
+                let stronger = this.reason != Reason::Unknown
+                    && suppression::record(Some(&other), &this) == Recording::Replace;
                 if stronger {
                     conn.execute(
                         "UPDATE suppressions SET (reason, source, created_at) =

@@ -1,7 +1,9 @@
 //! Enrollments: which client is in which campaign, at which step, due when.
 //!
 //! Kept in step with the clients (on import) and with the configuration (on start-up,
-//! when a campaign is new or its timing changed). The due times come from `schedule`.
+//! when a campaign is new or its timing changed), and stopped when their person opts out,
+//! bounces or comes back. Decides nothing itself: when a step is due, and what a message
+//! already at it means, come from `domain::lifecycle` and `domain::schedule`.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -10,7 +12,8 @@ use rusqlite::{Connection, OptionalExtension, Statement, params};
 use super::clients::{ClientFacts, load_facts};
 use super::{Result, Store, StoreError, fmt_time, log_event, moment, parse_opt_time};
 use crate::config::{Campaign, Config};
-use crate::domain::model::EnrollmentState;
+use crate::domain::lifecycle::{self, Reschedule};
+use crate::domain::model::{EnrollmentState, MessageState};
 use crate::domain::schedule;
 
 struct Existing {
@@ -121,29 +124,23 @@ pub(crate) fn reconcile(
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()?;
-            if let Some((_, state)) = &message
-                && state != "retry"
-                && state != "cancelled"
-            {
-                return Ok(()); // out or settled: its result moves the enrollment on
-            }
-            let due = match (e.next_step, e.last_sent_at) {
-                (1, _) => Some(schedule::survey_due(campaign, client.churned_at, tz)),
-                (n, Some(last)) => campaign
-                    .step(n)
-                    .map(|s| crate::domain::calendar::add_local_days(last, s.after_days, tz)),
-                (_, None) => None,
+            let state = match &message {
+                Some((_, state)) => Some(message_state(state)?),
+                None => None,
             };
-            match (due, message) {
-                (Some(due), None) => {
-                    conn.prepare_cached("UPDATE enrollments SET due_at = ?2, send_at = ?3, updated_at = ?4 WHERE id = ?1")?
-                        .execute(params![e.id, fmt_time(due), next_moment(campaign, tz, due, now), fmt_time(now)])?;
-                }
-                (Some(due), Some((row, _))) => {
-                    // A queued retry (or one dropped while the campaign was away, queued
-                    // again) keeps its row, and waits for the step's due time as it is now;
-                    // the time until giving up on the address counts from then at the
-                    // earliest.
+            let next = lifecycle::reschedule(
+                campaign,
+                tz,
+                client.churned_at,
+                e.next_step,
+                e.last_sent_at,
+                state,
+            );
+            match (next, message) {
+                (Reschedule::Leave, _) => {}
+                (Reschedule::Requeue(due), Some((row, _))) => {
+                    // The time until giving up on the address counts from the step's due
+                    // time at the earliest.
                     conn.prepare_cached(
                         "UPDATE messages SET due_at = ?2, updated_at = ?3,
                                 first_claimed_at = max(CASE state WHEN 'cancelled' THEN ?3 ELSE first_claimed_at END, ?2),
@@ -155,7 +152,11 @@ pub(crate) fn reconcile(
                     conn.prepare_cached("UPDATE enrollments SET due_at = ?2, send_at = NULL, updated_at = ?3 WHERE id = ?1")?
                         .execute(params![e.id, fmt_time(due), fmt_time(now)])?;
                 }
-                (None, _) => {
+                (Reschedule::Due(due) | Reschedule::Requeue(due), _) => {
+                    conn.prepare_cached("UPDATE enrollments SET due_at = ?2, send_at = ?3, updated_at = ?4 WHERE id = ?1")?
+                        .execute(params![e.id, fmt_time(due), next_moment(campaign, tz, due, now), fmt_time(now)])?;
+                }
+                (Reschedule::Complete, _) => {
                     cancel_queued(conn, e.id, now)?;
                     stop(conn, e.id, EnrollmentState::Completed, now)?;
                 }
@@ -163,6 +164,11 @@ pub(crate) fn reconcile(
         }
     }
     Ok(())
+}
+
+/// A message's stored state; one this build does not know is a damaged database.
+pub(crate) fn message_state(text: &str) -> Result<MessageState> {
+    MessageState::parse(text).ok_or_else(|| StoreError::Corrupt(format!("message state {text:?}")))
 }
 
 /// The first step of a new enrollment: when it is due, and the first moment it may go.

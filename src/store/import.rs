@@ -13,6 +13,7 @@ use super::clients::{ClientFacts, fields_json, load_by_email};
 use super::enroll;
 use super::{Result, Store, StoreError, fmt_time, log_event};
 use crate::config::Config;
+use crate::domain::lifecycle;
 use crate::domain::model::{ClientRecord, SyncOutcome, SyncReport};
 use crate::import::csv::RowError;
 
@@ -378,18 +379,12 @@ fn upsert(
         timezone: record.timezone,
     };
     // Left again after coming back: a new sequence (an opt-out still stops it at claim time).
-    let left_again = existing.returned_at.is_some_and(|returned| {
-        config
-            .campaigns
-            .first()
-            .map(|c| {
-                record
-                    .churned_at
-                    .instant(crate::domain::schedule::zone(c, record.timezone))
-                    > returned
-            })
-            .unwrap_or(false)
-    });
+    let left_again = lifecycle::churned_again(
+        existing.returned_at,
+        record.churned_at,
+        record.timezone,
+        config.campaigns.first(),
+    );
     if left_again {
         tx.execute(
             "UPDATE clients SET returned_at = NULL WHERE id = ?1",

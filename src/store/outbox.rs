@@ -113,13 +113,7 @@ fn standing(conn: &Connection, client: &StoredClient) -> Result<Standing> {
 
 /// A person's standing from their suppression reason (if any) and whether they came back.
 fn standing_of(suppression: Option<&str>, returned: bool) -> Standing {
-    Standing {
-        opted_out: suppression
-            .and_then(Reason::parse)
-            .is_some_and(Reason::is_opt_out),
-        bounced: suppression.and_then(Reason::parse) == Some(Reason::Bounce),
-        returned,
-    }
+    crate::domain::lifecycle::standing(suppression.map(Reason::decode), returned)
 }
 
 /// When this person's recent messages went (or may have gone) out.

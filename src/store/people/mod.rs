@@ -16,9 +16,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::clients::{load_by_email, load_facts};
-use super::enroll::{reconcile, stop_client};
+use super::enroll::{message_state, reconcile, stop_client};
 use super::{Result, Store, email_hash, fmt_time, log_event, moment};
 use crate::config::Config;
+use crate::domain::lifecycle::{self, Resume, Undo};
 use crate::domain::model::{EnrollmentState, normalize_email};
 use crate::domain::suppression::{self, Reason, Recording, Suppression};
 use crate::token::Target;
@@ -141,12 +142,13 @@ fn view_by_link(conn: &Connection, target: &Target) -> Result<Option<EnrollmentV
     .transpose()
 }
 
-/// The suppression of an address: (reason, source).
-fn suppression(conn: &Connection, email: &str) -> Result<Option<(String, String)>> {
-    Ok(conn
+/// The suppression of a (normalised) address, if it has one.
+fn suppression(conn: &Connection, email: &str) -> Result<Option<Suppression>> {
+    let stored: Option<(String, String)> = conn
         .prepare_cached("SELECT reason, source FROM suppressions WHERE email_hash = ?1")?
         .query_row(params![email_hash(email)], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?)
+        .optional()?;
+    Ok(stored.map(|(reason, source)| Suppression::decode(&reason, &source)))
 }
 
 impl Store {
@@ -189,22 +191,16 @@ impl Store {
         let Some(view) = view_by_link(&tx, target)? else {
             return Ok(UndoOutcome::Unknown);
         };
-        // Only the person's own opt-out: one an operator recorded (a reply asking to stop,
-        // a complaint), a bounce or a forget is never undone from a link.
-        match suppression(&tx, &view.email)? {
-            None => return Ok(UndoOutcome::NotOptedOut),
-            Some((reason, source))
-                if Suppression::parse(&reason, &source).is_some_and(|s| s.undoable_by_link()) => {}
-            Some(_) => return Ok(UndoOutcome::NotUndoable),
-        }
-        // An address that bounced stays suppressed, even if its person opted out since.
+        let stored = suppression(&tx, &view.email)?;
         let bounced: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM enrollments WHERE client_id = ?1 AND state = 'bounced')",
             params![view.client_id],
             |r| r.get(0),
         )?;
-        if bounced {
-            return Ok(UndoOutcome::NotUndoable);
+        match lifecycle::undo(stored.as_ref(), bounced) {
+            Undo::NotOptedOut => return Ok(UndoOutcome::NotOptedOut),
+            Undo::NotUndoable => return Ok(UndoOutcome::NotUndoable),
+            Undo::Lift => {}
         }
         tx.execute(
             "DELETE FROM suppressions WHERE email_hash = ?1",
@@ -295,8 +291,8 @@ pub(crate) fn opt_out(
 }
 
 /// Records `new` for a (normalised) address, keeping whichever of it and the stored one
-/// is stronger; returns the one stored before. A stored reason this build does not know
-/// is kept as it is, and counts as an opt-out.
+/// is stronger (see [`suppression::record`]: a stored reason this build does not know is
+/// kept as it is); returns the one stored before.
 pub(crate) fn suppress(
     tx: &Connection,
     email: &str,
@@ -304,17 +300,7 @@ pub(crate) fn suppress(
     now: DateTime<Utc>,
 ) -> Result<Option<Suppression>> {
     let hash = email_hash(email);
-    let stored: Option<(String, String)> = tx
-        .prepare_cached("SELECT reason, source FROM suppressions WHERE email_hash = ?1")?
-        .query_row(params![hash], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let before = match &stored {
-        None => None,
-        Some((reason, source)) => match Suppression::parse(reason, source) {
-            Some(known) => Some(known),
-            None => return Ok(Some(Suppression::new(Reason::OptOut, source))),
-        },
-    };
+    let before = suppression(tx, email)?;
     match suppression::record(before.as_ref(), new) {
         Recording::Insert => {
             tx.prepare_cached(
@@ -333,9 +319,8 @@ pub(crate) fn suppress(
     Ok(before)
 }
 
-/// Resumes the client's sequences that an opt-out stopped, each where it stood: a step
-/// that went out (or may have) while the opt-out was recorded counts as sent; a retry the
-/// opt-out cancelled is queued again; otherwise the next step is rescheduled.
+/// Resumes the client's sequences that an opt-out stopped, each where it stood (see
+/// [`lifecycle::resume`]).
 fn reactivate(
     tx: &Transaction<'_>,
     client_id: i64,
@@ -345,9 +330,7 @@ fn reactivate(
     let Some(client) = load_facts(tx, client_id)? else {
         return Ok(0);
     };
-    if client.returned_at.is_some() {
-        return Ok(0); // they came back as a client: nothing to resume
-    }
+    let returned = client.returned_at.is_some();
     let now_text = fmt_time(now);
     let stopped: Vec<(i64, String, i64, u32)> = tx
         .prepare_cached(
@@ -360,23 +343,27 @@ fn reactivate(
         let Some(campaign) = config.campaign(&campaign_name) else {
             continue; // no longer configured: nothing to schedule it by
         };
-        if !campaign.admits(client.record.churn_reason.as_deref()) {
-            continue;
-        }
+        let admitted = campaign.admits(client.record.churn_reason.as_deref());
         let message: Option<(String, String, Option<String>)> = tx
             .prepare_cached("SELECT state, due_at, sent_at FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3")?
             .query_row(params![enrollment_id, cycle, next_step], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        match message {
-            None => {
+        let state = match &message {
+            Some((state, _, _)) => Some(message_state(state)?),
+            None => None,
+        };
+        let (due_at, sent_at) = message.map(|(_, due, sent)| (due, sent)).unzip();
+        match lifecycle::resume(returned, admitted, state) {
+            Resume::AtStep => {
                 reschedule(tx, enrollment_id, next_step, None, now)?;
                 reconcile(tx, campaign, &client.facts(), now)?;
             }
-            Some((state, _, sent_at)) if state == "sent" || state == "uncertain" => {
+            Resume::AfterStep => {
+                let sent_at = sent_at.flatten();
                 reschedule(tx, enrollment_id, next_step + 1, sent_at.as_deref(), now)?;
                 reconcile(tx, campaign, &client.facts(), now)?;
             }
-            Some((state, due_at, _)) if state == "cancelled" => {
+            Resume::QueueAgain => {
                 tx.prepare_cached(
                     "UPDATE messages SET state = 'retry', next_attempt_at = ?2, first_claimed_at = ?2, updated_at = ?2,
                             last_error = 'queued again: the recipient undid their opt-out'
@@ -389,14 +376,13 @@ fn reactivate(
                 )?
                 .execute(params![enrollment_id, due_at, now_text])?;
             }
-            Some((state, _, _)) if state == "sending" || state == "retry" => {
-                // In flight: its result moves the enrollment on, as for any active one.
+            Resume::InFlight => {
                 tx.prepare_cached(
                     "UPDATE enrollments SET state = 'active', send_at = NULL, stopped_at = NULL, updated_at = ?2 WHERE id = ?1",
                 )?
                 .execute(params![enrollment_id, now_text])?;
             }
-            Some(_) => continue, // failed: the address is likely dead; leave it stopped
+            Resume::Stay => continue,
         }
         resumed += 1;
     }

@@ -302,6 +302,38 @@ fn an_opt_out_keeps_its_strongest_source_whatever_the_order() {
     assert!(f.claim(now() + Duration::days(60)).is_empty());
 }
 
+/// A suppression whose reason this build does not know (a newer one wrote it) stops all
+/// mail as an opt-out does, at the claim as in the plan; no link lifts it, and nothing
+/// recorded later replaces it.
+#[test]
+fn a_suppression_reason_this_build_does_not_know_stops_all_mail() {
+    let mut f = fixture();
+    let id = f.import("pat@client.example");
+    f.store
+        .conn
+        .execute(
+            "INSERT INTO suppressions (email_hash, email, reason, source, created_at) VALUES (?1, ?2, 'vacation', 'link', ?3)",
+            params![email_hash("pat@client.example"), "pat@client.example", fmt_time(now())],
+        )
+        .unwrap();
+    assert!(f.claim(now()).is_empty());
+    assert_eq!(f.enrollment("pat@client.example").0, "opted_out");
+    assert_eq!(
+        f.store.undo_opt_out(&id, now(), &f.config).unwrap(),
+        UndoOutcome::NotUndoable
+    );
+    assert_eq!(
+        f.store.opt_out_enrollment(&id, "link", now()).unwrap(),
+        OptOutOutcome::AlreadyOptedOut
+    );
+    assert_eq!(
+        f.suppression("pat@client.example").unwrap().1,
+        "vacation",
+        "kept as found"
+    );
+    assert!(f.claim(now() + Duration::days(60)).is_empty());
+}
+
 #[test]
 fn undo_does_not_resurrect_a_returned_client() {
     let mut f = fixture();
