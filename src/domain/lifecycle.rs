@@ -20,7 +20,7 @@ use crate::domain::suppression::{Reason, Suppression};
 /// whether they came back. The one answer to "what counts as opted out?" is
 /// [`Reason::is_opt_out`]: an opt-out, a forgotten person, or a reason this build does
 /// not know; a bounce stops as bounced.
-pub fn standing(suppression: Option<Reason>, returned: bool) -> Standing {
+pub(crate) fn standing(suppression: Option<Reason>, returned: bool) -> Standing {
     Standing {
         opted_out: suppression.is_some_and(Reason::is_opt_out),
         bounced: suppression == Some(Reason::Bounce),
@@ -32,7 +32,7 @@ pub fn standing(suppression: Option<Reason>, returned: bool) -> Standing {
 /// new file gives is later than their return. Then a new sequence starts (an opt-out
 /// still stops it). A bare date is read in the zone of the first campaign (the client's
 /// own zone if they have one); with no campaign configured nothing starts.
-pub fn churned_again(
+pub(crate) fn churned_again(
     returned_at: Option<DateTime<Utc>>,
     churned_at: ChurnedAt,
     timezone: Option<Tz>,
@@ -48,7 +48,7 @@ pub fn churned_again(
 
 /// What an active sequence's step comes to when its campaign or its client changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reschedule {
+pub(crate) enum Reschedule {
     /// A message at the step is out or settled: its result moves the sequence on.
     Leave,
     /// No message yet: the step is due at this time.
@@ -66,7 +66,7 @@ pub enum Reschedule {
 /// date and the quiet period, a later step from the previous send. `message` is the
 /// state of the message already at that step, if there is one; a missing `send_at` alone
 /// never says a message is out.
-pub fn reschedule(
+pub(crate) fn reschedule(
     campaign: &Campaign,
     tz: Tz,
     churned_at: ChurnedAt,
@@ -101,7 +101,7 @@ pub fn reschedule(
 
 /// Where a sequence an opt-out stopped resumes when its person undoes the opt-out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resume {
+pub(crate) enum Resume {
     /// Nothing went out at its step: the step is scheduled again from now.
     AtStep,
     /// The step went out (or may have) while the opt-out stood: it counts as sent, and
@@ -120,7 +120,7 @@ pub enum Resume {
 /// Where a stopped sequence resumes: `returned` says the person came back as a client,
 /// `admitted` that the campaign still takes them in, `message` is the state of the
 /// message at the step the sequence stopped at, if any.
-pub fn resume(returned: bool, admitted: bool, message: Option<MessageState>) -> Resume {
+pub(crate) fn resume(returned: bool, admitted: bool, message: Option<MessageState>) -> Resume {
     if returned || !admitted {
         return Resume::Stay;
     }
@@ -135,7 +135,7 @@ pub fn resume(returned: bool, admitted: bool, message: Option<MessageState>) -> 
 
 /// What a link's Undo does to an address's suppression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Undo {
+pub(crate) enum Undo {
     /// There is nothing to undo.
     NotOptedOut,
     /// It stays: it is not the person's own opt-out (see
@@ -148,7 +148,7 @@ pub enum Undo {
 
 /// Whether a link's Undo lifts `suppression`; `bounced` says whether any of the person's
 /// sequences stopped as bounced.
-pub fn undo(suppression: Option<&Suppression>, bounced: bool) -> Undo {
+pub(crate) fn undo(suppression: Option<&Suppression>, bounced: bool) -> Undo {
     match suppression {
         None => Undo::NotOptedOut,
         Some(s) if s.undoable_by_link() && !bounced => Undo::Lift,

@@ -7,7 +7,7 @@
 
 pub mod calendar;
 pub mod campaign;
-pub mod lifecycle;
+pub(crate) mod lifecycle;
 pub mod model;
 pub mod plan;
 pub mod schedule;

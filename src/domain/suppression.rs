@@ -42,7 +42,7 @@ impl Reason {
 
     /// The one reading of a stored reason; text this build does not know is
     /// [`Reason::Unknown`].
-    pub fn decode(text: &str) -> Reason {
+    pub(crate) fn decode(text: &str) -> Reason {
         match text {
             "opt_out" => Reason::OptOut,
             "bounce" => Reason::Bounce,
@@ -96,7 +96,7 @@ impl Suppression {
     }
 
     /// A stored row's reason and source: the one place a stored suppression is read.
-    pub fn decode(reason: &str, source: &str) -> Suppression {
+    pub(crate) fn decode(reason: &str, source: &str) -> Suppression {
         Suppression::new(Reason::decode(reason), source)
     }
 
