@@ -1,8 +1,8 @@
 //! The rules of a person's and a sequence's life outside a send: what a suppression and a
-//! return mean for sending, whether a client who came back has left again, when the step
-//! a sequence stands at is due once its campaign or its client changed, what a message
-//! already at that step means then, and where a sequence resumes when its person undoes
-//! an opt-out.
+//! return mean for sending, what a later CRM file says about a known client, whether a
+//! client who came back has left again, when the step a sequence stands at is due once
+//! its campaign or its client changed, what a message already at that step means then,
+//! and where a sequence resumes when its person undoes an opt-out.
 //!
 //! Plain functions over facts the store gathers; the store writes the answer. Must not
 //! touch SQLite, SMTP, HTTP, templates, files or the clock.
@@ -12,7 +12,7 @@ use chrono_tz::Tz;
 
 use crate::domain::calendar::add_local_days;
 use crate::domain::campaign::Campaign;
-use crate::domain::model::{ChurnedAt, MessageState};
+use crate::domain::model::{ChurnedAt, ClientRecord, MessageState};
 use crate::domain::schedule::{self, Standing};
 use crate::domain::suppression::{Reason, Suppression};
 
@@ -43,6 +43,30 @@ pub(crate) fn churned_again(
             churned_at.instant(schedule::zone(campaign, timezone)) > returned
         }
         _ => false,
+    }
+}
+
+/// What a row says about a known client, over what is stored: a value the row lacks (its
+/// column is absent from the file, or its cell is empty) keeps the stored one. A partial
+/// export must never erase what an earlier one said, least of all a churn reason that
+/// keeps the client out of every campaign.
+pub(crate) fn merged(stored: &ClientRecord, row: &ClientRecord) -> ClientRecord {
+    let keep = |new: &Option<String>, old: &Option<String>| new.clone().or_else(|| old.clone());
+    let mut fields = stored.fields.clone();
+    for (name, value) in &row.fields {
+        if !value.is_empty() || !fields.contains_key(name) {
+            fields.insert(name.clone(), value.clone());
+        }
+    }
+    ClientRecord {
+        email: row.email.clone(),
+        name: keep(&row.name, &stored.name),
+        first_name: keep(&row.first_name, &stored.first_name),
+        company: keep(&row.company, &stored.company),
+        churned_at: row.churned_at,
+        churn_reason: keep(&row.churn_reason, &stored.churn_reason),
+        timezone: row.timezone.or(stored.timezone),
+        fields,
     }
 }
 

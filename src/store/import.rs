@@ -281,30 +281,6 @@ impl<'c> NewRows<'c> {
     }
 }
 
-/// What a row says about a known client, over what is stored: a value the row lacks (its
-/// column is absent from the file, or its cell is empty) keeps the stored one. A partial
-/// export must never erase what an earlier one said, least of all a churn reason that
-/// keeps the client out of every campaign.
-fn merged(stored: &ClientRecord, row: &ClientRecord) -> ClientRecord {
-    let keep = |new: &Option<String>, old: &Option<String>| new.clone().or_else(|| old.clone());
-    let mut fields = stored.fields.clone();
-    for (name, value) in &row.fields {
-        if !value.is_empty() || !fields.contains_key(name) {
-            fields.insert(name.clone(), value.clone());
-        }
-    }
-    ClientRecord {
-        email: row.email.clone(),
-        name: keep(&row.name, &stored.name),
-        first_name: keep(&row.first_name, &stored.first_name),
-        company: keep(&row.company, &stored.company),
-        churned_at: row.churned_at,
-        churn_reason: keep(&row.churn_reason, &stored.churn_reason),
-        timezone: row.timezone.or(stored.timezone),
-        fields,
-    }
-}
-
 fn upsert(
     tx: &Transaction<'_>,
     new_rows: &mut NewRows<'_>,
@@ -349,7 +325,7 @@ fn upsert(
             record.email
         )));
     };
-    let merged = merged(&existing.record, record);
+    let merged = lifecycle::merged(&existing.record, record);
     if existing.record == merged {
         counts.unchanged += 1;
         return Ok(());

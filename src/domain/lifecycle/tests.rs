@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 
 use super::*;
 use crate::domain::campaign::Step;
-use crate::domain::model::{EnrollmentState, StepKind};
+use crate::domain::model::{ClientRecord, EnrollmentState, StepKind};
 use crate::domain::send_at::SendAt;
 
 fn utc(text: &str) -> DateTime<Utc> {
@@ -227,4 +227,66 @@ fn only_the_persons_own_opt_out_of_an_address_that_never_bounced_is_undone() {
             "{stored:?}, bounced {bounced}"
         );
     }
+}
+
+/// A later file speaks for what it has: a value it lacks (no column, or an empty cell)
+/// keeps the stored one, and the churn date is always the file's.
+#[test]
+fn a_later_file_never_clears_what_an_earlier_one_said() {
+    let text = |t: &str| Some(t.to_string());
+    let stored = ClientRecord {
+        email: "fred@quarry.example".to_string(),
+        name: text("Fred Flint"),
+        first_name: text("Fred"),
+        company: text("Quarry"),
+        churned_at: churned("2025-06-01"),
+        churn_reason: text("we_ended"),
+        timezone: Some(Paris),
+        fields: [
+            ("plan".to_string(), "gold".to_string()),
+            ("seats".to_string(), "5".to_string()),
+        ]
+        .into(),
+    };
+    let bare = ClientRecord {
+        name: None,
+        first_name: None,
+        company: None,
+        churned_at: churned("2025-07-01"),
+        churn_reason: None,
+        timezone: None,
+        fields: [
+            ("plan".to_string(), String::new()),
+            ("region".to_string(), String::new()),
+        ]
+        .into(),
+        ..stored.clone()
+    };
+    // Only the churn date changes; an empty new column is kept, empty.
+    let mut expected = ClientRecord {
+        churned_at: churned("2025-07-01"),
+        ..stored.clone()
+    };
+    expected.fields.insert("region".to_string(), String::new());
+    assert_eq!(merged(&stored, &bare), expected);
+    // A full row replaces every value it has.
+    let full = ClientRecord {
+        name: text("Wilma Flint"),
+        first_name: None,
+        company: text("Bedrock"),
+        churn_reason: text("price"),
+        timezone: Some(New_York),
+        fields: [("seats".to_string(), "9".to_string())].into(),
+        ..bare.clone()
+    };
+    let updated = merged(&stored, &full);
+    assert_eq!(updated.name, text("Wilma Flint"));
+    assert_eq!(updated.first_name, text("Fred"));
+    assert_eq!(updated.company, text("Bedrock"));
+    assert_eq!(updated.churn_reason, text("price"));
+    assert_eq!(updated.timezone, Some(New_York));
+    assert_eq!(updated.fields["seats"], "9");
+    assert_eq!(updated.fields["plan"], "gold");
+    // The same row again changes nothing: the import counts it unchanged.
+    assert_eq!(merged(&updated, &full), updated);
 }
