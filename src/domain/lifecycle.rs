@@ -70,6 +70,28 @@ pub(crate) fn merged(stored: &ClientRecord, row: &ClientRecord) -> ClientRecord 
     }
 }
 
+/// What becomes of an active sequence whose campaign no longer takes its client in (their
+/// churn reason left its audience).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exclusion {
+    /// It never began: the enrollment goes, as if it had never been made.
+    Drop,
+    /// It began (or has a history: messages, a survey answer, an earlier sequence): it
+    /// stops as completed, and its history stays.
+    Complete,
+}
+
+/// What becomes of an active sequence its campaign excludes now: `next_step` is the step
+/// it stands at, `scheduled` whether that step has a send time, `history` whether any
+/// message or survey answer refers to the enrollment.
+pub(crate) fn excluded(next_step: u32, scheduled: bool, history: bool) -> Exclusion {
+    if next_step == 1 && scheduled && !history {
+        Exclusion::Drop
+    } else {
+        Exclusion::Complete
+    }
+}
+
 /// What an active sequence's step comes to when its campaign or its client changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reschedule {

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, Statement, params};
 use super::clients::{ClientFacts, load_facts};
 use super::{Result, Store, StoreError, fmt_time, log_event, moment, parse_opt_time};
 use crate::config::{Campaign, Config};
-use crate::domain::lifecycle::{self, Reschedule};
+use crate::domain::lifecycle::{self, Exclusion, Reschedule};
 use crate::domain::model::{EnrollmentState, MessageState};
 use crate::domain::schedule;
 
@@ -90,7 +90,7 @@ pub(crate) fn reconcile(
                          OR EXISTS (SELECT 1 FROM survey_answers WHERE enrollment_id = ?1)",
                 )?
                 .query_row(params![e.id], |r| r.get(0))?;
-            if e.next_step == 1 && e.send_at.is_some() && !history {
+            if lifecycle::excluded(e.next_step, e.send_at.is_some(), history) == Exclusion::Drop {
                 // Its dependents by hand: an import runs with foreign keys off.
                 conn.execute(
                     "DELETE FROM legacy_links WHERE enrollment_id = ?1",

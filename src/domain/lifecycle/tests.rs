@@ -290,3 +290,24 @@ fn a_later_file_never_clears_what_an_earlier_one_said() {
     // The same row again changes nothing: the import counts it unchanged.
     assert_eq!(merged(&updated, &full), updated);
 }
+
+#[test]
+fn an_excluded_sequence_goes_only_if_it_never_began() {
+    // (step it stands at, scheduled, history, what becomes of it)
+    let cases = [
+        (1, true, false, Exclusion::Drop),
+        // An earlier sequence's messages or a survey answer are kept with it.
+        (1, true, true, Exclusion::Complete),
+        // Parked (its campaign was away, or its schedule never fires again).
+        (1, false, false, Exclusion::Complete),
+        (2, true, false, Exclusion::Complete),
+        (3, false, true, Exclusion::Complete),
+    ];
+    for (next_step, scheduled, history, expected) in cases {
+        assert_eq!(
+            excluded(next_step, scheduled, history),
+            expected,
+            "step {next_step}, scheduled {scheduled}, history {history}"
+        );
+    }
+}
