@@ -21,6 +21,18 @@ pub(crate) struct ClientFacts<'a> {
     pub timezone: Option<Tz>,
 }
 
+impl ClientFacts<'_> {
+    /// The facts of client `id` with `record`.
+    pub fn of(id: i64, record: &ClientRecord) -> ClientFacts<'_> {
+        ClientFacts {
+            id,
+            churned_at: record.churned_at,
+            churn_reason: record.churn_reason.as_deref(),
+            timezone: record.timezone,
+        }
+    }
+}
+
 /// A client row as stored.
 pub(crate) struct StoredClient {
     pub id: i64,
@@ -30,12 +42,7 @@ pub(crate) struct StoredClient {
 
 impl StoredClient {
     pub fn facts(&self) -> ClientFacts<'_> {
-        ClientFacts {
-            id: self.id,
-            churned_at: self.record.churned_at,
-            churn_reason: self.record.churn_reason.as_deref(),
-            timezone: self.record.timezone,
-        }
+        ClientFacts::of(self.id, &self.record)
     }
 }
 

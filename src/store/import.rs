@@ -55,12 +55,7 @@ pub struct PreparedClient {
 
 impl PreparedClient {
     pub fn new(record: ClientRecord, config: &Config, now: DateTime<Utc>) -> PreparedClient {
-        let facts = ClientFacts {
-            id: 0,
-            churned_at: record.churned_at,
-            churn_reason: record.churn_reason.as_deref(),
-            timezone: record.timezone,
-        };
+        let facts = ClientFacts::of(0, &record);
         let first_steps = config
             .campaigns
             .iter()
@@ -348,12 +343,7 @@ fn upsert(
         fields,
         now_text
     ])?;
-    let facts = ClientFacts {
-        id: existing.id,
-        churned_at: record.churned_at,
-        churn_reason: record.churn_reason.as_deref(),
-        timezone: record.timezone,
-    };
+    let facts = ClientFacts::of(existing.id, record);
     // Left again after coming back: a new sequence (an opt-out still stops it at claim time).
     let left_again = lifecycle::churned_again(
         existing.returned_at,
