@@ -143,7 +143,7 @@ fn view_by_link(conn: &Connection, target: &Target) -> Result<Option<EnrollmentV
 }
 
 /// The suppression of a (normalised) address, if it has one.
-fn suppression(conn: &Connection, email: &str) -> Result<Option<Suppression>> {
+fn stored_suppression(conn: &Connection, email: &str) -> Result<Option<Suppression>> {
     let stored: Option<(String, String)> = conn
         .prepare_cached("SELECT reason, source FROM suppressions WHERE email_hash = ?1")?
         .query_row(params![email_hash(email)], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -191,7 +191,7 @@ impl Store {
         let Some(view) = view_by_link(&tx, target)? else {
             return Ok(UndoOutcome::Unknown);
         };
-        let stored = suppression(&tx, &view.email)?;
+        let stored = stored_suppression(&tx, &view.email)?;
         let bounced: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM enrollments WHERE client_id = ?1 AND state = 'bounced')",
             params![view.client_id],
@@ -300,7 +300,7 @@ pub(crate) fn suppress(
     now: DateTime<Utc>,
 ) -> Result<Option<Suppression>> {
     let hash = email_hash(email);
-    let before = suppression(tx, email)?;
+    let before = stored_suppression(tx, email)?;
     match suppression::record(before.as_ref(), new) {
         Recording::Insert => {
             tx.prepare_cached(
