@@ -23,7 +23,7 @@ pub(crate) struct ClientFacts<'a> {
 
 impl ClientFacts<'_> {
     /// The facts of client `id` with `record`.
-    pub fn of(id: i64, record: &ClientRecord) -> ClientFacts<'_> {
+    pub(crate) fn of(id: i64, record: &ClientRecord) -> ClientFacts<'_> {
         ClientFacts {
             id,
             churned_at: record.churned_at,
@@ -41,7 +41,7 @@ pub(crate) struct StoredClient {
 }
 
 impl StoredClient {
-    pub fn facts(&self) -> ClientFacts<'_> {
+    pub(crate) fn facts(&self) -> ClientFacts<'_> {
         ClientFacts::of(self.id, &self.record)
     }
 }
