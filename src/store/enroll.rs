@@ -18,7 +18,7 @@ use crate::domain::schedule;
 
 struct Existing {
     id: i64,
-    state: String,
+    state: EnrollmentState,
     cycle: i64,
     next_step: u32,
     send_at: Option<i64>,
@@ -70,7 +70,7 @@ pub(crate) fn reconcile(
     let existing = match existing {
         Some((id, state, cycle, next_step, send_at, last_sent_at)) => Some(Existing {
             id,
-            state,
+            state: enrollment_state(&state)?,
             cycle,
             next_step,
             send_at,
@@ -80,7 +80,7 @@ pub(crate) fn reconcile(
     };
     match existing {
         None => enroll_new(conn, campaign, client, now)?,
-        Some(e) if e.state != EnrollmentState::Active.as_str() => {}
+        Some(e) if e.state != EnrollmentState::Active => {}
         Some(e) if !admitted => {
             // Deleting also deletes its messages and survey answer (an earlier sequence's
             // history): only an enrollment that never had any goes.
@@ -164,6 +164,12 @@ pub(crate) fn reconcile(
         }
     }
     Ok(())
+}
+
+/// An enrollment's stored state; one this build does not know is a damaged database.
+pub(crate) fn enrollment_state(text: &str) -> Result<EnrollmentState> {
+    EnrollmentState::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("enrollment state {text:?}")))
 }
 
 /// A message's stored state; one this build does not know is a damaged database.

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::clients::{load_by_email, load_facts};
-use super::enroll::{message_state, reconcile, stop_client};
+use super::enroll::{enrollment_state, message_state, reconcile, stop_client};
 use super::{Result, Store, email_hash, fmt_time, log_event, moment};
 use crate::config::Config;
 use crate::domain::lifecycle::{self, Resume, Undo};
@@ -135,9 +135,10 @@ fn view_by_link(conn: &Connection, target: &Target) -> Result<Option<EnrollmentV
         })
         .optional()?;
     row.map(|(view, state)| {
-        let state = EnrollmentState::parse(&state)
-            .ok_or_else(|| super::StoreError::Corrupt(format!("enrollment state {state:?}")))?;
-        Ok(EnrollmentView { state, ..view })
+        Ok(EnrollmentView {
+            state: enrollment_state(&state)?,
+            ..view
+        })
     })
     .transpose()
 }
