@@ -8,6 +8,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
+use super::clients::id_by_email;
 use super::{Result, lower_hex};
 use crate::domain::model::{legacy_spellings, normalize_email};
 use crate::domain::suppression::{self, Reason, Recording, Suppression};
@@ -38,14 +39,7 @@ pub(super) fn normalize_stored(conn: &Connection) -> Result<()> {
         if normalized == email {
             continue;
         }
-        let keeper: Option<i64> = conn
-            .query_row(
-                "SELECT id FROM clients WHERE email = ?1",
-                params![normalized],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match keeper {
+        match id_by_email(conn, &normalized)? {
             None => {
                 conn.execute(
                     "UPDATE clients SET email = ?2 WHERE id = ?1",

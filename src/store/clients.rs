@@ -123,6 +123,14 @@ pub(crate) fn load_facts(conn: &Connection, id: i64) -> Result<Option<StoredClie
     row.map(|(id, cols)| decode_client(id, cols)).transpose()
 }
 
+/// The id of the client with this (already normalised) address, if there is one.
+pub(crate) fn id_by_email(conn: &Connection, email: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM clients WHERE email = ?1")?
+        .query_row(params![email], |r| r.get(0))
+        .optional()?)
+}
+
 pub(crate) fn load_by_email(conn: &Connection, email: &str) -> Result<Option<StoredClient>> {
     let row = conn
         .prepare_cached(&format!(

@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::domain::model::normalize_email;
+use crate::store::clients::id_by_email;
 use crate::store::{Result, Store, email_hash, fmt_time, from_moment, log_event, write_tx};
 
 /// What `forget_person` removed.
@@ -98,14 +99,7 @@ fn forget(
 ) -> Result<ForgetReport> {
     let tx = write_tx(conn)?;
     let mut report = ForgetReport::default();
-    let client_id: Option<i64> = tx
-        .query_row(
-            "SELECT id FROM clients WHERE email = ?1",
-            params![email],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(id) = client_id {
+    if let Some(id) = id_by_email(&tx, email)? {
         let count = |table: &str| -> Result<u64> {
             let n: i64 = tx.query_row(
                 &format!("SELECT COUNT(*) FROM {table} WHERE client_id = ?1"),

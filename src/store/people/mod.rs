@@ -15,7 +15,7 @@ pub(super) mod survey;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::clients::{load_by_email, load_facts};
+use super::clients::{id_by_email, load_by_email, load_facts};
 use super::enroll::{enrollment_state, message_state, reconcile, stop_client};
 use super::{Result, Store, email_hash, fmt_time, log_event, moment};
 use crate::config::Config;
@@ -275,14 +275,7 @@ pub(crate) fn opt_out(
     super::addresses::heal_suppression(tx, &email)?;
     let before = suppress(tx, &email, &Suppression::new(Reason::OptOut, source), now)?;
     let newly = !before.is_some_and(|s| s.is_opt_out());
-    let client_id: Option<i64> = tx
-        .query_row(
-            "SELECT id FROM clients WHERE email = ?1",
-            params![email],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(id) = client_id {
+    if let Some(id) = id_by_email(tx, &email)? {
         stop_client(tx, id, EnrollmentState::OptedOut, now)?;
         if newly {
             log_event(tx, now, Some(id), "opt_out", source)?;
