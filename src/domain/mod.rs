@@ -7,6 +7,7 @@
 
 pub mod calendar;
 pub mod campaign;
+pub(crate) mod lifecycle;
 pub mod model;
 pub mod plan;
 pub mod schedule;

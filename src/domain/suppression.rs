@@ -1,7 +1,9 @@
 //! What stops all mail to an address (a suppression), and which of several recorded for
 //! one address is kept: the one decision behind every opt-out, bounce and forget, and
-//! behind a link's Undo. Plain data and pure functions; the store reads and writes the
-//! rows (one per address) and asks here. No I/O.
+//! behind a link's Undo. A stored suppression is decoded here and only here
+//! ([`Suppression::decode`]), and what it means (an opt-out? a bounce? may a link lift
+//! it?) is answered here once. Plain data and pure functions; the store reads and writes
+//! the rows (one per address) and asks here. No I/O.
 
 use std::fmt;
 
@@ -15,29 +17,37 @@ pub enum Reason {
     Bounce,
     /// The person's data was erased; only the hash of the address is kept.
     Forgotten,
+    /// A stored reason this build does not know (a newer one wrote it). Its row is kept
+    /// as found; it stops all mail as an opt-out does, and nothing lifts or replaces it.
+    Unknown,
 }
 
 impl Reason {
+    /// The stored text. [`Reason::Unknown`] is never written: its row keeps its own text.
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::OptOut => "opt_out",
             Reason::Bounce => "bounce",
             Reason::Forgotten => "forgotten",
+            Reason::Unknown => "unknown",
         }
     }
 
-    /// Whether someone asked for no more mail (an opt-out, or forgetting the person), as
-    /// against a bounce.
+    /// Whether the address counts as opted out: someone asked for no more mail (an
+    /// opt-out, or forgetting the person), or a reason this build does not know, which is
+    /// never taken for less; as against a bounce.
     pub fn is_opt_out(self) -> bool {
-        matches!(self, Reason::OptOut | Reason::Forgotten)
+        matches!(self, Reason::OptOut | Reason::Forgotten | Reason::Unknown)
     }
 
-    pub fn parse(text: &str) -> Option<Reason> {
+    /// The one reading of a stored reason; text this build does not know is
+    /// [`Reason::Unknown`].
+    pub(crate) fn decode(text: &str) -> Reason {
         match text {
-            "opt_out" => Some(Reason::OptOut),
-            "bounce" => Some(Reason::Bounce),
-            "forgotten" => Some(Reason::Forgotten),
-            _ => None,
+            "opt_out" => Reason::OptOut,
+            "bounce" => Reason::Bounce,
+            "forgotten" => Reason::Forgotten,
+            _ => Reason::Unknown,
         }
     }
 }
@@ -65,6 +75,8 @@ pub enum Strength {
     Operator,
     /// A forgotten person: nothing lifts it.
     Forgotten,
+    /// A reason this build does not know: kept as found, whatever is recorded later.
+    Unknown,
 }
 
 /// One suppression: why, and who recorded it (`suppressions.source`: `link`, `survey`,
@@ -83,9 +95,9 @@ impl Suppression {
         }
     }
 
-    /// From the stored text; `None` for a reason this build does not know.
-    pub fn parse(reason: &str, source: &str) -> Option<Suppression> {
-        Reason::parse(reason).map(|reason| Suppression::new(reason, source))
+    /// A stored row's reason and source: the one place a stored suppression is read.
+    pub(crate) fn decode(reason: &str, source: &str) -> Suppression {
+        Suppression::new(Reason::decode(reason), source)
     }
 
     pub fn strength(&self) -> Strength {
@@ -94,6 +106,7 @@ impl Suppression {
             Reason::OptOut => Strength::Operator,
             Reason::Bounce => Strength::Bounce,
             Reason::Forgotten => Strength::Forgotten,
+            Reason::Unknown => Strength::Unknown,
         }
     }
 
@@ -202,8 +215,27 @@ mod tests {
         assert!(s(Reason::Forgotten, "forget").is_opt_out());
         assert!(!s(Reason::Bounce, "smtp").is_opt_out());
         for reason in [Reason::OptOut, Reason::Bounce, Reason::Forgotten] {
-            assert_eq!(Reason::parse(reason.as_str()), Some(reason));
+            assert_eq!(Reason::decode(reason.as_str()), reason);
         }
-        assert_eq!(Suppression::parse("vacation", "cli"), None);
+        // A reason this build does not know stops all mail, and no link lifts it.
+        let unknown = Suppression::decode("vacation", "link");
+        assert_eq!(unknown.reason, Reason::Unknown);
+        assert!(unknown.is_opt_out());
+        assert!(!unknown.undoable_by_link());
+    }
+
+    /// A reason this build does not know is kept as found: nothing recorded over it
+    /// replaces it (forgetting a person rewrites the row without asking here).
+    #[test]
+    fn an_unknown_reason_is_kept_whatever_comes_next() {
+        let unknown = Suppression::decode("vacation", "cli");
+        for new in [
+            s(Reason::OptOut, "link"),
+            s(Reason::OptOut, "cli"),
+            s(Reason::Bounce, "smtp"),
+            s(Reason::Forgotten, "forget"),
+        ] {
+            assert_eq!(record(Some(&unknown), &new), Recording::Keep, "{new:?}");
+        }
     }
 }

@@ -1,28 +1,24 @@
 //! Enrollments: which client is in which campaign, at which step, due when.
 //!
 //! Kept in step with the clients (on import) and with the configuration (on start-up,
-//! when a campaign is new or its timing changed). The due times come from `schedule`.
+//! when a campaign is new or its timing changed), and stopped when their person opts out,
+//! bounces or comes back. Decides nothing itself: when a step is due, and what a message
+//! already at it means, come from `domain::lifecycle` and `domain::schedule`.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rusqlite::{Connection, OptionalExtension, Statement, params};
 
+use super::clients::{ClientFacts, load_facts};
 use super::{Result, Store, StoreError, fmt_time, log_event, moment, parse_opt_time};
 use crate::config::{Campaign, Config};
-use crate::domain::model::{ChurnedAt, EnrollmentState};
+use crate::domain::lifecycle::{self, Exclusion, Reschedule};
+use crate::domain::model::{EnrollmentState, MessageState};
 use crate::domain::schedule;
-
-/// What reconciliation needs to know about a client.
-pub(crate) struct ClientFacts<'a> {
-    pub id: i64,
-    pub churned_at: ChurnedAt,
-    pub churn_reason: Option<&'a str>,
-    pub timezone: Option<Tz>,
-}
 
 struct Existing {
     id: i64,
-    state: String,
+    state: EnrollmentState,
     cycle: i64,
     next_step: u32,
     send_at: Option<i64>,
@@ -74,7 +70,7 @@ pub(crate) fn reconcile(
     let existing = match existing {
         Some((id, state, cycle, next_step, send_at, last_sent_at)) => Some(Existing {
             id,
-            state,
+            state: enrollment_state(&state)?,
             cycle,
             next_step,
             send_at,
@@ -84,7 +80,7 @@ pub(crate) fn reconcile(
     };
     match existing {
         None => enroll_new(conn, campaign, client, now)?,
-        Some(e) if e.state != EnrollmentState::Active.as_str() => {}
+        Some(e) if e.state != EnrollmentState::Active => {}
         Some(e) if !admitted => {
             // Deleting also deletes its messages and survey answer (an earlier sequence's
             // history): only an enrollment that never had any goes.
@@ -94,7 +90,7 @@ pub(crate) fn reconcile(
                          OR EXISTS (SELECT 1 FROM survey_answers WHERE enrollment_id = ?1)",
                 )?
                 .query_row(params![e.id], |r| r.get(0))?;
-            if e.next_step == 1 && e.send_at.is_some() && !history {
+            if lifecycle::excluded(e.next_step, e.send_at.is_some(), history) == Exclusion::Drop {
                 // Its dependents by hand: an import runs with foreign keys off.
                 conn.execute(
                     "DELETE FROM legacy_links WHERE enrollment_id = ?1",
@@ -128,29 +124,23 @@ pub(crate) fn reconcile(
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()?;
-            if let Some((_, state)) = &message
-                && state != "retry"
-                && state != "cancelled"
-            {
-                return Ok(()); // out or settled: its result moves the enrollment on
-            }
-            let due = match (e.next_step, e.last_sent_at) {
-                (1, _) => Some(schedule::survey_due(campaign, client.churned_at, tz)),
-                (n, Some(last)) => campaign
-                    .step(n)
-                    .map(|s| crate::domain::calendar::add_local_days(last, s.after_days, tz)),
-                (_, None) => None,
+            let state = match &message {
+                Some((_, state)) => Some(message_state(state)?),
+                None => None,
             };
-            match (due, message) {
-                (Some(due), None) => {
-                    conn.prepare_cached("UPDATE enrollments SET due_at = ?2, send_at = ?3, updated_at = ?4 WHERE id = ?1")?
-                        .execute(params![e.id, fmt_time(due), next_moment(campaign, tz, due, now), fmt_time(now)])?;
-                }
-                (Some(due), Some((row, _))) => {
-                    // A queued retry (or one dropped while the campaign was away, queued
-                    // again) keeps its row, and waits for the step's due time as it is now;
-                    // the time until giving up on the address counts from then at the
-                    // earliest.
+            let next = lifecycle::reschedule(
+                campaign,
+                tz,
+                client.churned_at,
+                e.next_step,
+                e.last_sent_at,
+                state,
+            );
+            match (next, message) {
+                (Reschedule::Leave, _) => {}
+                (Reschedule::Requeue(due), Some((row, _))) => {
+                    // The time until giving up on the address counts from the step's due
+                    // time at the earliest.
                     conn.prepare_cached(
                         "UPDATE messages SET due_at = ?2, updated_at = ?3,
                                 first_claimed_at = max(CASE state WHEN 'cancelled' THEN ?3 ELSE first_claimed_at END, ?2),
@@ -162,7 +152,11 @@ pub(crate) fn reconcile(
                     conn.prepare_cached("UPDATE enrollments SET due_at = ?2, send_at = NULL, updated_at = ?3 WHERE id = ?1")?
                         .execute(params![e.id, fmt_time(due), fmt_time(now)])?;
                 }
-                (None, _) => {
+                (Reschedule::Due(due) | Reschedule::Requeue(due), _) => {
+                    conn.prepare_cached("UPDATE enrollments SET due_at = ?2, send_at = ?3, updated_at = ?4 WHERE id = ?1")?
+                        .execute(params![e.id, fmt_time(due), next_moment(campaign, tz, due, now), fmt_time(now)])?;
+                }
+                (Reschedule::Complete, _) => {
                     cancel_queued(conn, e.id, now)?;
                     stop(conn, e.id, EnrollmentState::Completed, now)?;
                 }
@@ -170,6 +164,17 @@ pub(crate) fn reconcile(
         }
     }
     Ok(())
+}
+
+/// An enrollment's stored state; one this build does not know is a damaged database.
+pub(crate) fn enrollment_state(text: &str) -> Result<EnrollmentState> {
+    EnrollmentState::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("enrollment state {text:?}")))
+}
+
+/// A message's stored state; one this build does not know is a damaged database.
+pub(crate) fn message_state(text: &str) -> Result<MessageState> {
+    MessageState::parse(text).ok_or_else(|| StoreError::Corrupt(format!("message state {text:?}")))
 }
 
 /// The first step of a new enrollment: when it is due, and the first moment it may go.
@@ -369,6 +374,26 @@ fn cancel_queued(conn: &Connection, enrollment_id: i64, now: DateTime<Utc>) -> R
     Ok(())
 }
 
+/// Stops every active enrollment of a client, and cancels their queued retries.
+pub(crate) fn stop_client(
+    conn: &Connection,
+    client_id: i64,
+    state: EnrollmentState,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let stopped = conn
+        .prepare_cached(
+            "UPDATE enrollments SET state = ?2, send_at = NULL, due_at = NULL, stopped_at = ?3, updated_at = ?3
+             WHERE client_id = ?1 AND state = 'active'",
+        )?
+        .execute(params![client_id, state.as_str(), fmt_time(now)])?;
+    conn.prepare_cached(
+        "UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2 WHERE client_id = ?1 AND state IN ('retry', 'held')",
+    )?
+    .execute(params![client_id, fmt_time(now)])?;
+    Ok(stopped)
+}
+
 pub(crate) fn stop(
     conn: &Connection,
     enrollment_id: i64,
@@ -407,7 +432,7 @@ impl Store {
                 .query_map([], |r| r.get(0))?
                 .collect::<std::result::Result<_, _>>()?;
             for id in ids {
-                let row = super::clients::load_facts(&tx, id)?;
+                let row = load_facts(&tx, id)?;
                 if let Some(row) = row {
                     reconcile(&tx, campaign, &row.facts(), now)?;
                 }

@@ -10,10 +10,11 @@ mod addresses;
 mod clients;
 mod codec;
 mod enroll;
+mod import;
 mod links;
 mod migrate;
 mod outbox;
-mod recipients;
+mod people;
 mod renames;
 mod report;
 mod views;
@@ -23,12 +24,11 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-pub use clients::{ImportChunk, ImportCounts, ImportOutcome, PreparedClient, ReturnOutcome};
+pub use import::{ImportChunk, ImportCounts, ImportOutcome, PreparedClient};
 pub use outbox::{Claimed, Outcome, Recovered, Start};
-pub use recipients::{
-    EnrollmentView, ForgetReport, OptOutOutcome, SurveyAnswer, SurveyAnswerRow, SurveyOutcome,
-    UndoOutcome,
-};
+pub use people::data::ForgetReport;
+pub use people::survey::{SurveyAnswer, SurveyAnswerRow, SurveyOutcome};
+pub use people::{EnrollmentView, OptOutOutcome, ReturnOutcome, UndoOutcome};
 pub use report::{Funnel, Metrics, PreviewClient, ReportData, StepStops};
 pub use views::{ATTENTION, HeldRow, MessageRow, PlanData, Status};
 

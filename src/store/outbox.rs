@@ -113,13 +113,7 @@ fn standing(conn: &Connection, client: &StoredClient) -> Result<Standing> {
 
 /// A person's standing from their suppression reason (if any) and whether they came back.
 fn standing_of(suppression: Option<&str>, returned: bool) -> Standing {
-    Standing {
-        opted_out: suppression
-            .and_then(Reason::parse)
-            .is_some_and(Reason::is_opt_out),
-        bounced: suppression.and_then(Reason::parse) == Some(Reason::Bounce),
-        returned,
-    }
+    crate::domain::lifecycle::standing(suppression.map(Reason::decode), returned)
 }
 
 /// When this person's recent messages went (or may have gone) out.
@@ -1065,8 +1059,8 @@ fn bounce(tx: &Connection, client_id: i64, error: &str, at: DateTime<Utc>) -> Re
     )?;
     // Over the person's own opt-out, so that their link's Undo cannot lift it.
     let bounced = Suppression::new(Reason::Bounce, "smtp");
-    super::clients::suppress(tx, &email, &bounced, at)?;
-    super::clients::stop_client(tx, client_id, EnrollmentState::Bounced, at)?;
+    super::people::suppress(tx, &email, &bounced, at)?;
+    super::enroll::stop_client(tx, client_id, EnrollmentState::Bounced, at)?;
     log_event(tx, at, Some(client_id), "bounce", error)?;
     Ok(())
 }

@@ -8,7 +8,11 @@ use std::collections::BTreeSet;
 use chrono::{Duration, TimeZone};
 use proptest::prelude::*;
 
+use chrono_tz::Tz;
+
+use super::columns::KNOWN;
 use super::*;
+use crate::domain::model::ChurnedAt;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()

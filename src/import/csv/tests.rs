@@ -1,0 +1,578 @@
+use std::collections::BTreeMap;
+
+use super::columns::NOT_UTF8;
+use super::values::{MAX_QUOTED_CHARS, SLUG_HINT, parse_plain_date, quoted};
+use super::*;
+use crate::domain::model::ChurnedAt;
+use crate::domain::model::MAX_EMAIL_BYTES;
+use chrono::TimeZone;
+
+type GoodRow = (u64, ClientRecord);
+
+const HEADER: &str = "email,churned_at,name,first_name,company,churn_reason,timezone\n";
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()
+}
+
+fn read_all(input: &[u8]) -> Vec<Result<(u64, ClientRecord), RowError>> {
+    match read_rows(input, now()) {
+        Ok(rows) => rows.collect(),
+        Err(error) => panic!("header refused: {error}"),
+    }
+}
+
+fn client(email: &str, churned_at: &str) -> ClientRecord {
+    ClientRecord {
+        email: email.to_owned(),
+        name: None,
+        first_name: None,
+        company: None,
+        churned_at: ChurnedAt::parse(churned_at).unwrap(),
+        churn_reason: None,
+        timezone: None,
+        fields: BTreeMap::new(),
+    }
+}
+
+fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn some(text: &str) -> Option<String> {
+    Some(text.to_owned())
+}
+
+/// Hands over one byte per read: BOMs, quotes and line breaks split across reads.
+struct OneByteAtATime<'a>(&'a [u8]);
+
+impl Read for OneByteAtATime<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match (self.0.split_first(), buf.first_mut()) {
+            (Some((&byte, rest)), Some(slot)) => {
+                *slot = byte;
+                self.0 = rest;
+                Ok(1)
+            }
+            _ => Ok(0),
+        }
+    }
+}
+
+struct Failing;
+
+impl Read for Failing {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::other("disk on fire"))
+    }
+}
+
+#[test]
+fn good_rows() {
+    let long_email = format!("{}@acme.com", "a".repeat(MAX_EMAIL_BYTES - 9));
+    let long_email_file = format!("email,churned_at\n{long_email},2026-03-31\n");
+    let cases: Vec<(&str, &[u8], Vec<GoodRow>)> = vec![
+        (
+            "an address as mail programs copy it, read as every command reads one",
+            "email,churned_at\n\"\"\"Ann Lee\"\" <Ann@ACME.com>\",2026-03-31\nbob@b\u{fc}cher.example,2026-03-31\n".as_bytes(),
+            vec![
+                (2, client("ann@acme.com", "2026-03-31")),
+                (3, client("bob@xn--bcher-kva.example", "2026-03-31")),
+            ],
+        ),
+        (
+            "bare date",
+            b"email,churned_at\nann@acme.com,2026-03-31\n",
+            vec![(2, client("ann@acme.com", "2026-03-31"))],
+        ),
+        (
+            "RFC 3339 instant, stored in UTC",
+            b"email,churned_at\nann@acme.com,2026-03-31T09:30:00+02:00\n",
+            vec![(2, ClientRecord {
+                churned_at: ChurnedAt::Instant(Utc.with_ymd_and_hms(2026, 3, 31, 7, 30, 0).unwrap()),
+                ..client("ann@acme.com", "2026-03-31")
+            })],
+        ),
+        (
+            "every known column, trimmed",
+            b"email,churned_at,name,first_name,company,churn_reason,timezone\n\
+              ann@acme.com, 2026-03-31 ,  Ann Lee , Ann ,Acme GmbH, We_Ended ,Europe/Paris\n",
+            vec![(2, ClientRecord {
+                name: some("Ann Lee"),
+                first_name: some("Ann"),
+                company: some("Acme GmbH"),
+                churn_reason: some("we_ended"),
+                timezone: Some(chrono_tz::Europe::Paris),
+                ..client("ann@acme.com", "2026-03-31")
+            })],
+        ),
+        (
+            "BOM, upper-case and padded header names, any column order",
+            "\u{feff} Company ,CHURNED_AT, Email \nAcme,2026-03-31,ann@acme.com\n".as_bytes(),
+            vec![(2, ClientRecord { company: some("Acme"), ..client("ann@acme.com", "2026-03-31") })],
+        ),
+        (
+            "custom fields: lower-cased names, values trimmed, empty kept",
+            b"email,churned_at,Plan,Seats,account_manager\nann@acme.com,2026-03-31, Pro ,,Zo\xc3\xab\n",
+            vec![(2, ClientRecord {
+                fields: fields(&[("plan", "Pro"), ("seats", ""), ("account_manager", "Zoë")]),
+                ..client("ann@acme.com", "2026-03-31")
+            })],
+        ),
+        (
+            "mixed-case email normalized",
+            b"email,churned_at\n  Ann.Lee@ACME.Example.com ,2026-03-31\n",
+            vec![(2, client("ann.lee@acme.example.com", "2026-03-31"))],
+        ),
+        (
+            "empty optional values are None",
+            b"email,churned_at,name,first_name,company,churn_reason,timezone\nann@acme.com,2026-03-31,,  ,\t,,\n",
+            vec![(2, client("ann@acme.com", "2026-03-31"))],
+        ),
+        (
+            "the future starts after tomorrow (UTC) for dates, after now for instants",
+            b"email,churned_at\nann@acme.com,2026-11-02\nbob@acme.com,2026-11-01T12:00:00Z\n",
+            vec![
+                (2, client("ann@acme.com", "2026-11-02")),
+                (3, client("bob@acme.com", "2026-11-01T12:00:00Z")),
+            ],
+        ),
+        (
+            "blank lines, whitespace lines and empty rows skipped; a last blank row without a line break",
+            b"email,churned_at,name\n\nann@acme.com,2026-03-31,Ann\n,,\n   \n , ,\n\nbob@acme.com,2026-01-01,Bob\n,,",
+            vec![
+                (3, ClientRecord { name: some("Ann"), ..client("ann@acme.com", "2026-03-31") }),
+                (8, ClientRecord { name: some("Bob"), ..client("bob@acme.com", "2026-01-01") }),
+            ],
+        ),
+        (
+            "CRLF line breaks, blank CRLF lines, quoted last field",
+            b"email,churned_at,name\r\n\r\nann@acme.com,2026-03-31,\"Ann\"\r\nbob@acme.com,2026-01-01,Bob\r\n",
+            vec![
+                (3, ClientRecord { name: some("Ann"), ..client("ann@acme.com", "2026-03-31") }),
+                (4, ClientRecord { name: some("Bob"), ..client("bob@acme.com", "2026-01-01") }),
+            ],
+        ),
+        (
+            "email of exactly 254 bytes",
+            long_email_file.as_bytes(),
+            vec![(2, client(&long_email, "2026-03-31"))],
+        ),
+        ("header only", b"email,churned_at\n", vec![]),
+    ];
+    for (case, input, expected) in cases {
+        let expected: Vec<_> = expected.into_iter().map(Ok).collect();
+        assert_eq!(read_all(input), expected, "case: {case}");
+        let one_byte_at_a_time: Vec<_> = match read_rows(OneByteAtATime(input), now()) {
+            Ok(rows) => rows.collect(),
+            Err(error) => panic!("case {case}: header refused when read byte by byte: {error}"),
+        };
+        assert_eq!(
+            one_byte_at_a_time, expected,
+            "case read byte by byte: {case}"
+        );
+    }
+}
+
+#[test]
+fn bad_rows_name_their_line_and_reason() {
+    let date_hint = "(use YYYY-MM-DD or RFC 3339, e.g. 2026-03-31)";
+    let long_local = "a".repeat(250);
+    let long_email_row = format!("{long_local}@acme.com,2026-03-31,,,,,");
+    let email_255_row = format!("{}@acme.com,2026-03-31,,,,,", "b".repeat(255 - 9));
+    let email_255_reason = format!(
+        "invalid email address \"{}\"…",
+        "b".repeat(MAX_QUOTED_CHARS)
+    );
+    let long_email_reason = format!(
+        "invalid email address \"{}\"…",
+        "a".repeat(MAX_QUOTED_CHARS)
+    );
+    let cases: Vec<(&[u8], String)> = vec![
+        (b",2026-03-31,,,,,", "missing email".into()),
+        (b"   ,2026-03-31,,,,,", "missing email".into()),
+        (b"ann,2026-03-31,,,,,", "invalid email address \"ann\"".into()),
+        (b"ann@@acme.com,2026-03-31,,,,,", "invalid email address \"ann@@acme.com\"".into()),
+        (b"ann@bob@acme.com,2026-03-31,,,,,", "invalid email address \"ann@bob@acme.com\"".into()),
+        (b"@acme.com,2026-03-31,,,,,", "invalid email address \"@acme.com\"".into()),
+        (b"ann@acme,2026-03-31,,,,,", "invalid email address \"ann@acme\"".into()),
+        (b"ann@acme..com,2026-03-31,,,,,", "invalid email address \"ann@acme..com\"".into()),
+        (b"ann@.acme.com,2026-03-31,,,,,", "invalid email address \"ann@.acme.com\"".into()),
+        (b"ann@acme.com.,2026-03-31,,,,,", "invalid email address \"ann@acme.com.\"".into()),
+        (b"Ann Lee@acme.com,2026-03-31,,,,,", "invalid email address \"Ann Lee@acme.com\"".into()),
+        (b"\"Ann <ann@acme.com>, Bob <bob@acme.com>\",2026-03-31,,,,,",
+         "invalid email address \"Ann <ann@acme.com>, Bob <bob@acme.com>\"".into()),
+        (b"ann;bob@acme.com,2026-03-31,,,,,", "invalid email address \"ann;bob@acme.com\"".into()),
+        (b"\"ann,bob@acme.com\",2026-03-31,,,,,", "invalid email address \"ann,bob@acme.com\"".into()),
+        (b"\"a\"\"b@acme.com\",2026-03-31,,,,,", "invalid email address \"a\\\"b@acme.com\"".into()),
+        (b"\"ann@acme.com\nBcc: x@evil.com\",2026-03-31,,,,,",
+         "invalid email address \"ann@acme.com\\nBcc: x@evil.com\"".into()),
+        (long_email_row.as_bytes(), long_email_reason),
+        (email_255_row.as_bytes(), email_255_reason),
+        (b"ann@acme.com,,,,,,", "missing churned_at".into()),
+        (b"ann@acme.com,31/03/2026,,,,,", format!("churned_at \"31/03/2026\" is not a date {date_hint}")),
+        (b"ann@acme.com,2026-02-30,,,,,", format!("churned_at \"2026-02-30\" is not a date {date_hint}")),
+        (b"ann@acme.com,2026-11-03,,,,,", "churned_at 2026-11-03 is in the future".into()),
+        (b"ann@acme.com,2027-01-01,,,,,", "churned_at 2027-01-01 is in the future".into()),
+        (b"ann@acme.com,2026-11-01T12:00:01Z,,,,,", "churned_at 2026-11-01T12:00:01Z is in the future".into()),
+        (b"ann@acme.com,2026-11-01T13:00:01+01:00,,,,,",
+         "churned_at 2026-11-01T13:00:01+01:00 is in the future".into()),
+        (b"ann@acme.com,2026-03-31,,,,,Paris",
+         "unknown time zone \"Paris\" (use an IANA name such as Europe/Paris)".into()),
+        (b"ann@acme.com,2026-03-31,,,,,europe/paris",
+         "unknown time zone \"europe/paris\" (names are case-sensitive: use Europe/Paris)".into()),
+        (b"ann@acme.com,2026-03-31,,,,,Europe/Pariss",
+         "unknown time zone \"Europe/Pariss\" (use an IANA name such as Europe/Paris)".into()),
+        (b"ann@acme.com,2026-03-31,,,,we ended,",
+         "churn_reason \"we ended\" is not a slug (use a slug such as competitor, price or we_ended)".into()),
+        (b"ann@acme.com,2026-03-31,,,,prix_\xc3\xa9lev\xc3\xa9,",
+         "churn_reason \"prix_\u{e9}lev\u{e9}\" is not a slug (use a slug such as competitor, price or we_ended)".into()),
+        (b"ann@acme.com,2026-03-31,Ann\x07Lee,,,,",
+         "name contains an invisible control character (U+0007); remove it".into()),
+        (b"ann@acme.com,2026-03-31,,An\x00n,,,",
+         "first_name contains an invisible control character (U+0000); remove it".into()),
+        (b"ann@acme.com,2026-03-31,,,Acme\x1b[31m,,",
+         "company contains an invisible control character (U+001B); remove it".into()),
+        (b"ann@acme.com,2026-03-31,,,Acme\xc2\x85Corp,,",
+         "company contains an invisible control character (U+0085); remove it".into()),
+        (b"ann@acme.com,2026-03-31", "expected 7 fields (one per header column), found 2".into()),
+        (b"ann@acme.com,2026-03-31,,,,,,", "expected 7 fields (one per header column), found 8".into()),
+        (b"ann@acme.com,2026-03-31,Ren\xe9,,,,", NOT_UTF8.into()),
+        (b"ann,tomorrow,\x01,,,x y,Mars/Base", format!(
+            "invalid email address \"ann\"; churned_at \"tomorrow\" is not a date {date_hint}; \
+             name contains an invisible control character (U+0001); remove it; \
+             churn_reason \"x y\" is not a slug ({SLUG_HINT}); \
+             unknown time zone \"Mars/Base\" (use an IANA name such as Europe/Paris)"
+        )),
+    ];
+    let mut input = HEADER.as_bytes().to_vec();
+    let mut expected = Vec::new();
+    let mut line = 2;
+    for (row, reason) in cases {
+        input.extend_from_slice(row);
+        input.push(b'\n');
+        expected.push(Err(RowError { line, reason }));
+        line += 1 + row.iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    input.extend_from_slice(b"zoe@acme.com,2026-03-31,,,,,\n");
+    expected.push(Ok((line, client("zoe@acme.com", "2026-03-31"))));
+    let actual = read_all(&input);
+    assert_eq!(actual.len(), expected.len());
+    for (actual, expected) in actual.iter().zip(&expected) {
+        assert_eq!(actual, expected);
+    }
+}
+
+/// A file read while it is being written ends inside its last line; that line is
+/// never taken as a row, whether it is cut in a value or in a quoted field.
+#[test]
+fn a_last_line_without_its_line_break_is_refused() {
+    let error = RowError {
+        line: 4,
+        reason: UNTERMINATED.to_owned(),
+    };
+    let cases: [&[u8]; 3] = [
+        b"email,churned_at,churn_reason\nann@acme.com,2026-03-31,price\n\nfred@acme.com,2026-01-01,we",
+        b"email,churned_at,name\r\nann@acme.com,2026-03-31,Ann\r\n\r\nfred@acme.com,2026-01-01,\"Fred\r\nFl",
+        b"email,churned_at,name\nann@acme.com,2026-03-31,Ann\n\nfred@acme.com,2026-01-01,Fred\r",
+    ];
+    for input in cases {
+        let rows = read_all(input);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert!(matches!(rows[0], Ok((2, _))), "{rows:?}");
+        assert_eq!(rows[1], Err(error.clone()));
+        let one_byte_at_a_time: Vec<_> = match read_rows(OneByteAtATime(input), now()) {
+            Ok(rows) => rows.collect(),
+            Err(error) => panic!("header refused: {error}"),
+        };
+        assert_eq!(one_byte_at_a_time, rows);
+        assert!(
+            !error.ends_the_file(),
+            "--skip-invalid imports the rows before it"
+        );
+    }
+}
+
+#[test]
+fn row_error_display() {
+    let error = RowError {
+        line: 12,
+        reason: "missing email".to_owned(),
+    };
+    assert_eq!(error.to_string(), "line 12: missing email");
+}
+
+#[test]
+fn hostile_rows_are_kept_verbatim_or_made_header_safe() {
+    let input: &[u8] = b"email,churned_at,name,company,notes\r\n\
+        \"o'brien@acme.com\",2026-03-31,\"O'Brien, Pat\",\"Acme, \"\"The Best\"\" Inc.\",\"'); DROP TABLE clients;--\"\r\n\
+        bob@acme.com,2026-03-31,\"Bob \r\n Smith\r\n\r\n\tJr\",Acme,\"multi\r\nline note\"\r\n\
+        carol@acme.com,2026-03-31,Carol,\"Evil\r\nBcc: x@evil.com\",<script>alert(1)</script>\r\n\
+        dave@acme.com,2026-03-31,\"Dave\xe2\x80\xa8Bcc: y@evil.com\",Acme,=HYPERLINK(\"http://x\")\r\n\
+        erin@acme.com,2026-03-31,Erin,Acme,\xff\xfe\r\n\
+        \"frank@acme.com\r\n\",2026-03-31,Frank,\"\",\"\"\r\n";
+    let expected = vec![
+        Ok((
+            2,
+            ClientRecord {
+                name: some("O'Brien, Pat"),
+                company: some("Acme, \"The Best\" Inc."),
+                fields: fields(&[("notes", "'); DROP TABLE clients;--")]),
+                ..client("o'brien@acme.com", "2026-03-31")
+            },
+        )),
+        Ok((
+            3,
+            ClientRecord {
+                name: some("Bob Smith Jr"),
+                company: some("Acme"),
+                fields: fields(&[("notes", "multi\r\nline note")]),
+                ..client("bob@acme.com", "2026-03-31")
+            },
+        )),
+        Ok((
+            8,
+            ClientRecord {
+                name: some("Carol"),
+                company: some("Evil Bcc: x@evil.com"),
+                fields: fields(&[("notes", "<script>alert(1)</script>")]),
+                ..client("carol@acme.com", "2026-03-31")
+            },
+        )),
+        Ok((
+            10,
+            ClientRecord {
+                name: some("Dave Bcc: y@evil.com"),
+                company: some("Acme"),
+                fields: fields(&[("notes", "=HYPERLINK(\"http://x\")")]),
+                ..client("dave@acme.com", "2026-03-31")
+            },
+        )),
+        Err(RowError {
+            line: 11,
+            reason: NOT_UTF8.to_owned(),
+        }),
+        Ok((
+            12,
+            ClientRecord {
+                name: some("Frank"),
+                fields: fields(&[("notes", "")]),
+                ..client("frank@acme.com", "2026-03-31")
+            },
+        )),
+    ];
+    assert_eq!(read_all(input), expected);
+    assert_eq!(
+        RowError {
+            line: 11,
+            reason: NOT_UTF8.to_owned()
+        }
+        .to_string(),
+        "line 11: not valid UTF-8 text (save the file as UTF-8)"
+    );
+    let one_byte_at_a_time: Vec<_> = match read_rows(OneByteAtATime(input), now()) {
+        Ok(rows) => rows.collect(),
+        Err(error) => panic!("header refused: {error}"),
+    };
+    assert_eq!(one_byte_at_a_time, expected);
+}
+
+#[test]
+fn header_errors() {
+    let long_line = format!("email,churned_at,{}", "x".repeat(2 << 20));
+    let cases: Vec<(&str, &[u8], String)> = vec![
+        ("empty file", b"", EMPTY_FILE.into()),
+        ("only blank lines", b"\n\r\n  \n", EMPTY_FILE.into()),
+        ("only a BOM", b"\xef\xbb\xbf", EMPTY_FILE.into()),
+        ("no email", b"name,churned_at\n",
+         "the file has no `email` column (columns found: name, churned_at)".into()),
+        ("no churned_at", b"Email,Name\nann@acme.com,Ann\n",
+         "the file has no `churned_at` column (columns found: email, name)".into()),
+        ("neither", b"a,b\n",
+         "the file has no `email` column and no `churned_at` column (columns found: a, b)".into()),
+        ("duplicate known column", b"email,churned_at, EMAIL \n",
+         "the column `email` appears twice in the header line (columns 1 and 3)".into()),
+        ("duplicate custom column", b"plan,email,churned_at,Plan\n",
+         "the column `plan` appears twice in the header line (columns 1 and 4)".into()),
+        ("near miss of an optional column", b"email,churned_at,First Name\n",
+         "the column `first name` should be named `first_name` (with an underscore)".into()),
+        ("near miss of a required column", b"email,Churned-At\n",
+         "the column `churned-at` should be named `churned_at` (with an underscore)".into()),
+        ("unnamed column", b"email,churned_at,,\n",
+         "column 3 of the header line has no name (name it, or delete the column if it is not needed)".into()),
+        ("non-UTF-8 header", b"email,churned_at,pr\xe9nom\n",
+         "the header line is not valid UTF-8 text (save the file as UTF-8)".into()),
+        ("UTF-16 file", b"\xff\xfee\x00m\x00a\x00i\x00l\x00\n\x00",
+         "the header line is not valid UTF-8 text (save the file as UTF-8)".into()),
+        ("semicolon-separated", b"email;churned_at;name\nann@acme.com;2026-03-31;Ann\n",
+         "the file has no `email` column and no `churned_at` column (columns found: \
+          email;churned_at;name); the columns seem to be separated by semicolons, but they \
+          must be separated by commas: save the file as \"CSV UTF-8 (comma delimited)\"".into()),
+        ("old Mac line breaks", b"email,churned_at\rann@acme.com,2026-03-31\r",
+         "a column name in the header line contains a line break: the file may use old Mac \
+          line breaks (CR only); save it again as \"CSV UTF-8\"".into()),
+        ("no line break for over 1 MiB", long_line.as_bytes(),
+         "the first line is longer than 1 MiB: this is not a CSV file, or its line breaks \
+          are old Mac ones (CR only); save it again as \"CSV UTF-8\"".into()),
+    ];
+    for (case, input, expected) in cases {
+        match read_rows(input, now()) {
+            Err(ImportError::Header(message)) => assert_eq!(message, expected, "case: {case}"),
+            Err(other) => panic!("case {case}: expected a header error, got {other:?}"),
+            Ok(_) => panic!("case {case}: header accepted"),
+        }
+    }
+}
+
+#[test]
+fn a_read_failure_is_reported() {
+    match read_rows(Failing, now()) {
+        Err(error @ ImportError::Io(_)) => {
+            assert_eq!(error.to_string(), "could not read the file: disk on fire")
+        }
+        Err(other) => panic!("expected an I/O error, got {other:?}"),
+        Ok(_) => panic!("header accepted from a failing reader"),
+    }
+    let input = (&b"email,churned_at\nann@acme.com,2026-03-31\n"[..]).chain(Failing);
+    let rows = match read_rows(input, now()) {
+        Ok(rows) => rows,
+        Err(error) => panic!("header refused: {error}"),
+    };
+    let results: Vec<_> = rows.collect();
+    assert_eq!(
+        results,
+        vec![
+            Ok((2, client("ann@acme.com", "2026-03-31"))),
+            Err(RowError {
+                line: 3,
+                reason: "could not read the rest of the file: disk on fire".into()
+            }),
+        ]
+    );
+}
+
+#[test]
+fn a_runaway_quote_stops_reading_with_bounded_memory() {
+    let mut input =
+        b"email,churned_at,name\nann@acme.com,2026-03-31,Ann\nbob@acme.com,2026-03-31,\"Bob\n"
+            .to_vec();
+    input.extend(std::iter::repeat_n(b'x', 3 << 20));
+    input.extend_from_slice(b"\ncarol@acme.com,2026-03-31,Carol\n");
+    let results = read_all(&input);
+    assert_eq!(
+        results,
+        vec![
+            Ok((
+                2,
+                ClientRecord {
+                    name: some("Ann"),
+                    ..client("ann@acme.com", "2026-03-31")
+                }
+            )),
+            Err(RowError {
+                line: 3,
+                reason: "this record is longer than 1 MiB: a closing quote (\") is probably \
+                     missing; nothing after it was read"
+                    .into(),
+            }),
+        ]
+    );
+}
+
+#[test]
+fn bytes_read_follows_the_input() {
+    let input =
+        format!("{HEADER}ann@acme.com,2026-03-31,,,,,\r\n\"bob@acme.com\",2026-03-31,,,,,\n\n");
+    let mut rows = match read_rows(input.as_bytes(), now()) {
+        Ok(rows) => rows,
+        Err(error) => panic!("header refused: {error}"),
+    };
+    assert_eq!(rows.bytes_read(), HEADER.len() as u64);
+    assert!(matches!(rows.next(), Some(Ok((2, _)))));
+    assert_eq!(rows.bytes_read(), (HEADER.len() + 30) as u64);
+    assert!(matches!(rows.next(), Some(Ok((3, _)))));
+    assert!(rows.next().is_none());
+    assert_eq!(rows.bytes_read(), input.len() as u64);
+    assert!(rows.next().is_none(), "stays finished");
+}
+
+#[test]
+fn a_large_file_reads_through() {
+    let rows = 40_000;
+    let mut input = HEADER.to_owned();
+    for index in 0..rows {
+        input.push_str(&format!(
+            "client{index}@acme.com,2025-06-30,Client {index},,,price,UTC\r\n"
+        ));
+    }
+    assert!(
+        input.len() as u64 > 2 * MAX_RECORD_BYTES,
+        "longer than the record cap"
+    );
+    let results = read_all(input.as_bytes());
+    assert_eq!(results.len(), rows);
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(
+        results.last(),
+        Some(&Ok((
+            rows as u64 + 1,
+            ClientRecord {
+                name: some("Client 39999"),
+                churn_reason: some("price"),
+                timezone: Some(chrono_tz::UTC),
+                ..client("client39999@acme.com", "2025-06-30")
+            }
+        )))
+    );
+}
+
+#[test]
+fn plain_dates_parse_like_churned_at_parse() {
+    let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d);
+    let cases = [
+        ("2026-03-31", date(2026, 3, 31)),
+        ("2024-02-29", date(2024, 2, 29)),
+        ("0001-01-01", date(1, 1, 1)),
+        ("9999-12-31", date(9999, 12, 31)),
+        ("2026-02-29", None),
+        ("2026-13-01", None),
+        ("2026-00-10", None),
+        ("2026-04-31", None),
+        ("2026-1-01", None),
+        ("2026/03/31", None),
+        ("2026-03-3a", None),
+        ("+2026-03-31", None),
+        ("2026-03-31T00:00:00Z", None),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(parse_plain_date(text), expected, "{text}");
+        if let Some(date) = expected {
+            assert_eq!(
+                ChurnedAt::parse(text),
+                Some(ChurnedAt::Date(date)),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn quoted_values_are_escaped_and_cut_short() {
+    let cases = [
+        ("x", "\"x\""),
+        ("it's \"quoted\"", "\"it's \\\"quoted\\\"\""),
+        ("a\r\nb\tc", "\"a\\r\\nb\\tc\""),
+        ("Zoë", "\"Zoë\""),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(quoted(input), expected);
+    }
+    let long = "é".repeat(100);
+    assert_eq!(
+        quoted(&long),
+        format!("\"{}\"…", "é".repeat(MAX_QUOTED_CHARS))
+    );
+}

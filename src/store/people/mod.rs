@@ -1,0 +1,405 @@
+//! People and what they ask for: opting out (through their link, the survey or the
+//! operator) and undoing it through the link, coming back as a client, and the
+//! suppressions that stop all mail to an address. Survey answers are in `survey.rs`, a
+//! person's data (export, forget) in `data.rs`.
+//!
+//! Link actions are keyed by what a link token points at, an enrollment (the HTTP layer
+//! has already checked the token's signature); the rest by address. Each method runs in
+//! one transaction; none knows anything about HTTP or tokens' signatures. What a
+//! suppression means, and where an undone opt-out resumes, is `domain::lifecycle`'s to
+//! say: this gathers the facts and writes the answer.
+
+pub(super) mod data;
+pub(super) mod survey;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::clients::{id_by_email, load_by_email, load_facts};
+use super::enroll::{enrollment_state, message_state, reconcile, stop_client};
+use super::{Result, Store, email_hash, fmt_time, log_event, moment};
+use crate::config::Config;
+use crate::domain::lifecycle::{self, Resume, Undo};
+use crate::domain::model::{EnrollmentState, normalize_email};
+use crate::domain::suppression::{self, Reason, Recording, Suppression};
+use crate::token::Target;
+
+/// One enrollment, as the recipient pages need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentView {
+    pub enrollment_id: i64,
+    pub client_id: i64,
+    pub email: String,
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub company: Option<String>,
+    pub campaign: String,
+    pub state: EnrollmentState,
+    /// No more mail goes to the address: it is suppressed (opted out, bounced or
+    /// forgotten).
+    pub opted_out: bool,
+}
+
+impl EnrollmentView {
+    /// The `first_name` column, else the first word of `name`.
+    pub fn greeting_name(&self) -> Option<String> {
+        self.first_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .or_else(|| {
+                self.name
+                    .as_deref()
+                    .and_then(|n| n.split_whitespace().next())
+                    .map(str::to_string)
+            })
+    }
+}
+
+/// What a link did to a person's standing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptOutOutcome {
+    /// The link points at no enrollment (never issued, or the person was forgotten).
+    Unknown,
+    OptedOut,
+    AlreadyOptedOut,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UndoOutcome {
+    Unknown,
+    /// The opt-out was removed; `reactivated` sequences were picked up where they stopped.
+    Resubscribed {
+        reactivated: usize,
+    },
+    /// There was no opt-out to undo.
+    NotOptedOut,
+    /// The address is suppressed for a reason a link may not undo (an operator's
+    /// opt-out, a bounce, a forgotten person).
+    NotUndoable,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReturnOutcome {
+    Unknown,
+    /// Sequences stopped (how many were active).
+    Recorded {
+        stopped: usize,
+    },
+    AlreadyReturned,
+}
+
+/// The enrollment id a link points at, if it exists: an enrollment merged into another
+/// (two spellings of one person) points at that one, unless its id was given again.
+fn enrollment_id(conn: &Connection, target: &Target) -> Result<Option<i64>> {
+    Ok(match target {
+        Target::Enrollment(id) => Some(
+            conn.prepare_cached(
+                "SELECT coalesce((SELECT id FROM enrollments WHERE id = ?1),
+                                 (SELECT enrollment_id FROM merged_enrollments WHERE id = ?1), ?1)",
+            )?
+            .query_row(params![id], |r| r.get(0))?,
+        ),
+        Target::Legacy(public_id) => conn
+            .prepare_cached("SELECT enrollment_id FROM legacy_links WHERE public_id = ?1")?
+            .query_row(params![public_id.to_vec()], |r| r.get(0))
+            .optional()?,
+    })
+}
+
+fn view_by_link(conn: &Connection, target: &Target) -> Result<Option<EnrollmentView>> {
+    let Some(id) = enrollment_id(conn, target)? else {
+        return Ok(None);
+    };
+    let row = conn
+        .prepare_cached(
+            "SELECT e.id, e.client_id, c.email, c.name, c.first_name, c.company, e.campaign, e.state,
+                    EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))
+             FROM enrollments e JOIN clients c ON c.id = e.client_id
+             WHERE e.id = ?1",
+        )?
+        .query_row(params![id], |r| {
+            Ok((
+                EnrollmentView {
+                    enrollment_id: r.get(0)?,
+                    client_id: r.get(1)?,
+                    email: r.get(2)?,
+                    name: r.get(3)?,
+                    first_name: r.get(4)?,
+                    company: r.get(5)?,
+                    campaign: r.get(6)?,
+                    state: EnrollmentState::Active,
+                    opted_out: r.get(8)?,
+                },
+                r.get::<_, String>(7)?,
+            ))
+        })
+        .optional()?;
+    row.map(|(view, state)| {
+        Ok(EnrollmentView {
+            state: enrollment_state(&state)?,
+            ..view
+        })
+    })
+    .transpose()
+}
+
+/// The suppression of a (normalised) address, if it has one.
+fn stored_suppression(conn: &Connection, email: &str) -> Result<Option<Suppression>> {
+    let stored: Option<(String, String)> = conn
+        .prepare_cached("SELECT reason, source FROM suppressions WHERE email_hash = ?1")?
+        .query_row(params![email_hash(email)], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(stored.map(|(reason, source)| Suppression::decode(&reason, &source)))
+}
+
+impl Store {
+    /// The enrollment a link token points at, if it still exists.
+    pub fn enrollment_by_link(&self, target: &Target) -> Result<Option<EnrollmentView>> {
+        view_by_link(&self.conn, target)
+    }
+
+    /// One-click unsubscribe: opts the enrollment's person out of everything (every
+    /// campaign, queued retries included). Idempotent.
+    pub fn opt_out_enrollment(
+        &mut self,
+        target: &Target,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OptOutOutcome> {
+        let tx = self.write_tx()?;
+        let Some(view) = view_by_link(&tx, target)? else {
+            return Ok(OptOutOutcome::Unknown);
+        };
+        let newly = opt_out(&tx, &view.email, source, now)?;
+        tx.commit()?;
+        Ok(if newly {
+            OptOutOutcome::OptedOut
+        } else {
+            OptOutOutcome::AlreadyOptedOut
+        })
+    }
+
+    /// The person clicked "undo" after unsubscribing through a link: removes their
+    /// opt-out and picks up the sequences it stopped, with their next send recomputed.
+    /// Sequences stopped for any other reason (bounced, returned, completed) stay stopped.
+    pub fn undo_opt_out(
+        &mut self,
+        target: &Target,
+        now: DateTime<Utc>,
+        config: &Config,
+    ) -> Result<UndoOutcome> {
+        let tx = self.write_tx()?;
+        let Some(view) = view_by_link(&tx, target)? else {
+            return Ok(UndoOutcome::Unknown);
+        };
+        let stored = stored_suppression(&tx, &view.email)?;
+        let bounced: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM enrollments WHERE client_id = ?1 AND state = 'bounced')",
+            params![view.client_id],
+            |r| r.get(0),
+        )?;
+        match lifecycle::undo(stored.as_ref(), bounced) {
+            Undo::NotOptedOut => return Ok(UndoOutcome::NotOptedOut),
+            Undo::NotUndoable => return Ok(UndoOutcome::NotUndoable),
+            Undo::Lift => {}
+        }
+        tx.execute(
+            "DELETE FROM suppressions WHERE email_hash = ?1",
+            params![email_hash(&view.email)],
+        )?;
+        let reactivated = reactivate(&tx, view.client_id, now, config)?;
+        log_event(
+            &tx,
+            now,
+            Some(view.client_id),
+            "opt_out_undone",
+            &format!("link; {reactivated} sequence(s) resumed"),
+        )?;
+        tx.commit()?;
+        Ok(UndoOutcome::Resubscribed { reactivated })
+    }
+
+    /// Opts an address out of everything, now and for good (also one never imported).
+    /// Returns false if it was already opted out.
+    pub fn record_opt_out(
+        &mut self,
+        email: &str,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let tx = self.write_tx()?;
+        let newly = opt_out(&tx, email, source, now)?;
+        tx.commit()?;
+        Ok(newly)
+    }
+
+    /// The client came back: stop their sequences and record the win.
+    pub fn record_return(&mut self, email: &str, now: DateTime<Utc>) -> Result<ReturnOutcome> {
+        let tx = self.write_tx()?;
+        let Some(client) = load_by_email(&tx, email)? else {
+            return Ok(ReturnOutcome::Unknown);
+        };
+        if client.returned_at.is_some() {
+            return Ok(ReturnOutcome::AlreadyReturned);
+        }
+        tx.execute(
+            "UPDATE clients SET returned_at = ?2, updated_at = ?2 WHERE id = ?1",
+            params![client.id, fmt_time(now)],
+        )?;
+        let stopped = stop_client(&tx, client.id, EnrollmentState::Returned, now)?;
+        log_event(
+            &tx,
+            now,
+            Some(client.id),
+            "returned",
+            "came back as a client",
+        )?;
+        tx.commit()?;
+        Ok(ReturnOutcome::Recorded { stopped })
+    }
+}
+
+/// Records an opt-out from `source` for an address (imported or not) and stops the
+/// client's sequences. Returns whether the address was not opted out before (a bounce
+/// alone is not an opt-out). A stronger suppression already there is kept (see
+/// [`suppression::record`]); an operator's opt-out over the person's own replaces it, so
+/// the person's link can no longer undo it.
+pub(crate) fn opt_out(
+    tx: &Transaction<'_>,
+    email: &str,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let email = normalize_email(email);
+    // A person forgotten under an older spelling is found (and no address is stored).
+    super::addresses::heal_suppression(tx, &email)?;
+    let before = suppress(tx, &email, &Suppression::new(Reason::OptOut, source), now)?;
+    let newly = !before.is_some_and(|s| s.is_opt_out());
+    if let Some(id) = id_by_email(tx, &email)? {
+        stop_client(tx, id, EnrollmentState::OptedOut, now)?;
+        if newly {
+            log_event(tx, now, Some(id), "opt_out", source)?;
+        }
+    }
+    Ok(newly)
+}
+
+/// Records `new` for a (normalised) address, keeping whichever of it and the stored one
+/// is stronger (see [`suppression::record`]: a stored reason this build does not know is
+/// kept as it is); returns the one stored before.
+pub(crate) fn suppress(
+    tx: &Connection,
+    email: &str,
+    new: &Suppression,
+    now: DateTime<Utc>,
+) -> Result<Option<Suppression>> {
+    let hash = email_hash(email);
+    let before = stored_suppression(tx, email)?;
+    match suppression::record(before.as_ref(), new) {
+        Recording::Insert => {
+            tx.prepare_cached(
+                "INSERT INTO suppressions (email_hash, email, reason, source, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![hash, email, new.reason.as_str(), new.source, fmt_time(now)])?;
+        }
+        Recording::Replace => {
+            tx.prepare_cached(
+                "UPDATE suppressions SET reason = ?2, source = ?3, created_at = ?4 WHERE email_hash = ?1",
+            )?
+            .execute(params![hash, new.reason.as_str(), new.source, fmt_time(now)])?;
+        }
+        Recording::Keep => {}
+    }
+    Ok(before)
+}
+
+/// Resumes the client's sequences that an opt-out stopped, each where it stood (see
+/// [`lifecycle::resume`]).
+fn reactivate(
+    tx: &Transaction<'_>,
+    client_id: i64,
+    now: DateTime<Utc>,
+    config: &Config,
+) -> Result<usize> {
+    let Some(client) = load_facts(tx, client_id)? else {
+        return Ok(0);
+    };
+    let returned = client.returned_at.is_some();
+    let now_text = fmt_time(now);
+    let stopped: Vec<(i64, String, i64, u32)> = tx
+        .prepare_cached(
+            "SELECT id, campaign, cycle, next_step FROM enrollments WHERE client_id = ?1 AND state = 'opted_out' ORDER BY id",
+        )?
+        .query_map(params![client_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    let mut resumed = 0;
+    for (enrollment_id, campaign_name, cycle, next_step) in stopped {
+        let Some(campaign) = config.campaign(&campaign_name) else {
+            continue; // no longer configured: nothing to schedule it by
+        };
+        let admitted = campaign.admits(client.record.churn_reason.as_deref());
+        let message: Option<(String, String, Option<String>)> = tx
+            .prepare_cached("SELECT state, due_at, sent_at FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3")?
+            .query_row(params![enrollment_id, cycle, next_step], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let state = match &message {
+            Some((state, _, _)) => Some(message_state(state)?),
+            None => None,
+        };
+        let (due_at, sent_at) = message.map(|(_, due, sent)| (due, sent)).unzip();
+        match lifecycle::resume(returned, admitted, state) {
+            Resume::AtStep => {
+                reschedule(tx, enrollment_id, next_step, None, now)?;
+                reconcile(tx, campaign, &client.facts(), now)?;
+            }
+            Resume::AfterStep => {
+                let sent_at = sent_at.flatten();
+                reschedule(tx, enrollment_id, next_step + 1, sent_at.as_deref(), now)?;
+                reconcile(tx, campaign, &client.facts(), now)?;
+            }
+            Resume::QueueAgain => {
+                tx.prepare_cached(
+                    "UPDATE messages SET state = 'retry', next_attempt_at = ?2, first_claimed_at = ?2, updated_at = ?2,
+                            last_error = 'queued again: the recipient undid their opt-out'
+                     WHERE enrollment_id = ?1 AND cycle = ?3 AND step = ?4",
+                )?
+                .execute(params![enrollment_id, now_text, cycle, next_step])?;
+                tx.prepare_cached(
+                    "UPDATE enrollments SET state = 'active', due_at = ?2, send_at = NULL, stopped_at = NULL, updated_at = ?3
+                     WHERE id = ?1",
+                )?
+                .execute(params![enrollment_id, due_at, now_text])?;
+            }
+            Resume::InFlight => {
+                tx.prepare_cached(
+                    "UPDATE enrollments SET state = 'active', send_at = NULL, stopped_at = NULL, updated_at = ?2 WHERE id = ?1",
+                )?
+                .execute(params![enrollment_id, now_text])?;
+            }
+            Resume::Stay => continue,
+        }
+        resumed += 1;
+    }
+    Ok(resumed)
+}
+
+/// Makes an enrollment active again at `next_step` with a placeholder `send_at`, for
+/// `reconcile` to replace with the real due time (or to complete it past the last step).
+fn reschedule(
+    tx: &Transaction<'_>,
+    enrollment_id: i64,
+    next_step: u32,
+    sent_at: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE enrollments SET state = 'active', next_step = ?2, last_sent_at = COALESCE(?3, last_sent_at),
+                send_at = ?4, stopped_at = NULL, updated_at = ?5
+         WHERE id = ?1",
+    )?
+    .execute(params![enrollment_id, next_step, sent_at, moment(now), fmt_time(now)])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
