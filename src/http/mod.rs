@@ -18,7 +18,7 @@ mod tests;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -34,7 +34,10 @@ use serde::Deserialize;
 
 use crate::clock::Clock;
 use crate::config::{Config, Problem};
-use crate::store::{OptOutOutcome, Store, StoreError, SurveyAnswer, SurveyOutcome, UndoOutcome};
+use crate::store::{
+    OptOutOutcome, SharedError, SharedStore, Store, StoreError, SurveyAnswer, SurveyOutcome,
+    UndoOutcome,
+};
 use crate::token::{self, Purpose, Secret, Target};
 use pages::{Page, Pages};
 use rate_limit::RateLimiter;
@@ -71,8 +74,8 @@ pub const WOULD_RETURN: [&str; 3] = ["yes", "maybe", "no"];
 #[derive(Clone)]
 pub struct HttpState {
     pub config: Arc<Config>,
-    /// Locked only on blocking threads, never across an `.await`.
-    pub store: Arc<Mutex<Store>>,
+    /// The server's own connection.
+    pub store: SharedStore,
     pub secret: Arc<Secret>,
     pub clock: Clock,
 }
@@ -417,20 +420,14 @@ impl App {
         T: Send + 'static,
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     {
-        let store = self.state.store.clone();
-        let joined = tokio::task::spawn_blocking(move || match store.lock() {
-            Ok(mut guard) => f(&mut guard).map_err(|e| e.to_string()),
-            Err(_) => Err("the database lock was poisoned by a crash in another task".to_string()),
-        })
-        .await;
-        match joined {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => {
-                tracing::error!(%error, "a recipient request failed in the database");
+        match self.state.store.call(f).await {
+            Ok(value) => Ok(value),
+            Err(SharedError::Join(error)) => {
+                tracing::error!(%error, "a recipient request's database task failed");
                 Err(Failure::Internal)
             }
             Err(error) => {
-                tracing::error!(%error, "a recipient request's database task failed");
+                tracing::error!(%error, "a recipient request failed in the database");
                 Err(Failure::Internal)
             }
         }

@@ -69,7 +69,7 @@ subject = "News"
     let store = Store::open(&dir.path().join("winback.db")).unwrap();
     let state = HttpState {
         config: Arc::new(config),
-        store: Arc::new(Mutex::new(store)),
+        store: SharedStore::new(store),
         secret: Arc::new(Secret::from_text("test secret")),
         clock: Clock::starting_at(now()),
     };

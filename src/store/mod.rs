@@ -16,6 +16,7 @@ mod outbox;
 mod recipients;
 mod renames;
 mod report;
+mod shared;
 mod views;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub use recipients::{
     UndoOutcome,
 };
 pub use report::{Funnel, Metrics, PreviewClient, ReportData, StepStops};
+pub use shared::{SharedError, SharedStore};
 pub use views::{ATTENTION, HeldRow, MessageRow, PlanData, Status};
 
 use codec::add_email_hash_function;
