@@ -214,7 +214,7 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
 /// Builds what a configuration needs to send, checking what `check` checks of it here
 /// (page templates, mail templates, the SMTP login): at start and at every reload.
 fn prepare(config: &Config) -> anyhow::Result<(Renderer, Arc<dyn crate::mailer::Mailer>)> {
-    let page_problems = crate::http::check_pages(config);
+    let page_problems = crate::mail::pages::check_pages(config);
     if !page_problems.is_empty() {
         let list: Vec<String> = page_problems.iter().map(|p| format!("  {p}")).collect();
         return Err(anyhow!(

@@ -18,7 +18,7 @@ use super::{Cli, load_config, open_store};
 use crate::config::Config;
 use crate::domain::model::StepKind;
 use crate::domain::plan::Planned;
-use crate::http::{SURVEY_REASONS, WOULD_RETURN};
+use crate::domain::survey::{SURVEY_REASONS, WOULD_RETURN};
 use crate::store::{Funnel, ReportData};
 
 /// How far ahead the upcoming sends are charted.

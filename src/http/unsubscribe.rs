@@ -1,0 +1,135 @@
+//! The unsubscribe link: `GET /u/{token}` (a page with the button, changing nothing),
+//! `POST /u/{token}` (one-click, RFC 8058) and `POST /u/{token}/undo`. The opt-out itself
+//! is the store's; this file turns a request into it and its outcome into a page.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::guard::check_body;
+use super::pages::Failure;
+use super::{App, Shared};
+use crate::mail::pages::Page;
+use crate::store::{OptOutOutcome, UndoOutcome};
+use crate::token::{Purpose, Target};
+
+/// `GET /u/{token}`: a page with the button. Changes nothing.
+pub(super) async fn unsubscribe_page(
+    State(app): State<Shared>,
+    token: Result<Path<String>, PathRejection>,
+) -> Response {
+    let result = async {
+        let id = app.verify(Purpose::Unsubscribe, token)?;
+        let view = app
+            .with_store(move |store| store.enrollment_by_link(&id))
+            .await?;
+        let view = view.ok_or(Failure::NotFound)?;
+        Ok((
+            StatusCode::OK,
+            Page::Unsubscribe {
+                first_name: view.greeting_name(),
+                already_unsubscribed: view.opted_out,
+                unsubscribe_url: app.unsubscribe_url(&id),
+                undo_url: app.undo_url(&id),
+            },
+        ))
+    }
+    .await;
+    app.respond(result)
+}
+
+/// `POST /u/{token}`: one-click unsubscribe (RFC 8058). Any POST to the link counts,
+/// whatever its body (`List-Unsubscribe=One-Click`, urlencoded or multipart, or the
+/// page's button). Answers 200 with a page, never a redirect; idempotent.
+pub(super) async fn unsubscribe(
+    State(app): State<Shared>,
+    token: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        check_body(body)?;
+        let id = app.verify(Purpose::Unsubscribe, token)?;
+        let now = app.state.clock.now();
+        let (outcome, view) = app
+            .with_store(move |store| {
+                let outcome = store.opt_out_enrollment(&id, "link", now)?;
+                Ok((outcome, store.enrollment_by_link(&id)?))
+            })
+            .await?;
+        let view = view.ok_or(Failure::NotFound)?;
+        match outcome {
+            OptOutOutcome::Unknown => return Err(Failure::NotFound),
+            OptOutOutcome::OptedOut => {
+                tracing::info!(
+                    client = view.client_id,
+                    "opted out through an unsubscribe link"
+                );
+            }
+            OptOutOutcome::AlreadyOptedOut => {}
+        }
+        Ok((
+            StatusCode::OK,
+            Page::Unsubscribed {
+                first_name: view.greeting_name(),
+                undo_url: app.undo_url(&id),
+                survey_url: app.survey_served_here().then(|| app.survey_url(&id)),
+            },
+        ))
+    }
+    .await;
+    app.respond(result)
+}
+
+/// `POST /u/{token}/undo`: the person changed their mind right after unsubscribing.
+pub(super) async fn undo(
+    State(app): State<Shared>,
+    token: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        check_body(body)?;
+        let id = app.verify(Purpose::Unsubscribe, token)?;
+        let now = app.state.clock.now();
+        let config = app.state.config.clone();
+        let (outcome, view) = app
+            .with_store(move |store| {
+                let outcome = store.undo_opt_out(&id, now, &config)?;
+                Ok((outcome, store.enrollment_by_link(&id)?))
+            })
+            .await?;
+        let view = view.ok_or(Failure::NotFound)?;
+        match outcome {
+            UndoOutcome::Unknown => return Err(Failure::NotFound),
+            UndoOutcome::NotUndoable => return Err(Failure::NotUndoable),
+            UndoOutcome::Resubscribed { reactivated } => {
+                tracing::info!(
+                    client = view.client_id,
+                    reactivated,
+                    "opt-out undone through an unsubscribe link"
+                );
+            }
+            UndoOutcome::NotOptedOut => {}
+        }
+        Ok((
+            StatusCode::OK,
+            Page::Resubscribed {
+                first_name: view.greeting_name(),
+                unsubscribe_url: app.unsubscribe_url(&id),
+            },
+        ))
+    }
+    .await;
+    app.respond(result)
+}
+
+impl App {
+    fn unsubscribe_url(&self, id: &Target) -> String {
+        crate::links::unsubscribe_url(&self.state.config, &self.state.secret, *id)
+    }
+
+    fn undo_url(&self, id: &Target) -> String {
+        format!("{}/undo", self.unsubscribe_url(id))
+    }
+}
