@@ -1,10 +1,9 @@
 //! `winback preview`: one step as its recipient will get it, or a gallery of every step.
 //!
 //! Renders with the daemon's own pieces: the same templates (`Renderer`), the same MIME
-//! builder (`mail::build_message`) and the same link building (`Deliverer`'s
-//! `unsubscribe_url` and `survey_url`, for an enrolled client's real enrollment). It never
-//! sends, and writes only the files asked for (plus the link secret on first use, as the
-//! daemon would).
+//! builder (`mail::build_message`) and the same link building (`links`: an enrolled
+//! client's real links, else placeholders built the same way). It never sends, and writes
+//! only the files asked for (plus the link secret on first use, as the daemon would).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -227,15 +226,11 @@ struct Links {
 }
 
 impl Links {
-    /// Links that look like the real ones but carry [`FAKE_TOKEN`].
+    /// Links built as the real ones are, but carrying [`FAKE_TOKEN`].
     fn fake(config: &Config) -> Links {
-        let base = &config.http.public_url;
         Links {
-            unsubscribe: format!("{base}/u/{FAKE_TOKEN}"),
-            survey: match &config.survey_external_url {
-                Some(external) => format!("{external}{FAKE_TOKEN}"),
-                None => format!("{base}/s/{FAKE_TOKEN}"),
-            },
+            unsubscribe: crate::links::unsubscribe_link(config, FAKE_TOKEN),
+            survey: crate::links::survey_link(config, FAKE_TOKEN),
         }
     }
 }

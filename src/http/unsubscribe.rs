@@ -130,6 +130,6 @@ impl App {
     }
 
     fn undo_url(&self, id: &Target) -> String {
-        format!("{}/undo", self.unsubscribe_url(id))
+        crate::links::undo_url(&self.state.config, &self.state.secret, *id)
     }
 }
