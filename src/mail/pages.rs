@@ -296,3 +296,28 @@ pub(crate) fn check_pages(config: &Config) -> Vec<Problem> {
         Err(problems) => problems,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::survey::{SURVEY_REASONS, WOULD_RETURN};
+
+    /// The values the built-in survey form offers for the field `name`, in order.
+    fn offered(name: &str) -> Vec<String> {
+        let (_, survey) = BUILT_IN.iter().find(|(page, _)| *page == "survey").unwrap();
+        let field = format!("name=\"{name}\" value=\"");
+        survey
+            .match_indices(&field)
+            .map(|(at, _)| {
+                let rest = &survey[at + field.len()..];
+                rest[..rest.find('"').unwrap()].to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_built_in_survey_offers_exactly_the_choices_the_server_accepts() {
+        assert_eq!(offered("reason"), SURVEY_REASONS);
+        assert_eq!(offered("would_return"), WOULD_RETURN);
+    }
+}
