@@ -33,7 +33,7 @@ pub(super) async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Re
         return app.failure(Failure::NotFound);
     }
     let now = app.state.clock.now();
-    match app.with_store(move |store| store.metrics(now)).await {
+    match app.store(move |store| store.metrics(now)).await {
         Ok(metrics) => (
             [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
             exposition(&metrics, now),

@@ -261,8 +261,9 @@ struct App {
 type Shared = Arc<App>;
 
 impl App {
-    /// Runs `f` on the store on a blocking thread.
-    async fn with_store<T, F>(&self, f: F) -> Result<T, Failure>
+    /// Runs `f` on the server's store connection (see [`SharedStore::call`]); a failure
+    /// is logged here and answered as [`Failure::Internal`].
+    async fn store<T, F>(&self, f: F) -> Result<T, Failure>
     where
         T: Send + 'static,
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,

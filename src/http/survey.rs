@@ -29,7 +29,7 @@ pub(super) async fn survey_form(
         }
         let id = app.verify(Purpose::Survey, token)?;
         let (view, answer) = app
-            .with_store(move |store| {
+            .store(move |store| {
                 let view = store.enrollment_by_link(&id)?;
                 let answer = store.survey_answer(&id)?;
                 Ok((view, answer))
@@ -149,7 +149,7 @@ pub(super) async fn survey_answer(
             Err((Invalid::Choice, _, _)) => return Err(Failure::BadRequest),
             Err((Invalid::Fixable(message), answer, stop)) => {
                 let view = app
-                    .with_store(move |store| store.enrollment_by_link(&id))
+                    .store(move |store| store.enrollment_by_link(&id))
                     .await?;
                 let view = view.ok_or(Failure::NotFound)?;
                 let page = survey_page(
@@ -164,7 +164,7 @@ pub(super) async fn survey_answer(
         };
         let now = app.state.clock.now();
         let outcome = app
-            .with_store(move |store| {
+            .store(move |store| {
                 let outcome = store.save_survey_answer(&id, &answer, stop, now)?;
                 let view = store.enrollment_by_link(&id)?;
                 Ok((outcome, view))

@@ -23,7 +23,7 @@ pub(super) async fn unsubscribe_page(
     let result = async {
         let id = app.verify(Purpose::Unsubscribe, token)?;
         let view = app
-            .with_store(move |store| store.enrollment_by_link(&id))
+            .store(move |store| store.enrollment_by_link(&id))
             .await?;
         let view = view.ok_or(Failure::NotFound)?;
         Ok((
@@ -53,7 +53,7 @@ pub(super) async fn unsubscribe(
         let id = app.verify(Purpose::Unsubscribe, token)?;
         let now = app.state.clock.now();
         let (outcome, view) = app
-            .with_store(move |store| {
+            .store(move |store| {
                 let outcome = store.opt_out_enrollment(&id, "link", now)?;
                 Ok((outcome, store.enrollment_by_link(&id)?))
             })
@@ -94,7 +94,7 @@ pub(super) async fn undo(
         let now = app.state.clock.now();
         let config = app.state.config.clone();
         let (outcome, view) = app
-            .with_store(move |store| {
+            .store(move |store| {
                 let outcome = store.undo_opt_out(&id, now, &config)?;
                 Ok((outcome, store.enrollment_by_link(&id)?))
             })
