@@ -14,7 +14,7 @@ pub fn unsubscribe_url(config: &Config, secret: &Secret, link: Target) -> String
 }
 
 /// `{public_url}/u/{token}/undo`: where the page after an unsubscribe takes it back.
-pub fn undo_url(config: &Config, secret: &Secret, link: Target) -> String {
+pub(crate) fn undo_url(config: &Config, secret: &Secret, link: Target) -> String {
     format!("{}/undo", unsubscribe_url(config, secret, link))
 }
 

@@ -12,4 +12,4 @@ pub mod plan;
 pub mod schedule;
 pub mod send_at;
 pub mod suppression;
-pub mod survey;
+pub(crate) mod survey;

@@ -3,7 +3,7 @@
 //! commands that count the answers (`survey`, `report`). Plain data; no I/O.
 
 /// The survey's "why did you leave" choices: the churn reasons a person can pick.
-pub const SURVEY_REASONS: [&str; 6] = [
+pub(crate) const SURVEY_REASONS: [&str; 6] = [
     "competitor",
     "acquisition",
     "contact_left",
@@ -13,7 +13,7 @@ pub const SURVEY_REASONS: [&str; 6] = [
 ];
 
 /// The survey's "would you work with us again" choices.
-pub const WOULD_RETURN: [&str; 3] = ["yes", "maybe", "no"];
+pub(crate) const WOULD_RETURN: [&str; 3] = ["yes", "maybe", "no"];
 
 /// The longest free-text answer, in characters.
-pub const MAX_TEXT_CHARS: usize = 5000;
+pub(crate) const MAX_TEXT_CHARS: usize = 5000;

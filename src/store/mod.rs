@@ -31,7 +31,8 @@ pub use recipients::{
     UndoOutcome,
 };
 pub use report::{Funnel, Metrics, PreviewClient, ReportData, StepStops};
-pub use shared::{SharedError, SharedStore};
+pub(crate) use shared::SharedError;
+pub use shared::SharedStore;
 pub use views::{ATTENTION, HeldRow, MessageRow, PlanData, Status};
 
 use codec::add_email_hash_function;

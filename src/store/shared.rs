@@ -16,7 +16,7 @@ pub struct SharedStore(Arc<Mutex<Store>>);
 
 /// Why a call on a [`SharedStore`] failed.
 #[derive(Debug, thiserror::Error)]
-pub enum SharedError {
+pub(crate) enum SharedError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("a database task failed: {0}")]
@@ -27,12 +27,12 @@ pub enum SharedError {
 }
 
 impl SharedStore {
-    pub fn new(store: Store) -> SharedStore {
+    pub(crate) fn new(store: Store) -> SharedStore {
         SharedStore(Arc::new(Mutex::new(store)))
     }
 
     /// Runs `f` on the store on a blocking thread.
-    pub async fn call<T, F>(&self, f: F) -> Result<T, SharedError>
+    pub(crate) async fn call<T, F>(&self, f: F) -> Result<T, SharedError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
@@ -43,7 +43,7 @@ impl SharedStore {
 
     /// Runs `f` on the store on this thread, for code already on a blocking thread (it
     /// waits for the lock).
-    pub fn blocking<T>(
+    pub(crate) fn blocking<T>(
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
     ) -> Result<T, SharedError> {
