@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use handlebars::html_escape;
 
-use super::{Links, browser};
+use super::browser;
+use super::who::Links;
 use crate::cli::output;
 use crate::config::{Campaign, Config};
 use crate::domain::model::ClientRecord;

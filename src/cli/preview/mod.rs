@@ -8,6 +8,7 @@
 mod browser;
 mod gallery;
 mod headers;
+mod who;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -18,12 +19,7 @@ use anyhow::{anyhow, bail};
 use super::{Cli, load_config, output};
 use crate::config::{Campaign, Config};
 use crate::mail::{self, Renderer, Vars};
-use crate::token::Target;
 use headers::readable_headers;
-
-/// The token in the links of a preview for someone without an enrollment: obviously
-/// not one the daemon issues (it has 43 base64url characters), so it can never work.
-pub(super) const FAKE_TOKEN: &str = "PREVIEW-NOT-A-REAL-LINK";
 
 /// What `winback preview` was asked for.
 pub(super) struct PreviewArgs<'a> {
@@ -77,70 +73,7 @@ pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> 
     let now = setup.clock.now();
 
     // Who, and the links they would get.
-    let (client, links, about) = match args.email {
-        None => (
-            mail::sample_client(),
-            Links::fake(config),
-            "a sample client (pass --email to preview for a real one); links are placeholders"
-                .to_string(),
-        ),
-        Some(email) => {
-            let email = &super::address(email)?;
-            if !config.database_path.exists() {
-                bail!(
-                    "there is no database at {} yet, so no former client {email}; import clients first (winback import FILE), or leave out --email to preview for a sample client",
-                    config.database_path.display()
-                );
-            }
-            let mut store = super::open_store(config)?;
-            // A campaign added or retimed since the daemon last started is enrolled now, as
-            // `plan` does, so that its links are the ones the daemon will use.
-            store.sync_campaigns(config, now)?;
-            let found = store.preview_client(email, &campaign.name)?.ok_or_else(|| {
-                anyhow!(
-                    "{email} is not a known former client (check the address, or import them first); leave out --email to preview for a sample client"
-                )
-            })?;
-            match found.enrollment_id {
-                Some(id) => {
-                    let secret = crate::daemon::load_secret(&mut store)?;
-                    let links = Links {
-                        unsubscribe: crate::links::unsubscribe_url(
-                            config,
-                            &secret,
-                            Target::Enrollment(id),
-                        ),
-                        survey: crate::links::survey_url(config, &secret, Target::Enrollment(id)),
-                    };
-                    let note = match (found.suppressed.as_deref(), found.returned_at) {
-                        (Some("bounce"), _) => {
-                            "; their address bounced, so nothing more will be sent to them"
-                        }
-                        (Some(_), _) => "; they opted out, so nothing more will be sent to them",
-                        (None, Some(_)) => {
-                            "; they came back as a client, so nothing more will be sent to them"
-                        }
-                        (None, None) => "",
-                    };
-                    (
-                        found.record,
-                        links,
-                        format!(
-                            "{email}, with their real links: do not click unsubscribe or answer the survey from here{note}"
-                        ),
-                    )
-                }
-                None => (
-                    found.record,
-                    Links::fake(config),
-                    format!(
-                        "{email}, who is not in campaign \"{}\" (their churn reason is not in its audience); links are placeholders",
-                        campaign.name
-                    ),
-                ),
-            }
-        }
-    };
+    let (client, links, about) = who::recipient(config, campaign, args.email, now)?;
 
     let vars = Vars {
         client: &client,
@@ -216,22 +149,6 @@ pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> 
         browser::open(&path);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The two links of a message.
-struct Links {
-    unsubscribe: String,
-    survey: String,
-}
-
-impl Links {
-    /// Links built as the real ones are, but carrying [`FAKE_TOKEN`].
-    fn fake(config: &Config) -> Links {
-        Links {
-            unsubscribe: crate::links::unsubscribe_link(config, FAKE_TOKEN),
-            survey: crate::links::survey_link(config, FAKE_TOKEN),
-        }
-    }
 }
 
 fn find_campaign<'a>(config: &'a Config, name: &str) -> anyhow::Result<&'a Campaign> {
