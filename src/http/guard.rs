@@ -14,9 +14,13 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::app::{App, Shared};
 use super::pages::Failure;
-use super::{App, REQUEST_TIMEOUT, Shared, rate_limit};
+use super::rate_limit;
 use crate::token::{self, Purpose, Target};
+
+/// How long a request may take from its head to the response, body included.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A request that takes longer than [`REQUEST_TIMEOUT`] (a body sent a byte at a time,
 /// say) gets 408 and its connection back.

@@ -14,7 +14,7 @@ use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
-use super::Shared;
+use super::app::Shared;
 use super::pages::Failure;
 use crate::domain::model::MessageState;
 use crate::store::Metrics;

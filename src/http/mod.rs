@@ -10,8 +10,10 @@
 //!
 //! This file owns the server (connections capped below the open-file limit, the head
 //! time limit) and the routing; the routes are in `unsubscribe.rs` and `survey.rs`, what
-//! every request passes through in `guard.rs`, refusals and their pages in `pages.rs`.
+//! every request passes through in `guard.rs`, what the routes share in `app.rs`,
+//! refusals and their pages in `pages.rs`.
 
+mod app;
 mod guard;
 mod metrics;
 mod pages;
@@ -31,13 +33,13 @@ use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
 
-use crate::clock::Clock;
-use crate::config::{Config, Problem};
+use crate::config::Problem;
 use crate::mail::pages::Pages;
-use crate::store::{SharedError, SharedStore, Store, StoreError};
-use crate::token::Secret;
+use app::{App, Shared};
 use pages::Failure;
 use rate_limit::RateLimiter;
+
+pub use app::HttpState;
 
 /// The largest request body accepted on the unsubscribe routes (RFC 8058 bodies are a
 /// few dozen bytes).
@@ -52,16 +54,6 @@ pub const SURVEY_BODY_LIMIT: usize = 64 * 1024;
 pub const REQUESTS_PER_MINUTE: u32 = 30;
 /// Client addresses the rate limiter remembers at most.
 const MAX_TRACKED_CLIENTS: usize = 10_000;
-
-/// What the server needs from the daemon.
-#[derive(Clone)]
-pub struct HttpState {
-    pub config: Arc<Config>,
-    /// The server's own connection.
-    pub store: SharedStore,
-    pub secret: Arc<Secret>,
-    pub clock: Clock,
-}
 
 /// The page templates have problems; the server cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -95,8 +87,6 @@ pub async fn serve(
 /// starts waiting for it (a new connection, or a kept-alive one between requests): an idle
 /// connection is closed after this.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a request may take from its head to the response, body included.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// File descriptors kept out of the HTTP server's reach: the database (two connections,
 /// each with its WAL and shared-memory files), up to 64 SMTP connections, the lock file,
 /// `.eml` files, the client sync file and logs.
@@ -250,36 +240,6 @@ pub fn router(state: HttpState) -> Result<Router, PagesError> {
             &public_url,
         )))
         .with_state(app))
-}
-
-struct App {
-    state: HttpState,
-    pages: Pages,
-    limiter: RateLimiter,
-}
-
-type Shared = Arc<App>;
-
-impl App {
-    /// Runs `f` on the server's store connection (see [`SharedStore::call`]); a failure
-    /// is logged here and answered as [`Failure::Internal`].
-    async fn store<T, F>(&self, f: F) -> Result<T, Failure>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
-    {
-        match self.state.store.call(f).await {
-            Ok(value) => Ok(value),
-            Err(SharedError::Join(error)) => {
-                tracing::error!(%error, "a recipient request's database task failed");
-                Err(Failure::Internal)
-            }
-            Err(error) => {
-                tracing::error!(%error, "a recipient request failed in the database");
-                Err(Failure::Internal)
-            }
-        }
-    }
 }
 
 async fn not_found(State(app): State<Shared>) -> Response {

@@ -1,14 +1,11 @@
-//! What a refused request gets: each [`Failure`] with its status and its page, and any
-//! page rendered into a response. Which page a route answers with is the route's; the
-//! templates themselves are `mail::pages`'.
+//! Why a request is refused, and what each refusal gets: its status and its page, in
+//! words a recipient understands. Which refusal a request gets is the route's and the
+//! guards'; the page templates are `mail::pages`'.
 
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use axum::http::header::{self, HeaderValue};
-use axum::response::{IntoResponse, Response};
 
-use super::App;
 use crate::mail::pages::Page;
 
 /// Why a request is refused. Each maps to one status and one page.
@@ -80,49 +77,6 @@ impl Failure {
             kind,
             title,
             message,
-        }
-    }
-}
-
-impl App {
-    /// A rendered page. A template that fails at this point (it rendered at start-up) is
-    /// logged and answered with a bare 500.
-    pub(super) fn page(&self, status: StatusCode, page: &Page) -> Response {
-        match self.pages.render(page) {
-            Ok(html) => (
-                status,
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=utf-8"),
-                )],
-                html,
-            )
-                .into_response(),
-            Err(error) => {
-                tracing::error!(template = page.template(), %error, "cannot render a recipient page");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong on our side. Please try again later.\n",
-                )
-                    .into_response()
-            }
-        }
-    }
-
-    pub(super) fn failure(&self, failure: Failure) -> Response {
-        let mut response = self.page(failure.status(), &failure.page());
-        if let Failure::TooManyRequests { retry_after } = failure
-            && let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        response
-    }
-
-    pub(super) fn respond(&self, result: Result<(StatusCode, Page), Failure>) -> Response {
-        match result {
-            Ok((status, page)) => self.page(status, &page),
-            Err(failure) => self.failure(failure),
         }
     }
 }

@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
+use super::app::{App, Shared};
 use super::pages::Failure;
-use super::{App, Shared};
 use crate::domain::survey::{MAX_TEXT_CHARS, SURVEY_REASONS, WOULD_RETURN};
 use crate::mail::pages::Page;
 use crate::store::{SurveyAnswer, SurveyOutcome};

@@ -13,10 +13,13 @@ use tower::ServiceExt;
 
 use super::guard::{client_address, within};
 use super::*;
+use crate::clock::Clock;
+use crate::config::Config;
 use crate::domain::model::{ChurnedAt, ClientRecord};
 use crate::domain::survey::{MAX_TEXT_CHARS, SURVEY_REASONS, WOULD_RETURN};
 use crate::mail::pages::check_pages;
-use crate::token::{self, Purpose, Target};
+use crate::store::{SharedStore, Store};
+use crate::token::{self, Purpose, Secret, Target};
 
 const URLENCODED: &str = "application/x-www-form-urlencoded";
 

@@ -8,9 +8,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use super::app::{App, Shared};
 use super::guard::check_body;
 use super::pages::Failure;
-use super::{App, Shared};
 use crate::mail::pages::Page;
 use crate::store::{OptOutOutcome, UndoOutcome};
 use crate::token::{Purpose, Target};
