@@ -44,10 +44,8 @@ pub use app::HttpState;
 /// The largest request body accepted on the unsubscribe routes (RFC 8058 bodies are a
 /// few dozen bytes).
 pub const BODY_LIMIT: usize = 16 * 1024;
-/// The largest survey answer body: room for [`MAX_TEXT_CHARS`] characters of any script,
-/// percent-encoded.
-///
-/// [`MAX_TEXT_CHARS`]: crate::domain::survey::MAX_TEXT_CHARS
+/// The largest survey answer body: room for the longest free-text answer
+/// (`domain::survey::MAX_TEXT_CHARS` characters) of any script, percent-encoded.
 pub const SURVEY_BODY_LIMIT: usize = 64 * 1024;
 /// Requests per minute one client address may make to the recipient routes (page views
 /// and tokens that do not verify; see [`rate_limit`]).
