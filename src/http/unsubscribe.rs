@@ -7,12 +7,13 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 
 use super::app::{App, Shared};
 use super::guard::check_body;
 use super::pages::Failure;
 use crate::mail::pages::Page;
-use crate::store::{OptOutOutcome, UndoOutcome};
+use crate::store::{EnrollmentView, OptOutOutcome, Store, StoreError, UndoOutcome};
 use crate::token::{Purpose, Target};
 
 /// `GET /u/{token}`: a page with the button. Changes nothing.
@@ -49,16 +50,11 @@ pub(super) async fn unsubscribe(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        check_body(body)?;
-        let id = app.verify(Purpose::Unsubscribe, token)?;
-        let now = app.state.clock.now();
-        let (outcome, view) = app
-            .store(move |store| {
-                let outcome = store.opt_out_enrollment(&id, "link", now)?;
-                Ok((outcome, store.enrollment_by_link(&id)?))
+        let (id, outcome, view) = app
+            .change_through_link(token, body, |store, id, now| {
+                store.opt_out_enrollment(id, "link", now)
             })
             .await?;
-        let view = view.ok_or(Failure::NotFound)?;
         match outcome {
             OptOutOutcome::Unknown => return Err(Failure::NotFound),
             OptOutOutcome::OptedOut => {
@@ -89,17 +85,12 @@ pub(super) async fn undo(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        check_body(body)?;
-        let id = app.verify(Purpose::Unsubscribe, token)?;
-        let now = app.state.clock.now();
         let config = app.state.config.clone();
-        let (outcome, view) = app
-            .store(move |store| {
-                let outcome = store.undo_opt_out(&id, now, &config)?;
-                Ok((outcome, store.enrollment_by_link(&id)?))
+        let (id, outcome, view) = app
+            .change_through_link(token, body, move |store, id, now| {
+                store.undo_opt_out(id, now, &config)
             })
             .await?;
-        let view = view.ok_or(Failure::NotFound)?;
         match outcome {
             UndoOutcome::Unknown => return Err(Failure::NotFound),
             UndoOutcome::NotUndoable => return Err(Failure::NotUndoable),
@@ -125,6 +116,32 @@ pub(super) async fn undo(
 }
 
 impl App {
+    /// A POST to an unsubscribe link: its body read within the limit, its token verified,
+    /// `change` made to the store for the link's enrollment; then what the change
+    /// answered and the enrollment as it is now.
+    async fn change_through_link<T, F>(
+        &self,
+        token: Result<Path<String>, PathRejection>,
+        body: Result<Bytes, BytesRejection>,
+        change: F,
+    ) -> Result<(Target, T, EnrollmentView), Failure>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store, &Target, DateTime<Utc>) -> Result<T, StoreError> + Send + 'static,
+    {
+        check_body(body)?;
+        let id = self.verify(Purpose::Unsubscribe, token)?;
+        let now = self.state.clock.now();
+        let (outcome, view) = self
+            .store(move |store| {
+                let outcome = change(store, &id, now)?;
+                Ok((outcome, store.enrollment_by_link(&id)?))
+            })
+            .await?;
+        let view = view.ok_or(Failure::NotFound)?;
+        Ok((id, outcome, view))
+    }
+
     fn unsubscribe_url(&self, id: &Target) -> String {
         crate::links::unsubscribe_url(&self.state.config, &self.state.secret, *id)
     }
