@@ -10,8 +10,8 @@
 use std::fs::File;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, anyhow};
 use tokio::sync::watch;
@@ -23,7 +23,7 @@ use crate::domain::model::{SyncOutcome, SyncReport};
 use crate::http::HttpState;
 use crate::import::{Look, SyncWatch};
 use crate::mail::Renderer;
-use crate::store::Store;
+use crate::store::{SharedStore, Store};
 use crate::token::Secret;
 
 /// Even with nothing due, look again this often (imports by other processes, config-free
@@ -167,7 +167,7 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
             let listen = config.http.listen;
             let state = HttpState {
                 config: config.clone(),
-                store: Arc::new(Mutex::new(Store::open(&config.database_path)?)),
+                store: SharedStore::new(Store::open(&config.database_path)?),
                 secret: secret.clone(),
                 clock,
             };
@@ -187,7 +187,7 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
             mailer,
             secret,
             clock,
-            store: Arc::new(Mutex::new(store)),
+            store: SharedStore::new(store),
         };
         let reloads = Reloads {
             requests: reloads,
@@ -214,7 +214,7 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
 /// Builds what a configuration needs to send, checking what `check` checks of it here
 /// (page templates, mail templates, the SMTP login): at start and at every reload.
 fn prepare(config: &Config) -> anyhow::Result<(Renderer, Arc<dyn crate::mailer::Mailer>)> {
-    let page_problems = crate::http::check_pages(config);
+    let page_problems = crate::mail::pages::check_pages(config);
     if !page_problems.is_empty() {
         let list: Vec<String> = page_problems.iter().map(|p| format!("  {p}")).collect();
         return Err(anyhow!(
@@ -298,7 +298,7 @@ async fn reload(current: &Deliverer) -> anyhow::Result<Deliverer> {
         ));
     }
     let (renderer, mailer) = prepare(&config)?;
-    let stored = current.with_store(|store| store.stored_campaigns()).await?;
+    let stored = current.store.call(|store| store.stored_campaigns()).await?;
     if let Some(rename) = crate::config::unconfirmed_renames(&config, &stored).first() {
         return Err(anyhow!("{}", rename.explain()));
     }
@@ -307,7 +307,8 @@ async fn reload(current: &Deliverer) -> anyhow::Result<Deliverer> {
         let config = config.clone();
         let now = current.clock.now();
         current
-            .with_store(move |store| store.sync_campaigns(&config, now))
+            .store
+            .call(move |store| store.sync_campaigns(&config, now))
             .await?;
     }
     Ok(Deliverer {
@@ -398,7 +399,8 @@ pub async fn run(
     let recovered = {
         let config = config.clone();
         deliverer
-            .with_store(move |store| store.recover_interrupted(&config, now))
+            .store
+            .call(move |store| store.recover_interrupted(&config, now))
             .await?
     };
     if recovered.uncertain > 0 {
@@ -416,7 +418,8 @@ pub async fn run(
     {
         let config = config.clone();
         deliverer
-            .with_store(move |store| store.sync_campaigns(&config, now))
+            .store
+            .call(move |store| store.sync_campaigns(&config, now))
             .await?;
     }
     let mut watch = SyncWatch::default();
@@ -434,7 +437,8 @@ pub async fn run(
             // The templates were read again: a held step may render now.
             let now = deliverer.clock.now();
             let held = deliverer
-                .with_store(move |store| store.retry_held(now))
+                .store
+                .call(move |store| store.retry_held(now))
                 .await?;
             if held > 0 {
                 tracing::info!(
@@ -496,7 +500,7 @@ pub async fn run(
             tracing::info!("stopped");
             return Ok(());
         }
-        let next = deliverer.with_store(|store| store.next_wake()).await?;
+        let next = deliverer.store.call(|store| store.next_wake()).await?;
         let now = deliverer.clock.now();
         let cap = now + chrono::Duration::seconds(MAX_SLEEP_SECONDS);
         let until = if report.setup_error {
@@ -534,7 +538,8 @@ pub async fn run(
 async fn settle_stuck(deliverer: &Deliverer) {
     let (config, now) = (deliverer.config.clone(), deliverer.clock.now());
     match deliverer
-        .with_store(move |store| store.recover_stuck(&config, now))
+        .store
+        .call(move |store| store.recover_stuck(&config, now))
         .await
     {
         Ok(settled) if settled.uncertain + settled.returned > 0 => {
@@ -595,7 +600,8 @@ async fn sync_clients(deliverer: &Deliverer, watch: &mut SyncWatch) -> anyhow::R
     let config = deliverer.config.clone();
     let now = deliverer.clock.now();
     let result = deliverer
-        .with_store(move |store| {
+        .store
+        .call(move |store| {
             match crate::import::import_file(store, &config, now, &path, false, &mut |_| {}) {
                 Ok(outcome) => Ok(Ok(outcome)),
                 Err(crate::import::SyncError::Store(e)) => Err(e),
@@ -641,7 +647,8 @@ async fn sync_clients(deliverer: &Deliverer, watch: &mut SyncWatch) -> anyhow::R
 /// Keeps a sync's outcome for `status` and `/metrics`; failing to is logged, not fatal.
 async fn record_sync(deliverer: &Deliverer, report: SyncReport) {
     if let Err(error) = deliverer
-        .with_store(move |store| store.record_sync(&report))
+        .store
+        .call(move |store| store.record_sync(&report))
         .await
     {
         tracing::error!(%error, "could not record the client sync's outcome");

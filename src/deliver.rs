@@ -7,8 +7,8 @@
 //! An open transaction is never abandoned; on shutdown no new one starts, and claimed
 //! messages go back to the queue.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::mpsc;
@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::mail::{Renderer, Vars};
 use crate::mailer::{Mailer, OutgoingMessage, SendError};
-use crate::store::{Claimed, Outcome, Start, Store};
+use crate::store::{Claimed, Outcome, SharedError, SharedStore, Start};
 use crate::token::{Secret, Target};
 
 /// Messages claimed per batch, per SMTP connection: larger batches amortize the claim
@@ -79,7 +79,7 @@ pub struct Deliverer {
     pub mailer: Arc<dyn Mailer>,
     pub secret: Arc<Secret>,
     pub clock: Clock,
-    pub store: Arc<Mutex<Store>>,
+    pub store: SharedStore,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -113,21 +113,17 @@ pub enum DeliverError {
     Poisoned,
 }
 
-impl Deliverer {
-    /// Runs `f` on the store off the async threads.
-    pub async fn with_store<T, F>(&self, f: F) -> Result<T, DeliverError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Store) -> Result<T, crate::store::StoreError> + Send + 'static,
-    {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = store.lock().map_err(|_| DeliverError::Poisoned)?;
-            f(&mut guard).map_err(DeliverError::from)
-        })
-        .await?
+impl From<SharedError> for DeliverError {
+    fn from(error: SharedError) -> DeliverError {
+        match error {
+            SharedError::Store(error) => DeliverError::Store(error),
+            SharedError::Join(error) => DeliverError::Join(error),
+            SharedError::Poisoned => DeliverError::Poisoned,
+        }
     }
+}
 
+impl Deliverer {
     pub fn unsubscribe_url(&self, enrollment_id: i64) -> String {
         crate::links::unsubscribe_url(
             &self.config,
@@ -152,7 +148,7 @@ impl Deliverer {
         if per_minute.is_none() && per_day.is_none() {
             return Ok(batch);
         }
-        self.with_store(move |store| {
+        let allowed = self.store.call(move |store| {
             let mut allowed = batch;
             if let Some(limit) = per_minute {
                 let used = store.claimed_since(now - Duration::minutes(1))?;
@@ -163,8 +159,8 @@ impl Deliverer {
                 allowed = allowed.min((limit as u64).saturating_sub(used) as usize);
             }
             Ok(allowed)
-        })
-        .await
+        });
+        Ok(allowed.await?)
     }
 
     /// Sends everything due now, until nothing is due, a rate limit is reached, the server
@@ -446,11 +442,10 @@ impl Deliverer {
     ) -> Result<Result<Vec<Prepared>, DeliverError>, DeliverError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            let claimed = {
-                let mut store = this.store.lock().map_err(|_| DeliverError::Poisoned)?;
+            let claimed = this.store.blocking(|store| {
                 let claim = Some((this.clock.now(), limit));
-                store.record_and_claim(&this.config, &results, claim)?
-            };
+                store.record_and_claim(&this.config, &results, claim)
+            })?;
             let claimed = match claimed {
                 Ok(claimed) => claimed,
                 Err(error) => return Ok(Err(DeliverError::from(error))),
@@ -546,7 +541,8 @@ impl Deliverer {
                 .collect();
             let (config, at) = (self.config.clone(), self.clock.now());
             let answers = self
-                .with_store(move |store| store.start_many(&config, &work, at))
+                .store
+                .call(move |store| store.start_many(&config, &work, at))
                 .await;
             match answers {
                 Ok(answers) => {
@@ -659,12 +655,14 @@ impl Deliverer {
 mod tests {
     use std::collections::BTreeMap;
     use std::pin::Pin;
+    use std::sync::Mutex;
 
     use chrono::{NaiveDate, TimeZone};
 
     use super::*;
     use crate::domain::model::{ChurnedAt, ClientRecord};
     use crate::mailer::{Delivered, StubMailer};
+    use crate::store::Store;
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0).unwrap()
@@ -734,7 +732,7 @@ mod tests {
             mailer,
             secret: Arc::new(Secret::generate()),
             clock: Clock::starting_at(now()),
-            store: Arc::new(Mutex::new(store)),
+            store: SharedStore::new(store),
         }
     }
 

@@ -59,7 +59,7 @@ pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             config.database_path.display()
         ),
     }
-    let page_problems = crate::http::check_pages(&config);
+    let page_problems = crate::mail::pages::check_pages(&config);
     if !page_problems.is_empty() {
         println!(
             "{} problem{} in the page templates:",

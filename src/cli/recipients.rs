@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{Cli, Format, address, load_config, open_store};
 use crate::domain::model::printable;
-use crate::http::{SURVEY_REASONS, WOULD_RETURN};
+use crate::domain::survey::{SURVEY_REASONS, WOULD_RETURN};
 use crate::store::SurveyAnswerRow;
 
 /// The free-text answer's width in the table.

@@ -13,3 +13,4 @@ pub mod plan;
 pub mod schedule;
 pub mod send_at;
 pub mod suppression;
+pub(crate) mod survey;

@@ -14,7 +14,8 @@ use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
-use super::{Failure, Shared};
+use super::app::Shared;
+use super::pages::Failure;
 use crate::domain::model::MessageState;
 use crate::store::Metrics;
 
@@ -32,7 +33,7 @@ pub(super) async fn metrics(State(app): State<Shared>, headers: HeaderMap) -> Re
         return app.failure(Failure::NotFound);
     }
     let now = app.state.clock.now();
-    match app.with_store(move |store| store.metrics(now)).await {
+    match app.store(move |store| store.metrics(now)).await {
         Ok(metrics) => (
             [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
             exposition(&metrics, now),

@@ -1,17 +1,25 @@
 //! The routes end to end against a real (temporary) store, through `oneshot`.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
-use axum::http::{Request, header};
+use axum::http::header::{HeaderMap, HeaderValue};
+use axum::http::{Request, StatusCode, header};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::Value;
 use tower::ServiceExt;
 
+use super::guard::{client_address, within};
 use super::*;
+use crate::clock::Clock;
+use crate::config::Config;
 use crate::domain::model::{ChurnedAt, ClientRecord};
+use crate::domain::survey::{MAX_TEXT_CHARS, SURVEY_REASONS, WOULD_RETURN};
+use crate::mail::pages::check_pages;
+use crate::store::{SharedStore, Store};
+use crate::token::{self, Purpose, Secret, Target};
 
 const URLENCODED: &str = "application/x-www-form-urlencoded";
 
@@ -69,7 +77,7 @@ subject = "News"
     let store = Store::open(&dir.path().join("winback.db")).unwrap();
     let state = HttpState {
         config: Arc::new(config),
-        store: Arc::new(Mutex::new(store)),
+        store: SharedStore::new(store),
         secret: Arc::new(Secret::from_text("test secret")),
         clock: Clock::starting_at(now()),
     };
@@ -959,37 +967,6 @@ fn the_built_in_pages_load() {
     assert_eq!(check_pages(&f.state.config), Vec::new());
 }
 
-#[test]
-fn validation_of_a_posted_answer() {
-    let ok = |form: SurveyForm| validate(form).map_err(|(e, _, _)| e);
-    let answer = ok(SurveyForm {
-        reason: Some(" needs_changed ".to_string()),
-        better: Some("\u{0}Hello\r\nworld\u{7}  ".to_string()),
-        would_return: Some(String::new()),
-        stop: Some("on".to_string()),
-    });
-    assert_eq!(
-        answer,
-        Ok((
-            SurveyAnswer {
-                reason: Some("needs_changed".to_string()),
-                better: Some("Hello\nworld".to_string()),
-                would_return: None,
-            },
-            true
-        ))
-    );
-    assert_eq!(
-        ok(SurveyForm::default()).map(|_| ()).unwrap_err(),
-        Invalid::Fixable("Please answer at least one question before sending.".to_string())
-    );
-    let at_limit = ok(SurveyForm {
-        better: Some("x".repeat(MAX_TEXT_CHARS)),
-        ..SurveyForm::default()
-    });
-    assert!(at_limit.is_ok());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_over_tcp_and_stops_on_shutdown() {
     let f = fixture();
@@ -1103,7 +1080,7 @@ fn the_connection_cap_leaves_descriptors_for_the_database_and_smtp() {
 
 #[tokio::test]
 async fn a_request_never_finished_gets_408_and_its_connection_closed() {
-    let response = super::within(
+    let response = within(
         std::time::Duration::from_millis(1),
         std::future::pending::<axum::response::Response>(),
     )

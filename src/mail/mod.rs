@@ -27,6 +27,7 @@ use crate::domain::model::{ChurnedAt, ClientRecord, StepKind};
 mod dkim;
 pub mod fitness;
 mod header;
+pub(crate) mod pages;
 pub mod template_blocks;
 
 /// Every name a template may use, for the message about a typo.

@@ -17,6 +17,7 @@ mod outbox;
 mod people;
 mod renames;
 mod report;
+mod shared;
 mod views;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,8 @@ pub use people::data::ForgetReport;
 pub use people::survey::{SurveyAnswer, SurveyAnswerRow, SurveyOutcome};
 pub use people::{EnrollmentView, OptOutOutcome, ReturnOutcome, UndoOutcome};
 pub use report::{Funnel, Metrics, PreviewClient, ReportData, StepStops};
+pub(crate) use shared::SharedError;
+pub use shared::SharedStore;
 pub use views::{ATTENTION, HeldRow, MessageRow, PlanData, Status};
 
 use codec::add_email_hash_function;

@@ -1,0 +1,133 @@
+//! `winback report --html FILE`: one self-contained page for the people who ask "is it
+//! working?" — the funnel, why clients left, where sequences stop, what goes out next.
+//!
+//! The numbers come from `Store::report_data` and from the same simulation as `winback
+//! plan` (`plan::simulate`); this file only lays them out. The page has inline CSS and
+//! SVG, and no scripts, fonts or links to anything outside it, so it can be mailed or
+//! archived as one file.
+
+mod chart;
+mod sections;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, Utc};
+
+use super::{Cli, load_config, open_store};
+use crate::config::Config;
+use crate::domain::plan::Planned;
+use crate::store::ReportData;
+use chart::esc;
+use sections::WEEKS_AHEAD;
+
+pub(super) fn run(cli: &Cli, html: &Path, force: bool) -> anyhow::Result<ExitCode> {
+    let setup = load_config(cli)?;
+    // Refused before any work when the file may not be written.
+    super::output::output_path(&setup.config, html, force)?;
+    let mut store = open_store(&setup.config)?;
+    let now = setup.clock.now();
+    let data = store.report_data()?;
+    let until = now + Duration::weeks(WEEKS_AHEAD as i64);
+    let planned = super::plan::simulate(&setup.config, &mut store, now, until)?;
+    let page = page(&setup.config, &data, &planned, now);
+    super::output::write_output(&setup.config, html, page.as_bytes(), force)
+        .context("the report was not written")?;
+    let f = data.funnel;
+    println!(
+        "wrote {} ({} bytes): {} former clients, {} enrolled, {} surveyed, {} answered, {} came back; {} message{} planned in the next {WEEKS_AHEAD} weeks.",
+        html.display(),
+        page.len(),
+        f.left,
+        f.enrolled,
+        f.surveyed,
+        f.answered,
+        f.came_back,
+        planned.len(),
+        if planned.len() == 1 { "" } else { "s" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The whole page.
+fn page(config: &Config, data: &ReportData, planned: &[Planned], now: DateTime<Utc>) -> String {
+    let generated = now.format("%Y-%m-%d %H:%M UTC").to_string();
+    let sent = data.messages.get("sent").copied().unwrap_or(0);
+    let attention: u64 = crate::store::ATTENTION
+        .iter()
+        .map(|s| data.messages.get(*s).copied().unwrap_or(0))
+        .sum();
+    let sections = [
+        sections::funnel(&data.funnel),
+        sections::reasons(config, data),
+        sections::stops(config, data),
+        sections::upcoming(planned, now),
+    ];
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>winback report, {generated}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<header>
+  <h1>Winning former clients back</h1>
+  <p class="note">{company} · generated {generated} from <code>{database}</code> · {sent} message{plural} sent so far{attention}</p>
+</header>
+<main>
+{sections}
+</main>
+<footer><p class="note">Terminal summary: <code>winback status</code>. The plan behind the last chart, message by message: <code>winback plan --days {days}</code>.</p></footer>
+</body>
+</html>
+"#,
+        company = esc(&config.sender.company),
+        database = esc(&config.database_path.display().to_string()),
+        plural = if sent == 1 { "" } else { "s" },
+        attention = if attention > 0 {
+            format!(
+                " · <strong>{attention} need attention</strong> (<code>winback outbox list</code>)"
+            )
+        } else {
+            String::new()
+        },
+        sections = sections.join("\n"),
+        days = WEEKS_AHEAD * 7,
+    )
+}
+
+const STYLE: &str = r#"
+  body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 980px; padding: 24px 28px; color: #1d2430; background: #f6f7f9; }
+  h1 { font-size: 24px; margin: 0 0 4px; }
+  h2 { font-size: 18px; margin: 0 0 4px; }
+  h3 { font-size: 15px; margin: 14px 0 4px; }
+  section { background: #fff; border-radius: 10px; box-shadow: 0 1px 4px rgba(0,0,0,.1); padding: 18px 22px; margin: 18px 0; }
+  .note { color: #5a6578; margin: 2px 0 10px; }
+  svg { display: block; max-width: 100%; height: auto; }
+  svg text { font: 13px system-ui, -apple-system, "Segoe UI", sans-serif; fill: #1d2430; }
+  svg text.value { fill: #5a6578; }
+  table { border-collapse: collapse; margin-top: 10px; font-size: 14px; }
+  th, td { padding: 3px 12px 3px 0; text-align: left; }
+  td.n { text-align: right; font-variant-numeric: tabular-nums; }
+  thead th { border-bottom: 1px solid #d5dae2; }
+  details summary { cursor: pointer; color: #3d6bd6; margin-top: 8px; }
+  .legend { display: flex; flex-wrap: wrap; gap: 14px; margin: 4px 0 6px; font-size: 13px; }
+  .legend span::before { content: ""; display: inline-block; width: 11px; height: 11px; margin-right: 5px; border-radius: 2px; vertical-align: -1px; background: var(--c); }
+  .c-funnel { fill: #3d6bd6; --c: #3d6bd6; }
+  .c-clients { fill: #8a94a6; --c: #8a94a6; }
+  .c-yes { fill: #2e9e6a; --c: #2e9e6a; }
+  .c-maybe { fill: #e0a526; --c: #e0a526; }
+  .c-no { fill: #d1495b; --c: #d1495b; }
+  .c-none { fill: #b8c0cc; --c: #b8c0cc; }
+  .c-optout { fill: #e07a26; --c: #e07a26; }
+  .c-bounce { fill: #7b4bc4; --c: #7b4bc4; }
+  .c-survey { fill: #3d6bd6; --c: #3d6bd6; }
+  .c-newsletter { fill: #2e9e6a; --c: #2e9e6a; }
+  .c-article { fill: #e0a526; --c: #e0a526; }
+  .c-whitepaper { fill: #7b4bc4; --c: #7b4bc4; }
+  .c-greeting { fill: #d1495b; --c: #d1495b; }
+"#;
