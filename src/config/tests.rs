@@ -2,7 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono_tz::Tz;
+
 use super::*;
+use crate::domain::model::StepKind;
 
 /// A valid configuration. Line numbers matter: edits replace one line by one line, so the
 /// numbers below stay true.
