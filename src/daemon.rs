@@ -110,11 +110,12 @@ pub fn load_secret(store: &mut Store) -> anyhow::Result<Secret> {
 /// the same, so what it accepts, `run` runs.
 pub fn smtp_login_problem(config: &Config) -> Option<String> {
     let password = std::env::var("WINBACK_SMTP_PASSWORD").ok();
-    match (crate::mailer::smtp_user(&config.smtp.url), password) {
+    let endpoint = &config.smtp.endpoint;
+    match (endpoint.user(), password) {
         (Some(user), None) => Some(format!(
             "smtp.url logs in as \"{user}\" but WINBACK_SMTP_PASSWORD is not set; set it in the environment winback runs in (e.g. /etc/winback/env), or remove \"{user}@\" from the url"
         )),
-        (None, Some(_)) if !config.smtp.url.starts_with("file://") => Some(
+        (None, Some(_)) if matches!(endpoint, crate::config::Endpoint::Smtp(_)) => Some(
             "WINBACK_SMTP_PASSWORD is set but smtp.url names no user to log in as; write url = \"smtp://USER@HOST:PORT\", or unset the variable".to_string(),
         ),
         _ => None,
@@ -235,8 +236,8 @@ fn prepare(config: &Config) -> anyhow::Result<(Renderer, Arc<dyn crate::mailer::
     if let Some(problem) = smtp_login_problem(config) {
         return Err(anyhow!("{problem}"));
     }
-    let mailer = crate::mailer::from_url(
-        &config.smtp.url,
+    let mailer = crate::mailer::from_endpoint(
+        &config.smtp.endpoint,
         crate::mailer::SmtpOptions {
             connections: config.smtp.connections,
             timeout: config.smtp.timeout,

@@ -10,6 +10,7 @@
 mod hints;
 mod raw;
 mod renames;
+mod smtp_url;
 mod toml_errors;
 mod validate;
 
@@ -22,6 +23,8 @@ pub use crate::domain::campaign::{
 };
 pub use crate::domain::send_at::SendAt;
 pub use renames::{StoredCampaign, SuspectedRename, unconfirmed_renames};
+pub(crate) use smtp_url::server as smtp_server;
+pub use smtp_url::{Endpoint, SmtpServer, UrlError, redact_password};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -44,6 +47,8 @@ pub struct Config {
 pub struct Smtp {
     /// `smtp://`, `smtps://`, or `file://` with the directory made absolute.
     pub url: String,
+    /// The url read: where the mailer sends.
+    pub endpoint: Endpoint,
     pub from: lettre::message::Mailbox,
     pub reply_to: Option<lettre::message::Mailbox>,
     pub connections: usize,

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use super::hints::{lexically_normal, unreachable_link_reasons};
+use super::smtp_url::{Endpoint, SmtpServer, redact_password};
 use super::{Campaign, Config, ConfigErrors, Http, Problem, Sender, Smtp, raw, toml_errors};
 
 impl Config {
@@ -266,34 +267,33 @@ impl Validator<'_> {
         };
         let span = raw.span();
         let raw = raw.into_inner();
-        let url = match raw.url {
+        let (url, endpoint) = match raw.url {
             None => self.file_url("outbox"),
             Some(u) => {
                 let text = u.get_ref().trim();
                 if let Some(dir) = text.strip_prefix("file://") {
                     self.file_url(dir)
                 } else if text.starts_with("smtp://") || text.starts_with("smtps://") {
-                    // The mailer's own reading of the url, so `run` never refuses what
-                    // `check` let through.
-                    if let Err(e) = crate::mailer::check_smtp_url(text) {
-                        let reason = match e {
-                            crate::mailer::MailerError::InvalidUrl { reason, .. } => reason,
-                            other => other.to_string(),
-                        };
-                        self.problem(
-                            Some(&u.span()),
-                            "smtp.url",
-                            format!("{reason}; write e.g. url = \"smtp://smtp.example.net:587\" (smtp://USER@HOST:PORT to log in, with the password in WINBACK_SMTP_PASSWORD)"),
-                        );
+                    // Read here, once, as the mailer will use it: `run` never refuses
+                    // what `check` let through.
+                    match SmtpServer::parse(text) {
+                        Ok(server) => (text.to_string(), Some(Endpoint::Smtp(server))),
+                        Err(e) => {
+                            self.problem(
+                                Some(&u.span()),
+                                "smtp.url",
+                                format!("{}; write e.g. url = \"smtp://smtp.example.net:587\" (smtp://USER@HOST:PORT to log in, with the password in WINBACK_SMTP_PASSWORD)", e.reason),
+                            );
+                            (text.to_string(), None)
+                        }
                     }
-                    text.to_string()
                 } else {
                     self.problem(
                         Some(&u.span()),
                         "smtp.url",
-                        format!("\"{}\" is not supported; use smtp://HOST:PORT (STARTTLS when offered), smtps://HOST:PORT, or file://DIR", crate::mailer::redact_password(text)),
+                        format!("\"{}\" is not supported; use smtp://HOST:PORT (STARTTLS when offered), smtps://HOST:PORT, or file://DIR", redact_password(text)),
                     );
-                    String::new()
+                    (String::new(), None)
                 }
             }
         };
@@ -354,6 +354,7 @@ impl Validator<'_> {
         );
         Some(Smtp {
             url,
+            endpoint: endpoint?,
             from: from?,
             reply_to,
             connections: connections as usize,
@@ -365,8 +366,13 @@ impl Validator<'_> {
         })
     }
 
-    fn file_url(&self, dir: &str) -> String {
-        format!("file://{}", self.resolve(dir).display())
+    /// `file://DIR` with DIR resolved against the configuration file's folder.
+    fn file_url(&self, dir: &str) -> (String, Option<Endpoint>) {
+        let dir = self.resolve(dir);
+        (
+            format!("file://{}", dir.display()),
+            Some(Endpoint::File(dir)),
+        )
     }
 
     fn http(&mut self, raw: Option<Spanned<raw::RawHttp>>, real_server: bool) -> Option<Http> {
