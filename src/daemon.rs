@@ -16,15 +16,14 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, anyhow};
 use tokio::sync::watch;
 
-use crate::clock::Clock;
 use crate::config::Config;
 use crate::deliver::{Deliverer, PassReport};
 use crate::domain::model::{SyncOutcome, SyncReport};
 use crate::http::HttpState;
 use crate::import::{Look, SyncWatch};
 use crate::mail::Renderer;
+use crate::setup::Setup;
 use crate::store::Store;
-use crate::token::Secret;
 
 /// Even with nothing due, look again this often (imports by other processes, config-free
 /// changes such as `winback resend`).
@@ -88,45 +87,24 @@ fn real_path(path: &Path) -> PathBuf {
     }
 }
 
-/// The link keys kept in the database. A `WINBACK_SECRET` they do not hold yet is added
-/// beside them as the newest key (logged), never in place of one: links already sent
-/// keep working, and new mail is signed with it.
-pub fn load_secret(store: &mut Store) -> anyhow::Result<Secret> {
-    if let Ok(text) = std::env::var("WINBACK_SECRET")
-        && !text.is_empty()
-        && let Some(id) = store.add_link_key(Secret::from_text(&text).to_bytes())?
-        && id > 1
-    {
-        tracing::warn!(
-            key_id = id,
-            "WINBACK_SECRET is not one of the link keys in the database: it is kept as key {id} and signs new links; links signed by the earlier keys keep working"
-        );
-    }
-    Ok(store.secret()?)
-}
-
-/// What `run` needs from its environment beyond the configuration file: a login named in
-/// `[smtp] url` needs `WINBACK_SMTP_PASSWORD`, and a password needs a login. `check` asks
-/// the same, so what it accepts, `run` runs.
-pub fn smtp_login_problem(config: &Config) -> Option<String> {
-    let password = std::env::var("WINBACK_SMTP_PASSWORD").ok();
-    let endpoint = &config.smtp.endpoint;
-    match (endpoint.user(), password) {
-        (Some(user), None) => Some(format!(
-            "smtp.url logs in as \"{user}\" but WINBACK_SMTP_PASSWORD is not set; set it in the environment winback runs in (e.g. /etc/winback/env), or remove \"{user}@\" from the url"
-        )),
-        (None, Some(_)) if matches!(endpoint, crate::config::Endpoint::Smtp(_)) => Some(
-            "WINBACK_SMTP_PASSWORD is set but smtp.url names no user to log in as; write url = \"smtp://USER@HOST:PORT\", or unset the variable".to_string(),
-        ),
-        _ => None,
-    }
-}
-
-/// Builds everything from the configuration and runs until SIGINT/SIGTERM (or one pass).
-/// Everything that can refuse the configuration (templates, pages, mail settings) runs
-/// before the lock file or the database is created.
-pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
-    let (renderer, mailer) = prepare(&config)?;
+/// Runs from a setup that has passed (`Setup::load`, as `check` does) until `shutdown`
+/// resolves (SIGINT/SIGTERM from the command line), or for one pass. The lock file and
+/// the database are created only now; only a lock held elsewhere, a busy port or a
+/// mailer that cannot be built (TLS roots, the `.eml` folder) can still refuse.
+pub(crate) fn start(
+    setup: Setup,
+    once: bool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let mailer = mailer_for(&setup)?;
+    warn_of_placeholders(&setup.renderer);
+    let Setup {
+        config,
+        clock,
+        secrets,
+        renderer,
+        ..
+    } = setup;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -154,13 +132,13 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
         if let Some(rename) = renames.first() {
             return Err(anyhow!("{}", rename.explain()));
         }
-        let secret = Arc::new(load_secret(&mut store)?);
+        let secret = Arc::new(crate::setup::load_secret(&mut store, &secrets)?);
         let config = Arc::new(config);
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let applied = watch::Sender::new(config.clone());
         tokio::spawn(async move {
-            shutdown_signal().await;
+            shutdown.await;
             let _ = stop_tx.send(true);
         });
 
@@ -212,41 +190,26 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
     })
 }
 
-/// Builds what a configuration needs to send, checking what `check` checks of it here
-/// (page templates, mail templates, the SMTP login): at start and at every reload.
-fn prepare(config: &Config) -> anyhow::Result<(Renderer, Arc<dyn crate::mailer::Mailer>)> {
-    let page_problems = crate::http::check_pages(config);
-    if !page_problems.is_empty() {
-        let list: Vec<String> = page_problems.iter().map(|p| format!("  {p}")).collect();
-        return Err(anyhow!(
-            "the page templates have problems (run `winback check`):\n{}",
-            list.join("\n")
-        ));
-    }
-    let renderer = Renderer::load(config).map_err(|problems| {
-        let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
-        anyhow!(
-            "the templates have problems (run `winback check`):\n{}",
-            list.join("\n")
-        )
-    })?;
-    for problem in renderer.placeholders() {
-        tracing::warn!(%problem, "a template still holds a placeholder: its messages are held, not sent");
-    }
-    if let Some(problem) = smtp_login_problem(config) {
-        return Err(anyhow!("{problem}"));
-    }
-    let mailer = crate::mailer::from_endpoint(
-        &config.smtp.endpoint,
+/// The mailer for the setup's `[smtp] url`, read once by the configuration. For
+/// `file://`, its folder is created here.
+fn mailer_for(setup: &Setup) -> anyhow::Result<Arc<dyn crate::mailer::Mailer>> {
+    let smtp = &setup.config.smtp;
+    crate::mailer::from_endpoint(
+        &smtp.endpoint,
         crate::mailer::SmtpOptions {
-            connections: config.smtp.connections,
-            timeout: config.smtp.timeout,
-            password: std::env::var("WINBACK_SMTP_PASSWORD").ok(),
+            connections: smtp.connections,
+            timeout: smtp.timeout,
+            password: setup.secrets.smtp_password.clone(),
             hello_name: None,
         },
     )
-    .map_err(|e| anyhow!("smtp.url: {e}"))?;
-    Ok((renderer, mailer))
+    .map_err(|e| anyhow!("smtp.url: {e}"))
+}
+
+fn warn_of_placeholders(renderer: &Renderer) {
+    for problem in renderer.placeholders() {
+        tracing::warn!(%problem, "a template still holds a placeholder: its messages are held, not sent");
+    }
 }
 
 /// Counts SIGHUPs: each one asks for the configuration and templates to be read again.
@@ -280,25 +243,30 @@ fn reload_requests(once: bool) -> watch::Receiver<u64> {
     rx
 }
 
-/// Reads the configuration file and its templates again and builds the next passes' deliverer,
-/// validated as at start (and as `check` does). Settings that cannot change under a
-/// running daemon ask for a restart instead. On any error the running one stays.
+/// Reads the configuration file and its templates again and builds the next passes'
+/// deliverer, through the same setup stage as at start (and as `check`). Settings that
+/// cannot change under a running daemon ask for a restart instead. On any error the
+/// running one stays.
 async fn reload(current: &Deliverer) -> anyhow::Result<Deliverer> {
     let file = current.config.file.clone();
-    let config = Config::load(&file).map_err(|e| anyhow!("{e}"))?;
-    if config.database_path != current.config.database_path {
+    let setup = Setup::load(&file, current.clock).map_err(|e| anyhow!("{e}"))?;
+    if setup.config.database_path != current.config.database_path {
         return Err(anyhow!(
             "{}: [database] path changed; a running daemon keeps its database: restart winback to use the new one",
             file.display()
         ));
     }
-    if config.http.listen != current.config.http.listen {
+    if setup.config.http.listen != current.config.http.listen {
         return Err(anyhow!(
             "{}: [http] listen changed; a running daemon keeps its address: restart winback to listen on the new one",
             file.display()
         ));
     }
-    let (renderer, mailer) = prepare(&config)?;
+    let mailer = mailer_for(&setup)?;
+    warn_of_placeholders(&setup.renderer);
+    let Setup {
+        config, renderer, ..
+    } = setup;
     let stored = current.with_store(|store| store.stored_campaigns()).await?;
     if let Some(rename) = crate::config::unconfirmed_renames(&config, &stored).first() {
         return Err(anyhow!("{}", rename.explain()));

@@ -105,7 +105,7 @@ pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> 
             })?;
             match found.enrollment_id {
                 Some(id) => {
-                    let secret = crate::daemon::load_secret(&mut store)?;
+                    let secret = crate::setup::load_secret(&mut store, &setup.secrets)?;
                     let links = Links {
                         unsubscribe: crate::links::unsubscribe_url(
                             config,
