@@ -1,4 +1,6 @@
 //! The long-running process: one per database, a deadline loop around delivery passes.
+//! It starts from a setup that has passed (`Setup::load`, what `check` runs) and takes
+//! the lock (`daemon/lock.rs`); the client sync file is read by `daemon/sync.rs`.
 //!
 //! It sleeps until the next due moment or shutdown, never longer than `MAX_SLEEP_SECONDS`,
 //! so imports and opt-out undos by other processes are seen soon. Shutdown is a parameter
@@ -7,9 +9,10 @@
 //! and returns. SIGHUP reads the configuration and templates again, checked as at start,
 //! and applies them between passes; a file that fails keeps the running one.
 
-use std::fs::File;
+mod lock;
+mod sync;
+
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -18,74 +21,17 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::deliver::{Deliverer, PassReport};
-use crate::domain::model::{SyncOutcome, SyncReport};
 use crate::http::HttpState;
-use crate::import::{Look, SyncWatch};
+use crate::import::SyncWatch;
 use crate::mail::Renderer;
 use crate::setup::Setup;
 use crate::store::Store;
+use lock::DaemonLock;
+use sync::sync_clients;
 
 /// Even with nothing due, look again this often (imports by other processes, config-free
 /// changes such as `winback resend`).
 const MAX_SLEEP_SECONDS: i64 = 30;
-
-/// Holds the database's daemon lock for as long as it lives.
-pub struct DaemonLock {
-    _file: File,
-    path: PathBuf,
-}
-
-impl DaemonLock {
-    /// Refuses if another daemon holds the lock on the same database. The lock file sits
-    /// beside the database's real file (symlinks and `..` resolved), so a second daemon
-    /// reaching the same database by another name finds the same lock.
-    pub fn acquire(database: &Path) -> anyhow::Result<DaemonLock> {
-        // The database (and so its folder) may not exist yet on a first run.
-        if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the folder {}", dir.display()))?;
-        }
-        let real = real_path(database);
-        let mut name = real.as_os_str().to_owned();
-        name.push(".lock");
-        let path = PathBuf::from(name);
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot create the lock file {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => Ok(DaemonLock { _file: file, path }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(anyhow!(
-                "another winback daemon is already running on {} (it holds {}); stop it first — one daemon per database",
-                database.display(),
-                path.display()
-            )),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(anyhow!("cannot lock {}: {e}", path.display()))
-            }
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-/// `path` with symlinks and `..` resolved; for a file not created yet, its folder's real
-/// path joined with its name.
-fn real_path(path: &Path) -> PathBuf {
-    if let Ok(real) = path.canonicalize() {
-        return real;
-    }
-    match (path.parent(), path.file_name()) {
-        (Some(folder), Some(name)) if !folder.as_os_str().is_empty() => {
-            real_path(folder).join(name)
-        }
-        _ => path.to_path_buf(),
-    }
-}
 
 /// Runs from a setup that has passed (`Setup::load`, as `check` does) until `shutdown`
 /// resolves (SIGINT/SIGTERM from the command line), or for one pass. The lock file and
@@ -514,103 +460,6 @@ async fn settle_stuck(deliverer: &Deliverer) {
     }
 }
 
-/// Imports `[clients] sync_file` if it changed since the last look, once it has stopped
-/// changing. A bad file is logged and changes nothing; a missing one is logged (at once,
-/// then hourly). Each outcome is recorded for `status` and `/metrics`.
-async fn sync_clients(deliverer: &Deliverer, watch: &mut SyncWatch) -> anyhow::Result<()> {
-    let Some(path) = deliverer.config.sync_file.clone() else {
-        return Ok(());
-    };
-    let shown = path.display().to_string();
-    let report = |outcome, error: Option<String>| SyncReport {
-        at: deliverer.clock.now(),
-        file: shown.clone(),
-        outcome,
-        added: 0,
-        updated: 0,
-        unchanged: 0,
-        bad_rows: 0,
-        error,
-        last_imported_at: None,
-    };
-    let stamp = match watch.look(&path, deliverer.clock.now()) {
-        Look::Unchanged | Look::Missing { report: false, .. } => return Ok(()),
-        Look::Missing { error, .. } => {
-            let outcome = if error.kind() == std::io::ErrorKind::NotFound {
-                SyncOutcome::Missing
-            } else {
-                SyncOutcome::Unreadable
-            };
-            tracing::error!(file = %shown, %error, "the client sync file cannot be read; nothing imported (check [clients] sync_file and the CRM export)");
-            record_sync(deliverer, report(outcome, Some(error.to_string()))).await;
-            return Ok(());
-        }
-        Look::Changed(stamp) => stamp,
-    };
-    // A file the CRM is still writing would be read cut short: wait, and read it only if
-    // its size and modification time stayed the same.
-    tokio::time::sleep(crate::import::SETTLE).await;
-    if crate::import::stamp(&path).ok() != Some(stamp) {
-        tracing::info!(file = %shown, "the client sync file is still being written; it is read once it stops changing");
-        return Ok(());
-    }
-    watch.read(stamp);
-    let config = deliverer.config.clone();
-    let now = deliverer.clock.now();
-    let result = deliverer
-        .with_store(move |store| {
-            match crate::import::import_file(store, &config, now, &path, false, &mut |_| {}) {
-                Ok(outcome) => Ok(Ok(outcome)),
-                Err(crate::import::SyncError::Store(e)) => Err(e),
-                Err(other) => Ok(Err(other)),
-            }
-        })
-        .await?;
-    let done = match result {
-        Ok(outcome) if outcome.applied => {
-            let c = outcome.counts;
-            tracing::info!(file = %shown, added = c.added, updated = c.updated, unchanged = c.unchanged, "clients synced");
-            SyncReport {
-                added: c.added,
-                updated: c.updated,
-                unchanged: c.unchanged,
-                ..report(SyncOutcome::Imported, None)
-            }
-        }
-        Ok(outcome) => {
-            for e in &outcome.errors {
-                tracing::error!(file = %shown, line = e.line, reason = %crate::domain::model::printable(&e.reason), "bad row");
-            }
-            tracing::error!(file = %shown, bad_rows = outcome.error_count, "client file not imported: fix the rows above; the database is unchanged");
-            let first = outcome.errors.first().map(|e| e.to_string());
-            SyncReport {
-                bad_rows: outcome.error_count,
-                ..report(SyncOutcome::Refused, first)
-            }
-        }
-        Err(e) => {
-            tracing::error!(file = %shown, error = %e, "client file not imported; the database is unchanged");
-            let outcome = match e {
-                crate::import::SyncError::Read { .. } => SyncOutcome::Unreadable,
-                _ => SyncOutcome::Refused,
-            };
-            report(outcome, Some(e.to_string()))
-        }
-    };
-    record_sync(deliverer, done).await;
-    Ok(())
-}
-
-/// Keeps a sync's outcome for `status` and `/metrics`; failing to is logged, not fatal.
-async fn record_sync(deliverer: &Deliverer, report: SyncReport) {
-    if let Err(error) = deliverer
-        .with_store(move |store| store.record_sync(&report))
-        .await
-    {
-        tracing::error!(%error, "could not record the client sync's outcome");
-    }
-}
-
 /// The SMTP URL without credentials, for logs.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
@@ -618,34 +467,5 @@ fn redact(url: &str) -> String {
             format!("{}://…@{}", &url[..scheme], &url[at + 1..])
         }
         _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[cfg(unix)]
-    #[test]
-    fn a_second_daemon_through_a_symlink_finds_the_same_lock() {
-        let dir = tempfile::tempdir().unwrap();
-        let database = dir.path().join("winback.db");
-        std::fs::write(&database, b"").unwrap();
-        let other = dir.path().join("other");
-        std::fs::create_dir(&other).unwrap();
-        let link = other.join("alias.db");
-        std::os::unix::fs::symlink(&database, &link).unwrap();
-        let first = DaemonLock::acquire(&database).unwrap();
-        for second in [link.clone(), other.join("../winback.db")] {
-            let refused = DaemonLock::acquire(&second).map(|_| ()).unwrap_err();
-            assert!(
-                refused.to_string().contains("already running"),
-                "{second:?}: {refused}"
-            );
-        }
-        drop(first);
-        let again = DaemonLock::acquire(&link).unwrap();
-        assert!(again.path().starts_with(dir.path().canonicalize().unwrap()));
-        assert!(again.path().ends_with("winback.db.lock"));
     }
 }
