@@ -23,8 +23,9 @@ pub use crate::domain::campaign::{
 };
 pub use crate::domain::send_at::SendAt;
 pub use renames::{StoredCampaign, SuspectedRename, unconfirmed_renames};
+pub(crate) use smtp_url::redact_password;
 pub(crate) use smtp_url::server as smtp_server;
-pub use smtp_url::{Endpoint, SmtpServer, UrlError, redact_password};
+pub use smtp_url::{Endpoint, SmtpServer, UrlError};
 
 #[derive(Debug, Clone)]
 pub struct Config {

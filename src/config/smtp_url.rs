@@ -77,7 +77,7 @@ impl SmtpServer {
 }
 
 /// `rest` is the url after `scheme://`; `url` is the whole, for the error.
-pub fn server(url: &str, rest: &str, implicit_tls: bool) -> Result<SmtpServer, UrlError> {
+pub(crate) fn server(url: &str, rest: &str, implicit_tls: bool) -> Result<SmtpServer, UrlError> {
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.contains(['/', '?', '#']) {
         return Err(invalid(
@@ -152,7 +152,7 @@ fn invalid(url: &str, reason: &str) -> UrlError {
 
 /// `smtp://user:secret@host` → `smtp://user:***@host`, so errors never echo a password
 /// (one holding `/`, `?` or `#` included); a url without one is returned as it is.
-pub fn redact_password(url: &str) -> String {
+pub(crate) fn redact_password(url: &str) -> String {
     let (scheme, rest) = match url.split_once("://") {
         Some((scheme, rest)) => (format!("{scheme}://"), rest),
         None => (String::new(), url),

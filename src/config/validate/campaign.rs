@@ -67,81 +67,11 @@ impl Validator<'_> {
             Some(q) => *q.get_ref(),
         };
 
-        let send_at = match raw.send_at {
-            None => {
-                self.problem(Some(span), &key("send_at"), "is missing; write when messages go out in the recipient's time zone, e.g. \"0 10 * * Tue-Thu\" (10:00, Tuesday to Thursday)");
-                None
-            }
-            Some(s) => match SendAt::parse(s.get_ref()) {
-                Ok(send_at) => {
-                    if let Some((days, weekdays)) = send_at.either_day() {
-                        self.warning(&s.span(), &key("send_at"), format!("\"{}\" sends on every day that is either day {days} of the month or a {weekdays} day (crontab's rule when both day fields are set), so also on other weekdays and at weekends; crontab cannot say \"both\": to send only on {weekdays}, write \"{}\"; only on days {days}, write \"{}\"", s.get_ref(), send_at.without_day_of_month(), send_at.without_day_of_week()));
-                    }
-                    Some(send_at)
-                }
-                Err(e) => {
-                    self.problem(
-                        Some(&s.span()),
-                        &key("send_at"),
-                        format!("\"{}\" {e}", s.get_ref()),
-                    );
-                    None
-                }
-            },
-        };
+        let send_at = self.send_at(raw.send_at, span, &key("send_at"));
 
-        let timezone = match raw.timezone {
-            None => Some(Tz::UTC),
-            Some(t) => {
-                let written = t.get_ref();
-                match written.parse::<Tz>() {
-                    Ok(tz) => {
-                        if let Some(instead) = fixed_offset_zone(written) {
-                            self.warning(&t.span(), &key("timezone"), format!("\"{written}\" is a fixed offset from UTC with no daylight saving time: while daylight saving is in force, messages go out an hour off the local clock; use the place's name, e.g. {instead}"));
-                        }
-                        Some(tz)
-                    }
-                    Err(_) => {
-                        let trimmed = written.trim();
-                        let message = if trimmed != written && trimmed.parse::<Tz>().is_ok() {
-                            format!(
-                                "\"{written}\" has a space before or after the name; remove it: timezone = \"{trimmed}\""
-                            )
-                        } else if let Some(instead) = zone_for_abbreviation(trimmed) {
-                            format!(
-                                "\"{written}\" is an abbreviation, not a time zone name; use \"{instead}\" (it follows daylight saving time)"
-                            )
-                        } else {
-                            format!(
-                                "\"{written}\" is not a time zone; use an IANA name such as \"America/New_York\" or \"Europe/Paris\""
-                            )
-                        };
-                        self.problem(Some(&t.span()), &key("timezone"), message);
-                        None
-                    }
-                }
-            }
-        };
+        let timezone = self.timezone(raw.timezone, &key("timezone"));
 
-        let exclude_reasons = match raw.exclude_reasons {
-            None => vec![ALWAYS_EXCLUDED.to_string()],
-            Some(list) => {
-                let mut typo_of_always = false;
-                for reason in list.get_ref() {
-                    if let Some(meant) = likely_reason(reason) {
-                        typo_of_always |= meant == ALWAYS_EXCLUDED;
-                        self.warning(&list.span(), &key("exclude_reasons"), format!("\"{reason}\" is not a churn reason winback knows; did you mean \"{meant}\"? Reasons are matched exactly as the CSV's churn_reason column writes them"));
-                    }
-                }
-                if !typo_of_always && !list.get_ref().iter().any(|r| r == ALWAYS_EXCLUDED) {
-                    self.warning(&list.span(), &key("exclude_reasons"), format!("does not list \"{ALWAYS_EXCLUDED}\"; those clients are never contacted anyway"));
-                }
-                list.into_inner()
-                    .into_iter()
-                    .map(|r| r.trim().to_lowercase())
-                    .collect()
-            }
-        };
+        let exclude_reasons = self.exclude_reasons(raw.exclude_reasons, &key("exclude_reasons"));
 
         let catch_up_hours = self.count(
             raw.catch_up_hours,
@@ -294,5 +224,93 @@ impl Validator<'_> {
             subject: subject?.into_inner(),
             line: self.line_of(&step_span),
         })
+    }
+
+    /// `send_at`: a crontab line; both day fields set is a warning (crontab's "either").
+    fn send_at(
+        &mut self,
+        raw: Option<Spanned<String>>,
+        span: &Range<usize>,
+        key: &str,
+    ) -> Option<SendAt> {
+        match raw {
+            None => {
+                self.problem(Some(span), key, "is missing; write when messages go out in the recipient's time zone, e.g. \"0 10 * * Tue-Thu\" (10:00, Tuesday to Thursday)");
+                None
+            }
+            Some(s) => match SendAt::parse(s.get_ref()) {
+                Ok(send_at) => {
+                    if let Some((days, weekdays)) = send_at.either_day() {
+                        self.warning(&s.span(), key, format!("\"{}\" sends on every day that is either day {days} of the month or a {weekdays} day (crontab's rule when both day fields are set), so also on other weekdays and at weekends; crontab cannot say \"both\": to send only on {weekdays}, write \"{}\"; only on days {days}, write \"{}\"", s.get_ref(), send_at.without_day_of_month(), send_at.without_day_of_week()));
+                    }
+                    Some(send_at)
+                }
+                Err(e) => {
+                    self.problem(Some(&s.span()), key, format!("\"{}\" {e}", s.get_ref()));
+                    None
+                }
+            },
+        }
+    }
+
+    /// `timezone`: an IANA name (UTC when unset); an abbreviation or a fixed offset gets
+    /// the place's name suggested.
+    fn timezone(&mut self, raw: Option<Spanned<String>>, key: &str) -> Option<Tz> {
+        match raw {
+            None => Some(Tz::UTC),
+            Some(t) => {
+                let written = t.get_ref();
+                match written.parse::<Tz>() {
+                    Ok(tz) => {
+                        if let Some(instead) = fixed_offset_zone(written) {
+                            self.warning(&t.span(), key, format!("\"{written}\" is a fixed offset from UTC with no daylight saving time: while daylight saving is in force, messages go out an hour off the local clock; use the place's name, e.g. {instead}"));
+                        }
+                        Some(tz)
+                    }
+                    Err(_) => {
+                        let trimmed = written.trim();
+                        let message = if trimmed != written && trimmed.parse::<Tz>().is_ok() {
+                            format!(
+                                "\"{written}\" has a space before or after the name; remove it: timezone = \"{trimmed}\""
+                            )
+                        } else if let Some(instead) = zone_for_abbreviation(trimmed) {
+                            format!(
+                                "\"{written}\" is an abbreviation, not a time zone name; use \"{instead}\" (it follows daylight saving time)"
+                            )
+                        } else {
+                            format!(
+                                "\"{written}\" is not a time zone; use an IANA name such as \"America/New_York\" or \"Europe/Paris\""
+                            )
+                        };
+                        self.problem(Some(&t.span()), key, message);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// `exclude_reasons`: the churn reasons never contacted, lower case; a likely
+    /// misspelling, or a list without "we_ended", is a warning.
+    fn exclude_reasons(&mut self, raw: Option<Spanned<Vec<String>>>, key: &str) -> Vec<String> {
+        match raw {
+            None => vec![ALWAYS_EXCLUDED.to_string()],
+            Some(list) => {
+                let mut typo_of_always = false;
+                for reason in list.get_ref() {
+                    if let Some(meant) = likely_reason(reason) {
+                        typo_of_always |= meant == ALWAYS_EXCLUDED;
+                        self.warning(&list.span(), key, format!("\"{reason}\" is not a churn reason winback knows; did you mean \"{meant}\"? Reasons are matched exactly as the CSV's churn_reason column writes them"));
+                    }
+                }
+                if !typo_of_always && !list.get_ref().iter().any(|r| r == ALWAYS_EXCLUDED) {
+                    self.warning(&list.span(), key, format!("does not list \"{ALWAYS_EXCLUDED}\"; those clients are never contacted anyway"));
+                }
+                list.into_inner()
+                    .into_iter()
+                    .map(|r| r.trim().to_lowercase())
+                    .collect()
+            }
+        }
     }
 }
