@@ -211,3 +211,71 @@ pub(crate) fn load_secret(store: &mut Store, secrets: &Secrets) -> anyhow::Resul
     }
     Ok(store.secret()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> Config {
+        let text = format!(
+            r#"[smtp]
+url = "{url}"
+from = "success@acme.example"
+
+[http]
+public_url = "https://winback.acme.example"
+
+[sender]
+company = "Acme Corp"
+postal_address = "1 Main Street, Springfield"
+
+[templates]
+dir = "."
+
+[[campaign]]
+name = "former-clients"
+send_at = "0 10 * * Tue-Thu"
+
+[[campaign.step]]
+kind = "survey"
+template = "survey"
+subject = "May we ask why you left?"
+"#
+        );
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("winback.toml");
+        Config::parse(&path, &text).unwrap_or_else(|e| panic!("{url}: {e}"))
+    }
+
+    #[test]
+    fn a_login_and_its_password_come_together() {
+        let cases: [(&str, Option<&str>, Option<&str>); 6] = [
+            ("smtp://mail.acme.example:587", None, None),
+            ("smtp://bot@mail.acme.example:587", Some("pw"), None),
+            (
+                "smtp://bot@mail.acme.example:587",
+                None,
+                Some("smtp.url logs in as \"bot\" but WINBACK_SMTP_PASSWORD is not set"),
+            ),
+            (
+                "smtps://mail.acme.example",
+                Some("pw"),
+                Some("WINBACK_SMTP_PASSWORD is set but smtp.url names no user"),
+            ),
+            ("file://outbox", None, None),
+            // A password for files is not used, and not an error.
+            ("file://outbox", Some("pw"), None),
+        ];
+        for (url, password, expected) in cases {
+            let secrets = Secrets {
+                smtp_password: password.map(str::to_string),
+                link_secret: None,
+            };
+            let problem = smtp_login_problem(&config(url), &secrets);
+            match (expected, &problem) {
+                (None, None) => {}
+                (Some(expected), Some(problem)) if problem.contains(expected) => {}
+                _ => panic!("{url} with {password:?}: {problem:?}, expected {expected:?}"),
+            }
+        }
+    }
+}
