@@ -108,6 +108,36 @@ fn check_errors(what: &str, text: &str, expected: &[Expected<'_>]) {
     }
 }
 
+/// The mailer makes the `file://` folder: a file in its place (or above it) fails the
+/// check, not the first delivery.
+#[test]
+fn a_file_url_must_name_a_folder_that_can_be_made() {
+    for url in ["file://Cargo.toml", "file://Cargo.toml/outbox"] {
+        let dir = path().with_file_name(url.trim_start_matches("file://"));
+        check_errors(
+            url,
+            &edited(&[("[smtp]", &format!("[smtp]\nurl = \"{url}\""))]),
+            &[(
+                Some(5),
+                "smtp.url",
+                &[
+                    "Cargo.toml is a file",
+                    &format!("the folder {} cannot be made", dir.display()),
+                ],
+            )],
+        );
+    }
+    let config = Config::parse(
+        &path(),
+        &edited(&[("[smtp]", "[smtp]\nurl = \"file://src/new\"")]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.smtp.endpoint,
+        Endpoint::File(path().with_file_name("src/new"))
+    );
+}
+
 #[test]
 fn the_base_configuration_is_valid() {
     let config = Config::parse(&path(), BASE).unwrap_or_else(|e| panic!("{e}"));

@@ -268,11 +268,11 @@ impl Validator<'_> {
         let span = raw.span();
         let raw = raw.into_inner();
         let (url, endpoint) = match raw.url {
-            None => self.file_url("outbox"),
+            None => self.file_url("outbox", None),
             Some(u) => {
                 let text = u.get_ref().trim();
                 if let Some(dir) = text.strip_prefix("file://") {
-                    self.file_url(dir)
+                    self.file_url(dir, Some(&u.span()))
                 } else if text.starts_with("smtp://") || text.starts_with("smtps://") {
                     // Read here, once, as the mailer will use it: `run` never refuses
                     // what `check` let through.
@@ -366,13 +366,24 @@ impl Validator<'_> {
         })
     }
 
-    /// `file://DIR` with DIR resolved against the configuration file's folder.
-    fn file_url(&self, dir: &str) -> (String, Option<Endpoint>) {
+    /// `file://DIR` with DIR resolved against the configuration file's folder. The mailer
+    /// creates DIR; a file where DIR or a folder above it should be would stop it.
+    fn file_url(&mut self, dir: &str, span: Option<&Range<usize>>) -> (String, Option<Endpoint>) {
         let dir = self.resolve(dir);
-        (
-            format!("file://{}", dir.display()),
-            Some(Endpoint::File(dir)),
-        )
+        let url = format!("file://{}", dir.display());
+        if let Some(file) = file_in_the_way(&dir) {
+            self.problem(
+                span,
+                "smtp.url",
+                format!(
+                    "{} is a file, so the folder {} cannot be made to write messages in; point file:// at a folder (it is created if missing), e.g. url = \"file://outbox\"",
+                    file.display(),
+                    dir.display()
+                ),
+            );
+            return (url, None);
+        }
+        (url, Some(Endpoint::File(dir)))
     }
 
     fn http(&mut self, raw: Option<Spanned<raw::RawHttp>>, real_server: bool) -> Option<Http> {
@@ -477,4 +488,10 @@ impl Validator<'_> {
             privacy_url,
         })
     }
+}
+
+/// The nearest of `dir` and the folders above it that exists, when it is not a folder.
+fn file_in_the_way(dir: &Path) -> Option<&Path> {
+    let existing = dir.ancestors().find(|p| p.exists())?;
+    (!existing.is_dir()).then_some(existing)
 }
