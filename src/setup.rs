@@ -216,34 +216,14 @@ pub(crate) fn load_secret(store: &mut Store, secrets: &Secrets) -> anyhow::Resul
 mod tests {
     use super::*;
 
-    fn config(url: &str) -> Config {
-        let text = format!(
-            r#"[smtp]
-url = "{url}"
-from = "success@acme.example"
-
-[http]
-public_url = "https://winback.acme.example"
-
-[sender]
-company = "Acme Corp"
-postal_address = "1 Main Street, Springfield"
-
-[templates]
-dir = "."
-
-[[campaign]]
-name = "former-clients"
-send_at = "0 10 * * Tue-Thu"
-
-[[campaign.step]]
-kind = "survey"
-template = "survey"
-subject = "May we ask why you left?"
-"#
-        );
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("winback.toml");
-        Config::parse(&path, &text).unwrap_or_else(|e| panic!("{url}: {e}"))
+    /// The test configuration, mailing to `url`.
+    fn config(dir: &Path, url: &str) -> Config {
+        let mut config = crate::test_support::config(dir, "", crate::test_support::SURVEY_ONLY);
+        if !url.starts_with("file://") {
+            let server = crate::config::SmtpServer::parse(url).unwrap_or_else(|e| panic!("{e}"));
+            config.smtp.endpoint = Endpoint::Smtp(server);
+        }
+        config
     }
 
     #[test]
@@ -265,12 +245,13 @@ subject = "May we ask why you left?"
             // A password for files is not used, and not an error.
             ("file://outbox", Some("pw"), None),
         ];
+        let dir = tempfile::tempdir().unwrap();
         for (url, password, expected) in cases {
             let secrets = Secrets {
                 smtp_password: password.map(str::to_string),
                 link_secret: None,
             };
-            let problem = smtp_login_problem(&config(url), &secrets);
+            let problem = smtp_login_problem(&config(dir.path(), url), &secrets);
             match (expected, &problem) {
                 (None, None) => {}
                 (Some(expected), Some(problem)) if problem.contains(expected) => {}
