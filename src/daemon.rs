@@ -72,8 +72,9 @@ pub(crate) fn start(
             )
         };
         let mut store = Store::open(&config.database_path)?;
-        // Before anything is served or sent: a campaign renamed without a word would
-        // survey everyone again under its new name.
+        // Again, now under the lock (the setup looked read-only): before anything is
+        // served or sent, as a campaign renamed without a word would survey everyone
+        // again under its new name.
         let renames = crate::config::unconfirmed_renames(&config, &store.stored_campaigns()?);
         if let Some(rename) = renames.first() {
             return Err(anyhow!("{}", rename.explain()));
