@@ -18,8 +18,9 @@ use crate::mail::Renderer;
 use crate::store::Store;
 use crate::token::Secret;
 
-/// What winback reads from its environment rather than the configuration file.
-#[derive(Debug, Clone, Default)]
+/// What winback reads from its environment rather than the configuration file. No
+/// `Debug`: nothing may print a password by accident.
+#[derive(Clone, Default)]
 pub(crate) struct Secrets {
     /// `WINBACK_SMTP_PASSWORD`: the password of the login `[smtp] url` names.
     pub smtp_password: Option<String>,
