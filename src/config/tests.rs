@@ -138,6 +138,30 @@ fn a_file_url_must_name_a_folder_that_can_be_made() {
     );
 }
 
+/// `run` creates the database and its folder: a folder in the file's place, or a file
+/// in a folder's, fails the check instead.
+#[test]
+fn the_database_path_must_name_a_file_that_can_be_made() {
+    let cases = [
+        ("src", "src is a folder; name the database file in it"),
+        (
+            "Cargo.toml/winback.db",
+            "Cargo.toml is a file, so the folder",
+        ),
+        (
+            "Cargo.toml/data/winback.db",
+            "Cargo.toml is a file, so the folder",
+        ),
+    ];
+    for (database, expected) in cases {
+        check_errors(
+            database,
+            &edited(&[("path = \"winback.db\"", &format!("path = \"{database}\""))]),
+            &[(Some(2), "database.path", &[expected])],
+        );
+    }
+}
+
 #[test]
 fn the_base_configuration_is_valid() {
     let config = Config::parse(&path(), BASE).unwrap_or_else(|e| panic!("{e}"));

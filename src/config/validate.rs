@@ -155,11 +155,18 @@ impl Validator<'_> {
     }
 
     fn validate(&mut self, raw: raw::RawConfig) -> Option<Config> {
-        let database_path = raw
-            .database
-            .and_then(|d| d.into_inner().path)
-            .map(|p| self.resolve(p.get_ref()))
-            .unwrap_or_else(|| self.resolve("winback.db"));
+        let database_path = match raw.database.and_then(|d| d.into_inner().path) {
+            Some(p) => {
+                let path = self.resolve(p.get_ref());
+                self.database_place(&path, Some(&p.span()));
+                path
+            }
+            None => {
+                let path = self.resolve("winback.db");
+                self.database_place(&path, None);
+                path
+            }
+        };
 
         // Mail that leaves through a server reaches people, so its links must open for them.
         let real_server = raw
@@ -364,6 +371,33 @@ impl Validator<'_> {
             retry_first: chrono::Duration::minutes(retry_first),
             retry_give_up: chrono::Duration::hours(give_up),
         })
+    }
+
+    /// Whether `run` can create or open the database at `path`: not a folder, and no
+    /// file where a folder above it must be.
+    fn database_place(&mut self, path: &Path, span: Option<&Range<usize>>) {
+        if path.is_dir() {
+            self.problem(
+                span,
+                "database.path",
+                format!(
+                    "{} is a folder; name the database file in it, e.g. path = \"data/winback.db\"",
+                    path.display()
+                ),
+            );
+        } else if let Some(folder) = path.parent()
+            && let Some(file) = file_in_the_way(folder)
+        {
+            self.problem(
+                span,
+                "database.path",
+                format!(
+                    "{} is a file, so the folder {} cannot be made for the database; name a file in a folder, e.g. path = \"data/winback.db\"",
+                    file.display(),
+                    folder.display()
+                ),
+            );
+        }
     }
 
     /// `file://DIR` with DIR resolved against the configuration file's folder. The mailer
