@@ -30,10 +30,7 @@ impl Validator<'_> {
         );
         let name = name.and_then(|n| {
             let text = n.get_ref().trim();
-            if text
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
+            if is_name(text) {
                 Some(text.to_string())
             } else {
                 self.problem(
@@ -46,33 +43,10 @@ impl Validator<'_> {
         });
         let key = |k: &str| format!("campaign[{}].{k}", index + 1);
 
-        let quiet_days = match raw.quiet_days {
-            None => MIN_QUIET_DAYS,
-            Some(q) if *q.get_ref() < MIN_QUIET_DAYS => {
-                self.problem(
-                    Some(&q.span()),
-                    &key("quiet_days"),
-                    format!("is {}; the quiet period must be at least {MIN_QUIET_DAYS} days (a former client contacted sooner is lost for good)", q.get_ref()),
-                );
-                MIN_QUIET_DAYS
-            }
-            Some(q) if *q.get_ref() > 3650 => {
-                self.problem(
-                    Some(&q.span()),
-                    &key("quiet_days"),
-                    "is more than ten years; use at most 3650",
-                );
-                MIN_QUIET_DAYS
-            }
-            Some(q) => *q.get_ref(),
-        };
-
+        let quiet_days = self.quiet_days(raw.quiet_days, &key("quiet_days"));
         let send_at = self.send_at(raw.send_at, span, &key("send_at"));
-
         let timezone = self.timezone(raw.timezone, &key("timezone"));
-
         let exclude_reasons = self.exclude_reasons(raw.exclude_reasons, &key("exclude_reasons"));
-
         let catch_up_hours = self.count(
             raw.catch_up_hours,
             &key("catch_up_hours"),
@@ -95,28 +69,8 @@ impl Validator<'_> {
             }
         }
 
-        let renamed_from = raw.renamed_from.and_then(|r| {
-            let text = r.get_ref().trim();
-            let valid = !text.is_empty()
-                && text
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if valid {
-                Some((text.to_string(), r.span()))
-            } else {
-                self.problem(Some(&r.span()), &key("renamed_from"), format!("\"{text}\" is not a campaign name; write the name this campaign had before, e.g. renamed_from = \"former-clients\""));
-                None
-            }
-        });
-        if let (Some((old, span)), Some(name)) = (&renamed_from, &name)
-            && old == name
-        {
-            self.problem(
-                Some(span),
-                &key("renamed_from"),
-                format!("is the campaign's own name \"{name}\"; write the name it had before, or remove renamed_from"),
-            );
-        }
+        let renamed_from =
+            self.renamed_from(raw.renamed_from, name.as_deref(), &key("renamed_from"));
 
         Some(Campaign {
             name: name?,
@@ -125,7 +79,7 @@ impl Validator<'_> {
             timezone: timezone?,
             exclude_reasons,
             catch_up_hours: catch_up_hours as u32,
-            renamed_from: renamed_from.map(|(old, _)| old),
+            renamed_from,
             steps,
         })
     }
@@ -209,7 +163,7 @@ impl Validator<'_> {
         let template = self.required(raw_step.template, Some(&step_span), &step_key("template"), "name the template, e.g. template = \"survey\" for templates/survey.html.hbs and .txt.hbs");
         let template = template.and_then(|t| {
             let text = t.get_ref().trim();
-            if text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if is_name(text) {
                 Some(text.to_string())
             } else {
                 self.problem(Some(&t.span()), &step_key("template"), format!("\"{text}\" must be a bare name (letters, digits, - and _), without a folder or extension"));
@@ -313,4 +267,61 @@ impl Validator<'_> {
             }
         }
     }
+
+    /// `quiet_days`: at least the minimum quiet period, at most ten years.
+    fn quiet_days(&mut self, raw: Option<Spanned<i64>>, key: &str) -> i64 {
+        match raw {
+            None => MIN_QUIET_DAYS,
+            Some(q) if *q.get_ref() < MIN_QUIET_DAYS => {
+                self.problem(
+                Some(&q.span()),
+                key,
+                format!("is {}; the quiet period must be at least {MIN_QUIET_DAYS} days (a former client contacted sooner is lost for good)", q.get_ref()),
+            );
+                MIN_QUIET_DAYS
+            }
+            Some(q) if *q.get_ref() > 3650 => {
+                self.problem(
+                    Some(&q.span()),
+                    key,
+                    "is more than ten years; use at most 3650",
+                );
+                MIN_QUIET_DAYS
+            }
+            Some(q) => *q.get_ref(),
+        }
+    }
+
+    /// `renamed_from`: the name the campaign had before, never its own.
+    fn renamed_from(
+        &mut self,
+        raw: Option<Spanned<String>>,
+        name: Option<&str>,
+        key: &str,
+    ) -> Option<String> {
+        let raw = raw?;
+        let text = raw.get_ref().trim();
+        if !is_name(text) {
+            let message = format!(
+                "\"{text}\" is not a campaign name; write the name this campaign had before, e.g. renamed_from = \"former-clients\""
+            );
+            self.problem(Some(&raw.span()), key, message);
+            return None;
+        }
+        if name == Some(text) {
+            let message = format!(
+                "is the campaign's own name \"{text}\"; write the name it had before, or remove renamed_from"
+            );
+            self.problem(Some(&raw.span()), key, message);
+        }
+        Some(text.to_string())
+    }
+}
+
+/// A name winback keeps as it is written: letters, digits, `-` and `_`, at least one.
+fn is_name(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
