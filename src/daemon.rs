@@ -1,4 +1,6 @@
 //! The long-running process: one per database, a deadline loop around delivery passes.
+//! It starts from a setup that has passed (`Setup::load`, what `check` runs) and takes
+//! the lock (`daemon/lock.rs`); the client sync file is read by `daemon/sync.rs`.
 //!
 //! It sleeps until the next due moment or shutdown, never longer than `MAX_SLEEP_SECONDS`,
 //! so imports and opt-out undos by other processes are seen soon. Shutdown is a parameter
@@ -7,125 +9,48 @@
 //! and returns. SIGHUP reads the configuration and templates again, checked as at start,
 //! and applies them between passes; a file that fails keeps the running one.
 
-use std::fs::File;
+mod lock;
+mod sync;
+
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, anyhow};
 use tokio::sync::watch;
 
-use crate::clock::Clock;
 use crate::config::Config;
 use crate::deliver::{Deliverer, PassReport};
-use crate::domain::model::{SyncOutcome, SyncReport};
 use crate::http::HttpState;
-use crate::import::{Look, SyncWatch};
+use crate::import::SyncWatch;
 use crate::mail::Renderer;
+use crate::setup::Setup;
 use crate::store::{SharedStore, Store};
-use crate::token::Secret;
+use lock::DaemonLock;
+use sync::sync_clients;
 
 /// Even with nothing due, look again this often (imports by other processes, config-free
 /// changes such as `winback resend`).
 const MAX_SLEEP_SECONDS: i64 = 30;
 
-/// Holds the database's daemon lock for as long as it lives.
-pub struct DaemonLock {
-    _file: File,
-    path: PathBuf,
-}
-
-impl DaemonLock {
-    /// Refuses if another daemon holds the lock on the same database. The lock file sits
-    /// beside the database's real file (symlinks and `..` resolved), so a second daemon
-    /// reaching the same database by another name finds the same lock.
-    pub fn acquire(database: &Path) -> anyhow::Result<DaemonLock> {
-        // The database (and so its folder) may not exist yet on a first run.
-        if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the folder {}", dir.display()))?;
-        }
-        let real = real_path(database);
-        let mut name = real.as_os_str().to_owned();
-        name.push(".lock");
-        let path = PathBuf::from(name);
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot create the lock file {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => Ok(DaemonLock { _file: file, path }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(anyhow!(
-                "another winback daemon is already running on {} (it holds {}); stop it first — one daemon per database",
-                database.display(),
-                path.display()
-            )),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(anyhow!("cannot lock {}: {e}", path.display()))
-            }
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-/// `path` with symlinks and `..` resolved; for a file not created yet, its folder's real
-/// path joined with its name.
-fn real_path(path: &Path) -> PathBuf {
-    if let Ok(real) = path.canonicalize() {
-        return real;
-    }
-    match (path.parent(), path.file_name()) {
-        (Some(folder), Some(name)) if !folder.as_os_str().is_empty() => {
-            real_path(folder).join(name)
-        }
-        _ => path.to_path_buf(),
-    }
-}
-
-/// The link keys kept in the database. A `WINBACK_SECRET` they do not hold yet is added
-/// beside them as the newest key (logged), never in place of one: links already sent
-/// keep working, and new mail is signed with it.
-pub fn load_secret(store: &mut Store) -> anyhow::Result<Secret> {
-    if let Ok(text) = std::env::var("WINBACK_SECRET")
-        && !text.is_empty()
-        && let Some(id) = store.add_link_key(Secret::from_text(&text).to_bytes())?
-        && id > 1
-    {
-        tracing::warn!(
-            key_id = id,
-            "WINBACK_SECRET is not one of the link keys in the database: it is kept as key {id} and signs new links; links signed by the earlier keys keep working"
-        );
-    }
-    Ok(store.secret()?)
-}
-
-/// What `run` needs from its environment beyond the configuration file: a login named in
-/// `[smtp] url` needs `WINBACK_SMTP_PASSWORD`, and a password needs a login. `check` asks
-/// the same, so what it accepts, `run` runs.
-pub fn smtp_login_problem(config: &Config) -> Option<String> {
-    let password = std::env::var("WINBACK_SMTP_PASSWORD").ok();
-    match (crate::mailer::smtp_user(&config.smtp.url), password) {
-        (Some(user), None) => Some(format!(
-            "smtp.url logs in as \"{user}\" but WINBACK_SMTP_PASSWORD is not set; set it in the environment winback runs in (e.g. /etc/winback/env), or remove \"{user}@\" from the url"
-        )),
-        (None, Some(_)) if !config.smtp.url.starts_with("file://") => Some(
-            "WINBACK_SMTP_PASSWORD is set but smtp.url names no user to log in as; write url = \"smtp://USER@HOST:PORT\", or unset the variable".to_string(),
-        ),
-        _ => None,
-    }
-}
-
-/// Builds everything from the configuration and runs until SIGINT/SIGTERM (or one pass).
-/// Everything that can refuse the configuration (templates, pages, mail settings) runs
-/// before the lock file or the database is created.
-pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
-    let (renderer, mailer) = prepare(&config)?;
+/// Runs from a setup that has passed (`Setup::load`, as `check` does) until `shutdown`
+/// resolves (SIGINT/SIGTERM from the command line), or for one pass. The lock file and
+/// the database are created only now; only a lock held elsewhere, a busy port or a
+/// mailer that cannot be built (TLS roots, the `.eml` folder) can still refuse.
+pub(crate) fn start(
+    setup: Setup,
+    once: bool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let mailer = mailer_for(&setup)?;
+    warn_of_placeholders(&setup.renderer);
+    let Setup {
+        config,
+        clock,
+        secrets,
+        renderer,
+        ..
+    } = setup;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -147,19 +72,20 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
             )
         };
         let mut store = Store::open(&config.database_path)?;
-        // Before anything is served or sent: a campaign renamed without a word would
-        // survey everyone again under its new name.
+        // Again, now under the lock (the setup looked read-only): before anything is
+        // served or sent, as a campaign renamed without a word would survey everyone
+        // again under its new name.
         let renames = crate::config::unconfirmed_renames(&config, &store.stored_campaigns()?);
         if let Some(rename) = renames.first() {
             return Err(anyhow!("{}", rename.explain()));
         }
-        let secret = Arc::new(load_secret(&mut store)?);
+        let secret = Arc::new(crate::setup::load_secret(&mut store, &secrets)?);
         let config = Arc::new(config);
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let applied = watch::Sender::new(config.clone());
         tokio::spawn(async move {
-            shutdown_signal().await;
+            shutdown.await;
             let _ = stop_tx.send(true);
         });
 
@@ -211,41 +137,26 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
     })
 }
 
-/// Builds what a configuration needs to send, checking what `check` checks of it here
-/// (page templates, mail templates, the SMTP login): at start and at every reload.
-fn prepare(config: &Config) -> anyhow::Result<(Renderer, Arc<dyn crate::mailer::Mailer>)> {
-    let page_problems = crate::mail::pages::check_pages(config);
-    if !page_problems.is_empty() {
-        let list: Vec<String> = page_problems.iter().map(|p| format!("  {p}")).collect();
-        return Err(anyhow!(
-            "the page templates have problems (run `winback check`):\n{}",
-            list.join("\n")
-        ));
-    }
-    let renderer = Renderer::load(config).map_err(|problems| {
-        let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
-        anyhow!(
-            "the templates have problems (run `winback check`):\n{}",
-            list.join("\n")
-        )
-    })?;
-    for problem in renderer.placeholders() {
-        tracing::warn!(%problem, "a template still holds a placeholder: its messages are held, not sent");
-    }
-    if let Some(problem) = smtp_login_problem(config) {
-        return Err(anyhow!("{problem}"));
-    }
-    let mailer = crate::mailer::from_url(
-        &config.smtp.url,
+/// The mailer for the setup's `[smtp] url`, read once by the configuration. For
+/// `file://`, its folder is created here.
+fn mailer_for(setup: &Setup) -> anyhow::Result<Arc<dyn crate::mailer::Mailer>> {
+    let smtp = &setup.config.smtp;
+    crate::mailer::from_endpoint(
+        &smtp.endpoint,
         crate::mailer::SmtpOptions {
-            connections: config.smtp.connections,
-            timeout: config.smtp.timeout,
-            password: std::env::var("WINBACK_SMTP_PASSWORD").ok(),
+            connections: smtp.connections,
+            timeout: smtp.timeout,
+            password: setup.secrets.smtp_password.clone(),
             hello_name: None,
         },
     )
-    .map_err(|e| anyhow!("smtp.url: {e}"))?;
-    Ok((renderer, mailer))
+    .map_err(|e| anyhow!("smtp.url: {e}"))
+}
+
+fn warn_of_placeholders(renderer: &Renderer) {
+    for problem in renderer.placeholders() {
+        tracing::warn!(%problem, "a template still holds a placeholder: its messages are held, not sent");
+    }
 }
 
 /// Counts SIGHUPs: each one asks for the configuration and templates to be read again.
@@ -279,25 +190,30 @@ fn reload_requests(once: bool) -> watch::Receiver<u64> {
     rx
 }
 
-/// Reads the configuration file and its templates again and builds the next passes' deliverer,
-/// validated as at start (and as `check` does). Settings that cannot change under a
-/// running daemon ask for a restart instead. On any error the running one stays.
+/// Reads the configuration file and its templates again and builds the next passes'
+/// deliverer, through the same setup stage as at start (and as `check`). Settings that
+/// cannot change under a running daemon ask for a restart instead. On any error the
+/// running one stays.
 async fn reload(current: &Deliverer) -> anyhow::Result<Deliverer> {
     let file = current.config.file.clone();
-    let config = Config::load(&file).map_err(|e| anyhow!("{e}"))?;
-    if config.database_path != current.config.database_path {
+    let setup = Setup::load(&file, current.clock).map_err(|e| anyhow!("{e}"))?;
+    if setup.config.database_path != current.config.database_path {
         return Err(anyhow!(
             "{}: [database] path changed; a running daemon keeps its database: restart winback to use the new one",
             file.display()
         ));
     }
-    if config.http.listen != current.config.http.listen {
+    if setup.config.http.listen != current.config.http.listen {
         return Err(anyhow!(
             "{}: [http] listen changed; a running daemon keeps its address: restart winback to listen on the new one",
             file.display()
         ));
     }
-    let (renderer, mailer) = prepare(&config)?;
+    let mailer = mailer_for(&setup)?;
+    warn_of_placeholders(&setup.renderer);
+    let Setup {
+        config, renderer, ..
+    } = setup;
     let stored = current.store.call(|store| store.stored_campaigns()).await?;
     if let Some(rename) = crate::config::unconfirmed_renames(&config, &stored).first() {
         return Err(anyhow!("{}", rename.explain()));
@@ -556,105 +472,6 @@ async fn settle_stuck(deliverer: &Deliverer) {
     }
 }
 
-/// Imports `[clients] sync_file` if it changed since the last look, once it has stopped
-/// changing. A bad file is logged and changes nothing; a missing one is logged (at once,
-/// then hourly). Each outcome is recorded for `status` and `/metrics`.
-async fn sync_clients(deliverer: &Deliverer, watch: &mut SyncWatch) -> anyhow::Result<()> {
-    let Some(path) = deliverer.config.sync_file.clone() else {
-        return Ok(());
-    };
-    let shown = path.display().to_string();
-    let report = |outcome, error: Option<String>| SyncReport {
-        at: deliverer.clock.now(),
-        file: shown.clone(),
-        outcome,
-        added: 0,
-        updated: 0,
-        unchanged: 0,
-        bad_rows: 0,
-        error,
-        last_imported_at: None,
-    };
-    let stamp = match watch.look(&path, deliverer.clock.now()) {
-        Look::Unchanged | Look::Missing { report: false, .. } => return Ok(()),
-        Look::Missing { error, .. } => {
-            let outcome = if error.kind() == std::io::ErrorKind::NotFound {
-                SyncOutcome::Missing
-            } else {
-                SyncOutcome::Unreadable
-            };
-            tracing::error!(file = %shown, %error, "the client sync file cannot be read; nothing imported (check [clients] sync_file and the CRM export)");
-            record_sync(deliverer, report(outcome, Some(error.to_string()))).await;
-            return Ok(());
-        }
-        Look::Changed(stamp) => stamp,
-    };
-    // A file the CRM is still writing would be read cut short: wait, and read it only if
-    // its size and modification time stayed the same.
-    tokio::time::sleep(crate::import::SETTLE).await;
-    if crate::import::stamp(&path).ok() != Some(stamp) {
-        tracing::info!(file = %shown, "the client sync file is still being written; it is read once it stops changing");
-        return Ok(());
-    }
-    watch.read(stamp);
-    let config = deliverer.config.clone();
-    let now = deliverer.clock.now();
-    let result = deliverer
-        .store
-        .call(move |store| {
-            match crate::import::import_file(store, &config, now, &path, false, &mut |_| {}) {
-                Ok(outcome) => Ok(Ok(outcome)),
-                Err(crate::import::SyncError::Store(e)) => Err(e),
-                Err(other) => Ok(Err(other)),
-            }
-        })
-        .await?;
-    let done = match result {
-        Ok(outcome) if outcome.applied => {
-            let c = outcome.counts;
-            tracing::info!(file = %shown, added = c.added, updated = c.updated, unchanged = c.unchanged, "clients synced");
-            SyncReport {
-                added: c.added,
-                updated: c.updated,
-                unchanged: c.unchanged,
-                ..report(SyncOutcome::Imported, None)
-            }
-        }
-        Ok(outcome) => {
-            for e in &outcome.errors {
-                tracing::error!(file = %shown, line = e.line, reason = %crate::domain::model::printable(&e.reason), "bad row");
-            }
-            tracing::error!(file = %shown, bad_rows = outcome.error_count, "client file not imported: fix the rows above; the database is unchanged");
-            let first = outcome.errors.first().map(|e| e.to_string());
-            SyncReport {
-                bad_rows: outcome.error_count,
-                ..report(SyncOutcome::Refused, first)
-            }
-        }
-        Err(e) => {
-            tracing::error!(file = %shown, error = %e, "client file not imported; the database is unchanged");
-            let outcome = match e {
-                crate::import::SyncError::Read { .. } => SyncOutcome::Unreadable,
-                _ => SyncOutcome::Refused,
-            };
-            report(outcome, Some(e.to_string()))
-        }
-    };
-    record_sync(deliverer, done).await;
-    Ok(())
-}
-
-/// Keeps a sync's outcome for `status` and `/metrics`; failing to is logged, not fatal.
-async fn record_sync(deliverer: &Deliverer, report: SyncReport) {
-    if let Err(error) = deliverer
-        .store
-        .call(move |store| store.record_sync(&report))
-        .await
-    {
-        tracing::error!(%error, "could not record the client sync's outcome");
-    }
-}
-
 /// The SMTP URL without credentials, for logs.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
@@ -662,34 +479,5 @@ fn redact(url: &str) -> String {
             format!("{}://…@{}", &url[..scheme], &url[at + 1..])
         }
         _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[cfg(unix)]
-    #[test]
-    fn a_second_daemon_through_a_symlink_finds_the_same_lock() {
-        let dir = tempfile::tempdir().unwrap();
-        let database = dir.path().join("winback.db");
-        std::fs::write(&database, b"").unwrap();
-        let other = dir.path().join("other");
-        std::fs::create_dir(&other).unwrap();
-        let link = other.join("alias.db");
-        std::os::unix::fs::symlink(&database, &link).unwrap();
-        let first = DaemonLock::acquire(&database).unwrap();
-        for second in [link.clone(), other.join("../winback.db")] {
-            let refused = DaemonLock::acquire(&second).map(|_| ()).unwrap_err();
-            assert!(
-                refused.to_string().contains("already running"),
-                "{second:?}: {refused}"
-            );
-        }
-        drop(first);
-        let again = DaemonLock::acquire(&link).unwrap();
-        assert!(again.path().starts_with(dir.path().canonicalize().unwrap()));
-        assert!(again.path().ends_with("winback.db.lock"));
     }
 }

@@ -22,6 +22,7 @@ pub mod import;
 pub mod links;
 pub mod mail;
 pub mod mailer;
+pub(crate) mod setup;
 pub mod store;
 pub mod token;
 

@@ -1,109 +1,50 @@
-//! `winback check`: the configuration and every template, or the list of what is wrong.
+//! `winback check`: the setup stage `run` starts from, and the list of what is wrong, or
+//! "ok" with a line per campaign.
 //!
-//! A placeholder left in a template (`[EDIT: ...]`) fails the check when mail goes to a
+//! Nothing is checked here that `Setup::load` does not check: this file prints. A
+//! placeholder left in a template (`[EDIT: ...]`) fails the check when mail goes to a
 //! real server, and is a warning while it only goes to files; either way the daemon
 //! holds such a message rather than send it.
 
 use std::process::ExitCode;
 
-use super::Cli;
-use crate::config::Config;
-use crate::mail::Renderer;
+use crate::config::Problem;
+use crate::setup::{Refusal, Setup, SetupError};
 
-pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let config = match Config::load(&cli.config) {
-        Ok(config) => config,
-        Err(errors) => {
+pub(super) fn run(loaded: Result<Setup, SetupError>) -> anyhow::Result<ExitCode> {
+    let setup = match loaded {
+        Ok(setup) => setup,
+        Err(SetupError::Config(errors)) => {
             print!("{errors}");
             return Ok(ExitCode::FAILURE);
         }
+        Err(SetupError::Refused { warnings, refusal }) => {
+            print_warnings(&warnings);
+            print_refusal(&refusal);
+            return Ok(ExitCode::FAILURE);
+        }
     };
-    for warning in &config.warnings {
+    print_warnings(&setup.warnings);
+    let config = &setup.config;
+    let renderer = &setup.renderer;
+    for warning in renderer.warnings() {
         println!("warning: {warning}");
     }
-    if let Some(sync_file) = &config.sync_file
-        && !sync_file.exists()
-    {
+    let placeholders = renderer.placeholders();
+    if to_real_server(config) && !placeholders.is_empty() {
+        let n = placeholders.len();
         println!(
-            "warning: [clients] sync_file: {} does not exist; the daemon imports it once it appears and logs an error until then (check the path, and that the CRM export has run)",
-            sync_file.display()
+            "{n} template{} still hold{} placeholders, and [smtp] url sends to a real mail server:",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "s" } else { "" }
         );
-    }
-    if let Some(problem) = crate::daemon::smtp_login_problem(&config) {
-        println!("1 problem in the environment:\n  {problem}");
-        return Ok(ExitCode::FAILURE);
-    }
-    // Read-only: `check` never creates or changes the database.
-    match crate::store::Store::stored_campaigns_at(&config.database_path) {
-        Ok(Some(stored)) => {
-            let renames = crate::config::unconfirmed_renames(&config, &stored);
-            if !renames.is_empty() {
-                let n = renames.len();
-                println!(
-                    "{n} problem{} between the configuration and the database:",
-                    if n == 1 { "" } else { "s" }
-                );
-                for rename in renames {
-                    println!(
-                        "  {}: campaign: {}",
-                        config.file.display(),
-                        rename.explain()
-                    );
-                }
-                return Ok(ExitCode::FAILURE);
-            }
-        }
-        Ok(None) => {}
-        Err(e) => println!(
-            "warning: cannot read {} to look for renamed campaigns ({e})",
-            config.database_path.display()
-        ),
-    }
-    let page_problems = crate::mail::pages::check_pages(&config);
-    if !page_problems.is_empty() {
-        println!(
-            "{} problem{} in the page templates:",
-            page_problems.len(),
-            if page_problems.len() == 1 { "" } else { "s" }
-        );
-        for p in page_problems {
+        for p in placeholders {
             println!("  {p}");
         }
         return Ok(ExitCode::FAILURE);
     }
-    match Renderer::load(&config) {
-        Ok(renderer) => {
-            for warning in renderer.warnings() {
-                println!("warning: {warning}");
-            }
-            let placeholders = renderer.placeholders();
-            if to_real_server(&config.smtp.url) && !placeholders.is_empty() {
-                let n = placeholders.len();
-                println!(
-                    "{n} template{} still hold{} placeholders, and [smtp] url sends to a real mail server:",
-                    if n == 1 { "" } else { "s" },
-                    if n == 1 { "s" } else { "" }
-                );
-                for p in placeholders {
-                    println!("  {p}");
-                }
-                return Ok(ExitCode::FAILURE);
-            }
-            for p in placeholders {
-                println!("warning: {p}");
-            }
-        }
-        Err(problems) => {
-            let n = problems.len();
-            println!(
-                "{n} problem{} in the templates:",
-                if n == 1 { "" } else { "s" }
-            );
-            for p in problems {
-                println!("  {p}");
-            }
-            return Ok(ExitCode::FAILURE);
-        }
+    for p in placeholders {
+        println!("warning: {p}");
     }
     println!("ok");
     for c in &config.campaigns {
@@ -123,8 +64,40 @@ pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn print_warnings(warnings: &[String]) {
+    for warning in warnings {
+        println!("warning: {warning}");
+    }
+}
+
+fn print_refusal(refusal: &Refusal) {
+    match refusal {
+        Refusal::Environment(problem) => println!("1 problem in the environment:\n  {problem}"),
+        Refusal::Renames { file, renames } => {
+            let n = renames.len();
+            println!(
+                "{n} problem{} between the configuration and the database:",
+                if n == 1 { "" } else { "s" }
+            );
+            for rename in renames {
+                println!("  {}: campaign: {}", file.display(), rename.explain());
+            }
+        }
+        Refusal::Pages(problems) => print_problems("the page templates", problems),
+        Refusal::Templates(problems) => print_problems("the templates", problems),
+    }
+}
+
+fn print_problems(what: &str, problems: &[Problem]) {
+    let n = problems.len();
+    println!("{n} problem{} in {what}:", if n == 1 { "" } else { "s" });
+    for p in problems {
+        println!("  {p}");
+    }
+}
+
 /// Whether `[smtp] url` sends to a mail server (`smtp://`, `smtps://`) rather than to
 /// files.
-fn to_real_server(url: &str) -> bool {
-    !url.starts_with("file://")
+fn to_real_server(config: &crate::config::Config) -> bool {
+    matches!(config.smtp.endpoint, crate::config::Endpoint::Smtp(_))
 }

@@ -1,8 +1,10 @@
 //! The operator's edge: argument parsing, and one function per command.
 //!
-//! Commands load the configuration, open the store, read the clock once from
-//! `--now`-aware [`Clock`], and print for people (tables, sentences) or machines (`--format
-//! json`). Errors become one clear sentence; nothing here makes scheduling decisions.
+//! Commands start from the setup stage (`crate::setup`: the configuration, the
+//! `--now`-aware [`Clock`], the environment's secrets; for `check` and `run` the
+//! templates too), open the store, and print for people (tables, sentences) or machines
+//! (`--format json`). Errors become one clear sentence; nothing here makes scheduling
+//! decisions.
 
 mod check;
 mod import;
@@ -25,6 +27,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::setup::{Base, Setup};
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
@@ -250,19 +253,17 @@ fn colour_wanted(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
-/// What every command starts from.
-pub(crate) struct Setup {
-    pub config: Config,
-    pub clock: Clock,
+/// The clock every command reads: `--now` if given, else the system's.
+fn clock(cli: &Cli) -> Clock {
+    cli.now
+        .map(Clock::starting_at)
+        .unwrap_or_else(Clock::system)
 }
 
-pub(crate) fn load_config(cli: &Cli) -> anyhow::Result<Setup> {
-    let config = Config::load(&cli.config).map_err(|e| anyhow!("{e}"))?;
-    let clock = cli
-        .now
-        .map(Clock::starting_at)
-        .unwrap_or_else(Clock::system);
-    Ok(Setup { config, clock })
+/// What every command but `check` and `run` starts from: the configuration, the clock
+/// and the environment's secrets.
+pub(crate) fn load_config(cli: &Cli) -> anyhow::Result<Base> {
+    Base::load(&cli.config, clock(cli)).map_err(|e| anyhow!("{e}"))
 }
 
 /// An address given on the command line, read exactly as an imported one is (quotes, a
@@ -283,11 +284,11 @@ pub(crate) fn open_store(config: &Config) -> anyhow::Result<Store> {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Check => check::run(&cli),
+        Command::Check => check::run(Setup::load(&cli.config, clock(&cli))),
         Command::Import { file, skip_invalid } => import::run(&cli, file, *skip_invalid),
         Command::Run { once } => {
-            let ctx = load_config(&cli)?;
-            crate::daemon::start(ctx.config, ctx.clock, *once)?;
+            let setup = Setup::load(&cli.config, clock(&cli)).map_err(|e| anyhow!("{e}"))?;
+            crate::daemon::start(setup, *once, crate::daemon::shutdown_signal())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan { days, format } => plan::run(&cli, *days, *format),

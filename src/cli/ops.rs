@@ -74,7 +74,7 @@ fn human_size(bytes: u64) -> String {
 pub(super) fn rotate_secret(cli: &Cli) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
     let mut store = open_store(&setup.config)?;
-    crate::daemon::load_secret(&mut store)?;
+    crate::setup::load_secret(&mut store, &setup.secrets)?;
     let id = store
         .add_link_key(crate::token::Secret::generate().to_bytes())?
         .context("a new random key was already kept; run the command again")?;

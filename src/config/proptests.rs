@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 
 use super::*;
+use crate::domain::model::StepKind;
+use chrono_tz::Tz;
 
 const BASE: &str = r#"[database]
 path = "winback.db"

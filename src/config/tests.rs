@@ -2,7 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono_tz::Tz;
+
 use super::*;
+use crate::domain::model::StepKind;
 
 /// A valid configuration. Line numbers matter: edits replace one line by one line, so the
 /// numbers below stay true.
@@ -102,6 +105,60 @@ fn check_errors(what: &str, text: &str, expected: &[Expected<'_>]) {
     match Config::parse(&path(), text) {
         Ok(_) => panic!("{what}: accepted"),
         Err(ConfigErrors(problems)) => check_problems(what, &problems, expected),
+    }
+}
+
+/// The mailer makes the `file://` folder: a file in its place (or above it) fails the
+/// check, not the first delivery.
+#[test]
+fn a_file_url_must_name_a_folder_that_can_be_made() {
+    for url in ["file://Cargo.toml", "file://Cargo.toml/outbox"] {
+        let dir = path().with_file_name(url.trim_start_matches("file://"));
+        check_errors(
+            url,
+            &edited(&[("[smtp]", &format!("[smtp]\nurl = \"{url}\""))]),
+            &[(
+                Some(5),
+                "smtp.url",
+                &[
+                    "Cargo.toml is a file",
+                    &format!("the folder {} cannot be made", dir.display()),
+                ],
+            )],
+        );
+    }
+    let config = Config::parse(
+        &path(),
+        &edited(&[("[smtp]", "[smtp]\nurl = \"file://src/new\"")]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.smtp.endpoint,
+        Endpoint::File(path().with_file_name("src/new"))
+    );
+}
+
+/// `run` creates the database and its folder: a folder in the file's place, or a file
+/// in a folder's, fails the check instead.
+#[test]
+fn the_database_path_must_name_a_file_that_can_be_made() {
+    let cases = [
+        ("src", "src is a folder; name the database file in it"),
+        (
+            "Cargo.toml/winback.db",
+            "Cargo.toml is a file, so the folder",
+        ),
+        (
+            "Cargo.toml/data/winback.db",
+            "Cargo.toml is a file, so the folder",
+        ),
+    ];
+    for (database, expected) in cases {
+        check_errors(
+            database,
+            &edited(&[("path = \"winback.db\"", &format!("path = \"{database}\""))]),
+            &[(Some(2), "database.path", &[expected])],
+        );
     }
 }
 

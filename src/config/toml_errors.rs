@@ -89,7 +89,7 @@ pub(super) fn explain(text: &str, line: Option<usize>, message: &str) -> (String
             .split('`')
             .skip(1)
             .step_by(2)
-            .map(|known| (super::edit_distance(known, unknown), known))
+            .map(|known| (super::hints::edit_distance(known, unknown), known))
             .filter(|(distance, _)| *distance <= 3)
             .min();
         let hint = match closest {

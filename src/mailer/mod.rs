@@ -18,6 +18,8 @@ use std::time::Duration;
 
 pub use stub::StubMailer;
 
+use crate::config::{Endpoint, SmtpServer, UrlError, redact_password};
+
 /// One message to deliver: the envelope plus the finished RFC 5322 bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {
@@ -133,8 +135,14 @@ pub fn from_url(url: &str, options: SmtpOptions) -> Result<Arc<dyn Mailer>, Mail
         ));
     };
     match scheme.to_ascii_lowercase().as_str() {
-        "smtp" => smtp_mailer(trimmed, rest, smtp::Security::StartTlsWhenOffered, options),
-        "smtps" => smtp_mailer(trimmed, rest, smtp::Security::ImplicitTls, options),
+        "smtp" => smtp_mailer(
+            parse_server(trimmed, rest, smtp::Security::StartTlsWhenOffered)?,
+            options,
+        ),
+        "smtps" => smtp_mailer(
+            parse_server(trimmed, rest, smtp::Security::ImplicitTls)?,
+            options,
+        ),
         "file" => {
             let dir = PathBuf::from(rest);
             if rest.is_empty() || !dir.is_absolute() {
@@ -144,7 +152,7 @@ pub fn from_url(url: &str, options: SmtpOptions) -> Result<Arc<dyn Mailer>, Mail
                      (a relative directory must be resolved against the config file first)",
                 ));
             }
-            Ok(Arc::new(file::FileMailer::new(dir)?))
+            from_endpoint(&Endpoint::File(dir), options)
         }
         other => Err(invalid_url(
             trimmed,
@@ -153,47 +161,32 @@ pub fn from_url(url: &str, options: SmtpOptions) -> Result<Arc<dyn Mailer>, Mail
     }
 }
 
+/// Builds the mailer for an endpoint the configuration has already read (`[smtp] url`):
+/// the url is parsed once, by the configuration, never again here.
+pub fn from_endpoint(
+    endpoint: &Endpoint,
+    options: SmtpOptions,
+) -> Result<Arc<dyn Mailer>, MailerError> {
+    match endpoint {
+        Endpoint::Smtp(server) => smtp_mailer(server_of(server.clone()), options),
+        Endpoint::File(dir) => Ok(Arc::new(file::FileMailer::new(dir.clone())?)),
+    }
+}
+
 /// Checks an `smtp://` or `smtps://` url as [`from_url`] reads it, without building
 /// anything: configuration validation calls this, so a url `run` would refuse never
 /// passes `winback check`. The reason never repeats a password written in the url.
 pub fn check_smtp_url(url: &str) -> Result<(), MailerError> {
-    let trimmed = url.trim();
-    let security = match trimmed.split_once("://") {
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("smtp") => {
-            smtp::Security::StartTlsWhenOffered
-        }
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("smtps") => smtp::Security::ImplicitTls,
-        _ => {
-            return Err(invalid_url(
-                trimmed,
-                "expected smtp://HOST[:PORT] or smtps://HOST[:PORT]",
-            ));
-        }
-    };
-    let rest = trimmed.split_once("://").map_or("", |(_, rest)| rest);
-    parse_server(trimmed, rest, security).map(|_| ())
+    SmtpServer::parse(url).map(|_| ()).map_err(url_error)
 }
 
 /// The user an `smtp://USER@HOST` url names, if any (`None` also for a url that does not
 /// parse: [`check_smtp_url`] reports that).
 pub fn smtp_user(url: &str) -> Option<String> {
-    let trimmed = url.trim();
-    let (scheme, rest) = trimmed.split_once("://")?;
-    let security = match scheme.to_ascii_lowercase().as_str() {
-        "smtp" => smtp::Security::StartTlsWhenOffered,
-        "smtps" => smtp::Security::ImplicitTls,
-        _ => return None,
-    };
-    parse_server(trimmed, rest, security).ok()?.user
+    SmtpServer::parse(url).ok()?.user
 }
 
-fn smtp_mailer(
-    url: &str,
-    rest: &str,
-    security: smtp::Security,
-    options: SmtpOptions,
-) -> Result<Arc<dyn Mailer>, MailerError> {
-    let server = parse_server(url, rest, security)?;
+fn smtp_mailer(server: smtp::Server, options: SmtpOptions) -> Result<Arc<dyn Mailer>, MailerError> {
     if options.connections == 0 {
         return Err(MailerError::InvalidOption(
             "connections must be at least 1".to_owned(),
@@ -236,77 +229,37 @@ fn smtp_mailer(
     )?))
 }
 
-/// Parses `[USER@]HOST[:PORT][/]`; `HOST` may be a bracketed IPv6 literal.
+/// Reads `[USER@]HOST[:PORT][/]` (`rest`, after the scheme of `url`) as the
+/// configuration does.
 fn parse_server(
     url: &str,
     rest: &str,
     security: smtp::Security,
 ) -> Result<smtp::Server, MailerError> {
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    if authority.contains(['/', '?', '#']) {
-        return Err(invalid_url(
-            url,
-            "an smtp url takes no path or query: write smtp://HOST:PORT",
-        ));
-    }
-    let (user, host_port) = match authority.rsplit_once('@') {
-        Some((userinfo, host_port)) => {
-            if userinfo.contains(':') {
-                return Err(MailerError::InvalidUrl {
-                    url: redact_password(url),
-                    reason: "the password must not be written in the url: \
-                             set WINBACK_SMTP_PASSWORD instead"
-                        .to_owned(),
-                });
-            }
-            let user = percent_decode(userinfo)
-                .filter(|user| !user.is_empty() && !user.chars().any(char::is_control))
-                .ok_or_else(|| {
-                    invalid_url(url, "the user name before '@' is empty or malformed")
-                })?;
-            (Some(user), host_port)
-        }
-        None => (None, authority),
-    };
-    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
-        let Some((host, after)) = bracketed.split_once(']') else {
-            return Err(invalid_url(url, "an IPv6 address needs a closing ']'"));
-        };
-        let port = match after {
-            "" => None,
-            _ => match after.strip_prefix(':') {
-                Some(port) => Some(port),
-                None => return Err(invalid_url(url, "expected ':PORT' after ']'")),
-            },
-        };
-        (host, port)
-    } else {
-        match host_port.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (host_port, None),
-        }
-    };
-    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(invalid_url(url, "the host name is missing or malformed"));
-    }
-    let port = match port {
-        None => security.default_port(),
-        Some(port) => match port.parse::<u16>() {
-            Ok(port) if port != 0 => port,
-            _ => {
-                return Err(invalid_url(
-                    url,
-                    &format!("the port {port:?} is not a number from 1 to 65535"),
-                ));
-            }
+    let implicit_tls = security == smtp::Security::ImplicitTls;
+    crate::config::smtp_server(url, rest, implicit_tls)
+        .map(server_of)
+        .map_err(url_error)
+}
+
+fn server_of(server: SmtpServer) -> smtp::Server {
+    smtp::Server {
+        host: server.host,
+        port: server.port,
+        security: if server.implicit_tls {
+            smtp::Security::ImplicitTls
+        } else {
+            smtp::Security::StartTlsWhenOffered
         },
-    };
-    Ok(smtp::Server {
-        host: host.to_owned(),
-        port,
-        security,
-        user,
-    })
+        user: server.user,
+    }
+}
+
+fn url_error(error: UrlError) -> MailerError {
+    MailerError::InvalidUrl {
+        url: error.url,
+        reason: error.reason,
+    }
 }
 
 fn invalid_url(url: &str, reason: &str) -> MailerError {
@@ -314,40 +267,6 @@ fn invalid_url(url: &str, reason: &str) -> MailerError {
         url: redact_password(url),
         reason: reason.to_owned(),
     }
-}
-
-/// `smtp://user:secret@host` → `smtp://user:***@host`, so errors never echo a password
-/// (one holding `/`, `?` or `#` included); a url without one is returned as it is.
-pub(crate) fn redact_password(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), url),
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}{user}:***@{host}")
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// Decodes `%XX` escapes (for user names such as `me%40example.com`); `None` if malformed.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' {
-            let hex = text.get(index + 1..index + 3)?;
-            decoded.push(u8::from_str_radix(hex, 16).ok()?);
-            index += 3;
-        } else {
-            decoded.push(bytes[index]);
-            index += 1;
-        }
-    }
-    String::from_utf8(decoded).ok()
 }
 
 #[cfg(test)]
@@ -363,66 +282,6 @@ mod tests {
             timeout: Duration::from_secs(5),
             password: None,
             hello_name: None,
-        }
-    }
-
-    fn server(url: &str) -> Result<smtp::Server, MailerError> {
-        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-        let security = if scheme == "smtps" {
-            smtp::Security::ImplicitTls
-        } else {
-            smtp::Security::StartTlsWhenOffered
-        };
-        parse_server(url, rest, security)
-    }
-
-    fn check(url: &str, host: &str, port: u16, user: Option<&str>) {
-        let parsed = server(url).unwrap_or_else(|error| panic!("{url}: {error}"));
-        assert_eq!(
-            (parsed.host.as_str(), parsed.port, parsed.user.as_deref()),
-            (host, port, user),
-            "{url}"
-        );
-    }
-
-    #[test]
-    fn parses_hosts_ports_and_users() {
-        check("smtp://mail.example", "mail.example", 25, None);
-        check("smtps://mail.example", "mail.example", 465, None);
-        check("smtp://127.0.0.1:2525", "127.0.0.1", 2525, None);
-        check("smtp://127.0.0.1:2525/", "127.0.0.1", 2525, None);
-        check("smtp://[::1]:2525", "::1", 2525, None);
-        check("smtps://[::1]", "::1", 465, None);
-        check(
-            "smtp://bot@mail.example:587",
-            "mail.example",
-            587,
-            Some("bot"),
-        );
-        check(
-            "smtp://me%40acme.example@mail.example",
-            "mail.example",
-            25,
-            Some("me@acme.example"),
-        );
-    }
-
-    #[test]
-    fn rejects_malformed_urls() {
-        for url in [
-            "smtp://",
-            "smtp://host:0",
-            "smtp://host:99999",
-            "smtp://host:port",
-            "smtp://host/path",
-            "smtp://host?x=1",
-            "smtp://@host",
-            "smtp://[::1",
-            "smtp://[::1]x",
-            "smtp://ho st",
-            "smtp://bad%zzuser@host",
-        ] {
-            assert!(server(url).is_err(), "{url} should be refused");
         }
     }
 

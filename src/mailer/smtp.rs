@@ -41,6 +41,7 @@ pub(crate) enum Security {
 }
 
 impl Security {
+    #[cfg(test)] // The ports are read by `config::SmtpServer::parse`.
     pub(crate) fn default_port(self) -> u16 {
         match self {
             Security::StartTlsWhenOffered => 25,

@@ -122,6 +122,39 @@ fn check_refuses_what_run_refuses_and_run_creates_nothing_first() {
     refused_by_check_and_run(&project, "layout.hbs");
 }
 
+/// A campaign renamed without `renamed_from` is refused by `run` as by `check`, before
+/// the lock file is made: the database the import created is all there is.
+#[test]
+fn run_refuses_an_unconfirmed_rename_before_it_creates_its_lock_file() {
+    let project = Project::new();
+    let text = config("file://outbox", "https://winback.acme.example");
+    project.write_config(&text);
+    project.write_file(
+        "clients.csv",
+        "email,name,churned_at\nada@analytical.example,Ada,2025-11-01\n",
+    );
+    project
+        .winback(&["--now", NOW, "import", "clients.csv"])
+        .assert_success();
+    assert!(project.path("data/winback.db").exists());
+
+    project.write_config(&text.replace("name = \"former-clients\"", "name = \"former_clients\""));
+    let expected =
+        "add renamed_from = \"former-clients\" to the [[campaign]] named \"former_clients\"";
+    let check = project.winback(&["check"]);
+    check.assert_failure();
+    assert_says(&check, expected);
+    let run = project.winback(&["--now", NOW, "run", "--once"]);
+    run.assert_failure();
+    assert_says(&run, expected);
+    assert!(
+        !project.path("data/winback.db.lock").exists(),
+        "`run` refused the configuration but created its lock file:\n{}",
+        run.stderr
+    );
+    assert!(!project.path("outbox").exists(), "{}", run.stderr);
+}
+
 #[test]
 fn links_nobody_can_open_fail_check_when_mail_goes_to_a_server() {
     let project = Project::new();

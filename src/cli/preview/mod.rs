@@ -73,7 +73,7 @@ pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> 
     let now = setup.clock.now();
 
     // Who, and the links they would get.
-    let (client, links, about) = who::recipient(config, campaign, args.email, now)?;
+    let (client, links, about) = who::recipient(config, campaign, args.email, &setup.secrets, now)?;
 
     let vars = Vars {
         client: &client,

@@ -38,6 +38,7 @@ pub(super) fn recipient(
     config: &Config,
     campaign: &Campaign,
     email: Option<&str>,
+    secrets: &crate::setup::Secrets,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(ClientRecord, Links, String)> {
     Ok(match email {
@@ -66,7 +67,7 @@ pub(super) fn recipient(
             })?;
             match found.enrollment_id {
                 Some(id) => {
-                    let secret = crate::daemon::load_secret(&mut store)?;
+                    let secret = crate::setup::load_secret(&mut store, secrets)?;
                     let links = Links {
                         unsubscribe: crate::links::unsubscribe_url(
                             config,

@@ -1,0 +1,111 @@
+//! The daemon's client sync: `[clients] sync_file` imported once it changed and stopped
+//! changing, each outcome logged and recorded for `status` and `/metrics`.
+//!
+//! The import itself is `crate::import`; this decides only when to run it and what to
+//! say about it.
+
+use crate::deliver::Deliverer;
+use crate::domain::model::{SyncOutcome, SyncReport};
+use crate::import::{Look, SyncWatch};
+
+/// Imports `[clients] sync_file` if it changed since the last look, once it has stopped
+/// changing. A bad file is logged and changes nothing; a missing one is logged (at once,
+/// then hourly). Each outcome is recorded for `status` and `/metrics`.
+pub(super) async fn sync_clients(
+    deliverer: &Deliverer,
+    watch: &mut SyncWatch,
+) -> anyhow::Result<()> {
+    let Some(path) = deliverer.config.sync_file.clone() else {
+        return Ok(());
+    };
+    let shown = path.display().to_string();
+    let report = |outcome, error: Option<String>| SyncReport {
+        at: deliverer.clock.now(),
+        file: shown.clone(),
+        outcome,
+        added: 0,
+        updated: 0,
+        unchanged: 0,
+        bad_rows: 0,
+        error,
+        last_imported_at: None,
+    };
+    let stamp = match watch.look(&path, deliverer.clock.now()) {
+        Look::Unchanged | Look::Missing { report: false, .. } => return Ok(()),
+        Look::Missing { error, .. } => {
+            let outcome = if error.kind() == std::io::ErrorKind::NotFound {
+                SyncOutcome::Missing
+            } else {
+                SyncOutcome::Unreadable
+            };
+            tracing::error!(file = %shown, %error, "the client sync file cannot be read; nothing imported (check [clients] sync_file and the CRM export)");
+            record_sync(deliverer, report(outcome, Some(error.to_string()))).await;
+            return Ok(());
+        }
+        Look::Changed(stamp) => stamp,
+    };
+    // A file the CRM is still writing would be read cut short: wait, and read it only if
+    // its size and modification time stayed the same.
+    tokio::time::sleep(crate::import::SETTLE).await;
+    if crate::import::stamp(&path).ok() != Some(stamp) {
+        tracing::info!(file = %shown, "the client sync file is still being written; it is read once it stops changing");
+        return Ok(());
+    }
+    watch.read(stamp);
+    let config = deliverer.config.clone();
+    let now = deliverer.clock.now();
+    let result = deliverer
+        .store
+        .call(move |store| {
+            match crate::import::import_file(store, &config, now, &path, false, &mut |_| {}) {
+                Ok(outcome) => Ok(Ok(outcome)),
+                Err(crate::import::SyncError::Store(e)) => Err(e),
+                Err(other) => Ok(Err(other)),
+            }
+        })
+        .await?;
+    let done = match result {
+        Ok(outcome) if outcome.applied => {
+            let c = outcome.counts;
+            tracing::info!(file = %shown, added = c.added, updated = c.updated, unchanged = c.unchanged, "clients synced");
+            SyncReport {
+                added: c.added,
+                updated: c.updated,
+                unchanged: c.unchanged,
+                ..report(SyncOutcome::Imported, None)
+            }
+        }
+        Ok(outcome) => {
+            for e in &outcome.errors {
+                tracing::error!(file = %shown, line = e.line, reason = %crate::domain::model::printable(&e.reason), "bad row");
+            }
+            tracing::error!(file = %shown, bad_rows = outcome.error_count, "client file not imported: fix the rows above; the database is unchanged");
+            let first = outcome.errors.first().map(|e| e.to_string());
+            SyncReport {
+                bad_rows: outcome.error_count,
+                ..report(SyncOutcome::Refused, first)
+            }
+        }
+        Err(e) => {
+            tracing::error!(file = %shown, error = %e, "client file not imported; the database is unchanged");
+            let outcome = match e {
+                crate::import::SyncError::Read { .. } => SyncOutcome::Unreadable,
+                _ => SyncOutcome::Refused,
+            };
+            report(outcome, Some(e.to_string()))
+        }
+    };
+    record_sync(deliverer, done).await;
+    Ok(())
+}
+
+/// Keeps a sync's outcome for `status` and `/metrics`; failing to is logged, not fatal.
+async fn record_sync(deliverer: &Deliverer, report: SyncReport) {
+    if let Err(error) = deliverer
+        .store
+        .call(move |store| store.record_sync(&report))
+        .await
+    {
+        tracing::error!(%error, "could not record the client sync's outcome");
+    }
+}
