@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::{Result, Store, StoreError, fmt_time, moment, parse_time};
 use crate::domain::model::ChurnedAt;
+use crate::domain::schedule;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageRow {
@@ -250,7 +251,7 @@ impl Store {
                 not_before: parse_time(&not_before)?,
             });
         }
-        let since = fmt_time(now - Duration::hours(48));
+        let since = fmt_time(now - Duration::hours(schedule::BUSY_LOOKBACK_HOURS));
         let mut recent = self.conn.prepare(
             "SELECT client_id, COALESCE(sent_at, claimed_at) FROM messages
              WHERE claimed_at >= ?1 AND state IN ('sending', 'sent', 'uncertain')",
