@@ -9,6 +9,7 @@ pub mod calendar;
 pub mod campaign;
 pub mod model;
 pub mod plan;
+pub(crate) mod retry;
 pub mod schedule;
 pub mod send_at;
 pub mod suppression;

@@ -395,6 +395,12 @@ impl MessageState {
     pub fn parse(text: &str) -> Option<MessageState> {
         MessageState::ALL.into_iter().find(|s| s.as_str() == text)
     }
+
+    /// Whether the server has it, or may have (`sent`, `uncertain`): it counts as sent
+    /// for the timing of the next step and is never sent again unasked.
+    pub fn went_out(self) -> bool {
+        matches!(self, MessageState::Sent | MessageState::Uncertain)
+    }
 }
 
 /// `text` from outside (an SMTP server's reply, a CSV field, a survey answer) made safe

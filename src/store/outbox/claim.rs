@@ -6,21 +6,20 @@
 //! (that is `record.rs`).
 
 use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::record::{advance, record_one, superseded};
-use super::{Claimed, Outcome, enrollment_client, standing_of};
+use super::record::{advance, record_one};
+use super::{Claimed, Outcome, enrollment_client, message_state, standing_of};
 use crate::config::{Campaign, Config};
-use crate::domain::model::{EnrollmentState, MessageState};
+use crate::domain::model::{ClientRecord, EnrollmentState, MessageState, StepKind};
+use crate::domain::retry::{AtStep, at_step, superseded};
 use crate::domain::schedule::{self, Decision, Standing};
 use crate::store::clients::{
     JOINED_CLIENT_COLUMNS, StoredClient, client_from_row_at, decode_client, load_facts,
 };
 use crate::store::enroll::stop;
 use crate::store::{Result, Store, email_hash, fmt_time, log_event, moment, parse_time};
-
-/// How far back sends count for the one-message-per-local-day rule.
-const BUSY_LOOKBACK_HOURS: i64 = 48;
 
 fn standing(conn: &Connection, client: &StoredClient) -> Result<Standing> {
     let reason: Option<String> = conn
@@ -37,7 +36,7 @@ fn busy(
     now: DateTime<Utc>,
     except_row: Option<i64>,
 ) -> Result<Vec<DateTime<Utc>>> {
-    let since = fmt_time(now - Duration::hours(BUSY_LOOKBACK_HOURS));
+    let since = fmt_time(now - Duration::hours(schedule::BUSY_LOOKBACK_HOURS));
     let times: Vec<String> = conn
         .prepare_cached(
             "SELECT COALESCE(sent_at, claimed_at) FROM messages
@@ -75,54 +74,146 @@ const MAX_CLAIM: usize = 4096;
 /// How far ahead of `now` a claim looks at waiting enrollments (see `claim`).
 const LOOK_AHEAD_SECONDS: i64 = 1;
 
-/// The claim itself, inside the caller's transaction (see [`Store::claim_due`]).
+/// The claim itself, inside the caller's transaction (see [`Store::claim_due`]): queued
+/// messages first (they were due earlier), then waiting enrollments, `limit` in all.
 fn claim_in(
     tx: &Connection,
     config: &Config,
     now: DateTime<Utc>,
     limit: usize,
 ) -> Result<Vec<Claimed>> {
-    let mut claimed = Vec::new();
-    let now_text = fmt_time(now);
-    // Retries and held messages first: they were due earlier. Each half reads its own
-    // index (retries: `messages_retry`; the few held ones: `messages_by_state`).
-    let retries: Vec<RetryRow> = tx
-        .prepare_cached(&format!(
-            "SELECT id, enrollment_id, campaign, cycle, step, due_at, next_attempt_at FROM messages
-             WHERE state = 'retry' AND next_attempt_at <= ?1
-             UNION ALL
-             SELECT id, enrollment_id, campaign, cycle, step, due_at, next_attempt_at FROM messages
-             WHERE state = 'held' AND next_attempt_at <= ?1
-             ORDER BY next_attempt_at LIMIT {MAX_CLAIM}",
-        ))?
-        .query_map(params![now_text], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })?
-        .take(limit)
-        .collect::<std::result::Result<_, _>>()?;
-    for (row, enrollment_id, campaign_name, cycle, step, due_at, next_attempt_at) in retries {
-        let Some(sequence) = enrollment_client(tx, enrollment_id)? else {
-            continue;
+    let mut claim = Claim {
+        tx,
+        config,
+        now,
+        now_text: fmt_time(now),
+        claimed: Vec::new(),
+    };
+    for queued in claim.queued(limit)? {
+        claim.queued_one(queued)?;
+    }
+    let remaining = limit.saturating_sub(claim.claimed.len());
+    for waiting in claim.waiting(remaining)? {
+        claim.waiting_one(waiting)?;
+    }
+    Ok(claim.claimed)
+}
+
+/// One claim in progress: its transaction, its moment, what it has claimed so far.
+struct Claim<'a> {
+    tx: &'a Connection,
+    config: &'a Config,
+    now: DateTime<Utc>,
+    now_text: String,
+    claimed: Vec<Claimed>,
+}
+
+impl Claim<'_> {
+    /// Retries and held messages whose moment has come, oldest first. Each half reads
+    /// its own index (retries: `messages_retry`; the few held ones: `messages_by_state`).
+    fn queued(&self, limit: usize) -> Result<Vec<QueuedRow>> {
+        Ok(self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT id, enrollment_id, campaign, cycle, step, due_at, next_attempt_at FROM messages
+                 WHERE state = 'retry' AND next_attempt_at <= ?1
+                 UNION ALL
+                 SELECT id, enrollment_id, campaign, cycle, step, due_at, next_attempt_at FROM messages
+                 WHERE state = 'held' AND next_attempt_at <= ?1
+                 ORDER BY next_attempt_at LIMIT {MAX_CLAIM}",
+            ))?
+            .query_map(params![self.now_text], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })?
+            .take(limit)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Enrollments whose next step's moment has come, each with its person and their
+    /// suppression, if any: one statement for the lot.
+    fn waiting(&self, limit: usize) -> Result<Vec<(WaitingRow, Option<String>, ClientColumns)>> {
+        // A second ahead: an import at the same --now stamps a step due "now" with its own
+        // clock reading, which can be a few milliseconds later than a pass that started
+        // faster. `decide` still says when each one may really go.
+        let horizon = moment(self.now + Duration::seconds(LOOK_AHEAD_SECONDS));
+        Ok(self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT e.id, e.campaign, e.cycle, e.next_step, e.due_at, s.reason, {JOINED_CLIENT_COLUMNS}
+                 FROM enrollments e
+                 JOIN clients c ON c.id = e.client_id
+                 LEFT JOIN suppressions s ON s.email_hash = email_hash(c.email)
+                 WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?1
+                 ORDER BY e.send_at LIMIT {MAX_CLAIM}"
+            ))?
+            .query_map(params![horizon], |r| {
+                Ok((
+                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+                    r.get(5)?,
+                    client_from_row_at(r, 6)?,
+                ))
+            })?
+            .take(limit)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// What the schedule says of a message to the person `client_id`, due at `due` and
+    /// not before `not_before`: their other recent messages (all but `except`) count
+    /// against it.
+    fn decide(
+        &self,
+        campaign: &Campaign,
+        tz: Tz,
+        client_id: i64,
+        standing: Standing,
+        (due, not_before): (DateTime<Utc>, DateTime<Utc>),
+        except: Option<i64>,
+    ) -> Result<Decision> {
+        let busy = busy(self.tx, client_id, self.now, except)?;
+        Ok(schedule::decide(
+            campaign, tz, due, not_before, self.now, standing, &busy,
+        ))
+    }
+
+    /// Hands a message committed `sending` to the caller.
+    fn take(&mut self, row: i64, message_id: String, step: u32, attempt: u32, due: Due) {
+        self.claimed.push(Claimed {
+            message_row: row,
+            message_id,
+            campaign: due.campaign.name.clone(),
+            step,
+            attempt,
+            client: due.client,
+            enrollment_id: due.enrollment_id,
+        });
+    }
+
+    /// A retry or held message whose moment has come: claimed, moved to its next
+    /// moment, or dropped.
+    fn queued_one(&mut self, queued: QueuedRow) -> Result<()> {
+        let (tx, now, now_text) = (self.tx, self.now, self.now_text.as_str());
+        let (row, enrollment_id, campaign_name, cycle, step, due_at, next_attempt_at) = queued;
+        let Some((client_id, sequence)) = enrollment_client(tx, enrollment_id)? else {
+            return Ok(());
         };
-        let client_id = sequence.client_id;
         let Some(client) = load_facts(tx, client_id)? else {
-            continue;
+            return Ok(());
         };
-        let Some(campaign) = config.campaign(&campaign_name) else {
+        let Some(campaign) = self.config.campaign(&campaign_name) else {
             // The campaign left the configuration: keep the row, but park it.
             tx.execute("UPDATE messages SET next_attempt_at = NULL, state = 'cancelled', last_error = 'campaign removed from the configuration' WHERE id = ?1", params![row])?;
-            continue;
+            return Ok(());
         };
         if let Some(reason) = superseded(
-            &sequence,
+            sequence,
             cycle,
             campaign,
             client.record.churn_reason.as_deref(),
@@ -132,22 +223,20 @@ fn claim_in(
                 "UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, last_error = ?2, updated_at = ?3 WHERE id = ?1",
                 params![row, reason, now_text],
             )?;
-            if sequence.cycle == cycle && sequence.state == EnrollmentState::Active.as_str() {
+            if sequence.cycle == cycle && sequence.state == EnrollmentState::Active {
                 stop(tx, enrollment_id, EnrollmentState::Completed, now)?;
             }
-            continue;
+            return Ok(());
         }
         let tz = schedule::zone(campaign, client.record.timezone);
-        let busy = busy(tx, client_id, now, Some(row))?;
-        let decision = schedule::decide(
+        let decision = self.decide(
             campaign,
             tz,
-            parse_time(&due_at)?,
-            parse_time(&next_attempt_at)?,
-            now,
+            client_id,
             standing(tx, &client)?,
-            &busy,
-        );
+            (parse_time(&due_at)?, parse_time(&next_attempt_at)?),
+            Some(row),
+        )?;
         match decision {
             Decision::SendNow => {
                 // A held message's time until giving up on the address starts now: holding
@@ -159,15 +248,12 @@ fn claim_in(
                     params![row, now_text],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
-                claimed.push(Claimed {
-                    message_row: row,
-                    message_id,
-                    campaign: campaign.name.clone(),
-                    step,
-                    attempt: attempts,
-                    client: client.record,
+                let due = Due {
+                    campaign,
                     enrollment_id,
-                });
+                    client: client.record,
+                };
+                self.take(row, message_id, step, attempts, due);
             }
             Decision::Wait(t) => {
                 tx.execute(
@@ -183,55 +269,37 @@ fn claim_in(
                 tx.execute("UPDATE messages SET next_attempt_at = NULL, state = 'cancelled', last_error = 'send_at never fires again' WHERE id = ?1", params![row])?;
             }
         }
+        Ok(())
     }
-    let remaining = limit.saturating_sub(claimed.len());
-    // A second ahead: an import at the same --now stamps a step due "now" with its own
-    // clock reading, which can be a few milliseconds later than a pass that started
-    // faster. `decide` below still says when each one may really go.
-    let horizon = moment(now + Duration::seconds(LOOK_AHEAD_SECONDS));
-    // Each with its person and their suppression, if any: one statement for the lot.
-    let waiting: Vec<(WaitingRow, Option<String>, ClientColumns)> = tx
-        .prepare_cached(&format!(
-            "SELECT e.id, e.campaign, e.cycle, e.next_step, e.due_at, s.reason, {JOINED_CLIENT_COLUMNS}
-             FROM enrollments e
-             JOIN clients c ON c.id = e.client_id
-             LEFT JOIN suppressions s ON s.email_hash = email_hash(c.email)
-             WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?1
-             ORDER BY e.send_at LIMIT {MAX_CLAIM}"
-        ))?
-        .query_map(params![horizon], |r| {
-            Ok((
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
-                r.get(5)?,
-                client_from_row_at(r, 6)?,
-            ))
-        })?
-        .take(remaining)
-        .collect::<std::result::Result<_, _>>()?;
-    for ((enrollment_id, campaign_name, cycle, step_number, due_at), suppression, columns) in
-        waiting
-    {
+
+    /// An enrollment whose next step's moment has come: its message claimed (a new row,
+    /// or its dropped one taken up again), the enrollment moved to its next moment, or
+    /// stopped.
+    fn waiting_one(
+        &mut self,
+        (waiting, suppression, columns): (WaitingRow, Option<String>, ClientColumns),
+    ) -> Result<()> {
+        let (tx, now) = (self.tx, self.now);
+        let (enrollment_id, campaign_name, cycle, step_number, due_at) = waiting;
         let client = decode_client(columns.0, columns.1)?;
         let client_id = client.id;
         let standing = standing_of(suppression.as_deref(), client.returned_at.is_some());
-        let Some(campaign) = config.campaign(&campaign_name) else {
+        let Some(campaign) = self.config.campaign(&campaign_name) else {
             tx.execute(
                 "UPDATE enrollments SET send_at = NULL WHERE id = ?1",
                 params![enrollment_id],
             )?;
-            continue;
+            return Ok(());
         };
         let Some(step) = campaign.step(step_number) else {
-            stop(tx, enrollment_id, EnrollmentState::Completed, now)?;
-            continue;
+            return stop(tx, enrollment_id, EnrollmentState::Completed, now);
         };
         if !campaign.admits(client.record.churn_reason.as_deref()) {
-            stop(tx, enrollment_id, EnrollmentState::Completed, now)?;
-            continue;
+            return stop(tx, enrollment_id, EnrollmentState::Completed, now);
         }
         let tz = schedule::zone(campaign, client.record.timezone);
         let elsewhere = match step.kind {
-            crate::domain::model::StepKind::Survey => survey_elsewhere(
+            StepKind::Survey => survey_elsewhere(
                 tx,
                 client_id,
                 enrollment_id,
@@ -249,7 +317,7 @@ fn claim_in(
                 step_number,
                 at,
             )?;
-            log_event(
+            return log_event(
                 tx,
                 now,
                 Some(client_id),
@@ -258,67 +326,17 @@ fn claim_in(
                     "campaign {}: already surveyed by another campaign",
                     campaign.name
                 ),
-            )?;
-            continue;
+            );
         }
         let due = parse_time(&due_at)?;
-        let busy = busy(tx, client_id, now, None)?;
-        match schedule::decide(campaign, tz, due, due, now, standing, &busy) {
+        match self.decide(campaign, tz, client_id, standing, (due, due), None)? {
             Decision::SendNow => {
-                // The schema refuses a second row for a step; never let that fail the
-                // whole claim (and with it every pass after it).
-                let existing: Option<(i64, String, Option<String>)> = tx
-                    .prepare_cached("SELECT id, state, sent_at FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3")?
-                    .query_row(params![enrollment_id, cycle, step_number], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()?;
-                let (row, message_id, attempt) = match existing {
-                    Some((row, state, sent_at)) if state != MessageState::Cancelled.as_str() => {
-                        settle_existing(
-                            tx,
-                            campaign,
-                            enrollment_id,
-                            client_id,
-                            (cycle, step_number),
-                            (row, &state, sent_at.as_deref()),
-                            now,
-                        )?;
-                        continue;
-                    }
-                    // Dropped before it was ever sent: this claim takes it up again.
-                    Some((row, _, _)) => {
-                        let (message_id, attempts): (String, u32) = tx.query_row(
-                            "UPDATE messages SET state = 'sending', attempts = attempts + 1, due_at = ?2, first_claimed_at = ?3, claimed_at = ?3,
-                                    started_at = NULL, next_attempt_at = NULL, updated_at = ?3
-                             WHERE id = ?1 RETURNING message_id, attempts",
-                            params![row, due_at, now_text],
-                            |r| Ok((r.get(0)?, r.get(1)?)),
-                        )?;
-                        (row, message_id, attempts)
-                    }
-                    None => {
-                        let message_id = crate::mail::new_message_id(config, now);
-                        tx.prepare_cached(
-                            "INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, attempts,
-                                                   first_claimed_at, claimed_at, updated_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sending', ?7, ?8, 1, ?9, ?9, ?9)",
-                        )?
-                        .execute(params![enrollment_id, client_id, campaign.name, cycle, step_number, step.kind.as_str(), message_id, due_at, now_text])?;
-                        (tx.last_insert_rowid(), message_id, 1)
-                    }
-                };
-                tx.prepare_cached(
-                    "UPDATE enrollments SET send_at = NULL, updated_at = ?2 WHERE id = ?1",
-                )?
-                .execute(params![enrollment_id, now_text])?;
-                claimed.push(Claimed {
-                    message_row: row,
-                    message_id,
-                    campaign: campaign.name.clone(),
-                    step: step_number,
-                    attempt,
-                    client: client.record,
+                let due = Due {
+                    campaign,
                     enrollment_id,
-                });
+                    client: client.record,
+                };
+                self.send_step(due, client_id, (cycle, step_number, step.kind), &due_at)?;
             }
             Decision::Wait(t) => {
                 tx.prepare_cached("UPDATE enrollments SET send_at = ?2 WHERE id = ?1")?
@@ -332,8 +350,80 @@ fn claim_in(
                 )?;
             }
         }
+        Ok(())
     }
-    Ok(claimed)
+
+    /// An enrollment's step may go now: its message row committed `sending` (a new one,
+    /// or its dropped one again), unless the step already has a live one.
+    fn send_step(
+        &mut self,
+        due: Due,
+        client_id: i64,
+        (cycle, step, kind): (i64, u32, StepKind),
+        due_at: &str,
+    ) -> Result<()> {
+        let (tx, now, now_text) = (self.tx, self.now, self.now_text.as_str());
+        let enrollment_id = due.enrollment_id;
+        // The schema refuses a second row for a step; never let that fail the whole claim
+        // (and with it every pass after it).
+        let existing: Option<(i64, String, Option<String>)> = tx
+            .prepare_cached("SELECT id, state, sent_at FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3")?
+            .query_row(params![enrollment_id, cycle, step], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let existing = match existing {
+            Some((row, state, sent_at)) => {
+                let state = message_state(&state)?;
+                Some((row, state, at_step(state, sent_at.is_some()), sent_at))
+            }
+            None => None,
+        };
+        let (row, message_id, attempt) = match existing {
+            Some((row, state, AtStep::MoveOn | AtStep::Wait, sent_at)) => {
+                return settle_existing(
+                    tx,
+                    due.campaign,
+                    enrollment_id,
+                    client_id,
+                    (cycle, step),
+                    (row, state, sent_at.as_deref()),
+                    now,
+                );
+            }
+            // Dropped before it was ever sent: this claim takes it up again.
+            Some((row, _, AtStep::TakeUp, _)) => {
+                let (message_id, attempts): (String, u32) = tx.query_row(
+                    "UPDATE messages SET state = 'sending', attempts = attempts + 1, due_at = ?2, first_claimed_at = ?3, claimed_at = ?3,
+                            started_at = NULL, next_attempt_at = NULL, updated_at = ?3
+                     WHERE id = ?1 RETURNING message_id, attempts",
+                    params![row, due_at, now_text],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                (row, message_id, attempts)
+            }
+            None => {
+                let message_id = crate::mail::new_message_id(self.config, now);
+                tx.prepare_cached(
+                    "INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, attempts,
+                                           first_claimed_at, claimed_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sending', ?7, ?8, 1, ?9, ?9, ?9)",
+                )?
+                .execute(params![enrollment_id, client_id, due.campaign.name, cycle, step, kind.as_str(), message_id, due_at, now_text])?;
+                (tx.last_insert_rowid(), message_id, 1)
+            }
+        };
+        tx.prepare_cached("UPDATE enrollments SET send_at = NULL, updated_at = ?2 WHERE id = ?1")?
+            .execute(params![enrollment_id, now_text])?;
+        self.take(row, message_id, step, attempt, due);
+        Ok(())
+    }
+}
+
+/// Whose message a claim takes: the campaign, the enrollment (which the links point at)
+/// and the person.
+struct Due<'c> {
+    campaign: &'c Campaign,
+    enrollment_id: i64,
+    client: ClientRecord,
 }
 
 impl Store {
@@ -393,24 +483,24 @@ impl Store {
 type WaitingRow = (i64, String, i64, u32, String);
 /// A client's id and columns, as [`client_from_row_at`] reads them.
 type ClientColumns = (i64, [Option<String>; 9]);
-/// A retry whose moment has come: id, enrollment, campaign, cycle, step, due, next attempt.
-type RetryRow = (i64, i64, String, i64, u32, String, String);
+/// A retry or held message whose moment has come: id, enrollment, campaign, cycle, step, due, next attempt.
+type QueuedRow = (i64, i64, String, i64, u32, String, String);
 
-/// An enrollment came due at a step that already has a message row (not a dropped one):
-/// never a second copy. A step that went out (or may have) moves the enrollment on; one
-/// still out (sending, retry) moves it on with its result; otherwise it waits for an
-/// operator.
+/// An enrollment came due at a step that already has a live message row (see
+/// [`AtStep`]): never a second copy. A step that went out (or may have) moves the
+/// enrollment on; one still out (sending, retry) moves it on with its result; otherwise it
+/// waits for an operator.
 fn settle_existing(
     tx: &Connection,
     campaign: &Campaign,
     enrollment_id: i64,
     client_id: i64,
     (cycle, step): (i64, u32),
-    (row, state, sent_at): (i64, &str, Option<&str>),
+    (row, state, sent_at): (i64, MessageState, Option<&str>),
     now: DateTime<Utc>,
 ) -> Result<()> {
-    match (state, sent_at) {
-        ("sent" | "uncertain", Some(sent_at)) => {
+    match (at_step(state, sent_at.is_some()), sent_at) {
+        (AtStep::MoveOn, Some(sent_at)) => {
             let at = parse_time(sent_at)?;
             advance(
                 tx,
@@ -435,8 +525,9 @@ fn settle_existing(
         Some(client_id),
         "duplicate_refused",
         &format!(
-            "campaign {} step {step}: message {row} ({state}) already exists; not sent again",
-            campaign.name
+            "campaign {} step {step}: message {row} ({}) already exists; not sent again",
+            campaign.name,
+            state.as_str()
         ),
     )
 }

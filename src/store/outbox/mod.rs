@@ -19,7 +19,9 @@ mod tests;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Result, Store, fmt_time, from_moment, parse_time};
+use super::{Result, Store, StoreError, fmt_time, from_moment, parse_time};
+use crate::domain::model::{EnrollmentState, MessageState};
+use crate::domain::retry::Sequence;
 use crate::domain::schedule::Standing;
 use crate::domain::suppression::Reason;
 
@@ -120,25 +122,33 @@ pub(super) fn standing_of(suppression: Option<&str>, returned: bool) -> Standing
     }
 }
 
-/// A message's enrollment, as the claim needs it.
-pub(super) struct Sequence {
-    pub(super) client_id: i64,
-    pub(super) state: String,
-    pub(super) cycle: i64,
+/// A message state as stored; any other text is a row this build cannot read.
+pub(super) fn message_state(text: &str) -> Result<MessageState> {
+    MessageState::parse(text).ok_or_else(|| StoreError::Corrupt(format!("message state {text:?}")))
 }
 
-pub(super) fn enrollment_client(conn: &Connection, enrollment_id: i64) -> Result<Option<Sequence>> {
+/// An enrollment state as stored; any other text is a row this build cannot read.
+pub(super) fn enrollment_state(text: &str) -> Result<EnrollmentState> {
+    EnrollmentState::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("enrollment state {text:?}")))
+}
+
+/// A message's enrollment, as the claim needs it: its person and its sequence.
+pub(super) fn enrollment_client(
+    conn: &Connection,
+    enrollment_id: i64,
+) -> Result<Option<(i64, Sequence)>> {
     let row: Option<(i64, String, i64)> = conn
         .prepare_cached("SELECT client_id, state, cycle FROM enrollments WHERE id = ?1")?
         .query_row(params![enrollment_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()?;
-    Ok(row.map(|(client_id, state, cycle)| Sequence {
-        client_id,
-        state,
-        cycle,
-    }))
+    row.map(|(client_id, state, cycle)| {
+        let state = enrollment_state(&state)?;
+        Ok((client_id, Sequence { state, cycle }))
+    })
+    .transpose()
 }
 
 impl Store {

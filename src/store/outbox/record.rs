@@ -4,23 +4,18 @@
 //!
 //! Must not claim (that is `claim.rs`) nor decide a schedule (that is `domain`).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Outcome, Recovered, Sequence, Start, standing_of};
+use super::{Outcome, Recovered, Start, enrollment_state, message_state, standing_of};
 use crate::config::{Campaign, Config};
 use crate::domain::model::{EnrollmentState, MessageState};
+use crate::domain::retry::{AfterFailure, RetryPolicy, Sequence, held_retry_at, superseded};
 use crate::domain::schedule::{self, Next};
 use crate::domain::suppression::{Reason, Suppression};
 use crate::store::clients::decode_timezone;
 use crate::store::enroll::stop;
 use crate::store::{Result, Store, fmt_time, log_event, moment, parse_time};
-
-/// Retries back off from `retry_first`, doubling, but never wait longer than this.
-const MAX_BACKOFF_HOURS: i64 = 6;
-/// A held message is tried again (and its reason logged again) after this long, at its
-/// next `send_at` moment; and at every start, since a fix to a template needs one.
-pub(super) const HELD_RETRY_HOURS: i64 = 24;
 
 impl Store {
     /// Asked just before a claimed message's SMTP transaction starts: the reason it must
@@ -148,10 +143,11 @@ fn withdrawal_in(conn: &Connection, config: &Config, row: i64) -> Result<Option<
             "its record is gone (the person was forgotten)".to_string(),
         ));
     };
-    if state != MessageState::Sending.as_str() {
-        return Ok(Some(format!("it is {state} now")));
+    let state = message_state(&state)?;
+    if state != MessageState::Sending {
+        return Ok(Some(format!("it is {} now", state.as_str())));
     }
-    let (Some(client_id), Some(sequence_state), Some(sequence_cycle)) =
+    let (Some(_), Some(sequence_state), Some(sequence_cycle)) =
         (client_id, sequence_state, sequence_cycle)
     else {
         return Ok(Some("its enrollment is gone".to_string()));
@@ -163,13 +159,12 @@ fn withdrawal_in(conn: &Connection, config: &Config, row: i64) -> Result<Option<
         return Ok(Some(format!("the person is {} now", stop.as_str())));
     }
     let sequence = Sequence {
-        client_id,
-        state: sequence_state,
+        state: enrollment_state(&sequence_state)?,
         cycle: sequence_cycle,
     };
     Ok(config
         .campaign(&campaign_name)
-        .and_then(|campaign| superseded(&sequence, cycle, campaign, churn_reason.as_deref()))
+        .and_then(|campaign| superseded(sequence, cycle, campaign, churn_reason.as_deref()))
         .map(str::to_string))
 }
 
@@ -292,36 +287,12 @@ fn retry_held_in(conn: &Connection, now: DateTime<Utc>) -> rusqlite::Result<usiz
     )
 }
 
-/// Why a message of sequence `cycle` must not go out even though its person's standing
-/// allows it: the enrollment moved on to a new sequence (they came back and left again),
-/// its sequence was stopped, or the campaign no longer admits the client (say, the CRM
-/// now says we ended the relationship).
-pub(super) fn superseded(
-    sequence: &Sequence,
-    cycle: i64,
-    campaign: &Campaign,
-    churn_reason: Option<&str>,
-) -> Option<&'static str> {
-    let stopped = [
-        EnrollmentState::OptedOut,
-        EnrollmentState::Bounced,
-        EnrollmentState::Returned,
-    ];
-    if sequence.cycle != cycle {
-        Some("dropped: it belongs to an earlier sequence")
-    } else if stopped.iter().any(|s| s.as_str() == sequence.state) {
-        Some("dropped: its sequence was stopped")
-    } else if !campaign.admits(churn_reason) {
-        Some("dropped: the campaign's audience no longer includes this client")
-    } else {
-        None
+/// `[smtp]`'s retry settings, as the outbox applies them.
+fn retry_policy(config: &Config) -> RetryPolicy {
+    RetryPolicy {
+        first: config.smtp.retry_first,
+        give_up: config.smtp.retry_give_up,
     }
-}
-
-fn backoff(config: &Config, attempts: u32) -> Duration {
-    let exponent = attempts.saturating_sub(1).min(16);
-    let delay = config.smtp.retry_first * 2i32.pow(exponent);
-    delay.min(Duration::hours(MAX_BACKOFF_HOURS))
 }
 
 pub(super) fn record_one(
@@ -370,11 +341,11 @@ pub(super) fn record_one(
                      next: Option<DateTime<Utc>>|
      -> Result<()> {
         tx.prepare_cached(
-            "UPDATE messages SET state = ?2, sent_at = CASE WHEN ?2 IN ('sent', 'uncertain') THEN ?3 ELSE sent_at END,
+            "UPDATE messages SET state = ?2, sent_at = CASE WHEN ?7 THEN ?3 ELSE sent_at END,
                     smtp_reply = COALESCE(?4, smtp_reply), last_error = COALESCE(?5, last_error), next_attempt_at = ?6, updated_at = ?3
              WHERE id = ?1",
         )?
-        .execute(params![row, state.as_str(), fmt_time(at), reply, error, next.map(fmt_time)])?;
+        .execute(params![row, state.as_str(), fmt_time(at), reply, error, next.map(fmt_time), state.went_out()])?;
         Ok(())
     };
     match outcome {
@@ -408,19 +379,16 @@ pub(super) fn record_one(
             return record_one(tx, config, row, &retry);
         }
         Outcome::Retry { error, at } => {
-            let gave_up = *at - parse_time(&first_claimed_at)? >= config.smtp.retry_give_up;
-            if gave_up {
-                let error = format!("gave up after {attempts} attempts: {error}");
-                set_state(MessageState::Failed, *at, None, Some(&error), None)?;
-                bounce(tx, client_id, &error, *at)?;
-            } else {
-                set_state(
-                    MessageState::Retry,
-                    *at,
-                    None,
-                    Some(error),
-                    Some(*at + backoff(config, attempts)),
-                )?;
+            let first_attempt = parse_time(&first_claimed_at)?;
+            match retry_policy(config).after_failure(attempts, first_attempt, *at) {
+                AfterFailure::GiveUp => {
+                    let error = format!("gave up after {attempts} attempts: {error}");
+                    set_state(MessageState::Failed, *at, None, Some(&error), None)?;
+                    bounce(tx, client_id, &error, *at)?;
+                }
+                AfterFailure::RetryAt(next) => {
+                    set_state(MessageState::Retry, *at, None, Some(error), Some(next))?;
+                }
             }
         }
         Outcome::Deferred { error, at } => {
@@ -429,7 +397,7 @@ pub(super) fn record_one(
                 *at,
                 None,
                 Some(error),
-                Some(*at + config.smtp.retry_first),
+                Some(retry_policy(config).after_deferral(*at)),
             )?;
             // Our server refusing us says nothing about the recipient: the time until
             // giving up on their address starts again.
@@ -446,7 +414,7 @@ pub(super) fn record_one(
                 *at,
                 None,
                 Some(reason),
-                Some(*at + Duration::hours(HELD_RETRY_HOURS)),
+                Some(held_retry_at(*at)),
             )?;
             // Never handed to the server: not an attempt (retries back off by attempts).
             tx.prepare_cached("UPDATE messages SET attempts = max(attempts - 1, 0) WHERE id = ?1")?

@@ -3,10 +3,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::record::HELD_RETRY_HOURS;
 use super::*;
 use crate::config::Config;
 use crate::domain::model::{ChurnedAt, ClientRecord};
+use crate::domain::retry::HELD_RETRY_HOURS;
 use crate::store::{Store, email_hash, fmt_time, moment};
 
 const CAMPAIGN: &str = r#"
