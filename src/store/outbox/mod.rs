@@ -99,6 +99,10 @@ pub enum Outcome {
     },
 }
 
+/// How a retry after a policy refusal begins its `last_error` (see [`Outcome::Blocked`]):
+/// what `/metrics` counts as blocked.
+pub(in crate::store) const BLOCKED: &str = "blocked by the recipient's server:";
+
 /// A worker's results to record, and the message it starts, if any.
 pub type Start = (Vec<(i64, Outcome)>, Option<i64>);
 

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Outcome, Recovered, Start, enrollment_state, message_state, standing_of};
+use super::{BLOCKED, Outcome, Recovered, Start, enrollment_state, message_state, standing_of};
 use crate::config::{Campaign, Config};
 use crate::domain::model::{EnrollmentState, MessageState};
 use crate::domain::retry::{AfterFailure, RetryPolicy, Sequence, held_retry_at, superseded};
@@ -373,7 +373,7 @@ pub(super) fn record_one(
                 &format!("message {row}: {error}"),
             )?;
             let retry = Outcome::Retry {
-                error: format!("blocked by the recipient's server: {error}"),
+                error: format!("{BLOCKED} {error}"),
                 at: *at,
             };
             return record_one(tx, config, row, &retry);
