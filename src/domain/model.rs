@@ -401,6 +401,12 @@ impl MessageState {
     pub fn went_out(self) -> bool {
         matches!(self, MessageState::Sent | MessageState::Uncertain)
     }
+
+    /// Whether the message takes up its person's local day for the one-message-per-day
+    /// rule: it went out, may have, or is going out now.
+    pub fn takes_the_day(self) -> bool {
+        self == MessageState::Sending || self.went_out()
+    }
 }
 
 /// `text` from outside (an SMTP server's reply, a CSV field, a survey answer) made safe

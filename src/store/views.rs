@@ -9,6 +9,7 @@ use chrono_tz::Tz;
 use rusqlite::params;
 use serde::Serialize;
 
+use super::outbox::takes_the_day;
 use super::{Result, Store, StoreError, fmt_time, moment, parse_time};
 use crate::domain::model::ChurnedAt;
 use crate::domain::schedule;
@@ -252,10 +253,11 @@ impl Store {
             });
         }
         let since = fmt_time(now - Duration::hours(schedule::BUSY_LOOKBACK_HOURS));
-        let mut recent = self.conn.prepare(
+        let mut recent = self.conn.prepare(concat!(
             "SELECT client_id, COALESCE(sent_at, claimed_at) FROM messages
-             WHERE claimed_at >= ?1 AND state IN ('sending', 'sent', 'uncertain')",
-        )?;
+             WHERE claimed_at >= ?1 AND state IN ",
+            takes_the_day!()
+        ))?;
         for row in recent.query_map(params![since], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
         })? {

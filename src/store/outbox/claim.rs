@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::record::{advance, record_one};
-use super::{Claimed, Outcome, enrollment_client, message_state, standing_of};
+use super::{Claimed, Outcome, enrollment_client, message_state, standing_of, takes_the_day};
 use crate::config::{Campaign, Config};
 use crate::domain::model::{ClientRecord, EnrollmentState, MessageState, StepKind};
 use crate::domain::retry::{AtStep, at_step, superseded};
@@ -38,10 +38,12 @@ fn busy(
 ) -> Result<Vec<DateTime<Utc>>> {
     let since = fmt_time(now - Duration::hours(schedule::BUSY_LOOKBACK_HOURS));
     let times: Vec<String> = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT COALESCE(sent_at, claimed_at) FROM messages
-             WHERE client_id = ?1 AND claimed_at >= ?2 AND state IN ('sending', 'sent', 'uncertain') AND id IS NOT ?3",
-        )?
+             WHERE client_id = ?1 AND claimed_at >= ?2 AND state IN ",
+            takes_the_day!(),
+            " AND id IS NOT ?3"
+        ))?
         .query_map(params![client_id, since, except_row], |r| r.get(0))?
         .collect::<std::result::Result<_, _>>()?;
     times.iter().map(|t| parse_time(t)).collect()

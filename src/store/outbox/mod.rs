@@ -126,6 +126,15 @@ pub(super) fn standing_of(suppression: Option<&str>, returned: bool) -> Standing
     }
 }
 
+/// The states of [`MessageState::takes_the_day`], as an SQL list (a literal, for
+/// `concat!`, so that the statements that use it stay cached and allocate nothing).
+macro_rules! takes_the_day {
+    () => {
+        "('sending', 'sent', 'uncertain')"
+    };
+}
+pub(in crate::store) use takes_the_day;
+
 /// A message state as stored; any other text is a row this build cannot read.
 pub(super) fn message_state(text: &str) -> Result<MessageState> {
     MessageState::parse(text).ok_or_else(|| StoreError::Corrupt(format!("message state {text:?}")))

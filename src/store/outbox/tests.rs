@@ -811,3 +811,13 @@ fn the_check_before_each_send_sees_every_reason_to_withdraw() {
         Some("dropped: the campaign's audience no longer includes this client")
     );
 }
+
+#[test]
+fn the_sql_list_of_states_that_take_up_a_day_is_the_domains() {
+    let states: Vec<String> = MessageState::ALL
+        .into_iter()
+        .filter(|s| s.takes_the_day())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    assert_eq!(takes_the_day!(), format!("({})", states.join(", ")));
+}
