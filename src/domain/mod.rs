@@ -10,6 +10,7 @@ pub mod campaign;
 pub(crate) mod lifecycle;
 pub mod model;
 pub mod plan;
+pub(crate) mod retry;
 pub mod schedule;
 pub mod send_at;
 pub mod suppression;

@@ -395,6 +395,18 @@ impl MessageState {
     pub fn parse(text: &str) -> Option<MessageState> {
         MessageState::ALL.into_iter().find(|s| s.as_str() == text)
     }
+
+    /// Whether the server has it, or may have (`sent`, `uncertain`): it counts as sent
+    /// for the timing of the next step and is never sent again unasked.
+    pub fn went_out(self) -> bool {
+        matches!(self, MessageState::Sent | MessageState::Uncertain)
+    }
+
+    /// Whether the message takes up its person's local day for the one-message-per-day
+    /// rule: it went out, may have, or is going out now.
+    pub fn takes_the_day(self) -> bool {
+        self == MessageState::Sending || self.went_out()
+    }
 }
 
 /// `text` from outside (an SMTP server's reply, a CSV field, a survey answer) made safe

@@ -111,6 +111,11 @@ fn first_moment_at_or_after(
     None
 }
 
+/// How far back a person's messages count as `busy` for [`earliest_free_send`]: a local
+/// day lasts at most 25 hours, so a message on the same local day as one sent now or
+/// later went out less than a day and an hour ago; 48 hours keeps a margin.
+pub const BUSY_LOOKBACK_HOURS: i64 = 48;
+
 /// [`earliest_send`], moved past any local day on which the person already gets a
 /// message (`busy`: send times of their other messages, any campaign).
 pub fn earliest_free_send(

@@ -13,6 +13,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::clients::load_by_email;
+use super::outbox::BLOCKED;
 use super::{Result, Store, email_hash, fmt_time, from_moment, moment, parse_opt_time};
 use crate::domain::model::ClientRecord;
 
@@ -218,9 +219,9 @@ impl Store {
                 .conn
                 .prepare_cached(
                     "SELECT COUNT(*) FROM messages
-                     WHERE state = 'retry' AND last_error LIKE 'blocked by the recipient''s server:%'",
+                     WHERE state = 'retry' AND last_error LIKE ?1 || '%'",
                 )?
-                .query_row([], |r| r.get::<_, i64>(0))? as u64,
+                .query_row(params![BLOCKED], |r| r.get::<_, i64>(0))? as u64,
         })
     }
 

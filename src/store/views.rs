@@ -9,8 +9,10 @@ use chrono_tz::Tz;
 use rusqlite::params;
 use serde::Serialize;
 
+use super::outbox::takes_the_day;
 use super::{Result, Store, StoreError, fmt_time, moment, parse_time};
 use crate::domain::model::ChurnedAt;
+use crate::domain::schedule;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageRow {
@@ -250,11 +252,12 @@ impl Store {
                 not_before: parse_time(&not_before)?,
             });
         }
-        let since = fmt_time(now - Duration::hours(48));
-        let mut recent = self.conn.prepare(
+        let since = fmt_time(now - Duration::hours(schedule::BUSY_LOOKBACK_HOURS));
+        let mut recent = self.conn.prepare(concat!(
             "SELECT client_id, COALESCE(sent_at, claimed_at) FROM messages
-             WHERE claimed_at >= ?1 AND state IN ('sending', 'sent', 'uncertain')",
-        )?;
+             WHERE claimed_at >= ?1 AND state IN ",
+            takes_the_day!()
+        ))?;
         for row in recent.query_map(params![since], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
         })? {

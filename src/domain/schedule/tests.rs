@@ -1459,3 +1459,32 @@ fn plan_holds_back_what_the_daily_limit_holds_back() {
             .all(|p| p.at == utc("2026-06-02T14:00:00Z"))
     );
 }
+
+#[test]
+fn the_busy_lookback_reaches_back_to_the_start_of_any_local_day() {
+    // A message on the same local day as a send at or after `now` went out at or after
+    // the start of `now`'s local day: the lookback must reach that far back, even at the
+    // end of a 25-hour day (a DST end) in the zones furthest from UTC.
+    let cases: [(Tz, &str); 6] = [
+        (chrono_tz::Pacific::Kiritimati, "2026-03-10T09:59:59Z"),
+        (chrono_tz::Etc::GMTPlus12, "2026-03-11T11:59:59Z"),
+        (Paris, "2026-10-25T22:59:59Z"),
+        (New_York, "2026-11-02T04:59:59Z"),
+        (chrono_tz::Australia::Lord_Howe, "2026-04-05T12:59:59Z"),
+        (chrono_tz::Pacific::Apia, "2026-07-01T10:59:59Z"),
+    ];
+    let lookback = Duration::hours(BUSY_LOOKBACK_HOURS);
+    for (tz, now) in cases {
+        let now = utc(now);
+        let day = crate::domain::calendar::local_day(now, tz);
+        let start = crate::domain::calendar::local_to_utc(day.and_time(NaiveTime::MIN), tz);
+        assert!(
+            now - start >= Duration::hours(23),
+            "{tz}: {now} is late in its local day"
+        );
+        assert!(
+            now - lookback < start,
+            "{tz}: the lookback from {now} misses the start of its day, {start}"
+        );
+    }
+}

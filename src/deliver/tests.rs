@@ -1,0 +1,269 @@
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{NaiveDate, TimeZone};
+
+use super::*;
+use crate::domain::model::{ChurnedAt, ClientRecord};
+use crate::mailer::{Delivered, StubMailer};
+use crate::store::Store;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0).unwrap()
+}
+
+fn setup(dir: &std::path::Path) -> Config {
+    let templates = dir.join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    for ext in ["html", "txt"] {
+        std::fs::write(
+            templates.join(format!("survey.{ext}.hbs")),
+            "Hello {{first_name}}. {{unsubscribe_url}} {{sender.postal_address}}",
+        )
+        .unwrap();
+    }
+    crate::test_support::config(dir, "connections = 1", crate::test_support::SURVEY_ONLY)
+}
+
+fn record(email: &str) -> ClientRecord {
+    ClientRecord {
+        email: email.to_string(),
+        name: Some("Pat Smith".to_string()),
+        first_name: None,
+        company: None,
+        churned_at: ChurnedAt::Date(NaiveDate::from_ymd_opt(2025, 6, 1).unwrap()),
+        churn_reason: Some("competitor".to_string()),
+        timezone: None,
+        fields: BTreeMap::new(),
+    }
+}
+
+/// Sends like the stub, but the first send also opts out everyone else on `people`
+/// (through its own connection, as the HTTP server would): an opt-out that arrives
+/// while the other messages wait in the queue.
+struct OptOutDuringFirstSend {
+    stub: StubMailer,
+    http: Mutex<Store>,
+    people: Vec<String>,
+    first: AtomicBool,
+}
+
+impl Mailer for OptOutDuringFirstSend {
+    fn send<'a>(
+        &'a self,
+        message: &'a OutgoingMessage,
+    ) -> Pin<Box<dyn Future<Output = Result<Delivered, SendError>> + Send + 'a>> {
+        if !self.first.swap(true, Ordering::SeqCst) {
+            let mut store = self.http.lock().unwrap();
+            for person in self.people.iter().filter(|p| **p != message.to) {
+                store.record_opt_out(person, "link", now()).unwrap();
+            }
+        }
+        self.stub.send(message)
+    }
+}
+
+/// A deliverer over `store`, sending with `mailer`, its clock at `now()`.
+fn deliverer(
+    config: Config,
+    renderer: Renderer,
+    mailer: Arc<dyn Mailer>,
+    store: Store,
+) -> Deliverer {
+    Deliverer {
+        config: Arc::new(config),
+        renderer: Arc::new(renderer),
+        mailer,
+        secret: Arc::new(Secret::generate()),
+        clock: Clock::starting_at(now()),
+        store: SharedStore::new(store),
+    }
+}
+
+/// A pass over one imported client with the survey templates `html` and `text`.
+async fn pass_with(
+    html: &str,
+    text: &str,
+) -> (PassReport, Deliverer, Arc<StubMailer>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path());
+    let templates = dir.path().join("templates");
+    std::fs::write(templates.join("survey.html.hbs"), html).unwrap();
+    std::fs::write(templates.join("survey.txt.hbs"), text).unwrap();
+    let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
+    let mut store = Store::open(&dir.path().join("winback.db")).unwrap();
+    let rows = vec![Ok((2, record("pat@client.example")))];
+    store
+        .import(rows.into_iter(), &config, now(), false, &mut |_| {})
+        .unwrap();
+    let mailer = Arc::new(StubMailer::new());
+    let deliverer = deliverer(config, renderer, mailer.clone(), store);
+    let report = deliverer.pass(Arc::default()).await.unwrap();
+    (report, deliverer, mailer, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_not_fit_to_go_is_held_never_sent_and_its_sequence_waits() {
+    const FOOTER: &str = "{{unsubscribe_url}} {{sender.postal_address}}";
+    for (html, text, why) in [
+        // The footer only the sample (Jordan) sees.
+        (
+            format!(
+                "Hi {{{{first_name}}}} {{{{#if (eq first_name \"Jordan\")}}}}{FOOTER}{{{{/if}}}}"
+            ),
+            format!("Hi {FOOTER}"),
+            "HTML part lacks the unsubscribe link",
+        ),
+        // A placeholder only some people see.
+        (
+            format!("Hi {FOOTER}"),
+            format!("Hi {{{{#if (eq first_name \"Pat\")}}}}[EDIT: news]{{{{/if}}}} {FOOTER}"),
+            "text part still contains the placeholder \"[EDIT: news]\"",
+        ),
+        // A column the sample has and Pat lacks: the template fails for Pat.
+        (
+            format!("Hi {{{{fields.plan}}}} {FOOTER}"),
+            format!("Hi {FOOTER}"),
+            "uses {{fields.plan}}, but this client has no \"plan\" value",
+        ),
+    ] {
+        let (report, deliverer, mailer, _dir) = pass_with(&html, &text).await;
+        assert!(mailer.sent().is_empty(), "{why}");
+        assert_eq!(
+            (report.sent, report.held, report.failed),
+            (0, 1, 0),
+            "{why}"
+        );
+        let store = deliverer.store.lock().unwrap();
+        let status = store.status().unwrap();
+        assert_eq!(
+            status.enrollments["former-clients"].get("active"),
+            Some(&1),
+            "{why}: {status:?}"
+        );
+        let held = &status.attention[0];
+        assert_eq!(held.state, "held", "{why}");
+        assert!(held.error.as_deref().unwrap().contains(why), "{held:?}");
+    }
+}
+
+/// A database that refuses the results (a full disk, as SQLite reports it) until it
+/// has room again: the pass keeps the results and records them then; nothing stays
+/// `sending`, nothing is sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_that_cannot_be_written_are_written_once_the_database_takes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path());
+    let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
+    let db = dir.path().join("winback.db");
+    let mut store = Store::open(&db).unwrap();
+    let rows = (1..=3)
+        .map(|n| Ok((2, record(&format!("p{n}@client.example")))))
+        .collect::<Vec<_>>();
+    store
+        .import(rows.into_iter(), &config, now(), false, &mut |_| {})
+        .unwrap();
+    let disk = rusqlite::Connection::open(&db).unwrap();
+    disk.execute_batch(
+        "CREATE TABLE full_disk (x);
+         INSERT INTO full_disk VALUES (1);
+         CREATE TRIGGER no_room BEFORE UPDATE OF state ON messages
+         WHEN NEW.state = 'sent' AND EXISTS (SELECT 1 FROM full_disk)
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+    )
+    .unwrap();
+    let mailer = Arc::new(StubMailer::new());
+    let deliverer = deliverer(config, renderer, mailer.clone(), store);
+    // Room comes back a while after every message went out (and failed to record).
+    let watcher = mailer.clone();
+    let room = std::thread::spawn(move || {
+        for _ in 0..2000 {
+            if watcher.sent().len() >= 3 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        disk.execute("DELETE FROM full_disk", []).unwrap();
+    });
+    let report = deliverer.pass(Arc::default()).await.unwrap();
+    room.join().unwrap();
+    assert_eq!((report.sent, mailer.sent().len()), (3, 3), "{report:?}");
+    let status = deliverer.store.lock().unwrap().status().unwrap();
+    assert_eq!(
+        status.messages["former-clients"],
+        [("sent".to_string(), 3)].into_iter().collect(),
+        "{status:?}"
+    );
+}
+
+/// A pass whose claim cannot be written (the disk full before anything was sent; here
+/// the write lock held by another connection) fails with the error: the daemon then
+/// pauses before the next pass rather than claiming again at once, and `run --once`
+/// says why instead of exiting 0 with nothing sent. Once the database takes writes,
+/// the next pass sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_that_cannot_claim_fails_with_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path());
+    let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
+    let db = dir.path().join("winback.db");
+    let mut store = Store::open(&db).unwrap();
+    let rows = vec![Ok((2, record("pat@client.example")))];
+    store
+        .import(rows.into_iter(), &config, now(), false, &mut |_| {})
+        .unwrap();
+    store
+        .set_busy_timeout(std::time::Duration::from_millis(10))
+        .unwrap();
+    let other = rusqlite::Connection::open(&db).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mailer = Arc::new(StubMailer::new());
+    let deliverer = deliverer(config, renderer, mailer.clone(), store);
+    let refused = deliverer.pass(Arc::default()).await;
+    assert!(
+        matches!(refused, Err(DeliverError::Store(_))),
+        "{refused:?}"
+    );
+    assert!(mailer.sent().is_empty());
+    other.execute_batch("ROLLBACK").unwrap();
+    let report = deliverer.pass(Arc::default()).await.unwrap();
+    assert_eq!((report.sent, mailer.sent().len()), (1, 1), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opt_out_while_a_message_waits_in_the_queue_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path());
+    let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
+    let db = dir.path().join("winback.db");
+    let mut store = Store::open(&db).unwrap();
+    let people: Vec<String> = (1..=3).map(|n| format!("p{n}@client.example")).collect();
+    let rows = people
+        .iter()
+        .map(|email| Ok((2, record(email))))
+        .collect::<Vec<_>>();
+    store
+        .import(rows.into_iter(), &config, now(), false, &mut |_| {})
+        .unwrap();
+    let mailer = Arc::new(OptOutDuringFirstSend {
+        stub: StubMailer::new(),
+        http: Mutex::new(Store::open(&db).unwrap()),
+        people: people.clone(),
+        first: AtomicBool::new(false),
+    });
+    let deliverer = deliverer(config, renderer, mailer.clone(), store);
+    let report = deliverer.pass(Arc::default()).await.unwrap();
+    let sent: Vec<String> = mailer.stub.sent().into_iter().map(|m| m.to).collect();
+    assert_eq!(sent.len(), 1, "only the message already started: {sent:?}");
+    assert_eq!((report.sent, report.withdrawn), (1, 2), "{report:?}");
+    let mut store = deliverer.store.lock().unwrap();
+    assert!(
+        store
+            .claim_due(&deliverer.config, now() + Duration::days(1), 10)
+            .unwrap()
+            .is_empty()
+    );
+}
