@@ -216,19 +216,13 @@ pub fn start(config: Config, clock: Clock, once: bool) -> anyhow::Result<()> {
 fn prepare(config: &Config) -> anyhow::Result<(Renderer, Arc<dyn crate::mailer::Mailer>)> {
     let page_problems = crate::http::check_pages(config);
     if !page_problems.is_empty() {
-        let list: Vec<String> = page_problems.iter().map(|p| format!("  {p}")).collect();
         return Err(anyhow!(
             "the page templates have problems (run `winback check`):\n{}",
-            list.join("\n")
+            crate::mail::ProblemList(&page_problems)
         ));
     }
-    let renderer = Renderer::load(config).map_err(|problems| {
-        let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
-        anyhow!(
-            "the templates have problems (run `winback check`):\n{}",
-            list.join("\n")
-        )
-    })?;
+    let renderer = Renderer::load(config)
+        .map_err(|problems| anyhow!(crate::mail::templates_refused(&problems)))?;
     for problem in renderer.placeholders() {
         tracing::warn!(%problem, "a template still holds a placeholder: its messages are held, not sent");
     }

@@ -626,8 +626,7 @@ impl Deliverer {
             let reasons: Vec<String> = unfit.iter().map(ToString::to_string).collect();
             return Err(reasons.join("; "));
         }
-        let built = self
-            .renderer
+        self.renderer
             .build_message(
                 &self.config,
                 &rendered,
@@ -636,13 +635,7 @@ impl Deliverer {
                 self.clock.now(),
                 &unsubscribe_url,
             )
-            .map_err(|e| e.to_string())?;
-        Ok(OutgoingMessage {
-            message_id: built.message_id,
-            from: built.from,
-            to: built.to,
-            bytes: built.bytes,
-        })
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -704,7 +697,11 @@ mod tests {
         ) -> Pin<Box<dyn Future<Output = Result<Delivered, SendError>> + Send + 'a>> {
             if !self.first.swap(true, Ordering::SeqCst) {
                 let mut store = self.http.lock().unwrap();
-                for person in self.people.iter().filter(|p| **p != message.to) {
+                for person in self
+                    .people
+                    .iter()
+                    .filter(|p| **p != message.envelope.to.to_string())
+                {
                     store.record_opt_out(person, "link", now()).unwrap();
                 }
             }
@@ -869,7 +866,12 @@ mod tests {
         });
         let deliverer = deliverer(config, renderer, mailer.clone(), store);
         let report = deliverer.pass(Arc::default()).await.unwrap();
-        let sent: Vec<String> = mailer.stub.sent().into_iter().map(|m| m.to).collect();
+        let sent: Vec<String> = mailer
+            .stub
+            .sent()
+            .into_iter()
+            .map(|m| m.envelope.to.to_string())
+            .collect();
         assert_eq!(sent.len(), 1, "only the message already started: {sent:?}");
         assert_eq!((report.sent, report.withdrawn), (1, 2), "{report:?}");
         let mut store = deliverer.store.lock().unwrap();

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use super::Cli;
 use crate::config::Config;
-use crate::mail::Renderer;
+use crate::mail::{ProblemList, Renderer};
 
 pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let config = match Config::load(&cli.config) {
@@ -66,9 +66,7 @@ pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             page_problems.len(),
             if page_problems.len() == 1 { "" } else { "s" }
         );
-        for p in page_problems {
-            println!("  {p}");
-        }
+        println!("{}", ProblemList(&page_problems));
         return Ok(ExitCode::FAILURE);
     }
     match Renderer::load(&config) {
@@ -84,9 +82,7 @@ pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                     if n == 1 { "" } else { "s" },
                     if n == 1 { "s" } else { "" }
                 );
-                for p in placeholders {
-                    println!("  {p}");
-                }
+                println!("{}", ProblemList(placeholders));
                 return Ok(ExitCode::FAILURE);
             }
             for p in placeholders {
@@ -99,9 +95,7 @@ pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 "{n} problem{} in the templates:",
                 if n == 1 { "" } else { "s" }
             );
-            for p in problems {
-                println!("  {p}");
-            }
+            println!("{}", ProblemList(&problems));
             return Ok(ExitCode::FAILURE);
         }
     }

@@ -10,7 +10,7 @@ use std::fmt;
 
 use handlebars::html_escape;
 
-use crate::mail::Rendered;
+use super::message::Rendered;
 
 /// How a shipped template marks text the operator must replace: `[EDIT: ...]`.
 pub const PLACEHOLDER: &str = "[EDIT:";

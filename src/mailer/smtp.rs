@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use lettre::Address;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::commands::{Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
@@ -104,7 +103,6 @@ impl SmtpMailer {
     }
 
     async fn deliver(&self, message: &OutgoingMessage) -> Result<Delivered, SendError> {
-        let envelope = Envelope::parse(message)?;
         // The semaphore is never closed, so this cannot fail; say so if it ever does.
         let _slot = self
             .slots
@@ -116,7 +114,7 @@ impl SmtpMailer {
 
         if let Some(connection) = self.take_idle() {
             let outcome = self
-                .transaction(connection, &envelope, message, deadline, &body_written)
+                .transaction(connection, message, deadline, &body_written)
                 .await;
             match outcome {
                 Err(failure) if failure.stale_connection() => {
@@ -135,7 +133,7 @@ impl SmtpMailer {
             Err(failure) => return Err(failure.classify(&self.server, false)),
         };
         let outcome = self
-            .transaction(connection, &envelope, message, deadline, &body_written)
+            .transaction(connection, message, deadline, &body_written)
             .await;
         self.finish(outcome, &body_written)
     }
@@ -233,13 +231,13 @@ impl SmtpMailer {
     async fn transaction(
         &self,
         mut connection: Session,
-        envelope: &Envelope,
         message: &OutgoingMessage,
         deadline: Instant,
         body_written: &AtomicBool,
     ) -> Result<(Reply, Session), Failure> {
+        let envelope = &message.envelope;
         let mut parameters = Vec::new();
-        if envelope.non_ascii_addresses {
+        if envelope.non_ascii() {
             if !connection.features().smtp_utf8 {
                 return Err(Failure::new(
                     Stage::MailFrom,
@@ -421,33 +419,6 @@ impl fmt::Display for Server {
         } else {
             write!(f, "{}:{}", self.host, self.port)
         }
-    }
-}
-
-/// The envelope, validated before any connection is used.
-struct Envelope {
-    from: Option<Address>,
-    to: Address,
-    non_ascii_addresses: bool,
-}
-
-impl Envelope {
-    fn parse(message: &OutgoingMessage) -> Result<Envelope, SendError> {
-        let from = match message.from.as_str() {
-            "" => None,
-            from => Some(from.parse::<Address>().map_err(|error| {
-                SendError::Setup(format!("invalid envelope sender {from:?}: {error}"))
-            })?),
-        };
-        let to = message.to.parse::<Address>().map_err(|error| {
-            SendError::Permanent(format!("invalid recipient {:?}: {error}", message.to))
-        })?;
-        let non_ascii_addresses = !message.to.is_ascii() || !message.from.is_ascii();
-        Ok(Envelope {
-            from,
-            to,
-            non_ascii_addresses,
-        })
     }
 }
 
@@ -694,7 +665,9 @@ mod tests {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     use tokio::net::TcpListener;
 
-    use super::super::{Mailer, OutgoingMessage, SendError, SmtpOptions, from_url};
+    use super::super::{
+        Address, Envelope, Mailer, OutgoingMessage, SendError, SmtpOptions, from_url,
+    };
     use super::{Security, Server, SmtpMailer, Tls};
 
     const TEST_CA: &str = include_str!("../../tests/tls/ca.pem");
@@ -993,6 +966,13 @@ mod tests {
         }
     }
 
+    fn envelope(from: &str, to: &str) -> Envelope {
+        Envelope {
+            from: Some(from.parse().expect("a valid sender")),
+            to: to.parse().expect("a valid recipient"),
+        }
+    }
+
     fn message(number: usize) -> OutgoingMessage {
         let mut body = format!(
             "Message-ID: <{number}@acme.example>\r\nFrom: Acme <success@acme.example>\r\n\
@@ -1005,8 +985,7 @@ mod tests {
         }
         OutgoingMessage {
             message_id: format!("<{number}@acme.example>"),
-            from: "bounces@acme.example".to_owned(),
-            to: "ada@client.example".to_owned(),
+            envelope: envelope("bounces@acme.example", "ada@client.example"),
             bytes: body.into_bytes(),
         }
     }
@@ -1202,7 +1181,7 @@ mod tests {
         let server = TestServer::start(Behaviour::NoSmtpUtf8).await;
         let mailer = mailer(&server.url(), options(5_000, 1));
         let mut unicode = message(1);
-        unicode.to = "jörg@client.example".to_owned();
+        unicode.envelope.to = "jörg@client.example".parse().expect("a valid address");
         match mailer.send(&unicode).await {
             Err(SendError::Unsupported(reason)) => assert!(reason.contains("SMTPUTF8"), "{reason}"),
             other => panic!("expected Unsupported, got {other:?}"),
@@ -1385,17 +1364,17 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_addresses_are_permanent_and_never_connect() {
+        // The envelope holds parsed addresses: a recipient that does not parse cannot be
+        // put in a message at all (the builder holds such a message), so it can never
+        // reach a server, and nothing connects for it.
         let server = TestServer::start(Behaviour::Accept).await;
-        let mailer = mailer(&server.url(), options(5_000, 4));
-        let bad = OutgoingMessage {
-            to: "not an address\r\nRSET".to_owned(),
-            ..message(1)
-        };
-        let outcome = mailer.send(&bad).await;
-        assert!(
-            matches!(outcome, Err(SendError::Permanent(_))),
-            "{outcome:?}"
-        );
+        let _mailer = mailer(&server.url(), options(5_000, 4));
+        for bad in [
+            "not an address\r\nRSET",
+            "ada@client.example>\r\nRCPT TO:<x@y",
+        ] {
+            assert!(bad.parse::<Address>().is_err(), "{bad:?}");
+        }
         assert_eq!(server.connections(), 0);
     }
 
