@@ -13,6 +13,9 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::Signer as _;
 use rsa::RsaPrivateKey;
 use rsa::pkcs1v15::Pkcs1v15Sign;
+use rsa::pkcs8::ObjectIdentifier;
+use rsa::pkcs8::der::Decode as _;
+use rsa::pkcs8::der::asn1::OctetStringRef;
 use rsa::traits::PublicKeyParts as _;
 use sha2::{Digest, Sha256};
 
@@ -337,8 +340,8 @@ fn signing_key_file(path: &Path) -> Result<Key, String> {
     signing_key(&pem)
 }
 
-const ED25519_OID: &[u8] = &[0x2b, 0x65, 0x70];
-pub(super) const RSA_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const ED25519_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+pub(super) const RSA_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
 /// A DKIM key from the text of a key file: PEM PKCS#1 RSA (`BEGIN RSA PRIVATE KEY`), PEM
 /// PKCS#8 RSA or Ed25519 (`BEGIN PRIVATE KEY`, what `openssl genpkey` writes), or the
@@ -372,9 +375,9 @@ pub(super) fn signing_key(text: &str) -> Result<Key, String> {
             pkcs8(&der).ok_or_else(|| unusable("is not a PKCS#8 private key"))?;
         if algorithm == ED25519_OID {
             // The private key is itself an OCTET STRING holding the 32-byte seed.
-            return match der_read(private) {
-                Some((0x04, seed, [])) => ed25519(seed),
-                _ => Err(unusable("is not a valid Ed25519 key")),
+            return match OctetStringRef::from_der(private) {
+                Ok(seed) => ed25519(seed.as_bytes()),
+                Err(_) => Err(unusable("is not a valid Ed25519 key")),
             };
         }
         if algorithm == RSA_OID {
@@ -410,48 +413,11 @@ pub(super) fn pem_body(text: &str, label: &str) -> Option<Option<Vec<u8>>> {
     Some(BASE64.decode(body).ok())
 }
 
-/// The algorithm OID and the private key octets of a PKCS#8 `PrivateKeyInfo` (or
-/// `OneAsymmetricKey`).
-pub(super) fn pkcs8(der: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (0x30, info, _) = der_read(der)? else {
-        return None;
-    };
-    let (0x02, _version, rest) = der_read(info)? else {
-        return None;
-    };
-    let (0x30, algorithm, rest) = der_read(rest)? else {
-        return None;
-    };
-    let (0x06, oid, _) = der_read(algorithm)? else {
-        return None;
-    };
-    let (0x04, private, _) = der_read(rest)? else {
-        return None;
-    };
-    Some((oid, private))
-}
-
-/// One DER tag-length-value: (tag, value, the bytes after it).
-fn der_read(bytes: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = bytes.split_first()?;
-    let (&first, mut rest) = rest.split_first()?;
-    let length = if first < 0x80 {
-        first as usize
-    } else {
-        let count = (first & 0x7f) as usize;
-        if count == 0 || count > 4 || rest.len() < count {
-            return None;
-        }
-        let length = rest[..count]
-            .iter()
-            .fold(0usize, |n, b| (n << 8) | *b as usize);
-        rest = &rest[count..];
-        length
-    };
-    if rest.len() < length {
-        return None;
-    }
-    Some((tag, &rest[..length], &rest[length..]))
+/// The algorithm and the private key octets of a PKCS#8 `PrivateKeyInfo` (or
+/// `OneAsymmetricKey`), decoded by the `pkcs8` crate the `rsa` crate brings.
+pub(super) fn pkcs8(der: &[u8]) -> Option<(ObjectIdentifier, &[u8])> {
+    let info = rsa::pkcs8::PrivateKeyInfo::from_der(der).ok()?;
+    Some((info.algorithm.oid, info.private_key))
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ fn ed25519_pkcs8(seed: [u8; 32]) -> String {
 fn rsa_pkcs8() -> String {
     let pkcs1 = pem_body(RSA_PKCS1, "RSA PRIVATE KEY").unwrap().unwrap();
     let mut inner = vec![0x02, 0x01, 0x00, 0x30, 0x0d, 0x06, 0x09];
-    inner.extend_from_slice(RSA_OID);
+    inner.extend_from_slice(RSA_OID.as_bytes());
     inner.extend_from_slice(&[
         0x05,
         0x00,
@@ -850,6 +850,11 @@ fn load_reports_an_unusable_dkim_key() {
         (
             "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
             "not a PKCS#8",
+        ),
+        // A P-256 key as `openssl genpkey -algorithm EC` writes it.
+        (
+            "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg+JFUDbMxTPJ+kvYa\nhVl2PS+7SSTlsAknfS5ro2T0oNWhRANCAAQHWwQ0PUuippR0dmALULsdGjDpP/q2\nEMmotgjSqQ24p9d898f4Blbx4aaQZvdIOPDuPxJEOWzKfdWqCQsOH0ZG\n-----END PRIVATE KEY-----\n",
+            "uses an algorithm DKIM does not support",
         ),
         ("hello", "not a PEM key"),
         (RSA_512, "512-bit RSA key, too short to sign with"),
