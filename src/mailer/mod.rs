@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use lettre::Address;
+use lettre::Address;
 pub use stub::StubMailer;
 
 /// One message to deliver: the envelope plus the finished RFC 5322 bytes. Built once,

@@ -6,7 +6,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use super::super::{Address, Envelope, Mailer, OutgoingMessage, SendError, SmtpOptions, from_url};
+use lettre::Address;
+
+use super::super::{Envelope, Mailer, OutgoingMessage, SendError, SmtpOptions, from_url};
 use super::{Security, Server, SmtpMailer, Tls};
 
 const TEST_CA: &str = include_str!("../../../tests/tls/ca.pem");
