@@ -250,4 +250,13 @@ pub(super) mod tests {
             assert!(!value.contains(trap), "{value}");
         }
     }
+
+    #[test]
+    fn one_line_collapses_breaks_only() {
+        assert_eq!(one_line("a\r\nb"), "a b");
+        assert_eq!(one_line("a \r\n\t b"), "a b");
+        assert_eq!(one_line("a  b"), "a  b");
+        assert_eq!(one_line("\n a\u{0085}b\u{2029}c \n"), "a b c");
+        assert_eq!(one_line("\r\n"), "");
+    }
 }

@@ -488,28 +488,4 @@ pub(crate) fn templates_refused(problems: &[Problem]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::PathBuf;
-
-    use super::*;
-
-    #[test]
-    fn a_problem_list_is_one_indented_line_each_and_no_trailing_break() {
-        let problem = |line: Option<usize>, message: &str| Problem {
-            file: PathBuf::from("templates/survey.html.hbs"),
-            line,
-            key: "campaign[1].step[1].template".to_string(),
-            message: message.to_string(),
-        };
-        let problems = [problem(Some(3), "first"), problem(None, "second")];
-        assert_eq!(
-            ProblemList(&problems).to_string(),
-            "  templates/survey.html.hbs:3: campaign[1].step[1].template: first\n  templates/survey.html.hbs: campaign[1].step[1].template: second"
-        );
-        assert_eq!(
-            templates_refused(&problems[1..]),
-            "the templates have problems (run `winback check`):\n  templates/survey.html.hbs: campaign[1].step[1].template: second"
-        );
-        assert_eq!(ProblemList(&[]).to_string(), "");
-    }
-}
+mod tests;

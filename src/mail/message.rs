@@ -208,3 +208,6 @@ fn assert_one_recipient(bytes: &[u8]) -> Result<(), RenderError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,6 +3,11 @@ use super::*;
 use rsa::RsaPublicKey;
 use rsa::pkcs1::DecodeRsaPrivateKey as _;
 
+use std::fs;
+
+use crate::mail::Renderer;
+use crate::mail::tests::{SUBJECT, Setup, built, client, header, now, vars};
+
 /// The public half of a signer, for checking signatures.
 pub(crate) enum Public {
     Rsa(RsaPublicKey),
@@ -226,5 +231,245 @@ fn signatures_verify_and_break_when_a_header_is_added() {
             .unwrap()
             .replace("Subject: Hello\r\n ", "Subject:  Hello\r\n\t  ");
         verify(refolded.as_bytes(), 0, &public).unwrap();
+    }
+}
+
+/// The test key from lettre's documentation (PKCS#1).
+const RSA_PKCS1: &str = "-----BEGIN RSA PRIVATE KEY-----
+MIIEowIBAAKCAQEAt2gawjoybf0mAz0mSX0cq1ah5F9cPazZdCwLnFBhRufxaZB8
+NLTdc9xfPIOK8l/xGrN7Nd63J4cTATqZukumczkA46O8YKHwa53pNT6NYwCNtDUL
+eBu+7xUW18GmDzkIFkxGO2R5kkTeWPlKvKpEiicIMfl0OmyW/fI3AbtM7e/gmqQ4
+kEYIO0mTjPT+jTgWE4JIi5KUTHudUBtfMKcSFyM2HkUOExl1c9+A4epjRFQwEXMA
+hM5GrqZoOdUm4fIpvGpLIGIxFgHPpZYbyq6yJZzH3+5aKyCHrsHawPuPiCD45zsU
+re31zCE6b6k1sDiiBR4CaRHnbL7hxFp0aNLOVQIDAQABAoIBAGMK3gBrKxaIcUGo
+gQeIf7XrJ6vK72YC9L8uleqI4a9Hy++E7f4MedZ6eBeWta8jrnEL4Yp6xg+beuDc
+A24+Mhng+6Dyp+TLLqj+8pQlPnbrMprRVms7GIXFrrs+wO1RkBNyhy7FmH0roaMM
+pJZzoGW2pE9QdbqjL3rdlWTi/60xRX9eZ42nNxYnbc+RK03SBd46c3UBha6Y9iQX
+562yWilDnB5WCX2tBoSN39bEhJvuZDzMwOuGw68Q96Hdz82Iz1xVBnRhH+uNStjR
+VnAssSHVxPSpwWrm3sHlhjBHWPnNIaOKIKl1lbL+qWfVQCj/6a5DquC+vYAeYR6L
+3mA0z0ECgYEA5YkNYcILSXyE0hZ8eA/t58h8eWvYI5iqt3nT4fznCoYJJ74Vukeg
+6BTlq/CsanwT1lDtvDKrOaJbA7DPTES/bqT0HoeIdOvAw9w/AZI5DAqYp61i6RMK
+xfAQL/Ik5MDFN8gEMLLXRVMe/aR27f6JFZpShJOK/KCzHqikKfYVJ+UCgYEAzI2F
+ZlTyittWSyUSl5UKyfSnFOx2+6vNy+lu5DeMJu8Wh9rqBk388Bxq98CfkCseWESN
+pTCGdYltz9DvVNBdBLwSMdLuYJAI6U+Zd70MWyuNdHFPyWVHUNqMUBvbUtj2w74q
+Hzu0GI0OrRjdX6C63S17PggmT/N2R9X7P4STxbECgYA+AZAD4I98Ao8+0aQ+Ks9x
+1c8KXf+9XfiAKAD9A3zGcv72JXtpHwBwsXR5xkJNYcdaFfKi7G0k3J8JmDHnwIqW
+MSlhNeu+6hDg2BaNLhsLDbG/Wi9mFybJ4df9m8Qrp4efUgEPxsAwkgvFKTCXijMu
+CspP1iutoxvAJH50d22voQKBgDIsSFtIXNGYaTs3Va8enK3at5zXP3wNsQXiNRP/
+V/44yNL77EktmewfXFF2yuym1uOZtRCerWxpEClYO0wXa6l8pA3aiiPfUIBByQfo
+s/4s2Z6FKKfikrKPWLlRi+NvWl+65kQQ9eTLvJzSq4IIP61+uWsGvrb/pbSLFPyI
+fWKRAoGBALFCStBXvdMptjq4APUzAdJ0vytZzXkOZHxgmc+R0fQn22OiW0huW6iX
+JcaBbL6ZSBIMA3AdaIjtvNRiomueHqh0GspTgOeCE2585TSFnw6vEOJ8RlR4A0Mw
+I45fbR4l+3D/30WMfZlM6bzZbwPXEnr2s1mirmuQpjumY9wLhK25
+-----END RSA PRIVATE KEY-----
+";
+
+/// An Ed25519 key as `openssl genpkey -algorithm ed25519` writes it (PKCS#8).
+fn ed25519_pkcs8(seed: [u8; 32]) -> String {
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(&seed);
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        BASE64.encode(der)
+    )
+}
+
+/// The lettre test key wrapped as PKCS#8, as OpenSSL 3 writes RSA keys.
+fn rsa_pkcs8() -> String {
+    let pkcs1 = pem_body(RSA_PKCS1, "RSA PRIVATE KEY").unwrap().unwrap();
+    let mut inner = vec![0x02, 0x01, 0x00, 0x30, 0x0d, 0x06, 0x09];
+    inner.extend_from_slice(RSA_OID.as_bytes());
+    inner.extend_from_slice(&[
+        0x05,
+        0x00,
+        0x04,
+        0x82,
+        (pkcs1.len() >> 8) as u8,
+        pkcs1.len() as u8,
+    ]);
+    inner.extend_from_slice(&pkcs1);
+    let mut der = vec![0x30, 0x82, (inner.len() >> 8) as u8, inner.len() as u8];
+    der.extend_from_slice(&inner);
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        BASE64.encode(der)
+    )
+}
+
+/// Too short to sign with.
+const RSA_512: &str = "-----BEGIN RSA PRIVATE KEY-----
+MIIBOwIBAAJBAN7XskP5BOZv4DkVYawelpwffkEY3E8L/RcrNVCpSpKijqim00yi
+IqpGyTptMqe3BtPa8FTTuqRtUK1CDbcLS6UCAwEAAQJBAIbrMyxCVbwrGieVkXhD
+YM6PpsJFCgX17Tsc1v/KL7NNBQCFdCBclSbhKKtkexUf6AbHiiYcR8oIgkN9hE9G
+PqECIQD4RRLHSSd1aXyCYNGtm+RVdFcMrx6oOZI/nCyk3tYYaQIhAOXH8hV1znm+
+3mV0JVo1fRifdidkqGHHVwrFEfp+p1HdAiEAlEd87bWNcZytFpmI4e2ntDol+5dj
+8glghclbCKVmrXECICT8cy4bIVodbATeliiYFYPCHy2mGShsAsm8APHWMy6NAiAd
+UJT8nnsfHbWj9Pp1ysuADEtVYP0v9mPKpaNlifNQaA==
+-----END RSA PRIVATE KEY-----
+";
+
+#[test]
+fn dkim_signs_with_rsa_pkcs1_pkcs8_and_ed25519() {
+    let setup = Setup::new();
+    setup.survey("<p>Hi</p>", "Hi");
+    let keys = [
+        ("rsa1.pem", RSA_PKCS1.to_string(), "rsa"),
+        ("rsa8.pem", rsa_pkcs8(), "rsa"),
+        ("ed.pem", ed25519_pkcs8([42; 32]), "ed25519"),
+    ];
+    for (file, pem, algorithm) in keys {
+        fs::write(setup.dir.path().join(file), pem).unwrap();
+        let config = setup.signing_config(file);
+        let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{file}: {p:#?}"));
+        let client = client();
+        let rendered = renderer
+            .render(&config.campaigns[0], 1, &vars(&client))
+            .unwrap();
+        let built = built(&renderer, &config, &rendered, &client);
+        let signature = header(&built.bytes, "DKIM-Signature");
+        assert_eq!(signature.len(), 1, "{file}");
+        let signature = signature[0].replace(' ', "");
+        assert!(
+            signature.contains(&format!("a={algorithm}-sha256;")),
+            "{signature}"
+        );
+        assert!(
+            signature.contains("d=acme.example;") && signature.contains("s=winback;"),
+            "{signature}"
+        );
+        assert!(signature.contains("c=relaxed/relaxed;"), "{signature}");
+        // Each name once more than it appears: an added header breaks the signature.
+        assert!(signature.contains("h=from:from:reply-to:to:to:cc:subject:subject:date:date:message-id:message-id:mime-version:mime-version:content-type:content-type:list-unsubscribe:list-unsubscribe:list-unsubscribe-post:list-unsubscribe-post;"), "{signature}");
+        // The daemon's clock (the Date header's), not the system's.
+        assert!(
+            signature.contains(&format!("t={};", now().timestamp())),
+            "{signature}"
+        );
+        assert!(!signature.ends_with("b="), "{signature}");
+        let public = Public::of(&renderer.dkim[0].key);
+        verify(&built.bytes, 0, &public).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+}
+
+/// An RSA and an Ed25519 key together: two signatures, each verifying with its own
+/// key and selector. A key under 2048 bits is a warning, not an error.
+#[test]
+fn dkim_signs_twice_with_a_second_key_and_warns_about_a_short_rsa_key() {
+    let setup = Setup::new();
+    setup.survey("<p>Hi</p>", "Hi");
+    fs::write(setup.dir.path().join("rsa.pem"), RSA_1024).unwrap();
+    fs::write(setup.dir.path().join("ed.pem"), ed25519_pkcs8([3; 32])).unwrap();
+    let extra = "\n[dkim]\nselector = \"winback\"\ndomain = \"acme.example\"\nkey_file = \"rsa.pem\"\nsecond_selector = \"winback-ed\"\nsecond_key_file = \"ed.pem\"\n";
+    let step = format!(
+        "[[campaign.step]]\nkind = \"survey\"\ntemplate = \"survey\"\nsubject = \"{SUBJECT}\"\n"
+    );
+    let config = setup.config_with(extra, &step).unwrap();
+    let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:#?}"));
+    let short: Vec<&Problem> = renderer
+        .warnings()
+        .iter()
+        .filter(|w| w.key == "dkim.key_file")
+        .collect();
+    assert_eq!(short.len(), 1, "{:#?}", renderer.warnings());
+    assert!(
+        short[0].message.contains("1024-bit RSA key"),
+        "{}",
+        short[0]
+    );
+    assert!(short[0].message.contains("2048"), "{}", short[0]);
+    assert!(short[0].file.ends_with("rsa.pem"));
+
+    let client = client();
+    let rendered = renderer
+        .render(&config.campaigns[0], 1, &vars(&client))
+        .unwrap();
+    let built = built(&renderer, &config, &rendered, &client);
+    let signatures = header(&built.bytes, "DKIM-Signature");
+    assert_eq!(signatures.len(), 2, "{signatures:#?}");
+    let compact: Vec<String> = signatures.iter().map(|s| s.replace(' ', "")).collect();
+    assert!(compact[0].contains("a=rsa-sha256;") && compact[0].contains("s=winback;"));
+    assert!(compact[1].contains("a=ed25519-sha256;") && compact[1].contains("s=winback-ed;"));
+    for (index, signer) in renderer.dkim.iter().enumerate() {
+        let public = Public::of(&signer.key);
+        verify(&built.bytes, index, &public).unwrap_or_else(|e| panic!("signature {index}: {e}"));
+    }
+}
+
+#[test]
+fn the_dkim_key_is_read_once_at_load() {
+    let setup = Setup::new();
+    setup.survey("<p>Hi</p>", "Hi");
+    let key = setup.dir.path().join("key.pem");
+    fs::write(&key, ed25519_pkcs8([7; 32])).unwrap();
+    let config = setup.signing_config("key.pem");
+    let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:#?}"));
+    // Gone after the daemon started (a botched key rotation): messages are still
+    // signed, rather than failing to render and ending their sequences.
+    fs::remove_file(&key).unwrap();
+    let client = client();
+    let rendered = renderer
+        .render(&config.campaigns[0], 1, &vars(&client))
+        .unwrap();
+    let built = built(&renderer, &config, &rendered, &client);
+    assert_eq!(header(&built.bytes, "DKIM-Signature").len(), 1);
+}
+
+#[test]
+fn load_reports_an_unusable_dkim_key() {
+    let setup = Setup::new();
+    setup.survey("<p>Hi</p>", "Hi");
+    for (content, expected) in [
+        (
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+            "encrypted",
+        ),
+        (
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+            "not a private key",
+        ),
+        (
+            "-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----\n",
+            "not valid PEM",
+        ),
+        (
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            "not a PKCS#8",
+        ),
+        // A P-256 key as `openssl genpkey -algorithm EC` writes it.
+        (
+            "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg+JFUDbMxTPJ+kvYa\nhVl2PS+7SSTlsAknfS5ro2T0oNWhRANCAAQHWwQ0PUuippR0dmALULsdGjDpP/q2\nEMmotgjSqQ24p9d898f4Blbx4aaQZvdIOPDuPxJEOWzKfdWqCQsOH0ZG\n-----END PRIVATE KEY-----\n",
+            "uses an algorithm DKIM does not support",
+        ),
+        ("hello", "not a PEM key"),
+        (RSA_512, "512-bit RSA key, too short to sign with"),
+    ] {
+        fs::write(setup.dir.path().join("key.pem"), content).unwrap();
+        let config = setup.signing_config("key.pem");
+        let problems = Renderer::load(&config).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert_eq!(problems[0].key, "dkim.key_file");
+        assert!(
+            problems[0].message.contains(expected),
+            "{expected}: {}",
+            problems[0]
+        );
+    }
+    assert!(signing_key(&BASE64.encode([9u8; 32])).is_ok());
+}
+
+#[test]
+fn der_reader_never_panics() {
+    for bytes in [
+        &[][..],
+        &[0x30],
+        &[0x30, 0x85, 1, 2, 3, 4, 5],
+        &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
+        &[0x30, 0x05, 1],
+        &[0x30, 0x80],
+    ] {
+        assert!(pkcs8(bytes).is_none());
     }
 }
