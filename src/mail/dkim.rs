@@ -126,7 +126,7 @@ impl Signer {
             Key::Rsa(key) => key
                 .sign(Pkcs1v15Sign::new::<Sha256>(), &hash)
                 .map(|s| BASE64.encode(s))
-                // Cannot fail: `Renderer::load` refuses RSA keys under 1024 bits, and
+                // Cannot fail: `signers` (at load) refuses RSA keys under 1024 bits, and
                 // PKCS#1 v1.5 with SHA-256 needs only 62 bytes of modulus.
                 .unwrap_or_default(),
             Key::Ed25519(key) => BASE64.encode(key.sign(&hash).to_bytes()),

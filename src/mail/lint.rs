@@ -387,7 +387,7 @@ pub(super) enum Weight {
 
 /// What the sample rendering of one part of a step lacks or still holds, each with its
 /// weight and, when known, the line of `file` (the template the operator will edit).
-/// `unsubscribe_url` and `survey_url` are the sample's links.
+/// `links` are the sample's unsubscribe and survey links.
 pub(super) fn sample_findings(
     config: &Config,
     kind: StepKind,

@@ -182,7 +182,7 @@ impl Renderer {
         Ok(renderer)
     }
 
-    /// The message for `to` (see `build`), signed with the DKIM key read at load.
+    /// The message for `to` (see `message::build`), signed with the DKIM key read at load.
     pub fn build_message(
         &self,
         config: &Config,
