@@ -9,6 +9,7 @@ mod file;
 mod session;
 mod smtp;
 mod stub;
+mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -23,7 +23,8 @@ mod failure;
 
 use failure::{Cause, Failure, Stage, expected, step};
 
-use super::session::{Reply, Session, Stream, Tls, dot_stuffed};
+use super::session::{Reply, Session, dot_stuffed};
+use super::tls::{Stream, Tls};
 use super::{Delivered, Mailer, MailerError, OutgoingMessage, SendError};
 
 /// An idle connection older than this is closed rather than reused: servers drop idle
@@ -179,7 +180,7 @@ impl SmtpMailer {
         let mut stream = Stream::Plain(tcp);
         if self.server.security == Security::ImplicitTls {
             step(Stage::Connect, deadline, async {
-                stream.upgrade(&self.tls).await.map_err(Cause::broken)
+                stream.upgrade(&self.tls).await.map_err(Cause::Broken)
             })
             .await?;
         }
