@@ -623,8 +623,7 @@ impl Deliverer {
             &self.config.sender.postal_address,
         );
         if !unfit.is_empty() {
-            let reasons: Vec<String> = unfit.iter().map(ToString::to_string).collect();
-            return Err(reasons.join("; "));
+            return Err(crate::mail::fitness::held_reason(&unfit));
         }
         self.renderer
             .build_message(
