@@ -1,10 +1,12 @@
-use super::*;
+//! Tests of DKIM: canonicalization, signatures that verify (and agree with lettre's
+//! signer) and break when a header is added, and the key files read at load.
+
+use std::fs;
 
 use rsa::RsaPublicKey;
 use rsa::pkcs1::DecodeRsaPrivateKey as _;
 
-use std::fs;
-
+use super::*;
 use crate::mail::Renderer;
 use crate::mail::tests::{SUBJECT, Setup, built, client, header, now, vars};
 

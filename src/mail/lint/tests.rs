@@ -1,3 +1,6 @@
+//! Tests of the template checks: templates that could overflow the stack are refused
+//! unrendered, and the one way a list of problems is written.
+
 use std::path::PathBuf;
 
 use super::*;

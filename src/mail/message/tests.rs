@@ -1,3 +1,6 @@
+//! Tests of the built message: its headers (one line, folded, never injected), parts,
+//! Message-IDs and the header values it refuses.
+
 use std::collections::HashSet;
 
 use chrono::DateTime;

@@ -1,3 +1,7 @@
+//! The SMTP mailer against a server in the test (plain, STARTTLS and implicit TLS, with
+//! and without PIPELINING, refusing or hanging up at each stage), and the sorting of
+//! its failures.
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
