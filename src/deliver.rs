@@ -251,11 +251,9 @@ impl Deliverer {
             &self.config.sender.postal_address,
         );
         if !unfit.is_empty() {
-            let reasons: Vec<String> = unfit.iter().map(ToString::to_string).collect();
-            return Err(reasons.join("; "));
+            return Err(crate::mail::fitness::held_reason(&unfit));
         }
-        let built = self
-            .renderer
+        self.renderer
             .build_message(
                 &self.config,
                 &rendered,
@@ -264,12 +262,6 @@ impl Deliverer {
                 self.clock.now(),
                 &unsubscribe_url,
             )
-            .map_err(|e| e.to_string())?;
-        Ok(OutgoingMessage {
-            message_id: built.message_id,
-            from: built.from,
-            to: built.to,
-            bytes: built.bytes,
-        })
+            .map_err(|e| e.to_string())
     }
 }

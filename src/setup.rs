@@ -171,11 +171,10 @@ impl fmt::Display for SetupError {
                 Refusal::Templates(problems) => ("the templates", problems),
             },
         };
-        let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
         write!(
             f,
             "{heading} have problems (run `winback check`):\n{}",
-            list.join("\n")
+            crate::mail::ProblemList(problems)
         )
     }
 }

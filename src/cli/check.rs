@@ -9,6 +9,7 @@
 use std::process::ExitCode;
 
 use crate::config::Problem;
+use crate::mail::ProblemList;
 use crate::setup::{Refusal, Setup, SetupError};
 
 pub(super) fn run(loaded: Result<Setup, SetupError>) -> anyhow::Result<ExitCode> {
@@ -38,9 +39,7 @@ pub(super) fn run(loaded: Result<Setup, SetupError>) -> anyhow::Result<ExitCode>
             if n == 1 { "" } else { "s" },
             if n == 1 { "s" } else { "" }
         );
-        for p in placeholders {
-            println!("  {p}");
-        }
+        println!("{}", ProblemList(placeholders));
         return Ok(ExitCode::FAILURE);
     }
     for p in placeholders {
@@ -91,9 +90,7 @@ fn print_refusal(refusal: &Refusal) {
 fn print_problems(what: &str, problems: &[Problem]) {
     let n = problems.len();
     println!("{n} problem{} in {what}:", if n == 1 { "" } else { "s" });
-    for p in problems {
-        println!("  {p}");
-    }
+    println!("{}", ProblemList(problems));
 }
 
 /// Whether `[smtp] url` sends to a mail server (`smtp://`, `smtps://`) rather than to

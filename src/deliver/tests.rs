@@ -57,7 +57,11 @@ impl Mailer for OptOutDuringFirstSend {
     ) -> Pin<Box<dyn Future<Output = Result<Delivered, SendError>> + Send + 'a>> {
         if !self.first.swap(true, Ordering::SeqCst) {
             let mut store = self.http.lock().unwrap();
-            for person in self.people.iter().filter(|p| **p != message.to) {
+            for person in self
+                .people
+                .iter()
+                .filter(|p| **p != message.envelope.to.to_string())
+            {
                 store.record_opt_out(person, "link", now()).unwrap();
             }
         }
@@ -256,7 +260,12 @@ async fn an_opt_out_while_a_message_waits_in_the_queue_stops_it() {
     });
     let deliverer = deliverer(config, renderer, mailer.clone(), store);
     let report = deliverer.pass(Arc::default()).await.unwrap();
-    let sent: Vec<String> = mailer.stub.sent().into_iter().map(|m| m.to).collect();
+    let sent: Vec<String> = mailer
+        .stub
+        .sent()
+        .into_iter()
+        .map(|m| m.envelope.to.to_string())
+        .collect();
     assert_eq!(sent.len(), 1, "only the message already started: {sent:?}");
     assert_eq!((report.sent, report.withdrawn), (1, 2), "{report:?}");
     let mut store = deliverer.store.lock().unwrap();

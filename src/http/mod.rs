@@ -55,16 +55,8 @@ const MAX_TRACKED_CLIENTS: usize = 10_000;
 
 /// The page templates have problems; the server cannot start.
 #[derive(Debug, thiserror::Error)]
-#[error("the recipient page templates have problems (run `winback check`):\n{}", list(.0))]
+#[error("the recipient page templates have problems (run `winback check`):\n{}", crate::mail::ProblemList(.0))]
 pub struct PagesError(pub Vec<Problem>);
-
-fn list(problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(|p| format!("  {p}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets open requests
 /// finish. Fails at once if the page templates do not compile.

@@ -10,7 +10,7 @@ use std::fmt;
 
 use handlebars::html_escape;
 
-use crate::mail::Rendered;
+use super::message::Rendered;
 
 /// How a shipped template marks text the operator must replace: `[EDIT: ...]`.
 pub const PLACEHOLDER: &str = "[EDIT:";
@@ -75,6 +75,19 @@ pub fn unfit(message: &Rendered, unsubscribe_url: &str, postal_address: &str) ->
         }
     }
     reasons
+}
+
+/// Why a message is held, as it is recorded and shown (`status`, `outbox list`): each
+/// reason in words, separated by "; ".
+pub fn held_reason(reasons: &[Unfit]) -> String {
+    let mut out = String::new();
+    for (index, reason) in reasons.iter().enumerate() {
+        if index > 0 {
+            out.push_str("; ");
+        }
+        out.push_str(&reason.to_string());
+    }
+    out
 }
 
 /// The first placeholder in `text`, up to its closing `]` (at most 60 characters), on
@@ -177,5 +190,28 @@ mod tests {
             "{}",
             reasons[0]
         );
+    }
+
+    #[test]
+    fn the_held_reason_names_every_reason_once_in_order() {
+        let reasons = unfit(&message("Hello", "Hello"), LINK, POSTAL);
+        let held = held_reason(&reasons);
+        assert_eq!(reasons.len(), 4, "{held}");
+        assert_eq!(
+            held,
+            format!(
+                "{}; {}; {}; {}",
+                reasons[0], reasons[1], reasons[2], reasons[3]
+            )
+        );
+        assert!(
+            held.starts_with("the text part lacks the unsubscribe link"),
+            "{held}"
+        );
+        assert!(
+            held.ends_with("put {{sender.postal_address}} in a footer every recipient sees"),
+            "{held}"
+        );
+        assert_eq!(held_reason(&[]), "");
     }
 }

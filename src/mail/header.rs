@@ -132,6 +132,26 @@ impl Folder {
     }
 }
 
+/// `text` on one line: every run of whitespace that holds a control character (CR, LF,
+/// TAB, ...) or a Unicode line separator becomes one space; the ends are trimmed.
+pub(super) fn one_line(text: &str) -> String {
+    let breaks = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    for c in text.chars() {
+        if c.is_whitespace() || breaks(c) {
+            run.push(c);
+            continue;
+        }
+        if !run.is_empty() {
+            out.push_str(if run.chars().any(breaks) { " " } else { &run });
+            run.clear();
+        }
+        out.push(c);
+    }
+    out.trim().to_string()
+}
+
 #[cfg(test)]
 mod proptests;
 
@@ -229,5 +249,14 @@ pub(super) mod tests {
             let value = mailbox("To", Some(&text), "pat@x.example");
             assert!(!value.contains(trap), "{value}");
         }
+    }
+
+    #[test]
+    fn one_line_collapses_breaks_only() {
+        assert_eq!(one_line("a\r\nb"), "a b");
+        assert_eq!(one_line("a \r\n\t b"), "a b");
+        assert_eq!(one_line("a  b"), "a  b");
+        assert_eq!(one_line("\n a\u{0085}b\u{2029}c \n"), "a b c");
+        assert_eq!(one_line("\r\n"), "");
     }
 }

@@ -132,8 +132,10 @@ mod tests {
     fn message(id: &str, bytes: &[u8]) -> OutgoingMessage {
         OutgoingMessage {
             message_id: id.to_owned(),
-            from: "success@acme.example".to_owned(),
-            to: "ada@client.example".to_owned(),
+            envelope: super::super::Envelope {
+                from: Some("success@acme.example".parse().expect("a valid address")),
+                to: "ada@client.example".parse().expect("a valid address"),
+            },
             bytes: bytes.to_vec(),
         }
     }

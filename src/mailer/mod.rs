@@ -9,6 +9,7 @@ mod file;
 mod session;
 mod smtp;
 mod stub;
+mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -16,21 +17,38 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lettre::Address;
 pub use stub::StubMailer;
 
 use crate::config::{Endpoint, SmtpServer, UrlError, redact_password};
 
-/// One message to deliver: the envelope plus the finished RFC 5322 bytes.
+/// One message to deliver: the envelope plus the finished RFC 5322 bytes. Built once,
+/// by `mail` (which parses the recipient's address there); transports take it as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {
     /// The `Message-ID` of `bytes` (angle brackets optional); names the `.eml` file.
     pub message_id: String,
-    /// The envelope sender (`MAIL FROM`), a bare address; empty means the null sender `<>`.
-    pub from: String,
-    /// The one envelope recipient (`RCPT TO`), a bare address.
-    pub to: String,
+    pub envelope: Envelope,
     /// The full message, already formatted and signed, with CRLF line endings.
     pub bytes: Vec<u8>,
+}
+
+/// The SMTP envelope, as parsed addresses: a transport never parses an address again,
+/// and one that does not parse can never reach a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The envelope sender (`MAIL FROM`); `None` is the null sender `<>`.
+    pub from: Option<Address>,
+    /// The one envelope recipient (`RCPT TO`).
+    pub to: Address,
+}
+
+impl Envelope {
+    /// Whether either address needs SMTPUTF8 to be said to a server.
+    pub(crate) fn non_ascii(&self) -> bool {
+        let ascii = |address: &Address| <Address as AsRef<str>>::as_ref(address).is_ascii();
+        !ascii(&self.to) || self.from.as_ref().is_some_and(|from| !ascii(from))
+    }
 }
 
 /// The server accepted the message.
@@ -283,6 +301,18 @@ mod tests {
             password: None,
             hello_name: None,
         }
+    }
+
+    #[test]
+    fn an_envelope_needs_smtputf8_only_for_a_non_ascii_address() {
+        let envelope = |from: Option<&str>, to: &str| Envelope {
+            from: from.map(|from| from.parse().expect("a valid sender")),
+            to: to.parse().expect("a valid recipient"),
+        };
+        assert!(!envelope(Some("bounces@acme.example"), "ada@client.example").non_ascii());
+        assert!(!envelope(None, "ada@client.example").non_ascii());
+        assert!(envelope(Some("bounces@acme.example"), "jörg@client.example").non_ascii());
+        assert!(envelope(Some("jörg@acme.example"), "ada@client.example").non_ascii());
     }
 
     #[test]

@@ -86,7 +86,8 @@ impl StubMailer {
             .scripts
             .iter_mut()
             .find(|script| {
-                script.to.eq_ignore_ascii_case(&message.to) && script.remaining != Some(0)
+                script.to.eq_ignore_ascii_case(message.envelope.to.as_ref())
+                    && script.remaining != Some(0)
             })
             .map(|script| {
                 if let Some(remaining) = &mut script.remaining {
@@ -129,8 +130,10 @@ mod tests {
     fn message(to: &str) -> OutgoingMessage {
         OutgoingMessage {
             message_id: format!("<{to}>"),
-            from: "success@acme.example".to_owned(),
-            to: to.to_owned(),
+            envelope: super::super::Envelope {
+                from: Some("success@acme.example".parse().expect("a valid address")),
+                to: to.parse().expect("a valid address"),
+            },
             bytes: b"Subject: hi\r\n\r\nhello\r\n".to_vec(),
         }
     }
@@ -164,7 +167,10 @@ mod tests {
         );
 
         let to = |messages: Vec<OutgoingMessage>| -> Vec<String> {
-            messages.into_iter().map(|message| message.to).collect()
+            messages
+                .into_iter()
+                .map(|message| message.envelope.to.to_string())
+                .collect()
         };
         assert_eq!(
             to(stub.sent()),

@@ -39,13 +39,10 @@ pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> 
     if let Some(path) = args.html {
         output::output_path(config, path, args.force)?;
     }
-    let renderer = Arc::new(Renderer::load(config).map_err(|problems| {
-        let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
-        anyhow!(
-            "the templates have problems (run `winback check`):\n{}",
-            list.join("\n")
-        )
-    })?);
+    let renderer = Arc::new(
+        Renderer::load(config)
+            .map_err(|problems| anyhow!(crate::mail::templates_refused(&problems)))?,
+    );
     let campaign = find_campaign(config, args.campaign)?;
     if let Some(dir) = args.gallery {
         return gallery::write(

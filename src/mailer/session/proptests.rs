@@ -6,6 +6,7 @@
 //! that arrive over a socket in pieces read as they do all at once.
 
 use proptest::prelude::*;
+use tokio::net::TcpStream;
 
 use super::*;
 

@@ -1,0 +1,45 @@
+//! The sample former client `check` renders every step for, and `preview` shows when no
+//! real client is named: a fixed record, a fixed "now" and placeholder links, so that the
+//! same templates always give the same sample. Reads nothing and renders nothing.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+
+use crate::config::Config;
+use crate::domain::model::{ChurnedAt, ClientRecord};
+
+/// A realistic former client, used by `check` and `preview`.
+pub fn sample_client() -> ClientRecord {
+    ClientRecord {
+        email: "jordan.rivera@northwind.example".to_string(),
+        name: Some("Jordan Rivera".to_string()),
+        first_name: None,
+        company: Some("Northwind Traders".to_string()),
+        churned_at: ChurnedAt::Date(NaiveDate::from_ymd_opt(2025, 1, 14).expect("a valid date")),
+        churn_reason: Some("competitor".to_string()),
+        timezone: Some(chrono_tz::America::Chicago),
+        fields: BTreeMap::from([
+            ("account_manager".to_string(), "Sam Okafor".to_string()),
+            ("plan".to_string(), "Team".to_string()),
+        ]),
+    }
+}
+
+/// The fixed "now" of the sample rendering: five months after the sample churned.
+pub(super) fn sample_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 6, 17, 15, 0, 0)
+        .single()
+        .expect("a valid instant")
+}
+
+/// The sample's unsubscribe and survey links: where the real ones would point, with a
+/// placeholder for the token.
+pub(super) fn sample_links(config: &Config) -> (String, String) {
+    let base = &config.http.public_url;
+    let survey_url = match &config.survey_external_url {
+        Some(external) => format!("{external}SAMPLE-SURVEY-TOKEN"),
+        None => format!("{base}/s/SAMPLE-SURVEY-TOKEN"),
+    };
+    (format!("{base}/u/SAMPLE-UNSUBSCRIBE-TOKEN"), survey_url)
+}

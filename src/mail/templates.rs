@@ -1,0 +1,469 @@
+//! Compiling and rendering: reads the handlebars files the campaigns name (refusing any
+//! whose rendering could overflow the stack, see `lint`), renders each step against the
+//! sample client at load so that `check` sees what `run` would, and renders one step for
+//! one client. The [`Renderer`] also holds the DKIM signers read at load and hands them to
+//! `message` to build the signed message.
+//!
+//! Only the HTML part is HTML-escaped; the subject and the text part are not, and the
+//! subject is made one line. Reads only the template files and the DKIM keys; never
+//! reads the clock (`now` is an argument) and sends nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use chrono::{DateTime, Datelike, Utc};
+use chrono_tz::Tz;
+use handlebars::{Handlebars, RenderErrorReason, no_escape};
+use serde_json::{Value, json};
+
+use super::dkim;
+use super::header::one_line;
+use super::lint::{self, Weight};
+use super::message::{self, Part, RenderError, Rendered};
+use super::sample::{sample_client, sample_links, sample_now};
+use super::template_blocks::unclosed_block;
+use crate::config::{Campaign, Config, Problem};
+use crate::domain::model::{ChurnedAt, ClientRecord, StepKind};
+use crate::mailer::OutgoingMessage;
+
+/// The values a step is rendered with, besides the campaign, step and sender.
+#[derive(Debug, Clone)]
+pub struct Vars<'a> {
+    pub client: &'a ClientRecord,
+    pub unsubscribe_url: String,
+    pub survey_url: String,
+    /// The daemon's clock, for `months_since_churn`.
+    pub now: DateTime<Utc>,
+}
+
+/// The compiled templates of every step of every campaign of one configuration.
+#[derive(Debug)]
+pub struct Renderer {
+    /// `NAME.html.hbs` files, registered under their file name; escapes HTML.
+    html: Handlebars<'static>,
+    /// `NAME.txt.hbs` files and subjects; no escaping.
+    text: Handlebars<'static>,
+    steps: HashMap<(String, u32), StepTemplates>,
+    sender: crate::config::Sender,
+    /// The DKIM signers (one or two keys), read once at load: a key file that becomes
+    /// unreadable later must not make every message fail to render (which would end
+    /// their sequences).
+    pub(super) dkim: Vec<dkim::Signer>,
+    warnings: Vec<Problem>,
+    /// Steps whose sample still holds a `[EDIT: ...]` placeholder (see `placeholders`).
+    placeholders: Vec<Problem>,
+}
+
+#[derive(Debug, Clone)]
+struct StepTemplates {
+    kind: StepKind,
+    /// Registry name of the subject in `text`, also its key in messages.
+    subject: String,
+    html: String,
+    text: String,
+}
+
+impl Renderer {
+    /// Compiles every step's subject, `NAME.html.hbs` and `NAME.txt.hbs` from
+    /// `config.templates_dir`, renders each against [`sample_client`], and checks the DKIM
+    /// key. Returns every problem found, each naming the file, line when known, the
+    /// campaign/step key and the fix.
+    ///
+    /// The sample client cannot know the CSV's custom columns, so a `{{fields.X}}` it
+    /// lacks is not an error here but a [warning](Renderer::warnings); rendering for a
+    /// real client without that column fails with [`RenderError::Template`].
+    pub fn load(config: &Config) -> Result<Renderer, Vec<Problem>> {
+        let mut html = Handlebars::new();
+        html.set_strict_mode(true);
+        let mut text = Handlebars::new();
+        text.set_strict_mode(true);
+        text.register_escape_fn(no_escape);
+
+        let mut problems = Vec::new();
+        let mut warnings = Vec::new();
+        let mut placeholders = Vec::new();
+        // Template files by registry name: whether each compiled (a file shared by several
+        // steps is read, and reported, once).
+        let mut files: HashMap<String, bool> = HashMap::new();
+        let mut steps = HashMap::new();
+
+        for (ci, campaign) in config.campaigns.iter().enumerate() {
+            for (si, step) in campaign.steps.iter().enumerate() {
+                let number = si as u32 + 1;
+                let key = format!("campaign[{}].step[{}]", ci + 1, number);
+                let templates = StepTemplates {
+                    kind: step.kind,
+                    subject: format!("{key}.subject"),
+                    html: format!("{}.html.hbs", step.template),
+                    text: format!("{}.txt.hbs", step.template),
+                };
+                let mut ok = true;
+                let subject = text
+                    .register_template_string(&templates.subject, &step.subject)
+                    .map_err(|e| {
+                        unclosed_block(&step.subject)
+                            .map_or_else(|| lint::syntax_message(&e), |(_, message)| message)
+                    })
+                    .and_then(|()| {
+                        match text.get_template(&templates.subject).map(lint::stack_risk) {
+                            Some(Some((_, message))) => Err(message),
+                            _ => Ok(()),
+                        }
+                    });
+                if let Err(message) = subject {
+                    ok = false;
+                    problems.push(Problem {
+                        file: config.file.clone(),
+                        line: Some(step.line),
+                        key: templates.subject.clone(),
+                        message,
+                    });
+                }
+                for (registry, name) in [(&mut html, &templates.html), (&mut text, &templates.text)]
+                {
+                    let compiled = *files.entry(name.clone()).or_insert_with(|| {
+                        let path = config.templates_dir.join(name);
+                        match compile_file(registry, name, &path) {
+                            Ok(()) => true,
+                            Err((line, message)) => {
+                                problems.push(Problem {
+                                    file: path,
+                                    line,
+                                    key: format!("{key}.template"),
+                                    message,
+                                });
+                                false
+                            }
+                        }
+                    });
+                    ok &= compiled;
+                }
+                if ok {
+                    steps.insert((campaign.name.clone(), number), templates);
+                }
+            }
+        }
+
+        let mut renderer = Renderer {
+            html,
+            text,
+            steps,
+            sender: config.sender.clone(),
+            dkim: Vec::new(),
+            warnings: Vec::new(),
+            placeholders: Vec::new(),
+        };
+        for (ci, campaign) in config.campaigns.iter().enumerate() {
+            for number in 1..=campaign.steps.len() as u32 {
+                if renderer
+                    .steps
+                    .contains_key(&(campaign.name.clone(), number))
+                {
+                    let key = format!("campaign[{}].step[{number}]", ci + 1);
+                    renderer.check_step(
+                        config,
+                        campaign,
+                        number,
+                        &key,
+                        &mut problems,
+                        &mut warnings,
+                        &mut placeholders,
+                    );
+                }
+            }
+        }
+        let signers = dkim::signers(config, &mut problems, &mut warnings);
+        if !problems.is_empty() {
+            return Err(dedup(problems));
+        }
+        renderer.dkim = signers;
+        renderer.warnings = dedup(warnings);
+        renderer.placeholders = dedup(placeholders);
+        Ok(renderer)
+    }
+
+    /// The message for `to` (see `message::build`), signed with the DKIM key read at load.
+    pub fn build_message(
+        &self,
+        config: &Config,
+        rendered: &Rendered,
+        to: &ClientRecord,
+        message_id: &str,
+        date: DateTime<Utc>,
+        unsubscribe_url: &str,
+    ) -> Result<OutgoingMessage, RenderError> {
+        message::build(
+            config,
+            &self.dkim,
+            rendered,
+            to,
+            message_id,
+            date,
+            unsubscribe_url,
+        )
+    }
+
+    /// Things worth a look that do not stop sending (printed by `check`): custom fields
+    /// the templates need, a survey without its link.
+    pub fn warnings(&self) -> &[Problem] {
+        &self.warnings
+    }
+
+    /// Steps that still hold a placeholder for the sample client. Such a message is held,
+    /// never sent; `check` calls it an error when mail goes to a real server and a warning
+    /// while it only goes to files.
+    pub fn placeholders(&self) -> &[Problem] {
+        &self.placeholders
+    }
+
+    /// Renders step `step` (1-based) of `campaign` for `vars.client`.
+    pub fn render(
+        &self,
+        campaign: &Campaign,
+        step: u32,
+        vars: &Vars,
+    ) -> Result<Rendered, RenderError> {
+        let templates = self
+            .steps
+            .get(&(campaign.name.clone(), step))
+            .ok_or_else(|| RenderError::UnknownStep {
+                campaign: campaign.name.clone(),
+                step,
+            })?;
+        let data = handlebars::Context::from(self.context(campaign, step, templates.kind, vars));
+        let render = |part: Part| {
+            self.render_part(templates, part, &data)
+                .map_err(|e| template_error(templates, part, &e))
+        };
+        Ok(Rendered {
+            subject: one_line(&render(Part::Subject)?),
+            text: render(Part::Text)?,
+            html: render(Part::Html)?,
+        })
+    }
+
+    /// `data` is a handlebars `Context` built once per message: rendering from a `Value`
+    /// would copy it for each of the three parts.
+    fn render_part(
+        &self,
+        templates: &StepTemplates,
+        part: Part,
+        data: &handlebars::Context,
+    ) -> Result<String, handlebars::RenderError> {
+        match part {
+            Part::Subject => self.text.render_with_context(&templates.subject, data),
+            Part::Html => self.html.render_with_context(&templates.html, data),
+            Part::Text => self.text.render_with_context(&templates.text, data),
+        }
+    }
+
+    fn context(&self, campaign: &Campaign, step: u32, kind: StepKind, vars: &Vars) -> Value {
+        let client = vars.client;
+        let tz = client.timezone.unwrap_or(campaign.timezone);
+        json!({
+            "first_name": first_name(client),
+            "name": client.name.as_deref().unwrap_or_default(),
+            "company": client.company.as_deref().unwrap_or_default(),
+            "email": client.email,
+            "churned_at": client.churned_at.to_string(),
+            "churn_reason": client.churn_reason.as_deref().unwrap_or_default(),
+            "months_since_churn": months_since(client.churned_at, vars.now, tz),
+            "fields": client.fields,
+            "unsubscribe_url": vars.unsubscribe_url,
+            "survey_url": vars.survey_url,
+            "campaign": campaign.name,
+            "step": step,
+            "step_kind": kind.as_str(),
+            "sender": self.sender,
+        })
+    }
+
+    /// Renders one step against the sample client and reports what `check` must catch.
+    #[allow(clippy::too_many_arguments)] // three lists of findings, each its own severity
+    /// Renders one step against the sample client and reports what `check` must catch.
+    #[allow(clippy::too_many_arguments)] // three lists of findings, each its own severity
+    fn check_step(
+        &self,
+        config: &Config,
+        campaign: &Campaign,
+        number: u32,
+        key: &str,
+        problems: &mut Vec<Problem>,
+        warnings: &mut Vec<Problem>,
+        placeholders: &mut Vec<Problem>,
+    ) {
+        let templates = &self.steps[&(campaign.name.clone(), number)];
+        let mut client = sample_client();
+        let (unsubscribe_url, survey_url) = sample_links(config);
+        for part in [Part::Subject, Part::Html, Part::Text] {
+            let (file, line_base) = match part {
+                Part::Subject => (
+                    config.file.clone(),
+                    Some(config_step_line(campaign, number)),
+                ),
+                Part::Html => (config.templates_dir.join(&templates.html), None),
+                Part::Text => (config.templates_dir.join(&templates.text), None),
+            };
+            let problem = |line: Option<usize>, message: String| Problem {
+                file: file.clone(),
+                line: line_base.or(line),
+                key: match part {
+                    Part::Subject => templates.subject.clone(),
+                    _ => format!("{key}.template"),
+                },
+                message,
+            };
+            // Custom fields the sample lacks are added (and warned about) until it renders.
+            let rendered = loop {
+                let vars = Vars {
+                    client: &client,
+                    unsubscribe_url: unsubscribe_url.clone(),
+                    survey_url: survey_url.clone(),
+                    now: sample_now(),
+                };
+                let data = handlebars::Context::from(self.context(
+                    campaign,
+                    number,
+                    templates.kind,
+                    &vars,
+                ));
+                match self.render_part(templates, part, &data) {
+                    Ok(rendered) => break Some(rendered),
+                    Err(e) => {
+                        if let RenderErrorReason::MissingVariable(Some(path)) = e.reason()
+                            && let Some(column) = lint::custom_field(path)
+                            && !client.fields.contains_key(&column)
+                        {
+                            warnings.push(problem(
+                                e.line_no,
+                                format!(
+                                    "uses {{{{fields.{column}}}}}: every client must have a \"{column}\" column in the CSV, or this step fails for them (wrap it in {{{{#if fields.{column}}}}}...{{{{/if}}}} to make it optional)"
+                                ),
+                            ));
+                            client.fields.insert(column.clone(), format!("({column})"));
+                            continue;
+                        }
+                        problems.push(problem(e.line_no, lint::render_message(&e)));
+                        break None;
+                    }
+                }
+            };
+            let Some(rendered) = rendered else { continue };
+            let links = (unsubscribe_url.as_str(), survey_url.as_str());
+            for (weight, line, message) in
+                lint::sample_findings(config, templates.kind, part, &rendered, links, &file)
+            {
+                let list = match weight {
+                    Weight::Problem => &mut *problems,
+                    Weight::Warning => &mut *warnings,
+                    Weight::Placeholder => &mut *placeholders,
+                };
+                list.push(problem(line, message));
+            }
+        }
+    }
+}
+
+/// The line of the `[[campaign.step]]` declaring step `number`.
+fn config_step_line(campaign: &Campaign, number: u32) -> usize {
+    campaign.step(number).map(|s| s.line).unwrap_or(0)
+}
+
+/// Reads and registers one template file, or the line and message of what went wrong.
+fn compile_file(
+    registry: &mut Handlebars<'static>,
+    name: &str,
+    path: &Path,
+) -> Result<(), (Option<usize>, String)> {
+    let source = match std::fs::read_to_string(path) {
+        Ok(source) => source,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err((
+                None,
+                format!(
+                    "the template file does not exist; create it (each step needs NAME.html.hbs and NAME.txt.hbs in {})",
+                    path.parent().unwrap_or(Path::new(".")).display()
+                ),
+            ));
+        }
+        Err(e) => return Err((None, format!("cannot read the template file ({e})"))),
+    };
+    registry
+        .register_template_string(name, &source)
+        .map_err(|e| match unclosed_block(&source) {
+            Some((line, message)) => (Some(line), message),
+            None => (e.pos().map(|(line, _)| line), lint::syntax_message(&e)),
+        })?;
+    match registry.get_template(name).map(lint::stack_risk) {
+        Some(Some(problem)) => Err(problem),
+        _ => Ok(()),
+    }
+}
+fn template_error(
+    templates: &StepTemplates,
+    part: Part,
+    e: &handlebars::RenderError,
+) -> RenderError {
+    let template = match part {
+        Part::Subject => templates.subject.clone(),
+        Part::Html => templates.html.clone(),
+        Part::Text => templates.text.clone(),
+    };
+    RenderError::Template {
+        template,
+        line: if part == Part::Subject {
+            None
+        } else {
+            e.line_no
+        },
+        message: lint::render_message(e),
+    }
+}
+/// Problems in first-seen order, without repeats (a file shared by several steps is
+/// reported once).
+fn dedup(problems: Vec<Problem>) -> Vec<Problem> {
+    let mut seen = HashSet::new();
+    problems
+        .into_iter()
+        .filter(|p| seen.insert((p.file.clone(), p.line, p.message.clone())))
+        .collect()
+}
+
+/// `first_name`: the record's `first_name` column; else the first word of `name`
+/// (skipping a title such as "Dr."); else the empty string, so that templates can write
+/// `{{#if first_name}}Hi {{first_name}},{{else}}Hello,{{/if}}`. A fallback word such as
+/// "there" would read wrongly in most places a first name goes ("there, may we ask...").
+pub(super) fn first_name(client: &ClientRecord) -> String {
+    if let Some(first) = client
+        .first_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+    {
+        return first.to_string();
+    }
+    const TITLES: [&str; 8] = ["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir"];
+    client
+        .name
+        .as_deref()
+        .unwrap_or_default()
+        .split_whitespace()
+        .find(|word| !TITLES.contains(&word.trim_end_matches('.').to_lowercase().as_str()))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Whole calendar months from the churn date to `now`'s date, both in `tz`; 0 if `now`
+/// is not later.
+pub(super) fn months_since(churned_at: ChurnedAt, now: DateTime<Utc>, tz: Tz) -> u32 {
+    let from = match churned_at {
+        ChurnedAt::Date(date) => date,
+        ChurnedAt::Instant(t) => t.with_timezone(&tz).date_naive(),
+    };
+    let to = now.with_timezone(&tz).date_naive();
+    let mut months = (to.year() - from.year()) * 12 + to.month() as i32 - from.month() as i32;
+    if to.day() < from.day() {
+        months -= 1;
+    }
+    months.max(0) as u32
+}
