@@ -7,20 +7,20 @@ use chrono::{DateTime, Duration, Utc};
 
 /// A clock that is the system clock shifted by a fixed offset.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock {
+pub(crate) struct Clock {
     offset: Duration,
 }
 
 impl Clock {
     /// The real time.
-    pub fn system() -> Self {
+    pub(crate) fn system() -> Self {
         Clock {
             offset: Duration::zero(),
         }
     }
 
     /// A clock that reads `start` now and runs on in real time.
-    pub fn starting_at(start: DateTime<Utc>) -> Self {
+    pub(crate) fn starting_at(start: DateTime<Utc>) -> Self {
         #[allow(clippy::disallowed_methods)]
         let real = Utc::now();
         Clock {
@@ -28,7 +28,7 @@ impl Clock {
         }
     }
 
-    pub fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         #[allow(clippy::disallowed_methods)]
         let real = Utc::now();
         // Whole microseconds: SQLite stores times as text, and a round trip must compare equal.

@@ -236,7 +236,7 @@ async fn reload(current: &Deliverer) -> anyhow::Result<Deliverer> {
 }
 
 /// SIGHUP requests, and where the loop announces each configuration it applied.
-pub struct Reloads {
+pub(crate) struct Reloads {
     pub requests: watch::Receiver<u64>,
     pub applied: watch::Sender<Arc<Config>>,
 }
@@ -275,7 +275,7 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -300,7 +300,7 @@ pub async fn shutdown_signal() {
 
 /// The loop. Returns when `shutdown` resolves (after in-flight sends), or after one pass.
 /// A change of `reloads` (SIGHUP) is applied between passes, never during one.
-pub async fn run(
+pub(crate) async fn run(
     mut deliverer: Deliverer,
     once: bool,
     shutdown: impl Future<Output = ()>,

@@ -30,14 +30,14 @@ mod tests;
 /// Messages claimed per batch, per SMTP connection: larger batches amortize the claim
 /// transactions. A claimed message that never started goes back to the queue after a
 /// crash, so the batch size does not bound what a crash leaves `uncertain`.
-pub const BATCH_PER_CONNECTION: usize = 8;
+pub(crate) const BATCH_PER_CONNECTION: usize = 8;
 
 /// A claimed message, rendered, or the outcome that replaces its send.
 type Prepared = (Claimed, Result<OutgoingMessage, Outcome>);
 
 /// Everything a pass needs; cheap to clone into tasks.
 #[derive(Clone)]
-pub struct Deliverer {
+pub(crate) struct Deliverer {
     pub config: Arc<Config>,
     pub renderer: Arc<Renderer>,
     pub mailer: Arc<dyn Mailer>,
@@ -47,7 +47,7 @@ pub struct Deliverer {
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct PassReport {
+pub(crate) struct PassReport {
     pub sent: usize,
     pub retried: usize,
     pub failed: usize,
@@ -68,7 +68,7 @@ pub struct PassReport {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum DeliverError {
+pub(crate) enum DeliverError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("a database task failed: {0}")]
@@ -107,7 +107,7 @@ impl From<SharedError> for DeliverError {
 }
 
 impl Deliverer {
-    pub fn unsubscribe_url(&self, enrollment_id: i64) -> String {
+    pub(crate) fn unsubscribe_url(&self, enrollment_id: i64) -> String {
         crate::links::unsubscribe_url(
             &self.config,
             &self.secret,
@@ -115,7 +115,7 @@ impl Deliverer {
         )
     }
 
-    pub fn survey_url(&self, enrollment_id: i64) -> String {
+    pub(crate) fn survey_url(&self, enrollment_id: i64) -> String {
         crate::links::survey_url(
             &self.config,
             &self.secret,

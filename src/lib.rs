@@ -11,19 +11,21 @@
 //! Architecture invariant: [`domain`] knows nothing about I/O; the wall clock is read
 //! only in [`clock`].
 
+#![warn(unreachable_pub)]
+
 pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod daemon;
-pub mod deliver;
-pub mod domain;
-pub mod http;
-pub mod import;
-pub mod links;
-pub mod mail;
-pub mod mailer;
-pub(crate) mod setup;
-pub mod store;
+mod clock;
+mod config;
+mod daemon;
+mod deliver;
+mod domain;
+mod http;
+mod import;
+mod links;
+mod mail;
+mod mailer;
+mod setup;
+mod store;
 pub mod token;
 
 #[cfg(test)]

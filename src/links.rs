@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::token::{self, Purpose, Secret, Target};
 
 /// `{public_url}/u/{token}`: the List-Unsubscribe and footer link.
-pub fn unsubscribe_url(config: &Config, secret: &Secret, link: Target) -> String {
+pub(crate) fn unsubscribe_url(config: &Config, secret: &Secret, link: Target) -> String {
     unsubscribe_link(config, &token::issue(secret, Purpose::Unsubscribe, link))
 }
 
@@ -19,7 +19,7 @@ pub(crate) fn undo_url(config: &Config, secret: &Secret, link: Target) -> String
 }
 
 /// The built-in survey form, or `[survey] external_url` with the token appended.
-pub fn survey_url(config: &Config, secret: &Secret, link: Target) -> String {
+pub(crate) fn survey_url(config: &Config, secret: &Secret, link: Target) -> String {
     survey_link(config, &token::issue(secret, Purpose::Survey, link))
 }
 

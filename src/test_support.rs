@@ -7,7 +7,7 @@ use crate::config::Config;
 /// A configuration for tests, written to `DIR/winback.toml` and parsed: mail to
 /// `file://outbox` (plus the `[smtp]` lines in `smtp_extra`), a sender, and `rest`
 /// (campaigns, other sections). `DIR/templates` is created if it is missing.
-pub fn config(dir: &Path, smtp_extra: &str, rest: &str) -> Config {
+pub(crate) fn config(dir: &Path, smtp_extra: &str, rest: &str) -> Config {
     std::fs::create_dir_all(dir.join("templates")).unwrap();
     let path = dir.join("winback.toml");
     let text = format!(
@@ -31,7 +31,7 @@ postal_address = "1 Main Street"
 }
 
 /// One campaign, `former-clients`, sending at any minute in UTC: a survey only.
-pub const SURVEY_ONLY: &str = r#"
+pub(crate) const SURVEY_ONLY: &str = r#"
 [[campaign]]
 name = "former-clients"
 send_at = "* * * * *"

@@ -18,7 +18,7 @@ const FLUSH_WAIT: Duration = Duration::from_secs(1);
 
 /// The shared end: cheap to clone, one per event writer.
 #[derive(Clone)]
-pub struct LogSink {
+pub(super) struct LogSink {
     queue: SyncSender<Vec<u8>>,
     counts: Arc<Counts>,
 }
@@ -48,7 +48,7 @@ impl Drop for FlushGuard {
 impl LogSink {
     /// Starts the writing thread on `out` (stderr). Without a thread (none can start),
     /// lines are dropped: logging is never a reason not to run.
-    pub fn start(out: impl Write + Send + 'static) -> (LogSink, FlushGuard) {
+    pub(super) fn start(out: impl Write + Send + 'static) -> (LogSink, FlushGuard) {
         let (queue, lines) = sync_channel(QUEUE_LINES);
         let counts = Arc::new(Counts::default());
         let thread_counts = counts.clone();
@@ -100,7 +100,7 @@ fn write_lines(lines: Receiver<Vec<u8>>, mut out: impl Write, counts: &Counts) {
 }
 
 /// One event's text, queued whole when the formatter is done with it.
-pub struct LineWriter {
+pub(super) struct LineWriter {
     line: Vec<u8>,
     sink: LogSink,
 }

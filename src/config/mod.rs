@@ -18,17 +18,12 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use crate::domain::campaign::{
-    ALWAYS_EXCLUDED, Campaign, MIN_QUIET_DAYS, SLOW_TOUCH_DAYS, Step,
-};
-pub use crate::domain::send_at::SendAt;
-pub use renames::{StoredCampaign, SuspectedRename, unconfirmed_renames};
-pub(crate) use smtp_url::redact_password;
-pub(crate) use smtp_url::server as smtp_server;
-pub use smtp_url::{Endpoint, SmtpServer, UrlError};
+pub(crate) use crate::domain::campaign::Campaign;
+pub(crate) use renames::{StoredCampaign, SuspectedRename, unconfirmed_renames};
+pub(crate) use smtp_url::{Endpoint, SmtpServer};
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// The file this was read from; relative paths in it are relative to its directory.
     pub file: PathBuf,
     pub database_path: PathBuf,
@@ -45,7 +40,7 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone)]
-pub struct Smtp {
+pub(crate) struct Smtp {
     /// `smtp://`, `smtps://`, or `file://` with the directory made absolute.
     pub url: String,
     /// The url read: where the mailer sends.
@@ -61,14 +56,14 @@ pub struct Smtp {
 }
 
 #[derive(Debug, Clone)]
-pub struct Http {
+pub(crate) struct Http {
     pub listen: SocketAddr,
     /// Without a trailing slash.
     pub public_url: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Sender {
+pub(crate) struct Sender {
     pub company: String,
     pub postal_address: String,
     /// The privacy notice every footer and page links when set (`sender.privacy_url`;
@@ -77,7 +72,7 @@ pub struct Sender {
 }
 
 #[derive(Debug, Clone)]
-pub struct Dkim {
+pub(crate) struct Dkim {
     pub selector: String,
     pub domain: String,
     pub key_file: PathBuf,
@@ -87,14 +82,14 @@ pub struct Dkim {
 }
 
 #[derive(Debug, Clone)]
-pub struct DkimKey {
+pub(crate) struct DkimKey {
     pub selector: String,
     pub key_file: PathBuf,
 }
 
 /// One thing wrong (or worth a warning) in a configuration or template file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
+pub(crate) struct Problem {
     pub file: PathBuf,
     pub line: Option<usize>,
     pub key: String,
@@ -117,7 +112,7 @@ impl fmt::Display for Problem {
 
 /// Everything wrong with a configuration, in file order.
 #[derive(Debug, thiserror::Error)]
-pub struct ConfigErrors(pub Vec<Problem>);
+pub(crate) struct ConfigErrors(pub Vec<Problem>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -136,7 +131,7 @@ impl fmt::Display for ConfigErrors {
 
 impl Config {
     /// Reads and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    pub(crate) fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![Problem {
                 file: path.to_path_buf(),
@@ -151,11 +146,12 @@ impl Config {
         Config::parse(path, &text)
     }
 
-    pub fn base_dir(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn base_dir(&self) -> &Path {
         self.file.parent().unwrap_or(Path::new("."))
     }
 
-    pub fn campaign(&self, name: &str) -> Option<&Campaign> {
+    pub(crate) fn campaign(&self, name: &str) -> Option<&Campaign> {
         self.campaigns.iter().find(|c| c.name == name)
     }
 }

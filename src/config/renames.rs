@@ -9,7 +9,7 @@ use super::Config;
 
 /// A campaign the database knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredCampaign {
+pub(crate) struct StoredCampaign {
     pub name: String,
     /// People enrolled under this name, in any state.
     pub enrolled: u64,
@@ -21,7 +21,7 @@ pub struct StoredCampaign {
 
 /// A campaign gone from the configuration, with people, while others are new.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SuspectedRename {
+pub(crate) struct SuspectedRename {
     pub old: String,
     pub enrolled: u64,
     /// The new campaigns, any of which may be its new name.
@@ -30,7 +30,7 @@ pub struct SuspectedRename {
 
 impl SuspectedRename {
     /// What to do, in words.
-    pub fn explain(&self) -> String {
+    pub(crate) fn explain(&self) -> String {
         let new: Vec<String> = self.new.iter().map(|n| format!("\"{n}\"")).collect();
         let first = &self.new[0];
         format!(
@@ -59,7 +59,10 @@ impl SuspectedRename {
 /// without `renamed_from` and without anyone enrolled yet has appeared that would take
 /// some of those people in. Every way into the store (import, `run`, `plan`) asks first,
 /// so a new name cannot gather people before the question is answered.
-pub fn unconfirmed_renames(config: &Config, stored: &[StoredCampaign]) -> Vec<SuspectedRename> {
+pub(crate) fn unconfirmed_renames(
+    config: &Config,
+    stored: &[StoredCampaign],
+) -> Vec<SuspectedRename> {
     let stored_as = |name: &str| stored.iter().find(|s| s.name == name);
     let appeared: Vec<&super::Campaign> = config
         .campaigns

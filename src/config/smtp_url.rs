@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 /// Where the messages go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// `smtp://` or `smtps://`.
     Smtp(SmtpServer),
     /// `file://DIR`: one `.eml` file per message in DIR (absolute once validated).
@@ -19,7 +19,7 @@ pub enum Endpoint {
 
 /// An SMTP server read from `smtp://[USER@]HOST[:PORT]` or `smtps://…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmtpServer {
+pub(crate) struct SmtpServer {
     /// A name or an IP address (an IPv6 one without its brackets).
     pub host: String,
     /// As written, else 25 for `smtp://` and 465 for `smtps://`.
@@ -32,7 +32,7 @@ pub struct SmtpServer {
 
 impl Endpoint {
     /// The login the endpoint names, if any.
-    pub fn user(&self) -> Option<&str> {
+    pub(crate) fn user(&self) -> Option<&str> {
         match self {
             Endpoint::Smtp(server) => server.user.as_deref(),
             Endpoint::File(_) => None,
@@ -43,7 +43,7 @@ impl Endpoint {
 /// Why a url is refused: the url (its password, if any, replaced by `***`) and the reason
 /// in plain words.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UrlError {
+pub(crate) struct UrlError {
     pub url: String,
     pub reason: String,
 }
@@ -60,7 +60,7 @@ impl SmtpServer {
     /// Reads `smtp://[USER@]HOST[:PORT][/]` or the same with `smtps://` (scheme in any
     /// case, spaces around ignored). `HOST` may be a bracketed IPv6 literal; `USER` may be
     /// percent-encoded; a password written in the url is refused.
-    pub fn parse(url: &str) -> Result<SmtpServer, UrlError> {
+    pub(crate) fn parse(url: &str) -> Result<SmtpServer, UrlError> {
         let url = url.trim();
         let (implicit_tls, rest) = match url.split_once("://") {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("smtp") => (false, rest),
@@ -183,6 +183,9 @@ fn percent_decode(text: &str) -> Option<String> {
     }
     String::from_utf8(decoded).ok()
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

@@ -20,7 +20,7 @@ use super::{Campaign, Config, ConfigErrors, Http, Problem, Sender, Smtp, raw, to
 
 impl Config {
     /// Validates `text` as if read from `path`.
-    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         // Absolute, so that paths resolved against it stay right whatever the working directory.
         let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let mut v = Validator {

@@ -65,7 +65,7 @@ impl Deliverer {
     /// results no worker could record and the next claims, then renders what it claimed.
     /// It claims only while fewer than one batch is claimed but unrecorded. Once
     /// `stopping` is set, workers start nothing more and return what they are given.
-    pub async fn pass(&self, stopping: Arc<AtomicBool>) -> Result<PassReport, DeliverError> {
+    pub(crate) async fn pass(&self, stopping: Arc<AtomicBool>) -> Result<PassReport, DeliverError> {
         let connections = self.config.smtp.connections;
         let batch = connections * BATCH_PER_CONNECTION;
         let (work_tx, work_rx) = mpsc::channel::<Prepared>(batch);

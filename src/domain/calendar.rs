@@ -8,7 +8,7 @@ use chrono::{DateTime, Days, Duration, LocalResult, NaiveDate, NaiveDateTime, Ti
 use chrono_tz::Tz;
 
 /// The instant a local wall-clock time denotes in `tz`.
-pub fn local_to_utc(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
+pub(crate) fn local_to_utc(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
     match tz.from_local_datetime(&local) {
         LocalResult::Single(t) => t.with_timezone(&Utc),
         LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
@@ -28,7 +28,7 @@ pub fn local_to_utc(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
 }
 
 /// `t` plus `days` calendar days on the wall clock of `tz`, keeping the time of day.
-pub fn add_local_days(t: DateTime<Utc>, days: u32, tz: Tz) -> DateTime<Utc> {
+pub(crate) fn add_local_days(t: DateTime<Utc>, days: u32, tz: Tz) -> DateTime<Utc> {
     let local = t.with_timezone(&tz).naive_local();
     let later = local
         .checked_add_days(Days::new(u64::from(days)))
@@ -37,6 +37,6 @@ pub fn add_local_days(t: DateTime<Utc>, days: u32, tz: Tz) -> DateTime<Utc> {
 }
 
 /// The calendar day `t` falls on in `tz`.
-pub fn local_day(t: DateTime<Utc>, tz: Tz) -> NaiveDate {
+pub(crate) fn local_day(t: DateTime<Utc>, tz: Tz) -> NaiveDate {
     t.with_timezone(&tz).date_naive()
 }

@@ -9,14 +9,14 @@ use crate::domain::model::StepKind;
 use crate::domain::send_at::SendAt;
 
 /// The smallest quiet period the playbook allows.
-pub const MIN_QUIET_DAYS: i64 = 90;
+pub(crate) const MIN_QUIET_DAYS: i64 = 90;
 /// Gaps below this between soft touches earn a warning.
-pub const SLOW_TOUCH_DAYS: i64 = 14;
+pub(crate) const SLOW_TOUCH_DAYS: i64 = 14;
 /// Churn reasons that are never contacted, whatever the campaign says.
-pub const ALWAYS_EXCLUDED: &str = "we_ended";
+pub(crate) const ALWAYS_EXCLUDED: &str = "we_ended";
 
 #[derive(Debug, Clone)]
-pub struct Campaign {
+pub(crate) struct Campaign {
     pub name: String,
     pub quiet_days: u32,
     pub send_at: SendAt,
@@ -30,7 +30,7 @@ pub struct Campaign {
 
 impl Campaign {
     /// Whether a client who left for `reason` belongs to this campaign's audience.
-    pub fn admits(&self, reason: Option<&str>) -> bool {
+    pub(crate) fn admits(&self, reason: Option<&str>) -> bool {
         match reason {
             Some(reason) => {
                 reason != ALWAYS_EXCLUDED && !self.exclude_reasons.iter().any(|r| r == reason)
@@ -40,7 +40,7 @@ impl Campaign {
     }
 
     /// The step with 1-based number `number`.
-    pub fn step(&self, number: u32) -> Option<&Step> {
+    pub(crate) fn step(&self, number: u32) -> Option<&Step> {
         (number as usize)
             .checked_sub(1)
             .and_then(|i| self.steps.get(i))
@@ -48,7 +48,7 @@ impl Campaign {
 }
 
 #[derive(Debug, Clone)]
-pub struct Step {
+pub(crate) struct Step {
     pub kind: StepKind,
     /// Days after the previous step's send; 0 for the survey (timed by `quiet_days`).
     pub after_days: u32,

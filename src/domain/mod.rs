@@ -5,13 +5,13 @@
 //! `domain/` imports rusqlite, tokio, lettre, handlebars, axum, `crate::store`,
 //! `crate::mailer`, `crate::http` or `crate::clock`.
 
-pub mod calendar;
-pub mod campaign;
+pub(crate) mod calendar;
+pub(crate) mod campaign;
 pub(crate) mod lifecycle;
-pub mod model;
-pub mod plan;
+pub(crate) mod model;
+pub(crate) mod plan;
 pub(crate) mod retry;
-pub mod schedule;
-pub mod send_at;
-pub mod suppression;
+pub(crate) mod schedule;
+pub(crate) mod send_at;
+pub(crate) mod suppression;
 pub(crate) mod survey;

@@ -10,14 +10,14 @@ use serde::{Deserialize, Serialize};
 
 /// When a client left: a bare date (midnight in the client's time zone) or an instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChurnedAt {
+pub(crate) enum ChurnedAt {
     Date(NaiveDate),
     Instant(DateTime<Utc>),
 }
 
 impl ChurnedAt {
     /// Parses `YYYY-MM-DD` or RFC 3339.
-    pub fn parse(text: &str) -> Option<ChurnedAt> {
+    pub(crate) fn parse(text: &str) -> Option<ChurnedAt> {
         let text = text.trim();
         if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
             return Some(ChurnedAt::Date(date));
@@ -28,7 +28,7 @@ impl ChurnedAt {
     }
 
     /// The instant it denotes in `tz` (a bare date is midnight there).
-    pub fn instant(&self, tz: Tz) -> DateTime<Utc> {
+    pub(crate) fn instant(&self, tz: Tz) -> DateTime<Utc> {
         match self {
             ChurnedAt::Instant(t) => *t,
             ChurnedAt::Date(d) => {
@@ -53,7 +53,7 @@ impl fmt::Display for ChurnedAt {
 
 /// One validated row of a former-clients CSV.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ClientRecord {
+pub(crate) struct ClientRecord {
     /// In its one normalized form (see [`normalize_email`]).
     pub email: String,
     pub name: Option<String>,
@@ -69,7 +69,7 @@ pub struct ClientRecord {
 }
 
 /// The longest address a mail server must accept (RFC 5321's path limit, less the `<>`).
-pub const MAX_EMAIL_BYTES: usize = 254;
+pub(crate) const MAX_EMAIL_BYTES: usize = 254;
 
 /// The one form of an address that is stored, compared and hashed: trimmed, lower-cased,
 /// the domain in its ASCII (IDNA, `xn--`) form and a Unicode local part in NFC, so that
@@ -77,7 +77,7 @@ pub const MAX_EMAIL_BYTES: usize = 254;
 /// accent, are one mailbox. An all-ASCII address is only trimmed and lower-cased, as it
 /// always was, so the hashes of existing suppressions still match. Idempotent; a domain
 /// IDNA refuses is kept lower-cased (and [`parse_address`] refuses it).
-pub fn normalize_email(email: &str) -> String {
+pub(crate) fn normalize_email(email: &str) -> String {
     let email = email.trim();
     if email.is_ascii() {
         return email.to_ascii_lowercase();
@@ -112,7 +112,7 @@ fn ascii_domain(domain: &str) -> Option<String> {
 /// only trimmed and lower-cased: with the domain in Unicode. Some if it differs from the
 /// normalized form `email` (its domain has `xn--` labels), so a suppression hashed under
 /// that spelling can still be found.
-pub fn legacy_unicode_spelling(email: &str) -> Option<String> {
+pub(crate) fn legacy_unicode_spelling(email: &str) -> Option<String> {
     let (local, domain) = email.rsplit_once('@')?;
     if !domain.split('.').any(|label| label.starts_with("xn--")) {
         return None;
@@ -125,7 +125,7 @@ pub fn legacy_unicode_spelling(email: &str) -> Option<String> {
 
 /// Whether older versions may have spelt (and hashed) the normalized address `email`
 /// otherwise: only then is [`legacy_spellings`] worth asking. Cheap.
-pub fn may_have_legacy_spelling(email: &str) -> bool {
+pub(crate) fn may_have_legacy_spelling(email: &str) -> bool {
     !email.is_ascii() || email.contains("xn--")
 }
 
@@ -133,7 +133,7 @@ pub fn may_have_legacy_spelling(email: &str) -> bool {
 /// the normalized address `email`: they only trimmed and lower-cased it, so the domain
 /// was in Unicode ([`legacy_unicode_spelling`]) and accents were as the file wrote them,
 /// composed or decomposed (NFD, as some systems export). Empty for most addresses.
-pub fn legacy_spellings(email: &str) -> Vec<String> {
+pub(crate) fn legacy_spellings(email: &str) -> Vec<String> {
     use unicode_normalization::UnicodeNormalization;
     if !may_have_legacy_spelling(email) {
         return Vec::new();
@@ -152,7 +152,7 @@ pub fn legacy_spellings(email: &str) -> Vec<String> {
 
 /// Why a text is not an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AddressError {
+pub(crate) enum AddressError {
     Missing,
     Invalid,
 }
@@ -161,7 +161,7 @@ pub enum AddressError {
 /// surrounding spaces and quotes (`"ann@x.example"`), a display name (`Ann <ann@x.example>`)
 /// and a `mailto:` are taken off, then the address is normalized ([`normalize_email`]) and
 /// checked. Anything but exactly one valid address is refused.
-pub fn parse_address(text: &str) -> Result<String, AddressError> {
+pub(crate) fn parse_address(text: &str) -> Result<String, AddressError> {
     let mut text = unquoted(text.trim());
     if let Some(inner) = text
         .strip_suffix('>')
@@ -232,7 +232,7 @@ fn is_valid_email(email: &str) -> bool {
 /// What the daemon's last look at the CRM sync file found: shown by `status` and
 /// `/metrics`, so a sync that keeps failing is seen, not only logged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncReport {
+pub(crate) struct SyncReport {
     /// When the daemon read the file, or found it missing.
     pub at: DateTime<Utc>,
     pub file: String,
@@ -249,7 +249,7 @@ pub struct SyncReport {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SyncOutcome {
+pub(crate) enum SyncOutcome {
     /// Read and applied.
     Imported,
     /// Read, but bad rows (or a header problem) kept all of it out.
@@ -261,7 +261,7 @@ pub enum SyncOutcome {
 }
 
 impl SyncOutcome {
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             SyncOutcome::Imported => "imported",
             SyncOutcome::Refused => "refused",
@@ -273,7 +273,7 @@ impl SyncOutcome {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum StepKind {
+pub(crate) enum StepKind {
     Survey,
     Newsletter,
     Article,
@@ -282,7 +282,7 @@ pub enum StepKind {
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 5] = [
+    pub(crate) const ALL: [StepKind; 5] = [
         StepKind::Survey,
         StepKind::Newsletter,
         StepKind::Article,
@@ -290,7 +290,7 @@ impl StepKind {
         StepKind::Greeting,
     ];
 
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             StepKind::Survey => "survey",
             StepKind::Newsletter => "newsletter",
@@ -300,7 +300,7 @@ impl StepKind {
         }
     }
 
-    pub fn parse(text: &str) -> Option<StepKind> {
+    pub(crate) fn parse(text: &str) -> Option<StepKind> {
         StepKind::ALL.into_iter().find(|k| k.as_str() == text)
     }
 }
@@ -314,7 +314,7 @@ impl fmt::Display for StepKind {
 /// Where a client stands in one campaign.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum EnrollmentState {
+pub(crate) enum EnrollmentState {
     /// Steps remain; the next one is scheduled (or in flight).
     Active,
     /// Every step was sent.
@@ -325,7 +325,7 @@ pub enum EnrollmentState {
 }
 
 impl EnrollmentState {
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             EnrollmentState::Active => "active",
             EnrollmentState::Completed => "completed",
@@ -335,7 +335,7 @@ impl EnrollmentState {
         }
     }
 
-    pub fn parse(text: &str) -> Option<EnrollmentState> {
+    pub(crate) fn parse(text: &str) -> Option<EnrollmentState> {
         [
             EnrollmentState::Active,
             EnrollmentState::Completed,
@@ -352,7 +352,7 @@ impl EnrollmentState {
 /// `sending → sent | retry | failed | uncertain | held`, `retry | held → sending`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum MessageState {
+pub(crate) enum MessageState {
     /// Claimed; committed before the SMTP transaction starts.
     Sending,
     /// The server answered 250.
@@ -370,7 +370,7 @@ pub enum MessageState {
 }
 
 impl MessageState {
-    pub const ALL: [MessageState; 7] = [
+    pub(crate) const ALL: [MessageState; 7] = [
         MessageState::Sending,
         MessageState::Sent,
         MessageState::Retry,
@@ -380,7 +380,7 @@ impl MessageState {
         MessageState::Held,
     ];
 
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             MessageState::Sending => "sending",
             MessageState::Sent => "sent",
@@ -392,19 +392,20 @@ impl MessageState {
         }
     }
 
-    pub fn parse(text: &str) -> Option<MessageState> {
+    pub(crate) fn parse(text: &str) -> Option<MessageState> {
         MessageState::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
     /// Whether the server has it, or may have (`sent`, `uncertain`): it counts as sent
     /// for the timing of the next step and is never sent again unasked.
-    pub fn went_out(self) -> bool {
+    pub(crate) fn went_out(self) -> bool {
         matches!(self, MessageState::Sent | MessageState::Uncertain)
     }
 
+    #[cfg(test)]
     /// Whether the message takes up its person's local day for the one-message-per-day
     /// rule: it went out, may have, or is going out now.
-    pub fn takes_the_day(self) -> bool {
+    pub(crate) fn takes_the_day(self) -> bool {
         self == MessageState::Sending || self.went_out()
     }
 }
@@ -414,7 +415,7 @@ impl MessageState {
 /// every other control character (escape sequences start with one) and every bidi
 /// override is removed, so nothing a server or a file sent can move the cursor, recolour
 /// or rewrite what the operator reads.
-pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     let unsafe_char =
         |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
     if !text.chars().any(unsafe_char) {

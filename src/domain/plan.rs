@@ -16,7 +16,7 @@ use crate::domain::schedule::{Next, after_send, earliest_free_send, earliest_sen
 
 /// An active enrollment, as `plan` needs it.
 #[derive(Debug, Clone)]
-pub struct PlanItem<'a> {
+pub(crate) struct PlanItem<'a> {
     pub email: String,
     pub client_key: i64,
     pub timezone: Option<Tz>,
@@ -29,7 +29,7 @@ pub struct PlanItem<'a> {
 
 /// One message the daemon will send, and why then.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Planned {
+pub(crate) struct Planned {
     pub at: DateTime<Utc>,
     /// The recipient's wall-clock time, with its zone.
     pub local: String,
@@ -40,10 +40,11 @@ pub struct Planned {
     pub reason: String,
 }
 
+#[cfg(test)]
 /// Simulates the daemon from `now` to `until`: every message, in send order, including
 /// later steps that follow earlier ones inside the window. `busy` holds, per client key,
 /// the send times of messages already out (for the one-message-per-day rule).
-pub fn plan(
+pub(crate) fn plan(
     items: Vec<PlanItem<'_>>,
     busy: &HashMap<i64, Vec<DateTime<Utc>>>,
     now: DateTime<Utc>,
@@ -55,7 +56,7 @@ pub fn plan(
 /// The `[smtp]` rate limits, and the claims already made in the last day, as the daemon
 /// counts them (a rolling minute and a rolling day).
 #[derive(Debug, Clone, Default)]
-pub struct RateLimits {
+pub(crate) struct RateLimits {
     pub per_minute: Option<u32>,
     pub per_day: Option<u32>,
     /// When recent messages were claimed, oldest first.
@@ -98,7 +99,7 @@ impl Window {
 }
 
 /// [`plan`], holding back what the rate limits hold back.
-pub fn plan_with_limits(
+pub(crate) fn plan_with_limits(
     items: Vec<PlanItem<'_>>,
     busy: &HashMap<i64, Vec<DateTime<Utc>>>,
     limits: &RateLimits,

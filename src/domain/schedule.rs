@@ -21,23 +21,28 @@ use crate::domain::model::{ChurnedAt, EnrollmentState, StepKind};
 const MAX_SEARCH_STEPS: usize = 1000;
 
 /// The zone a recipient's days and `send_at` moments are counted in.
-pub fn zone(campaign: &Campaign, recipient: Option<Tz>) -> Tz {
+pub(crate) fn zone(campaign: &Campaign, recipient: Option<Tz>) -> Tz {
     recipient.unwrap_or(campaign.timezone)
 }
 
 /// When the survey is due: the churn moment plus the quiet period, in local calendar days.
-pub fn survey_due(campaign: &Campaign, churned_at: ChurnedAt, tz: Tz) -> DateTime<Utc> {
+pub(crate) fn survey_due(campaign: &Campaign, churned_at: ChurnedAt, tz: Tz) -> DateTime<Utc> {
     add_local_days(churned_at.instant(tz), campaign.quiet_days, tz)
 }
 
 /// What follows the send of step `sent_step` (1-based) at `sent_at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
+pub(crate) enum Next {
     Step { number: u32, due: DateTime<Utc> },
     Completed,
 }
 
-pub fn after_send(campaign: &Campaign, sent_step: u32, sent_at: DateTime<Utc>, tz: Tz) -> Next {
+pub(crate) fn after_send(
+    campaign: &Campaign,
+    sent_step: u32,
+    sent_at: DateTime<Utc>,
+    tz: Tz,
+) -> Next {
     let number = sent_step + 1;
     match campaign.step(number) {
         Some(step) => Next::Step {
@@ -51,7 +56,7 @@ pub fn after_send(campaign: &Campaign, sent_step: u32, sent_at: DateTime<Utc>, t
 /// A person is surveyed once per departure, whichever campaign asks: when another
 /// campaign already surveyed them at `elsewhere` (since they left), a survey step counts
 /// as sent then and the sequence goes on from it. None: this step goes out as usual.
-pub fn survey_given_elsewhere(
+pub(crate) fn survey_given_elsewhere(
     kind: StepKind,
     elsewhere: Option<DateTime<Utc>>,
 ) -> Option<DateTime<Utc>> {
@@ -68,7 +73,7 @@ pub fn survey_given_elsewhere(
 /// It may go out during `[m, m + catch_up_hours)` for a `send_at` moment `m` at or after
 /// `due`; a pass later than that (the daemon was down) waits for the next moment rather
 /// than sending at an odd hour. `None` if the schedule never fires again.
-pub fn earliest_send(
+pub(crate) fn earliest_send(
     campaign: &Campaign,
     tz: Tz,
     due: DateTime<Utc>,
@@ -114,11 +119,11 @@ fn first_moment_at_or_after(
 /// How far back a person's messages count as `busy` for [`earliest_free_send`]: a local
 /// day lasts at most 25 hours, so a message on the same local day as one sent now or
 /// later went out less than a day and an hour ago; 48 hours keeps a margin.
-pub const BUSY_LOOKBACK_HOURS: i64 = 48;
+pub(crate) const BUSY_LOOKBACK_HOURS: i64 = 48;
 
 /// [`earliest_send`], moved past any local day on which the person already gets a
 /// message (`busy`: send times of their other messages, any campaign).
-pub fn earliest_free_send(
+pub(crate) fn earliest_free_send(
     campaign: &Campaign,
     tz: Tz,
     due: DateTime<Utc>,
@@ -141,7 +146,7 @@ pub fn earliest_free_send(
 
 /// What a delivery pass does with a message whose planned moment has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     SendNow,
     /// Not now: try again at this instant.
     Wait(DateTime<Utc>),
@@ -153,7 +158,7 @@ pub enum Decision {
 
 /// Facts about a person that can stop every sequence.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Standing {
+pub(crate) struct Standing {
     pub opted_out: bool,
     pub bounced: bool,
     pub returned: bool,
@@ -161,7 +166,7 @@ pub struct Standing {
 
 impl Standing {
     /// The stop state these facts impose, if any. An opt-out outranks the rest.
-    pub fn stop(&self) -> Option<EnrollmentState> {
+    pub(crate) fn stop(&self) -> Option<EnrollmentState> {
         if self.opted_out {
             Some(EnrollmentState::OptedOut)
         } else if self.bounced {
@@ -175,7 +180,7 @@ impl Standing {
 }
 
 /// Decides, at `now`, whether a message due at `due` goes out.
-pub fn decide(
+pub(crate) fn decide(
     campaign: &Campaign,
     tz: Tz,
     due: DateTime<Utc>,

@@ -14,7 +14,7 @@ const DAY_NAMES: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 
 /// A parsed `send_at` expression.
 #[derive(Debug, Clone)]
-pub struct SendAt {
+pub(crate) struct SendAt {
     source: String,
     /// One schedule, or two whose union is meant (crontab's day-of-month OR day-of-week).
     schedules: Vec<cron::Schedule>,
@@ -24,7 +24,7 @@ pub struct SendAt {
 
 impl SendAt {
     /// Parses 5-field crontab syntax, or 6/7 fields with leading seconds (and trailing year).
-    pub fn parse(expr: &str) -> Result<SendAt, String> {
+    pub(crate) fn parse(expr: &str) -> Result<SendAt, String> {
         let fields: Vec<&str> = expr.split_whitespace().collect();
         let (seconds, rest, year) = match fields.len() {
             5 => ("0", &fields[..], None),
@@ -91,20 +91,20 @@ impl SendAt {
         Ok(send_at)
     }
 
-    pub fn source(&self) -> &str {
+    pub(crate) fn source(&self) -> &str {
         &self.source
     }
 
     /// The day-of-month and day-of-week fields when both are restricted: crontab then
     /// sends on a day matching either, which people rarely mean.
-    pub fn either_day(&self) -> Option<(&str, &str)> {
+    pub(crate) fn either_day(&self) -> Option<(&str, &str)> {
         self.either_day
             .as_ref()
             .map(|(dom, dow)| (dom.as_str(), dow.as_str()))
     }
 
     /// The first moment at or after `t`, on naive local time.
-    pub fn first_at_or_after(&self, t: NaiveDateTime) -> Option<NaiveDateTime> {
+    pub(crate) fn first_at_or_after(&self, t: NaiveDateTime) -> Option<NaiveDateTime> {
         let from = Utc.from_utc_datetime(&(t - Duration::seconds(1)));
         self.schedules
             .iter()
@@ -113,8 +113,9 @@ impl SendAt {
             .map(|m| m.naive_utc())
     }
 
+    #[cfg(test)]
     /// The last moment at or before `t`, on naive local time.
-    pub fn last_at_or_before(&self, t: NaiveDateTime) -> Option<NaiveDateTime> {
+    pub(crate) fn last_at_or_before(&self, t: NaiveDateTime) -> Option<NaiveDateTime> {
         let from = Utc.from_utc_datetime(&(t + Duration::seconds(1)));
         self.schedules
             .iter()
@@ -125,12 +126,12 @@ impl SendAt {
     }
 
     /// The expression with its day-of-month field set to `*`: "only on these weekdays".
-    pub fn without_day_of_month(&self) -> String {
+    pub(crate) fn without_day_of_month(&self) -> String {
         self.with_star(2)
     }
 
     /// The expression with its day-of-week field set to `*`: "only on these dates".
-    pub fn without_day_of_week(&self) -> String {
+    pub(crate) fn without_day_of_week(&self) -> String {
         self.with_star(4)
     }
 

@@ -9,7 +9,7 @@ use std::fmt;
 
 /// Why an address is suppressed (`suppressions.reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
+pub(crate) enum Reason {
     /// Someone asked for no more mail: the person through a link or the survey, or the
     /// operator for them (a reply asking to stop, a complaint, `winback optout`).
     OptOut,
@@ -24,7 +24,7 @@ pub enum Reason {
 
 impl Reason {
     /// The stored text. [`Reason::Unknown`] is never written: its row keeps its own text.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Reason::OptOut => "opt_out",
             Reason::Bounce => "bounce",
@@ -36,7 +36,7 @@ impl Reason {
     /// Whether the address counts as opted out: someone asked for no more mail (an
     /// opt-out, or forgetting the person), or a reason this build does not know, which is
     /// never taken for less; as against a bounce.
-    pub fn is_opt_out(self) -> bool {
+    pub(crate) fn is_opt_out(self) -> bool {
         matches!(self, Reason::OptOut | Reason::Forgotten | Reason::Unknown)
     }
 
@@ -61,11 +61,11 @@ impl fmt::Display for Reason {
 /// The sources of an opt-out the person recorded themselves, through their own link (the
 /// unsubscribe link, or the survey's "don't contact me again"): the only ones that link's
 /// Undo may lift.
-pub const PERSON_SOURCES: [&str; 2] = ["link", "survey"];
+pub(crate) const PERSON_SOURCES: [&str; 2] = ["link", "survey"];
 
 /// How hard a suppression is to lift, weakest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Strength {
+pub(crate) enum Strength {
     /// The person's own opt-out through a link: they may undo it through the link.
     Person,
     /// A bounce: the address is likely dead; nothing a recipient does lifts it.
@@ -82,13 +82,13 @@ pub enum Strength {
 /// One suppression: why, and who recorded it (`suppressions.source`: `link`, `survey`,
 /// `cli`, `smtp`, `forget`, …).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Suppression {
+pub(crate) struct Suppression {
     pub reason: Reason,
     pub source: String,
 }
 
 impl Suppression {
-    pub fn new(reason: Reason, source: &str) -> Suppression {
+    pub(crate) fn new(reason: Reason, source: &str) -> Suppression {
         Suppression {
             reason,
             source: source.to_string(),
@@ -100,7 +100,7 @@ impl Suppression {
         Suppression::new(Reason::decode(reason), source)
     }
 
-    pub fn strength(&self) -> Strength {
+    pub(crate) fn strength(&self) -> Strength {
         match self.reason {
             Reason::OptOut if PERSON_SOURCES.contains(&self.source.as_str()) => Strength::Person,
             Reason::OptOut => Strength::Operator,
@@ -111,19 +111,19 @@ impl Suppression {
     }
 
     /// See [`Reason::is_opt_out`].
-    pub fn is_opt_out(&self) -> bool {
+    pub(crate) fn is_opt_out(&self) -> bool {
         self.reason.is_opt_out()
     }
 
     /// Whether the person may lift it through their own link's Undo.
-    pub fn undoable_by_link(&self) -> bool {
+    pub(crate) fn undoable_by_link(&self) -> bool {
         self.strength() == Strength::Person
     }
 }
 
 /// What recording a suppression does to the one already stored for the address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recording {
+pub(crate) enum Recording {
     /// There was none: store the new one.
     Insert,
     /// The new one is stronger: it replaces the stored one.
@@ -135,7 +135,7 @@ pub enum Recording {
 
 /// Which suppression an address keeps when `new` is recorded over `existing`: the
 /// strongest, whatever the order they came in.
-pub fn record(existing: Option<&Suppression>, new: &Suppression) -> Recording {
+pub(crate) fn record(existing: Option<&Suppression>, new: &Suppression) -> Recording {
     match existing {
         None => Recording::Insert,
         Some(old) if new.strength() > old.strength() => Recording::Replace,

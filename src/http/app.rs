@@ -19,7 +19,7 @@ use crate::token::Secret;
 
 /// What the server needs from the daemon.
 #[derive(Clone)]
-pub struct HttpState {
+pub(crate) struct HttpState {
     pub config: Arc<Config>,
     /// The server's own connection.
     pub store: SharedStore,

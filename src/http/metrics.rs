@@ -20,7 +20,7 @@ use crate::domain::model::MessageState;
 use crate::store::Metrics;
 
 /// The content type of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(super) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Suppression reasons always present in the output (zero when none).
 const SUPPRESSION_REASONS: [&str; 3] = ["opt_out", "bounce", "forgotten"];

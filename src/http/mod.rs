@@ -39,28 +39,29 @@ use app::{App, Shared};
 use pages::Failure;
 use rate_limit::RateLimiter;
 
-pub use app::HttpState;
+pub(crate) use app::HttpState;
 
 /// The largest request body accepted on the unsubscribe routes (RFC 8058 bodies are a
 /// few dozen bytes).
-pub const BODY_LIMIT: usize = 16 * 1024;
+pub(crate) const BODY_LIMIT: usize = 16 * 1024;
 /// The largest survey answer body: room for the longest free-text answer
 /// (`domain::survey::MAX_TEXT_CHARS` characters) of any script, percent-encoded.
-pub const SURVEY_BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const SURVEY_BODY_LIMIT: usize = 64 * 1024;
 /// Requests per minute one client address may make to the recipient routes (page views
 /// and tokens that do not verify; see [`rate_limit`]).
-pub const REQUESTS_PER_MINUTE: u32 = 30;
+pub(crate) const REQUESTS_PER_MINUTE: u32 = 30;
 /// Client addresses the rate limiter remembers at most.
 const MAX_TRACKED_CLIENTS: usize = 10_000;
 
 /// The page templates have problems; the server cannot start.
 #[derive(Debug, thiserror::Error)]
 #[error("the recipient page templates have problems (run `winback check`):\n{}", crate::mail::ProblemList(.0))]
-pub struct PagesError(pub Vec<Problem>);
+pub(crate) struct PagesError(pub Vec<Problem>);
 
+#[cfg(test)]
 /// Serves `state` on `listener` until `shutdown` resolves, then lets open requests
 /// finish. Fails at once if the page templates do not compile.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     state: HttpState,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -76,7 +77,7 @@ pub async fn serve(
 /// How long a client may take to send a request's head, counted from when the server
 /// starts waiting for it (a new connection, or a kept-alive one between requests): an idle
 /// connection is closed after this.
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// File descriptors kept out of the HTTP server's reach: the database (two connections,
 /// each with its WAL and shared-memory files), up to 64 SMTP connections, the lock file,
 /// `.eml` files, the client sync file and logs.
@@ -84,13 +85,14 @@ const RESERVED_FDS: u64 = 192;
 /// Open connections at most, whatever the file-descriptor limit.
 const MAX_CONNECTIONS: u64 = 4096;
 
+#[cfg(test)]
 /// [`serve`] for routes already built (the daemon builds them before it starts, so a
 /// broken page template stops it at once). Connections are capped by the process's
 /// file-descriptor limit (see [`connection_cap`]), so HTTP load never takes the
 /// descriptors that delivery needs; beyond the cap, new connections wait in the kernel's
 /// queue until one closes. On `shutdown`, no connection is accepted and open ones finish
 /// their request.
-pub async fn serve_router(
+pub(crate) async fn serve_router(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -101,7 +103,7 @@ pub async fn serve_router(
 
 /// [`serve_router`] with routes that can change while it runs (a reloaded configuration):
 /// each new connection gets the latest; open ones keep theirs.
-pub async fn serve_routes(
+pub(crate) async fn serve_routes(
     listener: tokio::net::TcpListener,
     routes: tokio::sync::watch::Receiver<Router>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -195,7 +197,7 @@ fn connection_cap(file_limit: Option<u64>) -> usize {
 
 /// The routes, for `serve` and for tests. Requests need a `ConnectInfo<SocketAddr>`
 /// extension (what `serve` provides) for the rate limit; without one they share a bucket.
-pub fn router(state: HttpState) -> Result<Router, PagesError> {
+pub(crate) fn router(state: HttpState) -> Result<Router, PagesError> {
     let pages = Pages::load(&state.config).map_err(PagesError)?;
     let public_url = state.config.http.public_url.clone();
     let app = Arc::new(App {

@@ -30,7 +30,7 @@ const UNTERMINATED: &str = "this last line does not end with a line break, so th
 
 /// One bad row: where it starts in the file and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowError {
+pub(crate) struct RowError {
     /// 1-based line where the record starts (the header is line 1).
     pub line: u64,
     /// Every problem found in the row, as plain sentences joined by "; ".
@@ -44,7 +44,7 @@ const UNREADABLE_REST: &str = "could not read the rest of the file";
 impl RowError {
     /// Whether reading stopped here, so the rest of the file was never seen: even with
     /// `--skip-invalid`, such a file must not be half-applied.
-    pub fn ends_the_file(&self) -> bool {
+    pub(crate) fn ends_the_file(&self) -> bool {
         self.reason.starts_with(RECORD_TOO_LONG) || self.reason.starts_with(UNREADABLE_REST)
     }
 }
@@ -59,7 +59,7 @@ impl std::error::Error for RowError {}
 
 /// Why a file cannot be read at all.
 #[derive(Debug, thiserror::Error)]
-pub enum ImportError {
+pub(crate) enum ImportError {
     #[error("could not read the file: {0}")]
     Io(#[from] io::Error),
     /// A header problem, as a sentence for the operator (who may not be a programmer).
@@ -73,7 +73,7 @@ pub enum ImportError {
 /// after a bad row. Blank lines and rows whose fields are all empty are skipped. A read
 /// failure (or a record longer than 1 MiB) is yielded once as a [`RowError`], then the
 /// iterator ends. `reader` is buffered internally: a `BufReader` around it is not needed.
-pub struct Rows<R> {
+pub(crate) struct Rows<R> {
     reader: csv::Reader<Source<R>>,
     /// Reused for every record: the parser allocates nothing per row but the record itself.
     record: ByteRecord,
@@ -87,15 +87,16 @@ pub struct Rows<R> {
 }
 
 impl<R> Rows<R> {
+    #[cfg(test)]
     /// Bytes consumed from the input so far, header included: compare with the file's
     /// length for a progress bar.
-    pub fn bytes_read(&self) -> u64 {
+    pub(crate) fn bytes_read(&self) -> u64 {
         self.bytes_read
     }
 }
 
 /// Reads and checks the header line, then returns the rows, unread.
-pub fn read_rows<R: Read>(reader: R, now: DateTime<Utc>) -> Result<Rows<R>, ImportError> {
+pub(crate) fn read_rows<R: Read>(reader: R, now: DateTime<Utc>) -> Result<Rows<R>, ImportError> {
     // Every record ends at a `\n`: with `\r` as a terminator too, csv's line counter falls
     // behind in CRLF files. A `\r` before the `\n` stays in the last field, and every value
     // is trimmed; a CRLF blank line becomes a blank record, which is skipped.

@@ -6,7 +6,7 @@
 //! database as it was. [`SyncWatch`] tells the daemon when the file changed, and when its
 //! absence is worth logging again; it reads metadata only and decides nothing about clients.
 
-pub mod csv;
+pub(crate) mod csv;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -22,7 +22,7 @@ const CHUNK_ROWS: usize = 512;
 const CHUNKS_IN_FLIGHT: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
-pub enum SyncError {
+pub(crate) enum SyncError {
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -35,7 +35,7 @@ pub enum SyncError {
 }
 
 /// Imports one CSV file. `progress` is called with the number of rows read so far.
-pub fn import_file(
+pub(crate) fn import_file(
     store: &mut Store,
     config: &Config,
     now: DateTime<Utc>,
@@ -96,16 +96,16 @@ pub fn import_file(
 /// How long the sync file must keep its size and modification time before the daemon
 /// reads it: a CRM that rewrites the file in place is given time to finish. (Writing it
 /// elsewhere and renaming it into place is safer still: the README says so.)
-pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// While the sync file stays missing, the error is logged again this often.
 const MISSING_REMINDER_MINUTES: i64 = 60;
 
 /// A file's size and modification time: it changed if either did.
-pub type Stamp = (SystemTime, u64);
+pub(crate) type Stamp = (SystemTime, u64);
 
 /// The sync file's [`Stamp`] now.
-pub fn stamp(path: &Path) -> std::io::Result<Stamp> {
+pub(crate) fn stamp(path: &Path) -> std::io::Result<Stamp> {
     let meta = std::fs::metadata(path)?;
     Ok((
         meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
@@ -115,7 +115,7 @@ pub fn stamp(path: &Path) -> std::io::Result<Stamp> {
 
 /// What a look at the sync file found.
 #[derive(Debug)]
-pub enum Look {
+pub(crate) enum Look {
     /// As when last read (or refused): nothing to do.
     Unchanged,
     /// New or changed since then: read it once it has stopped changing.
@@ -128,13 +128,13 @@ pub enum Look {
 /// Remembers what the sync file looked like when last read, and when its absence was
 /// last reported.
 #[derive(Debug, Default)]
-pub struct SyncWatch {
+pub(crate) struct SyncWatch {
     seen: Option<Stamp>,
     missing_reported: Option<DateTime<Utc>>,
 }
 
 impl SyncWatch {
-    pub fn look(&mut self, path: &Path, now: DateTime<Utc>) -> Look {
+    pub(crate) fn look(&mut self, path: &Path, now: DateTime<Utc>) -> Look {
         match stamp(path) {
             Ok(stamp) => {
                 self.missing_reported = None;
@@ -159,7 +159,7 @@ impl SyncWatch {
     }
 
     /// The file with this stamp was read (imported or refused): not again until it changes.
-    pub fn read(&mut self, stamp: Stamp) {
+    pub(crate) fn read(&mut self, stamp: Stamp) {
         self.seen = Some(stamp);
     }
 }

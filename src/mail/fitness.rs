@@ -13,11 +13,11 @@ use handlebars::html_escape;
 use super::message::Rendered;
 
 /// How a shipped template marks text the operator must replace: `[EDIT: ...]`.
-pub const PLACEHOLDER: &str = "[EDIT:";
+pub(crate) const PLACEHOLDER: &str = "[EDIT:";
 
 /// Why a rendered message must not be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unfit {
+pub(crate) enum Unfit {
     /// `part` still holds a placeholder; `example` is the first one, shortened.
     Placeholder {
         part: &'static str,
@@ -52,7 +52,7 @@ impl fmt::Display for Unfit {
 
 /// Every reason `message` must not go out; empty when it may. `unsubscribe_url` is the
 /// link rendered into this very message.
-pub fn unfit(message: &Rendered, unsubscribe_url: &str, postal_address: &str) -> Vec<Unfit> {
+pub(crate) fn unfit(message: &Rendered, unsubscribe_url: &str, postal_address: &str) -> Vec<Unfit> {
     let mut reasons = Vec::new();
     for (part, text) in [
         ("subject", &message.subject),
@@ -79,7 +79,7 @@ pub fn unfit(message: &Rendered, unsubscribe_url: &str, postal_address: &str) ->
 
 /// Why a message is held, as it is recorded and shown (`status`, `outbox list`): each
 /// reason in words, separated by "; ".
-pub fn held_reason(reasons: &[Unfit]) -> String {
+pub(crate) fn held_reason(reasons: &[Unfit]) -> String {
     let mut out = String::new();
     for (index, reason) in reasons.iter().enumerate() {
         if index > 0 {
@@ -92,7 +92,7 @@ pub fn held_reason(reasons: &[Unfit]) -> String {
 
 /// The first placeholder in `text`, up to its closing `]` (at most 60 characters), on
 /// one line.
-pub fn placeholder(text: &str) -> Option<String> {
+pub(crate) fn placeholder(text: &str) -> Option<String> {
     let at = text.find(PLACEHOLDER)?;
     let rest = &text[at..];
     let end = rest.find(']').map_or(rest.len(), |end| end + 1);
@@ -101,12 +101,12 @@ pub fn placeholder(text: &str) -> Option<String> {
 }
 
 /// How many placeholders `text` holds.
-pub fn placeholders(text: &str) -> usize {
+pub(crate) fn placeholders(text: &str) -> usize {
     text.matches(PLACEHOLDER).count()
 }
 
 /// Whether `text` shows `value`: as is, or HTML-escaped in an HTML part.
-pub fn holds(text: &str, value: &str, html: bool) -> bool {
+pub(crate) fn holds(text: &str, value: &str, html: bool) -> bool {
     text.contains(value) || (html && text.contains(html_escape(value).as_str()))
 }
 

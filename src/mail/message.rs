@@ -27,7 +27,7 @@ const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-U
 /// message: retrying without a change to the templates, the data or the config gives the
 /// same answer.
 #[derive(Debug, thiserror::Error)]
-pub enum RenderError {
+pub(crate) enum RenderError {
     #[error("campaign \"{campaign}\" has no step {step}, or it was not loaded by this renderer")]
     UnknownStep { campaign: String, step: u32 },
     /// A strict-mode failure for this client (typically a `fields.X` column the client
@@ -52,7 +52,7 @@ pub enum RenderError {
 
 /// One step rendered for one client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
+pub(crate) struct Rendered {
     /// One line: runs of line breaks, tabs and other control characters became one space.
     pub subject: String,
     pub text: String,
@@ -69,7 +69,7 @@ pub(super) enum Part {
 
 /// A new, unique `Message-ID`: `<winback.RANDOM@DOMAIN>` with 128 random bits and the
 /// domain of `smtp.from`.
-pub fn new_message_id(config: &Config, at: DateTime<Utc>) -> String {
+pub(crate) fn new_message_id(config: &Config, at: DateTime<Utc>) -> String {
     // The claim time first, so that ids sort as they are made: a new one is stored at the
     // end of the outbox's unique index instead of on a random page of it.
     let micros = at.timestamp_micros().max(0);

@@ -9,18 +9,18 @@
 //! Never reads the clock and sends nothing; reads only the template files and DKIM keys.
 
 mod dkim;
-pub mod fitness;
+pub(crate) mod fitness;
 mod header;
 mod lint;
 mod message;
 pub(crate) mod pages;
 mod sample;
-pub mod template_blocks;
+pub(crate) mod template_blocks;
 mod templates;
 
-pub use message::{RenderError, Rendered, new_message_id};
-pub use sample::sample_client;
-pub use templates::{Renderer, Vars};
+pub(crate) use message::new_message_id;
+pub(crate) use sample::sample_client;
+pub(crate) use templates::{Renderer, Vars};
 
 pub(crate) use lint::{ProblemList, stack_risk_with, templates_refused};
 

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::domain::model::{ChurnedAt, ClientRecord};
 
 /// A realistic former client, used by `check` and `preview`.
-pub fn sample_client() -> ClientRecord {
+pub(crate) fn sample_client() -> ClientRecord {
     ClientRecord {
         email: "jordan.rivera@northwind.example".to_string(),
         name: Some("Jordan Rivera".to_string()),

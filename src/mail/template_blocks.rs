@@ -6,7 +6,7 @@
 
 /// The first block that is not closed properly in `source`: its line and a sentence
 /// saying which tag to add or fix; None if the blocks pair up.
-pub fn unclosed_block(source: &str) -> Option<(usize, String)> {
+pub(crate) fn unclosed_block(source: &str) -> Option<(usize, String)> {
     // Open blocks: (name, line).
     let mut open: Vec<(String, usize)> = Vec::new();
     let mut rest = source;

@@ -28,7 +28,7 @@ use crate::mailer::OutgoingMessage;
 
 /// The values a step is rendered with, besides the campaign, step and sender.
 #[derive(Debug, Clone)]
-pub struct Vars<'a> {
+pub(crate) struct Vars<'a> {
     pub client: &'a ClientRecord,
     pub unsubscribe_url: String,
     pub survey_url: String,
@@ -38,7 +38,7 @@ pub struct Vars<'a> {
 
 /// The compiled templates of every step of every campaign of one configuration.
 #[derive(Debug)]
-pub struct Renderer {
+pub(crate) struct Renderer {
     /// `NAME.html.hbs` files, registered under their file name; escapes HTML.
     html: Handlebars<'static>,
     /// `NAME.txt.hbs` files and subjects; no escaping.
@@ -72,7 +72,7 @@ impl Renderer {
     /// The sample client cannot know the CSV's custom columns, so a `{{fields.X}}` it
     /// lacks is not an error here but a [warning](Renderer::warnings); rendering for a
     /// real client without that column fails with [`RenderError::Template`].
-    pub fn load(config: &Config) -> Result<Renderer, Vec<Problem>> {
+    pub(crate) fn load(config: &Config) -> Result<Renderer, Vec<Problem>> {
         let mut html = Handlebars::new();
         html.set_strict_mode(true);
         let mut text = Handlebars::new();
@@ -183,7 +183,7 @@ impl Renderer {
     }
 
     /// The message for `to` (see `message::build`), signed with the DKIM key read at load.
-    pub fn build_message(
+    pub(crate) fn build_message(
         &self,
         config: &Config,
         rendered: &Rendered,
@@ -205,19 +205,19 @@ impl Renderer {
 
     /// Things worth a look that do not stop sending (printed by `check`): custom fields
     /// the templates need, a survey without its link.
-    pub fn warnings(&self) -> &[Problem] {
+    pub(crate) fn warnings(&self) -> &[Problem] {
         &self.warnings
     }
 
     /// Steps that still hold a placeholder for the sample client. Such a message is held,
     /// never sent; `check` calls it an error when mail goes to a real server and a warning
     /// while it only goes to files.
-    pub fn placeholders(&self) -> &[Problem] {
+    pub(crate) fn placeholders(&self) -> &[Problem] {
         &self.placeholders
     }
 
     /// Renders step `step` (1-based) of `campaign` for `vars.client`.
-    pub fn render(
+    pub(crate) fn render(
         &self,
         campaign: &Campaign,
         step: u32,

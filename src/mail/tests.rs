@@ -7,6 +7,7 @@ use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
+use super::message::{RenderError, Rendered};
 use super::templates::{first_name, months_since};
 use super::*;
 use crate::config::{Config, Problem};

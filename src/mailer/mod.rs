@@ -1,14 +1,18 @@
 //! The delivery seam: hands one finished message to a transport and says what happened.
 //!
 //! Owns the [`Mailer`] trait, the outcome types ([`Delivered`], [`SendError`]) and
-//! [`from_url`], which picks SMTP (`smtp://`, `smtps://`), `.eml` files (`file://`) or,
-//! in tests, the recording [`StubMailer`]. It must not render, sign, rate-limit, retry
+//! [`from_endpoint`], which builds SMTP (`smtp://`, `smtps://`) or `.eml` files (`file://`)
+//! from the `[smtp] url` the configuration has read (or, in tests, the recording
+//! `StubMailer`). It must not render, sign, rate-limit, retry
 //! or record anything: a message arrives already formatted and leaves as one attempt.
 
 mod file;
 mod session;
 mod smtp;
+#[cfg(test)]
 mod stub;
+#[cfg(test)]
+pub(crate) use stub::StubMailer;
 mod tls;
 
 use std::future::Future;
@@ -18,14 +22,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::Address;
-pub use stub::StubMailer;
 
-use crate::config::{Endpoint, SmtpServer, UrlError, redact_password};
+use crate::config::{Endpoint, SmtpServer};
 
 /// One message to deliver: the envelope plus the finished RFC 5322 bytes. Built once,
 /// by `mail` (which parses the recipient's address there); transports take it as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingMessage {
+pub(crate) struct OutgoingMessage {
     /// The `Message-ID` of `bytes` (angle brackets optional); names the `.eml` file.
     pub message_id: String,
     pub envelope: Envelope,
@@ -36,7 +39,7 @@ pub struct OutgoingMessage {
 /// The SMTP envelope, as parsed addresses: a transport never parses an address again,
 /// and one that does not parse can never reach a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     /// The envelope sender (`MAIL FROM`); `None` is the null sender `<>`.
     pub from: Option<Address>,
     /// The one envelope recipient (`RCPT TO`).
@@ -53,14 +56,14 @@ impl Envelope {
 
 /// The server accepted the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivered {
+pub(crate) struct Delivered {
     /// The final reply, e.g. `250 2.0.0 Ok: queued as 123`, or `written to PATH`.
     pub reply: String,
 }
 
 /// Why a send did not end in [`Delivered`], sorted by what the caller may do next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
+pub(crate) enum SendError {
     /// A 4xx reply from RCPT TO on, or the connection failed or timed out after that but
     /// before the server could have received the end of the message body: nothing was
     /// accepted, retrying is safe.
@@ -96,7 +99,7 @@ pub enum SendError {
 }
 
 /// A way to deliver messages. Each call is one attempt; retries belong to the caller.
-pub trait Mailer: Send + Sync {
+pub(crate) trait Mailer: Send + Sync {
     fn send<'a>(
         &'a self,
         message: &'a OutgoingMessage,
@@ -105,7 +108,7 @@ pub trait Mailer: Send + Sync {
 
 /// Settings for the SMTP mailers; the `file://` mailer ignores them.
 #[derive(Debug, Clone)]
-pub struct SmtpOptions {
+pub(crate) struct SmtpOptions {
     /// How many SMTP connections may be open at once (at least 1). Idle ones are reused.
     pub connections: usize,
     /// The budget of one `send`, from the moment it has a connection slot: connecting,
@@ -117,11 +120,9 @@ pub struct SmtpOptions {
     pub hello_name: Option<String>,
 }
 
-/// Why [`from_url`] cannot build a mailer: each message is a sentence for an operator.
+/// Why [`from_endpoint`] cannot build a mailer: each message is a sentence for an operator.
 #[derive(Debug, thiserror::Error)]
-pub enum MailerError {
-    #[error("smtp url {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: String },
+pub(crate) enum MailerError {
     #[error("smtp settings: {0}")]
     InvalidOption(String),
     #[error("cannot prepare TLS for {host}: {reason}")]
@@ -133,55 +134,9 @@ pub enum MailerError {
     },
 }
 
-/// Builds the mailer an `[smtp] url` names. Connects lazily: nothing touches the
-/// network until the first `send`.
-///
-/// - `smtp://[USER@]HOST[:PORT]` (default port 25): STARTTLS when the server offers it.
-/// - `smtps://[USER@]HOST[:PORT]` (default port 465): TLS from the first byte.
-/// - `file:///ABSOLUTE/DIR`: one `.eml` file per message in DIR, created if missing.
-///   The path after `file://` is taken literally and must be absolute: the caller
-///   resolves a relative `file://outbox` against the config file's directory first.
-///
-/// With a USER, AUTH (PLAIN or LOGIN) uses `options.password`, which must then be set;
-/// a password written in the url itself is refused. USER may be percent-encoded.
-pub fn from_url(url: &str, options: SmtpOptions) -> Result<Arc<dyn Mailer>, MailerError> {
-    let trimmed = url.trim();
-    let Some((scheme, rest)) = trimmed.split_once("://") else {
-        return Err(invalid_url(
-            trimmed,
-            "expected smtp://HOST[:PORT], smtps://HOST[:PORT] or file:///DIR",
-        ));
-    };
-    match scheme.to_ascii_lowercase().as_str() {
-        "smtp" => smtp_mailer(
-            parse_server(trimmed, rest, smtp::Security::StartTlsWhenOffered)?,
-            options,
-        ),
-        "smtps" => smtp_mailer(
-            parse_server(trimmed, rest, smtp::Security::ImplicitTls)?,
-            options,
-        ),
-        "file" => {
-            let dir = PathBuf::from(rest);
-            if rest.is_empty() || !dir.is_absolute() {
-                return Err(invalid_url(
-                    trimmed,
-                    "file:// needs an absolute directory, e.g. file:///var/lib/winback/outbox \
-                     (a relative directory must be resolved against the config file first)",
-                ));
-            }
-            from_endpoint(&Endpoint::File(dir), options)
-        }
-        other => Err(invalid_url(
-            trimmed,
-            &format!("unknown scheme {other:?}: use smtp://, smtps:// or file://"),
-        )),
-    }
-}
-
 /// Builds the mailer for an endpoint the configuration has already read (`[smtp] url`):
 /// the url is parsed once, by the configuration, never again here.
-pub fn from_endpoint(
+pub(crate) fn from_endpoint(
     endpoint: &Endpoint,
     options: SmtpOptions,
 ) -> Result<Arc<dyn Mailer>, MailerError> {
@@ -189,19 +144,6 @@ pub fn from_endpoint(
         Endpoint::Smtp(server) => smtp_mailer(server_of(server.clone()), options),
         Endpoint::File(dir) => Ok(Arc::new(file::FileMailer::new(dir.clone())?)),
     }
-}
-
-/// Checks an `smtp://` or `smtps://` url as [`from_url`] reads it, without building
-/// anything: configuration validation calls this, so a url `run` would refuse never
-/// passes `winback check`. The reason never repeats a password written in the url.
-pub fn check_smtp_url(url: &str) -> Result<(), MailerError> {
-    SmtpServer::parse(url).map(|_| ()).map_err(url_error)
-}
-
-/// The user an `smtp://USER@HOST` url names, if any (`None` also for a url that does not
-/// parse: [`check_smtp_url`] reports that).
-pub fn smtp_user(url: &str) -> Option<String> {
-    SmtpServer::parse(url).ok()?.user
 }
 
 fn smtp_mailer(server: smtp::Server, options: SmtpOptions) -> Result<Arc<dyn Mailer>, MailerError> {
@@ -247,19 +189,6 @@ fn smtp_mailer(server: smtp::Server, options: SmtpOptions) -> Result<Arc<dyn Mai
     )?))
 }
 
-/// Reads `[USER@]HOST[:PORT][/]` (`rest`, after the scheme of `url`) as the
-/// configuration does.
-fn parse_server(
-    url: &str,
-    rest: &str,
-    security: smtp::Security,
-) -> Result<smtp::Server, MailerError> {
-    let implicit_tls = security == smtp::Security::ImplicitTls;
-    crate::config::smtp_server(url, rest, implicit_tls)
-        .map(server_of)
-        .map_err(url_error)
-}
-
 fn server_of(server: SmtpServer) -> smtp::Server {
     smtp::Server {
         host: server.host,
@@ -272,23 +201,6 @@ fn server_of(server: SmtpServer) -> smtp::Server {
         user: server.user,
     }
 }
-
-fn url_error(error: UrlError) -> MailerError {
-    MailerError::InvalidUrl {
-        url: error.url,
-        reason: error.reason,
-    }
-}
-
-fn invalid_url(url: &str, reason: &str) -> MailerError {
-    MailerError::InvalidUrl {
-        url: redact_password(url),
-        reason: reason.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod proptests;
 
 #[cfg(test)]
 mod tests {
@@ -315,35 +227,43 @@ mod tests {
         assert!(envelope(Some("jörg@acme.example"), "ada@client.example").non_ascii());
     }
 
+    /// A server the configuration read from `url`.
+    fn smtp(url: &str) -> Endpoint {
+        Endpoint::Smtp(SmtpServer::parse(url).unwrap_or_else(|e| panic!("{e}")))
+    }
+
     #[test]
-    fn from_url_checks_scheme_password_and_options() {
-        let error = |url: &str, options: SmtpOptions| match from_url(url, options) {
-            Ok(_) => panic!("{url} should be refused"),
-            Err(error) => error.to_string(),
-        };
-        assert!(error("ftp://host", options()).contains("unknown scheme"));
-        assert!(error("host:25", options()).contains("expected smtp://"));
-        assert!(error("file://outbox", options()).contains("absolute"));
-        let message = error("smtp://bot:hunter2@host", options());
+    fn from_endpoint_checks_scheme_password_and_options() {
+        let error =
+            |endpoint: &Endpoint, options: SmtpOptions| match from_endpoint(endpoint, options) {
+                Ok(_) => panic!("{endpoint:?} should be refused"),
+                Err(error) => error.to_string(),
+            };
+        let refused = |url: &str| SmtpServer::parse(url).expect_err(url).to_string();
+        assert!(refused("ftp://host").contains("expected smtp://"));
+        assert!(refused("host:25").contains("expected smtp://"));
+        let message = refused("smtp://bot:hunter2@host");
         assert!(message.contains("WINBACK_SMTP_PASSWORD"), "{message}");
         assert!(!message.contains("hunter2"), "{message}");
-        assert!(error("smtp://bot@host", options()).contains("WINBACK_SMTP_PASSWORD is not set"));
+        assert!(
+            error(&smtp("smtp://bot@host"), options()).contains("WINBACK_SMTP_PASSWORD is not set")
+        );
         let with_password = SmtpOptions {
             password: Some("secret".to_owned()),
             ..options()
         };
-        assert!(error("smtp://host", with_password.clone()).contains("names no user"));
-        assert!(from_url("smtp://bot@host", with_password).is_ok());
+        assert!(error(&smtp("smtp://host"), with_password.clone()).contains("names no user"));
+        assert!(from_endpoint(&smtp("smtp://bot@host"), with_password).is_ok());
         let no_connections = SmtpOptions {
             connections: 0,
             ..options()
         };
-        assert!(error("smtp://host", no_connections).contains("at least 1"));
+        assert!(error(&smtp("smtp://host"), no_connections).contains("at least 1"));
         let bad_hello = SmtpOptions {
             hello_name: Some("a b\r\nRSET".to_owned()),
             ..options()
         };
-        assert!(error("smtp://host", bad_hello).contains("hello name"));
-        assert!(from_url(" smtps://mail.example ", options()).is_ok());
+        assert!(error(&smtp("smtp://host"), bad_hello).contains("hello name"));
+        assert!(from_endpoint(&smtp(" smtps://mail.example "), options()).is_ok());
     }
 }

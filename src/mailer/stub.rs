@@ -11,7 +11,7 @@ use super::{Delivered, Mailer, OutgoingMessage, SendError};
 /// Records every message handed to `send` and answers `250 2.0.0 Ok: queued` unless a
 /// scripted failure for that recipient says otherwise.
 #[derive(Debug, Default)]
-pub struct StubMailer {
+pub(crate) struct StubMailer {
     state: Mutex<State>,
 }
 
@@ -36,23 +36,23 @@ struct Script {
 }
 
 impl StubMailer {
-    pub fn new() -> StubMailer {
+    pub(crate) fn new() -> StubMailer {
         StubMailer::default()
     }
 
     /// Every send to `to` (compared case-insensitively) fails with `error` from now on.
-    pub fn fail_with(&self, to: &str, error: SendError) {
+    pub(crate) fn fail_with(&self, to: &str, error: SendError) {
         self.script(to, error, None);
     }
 
     /// The next `times` sends to `to` fail with `error`; later ones succeed again
     /// (unless another script for `to` applies). Scripts are used in the order given.
-    pub fn fail_first(&self, to: &str, error: SendError, times: usize) {
+    pub(crate) fn fail_first(&self, to: &str, error: SendError, times: usize) {
         self.script(to, error, Some(times));
     }
 
     /// Every message handed to `send`, in order, whatever the answer was.
-    pub fn sent(&self) -> Vec<OutgoingMessage> {
+    pub(crate) fn sent(&self) -> Vec<OutgoingMessage> {
         let state = self.lock();
         state
             .attempts
@@ -62,7 +62,7 @@ impl StubMailer {
     }
 
     /// Only the messages that were answered with success, in order.
-    pub fn accepted(&self) -> Vec<OutgoingMessage> {
+    pub(crate) fn accepted(&self) -> Vec<OutgoingMessage> {
         let state = self.lock();
         state
             .attempts

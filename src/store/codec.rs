@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::{Result, StoreError};
 
 /// Hex SHA-256 of a normalized address: the suppression key, which survives `forget`.
-pub fn email_hash(email: &str) -> String {
+pub(crate) fn email_hash(email: &str) -> String {
     let digest = Sha256::digest(crate::domain::model::normalize_email(email).as_bytes());
     lower_hex(&digest)
 }

@@ -411,7 +411,7 @@ impl Store {
     /// Enrolls clients in campaigns that are new or whose timing or audience changed, and
     /// parks the enrollments of campaigns no longer configured. Returns how many
     /// campaigns were (re)computed.
-    pub fn sync_campaigns(&mut self, config: &Config, now: DateTime<Utc>) -> Result<usize> {
+    pub(crate) fn sync_campaigns(&mut self, config: &Config, now: DateTime<Utc>) -> Result<usize> {
         let tx = self.write_tx()?;
         super::renames::carry_over(&tx, config, now)?;
         let mut recomputed = 0;

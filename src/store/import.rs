@@ -21,7 +21,7 @@ use crate::import::csv::RowError;
 const MAX_REPORTED_ERRORS: usize = 1000;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct ImportCounts {
+pub(crate) struct ImportCounts {
     pub added: u64,
     pub updated: u64,
     pub unchanged: u64,
@@ -29,7 +29,7 @@ pub struct ImportCounts {
 }
 
 #[derive(Debug, Default)]
-pub struct ImportOutcome {
+pub(crate) struct ImportOutcome {
     pub counts: ImportCounts,
     /// The first bad rows, in file order.
     pub errors: Vec<RowError>,
@@ -40,12 +40,12 @@ pub struct ImportOutcome {
 }
 
 /// Rows as an import takes them: a batch of prepared rows and bad ones, in file order.
-pub type ImportChunk = Vec<std::result::Result<PreparedClient, RowError>>;
+pub(crate) type ImportChunk = Vec<std::result::Result<PreparedClient, RowError>>;
 
 /// A valid row with every value its insert needs already computed (texts, the
 /// first step in each campaign). Making one is pure and needs no database, so a large
 /// import makes them on another thread while this one writes.
-pub struct PreparedClient {
+pub(crate) struct PreparedClient {
     record: ClientRecord,
     churned_at: String,
     fields: String,
@@ -54,7 +54,7 @@ pub struct PreparedClient {
 }
 
 impl PreparedClient {
-    pub fn new(record: ClientRecord, config: &Config, now: DateTime<Utc>) -> PreparedClient {
+    pub(crate) fn new(record: ClientRecord, config: &Config, now: DateTime<Utc>) -> PreparedClient {
         let facts = ClientFacts::of(0, &record);
         let first_steps = config
             .campaigns
@@ -71,9 +71,10 @@ impl PreparedClient {
 }
 
 impl Store {
+    #[cfg(test)]
     /// Upserts former clients by address. With `skip_invalid` false, any bad row rolls
     /// the whole file back. `progress` is called now and then with the rows read so far.
-    pub fn import<I>(
+    pub(crate) fn import<I>(
         &mut self,
         rows: I,
         config: &Config,
@@ -92,7 +93,7 @@ impl Store {
     /// [`Store::import`] for rows already prepared (see [`PreparedClient`]), in chunks.
     /// Each chunk, once written, goes to `done`: a chunk made on another thread is best
     /// freed there, which is cheaper than freeing it here.
-    pub fn import_prepared<I>(
+    pub(crate) fn import_prepared<I>(
         &mut self,
         chunks: I,
         config: &Config,
@@ -199,7 +200,7 @@ impl Store {
 impl Store {
     /// Keeps what the daemon's last look at the sync file found, for `status` and
     /// `/metrics`; a failed sync keeps the time of the last one applied.
-    pub fn record_sync(&mut self, report: &SyncReport) -> Result<()> {
+    pub(crate) fn record_sync(&mut self, report: &SyncReport) -> Result<()> {
         let tx = self.write_tx()?;
         let mut report = report.clone();
         if report.outcome == SyncOutcome::Imported {
@@ -218,7 +219,7 @@ impl Store {
     }
 
     /// The daemon's last look at the sync file, if it ever looked.
-    pub fn last_sync(&self) -> Result<Option<SyncReport>> {
+    pub(crate) fn last_sync(&self) -> Result<Option<SyncReport>> {
         last_sync(&self.conn)
     }
 }

@@ -9,7 +9,7 @@ use crate::token::Secret;
 impl Store {
     /// The link-signing keys: kept in the database (`meta` rows `secret`, key 1, and
     /// `secret.N`), the first generated on first use. The newest signs; all verify.
-    pub fn secret(&mut self) -> Result<Secret> {
+    pub(crate) fn secret(&mut self) -> Result<Secret> {
         let tx = self.write_tx()?;
         let mut keys = link_keys(&tx)?;
         if keys.is_empty() {
@@ -27,7 +27,7 @@ impl Store {
     /// Keeps `key` as a link key unless it is one already: the next id (1 if there is
     /// none yet), or `None` when it was known. A key is never replaced or removed: the
     /// links it signed must keep working.
-    pub fn add_link_key(&mut self, key: [u8; 32]) -> Result<Option<u32>> {
+    pub(crate) fn add_link_key(&mut self, key: [u8; 32]) -> Result<Option<u32>> {
         let tx = self.write_tx()?;
         let keys = link_keys(&tx)?;
         if keys.iter().any(|(_, known)| *known == key) {

@@ -25,22 +25,21 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-pub use import::{ImportChunk, ImportCounts, ImportOutcome, PreparedClient};
-pub use outbox::{Claimed, Outcome, Recovered, Start};
-pub use people::data::ForgetReport;
-pub use people::survey::{SurveyAnswer, SurveyAnswerRow, SurveyOutcome};
-pub use people::{EnrollmentView, OptOutOutcome, ReturnOutcome, UndoOutcome};
-pub use report::{Funnel, Metrics, PreviewClient, ReportData, StepStops};
+pub(crate) use import::{ImportChunk, ImportOutcome, PreparedClient};
+pub(crate) use outbox::{Claimed, Outcome, Start};
+pub(crate) use people::survey::{SurveyAnswer, SurveyAnswerRow, SurveyOutcome};
+pub(crate) use people::{EnrollmentView, OptOutOutcome, ReturnOutcome, UndoOutcome};
+pub(crate) use report::{Funnel, Metrics, ReportData};
 pub(crate) use shared::SharedError;
-pub use shared::SharedStore;
-pub use views::{ATTENTION, HeldRow, MessageRow, PlanData, Status};
+pub(crate) use shared::SharedStore;
+pub(crate) use views::{ATTENTION, MessageRow};
 
 use codec::add_email_hash_function;
-pub use codec::email_hash;
+pub(crate) use codec::email_hash;
 pub(crate) use codec::{fmt_time, from_moment, lower_hex, moment, parse_opt_time, parse_time};
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error(
@@ -62,9 +61,9 @@ pub enum StoreError {
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 128;
 
-pub type Result<T> = std::result::Result<T, StoreError>;
+pub(crate) type Result<T> = std::result::Result<T, StoreError>;
 
-pub struct Store {
+pub(crate) struct Store {
     conn: Connection,
     path: PathBuf,
 }
@@ -82,14 +81,15 @@ impl Store {
         write_tx(&mut self.conn)
     }
 
+    #[cfg(test)]
     /// How long a statement waits for another connection's lock before giving up (300 s
     /// unless set).
-    pub fn set_busy_timeout(&self, timeout: std::time::Duration) -> Result<()> {
+    pub(crate) fn set_busy_timeout(&self, timeout: std::time::Duration) -> Result<()> {
         Ok(self.conn.busy_timeout(timeout)?)
     }
 
     /// Opens (creating if needed, with mode 0600) and migrates the database at `path`.
-    pub fn open(path: &Path) -> Result<Store> {
+    pub(crate) fn open(path: &Path) -> Result<Store> {
         let open_error = |reason: String| StoreError::Open {
             path: path.to_path_buf(),
             reason,
@@ -128,12 +128,8 @@ impl Store {
         Ok(store)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// A consistent copy of the live database (SQLite's online backup).
-    pub fn backup_to(&self, destination: &Path) -> Result<()> {
+    pub(crate) fn backup_to(&self, destination: &Path) -> Result<()> {
         if !destination.exists() {
             create_private_file(destination).map_err(|e| StoreError::Open {
                 path: destination.to_path_buf(),

@@ -46,13 +46,13 @@ fn stored_campaigns(conn: &Connection) -> Result<Vec<StoredCampaign>> {
 
 impl Store {
     /// Every campaign name with people enrolled or that the daemon last ran with.
-    pub fn stored_campaigns(&self) -> Result<Vec<StoredCampaign>> {
+    pub(crate) fn stored_campaigns(&self) -> Result<Vec<StoredCampaign>> {
         stored_campaigns(&self.conn)
     }
 
     /// The same, read from the file at `path` without creating, migrating or changing
     /// it (for `check`); None when there is no database yet.
-    pub fn stored_campaigns_at(path: &Path) -> Result<Option<Vec<StoredCampaign>>> {
+    pub(crate) fn stored_campaigns_at(path: &Path) -> Result<Option<Vec<StoredCampaign>>> {
         if !path.exists() {
             return Ok(None);
         }

@@ -19,7 +19,7 @@ use crate::domain::model::ClientRecord;
 
 /// People at each stage, across campaigns; each stage counts distinct former clients.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Funnel {
+pub(crate) struct Funnel {
     /// Every former client imported.
     pub left: u64,
     /// In at least one campaign's audience (never those we let go).
@@ -34,7 +34,7 @@ pub struct Funnel {
 
 /// How the sequences of one campaign ended at one step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StepStops {
+pub(crate) struct StepStops {
     pub campaign: String,
     /// The last step sent before the stop; 0 when no message had gone out yet.
     pub step: u32,
@@ -46,7 +46,7 @@ pub struct StepStops {
 
 /// Everything `winback report` draws, except the plan (simulated by the caller).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct ReportData {
+pub(crate) struct ReportData {
     pub funnel: Funnel,
     /// CRM churn reason (`None`: not given) → former clients.
     pub churn_reasons: Vec<(Option<String>, u64)>,
@@ -60,7 +60,7 @@ pub struct ReportData {
 
 /// The numbers behind `GET /metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Message state → messages (only the states present).
     pub messages: BTreeMap<String, u64>,
     /// Suppression reason (opt_out, bounce, forgotten) → addresses.
@@ -78,7 +78,7 @@ pub struct Metrics {
 /// A client as `preview` needs it: the record, and their enrollment in the campaign asked
 /// about (what its links point at), if they are enrolled in it.
 #[derive(Debug, Clone)]
-pub struct PreviewClient {
+pub(crate) struct PreviewClient {
     pub record: ClientRecord,
     pub enrollment_id: Option<i64>,
     pub returned_at: Option<DateTime<Utc>>,
@@ -88,7 +88,7 @@ pub struct PreviewClient {
 
 impl Store {
     /// The funnel, reasons, answers and stops for `winback report`.
-    pub fn report_data(&self) -> Result<ReportData> {
+    pub(crate) fn report_data(&self) -> Result<ReportData> {
         let count = |sql: &str| -> Result<u64> {
             Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
         };
@@ -178,7 +178,7 @@ impl Store {
     }
 
     /// Cheap counts for a Prometheus scrape at `now`.
-    pub fn metrics(&self, now: DateTime<Utc>) -> Result<Metrics> {
+    pub(crate) fn metrics(&self, now: DateTime<Utc>) -> Result<Metrics> {
         let now_text = fmt_time(now);
         let mut suppressions = BTreeMap::new();
         let mut stmt = self
@@ -239,7 +239,11 @@ impl Store {
     }
 
     /// The former client with address `email`, and their enrollment in `campaign`.
-    pub fn preview_client(&self, email: &str, campaign: &str) -> Result<Option<PreviewClient>> {
+    pub(crate) fn preview_client(
+        &self,
+        email: &str,
+        campaign: &str,
+    ) -> Result<Option<PreviewClient>> {
         let Some(client) = load_by_email(&self.conn, email)? else {
             return Ok(None);
         };

@@ -12,7 +12,7 @@ use super::{Store, StoreError};
 /// A store behind a lock, cheap to clone into tasks. The lock is taken only on a
 /// blocking thread and released before the call returns.
 #[derive(Clone)]
-pub struct SharedStore(Arc<Mutex<Store>>);
+pub(crate) struct SharedStore(Arc<Mutex<Store>>);
 
 /// Why a call on a [`SharedStore`] failed.
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,7 @@ use crate::domain::model::ChurnedAt;
 use crate::domain::schedule;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct MessageRow {
+pub(crate) struct MessageRow {
     pub id: i64,
     pub email: String,
     pub campaign: String,
@@ -27,7 +27,7 @@ pub struct MessageRow {
 }
 
 #[derive(Debug, Default, Serialize)]
-pub struct Status {
+pub(crate) struct Status {
     pub clients: u64,
     /// campaign → enrollment state → count
     pub enrollments: BTreeMap<String, BTreeMap<String, u64>>,
@@ -46,7 +46,7 @@ pub struct Status {
 
 /// One waiting enrollment or retry, as `schedule::plan` needs it.
 #[derive(Debug, Clone)]
-pub struct PlanRow {
+pub(crate) struct PlanRow {
     pub client_id: i64,
     pub email: String,
     pub timezone: Option<Tz>,
@@ -58,7 +58,7 @@ pub struct PlanRow {
 }
 
 #[derive(Debug, Default)]
-pub struct PlanData {
+pub(crate) struct PlanData {
     pub rows: Vec<PlanRow>,
     /// client id → recent send times (one message per person per day).
     pub busy: HashMap<i64, Vec<DateTime<Utc>>>,
@@ -67,11 +67,11 @@ pub struct PlanData {
 const ATTENTION_LIMIT: i64 = 20;
 /// The message states an operator should look at. `sending` is in flight, or stuck: its
 /// result could not be written yet (a full disk), and the daemon keeps trying.
-pub const ATTENTION: &[&str] = &["uncertain", "failed", "retry", "held", "sending"];
+pub(crate) const ATTENTION: &[&str] = &["uncertain", "failed", "retry", "held", "sending"];
 
 /// A held message: its step waits until it renders fit to go.
 #[derive(Debug, Clone)]
-pub struct HeldRow {
+pub(crate) struct HeldRow {
     pub id: i64,
     pub email: String,
     pub timezone: Option<Tz>,
@@ -100,7 +100,7 @@ fn grouped(store: &Store, sql: &str) -> Result<BTreeMap<String, BTreeMap<String,
 }
 
 impl Store {
-    pub fn status(&self) -> Result<Status> {
+    pub(crate) fn status(&self) -> Result<Status> {
         let count = |sql: &str| -> Result<u64> {
             Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
         };
@@ -133,7 +133,7 @@ impl Store {
     }
 
     /// The newest messages in any of `states`.
-    pub fn messages_in(&self, states: &[&str], limit: i64) -> Result<Vec<MessageRow>> {
+    pub(crate) fn messages_in(&self, states: &[&str], limit: i64) -> Result<Vec<MessageRow>> {
         let list = states
             .iter()
             .map(|s| format!("'{}'", s.replace('\'', "")))
@@ -161,7 +161,7 @@ impl Store {
 
     /// Held messages of people still reachable (not opted out, bounced or returned),
     /// oldest first.
-    pub fn held(&self) -> Result<Vec<HeldRow>> {
+    pub(crate) fn held(&self) -> Result<Vec<HeldRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT m.id, c.email, c.timezone, m.campaign, m.step, m.next_attempt_at, m.last_error
              FROM messages m JOIN clients c ON c.id = m.client_id
@@ -197,7 +197,7 @@ impl Store {
     }
 
     /// When messages were claimed since `since`, oldest first (what the rate limits count).
-    pub fn claim_times_since(&self, since: DateTime<Utc>) -> Result<Vec<DateTime<Utc>>> {
+    pub(crate) fn claim_times_since(&self, since: DateTime<Utc>) -> Result<Vec<DateTime<Utc>>> {
         let mut stmt = self.conn.prepare(
             "SELECT claimed_at FROM messages WHERE claimed_at >= ?1 AND state NOT IN ('cancelled', 'held') ORDER BY claimed_at",
         )?;
@@ -207,7 +207,7 @@ impl Store {
 
     /// Everything that may send before `until` (people opted out, bounced or returned are
     /// left out: the claim would stop them), and the recent sends of those people.
-    pub fn plan_data(&self, until: DateTime<Utc>, now: DateTime<Utc>) -> Result<PlanData> {
+    pub(crate) fn plan_data(&self, until: DateTime<Utc>, now: DateTime<Utc>) -> Result<PlanData> {
         let until_text = fmt_time(until);
         let mut data = PlanData::default();
         let mut stmt = self.conn.prepare(

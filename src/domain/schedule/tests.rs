@@ -11,9 +11,11 @@ use chrono_tz::Europe::Paris;
 use chrono_tz::Tz;
 
 use super::*;
-use crate::config::{Campaign, Config, SendAt, Step};
+use crate::config::Config;
+use crate::domain::campaign::{Campaign, Step};
 use crate::domain::model::{ChurnedAt, EnrollmentState, StepKind};
 use crate::domain::plan::{PlanItem, Planned, RateLimits, plan, plan_with_limits};
+use crate::domain::send_at::SendAt;
 
 /// An instant written as RFC 3339.
 fn utc(text: &str) -> DateTime<Utc> {

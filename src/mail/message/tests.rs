@@ -8,7 +8,8 @@ use chrono::DateTime;
 use super::super::header;
 use super::super::templates::first_name;
 use super::super::tests::{SUBJECT, Setup, built, client, header, headers, now, vars};
-use super::super::{RenderError, Rendered, Renderer, new_message_id};
+use super::super::{Renderer, new_message_id};
+use super::{RenderError, Rendered};
 
 #[test]
 fn subject_stays_one_line_and_no_header_is_injected() {

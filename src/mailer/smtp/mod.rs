@@ -44,16 +44,6 @@ pub(crate) enum Security {
     ImplicitTls,
 }
 
-impl Security {
-    #[cfg(test)] // The ports are read by `config::SmtpServer::parse`.
-    pub(crate) fn default_port(self) -> u16 {
-        match self {
-            Security::StartTlsWhenOffered => 25,
-            Security::ImplicitTls => 465,
-        }
-    }
-}
-
 /// Where to connect, parsed from the url by `from_url`.
 #[derive(Debug, Clone)]
 pub(crate) struct Server {

@@ -12,8 +12,9 @@ use tokio::net::TcpListener;
 
 use lettre::Address;
 
-use super::super::{Envelope, Mailer, OutgoingMessage, SendError, SmtpOptions, from_url};
+use super::super::{Envelope, Mailer, OutgoingMessage, SendError, SmtpOptions, from_endpoint};
 use super::{Security, Server, SmtpMailer, Tls};
+use crate::config::{Endpoint, SmtpServer};
 
 const TEST_CA: &str = include_str!("../../../tests/tls/ca.pem");
 const SERVER_CERTIFICATE: &str = include_str!("../../../tests/tls/server.pem");
@@ -303,7 +304,11 @@ fn options(timeout_ms: u64, connections: usize) -> SmtpOptions {
 }
 
 fn mailer(url: &str, options: SmtpOptions) -> Arc<dyn Mailer> {
-    match from_url(url, options) {
+    let endpoint = match SmtpServer::parse(url) {
+        Ok(server) => Endpoint::Smtp(server),
+        Err(error) => panic!("{error}"),
+    };
+    match from_endpoint(&endpoint, options) {
         Ok(mailer) => mailer,
         Err(error) => panic!("{url}: {error}"),
     }

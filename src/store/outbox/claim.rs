@@ -429,10 +429,11 @@ struct Due<'c> {
 }
 
 impl Store {
+    #[cfg(test)]
     /// Claims up to `limit` messages that may go out at `now`, committing each as
     /// `sending` before returning it. Enrollments that are not sendable now get their next
     /// moment; those whose person opted out, bounced or returned are stopped.
-    pub fn claim_due(
+    pub(crate) fn claim_due(
         &mut self,
         config: &Config,
         now: DateTime<Utc>,
@@ -441,9 +442,14 @@ impl Store {
         self.record_and_claim(config, &[], Some((now, limit)))?
     }
 
+    #[cfg(test)]
     /// Records the fate of claimed messages, all in one transaction (batching the commits
     /// is what makes a durable outbox fast).
-    pub fn record_results(&mut self, config: &Config, results: &[(i64, Outcome)]) -> Result<()> {
+    pub(crate) fn record_results(
+        &mut self,
+        config: &Config,
+        results: &[(i64, Outcome)],
+    ) -> Result<()> {
         self.record_and_claim(config, results, None)??;
         Ok(())
     }
@@ -453,7 +459,7 @@ impl Store {
     /// per batch, not twice. The outer error means nothing
     /// was recorded; the inner one that the results were, but the claim failed (it is
     /// undone on its own, so a bad row never costs the results of a batch).
-    pub fn record_and_claim(
+    pub(crate) fn record_and_claim(
         &mut self,
         config: &Config,
         results: &[(i64, Outcome)],

@@ -27,7 +27,7 @@ use crate::domain::suppression::Reason;
 
 /// A message claimed for sending: its row is `sending` and committed.
 #[derive(Debug, Clone)]
-pub struct Claimed {
+pub(crate) struct Claimed {
     pub message_row: i64,
     pub message_id: String,
     pub campaign: String,
@@ -40,7 +40,7 @@ pub struct Claimed {
 
 /// What became of one claimed message.
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Sent {
         reply: String,
         at: DateTime<Utc>,
@@ -104,11 +104,11 @@ pub enum Outcome {
 pub(in crate::store) const BLOCKED: &str = "blocked by the recipient's server:";
 
 /// A worker's results to record, and the message it starts, if any.
-pub type Start = (Vec<(i64, Outcome)>, Option<i64>);
+pub(crate) type Start = (Vec<(i64, Outcome)>, Option<i64>);
 
 /// What start-up found of messages a stop caught `sending`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Recovered {
+pub(crate) struct Recovered {
     /// Their SMTP transaction had begun: the server may have them.
     pub uncertain: usize,
     /// Claimed, never started: back in the queue.
@@ -161,7 +161,7 @@ pub(super) fn enrollment_client(
 impl Store {
     /// The earliest moment anything may need doing: a waiting enrollment, a retry or a
     /// held message.
-    pub fn next_wake(&self) -> Result<Option<DateTime<Utc>>> {
+    pub(crate) fn next_wake(&self) -> Result<Option<DateTime<Utc>>> {
         let waiting: Option<i64> = self.conn.query_row(
             "SELECT MIN(send_at) FROM enrollments WHERE state = 'active' AND send_at IS NOT NULL",
             [],
@@ -179,7 +179,7 @@ impl Store {
 
     /// Messages claimed since `since` (for the daily and per-minute limits). Held ones
     /// never reached the server: they do not use up the limits.
-    pub fn claimed_since(&self, since: DateTime<Utc>) -> Result<u64> {
+    pub(crate) fn claimed_since(&self, since: DateTime<Utc>) -> Result<u64> {
         let n: i64 = self.conn.query_row(
             "SELECT COUNT(*) FROM messages WHERE claimed_at >= ?1 AND state NOT IN ('cancelled', 'held')",
             params![fmt_time(since)],

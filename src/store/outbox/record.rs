@@ -18,14 +18,16 @@ use crate::store::enroll::stop;
 use crate::store::{Result, Store, fmt_time, log_event, moment, parse_time};
 
 impl Store {
+    #[cfg(test)]
     /// Asked just before a claimed message's SMTP transaction starts: the reason it must
     /// not start after all, or `None` if it may. A claim can wait in the queue behind a
     /// slow server; an opt-out, bounce or return recorded meanwhile (or the person being
     /// forgotten, or their sequence starting over) still stops it.
-    pub fn withdrawal(&self, config: &Config, row: i64) -> Result<Option<String>> {
+    pub(crate) fn withdrawal(&self, config: &Config, row: i64) -> Result<Option<String>> {
         withdrawal_in(&self.conn, config, row)
     }
 
+    #[cfg(test)]
     /// Just before a claimed message's SMTP transaction begins: its [`Store::withdrawal`]
     /// check, and if it may go, `started_at` committed in the same transaction, together
     /// with `results` (the same connection's last send, so that it never has more than
@@ -35,7 +37,7 @@ impl Store {
     ///
     /// Returns whether `results` were recorded (if not, the start may still be: the
     /// caller records them another way) and the withdrawal reason, if any.
-    pub fn start(
+    pub(crate) fn start(
         &mut self,
         config: &Config,
         results: &[(i64, Outcome)],
@@ -48,7 +50,7 @@ impl Store {
 
     /// [`Store::start`] for several connections' workers in one transaction (one commit
     /// for them all): each entry is a worker's results and the message it starts, if any.
-    pub fn start_many(
+    pub(crate) fn start_many(
         &mut self,
         config: &Config,
         starts: &[Start],
@@ -175,7 +177,7 @@ impl Store {
     ///
     /// Held messages are tried again from `now` (at their next `send_at` moment): the
     /// templates were just read again, perhaps fixed.
-    pub fn recover_interrupted(
+    pub(crate) fn recover_interrupted(
         &mut self,
         config: &Config,
         now: DateTime<Utc>,
@@ -189,14 +191,18 @@ impl Store {
 
     /// Held messages are tried again from `now` (at their next `send_at` moment): the
     /// templates were just read again (a reload), perhaps fixed. Returns how many.
-    pub fn retry_held(&mut self, now: DateTime<Utc>) -> Result<usize> {
+    pub(crate) fn retry_held(&mut self, now: DateTime<Utc>) -> Result<usize> {
         Ok(retry_held_in(&self.conn, now)?)
     }
 
     /// Between passes, when nothing is in flight: a message still `sending` is stuck (its
     /// result could not be written, and the pass gave up on it). Settled as at start-up
     /// (see [`Store::recover_interrupted`]), without touching held messages.
-    pub fn recover_stuck(&mut self, config: &Config, now: DateTime<Utc>) -> Result<Recovered> {
+    pub(crate) fn recover_stuck(
+        &mut self,
+        config: &Config,
+        now: DateTime<Utc>,
+    ) -> Result<Recovered> {
         let tx = self.write_tx()?;
         let recovered = recover_sending(&tx, config, now)?;
         tx.commit()?;
@@ -246,7 +252,7 @@ impl Store {
     /// A failed message that ended its sequence at its own step (before messages were
     /// held, a template error did that) makes the sequence active again at that step: once
     /// the message goes, the sequence continues.
-    pub fn resend(&mut self, row: i64, now: DateTime<Utc>) -> Result<bool> {
+    pub(crate) fn resend(&mut self, row: i64, now: DateTime<Utc>) -> Result<bool> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "UPDATE enrollments SET state = 'active', send_at = NULL, stopped_at = NULL, updated_at = ?2

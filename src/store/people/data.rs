@@ -16,7 +16,7 @@ use crate::store::{Result, Store, email_hash, fmt_time, from_moment, log_event, 
 
 /// What `forget_person` removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ForgetReport {
+pub(crate) struct ForgetReport {
     /// A former-client row existed and was deleted.
     pub client: bool,
     pub enrollments: u64,
@@ -28,15 +28,16 @@ pub struct ForgetReport {
 }
 
 impl ForgetReport {
+    #[cfg(test)]
     /// Whether anything at all was stored about the person.
-    pub fn knew_person(&self) -> bool {
+    pub(crate) fn knew_person(&self) -> bool {
         self.client || self.was_suppressed
     }
 }
 
 impl Store {
     /// `None` if nothing is. A forgotten person shows only their hashed suppression.
-    pub fn export_person(&self, email: &str) -> Result<Option<Value>> {
+    pub(crate) fn export_person(&self, email: &str) -> Result<Option<Value>> {
         let email = normalize_email(email);
         let conn = &self.conn;
         let client = rows_as_json(conn, "SELECT * FROM clients WHERE email = ?1", &email)?
@@ -76,7 +77,11 @@ impl Store {
     /// Erases a person: their client row (and with it their enrollments, messages and
     /// survey answers) and their events. What remains is a suppression keyed by the hash
     /// of the address, with no address, so that a later import of it is never mailed.
-    pub fn forget_person(&mut self, email: &str, now: DateTime<Utc>) -> Result<ForgetReport> {
+    pub(crate) fn forget_person(
+        &mut self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ForgetReport> {
         let email = normalize_email(email);
         let hash = email_hash(&email);
         // Deleted content is overwritten in the file, not merely unlinked.

@@ -26,7 +26,7 @@ use crate::token::Target;
 
 /// One enrollment, as the recipient pages need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnrollmentView {
+pub(crate) struct EnrollmentView {
     pub enrollment_id: i64,
     pub client_id: i64,
     pub email: String,
@@ -42,7 +42,7 @@ pub struct EnrollmentView {
 
 impl EnrollmentView {
     /// The `first_name` column, else the first word of `name`.
-    pub fn greeting_name(&self) -> Option<String> {
+    pub(crate) fn greeting_name(&self) -> Option<String> {
         self.first_name
             .clone()
             .filter(|n| !n.trim().is_empty())
@@ -57,7 +57,7 @@ impl EnrollmentView {
 
 /// What a link did to a person's standing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OptOutOutcome {
+pub(crate) enum OptOutOutcome {
     /// The link points at no enrollment (never issued, or the person was forgotten).
     Unknown,
     OptedOut,
@@ -65,7 +65,7 @@ pub enum OptOutOutcome {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UndoOutcome {
+pub(crate) enum UndoOutcome {
     Unknown,
     /// The opt-out was removed; `reactivated` sequences were picked up where they stopped.
     Resubscribed {
@@ -79,7 +79,7 @@ pub enum UndoOutcome {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum ReturnOutcome {
+pub(crate) enum ReturnOutcome {
     Unknown,
     /// Sequences stopped (how many were active).
     Recorded {
@@ -154,13 +154,13 @@ fn stored_suppression(conn: &Connection, email: &str) -> Result<Option<Suppressi
 
 impl Store {
     /// The enrollment a link token points at, if it still exists.
-    pub fn enrollment_by_link(&self, target: &Target) -> Result<Option<EnrollmentView>> {
+    pub(crate) fn enrollment_by_link(&self, target: &Target) -> Result<Option<EnrollmentView>> {
         view_by_link(&self.conn, target)
     }
 
     /// One-click unsubscribe: opts the enrollment's person out of everything (every
     /// campaign, queued retries included). Idempotent.
-    pub fn opt_out_enrollment(
+    pub(crate) fn opt_out_enrollment(
         &mut self,
         target: &Target,
         source: &str,
@@ -182,7 +182,7 @@ impl Store {
     /// The person clicked "undo" after unsubscribing through a link: removes their
     /// opt-out and picks up the sequences it stopped, with their next send recomputed.
     /// Sequences stopped for any other reason (bounced, returned, completed) stay stopped.
-    pub fn undo_opt_out(
+    pub(crate) fn undo_opt_out(
         &mut self,
         target: &Target,
         now: DateTime<Utc>,
@@ -221,7 +221,7 @@ impl Store {
 
     /// Opts an address out of everything, now and for good (also one never imported).
     /// Returns false if it was already opted out.
-    pub fn record_opt_out(
+    pub(crate) fn record_opt_out(
         &mut self,
         email: &str,
         source: &str,
@@ -234,7 +234,11 @@ impl Store {
     }
 
     /// The client came back: stop their sequences and record the win.
-    pub fn record_return(&mut self, email: &str, now: DateTime<Utc>) -> Result<ReturnOutcome> {
+    pub(crate) fn record_return(
+        &mut self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ReturnOutcome> {
         let tx = self.write_tx()?;
         let Some(client) = load_by_email(&tx, email)? else {
             return Ok(ReturnOutcome::Unknown);

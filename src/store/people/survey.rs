@@ -13,14 +13,14 @@ use crate::token::Target;
 
 /// A validated survey answer. Free text is already trimmed and bounded by the caller.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SurveyAnswer {
+pub(crate) struct SurveyAnswer {
     pub reason: Option<String>,
     pub better: Option<String>,
     pub would_return: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SurveyOutcome {
+pub(crate) enum SurveyOutcome {
     Unknown,
     Saved {
         /// False when this replaced an earlier answer.
@@ -33,7 +33,7 @@ pub enum SurveyOutcome {
 
 /// One stored survey answer, for `winback survey`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SurveyAnswerRow {
+pub(crate) struct SurveyAnswerRow {
     pub email: String,
     pub name: Option<String>,
     pub company: Option<String>,
@@ -47,7 +47,7 @@ pub struct SurveyAnswerRow {
 
 impl Store {
     /// The survey answer stored for an enrollment, if any.
-    pub fn survey_answer(&self, target: &Target) -> Result<Option<SurveyAnswer>> {
+    pub(crate) fn survey_answer(&self, target: &Target) -> Result<Option<SurveyAnswer>> {
         let Some(id) = enrollment_id(&self.conn, target)? else {
             return Ok(None);
         };
@@ -68,7 +68,7 @@ impl Store {
 
     /// Stores (or replaces) the survey answer of an enrollment; with `stop_contact`, also
     /// opts the person out of everything, as the unsubscribe link would.
-    pub fn save_survey_answer(
+    pub(crate) fn save_survey_answer(
         &mut self,
         target: &Target,
         answer: &SurveyAnswer,
@@ -118,7 +118,7 @@ impl Store {
     }
 
     /// Every survey answer, newest first.
-    pub fn survey_answers(&self) -> Result<Vec<SurveyAnswerRow>> {
+    pub(crate) fn survey_answers(&self) -> Result<Vec<SurveyAnswerRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT c.email, c.name, c.company, a.campaign, a.reason, a.better, a.would_return, a.created_at, a.updated_at
              FROM survey_answers a JOIN clients c ON c.id = a.client_id

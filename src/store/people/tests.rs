@@ -3,9 +3,10 @@ use std::collections::BTreeMap;
 use chrono::{Duration, NaiveDate, TimeZone};
 use serde_json::Value;
 
+use super::data::ForgetReport;
 use super::*;
 use crate::domain::model::{ChurnedAt, ClientRecord};
-use crate::store::{ForgetReport, Outcome, SurveyAnswer, SurveyOutcome, from_moment};
+use crate::store::{Outcome, SurveyAnswer, SurveyOutcome, from_moment};
 
 struct Fixture {
     dir: tempfile::TempDir,

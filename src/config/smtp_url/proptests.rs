@@ -7,6 +7,14 @@ use proptest::prelude::*;
 
 use super::*;
 
+fn check_smtp_url(url: &str) -> Result<(), UrlError> {
+    SmtpServer::parse(url).map(|_| ())
+}
+
+fn smtp_user(url: &str) -> Option<String> {
+    SmtpServer::parse(url).ok()?.user
+}
+
 /// A password holding `?`, `#` or `/` made the url look like one with a path or query,
 /// and that refusal, like one of an unknown scheme, quoted the url whole.
 #[test]
@@ -110,17 +118,12 @@ proptest! {
         let port_text = port.map(|p| format!(":{p}")).unwrap_or_default();
         let slash = if slash { "/" } else { "" };
         let url = format!("{scheme}://{userinfo}{written}{port_text}{slash}");
-        let security = if implicit_tls {
-            smtp::Security::ImplicitTls
-        } else {
-            smtp::Security::StartTlsWhenOffered
-        };
         let rest = url.split_once("://").map_or("", |(_, rest)| rest);
-        let server = parse_server(&url, rest, security);
+        let server = server(&url, rest, implicit_tls);
         prop_assert!(server.is_ok(), "{}: {:?}", url, server.err().map(|e| e.to_string()));
         let server = server.unwrap();
         prop_assert_eq!(&server.host, &host);
-        prop_assert_eq!(server.port, port.unwrap_or(security.default_port()));
+        prop_assert_eq!(server.port, port.unwrap_or(if implicit_tls { 465 } else { 25 }));
         prop_assert_eq!(&server.user, &user);
         prop_assert!(check_smtp_url(&url).is_ok());
         prop_assert_eq!(smtp_user(&url), user);
