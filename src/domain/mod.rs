@@ -1,9 +1,8 @@
 //! The rules of winback as plain functions over data: who is due, when, for what, and what
 //! a suppression, a retry or a return means. A `now` is always passed in.
 //!
-//! Must not touch SQLite, SMTP, HTTP, templates, files or the clock: nothing under
-//! `domain/` imports rusqlite, tokio, lettre, handlebars, axum, `crate::store`,
-//! `crate::mailer`, `crate::http` or `crate::clock`.
+//! Must not touch the database, SMTP, HTTP, templates, files or the clock, nor import the
+//! modules and crates that do (ARCHITECTURE.md gives the one `grep` that checks this).
 
 pub(crate) mod calendar;
 pub(crate) mod campaign;

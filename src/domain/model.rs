@@ -431,6 +431,35 @@ pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
+/// One bad row: where it starts in the file and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowError {
+    /// 1-based line where the record starts (the header is line 1).
+    pub line: u64,
+    /// Every problem found in the row, as plain sentences joined by "; ".
+    pub reason: String,
+}
+
+/// How the two errors that end reading begin; see [`RowError::ends_the_file`].
+pub(crate) const RECORD_TOO_LONG: &str = "this record is longer than 1 MiB";
+pub(crate) const UNREADABLE_REST: &str = "could not read the rest of the file";
+
+impl RowError {
+    /// Whether reading stopped here, so the rest of the file was never seen: even with
+    /// `--skip-invalid`, such a file must not be half-applied.
+    pub(crate) fn ends_the_file(&self) -> bool {
+        self.reason.starts_with(RECORD_TOO_LONG) || self.reason.starts_with(UNREADABLE_REST)
+    }
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
+impl std::error::Error for RowError {}
+
 #[cfg(test)]
 mod proptests;
 

@@ -8,13 +8,12 @@
 mod columns;
 mod values;
 
-use std::fmt;
 use std::io::{self, Read};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use csv::{ByteRecord, Position};
 
-use crate::domain::model::ClientRecord;
+use crate::domain::model::{ClientRecord, RECORD_TOO_LONG, RowError, UNREADABLE_REST};
 use columns::{Columns, EMPTY_FILE};
 
 /// A record may span several lines (line breaks inside quotes), but past this many bytes a
@@ -27,35 +26,6 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 const UNTERMINATED: &str = "this last line does not end with a line break, so the file may \
      have been cut short while it was being written; if the file is complete, add a line \
      break at its end (or export it again)";
-
-/// One bad row: where it starts in the file and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RowError {
-    /// 1-based line where the record starts (the header is line 1).
-    pub line: u64,
-    /// Every problem found in the row, as plain sentences joined by "; ".
-    pub reason: String,
-}
-
-/// How the two errors that end reading begin; see [`RowError::ends_the_file`].
-const RECORD_TOO_LONG: &str = "this record is longer than 1 MiB";
-const UNREADABLE_REST: &str = "could not read the rest of the file";
-
-impl RowError {
-    /// Whether reading stopped here, so the rest of the file was never seen: even with
-    /// `--skip-invalid`, such a file must not be half-applied.
-    pub(crate) fn ends_the_file(&self) -> bool {
-        self.reason.starts_with(RECORD_TOO_LONG) || self.reason.starts_with(UNREADABLE_REST)
-    }
-}
-
-impl fmt::Display for RowError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.reason)
-    }
-}
-
-impl std::error::Error for RowError {}
 
 /// Why a file cannot be read at all.
 #[derive(Debug, thiserror::Error)]

@@ -193,12 +193,18 @@ pub(crate) fn first_step(
     if !campaign.admits(client.churn_reason) {
         return None;
     }
+    Some(survey_step(campaign, client, now))
+}
+
+/// When a sequence that starts (or starts again) at `now` has its survey due, and may
+/// send it.
+fn survey_step(campaign: &Campaign, client: &ClientFacts<'_>, now: DateTime<Utc>) -> FirstStep {
     let tz = schedule::zone(campaign, client.timezone);
     let due = schedule::survey_due(campaign, client.churned_at, tz);
-    Some(FirstStep {
+    FirstStep {
         due_at: fmt_time(due),
         send_at: next_moment(campaign, tz, due, now),
-    })
+    }
 }
 
 /// Enrolls a client just created (no enrollment can exist yet), if the campaign admits them.
@@ -354,14 +360,13 @@ pub(crate) fn restart(
     client: &ClientFacts<'_>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let tz = schedule::zone(campaign, client.timezone);
-    let due = schedule::survey_due(campaign, client.churned_at, tz);
+    let step = survey_step(campaign, client, now);
     conn.prepare_cached(
         "UPDATE enrollments SET cycle = cycle + 1, state = 'active', next_step = 1, due_at = ?3, send_at = ?4,
                 stopped_at = NULL, last_sent_at = NULL, updated_at = ?5
          WHERE client_id = ?1 AND campaign = ?2",
     )?
-    .execute(params![client.id, campaign.name, fmt_time(due), next_moment(campaign, tz, due, now), fmt_time(now)])?;
+    .execute(params![client.id, campaign.name, step.due_at, step.send_at, fmt_time(now)])?;
     reconcile(conn, campaign, client, now)
 }
 

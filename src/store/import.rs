@@ -14,8 +14,8 @@ use super::enroll;
 use super::{Result, Store, StoreError, fmt_time, log_event};
 use crate::config::Config;
 use crate::domain::lifecycle;
+use crate::domain::model::RowError;
 use crate::domain::model::{ClientRecord, SyncOutcome, SyncReport};
-use crate::import::csv::RowError;
 
 /// Bad rows kept for the report; beyond this they are only counted.
 const MAX_REPORTED_ERRORS: usize = 1000;

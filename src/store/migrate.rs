@@ -195,7 +195,7 @@ mod tests {
         // A file with a bad row changes nothing, and leaves foreign keys on.
         let bad = vec![
             Ok((2, record("we_ended"))),
-            Err(crate::import::csv::RowError {
+            Err(crate::domain::model::RowError {
                 line: 3,
                 reason: "bad".to_string(),
             }),

@@ -87,6 +87,18 @@ pub(crate) struct PreviewClient {
 }
 
 impl Store {
+    /// `(campaign, step) → count` from a query selecting those three columns.
+    fn counts_by_step(&self, sql: &str) -> Result<Vec<((String, u32), u64)>> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                (r.get::<_, String>(0)?, r.get::<_, u32>(1)?),
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// The funnel, reasons, answers and stops for `winback report`.
     pub(crate) fn report_data(&self) -> Result<ReportData> {
         let count = |sql: &str| -> Result<u64> {
@@ -125,8 +137,7 @@ impl Store {
 
         // An opt-out is put at the last step sent in the sequence it stopped; a bounce at
         // the step whose message was refused.
-        let mut stops: BTreeMap<(String, u32), (u64, u64)> = BTreeMap::new();
-        let mut stmt = self.conn.prepare(
+        let opt_outs = self.counts_by_step(
             "SELECT e.campaign,
                     COALESCE((SELECT MAX(m.step) FROM messages m
                               WHERE m.enrollment_id = e.id AND m.cycle = e.cycle
@@ -134,29 +145,16 @@ impl Store {
                     COUNT(*)
              FROM enrollments e WHERE e.state = 'opted_out' GROUP BY 1, 2",
         )?;
-        for row in stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, u32>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })? {
-            let (campaign, step, n) = row?;
-            stops.entry((campaign, step)).or_default().0 += n as u64;
-        }
-        let mut stmt = self.conn.prepare(
+        let bounces = self.counts_by_step(
             "SELECT m.campaign, m.step, COUNT(*) FROM messages m JOIN enrollments e ON e.id = m.enrollment_id
              WHERE m.state = 'failed' AND e.state = 'bounced' AND m.cycle = e.cycle GROUP BY 1, 2",
         )?;
-        for row in stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, u32>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })? {
-            let (campaign, step, n) = row?;
-            stops.entry((campaign, step)).or_default().1 += n as u64;
+        let mut stops: BTreeMap<(String, u32), (u64, u64)> = BTreeMap::new();
+        for (key, n) in opt_outs {
+            stops.entry(key).or_default().0 += n;
+        }
+        for (key, n) in bounces {
+            stops.entry(key).or_default().1 += n;
         }
         let stops = stops
             .into_iter()
