@@ -23,7 +23,8 @@ const DELAY_MS: u64 = 10;
 /// The survey moment of clients who churned on 2026-01-08: 10:00 EDT on churn + 90 days.
 const SURVEY_MOMENT: &str = "2026-04-08T14:00:05Z";
 
-fn import_clients(env: &Env, count: usize) -> Vec<String> {
+/// Imports `count` former clients whose survey is due at `SURVEY_MOMENT`; their emails.
+pub(crate) fn import_clients(env: &Env, count: usize) -> Vec<String> {
     let emails: Vec<String> = (0..count)
         .map(|n| format!("client{n:04}@crash.example"))
         .collect();

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::delivery::{COLUMNS, Env, counts, csv};
+use crate::delivery::{Env, counts};
 use crate::support::{Project, wait_until};
 
 const NOW: &str = "2026-06-02T14:00:00Z";
@@ -536,24 +536,7 @@ impl FullDisk {
             "path = \"winback.db\"",
             &format!("path = \"{}\"", database.display()),
         ));
-        let emails: Vec<String> = (0..DISK_CLIENTS)
-            .map(|n| format!("client{n:02}@disk.example"))
-            .collect();
-        let rows: Vec<Vec<&str>> = emails
-            .iter()
-            .map(|email| {
-                vec![
-                    email.as_str(),
-                    "Dana Disk",
-                    "Disk Co",
-                    "2026-01-08",
-                    "price",
-                    "",
-                ]
-            })
-            .collect();
-        let rows: Vec<&[&str]> = rows.iter().map(Vec::as_slice).collect();
-        env.import(&csv(COLUMNS, &rows), "2026-04-01T00:00:00Z");
+        let emails = crate::crash::import_clients(&env, DISK_CLIENTS);
         assert!(database.exists(), "the database is not on the tmpfs");
         Some(FullDisk { disk, env, emails })
     }
