@@ -21,6 +21,7 @@ mod deliver;
 mod domain;
 mod http;
 mod import;
+mod inbound;
 mod links;
 mod mail;
 mod mailer;
