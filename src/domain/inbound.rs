@@ -148,3 +148,162 @@ pub(crate) fn classify(facts: &Facts) -> Classification {
         why: "not classified yet".to_string(),
     }
 }
+
+/// How many soft bounces, over how long, make an address count as bounced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SoftBounceRule {
+    /// At least this many soft bounces (the one being applied included)...
+    pub limit: u32,
+    /// ...spanning at least this many days from the first to the last: a full mailbox
+    /// that stays full for two weeks is as good as gone, three in one afternoon are not.
+    pub days: u32,
+}
+
+impl Default for SoftBounceRule {
+    fn default() -> Self {
+        SoftBounceRule { limit: 3, days: 14 }
+    }
+}
+
+/// Whether the soft bounces received at `times` (any order; the one being applied
+/// included) make the address a bounce under `rule`.
+pub(crate) fn soft_bounces_become_bounce(
+    times: &[chrono::DateTime<chrono::Utc>],
+    rule: SoftBounceRule,
+) -> bool {
+    let (Some(first), Some(last)) = (times.iter().min(), times.iter().max()) else {
+        return false;
+    };
+    times.len() >= rule.limit.max(1) as usize
+        && *last - *first >= chrono::Duration::days(i64::from(rule.days))
+}
+
+/// What applying an inbound message changes for the person it was matched to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Recorded only (delayed, blocked, automatic replies, unrelated, unmatched).
+    None,
+    /// A soft bounce, counted towards [`SoftBounceRule`].
+    Counted,
+    /// The address is suppressed (reason bounce) and every sequence stops.
+    Bounce,
+    /// An opt-out (source `complaint` or `reply`): suppressed, every sequence stops.
+    OptOut,
+    /// Their sequences stop as `left`; not suppressed.
+    Left,
+    /// Their sequences stop as `replied`; not suppressed.
+    Replied,
+}
+
+impl Effect {
+    pub(crate) const ALL: [Effect; 6] = [
+        Effect::None,
+        Effect::Counted,
+        Effect::Bounce,
+        Effect::OptOut,
+        Effect::Left,
+        Effect::Replied,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Effect::None => "none",
+            Effect::Counted => "counted",
+            Effect::Bounce => "bounce",
+            Effect::OptOut => "opt_out",
+            Effect::Left => "left",
+            Effect::Replied => "replied",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Effect> {
+        Effect::ALL.into_iter().find(|e| e.as_str() == text)
+    }
+}
+
+/// What `outcome` does to the person of the message it answers; `soft_limit_reached`
+/// is [`soft_bounces_become_bounce`] for the soft bounces so far and this one.
+pub(crate) fn effect(outcome: Outcome, soft_limit_reached: bool) -> Effect {
+    match outcome {
+        Outcome::Bounce => Effect::Bounce,
+        Outcome::SoftBounce if soft_limit_reached => Effect::Bounce,
+        Outcome::SoftBounce => Effect::Counted,
+        Outcome::Complaint | Outcome::Unsubscribe => Effect::OptOut,
+        Outcome::LeftCompany => Effect::Left,
+        Outcome::Reply => Effect::Replied,
+        Outcome::Delayed | Outcome::Blocked | Outcome::AutoReply | Outcome::Unrelated => {
+            Effect::None
+        }
+    }
+}
+
+/// The opt-out source an outcome records (`suppressions.source`).
+pub(crate) fn opt_out_source(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Complaint => "complaint",
+        _ => "reply",
+    }
+}
+
+#[cfg(test)]
+mod soft_bounce_tests {
+    use super::*;
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+
+    fn days(offsets: &[i64]) -> Vec<DateTime<Utc>> {
+        let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
+        offsets.iter().map(|d| t0 + Duration::days(*d)).collect()
+    }
+
+    #[test]
+    fn repeated_soft_bounces_over_the_span_become_a_bounce() {
+        let rule = SoftBounceRule::default();
+        let table: &[(&[i64], bool)] = &[
+            (&[], false),
+            (&[0], false),
+            (&[0, 20], false),         // two: below the limit
+            (&[0, 1, 2], false),       // three within two days: not long enough
+            (&[0, 7, 13], false),      // 13 days: one short
+            (&[0, 7, 14], true),       // three spanning exactly 14 days
+            (&[14, 0, 7], true),       // order does not matter
+            (&[0, 0, 0, 0, 30], true), // more than the limit
+            (&[0, 1, 2, 3], false),    // many, but in a few days
+        ];
+        for (offsets, expected) in table {
+            assert_eq!(
+                soft_bounces_become_bounce(&days(offsets), rule),
+                *expected,
+                "{offsets:?}"
+            );
+        }
+        let strict = SoftBounceRule { limit: 1, days: 0 };
+        assert!(soft_bounces_become_bounce(&days(&[0]), strict));
+    }
+}
+
+#[cfg(test)]
+mod effect_tests {
+    use super::*;
+
+    #[test]
+    fn each_outcome_has_its_effect_and_only_bounces_and_opt_outs_suppress() {
+        for outcome in Outcome::ALL {
+            let expected = match outcome {
+                Outcome::Bounce => Effect::Bounce,
+                Outcome::SoftBounce => Effect::Counted,
+                Outcome::Complaint | Outcome::Unsubscribe => Effect::OptOut,
+                Outcome::LeftCompany => Effect::Left,
+                Outcome::Reply => Effect::Replied,
+                _ => Effect::None,
+            };
+            assert_eq!(effect(outcome, false), expected, "{outcome}");
+        }
+        assert_eq!(effect(Outcome::SoftBounce, true), Effect::Bounce);
+        assert_eq!(effect(Outcome::Delayed, true), Effect::None);
+        assert_eq!(opt_out_source(Outcome::Complaint), "complaint");
+        assert_eq!(opt_out_source(Outcome::Unsubscribe), "reply");
+        for e in Effect::ALL {
+            assert_eq!(Effect::parse(e.as_str()), Some(e));
+        }
+    }
+}

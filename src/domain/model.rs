@@ -322,6 +322,10 @@ pub(crate) enum EnrollmentState {
     OptedOut,
     Bounced,
     Returned,
+    /// Stopped: a reply said the contact has left the company (not suppressed).
+    Left,
+    /// Stopped: the person answered; a human takes over (not suppressed).
+    Replied,
 }
 
 impl EnrollmentState {
@@ -332,6 +336,8 @@ impl EnrollmentState {
             EnrollmentState::OptedOut => "opted_out",
             EnrollmentState::Bounced => "bounced",
             EnrollmentState::Returned => "returned",
+            EnrollmentState::Left => "left",
+            EnrollmentState::Replied => "replied",
         }
     }
 
@@ -342,6 +348,8 @@ impl EnrollmentState {
             EnrollmentState::OptedOut,
             EnrollmentState::Bounced,
             EnrollmentState::Returned,
+            EnrollmentState::Left,
+            EnrollmentState::Replied,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)

@@ -92,7 +92,11 @@ pub(crate) fn superseded(
 ) -> Option<&'static str> {
     let stopped = matches!(
         sequence.state,
-        EnrollmentState::OptedOut | EnrollmentState::Bounced | EnrollmentState::Returned
+        EnrollmentState::OptedOut
+            | EnrollmentState::Bounced
+            | EnrollmentState::Returned
+            | EnrollmentState::Left
+            | EnrollmentState::Replied
     );
     if sequence.cycle != cycle {
         Some("dropped: it belongs to an earlier sequence")

@@ -11,6 +11,7 @@ mod clients;
 mod codec;
 mod enroll;
 mod import;
+mod inbound;
 mod links;
 mod migrate;
 mod outbox;
@@ -26,6 +27,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
 pub(crate) use import::{ImportChunk, ImportOutcome, PreparedClient};
+pub(crate) use inbound::{Applied, Inbound, InboundRecord, InboxUndo};
 pub(crate) use outbox::{Claimed, Outcome, Start};
 pub(crate) use people::survey::{SurveyAnswer, SurveyAnswerRow, SurveyOutcome};
 pub(crate) use people::{EnrollmentView, OptOutOutcome, ReturnOutcome, UndoOutcome};

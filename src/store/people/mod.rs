@@ -207,7 +207,7 @@ impl Store {
             "DELETE FROM suppressions WHERE email_hash = ?1",
             params![email_hash(&view.email)],
         )?;
-        let reactivated = reactivate(&tx, view.client_id, now, config)?;
+        let reactivated = reactivate(&tx, view.client_id, EnrollmentState::OptedOut, now, config)?;
         log_event(
             &tx,
             now,
@@ -317,11 +317,12 @@ pub(crate) fn suppress(
     Ok(before)
 }
 
-/// Resumes the client's sequences that an opt-out stopped, each where it stood (see
-/// [`lifecycle::resume`]).
-fn reactivate(
+/// Resumes the client's sequences stopped as `stopped` (an opt-out's, or a wrong bounce's
+/// or reply's undone), each where it stood (see [`lifecycle::resume`]).
+pub(super) fn reactivate(
     tx: &Transaction<'_>,
     client_id: i64,
+    stopped: EnrollmentState,
     now: DateTime<Utc>,
     config: &Config,
 ) -> Result<usize> {
@@ -332,9 +333,9 @@ fn reactivate(
     let now_text = fmt_time(now);
     let stopped: Vec<(i64, String, i64, u32)> = tx
         .prepare_cached(
-            "SELECT id, campaign, cycle, next_step FROM enrollments WHERE client_id = ?1 AND state = 'opted_out' ORDER BY id",
+            "SELECT id, campaign, cycle, next_step FROM enrollments WHERE client_id = ?1 AND state = ?2 ORDER BY id",
         )?
-        .query_map(params![client_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .query_map(params![client_id, stopped.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<std::result::Result<_, _>>()?;
     let mut resumed = 0;
     for (enrollment_id, campaign_name, cycle, next_step) in stopped {
@@ -364,7 +365,7 @@ fn reactivate(
             Resume::QueueAgain => {
                 tx.prepare_cached(
                     "UPDATE messages SET state = 'retry', next_attempt_at = ?2, first_claimed_at = ?2, updated_at = ?2,
-                            last_error = 'queued again: the recipient undid their opt-out'
+                            last_error = 'queued again: its stop was undone'
                      WHERE enrollment_id = ?1 AND cycle = ?3 AND step = ?4",
                 )?
                 .execute(params![enrollment_id, now_text, cycle, next_step])?;
