@@ -8,6 +8,7 @@
 
 mod check;
 mod import;
+mod inbound;
 mod log_sink;
 mod ops;
 mod output;
@@ -117,6 +118,24 @@ pub enum Command {
         after_help = "Example: winback outbox list\n         winback outbox resend 42"
     )]
     Outbox(OutboxCommand),
+    /// Apply returned mail: bounces, complaints and replies (each FILE one message, each DIR a Maildir or a folder of .eml files; none: one message on standard input).
+    #[command(
+        after_help = "Example: winback inbound ~/Maildir\n         winback inbound bounce.eml --format json\n         (Postfix pipe, .forward or procmail: | winback inbound)\n\nEach message is applied once, however often it is read. Exit status 1 if an input is not a mail message; nothing is applied for it."
+    )]
+    Inbound {
+        #[arg(value_name = "FILE|DIR")]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Recent returned mail and what each did; `undo ID` reverses a wrong suppression or stop.
+    #[command(after_help = "Example: winback inbox\n         winback inbox undo 12")]
+    Inbox {
+        #[command(subcommand)]
+        action: Option<InboxCommand>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// The feedback survey's answers, and how many gave each reason.
     #[command(
         after_help = "Example: winback survey\n         winback survey --format json > answers.json"
@@ -204,6 +223,13 @@ pub enum OutboxCommand {
     /// Send an uncertain or failed message again (the recipient may get it twice).
     #[command(after_help = "Example: winback outbox resend 42")]
     Resend { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InboxCommand {
+    /// Reverse what one inbound message did: lift its suppression, resume the sequences it stopped.
+    #[command(after_help = "Example: winback inbox undo 12")]
+    Undo { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,6 +323,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Returned { email } => people::returned(&cli, email),
         Command::Outbox(OutboxCommand::List) => status::outbox_list(&cli),
         Command::Outbox(OutboxCommand::Resend { id }) => people::resend(&cli, *id),
+        Command::Inbound { paths, format } => inbound::inbound(&cli, paths, *format),
+        Command::Inbox {
+            action: Some(InboxCommand::Undo { id }),
+            ..
+        } => inbound::undo(&cli, *id),
+        Command::Inbox {
+            action: None,
+            format,
+        } => inbound::inbox(&cli, *format),
         Command::Survey { format } => recipients::survey(&cli, *format),
         Command::Export { email } => recipients::export(&cli, email),
         Command::Forget { email } => recipients::forget(&cli, email),

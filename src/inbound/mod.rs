@@ -4,4 +4,6 @@
 // Wired into `winback inbound` and the daemon next; until then only tests use it.
 #![allow(dead_code)]
 
+pub(crate) mod apply;
 pub(crate) mod parse;
+pub(crate) mod source;

@@ -323,7 +323,7 @@ impl Store {
                              WHERE client_id = ?1 AND outcome = 'soft_bounce' AND undone_at IS NULL",
                         )?
                         .query_map(params![m.client_id], |r| r.get::<_, String>(0))?
-                        .map(|t| Ok(super::parse_time(&t?)?))
+                        .map(|t| super::parse_time(&t?))
                         .collect::<Result<_>>()?;
                         times.push(now);
                         soft_bounces_become_bounce(&times, rule)
