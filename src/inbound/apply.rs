@@ -87,7 +87,12 @@ pub(crate) fn apply(
     rule: SoftBounceRule,
     now: DateTime<Utc>,
 ) -> Result<Applied, ApplyError> {
-    let facts = super::parse::parse(raw)?;
+    let mut facts = super::parse::parse(raw)?;
+    if facts.content_hash.is_empty() {
+        // Never one key for every message without a Message-ID.
+        use sha2::Digest;
+        facts.content_hash = crate::store::lower_hex(&sha2::Sha256::digest(raw));
+    }
     let class = classify(&facts);
     Ok(store.apply_inbound(&inbound(&facts, &class, secret), rule, now)?)
 }
