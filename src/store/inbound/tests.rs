@@ -393,3 +393,32 @@ fn undo_lifts_a_wrong_bounce_and_resumes_the_sequence_after_its_step() {
         InboxUndo::NothingToUndo
     );
 }
+
+#[test]
+fn forgetting_a_person_erases_their_inbound_mail_but_not_its_key() {
+    let mut f = fixture();
+    f.import(&[PAT]);
+    let sent = f.send_all();
+    let reply = Inbound {
+        referenced_ids: vec![sent[PAT].1.clone()],
+        from: Some(PAT.to_string()),
+        excerpt: Some("Call me on 555-0100.".to_string()),
+        ..inbound("id:r", Outcome::Reply)
+    };
+    f.apply(&reply, now());
+    let export = f.store.export_person(PAT).unwrap().unwrap();
+    assert_eq!(
+        export["inbound_messages"][0]["excerpt"],
+        "Call me on 555-0100."
+    );
+    f.store.forget_person(PAT, now()).unwrap();
+    let listed = f.store.inbox(10).unwrap();
+    assert_eq!(
+        (listed[0].email.as_ref(), listed[0].excerpt.as_ref()),
+        (None, None)
+    );
+    assert!(!listed[0].why.contains(PAT));
+    // Read again: already seen, so their address is not stored again.
+    assert!(f.apply(&reply, now()).already_seen);
+    assert_eq!(f.store.inbox(10).unwrap().len(), 1);
+}

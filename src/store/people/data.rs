@@ -71,6 +71,7 @@ impl Store {
             "survey_answers": by_client("SELECT * FROM survey_answers WHERE client_id = ?1 ORDER BY enrollment_id")?,
             "suppression": suppression,
             "events": by_client("SELECT * FROM events WHERE client_id = ?1 ORDER BY id")?,
+            "inbound_messages": rows_as_json(conn, "SELECT * FROM inbound_messages WHERE email = ?1 ORDER BY id", &email)?,
         })))
     }
 
@@ -120,6 +121,13 @@ fn forget(
         tx.execute("DELETE FROM clients WHERE id = ?1", params![id])?;
         report.client = true;
     }
+    // Mail that came back from or about them: what it says goes, its key stays (read
+    // again, it is not recorded again).
+    tx.execute(
+        "UPDATE inbound_messages SET email = NULL, client_id = NULL, excerpt = NULL, why = 'erased: the person was forgotten'
+         WHERE email = ?1",
+        params![email],
+    )?;
     // Events not tied to the client row that still name the address.
     report.events += tx.execute(
         "DELETE FROM events WHERE instr(lower(detail), ?1) > 0",
