@@ -138,6 +138,20 @@ fn a_queued_message_is_superseded_by_a_new_sequence_a_stop_or_a_narrower_audienc
             Some("dropped: its sequence was stopped"),
         ),
         (
+            sequence(Left, 1),
+            1,
+            &[][..],
+            Some("price"),
+            Some("dropped: its sequence was stopped"),
+        ),
+        (
+            sequence(Replied, 1),
+            1,
+            &[][..],
+            Some("price"),
+            Some("dropped: its sequence was stopped"),
+        ),
+        (
             sequence(Active, 1),
             1,
             &["price"][..],
