@@ -315,19 +315,19 @@ impl Store {
                     m.email
                 );
             } else {
-                let limit_reached = inbound.outcome == Outcome::SoftBounce
-                    && {
-                        let mut times: Vec<DateTime<Utc>> = tx
+                let limit_reached = inbound.outcome == Outcome::SoftBounce && {
+                    let mut times: Vec<DateTime<Utc>> = tx
                         .prepare_cached(
                             "SELECT received_at FROM inbound_messages
-                             WHERE client_id = ?1 AND outcome = 'soft_bounce' AND undone_at IS NULL",
+                             WHERE client_id = ?1 AND outcome = 'soft_bounce' AND applied = 1
+                               AND undone_at IS NULL",
                         )?
                         .query_map(params![m.client_id], |r| r.get::<_, String>(0))?
                         .map(|t| super::parse_time(&t?))
                         .collect::<Result<_>>()?;
-                        times.push(now);
-                        soft_bounces_become_bounce(&times, rule)
-                    };
+                    times.push(now);
+                    soft_bounces_become_bounce(&times, rule)
+                };
                 effect = inbound::effect(inbound.outcome, limit_reached);
             }
         }
@@ -487,6 +487,15 @@ impl Store {
             "UPDATE inbound_messages SET undone_at = ?2 WHERE id = ?1",
             params![id, fmt_time(now)],
         )?;
+        if record.outcome == Outcome::SoftBounce && record.effect == Effect::Bounce {
+            // The count that made the bounce goes with it: the next soft bounce starts a
+            // new count rather than bouncing the address again at once.
+            tx.execute(
+                "UPDATE inbound_messages SET undone_at = ?2
+                 WHERE client_id = ?1 AND outcome = 'soft_bounce' AND effect = 'counted' AND undone_at IS NULL",
+                params![client_id, fmt_time(now)],
+            )?;
+        }
         tx.commit()?;
         Ok(InboxUndo::Undone { resumed })
     }

@@ -307,6 +307,41 @@ fn repeated_soft_bounces_become_a_bounce() {
         Some(("bounce".to_string(), "inbound".to_string()))
     );
     assert_eq!(f.state(PAT), "bounced");
+
+    // Undone: the count starts again; a fourth soft bounce is counted, not a bounce.
+    f.store
+        .undo_inbound(third.id, now() + Duration::days(15), &f.config)
+        .unwrap();
+    assert_eq!(f.suppression(PAT), None);
+    let fourth = f.apply(&soft(4), now() + Duration::days(16)).record;
+    assert_eq!(fourth.effect, Effect::Counted);
+    assert_eq!(f.suppression(PAT), None);
+}
+
+#[test]
+fn a_soft_bounce_not_applied_is_not_counted() {
+    let mut f = fixture();
+    f.import(&[PAT]);
+    let sent = f.send_all();
+    for (n, day) in [(1, 0), (2, 7)] {
+        let elsewhere = Inbound {
+            referenced_ids: vec![sent[PAT].1.clone()],
+            recipient: Some("someone@else.example".to_string()),
+            ..inbound(&format!("id:x{n}"), Outcome::SoftBounce)
+        };
+        assert!(
+            !f.apply(&elsewhere, now() + Duration::days(day))
+                .record
+                .applied
+        );
+    }
+    let ours = Inbound {
+        referenced_ids: vec![sent[PAT].1.clone()],
+        ..inbound("id:ours", Outcome::SoftBounce)
+    };
+    let r = f.apply(&ours, now() + Duration::days(14)).record;
+    assert_eq!(r.effect, Effect::Counted);
+    assert_eq!(f.suppression(PAT), None);
 }
 
 #[test]
