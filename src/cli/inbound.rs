@@ -20,6 +20,11 @@ use crate::store::{Applied, InboundRecord, InboxUndo};
 const INBOX_LIMIT: u32 = 100;
 
 pub(super) fn inbound(cli: &Cli, paths: &[PathBuf], format: Format) -> anyhow::Result<ExitCode> {
+    if paths.is_empty() && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        anyhow::bail!(
+            "no message given: name message files or a Maildir (winback inbound ~/Maildir), or pipe one message in (winback inbound < bounce.eml)"
+        );
+    }
     let setup = load_config(cli)?;
     // Every path is checked before anything is applied: a typo changes nothing.
     let files = source::message_files(paths)?;
