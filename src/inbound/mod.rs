@@ -5,3 +5,4 @@
 #![allow(dead_code)]
 
 pub(crate) mod parse;
+pub(crate) mod verp;
