@@ -13,3 +13,4 @@ mod ops;
 mod recipients;
 mod smtp_support;
 mod support;
+mod verp;
