@@ -54,7 +54,22 @@ impl ImapMailbox {
                 ));
             }
         };
-        let (authority_text, path) = rest.split_once('/').unwrap_or((rest, ""));
+        // A login is required, so the first '@' ends it; a ':' before it is a password
+        // (refused before any part of it could be quoted as a port or a folder).
+        let Some(at) = rest.find('@') else {
+            return Err(invalid(
+                url,
+                "names no login: write the user before the host, imaps://USER@HOST/FOLDER",
+            ));
+        };
+        if rest[..at].contains(':') {
+            return Err(invalid(
+                url,
+                "the password must not be written in the url: set WINBACK_IMAP_PASSWORD instead",
+            ));
+        }
+        let end = rest[at..].find('/').map_or(rest.len(), |i| at + i);
+        let (authority_text, path) = (&rest[..end], rest.get(end + 1..).unwrap_or(""));
         if authority_text.contains(['?', '#']) || path.contains(['?', '#', ';']) {
             return Err(invalid(
                 url,
@@ -100,6 +115,9 @@ fn is_loopback(host: &str) -> bool {
         || host.ends_with(".localhost")
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

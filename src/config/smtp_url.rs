@@ -50,7 +50,7 @@ pub(crate) struct UrlError {
 
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "smtp url {:?}: {}", self.url, self.reason)
+        write!(f, "url {:?}: {}", self.url, self.reason)
     }
 }
 
