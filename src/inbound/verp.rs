@@ -135,4 +135,25 @@ mod tests {
         assert_eq!(message_row(&rotated, &new), Some(8));
         assert_eq!(message_row(&first, &new), None, "key 2 is not held");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any header text, however odd, names a row only if we issued it, and never panics.
+        #[test]
+        fn no_text_makes_message_row_panic_or_name_a_row(
+            text in "([<>@+ \"]|[a-z2-7]{1,40}|\\PC){0,12}",
+        ) {
+            let secret = Secret::from_text("test secret");
+            proptest::prop_assert_eq!(message_row(&secret, &text), None);
+        }
+
+        #[test]
+        fn any_row_reads_back_from_its_address_in_any_case(row in proptest::prelude::any::<i64>(), upper in proptest::prelude::any::<bool>()) {
+            let secret = Secret::from_text("test secret");
+            let built = address(&secret, &bounces(), row).expect("an address").to_string();
+            let text = if upper { built.to_uppercase() } else { built };
+            proptest::prop_assert_eq!(message_row(&secret, &format!("<{text}>")), Some(row));
+        }
+    }
 }
