@@ -213,7 +213,7 @@ impl Validator<'_> {
         let dkim = raw.dkim.and_then(|d| self.dkim(d, from_domain.as_deref()));
         let inbound = raw
             .inbound
-            .map(|i| self.inbound(i, from_domain.as_deref()))
+            .map(|i| self.inbound(i, smtp.as_ref()))
             .unwrap_or_default();
 
         let mut campaigns: Vec<Campaign> = Vec::new();

@@ -3,11 +3,11 @@
 //! mail, who is notified, and when soft bounces add up to a bounce.
 //!
 //! Part of the validator: pure, no file or network access; a return path outside the
-//! From address's domain is a warning.
+//! From address's domain, or that is the From or Reply-To mailbox, is a warning.
 
 use toml::Spanned;
 
-use super::super::{ImapMailbox, Inbound, raw};
+use super::super::{ImapMailbox, Inbound, Smtp, raw};
 use super::Validator;
 use super::redact_password;
 
@@ -19,13 +19,11 @@ impl Validator<'_> {
     pub(super) fn inbound(
         &mut self,
         raw: Spanned<raw::RawInbound>,
-        from_domain: Option<&str>,
+        smtp: Option<&Smtp>,
     ) -> Inbound {
         let raw = raw.into_inner();
         let defaults = Inbound::default();
-        let return_path = raw
-            .return_path
-            .and_then(|r| self.return_path(&r, from_domain));
+        let return_path = raw.return_path.and_then(|r| self.return_path(&r, smtp));
         let feedback_id = raw.feedback_id.and_then(|f| self.feedback_id(f));
         let mut mailboxes: Vec<ImapMailbox> = Vec::new();
         for url in raw.mailboxes.map(Spanned::into_inner).unwrap_or_default() {
@@ -101,7 +99,7 @@ impl Validator<'_> {
     fn return_path(
         &mut self,
         value: &Spanned<String>,
-        from_domain: Option<&str>,
+        smtp: Option<&Smtp>,
     ) -> Option<lettre::Address> {
         let key = "inbound.return_path";
         let text = value.get_ref().trim();
@@ -135,7 +133,20 @@ impl Validator<'_> {
             );
             return None;
         }
-        if let Some(from) = from_domain {
+        let people = smtp
+            .into_iter()
+            .flat_map(|s| std::iter::once(&s.from).chain(s.reply_to.as_ref()));
+        if let Some(person) = people
+            .map(|m| m.email.to_string())
+            .find(|p| p.eq_ignore_ascii_case(text))
+        {
+            self.warning(
+                &value.span(),
+                key,
+                format!("is {person}, the address people see and answer: bounces would land among their replies; use a mailbox of its own that only winback reads, e.g. \"bounces@{}\"", address.domain()),
+            );
+        }
+        if let Some(from) = smtp.map(|s| s.from.email.domain()) {
             let from = from.trim_end_matches('.').to_ascii_lowercase();
             let domain = address.domain().trim_end_matches('.').to_ascii_lowercase();
             let under = |a: &str, b: &str| a == b || a.ends_with(&format!(".{b}"));

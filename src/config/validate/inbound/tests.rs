@@ -214,7 +214,8 @@ fn an_unknown_key_is_refused_with_the_key_it_likely_meant() {
 }
 
 #[test]
-fn a_return_path_outside_the_senders_domain_or_a_short_feedback_id_is_a_warning() {
+fn a_return_path_outside_the_senders_domain_or_at_a_persons_mailbox_or_a_short_feedback_id_is_a_warning()
+ {
     let (inbound, warnings) = read("return_path = \"bounces@bounce.acme.example\"");
     assert!(
         warnings.is_empty(),
@@ -231,6 +232,17 @@ fn a_return_path_outside_the_senders_domain_or_a_short_feedback_id_is_a_warning(
     );
     assert!(
         warnings[0].message.contains("DMARC"),
+        "{}",
+        warnings[0].message
+    );
+
+    let (inbound, warnings) = read("return_path = \"SUCCESS@acme.example\"");
+    assert!(inbound.return_path.is_some());
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0]
+            .message
+            .contains("bounces would land among their replies"),
         "{}",
         warnings[0].message
     );
