@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::mail::{Renderer, Vars};
+use crate::mail::{Origin, Renderer, Vars};
 use crate::mailer::{Mailer, OutgoingMessage, SendError};
 use crate::store::{Claimed, Outcome, SharedError, SharedStore};
 use crate::token::{Secret, Target};
@@ -253,11 +253,24 @@ impl Deliverer {
         if !unfit.is_empty() {
             return Err(crate::mail::fitness::held_reason(&unfit));
         }
+        let return_path = match &self.config.inbound.return_path {
+            None => None,
+            Some(base) => Some(
+                crate::inbound::verp::address(&self.secret, base, message.message_row)
+                    .ok_or_else(|| format!("[inbound] return_path {base} gives no address with this message's reference"))?,
+            ),
+        };
+        let origin = Origin {
+            campaign: &message.campaign,
+            step: message.step,
+            return_path,
+        };
         self.renderer
             .build_message(
                 &self.config,
                 &rendered,
                 &message.client,
+                &origin,
                 &message.message_id,
                 self.clock.now(),
                 &unsubscribe_url,

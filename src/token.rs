@@ -14,6 +14,10 @@
 //! key the database held before key ids existed, and is tried against each. This module
 //! owns the format and the secret's derivation; it knows nothing of the store, HTTP or the
 //! clock, and `verify` never panics whatever it is given.
+//!
+//! Return references ([`issue_return`], [`verify_return`]) name an outbox row the same
+//! way for the envelope sender of a message, in lower-case base32 with a shorter tag,
+//! so that they fit an address's local part and survive a server changing its case.
 
 use std::fmt;
 
@@ -50,11 +54,13 @@ const TOKEN_LEN: usize = (RAW_LEN * 4).div_ceil(3);
 /// The most digits a key id before a token may have (`u32::MAX` has 10).
 const MAX_KEY_ID_DIGITS: usize = 10;
 
-/// What a token may be used for; a token of one purpose never verifies as the other.
+/// What a token may be used for; a token of one purpose never verifies as another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     Unsubscribe,
     Survey,
+    /// A return reference ([`issue_return`]): the envelope sender that names a message.
+    Return,
 }
 
 impl Purpose {
@@ -63,6 +69,7 @@ impl Purpose {
         match self {
             Purpose::Unsubscribe => b"winback:unsub:v1",
             Purpose::Survey => b"winback:survey:1",
+            Purpose::Return => b"winback:return:1",
         }
     }
 }
@@ -148,8 +155,13 @@ impl Secret {
 impl Secret {
     /// The block cipher that seals enrollment ids: its own key, derived from the secret.
     fn cipher(&self) -> Aes128 {
+        self.cipher_for(b"winback:link-id:v1")
+    }
+
+    /// A block cipher under a key derived from the secret for one use (`label`).
+    fn cipher_for(&self, label: &[u8]) -> Aes128 {
         let mut derive = Sha256::new();
-        derive.update(b"winback:link-id:v1");
+        derive.update(label);
         derive.update(self.key);
         let key = derive.finalize();
         Aes128::new_from_slice(&key[..16]).expect("AES-128 takes a 16-byte key")
@@ -245,6 +257,117 @@ fn verify_one(secret: &Secret, purpose: Purpose, token: &str) -> Option<Target> 
         .verify_truncated_left(&raw[16..])
         .ok()?;
     Some(secret.open(block))
+}
+
+/// Bytes of the HMAC kept in a return reference: 64 bits. A forged block must also
+/// decrypt to [`SEALED`] (another 64 bits), and a guess costs the forger an email.
+const RETURN_TAG_LEN: usize = 8;
+const RETURN_RAW_LEN: usize = 16 + RETURN_TAG_LEN;
+/// Characters of a return reference without a key id: 24 bytes in base32.
+pub const RETURN_REF_LEN: usize = (RETURN_RAW_LEN * 8).div_ceil(5);
+/// Characters of a return reference whose key id has up to three digits: what an
+/// address must leave room for.
+pub const RETURN_REF_MAX_LEN: usize = RETURN_REF_LEN + 3;
+/// RFC 4648's base32 alphabet in lower case: mail servers may change the case of an
+/// address's local part, and these letters and digits survive that.
+const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+impl Secret {
+    /// The cipher that seals outbox rows: not the links' one, so that a row and an
+    /// enrollment with the same number never share a block.
+    fn return_cipher(&self) -> Aes128 {
+        self.cipher_for(b"winback:return-id:v1")
+    }
+}
+
+/// The return reference for outbox row `row`, signed by the current key: 39 lower-case
+/// letters and digits, after the key id unless it is key 1. It names the message to
+/// whoever holds the key and to nobody else: the row is encrypted, not written.
+pub fn issue_return(secret: &Secret, row: i64) -> String {
+    let mut block = [0u8; 16];
+    block[..8].copy_from_slice(SEALED);
+    block[8..].copy_from_slice(&row.to_be_bytes());
+    secret.return_cipher().encrypt_block((&mut block).into());
+    let tag = secret.mac(Purpose::Return, &block).finalize().into_bytes();
+    let mut raw = [0u8; RETURN_RAW_LEN];
+    raw[..16].copy_from_slice(&block);
+    raw[16..].copy_from_slice(&tag[..RETURN_TAG_LEN]);
+    let reference = base32(&raw);
+    match secret.id {
+        1 => reference,
+        id => format!("{id}{reference}"),
+    }
+}
+
+/// The outbox row `reference` names, in any case, if one of `secret`'s keys issued it
+/// with [`issue_return`]; `None` for anything else: malformed, altered, a link token,
+/// a key not held. Never panics.
+pub fn verify_return(secret: &Secret, reference: &str) -> Option<i64> {
+    if reference.len() < RETURN_REF_LEN || reference.len() > RETURN_REF_LEN + MAX_KEY_ID_DIGITS {
+        return None;
+    }
+    let reference = reference.to_ascii_lowercase();
+    let split = reference.len() - RETURN_REF_LEN;
+    let (prefix, body) = (reference.get(..split)?, reference.get(split..)?);
+    let raw: [u8; RETURN_RAW_LEN] = from_base32(body)?.try_into().ok()?;
+    if prefix.is_empty() {
+        return secret.keys().find_map(|key| verify_return_one(&key, &raw));
+    }
+    if prefix.starts_with('0') || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let id: u32 = prefix.parse().ok().filter(|id| *id > 1)?;
+    verify_return_one(&secret.key(id)?, &raw)
+}
+
+fn verify_return_one(secret: &Secret, raw: &[u8; RETURN_RAW_LEN]) -> Option<i64> {
+    let block: Block = raw[..16].try_into().ok()?;
+    secret
+        .mac(Purpose::Return, &block)
+        .verify_truncated_left(&raw[16..])
+        .ok()?;
+    let mut plain = block;
+    secret.return_cipher().decrypt_block((&mut plain).into());
+    if plain[..8] != *SEALED {
+        return None;
+    }
+    Some(i64::from_be_bytes(plain[8..].try_into().ok()?))
+}
+
+/// Lower-case base32 without padding.
+fn base32(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity((bytes.len() * 8).div_ceil(5));
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for &byte in bytes {
+        // Fewer than 5 bits wait from before: 13 bits hold them and the new byte.
+        buffer = ((buffer << 8) | u32::from(byte)) & 0x1fff;
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(BASE32[((buffer >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(BASE32[((buffer << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
+/// [`base32`] read back; `None` for a character outside the alphabet or unused low bits
+/// set in the last one, so that no two texts decode to the same bytes.
+fn from_base32(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 5 / 8);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        let value = BASE32.iter().position(|&a| a == c)? as u32;
+        buffer = ((buffer << 5) | value) & 0xffff;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    (buffer & ((1 << bits) - 1) == 0).then_some(out)
 }
 
 #[cfg(test)]

@@ -60,7 +60,49 @@ pub(super) fn run(loaded: Result<Setup, SetupError>) -> anyhow::Result<ExitCode>
             c.exclude_reasons.join(", ")
         );
     }
+    if config.inbound != crate::config::Inbound::default() {
+        println!("  inbound: {}", inbound_summary(&config.inbound));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `[inbound]` in one line: what the outgoing mail carries, what is read, who hears.
+fn inbound_summary(inbound: &crate::config::Inbound) -> String {
+    use crate::config::ImapSecurity;
+    let mut parts = Vec::new();
+    match &inbound.return_path {
+        Some(path) => parts.push(format!(
+            "envelope sender {}+REF@{} (REF names each message)",
+            path.user(),
+            path.domain()
+        )),
+        None => parts.push("envelope sender [smtp] from".to_string()),
+    }
+    if let Some(id) = &inbound.feedback_id {
+        parts.push(format!("Feedback-ID CAMPAIGN:step-N:{id}"));
+    }
+    for m in &inbound.mailboxes {
+        let security = match m.security {
+            ImapSecurity::Tls => "TLS",
+            ImapSecurity::StartTls => "STARTTLS required",
+            ImapSecurity::StartTlsIfOffered => "STARTTLS when offered, this machine",
+        };
+        parts.push(format!(
+            "reads {} at {}:{} as {} ({security})",
+            m.folder, m.host, m.port, m.user
+        ));
+    }
+    if let Some(folder) = &inbound.processed_folder {
+        parts.push(format!("moves processed mail to \"{folder}\""));
+    }
+    if let Some(notify) = &inbound.notify {
+        parts.push(format!("tells {} of replies", notify.email));
+    }
+    parts.push(format!(
+        "{} soft bounces at least {} days apart make a bounce",
+        inbound.soft_bounce_limit, inbound.soft_bounce_days
+    ));
+    parts.join(", ")
 }
 
 fn print_warnings(warnings: &[String]) {

@@ -30,7 +30,10 @@ pub(super) fn inbound(cli: &Cli, paths: &[PathBuf], format: Format) -> anyhow::R
     let files = source::message_files(paths)?;
     let mut store = open_store(&setup.config)?;
     let secret = crate::setup::load_secret(&mut store, &setup.secrets)?;
-    let rule = SoftBounceRule::default();
+    let rule = SoftBounceRule {
+        limit: setup.config.inbound.soft_bounce_limit,
+        days: setup.config.inbound.soft_bounce_days,
+    };
     let inputs: Vec<Option<PathBuf>> = if paths.is_empty() {
         vec![None]
     } else {

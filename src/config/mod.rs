@@ -8,6 +8,7 @@
 //! database.
 
 mod hints;
+mod imap_url;
 mod raw;
 mod renames;
 mod smtp_url;
@@ -19,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub(crate) use crate::domain::campaign::Campaign;
+pub(crate) use imap_url::{ImapMailbox, ImapSecurity};
 pub(crate) use renames::{StoredCampaign, SuspectedRename, unconfirmed_renames};
 pub(crate) use smtp_url::{Endpoint, SmtpServer};
 
@@ -34,6 +36,8 @@ pub(crate) struct Config {
     pub sync_file: Option<PathBuf>,
     pub survey_external_url: Option<String>,
     pub dkim: Option<Dkim>,
+    /// `[inbound]`: all off (no keys) when the section is absent.
+    pub inbound: Inbound,
     pub campaigns: Vec<Campaign>,
     /// Not errors, but worth a look (printed by `check`).
     pub warnings: Vec<Problem>,
@@ -85,6 +89,40 @@ pub(crate) struct Dkim {
 pub(crate) struct DkimKey {
     pub selector: String,
     pub key_file: PathBuf,
+}
+
+/// `[inbound]`: where returned mail is read and what the outgoing mail carries for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Inbound {
+    /// The envelope sender's base (`bounces@acme.example`): each message goes out from
+    /// `bounces+REF@acme.example`, REF naming that message. `None`: from `smtp.from`.
+    pub return_path: Option<lettre::Address>,
+    /// Gmail's SenderId: each message carries `Feedback-ID: CAMPAIGN:step-N:ID`.
+    pub feedback_id: Option<String>,
+    /// The mailboxes the daemon reads, in the order written.
+    pub mailboxes: Vec<ImapMailbox>,
+    /// Where a processed message is moved in a mailbox only winback reads; `None`: left.
+    pub processed_folder: Option<String>,
+    /// Who hears of each human reply, contact who left, and survey answer.
+    pub notify: Option<lettre::message::Mailbox>,
+    /// Soft bounces of one address that together count as a bounce…
+    pub soft_bounce_limit: u32,
+    /// …when at least this many days lie between the first and the last.
+    pub soft_bounce_days: u32,
+}
+
+impl Default for Inbound {
+    fn default() -> Inbound {
+        Inbound {
+            return_path: None,
+            feedback_id: None,
+            mailboxes: Vec::new(),
+            processed_folder: None,
+            notify: None,
+            soft_bounce_limit: 3,
+            soft_bounce_days: 14,
+        }
+    }
 }
 
 /// One thing wrong (or worth a warning) in a configuration or template file.

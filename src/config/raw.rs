@@ -17,6 +17,7 @@ pub(crate) struct RawConfig {
     pub clients: Option<RawClients>,
     pub survey: Option<RawSurvey>,
     pub dkim: Option<Spanned<RawDkim>>,
+    pub inbound: Option<Spanned<RawInbound>>,
     #[serde(default)]
     pub campaign: Vec<Spanned<RawCampaign>>,
 }
@@ -82,6 +83,18 @@ pub(crate) struct RawDkim {
     pub key_file: Option<Spanned<String>>,
     pub second_selector: Option<Spanned<String>>,
     pub second_key_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInbound {
+    pub return_path: Option<Spanned<String>>,
+    pub feedback_id: Option<Spanned<String>>,
+    pub mailboxes: Option<Spanned<Vec<Spanned<String>>>>,
+    pub processed_folder: Option<Spanned<String>>,
+    pub notify: Option<Spanned<String>>,
+    pub soft_bounce_limit: Option<Spanned<i64>>,
+    pub soft_bounce_days: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -50,7 +50,7 @@ pub(crate) struct UrlError {
 
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "smtp url {:?}: {}", self.url, self.reason)
+        write!(f, "url {:?}: {}", self.url, self.reason)
     }
 }
 
@@ -78,20 +78,44 @@ impl SmtpServer {
 
 /// `rest` is the url after `scheme://`; `url` is the whole, for the error.
 pub(crate) fn server(url: &str, rest: &str, implicit_tls: bool) -> Result<SmtpServer, UrlError> {
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    if authority.contains(['/', '?', '#']) {
+    let authority_text = rest.strip_suffix('/').unwrap_or(rest);
+    if authority_text.contains(['/', '?', '#']) {
         return Err(invalid(
             url,
             "an smtp url takes no path or query: write smtp://HOST:PORT",
         ));
     }
-    let (user, host_port) = match authority.rsplit_once('@') {
+    let Authority { user, host, port } = authority(url, authority_text, "WINBACK_SMTP_PASSWORD")?;
+    Ok(SmtpServer {
+        host,
+        port: port.unwrap_or(if implicit_tls { 465 } else { 25 }),
+        implicit_tls,
+        user,
+    })
+}
+
+/// The `[USER@]HOST[:PORT]` part of a server url, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Authority {
+    /// Percent-decoded.
+    pub user: Option<String>,
+    /// A name or an IP address (an IPv6 one without its brackets).
+    pub host: String,
+    /// As written, if written.
+    pub port: Option<u16>,
+}
+
+/// Reads `[USER@]HOST[:PORT]` (`text`, nothing before or after it) of `url` (the whole,
+/// for the error). A password in it is refused, naming `password_env` instead.
+pub(super) fn authority(url: &str, text: &str, password_env: &str) -> Result<Authority, UrlError> {
+    let (user, host_port) = match text.rsplit_once('@') {
         Some((userinfo, host_port)) => {
             if userinfo.contains(':') {
                 return Err(invalid(
                     url,
-                    "the password must not be written in the url: \
-                     set WINBACK_SMTP_PASSWORD instead",
+                    &format!(
+                        "the password must not be written in the url: set {password_env} instead"
+                    ),
                 ));
             }
             let user = percent_decode(userinfo)
@@ -99,7 +123,7 @@ pub(crate) fn server(url: &str, rest: &str, implicit_tls: bool) -> Result<SmtpSe
                 .ok_or_else(|| invalid(url, "the user name before '@' is empty or malformed"))?;
             (Some(user), host_port)
         }
-        None => (None, authority),
+        None => (None, text),
     };
     let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
         let Some((host, after)) = bracketed.split_once(']') else {
@@ -123,10 +147,9 @@ pub(crate) fn server(url: &str, rest: &str, implicit_tls: bool) -> Result<SmtpSe
         return Err(invalid(url, "the host name is missing or malformed"));
     }
     let port = match port {
-        None if implicit_tls => 465,
-        None => 25,
+        None => None,
         Some(port) => match port.parse::<u16>() {
-            Ok(port) if port != 0 => port,
+            Ok(port) if port != 0 => Some(port),
             _ => {
                 return Err(invalid(
                     url,
@@ -135,15 +158,14 @@ pub(crate) fn server(url: &str, rest: &str, implicit_tls: bool) -> Result<SmtpSe
             }
         },
     };
-    Ok(SmtpServer {
+    Ok(Authority {
+        user,
         host: host.to_owned(),
         port,
-        implicit_tls,
-        user,
     })
 }
 
-fn invalid(url: &str, reason: &str) -> UrlError {
+pub(super) fn invalid(url: &str, reason: &str) -> UrlError {
     UrlError {
         url: redact_password(url),
         reason: reason.to_owned(),
@@ -167,7 +189,7 @@ pub(crate) fn redact_password(url: &str) -> String {
 }
 
 /// Decodes `%XX` escapes (for user names such as `me%40example.com`); `None` if malformed.
-fn percent_decode(text: &str) -> Option<String> {
+pub(super) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut index = 0;

@@ -189,6 +189,13 @@ fn example(key: &str) -> String {
         "from" | "reply_to" => "\"Acme Customer Success <success@acme.example>\"",
         "public_url" => "\"https://winback.acme.example\"",
         "listen" => "\"127.0.0.1:8080\"",
+        "return_path" => "\"bounces@acme.example\"",
+        "feedback_id" => "\"acme\"",
+        "mailboxes" => "[\"imaps://winback@imap.acme.example/INBOX\"]",
+        "processed_folder" => "\"winback\"",
+        "notify" => "\"success@acme.example\"",
+        "soft_bounce_limit" => "3",
+        "soft_bounce_days" => "14",
         _ => "\"…\"",
     };
     example.to_string()

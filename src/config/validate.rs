@@ -7,6 +7,7 @@
 
 mod campaign;
 mod dkim;
+mod inbound;
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -210,6 +211,10 @@ impl Validator<'_> {
         });
         let from_domain = smtp.as_ref().map(|s| s.from.email.domain().to_string());
         let dkim = raw.dkim.and_then(|d| self.dkim(d, from_domain.as_deref()));
+        let inbound = raw
+            .inbound
+            .map(|i| self.inbound(i, smtp.as_ref()))
+            .unwrap_or_default();
 
         let mut campaigns: Vec<Campaign> = Vec::new();
         if raw.campaign.is_empty() {
@@ -262,6 +267,7 @@ impl Validator<'_> {
             sync_file,
             survey_external_url,
             dkim,
+            inbound,
             campaigns,
             warnings: Vec::new(),
         })

@@ -95,7 +95,12 @@ pub(crate) fn normalize_email(email: &str) -> String {
             None => out.push_str(&domain.to_lowercase()),
         }
     }
-    out
+    // IDNA drops characters such as U+FEFF, which can leave spaces at an end that the
+    // first trim could not see: trim again, so that normalizing twice changes nothing.
+    match out.trim() {
+        trimmed if trimmed.len() == out.len() => out,
+        trimmed => trimmed.to_string(),
+    }
 }
 
 /// A domain's ASCII (IDNA) form, if it has a valid one.

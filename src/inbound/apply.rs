@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::verp::message_row;
 use crate::domain::inbound::{Classification, Facts, SoftBounceRule, classify};
 use crate::store::{Applied, Inbound, Store, StoreError};
 use crate::token::Secret;
@@ -22,13 +23,6 @@ pub(crate) enum ApplyError {
     NotAMessage(#[from] super::parse::NotAMessage),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// The outbox row a VERP return address names, if `address` is one of ours signed with
-/// `secret`. Stands in for `inbound::verp::message_row` until return addresses are
-/// written: no message carries one yet, so no address names a row.
-pub(crate) fn message_row(_secret: &Secret, _address: &str) -> Option<i64> {
-    None
 }
 
 /// What the message is applied once by: its Message-ID, else a hash of its content.

@@ -7,3 +7,4 @@
 pub(crate) mod apply;
 pub(crate) mod parse;
 pub(crate) mod source;
+pub(crate) mod verp;

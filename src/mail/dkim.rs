@@ -24,7 +24,7 @@ use crate::config::{Config, Problem};
 /// The headers a receiver shows or acts on, each signed (and oversigned) whether or not
 /// the message has it: `Reply-To` and `Cc` are absent from most messages, and signing
 /// their absence keeps anyone from adding one.
-const SIGNED: [&str; 11] = [
+const SIGNED: [&str; 13] = [
     "From",
     "Reply-To",
     "To",
@@ -36,6 +36,8 @@ const SIGNED: [&str; 11] = [
     "Content-Type",
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
+    "List-Id",
+    "Feedback-ID",
 ];
 
 /// Tags and signature are folded to lines of about this length.

@@ -1,8 +1,9 @@
 //! One message: the parts a step renders to ([`Rendered`]), why a message could not be
 //! made ([`RenderError`]), its `Message-ID`, and the signed MIME message itself, built
 //! once as the one [`OutgoingMessage`] a transport takes (the recipient's address parsed
-//! here, and only here, into its envelope). `To` and `Subject` are written by `header`,
-//! signatures by `dkim`.
+//! here, and only here, into its envelope, whose sender is the message's return path),
+//! `List-Id` and `Feedback-ID`. `To` and `Subject` are written by `header`, signatures by
+//! `dkim`.
 //!
 //! Never reads the clock (`date` and `at` are arguments), renders no template and sends
 //! nothing.
@@ -22,6 +23,18 @@ const TO_HEADER: HeaderName = HeaderName::new_from_ascii_str("To");
 const SUBJECT_HEADER: HeaderName = HeaderName::new_from_ascii_str("Subject");
 const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe");
 const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe-Post");
+const LIST_ID: HeaderName = HeaderName::new_from_ascii_str("List-Id");
+const FEEDBACK_ID: HeaderName = HeaderName::new_from_ascii_str("Feedback-ID");
+
+/// Where a message belongs: the campaign and step it is (its `List-Id` and
+/// `Feedback-ID`) and the envelope sender bounces go back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Origin<'a> {
+    pub campaign: &'a str,
+    pub step: u32,
+    /// The VERP address naming this message (`[inbound] return_path`); `None`: `smtp.from`.
+    pub return_path: Option<lettre::Address>,
+}
 
 /// Why a message could not be rendered or built. Every variant is permanent for that
 /// message: retrying without a change to the templates, the data or the config gives the
@@ -80,15 +93,48 @@ pub(crate) fn new_message_id(config: &Config, at: DateTime<Utc>) -> String {
     )
 }
 
+/// `List-Id` (RFC 2919) of a campaign: its name as the phrase, and as the label under
+/// the From address's domain, e.g. `former-clients <former-clients.acme.example>`, the
+/// same for every message of the campaign so that mail programs and filters group them.
+/// `None` when the domain is not plain ASCII (a header cannot carry it as written).
+pub(super) fn list_id(config: &Config, campaign: &str) -> Option<String> {
+    let domain = config
+        .smtp
+        .from
+        .email
+        .domain()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let atext = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
+    let fits = |text: &str| {
+        !text.is_empty()
+            && text
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(atext))
+    };
+    (fits(campaign) && fits(&domain)).then(|| format!("{campaign} <{campaign}.{domain}>"))
+}
+
+/// `Feedback-ID` for Gmail's complaint reports: `CAMPAIGN:step-N:SENDERID`. The step is
+/// written `step-N`, not `N`, because Gmail counts each identifier across all fields and a
+/// campaign could be named `2`.
+pub(super) fn feedback_id(origin: &Origin<'_>, sender_id: &str) -> String {
+    format!("{}:step-{}:{sender_id}", origin.campaign, origin.step)
+}
+
 /// Builds the message for `to`: From (and Reply-To) from the config, To, the one-line
 /// subject, `Date` = `date`, `Message-ID` = `message_id`, the one-click unsubscribe
-/// headers, multipart/alternative (text, then HTML), signed by each of `signers` with
-/// `t=` = `date`.
+/// headers, `List-Id` and (with `[inbound] feedback_id`) `Feedback-ID`,
+/// multipart/alternative (text, then HTML), signed by each of `signers` with `t=` =
+/// `date`. The envelope sender is `origin.return_path`, else `smtp.from`; no
+/// `Return-Path` is written (the receiving server adds it from the envelope).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn build(
     config: &Config,
     signers: &[dkim::Signer],
     rendered: &Rendered,
     to: &ClientRecord,
+    origin: &Origin<'_>,
     message_id: &str,
     date: DateTime<Utc>,
     unsubscribe_url: &str,
@@ -125,6 +171,15 @@ pub(super) fn build(
     if let Some(reply_to) = &config.smtp.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }
+    if let Some(list_id) = list_id(config, origin.campaign) {
+        builder = builder.raw_header(HeaderValue::new(LIST_ID, list_id));
+    }
+    if let Some(sender_id) = &config.inbound.feedback_id {
+        builder = builder.raw_header(HeaderValue::new(
+            FEEDBACK_ID,
+            feedback_id(origin, sender_id),
+        ));
+    }
     let message = builder
         .to(Mailbox::new(None, address.clone()))
         .raw_header(HeaderValue::dangerous_new_pre_encoded(
@@ -159,7 +214,12 @@ pub(super) fn build(
     Ok(OutgoingMessage {
         message_id: message_id.to_string(),
         envelope: Envelope {
-            from: Some(config.smtp.from.email.clone()),
+            from: Some(
+                origin
+                    .return_path
+                    .clone()
+                    .unwrap_or_else(|| config.smtp.from.email.clone()),
+            ),
             to: address,
         },
         bytes,

@@ -18,7 +18,7 @@ mod sample;
 pub(crate) mod template_blocks;
 mod templates;
 
-pub(crate) use message::new_message_id;
+pub(crate) use message::{Origin, new_message_id};
 pub(crate) use sample::sample_client;
 pub(crate) use templates::{Renderer, Vars};
 

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::dkim;
 use super::header::one_line;
 use super::lint::{self, Weight};
-use super::message::{self, Part, RenderError, Rendered};
+use super::message::{self, Origin, Part, RenderError, Rendered};
 use super::sample::{sample_client, sample_links, sample_now};
 use super::template_blocks::unclosed_block;
 use crate::config::{Campaign, Config, Problem};
@@ -183,11 +183,13 @@ impl Renderer {
     }
 
     /// The message for `to` (see `message::build`), signed with the DKIM key read at load.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn build_message(
         &self,
         config: &Config,
         rendered: &Rendered,
         to: &ClientRecord,
+        origin: &Origin<'_>,
         message_id: &str,
         date: DateTime<Utc>,
         unsubscribe_url: &str,
@@ -197,6 +199,7 @@ impl Renderer {
             &self.dkim,
             rendered,
             to,
+            origin,
             message_id,
             date,
             unsubscribe_url,

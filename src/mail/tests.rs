@@ -121,6 +121,15 @@ pub(super) fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 9, 9, 14, 30, 5).unwrap()
 }
 
+/// Step 1 of `former-clients`, sent from `smtp.from`.
+pub(super) fn origin() -> super::Origin<'static> {
+    super::Origin {
+        campaign: "former-clients",
+        step: 1,
+        return_path: None,
+    }
+}
+
 pub(super) fn vars(client: &ClientRecord) -> Vars<'_> {
     Vars {
         client,
@@ -173,6 +182,7 @@ pub(super) fn built(
             config,
             rendered,
             to,
+            &origin(),
             "<a@acme.example>",
             now(),
             "https://winback.acme.example/u/T",
@@ -580,6 +590,7 @@ fn shipped_templates_load_cleanly() {
                     &config,
                     &rendered,
                     &client,
+                    &origin(),
                     &new_message_id(&config, now()),
                     now(),
                     &vars.unsubscribe_url,

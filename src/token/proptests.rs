@@ -10,7 +10,7 @@ const PURPOSES: [Purpose; 2] = [Purpose::Unsubscribe, Purpose::Survey];
 fn other(purpose: Purpose) -> Purpose {
     match purpose {
         Purpose::Unsubscribe => Purpose::Survey,
-        Purpose::Survey => Purpose::Unsubscribe,
+        Purpose::Survey | Purpose::Return => Purpose::Unsubscribe,
     }
 }
 
@@ -80,5 +80,24 @@ proptest! {
         let mut shorter = token;
         shorter.remove(position);
         prop_assert_eq!(verify(&secret, purpose, &shorter), None);
+    }
+
+    #[test]
+    fn a_return_reference_for_any_row_reads_back_in_any_case(
+        key in any::<[u8; 32]>(),
+        row in any::<i64>(),
+    ) {
+        let secret = Secret::from_bytes(key);
+        let reference = issue_return(&secret, row);
+        prop_assert_eq!(reference.len(), RETURN_REF_LEN);
+        prop_assert_eq!(verify_return(&secret, &reference), Some(row));
+        prop_assert_eq!(verify_return(&secret, &reference.to_uppercase()), Some(row));
+        prop_assert_eq!(from_base32(&reference).map(|raw| base32(&raw)), Some(reference));
+    }
+
+    #[test]
+    fn no_text_makes_verify_return_panic_or_accept(text in "\\PC{0,60}|[a-z2-7]{39}|[0-9][a-z2-7]{39}") {
+        let secret = Secret::from_text("k");
+        prop_assert_eq!(verify_return(&secret, &text), None);
     }
 }

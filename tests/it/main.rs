@@ -14,3 +14,4 @@ mod ops;
 mod recipients;
 mod smtp_support;
 mod support;
+mod verp;

@@ -86,6 +86,11 @@ pub(super) fn run(cli: &Cli, args: PreviewArgs<'_>) -> anyhow::Result<ExitCode> 
             config,
             &rendered,
             &client,
+            &mail::Origin {
+                campaign: &campaign.name,
+                step,
+                return_path: None,
+            },
             &mail::new_message_id(config, now),
             now,
             &links.unsubscribe,

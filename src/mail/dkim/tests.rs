@@ -210,7 +210,7 @@ fn signatures_verify_and_break_when_a_header_is_added() {
             Some(
                 "from:from:reply-to:to:to:cc:subject:subject:date:date:message-id:message-id:\
                  mime-version:mime-version:content-type:content-type:list-unsubscribe:\
-                 list-unsubscribe:list-unsubscribe-post:list-unsubscribe-post"
+                 list-unsubscribe:list-unsubscribe-post:list-unsubscribe-post:list-id:feedback-id"
             )
         );
 
@@ -344,7 +344,7 @@ fn dkim_signs_with_rsa_pkcs1_pkcs8_and_ed25519() {
         );
         assert!(signature.contains("c=relaxed/relaxed;"), "{signature}");
         // Each name once more than it appears: an added header breaks the signature.
-        assert!(signature.contains("h=from:from:reply-to:to:to:cc:subject:subject:date:date:message-id:message-id:mime-version:mime-version:content-type:content-type:list-unsubscribe:list-unsubscribe:list-unsubscribe-post:list-unsubscribe-post;"), "{signature}");
+        assert!(signature.contains("h=from:from:reply-to:to:to:cc:subject:subject:date:date:message-id:message-id:mime-version:mime-version:content-type:content-type:list-unsubscribe:list-unsubscribe:list-unsubscribe-post:list-unsubscribe-post:list-id:list-id:feedback-id;"), "{signature}");
         // The daemon's clock (the Date header's), not the system's.
         assert!(
             signature.contains(&format!("t={};", now().timestamp())),
@@ -474,4 +474,61 @@ fn der_reader_never_panics() {
     ] {
         assert!(pkcs8(bytes).is_none());
     }
+}
+
+/// `List-Id` and `Feedback-ID` are signed (and oversigned): a changed value or a second
+/// one breaks the signature.
+#[test]
+fn list_id_and_feedback_id_are_signed() {
+    let setup = Setup::new();
+    setup.survey("<p>Hi</p>", "Hi");
+    fs::write(setup.dir.path().join("ed.pem"), ed25519_pkcs8([7; 32])).unwrap();
+    let extra = "\n[dkim]\nselector = \"winback\"\ndomain = \"acme.example\"\nkey_file = \"ed.pem\"\n\n[inbound]\nfeedback_id = \"acme-mail\"\n";
+    let step = format!(
+        "[[campaign.step]]\nkind = \"survey\"\ntemplate = \"survey\"\nsubject = \"{SUBJECT}\"\n"
+    );
+    let config = setup.config_with(extra, &step).unwrap();
+    let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:#?}"));
+    let client = client();
+    let rendered = renderer
+        .render(&config.campaigns[0], 1, &vars(&client))
+        .unwrap();
+    let built = built(&renderer, &config, &rendered, &client);
+    assert_eq!(
+        header(&built.bytes, "List-Id"),
+        ["former-clients <former-clients.acme.example>"]
+    );
+    assert_eq!(
+        header(&built.bytes, "Feedback-ID"),
+        ["former-clients:step-1:acme-mail"]
+    );
+    let signature = header(&built.bytes, "DKIM-Signature")[0].replace(' ', "");
+    assert!(
+        signature.contains(":list-id:list-id:feedback-id:feedback-id;"),
+        "{signature}"
+    );
+    let public = Public::of(&renderer_key(&config));
+    verify(&built.bytes, 0, &public).unwrap();
+    let text = String::from_utf8(built.bytes.clone()).unwrap();
+    for forged in [
+        text.replace("step-1:acme-mail", "step-2:acme-mail"),
+        text.replace(
+            "List-Id: ",
+            "List-Id: other <other.acme.example>\r\nList-Id: ",
+        ),
+        text.replace("Feedback-ID: ", "Feedback-ID: x:y:z:evil\r\nFeedback-ID: "),
+    ] {
+        assert_ne!(forged, text);
+        assert!(verify(forged.as_bytes(), 0, &public).is_err(), "{forged}");
+    }
+}
+
+/// The key `[dkim] key_file` names, read as the renderer reads it.
+fn renderer_key(config: &Config) -> Key {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    super::signers(config, &mut problems, &mut warnings)
+        .pop()
+        .expect("one signer")
+        .key
 }

@@ -7,7 +7,7 @@ use chrono::DateTime;
 
 use super::super::header;
 use super::super::templates::first_name;
-use super::super::tests::{SUBJECT, Setup, built, client, header, headers, now, vars};
+use super::super::tests::{SUBJECT, Setup, built, client, header, headers, now, origin, vars};
 use super::super::{Renderer, new_message_id};
 use super::{RenderError, Rendered};
 
@@ -51,6 +51,7 @@ fn subject_stays_one_line_and_no_header_is_injected() {
             &config,
             &raw,
             &client,
+            &origin(),
             "<b@acme.example>",
             now(),
             "https://winback.acme.example/u/T",
@@ -128,7 +129,7 @@ fn built_message_has_the_required_headers_and_parts() {
     let id = new_message_id(&config, now());
     let url = "https://winback.acme.example/u/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     let built = renderer
-        .build_message(&config, &rendered, &client, &id, now(), url)
+        .build_message(&config, &rendered, &client, &origin(), &id, now(), url)
         .unwrap();
     let bytes = &built.bytes;
 
@@ -219,7 +220,7 @@ fn bad_header_values_are_refused() {
     ] {
         assert!(
             matches!(
-                renderer.build_message(&config, &rendered, &client, id, now(), url),
+                renderer.build_message(&config, &rendered, &client, &origin(), id, now(), url),
                 Err(RenderError::BadHeader { .. })
             ),
             "{id:?} {url:?}"
@@ -228,7 +229,71 @@ fn bad_header_values_are_refused() {
     let mut bad = client.clone();
     bad.email = "pat@client.example\r\nBcc: x@y".to_string();
     assert!(matches!(
-        renderer.build_message(&config, &rendered, &bad, "<a@b>", now(), url),
+        renderer.build_message(&config, &rendered, &bad, &origin(), "<a@b>", now(), url),
         Err(RenderError::Recipient { .. })
     ));
+}
+
+/// The envelope sender is the return path the message names, else `smtp.from`; no
+/// `Return-Path` is written, and `Message-ID` is the id given (the stored one).
+#[test]
+fn the_envelope_sender_is_the_return_path_and_no_return_path_header_is_written() {
+    let setup = Setup::new();
+    setup.survey("<p>Hi</p>", "Hi");
+    let config = setup.config();
+    let renderer = Renderer::load(&config).unwrap();
+    let client = client();
+    let rendered = renderer
+        .render(&config.campaigns[0], 1, &vars(&client))
+        .unwrap();
+    let verp: lettre::Address = "bounces+abc234@acme.example".parse().unwrap();
+    let with = super::Origin {
+        return_path: Some(verp.clone()),
+        ..origin()
+    };
+    let url = "https://winback.acme.example/u/T";
+    let built = renderer
+        .build_message(
+            &config,
+            &rendered,
+            &client,
+            &with,
+            "<stored.1@acme.example>",
+            now(),
+            url,
+        )
+        .unwrap();
+    assert_eq!(built.envelope.from, Some(verp));
+    assert_eq!(
+        header(&built.bytes, "Message-ID"),
+        ["<stored.1@acme.example>"]
+    );
+    assert_eq!(built.message_id, "<stored.1@acme.example>");
+    assert!(header(&built.bytes, "Return-Path").is_empty());
+    assert_eq!(
+        header(&built.bytes, "From"),
+        ["\"Acme Customer Success\" <success@acme.example>"]
+    );
+    // List-Id always; Feedback-ID only with [inbound] feedback_id.
+    assert_eq!(
+        header(&built.bytes, "List-Id"),
+        ["former-clients <former-clients.acme.example>"]
+    );
+    assert!(header(&built.bytes, "Feedback-ID").is_empty());
+
+    let built = renderer
+        .build_message(
+            &config,
+            &rendered,
+            &client,
+            &origin(),
+            "<a@acme.example>",
+            now(),
+            url,
+        )
+        .unwrap();
+    assert_eq!(
+        built.envelope.from.map(|a| a.to_string()).as_deref(),
+        Some("success@acme.example")
+    );
 }
