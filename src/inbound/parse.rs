@@ -639,6 +639,23 @@ const WROTE: [&str; 9] = [
     "geschreven:",
 ];
 
+/// Attributions that put the name after the verb (`Am … schrieb Ann <a@b>:`), per
+/// language: how they start, and the verb.
+const WROTE_BEFORE_NAME: [(&str, &str); 3] = [
+    ("am ", " schrieb "),
+    ("op ", " schreef "),
+    ("on ", " wrote "),
+];
+
+/// Whether `line` (lower case) is an attribution line.
+fn is_attribution(line: &str) -> bool {
+    WROTE.iter().any(|wrote| line.ends_with(wrote))
+        || (line.ends_with(':')
+            && WROTE_BEFORE_NAME
+                .iter()
+                .any(|(start, verb)| line.starts_with(start) && line.contains(verb)))
+}
+
 /// `text` without quoted lines (`>`), and cut where a quoted message starts: an
 /// attribution line ("On … wrote:", "Am … schrieb:" …), an "Original Message" divider, or
 /// a block of quote headers (`From:`/`Sent:`, `Von:`/`Gesendet:`, `De :`/`Envoyé :` …).
@@ -659,8 +676,8 @@ pub(crate) fn unquote(text: &str) -> String {
             Some(next) => format!("{lower} {}", next.trim().to_lowercase()),
             None => lower.clone(),
         };
-        if WROTE.iter().any(|wrote| lower.ends_with(wrote))
-            || (WROTE.iter().any(|wrote| joined.ends_with(wrote))
+        if is_attribution(&lower)
+            || (is_attribution(&joined)
                 && lines
                     .get(index + 2)
                     .is_none_or(|after| after.trim().is_empty() || after.starts_with('>')))

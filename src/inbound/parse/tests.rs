@@ -343,3 +343,28 @@ fn empty_input_and_headerless_junk_are_not_messages() {
     }
 }
 
+#[test]
+fn quoted_text_is_cut_in_every_language() {
+    let cases = [
+        "Yes, call me.\n\nOn Tue, 1 Dec 2026 at 09:00, Acme <a@acme.example> wrote:\n> Unsubscribe",
+        "Yes, call me.\n\nAm 01.12.2026 um 09:00 schrieb Acme <a@acme.example>:\n> abmelden",
+        "Yes, call me.\n\nLe mar. 1 déc. 2026 à 09:00, Acme <a@acme.example> a écrit :\n> désinscrire",
+        "Yes, call me.\n\nEl mar, 1 dic 2026 a las 9:00, Acme (<a@acme.example>) escribió:\n> darme de baja",
+        "Yes, call me.\n\nIl giorno mar 1 dic 2026 alle ore 09:00 Acme <a@acme.example> ha scritto:\n> cancellami",
+        "Yes, call me.\n\nOp di 1 dec 2026 om 09:00 schreef Acme <a@acme.example>:\n> afmelden",
+        "Yes, call me.\n\nEm ter., 1 de dez. de 2026 às 09:00, Acme <a@acme.example> escreveu:\n> descadastrar",
+        "Yes, call me.\n\n-----Original Message-----\nFrom: Acme\nUnsubscribe",
+        "Yes, call me.\n\n-----Ursprüngliche Nachricht-----\nVon: Acme\nabmelden",
+        "Yes, call me.\n\n________________________________\nFrom: Acme\nSent: Tuesday\nUnsubscribe",
+        "Yes, call me.\n\nVon: Acme <a@acme.example>\nGesendet: Dienstag, 1. Dezember 2026 09:00\nAn: Ann\nBetreff: Frage\n\nabmelden",
+        "Yes, call me.\n\nDe : Acme <a@acme.example>\nEnvoyé : mardi 1 décembre 2026 09:00\nObjet : Question\n\ndésinscrire",
+        "Yes, call me.\n> Unsubscribe\n\n-- \nAnn Berg\nUnsubscribe",
+    ];
+    for text in cases {
+        assert_eq!(unquote(text), "Yes, call me.", "{text}");
+    }
+    assert_eq!(
+        unquote("Line one\nwith a colon: fine\nLine three"),
+        "Line one\nwith a colon: fine\nLine three"
+    );
+}
