@@ -103,8 +103,9 @@ pub(crate) struct Facts {
     /// Lower-case hex SHA-256 of the raw message: the key to apply it once when it has
     /// no `Message-ID`.
     pub content_hash: String,
-    /// Where it was delivered to (`Delivered-To`, `X-Original-To`, `To`), addresses only,
-    /// most exact first: a VERP return address is among them for a bounce.
+    /// Where it was delivered to (`Delivered-To`, `X-Original-To`, Exim's `Envelope-to`,
+    /// `To`), addresses only, most exact first: a VERP return address is among them for a
+    /// bounce. Addresses here and below are lower case.
     pub envelope_recipients: Vec<String>,
     /// Message-IDs it refers to (`In-Reply-To`, `References`, and the `Message-ID` of a
     /// returned original or its headers), without angle brackets.
@@ -124,11 +125,14 @@ pub(crate) struct Facts {
     pub dsn: Vec<DsnRecipient>,
     /// For a feedback report (RFC 5965): its `Feedback-Type`, lower case.
     pub feedback_type: Option<String>,
-    /// Recipients named by a report or a returned original (`Original-Rcpt-To`, the
-    /// quoted original's `To`, a qmail-style "<address>:" line), addresses only.
+    /// Recipients named by a report or a returned original, most exact first
+    /// (qmail-style "<address>:" lines, `X-Failed-Recipients`, `Original-Rcpt-To`, the
+    /// returned or quoted original's `To`), addresses only.
     pub reported_recipients: Vec<String>,
-    /// The human text: the plain-text body (or the HTML's text), without quoted lines,
-    /// for replies; the whole text for bounces without a delivery-status part.
+    /// The human text: the first plain-text body (or the HTML's text) without quoted
+    /// lines, attributions, quoted headers or signature; for a mail server's bounce
+    /// without a delivery-status part, all its text parts up to the returned copy of the
+    /// original (whose footer may hold any word).
     pub text: String,
 }
 

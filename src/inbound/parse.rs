@@ -95,14 +95,14 @@ pub(crate) fn parse(raw: &[u8]) -> Result<Facts, NotAMessage> {
         &mut facts.envelope_recipients,
         header_addresses(message.to()),
     );
-    push_unique(
-        &mut facts.envelope_recipients,
-        header_addresses(message.cc()),
-    );
 
     push_unique(&mut facts.referenced_ids, ids_of(message.in_reply_to()));
     push_unique(&mut facts.referenced_ids, ids_of(message.references()));
 
+    // Exim and Gmail name the failed addresses in a header of their own.
+    for value in raw_values(&message, "x-failed-recipients") {
+        push_unique(&mut facts.reported_recipients, addresses_in(&value));
+    }
     read_automatic_marks(&message, &mut facts);
     read_parts(&message, &mut facts);
 
@@ -302,7 +302,7 @@ fn read_parts(message: &Message<'_>, facts: &mut Facts) {
                     }
                 }
             }
-            ("text" | "message", "rfc822-headers") => {
+            ("text" | "message", "rfc822-headers") | ("message", "global-headers") => {
                 let headers = String::from_utf8_lossy(part.contents());
                 read_header_block(&headers, facts);
             }
@@ -341,7 +341,17 @@ fn read_original(original: &Message<'_>, facts: &mut Facts) {
 /// the first group is per message, each later group one recipient.
 fn delivery_status(body: &[u8]) -> Vec<DsnRecipient> {
     let text = String::from_utf8_lossy(body).replace("\r\n", "\n");
-    let groups: Vec<&str> = text.split("\n\n").collect();
+    let mut groups: Vec<String> = vec![String::new()];
+    for line in text.lines() {
+        match groups.last_mut() {
+            Some(group) if !line.trim().is_empty() => {
+                group.push_str(line);
+                group.push('\n');
+            }
+            Some(group) if group.is_empty() => {}
+            _ => groups.push(String::new()),
+        }
+    }
     let mut recipients: Vec<DsnRecipient> = groups
         .iter()
         .skip(1)

@@ -248,7 +248,12 @@ pub(super) const UNSUBSCRIBE: &[&str] = &[
 pub(super) const LEFT_COMPANY: &[&str] = &[
     // English
     "no longer with",
-    "no longer work",
+    "no longer work for",
+    "no longer works for",
+    "no longer working for",
+    "no longer work at",
+    "no longer works at",
+    "no longer working at",
     "no longer employed",
     "no longer part of",
     "left the company",

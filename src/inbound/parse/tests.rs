@@ -368,3 +368,51 @@ fn quoted_text_is_cut_in_every_language() {
         "Line one\nwith a colon: fine\nLine three"
     );
 }
+
+#[test]
+fn exim_bounce_without_dsn_names_the_failed_address_not_the_footer_words() {
+    let facts = expect(
+        "exim_bounce_without_dsn.eml",
+        Outcome::Bounce,
+        Some("h.larsen@tradewinds.example"),
+    );
+    delivered_to(&facts, "bounces+ex4mp1eo2ld9ex7m@acme.example");
+    refers_to(
+        &facts,
+        "winback.e1e1e1e1a2a2a2a2b3b3b3b3c4c4c4c4@acme.example",
+    );
+    assert_eq!(facts.reported_recipients, ["h.larsen@tradewinds.example"]);
+}
+
+#[test]
+fn an_html_only_outlook_reply_is_cut_where_it_quotes_us() {
+    let facts = expect(
+        "reply_outlook_html_only.eml",
+        Outcome::Reply,
+        Some("marta.silva@adventure-works.example"),
+    );
+    assert!(
+        facts.text.contains("Estamos a rever fornecedores"),
+        "{}",
+        facts.text
+    );
+    assert!(!facts.text.contains("Descadastrar"), "{}", facts.text);
+    refers_to(
+        &facts,
+        "winback.aaaabbbbccccddddeeeeffff00001111@acme.example",
+    );
+}
+
+#[test]
+fn delivery_status_groups_split_on_blank_or_space_only_lines() {
+    let body = "Reporting-MTA: dns; mx.example\n \nFinal-Recipient: rfc822; a@b.example\n\
+                Action: failed\nStatus: 5.1.1\n\t\nFinal-Recipient: rfc822;c@d.example\n\
+                Action: delivered\nStatus: 2.0.0\n";
+    let dsn = delivery_status(body.as_bytes());
+    assert_eq!(dsn.len(), 2, "{dsn:?}");
+    assert_eq!(dsn[0].final_recipient.as_deref(), Some("a@b.example"));
+    assert_eq!(dsn[1].action.as_deref(), Some("delivered"));
+    // One group holding everything, as some servers write it.
+    let dsn = delivery_status(b"Final-Recipient: rfc822; a@b.example\nAction: failed\n");
+    assert_eq!(dsn[0].action.as_deref(), Some("failed"));
+}
