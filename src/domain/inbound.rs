@@ -371,6 +371,7 @@ fn from_bounce_text(facts: &Facts) -> Classification {
 /// or wording.
 fn is_automatic(facts: &Facts) -> bool {
     let subject = bare_subject(&facts.subject).to_lowercase();
+    let text = facts.text.to_lowercase();
     facts
         .auto_submitted
         .as_deref()
@@ -380,7 +381,10 @@ fn is_automatic(facts: &Facts) -> bool {
             .iter()
             .any(|start| subject.starts_with(start))
         || any_in(&subject, AUTO_REPLY_BODIES)
-        || any_in(&facts.text.to_lowercase(), AUTO_REPLY_BODIES)
+        || any_in(&text, AUTO_REPLY_BODIES)
+        || ABSENCE_UNTIL
+            .iter()
+            .any(|(absent, until)| text.contains(absent) && text.contains(until))
 }
 
 /// `subject` without its `Re:`/`AW:`/`Fwd:` prefixes.

@@ -247,6 +247,7 @@ fn out_of_office_subjects_and_bodies_in_seven_languages() {
         assert_eq!(classify(&facts).outcome, Outcome::AutoReply, "{subject}");
     }
     let bodies = [
+        "This is an automatic reply. I will read your message on Monday.",
         "I am out of the office until 4 January.",
         "Ich bin bis 4. Januar nicht im Büro.",
         "Je suis absent du bureau jusqu'au 4 janvier.",
@@ -258,6 +259,14 @@ fn out_of_office_subjects_and_bodies_in_seven_languages() {
     for body in bodies {
         let facts = reply("Re: A quick question", body);
         assert_eq!(classify(&facts).outcome, Outcome::AutoReply, "{body}");
+    }
+    // A person mentioning an absence is still a person.
+    for body in [
+        "Sorry, I was out of the office last week. Yes, let's talk.",
+        "War letzte Woche nicht im Büro; gerne nächste Woche.",
+    ] {
+        let facts = reply("Re: A quick question", body);
+        assert_eq!(classify(&facts).outcome, Outcome::Reply, "{body}");
     }
 }
 

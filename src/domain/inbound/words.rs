@@ -132,29 +132,38 @@ pub(super) const AUTO_REPLY_SUBJECTS: &[&str] = &[
     "fora do escritório",
 ];
 
-/// Phrases in a body that only an automatic reply writes.
+/// Phrases that only an automatic reply writes (in a subject or a body).
 pub(super) const AUTO_REPLY_BODIES: &[&str] = &[
     "this is an automatic reply",
     "this is an automated reply",
     "automatic reply",
-    "out of the office",
-    "out of office",
+    "auto-reply",
     "abwesenheitsnotiz",
     "automatische antwort",
-    "nicht im büro",
-    "außer haus",
     "réponse automatique",
-    "absent du bureau",
-    "absente du bureau",
     "respuesta automática",
-    "fuera de la oficina",
     "risposta automatica",
-    "fuori ufficio",
     "automatisch antwoord",
-    "niet op kantoor",
-    "afwezig tot",
     "resposta automática",
-    "fora do escritório",
+];
+
+/// An absence announced with its end (`out of the office until`, `bis … nicht im
+/// Büro`): both words of a pair in a body. A person who writes "I was out of the office"
+/// is still a person.
+pub(super) const ABSENCE_UNTIL: &[(&str, &str)] = &[
+    ("out of the office", " until "),
+    ("out of office", " until "),
+    ("away from the office", " until "),
+    ("on annual leave", " until "),
+    ("nicht im büro", " bis "),
+    ("abwesend", " bis "),
+    ("absent du bureau", "jusqu"),
+    ("absente du bureau", "jusqu"),
+    ("fuera de la oficina", " hasta "),
+    ("fuori ufficio", " fino "),
+    ("niet op kantoor", " tot "),
+    ("afwezig", " tot "),
+    ("fora do escritório", " até "),
 ];
 
 /// A person asking to hear no more.
