@@ -313,24 +313,19 @@ fn from_dsn(facts: &Facts, dsn: &DsnRecipient) -> Classification {
     }
 }
 
+/// Whether `address` is a mail server's own (`MAILER-DAEMON@`, `postmaster@`...), the
+/// sender of bounces.
+pub(crate) fn is_mail_system(address: &str) -> bool {
+    let local = address.split('@').next().unwrap_or_default();
+    MAIL_SYSTEM_SENDERS
+        .iter()
+        .any(|sender| local.eq_ignore_ascii_case(sender))
+}
+
 /// A bounce written as prose (qmail, old Yahoo, a relay's own notice): from a mail
 /// server, or a report without a delivery-status part, or a bounce's subject.
 fn looks_like_bounce(facts: &Facts) -> bool {
-    let daemon = facts
-        .from
-        .as_deref()
-        .and_then(|from| from.split('@').next())
-        .is_some_and(|local| {
-            [
-                "mailer-daemon",
-                "postmaster",
-                "mail-delivery-subsystem",
-                "mail-daemon",
-                "mdaemon",
-            ]
-            .contains(&local)
-        });
-    daemon
+    facts.from.as_deref().is_some_and(is_mail_system)
         || facts.report_type.as_deref() == Some("delivery-status")
         || any_in(&facts.subject.to_lowercase(), BOUNCE_SUBJECTS)
 }

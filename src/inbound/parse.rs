@@ -11,7 +11,7 @@ use mail_parser::decoders::html::html_to_text;
 use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
 
-use crate::domain::inbound::{DsnRecipient, Facts};
+use crate::domain::inbound::{DsnRecipient, Facts, is_mail_system};
 
 #[cfg(test)]
 mod proptests;
@@ -36,15 +36,6 @@ const MESSAGE_HEADERS: [&str; 10] = [
     "delivered-to",
     "content-type",
     "mime-version",
-];
-
-/// The local parts mail servers send bounces from.
-const DAEMONS: [&str; 5] = [
-    "mailer-daemon",
-    "postmaster",
-    "mail-delivery-subsystem",
-    "mail-daemon",
-    "mdaemon",
 ];
 
 /// The facts of the message `raw`.
@@ -106,11 +97,7 @@ pub(crate) fn parse(raw: &[u8]) -> Result<Facts, NotAMessage> {
     read_automatic_marks(&message, &mut facts);
     read_parts(&message, &mut facts);
 
-    let daemon = facts
-        .from
-        .as_deref()
-        .and_then(|from| from.split('@').next())
-        .is_some_and(|local| DAEMONS.contains(&local));
+    let daemon = facts.from.as_deref().is_some_and(is_mail_system);
     let full_text = body_text(&message, !daemon || !facts.dsn.is_empty());
     // A bounce without a delivery-status part: its only clues are in its words.
     if facts.dsn.is_empty() && facts.feedback_type.is_none() {

@@ -85,6 +85,15 @@ pub(super) const DELAYED: &[&str] = &[
     "delivery delayed",
 ];
 
+/// The local parts mail servers send bounces from.
+pub(super) const MAIL_SYSTEM_SENDERS: &[&str] = &[
+    "mailer-daemon",
+    "postmaster",
+    "mail-delivery-subsystem",
+    "mail-daemon",
+    "mdaemon",
+];
+
 /// Subjects of bounces that carry no report part.
 pub(super) const BOUNCE_SUBJECTS: &[&str] = &[
     "undeliver",
