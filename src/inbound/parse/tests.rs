@@ -416,3 +416,71 @@ fn delivery_status_groups_split_on_blank_or_space_only_lines() {
     let dsn = delivery_status(b"Final-Recipient: rfc822; a@b.example\nAction: failed\n");
     assert_eq!(dsn[0].action.as_deref(), Some("failed"));
 }
+
+#[test]
+fn gmail_5_7_26_unauthenticated_is_blocked() {
+    let facts = expect(
+        "gmail_blocked_5_7_26_unauthenticated.eml",
+        Outcome::Blocked,
+        Some("noah.fischer@gmail.com"),
+    );
+    refers_to(
+        &facts,
+        "winback.5a5a5a5a6b6b6b6b7c7c7c7c8d8d8d8d@acme.example",
+    );
+}
+
+#[test]
+fn exchange_delivery_delayed_is_delayed() {
+    let facts = expect(
+        "exchange_delayed_dsn.eml",
+        Outcome::Delayed,
+        Some("lars.holm@woodgrove.example"),
+    );
+    delivered_to(&facts, "bounces+xd7ce4vr1ty8ui2o@acme.example");
+    refers_to(
+        &facts,
+        "winback.9f9f9f9f8e8e8e8e7d7d7d7d6c6c6c6c@acme.example",
+    );
+}
+
+#[test]
+fn a_microsoft_complaint_without_original_rcpt_to_names_the_original_recipient() {
+    let facts = expect(
+        "microsoft_jmrp_complaint.eml",
+        Outcome::Complaint,
+        Some("luca.bianchi@outlook.com"),
+    );
+    assert_eq!(facts.feedback_type.as_deref(), Some("abuse"));
+    refers_to(
+        &facts,
+        "winback.0ddba11c0ffee0ddba11c0ffee012345@acme.example",
+    );
+}
+
+#[test]
+fn a_french_request_to_be_removed_is_an_unsubscribe() {
+    let facts = expect(
+        "unsubscribe_reply_fr.eml",
+        Outcome::Unsubscribe,
+        Some("amelie.dubois@lucerne.example"),
+    );
+    assert!(!facts.text.contains("Objet"), "{}", facts.text);
+    refers_to(
+        &facts,
+        "winback.f7f7f7f7e6e6e6e6d5d5d5d5c4c4c4c4@acme.example",
+    );
+}
+
+#[test]
+fn a_colleague_saying_in_spanish_the_contact_left_is_left_company() {
+    let facts = expect(
+        "left_company_reply_es.eml",
+        Outcome::LeftCompany,
+        Some("carmen.ruiz@alpineski.example"),
+    );
+    refers_to(
+        &facts,
+        "winback.1a1a1a1a2b2b2b2b3c3c3c3c4d4d4d4d@acme.example",
+    );
+}
