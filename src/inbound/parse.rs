@@ -280,6 +280,13 @@ fn read_parts(message: &Message<'_>, facts: &mut Facts) {
             ("message", "delivery-status" | "global-delivery-status")
             | ("text", "delivery-status") => {
                 facts.dsn.extend(delivery_status(part.contents()));
+                // Gmail names the returned message in the per-message fields.
+                let body = String::from_utf8_lossy(part.contents()).replace("\r\n", "\n");
+                for (name, value) in fields(&body) {
+                    if name.eq_ignore_ascii_case("x-original-message-id") {
+                        push_unique(&mut facts.referenced_ids, [clean_id(&value)]);
+                    }
+                }
             }
             ("message", "feedback-report") => {
                 if let Some(feedback) = Feedback::parse_arf(part.contents()) {

@@ -418,6 +418,25 @@ fn delivery_status_groups_split_on_blank_or_space_only_lines() {
 }
 
 #[test]
+fn gmail_names_the_returned_message_in_its_delivery_status() {
+    let raw = String::from_utf8_lossy(&fixture("gmail_dsn_account_disabled.eml")).replace(
+        "Content-Type: text/rfc822-headers",
+        "Content-Type: text/plain",
+    );
+    let raw = raw
+        .lines()
+        .filter(|line| !line.starts_with("References:") && !line.starts_with("In-Reply-To:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let facts = parse(raw.as_bytes()).expect("a message");
+    assert_eq!(
+        facts.referenced_ids,
+        ["winback.1f2e3d4c5b6a47988a9b0c1d2e3f4a5b@acme.example"],
+        "from X-Original-Message-ID"
+    );
+}
+
+#[test]
 fn gmail_5_7_26_unauthenticated_is_blocked() {
     let facts = expect(
         "gmail_blocked_5_7_26_unauthenticated.eml",
