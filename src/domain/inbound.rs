@@ -7,6 +7,12 @@
 
 use std::fmt;
 
+use words::*;
+
+#[cfg(test)]
+mod tests;
+mod words;
+
 /// What an inbound message is, and so what it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Outcome {
@@ -97,8 +103,9 @@ pub(crate) struct Facts {
     /// Lower-case hex SHA-256 of the raw message: the key to apply it once when it has
     /// no `Message-ID`.
     pub content_hash: String,
-    /// Where it was delivered to (`Delivered-To`, `X-Original-To`, `To`), addresses only,
-    /// most exact first: a VERP return address is among them for a bounce.
+    /// Where it was delivered to (`Delivered-To`, `X-Original-To`, Exim's `Envelope-to`,
+    /// `To`), addresses only, most exact first: a VERP return address is among them for a
+    /// bounce. Addresses here and below are lower case.
     pub envelope_recipients: Vec<String>,
     /// Message-IDs it refers to (`In-Reply-To`, `References`, and the `Message-ID` of a
     /// returned original or its headers), without angle brackets.
@@ -118,11 +125,14 @@ pub(crate) struct Facts {
     pub dsn: Vec<DsnRecipient>,
     /// For a feedback report (RFC 5965): its `Feedback-Type`, lower case.
     pub feedback_type: Option<String>,
-    /// Recipients named by a report or a returned original (`Original-Rcpt-To`, the
-    /// quoted original's `To`, a qmail-style "<address>:" line), addresses only.
+    /// Recipients named by a report or a returned original, most exact first
+    /// (qmail-style "<address>:" lines, `X-Failed-Recipients`, `Original-Rcpt-To`, the
+    /// returned or quoted original's `To`), addresses only.
     pub reported_recipients: Vec<String>,
-    /// The human text: the plain-text body (or the HTML's text), without quoted lines,
-    /// for replies; the whole text for bounces without a delivery-status part.
+    /// The human text: the first plain-text body (or the HTML's text) without quoted
+    /// lines, attributions, quoted headers or signature; for a mail server's bounce
+    /// without a delivery-status part, all its text parts up to the returned copy of the
+    /// original (whose footer may hold any word).
     pub text: String,
 }
 
@@ -139,13 +149,251 @@ pub(crate) struct Classification {
     pub why: String,
 }
 
-/// What `facts` mean.
+/// What `facts` mean: standards first (a feedback report, a delivery-status part, an
+/// `Auto-Submitted` mark), the words of the message second.
 pub(crate) fn classify(facts: &Facts) -> Classification {
+    if facts.feedback_type.is_some() || facts.report_type.as_deref() == Some("feedback-report") {
+        return complaint(facts);
+    }
+    if let Some(dsn) = most_telling(&facts.dsn) {
+        return from_dsn(facts, dsn);
+    }
+    if looks_like_bounce(facts) {
+        return from_bounce_text(facts);
+    }
+    let text = format!("{}\n{}", bare_subject(&facts.subject), facts.text).to_lowercase();
+    if is_automatic(facts) {
+        if any_in(&text, LEFT_COMPANY) {
+            return about_sender(
+                facts,
+                Outcome::LeftCompany,
+                "an automatic reply: the contact has left",
+            );
+        }
+        return about_sender(facts, Outcome::AutoReply, "an automatic reply");
+    }
+    if any_in(&text, UNSUBSCRIBE) || facts.text.trim().eq_ignore_ascii_case("stop") {
+        return about_sender(facts, Outcome::Unsubscribe, "a reply asking to stop");
+    }
+    if any_in(&text, LEFT_COMPANY) {
+        return about_sender(facts, Outcome::LeftCompany, "a reply: the contact has left");
+    }
+    if facts.from.is_none() {
+        return Classification {
+            outcome: Outcome::Unrelated,
+            recipient: None,
+            status: None,
+            why: "no sender and no report".to_string(),
+        };
+    }
+    about_sender(facts, Outcome::Reply, "a reply from a person")
+}
+
+fn about_sender(facts: &Facts, outcome: Outcome, why: &str) -> Classification {
     Classification {
-        outcome: Outcome::Unrelated,
+        outcome,
         recipient: facts.from.clone(),
         status: None,
-        why: "not classified yet".to_string(),
+        why: why.to_string(),
+    }
+}
+
+/// An ARF report: abuse (and fraud, virus, other) is a complaint; `not-spam` takes
+/// nothing back we could act on; `auth-failure` is about the sender's setup.
+fn complaint(facts: &Facts) -> Classification {
+    let kind = facts.feedback_type.as_deref().unwrap_or("abuse");
+    let outcome = match kind {
+        "not-spam" => Outcome::Unrelated,
+        "auth-failure" => Outcome::Blocked,
+        _ => Outcome::Complaint,
+    };
+    Classification {
+        outcome,
+        recipient: facts.reported_recipients.first().cloned(),
+        status: None,
+        why: format!("feedback report: {kind}"),
+    }
+}
+
+/// The recipient a delivery status notification is most about: a failure first, then a
+/// delay; one that was delivered says nothing.
+fn most_telling(dsn: &[DsnRecipient]) -> Option<&DsnRecipient> {
+    let action = |r: &DsnRecipient| r.action.clone().unwrap_or_default();
+    dsn.iter()
+        .find(|r| action(r) == "failed")
+        .or_else(|| dsn.iter().find(|r| action(r) == "delayed"))
+        .or_else(|| dsn.iter().find(|r| r.action.is_none()))
+        .or_else(|| dsn.first())
+}
+
+/// An RFC 3463 enhanced status code (`5.1.1`) in `text`.
+fn enhanced_code(text: &str) -> Option<String> {
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map(|word| word.trim_end_matches('.'))
+        .find(|word| {
+            let parts: Vec<&str> = word.split('.').collect();
+            parts.len() == 3
+                && matches!(parts[0], "2" | "4" | "5")
+                && parts[1..]
+                    .iter()
+                    .all(|p| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| c.is_ascii_digit()))
+        })
+        .map(str::to_string)
+}
+
+/// What an enhanced status code says on its own, when it is specific.
+fn by_code(code: &str) -> Option<Outcome> {
+    let mut parts = code.split('.');
+    let (class, subject, detail) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(match (class, subject, detail) {
+        ("2", _, _) => Outcome::Unrelated,
+        (_, "7", _) => Outcome::Blocked,
+        (_, "1", "7" | "8") => Outcome::Blocked,
+        ("4", _, _) => Outcome::SoftBounce,
+        ("5", "1", "0") => return None,
+        ("5", "1", _) => Outcome::Bounce,
+        ("5", "2", "1") => Outcome::Bounce,
+        ("5", "2", _) => Outcome::SoftBounce,
+        _ => return None,
+    })
+}
+
+/// What the words of a failure say, when its code does not: a block is never read as a
+/// bounce.
+fn by_words(text: &str) -> Option<Outcome> {
+    let text = text.to_lowercase();
+    if any_in(&text, BLOCKED) {
+        Some(Outcome::Blocked)
+    } else if any_in(&text, UNKNOWN_ADDRESS) {
+        Some(Outcome::Bounce)
+    } else if any_in(&text, MAILBOX_FULL) {
+        Some(Outcome::SoftBounce)
+    } else {
+        None
+    }
+}
+
+fn from_dsn(facts: &Facts, dsn: &DsnRecipient) -> Classification {
+    let recipient = dsn
+        .original_recipient
+        .clone()
+        .or_else(|| dsn.final_recipient.clone())
+        .or_else(|| facts.reported_recipients.first().cloned());
+    let diagnostic = dsn.diagnostic.clone().unwrap_or_default();
+    // A generic status (`5.0.0`) often carries the real code in the diagnostic.
+    let status = match (dsn.status.clone(), enhanced_code(&diagnostic)) {
+        (Some(status), Some(specific)) if status.ends_with(".0.0") => Some(specific),
+        (Some(status), _) => Some(status),
+        (None, specific) => specific,
+    };
+    let action = dsn.action.as_deref().unwrap_or("failed");
+    let outcome = match action {
+        "delayed" => Outcome::Delayed,
+        "delivered" | "relayed" | "expanded" => Outcome::Unrelated,
+        _ => status
+            .as_deref()
+            .and_then(by_code)
+            .or_else(|| by_words(&diagnostic))
+            .or_else(|| by_words(&facts.text))
+            // A permanent failure no code or word explains is counted, not trusted:
+            // repeated ones become a bounce.
+            .unwrap_or(Outcome::SoftBounce),
+    };
+    let why = match (&status, diagnostic.is_empty()) {
+        (Some(status), false) => format!("{action}, status {status}: {diagnostic}"),
+        (Some(status), true) => format!("{action}, status {status}"),
+        (None, false) => format!("{action}: {diagnostic}"),
+        (None, true) => action.to_string(),
+    };
+    Classification {
+        outcome,
+        recipient,
+        status,
+        why,
+    }
+}
+
+/// Whether `address` is a mail server's own (`MAILER-DAEMON@`, `postmaster@`...), the
+/// sender of bounces.
+pub(crate) fn is_mail_system(address: &str) -> bool {
+    let local = address.split('@').next().unwrap_or_default();
+    MAIL_SYSTEM_SENDERS
+        .iter()
+        .any(|sender| local.eq_ignore_ascii_case(sender))
+}
+
+/// A bounce written as prose (qmail, old Yahoo, a relay's own notice): from a mail
+/// server, or a report without a delivery-status part, or a bounce's subject.
+fn looks_like_bounce(facts: &Facts) -> bool {
+    facts.from.as_deref().is_some_and(is_mail_system)
+        || facts.report_type.as_deref() == Some("delivery-status")
+        || any_in(&facts.subject.to_lowercase(), BOUNCE_SUBJECTS)
+}
+
+fn from_bounce_text(facts: &Facts) -> Classification {
+    let status = enhanced_code(&facts.text);
+    let lower = facts.text.to_lowercase();
+    let outcome = if any_in(&lower, DELAYED) {
+        Outcome::Delayed
+    } else {
+        status
+            .as_deref()
+            .and_then(by_code)
+            .or_else(|| by_words(&lower))
+            .unwrap_or(Outcome::SoftBounce)
+    };
+    let first_line = facts
+        .text
+        .lines()
+        .map(str::trim)
+        .find(|line| {
+            let line = line.to_lowercase();
+            by_words(&line).is_some() || any_in(&line, DELAYED)
+        })
+        .unwrap_or("no reason given");
+    Classification {
+        outcome,
+        recipient: facts.reported_recipients.first().cloned(),
+        why: match &status {
+            Some(status) => format!("bounce text, status {status}: {first_line}"),
+            None => format!("bounce text: {first_line}"),
+        },
+        status,
+    }
+}
+
+/// RFC 3834 `Auto-Submitted` other than `no`, a vendor mark, or an auto-reply's subject
+/// or wording.
+fn is_automatic(facts: &Facts) -> bool {
+    let subject = bare_subject(&facts.subject).to_lowercase();
+    let text = facts.text.to_lowercase();
+    facts
+        .auto_submitted
+        .as_deref()
+        .is_some_and(|value| value != "no")
+        || facts.automatic
+        || AUTO_REPLY_SUBJECTS
+            .iter()
+            .any(|start| subject.starts_with(start))
+        || any_in(&subject, AUTO_REPLY_BODIES)
+        || any_in(&text, AUTO_REPLY_BODIES)
+        || ABSENCE_UNTIL
+            .iter()
+            .any(|(absent, until)| text.contains(absent) && text.contains(until))
+}
+
+/// `subject` without its `Re:`/`AW:`/`Fwd:` prefixes.
+fn bare_subject(subject: &str) -> &str {
+    let mut rest = subject.trim();
+    loop {
+        let lower = rest.to_lowercase();
+        match SUBJECT_PREFIXES
+            .iter()
+            .find(|prefix| lower.starts_with(**prefix))
+        {
+            Some(prefix) => rest = rest.get(prefix.len()..).unwrap_or_default().trim_start(),
+            None => return rest,
+        }
     }
 }
 

@@ -225,10 +225,9 @@ fn inbound_reads_files_folders_and_stdin_applies_each_once_and_refuses_what_is_n
     );
 }
 
-/// Needs `inbound::parse` and `classify` (stubs until they land): a reply naming our
-/// Message-ID stops Pat's sequence as `replied`, once; `inbox undo` resumes it.
+/// A reply naming our Message-ID stops Pat's sequence as `replied`, once; `inbox undo`
+/// resumes it.
 #[test]
-#[ignore = "needs the inbound parser and classifier"]
 fn a_reply_to_our_message_stops_the_sequence_once_and_undo_resumes_it() {
     let (project, survey_id) = mailed();
     let file = project.write_file(
