@@ -4,4 +4,5 @@
 // Wired into `winback inbound` and the daemon next; until then only tests use it.
 #![allow(dead_code)]
 
+pub(crate) mod imap;
 pub(crate) mod parse;

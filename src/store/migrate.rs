@@ -17,6 +17,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("schema5.sql"),
     SCHEMA6,
     include_str!("schema7.sql"),
+    include_str!("schema9.sql"),
 ];
 
 /// The migration whose SQL is followed by a Rust step, [`addresses::normalize_stored`].

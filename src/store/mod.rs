@@ -12,6 +12,7 @@ mod codec;
 mod enroll;
 mod import;
 mod links;
+mod mailboxes;
 mod migrate;
 mod outbox;
 mod people;
