@@ -221,3 +221,35 @@ fn mailbox_urls_are_read_and_bad_ones_explained() {
             .contains("WINBACK_IMAP_PASSWORD")
     );
 }
+
+#[tokio::test]
+async fn imap_upgrades_with_starttls_and_imaps_speaks_tls_from_the_start() {
+    let server = Dovecot::start_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let db = store(&dir);
+    let uid = server.append("INBOX", &message(1));
+    for url in [
+        server.url("INBOX"),
+        format!("imaps://winback@127.0.0.1:{}/INBOX", server.imaps_port()),
+    ] {
+        let url = MailboxUrl::parse(&url).unwrap();
+        let key = url.key();
+        let tls = Tls::trusting("127.0.0.1", &dovecot::ca_pem());
+        let reader = Reader::with_tls(url, IMAP_PASSWORD.into(), ReadOptions::default(), tls);
+        let (_, seen) = round(&reader, &db, |_| false).await;
+        assert_eq!(seen, vec![(uid, message(1))], "{key}");
+    }
+    // The helper that appended logs in plain; both of the reader's logins went over TLS.
+    let tls_logins = || {
+        server
+            .log()
+            .lines()
+            .filter(|l| l.contains("Login: user=<winback>") && l.contains(", TLS"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tls_logins() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(tls_logins(), 2, "{}", server.log());
+}

@@ -34,11 +34,26 @@ pub struct Dovecot {
     child: Option<Child>,
     dir: tempfile::TempDir,
     port: u16,
+    imaps_port: Option<u16>,
 }
 
+/// The test certificate (for 127.0.0.1 and localhost) and the CA that issued it.
+const TLS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tls");
+
 impl Dovecot {
-    /// Starts a server and waits until it greets. Panics, saying why, when it cannot.
+    /// Starts a server without TLS and waits until it greets. Panics, saying why, when it
+    /// cannot.
     pub fn start() -> Dovecot {
+        Dovecot::start_with(false)
+    }
+
+    /// Starts a server that also offers TLS: STARTTLS on [`Dovecot::port`], implicit TLS
+    /// on [`Dovecot::imaps_port`], with the certificate in tests/tls (its CA: [`ca_pem`]).
+    pub fn start_tls() -> Dovecot {
+        Dovecot::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Dovecot {
         let binary = dovecot_binary();
         let dir = tempfile::Builder::new()
             .prefix("winback-dovecot")
@@ -67,9 +82,13 @@ impl Dovecot {
         .expect("Dovecot's password file");
 
         let port = free_port();
+        let imaps_port = tls.then(free_port);
         let config = dir.path().join("dovecot.conf");
-        fs::write(&config, config_text(dir.path(), port, &user, &group))
-            .expect("Dovecot's config file");
+        fs::write(
+            &config,
+            config_text(dir.path(), port, imaps_port, &user, &group),
+        )
+        .expect("Dovecot's config file");
 
         let child = Command::new(&binary)
             .arg("-F")
@@ -84,6 +103,7 @@ impl Dovecot {
             child: Some(child),
             dir,
             port,
+            imaps_port,
         };
         server.wait_for_greeting();
         server
@@ -92,6 +112,11 @@ impl Dovecot {
     /// The port it listens on, on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The implicit-TLS port, on 127.0.0.1 (a server from [`Dovecot::start_tls`] only).
+    pub fn imaps_port(&self) -> u16 {
+        self.imaps_port.expect("a server started with start_tls")
     }
 
     /// `imap://USER@127.0.0.1:PORT/FOLDER`.
@@ -151,7 +176,10 @@ impl Dovecot {
         let deadline = Instant::now() + START_TIMEOUT;
         let mut pause = Duration::from_millis(5);
         loop {
-            if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+            let imaps_up = self
+                .imaps_port
+                .is_none_or(|port| TcpStream::connect(("127.0.0.1", port)).is_ok());
+            if imaps_up && let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
                 let mut line = String::new();
                 if BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("* OK") {
@@ -195,8 +223,22 @@ impl Drop for Dovecot {
     }
 }
 
-fn config_text(dir: &Path, port: u16, user: &str, group: &str) -> String {
+/// The CA that issued the TLS server's certificate, as PEM.
+pub fn ca_pem() -> String {
+    fs::read_to_string(format!("{TLS_DIR}/ca.pem")).expect("tests/tls/ca.pem")
+}
+
+fn config_text(dir: &Path, port: u16, imaps: Option<u16>, user: &str, group: &str) -> String {
     let d = path_str(dir);
+    let (ssl, imaps_port) = match imaps {
+        Some(imaps) => (
+            format!(
+                "ssl = yes\nssl_cert = <{TLS_DIR}/server.pem\nssl_key = <{TLS_DIR}/server.key\n"
+            ),
+            format!("address = 127.0.0.1\n    port = {imaps}"),
+        ),
+        None => ("ssl = no\n".to_string(), "port = 0".to_string()),
+    };
     // Each instance is fully its own: base_dir, state and log under `dir`, every service
     // unchrooted and run as `user`, no listener but one plain IMAP port on 127.0.0.1.
     format!(
@@ -205,8 +247,7 @@ state_dir = {d}/state
 instance_name = winback-test-{port}
 protocols = imap
 listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+{ssl}disable_plaintext_auth = no
 auth_mechanisms = plain login
 log_path = {d}/dovecot.log
 info_log_path = {d}/dovecot.log
@@ -234,7 +275,7 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    {imaps_port}
   }}
 }}
 service anvil {{
