@@ -253,3 +253,31 @@ async fn imap_upgrades_with_starttls_and_imaps_speaks_tls_from_the_start() {
     }
     assert_eq!(tls_logins(), 2, "{}", server.log());
 }
+
+#[tokio::test]
+async fn the_running_reader_hears_new_mail_through_idle() {
+    let server = Dovecot::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = store(&dir);
+    let one = server.append("INBOX", &message(1));
+    let reader = reader(&server, "INBOX", ReadOptions::default());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let run = reader.run(db, Clock::system(), move |uid, _raw: Vec<u8>| {
+        tx.send(uid).map_err(|e| e.to_string())
+    });
+    tokio::pin!(run);
+    // Well under the 60 s poll: only IDLE brings the second message in time.
+    let limit = Duration::from_secs(20);
+    let mut next = async |run: &mut Pin<&mut _>| {
+        tokio::time::timeout(limit, async {
+            tokio::select! {
+                uid = rx.recv() => uid,
+                () = run => None,
+            }
+        })
+        .await
+    };
+    assert_eq!(next(&mut run).await, Ok(Some(one)));
+    let two = server.append("INBOX", &message(2));
+    assert_eq!(next(&mut run).await, Ok(Some(two)), "{}", server.log());
+}
