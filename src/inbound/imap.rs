@@ -366,7 +366,7 @@ impl Reader {
                         .upgrade(&self.tls)
                         .await
                         .map_err(|e| ImapError::Unreachable(format!("{where_}: {e}")))?;
-                } else if !peer.is_some_and(|p: SocketAddr| p.ip().is_loopback()) {
+                } else if !plain_login_allowed(peer) {
                     return Err(ImapError::Insecure(format!(
                         "{where_} offers no STARTTLS: winback sends a password unencrypted only to this machine (127.0.0.1); use imaps://"
                     )));
@@ -552,6 +552,17 @@ struct Open {
     uidvalidity: u32,
     idle: bool,
     move_to: Option<String>,
+}
+
+/// Whether a password may go unencrypted to `peer`: only to this machine, where nobody
+/// between can read it.
+fn plain_login_allowed(peer: Option<SocketAddr>) -> bool {
+    peer.is_some_and(|peer| match peer.ip() {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    })
 }
 
 /// Waits in IDLE until the server reports a change or [`IDLE_FOR`] passes.

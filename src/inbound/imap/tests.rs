@@ -281,3 +281,62 @@ async fn the_running_reader_hears_new_mail_through_idle() {
     let two = server.append("INBOX", &message(2));
     assert_eq!(next(&mut run).await, Ok(Some(two)), "{}", server.log());
 }
+
+#[test]
+fn a_password_goes_unencrypted_only_to_this_machine() {
+    let allowed = |addr: &str| plain_login_allowed(Some(addr.parse().unwrap()));
+    assert!(allowed("127.0.0.1:143"));
+    assert!(allowed("127.8.9.10:143"));
+    assert!(allowed("[::1]:143"));
+    assert!(allowed("[::ffff:127.0.0.1]:143"));
+    assert!(!allowed("192.168.1.10:143"));
+    assert!(!allowed("203.0.113.7:143"));
+    assert!(!allowed("[2001:db8::1]:143"));
+    assert!(!plain_login_allowed(None));
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_recorded_for_operators() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let db = store(&dir);
+    let url = MailboxUrl::parse(&format!("imap://winback@127.0.0.1:{port}/INBOX")).unwrap();
+    let key = url.key();
+    let reader = Reader::with_tls(
+        url,
+        IMAP_PASSWORD.into(),
+        ReadOptions::default(),
+        Tls::new("localhost").unwrap(),
+    );
+    let run = reader.run(db.clone(), Clock::system(), |_: u32, _: Vec<u8>| {
+        Ok::<(), String>(())
+    });
+    tokio::pin!(run);
+    let recorded = async {
+        loop {
+            let key = key.clone();
+            let position = db
+                .call(move |s| s.mailbox_position(&key, "INBOX"))
+                .await
+                .unwrap();
+            if let Some(error) = position.and_then(|p| p.last_error) {
+                return error;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let error = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::select! {
+            error = recorded => error,
+            () = &mut run => unreachable!("the reader never stops by itself"),
+        }
+    })
+    .await
+    .expect("the failure is recorded");
+    assert!(error.contains("cannot reach 127.0.0.1"), "{error}");
+}
