@@ -55,7 +55,7 @@ impl Dovecot {
 
     fn start_with(tls: bool) -> Dovecot {
         let binary = dovecot_binary();
-        let dir = tempfile::Builder::new()
+        let mut dir = tempfile::Builder::new()
             .prefix("winback-dovecot")
             .tempdir()
             .expect("a temporary directory for Dovecot");
@@ -81,32 +81,44 @@ impl Dovecot {
         )
         .expect("Dovecot's password file");
 
-        let port = free_port();
-        let imaps_port = tls.then(free_port);
-        let config = dir.path().join("dovecot.conf");
-        fs::write(
-            &config,
-            config_text(dir.path(), port, imaps_port, &user, &group),
-        )
-        .expect("Dovecot's config file");
+        // A free port can be taken by another process before Dovecot binds it: then
+        // Dovecot exits at once, and starting again on other ports is the cure.
+        let mut attempt = 1;
+        loop {
+            let port = free_port();
+            let imaps_port = tls.then(free_port);
+            let config = dir.path().join("dovecot.conf");
+            fs::write(
+                &config,
+                config_text(dir.path(), port, imaps_port, &user, &group),
+            )
+            .expect("Dovecot's config file");
+            let _ = fs::remove_file(dir.path().join("dovecot.log"));
 
-        let child = Command::new(&binary)
-            .arg("-F")
-            .arg("-c")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.path().join("stderr.log")).expect("a log file"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}; {INSTALL}", binary.display()));
-        let mut server = Dovecot {
-            child: Some(child),
-            dir,
-            port,
-            imaps_port,
-        };
-        server.wait_for_greeting();
-        server
+            let child = Command::new(&binary)
+                .arg("-F")
+                .arg("-c")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(fs::File::create(dir.path().join("stderr.log")).expect("a log file"))
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}; {INSTALL}", binary.display()));
+            let mut server = Dovecot {
+                child: Some(child),
+                dir,
+                port,
+                imaps_port,
+            };
+            match server.wait_for_greeting() {
+                Ok(()) => return server,
+                Err(why) if attempt < 3 && why.contains("in use") => {
+                    attempt += 1;
+                    dir = server.stop_and_keep_dir();
+                }
+                Err(why) => panic!("{why}"),
+            }
+        }
     }
 
     /// The port it listens on, on 127.0.0.1.
@@ -172,39 +184,57 @@ impl Dovecot {
         })
     }
 
-    fn wait_for_greeting(&mut self) {
+    /// Waits until this server (not another on the same port) greets; why not, with its log.
+    fn wait_for_greeting(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         let mut pause = Duration::from_millis(5);
         loop {
+            let exited = match self.child.as_mut() {
+                Some(child) => child.try_wait().ok().flatten(),
+                None => None,
+            };
+            if let Some(status) = exited {
+                return Err(format!(
+                    "Dovecot exited at start ({status}):\n{}",
+                    self.log()
+                ));
+            }
             let imaps_up = self
                 .imaps_port
                 .is_none_or(|port| TcpStream::connect(("127.0.0.1", port)).is_ok());
             if imaps_up && let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
                 let mut line = String::new();
-                if BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("* OK") {
-                    return;
+                if BufReader::new(stream).read_line(&mut line).is_ok()
+                    && line.starts_with("* OK")
+                    && self.log().contains("starting up")
+                {
+                    return Ok(());
                 }
             }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!("Dovecot exited at start ({status}):\n{}", self.log());
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "Dovecot did not greet on 127.0.0.1:{} within {START_TIMEOUT:?}:\n{}",
+                    self.port,
+                    self.log()
+                ));
             }
-            assert!(
-                Instant::now() < deadline,
-                "Dovecot did not greet on 127.0.0.1:{} within {START_TIMEOUT:?}:\n{}",
-                self.port,
-                self.log()
-            );
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(100));
         }
     }
-}
 
-impl Drop for Dovecot {
-    fn drop(&mut self) {
+    /// Stops this server and hands back its directory, for another start.
+    fn stop_and_keep_dir(mut self) -> tempfile::TempDir {
+        self.stop();
+        let dir = tempfile::Builder::new()
+            .prefix("winback-dovecot")
+            .tempdir()
+            .expect("a temporary directory");
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -220,6 +250,12 @@ impl Drop for Dovecot {
         }
         let _ = child.kill();
         let _ = child.wait();
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
