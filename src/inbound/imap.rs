@@ -211,6 +211,7 @@ pub(crate) struct Reader {
     password: String,
     options: ReadOptions,
     tls: Tls,
+    poll_every: Duration,
 }
 
 type ImapSession = Session<Io>;
@@ -237,7 +238,15 @@ impl Reader {
             password,
             options,
             tls,
+            poll_every: POLL_EVERY,
         }
+    }
+
+    /// Polls a server without IDLE this often instead of every minute.
+    #[cfg(test)]
+    pub(crate) fn polling_every(mut self, every: Duration) -> Reader {
+        self.poll_every = every;
+        self
     }
 
     /// One round: connect, read every new message, log out. For tests and one-off reads;
@@ -328,7 +337,7 @@ impl Reader {
                     Err(error) => return error,
                 }
             } else {
-                tokio::time::sleep(POLL_EVERY).await;
+                tokio::time::sleep(self.poll_every).await;
                 // NOOP lets the server report new messages and keeps the connection.
                 if let Err(error) = open.session.noop().await {
                     return error.into();

@@ -340,3 +340,39 @@ async fn an_unreachable_server_is_recorded_for_operators() {
     .expect("the failure is recorded");
     assert!(error.contains("cannot reach 127.0.0.1"), "{error}");
 }
+
+#[tokio::test]
+async fn a_server_without_idle_is_polled_and_without_move_keeps_processed_mail() {
+    let server = Dovecot::start_without_idle_or_move();
+    let dir = tempfile::tempdir().unwrap();
+    let db = store(&dir);
+    let one = server.append("Bounces", &message(1));
+    let options = ReadOptions {
+        read_only: false,
+        processed_folder: Some("winback".to_string()),
+    };
+    let reader = reader(&server, "Bounces", options).polling_every(Duration::ZERO);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let run = reader.run(db, Clock::system(), move |uid, _raw: Vec<u8>| {
+        tx.send(uid).map_err(|e| e.to_string())
+    });
+    tokio::pin!(run);
+    let limit = Duration::from_secs(20);
+    let mut next = async |run: &mut Pin<&mut _>| {
+        tokio::time::timeout(limit, async {
+            tokio::select! {
+                uid = rx.recv() => uid,
+                () = run => None,
+            }
+        })
+        .await
+    };
+    assert_eq!(next(&mut run).await, Ok(Some(one)));
+    let two = server.append("Bounces", &message(2));
+    assert_eq!(next(&mut run).await, Ok(Some(two)), "{}", server.log());
+    assert_eq!(
+        server.messages("Bounces").len(),
+        2,
+        "without MOVE nothing leaves the folder"
+    );
+}

@@ -44,16 +44,25 @@ impl Dovecot {
     /// Starts a server without TLS and waits until it greets. Panics, saying why, when it
     /// cannot.
     pub fn start() -> Dovecot {
-        Dovecot::start_with(false)
+        Dovecot::start_with(false, "")
     }
 
     /// Starts a server that also offers TLS: STARTTLS on [`Dovecot::port`], implicit TLS
     /// on [`Dovecot::imaps_port`], with the certificate in tests/tls (its CA: [`ca_pem`]).
     pub fn start_tls() -> Dovecot {
-        Dovecot::start_with(true)
+        Dovecot::start_with(true, "")
     }
 
-    fn start_with(tls: bool) -> Dovecot {
+    /// Starts a server that offers neither IDLE nor MOVE, as older or smaller servers.
+    pub fn start_without_idle_or_move() -> Dovecot {
+        Dovecot::start_with(
+            false,
+            "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+ UIDPLUS\n",
+        )
+    }
+
+    /// `extra` is more configuration, one setting a line.
+    fn start_with(tls: bool, extra: &str) -> Dovecot {
         let binary = dovecot_binary();
         let mut dir = tempfile::Builder::new()
             .prefix("winback-dovecot")
@@ -90,7 +99,7 @@ impl Dovecot {
             let config = dir.path().join("dovecot.conf");
             fs::write(
                 &config,
-                config_text(dir.path(), port, imaps_port, &user, &group),
+                config_text(dir.path(), port, imaps_port, &user, &group) + extra,
             )
             .expect("Dovecot's config file");
             let _ = fs::remove_file(dir.path().join("dovecot.log"));
