@@ -376,3 +376,26 @@ async fn a_server_without_idle_is_polled_and_without_move_keeps_processed_mail()
         "without MOVE nothing leaves the folder"
     );
 }
+
+/// The daemon spawns `run` as a task of its own: its future must be `Send + 'static` when
+/// the reader and the callback are.
+#[test]
+fn the_running_reader_can_be_spawned() {
+    fn spawnable<F: Future<Output = ()> + Send + 'static>(_: F) {}
+    let dir = tempfile::tempdir().unwrap();
+    let db = store(&dir);
+    let url = MailboxUrl::parse("imap://winback@127.0.0.1:1/INBOX").unwrap();
+    let reader = std::sync::Arc::new(Reader::with_tls(
+        url,
+        String::new(),
+        ReadOptions::default(),
+        Tls::new("localhost").unwrap(),
+    ));
+    spawnable(async move {
+        reader
+            .run(db, Clock::system(), |_: u32, _: Vec<u8>| {
+                Ok::<(), String>(())
+            })
+            .await;
+    });
+}
