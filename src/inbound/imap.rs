@@ -212,6 +212,7 @@ pub(crate) struct Reader {
     options: ReadOptions,
     tls: Tls,
     poll_every: Duration,
+    backoff_first: Duration,
 }
 
 type ImapSession = Session<Io>;
@@ -239,6 +240,7 @@ impl Reader {
             options,
             tls,
             poll_every: POLL_EVERY,
+            backoff_first: BACKOFF_FIRST,
         }
     }
 
@@ -246,6 +248,13 @@ impl Reader {
     #[cfg(test)]
     pub(crate) fn polling_every(mut self, every: Duration) -> Reader {
         self.poll_every = every;
+        self
+    }
+
+    /// Retries a failure after this long (doubling) instead of 5 s.
+    #[cfg(test)]
+    pub(crate) fn retrying_after(mut self, first: Duration) -> Reader {
+        self.backoff_first = first;
         self
     }
 
@@ -267,14 +276,15 @@ impl Reader {
 
     /// Reads for ever: a round, then waits for new mail (IDLE when offered, else a poll
     /// every minute), and again. A failure is logged, kept in the store for operators,
-    /// and retried after a backoff (5 s doubling to 15 min). Stops only when dropped.
+    /// and retried after a backoff (5 s doubling to 15 min); so is a message the callback
+    /// refused. Stops only when dropped. `handle` runs on this task: keep it short.
     pub(crate) async fn run<E: Display>(
         &self,
         store: SharedStore,
         clock: Clock,
         mut handle: impl FnMut(u32, Vec<u8>) -> Result<(), E>,
     ) {
-        let mut backoff = BACKOFF_FIRST;
+        let mut backoff = self.backoff_first;
         loop {
             let error = self
                 .stay_connected(&store, clock, &mut handle, &mut backoff)
@@ -315,21 +325,33 @@ impl Reader {
             Err(error) => return error,
         };
         loop {
-            match within(ROUND_TIMEOUT, self.round(&mut open, store, clock, handle)).await {
-                Ok(round) => {
-                    *backoff = BACKOFF_FIRST;
-                    if !round.processed.is_empty() || !round.failed.is_empty() {
-                        tracing::info!(
-                            mailbox = %self.url.key(),
-                            folder = %self.url.folder,
-                            processed = round.processed.len(),
-                            failed = round.failed.len(),
-                            "read new mail"
-                        );
+            let retry_soon =
+                match within(ROUND_TIMEOUT, self.round(&mut open, store, clock, handle)).await {
+                    Ok(round) => {
+                        if !round.processed.is_empty() || !round.failed.is_empty() {
+                            tracing::info!(
+                                mailbox = %self.url.key(),
+                                folder = %self.url.folder,
+                                processed = round.processed.len(),
+                                failed = round.failed.len(),
+                                "read new mail"
+                            );
+                        }
+                        !round.failed.is_empty()
                     }
+                    Err(error) => return error,
+                };
+            if retry_soon {
+                // A message could not be processed: try it again after a backoff, not
+                // only when new mail happens to arrive.
+                tokio::time::sleep(*backoff).await;
+                *backoff = (*backoff * 2).min(BACKOFF_MAX);
+                if let Err(error) = open.session.noop().await {
+                    return error.into();
                 }
-                Err(error) => return error,
+                continue;
             }
+            *backoff = self.backoff_first;
             if open.idle {
                 let session = open.session;
                 match wait_idle(session).await {
@@ -578,9 +600,17 @@ fn plain_login_allowed(peer: Option<SocketAddr>) -> bool {
 async fn wait_idle(session: ImapSession) -> Result<ImapSession, ImapError> {
     let mut idle = session.idle();
     idle.init().await?;
-    let (wait, _stop) = idle.wait_with_timeout(IDLE_FOR);
-    match wait.await? {
-        IdleResponse::NewData(_) | IdleResponse::Timeout | IdleResponse::ManualInterrupt => {}
+    {
+        let (wait, _stop) = idle.wait_with_timeout(IDLE_FOR);
+        // The library's timeout restarts at every keepalive the server sends; this one
+        // does not, so IDLE is renewed in time whatever the server says meanwhile.
+        if let Ok(answer) = tokio::time::timeout(IDLE_FOR, wait).await {
+            match answer? {
+                IdleResponse::NewData(_)
+                | IdleResponse::Timeout
+                | IdleResponse::ManualInterrupt => {}
+            }
+        }
     }
     Ok(idle.done().await?)
 }

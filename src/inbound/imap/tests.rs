@@ -399,3 +399,35 @@ fn the_running_reader_can_be_spawned() {
             .await;
     });
 }
+
+#[tokio::test]
+async fn the_running_reader_tries_a_refused_message_again_without_new_mail() {
+    let server = Dovecot::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = store(&dir);
+    let one = server.append("INBOX", &message(1));
+    let reader = reader(&server, "INBOX", ReadOptions::default()).retrying_after(Duration::ZERO);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut calls = 0;
+    let run = reader.run(db, Clock::system(), move |uid, _raw: Vec<u8>| {
+        calls += 1;
+        let _ = tx.send((uid, calls));
+        if calls == 1 {
+            Err("the database is busy")
+        } else {
+            Ok(())
+        }
+    });
+    tokio::pin!(run);
+    let mut next = async |run: &mut Pin<&mut _>| {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            tokio::select! {
+                got = rx.recv() => got,
+                () = run => None,
+            }
+        })
+        .await
+    };
+    assert_eq!(next(&mut run).await, Ok(Some((one, 1))));
+    assert_eq!(next(&mut run).await, Ok(Some((one, 2))), "handed on again");
+}
