@@ -13,7 +13,7 @@ mod smtp;
 mod stub;
 #[cfg(test)]
 pub(crate) use stub::StubMailer;
-mod tls;
+pub(crate) mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;

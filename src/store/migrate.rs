@@ -18,6 +18,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     SCHEMA6,
     include_str!("schema7.sql"),
     include_str!("schema8.sql"),
+    include_str!("schema9.sql"),
 ];
 
 /// The migration whose SQL is followed by a Rust step, [`addresses::normalize_stored`].

@@ -13,6 +13,7 @@ mod enroll;
 mod import;
 mod inbound;
 mod links;
+mod mailboxes;
 mod migrate;
 mod outbox;
 mod people;

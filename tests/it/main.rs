@@ -8,6 +8,7 @@ mod delivery;
 mod faults;
 mod first_run;
 mod held;
+mod imap;
 mod inbound;
 mod logs;
 mod ops;

@@ -10,6 +10,7 @@
 
 // Each test module uses a different subset of these helpers.
 #![allow(dead_code)]
+pub mod imap;
 pub mod webdriver;
 
 use std::cell::Cell;
