@@ -7,39 +7,8 @@
 #   bash benches/import_plan.sh [N]
 set -euo pipefail
 n=${1:-1000000}
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/winback"
-python3 "$root/benches/gen_clients.py" "$n" > "$work/clients.csv"
-cat > "$work/winback.toml" <<TOML
-[database]
-path = "bench.db"
-[smtp]
-url = "file://outbox"
-from = "Acme <success@acme.example>"
-[http]
-public_url = "http://127.0.0.1:8080"
-[sender]
-company = "Acme"
-postal_address = "1 Main St"
-[templates]
-dir = "$root/templates"
-[[campaign]]
-name = "former-clients"
-send_at = "0 10 * * Tue-Thu"
-timezone = "America/New_York"
-  [[campaign.step]]
-  kind = "survey"
-  template = "survey"
-  subject = "Hi"
-  [[campaign.step]]
-  kind = "newsletter"
-  after_days = 30
-  template = "newsletter"
-  subject = "News"
-TOML
+CLIENTS=$n
+. "$(dirname "$0")/common.sh"
 now=2026-11-01T00:00:00Z
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 start=$(date +%s.%N)

@@ -11,34 +11,8 @@
 set -euo pipefail
 n=${1:-1000}
 clients=${2:-100000}
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/winback"
-python3 "$root/benches/gen_clients.py" "$clients" > "$work/clients.csv"
-cat > "$work/winback.toml" <<TOML
-[database]
-path = "bench.db"
-[smtp]
-url = "file://outbox"
-from = "Acme <success@acme.example>"
-[http]
-public_url = "http://127.0.0.1:8080"
-[sender]
-company = "Acme"
-postal_address = "1 Main St"
-[templates]
-dir = "$root/templates"
-[[campaign]]
-name = "former-clients"
-send_at = "0 10 * * Tue-Thu"
-timezone = "America/New_York"
-  [[campaign.step]]
-  kind = "survey"
-  template = "survey"
-  subject = "Hi"
-TOML
+CLIENTS=$clients
+. "$(dirname "$0")/common.sh"
 now=2026-11-01T00:00:00Z
 "$bin" --config "$work/winback.toml" --now "$now" import "$work/clients.csv" > /dev/null
 mkdir "$work/in"
