@@ -10,6 +10,7 @@
 //! and applies them between passes; a file that fails keeps the running one.
 
 mod lock;
+mod mailboxes;
 mod sync;
 
 use std::future::Future;
@@ -107,13 +108,23 @@ pub(crate) fn start(
             None
         };
 
+        let store = SharedStore::new(store);
+        if !once {
+            mailboxes::start(
+                &config,
+                secrets.imap_password.as_deref(),
+                &store,
+                &secret,
+                clock,
+            );
+        }
         let deliverer = Deliverer {
             config,
             renderer: Arc::new(renderer),
             mailer,
             secret,
             clock,
-            store: SharedStore::new(store),
+            store,
         };
         let reloads = Reloads {
             requests: reloads,

@@ -26,6 +26,8 @@ pub(crate) struct Secrets {
     pub smtp_password: Option<String>,
     /// `WINBACK_SECRET`: a link key to keep beside those in the database.
     pub link_secret: Option<String>,
+    /// `WINBACK_IMAP_PASSWORD`: the password of the logins `[inbound] mailboxes` name.
+    pub imap_password: Option<String>,
 }
 
 impl Secrets {
@@ -33,6 +35,9 @@ impl Secrets {
         Secrets {
             smtp_password: std::env::var("WINBACK_SMTP_PASSWORD").ok(),
             link_secret: std::env::var("WINBACK_SECRET")
+                .ok()
+                .filter(|text| !text.is_empty()),
+            imap_password: std::env::var("WINBACK_IMAP_PASSWORD")
                 .ok()
                 .filter(|text| !text.is_empty()),
         }
@@ -118,7 +123,9 @@ impl Setup {
             ));
         }
         let refused = |warnings, refusal| SetupError::Refused { warnings, refusal };
-        if let Some(problem) = smtp_login_problem(&config, &secrets) {
+        if let Some(problem) =
+            smtp_login_problem(&config, &secrets).or_else(|| imap_login_problem(&config, &secrets))
+        {
             return Err(refused(warnings, Refusal::Environment(problem)));
         }
         // Read-only: the setup never creates or changes the database.
@@ -180,6 +187,15 @@ impl fmt::Display for SetupError {
 }
 
 impl std::error::Error for SetupError {}
+
+/// `[inbound] mailboxes` need `WINBACK_IMAP_PASSWORD`.
+fn imap_login_problem(config: &Config, secrets: &Secrets) -> Option<String> {
+    let mailbox = config.inbound.mailboxes.first()?;
+    secrets.imap_password.is_none().then(|| format!(
+        "inbound.mailboxes logs in as \"{}\" but WINBACK_IMAP_PASSWORD is not set; set it in the environment winback runs in (e.g. /etc/winback/env)",
+        mailbox.user
+    ))
+}
 
 /// What `run` needs from its environment beyond the configuration file: a login named in
 /// `[smtp] url` needs `WINBACK_SMTP_PASSWORD`, and a password needs a login.
@@ -250,6 +266,7 @@ mod tests {
             let secrets = Secrets {
                 smtp_password: password.map(str::to_string),
                 link_secret: None,
+                imap_password: None,
             };
             let problem = smtp_login_problem(&config(dir.path(), url), &secrets);
             match (expected, &problem) {

@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::clock::Clock;
+use crate::config::{ImapMailbox, ImapSecurity};
 use crate::mailer::tls::{Stream, Tls};
 use crate::store::{SharedError, SharedStore};
 
@@ -45,8 +46,6 @@ const MAX_PLAIN_LINE: usize = 8192;
 /// Why reading a mailbox failed this time; the next try may succeed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ImapError {
-    #[error("invalid mailbox {0}")]
-    Url(String),
     #[error("cannot reach {0}")]
     Unreachable(String),
     #[error("{0}")]
@@ -88,52 +87,30 @@ pub(crate) struct MailboxUrl {
     pub(crate) folder: String,
 }
 
+impl From<&ImapMailbox> for MailboxUrl {
+    /// A mailbox as the configuration read it (`[inbound] mailboxes`). A password in the
+    /// clear goes only to a loopback address, whatever the url says.
+    fn from(mailbox: &ImapMailbox) -> MailboxUrl {
+        MailboxUrl {
+            security: match mailbox.security {
+                ImapSecurity::Tls => Security::Implicit,
+                ImapSecurity::StartTls | ImapSecurity::StartTlsIfOffered => Security::StartTls,
+            },
+            user: mailbox.user.clone(),
+            host: mailbox.host.clone(),
+            port: mailbox.port,
+            folder: mailbox.folder.clone(),
+        }
+    }
+}
+
 impl MailboxUrl {
-    /// Reads `imaps://USER@HOST[:PORT][/FOLDER]` or `imap://…`; the folder is `INBOX`
-    /// unless named (percent-encoded as in any URL). A password in the URL is refused:
-    /// it comes from `WINBACK_IMAP_PASSWORD`.
+    /// A url read as `[inbound] mailboxes` is.
+    #[cfg(test)]
     pub(crate) fn parse(text: &str) -> Result<MailboxUrl, String> {
-        let (security, rest, default_port) = if let Some(rest) = text.strip_prefix("imaps://") {
-            (Security::Implicit, rest, 993)
-        } else if let Some(rest) = text.strip_prefix("imap://") {
-            (Security::StartTls, rest, 143)
-        } else {
-            return Err(format!(
-                "{text:?} must start with imaps:// (or imap://), as in \"imaps://winback@imap.acme.example/INBOX\""
-            ));
-        };
-        let (authority, folder) = rest.split_once('/').unwrap_or((rest, ""));
-        let Some((user, server)) = authority.rsplit_once('@') else {
-            return Err(format!(
-                "{text:?} names no user: write it as imaps://USER@HOST/FOLDER"
-            ));
-        };
-        if user.contains(':') {
-            return Err(format!(
-                "{text:?} holds a password: remove it and set WINBACK_IMAP_PASSWORD instead"
-            ));
-        }
-        let user = percent_decode(user).ok_or_else(|| format!("{text:?}: bad %-escape"))?;
-        let (host, port) = split_host_port(server)
-            .ok_or_else(|| format!("{text:?}: the server is not HOST or HOST:PORT"))?;
-        let port = port.unwrap_or(default_port);
-        let folder = match percent_decode(folder.trim_end_matches('/')) {
-            Some(folder) if folder.is_empty() => "INBOX".to_string(),
-            Some(folder) => folder,
-            None => return Err(format!("{text:?}: bad %-escape in the folder")),
-        };
-        if user.is_empty() || host.is_empty() {
-            return Err(format!(
-                "{text:?} needs a user and a server: imaps://USER@HOST/FOLDER"
-            ));
-        }
-        Ok(MailboxUrl {
-            security,
-            user,
-            host,
-            port,
-            folder,
-        })
+        ImapMailbox::parse(text)
+            .map(|mailbox| MailboxUrl::from(&mailbox))
+            .map_err(|error| error.to_string())
     }
 
     /// The mailbox's name in the store and in logs: scheme, user, server (no folder, no
@@ -150,38 +127,6 @@ impl MailboxUrl {
         };
         format!("{scheme}://{}@{host}:{}", self.user, self.port)
     }
-}
-
-fn split_host_port(server: &str) -> Option<(String, Option<u16>)> {
-    if let Some(rest) = server.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after {
-            "" => None,
-            after => Some(after.strip_prefix(':')?.parse().ok()?),
-        };
-        return Some((host.to_string(), port));
-    }
-    match server.rsplit_once(':') {
-        Some((host, port)) => Some((host.to_string(), Some(port.parse().ok()?))),
-        None => Some((server.to_string(), None)),
-    }
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// What the reader may do to the folder.
@@ -260,6 +205,7 @@ impl Reader {
 
     /// One round: connect, read every new message, log out. For tests and one-off reads;
     /// the daemon uses [`Reader::run`], which stays connected.
+    #[cfg(test)]
     pub(crate) async fn read_once<E: Display>(
         &self,
         store: &SharedStore,

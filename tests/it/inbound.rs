@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::support::{Output, Project};
 
-const NOW: &str = "2026-06-02T14:00:00Z";
+pub(crate) const NOW: &str = "2026-06-02T14:00:00Z";
 const LATER: &str = "2026-06-03T09:00:00Z";
 const PAT: &str = "pat@client.example";
 
@@ -41,7 +41,7 @@ timezone = "UTC"
 
 /// Pat imported and mailed the survey (to `outbox/`); returns the project and the
 /// survey's Message-ID, angle brackets included.
-fn mailed() -> (Project, String) {
+pub(crate) fn mailed() -> (Project, String) {
     let project = Project::new();
     project.write_config(&config());
     project.write_file(
@@ -84,7 +84,7 @@ fn eml_files(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// A human reply to our message `in_reply_to`.
-fn reply(message_id: &str, in_reply_to: &str, body: &str) -> String {
+pub(crate) fn reply(message_id: &str, in_reply_to: &str, body: &str) -> String {
     format!(
         "From: Pat Smith <{PAT}>\r\n\
          To: Acme Customer Success <success@acme.example>\r\n\
@@ -112,7 +112,7 @@ fn lines(out: &Output) -> Vec<Value> {
 }
 
 #[track_caller]
-fn inbox(project: &Project) -> Vec<Value> {
+pub(crate) fn inbox(project: &Project) -> Vec<Value> {
     let out = project.winback(&["inbox", "--format", "json", "--now", LATER]);
     out.assert_success();
     let list: Value = serde_json::from_str(&out.stdout).expect("inbox is JSON");

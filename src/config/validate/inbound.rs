@@ -24,25 +24,13 @@ impl Validator<'_> {
         let raw = raw.into_inner();
         let defaults = Inbound::default();
         // Read and checked now, acted on by a later version: say so rather than let an
-        // operator believe mail is being heard.
-        if let Some(mailboxes) = raw.mailboxes.as_ref().filter(|m| !m.get_ref().is_empty()) {
+        // operator believe someone is told.
+        if let Some(value) = raw.notify.as_ref() {
             self.warning(
-                &mailboxes.span(),
-                "inbound.mailboxes",
-                "the daemon does not read mailboxes yet: download them into a Maildir (fetchmail, getmail or mbsync) and run `winback inbound DIR`, as the README shows",
+                &value.span(),
+                "inbound.notify",
+                "is not acted on yet: replies are listed by `winback inbox` meanwhile",
             );
-        }
-        for (value, key) in [
-            (raw.processed_folder.as_ref(), "inbound.processed_folder"),
-            (raw.notify.as_ref(), "inbound.notify"),
-        ] {
-            if let Some(value) = value {
-                self.warning(
-                    &value.span(),
-                    key,
-                    "is not acted on yet: replies are listed by `winback inbox` meanwhile",
-                );
-            }
         }
         let return_path = raw.return_path.and_then(|r| self.return_path(&r, smtp));
         let feedback_id = raw.feedback_id.and_then(|f| self.feedback_id(f));
