@@ -12,20 +12,20 @@
 use std::fmt::Display;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_imap::extensions::idle::IdleResponse;
 use async_imap::{Client, Session};
 use futures_util::TryStreamExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+
+mod wire;
 
 use crate::clock::Clock;
 use crate::config::{ImapMailbox, ImapSecurity};
 use crate::mailer::tls::{Stream, Tls};
 use crate::store::{SharedError, SharedStore};
+use wire::{Io, command_ok, offers_starttls, read_line};
 
 /// How long connecting, TLS and logging in may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,8 +40,6 @@ const BACKOFF_FIRST: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
 /// How many messages one FETCH asks for, so a full folder is not held in memory at once.
 const FETCH_BATCH: usize = 50;
-/// The longest answer line read before TLS (greeting, CAPABILITY, STARTTLS).
-const MAX_PLAIN_LINE: usize = 8192;
 
 /// Why reading a mailbox failed this time; the next try may succeed.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +58,12 @@ pub(crate) enum ImapError {
     Timeout(Duration),
     #[error(transparent)]
     Store(#[from] SharedError),
+}
+
+impl From<wire::Protocol> for ImapError {
+    fn from(error: wire::Protocol) -> Self {
+        ImapError::Protocol(error.0)
+    }
 }
 
 impl From<async_imap::error::Error> for ImapError {
@@ -568,102 +572,6 @@ async fn within<T>(
     tokio::time::timeout(limit, work)
         .await
         .unwrap_or(Err(ImapError::Timeout(limit)))
-}
-
-/// One answer line before the IMAP client takes over (greeting, CAPABILITY, STARTTLS).
-/// Read a byte at a time: nothing after the line may be consumed, as TLS may follow.
-async fn read_line(stream: &mut Stream) -> Result<String, ImapError> {
-    let mut line = Vec::new();
-    loop {
-        let byte = stream
-            .read_u8()
-            .await
-            .map_err(|e| ImapError::Protocol(format!("reading the server's answer: {e}")))?;
-        line.push(byte);
-        if byte == b'\n' {
-            let line = String::from_utf8_lossy(&line).trim_end().to_string();
-            if line.starts_with("* BYE") {
-                return Err(ImapError::Protocol(format!("the server said {line}")));
-            }
-            return Ok(line);
-        }
-        if line.len() > MAX_PLAIN_LINE {
-            return Err(ImapError::Protocol("an answer line too long".into()));
-        }
-    }
-}
-
-/// Sends `tagged` (a tag and a command) and reads to its tagged answer, which must be OK.
-/// The untagged lines before it.
-async fn command_ok(stream: &mut Stream, tagged: &str) -> Result<Vec<String>, ImapError> {
-    let tag = tagged.split(' ').next().unwrap_or(tagged);
-    stream
-        .write_all(format!("{tagged}\r\n").as_bytes())
-        .await
-        .map_err(|e| ImapError::Protocol(e.to_string()))?;
-    let mut untagged = Vec::new();
-    loop {
-        let line = read_line(stream).await?;
-        if let Some(status) = line.strip_prefix(&format!("{tag} ")) {
-            return if status.starts_with("OK") {
-                Ok(untagged)
-            } else {
-                Err(ImapError::Protocol(format!("{tagged}: {status}")))
-            };
-        }
-        untagged.push(line);
-    }
-}
-
-async fn offers_starttls(stream: &mut Stream) -> Result<bool, ImapError> {
-    let lines = command_ok(stream, "s1 CAPABILITY").await?;
-    Ok(lines.iter().any(|line| {
-        line.starts_with("* CAPABILITY")
-            && line
-                .split_ascii_whitespace()
-                .any(|word| word.eq_ignore_ascii_case("STARTTLS"))
-    }))
-}
-
-/// The socket as `async-imap` wants it (it needs `Debug`).
-struct Io(Stream);
-
-impl std::fmt::Debug for Io {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_encrypted() {
-            "Io(tls)"
-        } else {
-            "Io(plain)"
-        })
-    }
-}
-
-impl AsyncRead for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
-    }
 }
 
 #[cfg(test)]

@@ -11,10 +11,17 @@ use mail_parser::decoders::html::html_to_text;
 use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
 
-use crate::domain::inbound::{DsnRecipient, Facts, is_mail_system};
+use crate::domain::inbound::{Facts, is_mail_system};
+use addresses::{address_word, addresses_in};
+use dsn::{delivery_status, fields};
+use quotes::cut_html_quote;
+pub(crate) use quotes::unquote;
 
+mod addresses;
+mod dsn;
 #[cfg(test)]
 mod proptests;
+mod quotes;
 #[cfg(test)]
 mod tests;
 
@@ -178,46 +185,6 @@ fn ids_of(value: &HeaderValue<'_>) -> Vec<String> {
     }
 }
 
-/// Mail addresses in free text: those in angle brackets first, else bare words holding
-/// an `@`. Lower case.
-fn addresses_in(text: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find('<') {
-        let after = &rest[start + 1..];
-        let Some(end) = after.find('>') else { break };
-        let inside = after[..end].trim();
-        if let Some(address) = address_word(inside) {
-            found.push(address);
-        }
-        rest = &after[end + 1..];
-    }
-    if found.is_empty() {
-        found.extend(text.split_whitespace().filter_map(address_word));
-    }
-    found
-}
-
-/// `word` as an address, when it is one (`user@host`, optionally with `mailto:`,
-/// quotes, brackets or punctuation around it).
-fn address_word(word: &str) -> Option<String> {
-    let word = word
-        .trim_matches(|c: char| "<>()[]\"',;:.".contains(c))
-        .trim_start_matches("mailto:");
-    let (local, domain) = word.split_once('@')?;
-    let valid = !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && word
-            .chars()
-            .all(|c| !c.is_whitespace() && !"<>()[],;\"".contains(c))
-        && domain
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '.' || c == '-');
-    valid.then(|| word.to_lowercase())
-}
-
 /// RFC 3834 `Auto-Submitted` and the vendor marks of automatic replies.
 fn read_automatic_marks(message: &Message<'_>, facts: &mut Facts) {
     facts.auto_submitted = raw_values(message, "auto-submitted")
@@ -329,88 +296,6 @@ fn read_original(original: &Message<'_>, facts: &mut Facts) {
         &mut facts.reported_recipients,
         header_addresses(original.to()),
     );
-}
-
-/// The per-recipient field groups of a `message/delivery-status` body (RFC 3464 §2.1):
-/// the first group is per message, each later group one recipient.
-fn delivery_status(body: &[u8]) -> Vec<DsnRecipient> {
-    let text = String::from_utf8_lossy(body).replace("\r\n", "\n");
-    let mut groups: Vec<String> = vec![String::new()];
-    for line in text.lines() {
-        match groups.last_mut() {
-            Some(group) if !line.trim().is_empty() => {
-                group.push_str(line);
-                group.push('\n');
-            }
-            Some(group) if group.is_empty() => {}
-            _ => groups.push(String::new()),
-        }
-    }
-    let mut recipients: Vec<DsnRecipient> = groups
-        .iter()
-        .skip(1)
-        .map(|group| dsn_recipient(group))
-        .filter(|recipient| *recipient != DsnRecipient::default())
-        .collect();
-    // Some servers write one group only, per-message and per-recipient fields together.
-    if recipients.is_empty() {
-        let recipient = dsn_recipient(&text);
-        if recipient.final_recipient.is_some() || recipient.action.is_some() {
-            recipients.push(recipient);
-        }
-    }
-    recipients
-}
-
-fn dsn_recipient(group: &str) -> DsnRecipient {
-    let mut recipient = DsnRecipient::default();
-    for (name, value) in fields(group) {
-        let value = value.trim();
-        match name.to_ascii_lowercase().as_str() {
-            "final-recipient" => recipient.final_recipient = typed_address(value),
-            "original-recipient" => recipient.original_recipient = typed_address(value),
-            "action" => recipient.action = Some(value.to_lowercase()),
-            "status" => {
-                recipient.status = value
-                    .split_whitespace()
-                    .next()
-                    .map(|status| status.to_string());
-            }
-            "diagnostic-code" => {
-                let text = value.split_once(';').map_or(value, |(_, text)| text);
-                recipient.diagnostic = Some(text.trim().to_string());
-            }
-            _ => {}
-        }
-    }
-    recipient
-}
-
-/// `Name: value` fields of a header-like block, continuation lines unfolded.
-fn fields(block: &str) -> Vec<(String, String)> {
-    let mut fields: Vec<(String, String)> = Vec::new();
-    for line in block.lines() {
-        if line.starts_with([' ', '\t']) {
-            if let Some((_, value)) = fields.last_mut() {
-                value.push(' ');
-                value.push_str(line.trim());
-            }
-            continue;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            let name = name.trim();
-            if !name.is_empty() && !name.contains(' ') {
-                fields.push((name.to_string(), value.trim().to_string()));
-            }
-        }
-    }
-    fields
-}
-
-/// The address of a typed DSN field (`rfc822; user@example.com`).
-fn typed_address(value: &str) -> Option<String> {
-    let address = value.split_once(';').map_or(value, |(_, address)| address);
-    addresses_in(address).into_iter().next()
 }
 
 /// A block of original headers (`text/rfc822-headers`, or quoted in a bounce's text):
@@ -567,146 +452,4 @@ fn body_text(message: &Message<'_>, only_first: bool) -> Text {
         whole,
         parts,
     }
-}
-
-/// An HTML reply up to where it starts quoting (a `<blockquote>`, Gmail's
-/// `gmail_quote`, Outlook's `divRplyFwdMsg`).
-fn cut_html_quote(html: &str) -> &str {
-    let lower = html.to_ascii_lowercase();
-    let cut = [
-        "<blockquote",
-        "gmail_quote",
-        "divrplyfwdmsg",
-        "appendonsend",
-    ]
-    .iter()
-    .filter_map(|mark| lower.find(mark))
-    .min();
-    match cut {
-        Some(at) => {
-            // Back to the start of the tag the mark is in.
-            let start = lower[..at].rfind('<').unwrap_or(at);
-            html.get(..start).unwrap_or(html)
-        }
-        None => html,
-    }
-}
-
-/// Headers that open a quoted message, per language (`From:`/`Von:`/`De:`...), when two
-/// or more of them follow each other.
-const QUOTE_HEADER_NAMES: [&str; 16] = [
-    "from:",
-    "sent:",
-    "to:",
-    "subject:",
-    "date:",
-    "von:",
-    "gesendet:",
-    "an:",
-    "betreff:",
-    "de :",
-    "de:",
-    "envoyé :",
-    "objet :",
-    "enviado:",
-    "asunto:",
-    "da:",
-];
-
-/// Lines that open a quoted or forwarded message: the rest is not the person's text.
-const QUOTE_OPENERS: [&str; 12] = [
-    "-----original message-----",
-    "----- original message -----",
-    "-----ursprüngliche nachricht-----",
-    "----- ursprüngliche nachricht -----",
-    "-----message d'origine-----",
-    "-------- message original --------",
-    "-----mensaje original-----",
-    "-----messaggio originale-----",
-    "-----oorspronkelijk bericht-----",
-    "-----mensagem original-----",
-    "________________________________",
-    "---------- forwarded message ---------",
-];
-
-/// Words that end an attribution line (`On Mon, 1 Jan 2026, Ann <a@b> wrote:`), per
-/// language.
-const WROTE: [&str; 9] = [
-    "wrote:",
-    "schrieb:",
-    "a écrit :",
-    "a écrit:",
-    "escribió:",
-    "ha scritto:",
-    "schreef:",
-    "escreveu:",
-    "geschreven:",
-];
-
-/// Attributions that put the name after the verb (`Am … schrieb Ann <a@b>:`), per
-/// language: how they start, and the verb.
-const WROTE_BEFORE_NAME: [(&str, &str); 3] = [
-    ("am ", " schrieb "),
-    ("op ", " schreef "),
-    ("on ", " wrote "),
-];
-
-/// Whether `line` (lower case) is an attribution line.
-fn is_attribution(line: &str) -> bool {
-    WROTE.iter().any(|wrote| line.ends_with(wrote))
-        || (line.ends_with(':')
-            && WROTE_BEFORE_NAME
-                .iter()
-                .any(|(start, verb)| line.starts_with(start) && line.contains(verb)))
-}
-
-/// `text` without quoted lines (`>`), and cut where a quoted message starts: an
-/// attribution line ("On … wrote:", "Am … schrieb:" …), an "Original Message" divider, or
-/// a block of quote headers (`From:`/`Sent:`, `Von:`/`Gesendet:`, `De :`/`Envoyé :` …).
-pub(crate) fn unquote(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut kept: Vec<&str> = Vec::new();
-    for (index, line) in lines.iter().enumerate() {
-        let trimmed = line.trim();
-        let lower = trimmed.to_lowercase();
-        if trimmed.starts_with('>') {
-            continue;
-        }
-        if QUOTE_OPENERS.iter().any(|opener| lower.starts_with(opener)) {
-            break;
-        }
-        // An attribution may wrap over two lines.
-        let joined = match lines.get(index + 1) {
-            Some(next) => format!("{lower} {}", next.trim().to_lowercase()),
-            None => lower.clone(),
-        };
-        if is_attribution(&lower)
-            || (is_attribution(&joined)
-                && lines
-                    .get(index + 2)
-                    .is_none_or(|after| after.trim().is_empty() || after.starts_with('>')))
-        {
-            break;
-        }
-        let is_quote_header = |line: &str| {
-            let lower = line.trim().to_lowercase();
-            let lower = lower.trim_start_matches('*');
-            QUOTE_HEADER_NAMES
-                .iter()
-                .any(|name| lower.starts_with(name))
-        };
-        if is_quote_header(trimmed)
-            && lines
-                .get(index + 1)
-                .is_some_and(|next| is_quote_header(next))
-        {
-            break;
-        }
-        kept.push(line);
-    }
-    // "-- " opens a signature: not the person's words either.
-    if let Some(signature) = kept.iter().position(|line| *line == "-- ") {
-        kept.truncate(signature);
-    }
-    kept.join("\n").trim().to_string()
 }

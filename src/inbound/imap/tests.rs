@@ -3,6 +3,8 @@
 
 use std::cell::RefCell;
 
+use std::pin::Pin;
+
 use super::*;
 use crate::store::Store;
 
