@@ -57,6 +57,14 @@ pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
         }
     );
     println!("survey answers: {}", status.survey_answers);
+    if !status.inbound.is_empty() {
+        let outcomes: Vec<String> = status
+            .inbound
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        println!("returned mail: {} (winback inbox)", outcomes.join(", "));
+    }
     if let Some(t) = status.next_wake {
         println!(
             "next due: {}",

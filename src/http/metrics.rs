@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use super::app::Shared;
 use super::pages::Failure;
+use crate::domain::inbound::Outcome;
 use crate::domain::model::MessageState;
 use crate::store::Metrics;
 
@@ -128,6 +129,22 @@ pub(crate) fn exposition(metrics: &Metrics, now: DateTime<Utc>) -> String {
         &[(String::new(), metrics.blocked.to_string())],
     );
 
+    let samples: Vec<(String, String)> = Outcome::ALL
+        .iter()
+        .map(|o| {
+            (
+                format!("{{outcome=\"{}\"}}", o.as_str()),
+                count(&metrics.inbound, o.as_str()).to_string(),
+            )
+        })
+        .collect();
+    family(
+        "winback_inbound_messages",
+        "gauge",
+        "Returned mail read (bounces, complaints, replies...), by outcome; an inbox undo lowers it.",
+        &samples,
+    );
+
     family(
         "winback_queue_depth",
         "gauge",
@@ -207,6 +224,7 @@ mod tests {
             oldest_due: Some(now - chrono::Duration::milliseconds(90_500)),
             last_sync: None,
             blocked: 0,
+            inbound: BTreeMap::from([("bounce".to_string(), 4)]),
         };
         let text = exposition(&metrics, now);
         for line in [
@@ -219,6 +237,8 @@ mod tests {
             "winback_suppressions{reason=\"bounce\"} 0",
             "winback_queue_depth 3",
             "winback_oldest_due_seconds 90.5",
+            "winback_inbound_messages{outcome=\"bounce\"} 4",
+            "winback_inbound_messages{outcome=\"reply\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

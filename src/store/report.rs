@@ -73,6 +73,8 @@ pub(crate) struct Metrics {
     pub last_sync: Option<crate::domain::model::SyncReport>,
     /// Messages waiting to be retried after a recipient's server refused them by policy.
     pub blocked: u64,
+    /// Returned mail read (`winback inbound`, mailboxes), by outcome; undone ones left out.
+    pub inbound: BTreeMap<String, u64>,
 }
 
 /// A client as `preview` needs it: the record, and their enrollment in the campaign asked
@@ -220,7 +222,21 @@ impl Store {
                      WHERE state = 'retry' AND last_error LIKE ?1 || '%'",
                 )?
                 .query_row(params![BLOCKED], |r| r.get::<_, i64>(0))? as u64,
+            inbound: self.inbound_by_outcome()?,
         })
+    }
+
+    /// Outcome → returned messages read, those undone left out.
+    pub(super) fn inbound_by_outcome(&self) -> Result<BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT outcome, COUNT(*) FROM inbound_messages WHERE undone_at IS NULL GROUP BY outcome",
+        )?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (outcome, n) = row?;
+            out.insert(outcome, n as u64);
+        }
+        Ok(out)
     }
 
     /// Message state → messages (an index-only count over `messages_by_state`).

@@ -36,6 +36,8 @@ pub(crate) struct Status {
     /// reason → count (opt_out, bounce, forgotten)
     pub suppressions: BTreeMap<String, u64>,
     pub survey_answers: u64,
+    /// Returned mail read, by outcome (`bounce`, `reply`...), those undone left out.
+    pub inbound: BTreeMap<String, u64>,
     /// Messages an operator should look at: uncertain, failed, retrying, held, and those
     /// still `sending`; newest first.
     pub attention: Vec<MessageRow>,
@@ -126,6 +128,7 @@ impl Store {
             )?,
             suppressions,
             survey_answers: count("SELECT COUNT(*) FROM survey_answers")?,
+            inbound: self.inbound_by_outcome()?,
             attention: self.messages_in(ATTENTION, ATTENTION_LIMIT)?,
             next_wake: self.next_wake()?,
             last_sync: self.last_sync()?,

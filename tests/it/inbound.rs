@@ -255,6 +255,12 @@ fn a_reply_to_our_message_stops_the_sequence_once_and_undo_resumes_it() {
             .clone()
     };
     assert_eq!(status(&project)["replied"], 1);
+    let out = project.winback(&["status", "--now", LATER]);
+    assert!(
+        out.stdout.contains("returned mail: reply 1"),
+        "{}",
+        out.stdout
+    );
 
     let out = project.winback(&["inbound", file, "--now", LATER]);
     out.assert_success();

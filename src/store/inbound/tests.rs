@@ -155,6 +155,8 @@ fn a_reply_stops_its_person_as_replied_once_however_often_it_is_read() {
     );
     assert_eq!(r.excerpt, reply.excerpt);
     assert_eq!(f.state(PAT), "replied");
+    let counted = |f: &Fixture| f.store.metrics(now()).unwrap().inbound;
+    assert_eq!(counted(&f), BTreeMap::from([("reply".to_string(), 1)]));
     assert_eq!(f.suppression(PAT), None, "a reply is not an opt-out");
     assert_eq!(f.state(ANN), "active");
 
@@ -163,6 +165,11 @@ fn a_reply_stops_its_person_as_replied_once_however_often_it_is_read() {
         .undo_inbound(r.id, now() + Duration::hours(1), &f.config)
         .unwrap();
     assert_eq!(f.state(PAT), "active");
+    assert_eq!(
+        counted(&f),
+        BTreeMap::new(),
+        "an undone reply is not counted"
+    );
     let again = f.apply(&reply, now() + Duration::hours(2));
     assert!(again.already_seen);
     assert_eq!(again.record.id, r.id);
