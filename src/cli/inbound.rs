@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use super::{Cli, Format, load_config, open_store};
-use crate::domain::inbound::SoftBounceRule;
 use crate::domain::model::printable;
 use crate::inbound::apply::{ApplyError, apply};
 use crate::inbound::source;
@@ -30,10 +29,7 @@ pub(super) fn inbound(cli: &Cli, paths: &[PathBuf], format: Format) -> anyhow::R
     let files = source::message_files(paths)?;
     let mut store = open_store(&setup.config)?;
     let secret = crate::setup::load_secret(&mut store, &setup.secrets)?;
-    let rule = SoftBounceRule {
-        limit: setup.config.inbound.soft_bounce_limit,
-        days: setup.config.inbound.soft_bounce_days,
-    };
+    let rule = setup.config.inbound.soft_bounce_rule();
     let inputs: Vec<Option<PathBuf>> = if paths.is_empty() {
         vec![None]
     } else {

@@ -125,6 +125,17 @@ impl Default for Inbound {
     }
 }
 
+impl Inbound {
+    /// When soft bounces of one address count as a bounce, as `soft_bounce_limit` and
+    /// `soft_bounce_days` say.
+    pub(crate) fn soft_bounce_rule(&self) -> crate::domain::inbound::SoftBounceRule {
+        crate::domain::inbound::SoftBounceRule {
+            limit: self.soft_bounce_limit,
+            days: self.soft_bounce_days,
+        }
+    }
+}
+
 /// One thing wrong (or worth a warning) in a configuration or template file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Problem {

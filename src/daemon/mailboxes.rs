@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::{Config, ImapMailbox};
-use crate::domain::inbound::SoftBounceRule;
 use crate::inbound::apply::{ApplyError, apply};
 use crate::inbound::imap::{MailboxUrl, ReadOptions, Reader};
 use crate::store::SharedStore;
@@ -25,10 +24,7 @@ pub(super) fn start(
     clock: Clock,
 ) {
     let Some(password) = password else { return };
-    let rule = SoftBounceRule {
-        limit: config.inbound.soft_bounce_limit,
-        days: config.inbound.soft_bounce_days,
-    };
+    let rule = config.inbound.soft_bounce_rule();
     for mailbox in &config.inbound.mailboxes {
         let options = ReadOptions {
             read_only: is_a_persons_inbox(config, mailbox),
@@ -48,9 +44,13 @@ pub(super) fn start(
             reader
                 .run(store, clock, move |uid, raw: Vec<u8>| {
                     let now = clock.now();
-                    let applied = applying
-                        .blocking(|store| Ok(apply(store, &raw, &secret, rule, now)))
-                        .map_err(|e| e.to_string())?;
+                    // The callback runs on a runtime thread and the store call may wait
+                    // for the database (an import holding it): hand the thread's other
+                    // tasks (delivery, HTTP) to another thread meanwhile.
+                    let applied = tokio::task::block_in_place(|| {
+                        applying.blocking(|store| Ok(apply(store, &raw, &secret, rule, now)))
+                    })
+                    .map_err(|e| e.to_string())?;
                     match applied {
                         Ok(applied) => {
                             tracing::info!(mailbox = %url, uid, outcome = %applied.record.outcome, already_seen = applied.already_seen, "returned mail read");
