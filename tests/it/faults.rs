@@ -192,7 +192,9 @@ fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_the_new_one_is_b
         daemon.stderr_so_far()
     );
 
-    // A valid new subject, then a new client: the next pass uses the new subject.
+    // A valid new subject, applied (the pages show it), then a new client: the pass that
+    // mails them uses the new subject. The client comes after the reload, or a pass
+    // between the import and the signal could mail them under the old one.
     let page = |path: &str| {
         reqwest::blocking::get(format!("http://127.0.0.1:{port}{path}"))
             .and_then(|r| r.text())
@@ -202,6 +204,13 @@ fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_the_new_one_is_b
     project.write_config(
         &config("A new subject after SIGHUP", port).replace("Acme Corp", "Acme Reloaded"),
     );
+    signal(daemon.child(), "HUP");
+    // The routes are rebuilt beside the pass, for the connections after it.
+    assert!(
+        wait_until(WAIT, || page("/nope").contains("Acme Reloaded")),
+        "the pages were not reloaded:\n{}",
+        page("/nope")
+    );
     project.write_file(
         "more.csv",
         "email,name,churned_at\nlate@example.com,Late,2025-11-01\n",
@@ -209,19 +218,12 @@ fn sighup_applies_a_valid_config_and_keeps_the_running_one_when_the_new_one_is_b
     project
         .winback(&["--now", NOW, "import", "more.csv"])
         .assert_success();
-    signal(daemon.child(), "HUP");
     assert!(
         wait_until(WAIT, || message_to(&project, "late@example.com").is_some()),
         "no survey after SIGHUP:\n{}",
         daemon.stderr_so_far()
     );
     assert!(daemon.is_running(), "SIGHUP ended the daemon");
-    // The routes are rebuilt beside the pass, for the connections after it.
-    assert!(
-        wait_until(WAIT, || page("/nope").contains("Acme Reloaded")),
-        "the pages were not reloaded:\n{}",
-        page("/nope")
-    );
     let late = message_to(&project, "late@example.com").unwrap_or_default();
     assert!(
         late.contains("Subject: A new subject after SIGHUP"),
