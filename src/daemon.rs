@@ -336,6 +336,16 @@ pub(crate) async fn run(
             "messages were caught mid-send by a stop; marked uncertain, not resent (see `winback outbox list`)"
         );
     }
+    let notices = deliverer
+        .store
+        .call(|store| store.recover_notices())
+        .await?;
+    if notices > 0 {
+        tracing::warn!(
+            count = notices,
+            "notices to the team were caught mid-send by a stop; marked uncertain, not sent again"
+        );
+    }
     if recovered.returned > 0 {
         tracing::info!(
             count = recovered.returned,
@@ -412,6 +422,13 @@ pub(crate) async fn run(
             }
             Err(error) => return Err(error.into()),
         };
+        if !shutdown_seen && !report.setup_error {
+            // Between passes nothing is in flight; a notice waits behind a stop request
+            // no longer than its own send.
+            if let Err(error) = deliverer.send_notices(&stopping).await {
+                tracing::error!(%error, "notices to the team could not be sent; trying again shortly");
+            }
+        }
         if report.sent + report.retried + report.failed + report.uncertain > 0 {
             tracing::info!(
                 sent = report.sent,
@@ -427,7 +444,17 @@ pub(crate) async fn run(
             tracing::info!("stopped");
             return Ok(());
         }
-        let next = deliverer.store.call(|store| store.next_wake()).await?;
+        let notify = deliverer.config.inbound.notify.is_some();
+        let next = deliverer
+            .store
+            .call(move |store| {
+                let notice = match notify {
+                    true => store.next_notice_at()?,
+                    false => None,
+                };
+                Ok(store.next_wake()?.into_iter().chain(notice).min())
+            })
+            .await?;
         let now = deliverer.clock.now();
         let cap = now + chrono::Duration::seconds(MAX_SLEEP_SECONDS);
         let until = if report.setup_error {

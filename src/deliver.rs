@@ -9,7 +9,8 @@
 //!
 //! This file owns the [`Deliverer`] and what one message needs: the rate limits, the
 //! claim with its rendering, the send and what its result means. `pass.rs` runs a pass
-//! (the claiming loop, the workers, the task that writes their starts). Must not touch
+//! (the claiming loop, the workers, the task that writes their starts); `notices.rs`
+//! sends the notices to the team between passes. Must not touch
 //! SQL (the store does) nor decide who is due (the store asks `domain`).
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::mailer::{Mailer, OutgoingMessage, SendError};
 use crate::store::{Claimed, Outcome, SharedError, SharedStore};
 use crate::token::{Secret, Target};
 
+mod notices;
 mod pass;
 #[cfg(test)]
 mod tests;

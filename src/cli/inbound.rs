@@ -29,7 +29,7 @@ pub(super) fn inbound(cli: &Cli, paths: &[PathBuf], format: Format) -> anyhow::R
     let files = source::message_files(paths)?;
     let mut store = open_store(&setup.config)?;
     let secret = crate::setup::load_secret(&mut store, &setup.secrets)?;
-    let rule = setup.config.inbound.soft_bounce_rule();
+    let rules = setup.config.inbound.rules();
     let inputs: Vec<Option<PathBuf>> = if paths.is_empty() {
         vec![None]
     } else {
@@ -45,7 +45,7 @@ pub(super) fn inbound(cli: &Cli, paths: &[PathBuf], format: Format) -> anyhow::R
             None => source::read_stdin(),
         };
         let applied = raw.map_err(anyhow::Error::from).and_then(|raw| {
-            match apply(&mut store, &raw, &secret, rule, setup.clock.now()) {
+            match apply(&mut store, &raw, &secret, rules, setup.clock.now()) {
                 Err(ApplyError::Store(e)) => Err(anyhow::Error::from(e)),
                 other => Ok(other),
             }

@@ -65,6 +65,23 @@ pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
             .collect();
         println!("returned mail: {} (winback inbox)", outcomes.join(", "));
     }
+    let notices = &status.notices;
+    if *notices != crate::store::NoticeCounts::default() {
+        let mut line = format!(
+            "notices to the team: sent {}, waiting {}",
+            notices.sent, notices.waiting
+        );
+        if notices.failed + notices.uncertain > 0 {
+            line.push_str(&format!(
+                ", NOT SENT {} (refused or given up), uncertain {} (see the log)",
+                notices.failed, notices.uncertain
+            ));
+        }
+        if notices.waiting > 0 && setup.config.inbound.notify.is_none() {
+            line.push_str("; [inbound] notify is not set, so they wait");
+        }
+        println!("{line}");
+    }
     if let Some(t) = status.next_wake {
         println!(
             "next due: {}",

@@ -125,13 +125,27 @@ impl Default for Inbound {
     }
 }
 
+impl Smtp {
+    /// `retry_first_minutes` and `retry_give_up_hours`, as the outbox (and the notices to
+    /// the team) apply them.
+    pub(crate) fn retry_policy(&self) -> crate::domain::retry::RetryPolicy {
+        crate::domain::retry::RetryPolicy {
+            first: self.retry_first,
+            give_up: self.retry_give_up,
+        }
+    }
+}
+
 impl Inbound {
-    /// When soft bounces of one address count as a bounce, as `soft_bounce_limit` and
-    /// `soft_bounce_days` say.
-    pub(crate) fn soft_bounce_rule(&self) -> crate::domain::inbound::SoftBounceRule {
-        crate::domain::inbound::SoftBounceRule {
-            limit: self.soft_bounce_limit,
-            days: self.soft_bounce_days,
+    /// What applying an inbound message needs: when soft bounces of one address count as
+    /// a bounce (`soft_bounce_limit`, `soft_bounce_days`) and whether the team is told.
+    pub(crate) fn rules(&self) -> crate::domain::inbound::InboundRules {
+        crate::domain::inbound::InboundRules {
+            soft_bounce: crate::domain::inbound::SoftBounceRule {
+                limit: self.soft_bounce_limit,
+                days: self.soft_bounce_days,
+            },
+            notify: self.notify.is_some(),
         }
     }
 }

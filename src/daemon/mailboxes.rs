@@ -24,7 +24,7 @@ pub(super) fn start(
     clock: Clock,
 ) {
     let Some(password) = password else { return };
-    let rule = config.inbound.soft_bounce_rule();
+    let rules = config.inbound.rules();
     for mailbox in &config.inbound.mailboxes {
         let options = ReadOptions {
             read_only: is_a_persons_inbox(config, mailbox),
@@ -48,7 +48,7 @@ pub(super) fn start(
                     // for the database (an import holding it): hand the thread's other
                     // tasks (delivery, HTTP) to another thread meanwhile.
                     let applied = tokio::task::block_in_place(|| {
-                        applying.blocking(|store| Ok(apply(store, &raw, &secret, rule, now)))
+                        applying.blocking(|store| Ok(apply(store, &raw, &secret, rules, now)))
                     })
                     .map_err(|e| e.to_string())?;
                     match applied {

@@ -413,6 +413,14 @@ impl Default for SoftBounceRule {
     }
 }
 
+/// The `[inbound]` settings applying an inbound message needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct InboundRules {
+    pub soft_bounce: SoftBounceRule,
+    /// `[inbound] notify` is set: replies and contacts who left are told to the team.
+    pub notify: bool,
+}
+
 /// Whether the soft bounces received at `times` (any order; the one being applied
 /// included) make the address a bounce under `rule`.
 pub(crate) fn soft_bounces_become_bounce(

@@ -5,12 +5,11 @@
 //! modules and crates that do (ARCHITECTURE.md gives the one `grep` that checks this).
 
 pub(crate) mod calendar;
-// Wired into `winback inbound` and the daemon next; until then only tests use it.
 pub(crate) mod campaign;
-#[allow(dead_code)]
 pub(crate) mod inbound;
 pub(crate) mod lifecycle;
 pub(crate) mod model;
+pub(crate) mod notice;
 pub(crate) mod plan;
 pub(crate) mod retry;
 pub(crate) mod schedule;

@@ -163,9 +163,10 @@ pub(super) async fn survey_answer(
             }
         };
         let now = app.state.clock.now();
+        let notify = app.state.config.inbound.notify.is_some();
         let outcome = app
             .store(move |store| {
-                let outcome = store.save_survey_answer(&id, &answer, stop, now)?;
+                let outcome = store.save_survey_answer(&id, &answer, stop, notify, now)?;
                 let view = store.enrollment_by_link(&id)?;
                 Ok((outcome, view))
             })

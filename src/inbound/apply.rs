@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 
 use super::verp::message_row;
-use crate::domain::inbound::{Classification, Facts, SoftBounceRule, classify};
+use crate::domain::inbound::{Classification, Facts, InboundRules, classify};
 use crate::store::{Applied, Inbound, Store, StoreError};
 use crate::token::Secret;
 
@@ -78,7 +78,7 @@ pub(crate) fn apply(
     store: &mut Store,
     raw: &[u8],
     secret: &Secret,
-    rule: SoftBounceRule,
+    rules: InboundRules,
     now: DateTime<Utc>,
 ) -> Result<Applied, ApplyError> {
     let mut facts = super::parse::parse(raw)?;
@@ -88,7 +88,7 @@ pub(crate) fn apply(
         facts.content_hash = crate::store::lower_hex(&sha2::Sha256::digest(raw));
     }
     let class = classify(&facts);
-    Ok(store.apply_inbound(&inbound(&facts, &class, secret), rule, now)?)
+    Ok(store.apply_inbound(&inbound(&facts, &class, secret), rules, now)?)
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! the campaigns name and renders one step for one client; `lint` says in words what is
 //! wrong with a template (and writes every list of template problems); `message` builds
 //! the signed MIME message as the one `OutgoingMessage` a transport takes, and makes
-//! Message-IDs; `header` writes `To` and `Subject`; `dkim` reads the keys and signs;
-//! `sample` is the client `check` and `preview` render for; `fitness` says whether a
-//! rendered message may go; `pages` loads, checks and renders the recipients' pages.
+//! Message-IDs; `notice` words and builds a notice to the team; `header` writes `To` and
+//! `Subject`; `dkim` reads the keys and signs; `sample` is the client `check` and
+//! `preview` render for; `fitness` says whether a rendered message may go; `pages` loads,
+//! checks and renders the recipients' pages.
 //!
 //! Never reads the clock and sends nothing; reads only the template files and DKIM keys.
 
@@ -13,6 +14,7 @@ pub(crate) mod fitness;
 mod header;
 mod lint;
 mod message;
+mod notice;
 pub(crate) mod pages;
 mod sample;
 pub(crate) mod template_blocks;

@@ -206,6 +206,19 @@ impl Renderer {
         )
     }
 
+    /// The notice to the team about `notice`, for `to` (`[inbound] notify`), signed as
+    /// every message is.
+    pub(crate) fn build_notice(
+        &self,
+        config: &Config,
+        to: &lettre::message::Mailbox,
+        notice: &crate::domain::notice::Notice,
+        message_id: &str,
+        date: DateTime<Utc>,
+    ) -> Result<OutgoingMessage, RenderError> {
+        super::notice::build(config, &self.dkim, to, notice, message_id, date)
+    }
+
     /// Things worth a look that do not stop sending (printed by `check`): custom fields
     /// the templates need, a survey without its link.
     pub(crate) fn warnings(&self) -> &[Problem] {

@@ -9,11 +9,12 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::enroll::stop_client;
+use super::notices::{self, About};
 use super::people::{opt_out, reactivate, suppress};
 use super::{Result, Store, StoreError, email_hash, fmt_time, log_event, parse_opt_time};
 use crate::config::Config;
 use crate::domain::inbound::{
-    self, Effect, Outcome, SoftBounceRule, opt_out_source, soft_bounces_become_bounce,
+    self, Effect, InboundRules, Outcome, opt_out_source, soft_bounces_become_bounce,
 };
 use crate::domain::model::{EnrollmentState, normalize_email};
 use crate::domain::suppression::{Reason, Suppression};
@@ -287,7 +288,7 @@ impl Store {
     pub(crate) fn apply_inbound(
         &mut self,
         inbound: &Inbound,
-        rule: SoftBounceRule,
+        rules: InboundRules,
         now: DateTime<Utc>,
     ) -> Result<Applied> {
         let tx = self.write_tx()?;
@@ -326,7 +327,7 @@ impl Store {
                         .map(|t| super::parse_time(&t?))
                         .collect::<Result<_>>()?;
                     times.push(now);
-                    soft_bounces_become_bounce(&times, rule)
+                    soft_bounces_become_bounce(&times, rules.soft_bounce)
                 };
                 effect = inbound::effect(inbound.outcome, limit_reached);
             }
@@ -390,6 +391,12 @@ impl Store {
             inbound.excerpt,
         ])?;
         let id = tx.last_insert_rowid();
+        if let Some(m) = &matched
+            && rules.notify
+            && let Some(kind) = crate::domain::notice::for_inbound(effect)
+        {
+            notices::queue(&tx, kind, m.client_id, About::Inbound(id), now)?;
+        }
         let record = load_record(&tx, KeyOrId::Id(id))?
             .ok_or_else(|| StoreError::Corrupt(format!("inbound message {id} vanished")))?;
         tx.commit()?;
@@ -487,6 +494,7 @@ impl Store {
             "UPDATE inbound_messages SET undone_at = ?2 WHERE id = ?1",
             params![id, fmt_time(now)],
         )?;
+        notices::cancel_for_inbound(&tx, id)?;
         if record.outcome == Outcome::SoftBounce && record.effect == Effect::Bounce {
             // The count that made the bounce goes with it: the next soft bounce starts a
             // new count rather than bouncing the address again at once.
@@ -502,4 +510,4 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

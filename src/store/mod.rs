@@ -15,6 +15,7 @@ mod inbound;
 mod links;
 mod mailboxes;
 mod migrate;
+mod notices;
 mod outbox;
 mod people;
 mod renames;
@@ -29,6 +30,7 @@ use rusqlite::{Connection, params};
 
 pub(crate) use import::{ImportChunk, ImportOutcome, PreparedClient};
 pub(crate) use inbound::{Applied, Inbound, InboundRecord, InboxUndo};
+pub(crate) use notices::{NoticeCounts, NoticeResult};
 pub(crate) use outbox::{Claimed, Outcome, Start};
 pub(crate) use people::survey::{SurveyAnswer, SurveyAnswerRow, SurveyOutcome};
 pub(crate) use people::{EnrollmentView, OptOutOutcome, ReturnOutcome, UndoOutcome};

@@ -38,6 +38,8 @@ pub(crate) struct Status {
     pub survey_answers: u64,
     /// Returned mail read, by outcome (`bounce`, `reply`...), those undone left out.
     pub inbound: BTreeMap<String, u64>,
+    /// Notices to the team (`[inbound] notify`), by state.
+    pub notices: super::NoticeCounts,
     /// Messages an operator should look at: uncertain, failed, retrying, held, and those
     /// still `sending`; newest first.
     pub attention: Vec<MessageRow>,
@@ -129,6 +131,7 @@ impl Store {
             suppressions,
             survey_answers: count("SELECT COUNT(*) FROM survey_answers")?,
             inbound: self.inbound_by_outcome()?,
+            notices: self.notice_counts()?,
             attention: self.messages_in(ATTENTION, ATTENTION_LIMIT)?,
             next_wake: self.next_wake()?,
             last_sync: self.last_sync()?,

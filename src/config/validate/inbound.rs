@@ -23,15 +23,6 @@ impl Validator<'_> {
     ) -> Inbound {
         let raw = raw.into_inner();
         let defaults = Inbound::default();
-        // Read and checked now, acted on by a later version: say so rather than let an
-        // operator believe someone is told.
-        if let Some(value) = raw.notify.as_ref() {
-            self.warning(
-                &value.span(),
-                "inbound.notify",
-                "is not acted on yet: replies are listed by `winback inbox` meanwhile",
-            );
-        }
         let return_path = raw.return_path.and_then(|r| self.return_path(&r, smtp));
         let feedback_id = raw.feedback_id.and_then(|f| self.feedback_id(f));
         let mut mailboxes: Vec<ImapMailbox> = Vec::new();

@@ -5,13 +5,15 @@ use chrono::{Duration, NaiveDate, TimeZone};
 use super::*;
 use crate::domain::model::{ChurnedAt, ClientRecord};
 
-struct Fixture {
+pub(in crate::store) struct Fixture {
     _dir: tempfile::TempDir,
-    config: Config,
-    store: Store,
+    pub config: Config,
+    pub store: Store,
+    /// What `apply` applies with.
+    pub rules: InboundRules,
 }
 
-fn fixture() -> Fixture {
+pub(in crate::store) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let campaign = r#"
 [[campaign]]
@@ -36,10 +38,11 @@ subject = "News"
         _dir: dir,
         config,
         store,
+        rules: InboundRules::default(),
     }
 }
 
-fn now() -> DateTime<Utc> {
+pub(in crate::store) fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0).unwrap()
 }
 
@@ -56,11 +59,11 @@ fn record(email: &str) -> ClientRecord {
     }
 }
 
-const PAT: &str = "pat@client.example";
+pub(in crate::store) const PAT: &str = "pat@client.example";
 const ANN: &str = "ann@other.example";
 
 impl Fixture {
-    fn import(&mut self, emails: &[&str]) {
+    pub(in crate::store) fn import(&mut self, emails: &[&str]) {
         let rows: Vec<_> = emails.iter().map(|e| Ok((2, record(e)))).collect();
         self.store
             .import(rows.into_iter(), &self.config, now(), false, &mut |_| {})
@@ -69,7 +72,7 @@ impl Fixture {
 
     /// Claims and sends every due step 1; returns (row, Message-ID without brackets) by
     /// address.
-    fn send_all(&mut self) -> BTreeMap<String, (i64, String)> {
+    pub(in crate::store) fn send_all(&mut self) -> BTreeMap<String, (i64, String)> {
         let claimed = self.store.claim_due(&self.config, now(), 10).unwrap();
         let results: Vec<_> = claimed
             .iter()
@@ -110,14 +113,12 @@ impl Fixture {
             .map(|s| (s.reason.as_str().to_string(), s.source))
     }
 
-    fn apply(&mut self, inbound: &Inbound, at: DateTime<Utc>) -> Applied {
-        self.store
-            .apply_inbound(inbound, SoftBounceRule::default(), at)
-            .unwrap()
+    pub(in crate::store) fn apply(&mut self, inbound: &Inbound, at: DateTime<Utc>) -> Applied {
+        self.store.apply_inbound(inbound, self.rules, at).unwrap()
     }
 }
 
-fn inbound(key: &str, outcome: Outcome) -> Inbound {
+pub(in crate::store) fn inbound(key: &str, outcome: Outcome) -> Inbound {
     Inbound {
         key: key.to_string(),
         outcome,

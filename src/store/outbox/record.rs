@@ -295,10 +295,7 @@ fn retry_held_in(conn: &Connection, now: DateTime<Utc>) -> rusqlite::Result<usiz
 
 /// `[smtp]`'s retry settings, as the outbox applies them.
 fn retry_policy(config: &Config) -> RetryPolicy {
-    RetryPolicy {
-        first: config.smtp.retry_first,
-        give_up: config.smtp.retry_give_up,
-    }
+    config.smtp.retry_policy()
 }
 
 pub(super) fn record_one(

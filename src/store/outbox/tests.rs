@@ -732,7 +732,7 @@ fn writers_on_two_connections_never_fail_each_other() {
             f.store.opt_out_enrollment(&id, "link", now()).map(drop),
             f.store.undo_opt_out(&id, now(), &f.config).map(drop),
             f.store
-                .save_survey_answer(&id, &answer, false, now())
+                .save_survey_answer(&id, &answer, false, false, now())
                 .map(drop),
         ];
         failures.extend(

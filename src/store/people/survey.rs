@@ -8,16 +8,11 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{enrollment_id, opt_out, view_by_link};
+use crate::store::notices::{self, About};
 use crate::store::{Result, Store, fmt_time, log_event};
 use crate::token::Target;
 
-/// A validated survey answer. Free text is already trimmed and bounded by the caller.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub(crate) struct SurveyAnswer {
-    pub reason: Option<String>,
-    pub better: Option<String>,
-    pub would_return: Option<String>,
-}
+pub(crate) use crate::domain::survey::SurveyAnswer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SurveyOutcome {
@@ -67,23 +62,33 @@ impl Store {
     }
 
     /// Stores (or replaces) the survey answer of an enrollment; with `stop_contact`, also
-    /// opts the person out of everything, as the unsubscribe link would.
+    /// opts the person out of everything, as the unsubscribe link would. With `notify`
+    /// (`[inbound] notify` is set), a new or changed answer is queued for the team.
     pub(crate) fn save_survey_answer(
         &mut self,
         target: &Target,
         answer: &SurveyAnswer,
         stop_contact: bool,
+        notify: bool,
         now: DateTime<Utc>,
     ) -> Result<SurveyOutcome> {
         let tx = self.write_tx()?;
         let Some(view) = view_by_link(&tx, target)? else {
             return Ok(SurveyOutcome::Unknown);
         };
-        let existed: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM survey_answers WHERE enrollment_id = ?1)",
-            params![view.enrollment_id],
-            |r| r.get(0),
-        )?;
+        let before: Option<SurveyAnswer> = tx
+            .prepare_cached(
+                "SELECT reason, better, would_return FROM survey_answers WHERE enrollment_id = ?1",
+            )?
+            .query_row(params![view.enrollment_id], |r| {
+                Ok(SurveyAnswer {
+                    reason: r.get(0)?,
+                    better: r.get(1)?,
+                    would_return: r.get(2)?,
+                })
+            })
+            .optional()?;
+        let existed = before.is_some();
         tx.prepare_cached(
             "INSERT INTO survey_answers (enrollment_id, client_id, campaign, reason, better, would_return, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
@@ -109,6 +114,14 @@ impl Store {
         log_event(&tx, now, Some(view.client_id), "survey_answer", &detail)?;
         if stop_contact {
             opt_out(&tx, &view.email, "survey", now)?;
+        }
+        if notify
+            && let Some(kind) = crate::domain::notice::for_survey(before.as_ref() != Some(answer))
+        {
+            let about = About::Survey {
+                enrollment_id: view.enrollment_id,
+            };
+            notices::queue(&tx, kind, view.client_id, about, now)?;
         }
         tx.commit()?;
         Ok(SurveyOutcome::Saved {

@@ -413,7 +413,7 @@ fn a_survey_answer_is_stored_once_and_updated() {
     };
     assert_eq!(
         f.store
-            .save_survey_answer(&id, &first, false, now())
+            .save_survey_answer(&id, &first, false, false, now())
             .unwrap(),
         SurveyOutcome::Saved {
             first: true,
@@ -429,7 +429,7 @@ fn a_survey_answer_is_stored_once_and_updated() {
     let later = now() + Duration::hours(1);
     assert_eq!(
         f.store
-            .save_survey_answer(&id, &second, true, later)
+            .save_survey_answer(&id, &second, true, false, later)
             .unwrap(),
         SurveyOutcome::Saved {
             first: false,
@@ -452,7 +452,7 @@ fn a_survey_answer_is_stored_once_and_updated() {
     );
     assert_eq!(
         f.store
-            .save_survey_answer(&Target::Legacy([9; 16]), &second, true, later)
+            .save_survey_answer(&Target::Legacy([9; 16]), &second, true, false, later)
             .unwrap(),
         SurveyOutcome::Unknown
     );
@@ -482,7 +482,7 @@ fn export_gathers_everything_about_a_person() {
         ..SurveyAnswer::default()
     };
     f.store
-        .save_survey_answer(&id, &answer, true, now())
+        .save_survey_answer(&id, &answer, true, false, now())
         .unwrap();
 
     let export = f
@@ -552,7 +552,7 @@ fn forgetting_erases_the_person_and_keeps_them_unmailed_after_a_new_import() {
         ..SurveyAnswer::default()
     };
     f.store
-        .save_survey_answer(&id, &answer, false, now())
+        .save_survey_answer(&id, &answer, false, false, now())
         .unwrap();
 
     let report = f.store.forget_person("Pat@Client.example", now()).unwrap();
