@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::delivery::{COLUMNS, Env, csv};
 use crate::support::imap::{Dovecot, IMAP_PASSWORD};
-use crate::support::{Captured, Daemon, Project, wait_until};
+use crate::support::{Captured, Project, wait_until};
 
 /// The survey goes out at 10:00 New York time once the quiet period is over...
 const SURVEY_AT: &str = "2026-04-08T14:00:05Z";
@@ -407,7 +407,7 @@ fn read_lines(daemon_log: &str) -> Vec<(u32, bool)> {
 /// Starts the daemon, waits until it has read the message with UID `last` (UIDs are read
 /// in order, so every one before it too), stops it with SIGTERM; its log.
 fn read_until(project: &Project, server: &Dovecot, last: u32) -> String {
-    let daemon: Daemon = project.spawn_winback(&["--now", READING, "run"]);
+    let daemon = project.spawn_winback(&["--now", READING, "run"]);
     let read = wait_until(READ_TIMEOUT, || {
         read_lines(&daemon.stderr_so_far())
             .iter()
@@ -424,7 +424,7 @@ fn read_until(project: &Project, server: &Dovecot, last: u32) -> String {
     out.stderr
 }
 
-/// `winback inbox --format json`, by the address each row is about.
+/// `winback inbox --format json`: one object per message read.
 fn inbox(project: &Project) -> Vec<Value> {
     let out = project.winback(&["inbox", "--format", "json", "--now", READING]);
     out.assert_success();
@@ -627,7 +627,9 @@ fn the_daemon_hears_every_answer_from_its_mailbox_once_across_a_restart() {
         assert_eq!(state(&stored), expected_state, "{email}: {stored:#}");
     }
 
-    // The next step reaches only those still in sequence.
+    // The daemons sent nothing while reading; the next step reaches only those still in
+    // sequence.
+    assert_eq!(env.server.messages().len(), people.len());
     let newsletters = env.pass(NEWSLETTER_AT);
     let mut reached: Vec<String> = newsletters
         .iter()
