@@ -10,6 +10,7 @@ mod first_run;
 mod held;
 mod imap;
 mod inbound;
+mod inbound_e2e;
 mod logs;
 mod ops;
 mod recipients;
