@@ -13,6 +13,7 @@ mod inbound;
 mod logs;
 mod ops;
 mod recipients;
+mod returned;
 mod smtp_support;
 mod support;
 mod verp;
