@@ -7,10 +7,12 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::ops::number_after;
 use crate::support::Project;
 
 const NOW: &str = "2026-06-02T14:00:00Z";
 const LATER: &str = "2026-06-03T09:00:00Z";
+/// The campaign of `inbound::config`.
 const CAMPAIGN: &str = "former-clients";
 
 /// Former clients whose addresses the fixtures name, each mailed the survey.
@@ -30,47 +32,10 @@ fn fixture(name: &str) -> String {
         .into_owned()
 }
 
-/// The number in `data-ATTR="N"` right after `anchor` in `html`.
-#[track_caller]
-fn number_after(html: &str, anchor: &str, attribute: &str) -> u64 {
-    let at = html
-        .find(anchor)
-        .unwrap_or_else(|| panic!("{anchor:?} is not in the report"));
-    let key = format!("{attribute}=\"");
-    let rest = &html[at..];
-    let start = rest
-        .find(&key)
-        .unwrap_or_else(|| panic!("no {attribute} after {anchor:?}"))
-        + key.len();
-    let end = rest[start..].find('"').expect("attribute ends") + start;
-    rest[start..end]
-        .parse()
-        .unwrap_or_else(|e| panic!("{attribute} after {anchor:?}: {e}"))
-}
-
 #[test]
 fn report_counts_returned_mail_by_outcome_and_step_without_undone_and_warns_of_blocks() {
     let project = Project::new();
-    project.write_config(&format!(
-        r#"{settings}
-[[campaign]]
-name = "{CAMPAIGN}"
-send_at = "* * * * *"
-timezone = "UTC"
-
-  [[campaign.step]]
-  kind = "survey"
-  template = "survey"
-  subject = "May we ask why you left?"
-
-  [[campaign.step]]
-  kind = "newsletter"
-  after_days = 30
-  template = "newsletter"
-  subject = "News"
-"#,
-        settings = crate::support::settings("file://outbox", "127.0.0.1:0"),
-    ));
+    project.write_config(&crate::inbound::config());
     let rows: String = CLIENTS
         .iter()
         .map(|email| format!("{email},2025-01-10\n"))
