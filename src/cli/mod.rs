@@ -179,7 +179,8 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Write a one-page HTML report: funnel, churn reasons, opt-outs per step, upcoming sends.
+    /// Write a one-page HTML report: funnel, churn reasons, opt-outs per step, returned mail,
+    /// upcoming sends.
     #[command(
         after_help = "Example: winback report --html report.html\n\nThe page is self-contained (no scripts, nothing loaded from elsewhere): mail it or archive it as it is. For a terminal summary, use `winback status`."
     )]

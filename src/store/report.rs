@@ -3,8 +3,9 @@
 //!
 //! Nothing here writes. The metrics queries run on every scrape, so each is an
 //! index-only count or a `MIN` over a partial index (`messages_by_state`,
-//! `enrollments_waiting`, `messages_retry`); only `suppressions` is scanned, and it holds
-//! one row per opted-out, bounced or forgotten address.
+//! `enrollments_waiting`, `messages_retry`); only `suppressions` (one row per opted-out,
+//! bounced or forgotten address) and `inbound_messages` (one row per returned message)
+//! are scanned.
 
 use std::collections::BTreeMap;
 
@@ -56,6 +57,19 @@ pub(crate) struct ReportData {
     pub stops: Vec<StepStops>,
     /// Message state → messages, all campaigns.
     pub messages: BTreeMap<String, u64>,
+    /// Returned mail by campaign, step and outcome, undone ones left out.
+    pub returned: Vec<InboundCount>,
+}
+
+/// Returned mail of one outcome that answered one step of one campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct InboundCount {
+    /// `None`: tied to no message we sent (unrelated mail, or a person never mailed).
+    pub campaign: Option<String>,
+    pub step: Option<u32>,
+    /// `bounce`, `blocked`, `reply`... (`domain::inbound::Outcome::as_str`).
+    pub outcome: String,
+    pub messages: u64,
 }
 
 /// The numbers behind `GET /metrics`.
@@ -174,6 +188,7 @@ impl Store {
             answers,
             stops,
             messages: self.messages_by_state()?,
+            returned: self.inbound_counts()?,
         })
     }
 
@@ -226,15 +241,29 @@ impl Store {
         })
     }
 
+    /// Returned mail read, by campaign, step and outcome (sorted so, unmatched first);
+    /// undone ones left out. One query for `status`, `/metrics` and the report.
+    pub(super) fn inbound_counts(&self) -> Result<Vec<InboundCount>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT campaign, step, outcome, COUNT(*) FROM inbound_messages
+             WHERE undone_at IS NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(InboundCount {
+                campaign: r.get(0)?,
+                step: r.get(1)?,
+                outcome: r.get(2)?,
+                messages: r.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Outcome → returned messages read, those undone left out.
     pub(super) fn inbound_by_outcome(&self) -> Result<BTreeMap<String, u64>> {
         let mut out = BTreeMap::new();
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT outcome, COUNT(*) FROM inbound_messages WHERE undone_at IS NULL GROUP BY outcome",
-        )?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-            let (outcome, n) = row?;
-            out.insert(outcome, n as u64);
+        for count in self.inbound_counts()? {
+            *out.entry(count.outcome).or_insert(0) += count.messages;
         }
         Ok(out)
     }
@@ -372,6 +401,66 @@ mod tests {
             }]
         );
         assert_eq!(data.messages.get("sent"), Some(&2));
+    }
+
+    #[test]
+    fn returned_mail_is_counted_per_campaign_step_and_outcome_without_undone_ones() {
+        let (_dir, store) = store();
+        let t0 = fmt_time(at(1, 8));
+        let row = |key: &str, campaign: &str, step: &str, outcome: &str, undone: &str| {
+            format!(
+                "('{key}', '{t0}', '{outcome}', {campaign}, {step}, {undone})",
+                undone = if undone.is_empty() {
+                    "NULL".to_string()
+                } else {
+                    format!("'{undone}'")
+                }
+            )
+        };
+        let rows = [
+            row("id:1", "'c'", "1", "bounce", ""),
+            row("id:2", "'c'", "1", "bounce", ""),
+            row("id:3", "'c'", "1", "bounce", &t0),
+            row("id:4", "'c'", "1", "blocked", ""),
+            row("id:5", "'c'", "2", "reply", ""),
+            row("id:6", "'d'", "1", "reply", &t0),
+            row("id:7", "NULL", "NULL", "unrelated", ""),
+        ];
+        store
+            .conn
+            .execute_batch(&format!(
+                "INSERT INTO inbound_messages (key, received_at, outcome, campaign, step, undone_at) VALUES {};",
+                rows.join(", ")
+            ))
+            .unwrap();
+        let count =
+            |campaign: Option<&str>, step: Option<u32>, outcome: &str, messages| InboundCount {
+                campaign: campaign.map(str::to_string),
+                step,
+                outcome: outcome.to_string(),
+                messages,
+            };
+        assert_eq!(
+            store.report_data().unwrap().returned,
+            vec![
+                count(None, None, "unrelated", 1),
+                count(Some("c"), Some(1), "blocked", 1),
+                count(Some("c"), Some(1), "bounce", 2),
+                count(Some("c"), Some(2), "reply", 1),
+            ],
+            "campaign d's only reply was undone"
+        );
+        let totals = |s: &Store| s.metrics(at(2, 9)).unwrap().inbound;
+        assert_eq!(
+            totals(&store),
+            BTreeMap::from([
+                ("blocked".to_string(), 1),
+                ("bounce".to_string(), 2),
+                ("reply".to_string(), 1),
+                ("unrelated".to_string(), 1),
+            ]),
+            "status and /metrics add up the same rows"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub(crate) const NOW: &str = "2026-06-02T14:00:00Z";
 const LATER: &str = "2026-06-03T09:00:00Z";
 const PAT: &str = "pat@client.example";
 
-fn config() -> String {
+pub(crate) fn config() -> String {
     format!(
         r#"{settings}
 [[campaign]]

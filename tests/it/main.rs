@@ -14,6 +14,7 @@ mod inbound_e2e;
 mod logs;
 mod ops;
 mod recipients;
+mod returned;
 mod smtp_support;
 mod support;
 mod verp;

@@ -191,7 +191,7 @@ fn line_starting<'a>(text: &'a str, prefix: &str) -> &'a str {
 
 /// The number in `data-ATTR="N"` right after `anchor` in `html`.
 #[track_caller]
-fn number_after(html: &str, anchor: &str, attribute: &str) -> u64 {
+pub(crate) fn number_after(html: &str, anchor: &str, attribute: &str) -> u64 {
     let at = html
         .find(anchor)
         .unwrap_or_else(|| panic!("{anchor:?} is not in the report"));

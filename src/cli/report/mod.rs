@@ -1,5 +1,6 @@
 //! `winback report --html FILE`: one self-contained page for the people who ask "is it
-//! working?" — the funnel, why clients left, where sequences stop, what goes out next.
+//! working?" — the funnel, why clients left, where sequences stop, the mail that came
+//! back, what goes out next.
 //!
 //! The numbers come from `Store::report_data` and from the same simulation as `winback
 //! plan` (`plan::simulate`); this file only lays them out. The page has inline CSS and
@@ -7,6 +8,7 @@
 //! archived as one file.
 
 mod chart;
+mod returned;
 mod sections;
 
 use std::path::Path;
@@ -47,6 +49,18 @@ pub(super) fn run(cli: &Cli, html: &Path, force: bool) -> anyhow::Result<ExitCod
         planned.len(),
         if planned.len() == 1 { "" } else { "s" }
     );
+    let blocked: u64 = data
+        .returned
+        .iter()
+        .filter(|c| c.outcome == crate::domain::inbound::Outcome::Blocked.as_str())
+        .map(|c| c.messages)
+        .sum();
+    if blocked > 0 {
+        println!(
+            "{blocked} message{} refused by receivers as coming from us: check your sending reputation and DNS (SPF, DKIM, DMARC); see \"Returned mail\" in the report.",
+            if blocked == 1 { "" } else { "s" }
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -62,6 +76,7 @@ fn page(config: &Config, data: &ReportData, planned: &[Planned], now: DateTime<U
         sections::funnel(&data.funnel),
         sections::reasons(config, data),
         sections::stops(config, data),
+        returned::returned(config, &data.returned),
         sections::upcoming(planned, now),
     ];
     format!(
