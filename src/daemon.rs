@@ -84,6 +84,9 @@ pub(crate) fn start(
         let config = Arc::new(config);
 
         let (stop_tx, stop_rx) = watch::channel(false);
+        // Rung by the HTTP server and the mailbox readers when they queue a notice to the
+        // team, so that it goes now rather than at the loop's next wake.
+        let wake = Arc::new(tokio::sync::Notify::new());
         let applied = watch::Sender::new(config.clone());
         tokio::spawn(async move {
             shutdown.await;
@@ -97,6 +100,7 @@ pub(crate) fn start(
                 store: SharedStore::new(Store::open(&config.database_path)?),
                 secret: secret.clone(),
                 clock,
+                wake: wake.clone(),
             };
             // Fail now, not on the first click, if the page templates are broken.
             let app = crate::http::router(state.clone()).map_err(|e| anyhow!("{e}"))?;
@@ -116,6 +120,7 @@ pub(crate) fn start(
                 &store,
                 &secret,
                 clock,
+                &wake,
             );
         }
         let deliverer = Deliverer {
@@ -130,7 +135,7 @@ pub(crate) fn start(
             requests: reloads,
             applied,
         };
-        let result = run(deliverer, once, stopped(stop_rx), reloads).await;
+        let result = run(deliverer, once, stopped(stop_rx), reloads, wake).await;
         if let Some(http) = http {
             // A loop that failed must not leave the process serving links forever.
             if result.is_err() {
@@ -310,12 +315,14 @@ pub(crate) async fn shutdown_signal() {
 }
 
 /// The loop. Returns when `shutdown` resolves (after in-flight sends), or after one pass.
-/// A change of `reloads` (SIGHUP) is applied between passes, never during one.
+/// A change of `reloads` (SIGHUP) is applied between passes, never during one; `wake`
+/// ends its wait early (a notice to the team was queued).
 pub(crate) async fn run(
     mut deliverer: Deliverer,
     once: bool,
     shutdown: impl Future<Output = ()>,
     reloads: Reloads,
+    wake: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<()> {
     let Reloads {
         requests: mut reloads,
@@ -465,8 +472,13 @@ pub(crate) async fn run(
             next.map_or(cap, |t| t.min(cap))
         };
         let sleep = (until - now).to_std().unwrap_or_default();
+        tracing::debug!(
+            seconds = sleep.as_secs_f64(),
+            "idle until the next thing is due"
+        );
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {},
+            _ = wake.notified() => {},
             changed = reloads.changed(), if reloads_open => match changed {
                 Ok(()) => match reload(&deliverer).await {
                     Ok(next) => {

@@ -22,6 +22,7 @@ pub(super) fn start(
     store: &SharedStore,
     secret: &Arc<Secret>,
     clock: Clock,
+    wake: &Arc<tokio::sync::Notify>,
 ) {
     let Some(password) = password else { return };
     let rules = config.inbound.rules();
@@ -39,6 +40,7 @@ pub(super) fn start(
         };
         let (store, secret, url) = (store.clone(), secret.clone(), mailbox.url.clone());
         let applying = store.clone();
+        let wake = wake.clone();
         tokio::spawn(async move {
             tracing::info!(mailbox = %url, "reading returned mail");
             reader
@@ -54,6 +56,10 @@ pub(super) fn start(
                     match applied {
                         Ok(applied) => {
                             tracing::info!(mailbox = %url, uid, outcome = %applied.record.outcome, already_seen = applied.already_seen, "returned mail read");
+                            if rules.notify && applied.record.applied && !applied.already_seen {
+                                // It may have queued a notice to the team.
+                                wake.notify_one();
+                            }
                             Ok(())
                         }
                         Err(ApplyError::NotAMessage(error)) => {

@@ -25,6 +25,8 @@ pub(crate) struct HttpState {
     pub store: SharedStore,
     pub secret: Arc<Secret>,
     pub clock: Clock,
+    /// Wakes the delivery loop: a survey answer queued a notice to the team.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// What every route shares: the daemon's state, the compiled pages and the rate limiter.

@@ -171,6 +171,9 @@ pub(super) async fn survey_answer(
                 Ok((outcome, view))
             })
             .await?;
+        if notify {
+            app.state.wake.notify_one();
+        }
         match outcome {
             (SurveyOutcome::Unknown, _) | (_, None) => Err(Failure::NotFound),
             (SurveyOutcome::Saved { first, opted_out }, Some(view)) => {

@@ -76,6 +76,7 @@ subject = "News"
     let config = Config::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"));
     let store = Store::open(&dir.path().join("winback.db")).unwrap();
     let state = HttpState {
+        wake: Default::default(),
         config: Arc::new(config),
         store: SharedStore::new(store),
         secret: Arc::new(Secret::from_text("test secret")),
@@ -1025,6 +1026,7 @@ async fn the_survey_page_links_the_privacy_notice_when_configured() {
     let mut config = (*f.state.config).clone();
     config.sender.privacy_url = Some("https://acme.example/privacy?a=1&b=2".to_string());
     let state = HttpState {
+        wake: Default::default(),
         config: Arc::new(config),
         ..f.state.clone()
     };

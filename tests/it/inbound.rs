@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::support::{Output, Project};
 
 pub(crate) const NOW: &str = "2026-06-02T14:00:00Z";
-const LATER: &str = "2026-06-03T09:00:00Z";
+pub(crate) const LATER: &str = "2026-06-03T09:00:00Z";
 const PAT: &str = "pat@client.example";
 
 pub(crate) fn config() -> String {

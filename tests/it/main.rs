@@ -12,6 +12,7 @@ mod imap;
 mod inbound;
 mod inbound_e2e;
 mod logs;
+mod notify;
 mod ops;
 mod recipients;
 mod returned;

@@ -128,16 +128,29 @@ impl Running {
     /// Imports the clients, starts `winback run --now NOW`, waits for `/healthz` and for
     /// both surveys.
     pub(crate) fn start() -> Running {
-        Running::start_with(CLIENTS_CSV, 2, MAIL_TIMEOUT)
+        Running::start_with(CLIENTS_CSV, 2, MAIL_TIMEOUT, "", "warn")
+    }
+
+    /// [`Running::start`] with `extra` TOML at the end of the configuration and the
+    /// daemon's `WINBACK_LOG` set to `log`.
+    pub(crate) fn start_configured(extra: &str, log: &str) -> Running {
+        Running::start_with(CLIENTS_CSV, 2, MAIL_TIMEOUT, extra, log)
     }
 
     /// [`Running::start`] with other clients: waits for `surveys` messages (within
     /// `mail_timeout`).
-    fn start_with(clients_csv: &str, surveys: usize, mail_timeout: Duration) -> Running {
+    fn start_with(
+        clients_csv: &str,
+        surveys: usize,
+        mail_timeout: Duration,
+        extra: &str,
+        log: &str,
+    ) -> Running {
         let smtp = SmtpServer::start(Value::Null);
-        let project = Project::new();
+        let mut project = Project::new();
+        project.set_env("WINBACK_LOG", log);
         let port = free_port();
-        project.write_config(&config(&smtp.url(), port));
+        project.write_config(&format!("{}{extra}", config(&smtp.url(), port)));
         // As an operator would before mailing a real server (else those steps are held).
         project.fill_placeholders();
         project.write_file("clients.csv", clients_csv);
@@ -1023,7 +1036,7 @@ fn a_burst_of_one_click_unsubscribes_from_one_address_is_all_taken() {
             "person{i}@burst.example,Person {i},Burst Inc,2026-01-05,price\n"
         ));
     }
-    let mut running = Running::start_with(&csv, BURST, BURST_MAIL_TIMEOUT);
+    let mut running = Running::start_with(&csv, BURST, BURST_MAIL_TIMEOUT, "", "warn");
     let links: Vec<String> = running
         .smtp
         .messages()
