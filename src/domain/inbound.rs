@@ -114,6 +114,8 @@ pub(crate) struct Facts {
     pub from: Option<String>,
     /// `Subject`, decoded.
     pub subject: String,
+    /// When it says it was written (`Date`), if it says so readably.
+    pub date: Option<chrono::DateTime<chrono::Utc>>,
     /// `Auto-Submitted`'s value, lower case, when present.
     pub auto_submitted: Option<String>,
     /// Other marks of an automatic message (`X-Autoreply`, `X-Autorespond`,

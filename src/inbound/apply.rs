@@ -70,6 +70,7 @@ pub(crate) fn inbound(facts: &Facts, class: &Classification, secret: &Secret) ->
         status: class.status.clone(),
         why: class.why.clone(),
         excerpt,
+        written_at: facts.date,
     }
 }
 

@@ -76,6 +76,9 @@ pub(crate) fn parse(raw: &[u8]) -> Result<Facts, NotAMessage> {
             .and_then(|addr| addr.address())
             .map(str::to_lowercase),
         subject: message.subject().unwrap_or_default().trim().to_string(),
+        date: message
+            .date()
+            .and_then(|date| chrono::DateTime::from_timestamp(date.to_timestamp(), 0)),
         ..Facts::default()
     };
 

@@ -40,6 +40,8 @@ pub(crate) struct Inbound {
     pub why: String,
     /// The start of a reply's text, kept for the team.
     pub excerpt: Option<String>,
+    /// When it says it was written (`Date`).
+    pub written_at: Option<DateTime<Utc>>,
 }
 
 /// An inbound message as recorded, and what it did.
@@ -140,19 +142,41 @@ fn find_message(conn: &Connection, inbound: &Inbound) -> Result<Option<Matched>>
     for address in [&inbound.recipient, &inbound.from].into_iter().flatten() {
         let found = conn
             .prepare_cached(&format!(
-                "SELECT {MATCH_COLUMNS} FROM messages m JOIN clients c ON c.id = m.client_id
+                "SELECT {MATCH_COLUMNS}, m.sent_at FROM messages m JOIN clients c ON c.id = m.client_id
                  WHERE c.email = ?1 AND m.state IN ('sent', 'uncertain')
                  ORDER BY m.sent_at DESC, m.id DESC LIMIT 1"
             ))?
             .query_row(params![normalize_email(address)], |r| {
-                matched_from_row(r, "address")
+                Ok((matched_from_row(r, "address")?, r.get::<_, Option<String>>(5)?))
             })
             .optional()?;
-        if found.is_some() {
-            return Ok(found);
+        if let Some((found, sent_at)) = found {
+            // Only the address ties it to us: mail written before we first wrote to them
+            // (an old thread in an inbox read for the first time) is not about our mail.
+            let sent_at = sent_at.as_deref().map(super::parse_time).transpose()?;
+            let first = first_sent_to(conn, found.client_id)?.or(sent_at);
+            if let (Some(written), Some(first)) = (inbound.written_at, first)
+                && written + chrono::Duration::minutes(ADDRESS_MATCH_SKEW_MINUTES) < first
+            {
+                return Ok(None);
+            }
+            return Ok(Some(found));
         }
     }
     Ok(None)
+}
+
+/// How far a sender's clock may run behind ours for mail matched by address alone.
+const ADDRESS_MATCH_SKEW_MINUTES: i64 = 60;
+
+/// When we first sent anything to the client, if we did.
+fn first_sent_to(conn: &Connection, client_id: i64) -> Result<Option<DateTime<Utc>>> {
+    let first: Option<String> = conn
+        .prepare_cached(
+            "SELECT MIN(sent_at) FROM messages WHERE client_id = ?1 AND state IN ('sent', 'uncertain')",
+        )?
+        .query_row(params![client_id], |r| r.get(0))?;
+    first.as_deref().map(super::parse_time).transpose()
 }
 
 fn stored_suppression(conn: &Connection, email: &str) -> Result<Option<Suppression>> {

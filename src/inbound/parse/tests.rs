@@ -239,6 +239,11 @@ fn out_of_office_with_auto_submitted_is_an_auto_reply() {
     );
     assert_eq!(facts.auto_submitted.as_deref(), Some("auto-replied"));
     assert!(facts.automatic, "X-Auto-Response-Suppress marks it");
+    assert_eq!(
+        facts.date.map(|d| d.to_rfc3339()).as_deref(),
+        Some("2026-12-07T09:00:03+00:00"),
+        "its Date, for matching by address"
+    );
     refers_to(
         &facts,
         "winback.00aa11bb22cc33dd44ee55ff66778899@acme.example",

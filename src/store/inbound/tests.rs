@@ -129,6 +129,7 @@ pub(in crate::store) fn inbound(key: &str, outcome: Outcome) -> Inbound {
         status: None,
         why: "test".to_string(),
         excerpt: None,
+        written_at: None,
     }
 }
 
@@ -232,6 +233,34 @@ fn matching_takes_the_return_address_then_a_message_id_then_an_address() {
     };
     assert!(!f.apply(&never_mailed, now()).record.applied);
     assert_eq!(f.suppression("never@mailed.example"), None);
+}
+
+#[test]
+fn mail_matched_by_address_alone_that_was_written_before_we_wrote_counts_for_nothing() {
+    let mut f = fixture();
+    f.import(&[PAT]);
+    f.send_all();
+    // An old thread in an inbox read for the first time: a year before our survey.
+    let old = Inbound {
+        from: Some(PAT.to_string()),
+        written_at: Some(now() - Duration::days(365)),
+        ..inbound("id:old@client.example", Outcome::Reply)
+    };
+    let r = f.apply(&old, now()).record;
+    assert!(!r.applied, "{r:?}");
+    assert_eq!(r.campaign, None);
+    assert_eq!(f.state(PAT), "active");
+    // A sender's clock a little behind ours still counts; so does an undated message.
+    let skewed = Inbound {
+        written_at: Some(now() - Duration::minutes(30)),
+        ..inbound("id:new@client.example", Outcome::Reply)
+    };
+    let skewed = Inbound {
+        from: Some(PAT.to_string()),
+        ..skewed
+    };
+    assert!(f.apply(&skewed, now()).record.applied);
+    assert_eq!(f.state(PAT), "replied");
 }
 
 #[test]
