@@ -114,7 +114,7 @@ impl Setup {
             secrets,
         } = Base::load(path, clock).map_err(SetupError::Config)?;
         let mut warnings: Vec<String> = config.warnings.iter().map(|w| w.to_string()).collect();
-        if let Some(sync_file) = &config.sync_file
+        if let Some(sync_file) = &config.clients.sync_file
             && !sync_file.exists()
         {
             warnings.push(format!(

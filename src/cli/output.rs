@@ -109,7 +109,7 @@ fn protected(config: &Config, target: &Path) -> Option<&'static str> {
         (beside(".lock"), "the daemon's lock file"),
         (config.file.clone(), "the configuration"),
     ];
-    if let Some(sync) = &config.sync_file {
+    if let Some(sync) = &config.clients.sync_file {
         files.push((sync.clone(), "the client sync file"));
     }
     if let Some(dkim) = &config.dkim {

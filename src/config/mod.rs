@@ -7,6 +7,7 @@
 //! module; templates are checked by `mail`. Nothing here builds a mailer or opens a
 //! database.
 
+pub(crate) mod clients;
 mod hints;
 mod imap_url;
 mod raw;
@@ -20,6 +21,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub(crate) use crate::domain::campaign::Campaign;
+pub(crate) use clients::{Clients, CsvFormat};
 pub(crate) use imap_url::{ImapMailbox, ImapSecurity};
 pub(crate) use renames::{StoredCampaign, SuspectedRename, unconfirmed_renames};
 pub(crate) use smtp_url::{Endpoint, SmtpServer};
@@ -33,7 +35,7 @@ pub(crate) struct Config {
     pub http: Http,
     pub sender: Sender,
     pub templates_dir: PathBuf,
-    pub sync_file: Option<PathBuf>,
+    pub clients: Clients,
     pub survey_external_url: Option<String>,
     pub dkim: Option<Dkim>,
     /// `[inbound]`: all off (no keys) when the section is absent.

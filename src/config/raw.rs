@@ -67,6 +67,12 @@ pub(crate) struct RawTemplates {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawClients {
     pub sync_file: Option<Spanned<String>>,
+    pub customers_file: Option<Spanned<String>>,
+    pub columns: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    pub encoding: Option<Spanned<String>>,
+    pub delimiter: Option<Spanned<String>>,
+    pub date_format: Option<Spanned<String>>,
+    pub reasons: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -804,7 +804,10 @@ subject = "Hello"
         config.smtp.url,
         format!("file://{}", root.path().join("outbox").display())
     );
-    assert_eq!(config.sync_file, Some(config_dir.join("clients.csv")));
+    assert_eq!(
+        config.clients.sync_file,
+        Some(config_dir.join("clients.csv"))
+    );
     let dkim = config.dkim.expect("dkim");
     assert_eq!(dkim.key_file, root.path().join("keys/dkim.pem"));
     assert_eq!(
@@ -869,7 +872,7 @@ subject = "Hello"
         config.http.listen,
         "127.0.0.1:8080".parse::<SocketAddr>().unwrap()
     );
-    assert_eq!(config.sync_file, None);
+    assert_eq!(config.clients.sync_file, None);
     assert_eq!(config.survey_external_url, None);
     assert!(config.dkim.is_none());
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);

@@ -6,6 +6,7 @@
 //! No I/O beyond asking whether a named file or folder exists.
 
 mod campaign;
+mod clients;
 mod dkim;
 mod inbound;
 
@@ -193,10 +194,7 @@ impl Validator<'_> {
                 format!("the directory {} does not exist; point [templates] dir at the folder holding NAME.html.hbs and NAME.txt.hbs", templates_dir.display()),
             );
         }
-        let sync_file = raw
-            .clients
-            .and_then(|c| c.sync_file)
-            .map(|f| self.resolve(f.get_ref()));
+        let clients = self.clients(raw.clients);
         let survey_external_url = raw.survey.and_then(|s| s.external_url).and_then(|u| {
             if u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://") {
                 Some(u.into_inner())
@@ -264,7 +262,7 @@ impl Validator<'_> {
             http: http?,
             sender: sender?,
             templates_dir,
-            sync_file,
+            clients,
             survey_external_url,
             dkim,
             inbound,

@@ -15,7 +15,7 @@ pub(super) async fn sync_clients(
     deliverer: &Deliverer,
     watch: &mut SyncWatch,
 ) -> anyhow::Result<()> {
-    let Some(path) = deliverer.config.sync_file.clone() else {
+    let Some(path) = deliverer.config.clients.sync_file.clone() else {
         return Ok(());
     };
     let shown = path.display().to_string();

@@ -37,6 +37,8 @@ fn record(email: &str) -> ClientRecord {
         churn_reason: Some("competitor".to_string()),
         timezone: None,
         fields: BTreeMap::new(),
+        country: None,
+        returned_at: None,
     }
 }
 

@@ -67,6 +67,8 @@ pub(crate) fn merged(stored: &ClientRecord, row: &ClientRecord) -> ClientRecord 
         churn_reason: keep(&row.churn_reason, &stored.churn_reason),
         timezone: row.timezone.or(stored.timezone),
         fields,
+        country: None,
+        returned_at: None,
     }
 }
 

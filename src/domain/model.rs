@@ -66,6 +66,10 @@ pub(crate) struct ClientRecord {
     pub timezone: Option<Tz>,
     /// Every other column, available to templates as `fields.COLUMN`.
     pub fields: BTreeMap<String, String>,
+    /// ISO 3166 country code, from a `country` column.
+    pub country: Option<String>,
+    /// When the CRM says they became a client again (a `returned_at` column).
+    pub returned_at: Option<ChurnedAt>,
 }
 
 /// The longest address a mail server must accept (RFC 5321's path limit, less the `<>`).

@@ -106,6 +106,8 @@ impl Fixture {
                     churn_reason: Some("competitor".to_string()),
                     timezone: None,
                     fields: BTreeMap::new(),
+                    country: None,
+                    returned_at: None,
                 };
                 Ok((index as u64 + 2, record))
             })

@@ -13,6 +13,7 @@ use std::io::{self, Read};
 use chrono::{DateTime, NaiveDate, Utc};
 use csv::{ByteRecord, Position};
 
+use crate::config::CsvFormat;
 use crate::domain::model::{ClientRecord, RECORD_TOO_LONG, RowError, UNREADABLE_REST};
 use columns::{Columns, EMPTY_FILE};
 
@@ -65,8 +66,13 @@ impl<R> Rows<R> {
     }
 }
 
-/// Reads and checks the header line, then returns the rows, unread.
-pub(crate) fn read_rows<R: Read>(reader: R, now: DateTime<Utc>) -> Result<Rows<R>, ImportError> {
+/// Reads and checks the header line, then returns the rows, unread, read as `format`
+/// says.
+pub(crate) fn read_rows<R: Read>(
+    reader: R,
+    now: DateTime<Utc>,
+    format: &CsvFormat,
+) -> Result<Rows<R>, ImportError> {
     // Every record ends at a `\n`: with `\r` as a terminator too, csv's line counter falls
     // behind in CRLF files. A `\r` before the `\n` stays in the last field, and every value
     // is trimmed; a CRLF blank line becomes a blank record, which is skipped.
@@ -98,7 +104,7 @@ pub(crate) fn read_rows<R: Read>(reader: R, now: DateTime<Utc>) -> Result<Rows<R
     if !has_header {
         return Err(ImportError::Header(EMPTY_FILE.to_owned()));
     }
-    let columns = Columns::from_header(&record).map_err(ImportError::Header)?;
+    let columns = Columns::from_header(&record, format).map_err(ImportError::Header)?;
     let bytes_read = reader.position().byte();
     reader.get_mut().record_start = bytes_read;
     Ok(Rows {

@@ -49,9 +49,11 @@ pub(crate) fn import_file(
     };
     let file = std::fs::File::open(path).map_err(read_error)?;
     let reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let rows = crate::import::csv::read_rows(reader, now).map_err(|e| SyncError::Header {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+    let rows = crate::import::csv::read_rows(reader, now, &config.clients.format).map_err(|e| {
+        SyncError::Header {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
     })?;
     // Two threads: this one holds the write transaction and only writes; the other reads,
     // validates and computes each row's values and schedule, so that work is off the

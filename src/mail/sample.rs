@@ -23,6 +23,8 @@ pub(crate) fn sample_client() -> ClientRecord {
             ("account_manager".to_string(), "Sam Okafor".to_string()),
             ("plan".to_string(), "Team".to_string()),
         ]),
+        country: None,
+        returned_at: None,
     }
 }
 

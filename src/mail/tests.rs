@@ -114,6 +114,8 @@ pub(super) fn client() -> ClientRecord {
         churn_reason: None,
         timezone: None,
         fields: BTreeMap::new(),
+        country: None,
+        returned_at: None,
     }
 }
 

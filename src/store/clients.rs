@@ -99,6 +99,8 @@ pub(crate) fn decode_client(id: i64, cols: [Option<String>; 9]) -> Result<Stored
             churn_reason,
             timezone,
             fields,
+            country: None,
+            returned_at: None,
         },
         returned_at: parse_opt_time(returned_at)?,
     })

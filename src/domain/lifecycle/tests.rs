@@ -247,6 +247,8 @@ fn a_later_file_never_clears_what_an_earlier_one_said() {
             ("seats".to_string(), "5".to_string()),
         ]
         .into(),
+        country: None,
+        returned_at: None,
     };
     let bare = ClientRecord {
         name: None,

@@ -11,6 +11,7 @@ use csv::ByteRecord;
 use super::values::{
     keep, parse_churn_reason, parse_churned_at, parse_email, parse_header_text, parse_timezone,
 };
+use crate::config::CsvFormat;
 use crate::domain::model::ClientRecord;
 
 pub(super) const NOT_UTF8: &str = "not valid UTF-8 text (save the file as UTF-8)";
@@ -44,7 +45,9 @@ pub(super) struct Columns {
 }
 
 impl Columns {
-    pub(super) fn from_header(header: &ByteRecord) -> Result<Columns, String> {
+    pub(super) fn from_header(header: &ByteRecord, format: &CsvFormat) -> Result<Columns, String> {
+        // The mapping is read from the next version of this function on.
+        let _ = format;
         let mut names = Vec::with_capacity(header.len());
         for (index, raw) in header.iter().enumerate() {
             let Ok(text) = std::str::from_utf8(raw) else {
@@ -183,6 +186,8 @@ impl Columns {
                 churn_reason,
                 timezone,
                 fields,
+                country: None,
+                returned_at: None,
             }),
             _ => Err(problems.join("; ")),
         }

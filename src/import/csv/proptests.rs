@@ -39,7 +39,8 @@ impl Read for Pieces<'_> {
 type Outcome = Result<Vec<Result<(u64, ClientRecord), RowError>>, String>;
 
 fn read_all<R: Read>(reader: R) -> Outcome {
-    let rows = read_rows(reader, now()).map_err(|error| error.to_string())?;
+    let rows = read_rows(reader, now(), &crate::config::CsvFormat::default())
+        .map_err(|error| error.to_string())?;
     Ok(rows.collect())
 }
 
@@ -265,6 +266,8 @@ proptest! {
                     churn_reason: row.churn_reason.clone(),
                     timezone: row.timezone,
                     fields: custom.iter().cloned().zip(row.custom.iter().cloned()).collect(),
+                    country: None,
+                    returned_at: None,
                 },
             ));
             line += 1 + values.iter().map(|v| v.matches('\n').count() as u64).sum::<u64>();

@@ -16,7 +16,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn read_all(input: &[u8]) -> Vec<Result<(u64, ClientRecord), RowError>> {
-    match read_rows(input, now()) {
+    match read_rows(input, now(), &crate::config::CsvFormat::default()) {
         Ok(rows) => rows.collect(),
         Err(error) => panic!("header refused: {error}"),
     }
@@ -32,6 +32,8 @@ fn client(email: &str, churned_at: &str) -> ClientRecord {
         churn_reason: None,
         timezone: None,
         fields: BTreeMap::new(),
+        country: None,
+        returned_at: None,
     }
 }
 
@@ -166,7 +168,11 @@ fn good_rows() {
     for (case, input, expected) in cases {
         let expected: Vec<_> = expected.into_iter().map(Ok).collect();
         assert_eq!(read_all(input), expected, "case: {case}");
-        let one_byte_at_a_time: Vec<_> = match read_rows(OneByteAtATime(input), now()) {
+        let one_byte_at_a_time: Vec<_> = match read_rows(
+            OneByteAtATime(input),
+            now(),
+            &crate::config::CsvFormat::default(),
+        ) {
             Ok(rows) => rows.collect(),
             Err(error) => panic!("case {case}: header refused when read byte by byte: {error}"),
         };
@@ -284,7 +290,11 @@ fn a_last_line_without_its_line_break_is_refused() {
         assert_eq!(rows.len(), 2, "{rows:?}");
         assert!(matches!(rows[0], Ok((2, _))), "{rows:?}");
         assert_eq!(rows[1], Err(error.clone()));
-        let one_byte_at_a_time: Vec<_> = match read_rows(OneByteAtATime(input), now()) {
+        let one_byte_at_a_time: Vec<_> = match read_rows(
+            OneByteAtATime(input),
+            now(),
+            &crate::config::CsvFormat::default(),
+        ) {
             Ok(rows) => rows.collect(),
             Err(error) => panic!("header refused: {error}"),
         };
@@ -373,7 +383,11 @@ fn hostile_rows_are_kept_verbatim_or_made_header_safe() {
         .to_string(),
         "line 11: not valid UTF-8 text (save the file as UTF-8)"
     );
-    let one_byte_at_a_time: Vec<_> = match read_rows(OneByteAtATime(input), now()) {
+    let one_byte_at_a_time: Vec<_> = match read_rows(
+        OneByteAtATime(input),
+        now(),
+        &crate::config::CsvFormat::default(),
+    ) {
         Ok(rows) => rows.collect(),
         Err(error) => panic!("header refused: {error}"),
     };
@@ -419,7 +433,7 @@ fn header_errors() {
           are old Mac ones (CR only); save it again as \"CSV UTF-8\"".into()),
     ];
     for (case, input, expected) in cases {
-        match read_rows(input, now()) {
+        match read_rows(input, now(), &crate::config::CsvFormat::default()) {
             Err(ImportError::Header(message)) => assert_eq!(message, expected, "case: {case}"),
             Err(other) => panic!("case {case}: expected a header error, got {other:?}"),
             Ok(_) => panic!("case {case}: header accepted"),
@@ -429,7 +443,7 @@ fn header_errors() {
 
 #[test]
 fn a_read_failure_is_reported() {
-    match read_rows(Failing, now()) {
+    match read_rows(Failing, now(), &crate::config::CsvFormat::default()) {
         Err(error @ ImportError::Io(_)) => {
             assert_eq!(error.to_string(), "could not read the file: disk on fire")
         }
@@ -437,7 +451,7 @@ fn a_read_failure_is_reported() {
         Ok(_) => panic!("header accepted from a failing reader"),
     }
     let input = (&b"email,churned_at\nann@acme.com,2026-03-31\n"[..]).chain(Failing);
-    let rows = match read_rows(input, now()) {
+    let rows = match read_rows(input, now(), &crate::config::CsvFormat::default()) {
         Ok(rows) => rows,
         Err(error) => panic!("header refused: {error}"),
     };
@@ -486,7 +500,11 @@ fn a_runaway_quote_stops_reading_with_bounded_memory() {
 fn bytes_read_follows_the_input() {
     let input =
         format!("{HEADER}ann@acme.com,2026-03-31,,,,,\r\n\"bob@acme.com\",2026-03-31,,,,,\n\n");
-    let mut rows = match read_rows(input.as_bytes(), now()) {
+    let mut rows = match read_rows(
+        input.as_bytes(),
+        now(),
+        &crate::config::CsvFormat::default(),
+    ) {
         Ok(rows) => rows,
         Err(error) => panic!("header refused: {error}"),
     };

@@ -119,6 +119,8 @@ fn import_and_plan(store: &mut Store, dir: &std::path::Path, emails: &[&str]) ->
                 churn_reason: None,
                 timezone: None,
                 fields: Default::default(),
+                country: None,
+                returned_at: None,
             },
         ))
     });

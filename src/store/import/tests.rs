@@ -22,6 +22,8 @@ fn record(i: usize, churned_at: &str) -> ClientRecord {
         churn_reason: Some("price".to_string()),
         timezone: None,
         fields: Default::default(),
+        country: None,
+        returned_at: None,
     }
 }
 

@@ -110,6 +110,8 @@ fn an_import_leaves_no_dangling_row_and_foreign_keys_on() {
         churn_reason: Some(reason.to_string()),
         timezone: None,
         fields: Default::default(),
+        country: None,
+        returned_at: None,
     };
     // A file with a bad row changes nothing, and leaves foreign keys on.
     let bad = vec![
@@ -281,6 +283,8 @@ fn enrollment_ids_are_never_used_twice_even_across_the_upgrade() {
             churn_reason: None,
             timezone: None,
             fields: Default::default(),
+            country: None,
+            returned_at: None,
         };
         let rows = vec![Ok((2, record))];
         let outcome = store
@@ -322,6 +326,8 @@ fn enrollment_ids_are_never_used_twice_even_across_the_upgrade() {
                 churn_reason: None,
                 timezone: None,
                 fields: Default::default(),
+                country: None,
+                returned_at: None,
             };
             Ok((i + 2, record))
         })

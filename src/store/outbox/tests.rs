@@ -75,6 +75,8 @@ fn record(email: &str, churned_at: ChurnedAt, reason: &str) -> ClientRecord {
         churn_reason: Some(reason.to_string()),
         timezone: None,
         fields: BTreeMap::new(),
+        country: None,
+        returned_at: None,
     }
 }
 

@@ -56,6 +56,8 @@ fn record(email: &str) -> ClientRecord {
         churn_reason: Some("competitor".to_string()),
         timezone: None,
         fields: BTreeMap::from([("plan".to_string(), "gold".to_string())]),
+        country: None,
+        returned_at: None,
     }
 }
 
