@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use super::{Cli, load_config, open_store};
 use crate::domain::model::printable;
+use crate::import::csv::ReadSummary;
 use crate::store::ImportOutcome;
 
 pub(super) fn run(cli: &Cli, file: &Path, skip_invalid: bool) -> anyhow::Result<ExitCode> {
@@ -18,6 +19,10 @@ pub(super) fn run(cli: &Cli, file: &Path, skip_invalid: bool) -> anyhow::Result<
         skip_invalid,
         true,
     )?;
+    let (outcome, summary) = outcome;
+    for line in summary.lines() {
+        println!("{line}");
+    }
     print_outcome(file, &outcome, skip_invalid);
     Ok(if outcome.error_count == 0 {
         ExitCode::SUCCESS
@@ -34,7 +39,7 @@ fn import_file(
     file: &Path,
     skip_invalid: bool,
     show_progress: bool,
-) -> anyhow::Result<ImportOutcome> {
+) -> anyhow::Result<(ImportOutcome, ReadSummary)> {
     let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let bar = (show_progress && size > 4 << 20).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();

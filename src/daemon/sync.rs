@@ -64,6 +64,12 @@ pub(super) async fn sync_clients(
             }
         })
         .await?;
+    let result = result.map(|(outcome, summary)| {
+        for line in summary.lines() {
+            tracing::info!(file = %shown, "{line}");
+        }
+        outcome
+    });
     let done = match result {
         Ok(outcome) if outcome.applied => {
             let c = outcome.counts;

@@ -6,7 +6,10 @@
 //! what to do with bad rows.
 
 mod columns;
+mod summary;
 mod values;
+
+pub(crate) use summary::ReadSummary;
 
 use std::io::{self, Read};
 
@@ -55,9 +58,16 @@ pub(crate) struct Rows<R> {
     latest_date: Option<NaiveDate>,
     bytes_read: u64,
     finished: bool,
+    /// What reading found out about the file, for the import's summary.
+    summary: ReadSummary,
 }
 
 impl<R> Rows<R> {
+    /// What reading found out about the file; complete once every row was read.
+    pub(crate) fn into_summary(self) -> ReadSummary {
+        self.summary
+    }
+
     #[cfg(test)]
     /// Bytes consumed from the input so far, header included: compare with the file's
     /// length for a progress bar.
@@ -115,6 +125,7 @@ pub(crate) fn read_rows<R: Read>(
         latest_date: now.date_naive().succ_opt(),
         bytes_read,
         finished: false,
+        summary: ReadSummary::default(),
     })
 }
 

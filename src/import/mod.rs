@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Config;
 use crate::store::{ImportChunk, ImportOutcome, PreparedClient, Store};
+use csv::ReadSummary;
 
 /// Rows handed from the reading thread to the writing one at a time, and how many such
 /// chunks may wait: together they bound the memory an import of any size holds.
@@ -42,7 +43,7 @@ pub(crate) fn import_file(
     path: &Path,
     skip_invalid: bool,
     progress: &mut dyn FnMut(u64),
-) -> Result<ImportOutcome, SyncError> {
+) -> Result<(ImportOutcome, ReadSummary), SyncError> {
     let read_error = |source| SyncError::Read {
         path: path.to_path_buf(),
         source,
@@ -61,8 +62,8 @@ pub(crate) fn import_file(
     // refilled: freeing rows on the thread that made them is the cheaper side.
     let (sender, receiver) = std::sync::mpsc::sync_channel::<ImportChunk>(CHUNKS_IN_FLIGHT);
     let (give_back, given_back) = std::sync::mpsc::sync_channel::<ImportChunk>(CHUNKS_IN_FLIGHT);
-    let outcome = std::thread::scope(|scope| {
-        scope.spawn(move || {
+    let (outcome, summary) = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
             let empty = || match given_back.try_recv() {
                 Ok(mut chunk) => {
                     chunk.clear();
@@ -71,18 +72,21 @@ pub(crate) fn import_file(
                 Err(_) => Vec::with_capacity(CHUNK_ROWS),
             };
             let mut chunk = empty();
-            for row in rows {
+            let mut rows = rows;
+            for row in rows.by_ref() {
                 chunk.push(row.map(|(_, record)| PreparedClient::new(record, config, now)));
                 if chunk.len() == CHUNK_ROWS {
                     let full = std::mem::replace(&mut chunk, empty());
                     if sender.send(full).is_err() {
-                        return; // the writer stopped (a database error): stop reading
+                        // The writer stopped (a database error): stop reading.
+                        return rows.into_summary();
                     }
                 }
             }
             let _ = sender.send(chunk);
+            rows.into_summary()
         });
-        store.import_prepared(
+        let outcome = store.import_prepared(
             receiver.into_iter(),
             config,
             now,
@@ -90,9 +94,12 @@ pub(crate) fn import_file(
             progress,
             // If the reader is gone or behind, the chunk is freed here instead.
             &mut |chunk| drop(give_back.try_send(chunk)),
-        )
+        );
+        // The reader ends once the writer is done (it drops the receiving end).
+        let summary = reader.join().unwrap_or_default();
+        (outcome, summary)
     });
-    Ok(outcome?)
+    Ok((outcome?, summary))
 }
 
 /// How long the sync file must keep its size and modification time before the daemon
