@@ -204,5 +204,43 @@ pub(crate) fn undo(suppression: Option<&Suppression>, bounced: bool) -> Undo {
     }
 }
 
+/// What a CRM row's `returned_at` says about a client: the instant of a return that still
+/// stands, or `None` when the row has none or its churn date is later than it (they came
+/// back, then left again: that earlier return is history, and the churn starts a new
+/// sequence as [`churned_again`] says). A bare date is read in the zone
+/// [`churned_again`] uses (UTC with no campaign configured); a date that is already today
+/// somewhere on Earth counts as of `now`. A return in the future is an error, in words
+/// for the row's report.
+pub(crate) fn crm_return(
+    returned_at: Option<ChurnedAt>,
+    churned_at: ChurnedAt,
+    timezone: Option<Tz>,
+    first_campaign: Option<&Campaign>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, String> {
+    let Some(returned_at) = returned_at else {
+        return Ok(None);
+    };
+    let in_future = match returned_at {
+        ChurnedAt::Date(date) => now
+            .date_naive()
+            .succ_opt()
+            .is_some_and(|latest| date > latest),
+        ChurnedAt::Instant(instant) => instant > now,
+    };
+    if in_future {
+        return Err(format!(
+            "returned_at {returned_at} is in the future (a return is recorded once it has \
+             happened: leave the cell empty until then)"
+        ));
+    }
+    let tz = match first_campaign {
+        Some(campaign) => schedule::zone(campaign, timezone),
+        None => timezone.unwrap_or(chrono_tz::UTC),
+    };
+    let returned = returned_at.instant(tz).min(now);
+    Ok((returned >= churned_at.instant(tz)).then_some(returned))
+}
+
 #[cfg(test)]
 mod tests;

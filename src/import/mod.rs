@@ -74,7 +74,10 @@ pub(crate) fn import_file(
             let mut chunk = empty();
             let mut rows = rows;
             for row in rows.by_ref() {
-                chunk.push(row.map(|(_, record)| PreparedClient::new(record, config, now)));
+                chunk.push(row.and_then(|(line, record)| {
+                    PreparedClient::new(record, config, now)
+                        .map_err(|reason| crate::domain::model::RowError { line, reason })
+                }));
                 if chunk.len() == CHUNK_ROWS {
                     let full = std::mem::replace(&mut chunk, empty());
                     if sender.send(full).is_err() {

@@ -11,11 +11,12 @@ use rusqlite::{Connection, OptionalExtension, Statement, Transaction, params};
 
 use super::clients::{ClientFacts, fields_json, load_by_email};
 use super::enroll;
+use super::people;
 use super::{Result, Store, StoreError, fmt_time, log_event};
 use crate::config::Config;
 use crate::domain::lifecycle;
 use crate::domain::model::RowError;
-use crate::domain::model::{ClientRecord, SyncOutcome, SyncReport};
+use crate::domain::model::{ChurnedAt, ClientRecord, SyncOutcome, SyncReport};
 
 /// Bad rows kept for the report; beyond this they are only counted.
 const MAX_REPORTED_ERRORS: usize = 1000;
@@ -26,6 +27,9 @@ pub(crate) struct ImportCounts {
     pub updated: u64,
     pub unchanged: u64,
     pub skipped: u64,
+    /// Rows whose `returned_at` recorded a return (each also counted as added, updated
+    /// or unchanged).
+    pub returned: u64,
 }
 
 #[derive(Debug, Default)]
@@ -51,23 +55,62 @@ pub(crate) struct PreparedClient {
     fields: String,
     /// One per configured campaign, in order; `None` where it does not take them in.
     first_steps: Vec<Option<enroll::FirstStep>>,
+    /// The return its `returned_at` records, if one stands (see [`lifecycle::crm_return`]).
+    returned: Option<DateTime<Utc>>,
 }
 
 impl PreparedClient {
-    pub(crate) fn new(record: ClientRecord, config: &Config, now: DateTime<Utc>) -> PreparedClient {
+    /// The row's values, or what is wrong with it (a return in the future), in words for
+    /// the row's report.
+    pub(crate) fn new(
+        mut record: ClientRecord,
+        config: &Config,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<PreparedClient, String> {
+        if record.returned_at.is_none() && !record.fields.is_empty() {
+            record.returned_at = returned_at_field(&mut record.fields)?;
+        }
+        let returned = lifecycle::crm_return(
+            record.returned_at,
+            record.churned_at,
+            record.timezone,
+            config.campaigns.first(),
+            now,
+        )?;
         let facts = ClientFacts::of(0, &record);
         let first_steps = config
             .campaigns
             .iter()
             .map(|campaign| enroll::first_step(campaign, &facts, now))
             .collect();
-        PreparedClient {
+        Ok(PreparedClient {
             churned_at: record.churned_at.to_string(),
             fields: fields_json(&record.fields),
             first_steps,
+            returned,
             record,
-        }
+        })
     }
+}
+
+/// A `returned_at` column that was read as a custom field (no mapping named it) is the
+/// client's return, never a template field: taken out of `fields` and read as a date.
+fn returned_at_field(
+    fields: &mut std::collections::BTreeMap<String, String>,
+) -> std::result::Result<Option<ChurnedAt>, String> {
+    let Some(text) = fields.remove("returned_at") else {
+        return Ok(None);
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    ChurnedAt::parse(text).map(Some).ok_or_else(|| {
+        format!(
+            "returned_at {:?} is not a date (use YYYY-MM-DD or RFC 3339, e.g. 2026-03-31)",
+            crate::domain::model::printable(text)
+        )
+    })
 }
 
 impl Store {
@@ -85,8 +128,11 @@ impl Store {
     where
         I: Iterator<Item = std::result::Result<(u64, ClientRecord), RowError>>,
     {
-        let prepared =
-            rows.map(|row| vec![row.map(|(_, record)| PreparedClient::new(record, config, now))]);
+        let prepared = rows.map(|row| {
+            vec![row.and_then(|(line, record)| {
+                PreparedClient::new(record, config, now).map_err(|reason| RowError { line, reason })
+            })]
+        });
         self.import_prepared(prepared, config, now, skip_invalid, progress, &mut drop)
     }
 
@@ -309,6 +355,13 @@ fn upsert(
                 enrollments.add(id, step)?;
             }
         }
+        if let Some(at) = client.returned {
+            // Enrolled, then stopped, as `winback returned` after the import would: its
+            // enrollments are written first.
+            new_rows.flush()?;
+            people::mark_returned(tx, id, at, now, &returned_detail(at))?;
+            counts.returned += 1;
+        }
         counts.added += 1;
         return Ok(());
     }
@@ -321,6 +374,14 @@ fn upsert(
             record.email
         )));
     };
+    // A return the file records comes first: a later churn date in the same row is
+    // then a churn after it (`crm_return` gave none in that case).
+    let mut returned_at = existing.returned_at;
+    if let (Some(at), None) = (client.returned, returned_at) {
+        people::mark_returned(tx, existing.id, at, now, &returned_detail(at))?;
+        returned_at = Some(at);
+        counts.returned += 1;
+    }
     let merged = lifecycle::merged(&existing.record, record);
     if existing.record == merged {
         counts.unchanged += 1;
@@ -347,7 +408,7 @@ fn upsert(
     let facts = ClientFacts::of(existing.id, record);
     // Left again after coming back: a new sequence (an opt-out still stops it at claim time).
     let left_again = lifecycle::churned_again(
-        existing.returned_at,
+        returned_at,
         record.churned_at,
         record.timezone,
         config.campaigns.first(),
@@ -368,6 +429,14 @@ fn upsert(
     }
     counts.updated += 1;
     Ok(())
+}
+
+/// The event a return from the CRM file is logged with.
+fn returned_detail(at: DateTime<Utc>) -> String {
+    format!(
+        "came back as a client (returned_at {} in the CRM file)",
+        fmt_time(at)
+    )
 }
 
 #[cfg(test)]

@@ -313,3 +313,75 @@ fn an_excluded_sequence_goes_only_if_it_never_began() {
         );
     }
 }
+
+/// A CRM row's return stands unless the row's churn is later (then it is history and the
+/// churn starts a new sequence); one in the future is refused; one dated today somewhere
+/// on Earth counts as of now.
+#[test]
+fn a_return_from_the_crm_stands_unless_a_later_churn_follows_it() {
+    let c = campaign();
+    let now = utc("2026-03-10T12:00:00Z");
+    // (returned_at, churned_at, the return recorded)
+    let cases: &[(Option<&str>, &str, Option<DateTime<Utc>>)] = &[
+        (None, "2025-06-01", None),
+        // A bare date is midnight in the campaign's zone (Paris).
+        (
+            Some("2026-03-01"),
+            "2025-06-01",
+            Some(utc("2026-02-28T23:00:00Z")),
+        ),
+        (
+            Some("2026-03-01T08:00:00Z"),
+            "2025-06-01",
+            Some(utc("2026-03-01T08:00:00Z")),
+        ),
+        // The same day as the churn: not a churn after the return.
+        (
+            Some("2025-06-01"),
+            "2025-06-01",
+            Some(utc("2025-05-31T22:00:00Z")),
+        ),
+        // Came back, then left again: no return now.
+        (Some("2026-01-01"), "2026-02-01", None),
+        // Tomorrow in UTC is today east of it: as of now.
+        (Some("2026-03-11"), "2025-06-01", Some(now)),
+    ];
+    for (returned_at, churned_at, expected) in cases {
+        assert_eq!(
+            crm_return(
+                returned_at.map(churned),
+                churned(churned_at),
+                None,
+                Some(&c),
+                now
+            ),
+            Ok(*expected),
+            "returned {returned_at:?}, churned {churned_at}"
+        );
+    }
+    for future in ["2026-03-12", "2026-03-10T12:00:01Z"] {
+        let error = crm_return(
+            Some(churned(future)),
+            churned("2025-06-01"),
+            None,
+            Some(&c),
+            now,
+        )
+        .unwrap_err();
+        assert!(
+            error.starts_with(&format!("returned_at {future} is in the future")),
+            "{error}"
+        );
+    }
+    // No campaign: a bare date is read in UTC.
+    assert_eq!(
+        crm_return(
+            Some(churned("2026-03-01")),
+            churned("2025-06-01"),
+            None,
+            None,
+            now
+        ),
+        Ok(Some(utc("2026-03-01T00:00:00Z")))
+    );
+}

@@ -163,3 +163,175 @@ fn an_enrollment_that_cannot_be_written_fails_the_whole_import() {
         .unwrap();
     assert_eq!(counts, (0, 1));
 }
+
+/// (state, cycle) of client `c{i}`'s enrollment, and their stored return.
+fn standing(store: &Store, i: usize) -> (String, i64, Option<String>) {
+    store
+        .conn
+        .query_row(
+            "SELECT e.state, e.cycle, c.returned_at FROM enrollments e JOIN clients c ON c.id = e.client_id
+             WHERE c.email = ?1",
+            params![format!("c{i}@client.example")],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+}
+
+fn events(store: &Store, kind: &str) -> i64 {
+    store
+        .conn
+        .query_row(
+            "SELECT count(*) FROM events WHERE kind = ?1",
+            params![kind],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+fn import_one(
+    store: &mut Store,
+    config: &Config,
+    now: DateTime<Utc>,
+    row: ClientRecord,
+) -> ImportOutcome {
+    store
+        .import(
+            std::iter::once(Ok((2, row))),
+            config,
+            now,
+            false,
+            &mut |_| {},
+        )
+        .unwrap()
+}
+
+/// A `returned_at` in the file records the return as `winback returned` does, as of its
+/// date, once however often the file comes; a later churn date starts a new sequence.
+#[test]
+fn a_returned_at_in_the_file_stops_the_sequence_once_and_a_later_churn_starts_again() {
+    let (_dir, config, mut store, now) = fixture();
+    import_one(&mut store, &config, now, record(1, "2025-06-01"));
+    assert_eq!(standing(&store, 1).0, "active");
+
+    let back = ClientRecord {
+        returned_at: ChurnedAt::parse("2025-12-01"),
+        ..record(1, "2025-06-01")
+    };
+    let outcome = import_one(&mut store, &config, now, back.clone());
+    assert!(outcome.applied, "{outcome:?}");
+    assert_eq!((outcome.counts.returned, outcome.counts.unchanged), (1, 1));
+    assert_eq!(
+        standing(&store, 1),
+        (
+            "returned".to_string(),
+            1,
+            Some("2025-12-01T00:00:00.000000Z".to_string())
+        )
+    );
+    assert!(
+        store
+            .claim_due(&config, now + chrono::Duration::days(400), 10)
+            .unwrap()
+            .is_empty()
+    );
+
+    // The same file again: nothing more.
+    let outcome = import_one(&mut store, &config, now, back);
+    assert_eq!((outcome.counts.returned, outcome.counts.unchanged), (0, 1));
+    assert_eq!(events(&store, "returned"), 1);
+
+    // Left again after the return: a new sequence, whatever the file still says of the
+    // return; and only one, however often that file comes.
+    let left = ClientRecord {
+        returned_at: ChurnedAt::parse("2025-12-01"),
+        ..record(1, "2025-12-20")
+    };
+    for _ in 0..2 {
+        let outcome = import_one(&mut store, &config, now, left.clone());
+        assert_eq!(outcome.counts.returned, 0);
+    }
+    assert_eq!(standing(&store, 1), ("active".to_string(), 2, None));
+    assert_eq!(events(&store, "churned_again"), 1);
+}
+
+/// A client the file brings in already back is enrolled and stopped at once, as an
+/// import followed by `winback returned` would leave them: never mailed.
+#[test]
+fn a_new_client_who_already_came_back_is_never_mailed() {
+    let (_dir, config, mut store, now) = fixture();
+    let rows = (0..3).map(|i| {
+        let returned_at = (i == 1).then(|| ChurnedAt::parse("2025-12-01T09:30:00Z").unwrap());
+        Ok((
+            i as u64 + 2,
+            ClientRecord {
+                returned_at,
+                ..record(i, "2025-06-01")
+            },
+        ))
+    });
+    let outcome = store
+        .import(rows, &config, now, false, &mut |_| {})
+        .unwrap();
+    assert_eq!((outcome.counts.added, outcome.counts.returned), (3, 1));
+    assert_eq!(
+        standing(&store, 1),
+        (
+            "returned".to_string(),
+            1,
+            Some("2025-12-01T09:30:00.000000Z".to_string())
+        )
+    );
+    let claimed = store
+        .claim_due(&config, now + chrono::Duration::days(1), 10)
+        .unwrap();
+    let mut mailed: Vec<_> = claimed.iter().map(|c| c.client.email.as_str()).collect();
+    mailed.sort_unstable();
+    assert_eq!(mailed, ["c0@client.example", "c2@client.example"]);
+}
+
+/// A return dated in the future is a bad row: named with its line, and nothing of the
+/// file is applied. A `returned_at` column read as a custom field is the return all the
+/// same, and no template field.
+#[test]
+fn a_return_in_the_future_is_a_bad_row_and_a_returned_at_field_is_the_return() {
+    let (_dir, config, mut store, now) = fixture();
+    let future = ClientRecord {
+        returned_at: ChurnedAt::parse("2026-03-01"),
+        ..record(2, "2025-06-01")
+    };
+    let rows = vec![Ok((2, record(1, "2025-06-01"))), Ok((3, future))];
+    let outcome = store
+        .import(rows.into_iter(), &config, now, false, &mut |_| {})
+        .unwrap();
+    assert!(!outcome.applied);
+    assert_eq!(outcome.errors.len(), 1);
+    assert_eq!(outcome.errors[0].line, 3);
+    assert!(
+        outcome.errors[0]
+            .reason
+            .starts_with("returned_at 2026-03-01 is in the future"),
+        "{:?}",
+        outcome.errors
+    );
+    let clients: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM clients", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(clients, 0);
+
+    let as_field = ClientRecord {
+        fields: [("returned_at".to_string(), "2025-12-01".to_string())].into(),
+        ..record(1, "2025-06-01")
+    };
+    let outcome = import_one(&mut store, &config, now, as_field);
+    assert_eq!(outcome.counts.returned, 1);
+    assert_eq!(standing(&store, 1).0, "returned");
+    let stored = load_by_email(&store.conn, "c1@client.example")
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.record.fields.is_empty(),
+        "{:?}",
+        stored.record.fields
+    );
+}

@@ -246,21 +246,95 @@ impl Store {
         if client.returned_at.is_some() {
             return Ok(ReturnOutcome::AlreadyReturned);
         }
-        tx.execute(
-            "UPDATE clients SET returned_at = ?2, updated_at = ?2 WHERE id = ?1",
-            params![client.id, fmt_time(now)],
-        )?;
-        let stopped = stop_client(&tx, client.id, EnrollmentState::Returned, now)?;
-        log_event(
-            &tx,
-            now,
-            Some(client.id),
-            "returned",
-            "came back as a client",
-        )?;
+        let stopped = mark_returned(&tx, client.id, now, now, "came back as a client")?;
         tx.commit()?;
         Ok(ReturnOutcome::Recorded { stopped })
     }
+
+    /// Opts every address of a list out, in one transaction (see [`opt_out`]): all of
+    /// them or, on an error, none.
+    pub(crate) fn record_opt_outs(
+        &mut self,
+        emails: &[String],
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BulkOutcome> {
+        let tx = self.write_tx()?;
+        let mut outcome = BulkOutcome::default();
+        for email in emails {
+            let (newly, known) = opt_out_known(&tx, email, source, now)?;
+            if newly {
+                outcome.new += 1;
+            } else {
+                outcome.already += 1;
+            }
+            outcome.unknown += u64::from(!known);
+        }
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    /// Records every known client of a list as returned at `now`, in one transaction:
+    /// their sequences stop, as [`Store::record_return`] does for one. An address that is
+    /// no former client changes nothing; one already returned keeps its first return.
+    pub(crate) fn record_returns(
+        &mut self,
+        emails: &[String],
+        now: DateTime<Utc>,
+        detail: &str,
+    ) -> Result<BulkOutcome> {
+        let tx = self.write_tx()?;
+        let mut outcome = BulkOutcome::default();
+        for email in emails {
+            let found: Option<(i64, bool)> = tx
+                .prepare_cached("SELECT id, returned_at IS NOT NULL FROM clients WHERE email = ?1")?
+                .query_row(params![normalize_email(email)], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            match found {
+                None => outcome.unknown += 1,
+                Some((_, true)) => outcome.already += 1,
+                Some((id, false)) => {
+                    mark_returned(&tx, id, now, now, detail)?;
+                    outcome.new += 1;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(outcome)
+    }
+}
+
+/// What a list of addresses came to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct BulkOutcome {
+    /// Recorded now (an opt-out of an address never imported included).
+    pub new: u64,
+    /// Already opted out, or already returned: nothing changed.
+    pub already: u64,
+    /// Not a known former client: an opt-out still stands for the address (and is
+    /// counted in `new` or `already` too); a return changes nothing (and is counted only
+    /// here).
+    pub unknown: u64,
+}
+
+/// Records that client `client_id` came back at `at` (recorded `now`): their active
+/// sequences stop as returned and their queued retries are cancelled; a later churn date
+/// starts a new sequence (see [`lifecycle::churned_again`]). Returns how many sequences
+/// stopped. The caller has checked that no return is recorded yet.
+pub(crate) fn mark_returned(
+    tx: &Connection,
+    client_id: i64,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    detail: &str,
+) -> Result<usize> {
+    tx.prepare_cached("UPDATE clients SET returned_at = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![client_id, fmt_time(at), fmt_time(now)])?;
+    let stopped = stop_client(tx, client_id, EnrollmentState::Returned, now)?;
+    log_event(tx, now, Some(client_id), "returned", detail)?;
+    Ok(stopped)
 }
 
 /// Records an opt-out from `source` for an address (imported or not) and stops the
@@ -274,18 +348,29 @@ pub(crate) fn opt_out(
     source: &str,
     now: DateTime<Utc>,
 ) -> Result<bool> {
+    opt_out_known(tx, email, source, now).map(|(newly, _)| newly)
+}
+
+/// [`opt_out`], and whether the address is a known former client.
+fn opt_out_known(
+    tx: &Transaction<'_>,
+    email: &str,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<(bool, bool)> {
     let email = normalize_email(email);
     // A person forgotten under an older spelling is found (and no address is stored).
     super::addresses::heal_suppression(tx, &email)?;
     let before = suppress(tx, &email, &Suppression::new(Reason::OptOut, source), now)?;
     let newly = !before.is_some_and(|s| s.is_opt_out());
-    if let Some(id) = id_by_email(tx, &email)? {
+    let id = id_by_email(tx, &email)?;
+    if let Some(id) = id {
         stop_client(tx, id, EnrollmentState::OptedOut, now)?;
         if newly {
             log_event(tx, now, Some(id), "opt_out", source)?;
         }
     }
-    Ok(newly)
+    Ok((newly, id.is_some()))
 }
 
 /// Records `new` for a (normalised) address, keeping whichever of it and the stored one
