@@ -9,6 +9,7 @@
 //! and returns. SIGHUP reads the configuration and templates again, checked as at start,
 //! and applies them between passes; a file that fails keeps the running one.
 
+mod customers;
 mod lock;
 mod mailboxes;
 mod sync;
@@ -27,6 +28,7 @@ use crate::import::SyncWatch;
 use crate::mail::Renderer;
 use crate::setup::Setup;
 use crate::store::{SharedStore, Store};
+use customers::sync_customers;
 use lock::DaemonLock;
 use sync::sync_clients;
 
@@ -367,6 +369,7 @@ pub(crate) async fn run(
             .await?;
     }
     let mut watch = SyncWatch::default();
+    let mut customers_watch = SyncWatch::default();
     let stopping = Arc::new(AtomicBool::new(false));
     tracing::info!(database = %config.database_path.display(), smtp = %redact(&config.smtp.url), once, "winback started");
 
@@ -391,7 +394,9 @@ pub(crate) async fn run(
                 );
             }
         }
+        // Clients first, then who among them is a customer again: both before the pass.
         sync_clients(&deliverer, &mut watch).await?;
+        sync_customers(&deliverer, &mut customers_watch).await?;
         if !std::mem::take(&mut first) {
             settle_stuck(&deliverer).await;
         }

@@ -106,12 +106,26 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Opt a person out of everything, now and for good.
-    #[command(after_help = "Example: winback optout jane@example.com")]
-    Optout { email: String },
-    /// The client came back: stop their sequences and record the win.
-    #[command(after_help = "Example: winback returned jane@example.com")]
-    Returned { email: String },
+    /// Opt a person out of everything, now and for good (or everyone in a list).
+    #[command(
+        after_help = "Example: winback optout jane@example.com\n         winback optout --file do-not-contact.csv\n\nA list is one address per line, or a CSV file with an email column. Every line is checked first: if any is not an address, they are listed and nothing changes (unless --skip-invalid)."
+    )]
+    Optout {
+        #[arg(required_unless_present = "file")]
+        email: Option<String>,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    /// The client came back: stop their sequences and record the win (or everyone in a list).
+    #[command(
+        after_help = "Example: winback returned jane@example.com\n         winback returned --file new-customers.csv\n\nA list is one address per line, or a CSV file with an email column. Every line is checked first: if any is not an address, they are listed and nothing changes (unless --skip-invalid)."
+    )]
+    Returned {
+        #[arg(required_unless_present = "file")]
+        email: Option<String>,
+        #[command(flatten)]
+        list: ListArgs,
+    },
     /// Inspect and act on the outbox.
     #[command(
         subcommand,
@@ -214,6 +228,17 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// A list of addresses instead of one, for `optout` and `returned`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Read the addresses from FILE: one per line, or a CSV file with an email column.
+    #[arg(long, value_name = "FILE", conflicts_with = "email")]
+    pub file: Option<PathBuf>,
+    /// Apply the valid addresses even if some lines are not addresses (those are still listed).
+    #[arg(long, requires = "file")]
+    pub skip_invalid: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -320,8 +345,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Plan { days, format } => plan::run(&cli, *days, *format),
         Command::Status { format } => status::run(&cli, *format),
-        Command::Optout { email } => people::optout(&cli, email),
-        Command::Returned { email } => people::returned(&cli, email),
+        Command::Optout { email, list } => match &list.file {
+            Some(file) => people::optout_list(&cli, file, list.skip_invalid),
+            None => people::optout(&cli, email.as_deref().unwrap_or_default()),
+        },
+        Command::Returned { email, list } => match &list.file {
+            Some(file) => people::returned_list(&cli, file, list.skip_invalid),
+            None => people::returned(&cli, email.as_deref().unwrap_or_default()),
+        },
         Command::Outbox(OutboxCommand::List) => status::outbox_list(&cli),
         Command::Outbox(OutboxCommand::Resend { id }) => people::resend(&cli, *id),
         Command::Inbound { paths, format } => inbound::inbound(&cli, paths, *format),

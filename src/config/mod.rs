@@ -21,10 +21,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub(crate) use crate::domain::campaign::Campaign;
-pub(crate) use clients::{Clients, CsvFormat};
+pub(crate) use clients::{Clients, CsvFormat, Field};
 pub(crate) use imap_url::{ImapMailbox, ImapSecurity};
 pub(crate) use renames::{StoredCampaign, SuspectedRename, unconfirmed_renames};
 pub(crate) use smtp_url::{Endpoint, SmtpServer};
+pub(crate) use validate::normalize_header;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Config {

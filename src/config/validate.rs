@@ -7,6 +7,7 @@
 
 mod campaign;
 mod clients;
+pub(crate) use clients::normalize_header;
 mod dkim;
 mod inbound;
 

@@ -7,6 +7,7 @@
 //! absence is worth logging again; it reads metadata only and decides nothing about clients.
 
 pub(crate) mod csv;
+pub(crate) mod list;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;

@@ -247,34 +247,67 @@ impl Store {
     /// Keeps what the daemon's last look at the sync file found, for `status` and
     /// `/metrics`; a failed sync keeps the time of the last one applied.
     pub(crate) fn record_sync(&mut self, report: &SyncReport) -> Result<()> {
+        self.record_sync_of(SyncKind::Clients, report)
+    }
+
+    /// The daemon's last look at the sync file, if it ever looked.
+    pub(crate) fn last_sync(&self) -> Result<Option<SyncReport>> {
+        self.last_sync_of(SyncKind::Clients)
+    }
+}
+
+/// Which file a sync record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyncKind {
+    /// `[clients] sync_file`: former clients.
+    Clients,
+    /// `[clients] customers_file`: current customers, each recorded as returned.
+    Customers,
+}
+
+impl SyncKind {
+    /// Its `meta` key; the client sync's is the one `last_sync` has always used.
+    fn key(self) -> &'static str {
+        match self {
+            SyncKind::Clients => "last_sync",
+            SyncKind::Customers => "last_sync_customers",
+        }
+    }
+}
+
+impl Store {
+    /// [`Store::record_sync`] for either file: what the daemon's last look at it found
+    /// (for a customers file, `updated` counts the people newly recorded as returned and
+    /// `unchanged` the others).
+    pub(crate) fn record_sync_of(&mut self, kind: SyncKind, report: &SyncReport) -> Result<()> {
         let tx = self.write_tx()?;
         let mut report = report.clone();
         if report.outcome == SyncOutcome::Imported {
             report.last_imported_at = Some(report.at);
         } else if report.last_imported_at.is_none() {
-            report.last_imported_at = last_sync(&tx)?.and_then(|r| r.last_imported_at);
+            report.last_imported_at = stored_sync(&tx, kind)?.and_then(|r| r.last_imported_at);
         }
         let text = serde_json::to_string(&report)
             .map_err(|e| StoreError::Corrupt(format!("last sync: {e}")))?;
         tx.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_sync', ?1)",
-            params![text],
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![kind.key(), text],
         )?;
         tx.commit()?;
         Ok(())
     }
 
-    /// The daemon's last look at the sync file, if it ever looked.
-    pub(crate) fn last_sync(&self) -> Result<Option<SyncReport>> {
-        last_sync(&self.conn)
+    /// The daemon's last look at either file, if it ever looked.
+    pub(crate) fn last_sync_of(&self, kind: SyncKind) -> Result<Option<SyncReport>> {
+        stored_sync(&self.conn, kind)
     }
 }
 
-fn last_sync(conn: &Connection) -> Result<Option<SyncReport>> {
+fn stored_sync(conn: &Connection, kind: SyncKind) -> Result<Option<SyncReport>> {
     let text: Option<String> = conn
         .query_row(
-            "SELECT CAST(value AS TEXT) FROM meta WHERE key = 'last_sync'",
-            [],
+            "SELECT CAST(value AS TEXT) FROM meta WHERE key = ?1",
+            params![kind.key()],
             |r| r.get(0),
         )
         .optional()?;

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-pub(crate) use import::{ImportChunk, ImportOutcome, PreparedClient};
+pub(crate) use import::{ImportChunk, ImportOutcome, PreparedClient, SyncKind};
 pub(crate) use inbound::{Applied, Inbound, InboundRecord, InboxUndo};
 pub(crate) use notices::{NoticeCounts, NoticeResult};
 pub(crate) use outbox::{Claimed, Outcome, Start};

@@ -322,7 +322,8 @@ fn a_return_from_the_crm_stands_unless_a_later_churn_follows_it() {
     let c = campaign();
     let now = utc("2026-03-10T12:00:00Z");
     // (returned_at, churned_at, the return recorded)
-    let cases: &[(Option<&str>, &str, Option<DateTime<Utc>>)] = &[
+    type Case<'a> = (Option<&'a str>, &'a str, Option<DateTime<Utc>>);
+    let cases: &[Case] = &[
         (None, "2025-06-01", None),
         // A bare date is midnight in the campaign's zone (Paris).
         (

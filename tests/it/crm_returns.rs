@@ -1,0 +1,238 @@
+//! Returns and opt-outs from the CRM, through the real binary: `optout --file` and
+//! `returned --file` (every line checked first, bad lines named, nothing applied unless
+//! all are valid or `--skip-invalid`, a summary of what changed), and the daemon's syncs
+//! (`returned_at` in `[clients] sync_file`, `[clients] customers_file`) stopping
+//! sequences before the next pass, with a moved clock and a real SMTP server.
+
+use serde_json::Value;
+
+use crate::support::{Project, SmtpServer, settings};
+
+/// Everyone below left in January: past their 90 quiet days.
+const NOW: &str = "2026-06-02T15:00:00Z";
+/// 31 days after `NOW`: the newsletter (30 days after the survey) is due.
+const LATER: &str = "2026-07-03T15:00:00Z";
+
+fn config(smtp_url: &str, clients: &str) -> String {
+    format!(
+        r#"{settings}
+{clients}
+
+[[campaign]]
+name = "former-clients"
+send_at = "* * * * *"
+timezone = "UTC"
+
+  [[campaign.step]]
+  kind = "survey"
+  template = "survey"
+  subject = "May we ask why you left?"
+
+  [[campaign.step]]
+  kind = "newsletter"
+  after_days = 30
+  template = "newsletter"
+  subject = "What we've been working on"
+"#,
+        settings = settings(smtp_url, "127.0.0.1:0"),
+    )
+}
+
+fn winback(project: &Project, args: &[&str]) -> crate::support::Output {
+    let mut all = vec!["--now", NOW];
+    all.extend_from_slice(args);
+    project.winback(&all)
+}
+
+/// The suppression `export` shows for an address, if any.
+fn suppressed(project: &Project, email: &str) -> bool {
+    let out = winback(project, &["export", email]);
+    out.stdout.contains("\"opt_out\"")
+}
+
+/// The state of each of the person's sequences, from `export`.
+fn states(project: &Project, email: &str) -> Vec<String> {
+    let out = winback(project, &["export", email]);
+    out.assert_success();
+    let document: Value = serde_json::from_str(&out.stdout).expect("export is JSON");
+    document["enrollments"]
+        .as_array()
+        .unwrap_or_else(|| panic!("enrollments in {document}"))
+        .iter()
+        .map(|e| e["state"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn a_bulk_opt_out_with_a_bad_line_changes_nothing_unless_told_to_skip_it() {
+    let project = Project::new();
+    project.write_config(&config("file://outbox", ""));
+    project.write_file(
+        "clients.csv",
+        "email,churned_at\nann@x.example,2026-01-05\nbob@x.example,2026-01-05\nkim@x.example,2026-01-05\n",
+    );
+    winback(&project, &["import", "clients.csv"]).assert_success();
+    winback(&project, &["optout", "bob@x.example"]).assert_success();
+    project.write_file(
+        "do-not-contact.txt",
+        "ann@x.example\n\"BOB@x.example\"\nnot an address\nCara Jones <cara@x.example>\n  ann@X.example \n",
+    );
+
+    let refused = winback(&project, &["optout", "--file", "do-not-contact.txt"]);
+    assert_eq!(refused.code(), Some(1), "{refused:?}");
+    assert!(
+        refused.stderr.contains(
+            "do-not-contact.txt: line 3: \"not an address\" is not one valid email address"
+        ) && refused.stderr.contains("nothing changed")
+            && refused.stderr.contains("--skip-invalid"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!suppressed(&project, "ann@x.example"));
+    assert!(!suppressed(&project, "cara@x.example"));
+
+    let applied = winback(
+        &project,
+        &["optout", "--file", "do-not-contact.txt", "--skip-invalid"],
+    );
+    applied.assert_success();
+    assert!(
+        applied
+            .stdout
+            .contains("3 addresses; 1 repeated line counted once; 1 bad line skipped")
+            && applied
+                .stdout
+                .contains("opted out now: 2; already opted out: 1.")
+            && applied.stdout.contains("1 of them was never imported"),
+        "{}",
+        applied.stdout
+    );
+    assert!(suppressed(&project, "ann@x.example"));
+    assert!(
+        suppressed(&project, "cara@x.example"),
+        "never imported, opted out all the same"
+    );
+    // Kim alone is mailed.
+    winback(&project, &["run", "--once"]).assert_success();
+    let outbox: Vec<String> = std::fs::read_dir(project.path("outbox"))
+        .expect("the outbox")
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .collect();
+    assert_eq!(outbox.len(), 1);
+    assert!(outbox[0].contains("To: kim@x.example"), "{}", outbox[0]);
+}
+
+#[test]
+fn a_bulk_return_reads_a_csv_export_and_says_who_is_unknown() {
+    let project = Project::new();
+    project.write_config(&config("file://outbox", ""));
+    project.write_file(
+        "clients.csv",
+        "email,churned_at\nann@x.example,2026-01-05\nbob@x.example,2026-01-05\n",
+    );
+    winback(&project, &["import", "clients.csv"]).assert_success();
+    project.write_file(
+        "won.csv",
+        "Company;Email Address;Amount\nAcme;ann@x.example;1.200,50\nGlobex;bob@x;300\nInitech;new@y.example;10\n",
+    );
+    let refused = winback(&project, &["returned", "--file", "won.csv"]);
+    assert_eq!(refused.code(), Some(1), "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("won.csv: line 3: \"bob@x\" is not one valid email address"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(states(&project, "ann@x.example"), ["active"]);
+
+    project.write_file(
+        "won.csv",
+        "Company;Email Address;Amount\nAcme;ann@x.example;1.200,50\nInitech;new@y.example;10\n",
+    );
+    let applied = winback(&project, &["returned", "--file", "won.csv"]);
+    applied.assert_success();
+    assert!(
+        applied
+            .stdout
+            .contains("2 addresses from the column \"Email Address\"")
+            && applied.stdout.contains("recorded as returned: 1")
+            && applied.stdout.contains("already returned: 0")
+            && applied
+                .stdout
+                .contains("1 address is not a known former client"),
+        "{}",
+        applied.stdout
+    );
+    assert_eq!(states(&project, "ann@x.example"), ["returned"]);
+    assert_eq!(states(&project, "bob@x.example"), ["active"]);
+    let again = winback(&project, &["returned", "--file", "won.csv"]);
+    assert!(
+        again.stdout.contains("recorded as returned: 0")
+            && again.stdout.contains("already returned: 1"),
+        "{}",
+        again.stdout
+    );
+    // The one-address form is as it was.
+    let one = winback(&project, &["returned", "bob@x.example"]);
+    one.assert_success();
+    assert!(
+        one.stdout.contains("bob@x.example came back"),
+        "{}",
+        one.stdout
+    );
+}
+
+/// The daemon, moved a month on: a client whose CRM row gains a `returned_at`, and one
+/// who appears in the customers file, get no newsletter; the third one does.
+#[test]
+fn returns_from_the_sync_file_and_the_customers_file_stop_the_next_step() {
+    let smtp = SmtpServer::start(Value::Null);
+    let project = Project::new();
+    project.fill_placeholders();
+    project.write_config(&config(
+        &smtp.url(),
+        "[clients]\nsync_file = \"crm.csv\"\ncustomers_file = \"customers.csv\"\n",
+    ));
+    project.write_file(
+        "crm.csv",
+        "email,churned_at\nann@x.example,2026-01-05\nbob@x.example,2026-01-05\ncara@x.example,2026-01-05\n",
+    );
+    project.write_file(
+        "customers.csv",
+        "Email,Company\nold@customer.example,Old Co\n",
+    );
+    let run = project.winback(&["run", "--once", "--now", NOW]);
+    run.assert_success();
+    let surveys = smtp.messages();
+    assert_eq!(surveys.len(), 3, "{}", run.stderr);
+
+    project.write_file(
+        "crm.csv",
+        "email,churned_at,returned_at\nann@x.example,2026-01-05,\nbob@x.example,2026-01-05,2026-06-20\ncara@x.example,2026-01-05,\n",
+    );
+    project.write_file(
+        "customers.csv",
+        "Email,Company\nold@customer.example,Old Co\nCARA@x.example,Cara Co\n",
+    );
+    let run = project.winback(&["run", "--once", "--now", LATER]);
+    run.assert_success();
+    let after: Vec<Vec<String>> = smtp.messages()[surveys.len()..]
+        .iter()
+        .map(|m| m.rcpt_tos.clone())
+        .collect();
+    assert_eq!(after, [["ann@x.example"]], "{}", run.stderr);
+    assert_eq!(states(&project, "bob@x.example"), ["returned"]);
+    assert_eq!(states(&project, "cara@x.example"), ["returned"]);
+
+    // Cara's return is kept when she leaves the list: nothing more is sent to anyone.
+    project.write_file(
+        "customers.csv",
+        "Email,Company\nold@customer.example,Old Co\n",
+    );
+    project
+        .winback(&["run", "--once", "--now", "2026-09-01T15:00:00Z"])
+        .assert_success();
+    assert_eq!(smtp.messages().len(), surveys.len() + 1);
+    assert_eq!(states(&project, "cara@x.example"), ["returned"]);
+}
