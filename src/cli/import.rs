@@ -89,6 +89,12 @@ fn print_outcome(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
             c.unchanged,
             c.skipped
         );
+        if c.returned > 0 {
+            println!(
+                "{} recorded as returned (their returned_at): their sequences stopped.",
+                c.returned
+            );
+        }
     } else if skip_invalid {
         println!(
             "nothing imported: {} could not be read to its end (see the last line above), so even --skip-invalid would apply only part of it. Fix the file and import again.",

@@ -73,7 +73,7 @@ pub(super) async fn sync_clients(
     let done = match result {
         Ok(outcome) if outcome.applied => {
             let c = outcome.counts;
-            tracing::info!(file = %shown, added = c.added, updated = c.updated, unchanged = c.unchanged, "clients synced");
+            tracing::info!(file = %shown, added = c.added, updated = c.updated, unchanged = c.unchanged, returned = c.returned, "clients synced");
             SyncReport {
                 added: c.added,
                 updated: c.updated,

@@ -236,3 +236,49 @@ fn returns_from_the_sync_file_and_the_customers_file_stop_the_next_step() {
     assert_eq!(smtp.messages().len(), surveys.len() + 1);
     assert_eq!(states(&project, "cara@x.example"), ["returned"]);
 }
+
+#[test]
+fn an_import_records_a_returned_at_and_refuses_one_in_the_future() {
+    let project = Project::new();
+    project.write_config(&config("file://outbox", ""));
+    project.write_file(
+        "crm.csv",
+        "email,churned_at,returned_at\nann@x.example,2026-01-05,2026-05-01\nbob@x.example,2026-01-05,2026-07-01\n",
+    );
+    let refused = winback(&project, &["import", "crm.csv"]);
+    assert_eq!(refused.code(), Some(1), "{refused:?}");
+    assert!(
+        refused
+            .stdout
+            .contains("line 3: returned_at 2026-07-01 is in the future"),
+        "{}",
+        refused.stdout
+    );
+    project.write_file(
+        "crm.csv",
+        "email,churned_at,returned_at\nann@x.example,2026-01-05,2026-05-01\nbob@x.example,2026-01-05,\n",
+    );
+    let first = winback(&project, &["import", "crm.csv"]);
+    first.assert_success();
+    assert!(
+        first.stdout.contains("2 added") && first.stdout.contains("1 recorded as returned"),
+        "{}",
+        first.stdout
+    );
+    // The same file again: nothing more.
+    let again = winback(&project, &["import", "crm.csv"]);
+    assert!(
+        again.stdout.contains("2 unchanged") && !again.stdout.contains("recorded as returned"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(states(&project, "ann@x.example"), ["returned"]);
+    assert_eq!(states(&project, "bob@x.example"), ["active"]);
+    winback(&project, &["run", "--once"]).assert_success();
+    let outbox: Vec<String> = std::fs::read_dir(project.path("outbox"))
+        .expect("the outbox")
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .collect();
+    assert_eq!(outbox.len(), 1);
+    assert!(outbox[0].contains("To: bob@x.example"), "{}", outbox[0]);
+}
