@@ -138,28 +138,29 @@ fn cells(line: &str, delimiter: u8) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn is_email_header(cell: &str, format: &CsvFormat) -> bool {
-    let name = normalize_header(cell);
+/// The delimiter, index and header of the email column, if `line` is a header naming
+/// one: the column `[clients] columns.email` names, else a usual spelling of it.
+fn email_column(line: &str, format: &CsvFormat) -> Option<(u8, usize, String)> {
     let mapped = format
         .columns
         .iter()
-        .find(|(field, _)| *field == Field::Email);
-    match mapped {
-        Some((_, header)) => name == normalize_header(header),
-        None => EMAIL_HEADERS.contains(&name.as_str()),
-    }
-}
-
-/// The delimiter, index and header of the email column, if `line` is a header naming
-/// one.
-fn email_column(line: &str, format: &CsvFormat) -> Option<(u8, usize, String)> {
-    delimiters(format).into_iter().find_map(|delimiter| {
-        let cells = cells(line, delimiter);
-        let index = cells
-            .iter()
-            .position(|cell| is_email_header(cell, format))?;
-        Some((delimiter, index, cells[index].trim().to_owned()))
-    })
+        .find(|(field, _)| *field == Field::Email)
+        .map(|(_, header)| normalize_header(header));
+    let split: Vec<(u8, Vec<String>)> = delimiters(format)
+        .into_iter()
+        .map(|delimiter| (delimiter, cells(line, delimiter)))
+        .collect();
+    let find = |wanted: &dyn Fn(&str) -> bool| {
+        split.iter().find_map(|(delimiter, cells)| {
+            let index = cells
+                .iter()
+                .position(|cell| wanted(&normalize_header(cell)))?;
+            Some((*delimiter, index, cells[index].trim().to_owned()))
+        })
+    };
+    mapped
+        .and_then(|mapped| find(&|name| name == mapped))
+        .or_else(|| find(&|name| EMAIL_HEADERS.contains(&name)))
 }
 
 /// Whether `line` has several cells: a header without an email column, not an address.
@@ -303,6 +304,9 @@ mod tests {
             ..CsvFormat::default()
         };
         let list = read_list(b"Name,Contact: Email\nAnn,ann@x.example\n", &format).unwrap();
+        assert_eq!(list.addresses, ["ann@x.example"]);
+        // A list with the usual header is still read with a mapping set.
+        let list = read_list(b"email\nann@x.example\n", &format).unwrap();
         assert_eq!(list.addresses, ["ann@x.example"]);
     }
 

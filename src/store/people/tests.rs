@@ -632,3 +632,74 @@ fn forgetting_erases_the_person_and_keeps_them_unmailed_after_a_new_import() {
     assert!(!report.knew_person());
     assert_eq!(f.suppression("new@else.example").unwrap().1, "forgotten");
 }
+
+/// A list of opt-outs: each address once in the counts, an address never imported
+/// opted out all the same, and every sequence of a listed client stopped.
+#[test]
+fn a_list_of_opt_outs_counts_new_already_and_never_imported() {
+    let mut f = fixture();
+    f.import("pat@client.example");
+    f.import("sam@client.example");
+    f.import("kim@client.example");
+    f.store
+        .record_opt_out("sam@client.example", "link", now())
+        .unwrap();
+    let list = [
+        "pat@client.example",
+        "sam@client.example",
+        "new@elsewhere.example",
+    ]
+    .map(str::to_string);
+    let done = f.store.record_opt_outs(&list, "cli", now()).unwrap();
+    assert_eq!(
+        done,
+        BulkOutcome {
+            new: 2,
+            already: 1,
+            unknown: 1
+        }
+    );
+    assert_eq!(f.enrollment("pat@client.example").0, "opted_out");
+    assert_eq!(f.suppression("new@elsewhere.example").unwrap().2, "cli");
+    // The person's own opt-out became the operator's: their link cannot undo it.
+    assert_eq!(f.suppression("sam@client.example").unwrap().2, "cli");
+    let claimed = f.claim(now());
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].client.email, "kim@client.example");
+}
+
+/// A list of returns stops the known clients' sequences once; an unknown address
+/// changes nothing and no client is made for it.
+#[test]
+fn a_list_of_returns_stops_known_clients_once_and_ignores_strangers() {
+    let mut f = fixture();
+    f.import("pat@client.example");
+    f.import("kim@client.example");
+    let list = ["pat@client.example", "new@elsewhere.example"].map(str::to_string);
+    let done = f.store.record_returns(&list, now(), "listed").unwrap();
+    assert_eq!(
+        done,
+        BulkOutcome {
+            new: 1,
+            already: 0,
+            unknown: 1
+        }
+    );
+    assert_eq!(f.enrollment("pat@client.example").0, "returned");
+    assert_eq!(f.events("returned"), [(Some(1), "listed".to_string())]);
+    let again = f
+        .store
+        .record_returns(&list, now() + Duration::days(1), "listed")
+        .unwrap();
+    assert_eq!((again.new, again.already, again.unknown), (0, 1, 1));
+    assert_eq!(f.events("returned").len(), 1);
+    let clients: i64 = f
+        .store
+        .conn
+        .query_row("SELECT count(*) FROM clients", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(clients, 2);
+    let claimed = f.claim(now());
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].client.email, "kim@client.example");
+}
