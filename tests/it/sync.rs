@@ -1,0 +1,130 @@
+//! Before and after the CRM sync: `import --dry-run` (what an import would change, with
+//! nothing written) and how each sync is kept and shown (`status`, `report`, `/metrics`,
+//! `check`).
+
+use crate::support::Project;
+
+const NOW: &str = "2026-06-02T15:00:00Z";
+
+fn config(extra: &str) -> String {
+    format!(
+        r#"{settings}{extra}
+[[campaign]]
+name = "former-clients"
+send_at = "* * * * *"
+timezone = "America/New_York"
+
+  [[campaign.step]]
+  kind = "survey"
+  template = "survey"
+  subject = "May we ask why you left?"
+"#,
+        settings = crate::support::settings("file://outbox", "127.0.0.1:0"),
+    )
+}
+
+fn winback(project: &Project, args: &[&str]) -> crate::support::Output {
+    let mut all = vec!["--now", NOW];
+    all.extend_from_slice(args);
+    project.winback(&all)
+}
+
+/// The bytes of the database file and of its write-ahead log (none when absent or empty:
+/// a reader may leave an empty one behind, which holds nothing).
+fn database_bytes(project: &Project) -> (Vec<u8>, Vec<u8>) {
+    let read = |name: &str| std::fs::read(project.path(name)).unwrap_or_default();
+    (read("winback.db"), read("winback.db-wal"))
+}
+
+#[test]
+fn a_dry_run_lists_what_would_change_and_writes_nothing() {
+    let project = Project::new();
+    project.write_config(&config(""));
+    project.write_file(
+        "before.csv",
+        "email,name,company,churned_at,plan\n\
+         anna@x.example,Anna,A,2026-01-01,pro\n\
+         bob@x.example,Bob,B,2026-01-01,pro\n",
+    );
+    winback(&project, &["import", "before.csv"]).assert_success();
+    let mut rows = String::from("email,name,company,churned_at,plan\n");
+    rows.push_str("anna@x.example,Anna,Anna & Co,2026-01-01,basic\n");
+    rows.push_str("bob@x.example,Bob,B,2026-01-01,pro\n");
+    for i in 0..60 {
+        rows.push_str(&format!("new{i:02}@x.example,Zoë {i},,2026-02-01,\n"));
+    }
+    project.write_file("after.csv", &rows);
+    let before = database_bytes(&project);
+
+    let dry = winback(&project, &["import", "--dry-run", "after.csv"]);
+    dry.assert_success();
+    for line in [
+        "would add (60):",
+        "  new00@x.example",
+        "  … and 10 more",
+        "would update (1):",
+        "  anna@x.example: company \"A\" → \"Anna & Co\"; fields.plan \"pro\" → \"basic\"",
+        "dry run, nothing written: importing after.csv would add 60, update 1, leave 1 unchanged, mark 0 returned and skip 0",
+    ] {
+        assert!(
+            dry.stdout.lines().any(|l| l == line),
+            "missing {line:?} in:\n{}",
+            dry.stdout
+        );
+    }
+    assert!(!dry.stdout.contains("bob@x.example"), "{}", dry.stdout);
+    assert!(
+        database_bytes(&project) == before,
+        "the database is unchanged"
+    );
+
+    // With a bad row, the dry run says the import would be refused, as the import does.
+    project.write_file(
+        "bad.csv",
+        "email,churned_at\ncid@x.example,2026-01-01\nnot-an-address,2026-01-01\n",
+    );
+    let refused = winback(&project, &["import", "--dry-run", "bad.csv"]);
+    assert_eq!(refused.code(), Some(1), "{refused:?}");
+    assert!(
+        refused
+            .stdout
+            .contains("bad.csv: line 3: invalid email address")
+            && refused
+                .stdout
+                .contains("dry run, nothing written: the import would change nothing: 1 bad row"),
+        "{}",
+        refused.stdout
+    );
+    assert!(
+        database_bytes(&project) == before,
+        "the database is unchanged"
+    );
+
+    // The real import then does what the dry run said.
+    let real = winback(&project, &["import", "after.csv"]);
+    real.assert_success();
+    assert!(
+        real.stdout
+            .contains("imported after.csv: 60 added, 1 updated, 1 unchanged, 0 skipped"),
+        "{}",
+        real.stdout
+    );
+}
+
+#[test]
+fn a_dry_run_without_a_database_creates_none() {
+    let project = Project::new();
+    project.write_config(&config(""));
+    project.write_file(
+        "clients.csv",
+        "email,churned_at\nann@x.example,2026-01-01\n",
+    );
+    let dry = winback(&project, &["import", "--dry-run", "clients.csv"]);
+    dry.assert_success();
+    assert!(
+        dry.stdout.lines().any(|l| l == "  ann@x.example"),
+        "{}",
+        dry.stdout
+    );
+    assert!(!project.path("winback.db").exists());
+}
