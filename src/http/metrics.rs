@@ -165,7 +165,8 @@ pub(crate) fn exposition(metrics: &Metrics, now: DateTime<Utc>) -> String {
 
     // Only once the daemon has looked at a sync file: a series for a sync that is not
     // configured would only raise false alarms.
-    if let Some(sync) = &metrics.last_sync {
+    if let Some(run) = &metrics.last_sync {
+        let sync = &run.report;
         let seconds = |t: Option<DateTime<Utc>>| t.map_or(0, |t| t.timestamp()).to_string();
         family(
             "winback_sync_last_run_timestamp_seconds",
@@ -193,6 +194,12 @@ pub(crate) fn exposition(metrics: &Metrics, now: DateTime<Utc>) -> String {
             "gauge",
             "Bad rows in the client sync file when it was last read.",
             &[(String::new(), sync.bad_rows.to_string())],
+        );
+        family(
+            "winback_sync_failures_total",
+            "counter",
+            "Looks at the client sync files that imported nothing (refused, missing or unreadable), ever; a missing file counts at each look.",
+            &[(String::new(), metrics.sync_failures_total.to_string())],
         );
     }
     out
@@ -223,6 +230,7 @@ mod tests {
             queue_depth: 3,
             oldest_due: Some(now - chrono::Duration::milliseconds(90_500)),
             last_sync: None,
+            sync_failures_total: 0,
             blocked: 0,
             inbound: BTreeMap::from([("bounce".to_string(), 4)]),
         };
@@ -260,17 +268,22 @@ mod tests {
         let none = exposition(&Metrics::default(), now);
         assert!(!none.contains("winback_sync"), "{none}");
         let metrics = Metrics {
-            last_sync: Some(crate::domain::model::SyncReport {
-                at: now,
-                file: "crm.csv".to_string(),
-                outcome: crate::domain::model::SyncOutcome::Refused,
-                added: 0,
-                updated: 0,
-                unchanged: 0,
-                bad_rows: 2,
-                error: Some("line 3: missing email".to_string()),
-                last_imported_at: Some(now - chrono::Duration::days(1)),
+            last_sync: Some(crate::domain::model::SyncRun {
+                report: crate::domain::model::SyncReport {
+                    at: now,
+                    file: "crm.csv".to_string(),
+                    outcome: crate::domain::model::SyncOutcome::Refused,
+                    added: 0,
+                    updated: 0,
+                    unchanged: 0,
+                    bad_rows: 2,
+                    error: Some("line 3: missing email".to_string()),
+                    last_imported_at: Some(now - chrono::Duration::days(1)),
+                },
+                first_at: now,
+                looks: 1,
             }),
+            sync_failures_total: 5,
             ..Metrics::default()
         };
         let text = exposition(&metrics, now);
@@ -279,6 +292,8 @@ mod tests {
             "winback_sync_last_success_timestamp_seconds 1780221600",
             "winback_sync_ok 0",
             "winback_sync_bad_rows 2",
+            "# TYPE winback_sync_failures_total counter",
+            "winback_sync_failures_total 5",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -1,5 +1,5 @@
 //! The import's fast path: former clients upserted by address from a CRM file, each new
-//! one enrolled at once, and what the daemon's last look at its sync file found.
+//! one enrolled at once; and the in-memory copy a dry run imports into.
 //!
 //! An import runs in one transaction: a file with bad rows changes nothing unless the
 //! operator asks to skip them. Suppressions (opt-outs, bounces) are keyed by address and
@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Statement, Transaction, params};
+use rusqlite::{Connection, OpenFlags, Statement, Transaction, params};
 
 use super::clients::{ClientFacts, fields_json, load_by_email};
 use super::enroll;
@@ -17,8 +17,8 @@ use super::{Result, Store, StoreError, fmt_time, log_event};
 use crate::config::Config;
 use crate::domain::changes::{FieldChange, field_changes};
 use crate::domain::lifecycle;
+use crate::domain::model::ClientRecord;
 use crate::domain::model::RowError;
-use crate::domain::model::{ClientRecord, SyncOutcome, SyncReport};
 
 /// Bad rows kept for the report; beyond this they are only counted.
 const MAX_REPORTED_ERRORS: usize = 1000;
@@ -294,45 +294,6 @@ impl Store {
         store.migrate()?;
         Ok(store)
     }
-
-    /// Keeps what the daemon's last look at the sync file found, for `status` and
-    /// `/metrics`; a failed sync keeps the time of the last one applied.
-    pub(crate) fn record_sync(&mut self, report: &SyncReport) -> Result<()> {
-        let tx = self.write_tx()?;
-        let mut report = report.clone();
-        if report.outcome == SyncOutcome::Imported {
-            report.last_imported_at = Some(report.at);
-        } else if report.last_imported_at.is_none() {
-            report.last_imported_at = last_sync(&tx)?.and_then(|r| r.last_imported_at);
-        }
-        let text = serde_json::to_string(&report)
-            .map_err(|e| StoreError::Corrupt(format!("last sync: {e}")))?;
-        tx.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_sync', ?1)",
-            params![text],
-        )?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// The daemon's last look at the sync file, if it ever looked.
-    pub(crate) fn last_sync(&self) -> Result<Option<SyncReport>> {
-        last_sync(&self.conn)
-    }
-}
-
-fn last_sync(conn: &Connection) -> Result<Option<SyncReport>> {
-    let text: Option<String> = conn
-        .query_row(
-            "SELECT CAST(value AS TEXT) FROM meta WHERE key = 'last_sync'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    text.map(|text| {
-        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("last sync: {e}")))
-    })
-    .transpose()
 }
 
 /// Adds a client if the address is new (one index search when it is, as most rows of a

@@ -21,6 +21,7 @@ mod people;
 mod renames;
 mod report;
 mod shared;
+mod syncs;
 mod views;
 
 use std::path::{Path, PathBuf};

@@ -238,11 +238,11 @@ fn the_last_sync_is_shown_and_every_failure_is_logged() {
     let port = free_port();
     let project = syncing_project(port);
 
-    // Missing: `check` says so, the daemon logs an error, `status` shows it.
+    // Missing: `check` fails, the daemon logs an error, `status` shows it.
     let check = winback(&project, &["check"]);
-    check.assert_success();
+    assert_eq!(check.code(), Some(1), "{check:?}");
     assert!(
-        check.stdout.contains("warning: [clients] sync_file: ")
+        check.stdout.contains("[clients] sync_file: ")
             && check.stdout.contains("crm.csv does not exist"),
         "{}",
         check.stdout

@@ -128,3 +128,105 @@ fn a_dry_run_without_a_database_creates_none() {
     );
     assert!(!project.path("winback.db").exists());
 }
+
+#[test]
+fn every_failed_sync_is_logged_counted_across_restarts_and_shown_everywhere() {
+    let port = crate::support::free_port();
+    let project = Project::new();
+    let text = config("\n[clients]\nsync_file = \"crm.csv\"\ncustomers_file = \"customers.csv\"\n")
+        .replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        );
+    project.write_config(&text);
+
+    // `check` fails while a CRM file it names cannot be read, saying which and why.
+    let check = winback(&project, &["check"]);
+    assert_eq!(check.code(), Some(1), "{check:?}");
+    assert!(
+        check.stdout.contains("2 problems with the client files:")
+            && check.stdout.contains("[clients] sync_file: ")
+            && check.stdout.contains("crm.csv does not exist")
+            && check.stdout.contains("[clients] customers_file: ")
+            && !check.stdout.lines().any(|l| l == "ok"),
+        "{}",
+        check.stdout
+    );
+
+    // Each run of the daemon looks, logs an error and counts it; the count is stored.
+    for _ in 0..2 {
+        let run = winback(&project, &["run", "--once"]);
+        run.assert_success();
+        assert!(
+            run.stderr.contains("the client sync file cannot be read"),
+            "{}",
+            run.stderr
+        );
+    }
+    let status = winback(&project, &["status"]);
+    assert!(
+        status.stdout.contains("crm.csv: MISSING: the file does not exist (the same at 2 looks since 2026-06-02T15:00:00Z); last imported: never")
+            && status.stdout.lines().any(|l| l.starts_with("client sync failures so far: 2 ")),
+        "{}",
+        status.stdout
+    );
+
+    project.write_file("crm.csv", "email,churned_at\nann@x.example,2026-01-01\n");
+    winback(&project, &["run", "--once"]).assert_success();
+    let json: serde_json::Value =
+        serde_json::from_str(&winback(&project, &["status", "--format", "json"]).stdout).unwrap();
+    assert_eq!(json["sync_failures_total"], 2, "{json}");
+    assert_eq!(json["last_sync"]["outcome"], "imported", "{json}");
+    assert_eq!(json["syncs"][0]["added"], 1, "{json}");
+
+    // `/metrics` of a daemon started afterwards still counts them.
+    let daemon = project.spawn_winback(&["--now", NOW, "run"]);
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let mut metrics = String::new();
+    let up = crate::support::wait_until(std::time::Duration::from_secs(30), || {
+        metrics = reqwest::blocking::get(&url)
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        metrics.contains("winback_sync_ok")
+    });
+    daemon.stop(std::time::Duration::from_secs(10));
+    assert!(up, "{metrics}");
+    for line in [
+        "# TYPE winback_sync_failures_total counter",
+        "winback_sync_failures_total 2",
+        "winback_sync_ok 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in:\n{metrics}"
+        );
+    }
+
+    // The report lists the looks, newest first.
+    winback(&project, &["report", "--html", "report.html"]).assert_success();
+    let html = project.read_file("report.html");
+    let syncs = &html[html
+        .find("<section id=\"syncs\">")
+        .expect("a CRM sync section")..];
+    assert!(
+        syncs.contains("2 looks so far imported nothing")
+            && syncs.contains("imported: 1 added")
+            && syncs.contains("(2 looks)</td>")
+            && syncs.find("imported: 1 added") < syncs.find("data-outcome=\"missing\""),
+        "{syncs}"
+    );
+
+    // Only the customers file is left to fix; a folder is not a file.
+    std::fs::create_dir(project.path("customers.csv")).unwrap();
+    let check = winback(&project, &["check"]);
+    assert_eq!(check.code(), Some(1), "{check:?}");
+    assert!(
+        check.stdout.contains("1 problem with the client files:")
+            && check.stdout.contains("customers.csv is a folder"),
+        "{}",
+        check.stdout
+    );
+    std::fs::remove_dir(project.path("customers.csv")).unwrap();
+    project.write_file("customers.csv", "email\nann@x.example\n");
+    winback(&project, &["check"]).assert_success();
+}
