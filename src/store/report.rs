@@ -90,8 +90,8 @@ pub(crate) struct Metrics {
     pub queue_depth: u64,
     /// The earliest moment among those: how long the oldest due message has waited.
     pub oldest_due: Option<DateTime<Utc>>,
-    /// The daemon's latest look at a CRM file it syncs, if it ever looked.
-    pub last_sync: Option<crate::domain::model::SyncRun>,
+    /// The daemon's latest look at each CRM file it syncs, by file.
+    pub syncs: Vec<crate::domain::model::SyncRun>,
     /// Failed looks at those files, ever.
     pub sync_failures_total: u64,
     /// Messages waiting to be retried after a recipient's server refused them by policy.
@@ -240,7 +240,7 @@ impl Store {
             suppressions,
             queue_depth: (waiting + retries) as u64,
             oldest_due,
-            last_sync: self.last_sync()?,
+            syncs: self.latest_syncs()?,
             sync_failures_total: self.sync_failures_total()?,
             blocked: self
                 .conn

@@ -191,10 +191,14 @@ fn every_failed_sync_is_logged_counted_across_restarts_and_shown_everywhere() {
     });
     daemon.stop(std::time::Duration::from_secs(10));
     assert!(up, "{metrics}");
+    let ok = format!(
+        "winback_sync_ok{{file=\"{}\"}} 1",
+        project.path("crm.csv").display()
+    );
     for line in [
         "# TYPE winback_sync_failures_total counter",
         "winback_sync_failures_total 2",
-        "winback_sync_ok 1",
+        ok.as_str(),
     ] {
         assert!(
             metrics.lines().any(|l| l == line),
