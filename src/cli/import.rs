@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{Cli, load_config, open_store};
+use super::{Cli, Format, load_config, open_store};
 use crate::domain::model::printable;
 use crate::import::csv::ReadSummary;
 use crate::store::{ImportChanges, ImportOutcome, Store};
@@ -17,6 +17,7 @@ pub(super) fn run(
     file: &Path,
     skip_invalid: bool,
     dry_run: bool,
+    format: Format,
 ) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
     let mut store = if dry_run {
@@ -35,13 +36,18 @@ pub(super) fn run(
         true,
     )?;
     let (outcome, summary) = outcome;
-    for line in summary.lines() {
-        println!("{line}");
-    }
-    if dry_run {
-        print_dry_run(file, &outcome, skip_invalid);
+    if format == Format::Json {
+        let report = JsonReport::of(file, &outcome, &summary, dry_run);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_outcome(file, &outcome, skip_invalid);
+        for line in summary.lines() {
+            println!("{line}");
+        }
+        if dry_run {
+            print_dry_run(file, &outcome, skip_invalid);
+        } else {
+            print_outcome(file, &outcome, skip_invalid);
+        }
     }
     Ok(if outcome.error_count == 0 {
         ExitCode::SUCCESS
@@ -81,6 +87,55 @@ fn import_file(
         bar.finish_and_clear();
     }
     Ok(outcome)
+}
+
+/// `--format json`: the outcome, the reading summary's lines, and a dry run's changes.
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    file: String,
+    dry_run: bool,
+    /// False when bad rows kept the whole file out (or, in a dry run, would).
+    applied: bool,
+    counts: crate::store::ImportCounts,
+    bad_rows: Vec<JsonBadRow<'a>>,
+    /// All bad rows, including those beyond `bad_rows`.
+    bad_row_count: u64,
+    summary: Vec<String>,
+    /// A dry run's lists: added, updated (field, before, after), returned.
+    changes: Option<&'a ImportChanges>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonBadRow<'a> {
+    line: u64,
+    reason: &'a str,
+}
+
+impl<'a> JsonReport<'a> {
+    fn of(
+        file: &Path,
+        outcome: &'a ImportOutcome,
+        summary: &ReadSummary,
+        dry_run: bool,
+    ) -> JsonReport<'a> {
+        JsonReport {
+            file: file.display().to_string(),
+            dry_run,
+            applied: outcome.applied,
+            counts: outcome.counts,
+            bad_rows: outcome
+                .errors
+                .iter()
+                .map(|e| JsonBadRow {
+                    line: e.line,
+                    reason: &e.reason,
+                })
+                .collect(),
+            bad_row_count: outcome.error_count,
+            summary: summary.lines(),
+            changes: outcome.changes.as_ref().filter(|_| outcome.applied),
+        }
+    }
 }
 
 fn print_outcome(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {

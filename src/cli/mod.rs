@@ -75,7 +75,7 @@ pub enum Command {
     Check,
     /// Add or update former clients from a CSV file (upsert by email).
     #[command(
-        after_help = "Example: winback import config/clients.csv\n         winback import --dry-run config/clients.csv\n\nColumns: email, churned_at (required); name, first_name, company, churn_reason, timezone; any other column is a template field."
+        after_help = "Example: winback import config/clients.csv\n         winback import --dry-run --format json config/clients.csv\n\nColumns: email, churned_at (required); name, first_name, company, churn_reason, timezone; any other column is a template field."
     )]
     Import {
         file: PathBuf,
@@ -86,6 +86,8 @@ pub enum Command {
         /// skipped) and write nothing.
         #[arg(long)]
         dry_run: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// Run the daemon: schedule, deliver, serve the recipients' links.
     #[command(
@@ -320,7 +322,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             file,
             skip_invalid,
             dry_run,
-        } => import::run(&cli, file, *skip_invalid, *dry_run),
+            format,
+        } => import::run(&cli, file, *skip_invalid, *dry_run, *format),
         Command::Run { once } => {
             let setup = Setup::load(&cli.config, clock(&cli)).map_err(|e| anyhow!("{e}"))?;
             crate::daemon::start(setup, *once, crate::daemon::shutdown_signal())?;

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-pub(crate) use import::{ImportChanges, ImportChunk, ImportOutcome, PreparedClient};
+pub(crate) use import::{ImportChanges, ImportChunk, ImportCounts, ImportOutcome, PreparedClient};
 pub(crate) use inbound::{Applied, Inbound, InboundRecord, InboxUndo};
 pub(crate) use notices::{NoticeCounts, NoticeResult};
 pub(crate) use outbox::{Claimed, Outcome, Start};

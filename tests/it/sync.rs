@@ -78,6 +78,35 @@ fn a_dry_run_lists_what_would_change_and_writes_nothing() {
         "the database is unchanged"
     );
 
+    // The same as JSON, for a script.
+    let json = winback(
+        &project,
+        &["import", "--dry-run", "--format", "json", "after.csv"],
+    );
+    json.assert_success();
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(
+        (
+            &json["dry_run"],
+            &json["counts"]["added"],
+            &json["counts"]["updated"]
+        ),
+        (&true.into(), &60.into(), &1.into()),
+        "{json}"
+    );
+    assert_eq!(json["changes"]["added"].as_array().map(Vec::len), Some(50));
+    assert_eq!(
+        json["changes"]["updated"][0],
+        serde_json::json!({"email": "anna@x.example", "fields": [
+            {"field": "company", "before": "A", "after": "Anna & Co"},
+            {"field": "fields.plan", "before": "pro", "after": "basic"},
+        ]})
+    );
+    assert!(
+        database_bytes(&project) == before,
+        "the database is unchanged"
+    );
+
     // With a bad row, the dry run says the import would be refused, as the import does.
     project.write_file(
         "bad.csv",
