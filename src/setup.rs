@@ -71,9 +71,13 @@ pub(crate) struct Setup {
     /// The mail templates, compiled and checked (a placeholder left in one is not an
     /// error here: its messages are held; see [`Renderer::placeholders`]).
     pub renderer: Renderer,
-    /// Worth a look, not a refusal: the configuration's warnings, a sync file not there
-    /// yet, a database that could not be read for renames. `check` prints them.
+    /// Worth a look, not a refusal: the configuration's warnings, a database that could
+    /// not be read for renames. `check` prints them.
     pub warnings: Vec<String>,
+    /// The CRM files `[clients]` names that cannot be read now: errors for `check`, but
+    /// not a refusal to `run`, whose sync imports a file once it appears (and logs an
+    /// error at each look until then): sending must not wait for a late CRM export.
+    pub client_files: Vec<String>,
 }
 
 /// Why [`Setup::load`] refused.
@@ -113,16 +117,13 @@ impl Setup {
             clock,
             secrets,
         } = Base::load(path, clock).map_err(SetupError::Config)?;
+        let client_files = client_file_problems(&config);
+        // A refusal is printed with the warnings: the client files' problems go with them.
         let mut warnings: Vec<String> = config.warnings.iter().map(|w| w.to_string()).collect();
-        if let Some(sync_file) = &config.clients.sync_file
-            && !sync_file.exists()
-        {
-            warnings.push(format!(
-                "[clients] sync_file: {} does not exist; the daemon imports it once it appears and logs an error until then (check the path, and that the CRM export has run)",
-                sync_file.display()
-            ));
-        }
-        let refused = |warnings, refusal| SetupError::Refused { warnings, refusal };
+        let refused = |mut warnings: Vec<String>, refusal| {
+            warnings.extend(client_files.iter().cloned());
+            SetupError::Refused { warnings, refusal }
+        };
         if let Some(problem) =
             smtp_login_problem(&config, &secrets).or_else(|| imap_login_problem(&config, &secrets))
         {
@@ -157,8 +158,43 @@ impl Setup {
             secrets,
             renderer,
             warnings,
+            client_files,
         })
     }
+}
+
+/// The CRM files `[clients]` names (`sync_file`, `customers_file`) that cannot be read
+/// now, each in a sentence with what to do.
+fn client_file_problems(config: &Config) -> Vec<String> {
+    let files = [
+        ("sync_file", &config.clients.sync_file),
+        ("customers_file", &config.clients.customers_file),
+    ];
+    files
+        .into_iter()
+        .filter_map(|(key, file)| {
+            let file = file.as_ref()?;
+            let shown = file.display();
+            let problem = match std::fs::metadata(file) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
+                    "[clients] {key}: {shown} does not exist; the daemon imports nothing from it, and logs an error at each look, until it does. Check the path (a relative one starts at the configuration file's folder) and that the CRM export has run"
+                ),
+                Err(e) => format!(
+                    "[clients] {key}: {shown} cannot be examined ({e}); let the user winback runs as open the folder, or point {key} at the export"
+                ),
+                Ok(meta) if meta.is_dir() => format!(
+                    "[clients] {key}: {shown} is a folder; point {key} at the CSV file the CRM exports into it"
+                ),
+                Ok(_) => match std::fs::File::open(file) {
+                    Ok(_) => return None,
+                    Err(e) => format!(
+                        "[clients] {key}: {shown} cannot be read ({e}); let the user winback runs as read it, or point {key} at a copy it can read"
+                    ),
+                },
+            };
+            Some(problem)
+        })
+        .collect()
 }
 
 /// As `run` reports it: one sentence, or the list of what to fix.

@@ -4,7 +4,8 @@
 //! Nothing is checked here that `Setup::load` does not check: this file prints. A
 //! placeholder left in a template (`[EDIT: ...]`) fails the check when mail goes to a
 //! real server, and is a warning while it only goes to files; either way the daemon
-//! holds such a message rather than send it.
+//! holds such a message rather than send it. A CRM file `[clients]` names that cannot
+//! be read fails the check; the daemon runs without it (and logs it at each look).
 
 use std::process::ExitCode;
 
@@ -44,6 +45,17 @@ pub(super) fn run(loaded: Result<Setup, SetupError>) -> anyhow::Result<ExitCode>
     }
     for p in placeholders {
         println!("warning: {p}");
+    }
+    if !setup.client_files.is_empty() {
+        let n = setup.client_files.len();
+        println!(
+            "{n} problem{} with the client files:",
+            if n == 1 { "" } else { "s" }
+        );
+        for problem in &setup.client_files {
+            println!("  {}: {problem}", config.file.display());
+        }
+        return Ok(ExitCode::FAILURE);
     }
     println!("ok");
     for c in &config.campaigns {

@@ -1,16 +1,32 @@
-//! `winback import FILE`: validate every row, then upsert, all or nothing.
+//! `winback import FILE`: validate every row, then upsert, all or nothing; with
+//! `--dry-run`, the same import into an in-memory copy of the database, and what it
+//! changed listed. Writes nothing else.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::{Cli, load_config, open_store};
+use anyhow::Context;
+
+use super::{Cli, Format, load_config, open_store};
 use crate::domain::model::printable;
 use crate::import::csv::ReadSummary;
-use crate::store::ImportOutcome;
+use crate::store::{ImportChanges, ImportOutcome, Store};
 
-pub(super) fn run(cli: &Cli, file: &Path, skip_invalid: bool) -> anyhow::Result<ExitCode> {
+pub(super) fn run(
+    cli: &Cli,
+    file: &Path,
+    skip_invalid: bool,
+    dry_run: bool,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
-    let mut store = open_store(&setup.config)?;
+    let mut store = if dry_run {
+        // The real import, into a copy: what it shows is what the import would do.
+        let path = &setup.config.database_path;
+        Store::dry_run_copy(path).with_context(|| format!("reading {}", path.display()))?
+    } else {
+        open_store(&setup.config)?
+    };
     let outcome = import_file(
         &mut store,
         &setup.config,
@@ -20,10 +36,19 @@ pub(super) fn run(cli: &Cli, file: &Path, skip_invalid: bool) -> anyhow::Result<
         true,
     )?;
     let (outcome, summary) = outcome;
-    for line in summary.lines() {
-        println!("{line}");
+    if format == Format::Json {
+        let report = JsonReport::of(file, &outcome, &summary, dry_run);
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for line in summary.lines() {
+            println!("{line}");
+        }
+        if dry_run {
+            print_dry_run(file, &outcome, skip_invalid);
+        } else {
+            print_outcome(file, &outcome, skip_invalid);
+        }
     }
-    print_outcome(file, &outcome, skip_invalid);
     Ok(if outcome.error_count == 0 {
         ExitCode::SUCCESS
     } else {
@@ -64,21 +89,57 @@ fn import_file(
     Ok(outcome)
 }
 
+/// `--format json`: the outcome, the reading summary's lines, and a dry run's changes.
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    file: String,
+    dry_run: bool,
+    /// False when bad rows kept the whole file out (or, in a dry run, would).
+    applied: bool,
+    counts: crate::store::ImportCounts,
+    bad_rows: Vec<JsonBadRow<'a>>,
+    /// All bad rows, including those beyond `bad_rows`.
+    bad_row_count: u64,
+    summary: Vec<String>,
+    /// A dry run's lists: added, updated (field, before, after), returned.
+    changes: Option<&'a ImportChanges>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonBadRow<'a> {
+    line: u64,
+    reason: &'a str,
+}
+
+impl<'a> JsonReport<'a> {
+    fn of(
+        file: &Path,
+        outcome: &'a ImportOutcome,
+        summary: &ReadSummary,
+        dry_run: bool,
+    ) -> JsonReport<'a> {
+        JsonReport {
+            file: file.display().to_string(),
+            dry_run,
+            applied: outcome.applied,
+            counts: outcome.counts,
+            bad_rows: outcome
+                .errors
+                .iter()
+                .map(|e| JsonBadRow {
+                    line: e.line,
+                    reason: &e.reason,
+                })
+                .collect(),
+            bad_row_count: outcome.error_count,
+            summary: summary.lines(),
+            changes: outcome.changes.as_ref().filter(|_| outcome.applied),
+        }
+    }
+}
+
 fn print_outcome(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
-    for e in &outcome.errors {
-        println!(
-            "{}: line {}: {}",
-            file.display(),
-            e.line,
-            printable(&e.reason)
-        );
-    }
-    let hidden = outcome
-        .error_count
-        .saturating_sub(outcome.errors.len() as u64);
-    if hidden > 0 {
-        println!("… and {hidden} more bad rows");
-    }
+    print_errors(file, outcome);
     let c = outcome.counts;
     if outcome.applied {
         println!(
@@ -95,17 +156,104 @@ fn print_outcome(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
                 c.returned
             );
         }
-    } else if skip_invalid {
-        println!(
-            "nothing imported: {} could not be read to its end (see the last line above), so even --skip-invalid would apply only part of it. Fix the file and import again.",
-            file.display()
-        );
     } else {
+        println!("nothing imported: {}", refusal(file, outcome, skip_invalid));
+    }
+}
+
+/// What a dry run found: who would be added, updated (each changed field, old and new),
+/// marked returned, and the totals; the first few of each, then how many more.
+fn print_dry_run(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
+    print_errors(file, outcome);
+    let c = outcome.counts;
+    let Some(changes) = outcome.changes.as_ref().filter(|_| outcome.applied) else {
         println!(
-            "nothing imported: {} bad row{} in {}. Fix them and import again, or pass --skip-invalid to import only the good rows.",
+            "dry run, nothing written: the import would change nothing: {}",
+            refusal(file, outcome, skip_invalid)
+        );
+        return;
+    };
+    for line in change_lines(changes, c.added, c.updated) {
+        println!("{line}");
+    }
+    println!(
+        "dry run, nothing written: importing {} would add {}, update {}, leave {} unchanged, mark {} returned and skip {}",
+        file.display(),
+        c.added,
+        c.updated,
+        c.unchanged,
+        changes.returned_count,
+        c.skipped
+    );
+}
+
+/// The lists of a dry run, each under a heading with its total and ended by "… and N
+/// more" when it was cut short.
+fn change_lines(changes: &ImportChanges, added: u64, updated: u64) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut list = |heading: &str, total: u64, items: Vec<String>| {
+        if total == 0 {
+            return;
+        }
+        lines.push(format!("{heading} ({total}):"));
+        let shown = items.len() as u64;
+        lines.extend(items.into_iter().map(|item| format!("  {item}")));
+        if total > shown {
+            lines.push(format!("  … and {} more", total - shown));
+        }
+    };
+    let emails = |emails: &[String]| emails.iter().map(|e| printable(e).into_owned()).collect();
+    list("would add", added, emails(&changes.added));
+    list(
+        "would update",
+        updated,
+        changes
+            .updated
+            .iter()
+            .map(|u| {
+                let fields: Vec<String> = u.fields.iter().map(ToString::to_string).collect();
+                format!("{}: {}", printable(&u.email), fields.join("; "))
+            })
+            .collect(),
+    );
+    list(
+        "would mark returned",
+        changes.returned_count,
+        emails(&changes.returned),
+    );
+    lines
+}
+
+fn print_errors(file: &Path, outcome: &ImportOutcome) {
+    for e in &outcome.errors {
+        println!(
+            "{}: line {}: {}",
+            file.display(),
+            e.line,
+            printable(&e.reason)
+        );
+    }
+    let hidden = outcome
+        .error_count
+        .saturating_sub(outcome.errors.len() as u64);
+    if hidden > 0 {
+        println!("… and {hidden} more bad rows");
+    }
+}
+
+/// Why a file was not imported, and what to do.
+fn refusal(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) -> String {
+    if skip_invalid {
+        format!(
+            "{} could not be read to its end (see the last line above), so even --skip-invalid would apply only part of it. Fix the file and import again.",
+            file.display()
+        )
+    } else {
+        format!(
+            "{} bad row{} in {}. Fix them and import again, or pass --skip-invalid to import only the good rows.",
             outcome.error_count,
             if outcome.error_count == 1 { "" } else { "s" },
             file.display()
-        );
+        )
     }
 }

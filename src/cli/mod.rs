@@ -75,13 +75,19 @@ pub enum Command {
     Check,
     /// Add or update former clients from a CSV file (upsert by email).
     #[command(
-        after_help = "Example: winback import config/clients.csv\n\nColumns: email, churned_at (required); name, first_name, company, churn_reason, timezone; any other column is a template field."
+        after_help = "Example: winback import config/clients.csv\n         winback import --dry-run --format json config/clients.csv\n\nColumns: email, churned_at (required); name, first_name, company, churn_reason, timezone; any other column is a template field."
     )]
     Import {
         file: PathBuf,
         /// Import the good rows even if some are bad (the bad ones are still listed).
         #[arg(long)]
         skip_invalid: bool,
+        /// Show what the import would change (who is added, updated and how, returned,
+        /// skipped) and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// Run the daemon: schedule, deliver, serve the recipients' links.
     #[command(
@@ -337,7 +343,12 @@ pub(crate) fn open_store(config: &Config) -> anyhow::Result<Store> {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Check => check::run(Setup::load(&cli.config, clock(&cli))),
-        Command::Import { file, skip_invalid } => import::run(&cli, file, *skip_invalid),
+        Command::Import {
+            file,
+            skip_invalid,
+            dry_run,
+            format,
+        } => import::run(&cli, file, *skip_invalid, *dry_run, *format),
         Command::Run { once } => {
             let setup = Setup::load(&cli.config, clock(&cli)).map_err(|e| anyhow!("{e}"))?;
             crate::daemon::start(setup, *once, crate::daemon::shutdown_signal())?;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use super::{Cli, Format, load_config, open_store};
-use crate::domain::model::{SyncOutcome, SyncReport, printable};
+use crate::domain::model::{SyncOutcome, SyncRun, printable};
 use crate::store::{ATTENTION, MessageRow};
 
 pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
@@ -88,8 +88,14 @@ pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
             t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
     }
-    if let Some(sync) = &status.last_sync {
+    for sync in &status.syncs {
         println!("{}", sync_line(sync));
+    }
+    if status.sync_failures_total > 0 {
+        println!(
+            "client sync failures so far: {} (each look that imported nothing; the latest in `winback report`)",
+            status.sync_failures_total
+        );
     }
     if !status.attention.is_empty() {
         println!("needs attention (newest first):");
@@ -98,9 +104,10 @@ pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The daemon's last look at the sync file, in one line: what it imported, or why it
-/// imported nothing and when it last did.
-fn sync_line(sync: &SyncReport) -> String {
+/// The daemon's latest look at a sync file, in one line: what it imported, or why it
+/// imported nothing, since when, and when it last did.
+fn sync_line(run: &SyncRun) -> String {
+    let sync = &run.report;
     let time =
         |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let head = format!("last client sync: {}, {}", time(&sync.at), sync.file);
@@ -122,6 +129,15 @@ fn sync_line(sync: &SyncReport) -> String {
             outcome.as_str(),
             printable(sync.error.as_deref().unwrap_or("see the log"))
         ),
+    };
+    let why = if run.looks > 1 {
+        format!(
+            "{why} (the same at {} looks since {})",
+            run.looks,
+            time(&run.first_at)
+        )
+    } else {
+        why
     };
     let last = sync
         .last_imported_at

@@ -2,7 +2,8 @@
 //! customers, read once it changed and stopped changing, before the pass that follows.
 //! Every known former client in it is recorded as returned as of the sync (their
 //! sequences stop before the next claim); each outcome is logged and recorded for
-//! `status` like the client sync's.
+//! `status`, `report` and `/metrics` like the client sync's (`updated` counts the
+//! people newly recorded as returned, `unchanged` the others).
 //!
 //! Someone no longer in the list is not "un-returned": a list that lost a line is no
 //! word that they left (an export filtered or cut short would restart mail to
@@ -14,7 +15,6 @@ use crate::deliver::Deliverer;
 use crate::domain::model::{SyncOutcome, SyncReport, printable};
 use crate::import::list::ListError;
 use crate::import::{Look, SyncWatch};
-use crate::store::SyncKind;
 
 /// Records the customers in `[clients] customers_file` as returned if it changed since
 /// the last look, once it has stopped changing. A file with a line that is not an
@@ -106,11 +106,12 @@ pub(super) async fn sync_customers(
     Ok(())
 }
 
-/// Keeps a sync's outcome for `status`; failing to is logged, not fatal.
+/// Keeps a sync's outcome for `status`, `report` and `/metrics`; failing to is logged,
+/// not fatal.
 async fn record(deliverer: &Deliverer, report: SyncReport) {
     if let Err(error) = deliverer
         .store
-        .call(move |store| store.record_sync_of(SyncKind::Customers, &report))
+        .call(move |store| store.record_sync(&report))
         .await
     {
         tracing::error!(%error, "could not record the customers sync's outcome");

@@ -1,5 +1,5 @@
 //! The daemon's client sync: `[clients] sync_file` imported once it changed and stopped
-//! changing, each outcome logged and recorded for `status` and `/metrics`.
+//! changing, each outcome logged and recorded for `status`, `report` and `/metrics`.
 //!
 //! The import itself is `crate::import`; this decides only when to run it and what to
 //! say about it.
@@ -9,8 +9,9 @@ use crate::domain::model::{SyncOutcome, SyncReport};
 use crate::import::{Look, SyncWatch};
 
 /// Imports `[clients] sync_file` if it changed since the last look, once it has stopped
-/// changing. A bad file is logged and changes nothing; a missing one is logged (at once,
-/// then hourly). Each outcome is recorded for `status` and `/metrics`.
+/// changing. A bad file is logged and changes nothing; a missing one is logged at each
+/// look (at most every 30 s). Each outcome is recorded for `status`, `report` and
+/// `/metrics`.
 pub(super) async fn sync_clients(
     deliverer: &Deliverer,
     watch: &mut SyncWatch,

@@ -256,6 +256,29 @@ pub(crate) struct SyncReport {
     pub last_imported_at: Option<DateTime<Utc>>,
 }
 
+impl SyncReport {
+    /// Whether this look only repeats the failure `last` found (the same file, outcome
+    /// and error): kept as one more look of it rather than as a new sync. An import is
+    /// never a repeat.
+    pub(crate) fn repeats(&self, last: &SyncReport) -> bool {
+        self.outcome != SyncOutcome::Imported
+            && self.file == last.file
+            && self.outcome == last.outcome
+            && self.error == last.error
+            && self.bad_rows == last.bad_rows
+    }
+}
+
+/// A [`SyncReport`] as kept: looks in a row that found the same failure are one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct SyncRun {
+    #[serde(flatten)]
+    pub report: SyncReport,
+    /// The first of these looks (`report.at` is the latest).
+    pub first_at: DateTime<Utc>,
+    pub looks: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum SyncOutcome {

@@ -164,35 +164,53 @@ pub(crate) fn exposition(metrics: &Metrics, now: DateTime<Utc>) -> String {
     );
 
     // Only once the daemon has looked at a sync file: a series for a sync that is not
-    // configured would only raise false alarms.
-    if let Some(sync) = &metrics.last_sync {
+    // configured would only raise false alarms. One series per file (`sync_file`,
+    // `customers_file`), so one file's success never hides the other's failure.
+    if !metrics.syncs.is_empty() {
         let seconds = |t: Option<DateTime<Utc>>| t.map_or(0, |t| t.timestamp()).to_string();
+        let per_file = |value: &dyn Fn(&crate::domain::model::SyncReport) -> String| {
+            metrics
+                .syncs
+                .iter()
+                .map(|run| {
+                    (
+                        format!("{{file=\"{}\"}}", label_value(&run.report.file)),
+                        value(&run.report),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
         family(
             "winback_sync_last_run_timestamp_seconds",
             "gauge",
             "When the daemon last read (or missed) the client sync file, in Unix time.",
-            &[(String::new(), seconds(Some(sync.at)))],
+            &per_file(&|sync| seconds(Some(sync.at))),
         );
         family(
             "winback_sync_last_success_timestamp_seconds",
             "gauge",
             "When the client sync file was last imported, in Unix time; 0 if never.",
-            &[(String::new(), seconds(sync.last_imported_at))],
+            &per_file(&|sync| seconds(sync.last_imported_at)),
         );
         family(
             "winback_sync_ok",
             "gauge",
             "1 if the last look at the client sync file imported it; 0 if it was refused, missing or unreadable.",
-            &[(
-                String::new(),
-                u8::from(sync.outcome == crate::domain::model::SyncOutcome::Imported).to_string(),
-            )],
+            &per_file(&|sync| {
+                u8::from(sync.outcome == crate::domain::model::SyncOutcome::Imported).to_string()
+            }),
         );
         family(
             "winback_sync_bad_rows",
             "gauge",
             "Bad rows in the client sync file when it was last read.",
-            &[(String::new(), sync.bad_rows.to_string())],
+            &per_file(&|sync| sync.bad_rows.to_string()),
+        );
+        family(
+            "winback_sync_failures_total",
+            "counter",
+            "Looks at the client sync files that imported nothing (refused, missing or unreadable), ever; a missing file counts at each look.",
+            &[(String::new(), metrics.sync_failures_total.to_string())],
         );
     }
     out
@@ -222,7 +240,8 @@ mod tests {
             suppressions: BTreeMap::from([("opt_out".to_string(), 2)]),
             queue_depth: 3,
             oldest_due: Some(now - chrono::Duration::milliseconds(90_500)),
-            last_sync: None,
+            syncs: Vec::new(),
+            sync_failures_total: 0,
             blocked: 0,
             inbound: BTreeMap::from([("bounce".to_string(), 4)]),
         };
@@ -260,25 +279,32 @@ mod tests {
         let none = exposition(&Metrics::default(), now);
         assert!(!none.contains("winback_sync"), "{none}");
         let metrics = Metrics {
-            last_sync: Some(crate::domain::model::SyncReport {
-                at: now,
-                file: "crm.csv".to_string(),
-                outcome: crate::domain::model::SyncOutcome::Refused,
-                added: 0,
-                updated: 0,
-                unchanged: 0,
-                bad_rows: 2,
-                error: Some("line 3: missing email".to_string()),
-                last_imported_at: Some(now - chrono::Duration::days(1)),
-            }),
+            syncs: vec![crate::domain::model::SyncRun {
+                report: crate::domain::model::SyncReport {
+                    at: now,
+                    file: "crm.csv".to_string(),
+                    outcome: crate::domain::model::SyncOutcome::Refused,
+                    added: 0,
+                    updated: 0,
+                    unchanged: 0,
+                    bad_rows: 2,
+                    error: Some("line 3: missing email".to_string()),
+                    last_imported_at: Some(now - chrono::Duration::days(1)),
+                },
+                first_at: now,
+                looks: 1,
+            }],
+            sync_failures_total: 5,
             ..Metrics::default()
         };
         let text = exposition(&metrics, now);
         for line in [
-            "winback_sync_last_run_timestamp_seconds 1780308000",
-            "winback_sync_last_success_timestamp_seconds 1780221600",
-            "winback_sync_ok 0",
-            "winback_sync_bad_rows 2",
+            "winback_sync_last_run_timestamp_seconds{file=\"crm.csv\"} 1780308000",
+            "winback_sync_last_success_timestamp_seconds{file=\"crm.csv\"} 1780221600",
+            "winback_sync_ok{file=\"crm.csv\"} 0",
+            "winback_sync_bad_rows{file=\"crm.csv\"} 2",
+            "# TYPE winback_sync_failures_total counter",
+            "winback_sync_failures_total 5",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

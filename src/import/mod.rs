@@ -111,8 +111,10 @@ pub(crate) fn import_file(
 /// elsewhere and renaming it into place is safer still: the README says so.)
 pub(crate) const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// While the sync file stays missing, the error is logged again this often.
-const MISSING_REMINDER_MINUTES: i64 = 60;
+/// While the sync file stays missing, the error is logged (and counted) at each look,
+/// but not more often than this: the daemon looks before every pass, and passes can
+/// follow each other within seconds while much mail is due. The daemon's longest sleep.
+const MISSING_REPEAT_SECONDS: i64 = 30;
 
 /// A file's size and modification time: it changed if either did.
 pub(crate) type Stamp = (SystemTime, u64);
@@ -134,7 +136,7 @@ pub(crate) enum Look {
     /// New or changed since then: read it once it has stopped changing.
     Changed(Stamp),
     /// It cannot be found or examined; `report` says whether to log it (and record it)
-    /// this time: at the first look, then every hour while it lasts.
+    /// this time: at each look, at most every [`MISSING_REPEAT_SECONDS`].
     Missing { error: std::io::Error, report: bool },
 }
 
@@ -160,9 +162,9 @@ impl SyncWatch {
             Err(error) => {
                 // When it comes back, it is read whatever its stamp.
                 self.seen = None;
-                let report = self.missing_reported.is_none_or(|at| {
-                    now - at >= chrono::Duration::minutes(MISSING_REMINDER_MINUTES)
-                });
+                let report = self
+                    .missing_reported
+                    .is_none_or(|at| now - at >= chrono::Duration::seconds(MISSING_REPEAT_SECONDS));
                 if report {
                     self.missing_reported = Some(now);
                 }
@@ -182,7 +184,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_missing_file_is_reported_at_once_then_hourly_and_read_when_it_comes_back() {
+    fn a_missing_file_is_reported_at_each_look_at_most_every_30_s_and_read_when_it_comes_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("clients.csv");
         let t0 = DateTime::UNIX_EPOCH;
@@ -193,10 +195,13 @@ mod tests {
         };
         assert!(reported(watch.look(&path, t0)));
         assert!(!reported(
-            watch.look(&path, t0 + chrono::Duration::minutes(59))
+            watch.look(&path, t0 + chrono::Duration::seconds(5))
         ));
         assert!(reported(
-            watch.look(&path, t0 + chrono::Duration::minutes(60))
+            watch.look(&path, t0 + chrono::Duration::seconds(30))
+        ));
+        assert!(reported(
+            watch.look(&path, t0 + chrono::Duration::seconds(61))
         ));
         std::fs::write(&path, "email,churned_at\n").unwrap();
         let Look::Changed(stamp) = watch.look(&path, t0) else {

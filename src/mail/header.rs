@@ -118,7 +118,9 @@ impl Folder {
     fn word(&mut self, word: &str) {
         if self.first {
             self.first = false;
-        } else if !word.is_empty() && self.line + 1 + word.len() > SOFT_LIMIT {
+        } else if self.line + 1 + word.len() > SOFT_LIMIT {
+            // An empty word (a run of spaces) folds too once the line is full: else the
+            // spaces after a long last word would pass the limit.
             self.out.push_str("\r\n");
             self.line = 0;
             self.out.push(' ');

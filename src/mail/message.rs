@@ -206,6 +206,27 @@ pub(super) fn build(
             rendered.text.clone(),
             rendered.html.clone(),
         ))?;
+    let envelope = Envelope {
+        from: Some(
+            origin
+                .return_path
+                .clone()
+                .unwrap_or_else(|| config.smtp.from.email.clone()),
+        ),
+        to: address,
+    };
+    sealed(&message, signers, date, message_id, envelope)
+}
+
+/// `message` formatted, checked to have one recipient, and signed by each of `signers`
+/// (with `t=` = `date`), as the one [`OutgoingMessage`] a transport takes.
+pub(super) fn sealed(
+    message: &Message,
+    signers: &[dkim::Signer],
+    date: DateTime<Utc>,
+    message_id: &str,
+    envelope: Envelope,
+) -> Result<OutgoingMessage, RenderError> {
     let mut bytes = message.formatted();
     assert_one_recipient(&bytes)?;
     // Each signature covers the message without the others (none signs DKIM-Signature).
@@ -213,15 +234,7 @@ pub(super) fn build(
     bytes.splice(0..0, signatures.into_bytes());
     Ok(OutgoingMessage {
         message_id: message_id.to_string(),
-        envelope: Envelope {
-            from: Some(
-                origin
-                    .return_path
-                    .clone()
-                    .unwrap_or_else(|| config.smtp.from.email.clone()),
-            ),
-            to: address,
-        },
+        envelope,
         bytes,
     })
 }

@@ -13,7 +13,7 @@ use lettre::message::{Mailbox, SinglePart};
 
 use super::dkim;
 use super::header::{self, one_line};
-use super::message::RenderError;
+use super::message::{RenderError, sealed};
 use crate::config::Config;
 use crate::domain::notice::{Notice, NoticeKind};
 use crate::mailer::{Envelope, OutgoingMessage};
@@ -162,23 +162,17 @@ pub(super) fn build(
             .header(ContentType::TEXT_PLAIN)
             .body(text(notice)),
     )?;
-    let mut bytes = message.formatted();
-    let signatures: String = signers.iter().map(|s| s.sign(&bytes, date)).collect();
-    bytes.splice(0..0, signatures.into_bytes());
-    Ok(OutgoingMessage {
-        message_id: message_id.to_string(),
-        envelope: Envelope {
-            from: Some(
-                config
-                    .inbound
-                    .return_path
-                    .clone()
-                    .unwrap_or_else(|| config.smtp.from.email.clone()),
-            ),
-            to: to.email.clone(),
-        },
-        bytes,
-    })
+    let envelope = Envelope {
+        from: Some(
+            config
+                .inbound
+                .return_path
+                .clone()
+                .unwrap_or_else(|| config.smtp.from.email.clone()),
+        ),
+        to: to.email.clone(),
+    };
+    sealed(&message, signers, date, message_id, envelope)
 }
 
 #[cfg(test)]

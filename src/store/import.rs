@@ -1,5 +1,5 @@
 //! The import's fast path: former clients upserted by address from a CRM file, each new
-//! one enrolled at once, and what the daemon's last look at its sync file found.
+//! one enrolled at once; and the in-memory copy a dry run imports into.
 //!
 //! An import runs in one transaction: a file with bad rows changes nothing unless the
 //! operator asks to skip them. Suppressions (opt-outs, bounces) are keyed by address and
@@ -7,16 +7,20 @@
 //! `domain::lifecycle`'s to say; enrolling is `enroll`'s.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Statement, Transaction, params};
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, Statement, Transaction, params};
 
 use super::clients::{ClientFacts, fields_json, load_by_email};
 use super::enroll;
 use super::people;
 use super::{Result, Store, StoreError, fmt_time, log_event};
 use crate::config::Config;
+use crate::domain::changes::{FieldChange, field_changes};
 use crate::domain::lifecycle;
+use crate::domain::model::ChurnedAt;
+use crate::domain::model::ClientRecord;
 use crate::domain::model::RowError;
-use crate::domain::model::{ChurnedAt, ClientRecord, SyncOutcome, SyncReport};
 
 /// Bad rows kept for the report; beyond this they are only counted.
 const MAX_REPORTED_ERRORS: usize = 1000;
@@ -41,6 +45,56 @@ pub(crate) struct ImportOutcome {
     pub error_count: u64,
     /// False when bad rows made the whole file be rolled back.
     pub applied: bool,
+    /// What the import changed, client by client: kept only by a dry run's copy (see
+    /// [`Store::dry_run_copy`]).
+    pub changes: Option<ImportChanges>,
+}
+
+/// Clients listed by a dry run for each kind of change; beyond this they are only counted.
+pub(crate) const MAX_LISTED_CHANGES: usize = 50;
+
+/// Who a dry run would add, update (and how) or mark returned, the first
+/// [`MAX_LISTED_CHANGES`] of each in file order; [`ImportCounts`] has the totals.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct ImportChanges {
+    pub added: Vec<String>,
+    pub updated: Vec<UpdatedClient>,
+    /// Rows with a `returned_at` for a client not recorded as returned.
+    pub returned: Vec<String>,
+    pub returned_count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct UpdatedClient {
+    pub email: String,
+    pub fields: Vec<FieldChange>,
+}
+
+impl ImportChanges {
+    fn returned(&mut self, email: &str) {
+        self.returned_count += 1;
+        if self.returned.len() < MAX_LISTED_CHANGES {
+            self.returned.push(email.to_string());
+        }
+    }
+
+    fn added(&mut self, record: &ClientRecord) {
+        if self.added.len() < MAX_LISTED_CHANGES {
+            self.added.push(record.email.clone());
+        }
+        if record.returned_at.is_some() {
+            self.returned(&record.email);
+        }
+    }
+
+    fn updated(&mut self, before: &ClientRecord, after: &ClientRecord) {
+        if self.updated.len() < MAX_LISTED_CHANGES {
+            self.updated.push(UpdatedClient {
+                email: after.email.clone(),
+                fields: field_changes(before, after),
+            });
+        }
+    }
 }
 
 /// Rows as an import takes them: a batch of prepared rows and bad ones, in file order.
@@ -174,10 +228,13 @@ impl Store {
     where
         I: Iterator<Item = ImportChunk>,
     {
+        let mut outcome = ImportOutcome {
+            changes: self.dry_run.then(ImportChanges::default),
+            ..ImportOutcome::default()
+        };
         let tx = self.conn.transaction()?;
         let now_text = fmt_time(now);
         let mut new_rows = NewRows::prepare(&tx, config, &now_text)?;
-        let mut outcome = ImportOutcome::default();
         let mut seen = 0u64;
         let mut unread_rest = false;
         for chunk in chunks {
@@ -199,6 +256,7 @@ impl Store {
                             now,
                             &now_text,
                             &mut outcome.counts,
+                            outcome.changes.as_mut(),
                         )?;
                     }
                     Err(e) => {
@@ -244,77 +302,45 @@ impl Store {
 }
 
 impl Store {
-    /// Keeps what the daemon's last look at the sync file found, for `status` and
-    /// `/metrics`; a failed sync keeps the time of the last one applied.
-    pub(crate) fn record_sync(&mut self, report: &SyncReport) -> Result<()> {
-        self.record_sync_of(SyncKind::Clients, report)
-    }
-
-    /// The daemon's last look at the sync file, if it ever looked.
-    pub(crate) fn last_sync(&self) -> Result<Option<SyncReport>> {
-        self.last_sync_of(SyncKind::Clients)
-    }
-}
-
-/// Which file a sync record is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SyncKind {
-    /// `[clients] sync_file`: former clients.
-    Clients,
-    /// `[clients] customers_file`: current customers, each recorded as returned.
-    Customers,
-}
-
-impl SyncKind {
-    /// Its `meta` key; the client sync's is the one `last_sync` has always used.
-    fn key(self) -> &'static str {
-        match self {
-            SyncKind::Clients => "last_sync",
-            SyncKind::Customers => "last_sync_customers",
+    /// A copy of the database at `path` in memory, for `import --dry-run`: whatever is
+    /// imported into it is lost when it is dropped, and its imports list what they
+    /// change. The file is opened read-only and never created (a missing one is an empty
+    /// database); the copy takes as much memory as the file is large.
+    pub(crate) fn dry_run_copy(path: &Path) -> Result<Store> {
+        let open_error = |e: rusqlite::Error| StoreError::Open {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let mut conn = Connection::open_in_memory()?;
+        if path.exists() {
+            let source = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(open_error)?;
+            source.busy_timeout(std::time::Duration::from_secs(300))?;
+            // An in-memory copy must have the file's page size.
+            let page_size: i64 = source
+                .pragma_query_value(None, "page_size", |r| r.get(0))
+                .map_err(open_error)?;
+            conn.pragma_update(None, "page_size", page_size)?;
+            rusqlite::backup::Backup::new(&source, &mut conn)?.run_to_completion(
+                1024,
+                std::time::Duration::ZERO,
+                None,
+            )?;
         }
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.set_prepared_statement_cache_capacity(super::STATEMENT_CACHE);
+        super::add_email_hash_function(&conn)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+            dry_run: true,
+        };
+        store.migrate()?;
+        Ok(store)
     }
-}
-
-impl Store {
-    /// [`Store::record_sync`] for either file: what the daemon's last look at it found
-    /// (for a customers file, `updated` counts the people newly recorded as returned and
-    /// `unchanged` the others).
-    pub(crate) fn record_sync_of(&mut self, kind: SyncKind, report: &SyncReport) -> Result<()> {
-        let tx = self.write_tx()?;
-        let mut report = report.clone();
-        if report.outcome == SyncOutcome::Imported {
-            report.last_imported_at = Some(report.at);
-        } else if report.last_imported_at.is_none() {
-            report.last_imported_at = stored_sync(&tx, kind)?.and_then(|r| r.last_imported_at);
-        }
-        let text = serde_json::to_string(&report)
-            .map_err(|e| StoreError::Corrupt(format!("last sync: {e}")))?;
-        tx.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-            params![kind.key(), text],
-        )?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// The daemon's last look at either file, if it ever looked.
-    pub(crate) fn last_sync_of(&self, kind: SyncKind) -> Result<Option<SyncReport>> {
-        stored_sync(&self.conn, kind)
-    }
-}
-
-fn stored_sync(conn: &Connection, kind: SyncKind) -> Result<Option<SyncReport>> {
-    let text: Option<String> = conn
-        .query_row(
-            "SELECT CAST(value AS TEXT) FROM meta WHERE key = ?1",
-            params![kind.key()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    text.map(|text| {
-        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("last sync: {e}")))
-    })
-    .transpose()
 }
 
 /// Adds a client if the address is new (one index search when it is, as most rows of a
@@ -356,6 +382,7 @@ impl<'c> NewRows<'c> {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the import's state, borrowed field by field
 fn upsert(
     tx: &Transaction<'_>,
     new_rows: &mut NewRows<'_>,
@@ -364,6 +391,7 @@ fn upsert(
     now: DateTime<Utc>,
     now_text: &str,
     counts: &mut ImportCounts,
+    mut changes: Option<&mut ImportChanges>,
 ) -> Result<()> {
     let record = &client.record;
     let churned_text = &client.churned_at;
@@ -396,6 +424,12 @@ fn upsert(
             counts.returned += 1;
         }
         counts.added += 1;
+        if let Some(changes) = changes {
+            changes.added(record);
+            if client.returned.is_some() {
+                changes.returned(&record.email);
+            }
+        }
         return Ok(());
     }
     // A known address: what follows reads its enrollments (it may even be a row of this
@@ -414,8 +448,16 @@ fn upsert(
         people::mark_returned(tx, existing.id, at, now, &returned_detail(at))?;
         returned_at = Some(at);
         counts.returned += 1;
+        if let Some(changes) = changes.as_deref_mut() {
+            changes.returned(&record.email);
+        }
     }
     let merged = lifecycle::merged(&existing.record, record);
+    if let Some(changes) = changes
+        && existing.record != merged
+    {
+        changes.updated(&existing.record, &merged);
+    }
     if existing.record == merged {
         counts.unchanged += 1;
         return Ok(());

@@ -21,6 +21,7 @@ mod people;
 mod renames;
 mod report;
 mod shared;
+mod syncs;
 mod views;
 
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-pub(crate) use import::{ImportChunk, ImportOutcome, PreparedClient, SyncKind};
+pub(crate) use import::{ImportChanges, ImportChunk, ImportCounts, ImportOutcome, PreparedClient};
 pub(crate) use inbound::{Applied, Inbound, InboundRecord, InboxUndo};
 pub(crate) use notices::{NoticeCounts, NoticeResult};
 pub(crate) use outbox::{Claimed, Outcome, Start};
@@ -71,6 +72,8 @@ pub(crate) type Result<T> = std::result::Result<T, StoreError>;
 pub(crate) struct Store {
     conn: Connection,
     path: PathBuf,
+    /// An in-memory copy for `import --dry-run`: its imports keep what they change.
+    dry_run: bool,
 }
 
 /// Opens a write transaction. IMMEDIATE: it takes the write lock at once, so one that
@@ -128,6 +131,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            dry_run: false,
         };
         store.migrate()?;
         Ok(store)

@@ -59,7 +59,14 @@ pub(crate) struct ReportData {
     pub messages: BTreeMap<String, u64>,
     /// Returned mail by campaign, step and outcome, undone ones left out.
     pub returned: Vec<InboundCount>,
+    /// The latest looks at the CRM files the daemon syncs, newest first.
+    pub syncs: Vec<crate::domain::model::SyncRun>,
+    /// Failed looks at those files, ever.
+    pub sync_failures_total: u64,
 }
+
+/// Looks at the sync files the report lists.
+const REPORTED_SYNCS: usize = 10;
 
 /// Returned mail of one outcome that answered one step of one campaign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,8 +90,10 @@ pub(crate) struct Metrics {
     pub queue_depth: u64,
     /// The earliest moment among those: how long the oldest due message has waited.
     pub oldest_due: Option<DateTime<Utc>>,
-    /// The daemon's last look at `[clients] sync_file`, if it ever looked.
-    pub last_sync: Option<crate::domain::model::SyncReport>,
+    /// The daemon's latest look at each CRM file it syncs, by file.
+    pub syncs: Vec<crate::domain::model::SyncRun>,
+    /// Failed looks at those files, ever.
+    pub sync_failures_total: u64,
     /// Messages waiting to be retried after a recipient's server refused them by policy.
     pub blocked: u64,
     /// Returned mail read (`winback inbound`, mailboxes), by outcome; undone ones left out.
@@ -189,6 +198,8 @@ impl Store {
             stops,
             messages: self.messages_by_state()?,
             returned: self.inbound_counts()?,
+            syncs: self.recent_syncs(REPORTED_SYNCS)?,
+            sync_failures_total: self.sync_failures_total()?,
         })
     }
 
@@ -229,7 +240,8 @@ impl Store {
             suppressions,
             queue_depth: (waiting + retries) as u64,
             oldest_due,
-            last_sync: self.last_sync()?,
+            syncs: self.latest_syncs()?,
+            sync_failures_total: self.sync_failures_total()?,
             blocked: self
                 .conn
                 .prepare_cached(

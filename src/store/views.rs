@@ -44,8 +44,12 @@ pub(crate) struct Status {
     /// still `sending`; newest first.
     pub attention: Vec<MessageRow>,
     pub next_wake: Option<DateTime<Utc>>,
-    /// The daemon's last look at `[clients] sync_file`, if it ever looked.
-    pub last_sync: Option<crate::domain::model::SyncReport>,
+    /// The daemon's latest look at a CRM file it syncs, if it ever looked.
+    pub last_sync: Option<crate::domain::model::SyncRun>,
+    /// The latest look at each file it syncs, by file.
+    pub syncs: Vec<crate::domain::model::SyncRun>,
+    /// Failed looks at those files, ever.
+    pub sync_failures_total: u64,
 }
 
 /// One waiting enrollment or retry, as `schedule::plan` needs it.
@@ -135,6 +139,8 @@ impl Store {
             attention: self.messages_in(ATTENTION, ATTENTION_LIMIT)?,
             next_wake: self.next_wake()?,
             last_sync: self.last_sync()?,
+            syncs: self.latest_syncs()?,
+            sync_failures_total: self.sync_failures_total()?,
         })
     }
 

@@ -238,11 +238,11 @@ fn the_last_sync_is_shown_and_every_failure_is_logged() {
     let port = free_port();
     let project = syncing_project(port);
 
-    // Missing: `check` says so, the daemon logs an error, `status` shows it.
+    // Missing: `check` fails, the daemon logs an error, `status` shows it.
     let check = winback(&project, &["check"]);
-    check.assert_success();
+    assert_eq!(check.code(), Some(1), "{check:?}");
     assert!(
-        check.stdout.contains("warning: [clients] sync_file: ")
+        check.stdout.contains("[clients] sync_file: ")
             && check.stdout.contains("crm.csv does not exist"),
         "{}",
         check.stdout
@@ -286,16 +286,19 @@ fn the_last_sync_is_shown_and_every_failure_is_logged() {
         text = reqwest::blocking::get(&metrics_url)
             .and_then(|r| r.text())
             .unwrap_or_default();
-        text.lines().any(|l| l == "winback_sync_ok 0")
+        text.lines()
+            .any(|l| l.starts_with("winback_sync_ok{file=") && l.ends_with(" 0"))
     });
     assert!(shown, "{text}\n{}", daemon.stderr_so_far());
     assert!(
-        text.lines().any(|l| l == "winback_sync_bad_rows 1"),
+        text.lines()
+            .any(|l| l.starts_with("winback_sync_bad_rows{file=") && l.ends_with("crm.csv\"} 1")),
         "{text}"
     );
     assert!(
         text.lines().any(
-            |l| l.starts_with("winback_sync_last_success_timestamp_seconds ") && !l.ends_with(" 0")
+            |l| l.starts_with("winback_sync_last_success_timestamp_seconds{file=")
+                && !l.ends_with(" 0")
         ),
         "{text}"
     );

@@ -19,4 +19,5 @@ mod recipients;
 mod returned;
 mod smtp_support;
 mod support;
+mod sync;
 mod verp;

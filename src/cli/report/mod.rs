@@ -10,6 +10,7 @@
 mod chart;
 mod returned;
 mod sections;
+mod syncs;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -78,6 +79,7 @@ fn page(config: &Config, data: &ReportData, planned: &[Planned], now: DateTime<U
         sections::stops(config, data),
         returned::returned(config, &data.returned),
         sections::upcoming(planned, now),
+        syncs::syncs(&data.syncs, data.sync_failures_total),
     ];
     format!(
         r#"<!DOCTYPE html>

@@ -16,10 +16,13 @@ fn runs_of_spaces_and_escaped_quotes_still_fold() {
     let spaces = format!("Ann{}Lee", " ".repeat(1_200));
     let quotes = "\"".repeat(60);
     let runs = format!("    {}    {}    ", "a".repeat(60), "b".repeat(60));
+    // Spaces after a long last word, where the line is nearly full: 79 octets before.
+    let trailing = format!("a,A0!'!Aa'A!   {}   ", "a".repeat(57));
     for text in [
         spaces.as_str(),
         quotes.as_str(),
         runs.as_str(),
+        trailing.as_str(),
         "  Ann",
         "Ann  ",
     ] {

@@ -335,3 +335,69 @@ fn a_return_in_the_future_is_a_bad_row_and_a_returned_at_field_is_the_return() {
         stored.record.fields
     );
 }
+
+/// A dry run imports into a copy: it lists what changes, client by client, and the file
+/// keeps every byte. An ordinary import lists nothing.
+#[test]
+fn a_dry_run_copy_lists_the_changes_and_leaves_the_file_as_it_was() {
+    let (dir, config, mut store, now) = fixture();
+    let import = |store: &mut Store, rows: Vec<ClientRecord>| {
+        store
+            .import(
+                rows.into_iter()
+                    .enumerate()
+                    .map(|(i, r)| Ok((i as u64 + 2, r))),
+                &config,
+                now,
+                false,
+                &mut |_| {},
+            )
+            .unwrap()
+    };
+    let outcome = import(
+        &mut store,
+        vec![record(1, "2025-06-01"), record(2, "2025-06-01")],
+    );
+    assert_eq!(outcome.changes, None, "only a dry run lists changes");
+    drop(store);
+    let path = dir.path().join("winback.db");
+    let bytes = std::fs::read(&path).unwrap();
+
+    let mut copy = Store::dry_run_copy(&path).unwrap();
+    let mut moved = record(1, "2025-06-01");
+    moved.company = Some("Zoë & Co".to_string());
+    let mut back = record(2, "2025-06-01");
+    back.returned_at = Some(ChurnedAt::parse("2025-12-01").unwrap());
+    let mut rows = vec![moved, back];
+    rows.extend((3..60).map(|i| record(i, "2025-06-01")));
+    let outcome = import(&mut copy, rows);
+    let changes = outcome.changes.unwrap();
+    assert_eq!(outcome.counts.added, 57);
+    assert_eq!(changes.added.len(), MAX_LISTED_CHANGES);
+    assert_eq!(changes.added[0], "c3@client.example");
+    assert_eq!(
+        changes.updated,
+        [UpdatedClient {
+            email: "c1@client.example".to_string(),
+            fields: vec![FieldChange {
+                field: "company".to_string(),
+                before: None,
+                after: Some("Zoë & Co".to_string()),
+            }],
+        }]
+    );
+    assert_eq!(
+        (changes.returned.as_slice(), changes.returned_count),
+        (&["c2@client.example".to_string()][..], 1)
+    );
+    drop(copy);
+    assert!(
+        std::fs::read(&path).unwrap() == bytes,
+        "the file is unchanged"
+    );
+    assert!(
+        Store::dry_run_copy(&dir.path().join("none.db")).is_ok()
+            && !dir.path().join("none.db").exists(),
+        "a missing database is an empty copy, and is not created"
+    );
+}
