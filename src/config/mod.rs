@@ -25,6 +25,7 @@ pub(crate) use clients::{Clients, CsvFormat};
 pub(crate) use imap_url::{ImapMailbox, ImapSecurity};
 pub(crate) use renames::{StoredCampaign, SuspectedRename, unconfirmed_renames};
 pub(crate) use smtp_url::{Endpoint, SmtpServer};
+pub(crate) use validate::clients::normalize_header;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Config {

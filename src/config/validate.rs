@@ -6,7 +6,7 @@
 //! No I/O beyond asking whether a named file or folder exists.
 
 mod campaign;
-mod clients;
+pub(super) mod clients;
 mod dkim;
 mod inbound;
 
