@@ -46,15 +46,14 @@ impl StoredClient {
     }
 }
 
-const CLIENT_COLUMNS: &str =
-    "id, email, name, first_name, company, churned_at, churn_reason, timezone, fields, returned_at";
+const CLIENT_COLUMNS: &str = "id, email, name, first_name, company, churned_at, churn_reason, timezone, fields, returned_at, country";
 
 /// [`CLIENT_COLUMNS`] of `clients` aliased `c`, for queries that join it.
-pub(crate) const JOINED_CLIENT_COLUMNS: &str = "c.id, c.email, c.name, c.first_name, c.company, c.churned_at, c.churn_reason, c.timezone, c.fields, c.returned_at";
+pub(crate) const JOINED_CLIENT_COLUMNS: &str = "c.id, c.email, c.name, c.first_name, c.company, c.churned_at, c.churn_reason, c.timezone, c.fields, c.returned_at, c.country";
 
 pub(crate) fn client_from_row(
     r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(i64, [Option<String>; 9])> {
+) -> rusqlite::Result<(i64, [Option<String>; 10])> {
     client_from_row_at(r, 0)
 }
 
@@ -62,15 +61,15 @@ pub(crate) fn client_from_row(
 pub(crate) fn client_from_row_at(
     r: &rusqlite::Row<'_>,
     first: usize,
-) -> rusqlite::Result<(i64, [Option<String>; 9])> {
-    let mut cols: [Option<String>; 9] = Default::default();
+) -> rusqlite::Result<(i64, [Option<String>; 10])> {
+    let mut cols: [Option<String>; 10] = Default::default();
     for (i, col) in cols.iter_mut().enumerate() {
         *col = r.get(first + 1 + i)?;
     }
     Ok((r.get(first)?, cols))
 }
 
-pub(crate) fn decode_client(id: i64, cols: [Option<String>; 9]) -> Result<StoredClient> {
+pub(crate) fn decode_client(id: i64, cols: [Option<String>; 10]) -> Result<StoredClient> {
     let [
         email,
         name,
@@ -81,6 +80,7 @@ pub(crate) fn decode_client(id: i64, cols: [Option<String>; 9]) -> Result<Stored
         timezone,
         fields,
         returned_at,
+        country,
     ] = cols;
     let churned_text = churned_at.unwrap_or_default();
     let churned_at = ChurnedAt::parse(&churned_text)
@@ -99,7 +99,7 @@ pub(crate) fn decode_client(id: i64, cols: [Option<String>; 9]) -> Result<Stored
             churn_reason,
             timezone,
             fields,
-            country: None,
+            country,
             returned_at: None,
         },
         returned_at: parse_opt_time(returned_at)?,

@@ -240,8 +240,8 @@ fn last_sync(conn: &Connection) -> Result<Option<SyncReport>> {
 
 /// Adds a client if the address is new (one index search when it is, as most rows of a
 /// large import are).
-const INSERT_CLIENT: &str = "INSERT INTO clients (email, name, first_name, company, churned_at, churn_reason, timezone, fields, created_at, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) ON CONFLICT (email) DO NOTHING";
+const INSERT_CLIENT: &str = "INSERT INTO clients (email, name, first_name, company, churned_at, churn_reason, timezone, fields, created_at, updated_at, country)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10) ON CONFLICT (email) DO NOTHING";
 
 /// The statements every new row runs, prepared once per import with the values that are
 /// the same for every row already bound: looking a statement up in the connection's
@@ -299,6 +299,7 @@ fn upsert(
     insert.raw_bind_parameter(6, &record.churn_reason)?;
     insert.raw_bind_parameter(7, timezone)?;
     insert.raw_bind_parameter(8, fields)?;
+    insert.raw_bind_parameter(10, &record.country)?;
     if insert.raw_execute()? == 1 {
         let id = tx.last_insert_rowid();
         if crate::domain::model::may_have_legacy_spelling(&record.email) {
@@ -331,7 +332,7 @@ fn upsert(
     let fields = &fields_json(&record.fields);
     tx.prepare_cached(
         "UPDATE clients SET name = ?2, first_name = ?3, company = ?4, churned_at = ?5, churn_reason = ?6, timezone = ?7,
-                fields = ?8, updated_at = ?9 WHERE id = ?1",
+                fields = ?8, updated_at = ?9, country = ?10 WHERE id = ?1",
     )?
     .execute(params![
         existing.id,
@@ -342,7 +343,8 @@ fn upsert(
         record.churn_reason,
         timezone,
         fields,
-        now_text
+        now_text,
+        record.country
     ])?;
     let facts = ClientFacts::of(existing.id, record);
     // Left again after coming back: a new sequence (an opt-out still stops it at claim time).

@@ -96,6 +96,7 @@ fn a_partial_file_never_clears_a_stored_value() {
         churn_reason: Some("we_ended".to_string()),
         timezone: Some(chrono_tz::Europe::Paris),
         fields: [("plan".to_string(), "gold".to_string())].into(),
+        country: Some("DE".to_string()),
         ..record(1, "2025-06-01")
     };
     let bare = ClientRecord {
@@ -128,6 +129,32 @@ fn a_partial_file_never_clears_a_stored_value() {
         .query_row("SELECT count(*) FROM enrollments", [], |r| r.get(0))
         .unwrap();
     assert_eq!(enrolled, 0, "we ended it: never enrolled");
+}
+
+/// The country a CRM export gives is stored with the client, and a later one replaces it.
+#[test]
+fn a_country_is_stored_and_a_later_one_replaces_it() {
+    let (_dir, config, mut store, now) = fixture();
+    for country in ["FR", "AT"] {
+        let row = ClientRecord {
+            country: Some(country.to_string()),
+            ..record(1, "2025-06-01")
+        };
+        let outcome = store
+            .import(
+                std::iter::once(Ok((2, row))),
+                &config,
+                now,
+                false,
+                &mut |_| {},
+            )
+            .unwrap();
+        assert!(outcome.applied, "{outcome:?}");
+        let stored = load_by_email(&store.conn, "c1@client.example")
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.record.country.as_deref(), Some(country));
+    }
 }
 
 /// Several rows to a statement are inserted `OR IGNORE`: a row that was not written
