@@ -1,5 +1,6 @@
 //! Former clients' rows: their columns, decoding a row into a [`ClientRecord`], loading
-//! one by id or by address, and the facts enrolling a client needs.
+//! one by id or by address, the facts enrolling a client needs, and the churn reasons
+//! the clients have (for `check`).
 //!
 //! Reads only, and decides nothing: the import writes client rows (`import.rs`), `people`
 //! records opt-outs and returns, `enroll` schedules their sequences.
@@ -8,9 +9,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{Result, StoreError, parse_opt_time};
+use super::{Result, Store, StoreError, parse_opt_time};
 use crate::domain::model::{ChurnedAt, ClientRecord, normalize_email};
 
 /// What enrolling a client in a campaign needs to know about them.
@@ -145,4 +146,37 @@ pub(crate) fn load_by_email(conn: &Connection, email: &str) -> Result<Option<Sto
 
 pub(crate) fn fields_json(fields: &BTreeMap<String, String>) -> String {
     serde_json::to_string(fields).unwrap_or_else(|_| "{}".to_string())
+}
+
+impl Store {
+    /// The churn reasons the clients in the database at `path` have, read without
+    /// changing or creating anything; None when there is no database or no client yet.
+    pub(crate) fn churn_reasons_at(
+        path: &std::path::Path,
+    ) -> Result<Option<std::collections::BTreeSet<String>>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let has_clients = conn
+            .query_row("SELECT 1 FROM clients LIMIT 1", [], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if !has_clients {
+            return Ok(None);
+        }
+        let reasons = conn
+            .prepare("SELECT DISTINCT churn_reason FROM clients WHERE churn_reason IS NOT NULL")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Some(reasons))
+    }
 }
