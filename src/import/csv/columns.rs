@@ -260,12 +260,9 @@ impl Columns {
         let churned_at = text(self.churned_at)?;
         let name = optional(self.name)?;
         let first_name = optional(self.first_name)?;
-        let last_name = optional(self.last_name)?;
         let company = optional(self.company)?;
         let churn_reason = optional(self.churn_reason)?;
         let timezone = optional(self.timezone)?;
-        let country = optional(self.country)?;
-        let returned_at = optional(self.returned_at)?;
 
         let mut problems = Vec::new();
         let format = self.date_format.as_ref();
@@ -276,7 +273,6 @@ impl Columns {
         );
         let name = keep(parse_header_text("name", name), &mut problems).flatten();
         let first_name = keep(parse_header_text("first_name", first_name), &mut problems).flatten();
-        let last_name = keep(parse_header_text("last_name", last_name), &mut problems).flatten();
         let company = keep(parse_header_text("company", company), &mut problems).flatten();
         let churn_reason = keep(
             parse_churn_reason(churn_reason, &self.reasons),
@@ -284,11 +280,24 @@ impl Columns {
         )
         .flatten();
         let timezone = keep(parse_timezone(timezone), &mut problems).flatten();
-        let country = keep(parse_country(country), &mut problems).flatten();
-        let returned_at = keep(
-            parse_date("returned_at", returned_at, format, now, latest_date),
-            &mut problems,
-        )
+        // Columns most files lack cost nothing when absent (the import's hot path).
+        let last_name = match self.last_name {
+            Some(index) => keep(parse_header_text("last_name", text(index)?), &mut problems),
+            None => None,
+        }
+        .flatten();
+        let country = match self.country {
+            Some(index) => keep(parse_country(text(index)?), &mut problems),
+            None => None,
+        }
+        .flatten();
+        let returned_at = match self.returned_at {
+            Some(index) => keep(
+                parse_date("returned_at", text(index)?, format, now, latest_date),
+                &mut problems,
+            ),
+            None => None,
+        }
         .flatten();
         // No name of their own: first and last name make it.
         let name = name.or_else(|| match (&first_name, &last_name) {
