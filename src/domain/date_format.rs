@@ -338,3 +338,36 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn no_pattern_or_cell_panics(pattern in "\\PC{0,16}", text in "\\PC{0,24}") {
+            if let Ok(format) = DateFormat::parse(&pattern) {
+                let _ = format.date(&text);
+            }
+            let _ = format_hint(&text);
+        }
+
+        #[test]
+        fn a_date_written_by_its_pattern_reads_back(
+            days in 0i64..3_000_000,
+            pattern in prop::sample::select(vec![
+                ("MM/DD/YYYY", "%m/%d/%Y"),
+                ("DD.MM.YYYY", "%d.%m.%Y"),
+                ("D.M.YYYY HH:mm", "%-d.%-m.%Y %H:%M"),
+                ("YYYY/MM/DD HH:mm:ss", "%Y/%m/%d %H:%M:%S"),
+            ]),
+        ) {
+            let date = NaiveDate::from_ymd_opt(1, 1, 1).unwrap() + chrono::Duration::days(days);
+            let text = date.and_hms_opt(9, 5, 7).unwrap().format(pattern.1).to_string();
+            let format = DateFormat::parse(pattern.0).unwrap();
+            prop_assert_eq!(format.date(&text), Some(date), "{}", text);
+        }
+    }
+}

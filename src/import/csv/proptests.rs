@@ -91,6 +91,8 @@ fn csv_bytes() -> impl Strategy<Value = Vec<u8>> {
             ",", "\"", "\n", "\r\n", "\r", " ", ";", "\t", "\u{feff}", "é", "email", "churned_at",
             "name", "first_name", "company", "churn_reason", "timezone", "2026-01-31",
             "2026-01-01T10:00:00Z", "Europe/Paris", "a@x.example", "we_ended", "\"\"",
+            "Contact: Email", "Close Date", "Last Name", "Country", "returned_at", "Email 2",
+            "DE", "Deutschland", "Preis zu hoch", "\u{dc}bernahme", "07/14/2025", "14.07.2025",
         ])
         .prop_map(|s| s.as_bytes().to_vec()),
         1 => prop::collection::vec(any::<u8>(), 1..4),
@@ -99,6 +101,7 @@ fn csv_bytes() -> impl Strategy<Value = Vec<u8>> {
         "",
         "email,churned_at\n",
         "email,churned_at,name,first_name,company,churn_reason,timezone,plan\n",
+        "Contact: Email,Close Date,First Name,Last Name,Country,Lost Reason,returned_at,Email 2\n",
     ]);
     (header, prop::collection::vec(piece, 0..40)).prop_map(|(header, pieces)| {
         let mut bytes = header.as_bytes().to_vec();
