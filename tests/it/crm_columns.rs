@@ -24,6 +24,7 @@ fn project() -> Project {
     project.write_config(&format!(
         r#"{settings}
 [clients]
+columns = {{ churned_at = "Close Date" }}
 date_format = "MM/DD/YYYY"
 reasons = {{ "Moved to competitor" = "competitor" }}
 

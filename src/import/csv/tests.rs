@@ -418,9 +418,12 @@ fn header_errors() {
         ("neither", b"a,b\n",
          "the file has no email column and no churned_at column (columns found: a, b); if one of \
           these holds it, name it in the configuration: [clients] columns = { email = \"\u{2026}\" }".into()),
-        ("an email column only under another object", b"Account Owner: Email,Close Date\n",
-         "the file has no email column (columns found: Account Owner: Email, Close Date); if one of \
+        ("an email column only under another object", b"Account Owner: Email,Churn Date\n",
+         "the file has no email column (columns found: Account Owner: Email, Churn Date); if one of \
           these holds it, name it in the configuration: [clients] columns = { email = \"\u{2026}\" }".into()),
+        ("a close date is not taken for the churn date", b"Email,Close Date\n",
+         "the file has no churned_at column (columns found: Email, Close Date); if one of these \
+          holds it, name it in the configuration: [clients] columns = { churned_at = \"\u{2026}\" }".into()),
         ("unnamed column", b"email,churned_at,,\n",
          "column 3 of the header line has no name (name it, or delete the column if it is not needed)".into()),
         ("non-UTF-8 header", b"email,churned_at,pr\xe9nom\n",
@@ -660,7 +663,7 @@ fn crm_exports_read_through_their_own_headers() {
             "Salesforce report: Object: Field headers, US dates",
             CsvFormat {
                 date_format: some("MM/DD/YYYY"),
-                ..CsvFormat::default()
+                ..mapping(&[(ChurnedAt, "Close Date")])
             },
             "Contact: First Name,Contact: Last Name,Contact: Email,Account: Account Name,Close Date,Loss Reason,Opportunity Owner\n\
              Zo\u{eb},Lef\u{e8}vre,zoe@client.example,Acme,07/14/2025,Moved to competitor,Pat\n",

@@ -6,7 +6,9 @@
 use crate::config::clients::Field;
 
 /// Whole header names, normalized, for each field, best first. The field's own name comes
-/// before these (see [`recognise`]).
+/// before these (see [`recognise`]). Only names that cannot mean anything else: a `Close
+/// Date` may be when someone became a customer, so it is read as the churn date only when
+/// `[clients] columns` says so.
 const SPELLINGS: &[(Field, &[&str])] = &[
     (
         Field::Email,
@@ -33,8 +35,6 @@ const SPELLINGS: &[(Field, &[&str])] = &[
             "lostat",
             "loston",
             "closedlostdate",
-            "closedate",
-            "closeddate",
             "cancellationdate",
             "cancelledat",
             "canceledat",
@@ -42,7 +42,6 @@ const SPELLINGS: &[(Field, &[&str])] = &[
             "canceledon",
             "contractenddate",
             "contractend",
-            "enddate",
             "kündigungsdatum",
             "vertragsende",
             "abwanderungsdatum",
@@ -151,7 +150,10 @@ const DEALS: &[&str] = &["deal", "opportunity", "opportunities", "verkaufschance
 /// `Billing Country`), normalized.
 const LOOKALIKES: &[(Field, &[&str])] = &[
     (Field::Email, &["email"]),
-    (Field::ChurnedAt, &["churn", "lostdate", "losttime"]),
+    (
+        Field::ChurnedAt,
+        &["churn", "lostdate", "losttime", "closedate", "enddate"],
+    ),
     (Field::FirstName, &["firstname", "vorname"]),
     (Field::LastName, &["lastname", "nachname", "surname"]),
     (Field::Company, &["company", "firma"]),
@@ -237,8 +239,9 @@ mod tests {
             ("Contact Owner", None),
             ("churned_at", Some(Field::ChurnedAt)),
             ("Churned At", Some(Field::ChurnedAt)),
-            ("Close Date", Some(Field::ChurnedAt)),
-            ("Opportunity: Close Date", Some(Field::ChurnedAt)),
+            ("Close Date", None),
+            ("Opportunity: Close Date", None),
+            ("Closed Lost Date", Some(Field::ChurnedAt)),
             ("Deal - Lost time", Some(Field::ChurnedAt)),
             ("Kündigungsdatum", Some(Field::ChurnedAt)),
             ("Name", Some(Field::Name)),
@@ -287,6 +290,7 @@ mod tests {
             ("Secondary Email", Some(Field::Email)),
             ("Person - Email - Work", Some(Field::Email)),
             ("Billing Country", Some(Field::Country)),
+            ("Close Date", Some(Field::ChurnedAt)),
             ("Company Domain Name", Some(Field::Company)),
             ("Plan", None),
             ("Record ID", None),
