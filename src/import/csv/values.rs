@@ -1,6 +1,7 @@
 //! The rules of each value in a former-client CSV row (address, dates, time zone,
-//! churn-reason slug or label, country, header-safe names), each a plain function from the cell's text to
-//! the value or a sentence saying what to fix. No I/O, no clock: the caller passes `now`.
+//! churn-reason slug or label, country, header-safe names), each a plain function from
+//! the cell's text to the value or a sentence saying what to fix. No I/O, no clock: the
+//! caller passes `now`.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
