@@ -1,7 +1,9 @@
 //! `winback check`: the setup stage `run` starts from, and the list of what is wrong, or
 //! "ok" with a line per campaign.
 //!
-//! Nothing is checked here that `Setup::load` does not check: this file prints. A
+//! Nothing is checked here that `Setup::load` does not check: this file prints, and adds
+//! warnings only (an `exclude_reasons` slug no imported client has, read from the
+//! database opened read-only). A
 //! placeholder left in a template (`[EDIT: ...]`) fails the check when mail goes to a
 //! real server, and is a warning while it only goes to files; either way the daemon
 //! holds such a message rather than send it. A CRM file `[clients]` names that cannot
@@ -46,6 +48,20 @@ pub(super) fn run(loaded: Result<Setup, SetupError>) -> anyhow::Result<ExitCode>
     for p in placeholders {
         println!("warning: {p}");
     }
+    // Read-only, like the look for renamed campaigns: a reason the CRM words otherwise
+    // excludes nobody, and only the clients' data can show it.
+    match crate::store::Store::churn_reasons_at(&config.database_path) {
+        Ok(Some(reasons)) => {
+            for warning in unmatched_exclusions(&config.campaigns, &reasons) {
+                println!("warning: {warning}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => println!(
+            "warning: cannot read {} to compare exclude_reasons with the clients' churn reasons ({e})",
+            config.database_path.display()
+        ),
+    }
     if !setup.client_files.is_empty() {
         let n = setup.client_files.len();
         println!(
@@ -76,6 +92,51 @@ pub(super) fn run(loaded: Result<Setup, SetupError>) -> anyhow::Result<ExitCode>
         println!("  inbound: {}", inbound_summary(&config.inbound));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The excluded churn reasons (each campaign's `exclude_reasons`, and `we_ended`) that no
+/// imported client has, each as a warning, when the clients have churn reasons at all
+/// (without any, there is nothing to match).
+fn unmatched_exclusions(
+    campaigns: &[crate::config::Campaign],
+    reasons: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
+    use crate::domain::campaign::ALWAYS_EXCLUDED;
+    const MAX_LISTED: usize = 12;
+    if reasons.is_empty() {
+        return Vec::new();
+    }
+    let mut seen: Vec<&str> = reasons
+        .iter()
+        .take(MAX_LISTED)
+        .map(String::as_str)
+        .collect();
+    if reasons.len() > MAX_LISTED {
+        seen.push("…");
+    }
+    let mut excluded: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    excluded.insert(ALWAYS_EXCLUDED, Vec::new());
+    for campaign in campaigns {
+        for slug in &campaign.exclude_reasons {
+            excluded.entry(slug).or_default().push(&campaign.name);
+        }
+    }
+    excluded
+        .into_iter()
+        .filter(|(slug, _)| !reasons.contains(*slug))
+        .map(|(slug, names)| {
+            let why = if names.is_empty() {
+                "never contacted".to_string()
+            } else {
+                let names: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+                format!("excluded by {}", names.join(", "))
+            };
+            format!(
+                "\"{slug}\" ({why}) is a churn reason no imported client has (theirs: {}); if your CRM words it otherwise, map its label in [clients] reasons = {{ \"Label in the CRM\" = \"{slug}\" }} and import again",
+                seen.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// `[inbound]` in one line: what the outgoing mail carries, what is read, who hears.

@@ -1322,3 +1322,27 @@ fn likely_mistakes_that_still_run_are_warnings() {
         check_problems(what, &config.warnings, expected);
     }
 }
+
+#[test]
+fn a_date_format_is_checked_when_the_configuration_is_read() {
+    let with = |format: &str| format!("{BASE}\n[clients]\ndate_format = \"{format}\"\n");
+    let config = Config::parse(&path(), &with("MM/DD/YYYY")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.clients.format.date_format.as_deref(),
+        Some("MM/DD/YYYY")
+    );
+    check_errors(
+        "lower-case date parts",
+        &with("dd.mm.yyyy"),
+        &[(
+            Some(35),
+            "clients.date_format",
+            &["\"dd.mm.yyyy\"", "capitals", "\"DD.MM.YYYY\""],
+        )],
+    );
+    check_errors(
+        "a two-digit year",
+        &with("MM/DD/YY"),
+        &[(Some(35), "clients.date_format", &["YYYY (four digits)"])],
+    );
+}

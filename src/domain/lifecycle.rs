@@ -67,7 +67,7 @@ pub(crate) fn merged(stored: &ClientRecord, row: &ClientRecord) -> ClientRecord 
         churn_reason: keep(&row.churn_reason, &stored.churn_reason),
         timezone: row.timezone.or(stored.timezone),
         fields,
-        country: None,
+        country: keep(&row.country, &stored.country),
         returned_at: None,
     }
 }

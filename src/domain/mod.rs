@@ -7,6 +7,8 @@
 pub(crate) mod calendar;
 pub(crate) mod campaign;
 pub(crate) mod changes;
+pub(crate) mod country;
+pub(crate) mod date_format;
 pub(crate) mod inbound;
 pub(crate) mod lifecycle;
 pub(crate) mod model;

@@ -115,6 +115,11 @@ pub(crate) fn read_rows<R: Read>(
         return Err(ImportError::Header(EMPTY_FILE.to_owned()));
     }
     let columns = Columns::from_header(&record, format).map_err(ImportError::Header)?;
+    let summary = ReadSummary {
+        columns: columns.used().to_vec(),
+        warnings: columns.warnings().to_vec(),
+        ..ReadSummary::default()
+    };
     let bytes_read = reader.position().byte();
     reader.get_mut().record_start = bytes_read;
     Ok(Rows {
@@ -125,7 +130,7 @@ pub(crate) fn read_rows<R: Read>(
         latest_date: now.date_naive().succ_opt(),
         bytes_read,
         finished: false,
-        summary: ReadSummary::default(),
+        summary,
     })
 }
 
@@ -172,7 +177,10 @@ impl<R: Read> Iterator for Rows<R> {
             }
             let parsed = self.columns.parse(&self.record, self.now, self.latest_date);
             return Some(match parsed {
-                Ok(client) => Ok((line, client)),
+                Ok(client) => {
+                    self.summary.saw_reason(client.churn_reason.as_deref());
+                    Ok((line, client))
+                }
                 Err(reason) => Err(RowError { line, reason }),
             });
         }

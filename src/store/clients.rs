@@ -1,5 +1,6 @@
 //! Former clients' rows: their columns, decoding a row into a [`ClientRecord`], loading
-//! one by id or by address, and the facts enrolling a client needs.
+//! one by id or by address, the facts enrolling a client needs, and the churn reasons
+//! the clients have (for `check`).
 //!
 //! Reads only, and decides nothing: the import writes client rows (`import.rs`), `people`
 //! records opt-outs and returns, `enroll` schedules their sequences.
@@ -8,9 +9,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{Result, StoreError, parse_opt_time};
+use super::{Result, Store, StoreError, parse_opt_time};
 use crate::domain::model::{ChurnedAt, ClientRecord, normalize_email};
 
 /// What enrolling a client in a campaign needs to know about them.
@@ -46,15 +47,14 @@ impl StoredClient {
     }
 }
 
-const CLIENT_COLUMNS: &str =
-    "id, email, name, first_name, company, churned_at, churn_reason, timezone, fields, returned_at";
+const CLIENT_COLUMNS: &str = "id, email, name, first_name, company, churned_at, churn_reason, timezone, fields, returned_at, country";
 
 /// [`CLIENT_COLUMNS`] of `clients` aliased `c`, for queries that join it.
-pub(crate) const JOINED_CLIENT_COLUMNS: &str = "c.id, c.email, c.name, c.first_name, c.company, c.churned_at, c.churn_reason, c.timezone, c.fields, c.returned_at";
+pub(crate) const JOINED_CLIENT_COLUMNS: &str = "c.id, c.email, c.name, c.first_name, c.company, c.churned_at, c.churn_reason, c.timezone, c.fields, c.returned_at, c.country";
 
 pub(crate) fn client_from_row(
     r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(i64, [Option<String>; 9])> {
+) -> rusqlite::Result<(i64, [Option<String>; 10])> {
     client_from_row_at(r, 0)
 }
 
@@ -62,15 +62,15 @@ pub(crate) fn client_from_row(
 pub(crate) fn client_from_row_at(
     r: &rusqlite::Row<'_>,
     first: usize,
-) -> rusqlite::Result<(i64, [Option<String>; 9])> {
-    let mut cols: [Option<String>; 9] = Default::default();
+) -> rusqlite::Result<(i64, [Option<String>; 10])> {
+    let mut cols: [Option<String>; 10] = Default::default();
     for (i, col) in cols.iter_mut().enumerate() {
         *col = r.get(first + 1 + i)?;
     }
     Ok((r.get(first)?, cols))
 }
 
-pub(crate) fn decode_client(id: i64, cols: [Option<String>; 9]) -> Result<StoredClient> {
+pub(crate) fn decode_client(id: i64, cols: [Option<String>; 10]) -> Result<StoredClient> {
     let [
         email,
         name,
@@ -81,6 +81,7 @@ pub(crate) fn decode_client(id: i64, cols: [Option<String>; 9]) -> Result<Stored
         timezone,
         fields,
         returned_at,
+        country,
     ] = cols;
     let churned_text = churned_at.unwrap_or_default();
     let churned_at = ChurnedAt::parse(&churned_text)
@@ -99,7 +100,7 @@ pub(crate) fn decode_client(id: i64, cols: [Option<String>; 9]) -> Result<Stored
             churn_reason,
             timezone,
             fields,
-            country: None,
+            country,
             returned_at: None,
         },
         returned_at: parse_opt_time(returned_at)?,
@@ -145,4 +146,37 @@ pub(crate) fn load_by_email(conn: &Connection, email: &str) -> Result<Option<Sto
 
 pub(crate) fn fields_json(fields: &BTreeMap<String, String>) -> String {
     serde_json::to_string(fields).unwrap_or_else(|_| "{}".to_string())
+}
+
+impl Store {
+    /// The churn reasons the clients in the database at `path` have, read without
+    /// changing or creating anything; None when there is no database or no client yet.
+    pub(crate) fn churn_reasons_at(
+        path: &std::path::Path,
+    ) -> Result<Option<std::collections::BTreeSet<String>>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let has_clients = conn
+            .query_row("SELECT 1 FROM clients LIMIT 1", [], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if !has_clients {
+            return Ok(None);
+        }
+        let reasons = conn
+            .prepare("SELECT DISTINCT churn_reason FROM clients WHERE churn_reason IS NOT NULL")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Some(reasons))
+    }
 }

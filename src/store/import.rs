@@ -18,7 +18,6 @@ use super::{Result, Store, StoreError, fmt_time, log_event};
 use crate::config::Config;
 use crate::domain::changes::{FieldChange, field_changes};
 use crate::domain::lifecycle;
-use crate::domain::model::ChurnedAt;
 use crate::domain::model::ClientRecord;
 use crate::domain::model::RowError;
 
@@ -117,13 +116,10 @@ impl PreparedClient {
     /// The row's values, or what is wrong with it (a return in the future), in words for
     /// the row's report.
     pub(crate) fn new(
-        mut record: ClientRecord,
+        record: ClientRecord,
         config: &Config,
         now: DateTime<Utc>,
     ) -> std::result::Result<PreparedClient, String> {
-        if record.returned_at.is_none() && !record.fields.is_empty() {
-            record.returned_at = returned_at_field(&mut record.fields)?;
-        }
         let returned = lifecycle::crm_return(
             record.returned_at,
             record.churned_at,
@@ -145,26 +141,6 @@ impl PreparedClient {
             record,
         })
     }
-}
-
-/// A `returned_at` column that was read as a custom field (no mapping named it) is the
-/// client's return, never a template field: taken out of `fields` and read as a date.
-fn returned_at_field(
-    fields: &mut std::collections::BTreeMap<String, String>,
-) -> std::result::Result<Option<ChurnedAt>, String> {
-    let Some(text) = fields.remove("returned_at") else {
-        return Ok(None);
-    };
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    ChurnedAt::parse(text).map(Some).ok_or_else(|| {
-        format!(
-            "returned_at {:?} is not a date (use YYYY-MM-DD or RFC 3339, e.g. 2026-03-31)",
-            crate::domain::model::printable(text)
-        )
-    })
 }
 
 impl Store {
@@ -345,8 +321,8 @@ impl Store {
 
 /// Adds a client if the address is new (one index search when it is, as most rows of a
 /// large import are).
-const INSERT_CLIENT: &str = "INSERT INTO clients (email, name, first_name, company, churned_at, churn_reason, timezone, fields, created_at, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) ON CONFLICT (email) DO NOTHING";
+const INSERT_CLIENT: &str = "INSERT INTO clients (email, name, first_name, company, churned_at, churn_reason, timezone, fields, created_at, updated_at, country)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10) ON CONFLICT (email) DO NOTHING";
 
 /// The statements every new row runs, prepared once per import with the values that are
 /// the same for every row already bound: looking a statement up in the connection's
@@ -406,6 +382,7 @@ fn upsert(
     insert.raw_bind_parameter(6, &record.churn_reason)?;
     insert.raw_bind_parameter(7, timezone)?;
     insert.raw_bind_parameter(8, fields)?;
+    insert.raw_bind_parameter(10, &record.country)?;
     if insert.raw_execute()? == 1 {
         let id = tx.last_insert_rowid();
         if crate::domain::model::may_have_legacy_spelling(&record.email) {
@@ -467,7 +444,7 @@ fn upsert(
     let fields = &fields_json(&record.fields);
     tx.prepare_cached(
         "UPDATE clients SET name = ?2, first_name = ?3, company = ?4, churned_at = ?5, churn_reason = ?6, timezone = ?7,
-                fields = ?8, updated_at = ?9 WHERE id = ?1",
+                fields = ?8, updated_at = ?9, country = ?10 WHERE id = ?1",
     )?
     .execute(params![
         existing.id,
@@ -478,7 +455,8 @@ fn upsert(
         record.churn_reason,
         timezone,
         fields,
-        now_text
+        now_text,
+        record.country
     ])?;
     let facts = ClientFacts::of(existing.id, record);
     // Left again after coming back: a new sequence (an opt-out still stops it at claim time).

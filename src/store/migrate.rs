@@ -20,7 +20,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("schema8.sql"),
     include_str!("schema9.sql"),
     include_str!("schema10.sql"),
-    include_str!("schema13.sql"),
+    include_str!("schema11.sql"),
+    include_str!("schema12.sql"),
 ];
 
 /// The migration whose SQL is followed by a Rust step, [`addresses::normalize_stored`].

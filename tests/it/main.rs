@@ -4,6 +4,7 @@ mod cli;
 mod clients;
 mod config;
 mod crash;
+mod crm_columns;
 mod crm_returns;
 mod delivery;
 mod faults;

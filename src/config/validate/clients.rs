@@ -23,7 +23,7 @@ impl Validator<'_> {
             columns: raw.columns.map(|c| self.columns(c)).unwrap_or_default(),
             encoding: raw.encoding.and_then(|e| self.encoding(&e)),
             delimiter: raw.delimiter.and_then(|d| self.delimiter(&d)),
-            date_format: raw.date_format.map(Spanned::into_inner),
+            date_format: raw.date_format.and_then(|f| self.date_format(f)),
             reasons: raw.reasons.map(|r| self.reasons(r)).unwrap_or_default(),
         };
         Clients {
@@ -73,6 +73,20 @@ impl Validator<'_> {
             columns.push((field, name.to_string()));
         }
         columns
+    }
+
+    fn date_format(&mut self, raw: Spanned<String>) -> Option<String> {
+        match crate::domain::date_format::DateFormat::parse(raw.get_ref()) {
+            Ok(_) => Some(raw.into_inner().trim().to_string()),
+            Err(problem) => {
+                self.problem(
+                    Some(&raw.span()),
+                    "clients.date_format",
+                    format!("{:?} {problem}", raw.get_ref()),
+                );
+                None
+            }
+        }
     }
 
     fn encoding(&mut self, raw: &Spanned<String>) -> Option<&'static encoding_rs::Encoding> {

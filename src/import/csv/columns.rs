@@ -3,33 +3,27 @@
 //! [`ClientRecord`]. Each value's own rules are in `values.rs`. No I/O, no clock: the
 //! caller passes `now`.
 
-use std::collections::BTreeMap;
+mod spellings;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use csv::ByteRecord;
 
 use super::values::{
-    keep, parse_churn_reason, parse_churned_at, parse_email, parse_header_text, parse_timezone,
+    keep, parse_churn_reason, parse_churned_at, parse_country, parse_date, parse_email,
+    parse_header_text, parse_timezone,
 };
 use crate::config::CsvFormat;
+use crate::config::clients::Field;
+use crate::config::normalize_header;
+use crate::domain::date_format::DateFormat;
 use crate::domain::model::ClientRecord;
 
 pub(super) const NOT_UTF8: &str = "not valid UTF-8 text (save the file as UTF-8)";
 pub(super) const EMPTY_FILE: &str =
     "the file is empty: it needs a header line such as `email,churned_at,name,company`";
 
-/// The columns winback reads itself; every other one is a custom field.
-pub(super) const KNOWN: [&str; 7] = [
-    "email",
-    "churned_at",
-    "name",
-    "first_name",
-    "company",
-    "churn_reason",
-    "timezone",
-];
-
-/// Where each known column is, and the names of the others.
+/// Where each field's column is, and the names of the others; resolved once, at the
+/// header, so that a row costs what it always did.
 #[derive(Debug)]
 pub(super) struct Columns {
     count: usize,
@@ -37,17 +31,28 @@ pub(super) struct Columns {
     churned_at: usize,
     name: Option<usize>,
     first_name: Option<usize>,
+    last_name: Option<usize>,
     company: Option<usize>,
     churn_reason: Option<usize>,
     timezone: Option<usize>,
+    country: Option<usize>,
+    returned_at: Option<usize>,
     /// Custom fields: (column index, lower-cased name).
     custom: Vec<(usize, String)>,
+    date_format: Option<DateFormat>,
+    /// `[clients] reasons`: (lower-cased label, slug).
+    reasons: Vec<(String, String)>,
+    /// The header each field is read from, for the summary.
+    used: Vec<(Field, String)>,
+    /// Columns that look like a field but feed none, and other things worth a look.
+    warnings: Vec<String>,
 }
 
 impl Columns {
+    /// Reads a header line through `[clients]` (`format`): mapped columns first, then the
+    /// common spellings. Refuses (cheaply, without panicking) any line that is not a
+    /// header with an email and a churn date column, so a title line can be tried.
     pub(super) fn from_header(header: &ByteRecord, format: &CsvFormat) -> Result<Columns, String> {
-        // The mapping is read from the next version of this function on.
-        let _ = format;
         let mut names = Vec::with_capacity(header.len());
         for (index, raw) in header.iter().enumerate() {
             let Ok(text) = std::str::from_utf8(raw) else {
@@ -58,9 +63,9 @@ impl Columns {
             } else {
                 text
             };
-            names.push(text.trim().to_lowercase());
+            names.push(text.trim());
         }
-        if names.iter().all(String::is_empty) {
+        if names.iter().all(|name| name.is_empty()) {
             return Err(EMPTY_FILE.to_owned());
         }
         if names.iter().any(|name| name.contains(['\r', '\n'])) {
@@ -70,61 +75,155 @@ impl Columns {
                     .to_owned(),
             );
         }
-        if let Some(index) = names.iter().position(String::is_empty) {
+        if let Some(index) = names.iter().position(|name| name.is_empty()) {
             return Err(format!(
                 "column {} of the header line has no name (name it, or delete the column if \
                  it is not needed)",
                 index + 1
             ));
         }
-        let mut first_seen: BTreeMap<&str, usize> = BTreeMap::new();
-        for (index, name) in names.iter().enumerate() {
-            if let Some(first) = first_seen.insert(name, index) {
-                return Err(format!(
-                    "the column `{name}` appears twice in the header line (columns {} and {})",
-                    first + 1,
-                    index + 1
-                ));
+        let normal: Vec<String> = names.iter().map(|name| normalize_header(name)).collect();
+        let mut field_at: Vec<Option<Field>> = vec![None; names.len()];
+        let column_of = |field: Field, field_at: &[Option<Field>]| {
+            field_at.iter().position(|f| *f == Some(field))
+        };
+        // Mapped columns: the configuration's word is final.
+        for (field, header) in &format.columns {
+            let wanted = normalize_header(header);
+            match normal.iter().position(|name| *name == wanted) {
+                Some(index) => field_at[index] = Some(*field),
+                None => {
+                    return Err(format!(
+                        "[clients] columns maps {} to \"{header}\", but the file has no such \
+                         column (columns found: {}); write the name as it appears in the \
+                         header line",
+                        field.as_str(),
+                        listed(&names)
+                    ));
+                }
             }
         }
-        // `First Name` would otherwise become a custom field, silently.
-        for name in &names {
-            let canonical = name.replace([' ', '-'], "_");
-            if canonical != *name && KNOWN.contains(&canonical.as_str()) {
-                return Err(format!(
-                    "the column `{name}` should be named `{canonical}` (with an underscore)"
-                ));
+        // The common spellings, for the fields not mapped: the best match, then the first.
+        let mapped = |field: Field| format.columns.iter().any(|(f, _)| *f == field);
+        let recognised: Vec<Option<(Field, u8)>> = names
+            .iter()
+            .zip(&normal)
+            .map(|(name, normal)| spellings::recognise(name, normal))
+            .collect();
+        for field in Field::ALL {
+            if mapped(field) {
+                continue;
+            }
+            let best = recognised
+                .iter()
+                .enumerate()
+                .filter(|(index, found)| {
+                    field_at[*index].is_none() && found.is_some_and(|(f, _)| f == field)
+                })
+                .min_by_key(|(index, found)| (found.map(|(_, rank)| rank), *index));
+            if let Some((index, _)) = best {
+                field_at[index] = Some(field);
             }
         }
-        let position = |wanted: &str| names.iter().position(|name| name == wanted);
-        let (email, churned_at) = match (position("email"), position("churned_at")) {
+        let (email, churned_at) = match (
+            column_of(Field::Email, &field_at),
+            column_of(Field::ChurnedAt, &field_at),
+        ) {
             (Some(email), Some(churned_at)) => (email, churned_at),
             (email, churned_at) => {
                 let missing = match (email, churned_at) {
-                    (None, None) => "no `email` column and no `churned_at` column",
-                    (None, Some(_)) => "no `email` column",
-                    _ => "no `churned_at` column",
+                    (None, None) => "no email column and no churned_at column",
+                    (None, Some(_)) => "no email column",
+                    _ => "no churned_at column",
                 };
-                return Err(missing_columns_message(missing, &names));
+                let field = if email.is_none() {
+                    "email"
+                } else {
+                    "churned_at"
+                };
+                return Err(missing_columns_message(missing, field, &names));
             }
         };
-        let custom = names
-            .iter()
-            .enumerate()
-            .filter(|(_, name)| !KNOWN.contains(&name.as_str()))
-            .map(|(index, name)| (index, name.clone()))
+        let date_format = match &format.date_format {
+            Some(pattern) => Some(
+                DateFormat::parse(pattern)
+                    .map_err(|problem| format!("[clients] date_format {pattern:?} {problem}"))?,
+            ),
+            None => None,
+        };
+        let mut warnings = Vec::new();
+        let mut custom: Vec<(usize, String)> = Vec::new();
+        for (index, name) in names.iter().enumerate() {
+            if field_at[index].is_some() {
+                continue;
+            }
+            let key = name.to_lowercase();
+            if let Some((first, _)) = custom.iter().find(|(_, taken)| *taken == key) {
+                warnings.push(format!(
+                    "the column \"{name}\" appears twice (columns {} and {}): templates get the \
+                     first as fields.{key}, the second is not read",
+                    first + 1,
+                    index + 1
+                ));
+                continue;
+            }
+            let like = recognised[index]
+                .map(|(field, _)| field)
+                .or_else(|| spellings::looks_like(&normal[index]));
+            if let Some(field) = like {
+                let source = match column_of(field, &field_at) {
+                    Some(used) => format!("{} is read from \"{}\"", field.as_str(), names[used]),
+                    None => format!("no column is read as {}", field.as_str()),
+                };
+                warnings.push(format!(
+                    "the column \"{name}\" looks like {} but is not read as it ({source}); \
+                     templates get it as fields.{key}; if it is the one, set [clients] columns \
+                     = {{ {} = \"{name}\" }}",
+                    field.as_str(),
+                    field.as_str()
+                ));
+            }
+            custom.push((index, key));
+        }
+        let used = Field::ALL
+            .into_iter()
+            .filter_map(|field| {
+                column_of(field, &field_at).map(|index| (field, names[index].to_string()))
+            })
             .collect();
+        let at = |field: Field| column_of(field, &field_at);
         Ok(Columns {
             count: names.len(),
             email,
             churned_at,
-            name: position("name"),
-            first_name: position("first_name"),
-            company: position("company"),
-            churn_reason: position("churn_reason"),
-            timezone: position("timezone"),
+            name: at(Field::Name),
+            first_name: at(Field::FirstName),
+            last_name: at(Field::LastName),
+            company: at(Field::Company),
+            churn_reason: at(Field::ChurnReason),
+            timezone: at(Field::Timezone),
+            country: at(Field::Country),
+            returned_at: at(Field::ReturnedAt),
             custom,
+            date_format,
+            reasons: format
+                .reasons
+                .iter()
+                .map(|(label, slug)| (label.trim().to_lowercase(), slug.clone()))
+                .collect(),
+            used,
+            warnings,
         })
+    }
+
+    /// The header each field is read from.
+    pub(super) fn used(&self) -> &[(Field, String)] {
+        &self.used
+    }
+
+    /// Columns that look like a field but feed none.
+    pub(super) fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Checks one record; on failure, the reason names every problem in the row.
@@ -153,7 +252,7 @@ impl Columns {
         };
         let optional = |index: Option<usize>| index.map_or(Ok(""), text);
 
-        let mut fields = BTreeMap::new();
+        let mut fields = std::collections::BTreeMap::new();
         for (index, name) in &self.custom {
             fields.insert(name.clone(), text(*index)?.trim().to_owned());
         }
@@ -166,16 +265,47 @@ impl Columns {
         let timezone = optional(self.timezone)?;
 
         let mut problems = Vec::new();
+        let format = self.date_format.as_ref();
         let email = keep(parse_email(email), &mut problems);
         let churned_at = keep(
-            parse_churned_at(churned_at, now, latest_date),
+            parse_churned_at(churned_at, format, now, latest_date),
             &mut problems,
         );
         let name = keep(parse_header_text("name", name), &mut problems).flatten();
         let first_name = keep(parse_header_text("first_name", first_name), &mut problems).flatten();
         let company = keep(parse_header_text("company", company), &mut problems).flatten();
-        let churn_reason = keep(parse_churn_reason(churn_reason), &mut problems).flatten();
+        let churn_reason = keep(
+            parse_churn_reason(churn_reason, &self.reasons),
+            &mut problems,
+        )
+        .flatten();
         let timezone = keep(parse_timezone(timezone), &mut problems).flatten();
+        // Columns most files lack cost nothing when absent (the import's hot path).
+        let last_name = match self.last_name {
+            Some(index) => keep(parse_header_text("last_name", text(index)?), &mut problems),
+            None => None,
+        }
+        .flatten();
+        let country = match self.country {
+            Some(index) => keep(parse_country(text(index)?), &mut problems),
+            None => None,
+        }
+        .flatten();
+        let returned_at = match self.returned_at {
+            Some(index) => keep(
+                parse_date("returned_at", text(index)?, format, now, latest_date),
+                &mut problems,
+            ),
+            None => None,
+        }
+        .flatten();
+        // No name of their own: first and last name make it.
+        let name = name.or_else(|| match (&first_name, &last_name) {
+            (Some(first), Some(last)) => Some(format!("{first} {last}")),
+            (None, Some(last)) => Some(last.clone()),
+            (Some(first), None) if self.last_name.is_some() => Some(first.clone()),
+            _ => None,
+        });
         match (email, churned_at) {
             (Some(email), Some(churned_at)) if problems.is_empty() => Ok(ClientRecord {
                 email,
@@ -186,26 +316,42 @@ impl Columns {
                 churn_reason,
                 timezone,
                 fields,
-                country: None,
-                returned_at: None,
+                country,
+                returned_at,
             }),
             _ => Err(problems.join("; ")),
         }
     }
 }
 
-fn missing_columns_message(missing: &str, names: &[String]) -> String {
+/// Whether a header name feeds a field, or looks like one, on its own.
+#[cfg(test)]
+pub(super) fn is_recognised(name: &str) -> bool {
+    let normal = normalize_header(name);
+    spellings::recognise(name, &normal).is_some() || spellings::looks_like(&normal).is_some()
+}
+
+/// Header names for a message, the first twenty.
+fn listed(names: &[&str]) -> String {
     const MAX_LISTED: usize = 20;
     let mut found = names
         .iter()
         .take(MAX_LISTED)
-        .map(String::as_str)
+        .copied()
         .collect::<Vec<_>>()
         .join(", ");
     if names.len() > MAX_LISTED {
         found.push_str(", …");
     }
-    let mut message = format!("the file has {missing} (columns found: {found})");
+    found
+}
+
+fn missing_columns_message(missing: &str, field: &str, names: &[&str]) -> String {
+    let found = listed(names);
+    let mut message = format!(
+        "the file has {missing} (columns found: {found}); if one of these holds it, name it \
+         in the configuration: [clients] columns = {{ {field} = \"…\" }}"
+    );
     if let [only] = names {
         for (separator, what) in [(';', "semicolons"), ('\t', "tabs")] {
             if only.contains(separator) {

@@ -26,7 +26,20 @@ pub(crate) struct ReadSummary {
     pub warnings: Vec<String>,
 }
 
+/// Past this many different reasons, more are not listed (a column of free text).
+const MAX_REASONS_SEEN: usize = 100;
+
 impl ReadSummary {
+    /// Notes a row's churn reason; allocates only for a reason not seen before.
+    pub(crate) fn saw_reason(&mut self, reason: Option<&str>) {
+        if let Some(reason) = reason
+            && self.reasons_seen.len() < MAX_REASONS_SEEN
+            && !self.reasons_seen.contains(reason)
+        {
+            self.reasons_seen.insert(reason.to_owned());
+        }
+    }
+
     /// The summary as lines for a person, most useful first.
     pub(crate) fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();

@@ -96,6 +96,7 @@ fn a_partial_file_never_clears_a_stored_value() {
         churn_reason: Some("we_ended".to_string()),
         timezone: Some(chrono_tz::Europe::Paris),
         fields: [("plan".to_string(), "gold".to_string())].into(),
+        country: Some("DE".to_string()),
         ..record(1, "2025-06-01")
     };
     let bare = ClientRecord {
@@ -128,6 +129,32 @@ fn a_partial_file_never_clears_a_stored_value() {
         .query_row("SELECT count(*) FROM enrollments", [], |r| r.get(0))
         .unwrap();
     assert_eq!(enrolled, 0, "we ended it: never enrolled");
+}
+
+/// The country a CRM export gives is stored with the client, and a later one replaces it.
+#[test]
+fn a_country_is_stored_and_a_later_one_replaces_it() {
+    let (_dir, config, mut store, now) = fixture();
+    for country in ["FR", "AT"] {
+        let row = ClientRecord {
+            country: Some(country.to_string()),
+            ..record(1, "2025-06-01")
+        };
+        let outcome = store
+            .import(
+                std::iter::once(Ok((2, row))),
+                &config,
+                now,
+                false,
+                &mut |_| {},
+            )
+            .unwrap();
+        assert!(outcome.applied, "{outcome:?}");
+        let stored = load_by_email(&store.conn, "c1@client.example")
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.record.country.as_deref(), Some(country));
+    }
 }
 
 /// Several rows to a statement are inserted `OR IGNORE`: a row that was not written
@@ -293,7 +320,7 @@ fn a_new_client_who_already_came_back_is_never_mailed() {
 /// file is applied. A `returned_at` column read as a custom field is the return all the
 /// same, and no template field.
 #[test]
-fn a_return_in_the_future_is_a_bad_row_and_a_returned_at_field_is_the_return() {
+fn a_return_in_the_future_is_a_bad_row() {
     let (_dir, config, mut store, now) = fixture();
     let future = ClientRecord {
         returned_at: ChurnedAt::parse("2026-03-01"),
@@ -319,21 +346,6 @@ fn a_return_in_the_future_is_a_bad_row_and_a_returned_at_field_is_the_return() {
         .unwrap();
     assert_eq!(clients, 0);
 
-    let as_field = ClientRecord {
-        fields: [("returned_at".to_string(), "2025-12-01".to_string())].into(),
-        ..record(1, "2025-06-01")
-    };
-    let outcome = import_one(&mut store, &config, now, as_field);
-    assert_eq!(outcome.counts.returned, 1);
-    assert_eq!(standing(&store, 1).0, "returned");
-    let stored = load_by_email(&store.conn, "c1@client.example")
-        .unwrap()
-        .unwrap();
-    assert!(
-        stored.record.fields.is_empty(),
-        "{:?}",
-        stored.record.fields
-    );
 }
 
 /// A dry run imports into a copy: it lists what changes, client by client, and the file

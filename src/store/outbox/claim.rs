@@ -490,7 +490,7 @@ impl Store {
 /// An enrollment whose moment has come: id, campaign, cycle, step, due.
 type WaitingRow = (i64, String, i64, u32, String);
 /// A client's id and columns, as [`client_from_row_at`] reads them.
-type ClientColumns = (i64, [Option<String>; 9]);
+type ClientColumns = (i64, [Option<String>; 10]);
 /// A retry or held message whose moment has come: id, enrollment, campaign, cycle, step, due, next attempt.
 type QueuedRow = (i64, i64, String, i64, u32, String, String);
 

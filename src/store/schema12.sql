@@ -1,4 +1,4 @@
--- Version 13. Each look the daemon took at a CRM file it syncs ([clients] sync_file,
+-- Version 12. Each look the daemon took at a CRM file it syncs ([clients] sync_file,
 -- customers_file): when, which file, what came of it, the counts or the error. Looks
 -- in a row with the same failure (a file missing for hours is looked for at every pass)
 -- are one row, with the first and the latest look and how many there were. Failed
