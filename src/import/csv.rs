@@ -329,6 +329,9 @@ fn is_blank(record: &ByteRecord) -> bool {
 }
 
 #[cfg(test)]
+mod crm_tests;
+
+#[cfg(test)]
 mod proptests;
 
 #[cfg(test)]

@@ -38,9 +38,10 @@ pub(super) struct Source<R> {
     ahead_from: usize,
     /// `None` for UTF-8: the bytes are handed over as they are read.
     decoder: Option<Decoder>,
-    /// Raw bytes waiting for the decoder.
+    /// Raw bytes waiting for the decoder: `raw[raw_from..raw_end]`.
     raw: Vec<u8>,
     raw_from: usize,
+    raw_end: usize,
     inner_done: bool,
     decoded_all: bool,
     /// A read that failed after the sample had bytes: told when the reader gets there,
@@ -122,6 +123,7 @@ impl<R: Read> Source<R> {
             decoder: None,
             raw: Vec::new(),
             raw_from: 0,
+            raw_end: 0,
             inner_done,
             decoded_all: false,
             deferred,
@@ -136,6 +138,7 @@ impl<R: Read> Source<R> {
             source.ahead_from = bom_len;
         } else {
             source.decoder = Some(chosen.encoding.new_decoder_without_bom_handling());
+            source.raw_end = sample.len();
             source.raw = sample;
             source.raw_from = bom_len;
             source.decode_more()?;
@@ -147,7 +150,7 @@ impl<R: Read> Source<R> {
     /// The second value says whether it is the whole file.
     pub(super) fn sample(&self) -> (&[u8], bool) {
         let ahead = self.ahead.get(self.ahead_from..).unwrap_or_default();
-        let whole = self.inner_done && self.raw_from >= self.raw.len();
+        let whole = self.inner_done && self.raw_from >= self.raw_end;
         (ahead, whole)
     }
 
@@ -157,17 +160,22 @@ impl<R: Read> Source<R> {
             let Some(decoder) = self.decoder.as_mut() else {
                 return Ok(());
             };
-            if self.raw_from >= self.raw.len() && !self.inner_done {
-                self.raw.resize(RAW_CHUNK_BYTES, 0);
+            if self.raw_from >= self.raw_end && !self.inner_done {
+                if self.raw.len() < RAW_CHUNK_BYTES {
+                    self.raw.resize(RAW_CHUNK_BYTES, 0);
+                }
                 let read = match self.deferred.take() {
                     Some(error) => return Err(error),
                     None => read_retrying(&mut self.inner, &mut self.raw)?,
                 };
-                self.raw.truncate(read);
                 self.raw_from = 0;
+                self.raw_end = read;
                 self.inner_done = read == 0;
             }
-            let src = self.raw.get(self.raw_from..).unwrap_or_default();
+            let src = self
+                .raw
+                .get(self.raw_from..self.raw_end)
+                .unwrap_or_default();
             let last = self.inner_done;
             // UTF-16 and single-byte encodings: at most 3 bytes of UTF-8 per input byte.
             let room = decoder
@@ -180,7 +188,7 @@ impl<R: Read> Source<R> {
             let (_, read, written, _) = decoder.decode_to_utf8(src, &mut self.ahead, last);
             self.raw_from += read;
             self.ahead.truncate(written);
-            if last && self.raw_from >= self.raw.len() {
+            if last && self.raw_from >= self.raw_end {
                 self.decoded_all = true;
             }
         }
