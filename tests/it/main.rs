@@ -4,6 +4,7 @@ mod cli;
 mod clients;
 mod config;
 mod crash;
+mod crm_read;
 mod delivery;
 mod faults;
 mod first_run;
