@@ -256,7 +256,8 @@ fn the_delimiter_is_found_or_set_and_decimal_commas_stay_in_their_value() {
             )
         })
     };
-    let cases: [(&str, &[u8], Option<u8>, u8, bool); 4] = [
+    type Case<'a> = (&'a str, &'a [u8], Option<u8>, u8, bool);
+    let cases: [Case; 4] = [
         (
             "semicolons",
             "email;churned_at;name;Umsatz\nzoe@atelier.example;2025-06-30;Zoë;1.234,56\n"

@@ -42,18 +42,17 @@ pub(super) fn delimiter(text: &[u8], whole: bool) -> Option<u8> {
                 best = Some(found);
             }
         }
-        if let Some((line, here)) = counts
+        let most = counts
             .iter()
             .map(column)
             .enumerate()
             .max_by_key(|&(line, here)| (here, std::cmp::Reverse(line)))
-            .filter(|&(_, here)| here > 0)
-        {
-            if widest
+            .filter(|&(_, here)| here > 0);
+        if let Some((line, here)) = most
+            && widest
                 .is_none_or(|(columns, at, _)| here > columns || (here == columns && line < at))
-            {
-                widest = Some((here, line, order));
-            }
+        {
+            widest = Some((here, line, order));
         }
     }
     best.or(widest).map(|(_, _, order)| CANDIDATES[order])
