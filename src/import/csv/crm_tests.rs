@@ -238,6 +238,20 @@ fn a_byte_order_mark_wins_over_the_set_encoding_and_says_so() {
     assert_eq!(summary.encoding, Some(("UTF-16LE", true)));
     assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
     assert!(summary.warnings[0].contains("windows-1252"));
+
+    // `encoding = "utf-16"` (little-endian by its label) reads a big-endian file too.
+    let input = utf16(
+        "email,churned_at,name\nzoe@atelier.example,2025-06-30,Zoë\n",
+        false,
+    );
+    let utf16_set = CsvFormat {
+        encoding: encoding_rs::Encoding::for_label(b"utf-16"),
+        ..CsvFormat::default()
+    };
+    let (rows, summary) = read_with(&input, &utf16_set);
+    assert_eq!(rows, vec![named(2, "zoe@atelier.example", "Zoë")]);
+    assert_eq!(summary.encoding, Some(("UTF-16BE", false)));
+    assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
 }
 
 /// Semicolons, tabs and pipes are found in the header; a decimal comma in a semicolon

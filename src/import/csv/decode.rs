@@ -6,7 +6,7 @@
 
 use std::io::{self, Read};
 
-use encoding_rs::{Decoder, Encoding, UTF_8, WINDOWS_1252};
+use encoding_rs::{Decoder, Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
 
 /// A record may span several lines (line breaks inside quotes), but past this many bytes a
 /// closing quote is surely missing; reading stops instead of buffering the rest of the file.
@@ -86,7 +86,14 @@ impl<R: Read> Source<R> {
         }
         sample.truncate(filled);
         let bom = Encoding::for_bom(&sample);
+        let utf16 = |encoding| encoding == UTF_16LE || encoding == UTF_16BE;
         let chosen = match (forced, bom) {
+            // `encoding = "utf-16"` is either byte order: the mark tells which.
+            (Some(set), Some((marked, _))) if utf16(set) && utf16(marked) => Chosen {
+                encoding: marked,
+                detected: false,
+                overridden: None,
+            },
             (Some(set), Some((marked, _))) if set != marked => Chosen {
                 encoding: marked,
                 detected: true,
