@@ -122,7 +122,11 @@ pub(crate) fn read_rows<R: Read>(
         Some(delimiter) => (delimiter, false),
         None => {
             let (sample, whole) = source.sample();
-            (sniff::delimiter(sample, whole).unwrap_or(b','), true)
+            let is_header = |record: &ByteRecord| Columns::from_header(record, format).is_ok();
+            (
+                sniff::delimiter(sample, whole, is_header).unwrap_or(b','),
+                true,
+            )
         }
     };
     summary.delimiter = Some((delimiter, detected));
@@ -330,6 +334,9 @@ fn is_blank(record: &ByteRecord) -> bool {
 
 #[cfg(test)]
 mod crm_tests;
+
+#[cfg(test)]
+mod decode_proptests;
 
 #[cfg(test)]
 mod proptests;

@@ -461,7 +461,19 @@ fn crm_exports_decode_with_their_encoding_and_delimiter() {
         assert!(chosen.detected, "{file}");
         let (sample, whole) = source.sample();
         assert!(whole, "{file}: a small file is its own sample");
-        assert_eq!(sniff::delimiter(sample, whole), Some(delimiter), "{file}");
+        // Which column is the address is columns.rs's: here, one whose name says mail.
+        let is_header = |record: &ByteRecord| {
+            record.iter().any(|cell| {
+                String::from_utf8_lossy(cell)
+                    .to_lowercase()
+                    .contains("mail")
+            })
+        };
+        assert_eq!(
+            sniff::delimiter(sample, whole, is_header),
+            Some(delimiter),
+            "{file}"
+        );
         let mut text = String::new();
         if let Err(error) = source.read_to_string(&mut text) {
             panic!("{file}: {error}");
@@ -503,4 +515,43 @@ fn crm_exports_decode_with_their_encoding_and_delimiter() {
         assert_eq!(rows, 4, "{file}: four people");
         assert_eq!(footer, footer_lines, "{file}");
     }
+}
+
+/// Which of UTF-8 and Windows-1252 a sample without a byte order mark is in.
+#[test]
+fn windows_1252_is_told_from_utf8_by_its_accents() {
+    use super::decode::is_windows_1252;
+    let cases: [(&str, &[u8], bool); 6] = [
+        ("ASCII", b"email,name\na@b.c,Ann\n", false),
+        ("UTF-8 accents", "a@b.c,Jürgen Zoë\n".as_bytes(), false),
+        ("Windows-1252 accents", b"a@b.c,J\xfcrgen Zo\xeb\n", true),
+        (
+            "UTF-8 with two stray bytes among its accents",
+            b"a@b.c,J\xc3\xbcrgen\nb@b.c,Ren\xe9 \xff\n",
+            false,
+        ),
+        (
+            "Windows-1252 with a pair that is valid UTF-8 (Ñ€, read as UTF-8: р)",
+            b"a@b.c,\xd1\x80 J\xfcrgen Zo\xeb Fran\xe7ois\n",
+            true,
+        ),
+        (
+            "a character cut at the end of the sample",
+            b"a@b.c,Ann\nb@b.c,J\xc3",
+            false,
+        ),
+    ];
+    for (case, sample, expected) in cases {
+        let whole = !case.starts_with("a character cut");
+        assert_eq!(is_windows_1252(sample, whole), expected, "case: {case}");
+    }
+    // Read through: the names are Windows-1252's.
+    let input =
+        b"email,churned_at,name\na@x.example,2025-06-30,\xd1\x80 J\xfcrgen Zo\xeb Fran\xe7ois\n";
+    let (rows, summary) = read(input);
+    assert_eq!(
+        rows,
+        vec![named(2, "a@x.example", "Ñ€ Jürgen Zoë François")]
+    );
+    assert_eq!(summary.encoding, Some(("windows-1252", true)));
 }

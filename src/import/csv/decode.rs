@@ -254,11 +254,13 @@ fn read_retrying(inner: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// Whether a sample without a byte order mark is Windows-1252 rather than UTF-8: it has
-/// bytes that are not UTF-8 and not one UTF-8 character beyond ASCII. A file with both is
-/// UTF-8 with a few stray bytes (an address pasted from elsewhere): read as UTF-8, those
-/// rows are held with an error that names the encoding to set, never garbled.
-fn is_windows_1252(sample: &[u8], whole_file: bool) -> bool {
+/// Whether a sample without a byte order mark is Windows-1252 rather than UTF-8: its
+/// bytes that are not UTF-8 outnumber its UTF-8 characters beyond ASCII more than twice.
+/// A stray byte or two in a UTF-8 file (an address pasted from elsewhere) leave it UTF-8:
+/// those rows are held with an error that names the encoding to set, never garbled. In
+/// Windows-1252 text a pair of letters is now and then valid UTF-8 too (`Ñ€` reads as
+/// `р`): among many accents that are not, the file is still Windows-1252.
+pub(super) fn is_windows_1252(sample: &[u8], whole_file: bool) -> bool {
     // Only whole lines: a character cut at the sample's end is not a wrong one.
     let complete = if whole_file {
         sample
@@ -268,12 +270,10 @@ fn is_windows_1252(sample: &[u8], whole_file: bool) -> bool {
             None => sample,
         }
     };
-    let mut invalid = false;
+    let (mut utf8, mut invalid) = (0_usize, 0_usize);
     for chunk in complete.utf8_chunks() {
-        if chunk.valid().bytes().any(|byte| byte >= 0x80) {
-            return false;
-        }
-        invalid |= !chunk.invalid().is_empty();
+        utf8 += chunk.valid().chars().filter(|c| !c.is_ascii()).count();
+        invalid += usize::from(!chunk.invalid().is_empty());
     }
-    invalid
+    invalid > 2 * utf8
 }

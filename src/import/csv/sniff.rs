@@ -14,12 +14,67 @@ const MAX_SHOWN_CHARS: usize = 80;
 /// The delimiter of the text at the start of a file (`whole`: it is the whole file), or
 /// `None` when no line has one (a file of one column).
 ///
-/// The header is the first line whose count of a delimiter, outside quotes, is the same on
-/// the next non-blank line: a report's title (`Lost accounts, by owner`) is followed by
-/// a header with another count. Of the delimiters that have such a line, the one with the
-/// most columns wins, then the one found first: in a semicolon file the decimal commas
+/// It is the one with which a header line is found first (`is_header`: the line names
+/// the columns winback needs), then, for the same line, the one [`by_counts`] prefers;
+/// when no line reads as a header, [`by_counts`] alone (the error then names the first
+/// line, as read with it).
+pub(super) fn delimiter(
+    text: &[u8],
+    whole: bool,
+    is_header: impl Fn(&ByteRecord) -> bool,
+) -> Option<u8> {
+    let guess = by_counts(text, whole);
+    let complete = if whole {
+        text
+    } else {
+        match text.iter().rposition(|&byte| byte == b'\n') {
+            Some(end) => &text[..=end],
+            None => text,
+        }
+    };
+    // The header's line among the non-blank ones, and the delimiter that found it.
+    let mut found: Option<(usize, u8)> = None;
+    let others = CANDIDATES.into_iter().filter(|&c| Some(c) != guess);
+    for candidate in guess.into_iter().chain(others) {
+        if !complete.contains(&candidate) {
+            continue;
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(candidate)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(complete);
+        let mut record = ByteRecord::new();
+        let mut line = 0;
+        while line < MAX_LINES_BEFORE_HEADER && found.is_none_or(|(at, _)| line < at) {
+            if !matches!(reader.read_byte_record(&mut record), Ok(true)) {
+                break;
+            }
+            if record
+                .iter()
+                .all(|cell| cell.iter().all(u8::is_ascii_whitespace))
+            {
+                continue;
+            }
+            if is_header(&record) {
+                found = Some((line, candidate));
+                break;
+            }
+            line += 1;
+        }
+    }
+    found.map(|(_, candidate)| candidate).or(guess)
+}
+
+/// The delimiter by how often each appears, outside quotes, on the first lines.
+///
+/// The header is the first line whose count of a delimiter is the same on the next
+/// non-blank line: a report's title (`Lost accounts, by owner`) is followed by a header
+/// with another count. Of the delimiters that have such a line, the one with the most
+/// columns wins, then the one found first: in a semicolon file the decimal commas
 /// (`1.234,56`) are never more than its semicolons, and its header has none.
-pub(super) fn delimiter(text: &[u8], whole: bool) -> Option<u8> {
+fn by_counts(text: &[u8], whole: bool) -> Option<u8> {
     let counts = line_counts(text, whole);
     // (columns, line, candidate order) of the best line found for each candidate.
     let mut best: Option<(usize, usize, usize)> = None;
@@ -134,7 +189,13 @@ mod tests {
 
     #[test]
     fn the_delimiter_is_the_headers() {
-        let cases: [(&str, &[u8], bool, Option<u8>); 13] = [
+        let cases: [(&str, &[u8], bool, Option<u8>); 14] = [
+            (
+                "rows with more semicolons than the header has commas: the header decides",
+                b"email,churned_at,name\na@b.c,2026-01-01,A;;;;\nb@b.c,2026-01-01,B;;;;\n",
+                true,
+                Some(b','),
+            ),
             ("comma", b"email,churned_at\na@b.c,2026-01-01\n", true, Some(b',')),
             ("semicolon", b"email;churned_at;name\na@b.c;2026-01-01;A\n", true, Some(b';')),
             ("tab", b"email\tchurned_at\tname\na@b.c\t2026-01-01\tM\xc3\xbcller, J\n", true, Some(b'\t')),
@@ -174,8 +235,9 @@ mod tests {
                 Some(b','),
             ),
         ];
+        let is_header = |record: &ByteRecord| record.iter().any(|cell| cell == b"email");
         for (case, text, whole, expected) in cases {
-            assert_eq!(delimiter(text, whole), expected, "case: {case}");
+            assert_eq!(delimiter(text, whole, is_header), expected, "case: {case}");
         }
     }
 
