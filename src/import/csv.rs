@@ -1,16 +1,20 @@
 //! Reads former-client CSV files: a streaming, validating parser that turns each row into
 //! a [`ClientRecord`], or into a [`RowError`] that names the row's line and what to fix.
 //! It owns the file format's rules (columns, email syntax, dates, time zones, churn-reason
-//! slugs, header-safe names) and keeps memory bounded however large or broken the file is.
-//! It must not touch the database or read the clock: the caller passes `now` and decides
-//! what to do with bad rows.
+//! slugs, header-safe names) and which lines of a CRM export are data (a report's title
+//! lines and footer are not), and keeps memory bounded however large or broken the file
+//! is. It must not touch the database or read the clock: the caller passes `now` and
+//! decides what to do with bad rows.
 
 mod columns;
+mod decode;
+mod sniff;
 mod summary;
 mod values;
 
 pub(crate) use summary::ReadSummary;
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -19,10 +23,8 @@ use csv::{ByteRecord, Position};
 use crate::config::CsvFormat;
 use crate::domain::model::{ClientRecord, RECORD_TOO_LONG, RowError, UNREADABLE_REST};
 use columns::{Columns, EMPTY_FILE};
+use decode::Source;
 
-/// A record may span several lines (line breaks inside quotes), but past this many bytes a
-/// closing quote is surely missing; reading stops instead of buffering the rest of the file.
-const MAX_RECORD_BYTES: u64 = 1 << 20;
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Why a last line without its line break is never imported: a file read while it is
 /// being written ends that way, and its last row may be cut inside a value (`we_ended`
@@ -30,6 +32,12 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 const UNTERMINATED: &str = "this last line does not end with a line break, so the file may \
      have been cut short while it was being written; if the file is complete, add a line \
      break at its end (or export it again)";
+/// A row with bytes that are not UTF-8 in a file read as UTF-8: its start was UTF-8 (or
+/// `[clients] encoding` said so), so the row is held rather than guessed at.
+const NOT_UTF8_ROW: &str = "this line has characters that are not UTF-8, though the start of \
+     the file is: the file was probably saved by Excel or an older CRM in Windows' own \
+     encoding; write encoding = \"windows-1252\" under [clients] in the configuration (or \
+     save the file again as \"CSV UTF-8\")";
 
 /// Why a file cannot be read at all.
 #[derive(Debug, thiserror::Error)]
@@ -41,23 +49,34 @@ pub(crate) enum ImportError {
     Header(String),
 }
 
+type Row = Result<(u64, ClientRecord), RowError>;
+
 /// The validated rows of a file, read one at a time.
 ///
 /// Yields `(line, record)` for good rows and a [`RowError`] for bad ones; reading goes on
-/// after a bad row. Blank lines and rows whose fields are all empty are skipped. A read
-/// failure (or a record longer than 1 MiB) is yielded once as a [`RowError`], then the
-/// iterator ends. `reader` is buffered internally: a `BufReader` around it is not needed.
+/// after a bad row. Blank lines and rows whose fields are all empty are skipped, and so
+/// are footer lines after the last row (see [`sniff::is_footer_like`]). A read failure
+/// (or a record longer than 1 MiB) is yielded once as a [`RowError`], then the iterator
+/// ends. `reader` is buffered internally: a `BufReader` around it is not needed.
 pub(crate) struct Rows<R> {
     reader: csv::Reader<Source<R>>,
     /// Reused for every record: the parser allocates nothing per row but the record itself.
     record: ByteRecord,
     columns: Columns,
+    /// Columns in the header line: footer lines are told apart in files of several.
+    header_len: usize,
+    delimiter: u8,
     now: DateTime<Utc>,
     /// The latest bare `churned_at` date that is not in the future: somewhere on Earth it
     /// may already be the day after `now`'s UTC date.
     latest_date: Option<NaiveDate>,
     bytes_read: u64,
     finished: bool,
+    /// Lines that look like a footer, held until a row follows them (then they are rows,
+    /// and their errors are yielded) or the file ends (then they are skipped and named).
+    held: Vec<(u64, ByteRecord)>,
+    /// Rows ready to be yielded before the next read: held lines and the row after them.
+    ready: VecDeque<Row>,
     /// What reading found out about the file, for the import's summary.
     summary: ReadSummary,
 }
@@ -76,68 +95,137 @@ impl<R> Rows<R> {
     }
 }
 
-/// Reads and checks the header line, then returns the rows, unread, read as `format`
-/// says.
+/// Chooses the encoding and delimiter (from the start of the file, unless `format` sets
+/// them), finds the header line (the first of the first non-blank lines whose column
+/// names can be read: a report's title lines before it are skipped), and returns the
+/// rows, unread.
 pub(crate) fn read_rows<R: Read>(
     reader: R,
     now: DateTime<Utc>,
     format: &CsvFormat,
 ) -> Result<Rows<R>, ImportError> {
+    let (source, chosen) = Source::open(reader, format.encoding)?;
+    let mut summary = ReadSummary {
+        encoding: Some((chosen.encoding.name(), chosen.detected)),
+        ..ReadSummary::default()
+    };
+    if let Some(set) = chosen.overridden {
+        summary.warnings.push(format!(
+            "the file starts with a {} byte order mark, so it was read as {}, not as the {} \
+             set by [clients] encoding",
+            chosen.encoding.name(),
+            chosen.encoding.name(),
+            set.name()
+        ));
+    }
+    let (delimiter, detected) = match format.delimiter {
+        Some(delimiter) => (delimiter, false),
+        None => {
+            let (sample, whole) = source.sample();
+            let is_header = |record: &ByteRecord| Columns::from_header(record, format).is_ok();
+            (
+                sniff::delimiter(sample, whole, is_header).unwrap_or(b','),
+                true,
+            )
+        }
+    };
+    summary.delimiter = Some((delimiter, detected));
     // Every record ends at a `\n`: with `\r` as a terminator too, csv's line counter falls
     // behind in CRLF files. A `\r` before the `\n` stays in the last field, and every value
     // is trimmed; a CRLF blank line becomes a blank record, which is skipped.
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
+        .delimiter(delimiter)
         .terminator(csv::Terminator::Any(b'\n'))
         .buffer_capacity(READ_BUFFER_BYTES)
-        .from_reader(Source::new(reader));
+        .from_reader(source);
     let mut record = ByteRecord::new();
-    let has_header = match reader.read_byte_record(&mut record) {
-        Ok(has_header) => has_header,
-        Err(error) => {
-            if reader.get_ref().record_too_long {
-                return Err(ImportError::Header(
-                    "the first line is longer than 1 MiB: this is not a CSV file, or its \
-                     line breaks are old Mac ones (CR only); save it again as \"CSV UTF-8\""
-                        .to_owned(),
-                ));
+    let mut first_error: Option<String> = None;
+    let mut tried = 0;
+    let columns = loop {
+        let before = reader.position().clone();
+        let more = match reader.read_byte_record(&mut record) {
+            Ok(more) => more,
+            Err(error) => {
+                if reader.get_ref().record_too_long {
+                    return Err(ImportError::Header(
+                        "the first line is longer than 1 MiB: this is not a CSV file, or its \
+                         line breaks are old Mac ones (CR only); save it again as \"CSV UTF-8\""
+                            .to_owned(),
+                    ));
+                }
+                // Only I/O errors can happen here (records are flexible and read as bytes).
+                let message = error.to_string();
+                return Err(match error.into_kind() {
+                    csv::ErrorKind::Io(error) => ImportError::Io(error),
+                    _ => ImportError::Header(message),
+                });
             }
-            // Only I/O errors can happen here (records are flexible and read as bytes).
-            let message = error.to_string();
-            return Err(match error.into_kind() {
-                csv::ErrorKind::Io(error) => ImportError::Io(error),
-                _ => ImportError::Header(message),
-            });
+        };
+        if !more {
+            return Err(ImportError::Header(
+                first_error.unwrap_or_else(|| EMPTY_FILE.to_owned()),
+            ));
+        }
+        let line = start_line(&reader, &record, &before);
+        reader.get_mut().record_start = reader.position().byte();
+        if is_blank(&record) {
+            continue;
+        }
+        match Columns::from_header(&record, format) {
+            Ok(columns) => break columns,
+            Err(error) => {
+                // The first line's problem is the one to tell if no line is a header.
+                let first = first_error.get_or_insert(error);
+                tried += 1;
+                if tried == sniff::MAX_LINES_BEFORE_HEADER {
+                    return Err(ImportError::Header(first.clone()));
+                }
+                summary
+                    .skipped_lines
+                    .push((line, sniff::shown(&record, delimiter)));
+            }
         }
     };
-    if !has_header {
-        return Err(ImportError::Header(EMPTY_FILE.to_owned()));
-    }
-    let columns = Columns::from_header(&record, format).map_err(ImportError::Header)?;
-    let summary = ReadSummary {
-        columns: columns.used().to_vec(),
-        warnings: columns.warnings().to_vec(),
-        ..ReadSummary::default()
-    };
+    summary.columns = columns.used().to_vec();
+    summary.warnings.extend(columns.warnings().iter().cloned());
     let bytes_read = reader.position().byte();
     reader.get_mut().record_start = bytes_read;
     Ok(Rows {
         reader,
+        header_len: record.len(),
         record,
         columns,
+        delimiter,
         now,
         latest_date: now.date_naive().succ_opt(),
         bytes_read,
         finished: false,
+        held: Vec::new(),
+        ready: VecDeque::new(),
         summary,
     })
 }
 
 impl<R: Read> Iterator for Rows<R> {
-    type Item = Result<(u64, ClientRecord), RowError>;
+    type Item = Row;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let row = self.next_row()?;
+        if let Ok((_, client)) = &row {
+            self.summary.saw_reason(client.churn_reason.as_deref());
+        }
+        Some(row)
+    }
+}
+
+impl<R: Read> Rows<R> {
+    /// The next row, footer lines held back until it is known what they are.
+    fn next_row(&mut self) -> Option<Row> {
+        if let Some(row) = self.ready.pop_front() {
+            return Some(row);
+        }
         while !self.finished {
             let before = self.reader.position().clone();
             match self.reader.read_byte_record(&mut self.record) {
@@ -145,6 +233,11 @@ impl<R: Read> Iterator for Rows<R> {
                 Ok(false) => {
                     self.finished = true;
                     self.bytes_read = self.reader.position().byte();
+                    // Nothing followed them: a footer, not rows.
+                    for (line, record) in std::mem::take(&mut self.held) {
+                        let text = sniff::shown(&record, self.delimiter);
+                        self.summary.skipped_lines.push((line, text));
+                    }
                     return None;
                 }
                 Err(error) => {
@@ -157,32 +250,28 @@ impl<R: Read> Iterator for Rows<R> {
                     } else {
                         format!("{UNREADABLE_REST}: {error}")
                     };
-                    return Some(Err(RowError {
-                        line: before.line(),
-                        reason,
-                    }));
+                    let line = before.line();
+                    return self.after_held(Err(RowError { line, reason }));
                 }
             }
-            let line = self.start_line(&before);
+            let line = start_line(&self.reader, &self.record, &before);
             self.bytes_read = self.reader.position().byte();
             self.reader.get_mut().record_start = self.bytes_read;
             if is_blank(&self.record) {
                 continue;
             }
-            if self.ended_with_file() {
-                return Some(Err(RowError {
+            if ended_with_file(&self.reader) {
+                return self.after_held(Err(RowError {
                     line,
                     reason: UNTERMINATED.to_owned(),
                 }));
             }
-            let parsed = self.columns.parse(&self.record, self.now, self.latest_date);
-            return Some(match parsed {
-                Ok(client) => {
-                    self.summary.saw_reason(client.churn_reason.as_deref());
-                    Ok((line, client))
-                }
-                Err(reason) => Err(RowError { line, reason }),
-            });
+            if sniff::is_footer_like(&self.record, self.header_len) {
+                self.held.push((line, self.record.clone()));
+                continue;
+            }
+            let row = self.parse(line, &self.record);
+            return self.after_held(row);
         }
         None
     }
@@ -191,36 +280,62 @@ impl<R: Read> Iterator for Rows<R> {
 impl<R: Read> std::iter::FusedIterator for Rows<R> {}
 
 impl<R: Read> Rows<R> {
-    /// Whether the record just read ended with the file, without a line break.
-    fn ended_with_file(&self) -> bool {
-        let source = self.reader.get_ref();
-        source.at_end
-            && self.reader.position().byte() == source.delivered
-            && source.last_byte != Some(b'\n')
+    fn parse(&self, line: u64, record: &ByteRecord) -> Row {
+        match self.columns.parse(record, self.now, self.latest_date) {
+            Ok(client) => Ok((line, client)),
+            Err(_) if std::str::from_utf8(record.as_slice()).is_err() => Err(RowError {
+                line,
+                reason: NOT_UTF8_ROW.to_owned(),
+            }),
+            Err(reason) => Err(RowError { line, reason }),
+        }
     }
 
-    /// The line on which the record just read starts. csv's line counter is at the line
-    /// where the previous record ended; this read consumed the blank lines before the
-    /// record, the line breaks inside its quoted fields and its terminating `\n` (unless
-    /// the file ended first). Only the blank lines move the start.
-    fn start_line(&self, before: &Position) -> u64 {
-        let after = self.reader.position();
-        let terminator = u64::from(!self.ended_with_file());
-        let mut blank_lines = after
-            .line()
-            .saturating_sub(before.line())
-            .saturating_sub(terminator);
-        if blank_lines > 0 {
-            let inside = self
-                .record
-                .as_slice()
-                .iter()
-                .filter(|&&byte| byte == b'\n')
-                .count();
-            blank_lines = blank_lines.saturating_sub(inside as u64);
+    /// `row`, after the held lines that came before it: a row followed them, so they are
+    /// rows too (in the middle of the data, a line with one cell is a row with an error).
+    fn after_held(&mut self, row: Row) -> Option<Row> {
+        if self.held.is_empty() {
+            return Some(row);
         }
-        before.line() + blank_lines
+        for (line, record) in std::mem::take(&mut self.held) {
+            let held = self.parse(line, &record);
+            self.ready.push_back(held);
+        }
+        self.ready.push_back(row);
+        self.ready.pop_front()
     }
+}
+
+/// Whether the record just read ended with the file, without a line break.
+fn ended_with_file<R: Read>(reader: &csv::Reader<Source<R>>) -> bool {
+    let source = reader.get_ref();
+    source.at_end && reader.position().byte() == source.delivered && source.last_byte != Some(b'\n')
+}
+
+/// The line on which the record just read starts. csv's line counter is at the line
+/// where the previous record ended; this read consumed the blank lines before the
+/// record, the line breaks inside its quoted fields and its terminating `\n` (unless
+/// the file ended first). Only the blank lines move the start.
+fn start_line<R: Read>(
+    reader: &csv::Reader<Source<R>>,
+    record: &ByteRecord,
+    before: &Position,
+) -> u64 {
+    let after = reader.position();
+    let terminator = u64::from(!ended_with_file(reader));
+    let mut blank_lines = after
+        .line()
+        .saturating_sub(before.line())
+        .saturating_sub(terminator);
+    if blank_lines > 0 {
+        let inside = record
+            .as_slice()
+            .iter()
+            .filter(|&&byte| byte == b'\n')
+            .count();
+        blank_lines = blank_lines.saturating_sub(inside as u64);
+    }
+    before.line() + blank_lines
 }
 
 /// True for blank lines and rows like `,,,` that spreadsheets leave after the data.
@@ -230,73 +345,11 @@ fn is_blank(record: &ByteRecord) -> bool {
         .all(|field| field.iter().all(u8::is_ascii_whitespace))
 }
 
-/// The input, counted: what the csv reader's line counter cannot tell (did the last record
-/// end with the file?), and a cap on how far one record may run.
-struct Source<R> {
-    inner: R,
-    /// Bytes handed to the csv reader so far.
-    delivered: u64,
-    /// The last byte handed over: whether the file ends with a line break.
-    last_byte: Option<u8>,
-    at_end: bool,
-    /// Where the record being read starts (the csv reader's byte position after the last one).
-    record_start: u64,
-    record_too_long: bool,
-}
+#[cfg(test)]
+mod crm_tests;
 
-impl<R> Source<R> {
-    fn new(inner: R) -> Source<R> {
-        Source {
-            inner,
-            delivered: 0,
-            last_byte: None,
-            at_end: false,
-            record_start: 0,
-            record_too_long: false,
-        }
-    }
-}
-
-impl<R: Read> Read for Source<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.delivered.saturating_sub(self.record_start) > MAX_RECORD_BYTES {
-            self.record_too_long = true;
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "record too long",
-            ));
-        }
-        let mut read = self.read_inner(buf)?;
-        // csv strips a byte order mark from its first buffer only, and takes a first
-        // buffer that held nothing else for the end of the file: the first read hands
-        // over more than a BOM (a pipe may deliver it on its own), unless the file ends.
-        while self.delivered == 0 && (1..4).contains(&read) && read < buf.len() {
-            match self.read_inner(&mut buf[read..])? {
-                0 => break,
-                more => read += more,
-            }
-        }
-        match buf.get(..read).and_then(<[u8]>::last) {
-            Some(&byte) => {
-                self.last_byte = Some(byte);
-                self.delivered += read as u64;
-            }
-            None => self.at_end = read == 0 && !buf.is_empty(),
-        }
-        Ok(read)
-    }
-}
-
-impl<R: Read> Source<R> {
-    fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.inner.read(buf) {
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
-            }
-        }
-    }
-}
+#[cfg(test)]
+mod decode_proptests;
 
 #[cfg(test)]
 mod proptests;

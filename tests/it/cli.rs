@@ -153,10 +153,37 @@ fn hostile_rows_are_kept_verbatim_and_non_utf8_is_a_clear_error() {
     bytes.extend_from_slice(b",2026-01-05\n");
     std::fs::write(project.path("latin1.csv"), bytes).expect("write");
     let out = project.winback(&["--now", NOW, "import", "latin1.csv"]);
+    out.assert_success();
+    assert!(
+        out.stdout.contains("encoding: windows-1252 (detected)"),
+        "{}",
+        out.stdout
+    );
+    let zoe = project.winback(&["export", "zoe@example.com"]);
+    assert!(
+        zoe.stdout.contains("\"Zoë\""),
+        "read intact: {}",
+        zoe.stdout
+    );
+
+    // UTF-8 with one stray Latin-1 byte: that line is held, naming the setting.
+    let mut bytes =
+        "email,name,churned_at\nchloe@example.com,Chloé,2026-01-05\nann@example.com,Ren"
+            .as_bytes()
+            .to_vec();
+    bytes.extend_from_slice(&[0xe9]); // Latin-1 "é"
+    bytes.extend_from_slice(b",2026-01-05\n");
+    std::fs::write(project.path("mixed.csv"), bytes).expect("write");
+    let out = project.winback(&["--now", NOW, "import", "mixed.csv"]);
     out.assert_failure();
     assert!(
         out.stdout
-            .contains("line 2: not valid UTF-8 text (save the file as UTF-8)"),
+            .contains("line 3: this line has characters that are not UTF-8"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("encoding = \"windows-1252\""),
         "{}",
         out.stdout
     );

@@ -5,6 +5,7 @@ mod clients;
 mod config;
 mod crash;
 mod crm_columns;
+mod crm_read;
 mod crm_returns;
 mod delivery;
 mod faults;

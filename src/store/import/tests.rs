@@ -345,7 +345,6 @@ fn a_return_in_the_future_is_a_bad_row() {
         .query_row("SELECT count(*) FROM clients", [], |r| r.get(0))
         .unwrap();
     assert_eq!(clients, 0);
-
 }
 
 /// A dry run imports into a copy: it lists what changes, client by client, and the file
