@@ -5,6 +5,7 @@ mod clients;
 mod config;
 mod crash;
 mod crm_columns;
+mod crm_exports;
 mod crm_read;
 mod crm_returns;
 mod delivery;

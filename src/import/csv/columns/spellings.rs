@@ -21,6 +21,8 @@ const SPELLINGS: &[(Field, &[&str])] = &[
             "primaryemail",
             "businessemail",
             "workemail",
+            // Pipedrive's `Person - Email - Work`: the work address of a B2B contact.
+            "emailwork",
         ],
     ),
     (
@@ -235,6 +237,8 @@ mod tests {
             ("E-Mail-Adresse", Some(Field::Email)),
             ("Contact: Email", Some(Field::Email)),
             ("Person - Email", Some(Field::Email)),
+            ("Person - Email - Work", Some(Field::Email)),
+            ("Person - Email - Home", None),
             ("Account Owner: Email", None),
             ("Contact Owner", None),
             ("churned_at", Some(Field::ChurnedAt)),
@@ -288,7 +292,7 @@ mod tests {
         let cases = [
             ("Email 2", Some(Field::Email)),
             ("Secondary Email", Some(Field::Email)),
-            ("Person - Email - Work", Some(Field::Email)),
+            ("Person - Email - Home", Some(Field::Email)),
             ("Billing Country", Some(Field::Country)),
             ("Close Date", Some(Field::ChurnedAt)),
             ("Company Domain Name", Some(Field::Company)),
