@@ -13,12 +13,15 @@
 
 use crate::deliver::Deliverer;
 use crate::domain::model::{SyncOutcome, SyncReport, printable};
+use crate::import::SyncWatch;
 use crate::import::list::ListError;
-use crate::import::{Look, SyncWatch};
+
+use super::sync::{bare_report, look_settled, record_sync};
 
 /// Records the customers in `[clients] customers_file` as returned if it changed since
 /// the last look, once it has stopped changing. A file with a line that is not an
-/// address changes nothing and is logged; a missing one is logged (at once, then hourly).
+/// address changes nothing and is logged; a missing one is logged at each look (at most
+/// every 30 s).
 pub(super) async fn sync_customers(
     deliverer: &Deliverer,
     watch: &mut SyncWatch,
@@ -27,37 +30,18 @@ pub(super) async fn sync_customers(
         return Ok(());
     };
     let shown = path.display().to_string();
-    let report = |outcome, error: Option<String>| SyncReport {
-        at: deliverer.clock.now(),
-        file: shown.clone(),
-        outcome,
-        added: 0,
-        updated: 0,
-        unchanged: 0,
-        bad_rows: 0,
-        error,
-        last_imported_at: None,
-    };
-    let stamp = match watch.look(&path, deliverer.clock.now()) {
-        Look::Unchanged | Look::Missing { report: false, .. } => return Ok(()),
-        Look::Missing { error, .. } => {
-            let outcome = if error.kind() == std::io::ErrorKind::NotFound {
-                SyncOutcome::Missing
-            } else {
-                SyncOutcome::Unreadable
-            };
-            tracing::error!(file = %shown, %error, "the customers file cannot be read; no return recorded (check [clients] customers_file and the CRM export)");
-            record(deliverer, report(outcome, Some(error.to_string()))).await;
-            return Ok(());
-        }
-        Look::Changed(stamp) => stamp,
-    };
-    tokio::time::sleep(crate::import::SETTLE).await;
-    if crate::import::stamp(&path).ok() != Some(stamp) {
-        tracing::info!(file = %shown, "the customers file is still being written; it is read once it stops changing");
+    let report = |outcome, error| bare_report(deliverer, &shown, outcome, error);
+    if !look_settled(
+        deliverer,
+        watch,
+        &path,
+        "the customers file",
+        "customers_file",
+    )
+    .await
+    {
         return Ok(());
     }
-    watch.read(stamp);
     let list = match crate::import::list::read_list_file(&path, &deliverer.config.clients.format) {
         Ok(list) => list,
         Err(error) => {
@@ -66,7 +50,7 @@ pub(super) async fn sync_customers(
                 ListError::Read { .. } => SyncOutcome::Unreadable,
                 ListError::Content { .. } => SyncOutcome::Refused,
             };
-            record(deliverer, report(outcome, Some(error.to_string()))).await;
+            record_sync(deliverer, report(outcome, Some(error.to_string()))).await;
             return Ok(());
         }
     };
@@ -80,7 +64,7 @@ pub(super) async fn sync_customers(
             bad_rows: list.invalid.len() as u64,
             ..report(SyncOutcome::Refused, first)
         };
-        record(deliverer, refused).await;
+        record_sync(deliverer, refused).await;
         return Ok(());
     }
     let now = deliverer.clock.now();
@@ -102,18 +86,6 @@ pub(super) async fn sync_customers(
         unchanged: done.already + done.unknown,
         ..report(SyncOutcome::Imported, None)
     };
-    record(deliverer, synced).await;
+    record_sync(deliverer, synced).await;
     Ok(())
-}
-
-/// Keeps a sync's outcome for `status`, `report` and `/metrics`; failing to is logged,
-/// not fatal.
-async fn record(deliverer: &Deliverer, report: SyncReport) {
-    if let Err(error) = deliverer
-        .store
-        .call(move |store| store.record_sync(&report))
-        .await
-    {
-        tracing::error!(%error, "could not record the customers sync's outcome");
-    }
 }

@@ -6,6 +6,8 @@
 
 use crate::deliver::Deliverer;
 use crate::domain::model::{SyncOutcome, SyncReport};
+use std::path::Path;
+
 use crate::import::{Look, SyncWatch};
 
 /// Imports `[clients] sync_file` if it changed since the last look, once it has stopped
@@ -20,39 +22,10 @@ pub(super) async fn sync_clients(
         return Ok(());
     };
     let shown = path.display().to_string();
-    let report = |outcome, error: Option<String>| SyncReport {
-        at: deliverer.clock.now(),
-        file: shown.clone(),
-        outcome,
-        added: 0,
-        updated: 0,
-        unchanged: 0,
-        bad_rows: 0,
-        error,
-        last_imported_at: None,
-    };
-    let stamp = match watch.look(&path, deliverer.clock.now()) {
-        Look::Unchanged | Look::Missing { report: false, .. } => return Ok(()),
-        Look::Missing { error, .. } => {
-            let outcome = if error.kind() == std::io::ErrorKind::NotFound {
-                SyncOutcome::Missing
-            } else {
-                SyncOutcome::Unreadable
-            };
-            tracing::error!(file = %shown, %error, "the client sync file cannot be read; nothing imported (check [clients] sync_file and the CRM export)");
-            record_sync(deliverer, report(outcome, Some(error.to_string()))).await;
-            return Ok(());
-        }
-        Look::Changed(stamp) => stamp,
-    };
-    // A file the CRM is still writing would be read cut short: wait, and read it only if
-    // its size and modification time stayed the same.
-    tokio::time::sleep(crate::import::SETTLE).await;
-    if crate::import::stamp(&path).ok() != Some(stamp) {
-        tracing::info!(file = %shown, "the client sync file is still being written; it is read once it stops changing");
+    let report = |outcome, error| bare_report(deliverer, &shown, outcome, error);
+    if !look_settled(deliverer, watch, &path, "the client sync file", "sync_file").await {
         return Ok(());
     }
-    watch.read(stamp);
     let config = deliverer.config.clone();
     let now = deliverer.clock.now();
     let result = deliverer
@@ -106,13 +79,73 @@ pub(super) async fn sync_clients(
     Ok(())
 }
 
-/// Keeps a sync's outcome for `status` and `/metrics`; failing to is logged, not fatal.
-async fn record_sync(deliverer: &Deliverer, report: SyncReport) {
+/// A [`SyncReport`] of `outcome` for `file`, now, with no counts.
+pub(super) fn bare_report(
+    deliverer: &Deliverer,
+    file: &str,
+    outcome: SyncOutcome,
+    error: Option<String>,
+) -> SyncReport {
+    SyncReport {
+        at: deliverer.clock.now(),
+        file: file.to_string(),
+        outcome,
+        added: 0,
+        updated: 0,
+        unchanged: 0,
+        bad_rows: 0,
+        error,
+        last_imported_at: None,
+    }
+}
+
+/// Looks at a synced file (`what`, `[clients] key`): true once it changed since the last
+/// look and has stopped changing, and the caller reads it now. A missing or unreadable
+/// one is logged and recorded (at each look, at most every 30 s); a file still being
+/// written is left for the next look.
+pub(super) async fn look_settled(
+    deliverer: &Deliverer,
+    watch: &mut SyncWatch,
+    path: &Path,
+    what: &str,
+    key: &str,
+) -> bool {
+    let shown = path.display().to_string();
+    let stamp = match watch.look(path, deliverer.clock.now()) {
+        Look::Unchanged | Look::Missing { report: false, .. } => return false,
+        Look::Missing { error, .. } => {
+            let outcome = if error.kind() == std::io::ErrorKind::NotFound {
+                SyncOutcome::Missing
+            } else {
+                SyncOutcome::Unreadable
+            };
+            tracing::error!(file = %shown, %error, "{what} cannot be read; nothing taken from it (check [clients] {key} and the CRM export)");
+            let report = bare_report(deliverer, &shown, outcome, Some(error.to_string()));
+            record_sync(deliverer, report).await;
+            return false;
+        }
+        Look::Changed(stamp) => stamp,
+    };
+    // A file the CRM is still writing would be read cut short: wait, and read it only if
+    // its size and modification time stayed the same.
+    tokio::time::sleep(crate::import::SETTLE).await;
+    if crate::import::stamp(path).ok() != Some(stamp) {
+        tracing::info!(file = %shown, "{what} is still being written; it is read once it stops changing");
+        return false;
+    }
+    watch.read(stamp);
+    true
+}
+
+/// Keeps a sync's outcome for `status`, `report` and `/metrics`; failing to is logged,
+/// not fatal.
+pub(super) async fn record_sync(deliverer: &Deliverer, report: SyncReport) {
+    let file = report.file.clone();
     if let Err(error) = deliverer
         .store
         .call(move |store| store.record_sync(&report))
         .await
     {
-        tracing::error!(%error, "could not record the client sync's outcome");
+        tracing::error!(%file, %error, "could not record the sync's outcome");
     }
 }
