@@ -89,7 +89,13 @@ pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
         );
     }
     for sync in &status.syncs {
-        println!("{}", sync_line(sync));
+        let customers = setup
+            .config
+            .clients
+            .customers_file
+            .as_ref()
+            .is_some_and(|path| path.display().to_string() == sync.report.file);
+        println!("{}", sync_line(sync, customers));
     }
     if status.sync_failures_total > 0 {
         println!(
@@ -105,12 +111,20 @@ pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
 }
 
 /// The daemon's latest look at a sync file, in one line: what it imported, or why it
-/// imported nothing, since when, and when it last did.
-fn sync_line(run: &SyncRun) -> String {
+/// imported nothing, since when, and when it last did. `customers`: the file is
+/// `[clients] customers_file`, whose "updated" are the clients newly recorded as returned.
+fn sync_line(run: &SyncRun, customers: bool) -> String {
     let sync = &run.report;
     let time =
         |t: &chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let head = format!("last client sync: {}, {}", time(&sync.at), sync.file);
+    let kind = if customers { "customers" } else { "client" };
+    let head = format!("last {kind} sync: {}, {}", time(&sync.at), sync.file);
+    if sync.outcome == SyncOutcome::Imported && customers {
+        return format!(
+            "{head}: read ({} newly returned, {} already returned or not former clients)",
+            sync.updated, sync.unchanged
+        );
+    }
     if sync.outcome == SyncOutcome::Imported {
         return format!(
             "{head}: imported ({} added, {} updated, {} unchanged)",
@@ -188,5 +202,38 @@ fn print_messages(rows: &[MessageRow]) {
             m.attempts,
             printable(m.error.as_deref().unwrap_or(""))
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::model::SyncReport;
+
+    #[test]
+    fn the_customers_file_is_named_for_what_it_does() {
+        let at = chrono::Utc.with_ymd_and_hms(2026, 6, 2, 15, 0, 0).unwrap();
+        let run = SyncRun {
+            report: SyncReport {
+                at,
+                file: "crm/customers.csv".to_string(),
+                outcome: SyncOutcome::Imported,
+                added: 0,
+                updated: 2,
+                unchanged: 40,
+                bad_rows: 0,
+                error: None,
+                last_imported_at: Some(at),
+            },
+            first_at: at,
+            looks: 1,
+        };
+        assert_eq!(
+            sync_line(&run, true),
+            "last customers sync: 2026-06-02T15:00:00Z, crm/customers.csv: read (2 newly returned, 40 already returned or not former clients)"
+        );
+        assert!(sync_line(&run, false).starts_with("last client sync: "));
     }
 }
