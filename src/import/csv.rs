@@ -39,6 +39,13 @@ const NOT_UTF8_ROW: &str = "this line has characters that are not UTF-8, though 
      encoding; write encoding = \"windows-1252\" under [clients] in the configuration (or \
      save the file again as \"CSV UTF-8\")";
 
+/// A row with bytes that are not UTF-8 in a file that has UTF-8 characters before it:
+/// the file mixes two encodings, and no setting reads both.
+const MIXED_ENCODINGS_ROW: &str = "this line has characters that are not UTF-8, though the \
+     file has UTF-8 ones before it: the file mixes two encodings (rows pasted in from another \
+     file?); correct the accented letters on this line, or save the file again as \
+     \"CSV UTF-8\"";
+
 /// Why a file cannot be read at all.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ImportError {
@@ -81,10 +88,20 @@ pub(crate) struct Rows<R> {
     summary: ReadSummary,
 }
 
-impl<R> Rows<R> {
+impl<R: Read> Rows<R> {
     /// What reading found out about the file; complete once every row was read.
     pub(crate) fn into_summary(self) -> ReadSummary {
-        self.summary
+        let mut summary = self.summary;
+        if self.reader.get_ref().switched_to_windows_1252 {
+            summary.encoding = Some((encoding_rs::WINDOWS_1252.name(), true));
+            summary.warnings.push(
+                "the start of the file is plain ASCII and its first accented letter further \
+                 on is not UTF-8, so the file was read as windows-1252 (as Excel and older \
+                 CRMs save it); check an accented name with winback export"
+                    .to_owned(),
+            );
+        }
+        summary
     }
 
     #[cfg(test)]
@@ -105,6 +122,14 @@ pub(crate) fn read_rows<R: Read>(
     format: &CsvFormat,
 ) -> Result<Rows<R>, ImportError> {
     let (source, chosen) = Source::open(reader, format.encoding)?;
+    if chosen.set_but_utf8 {
+        return Err(ImportError::Header(format!(
+            "the file is saved as UTF-8, but [clients] encoding = \"{}\" is set: its \
+             accented letters would be read wrong (Zoë as ZoÃ«); remove the encoding line \
+             under [clients] in the configuration",
+            chosen.encoding.name().to_lowercase()
+        )));
+    }
     let mut summary = ReadSummary {
         encoding: Some((chosen.encoding.name(), chosen.detected)),
         ..ReadSummary::default()
@@ -285,7 +310,11 @@ impl<R: Read> Rows<R> {
             Ok(client) => Ok((line, client)),
             Err(_) if std::str::from_utf8(record.as_slice()).is_err() => Err(RowError {
                 line,
-                reason: NOT_UTF8_ROW.to_owned(),
+                reason: if self.summary.encoding == Some(("UTF-8", true)) {
+                    MIXED_ENCODINGS_ROW.to_owned()
+                } else {
+                    NOT_UTF8_ROW.to_owned()
+                },
             }),
             Err(reason) => Err(RowError { line, reason }),
         }

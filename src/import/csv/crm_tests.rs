@@ -183,18 +183,69 @@ fn line_numbers_stay_right_deep_into_a_utf16_file() {
     assert_eq!(summary.delimiter, Some((b'\t', true)));
 }
 
-/// A file whose start is UTF-8 but with a Windows-1252 byte further on: that row is held
-/// with an error naming the setting, never dropped or garbled; with the setting, it reads.
-#[test]
-fn a_late_byte_that_is_not_utf8_holds_its_row_and_names_the_encoding() {
+/// `filler` plain rows after a header whose name column holds `first`, past the 64 KiB
+/// sample, then Jürgen in Windows-1252 (`\xfc`) and Ana.
+fn late_accent(first: &str, filler: usize) -> Vec<u8> {
     let mut input = b"email,churned_at,name\n".to_vec();
-    let filler = 3_000;
-    for index in 0..filler {
+    input.extend_from_slice(format!("first@x.example,2025-06-30,{first}\n").as_bytes());
+    for index in 1..filler {
         input.extend_from_slice(format!("c{index}@x.example,2025-06-30,Plain\n").as_bytes());
     }
     assert!(input.len() > 64 * 1024, "the odd byte is past the sample");
     input.extend_from_slice(b"juergen@bergwerk.example,2025-06-30,J\xfcrgen M\xfcller\n");
     input.extend_from_slice(b"ana@cafe.example,2025-06-30,Ana\n");
+    input
+}
+
+/// A Windows-1252 file whose first accent comes after the sample: until then it is plain
+/// ASCII, which reads the same either way, so it is read as Windows-1252 from that accent
+/// on, and the summary says so. One byte at a time reads the same.
+#[test]
+fn a_late_windows_1252_accent_after_plain_ascii_reads_the_file_as_windows_1252() {
+    let filler = 3_000;
+    let input = late_accent("Plain", filler);
+    let line = filler as u64 + 2;
+    for (rows, summary) in [
+        read(&input),
+        read_rows(OneByteAtATime(&input), now(), &CsvFormat::default())
+            .map(|mut rows| {
+                let read: Vec<Row> = rows.by_ref().collect();
+                (read, rows.into_summary())
+            })
+            .unwrap_or_else(|error| panic!("header refused: {error}")),
+    ] {
+        assert_eq!(rows.len(), filler + 2);
+        assert!(
+            rows.iter().all(Result::is_ok),
+            "{:?}",
+            rows.iter().find(|row| row.is_err())
+        );
+        assert_eq!(
+            rows[filler],
+            named(line, "juergen@bergwerk.example", "Jürgen Müller")
+        );
+        assert_eq!(summary.encoding, Some(("windows-1252", true)));
+        assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
+        assert!(summary.warnings[0].contains("windows-1252"));
+    }
+
+    // An accent at the very start of a read, and a UTF-8 one that follows plain ASCII.
+    let mut input = b"email,churned_at,name\n".to_vec();
+    input.resize(input.len() + 70_000, b'\n');
+    input.extend_from_slice("zoe@atelier.example,2025-06-30,Zoë\n".as_bytes());
+    let (rows, summary) = read(&input);
+    assert_eq!(rows, vec![named(70_002, "zoe@atelier.example", "Zoë")]);
+    assert_eq!(summary.encoding, Some(("UTF-8", true)));
+    assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
+}
+
+/// A UTF-8 file with a Windows-1252 byte further on mixes two encodings: that row is held
+/// with an error that says so, never dropped or garbled, and does not advise a setting
+/// that would garble the UTF-8 rows. With `[clients] encoding` forced, the file is refused.
+#[test]
+fn a_late_byte_that_is_not_utf8_after_utf8_text_holds_its_row() {
+    let filler = 3_000;
+    let input = late_accent("Zoë", filler);
     let line = filler as u64 + 2;
 
     let (rows, summary) = read(&input);
@@ -203,23 +254,45 @@ fn a_late_byte_that_is_not_utf8_holds_its_row_and_names_the_encoding() {
         rows[filler],
         Err(RowError {
             line,
-            reason: NOT_UTF8_ROW.to_owned(),
+            reason: MIXED_ENCODINGS_ROW.to_owned(),
         })
     );
-    assert!(NOT_UTF8_ROW.contains("encoding = \"windows-1252\""));
+    assert!(!MIXED_ENCODINGS_ROW.contains("encoding = \"windows-1252\""));
+    assert!(MIXED_ENCODINGS_ROW.contains("UTF-8"));
     assert!(rows[filler + 1].is_ok());
     assert_eq!(summary.encoding, Some(("UTF-8", true)));
+}
 
+/// `[clients] encoding = "windows-1252"` on a file saved as UTF-8 would turn Zoë into
+/// ZoÃ«: the file is refused, naming the setting to remove. On plain ASCII it reads.
+#[test]
+fn a_legacy_encoding_set_for_a_utf8_file_is_refused() {
     let forced = CsvFormat {
         encoding: Some(encoding_rs::WINDOWS_1252),
         ..CsvFormat::default()
     };
-    let (rows, summary) = read_with(&input, &forced);
-    assert_eq!(
-        rows[filler],
-        named(line, "juergen@bergwerk.example", "Jürgen Müller")
+    let input = "email,churned_at,name\nzoe@atelier.example,2025-06-30,Zoë\n";
+    match read_rows(input.as_bytes(), now(), &forced) {
+        Err(ImportError::Header(message)) => {
+            assert!(message.contains("UTF-8"), "{message}");
+            assert!(message.contains("encoding = \"windows-1252\""), "{message}");
+            assert!(message.contains("remove"), "{message}");
+        }
+        Err(error) => panic!("not a header error: {error}"),
+        Ok(_) => panic!("a UTF-8 file read as windows-1252"),
+    }
+    let (rows, summary) = read_with(
+        b"email,churned_at,name\nann@x.example,2025-06-30,Ann\n",
+        &forced,
     );
+    assert_eq!(rows, vec![named(2, "ann@x.example", "Ann")]);
     assert_eq!(summary.encoding, Some(("windows-1252", false)));
+    // The same bytes in Windows-1252 read as set.
+    let (rows, _) = read_with(
+        b"email,churned_at,name\nzoe@atelier.example,2025-06-30,Zo\xeb\n",
+        &forced,
+    );
+    assert_eq!(rows, vec![named(2, "zoe@atelier.example", "Zoë")]);
 }
 
 /// A byte order mark cannot be wrong: it wins over `[clients] encoding`, with a warning.
