@@ -82,6 +82,8 @@ pub(crate) struct Rows<R> {
     /// Lines that look like a footer, held until a row follows them (then they are rows,
     /// and their errors are yielded) or the file ends (then they are skipped and named).
     held: Vec<(u64, ByteRecord)>,
+    /// The record being read follows a blank line (a footer is set apart by one).
+    after_blank: bool,
     /// Rows ready to be yielded before the next read: held lines and the row after them.
     ready: VecDeque<Row>,
     /// What reading found out about the file, for the import's summary.
@@ -228,6 +230,7 @@ pub(crate) fn read_rows<R: Read>(
         bytes_read,
         finished: false,
         held: Vec::new(),
+        after_blank: false,
         ready: VecDeque::new(),
         summary,
     })
@@ -283,15 +286,18 @@ impl<R: Read> Rows<R> {
             self.bytes_read = self.reader.position().byte();
             self.reader.get_mut().record_start = self.bytes_read;
             if is_blank(&self.record) {
+                self.after_blank = true;
                 continue;
             }
+            let after_blank = std::mem::take(&mut self.after_blank) || line > before.line();
             if ended_with_file(&self.reader) {
                 return self.after_held(Err(RowError {
                     line,
                     reason: UNTERMINATED.to_owned(),
                 }));
             }
-            if sniff::is_footer_like(&self.record, self.header_len) {
+            let after_footer = !self.held.is_empty();
+            if sniff::is_footer_like(&self.record, self.header_len, after_blank, after_footer) {
                 self.held.push((line, self.record.clone()));
                 continue;
             }

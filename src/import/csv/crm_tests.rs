@@ -576,10 +576,15 @@ fn crm_exports_decode_with_their_encoding_and_delimiter() {
             if record.iter().any(|cell| cell.contains(&b'@')) {
                 rows += 1;
                 assert_eq!(record.len(), columns, "{file}: {record:?}");
-                assert!(!sniff::is_footer_like(&record, columns), "{file}");
-            } else if rows > 0 && !is_blank(&record) {
                 assert!(
-                    sniff::is_footer_like(&record, columns),
+                    !sniff::is_footer_like(&record, columns, true, true),
+                    "{file}"
+                );
+            } else if rows > 0 && !is_blank(&record) {
+                // The blank lines between are not records here: each footer line is one
+                // by its wording or by the footer line before it.
+                assert!(
+                    sniff::is_footer_like(&record, columns, false, footer > 0),
                     "{file}: {record:?}"
                 );
                 footer += 1;
@@ -627,4 +632,64 @@ fn windows_1252_is_told_from_utf8_by_its_accents() {
         vec![named(2, "a@x.example", "Ñ€ Jürgen Zoë François")]
     );
     assert_eq!(summary.encoding, Some(("windows-1252", true)));
+}
+
+/// A last row with one filled cell is a row, with its error, unless it is a footer line:
+/// its one cell first, after a blank line or a footer line or in a footer's words.
+#[test]
+fn a_last_row_with_one_cell_is_a_row_unless_it_reads_as_a_footer() {
+    type Case = (&'static str, &'static str, Vec<(u64, &'static str)>);
+    let cases: [Case; 4] = [
+        (
+            "a name only, in its column",
+            "email;churned_at;name;company;country\n\
+             juergen@bergwerk.example;2025-06-30;J;;\n\
+             ;;Carl Weber;;\n",
+            vec![(3, "missing email; missing churned_at")],
+        ),
+        (
+            "a mistyped address",
+            "email,churned_at,name,company\n\
+             juergen@bergwerk.example,2025-06-30,J,\n\
+             bob(at)x.example,,,\n",
+            vec![(
+                3,
+                "invalid email address \"bob(at)x.example\"; missing churned_at",
+            )],
+        ),
+        (
+            "a line after a blank line",
+            "email,churned_at,name,company\n\
+             juergen@bergwerk.example,2025-06-30,J,\n\
+             \n\
+             Acme Software Inc.,,,\n",
+            vec![],
+        ),
+        (
+            "a blank row of commas, then a line",
+            "email,churned_at,name,company\n\
+             juergen@bergwerk.example,2025-06-30,J,\n\
+             ,,,\n\
+             Acme Software Inc.\n",
+            vec![],
+        ),
+    ];
+    for (case, input, errors) in cases {
+        let (rows, summary) = read(input.as_bytes());
+        assert!(rows[0].is_ok(), "{case}: {rows:?}");
+        let found: Vec<(u64, &str)> = rows[1..]
+            .iter()
+            .map(|row| match row {
+                Err(error) => (error.line, error.reason.as_str()),
+                Ok((line, _)) => (*line, "a row"),
+            })
+            .collect();
+        assert_eq!(found, errors, "{case}");
+        assert_eq!(
+            summary.skipped_lines.len(),
+            usize::from(errors.is_empty()),
+            "{case}: {:?}",
+            summary.skipped_lines
+        );
+    }
 }
