@@ -290,13 +290,21 @@ impl<R: Read> Rows<R> {
                 continue;
             }
             let after_blank = std::mem::take(&mut self.after_blank) || line > before.line();
+            let after_footer = !self.held.is_empty();
             if ended_with_file(&self.reader) {
+                // A report's last footer line often has no line break: after footer lines,
+                // a line that is one too ends the report, not a row cut short.
+                if after_footer
+                    && sniff::is_footer_like(&self.record, self.header_len, after_blank, true)
+                {
+                    self.held.push((line, self.record.clone()));
+                    continue;
+                }
                 return self.after_held(Err(RowError {
                     line,
                     reason: UNTERMINATED.to_owned(),
                 }));
             }
-            let after_footer = !self.held.is_empty();
             if sniff::is_footer_like(&self.record, self.header_len, after_blank, after_footer) {
                 self.held.push((line, self.record.clone()));
                 continue;

@@ -693,3 +693,51 @@ fn a_last_row_with_one_cell_is_a_row_unless_it_reads_as_a_footer() {
         );
     }
 }
+
+/// A report whose last footer line has no line break is read like one that has it; a
+/// last line without one after the rows, or after footer lines but not a footer line
+/// itself, is still refused as maybe cut short.
+#[test]
+fn a_reports_last_footer_line_without_a_line_break_is_footer() {
+    let report = "\"email\",\"churned_at\",\"name\",\"Amount\"\n\
+        \"zoe@atelier.example\",\"2025-06-30\",\"Zoë\",\"4,200.50\"\n\
+        \n\
+        \"Grand Totals (1 record)\"\n\
+        \"\",\"\",\"\",\"4,200.50\"\n\
+        \n\
+        \"Confidential Information - Do Not Distribute\"\n\
+        \"Acme Software Inc.\"";
+    let (rows, summary) = read(report.as_bytes());
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].is_ok(), "{rows:?}");
+    let skipped: Vec<u64> = summary
+        .skipped_lines
+        .iter()
+        .map(|(line, _)| *line)
+        .collect();
+    assert_eq!(skipped, vec![4, 5, 7, 8]);
+
+    for (case, input, line) in [
+        (
+            "a row",
+            "email,churned_at,name\nzoe@atelier.example,2025-06-30,Zo",
+            2,
+        ),
+        (
+            "a row after footer lines",
+            "email,churned_at,name\nzoe@atelier.example,2025-06-30,Zo\n\nGrand Totals,,\nann@acme.example,2025-06-30,A",
+            5,
+        ),
+    ] {
+        let (rows, _) = read(input.as_bytes());
+        let last = rows.last().cloned();
+        assert_eq!(
+            last,
+            Some(Err(RowError {
+                line,
+                reason: UNTERMINATED.to_owned()
+            })),
+            "{case}: {rows:?}"
+        );
+    }
+}
