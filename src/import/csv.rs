@@ -168,7 +168,9 @@ pub(crate) fn read_rows<R: Read>(
         .buffer_capacity(READ_BUFFER_BYTES)
         .from_reader(source);
     let mut record = ByteRecord::new();
-    let mut first_error: Option<String> = None;
+    // The error of the most header-like line (the most filled cells, the first of those):
+    // a report's title lines come before its header, and the header's error is the useful one.
+    let mut best_error: Option<(usize, String)> = None;
     let mut tried = 0;
     let columns = loop {
         let before = reader.position().clone();
@@ -192,7 +194,7 @@ pub(crate) fn read_rows<R: Read>(
         };
         if !more {
             return Err(ImportError::Header(
-                first_error.unwrap_or_else(|| EMPTY_FILE.to_owned()),
+                best_error.map_or_else(|| EMPTY_FILE.to_owned(), |(_, error)| error),
             ));
         }
         let line = start_line(&reader, &record, &before);
@@ -203,11 +205,17 @@ pub(crate) fn read_rows<R: Read>(
         match Columns::from_header(&record, format) {
             Ok(columns) => break columns,
             Err(error) => {
-                // The first line's problem is the one to tell if no line is a header.
-                let first = first_error.get_or_insert(error);
+                let filled = record
+                    .iter()
+                    .filter(|cell| !cell.iter().all(u8::is_ascii_whitespace))
+                    .count();
+                if best_error.as_ref().is_none_or(|(most, _)| filled > *most) {
+                    best_error = Some((filled, error));
+                }
                 tried += 1;
                 if tried == sniff::MAX_LINES_BEFORE_HEADER {
-                    return Err(ImportError::Header(first.clone()));
+                    let error = best_error.map(|(_, error)| error).unwrap_or_default();
+                    return Err(ImportError::Header(error));
                 }
                 summary
                     .skipped_lines

@@ -741,3 +741,29 @@ fn a_reports_last_footer_line_without_a_line_break_is_footer() {
         );
     }
 }
+
+/// When no line is a header, the error told is the most header-like line's (the one with
+/// the most cells), not the report title's before it: it lists the file's column names.
+#[test]
+fn a_header_error_after_title_lines_names_the_headers_columns() {
+    let format = CsvFormat {
+        columns: vec![(
+            crate::config::clients::Field::ChurnedAt,
+            "Close Date".to_owned(),
+        )],
+        ..CsvFormat::default()
+    };
+    let report = "\"Lost Opportunities\"\n\
+        \n\
+        \"Account Name\",\"Contact: Email\",\"Closed Date\"\n\
+        \"Bergwerk\",\"juergen@bergwerk.example\",\"6/30/2025\"\n";
+    let message = match read_rows(report.as_bytes(), now(), &format) {
+        Err(ImportError::Header(message)) => message,
+        Err(error) => panic!("not a header error: {error}"),
+        Ok(_) => panic!("no column is Close Date: refused"),
+    };
+    for name in ["Account Name", "Contact: Email", "Closed Date"] {
+        assert!(message.contains(name), "{name}: {message}");
+    }
+    assert!(!message.contains("Lost Opportunities"), "{message}");
+}
