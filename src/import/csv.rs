@@ -149,7 +149,11 @@ pub(crate) fn read_rows<R: Read>(
         Some(delimiter) => (delimiter, false),
         None => {
             let (sample, whole) = source.sample();
-            let is_header = |record: &ByteRecord| Columns::from_header(record, format).is_ok();
+            let is_header = |record: &ByteRecord| {
+                let mut record = record.clone();
+                drop_empty_last_cell(&mut record);
+                Columns::from_header(&record, format).is_ok()
+            };
             (
                 sniff::delimiter(sample, whole, is_header).unwrap_or(b','),
                 true,
@@ -202,6 +206,7 @@ pub(crate) fn read_rows<R: Read>(
         if is_blank(&record) {
             continue;
         }
+        drop_empty_last_cell(&mut record);
         match Columns::from_header(&record, format) {
             Ok(columns) => break columns,
             Err(error) => {
@@ -317,6 +322,10 @@ impl<R: Read> Rows<R> {
                 self.held.push((line, self.record.clone()));
                 continue;
             }
+            // Excel's trailing delimiter (`a@b.c;2026-01-01;`): one empty cell past the header.
+            if self.record.len() == self.header_len + 1 {
+                drop_empty_last_cell(&mut self.record);
+            }
             let row = self.parse(line, &self.record);
             return self.after_held(row);
         }
@@ -387,6 +396,20 @@ fn start_line<R: Read>(
         blank_lines = blank_lines.saturating_sub(inside as u64);
     }
     before.line() + blank_lines
+}
+
+/// Drops the last cell of a record of several when it is empty: a header line or a row
+/// ending with a delimiter (Excel writes one when a column past the data was touched), so
+/// that the header has no nameless column and the rows are as wide as it.
+fn drop_empty_last_cell(record: &mut ByteRecord) {
+    let len = record.len();
+    if len >= 2
+        && record
+            .get(len - 1)
+            .is_some_and(|cell| cell.iter().all(u8::is_ascii_whitespace))
+    {
+        record.truncate(len - 1);
+    }
 }
 
 /// True for blank lines and rows like `,,,` that spreadsheets leave after the data.

@@ -767,3 +767,40 @@ fn a_header_error_after_title_lines_names_the_headers_columns() {
     }
     assert!(!message.contains("Lost Opportunities"), "{message}");
 }
+
+/// Excel's trailing delimiter: an empty last header cell and rows with one more empty
+/// cell read as if it were not there; a value under the nameless column is an error.
+#[test]
+fn a_trailing_delimiter_after_the_header_and_rows_is_read_through() {
+    for (case, input) in [
+        (
+            "on every line",
+            "email;churned_at;name;\nzoe@atelier.example;2025-06-30;Zoë;\n",
+        ),
+        (
+            "on every line, CRLF",
+            "email;churned_at;name;\r\nzoe@atelier.example;2025-06-30;Zoë;\r\n",
+        ),
+        (
+            "on the rows only",
+            "email;churned_at;name\nzoe@atelier.example;2025-06-30;Zoë;\n",
+        ),
+        (
+            "on the header only",
+            "email;churned_at;name;\nzoe@atelier.example;2025-06-30;Zoë\n",
+        ),
+    ] {
+        let (rows, summary) = read(input.as_bytes());
+        assert_eq!(rows, vec![named(2, "zoe@atelier.example", "Zoë")], "{case}");
+        assert_eq!(summary.delimiter, Some((b';', true)), "{case}");
+    }
+    let input = "email;churned_at;name;\nzoe@atelier.example;2025-06-30;Zoë;x\n";
+    let (rows, _) = read(input.as_bytes());
+    assert_eq!(
+        rows,
+        vec![Err(RowError {
+            line: 2,
+            reason: "expected 3 fields (one per header column), found 4".to_owned()
+        })]
+    );
+}

@@ -252,7 +252,8 @@ fn bad_rows_name_their_line_and_reason() {
         (b"ann@acme.com,2026-03-31,,,Acme\xc2\x85Corp,,",
          "company contains an invisible control character (U+0085); remove it".into()),
         (b"ann@acme.com,2026-03-31", "expected 7 fields (one per header column), found 2".into()),
-        (b"ann@acme.com,2026-03-31,,,,,,", "expected 7 fields (one per header column), found 8".into()),
+        (b"ann@acme.com,2026-03-31,,,,,,x", "expected 7 fields (one per header column), found 8".into()),
+        (b"ann@acme.com,2026-03-31,,,,,,,", "expected 7 fields (one per header column), found 9".into()),
         (b"ann@acme.com,2026-03-31,Ren\xe9,,,,", MIXED_ENCODINGS_ROW.into()),
         (b"ann,tomorrow,\x01,,,\xe2\x80\x94,Mars/Base", format!(
             "invalid email address \"ann\"; churned_at \"tomorrow\" is not a date {date_hint}; \
