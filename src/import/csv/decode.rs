@@ -1,5 +1,6 @@
 //! The bytes of a CRM export, as UTF-8 for the csv parser: which encoding the file is in
-//! (a byte order mark, else a sample of its start, else `[clients] encoding`), decoded as
+//! (a byte order mark, else `[clients] encoding`, else a sample of its start, or when that
+//! is plain ASCII the first byte beyond ASCII further on), decoded as
 //! it streams, with the counts the reader needs (did the last record end with the file?
 //! how long is the record being read?). UTF-8 files pass through undecoded. It must not
 //! parse CSV or judge rows.
@@ -233,7 +234,8 @@ impl<R: Read> Source<R> {
                 return Ok(0);
             }
             let read = read_retrying(&mut self.inner, buf)?;
-            if !self.ascii_so_far {
+            // `is_ascii` reads a word at a time: the scan costs little even in a large file.
+            if !self.ascii_so_far || buf[..read].is_ascii() {
                 return Ok(read);
             }
             let Some(at) = buf[..read].iter().position(|byte| !byte.is_ascii()) else {
