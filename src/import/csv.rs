@@ -39,6 +39,13 @@ const NOT_UTF8_ROW: &str = "this line has characters that are not UTF-8, though 
      encoding; write encoding = \"windows-1252\" under [clients] in the configuration (or \
      save the file again as \"CSV UTF-8\")";
 
+/// A row with bytes that are not UTF-8 in a file that has UTF-8 characters before it:
+/// the file mixes two encodings, and no setting reads both.
+const MIXED_ENCODINGS_ROW: &str = "this line has characters that are not UTF-8, though the \
+     file has UTF-8 ones before it: the file mixes two encodings (rows pasted in from another \
+     file?); correct the accented letters on this line, or save the file again as \
+     \"CSV UTF-8\"";
+
 /// Why a file cannot be read at all.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ImportError {
@@ -75,16 +82,28 @@ pub(crate) struct Rows<R> {
     /// Lines that look like a footer, held until a row follows them (then they are rows,
     /// and their errors are yielded) or the file ends (then they are skipped and named).
     held: Vec<(u64, ByteRecord)>,
+    /// The record being read follows a blank line (a footer is set apart by one).
+    after_blank: bool,
     /// Rows ready to be yielded before the next read: held lines and the row after them.
     ready: VecDeque<Row>,
     /// What reading found out about the file, for the import's summary.
     summary: ReadSummary,
 }
 
-impl<R> Rows<R> {
+impl<R: Read> Rows<R> {
     /// What reading found out about the file; complete once every row was read.
     pub(crate) fn into_summary(self) -> ReadSummary {
-        self.summary
+        let mut summary = self.summary;
+        if self.reader.get_ref().switched_to_windows_1252 {
+            summary.encoding = Some((encoding_rs::WINDOWS_1252.name(), true));
+            summary.warnings.push(
+                "the start of the file is plain ASCII and its first accented letter further \
+                 on is not UTF-8, so the file was read as windows-1252 (as Excel and older \
+                 CRMs save it); check an accented name with winback export"
+                    .to_owned(),
+            );
+        }
+        summary
     }
 
     #[cfg(test)]
@@ -105,6 +124,14 @@ pub(crate) fn read_rows<R: Read>(
     format: &CsvFormat,
 ) -> Result<Rows<R>, ImportError> {
     let (source, chosen) = Source::open(reader, format.encoding)?;
+    if chosen.set_but_utf8 {
+        return Err(ImportError::Header(format!(
+            "the file is saved as UTF-8, but [clients] encoding = \"{}\" is set: its \
+             accented letters would be read wrong (Zoë as ZoÃ«); remove the encoding line \
+             under [clients] in the configuration",
+            chosen.encoding.name().to_lowercase()
+        )));
+    }
     let mut summary = ReadSummary {
         encoding: Some((chosen.encoding.name(), chosen.detected)),
         ..ReadSummary::default()
@@ -122,7 +149,11 @@ pub(crate) fn read_rows<R: Read>(
         Some(delimiter) => (delimiter, false),
         None => {
             let (sample, whole) = source.sample();
-            let is_header = |record: &ByteRecord| Columns::from_header(record, format).is_ok();
+            let is_header = |record: &ByteRecord| {
+                let mut record = record.clone();
+                drop_empty_last_cell(&mut record);
+                Columns::from_header(&record, format).is_ok()
+            };
             (
                 sniff::delimiter(sample, whole, is_header).unwrap_or(b','),
                 true,
@@ -141,7 +172,9 @@ pub(crate) fn read_rows<R: Read>(
         .buffer_capacity(READ_BUFFER_BYTES)
         .from_reader(source);
     let mut record = ByteRecord::new();
-    let mut first_error: Option<String> = None;
+    // The error of the most header-like line (the most filled cells, the first of those):
+    // a report's title lines come before its header, and the header's error is the useful one.
+    let mut best_error: Option<(usize, String)> = None;
     let mut tried = 0;
     let columns = loop {
         let before = reader.position().clone();
@@ -165,7 +198,7 @@ pub(crate) fn read_rows<R: Read>(
         };
         if !more {
             return Err(ImportError::Header(
-                first_error.unwrap_or_else(|| EMPTY_FILE.to_owned()),
+                best_error.map_or_else(|| EMPTY_FILE.to_owned(), |(_, error)| error),
             ));
         }
         let line = start_line(&reader, &record, &before);
@@ -173,14 +206,21 @@ pub(crate) fn read_rows<R: Read>(
         if is_blank(&record) {
             continue;
         }
+        drop_empty_last_cell(&mut record);
         match Columns::from_header(&record, format) {
             Ok(columns) => break columns,
             Err(error) => {
-                // The first line's problem is the one to tell if no line is a header.
-                let first = first_error.get_or_insert(error);
+                let filled = record
+                    .iter()
+                    .filter(|cell| !cell.iter().all(u8::is_ascii_whitespace))
+                    .count();
+                if best_error.as_ref().is_none_or(|(most, _)| filled > *most) {
+                    best_error = Some((filled, error));
+                }
                 tried += 1;
                 if tried == sniff::MAX_LINES_BEFORE_HEADER {
-                    return Err(ImportError::Header(first.clone()));
+                    let error = best_error.map(|(_, error)| error).unwrap_or_default();
+                    return Err(ImportError::Header(error));
                 }
                 summary
                     .skipped_lines
@@ -203,6 +243,7 @@ pub(crate) fn read_rows<R: Read>(
         bytes_read,
         finished: false,
         held: Vec::new(),
+        after_blank: false,
         ready: VecDeque::new(),
         summary,
     })
@@ -258,17 +299,32 @@ impl<R: Read> Rows<R> {
             self.bytes_read = self.reader.position().byte();
             self.reader.get_mut().record_start = self.bytes_read;
             if is_blank(&self.record) {
+                self.after_blank = true;
                 continue;
             }
+            let after_blank = std::mem::take(&mut self.after_blank) || line > before.line();
+            let after_footer = !self.held.is_empty();
             if ended_with_file(&self.reader) {
+                // A report's last footer line often has no line break: after footer lines,
+                // a line that is one too ends the report, not a row cut short.
+                if after_footer
+                    && sniff::is_footer_like(&self.record, self.header_len, after_blank, true)
+                {
+                    self.held.push((line, self.record.clone()));
+                    continue;
+                }
                 return self.after_held(Err(RowError {
                     line,
                     reason: UNTERMINATED.to_owned(),
                 }));
             }
-            if sniff::is_footer_like(&self.record, self.header_len) {
+            if sniff::is_footer_like(&self.record, self.header_len, after_blank, after_footer) {
                 self.held.push((line, self.record.clone()));
                 continue;
+            }
+            // Excel's trailing delimiter (`a@b.c;2026-01-01;`): one empty cell past the header.
+            if self.record.len() == self.header_len + 1 {
+                drop_empty_last_cell(&mut self.record);
             }
             let row = self.parse(line, &self.record);
             return self.after_held(row);
@@ -285,7 +341,11 @@ impl<R: Read> Rows<R> {
             Ok(client) => Ok((line, client)),
             Err(_) if std::str::from_utf8(record.as_slice()).is_err() => Err(RowError {
                 line,
-                reason: NOT_UTF8_ROW.to_owned(),
+                reason: if self.summary.encoding == Some(("UTF-8", true)) {
+                    MIXED_ENCODINGS_ROW.to_owned()
+                } else {
+                    NOT_UTF8_ROW.to_owned()
+                },
             }),
             Err(reason) => Err(RowError { line, reason }),
         }
@@ -336,6 +396,20 @@ fn start_line<R: Read>(
         blank_lines = blank_lines.saturating_sub(inside as u64);
     }
     before.line() + blank_lines
+}
+
+/// Drops the last cell of a record of several when it is empty: a header line or a row
+/// ending with a delimiter (Excel writes one when a column past the data was touched), so
+/// that the header has no nameless column and the rows are as wide as it.
+fn drop_empty_last_cell(record: &mut ByteRecord) {
+    let len = record.len();
+    if len >= 2
+        && record
+            .get(len - 1)
+            .is_some_and(|cell| cell.iter().all(u8::is_ascii_whitespace))
+    {
+        record.truncate(len - 1);
+    }
 }
 
 /// True for blank lines and rows like `,,,` that spreadsheets leave after the data.

@@ -166,7 +166,7 @@ fn hostile_rows_are_kept_verbatim_and_non_utf8_is_a_clear_error() {
         zoe.stdout
     );
 
-    // UTF-8 with one stray Latin-1 byte: that line is held, naming the setting.
+    // UTF-8 with one stray Latin-1 byte: that line is held, saying the file mixes encodings.
     let mut bytes =
         "email,name,churned_at\nchloe@example.com,Chloé,2026-01-05\nann@example.com,Ren"
             .as_bytes()
@@ -183,7 +183,12 @@ fn hostile_rows_are_kept_verbatim_and_non_utf8_is_a_clear_error() {
         out.stdout
     );
     assert!(
-        out.stdout.contains("encoding = \"windows-1252\""),
+        out.stdout.contains("the file mixes two encodings"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("encoding = \"windows-1252\""),
         "{}",
         out.stdout
     );

@@ -183,18 +183,69 @@ fn line_numbers_stay_right_deep_into_a_utf16_file() {
     assert_eq!(summary.delimiter, Some((b'\t', true)));
 }
 
-/// A file whose start is UTF-8 but with a Windows-1252 byte further on: that row is held
-/// with an error naming the setting, never dropped or garbled; with the setting, it reads.
-#[test]
-fn a_late_byte_that_is_not_utf8_holds_its_row_and_names_the_encoding() {
+/// `filler` plain rows after a header whose name column holds `first`, past the 64 KiB
+/// sample, then Jürgen in Windows-1252 (`\xfc`) and Ana.
+fn late_accent(first: &str, filler: usize) -> Vec<u8> {
     let mut input = b"email,churned_at,name\n".to_vec();
-    let filler = 3_000;
-    for index in 0..filler {
+    input.extend_from_slice(format!("first@x.example,2025-06-30,{first}\n").as_bytes());
+    for index in 1..filler {
         input.extend_from_slice(format!("c{index}@x.example,2025-06-30,Plain\n").as_bytes());
     }
     assert!(input.len() > 64 * 1024, "the odd byte is past the sample");
     input.extend_from_slice(b"juergen@bergwerk.example,2025-06-30,J\xfcrgen M\xfcller\n");
     input.extend_from_slice(b"ana@cafe.example,2025-06-30,Ana\n");
+    input
+}
+
+/// A Windows-1252 file whose first accent comes after the sample: until then it is plain
+/// ASCII, which reads the same either way, so it is read as Windows-1252 from that accent
+/// on, and the summary says so. One byte at a time reads the same.
+#[test]
+fn a_late_windows_1252_accent_after_plain_ascii_reads_the_file_as_windows_1252() {
+    let filler = 3_000;
+    let input = late_accent("Plain", filler);
+    let line = filler as u64 + 2;
+    for (rows, summary) in [
+        read(&input),
+        read_rows(OneByteAtATime(&input), now(), &CsvFormat::default())
+            .map(|mut rows| {
+                let read: Vec<Row> = rows.by_ref().collect();
+                (read, rows.into_summary())
+            })
+            .unwrap_or_else(|error| panic!("header refused: {error}")),
+    ] {
+        assert_eq!(rows.len(), filler + 2);
+        assert!(
+            rows.iter().all(Result::is_ok),
+            "{:?}",
+            rows.iter().find(|row| row.is_err())
+        );
+        assert_eq!(
+            rows[filler],
+            named(line, "juergen@bergwerk.example", "Jürgen Müller")
+        );
+        assert_eq!(summary.encoding, Some(("windows-1252", true)));
+        assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
+        assert!(summary.warnings[0].contains("windows-1252"));
+    }
+
+    // An accent at the very start of a read, and a UTF-8 one that follows plain ASCII.
+    let mut input = b"email,churned_at,name\n".to_vec();
+    input.resize(input.len() + 70_000, b'\n');
+    input.extend_from_slice("zoe@atelier.example,2025-06-30,Zoë\n".as_bytes());
+    let (rows, summary) = read(&input);
+    assert_eq!(rows, vec![named(70_002, "zoe@atelier.example", "Zoë")]);
+    assert_eq!(summary.encoding, Some(("UTF-8", true)));
+    assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
+}
+
+/// A UTF-8 file with a Windows-1252 byte further on mixes two encodings: that row is held
+/// with an error that says so, never dropped or garbled, and does not advise a setting
+/// that would garble the UTF-8 rows. With `[clients] encoding` forced, the file is refused.
+#[test]
+fn a_late_byte_that_is_not_utf8_after_utf8_text_holds_its_row() {
+    let filler = 3_000;
+    let input = late_accent("Zoë", filler);
     let line = filler as u64 + 2;
 
     let (rows, summary) = read(&input);
@@ -203,23 +254,45 @@ fn a_late_byte_that_is_not_utf8_holds_its_row_and_names_the_encoding() {
         rows[filler],
         Err(RowError {
             line,
-            reason: NOT_UTF8_ROW.to_owned(),
+            reason: MIXED_ENCODINGS_ROW.to_owned(),
         })
     );
-    assert!(NOT_UTF8_ROW.contains("encoding = \"windows-1252\""));
+    assert!(!MIXED_ENCODINGS_ROW.contains("encoding = \"windows-1252\""));
+    assert!(MIXED_ENCODINGS_ROW.contains("UTF-8"));
     assert!(rows[filler + 1].is_ok());
     assert_eq!(summary.encoding, Some(("UTF-8", true)));
+}
 
+/// `[clients] encoding = "windows-1252"` on a file saved as UTF-8 would turn Zoë into
+/// ZoÃ«: the file is refused, naming the setting to remove. On plain ASCII it reads.
+#[test]
+fn a_legacy_encoding_set_for_a_utf8_file_is_refused() {
     let forced = CsvFormat {
         encoding: Some(encoding_rs::WINDOWS_1252),
         ..CsvFormat::default()
     };
-    let (rows, summary) = read_with(&input, &forced);
-    assert_eq!(
-        rows[filler],
-        named(line, "juergen@bergwerk.example", "Jürgen Müller")
+    let input = "email,churned_at,name\nzoe@atelier.example,2025-06-30,Zoë\n";
+    match read_rows(input.as_bytes(), now(), &forced) {
+        Err(ImportError::Header(message)) => {
+            assert!(message.contains("UTF-8"), "{message}");
+            assert!(message.contains("encoding = \"windows-1252\""), "{message}");
+            assert!(message.contains("remove"), "{message}");
+        }
+        Err(error) => panic!("not a header error: {error}"),
+        Ok(_) => panic!("a UTF-8 file read as windows-1252"),
+    }
+    let (rows, summary) = read_with(
+        b"email,churned_at,name\nann@x.example,2025-06-30,Ann\n",
+        &forced,
     );
+    assert_eq!(rows, vec![named(2, "ann@x.example", "Ann")]);
     assert_eq!(summary.encoding, Some(("windows-1252", false)));
+    // The same bytes in Windows-1252 read as set.
+    let (rows, _) = read_with(
+        b"email,churned_at,name\nzoe@atelier.example,2025-06-30,Zo\xeb\n",
+        &forced,
+    );
+    assert_eq!(rows, vec![named(2, "zoe@atelier.example", "Zoë")]);
 }
 
 /// A byte order mark cannot be wrong: it wins over `[clients] encoding`, with a warning.
@@ -503,10 +576,15 @@ fn crm_exports_decode_with_their_encoding_and_delimiter() {
             if record.iter().any(|cell| cell.contains(&b'@')) {
                 rows += 1;
                 assert_eq!(record.len(), columns, "{file}: {record:?}");
-                assert!(!sniff::is_footer_like(&record, columns), "{file}");
-            } else if rows > 0 && !is_blank(&record) {
                 assert!(
-                    sniff::is_footer_like(&record, columns),
+                    !sniff::is_footer_like(&record, columns, true, true),
+                    "{file}"
+                );
+            } else if rows > 0 && !is_blank(&record) {
+                // The blank lines between are not records here: each footer line is one
+                // by its wording or by the footer line before it.
+                assert!(
+                    sniff::is_footer_like(&record, columns, false, footer > 0),
                     "{file}: {record:?}"
                 );
                 footer += 1;
@@ -554,4 +632,175 @@ fn windows_1252_is_told_from_utf8_by_its_accents() {
         vec![named(2, "a@x.example", "Ñ€ Jürgen Zoë François")]
     );
     assert_eq!(summary.encoding, Some(("windows-1252", true)));
+}
+
+/// A last row with one filled cell is a row, with its error, unless it is a footer line:
+/// its one cell first, after a blank line or a footer line or in a footer's words.
+#[test]
+fn a_last_row_with_one_cell_is_a_row_unless_it_reads_as_a_footer() {
+    type Case = (&'static str, &'static str, Vec<(u64, &'static str)>);
+    let cases: [Case; 4] = [
+        (
+            "a name only, in its column",
+            "email;churned_at;name;company;country\n\
+             juergen@bergwerk.example;2025-06-30;J;;\n\
+             ;;Carl Weber;;\n",
+            vec![(3, "missing email; missing churned_at")],
+        ),
+        (
+            "a mistyped address",
+            "email,churned_at,name,company\n\
+             juergen@bergwerk.example,2025-06-30,J,\n\
+             bob(at)x.example,,,\n",
+            vec![(
+                3,
+                "invalid email address \"bob(at)x.example\"; missing churned_at",
+            )],
+        ),
+        (
+            "a line after a blank line",
+            "email,churned_at,name,company\n\
+             juergen@bergwerk.example,2025-06-30,J,\n\
+             \n\
+             Acme Software Inc.,,,\n",
+            vec![],
+        ),
+        (
+            "a blank row of commas, then a line",
+            "email,churned_at,name,company\n\
+             juergen@bergwerk.example,2025-06-30,J,\n\
+             ,,,\n\
+             Acme Software Inc.\n",
+            vec![],
+        ),
+    ];
+    for (case, input, errors) in cases {
+        let (rows, summary) = read(input.as_bytes());
+        assert!(rows[0].is_ok(), "{case}: {rows:?}");
+        let found: Vec<(u64, &str)> = rows[1..]
+            .iter()
+            .map(|row| match row {
+                Err(error) => (error.line, error.reason.as_str()),
+                Ok((line, _)) => (*line, "a row"),
+            })
+            .collect();
+        assert_eq!(found, errors, "{case}");
+        assert_eq!(
+            summary.skipped_lines.len(),
+            usize::from(errors.is_empty()),
+            "{case}: {:?}",
+            summary.skipped_lines
+        );
+    }
+}
+
+/// A report whose last footer line has no line break is read like one that has it; a
+/// last line without one after the rows, or after footer lines but not a footer line
+/// itself, is still refused as maybe cut short.
+#[test]
+fn a_reports_last_footer_line_without_a_line_break_is_footer() {
+    let report = "\"email\",\"churned_at\",\"name\",\"Amount\"\n\
+        \"zoe@atelier.example\",\"2025-06-30\",\"Zoë\",\"4,200.50\"\n\
+        \n\
+        \"Grand Totals (1 record)\"\n\
+        \"\",\"\",\"\",\"4,200.50\"\n\
+        \n\
+        \"Confidential Information - Do Not Distribute\"\n\
+        \"Acme Software Inc.\"";
+    let (rows, summary) = read(report.as_bytes());
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].is_ok(), "{rows:?}");
+    let skipped: Vec<u64> = summary
+        .skipped_lines
+        .iter()
+        .map(|(line, _)| *line)
+        .collect();
+    assert_eq!(skipped, vec![4, 5, 7, 8]);
+
+    for (case, input, line) in [
+        (
+            "a row",
+            "email,churned_at,name\nzoe@atelier.example,2025-06-30,Zo",
+            2,
+        ),
+        (
+            "a row after footer lines",
+            "email,churned_at,name\nzoe@atelier.example,2025-06-30,Zo\n\nGrand Totals,,\nann@acme.example,2025-06-30,A",
+            5,
+        ),
+    ] {
+        let (rows, _) = read(input.as_bytes());
+        let last = rows.last().cloned();
+        assert_eq!(
+            last,
+            Some(Err(RowError {
+                line,
+                reason: UNTERMINATED.to_owned()
+            })),
+            "{case}: {rows:?}"
+        );
+    }
+}
+
+/// When no line is a header, the error told is the most header-like line's (the one with
+/// the most cells), not the report title's before it: it lists the file's column names.
+#[test]
+fn a_header_error_after_title_lines_names_the_headers_columns() {
+    let format = CsvFormat {
+        columns: vec![(
+            crate::config::clients::Field::ChurnedAt,
+            "Close Date".to_owned(),
+        )],
+        ..CsvFormat::default()
+    };
+    let report = "\"Lost Opportunities\"\n\
+        \n\
+        \"Account Name\",\"Contact: Email\",\"Closed Date\"\n\
+        \"Bergwerk\",\"juergen@bergwerk.example\",\"6/30/2025\"\n";
+    let message = match read_rows(report.as_bytes(), now(), &format) {
+        Err(ImportError::Header(message)) => message,
+        Err(error) => panic!("not a header error: {error}"),
+        Ok(_) => panic!("no column is Close Date: refused"),
+    };
+    for name in ["Account Name", "Contact: Email", "Closed Date"] {
+        assert!(message.contains(name), "{name}: {message}");
+    }
+    assert!(!message.contains("Lost Opportunities"), "{message}");
+}
+
+/// Excel's trailing delimiter: an empty last header cell and rows with one more empty
+/// cell read as if it were not there; a value under the nameless column is an error.
+#[test]
+fn a_trailing_delimiter_after_the_header_and_rows_is_read_through() {
+    for (case, input) in [
+        (
+            "on every line",
+            "email;churned_at;name;\nzoe@atelier.example;2025-06-30;Zoë;\n",
+        ),
+        (
+            "on every line, CRLF",
+            "email;churned_at;name;\r\nzoe@atelier.example;2025-06-30;Zoë;\r\n",
+        ),
+        (
+            "on the rows only",
+            "email;churned_at;name\nzoe@atelier.example;2025-06-30;Zoë;\n",
+        ),
+        (
+            "on the header only",
+            "email;churned_at;name;\nzoe@atelier.example;2025-06-30;Zoë\n",
+        ),
+    ] {
+        let (rows, summary) = read(input.as_bytes());
+        assert_eq!(rows, vec![named(2, "zoe@atelier.example", "Zoë")], "{case}");
+        assert_eq!(summary.delimiter, Some((b';', true)), "{case}");
+    }
+    let input = "email;churned_at;name;\nzoe@atelier.example;2025-06-30;Zoë;x\n";
+    let (rows, _) = read(input.as_bytes());
+    assert_eq!(
+        rows,
+        vec![Err(RowError {
+            line: 2,
+            reason: "expected 3 fields (one per header column), found 4".to_owned()
+        })]
+    );
 }

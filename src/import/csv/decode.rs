@@ -1,5 +1,6 @@
 //! The bytes of a CRM export, as UTF-8 for the csv parser: which encoding the file is in
-//! (a byte order mark, else a sample of its start, else `[clients] encoding`), decoded as
+//! (a byte order mark, else `[clients] encoding`, else a sample of its start, or when that
+//! is plain ASCII the first byte beyond ASCII further on), decoded as
 //! it streams, with the counts the reader needs (did the last record end with the file?
 //! how long is the record being read?). UTF-8 files pass through undecoded. It must not
 //! parse CSV or judge rows.
@@ -26,6 +27,9 @@ pub(super) struct Chosen {
     /// The file's byte order mark named another encoding than `[clients] encoding`: the
     /// mark wins (it cannot be wrong), and the summary says so.
     pub overridden: Option<&'static Encoding>,
+    /// `[clients] encoding` names a legacy encoding, but the start of the file is UTF-8
+    /// text with accented letters: read that way, every one of them would be garbled.
+    pub set_but_utf8: bool,
 }
 
 /// The input as UTF-8, counted: what the csv reader's line counter cannot tell (did the
@@ -55,6 +59,11 @@ pub(super) struct Source<R> {
     /// Where the record being read starts (the csv reader's byte position after the last one).
     pub record_start: u64,
     pub record_too_long: bool,
+    /// A file detected as UTF-8 whose text so far is all ASCII: the first byte beyond
+    /// ASCII decides between UTF-8 and Windows-1252 (until then both read the same).
+    ascii_so_far: bool,
+    /// That byte was not UTF-8: the file is read as Windows-1252 from there on.
+    pub switched_to_windows_1252: bool,
 }
 
 impl<R: Read> Source<R> {
@@ -62,6 +71,7 @@ impl<R: Read> Source<R> {
     /// with a byte order mark, else the mark's, else UTF-8 unless the sample holds bytes
     /// that are not UTF-8 and no UTF-8 character at all (then Windows-1252, which reads
     /// every byte, and is what Excel and older CRMs write in Western Europe and America).
+    /// A sample all ASCII leaves the choice to the first byte beyond it, further on.
     pub(super) fn open(
         mut inner: R,
         forced: Option<&'static Encoding>,
@@ -93,21 +103,28 @@ impl<R: Read> Source<R> {
                 encoding: marked,
                 detected: false,
                 overridden: None,
+                set_but_utf8: false,
             },
             (Some(set), Some((marked, _))) if set != marked => Chosen {
                 encoding: marked,
                 detected: true,
                 overridden: Some(set),
+                set_but_utf8: false,
             },
             (Some(set), _) => Chosen {
                 encoding: set,
                 detected: false,
                 overridden: None,
+                set_but_utf8: bom.is_none()
+                    && set != UTF_8
+                    && !utf16(set)
+                    && is_utf8_text(&sample, inner_done),
             },
             (None, Some((marked, _))) => Chosen {
                 encoding: marked,
                 detected: true,
                 overridden: None,
+                set_but_utf8: false,
             },
             (None, None) => Chosen {
                 encoding: if is_windows_1252(&sample, inner_done) {
@@ -117,6 +134,7 @@ impl<R: Read> Source<R> {
                 },
                 detected: true,
                 overridden: None,
+                set_but_utf8: false,
             },
         };
         let bom_len = match bom {
@@ -139,8 +157,12 @@ impl<R: Read> Source<R> {
             at_end: false,
             record_start: 0,
             record_too_long: false,
+            ascii_so_far: false,
+            switched_to_windows_1252: false,
         };
         if chosen.encoding == UTF_8 {
+            source.ascii_so_far =
+                chosen.detected && bom.is_none() && !inner_done && sample.is_ascii();
             source.ahead = sample;
             source.ahead_from = bom_len;
         } else {
@@ -203,17 +225,29 @@ impl<R: Read> Source<R> {
     }
 
     fn read_text(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.ahead_from >= self.ahead.len() {
-            if self.decoder.is_none() {
-                // UTF-8 past the sample: straight from the input, no copy and no decoding.
-                if let Some(error) = self.deferred.take() {
-                    return Err(error);
-                }
-                if self.inner_done {
-                    return Ok(0);
-                }
-                return read_retrying(&mut self.inner, buf);
+        if self.ahead_from >= self.ahead.len() && self.decoder.is_none() {
+            // UTF-8 past the sample: straight from the input, no copy and no decoding.
+            if let Some(error) = self.deferred.take() {
+                return Err(error);
             }
+            if self.inner_done {
+                return Ok(0);
+            }
+            let read = read_retrying(&mut self.inner, buf)?;
+            // `is_ascii` reads a word at a time: the scan costs little even in a large file.
+            if !self.ascii_so_far || buf[..read].is_ascii() {
+                return Ok(read);
+            }
+            let Some(at) = buf[..read].iter().position(|byte| !byte.is_ascii()) else {
+                return Ok(read);
+            };
+            self.ascii_so_far = false;
+            self.first_beyond_ascii(buf[at..read].to_vec());
+            if at > 0 {
+                return Ok(at);
+            }
+        }
+        if self.ahead_from >= self.ahead.len() {
             self.decode_more()?;
         }
         let ahead = self.ahead.get(self.ahead_from..).unwrap_or_default();
@@ -221,6 +255,37 @@ impl<R: Read> Source<R> {
         buf[..count].copy_from_slice(&ahead[..count]);
         self.ahead_from += count;
         Ok(count)
+    }
+
+    /// `rest` starts with the first byte beyond ASCII of a file read as UTF-8: a UTF-8
+    /// character keeps it UTF-8; anything else is Windows-1252 (Excel's `Jürgen`), which
+    /// reads everything before it the same.
+    fn first_beyond_ascii(&mut self, mut rest: Vec<u8>) {
+        // A UTF-8 character is at most 4 bytes: read until they are all here.
+        while rest.len() < 4 && !self.inner_done && self.deferred.is_none() {
+            let mut more = [0; 4];
+            let wanted = 4 - rest.len();
+            match read_retrying(&mut self.inner, &mut more[..wanted]) {
+                Ok(0) => self.inner_done = true,
+                Ok(read) => rest.extend_from_slice(&more[..read]),
+                Err(error) => self.deferred = Some(error),
+            }
+        }
+        let window = rest.get(..4).unwrap_or(&rest);
+        let utf8 = window
+            .utf8_chunks()
+            .next()
+            .is_some_and(|chunk| !chunk.valid().is_empty());
+        if utf8 {
+            self.ahead = rest;
+            self.ahead_from = 0;
+        } else {
+            self.switched_to_windows_1252 = true;
+            self.decoder = Some(WINDOWS_1252.new_decoder_without_bom_handling());
+            self.raw_end = rest.len();
+            self.raw = rest;
+            self.raw_from = 0;
+        }
     }
 }
 
@@ -261,6 +326,20 @@ fn read_retrying(inner: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// Windows-1252 text a pair of letters is now and then valid UTF-8 too (`Ñ€` reads as
 /// `р`): among many accents that are not, the file is still Windows-1252.
 pub(super) fn is_windows_1252(sample: &[u8], whole_file: bool) -> bool {
+    let (utf8, invalid) = beyond_ascii(sample, whole_file);
+    invalid > 2 * utf8
+}
+
+/// Whether a sample is UTF-8 text with characters beyond ASCII (`Zoë`), and nothing
+/// that is not UTF-8.
+fn is_utf8_text(sample: &[u8], whole_file: bool) -> bool {
+    let (utf8, invalid) = beyond_ascii(sample, whole_file);
+    utf8 > 0 && invalid == 0
+}
+
+/// In the whole lines of a sample, the UTF-8 characters beyond ASCII and the runs of
+/// bytes that are not UTF-8.
+fn beyond_ascii(sample: &[u8], whole_file: bool) -> (usize, usize) {
     // Only whole lines: a character cut at the sample's end is not a wrong one.
     let complete = if whole_file {
         sample
@@ -275,5 +354,5 @@ pub(super) fn is_windows_1252(sample: &[u8], whole_file: bool) -> bool {
         utf8 += chunk.valid().chars().filter(|c| !c.is_ascii()).count();
         invalid += usize::from(!chunk.invalid().is_empty());
     }
-    invalid > 2 * utf8
+    (utf8, invalid)
 }

@@ -252,8 +252,9 @@ fn bad_rows_name_their_line_and_reason() {
         (b"ann@acme.com,2026-03-31,,,Acme\xc2\x85Corp,,",
          "company contains an invisible control character (U+0085); remove it".into()),
         (b"ann@acme.com,2026-03-31", "expected 7 fields (one per header column), found 2".into()),
-        (b"ann@acme.com,2026-03-31,,,,,,", "expected 7 fields (one per header column), found 8".into()),
-        (b"ann@acme.com,2026-03-31,Ren\xe9,,,,", NOT_UTF8_ROW.into()),
+        (b"ann@acme.com,2026-03-31,,,,,,x", "expected 7 fields (one per header column), found 8".into()),
+        (b"ann@acme.com,2026-03-31,,,,,,,", "expected 7 fields (one per header column), found 9".into()),
+        (b"ann@acme.com,2026-03-31,Ren\xe9,,,,", MIXED_ENCODINGS_ROW.into()),
         (b"ann,tomorrow,\x01,,,\xe2\x80\x94,Mars/Base", format!(
             "invalid email address \"ann\"; churned_at \"tomorrow\" is not a date {date_hint}; \
              name contains an invisible control character (U+0001); remove it; \
@@ -371,7 +372,7 @@ fn hostile_rows_are_kept_verbatim_or_made_header_safe() {
         )),
         Err(RowError {
             line: 11,
-            reason: NOT_UTF8_ROW.to_owned(),
+            reason: MIXED_ENCODINGS_ROW.to_owned(),
         }),
         Ok((
             12,
@@ -386,7 +387,7 @@ fn hostile_rows_are_kept_verbatim_or_made_header_safe() {
     assert!(
         RowError {
             line: 11,
-            reason: NOT_UTF8_ROW.to_owned()
+            reason: MIXED_ENCODINGS_ROW.to_owned()
         }
         .to_string()
         .starts_with("line 11: this line has characters that are not UTF-8")
