@@ -66,8 +66,8 @@ pub(crate) fn read_list_file(path: &Path, format: &CsvFormat) -> Result<AddressL
     })
 }
 
-/// Reads a list from its bytes: UTF-8 (a BOM is dropped), UTF-16 with a BOM, else
-/// Windows-1252, unless `format` forces an encoding. A first line that names an email
+/// Reads a list from its bytes: UTF-8 (a BOM is dropped), UTF-16 with a BOM, else each
+/// line UTF-8 if it is valid UTF-8 and Windows-1252 if not, unless `format` forces an encoding. A first line that names an email
 /// column makes it a CSV file; otherwise every line is one address.
 pub(crate) fn read_list(bytes: &[u8], format: &CsvFormat) -> Result<AddressList, String> {
     let text = decode(bytes, format);
@@ -105,12 +105,29 @@ fn decode<'a>(bytes: &'a [u8], format: &CsvFormat) -> std::borrow::Cow<'a, str> 
     }
     match std::str::from_utf8(bytes) {
         Ok(text) => std::borrow::Cow::Borrowed(text),
-        Err(_) => {
-            encoding_rs::WINDOWS_1252
-                .decode_without_bom_handling(bytes)
-                .0
+        Err(_) => std::borrow::Cow::Owned(decode_line_by_line(bytes)),
+    }
+}
+
+/// A file that is not UTF-8 as a whole may still be mostly UTF-8: lists pasted together
+/// from two exports mix both. Each line that is valid UTF-8 is read as UTF-8, every
+/// other as Windows-1252, so no address is garbled by its neighbours.
+fn decode_line_by_line(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len() + bytes.len() / 8);
+    for (index, line) in bytes.split(|byte| *byte == b'\n').enumerate() {
+        if index > 0 {
+            text.push('\n');
+        }
+        match std::str::from_utf8(line) {
+            Ok(line) => text.push_str(line),
+            Err(_) => text.push_str(
+                &encoding_rs::WINDOWS_1252
+                    .decode_without_bom_handling(line)
+                    .0,
+            ),
         }
     }
+    text
 }
 
 /// The delimiters a header is tried with: the one `format` forces, else the usual ones.
@@ -326,6 +343,12 @@ mod tests {
         }
         let list = read_list(&utf16, &CsvFormat::default()).unwrap();
         assert_eq!(list.addresses, ["zoë@x.example"], "{list:?}");
+        // Lines pasted from a UTF-8 export next to Windows-1252 ones keep their accents.
+        let mixed = b"email\nzo\xc3\xab@x.example\nj\xfcrgen@x.example\n";
+        assert_eq!(
+            read_list(mixed, &CsvFormat::default()).unwrap().addresses,
+            ["zoë@x.example", "jürgen@x.example"]
+        );
         let latin = b"J\xfcrgen <juergen@x.example>\n";
         assert_eq!(
             read_list(latin, &CsvFormat::default()).unwrap().addresses,
