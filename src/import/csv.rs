@@ -12,6 +12,7 @@ mod sniff;
 mod summary;
 mod values;
 
+pub(crate) use columns::names_email;
 pub(crate) use summary::ReadSummary;
 
 use std::collections::VecDeque;

@@ -324,6 +324,14 @@ impl Columns {
     }
 }
 
+/// Whether a header name is read as the email column on its own, as an import reads it
+/// (`Email`, `Contact: Email`, `Person - Email - Work`); list files use it too.
+pub(crate) fn names_email(name: &str) -> bool {
+    let name = name.trim().trim_start_matches('\u{feff}').trim();
+    spellings::recognise(name, &normalize_header(name))
+        .is_some_and(|(field, _)| field == Field::Email)
+}
+
 /// Whether a header name feeds a field, or looks like one, on its own.
 #[cfg(test)]
 pub(super) fn is_recognised(name: &str) -> bool {
