@@ -85,7 +85,9 @@ pub(crate) struct Rows<R> {
 impl<R> Rows<R> {
     /// What reading found out about the file; complete once every row was read.
     pub(crate) fn into_summary(self) -> ReadSummary {
-        self.summary
+        let mut summary = self.summary;
+        summary.warnings.extend(self.columns.row_warnings());
+        summary
     }
 
     #[cfg(test)]
@@ -282,7 +284,7 @@ impl<R: Read> std::iter::FusedIterator for Rows<R> {}
 
 impl<R: Read> Rows<R> {
     fn parse(&self, line: u64, record: &ByteRecord) -> Row {
-        match self.columns.parse(record, self.now, self.latest_date) {
+        match self.columns.parse(line, record, self.now, self.latest_date) {
             Ok(client) => Ok((line, client)),
             Err(_) if std::str::from_utf8(record.as_slice()).is_err() => Err(RowError {
                 line,
