@@ -184,6 +184,15 @@ impl Columns {
                 ));
                 continue;
             }
+            if spellings::is_opt_out_flag(&normal[index]) {
+                warnings.push(format!(
+                    "the column \"{name}\" looks like an opt-out or bounce flag: winback does not \
+                     read it; export the contacts it marks and run `winback optout --file` with \
+                     that file"
+                ));
+                custom.push((index, key));
+                continue;
+            }
             let like = recognised[index]
                 .map(|(field, _)| field)
                 .or_else(|| spellings::looks_like(&normal[index]));

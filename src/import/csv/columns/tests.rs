@@ -66,3 +66,29 @@ fn an_unknown_time_zone_in_a_timezone_column_still_refuses_the_row() {
         .collect();
     assert!(rows[0].is_err(), "{rows:?}");
 }
+
+#[test]
+fn an_opt_out_flag_column_is_named_as_one_not_offered_as_the_email() {
+    let flags = [
+        "Unsubscribed from all email",
+        "Email Opt Out",
+        "HasOptedOutOfEmail",
+        "Marketing emails opt-out",
+        "Email hard bounced",
+    ];
+    for flag in flags {
+        let input = format!("email,churned_at,{flag}\na@x.example,2026-01-05,true\n");
+        let mut rows = read_rows(input.as_bytes(), now(), &CsvFormat::default()).unwrap();
+        assert!(rows.by_ref().all(|row| row.is_ok()), "{flag}");
+        let warnings = rows.into_summary().warnings;
+        assert_eq!(
+            warnings,
+            [format!(
+                "the column \"{flag}\" looks like an opt-out or bounce flag: winback does not \
+                 read it; export the contacts it marks and run `winback optout --file` with \
+                 that file"
+            )],
+            "{flag}"
+        );
+    }
+}
