@@ -13,10 +13,10 @@ pub(crate) fn country_code(text: &str) -> Option<&'static str> {
         && b.is_ascii_alphabetic()
     {
         let code = [a.to_ascii_uppercase(), b.to_ascii_uppercase()];
-        return CODES
-            .binary_search_by(|c| c.as_bytes().cmp(&code[..]))
-            .ok()
-            .map(|i| CODES[i]);
+        if let Ok(i) = CODES.binary_search_by(|c| c.as_bytes().cmp(&code[..])) {
+            return Some(CODES[i]);
+        }
+        // Not a code, but still a country: `UK`.
     }
     let key = folded(text);
     NAMES
@@ -71,7 +71,7 @@ static CODES: [&str; 249] = [
 
 /// Alpha-3 codes and English and German names (folded as [`folded`] does), sorted,
 /// with the alpha-2 code each stands for.
-static NAMES: [(&str, &str); 1008] = [
+static NAMES: [(&str, &str); 1010] = [
     ("abw", "AW"),
     ("afg", "AF"),
     ("afghanistan", "AF"),
@@ -1017,6 +1017,7 @@ static NAMES: [(&str, &str); 1008] = [
     ("tza", "TZ"),
     ("uga", "UG"),
     ("uganda", "UG"),
+    ("uk", "GB"),
     ("ukr", "UA"),
     ("ukraine", "UA"),
     ("umi", "UM"),
@@ -1034,6 +1035,7 @@ static NAMES: [(&str, &str); 1008] = [
     ("unitedstatesofamerica", "US"),
     ("uruguay", "UY"),
     ("ury", "UY"),
+    ("us", "US"),
     ("usa", "US"),
     ("usbekistan", "UZ"),
     ("uzb", "UZ"),
@@ -1100,6 +1102,10 @@ mod tests {
             ("OSTERREICH", Some("AT")),
             ("United States", Some("US")),
             ("USA", Some("US")),
+            ("U.S.", Some("US")),
+            ("UK", Some("GB")),
+            ("U.K.", Some("GB")),
+            ("Eastern Time", None),
             ("United Kingdom", Some("GB")),
             ("Côte d'Ivoire", Some("CI")),
             ("Schweiz", Some("CH")),

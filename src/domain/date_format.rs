@@ -29,6 +29,8 @@ enum Part {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DateFormat {
     parts: Vec<Part>,
+    /// The pattern as written, for messages about dates that do not follow it.
+    pattern: String,
 }
 
 const TOKENS_HINT: &str = "write it with YYYY, MM, DD (or M, D) for the date and HH, mm, ss \
@@ -111,10 +113,18 @@ impl DateFormat {
         if has(Part::Second) && !has(Part::Minute) {
             return Err(format!("has seconds but no minutes (mm); {TOKENS_HINT}"));
         }
-        Ok(DateFormat { parts })
+        Ok(DateFormat {
+            parts,
+            pattern: pattern.trim().to_owned(),
+        })
     }
 
     /// The date `text` (trimmed) denotes, if it is written this way.
+    /// The pattern as written in `[clients] date_format`.
+    pub(crate) fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
     pub(crate) fn date(&self, text: &str) -> Option<NaiveDate> {
         let bytes = text.trim().as_bytes();
         let mut at = 0;

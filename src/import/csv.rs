@@ -12,6 +12,7 @@ mod sniff;
 mod summary;
 mod values;
 
+pub(crate) use columns::names_email;
 pub(crate) use summary::ReadSummary;
 
 use std::collections::VecDeque;
@@ -103,6 +104,7 @@ impl<R: Read> Rows<R> {
                     .to_owned(),
             );
         }
+        summary.warnings.extend(self.columns.row_warnings());
         summary
     }
 
@@ -337,7 +339,7 @@ impl<R: Read> std::iter::FusedIterator for Rows<R> {}
 
 impl<R: Read> Rows<R> {
     fn parse(&self, line: u64, record: &ByteRecord) -> Row {
-        match self.columns.parse(record, self.now, self.latest_date) {
+        match self.columns.parse(line, record, self.now, self.latest_date) {
             Ok(client) => Ok((line, client)),
             Err(_) if std::str::from_utf8(record.as_slice()).is_err() => Err(RowError {
                 line,

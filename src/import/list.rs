@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::config::{CsvFormat, Field, normalize_header};
 use crate::domain::model::{AddressError, RowError, parse_address, printable};
+use crate::import::csv::names_email;
 
 /// How an email column's header is spelt by the CRMs and spreadsheets people export
 /// from, as [`normalize_header`] makes them.
@@ -26,6 +27,9 @@ const EMAIL_HEADERS: [&str; 10] = [
     "emailadresse",
     "adresseemail",
 ];
+
+/// How many non-blank lines a report's title may take before its header.
+const HEADER_SEARCH_LINES: usize = 20;
 
 /// The addresses a list file holds.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -66,8 +70,8 @@ pub(crate) fn read_list_file(path: &Path, format: &CsvFormat) -> Result<AddressL
     })
 }
 
-/// Reads a list from its bytes: UTF-8 (a BOM is dropped), UTF-16 with a BOM, else
-/// Windows-1252, unless `format` forces an encoding. A first line that names an email
+/// Reads a list from its bytes: UTF-8 (a BOM is dropped), UTF-16 with a BOM, else each
+/// line UTF-8 if it is valid UTF-8 and Windows-1252 if not, unless `format` forces an encoding. A first line that names an email
 /// column makes it a CSV file; otherwise every line is one address.
 pub(crate) fn read_list(bytes: &[u8], format: &CsvFormat) -> Result<AddressList, String> {
     let text = decode(bytes, format);
@@ -80,6 +84,23 @@ pub(crate) fn read_list(bytes: &[u8], format: &CsvFormat) -> Result<AddressList,
             "the file is empty: write one address per line, such as jane@example.com".to_owned(),
         );
     };
+    // A report's title lines come before its header: the header is the first of the
+    // first lines that names an email column (unless the file starts with an address).
+    let header = if parse_address(first).is_ok() {
+        None
+    } else {
+        text.split('\n')
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .take(HEADER_SEARCH_LINES)
+            .find_map(|(index, line)| {
+                email_column(line, format)
+                    .map(|(delimiter, column, header)| (index, delimiter, column, header))
+            })
+    };
+    if let Some((index, delimiter, column, header)) = header {
+        return read_csv(&text, delimiter, column, header, index as u64 + 1);
+    }
     match email_column(first, format) {
         Some((delimiter, column, header)) => {
             read_csv(&text, delimiter, column, header, first_index as u64 + 1)
@@ -105,12 +126,29 @@ fn decode<'a>(bytes: &'a [u8], format: &CsvFormat) -> std::borrow::Cow<'a, str> 
     }
     match std::str::from_utf8(bytes) {
         Ok(text) => std::borrow::Cow::Borrowed(text),
-        Err(_) => {
-            encoding_rs::WINDOWS_1252
-                .decode_without_bom_handling(bytes)
-                .0
+        Err(_) => std::borrow::Cow::Owned(decode_line_by_line(bytes)),
+    }
+}
+
+/// A file that is not UTF-8 as a whole may still be mostly UTF-8: lists pasted together
+/// from two exports mix both. Each line that is valid UTF-8 is read as UTF-8, every
+/// other as Windows-1252, so no address is garbled by its neighbours.
+fn decode_line_by_line(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len() + bytes.len() / 8);
+    for (index, line) in bytes.split(|byte| *byte == b'\n').enumerate() {
+        if index > 0 {
+            text.push('\n');
+        }
+        match std::str::from_utf8(line) {
+            Ok(line) => text.push_str(line),
+            Err(_) => text.push_str(
+                &encoding_rs::WINDOWS_1252
+                    .decode_without_bom_handling(line)
+                    .0,
+            ),
         }
     }
+    text
 }
 
 /// The delimiters a header is tried with: the one `format` forces, else the usual ones.
@@ -161,6 +199,12 @@ fn email_column(line: &str, format: &CsvFormat) -> Option<(u8, usize, String)> {
     mapped
         .and_then(|mapped| find(&|name| name == mapped))
         .or_else(|| find(&|name| EMAIL_HEADERS.contains(&name)))
+        .or_else(|| {
+            split.iter().find_map(|(delimiter, cells)| {
+                let index = cells.iter().position(|cell| names_email(cell))?;
+                Some((*delimiter, index, cells[index].trim().to_owned()))
+            })
+        })
 }
 
 /// Whether `line` has several cells: a header without an email column, not an address.
@@ -239,6 +283,14 @@ fn read_csv(
         .terminator(csv::Terminator::Any(b'\n'))
         .delimiter(delimiter)
         .from_reader(text.as_bytes());
+    // A report's footer (`Grand Totals (4 records)`, a totals row, `Confidential
+    // Information`) follows its data: from a line with one cell only, rows without an
+    // address are held back, and read as rows only if an address follows them.
+    let mut footer: Option<Vec<(u64, String)>> = None;
+    let header_cells = text
+        .split('\n')
+        .nth((header_line as usize).saturating_sub(1))
+        .map_or(0, |line| cells(line, delimiter).len());
     for record in reader.records() {
         let record = match record {
             Ok(record) => record,
@@ -251,7 +303,22 @@ fn read_csv(
         if line <= header_line || record.iter().all(|cell| cell.trim().is_empty()) {
             continue;
         }
-        collector.take(line, record.get(column).unwrap_or(""), true);
+        let raw = record.get(column).unwrap_or("");
+        let footer_like = record.len() == 1 && header_cells > 1 && column > 0;
+        if raw.trim().is_empty() || footer_like {
+            if let Some(held) = footer.as_mut() {
+                held.push((line, raw.to_owned()));
+                continue;
+            }
+            if footer_like {
+                footer = Some(vec![(line, raw.to_owned())]);
+                continue;
+            }
+        }
+        for (held_line, held_raw) in footer.take().unwrap_or_default() {
+            collector.take(held_line, &held_raw, true);
+        }
+        collector.take(line, raw, true);
     }
     collector.list.column = Some(header);
     Ok(collector.list)
@@ -311,6 +378,24 @@ mod tests {
     }
 
     #[test]
+    fn a_report_is_read_from_its_header_to_its_footer_as_an_import_reads_it() {
+        let report = include_bytes!("../../tests/fixtures/crm/salesforce-report-us.csv");
+        let list = read_list(report, &CsvFormat::default()).unwrap();
+        assert_eq!(list.column.as_deref(), Some("Contact: Email"));
+        assert_eq!(list.addresses.len(), 4, "{list:?}");
+        assert_eq!(list.invalid, [], "{list:?}");
+
+        let pipedrive = "Deal - Title,Person - Email - Work\nRenewal,ann@x.example\n";
+        let list = read_list(pipedrive.as_bytes(), &CsvFormat::default()).unwrap();
+        assert_eq!(list.addresses, ["ann@x.example"]);
+        // A row without an address before more data is still named.
+        let list = read("Name,Email\nAnn,\nTotal\nBob,bob@x.example\n");
+        let lines: Vec<u64> = list.invalid.iter().map(|error| error.line).collect();
+        assert_eq!(lines, [2, 3], "{list:?}");
+        assert_eq!(list.addresses, ["bob@x.example"]);
+    }
+
+    #[test]
     fn a_header_without_an_email_column_and_an_empty_file_are_refused() {
         let error = read_list(b"name,company\nAnn,Acme\n", &CsvFormat::default()).unwrap_err();
         assert!(error.contains("names no email column"), "{error}");
@@ -326,6 +411,12 @@ mod tests {
         }
         let list = read_list(&utf16, &CsvFormat::default()).unwrap();
         assert_eq!(list.addresses, ["zoë@x.example"], "{list:?}");
+        // Lines pasted from a UTF-8 export next to Windows-1252 ones keep their accents.
+        let mixed = b"email\nzo\xc3\xab@x.example\nj\xfcrgen@x.example\n";
+        assert_eq!(
+            read_list(mixed, &CsvFormat::default()).unwrap().addresses,
+            ["zoë@x.example", "jürgen@x.example"]
+        );
         let latin = b"J\xfcrgen <juergen@x.example>\n";
         assert_eq!(
             read_list(latin, &CsvFormat::default()).unwrap().addresses,

@@ -114,3 +114,33 @@ fn check_names_an_excluded_reason_no_imported_client_has() {
         check.stdout
     );
 }
+
+#[test]
+fn an_unknown_country_is_warned_about_and_its_row_imported_without_it() {
+    let project = project();
+    project.write_file(
+        "report.csv",
+        "Contact: Email,Close Date,Country,Time Zone\n\
+         ann@client.example,01/14/2026,Eastern Time,Eastern Time\n\
+         bob@client.example,01/14/2026,UK,Europe/London\n",
+    );
+    let import = winback(&project, &["import", "report.csv"]);
+    import.assert_success();
+    for line in [
+        "warning: line 2: country \"Eastern Time\" is not a country winback knows",
+        "warning: line 2: unknown time zone \"Eastern Time\"",
+        "2 added, 0 updated, 0 unchanged, 0 skipped",
+    ] {
+        assert!(import.stdout.contains(line), "{line}\n{}", import.stdout);
+    }
+    let ann = winback(&project, &["export", "ann@client.example"]);
+    ann.assert_success();
+    assert!(
+        !ann.stdout.contains("\"country\": \"GB\""),
+        "{}",
+        ann.stdout
+    );
+    let bob = winback(&project, &["export", "bob@client.example"]);
+    bob.assert_success();
+    assert!(bob.stdout.contains("GB"), "{}", bob.stdout);
+}

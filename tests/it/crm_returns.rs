@@ -282,3 +282,25 @@ fn an_import_records_a_returned_at_and_refuses_one_in_the_future() {
     assert_eq!(outbox.len(), 1);
     assert!(outbox[0].contains("To: bob@x.example"), "{}", outbox[0]);
 }
+
+#[test]
+fn an_opt_out_list_mixing_utf8_and_windows_1252_lines_keeps_every_accent() {
+    let project = Project::new();
+    project.write_config(&config("file://outbox", ""));
+    // A UTF-8 line pasted into a Windows-1252 list (`zoë` in UTF-8, `jürgen` in 1252).
+    std::fs::write(
+        project.path("do-not-contact.txt"),
+        b"zo\xc3\xab@x.example\nj\xfcrgen@x.example\n",
+    )
+    .expect("writing the list");
+    winback(&project, &["optout", "--file", "do-not-contact.txt"]).assert_success();
+    assert!(
+        suppressed(&project, "zoë@x.example"),
+        "zoë's opt-out is hers"
+    );
+    assert!(suppressed(&project, "jürgen@x.example"));
+    assert!(
+        !suppressed(&project, "zoã«@x.example"),
+        "no garbled address"
+    );
+}

@@ -46,7 +46,24 @@ pub(super) struct Columns {
     used: Vec<(Field, String)>,
     /// Columns that look like a field but feed none, and other things worth a look.
     warnings: Vec<String>,
+    /// Whether an unknown time zone refuses the row: only in a column named `timezone`
+    /// or mapped by `[clients] columns`; in a `Time Zone` column found by its spelling it
+    /// is warned about and left out.
+    timezone_strict: bool,
+    /// Values left out of rows (an unknown country or time zone), each warned about once
+    /// with the first line it is on. Rows are read through `&self`.
+    row_warnings: std::cell::RefCell<RowWarnings>,
 }
+
+/// Values warned about while reading rows.
+#[derive(Debug, Default)]
+struct RowWarnings {
+    seen: std::collections::HashSet<(Field, String)>,
+    warnings: Vec<String>,
+}
+
+/// Past this many different values left out, more are not named (a column of free text).
+const MAX_ROW_WARNINGS: usize = 20;
 
 impl Columns {
     /// Reads a header line through `[clients]` (`format`): mapped columns first, then the
@@ -167,6 +184,15 @@ impl Columns {
                 ));
                 continue;
             }
+            if spellings::is_opt_out_flag(&normal[index]) {
+                warnings.push(format!(
+                    "the column \"{name}\" looks like an opt-out or bounce flag: winback does not \
+                     read it; export the contacts it marks and run `winback optout --file` with \
+                     that file"
+                ));
+                custom.push((index, key));
+                continue;
+            }
             let like = recognised[index]
                 .map(|(field, _)| field)
                 .or_else(|| spellings::looks_like(&normal[index]));
@@ -192,6 +218,25 @@ impl Columns {
             })
             .collect();
         let at = |field: Field| column_of(field, &field_at);
+        // Before columns were recognised by their spelling, these were templates'
+        // `fields.<header>`: a template written then (`{{fields.country}}`) keeps working.
+        // Only headers a template can name that way; the email and churn date columns
+        // were always read as fields.
+        for (index, name) in names.iter().enumerate() {
+            let key = name.to_lowercase();
+            let newly_read = field_at[index].is_some_and(|field| {
+                field != Field::Email
+                    && field != Field::ChurnedAt
+                    && !OLD_FIELDS.contains(&key.as_str())
+                    && key.chars().all(|c| c.is_alphanumeric() || c == '_')
+            });
+            if newly_read && !custom.iter().any(|(_, taken)| *taken == key) {
+                custom.push((index, key));
+            }
+        }
+        let timezone_strict = at(Field::Timezone).is_some_and(|index| {
+            mapped(Field::Timezone) || names[index].eq_ignore_ascii_case("timezone")
+        });
         Ok(Columns {
             count: names.len(),
             email,
@@ -213,6 +258,8 @@ impl Columns {
                 .collect(),
             used,
             warnings,
+            timezone_strict,
+            row_warnings: std::cell::RefCell::default(),
         })
     }
 
@@ -226,9 +273,29 @@ impl Columns {
         &self.warnings
     }
 
-    /// Checks one record; on failure, the reason names every problem in the row.
+    /// Values left out of the rows read so far, each named once with its first line.
+    pub(super) fn row_warnings(&self) -> Vec<String> {
+        self.row_warnings.borrow().warnings.clone()
+    }
+
+    /// Notes a value left out of the row on `line` (once per value).
+    fn left_out(&self, field: Field, line: u64, text: &str, why: String) {
+        let mut row_warnings = self.row_warnings.borrow_mut();
+        if row_warnings.seen.len() >= MAX_ROW_WARNINGS
+            || !row_warnings.seen.insert((field, text.to_owned()))
+        {
+            return;
+        }
+        row_warnings.warnings.push(format!(
+            "line {line}: {why}; the row is imported without it"
+        ));
+    }
+
+    /// Checks one record, on `line`; on failure, the reason names every problem in the
+    /// row.
     pub(super) fn parse(
         &self,
+        line: u64,
         record: &ByteRecord,
         now: DateTime<Utc>,
         latest_date: Option<NaiveDate>,
@@ -279,18 +346,35 @@ impl Columns {
             &mut problems,
         )
         .flatten();
-        let timezone = keep(parse_timezone(timezone), &mut problems).flatten();
+        let timezone = match parse_timezone(timezone) {
+            Ok(timezone) => timezone,
+            Err(why) if !self.timezone_strict => {
+                self.left_out(Field::Timezone, line, timezone.trim(), why);
+                None
+            }
+            Err(why) => {
+                problems.push(why);
+                None
+            }
+        };
         // Columns most files lack cost nothing when absent (the import's hot path).
         let last_name = match self.last_name {
             Some(index) => keep(parse_header_text("last_name", text(index)?), &mut problems),
             None => None,
         }
         .flatten();
+        // An unknown country leaves the row's country empty: a refused row would stop
+        // the whole nightly sync over a value no step needs.
         let country = match self.country {
-            Some(index) => keep(parse_country(text(index)?), &mut problems),
+            Some(index) => {
+                let raw = text(index)?;
+                parse_country(raw).unwrap_or_else(|why| {
+                    self.left_out(Field::Country, line, raw.trim(), why);
+                    None
+                })
+            }
             None => None,
-        }
-        .flatten();
+        };
         let returned_at = match self.returned_at {
             Some(index) => keep(
                 parse_date("returned_at", text(index)?, format, now, latest_date),
@@ -323,6 +407,26 @@ impl Columns {
         }
     }
 }
+
+/// Whether a header name is read as the email column on its own, as an import reads it
+/// (`Email`, `Contact: Email`, `Person - Email - Work`); list files use it too.
+pub(crate) fn names_email(name: &str) -> bool {
+    let name = name.trim().trim_start_matches('\u{feff}').trim();
+    spellings::recognise(name, &normalize_header(name))
+        .is_some_and(|(field, _)| field == Field::Email)
+}
+
+/// The columns read as fields before the others were recognised by their spelling,
+/// lower-cased: these never were templates' `fields.*`.
+const OLD_FIELDS: [&str; 7] = [
+    "email",
+    "churned_at",
+    "name",
+    "first_name",
+    "company",
+    "churn_reason",
+    "timezone",
+];
 
 /// Whether a header name feeds a field, or looks like one, on its own.
 #[cfg(test)]
@@ -365,3 +469,6 @@ fn missing_columns_message(missing: &str, field: &str, names: &[&str]) -> String
     }
     message
 }
+
+#[cfg(test)]
+mod tests;

@@ -57,7 +57,7 @@ pub(super) fn parse_date(
         },
     };
     let Some(date) = parsed else {
-        return Err(not_a_date(column, text, format.is_some()));
+        return Err(not_a_date(column, text, format));
     };
     let in_future = match date {
         ChurnedAt::Date(date) => latest_date.is_some_and(|latest| date > latest),
@@ -70,16 +70,19 @@ pub(super) fn parse_date(
     Ok(Some(date))
 }
 
-fn not_a_date(column: &str, text: &str, has_format: bool) -> String {
-    if has_format {
+fn not_a_date(column: &str, text: &str, format: Option<&DateFormat>) -> String {
+    if let Some(format) = format {
         return format!(
-            "{column} {} is not a date written as [clients] date_format says, nor YYYY-MM-DD",
-            quoted(text)
+            "{column} {} is not a date written as {:?} ([clients] date_format), nor YYYY-MM-DD",
+            quoted(text),
+            format.pattern()
         );
     }
     match format_hint(text) {
+        // Day and month may come either way round (`07/14/2025` is month first): the
+        // year is last either way.
         Some(hint) => format!(
-            "{column} {} puts the day and month first, which winback reads only through a date format: {hint}",
+            "{column} {} puts the year last, which winback reads only through a date format: {hint}",
             quoted(text)
         ),
         None => format!(

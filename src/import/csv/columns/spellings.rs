@@ -214,6 +214,16 @@ fn spelled(normal: &str) -> Option<Field> {
         .map(|(field, _)| *field)
 }
 
+/// Words of a column that flags contacts who must not be mailed (HubSpot's `Unsubscribed
+/// from all email`, Salesforce's `Email Opt Out` and `HasOptedOutOfEmail`, a hard bounce),
+/// normalized.
+const OPT_OUT_FLAGS: &[&str] = &["optout", "optedout", "unsubscribe", "bounce", "donotemail"];
+
+/// Whether a header is an opt-out or bounce flag: never an address, whatever it mentions.
+pub(super) fn is_opt_out_flag(normal: &str) -> bool {
+    OPT_OUT_FLAGS.iter().any(|word| normal.contains(word))
+}
+
 /// The field a header that feeds none seems to be about (`Email 2`, `Secondary Email`).
 pub(super) fn looks_like(normal: &str) -> Option<Field> {
     LOOKALIKES

@@ -1,0 +1,94 @@
+//! Values a row is read without (an unknown country or time zone) and the columns kept
+//! for templates, read through `read_rows` as an import reads them.
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::super::read_rows;
+use crate::config::CsvFormat;
+use crate::config::clients::Field;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 2, 15, 0, 0).unwrap()
+}
+
+#[test]
+fn an_unknown_country_or_spelt_time_zone_is_warned_about_and_the_row_kept() {
+    let input = "email,churned_at,Country,Time Zone\n\
+                 a@x.example,2026-01-05,UK,Eastern Time\n\
+                 b@x.example,2026-01-05,Atlantis,Europe/Paris\n\
+                 c@x.example,2026-01-05,Atlantis,Eastern Time\n\
+                 d@x.example,2026-01-05,U.S.,\n";
+    let mut rows = read_rows(input.as_bytes(), now(), &CsvFormat::default()).unwrap();
+    let read: Vec<_> = rows.by_ref().collect();
+    let clients: Vec<_> = read
+        .iter()
+        .map(|row| row.as_ref().map(|(_, client)| client).unwrap())
+        .collect();
+    let countries: Vec<_> = clients.iter().map(|c| c.country.as_deref()).collect();
+    assert_eq!(countries, [Some("GB"), None, None, Some("US")]);
+    let zones: Vec<_> = clients.iter().map(|c| c.timezone).collect();
+    assert_eq!(zones, [None, Some(chrono_tz::Europe::Paris), None, None]);
+    // Templates written when these columns were custom fields still find them.
+    assert_eq!(
+        clients[0].fields.get("country").map(String::as_str),
+        Some("UK")
+    );
+    // Not a name a template can use: it was never read as one.
+    assert_eq!(clients[0].fields.get("time zone"), None);
+    let warnings = rows.into_summary().warnings;
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("line 2: unknown time zone \"Eastern Time\""),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[1].starts_with("line 3: country \"Atlantis\" is not a country"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn an_unknown_time_zone_in_a_timezone_column_still_refuses_the_row() {
+    let input = "email,churned_at,timezone\na@x.example,2026-01-05,Eastern Time\n";
+    let rows: Vec<_> = read_rows(input.as_bytes(), now(), &CsvFormat::default())
+        .unwrap()
+        .collect();
+    let error = rows[0].as_ref().unwrap_err();
+    assert!(error.reason.contains("unknown time zone"), "{error:?}");
+
+    let format = CsvFormat {
+        columns: vec![(Field::Timezone, "Time Zone".to_string())],
+        ..CsvFormat::default()
+    };
+    let input = "email,churned_at,Time Zone\na@x.example,2026-01-05,Eastern Time\n";
+    let rows: Vec<_> = read_rows(input.as_bytes(), now(), &format)
+        .unwrap()
+        .collect();
+    assert!(rows[0].is_err(), "{rows:?}");
+}
+
+#[test]
+fn an_opt_out_flag_column_is_named_as_one_not_offered_as_the_email() {
+    let flags = [
+        "Unsubscribed from all email",
+        "Email Opt Out",
+        "HasOptedOutOfEmail",
+        "Marketing emails opt-out",
+        "Email hard bounced",
+    ];
+    for flag in flags {
+        let input = format!("email,churned_at,{flag}\na@x.example,2026-01-05,true\n");
+        let mut rows = read_rows(input.as_bytes(), now(), &CsvFormat::default()).unwrap();
+        assert!(rows.by_ref().all(|row| row.is_ok()), "{flag}");
+        let warnings = rows.into_summary().warnings;
+        assert_eq!(
+            warnings,
+            [format!(
+                "the column \"{flag}\" looks like an opt-out or bounce flag: winback does not \
+                 read it; export the contacts it marks and run `winback optout --file` with \
+                 that file"
+            )],
+            "{flag}"
+        );
+    }
+}
