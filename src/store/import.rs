@@ -419,15 +419,25 @@ fn upsert(
         )));
     };
     // A return the file records comes first: a later churn date in the same row is
-    // then a churn after it (`crm_return` gave none in that case).
+    // then a churn after it (`crm_return` gave none in that case). The later of the
+    // stored return and the row's counts: a client who came back a second time is
+    // judged against that second return, not the first.
     let mut returned_at = existing.returned_at;
-    if let (Some(at), None) = (client.returned, returned_at) {
-        people::mark_returned(tx, existing.id, at, now, &returned_detail(at))?;
-        returned_at = Some(at);
-        counts.returned += 1;
-        if let Some(changes) = changes.as_deref_mut() {
-            changes.returned(&record.email);
+    if let Some(at) = client.returned {
+        match returned_at {
+            None => {
+                people::mark_returned(tx, existing.id, at, now, &returned_detail(at))?;
+                counts.returned += 1;
+                if let Some(changes) = changes.as_deref_mut() {
+                    changes.returned(&record.email);
+                }
+            }
+            Some(stored) if at > stored => {
+                people::update_return(tx, existing.id, at, now, &returned_detail(at))?;
+            }
+            Some(_) => {}
         }
+        returned_at = returned_at.max(Some(at));
     }
     let merged = lifecycle::merged(&existing.record, record);
     if let Some(changes) = changes

@@ -412,3 +412,39 @@ fn a_dry_run_copy_lists_the_changes_and_leaves_the_file_as_it_was() {
         "a missing database is an empty copy, and is not created"
     );
 }
+
+/// A client who came back, left, and came back again is judged against the second
+/// return: the file's later `returned_at` replaces the stored one, and the new churn
+/// before it starts no sequence.
+#[test]
+fn a_second_return_in_the_file_keeps_the_client_returned() {
+    let (_dir, config, mut store, now) = fixture();
+    let first = ClientRecord {
+        returned_at: ChurnedAt::parse("2025-11-01"),
+        ..record(1, "2025-10-05")
+    };
+    import_one(&mut store, &config, now, first);
+    assert_eq!(standing(&store, 1).0, "returned");
+
+    let again = ClientRecord {
+        returned_at: ChurnedAt::parse("2025-12-20"),
+        ..record(1, "2025-12-05")
+    };
+    let outcome = import_one(&mut store, &config, now, again);
+    assert!(outcome.applied, "{outcome:?}");
+    assert_eq!(
+        standing(&store, 1),
+        (
+            "returned".to_string(),
+            1,
+            Some("2025-12-20T00:00:00.000000Z".to_string())
+        )
+    );
+    assert_eq!(events(&store, "churned_again"), 0);
+    assert!(
+        store
+            .claim_due(&config, now + chrono::Duration::days(400), 10)
+            .unwrap()
+            .is_empty()
+    );
+}

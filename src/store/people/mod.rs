@@ -337,6 +337,22 @@ pub(crate) fn mark_returned(
     Ok(stopped)
 }
 
+/// Moves the recorded return of client `client_id`, already returned, to the later
+/// `at` (recorded `now`): they came back once more, and a churn is judged against this
+/// return.
+pub(crate) fn update_return(
+    tx: &Connection,
+    client_id: i64,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    detail: &str,
+) -> Result<()> {
+    tx.prepare_cached("UPDATE clients SET returned_at = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![client_id, fmt_time(at), fmt_time(now)])?;
+    log_event(tx, now, Some(client_id), "returned", detail)?;
+    Ok(())
+}
+
 /// Records an opt-out from `source` for an address (imported or not) and stops the
 /// client's sequences. Returns whether the address was not opted out before (a bounce
 /// alone is not an opt-out). A stronger suppression already there is kept (see
