@@ -1,7 +1,8 @@
 //! The daemon's customers sync: `[clients] customers_file`, the CRM's list of current
 //! customers, read once it changed and stopped changing, before the pass that follows.
 //! Every known former client in it is recorded as returned as of the sync (their
-//! sequences stop before the next claim); each outcome is logged and recorded for
+//! sequences stop before the next claim), and the list is kept until the next sync, so
+//! an import between syncs never enrolls someone on it; each outcome is logged and recorded for
 //! `status`, `report` and `/metrics` like the client sync's (`updated` counts the
 //! people newly recorded as returned, `unchanged` the others).
 //!
@@ -72,7 +73,7 @@ pub(super) async fn sync_customers(
     let addresses = list.addresses;
     let done = deliverer
         .store
-        .call(move |store| store.record_returns(&addresses, now, &detail))
+        .call(move |store| store.sync_customers(&addresses, now, &detail))
         .await?;
     tracing::info!(
         file = %shown,

@@ -333,6 +333,8 @@ struct NewRows<'c> {
     client: Statement<'c>,
     /// New enrollments in each configured campaign, in order.
     enrollments: Vec<enroll::NewEnrollments<'c>>,
+    /// Whether a customers list is kept: each row is looked up on it only then.
+    customers: bool,
 }
 
 impl<'c> NewRows<'c> {
@@ -347,6 +349,7 @@ impl<'c> NewRows<'c> {
         Ok(NewRows {
             client,
             enrollments,
+            customers: people::has_customers(tx)?,
         })
     }
 
@@ -383,7 +386,14 @@ fn upsert(
     insert.raw_bind_parameter(7, timezone)?;
     insert.raw_bind_parameter(8, fields)?;
     insert.raw_bind_parameter(10, &record.country)?;
-    if insert.raw_execute()? == 1 {
+    let inserted = insert.raw_execute()? == 1;
+    // On the latest customers list: a customer again as of its sync, whatever the row's
+    // dates say (they are still a customer, or the list would not have them).
+    let listed = match new_rows.customers {
+        true => people::customer_since(tx, &record.email)?,
+        false => None,
+    };
+    if inserted {
         let id = tx.last_insert_rowid();
         if crate::domain::model::may_have_legacy_spelling(&record.email) {
             super::addresses::heal_suppression(tx, &record.email)?;
@@ -393,17 +403,17 @@ fn upsert(
                 enrollments.add(id, step)?;
             }
         }
-        if let Some(at) = client.returned {
+        if let Some(at) = client.returned.max(listed) {
             // Enrolled, then stopped, as `winback returned` after the import would: its
             // enrollments are written first.
             new_rows.flush()?;
-            people::mark_returned(tx, id, at, now, &returned_detail(at))?;
+            people::mark_returned(tx, id, at, now, &return_detail(at, listed))?;
             counts.returned += 1;
         }
         counts.added += 1;
         if let Some(changes) = changes {
             changes.added(record);
-            if client.returned.is_some() {
+            if client.returned.max(listed).is_some() {
                 changes.returned(&record.email);
             }
         }
@@ -423,17 +433,17 @@ fn upsert(
     // stored return and the row's counts: a client who came back a second time is
     // judged against that second return, not the first.
     let mut returned_at = existing.returned_at;
-    if let Some(at) = client.returned {
+    if let Some(at) = client.returned.max(listed) {
         match returned_at {
             None => {
-                people::mark_returned(tx, existing.id, at, now, &returned_detail(at))?;
+                people::mark_returned(tx, existing.id, at, now, &return_detail(at, listed))?;
                 counts.returned += 1;
                 if let Some(changes) = changes.as_deref_mut() {
                     changes.returned(&record.email);
                 }
             }
             Some(stored) if at > stored => {
-                people::update_return(tx, existing.id, at, now, &returned_detail(at))?;
+                people::update_return(tx, existing.id, at, now, &return_detail(at, listed))?;
             }
             Some(_) => {}
         }
@@ -470,12 +480,13 @@ fn upsert(
     ])?;
     let facts = ClientFacts::of(existing.id, record);
     // Left again after coming back: a new sequence (an opt-out still stops it at claim time).
-    let left_again = lifecycle::churned_again(
-        returned_at,
-        record.churned_at,
-        record.timezone,
-        config.campaigns.first(),
-    );
+    let left_again = listed.is_none()
+        && lifecycle::churned_again(
+            returned_at,
+            record.churned_at,
+            record.timezone,
+            config.campaigns.first(),
+        );
     if left_again {
         tx.execute(
             "UPDATE clients SET returned_at = NULL WHERE id = ?1",
@@ -494,12 +505,20 @@ fn upsert(
     Ok(())
 }
 
-/// The event a return from the CRM file is logged with.
-fn returned_detail(at: DateTime<Utc>) -> String {
-    format!(
-        "came back as a client (returned_at {} in the CRM file)",
-        fmt_time(at)
-    )
+/// The event a return the import records is logged with: from the customers list (when
+/// `at` is its sync) or from the row's `returned_at`.
+fn return_detail(at: DateTime<Utc>, listed: Option<DateTime<Utc>>) -> String {
+    if listed == Some(at) {
+        format!(
+            "came back as a client (in the customers list read {})",
+            fmt_time(at)
+        )
+    } else {
+        format!(
+            "came back as a client (returned_at {} in the CRM file)",
+            fmt_time(at)
+        )
+    }
 }
 
 #[cfg(test)]

@@ -282,3 +282,40 @@ fn an_import_records_a_returned_at_and_refuses_one_in_the_future() {
     assert_eq!(outbox.len(), 1);
     assert!(outbox[0].contains("To: bob@x.example"), "{}", outbox[0]);
 }
+
+/// The customers file is kept once read: a current customer whom a later import adds
+/// is never mailed by the running daemon, which reads that file again only when it
+/// changes.
+#[test]
+fn a_customer_a_later_import_adds_is_never_mailed() {
+    let smtp = SmtpServer::start(Value::Null);
+    let project = Project::new();
+    project.fill_placeholders();
+    project.write_config(&config(
+        &smtp.url(),
+        "[clients]\nsync_file = \"crm.csv\"\ncustomers_file = \"customers.csv\"\n",
+    ));
+    project.write_file("crm.csv", "email,churned_at\nbob@x.example,2026-01-05\n");
+    project.write_file("customers.csv", "Email\nann@x.example\n");
+    let daemon = project.spawn_winback(&["--now", NOW, "run"]);
+    let wait = std::time::Duration::from_secs(60);
+    assert_eq!(
+        smtp.wait_for(1, wait).len(),
+        1,
+        "bob's survey never went out"
+    );
+
+    project.write_file(
+        "more.csv",
+        "email,churned_at\nann@x.example,2026-01-05\ncara@x.example,2026-01-05\n",
+    );
+    project
+        .winback(&["--now", NOW, "import", "more.csv"])
+        .assert_success();
+    // Cara's survey goes in the pass that would have mailed Ann.
+    let mailed = smtp.wait_for(2, wait);
+    let out = daemon.stop(std::time::Duration::from_secs(10));
+    let to: Vec<_> = mailed.iter().flat_map(|m| m.rcpt_tos.clone()).collect();
+    assert_eq!(to, ["bob@x.example", "cara@x.example"], "{}", out.stderr);
+    assert_eq!(states(&project, "ann@x.example"), ["returned"]);
+}
