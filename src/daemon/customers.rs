@@ -20,8 +20,8 @@ use crate::import::list::ListError;
 use super::sync::{bare_report, look_settled, record_sync};
 
 /// Records the customers in `[clients] customers_file` as returned if it changed since
-/// the last look, once it has stopped changing. A file with a line that is not an
-/// address changes nothing and is logged; a missing one is logged at each look (at most
+/// the last look, once it has stopped changing. A line that is not an address is
+/// logged and counted, and the others are applied; a missing one is logged at each look (at most
 /// every 30 s).
 pub(super) async fn sync_customers(
     deliverer: &Deliverer,
@@ -55,19 +55,13 @@ pub(super) async fn sync_customers(
             return Ok(());
         }
     };
-    if !list.invalid.is_empty() {
-        for bad in &list.invalid {
-            tracing::error!(file = %shown, line = bad.line, reason = %printable(&bad.reason), "bad line");
-        }
-        tracing::error!(file = %shown, bad_lines = list.invalid.len(), "customers file not applied: fix the lines above; no return recorded");
-        let first = list.invalid.first().map(ToString::to_string);
-        let refused = SyncReport {
-            bad_rows: list.invalid.len() as u64,
-            ..report(SyncOutcome::Refused, first)
-        };
-        record_sync(deliverer, refused).await;
-        return Ok(());
+    // A return only ever stops mail: a bad line is logged and counted, never a reason to
+    // leave the valid addresses around it mailed.
+    for bad in &list.invalid {
+        tracing::error!(file = %shown, line = bad.line, reason = %printable(&bad.reason), "bad line skipped; the other lines are applied");
     }
+    let bad_rows = list.invalid.len() as u64;
+    let first_bad = list.invalid.first().map(ToString::to_string);
     let now = deliverer.clock.now();
     let detail = format!("came back as a client (in the customers file {shown})");
     let addresses = list.addresses;
@@ -85,7 +79,8 @@ pub(super) async fn sync_customers(
     let synced = SyncReport {
         updated: done.new,
         unchanged: done.already + done.unknown,
-        ..report(SyncOutcome::Imported, None)
+        bad_rows,
+        ..report(SyncOutcome::Imported, first_bad)
     };
     record_sync(deliverer, synced).await;
     Ok(())

@@ -319,3 +319,45 @@ fn a_customer_a_later_import_adds_is_never_mailed() {
     assert_eq!(to, ["bob@x.example", "cara@x.example"], "{}", out.stderr);
     assert_eq!(states(&project, "ann@x.example"), ["returned"]);
 }
+
+/// A bad line in the customers file is logged and counted in `status`; the valid
+/// addresses around it are recorded as returned all the same.
+#[test]
+fn a_bad_line_in_the_customers_file_never_keeps_the_others_mailed() {
+    let smtp = SmtpServer::start(Value::Null);
+    let project = Project::new();
+    project.fill_placeholders();
+    project.write_config(&config(
+        &smtp.url(),
+        "[clients]\nsync_file = \"crm.csv\"\ncustomers_file = \"customers.csv\"\n",
+    ));
+    project.write_file(
+        "crm.csv",
+        "email,churned_at\nann@x.example,2026-01-05\nbob@x.example,2026-01-05\n",
+    );
+    project.write_file("customers.csv", "Email\nnot an address\nann@x.example\n");
+    let run = project.winback(&["run", "--once", "--now", NOW]);
+    run.assert_success();
+    let to: Vec<_> = smtp
+        .messages()
+        .iter()
+        .flat_map(|m| m.rcpt_tos.clone())
+        .collect();
+    assert_eq!(to, ["bob@x.example"], "{}", run.stderr);
+    assert_eq!(states(&project, "ann@x.example"), ["returned"]);
+    assert!(run.stderr.contains("bad line"), "{}", run.stderr);
+    let status = winback(&project, &["status", "--format", "json"]);
+    let json: Value = serde_json::from_str(&status.stdout).expect("status is JSON");
+    let customers = json["syncs"]
+        .as_array()
+        .and_then(|syncs| {
+            syncs.iter().find(|s| {
+                s["file"]
+                    .as_str()
+                    .is_some_and(|f| f.ends_with("customers.csv"))
+            })
+        })
+        .unwrap_or_else(|| panic!("no customers sync in {json}"));
+    assert_eq!(customers["outcome"], "imported", "{json}");
+    assert_eq!(customers["bad_rows"], 1, "{json}");
+}
