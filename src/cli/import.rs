@@ -156,6 +156,7 @@ fn print_outcome(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
                 c.returned
             );
         }
+        print_repeated(c.repeated);
     } else {
         println!("nothing imported: {}", refusal(file, outcome, skip_invalid));
     }
@@ -185,6 +186,22 @@ fn print_dry_run(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
         changes.returned_count,
         c.skipped
     );
+    print_repeated(c.repeated);
+}
+
+/// Deals exports list a client once per deal: say that their rows were merged.
+fn print_repeated(repeated: u64) {
+    if repeated > 0 {
+        println!(
+            "{repeated} {} on several rows: merged, the latest churn kept (and a reason that \
+             keeps them out of a campaign, from any of the rows).",
+            if repeated == 1 {
+                "address appears"
+            } else {
+                "addresses appear"
+            }
+        );
+    }
 }
 
 /// The lists of a dry run, each under a heading with its total and ended by "… and N

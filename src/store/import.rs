@@ -7,6 +7,7 @@
 //! `domain::lifecycle`'s to say; enrolling is `enroll`'s.
 
 use chrono::{DateTime, Utc};
+use std::collections::HashSet;
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, Statement, Transaction, params};
@@ -33,6 +34,9 @@ pub(crate) struct ImportCounts {
     /// Rows whose `returned_at` recorded a return (each also counted as added, updated
     /// or unchanged).
     pub returned: u64,
+    /// Addresses on more than one row of the file: their rows are merged (see
+    /// [`lifecycle::merged_repeat`]).
+    pub repeated: u64,
 }
 
 #[derive(Debug, Default)]
@@ -335,6 +339,12 @@ struct NewRows<'c> {
     enrollments: Vec<enroll::NewEnrollments<'c>>,
     /// Whether a customers list is kept: each row is looked up on it only then.
     customers: bool,
+    /// The highest client id before this import: a higher one was added by a row of it.
+    last_old_id: i64,
+    /// Clients from before this import that a row of it met, and those met twice or more
+    /// (only known addresses: new ones are told by their id).
+    met: HashSet<i64>,
+    repeated: HashSet<i64>,
 }
 
 impl<'c> NewRows<'c> {
@@ -350,6 +360,10 @@ impl<'c> NewRows<'c> {
             client,
             enrollments,
             customers: people::has_customers(tx)?,
+            last_old_id: tx
+                .query_row("SELECT coalesce(max(id), 0) FROM clients", [], |r| r.get(0))?,
+            met: HashSet::new(),
+            repeated: HashSet::new(),
         })
     }
 
@@ -449,7 +463,15 @@ fn upsert(
         }
         returned_at = returned_at.max(Some(at));
     }
-    let merged = lifecycle::merged(&existing.record, record);
+    // An address met before in this file: its rows merge, whatever their order.
+    let repeat = existing.id > new_rows.last_old_id || !new_rows.met.insert(existing.id);
+    if repeat && new_rows.repeated.insert(existing.id) {
+        counts.repeated += 1;
+    }
+    let merged = match repeat {
+        true => lifecycle::merged_repeat(&existing.record, record, &config.campaigns),
+        false => lifecycle::merged(&existing.record, record),
+    };
     if let Some(changes) = changes
         && existing.record != merged
     {
@@ -460,6 +482,7 @@ fn upsert(
         return Ok(());
     }
     let record = &merged;
+    let churned_text = &record.churned_at.to_string();
     let timezone = record.timezone.map(|t| t.name());
     let fields = &fields_json(&record.fields);
     tx.prepare_cached(

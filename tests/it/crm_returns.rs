@@ -361,3 +361,33 @@ fn a_bad_line_in_the_customers_file_never_keeps_the_others_mailed() {
     assert_eq!(customers["outcome"], "imported", "{json}");
     assert_eq!(customers["bad_rows"], 1, "{json}");
 }
+
+/// A deals export (one row per deal): the rows of one address merge, a `we_ended` from
+/// any of them is kept, and the import says how many addresses were merged.
+#[test]
+fn an_import_merges_the_rows_of_one_address_and_says_so() {
+    let smtp = SmtpServer::start(Value::Null);
+    let project = Project::new();
+    project.fill_placeholders();
+    project.write_config(&config(&smtp.url(), ""));
+    project.write_file(
+        "deals.csv",
+        "email,churned_at,churn_reason\nann@x.example,2026-01-05,we_ended\nann@x.example,2025-12-01,price\nbob@x.example,2026-01-05,price\n",
+    );
+    let out = winback(&project, &["import", "deals.csv"]);
+    out.assert_success();
+    assert!(
+        out.stdout
+            .contains("1 address appears on several rows: merged, the latest churn kept"),
+        "{}",
+        out.stdout
+    );
+    let run = winback(&project, &["run", "--once"]);
+    run.assert_success();
+    let to: Vec<_> = smtp
+        .messages()
+        .iter()
+        .flat_map(|m| m.rcpt_tos.clone())
+        .collect();
+    assert_eq!(to, ["bob@x.example"], "{}", run.stderr);
+}

@@ -448,3 +448,55 @@ fn a_second_return_in_the_file_keeps_the_client_returned() {
             .is_empty()
     );
 }
+
+/// A deals export lists a client once per deal: the rows of one address merge, the
+/// latest churn date kept whatever the order, and an excluding reason (`we_ended`) from
+/// any row kept over a later row's `price`. The repeats are counted.
+#[test]
+fn repeated_rows_of_one_address_merge_and_keep_an_excluding_reason() {
+    let (_dir, config, mut store, now) = fixture();
+    let rows = [
+        ("2025-09-01", "we_ended", 1),
+        ("2025-06-01", "price", 1),
+        ("2025-06-01", "price", 2),
+        ("2025-07-01", "price", 2),
+        ("2025-05-01", "price", 2),
+        ("2025-06-01", "price", 3),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(line, (churned_at, reason, i))| {
+        Ok((
+            line as u64 + 2,
+            ClientRecord {
+                churn_reason: Some(reason.to_string()),
+                ..record(i, churned_at)
+            },
+        ))
+    });
+    let outcome = store
+        .import(rows, &config, now, false, &mut |_| {})
+        .unwrap();
+    assert_eq!((outcome.counts.added, outcome.counts.repeated), (3, 2));
+    let stored = |i: usize| -> (String, String) {
+        store
+            .conn
+            .query_row(
+                "SELECT churned_at, churn_reason FROM clients WHERE email = ?1",
+                params![format!("c{i}@client.example")],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    };
+    assert_eq!(
+        stored(1),
+        ("2025-09-01".to_string(), "we_ended".to_string())
+    );
+    assert_eq!(stored(2), ("2025-07-01".to_string(), "price".to_string()));
+    let claimed = store
+        .claim_due(&config, now + chrono::Duration::days(1), 10)
+        .unwrap();
+    let mut mailed: Vec<_> = claimed.iter().map(|c| c.client.email.as_str()).collect();
+    mailed.sort_unstable();
+    assert_eq!(mailed, ["c2@client.example", "c3@client.example"]);
+}
