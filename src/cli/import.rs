@@ -94,8 +94,10 @@ fn import_file(
 struct JsonReport<'a> {
     file: String,
     dry_run: bool,
-    /// False when bad rows kept the whole file out (or, in a dry run, would).
+    /// Whether the file was written to the database: never in a dry run.
     applied: bool,
+    /// False when bad rows keep the whole file out (in a dry run: would).
+    would_apply: bool,
     counts: crate::store::ImportCounts,
     bad_rows: Vec<JsonBadRow<'a>>,
     /// All bad rows, including those beyond `bad_rows`.
@@ -121,7 +123,8 @@ impl<'a> JsonReport<'a> {
         JsonReport {
             file: file.display().to_string(),
             dry_run,
-            applied: outcome.applied,
+            applied: outcome.applied && !dry_run,
+            would_apply: outcome.applied,
             counts: outcome.counts,
             bad_rows: outcome
                 .errors

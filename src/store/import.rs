@@ -81,12 +81,11 @@ impl ImportChanges {
         }
     }
 
+    /// A new client; a return the import records for them is listed by the caller, from
+    /// the return that stands, not the row's raw `returned_at`.
     fn added(&mut self, record: &ClientRecord) {
         if self.added.len() < MAX_LISTED_CHANGES {
             self.added.push(record.email.clone());
-        }
-        if record.returned_at.is_some() {
-            self.returned(&record.email);
         }
     }
 

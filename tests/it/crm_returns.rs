@@ -391,3 +391,33 @@ fn an_import_merges_the_rows_of_one_address_and_says_so() {
         .collect();
     assert_eq!(to, ["bob@x.example"], "{}", run.stderr);
 }
+
+/// A dry run lists each return it would record once, only the ones the import records
+/// (a return before the churn is history), and says in JSON that nothing was applied.
+#[test]
+fn a_dry_run_lists_each_return_once_and_applies_nothing() {
+    let smtp = SmtpServer::start(Value::Null);
+    let project = Project::new();
+    project.fill_placeholders();
+    project.write_config(&config(&smtp.url(), ""));
+    project.write_file(
+        "crm.csv",
+        "email,churned_at,returned_at\nann@x.example,2025-12-01,2026-02-01\nbob@x.example,2026-01-05,2025-11-01\n",
+    );
+    let dry = winback(&project, &["import", "--dry-run", "crm.csv"]);
+    dry.assert_success();
+    assert!(dry.stdout.contains("mark 1 returned"), "{}", dry.stdout);
+    let json = winback(
+        &project,
+        &["import", "--dry-run", "--format", "json", "crm.csv"],
+    );
+    json.assert_success();
+    let json: Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(
+        json["changes"]["returned"],
+        serde_json::json!(["ann@x.example"]),
+        "{json}"
+    );
+    assert_eq!(json["applied"], false, "{json}");
+    assert_eq!(json["would_apply"], true, "{json}");
+}
