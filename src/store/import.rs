@@ -455,12 +455,15 @@ fn upsert(
                     changes.returned(&record.email);
                 }
             }
-            Some(stored) if at > stored => {
-                people::update_return(tx, existing.id, at, now, &return_detail(at, listed))?;
+            // Only the file's own later return moves a stored one: the customers list,
+            // read again at every sync, already keeps its clients returned.
+            Some(stored) => {
+                if let Some(row) = client.returned.filter(|&row| row > stored) {
+                    people::update_return(tx, existing.id, row, now, &returned_detail(row))?;
+                }
             }
-            Some(_) => {}
         }
-        returned_at = returned_at.max(Some(at));
+        returned_at = returned_at.max(client.returned).or(Some(at));
     }
     // An address met before in this file: its rows merge, whatever their order.
     let repeat = existing.id > new_rows.last_old_id || !new_rows.met.insert(existing.id);
@@ -536,11 +539,16 @@ fn return_detail(at: DateTime<Utc>, listed: Option<DateTime<Utc>>) -> String {
             fmt_time(at)
         )
     } else {
-        format!(
-            "came back as a client (returned_at {} in the CRM file)",
-            fmt_time(at)
-        )
+        returned_detail(at)
     }
+}
+
+/// The event a return from the CRM file's `returned_at` is logged with.
+fn returned_detail(at: DateTime<Utc>) -> String {
+    format!(
+        "came back as a client (returned_at {} in the CRM file)",
+        fmt_time(at)
+    )
 }
 
 #[cfg(test)]
