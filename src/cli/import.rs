@@ -94,8 +94,10 @@ fn import_file(
 struct JsonReport<'a> {
     file: String,
     dry_run: bool,
-    /// False when bad rows kept the whole file out (or, in a dry run, would).
+    /// Whether the file was written to the database: never in a dry run.
     applied: bool,
+    /// False when bad rows keep the whole file out (in a dry run: would).
+    would_apply: bool,
     counts: crate::store::ImportCounts,
     bad_rows: Vec<JsonBadRow<'a>>,
     /// All bad rows, including those beyond `bad_rows`.
@@ -121,7 +123,8 @@ impl<'a> JsonReport<'a> {
         JsonReport {
             file: file.display().to_string(),
             dry_run,
-            applied: outcome.applied,
+            applied: outcome.applied && !dry_run,
+            would_apply: outcome.applied,
             counts: outcome.counts,
             bad_rows: outcome
                 .errors
@@ -156,6 +159,7 @@ fn print_outcome(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
                 c.returned
             );
         }
+        print_repeated(c.repeated);
     } else {
         println!("nothing imported: {}", refusal(file, outcome, skip_invalid));
     }
@@ -185,6 +189,22 @@ fn print_dry_run(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
         changes.returned_count,
         c.skipped
     );
+    print_repeated(c.repeated);
+}
+
+/// Deals exports list a client once per deal: say that their rows were merged.
+fn print_repeated(repeated: u64) {
+    if repeated > 0 {
+        println!(
+            "{repeated} {} on several rows: merged, the latest churn kept (and a reason that \
+             keeps them out of a campaign, from any of the rows).",
+            if repeated == 1 {
+                "address appears"
+            } else {
+                "addresses appear"
+            }
+        );
+    }
 }
 
 /// The lists of a dry run, each under a heading with its total and ended by "… and N

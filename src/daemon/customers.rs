@@ -1,7 +1,8 @@
 //! The daemon's customers sync: `[clients] customers_file`, the CRM's list of current
 //! customers, read once it changed and stopped changing, before the pass that follows.
 //! Every known former client in it is recorded as returned as of the sync (their
-//! sequences stop before the next claim); each outcome is logged and recorded for
+//! sequences stop before the next claim), and the list is kept until the next sync, so
+//! an import between syncs never enrolls someone on it; each outcome is logged and recorded for
 //! `status`, `report` and `/metrics` like the client sync's (`updated` counts the
 //! people newly recorded as returned, `unchanged` the others).
 //!
@@ -19,8 +20,8 @@ use crate::import::list::ListError;
 use super::sync::{bare_report, look_settled, record_sync};
 
 /// Records the customers in `[clients] customers_file` as returned if it changed since
-/// the last look, once it has stopped changing. A file with a line that is not an
-/// address changes nothing and is logged; a missing one is logged at each look (at most
+/// the last look, once it has stopped changing. A line that is not an address is
+/// logged and counted, and the others are applied; a missing one is logged at each look (at most
 /// every 30 s).
 pub(super) async fn sync_customers(
     deliverer: &Deliverer,
@@ -54,25 +55,19 @@ pub(super) async fn sync_customers(
             return Ok(());
         }
     };
-    if !list.invalid.is_empty() {
-        for bad in &list.invalid {
-            tracing::error!(file = %shown, line = bad.line, reason = %printable(&bad.reason), "bad line");
-        }
-        tracing::error!(file = %shown, bad_lines = list.invalid.len(), "customers file not applied: fix the lines above; no return recorded");
-        let first = list.invalid.first().map(ToString::to_string);
-        let refused = SyncReport {
-            bad_rows: list.invalid.len() as u64,
-            ..report(SyncOutcome::Refused, first)
-        };
-        record_sync(deliverer, refused).await;
-        return Ok(());
+    // A return only ever stops mail: a bad line is logged and counted, never a reason to
+    // leave the valid addresses around it mailed.
+    for bad in &list.invalid {
+        tracing::error!(file = %shown, line = bad.line, reason = %printable(&bad.reason), "bad line skipped; the other lines are applied");
     }
+    let bad_rows = list.invalid.len() as u64;
+    let first_bad = list.invalid.first().map(ToString::to_string);
     let now = deliverer.clock.now();
     let detail = format!("came back as a client (in the customers file {shown})");
     let addresses = list.addresses;
     let done = deliverer
         .store
-        .call(move |store| store.record_returns(&addresses, now, &detail))
+        .call(move |store| store.sync_customers(&addresses, now, &detail))
         .await?;
     tracing::info!(
         file = %shown,
@@ -84,7 +79,8 @@ pub(super) async fn sync_customers(
     let synced = SyncReport {
         updated: done.new,
         unchanged: done.already + done.unknown,
-        ..report(SyncOutcome::Imported, None)
+        bad_rows,
+        ..report(SyncOutcome::Imported, first_bad)
     };
     record_sync(deliverer, synced).await;
     Ok(())

@@ -72,6 +72,26 @@ pub(crate) fn merged(stored: &ClientRecord, row: &ClientRecord) -> ClientRecord 
     }
 }
 
+/// A row that repeats an address already met in the same file (a deals export has one
+/// row per deal), merged with what the earlier rows made of it: as [`merged`], but the
+/// latest churn date wins whatever the row order, and a churn reason that keeps them out
+/// of any campaign wins over one that does not (no later row can let them be mailed).
+pub(crate) fn merged_repeat(
+    earlier: &ClientRecord,
+    row: &ClientRecord,
+    campaigns: &[Campaign],
+) -> ClientRecord {
+    let mut merged = merged(earlier, row);
+    if earlier.churned_at.instant(chrono_tz::UTC) > row.churned_at.instant(chrono_tz::UTC) {
+        merged.churned_at = earlier.churned_at;
+    }
+    let excludes = |reason: &Option<String>| campaigns.iter().any(|c| !c.admits(reason.as_deref()));
+    if excludes(&earlier.churn_reason) && !excludes(&merged.churn_reason) {
+        merged.churn_reason.clone_from(&earlier.churn_reason);
+    }
+    merged
+}
+
 /// What becomes of an active sequence whose campaign no longer takes its client in (their
 /// churn reason left its audience).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

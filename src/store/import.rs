@@ -7,6 +7,7 @@
 //! `domain::lifecycle`'s to say; enrolling is `enroll`'s.
 
 use chrono::{DateTime, Utc};
+use std::collections::HashSet;
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, Statement, Transaction, params};
@@ -33,6 +34,9 @@ pub(crate) struct ImportCounts {
     /// Rows whose `returned_at` recorded a return (each also counted as added, updated
     /// or unchanged).
     pub returned: u64,
+    /// Addresses on more than one row of the file: their rows are merged (see
+    /// [`lifecycle::merged_repeat`]).
+    pub repeated: u64,
 }
 
 #[derive(Debug, Default)]
@@ -77,12 +81,11 @@ impl ImportChanges {
         }
     }
 
+    /// A new client; a return the import records for them is listed by the caller, from
+    /// the return that stands, not the row's raw `returned_at`.
     fn added(&mut self, record: &ClientRecord) {
         if self.added.len() < MAX_LISTED_CHANGES {
             self.added.push(record.email.clone());
-        }
-        if record.returned_at.is_some() {
-            self.returned(&record.email);
         }
     }
 
@@ -333,6 +336,14 @@ struct NewRows<'c> {
     client: Statement<'c>,
     /// New enrollments in each configured campaign, in order.
     enrollments: Vec<enroll::NewEnrollments<'c>>,
+    /// Whether a customers list is kept: each row is looked up on it only then.
+    customers: bool,
+    /// The highest client id before this import: a higher one was added by a row of it.
+    last_old_id: i64,
+    /// Clients from before this import that a row of it met, and those met twice or more
+    /// (only known addresses: new ones are told by their id).
+    met: HashSet<i64>,
+    repeated: HashSet<i64>,
 }
 
 impl<'c> NewRows<'c> {
@@ -347,6 +358,11 @@ impl<'c> NewRows<'c> {
         Ok(NewRows {
             client,
             enrollments,
+            customers: people::has_customers(tx)?,
+            last_old_id: tx
+                .query_row("SELECT coalesce(max(id), 0) FROM clients", [], |r| r.get(0))?,
+            met: HashSet::new(),
+            repeated: HashSet::new(),
         })
     }
 
@@ -383,7 +399,14 @@ fn upsert(
     insert.raw_bind_parameter(7, timezone)?;
     insert.raw_bind_parameter(8, fields)?;
     insert.raw_bind_parameter(10, &record.country)?;
-    if insert.raw_execute()? == 1 {
+    let inserted = insert.raw_execute()? == 1;
+    // On the latest customers list: a customer again as of its sync, whatever the row's
+    // dates say (they are still a customer, or the list would not have them).
+    let listed = match new_rows.customers {
+        true => people::customer_since(tx, &record.email)?,
+        false => None,
+    };
+    if inserted {
         let id = tx.last_insert_rowid();
         if crate::domain::model::may_have_legacy_spelling(&record.email) {
             super::addresses::heal_suppression(tx, &record.email)?;
@@ -393,17 +416,17 @@ fn upsert(
                 enrollments.add(id, step)?;
             }
         }
-        if let Some(at) = client.returned {
+        if let Some(at) = client.returned.max(listed) {
             // Enrolled, then stopped, as `winback returned` after the import would: its
             // enrollments are written first.
             new_rows.flush()?;
-            people::mark_returned(tx, id, at, now, &returned_detail(at))?;
+            people::mark_returned(tx, id, at, now, &return_detail(at, listed))?;
             counts.returned += 1;
         }
         counts.added += 1;
         if let Some(changes) = changes {
             changes.added(record);
-            if client.returned.is_some() {
+            if client.returned.max(listed).is_some() {
                 changes.returned(&record.email);
             }
         }
@@ -419,17 +442,38 @@ fn upsert(
         )));
     };
     // A return the file records comes first: a later churn date in the same row is
-    // then a churn after it (`crm_return` gave none in that case).
+    // then a churn after it (`crm_return` gave none in that case). The later of the
+    // stored return and the row's counts: a client who came back a second time is
+    // judged against that second return, not the first.
     let mut returned_at = existing.returned_at;
-    if let (Some(at), None) = (client.returned, returned_at) {
-        people::mark_returned(tx, existing.id, at, now, &returned_detail(at))?;
-        returned_at = Some(at);
-        counts.returned += 1;
-        if let Some(changes) = changes.as_deref_mut() {
-            changes.returned(&record.email);
+    if let Some(at) = client.returned.max(listed) {
+        match returned_at {
+            None => {
+                people::mark_returned(tx, existing.id, at, now, &return_detail(at, listed))?;
+                counts.returned += 1;
+                if let Some(changes) = changes.as_deref_mut() {
+                    changes.returned(&record.email);
+                }
+            }
+            // Only the file's own later return moves a stored one: the customers list,
+            // read again at every sync, already keeps its clients returned.
+            Some(stored) => {
+                if let Some(row) = client.returned.filter(|&row| row > stored) {
+                    people::update_return(tx, existing.id, row, now, &returned_detail(row))?;
+                }
+            }
         }
+        returned_at = returned_at.max(client.returned).or(Some(at));
     }
-    let merged = lifecycle::merged(&existing.record, record);
+    // An address met before in this file: its rows merge, whatever their order.
+    let repeat = existing.id > new_rows.last_old_id || !new_rows.met.insert(existing.id);
+    if repeat && new_rows.repeated.insert(existing.id) {
+        counts.repeated += 1;
+    }
+    let merged = match repeat {
+        true => lifecycle::merged_repeat(&existing.record, record, &config.campaigns),
+        false => lifecycle::merged(&existing.record, record),
+    };
     if let Some(changes) = changes
         && existing.record != merged
     {
@@ -440,6 +484,7 @@ fn upsert(
         return Ok(());
     }
     let record = &merged;
+    let churned_text = &record.churned_at.to_string();
     let timezone = record.timezone.map(|t| t.name());
     let fields = &fields_json(&record.fields);
     tx.prepare_cached(
@@ -460,12 +505,13 @@ fn upsert(
     ])?;
     let facts = ClientFacts::of(existing.id, record);
     // Left again after coming back: a new sequence (an opt-out still stops it at claim time).
-    let left_again = lifecycle::churned_again(
-        returned_at,
-        record.churned_at,
-        record.timezone,
-        config.campaigns.first(),
-    );
+    let left_again = listed.is_none()
+        && lifecycle::churned_again(
+            returned_at,
+            record.churned_at,
+            record.timezone,
+            config.campaigns.first(),
+        );
     if left_again {
         tx.execute(
             "UPDATE clients SET returned_at = NULL WHERE id = ?1",
@@ -484,7 +530,20 @@ fn upsert(
     Ok(())
 }
 
-/// The event a return from the CRM file is logged with.
+/// The event a return the import records is logged with: from the customers list (when
+/// `at` is its sync) or from the row's `returned_at`.
+fn return_detail(at: DateTime<Utc>, listed: Option<DateTime<Utc>>) -> String {
+    if listed == Some(at) {
+        format!(
+            "came back as a client (in the customers list read {})",
+            fmt_time(at)
+        )
+    } else {
+        returned_detail(at)
+    }
+}
+
+/// The event a return from the CRM file's `returned_at` is logged with.
 fn returned_detail(at: DateTime<Utc>) -> String {
     format!(
         "came back as a client (returned_at {} in the CRM file)",

@@ -304,3 +304,142 @@ fn an_opt_out_list_mixing_utf8_and_windows_1252_lines_keeps_every_accent() {
         "no garbled address"
     );
 }
+
+/// The customers file is kept once read: a current customer whom a later import adds
+/// is never mailed by the running daemon, which reads that file again only when it
+/// changes.
+#[test]
+fn a_customer_a_later_import_adds_is_never_mailed() {
+    let smtp = SmtpServer::start(Value::Null);
+    let project = Project::new();
+    project.fill_placeholders();
+    project.write_config(&config(
+        &smtp.url(),
+        "[clients]\nsync_file = \"crm.csv\"\ncustomers_file = \"customers.csv\"\n",
+    ));
+    project.write_file("crm.csv", "email,churned_at\nbob@x.example,2026-01-05\n");
+    project.write_file("customers.csv", "Email\nann@x.example\n");
+    let daemon = project.spawn_winback(&["--now", NOW, "run"]);
+    let wait = std::time::Duration::from_secs(60);
+    assert_eq!(
+        smtp.wait_for(1, wait).len(),
+        1,
+        "bob's survey never went out"
+    );
+
+    project.write_file(
+        "more.csv",
+        "email,churned_at\nann@x.example,2026-01-05\ncara@x.example,2026-01-05\n",
+    );
+    project
+        .winback(&["--now", NOW, "import", "more.csv"])
+        .assert_success();
+    // Cara's survey goes in the pass that would have mailed Ann.
+    let mailed = smtp.wait_for(2, wait);
+    let out = daemon.stop(std::time::Duration::from_secs(10));
+    let to: Vec<_> = mailed.iter().flat_map(|m| m.rcpt_tos.clone()).collect();
+    assert_eq!(to, ["bob@x.example", "cara@x.example"], "{}", out.stderr);
+    assert_eq!(states(&project, "ann@x.example"), ["returned"]);
+}
+
+/// A bad line in the customers file is logged and counted in `status`; the valid
+/// addresses around it are recorded as returned all the same.
+#[test]
+fn a_bad_line_in_the_customers_file_never_keeps_the_others_mailed() {
+    let smtp = SmtpServer::start(Value::Null);
+    let project = Project::new();
+    project.fill_placeholders();
+    project.write_config(&config(
+        &smtp.url(),
+        "[clients]\nsync_file = \"crm.csv\"\ncustomers_file = \"customers.csv\"\n",
+    ));
+    project.write_file(
+        "crm.csv",
+        "email,churned_at\nann@x.example,2026-01-05\nbob@x.example,2026-01-05\n",
+    );
+    project.write_file("customers.csv", "Email\nnot an address\nann@x.example\n");
+    let run = project.winback(&["run", "--once", "--now", NOW]);
+    run.assert_success();
+    let to: Vec<_> = smtp
+        .messages()
+        .iter()
+        .flat_map(|m| m.rcpt_tos.clone())
+        .collect();
+    assert_eq!(to, ["bob@x.example"], "{}", run.stderr);
+    assert_eq!(states(&project, "ann@x.example"), ["returned"]);
+    assert!(run.stderr.contains("bad line"), "{}", run.stderr);
+    let status = winback(&project, &["status", "--format", "json"]);
+    let json: Value = serde_json::from_str(&status.stdout).expect("status is JSON");
+    let customers = json["syncs"]
+        .as_array()
+        .and_then(|syncs| {
+            syncs.iter().find(|s| {
+                s["file"]
+                    .as_str()
+                    .is_some_and(|f| f.ends_with("customers.csv"))
+            })
+        })
+        .unwrap_or_else(|| panic!("no customers sync in {json}"));
+    assert_eq!(customers["outcome"], "imported", "{json}");
+    assert_eq!(customers["bad_rows"], 1, "{json}");
+}
+
+/// A deals export (one row per deal): the rows of one address merge, a `we_ended` from
+/// any of them is kept, and the import says how many addresses were merged.
+#[test]
+fn an_import_merges_the_rows_of_one_address_and_says_so() {
+    let smtp = SmtpServer::start(Value::Null);
+    let project = Project::new();
+    project.fill_placeholders();
+    project.write_config(&config(&smtp.url(), ""));
+    project.write_file(
+        "deals.csv",
+        "email,churned_at,churn_reason\nann@x.example,2026-01-05,we_ended\nann@x.example,2025-12-01,price\nbob@x.example,2026-01-05,price\n",
+    );
+    let out = winback(&project, &["import", "deals.csv"]);
+    out.assert_success();
+    assert!(
+        out.stdout
+            .contains("1 address appears on several rows: merged, the latest churn kept"),
+        "{}",
+        out.stdout
+    );
+    let run = winback(&project, &["run", "--once"]);
+    run.assert_success();
+    let to: Vec<_> = smtp
+        .messages()
+        .iter()
+        .flat_map(|m| m.rcpt_tos.clone())
+        .collect();
+    assert_eq!(to, ["bob@x.example"], "{}", run.stderr);
+}
+
+/// A dry run lists each return it would record once, only the ones the import records
+/// (a return before the churn is history), and says in JSON that nothing was applied.
+#[test]
+fn a_dry_run_lists_each_return_once_and_applies_nothing() {
+    let smtp = SmtpServer::start(Value::Null);
+    let project = Project::new();
+    project.fill_placeholders();
+    project.write_config(&config(&smtp.url(), ""));
+    project.write_file(
+        "crm.csv",
+        "email,churned_at,returned_at\nann@x.example,2025-12-01,2026-02-01\nbob@x.example,2026-01-05,2025-11-01\n",
+    );
+    let dry = winback(&project, &["import", "--dry-run", "crm.csv"]);
+    dry.assert_success();
+    assert!(dry.stdout.contains("mark 1 returned"), "{}", dry.stdout);
+    let json = winback(
+        &project,
+        &["import", "--dry-run", "--format", "json", "crm.csv"],
+    );
+    json.assert_success();
+    let json: Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(
+        json["changes"]["returned"],
+        serde_json::json!(["ann@x.example"]),
+        "{json}"
+    );
+    assert_eq!(json["applied"], false, "{json}");
+    assert_eq!(json["would_apply"], true, "{json}");
+}

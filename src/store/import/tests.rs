@@ -412,3 +412,91 @@ fn a_dry_run_copy_lists_the_changes_and_leaves_the_file_as_it_was() {
         "a missing database is an empty copy, and is not created"
     );
 }
+
+/// A client who came back, left, and came back again is judged against the second
+/// return: the file's later `returned_at` replaces the stored one, and the new churn
+/// before it starts no sequence.
+#[test]
+fn a_second_return_in_the_file_keeps_the_client_returned() {
+    let (_dir, config, mut store, now) = fixture();
+    let first = ClientRecord {
+        returned_at: ChurnedAt::parse("2025-11-01"),
+        ..record(1, "2025-10-05")
+    };
+    import_one(&mut store, &config, now, first);
+    assert_eq!(standing(&store, 1).0, "returned");
+
+    let again = ClientRecord {
+        returned_at: ChurnedAt::parse("2025-12-20"),
+        ..record(1, "2025-12-05")
+    };
+    let outcome = import_one(&mut store, &config, now, again);
+    assert!(outcome.applied, "{outcome:?}");
+    assert_eq!(
+        standing(&store, 1),
+        (
+            "returned".to_string(),
+            1,
+            Some("2025-12-20T00:00:00.000000Z".to_string())
+        )
+    );
+    assert_eq!(events(&store, "churned_again"), 0);
+    assert!(
+        store
+            .claim_due(&config, now + chrono::Duration::days(400), 10)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A deals export lists a client once per deal: the rows of one address merge, the
+/// latest churn date kept whatever the order, and an excluding reason (`we_ended`) from
+/// any row kept over a later row's `price`. The repeats are counted.
+#[test]
+fn repeated_rows_of_one_address_merge_and_keep_an_excluding_reason() {
+    let (_dir, config, mut store, now) = fixture();
+    let rows = [
+        ("2025-09-01", "we_ended", 1),
+        ("2025-06-01", "price", 1),
+        ("2025-06-01", "price", 2),
+        ("2025-07-01", "price", 2),
+        ("2025-05-01", "price", 2),
+        ("2025-06-01", "price", 3),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(line, (churned_at, reason, i))| {
+        Ok((
+            line as u64 + 2,
+            ClientRecord {
+                churn_reason: Some(reason.to_string()),
+                ..record(i, churned_at)
+            },
+        ))
+    });
+    let outcome = store
+        .import(rows, &config, now, false, &mut |_| {})
+        .unwrap();
+    assert_eq!((outcome.counts.added, outcome.counts.repeated), (3, 2));
+    let stored = |i: usize| -> (String, String) {
+        store
+            .conn
+            .query_row(
+                "SELECT churned_at, churn_reason FROM clients WHERE email = ?1",
+                params![format!("c{i}@client.example")],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    };
+    assert_eq!(
+        stored(1),
+        ("2025-09-01".to_string(), "we_ended".to_string())
+    );
+    assert_eq!(stored(2), ("2025-07-01".to_string(), "price".to_string()));
+    let claimed = store
+        .claim_due(&config, now + chrono::Duration::days(1), 10)
+        .unwrap();
+    let mut mailed: Vec<_> = claimed.iter().map(|c| c.client.email.as_str()).collect();
+    mailed.sort_unstable();
+    assert_eq!(mailed, ["c2@client.example", "c3@client.example"]);
+}

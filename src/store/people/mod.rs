@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::clients::{id_by_email, load_by_email, load_facts};
 use super::enroll::{enrollment_state, message_state, reconcile, stop_client};
-use super::{Result, Store, email_hash, fmt_time, log_event, moment};
+use super::{Result, Store, email_hash, fmt_time, log_event, moment, parse_time};
 use crate::config::Config;
 use crate::domain::lifecycle::{self, Resume, Undo};
 use crate::domain::model::{EnrollmentState, normalize_email};
@@ -284,26 +284,80 @@ impl Store {
         detail: &str,
     ) -> Result<BulkOutcome> {
         let tx = self.write_tx()?;
-        let mut outcome = BulkOutcome::default();
-        for email in emails {
-            let found: Option<(i64, bool)> = tx
-                .prepare_cached("SELECT id, returned_at IS NOT NULL FROM clients WHERE email = ?1")?
-                .query_row(params![normalize_email(email)], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()?;
-            match found {
-                None => outcome.unknown += 1,
-                Some((_, true)) => outcome.already += 1,
-                Some((id, false)) => {
-                    mark_returned(&tx, id, now, now, detail)?;
-                    outcome.new += 1;
-                }
-            }
-        }
+        let outcome = record_returns(&tx, emails, now, detail)?;
         tx.commit()?;
         Ok(outcome)
     }
+}
+
+/// [`Store::record_returns`] in the caller's transaction.
+fn record_returns(
+    tx: &Connection,
+    emails: &[String],
+    now: DateTime<Utc>,
+    detail: &str,
+) -> Result<BulkOutcome> {
+    let mut outcome = BulkOutcome::default();
+    for email in emails {
+        let found: Option<(i64, bool)> = tx
+            .prepare_cached("SELECT id, returned_at IS NOT NULL FROM clients WHERE email = ?1")?
+            .query_row(params![normalize_email(email)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        match found {
+            None => outcome.unknown += 1,
+            Some((_, true)) => outcome.already += 1,
+            Some((id, false)) => {
+                mark_returned(tx, id, now, now, detail)?;
+                outcome.new += 1;
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+impl Store {
+    /// Records the CRM's list of current customers: it replaces the list kept from the
+    /// last sync (an import checks each row against it, see [`customer_since`]), and
+    /// every known client on it is recorded as returned at `now`, as
+    /// [`Store::record_returns`] does; in one transaction.
+    pub(crate) fn sync_customers(
+        &mut self,
+        emails: &[String],
+        now: DateTime<Utc>,
+        detail: &str,
+    ) -> Result<BulkOutcome> {
+        let tx = self.write_tx()?;
+        tx.execute("DELETE FROM customers", [])?;
+        let seen_at = fmt_time(now);
+        for email in emails {
+            tx.prepare_cached(
+                "INSERT INTO customers (email_hash, seen_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![email_hash(email), seen_at])?;
+        }
+        let outcome = record_returns(&tx, emails, now, detail)?;
+        tx.commit()?;
+        Ok(outcome)
+    }
+}
+
+/// When the latest customers list that has `email` on it was read, if it has.
+pub(crate) fn customer_since(tx: &Connection, email: &str) -> Result<Option<DateTime<Utc>>> {
+    let seen: Option<String> = tx
+        .prepare_cached("SELECT seen_at FROM customers WHERE email_hash = email_hash(?1)")?
+        .query_row(params![email], |r| r.get(0))
+        .optional()?;
+    seen.map(|at| parse_time(&at)).transpose()
+}
+
+/// Whether a customers list is kept at all (most setups have none: the import then
+/// never looks).
+pub(crate) fn has_customers(tx: &Connection) -> Result<bool> {
+    Ok(tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM customers)")?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// What a list of addresses came to.
@@ -335,6 +389,22 @@ pub(crate) fn mark_returned(
     let stopped = stop_client(tx, client_id, EnrollmentState::Returned, now)?;
     log_event(tx, now, Some(client_id), "returned", detail)?;
     Ok(stopped)
+}
+
+/// Moves the recorded return of client `client_id`, already returned, to the later
+/// `at` (recorded `now`): they came back once more, and a churn is judged against this
+/// return.
+pub(crate) fn update_return(
+    tx: &Connection,
+    client_id: i64,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    detail: &str,
+) -> Result<()> {
+    tx.prepare_cached("UPDATE clients SET returned_at = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![client_id, fmt_time(at), fmt_time(now)])?;
+    log_event(tx, now, Some(client_id), "returned", detail)?;
+    Ok(())
 }
 
 /// Records an opt-out from `source` for an address (imported or not) and stops the

@@ -703,3 +703,50 @@ fn a_list_of_returns_stops_known_clients_once_and_ignores_strangers() {
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].client.email, "kim@client.example");
 }
+
+/// The customers list is kept: a client the client file adds after the list was read,
+/// or says left again while still on it, is a customer and never mailed; the next list
+/// replaces it as a whole.
+#[test]
+fn a_client_on_the_kept_customers_list_is_never_mailed() {
+    let mut f = fixture();
+    let list = ["ANN@client.example"].map(str::to_string);
+    let done = f.store.sync_customers(&list, now(), "listed").unwrap();
+    assert_eq!(done.unknown, 1);
+
+    // Added by the client file after the list was read.
+    f.import("ann@client.example");
+    f.import("kim@client.example");
+    assert_eq!(f.enrollment("ann@client.example").0, "returned");
+
+    // Left again, by the client file, while still on the list.
+    let later = ClientRecord {
+        churned_at: ChurnedAt::Date(NaiveDate::from_ymd_opt(2026, 1, 20).unwrap()),
+        ..record("ann@client.example")
+    };
+    let at = now() + Duration::days(10);
+    f.store
+        .import(
+            vec![Ok((2, later))].into_iter(),
+            &f.config,
+            at,
+            false,
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!(f.enrollment("ann@client.example").0, "returned");
+    let claimed = f.claim(now() + Duration::days(200));
+    let mailed: Vec<_> = claimed.iter().map(|c| c.client.email.as_str()).collect();
+    assert_eq!(mailed, ["kim@client.example"]);
+
+    // A new list without her replaces the old one.
+    f.store
+        .sync_customers(&[], now() + Duration::days(11), "listed")
+        .unwrap();
+    let kept: i64 = f
+        .store
+        .conn
+        .query_row("SELECT count(*) FROM customers", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 0);
+}
