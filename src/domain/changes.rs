@@ -101,6 +101,7 @@ mod tests {
             fields: [("plan".to_string(), "pro".to_string())].into(),
             country: None,
             returned_at: None,
+            opted_out: false,
         }
     }
 

@@ -69,6 +69,7 @@ pub(crate) fn merged(stored: &ClientRecord, row: &ClientRecord) -> ClientRecord 
         fields,
         country: keep(&row.country, &stored.country),
         returned_at: None,
+        opted_out: false,
     }
 }
 

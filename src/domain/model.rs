@@ -70,6 +70,9 @@ pub(crate) struct ClientRecord {
     pub country: Option<String>,
     /// When the CRM says they became a client again (a `returned_at` column).
     pub returned_at: Option<ChurnedAt>,
+    /// The CRM marks them opted out or bounced (an opt-out flag column says so): the
+    /// import opts them out of everything.
+    pub opted_out: bool,
 }
 
 /// The longest address a mail server must accept (RFC 5321's path limit, less the `<>`).

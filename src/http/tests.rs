@@ -108,6 +108,7 @@ impl Fixture {
                     fields: BTreeMap::new(),
                     country: None,
                     returned_at: None,
+                    opted_out: false,
                 };
                 Ok((index as u64 + 2, record))
             })

@@ -25,6 +25,7 @@ pub(crate) fn sample_client() -> ClientRecord {
         ]),
         country: None,
         returned_at: None,
+        opted_out: false,
     }
 }
 

@@ -116,6 +116,7 @@ pub(super) fn client() -> ClientRecord {
         fields: BTreeMap::new(),
         country: None,
         returned_at: None,
+        opted_out: false,
     }
 }
 

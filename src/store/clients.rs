@@ -102,6 +102,7 @@ pub(crate) fn decode_client(id: i64, cols: [Option<String>; 10]) -> Result<Store
             fields,
             country,
             returned_at: None,
+            opted_out: false,
         },
         returned_at: parse_opt_time(returned_at)?,
     })

@@ -374,6 +374,9 @@ impl<'c> NewRows<'c> {
     }
 }
 
+/// The source of an opt-out a CRM export's flag column recorded.
+const CRM_OPT_OUT_SOURCE: &str = "crm";
+
 #[allow(clippy::too_many_arguments)] // the import's state, borrowed field by field
 fn upsert(
     tx: &Transaction<'_>,
@@ -386,6 +389,11 @@ fn upsert(
     mut changes: Option<&mut ImportChanges>,
 ) -> Result<()> {
     let record = &client.record;
+    if record.opted_out {
+        // The CRM's own opt-out flag: suppressed like `winback optout`, never undone by an
+        // import (a later export without the flag lifts nothing).
+        people::opt_out(tx, &record.email, CRM_OPT_OUT_SOURCE, now)?;
+    }
     let churned_text = &client.churned_at;
     let timezone = record.timezone.map(|t| t.name());
     let fields = &client.fields;

@@ -127,3 +127,38 @@ fn every_crm_export_imports_as_it_comes_with_every_accent_intact() {
         assert_eq!(subjects(&project), expected, "{file}");
     }
 }
+
+/// A HubSpot export says who unsubscribed: they are opted out by the import, never
+/// mailed, and a later export without the flag lifts nothing.
+#[test]
+fn a_crm_opt_out_flag_opts_the_person_out_of_everything() {
+    let project = project(r#"columns = { churned_at = "Churn Date" }"#);
+    project.write_file(
+        "hubspot.csv",
+        "\"Email\",\"First Name\",\"Churn Date\",\"Unsubscribed from all email\"\n\
+         \"ann@x.example\",\"Ann\",\"2025-06-30\",\"true\"\n\
+         \"bob@x.example\",\"Bob\",\"2025-06-30\",\"false\"\n",
+    );
+    let out = project.winback(&["import", "hubspot.csv", "--now", NOW]);
+    out.assert_success();
+    assert!(
+        out.stdout
+            .contains("\"Unsubscribed from all email\" is read as an opt-out flag"),
+        "{}",
+        out.stdout
+    );
+    project.write_file(
+        "hubspot.csv",
+        "\"Email\",\"First Name\",\"Churn Date\"\nann@x.example,Ann,2025-06-30\nbob@x.example,Bob,2025-06-30\n",
+    );
+    project
+        .winback(&["import", "hubspot.csv", "--now", NOW])
+        .assert_success();
+    let export = project.winback(&["export", "ann@x.example", "--now", NOW]);
+    export.assert_success();
+    assert!(export.stdout.contains("\"crm\""), "{}", export.stdout);
+    project
+        .winback(&["run", "--once", "--now", NOW])
+        .assert_success();
+    assert_eq!(subjects(&project), ["Bob, may we ask why you left?"]);
+}

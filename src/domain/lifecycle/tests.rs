@@ -249,6 +249,7 @@ fn a_later_file_never_clears_what_an_earlier_one_said() {
         .into(),
         country: None,
         returned_at: None,
+        opted_out: false,
     };
     let bare = ClientRecord {
         name: None,

@@ -39,6 +39,9 @@ pub(super) struct Columns {
     returned_at: Option<usize>,
     /// Custom fields: (column index, lower-cased name).
     custom: Vec<(usize, String)>,
+    /// Opt-out and bounce flag columns (`Unsubscribed from all email`, `Email Opt Out`):
+    /// a row one of them marks is opted out.
+    opt_out_flags: Vec<usize>,
     date_format: Option<DateFormat>,
     /// `[clients] reasons`: (lower-cased label, slug).
     reasons: Vec<(String, String)>,
@@ -170,6 +173,7 @@ impl Columns {
         };
         let mut warnings = Vec::new();
         let mut custom: Vec<(usize, String)> = Vec::new();
+        let mut opt_out_flags: Vec<usize> = Vec::new();
         for (index, name) in names.iter().enumerate() {
             if field_at[index].is_some() {
                 continue;
@@ -186,10 +190,10 @@ impl Columns {
             }
             if spellings::is_opt_out_flag(&normal[index]) {
                 warnings.push(format!(
-                    "the column \"{name}\" looks like an opt-out or bounce flag: winback does not \
-                     read it; export the contacts it marks and run `winback optout --file` with \
-                     that file"
+                    "the column \"{name}\" is read as an opt-out flag: a row it marks (true, \
+                     yes, 1, x) is opted out of all mail"
                 ));
+                opt_out_flags.push(index);
                 custom.push((index, key));
                 continue;
             }
@@ -250,6 +254,7 @@ impl Columns {
             country: at(Field::Country),
             returned_at: at(Field::ReturnedAt),
             custom,
+            opt_out_flags,
             date_format,
             reasons: format
                 .reasons
@@ -331,6 +336,10 @@ impl Columns {
         let churn_reason = optional(self.churn_reason)?;
         let timezone = optional(self.timezone)?;
 
+        let mut opted_out = false;
+        for &index in &self.opt_out_flags {
+            opted_out |= marks(text(index)?);
+        }
         let mut problems = Vec::new();
         let format = self.date_format.as_ref();
         let email = keep(parse_email(email), &mut problems);
@@ -402,10 +411,21 @@ impl Columns {
                 fields,
                 country,
                 returned_at,
+                opted_out,
             }),
             _ => Err(problems.join("; ")),
         }
     }
+}
+
+/// Whether an opt-out flag's cell marks its row: `true`, `yes`, `1`, `x` (and the same in
+/// German, French and Spanish); anything else, an empty cell included, does not.
+fn marks(cell: &str) -> bool {
+    const MARKS: [&str; 10] = [
+        "true", "yes", "y", "1", "x", "ja", "wahr", "oui", "si", "sí",
+    ];
+    let cell = cell.trim();
+    MARKS.iter().any(|mark| cell.eq_ignore_ascii_case(mark))
 }
 
 /// Whether a header name is read as the email column on its own, as an import reads it

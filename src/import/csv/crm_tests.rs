@@ -81,6 +81,7 @@ fn named(line: u64, email: &str, name: &str) -> Row {
             fields: BTreeMap::new(),
             country: None,
             returned_at: None,
+            opted_out: false,
         },
     ))
 }

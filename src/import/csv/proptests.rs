@@ -279,6 +279,7 @@ proptest! {
                     fields: custom.iter().cloned().zip(row.custom.iter().cloned()).collect(),
                     country: None,
                     returned_at: None,
+                    opted_out: false,
                 },
             ));
             line += 1 + values.iter().map(|v| v.matches('\n').count() as u64).sum::<u64>();

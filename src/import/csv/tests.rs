@@ -36,6 +36,7 @@ fn client(email: &str, churned_at: &str) -> ClientRecord {
         fields: BTreeMap::new(),
         country: None,
         returned_at: None,
+        opted_out: false,
     }
 }
 

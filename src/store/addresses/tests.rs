@@ -121,6 +121,7 @@ fn import_and_plan(store: &mut Store, dir: &std::path::Path, emails: &[&str]) ->
                 fields: Default::default(),
                 country: None,
                 returned_at: None,
+                opted_out: false,
             },
         ))
     });

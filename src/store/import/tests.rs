@@ -24,6 +24,7 @@ fn record(i: usize, churned_at: &str) -> ClientRecord {
         fields: Default::default(),
         country: None,
         returned_at: None,
+        opted_out: false,
     }
 }
 

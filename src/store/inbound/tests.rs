@@ -58,6 +58,7 @@ fn record(email: &str) -> ClientRecord {
         fields: BTreeMap::new(),
         country: None,
         returned_at: None,
+        opted_out: false,
     }
 }
 

@@ -112,6 +112,7 @@ fn an_import_leaves_no_dangling_row_and_foreign_keys_on() {
         fields: Default::default(),
         country: None,
         returned_at: None,
+        opted_out: false,
     };
     // A file with a bad row changes nothing, and leaves foreign keys on.
     let bad = vec![
@@ -285,6 +286,7 @@ fn enrollment_ids_are_never_used_twice_even_across_the_upgrade() {
             fields: Default::default(),
             country: None,
             returned_at: None,
+            opted_out: false,
         };
         let rows = vec![Ok((2, record))];
         let outcome = store
@@ -328,6 +330,7 @@ fn enrollment_ids_are_never_used_twice_even_across_the_upgrade() {
                 fields: Default::default(),
                 country: None,
                 returned_at: None,
+                opted_out: false,
             };
             Ok((i + 2, record))
         })

@@ -77,6 +77,7 @@ fn record(email: &str, churned_at: ChurnedAt, reason: &str) -> ClientRecord {
         fields: BTreeMap::new(),
         country: None,
         returned_at: None,
+        opted_out: false,
     }
 }
 

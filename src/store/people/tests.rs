@@ -58,6 +58,7 @@ fn record(email: &str) -> ClientRecord {
         fields: BTreeMap::from([("plan".to_string(), "gold".to_string())]),
         country: None,
         returned_at: None,
+        opted_out: false,
     }
 }
 

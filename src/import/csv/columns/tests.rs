@@ -68,7 +68,7 @@ fn an_unknown_time_zone_in_a_timezone_column_still_refuses_the_row() {
 }
 
 #[test]
-fn an_opt_out_flag_column_is_named_as_one_not_offered_as_the_email() {
+fn an_opt_out_flag_column_opts_out_the_rows_it_marks_and_is_never_the_email() {
     let flags = [
         "Unsubscribed from all email",
         "Email Opt Out",
@@ -77,16 +77,33 @@ fn an_opt_out_flag_column_is_named_as_one_not_offered_as_the_email() {
         "Email hard bounced",
     ];
     for flag in flags {
-        let input = format!("email,churned_at,{flag}\na@x.example,2026-01-05,true\n");
+        let input = format!(
+            "email,churned_at,{flag}\na@x.example,2026-01-05,true\nb@x.example,2026-01-05,\nc@x.example,2026-01-05,No\nd@x.example,2026-01-05, Ja \n"
+        );
         let mut rows = read_rows(input.as_bytes(), now(), &CsvFormat::default()).unwrap();
-        assert!(rows.by_ref().all(|row| row.is_ok()), "{flag}");
+        let marked: Vec<(String, bool)> = rows
+            .by_ref()
+            .map(|row| {
+                let (_, record) = row.unwrap_or_else(|e| panic!("{flag}: {e}"));
+                (record.email, record.opted_out)
+            })
+            .collect();
+        assert_eq!(
+            marked,
+            [
+                ("a@x.example".to_string(), true),
+                ("b@x.example".to_string(), false),
+                ("c@x.example".to_string(), false),
+                ("d@x.example".to_string(), true),
+            ],
+            "{flag}"
+        );
         let warnings = rows.into_summary().warnings;
         assert_eq!(
             warnings,
             [format!(
-                "the column \"{flag}\" looks like an opt-out or bounce flag: winback does not \
-                 read it; export the contacts it marks and run `winback optout --file` with \
-                 that file"
+                "the column \"{flag}\" is read as an opt-out flag: a row it marks (true, \
+                 yes, 1, x) is opted out of all mail"
             )],
             "{flag}"
         );
