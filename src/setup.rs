@@ -117,7 +117,7 @@ impl Setup {
             clock,
             secrets,
         } = Base::load(path, clock).map_err(SetupError::Config)?;
-        let client_files = client_file_problems(&config);
+        let client_files = client_file_problems(&config, clock.now());
         // A refusal is printed with the warnings: the client files' problems go with them.
         let mut warnings: Vec<String> = config.warnings.iter().map(|w| w.to_string()).collect();
         let refused = |mut warnings: Vec<String>, refusal| {
@@ -165,7 +165,7 @@ impl Setup {
 
 /// The CRM files `[clients]` names (`sync_file`, `customers_file`) that cannot be read
 /// now, each in a sentence with what to do.
-fn client_file_problems(config: &Config) -> Vec<String> {
+fn client_file_problems(config: &Config, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
     let files = [
         ("sync_file", &config.clients.sync_file),
         ("customers_file", &config.clients.customers_file),
@@ -186,7 +186,21 @@ fn client_file_problems(config: &Config) -> Vec<String> {
                     "[clients] {key}: {shown} is a folder; point {key} at the CSV file the CRM exports into it"
                 ),
                 Ok(_) => match std::fs::File::open(file) {
-                    Ok(_) => return None,
+                    // Read as the sync reads it: a header the sync would refuse (a mapped
+                    // column the export lacks, no email column) fails `check` too.
+                    Ok(opened) => match key {
+                        "sync_file" => {
+                            let reader = std::io::BufReader::new(opened);
+                            match crate::import::csv::read_rows(reader, now, &config.clients.format) {
+                                Ok(_) => return None,
+                                Err(e) => format!("[clients] {key}: {shown}: {e}"),
+                            }
+                        }
+                        _ => match crate::import::list::read_list_file(file, &config.clients.format) {
+                            Ok(_) => return None,
+                            Err(e) => format!("[clients] {key}: {e}"),
+                        },
+                    },
                     Err(e) => format!(
                         "[clients] {key}: {shown} cannot be read ({e}); let the user winback runs as read it, or point {key} at a copy it can read"
                     ),

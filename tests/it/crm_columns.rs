@@ -144,3 +144,37 @@ fn an_unknown_country_is_warned_about_and_its_row_imported_without_it() {
     bob.assert_success();
     assert!(bob.stdout.contains("GB"), "{}", bob.stdout);
 }
+
+/// What `check` accepts, the sync reads: a sync file whose header lacks the mapped
+/// churn date column fails `check` with the column named, as the sync would refuse it.
+#[test]
+fn check_reads_the_sync_files_header_as_the_sync_will() {
+    let project = Project::new();
+    project.write_config(&format!(
+        r#"{settings}
+[clients]
+sync_file = "crm.csv"
+columns = {{ churned_at = "Close Date" }}
+
+[[campaign]]
+name = "former-clients"
+send_at = "* * * * *"
+
+  [[campaign.step]]
+  kind = "survey"
+  template = "survey"
+  subject = "Why?"
+"#,
+        settings = crate::support::settings("file://outbox", "127.0.0.1:0"),
+    ));
+    project.write_file("crm.csv", "Email,Closed Date\nann@x.example,2026-01-05\n");
+    let out = winback(&project, &["check"]);
+    assert_eq!(out.code(), Some(1), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("[clients] sync_file") && out.stdout.contains("Close Date"),
+        "{}",
+        out.stdout
+    );
+    project.write_file("crm.csv", "Email,Close Date\nann@x.example,2026-01-05\n");
+    winback(&project, &["check"]).assert_success();
+}
