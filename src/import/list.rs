@@ -291,15 +291,34 @@ fn read_csv(
         .split('\n')
         .nth((header_line as usize).saturating_sub(1))
         .map_or(0, |line| cells(line, delimiter).len());
+    // csv's own line counter falls behind after blank lines it skips: a record's line is
+    // counted from where it starts (its position is where the previous one ended, before
+    // the blank lines), newlines counted once as the reading moves.
+    let (mut counted_to, mut counted_lines) = (0usize, 1u64);
+    let mut line_at = |byte: usize| {
+        let mut byte = byte.min(text.len());
+        while matches!(text.as_bytes().get(byte), Some(b'\n' | b'\r')) {
+            byte += 1;
+        }
+        if byte > counted_to {
+            let newlines = text.as_bytes()[counted_to..byte]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            counted_lines += newlines as u64;
+            counted_to = byte;
+        }
+        counted_lines
+    };
     for record in reader.records() {
         let record = match record {
             Ok(record) => record,
             Err(error) => {
-                let line = error.position().map_or(0, |p| p.line());
+                let line = error.position().map_or(0, |p| line_at(p.byte() as usize));
                 return Err(format!("line {line}: {error}"));
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| line_at(p.byte() as usize));
         if line <= header_line || record.iter().all(|cell| cell.trim().is_empty()) {
             continue;
         }
@@ -393,6 +412,16 @@ mod tests {
         let lines: Vec<u64> = list.invalid.iter().map(|error| error.line).collect();
         assert_eq!(lines, [2, 3], "{list:?}");
         assert_eq!(list.addresses, ["bob@x.example"]);
+    }
+
+    #[test]
+    fn a_bad_line_after_blank_lines_is_named_by_its_own_number() {
+        let list = read(
+            "\n\"Do not contact\"\n\nName,Email\n\nAnn,ann@x.example\n\n\nBob,bob(at)x.example\n",
+        );
+        let lines: Vec<u64> = list.invalid.iter().map(|error| error.line).collect();
+        assert_eq!(lines, [9], "{list:?}");
+        assert_eq!(list.addresses, ["ann@x.example"]);
     }
 
     #[test]
