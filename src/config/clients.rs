@@ -84,4 +84,18 @@ pub(crate) struct Clients {
     /// A list of current customers: everyone in it counts as returned.
     pub customers_file: Option<PathBuf>,
     pub format: CsvFormat,
+    /// `account`: how contacts group into accounts (one relationship); `None`: each
+    /// contact is their own.
+    pub account: Option<AccountKey>,
+}
+
+/// What groups contacts into one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AccountKey {
+    /// `"company"`: the company column.
+    Company,
+    /// `"domain"`: the email's domain, free-mail domains excepted.
+    Domain,
+    /// Any other column, by its header as written (`"account_id"`, `fields.account_id`).
+    Column(String),
 }

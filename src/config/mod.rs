@@ -21,7 +21,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub(crate) use crate::domain::campaign::Campaign;
-pub(crate) use clients::{Clients, CsvFormat, Field};
+#[allow(unused_imports)]
+pub(crate) use clients::{AccountKey, Clients, CsvFormat, Field};
 pub(crate) use imap_url::{ImapMailbox, ImapSecurity};
 pub(crate) use renames::{StoredCampaign, SuspectedRename, unconfirmed_renames};
 pub(crate) use smtp_url::{Endpoint, SmtpServer};

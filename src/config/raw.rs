@@ -73,6 +73,7 @@ pub(crate) struct RawClients {
     pub delimiter: Option<Spanned<String>>,
     pub date_format: Option<Spanned<String>>,
     pub reasons: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    pub account: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +114,16 @@ pub(crate) struct RawCampaign {
     pub exclude_reasons: Option<Spanned<Vec<String>>>,
     pub catch_up_hours: Option<Spanned<i64>>,
     pub renamed_from: Option<Spanned<String>>,
+    pub include_reasons: Option<Spanned<Vec<String>>>,
+    #[serde(rename = "match")]
+    pub matches: Option<Spanned<toml::Table>>,
+    pub min_gap_days: Option<Spanned<i64>>,
+    pub account_gap_days: Option<Spanned<i64>>,
+    pub holidays: Option<Spanned<Vec<String>>>,
+    pub quiet_dates: Option<Spanned<Vec<String>>>,
+    pub max_days_since_churn: Option<Spanned<i64>>,
+    pub enroll_within_days: Option<Spanned<i64>>,
+    pub paused: Option<Spanned<bool>>,
     #[serde(default)]
     pub step: Vec<Spanned<RawStep>>,
 }
@@ -124,4 +135,6 @@ pub(crate) struct RawStep {
     pub after_days: Option<Spanned<i64>>,
     pub template: Option<Spanned<String>>,
     pub subject: Option<Spanned<String>>,
+    pub on: Option<Spanned<String>>,
+    pub every_days: Option<Spanned<i64>>,
 }

@@ -5,11 +5,14 @@
 //! campaign sections are in `validate/campaign.rs`, the wording helpers in `hints.rs`.
 //! No I/O beyond asking whether a named file or folder exists.
 
+mod audience;
 mod campaign;
 mod clients;
 pub(crate) use clients::normalize_header;
 mod dkim;
+mod holidays;
 mod inbound;
+mod timing;
 
 use std::net::SocketAddr;
 use std::ops::Range;

@@ -9,6 +9,7 @@ pub(crate) mod campaign;
 pub(crate) mod changes;
 pub(crate) mod country;
 pub(crate) mod date_format;
+pub(crate) mod holidays;
 pub(crate) mod inbound;
 pub(crate) mod lifecycle;
 pub(crate) mod model;

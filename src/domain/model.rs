@@ -361,6 +361,8 @@ pub(crate) enum EnrollmentState {
     Left,
     /// Stopped: the person answered; a human takes over (not suppressed).
     Replied,
+    /// Stopped: past the campaign's consent horizon (`max_days_since_churn`).
+    Expired,
 }
 
 impl EnrollmentState {
@@ -373,6 +375,7 @@ impl EnrollmentState {
             EnrollmentState::Returned => "returned",
             EnrollmentState::Left => "left",
             EnrollmentState::Replied => "replied",
+            EnrollmentState::Expired => "expired",
         }
     }
 
@@ -385,6 +388,7 @@ impl EnrollmentState {
             EnrollmentState::Returned,
             EnrollmentState::Left,
             EnrollmentState::Replied,
+            EnrollmentState::Expired,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)

@@ -23,6 +23,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("schema11.sql"),
     include_str!("schema12.sql"),
     include_str!("schema13.sql"),
+    include_str!("schema14.sql"),
 ];
 
 /// The migration whose SQL is followed by a Rust step, [`addresses::normalize_stored`].

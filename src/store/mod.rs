@@ -6,6 +6,7 @@
 //! store gathers the facts, asks, and writes the answer down. Calls block; async callers
 //! run them on a blocking thread.
 
+mod accounts;
 mod addresses;
 mod clients;
 mod codec;

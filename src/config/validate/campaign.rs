@@ -71,6 +71,28 @@ impl Validator<'_> {
 
         let renamed_from =
             self.renamed_from(raw.renamed_from, name.as_deref(), &key("renamed_from"));
+        let include_reasons = self.include_reasons(raw.include_reasons, &key("include_reasons"));
+        let matches = self.matches(raw.matches, &key("match"));
+        let min_gap_days = self.count(
+            raw.min_gap_days,
+            &key("min_gap_days"),
+            7,
+            1..366,
+            "use between 1 and 365 days",
+        );
+        let account_gap_days = self.count(
+            raw.account_gap_days,
+            &key("account_gap_days"),
+            7,
+            0..366,
+            "use between 0 (no gap) and 365 days",
+        );
+        let holidays = self.holidays(raw.holidays, raw.quiet_dates, &key);
+        let max_days_since_churn =
+            self.horizon_days(raw.max_days_since_churn, &key("max_days_since_churn"));
+        let enroll_within_days =
+            self.horizon_days(raw.enroll_within_days, &key("enroll_within_days"));
+        let paused = raw.paused.is_some_and(|p| *p.get_ref());
 
         Some(Campaign {
             name: name?,
@@ -81,6 +103,14 @@ impl Validator<'_> {
             catch_up_hours: catch_up_hours as u32,
             renamed_from,
             steps,
+            include_reasons,
+            matches,
+            min_gap_days: min_gap_days as u32,
+            account_gap_days: account_gap_days as u32,
+            holidays,
+            max_days_since_churn,
+            enroll_within_days,
+            paused,
         })
     }
 
@@ -171,12 +201,16 @@ impl Validator<'_> {
             }
         });
         let subject = self.required(raw_step.subject, Some(&step_span), &step_key("subject"), "write the subject line (a template, e.g. \"{{first_name}}, may we ask why you left?\")");
+        let on = self.step_on(raw_step.on, &step_key("on"));
+        let every_days = self.every_days(raw_step.every_days, &step_key("every_days"));
         Some(Step {
             kind: kind?,
             after_days: after_days?,
             template: template?,
             subject: subject?.into_inner(),
             line: self.line_of(&step_span),
+            on,
+            every_days,
         })
     }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use toml::Spanned;
 
-use super::super::clients::{Clients, CsvFormat, Field};
+use super::super::clients::{AccountKey, Clients, CsvFormat, Field};
 use super::super::raw;
 use super::Validator;
 
@@ -26,10 +26,22 @@ impl Validator<'_> {
             date_format: raw.date_format.and_then(|f| self.date_format(f)),
             reasons: raw.reasons.map(|r| self.reasons(r)).unwrap_or_default(),
         };
+        let account = raw.account.and_then(|a| self.account(a));
         Clients {
             sync_file,
             customers_file,
             format,
+            account,
+        }
+    }
+
+    /// `account`: "company", "domain" or a column name.
+    fn account(&mut self, raw: Spanned<String>) -> Option<AccountKey> {
+        match raw.get_ref().trim() {
+            "" => None,
+            "company" => Some(AccountKey::Company),
+            "domain" => Some(AccountKey::Domain),
+            other => Some(AccountKey::Column(other.to_string())),
         }
     }
 

@@ -29,6 +29,8 @@ fn campaign() -> Campaign {
         template: kind.as_str().to_string(),
         subject: "Hello".to_string(),
         line: 1,
+        on: None,
+        every_days: None,
     };
     Campaign {
         name: "former-clients".to_string(),
@@ -38,6 +40,14 @@ fn campaign() -> Campaign {
         exclude_reasons: Vec::new(),
         catch_up_hours: 4,
         renamed_from: None,
+        include_reasons: None,
+        matches: Vec::new(),
+        min_gap_days: 7,
+        account_gap_days: 7,
+        holidays: Default::default(),
+        max_days_since_churn: None,
+        enroll_within_days: None,
+        paused: false,
         steps: vec![
             step(StepKind::Survey, 0),
             step(StepKind::Newsletter, 30),

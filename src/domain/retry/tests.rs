@@ -90,12 +90,22 @@ fn campaign(exclude: &[&str]) -> Campaign {
         exclude_reasons: exclude.iter().map(|r| r.to_string()).collect(),
         catch_up_hours: 4,
         renamed_from: None,
+        include_reasons: None,
+        matches: Vec::new(),
+        min_gap_days: 7,
+        account_gap_days: 7,
+        holidays: Default::default(),
+        max_days_since_churn: None,
+        enroll_within_days: None,
+        paused: false,
         steps: vec![Step {
             kind: StepKind::Survey,
             after_days: 0,
             template: "survey".to_string(),
             subject: "Why?".to_string(),
             line: 1,
+            on: None,
+            every_days: None,
         }],
     }
 }

@@ -35,6 +35,8 @@ fn step(kind: StepKind, after_days: u32) -> Step {
         template: kind.as_str().to_string(),
         subject: "Hello".to_string(),
         line: 1,
+        on: None,
+        every_days: None,
     }
 }
 
@@ -48,6 +50,14 @@ fn campaign(send_at: &str, timezone: Tz) -> Campaign {
         exclude_reasons: vec!["we_ended".to_string()],
         catch_up_hours: 4,
         renamed_from: None,
+        include_reasons: None,
+        matches: Vec::new(),
+        min_gap_days: 7,
+        account_gap_days: 7,
+        holidays: Default::default(),
+        max_days_since_churn: None,
+        enroll_within_days: None,
+        paused: false,
         steps: vec![
             step(StepKind::Survey, 0),
             step(StepKind::Newsletter, 30),
