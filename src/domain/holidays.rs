@@ -4,6 +4,7 @@
 //! Pure: the calendars arrive already read (by `config`); nothing here opens a file.
 
 use chrono::NaiveDate;
+use chrono_tz::Tz;
 
 /// A campaign's dates kept free of mail.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,4 +39,12 @@ impl Holidays {
         let _ = (date, country);
         None
     }
+}
+
+/// The country whose calendars apply to a person: their own `country`, else the one their
+/// time zone lies in, else none (then every calendar applies).
+#[allow(dead_code)] // wired into the schedule next
+pub(crate) fn country_of(country: Option<&str>, zone: Option<Tz>) -> Option<String> {
+    let _ = zone;
+    country.map(|c| c.trim().to_uppercase())
 }
