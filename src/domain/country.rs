@@ -1,9 +1,13 @@
 //! Countries as a CRM writes them (`DE`, `deu`, `Germany`, `Deutschland`, `United States`)
-//! read into an ISO 3166-1 alpha-2 code, or refused. Pure data and lookups; the tables
-//! come from the ISO 3166-1 list (English names, and the German ones German exports use).
+//! read into an ISO 3166-1 alpha-2 code, or refused; and the country a time zone lies in
+//! (`country/zones.rs`). Pure data and lookups; the tables come from the ISO 3166-1 list
+//! (English names, and the German ones German exports use) and tzdb.
 
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
+
+mod zones;
+pub(crate) use zones::zone_country;
 
 /// The alpha-2 code `text` names, upper-cased, if it names a country.
 pub(crate) fn country_code(text: &str) -> Option<&'static str> {
