@@ -134,7 +134,7 @@ impl Holiday {
         };
         let first = self.start.year();
         let interval = rule.interval.max(1) as usize;
-        if year < first || (year - first) as usize % interval != 0 {
+        if year < first || !((year - first) as usize).is_multiple_of(interval) {
             return Vec::new();
         }
         let mut days = rule.candidates(self.start, year);
@@ -261,7 +261,10 @@ pub(crate) fn country_of(country: Option<&str>, zone: Option<Tz>) -> Option<Stri
             .map(str::to_string)
             .unwrap_or_else(|| c.to_uppercase())
     });
-    own.or_else(|| zone.and_then(|z| zone_country(z.name())).map(str::to_string))
+    own.or_else(|| {
+        zone.and_then(|z| zone_country(z.name()))
+            .map(str::to_string)
+    })
 }
 
 #[cfg(test)]

@@ -14,13 +14,14 @@ use toml::Spanned;
 
 use super::Validator;
 use crate::domain::country::country_code;
-use crate::domain::holidays::{HolidayCalendar, Holiday, Holidays, QuietRange, YearlyRule};
+use crate::domain::holidays::{Holiday, HolidayCalendar, Holidays, QuietRange, YearlyRule};
 
 /// An event longer than this is not a holiday (a season, a mistake) and is ignored.
 const LONGEST_HOLIDAY_DAYS: i64 = 31;
 
 /// What to write instead, said after each refused `quiet_dates` entry.
-const QUIET_EXAMPLE: &str = "write month-day, e.g. \"05-01\", or a range \"12-20..01-05\" (20 December to 5 January)";
+const QUIET_EXAMPLE: &str =
+    "write month-day, e.g. \"05-01\", or a range \"12-20..01-05\" (20 December to 5 January)";
 
 impl Validator<'_> {
     /// `holidays` and `quiet_dates`.
@@ -173,7 +174,9 @@ fn month_day(written: &str, text: &str) -> Result<(u32, u32), String> {
         return Err(not_a_date());
     };
     if !(1..=12).contains(&month) {
-        return Err(format!("\"{written}\": {month} is not a month (months are 01 to 12, written first); {QUIET_EXAMPLE}"));
+        return Err(format!(
+            "\"{written}\": {month} is not a month (months are 01 to 12, written first); {QUIET_EXAMPLE}"
+        ));
     }
     // 2028 is a leap year, so 02-29 is a day.
     let Some(date) = NaiveDate::from_ymd_opt(2028, month, day) else {
@@ -228,11 +231,7 @@ fn summarize(ignored: &[String]) -> String {
     let mut text = if ignored.len() == 1 {
         format!("1 event is ignored: {}", shown.join("; "))
     } else {
-        format!(
-            "{} events are ignored: {}",
-            ignored.len(),
-            shown.join("; ")
-        )
+        format!("{} events are ignored: {}", ignored.len(), shown.join("; "))
     };
     if more > 0 {
         text.push_str(&format!("; and {more} more"));
@@ -282,7 +281,10 @@ pub(crate) fn read_calendar(
         let why = if seen == 0 {
             "has no event".to_string()
         } else {
-            format!("has no all-day event winback can use ({})", summarize(&ignored))
+            format!(
+                "has no all-day event winback can use ({})",
+                summarize(&ignored)
+            )
         };
         return Err(format!(
             "{why}; a holiday is an all-day event (DTSTART;VALUE=DATE:20261225), once or repeating every year (RRULE:FREQ=YEARLY); {how}"
@@ -321,8 +323,7 @@ fn property<'c, 'a>(event: &'c Component<'a>, name: &str) -> Option<&'c Property
 
 /// One event as a holiday; `Ok(None)` for a cancelled one, `Err` with why it is ignored.
 fn holiday(event: &Component<'_>) -> Result<Option<Holiday>, String> {
-    if property(event, "STATUS").is_some_and(|s| s.val.as_str().eq_ignore_ascii_case("CANCELLED"))
-    {
+    if property(event, "STATUS").is_some_and(|s| s.val.as_str().eq_ignore_ascii_case("CANCELLED")) {
         return Ok(None);
     }
     let name = property(event, "SUMMARY")
@@ -360,9 +361,10 @@ fn holiday(event: &Component<'_>) -> Result<Option<Holiday>, String> {
         ));
     }
     let yearly = match property(event, "RRULE") {
-        Some(rule) => Some(yearly_rule(rule.val.as_str(), start).map_err(|why| {
-            format!("\"{name}\" (RRULE:{}) {why}", rule.val.as_str())
-        })?),
+        Some(rule) => Some(
+            yearly_rule(rule.val.as_str(), start)
+                .map_err(|why| format!("\"{name}\" (RRULE:{}) {why}", rule.val.as_str()))?,
+        ),
         None => None,
     };
     let except = event
@@ -537,3 +539,5 @@ fn country_in(text: &str, lower_case_codes: bool) -> Option<&'static str> {
     })
 }
 
+#[cfg(test)]
+mod tests;

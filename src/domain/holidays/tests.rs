@@ -68,7 +68,13 @@ fn holidays_keep_their_days_free_in_the_years_their_rule_names() {
         ),
         (
             thanksgiving,
-            vec!["2025-11-27", "2026-11-26", "2027-11-25", "2028-11-23", "2031-11-27"],
+            vec![
+                "2025-11-27",
+                "2026-11-26",
+                "2027-11-25",
+                "2028-11-23",
+                "2031-11-27",
+            ],
             vec!["2026-11-27", "2026-11-19", "2019-11-28", "2028-11-30"],
         ),
         (
@@ -186,7 +192,11 @@ fn holidays_keep_their_days_free_in_the_years_their_rule_names() {
             );
         }
         for date in open {
-            assert_eq!(holidays.blocked(day(date), Some("US")), None, "{name} on {date}");
+            assert_eq!(
+                holidays.blocked(day(date), Some("US")),
+                None,
+                "{name} on {date}"
+            );
         }
     }
 }
@@ -279,7 +289,11 @@ fn a_person_gets_their_countrys_calendars_and_those_of_no_country() {
         (None, true, true),
     ];
     for (country, on_july, on_october) in cases {
-        assert_eq!(holidays.blocked(july, country).is_some(), on_july, "{country:?}");
+        assert_eq!(
+            holidays.blocked(july, country).is_some(),
+            on_july,
+            "{country:?}"
+        );
         assert_eq!(
             holidays.blocked(october, country).is_some(),
             on_october,
@@ -312,8 +326,16 @@ fn a_persons_country_is_their_own_else_their_time_zones() {
         (Some(""), Some(new_york), Some("US")),
         (None, Some(old_name), Some("US")),
         (None, Some(Tz::UTC), None),
-        (None, Some("Asia/Kolkata".parse().expect("a zone")), Some("IN")),
-        (None, Some("Europe/Zurich".parse().expect("a zone")), Some("CH")),
+        (
+            None,
+            Some("Asia/Kolkata".parse().expect("a zone")),
+            Some("IN"),
+        ),
+        (
+            None,
+            Some("Europe/Zurich".parse().expect("a zone")),
+            Some("CH"),
+        ),
         (None, None, None),
     ];
     for (country, zone, expected) in cases {
