@@ -12,6 +12,7 @@ mod delivery;
 mod faults;
 mod first_run;
 mod held;
+mod holidays;
 mod imap;
 mod inbound;
 mod inbound_e2e;
