@@ -540,4 +540,6 @@ fn country_in(text: &str, lower_case_codes: bool) -> Option<&'static str> {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
