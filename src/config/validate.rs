@@ -3,7 +3,8 @@
 //!
 //! It reads the raw serde structs and the file's text (for line numbers) only; the
 //! campaign sections are in `validate/campaign.rs`, the wording helpers in `hints.rs`.
-//! No I/O beyond asking whether a named file or folder exists.
+//! No I/O beyond asking whether a named file or folder exists, and reading the holiday
+//! calendars a campaign names (`validate/holidays.rs`).
 
 mod audience;
 mod campaign;
