@@ -333,8 +333,12 @@ fn holiday(event: &Component<'_>) -> Result<Option<Holiday>, String> {
     let Some(dtstart) = property(event, "DTSTART") else {
         return Err(format!("\"{name}\" has no DTSTART"));
     };
+    // Outlook may write an all-day event as midnight to midnight, marked as all-day.
+    let marked_all_day = property(event, "X-MICROSOFT-CDO-ALLDAYEVENT")
+        .is_some_and(|p| p.val.as_str().trim().eq_ignore_ascii_case("TRUE"));
     let start = match date_value(dtstart.val.as_str()) {
         Some(DateValue::Date(d)) => d,
+        Some(DateValue::Timed(d)) if marked_all_day => d,
         Some(DateValue::Timed(d)) => {
             return Err(format!(
                 "\"{name}\" on {d} has a time of day; make it an all-day event"
@@ -350,6 +354,7 @@ fn holiday(event: &Component<'_>) -> Result<Option<Holiday>, String> {
     let days = match (property(event, "DTEND"), property(event, "DURATION")) {
         (Some(end), _) => match date_value(end.val.as_str()) {
             Some(DateValue::Date(end)) => (end - start).num_days().max(1),
+            Some(DateValue::Timed(end)) if marked_all_day => (end - start).num_days().max(1),
             _ => 1,
         },
         (None, Some(duration)) => duration_days(duration.val.as_str()).unwrap_or(1),

@@ -147,11 +147,12 @@ fn calendars_keep_all_day_events_and_say_why_others_are_ignored() {
         event("SUMMARY:Standup\r\nDTSTART;VALUE=DATE:20260105\r\nRRULE:FREQ=WEEKLY\r\n"),
         event("SUMMARY:Moved\r\nDTSTART;VALUE=DATE:20260105\r\nSTATUS:CANCELLED\r\n"),
         event("SUMMARY:Summer\r\nDTSTART;VALUE=DATE:20260601\r\nDTEND;VALUE=DATE:20260901\r\n"),
+        event("SUMMARY;LANGUAGE=de:Reformationstag\r\nDTSTART;TZID=W. Europe Standard Time:20261031T000000\r\nDTEND;TZID=W. Europe Standard Time:20261101T000000\r\nX-MICROSOFT-CDO-ALLDAYEVENT:TRUE\r\nBEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER:-PT15M\r\nEND:VALARM\r\n"),
     ]
     .concat());
     let (calendar, ignored) = read_calendar("company.ics", &text).expect("readable");
     assert_eq!(calendar.country, None);
-    assert_eq!(calendar.events.len(), 4, "{:?}", calendar.events);
+    assert_eq!(calendar.events.len(), 5, "{:?}", calendar.events);
     assert_eq!(ignored.len(), 3, "{ignored:?}");
     assert!(
         ignored[0].contains("\"Staff party\" on 2026-12-18 has a time of day"),
@@ -181,6 +182,9 @@ fn calendars_keep_all_day_events_and_say_why_others_are_ignored() {
         ("2026-10-03", None),
         ("2026-12-18", None),
         ("2026-01-12", None),
+        ("2026-10-30", None),
+        ("2026-10-31", Some("Reformationstag")),
+        ("2026-11-01", None),
     ];
     for (date, name) in cases {
         assert_eq!(
