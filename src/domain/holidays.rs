@@ -92,8 +92,21 @@ impl Holidays {
             .map(ToString::to_string)
     }
 
+    /// The first day from `date` on that is not kept free for a person in `country`, if
+    /// there is one within two years (`check` refuses quiet dates that leave a whole year
+    /// blocked, so there always is for a configuration it accepted).
+    #[allow(dead_code)] // for the schedule
+    pub(crate) fn first_free_day(
+        &self,
+        date: NaiveDate,
+        country: Option<&str>,
+    ) -> Option<NaiveDate> {
+        date.iter_days()
+            .take(2 * 366 + 1)
+            .find(|d| self.blocked(*d, country).is_none())
+    }
+
     /// Whether no date is ever kept free.
-    #[allow(dead_code)] // for the schedule, which skips the search then
     pub(crate) fn is_empty(&self) -> bool {
         self.calendars.is_empty() && self.quiet.is_empty()
     }

@@ -346,3 +346,45 @@ fn a_persons_country_is_their_own_else_their_time_zones() {
         );
     }
 }
+
+#[test]
+fn the_first_free_day_skips_holidays_and_quiet_dates_for_the_persons_country() {
+    let holidays = Holidays {
+        calendars: vec![calendar(
+            "us.ics",
+            Some("US"),
+            vec![yearly(
+                "New Year's Day",
+                "2021-01-01",
+                1,
+                YearlyRule::default(),
+            )],
+        )],
+        quiet: vec![QuietRange {
+            from: (12, 24),
+            to: (12, 31),
+        }],
+    };
+    // (from, country, first free day)
+    let cases = [
+        ("2026-12-23", Some("US"), "2026-12-23"),
+        ("2026-12-24", Some("US"), "2027-01-02"),
+        ("2026-12-24", Some("DE"), "2027-01-01"),
+        ("2026-12-24", None, "2027-01-02"),
+    ];
+    for (from, country, free) in cases {
+        assert_eq!(
+            holidays.first_free_day(day(from), country),
+            Some(day(free)),
+            "{from} {country:?}"
+        );
+    }
+    let always = Holidays {
+        calendars: Vec::new(),
+        quiet: vec![QuietRange {
+            from: (1, 1),
+            to: (12, 31),
+        }],
+    };
+    assert_eq!(always.first_free_day(day("2026-05-05"), None), None);
+}
