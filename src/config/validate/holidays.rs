@@ -31,6 +31,7 @@ impl Validator<'_> {
         quiet_dates: Option<Spanned<Vec<String>>>,
         key: &dyn Fn(&str) -> String,
     ) -> Holidays {
+        let files_span = files.as_ref().map(|f| f.span());
         let calendars = files
             .map(|f| self.holiday_files(f, &key("holidays")))
             .unwrap_or_default();
@@ -40,11 +41,18 @@ impl Validator<'_> {
             .unwrap_or_default();
         let holidays = Holidays { calendars, quiet };
         if let Some(year) = year_with_no_free_day(&holidays) {
-            let span = quiet_span.unwrap_or(0..0);
+            let (span, name, fix) = match (quiet_span, files_span) {
+                (Some(span), _) => (span, "quiet_dates", "shorten the quiet dates"),
+                (None, span) => (
+                    span.unwrap_or(0..0),
+                    "holidays",
+                    "remove the longest events",
+                ),
+            };
             self.problem(
                 Some(&span),
-                &key("quiet_dates"),
-                format!("with the holidays, keeps every day of {year} free, so nothing would ever be sent; shorten the quiet dates"),
+                &key(name),
+                format!("with the holidays, keeps every day of {year} free, so nothing would ever be sent; {fix}"),
             );
         }
         holidays

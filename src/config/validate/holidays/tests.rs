@@ -422,6 +422,24 @@ fn holiday_files_and_quiet_dates_are_checked_naming_the_line_the_file_and_the_fi
         "{}",
         found[0]
     );
+    // As would a calendar of month-long events.
+    let months: String = (1..=12)
+        .map(|m| event(&format!("SUMMARY:Month {m}\r\nDTSTART;VALUE=DATE:2026{m:02}01\r\nDURATION:P31D\r\nRRULE:FREQ=YEARLY\r\n")))
+        .collect();
+    std::fs::write(root.join("holidays/months.ics"), ics(&months)).expect("a file");
+    let found = problems(root, "holidays = [\"holidays/months.ics\"]", "");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(
+        (found[0].line, found[0].key.as_str()),
+        (Some(13), "campaign[1].holidays")
+    );
+    assert!(
+        found[0].message.contains(
+            "keeps every day of 2027 free, so nothing would ever be sent; remove the longest events"
+        ),
+        "{}",
+        found[0]
+    );
 }
 
 #[test]
