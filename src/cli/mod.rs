@@ -70,7 +70,7 @@ pub enum Format {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate the configuration and templates (renders every step for a sample client).
+    /// Validate the configuration and templates (renders every step for a sample client of each churn reason).
     #[command(after_help = "Example: winback check --config config/winback.toml")]
     Check,
     /// Add or update former clients from a CSV file (upsert by email).

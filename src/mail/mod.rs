@@ -4,8 +4,9 @@
 //! the signed MIME message as the one `OutgoingMessage` a transport takes, and makes
 //! Message-IDs; `notice` words and builds a notice to the team; `header` writes `To` and
 //! `Subject`; `dkim` reads the keys and signs; `sample` is the client `check` and
-//! `preview` render for; `fitness` says whether a rendered message may go; `pages` loads,
-//! checks and renders the recipients' pages.
+//! `preview` render for; `reasons` the churn reasons a campaign can reach and those a
+//! template compares with; `fitness` says whether a rendered message may go; `pages`
+//! loads, checks and renders the recipients' pages.
 //!
 //! Never reads the clock and sends nothing; reads only the template files and DKIM keys.
 
@@ -16,6 +17,7 @@ mod lint;
 mod message;
 mod notice;
 pub(crate) mod pages;
+mod reasons;
 mod sample;
 pub(crate) mod template_blocks;
 mod templates;
