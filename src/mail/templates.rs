@@ -1,7 +1,7 @@
 //! Compiling and rendering: reads the handlebars files the campaigns name (refusing any
-//! whose rendering could overflow the stack, see `lint`), renders each step against the
-//! sample client at load so that `check` sees what `run` would, and renders one step for
-//! one client. The [`Renderer`] also holds the DKIM signers read at load and hands them to
+//! whose rendering could overflow the stack, see `lint`), renders each step at load for
+//! a sample client of each churn reason its campaign can reach (see `reasons`) so that
+//! `check` sees what `run` would, and renders one step for one client. The [`Renderer`] also holds the DKIM signers read at load and hands them to
 //! `message` to build the signed message.
 //!
 //! Only the HTML part is HTML-escaped; the subject and the text part are not, and the
