@@ -18,6 +18,7 @@ mod inbound_e2e;
 mod logs;
 mod notify;
 mod ops;
+mod playbook_config;
 mod recipients;
 mod returned;
 mod send_test;
