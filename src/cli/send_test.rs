@@ -46,7 +46,7 @@ pub(super) fn run(cli: &Cli, args: SendTestArgs<'_>) -> anyhow::Result<ExitCode>
             campaign.steps.len()
         );
     }
-    let (client, about) = recipient(config, args.email, args.reason)?;
+    let (client, about) = recipient(config, campaign, args.email, args.reason)?;
     let now = setup.clock.now();
     let unsubscribe = crate::links::unsubscribe_link(config, TEST_TOKEN);
     let vars = Vars {
@@ -142,15 +142,16 @@ fn find_campaign<'a>(config: &'a Config, name: &str) -> anyhow::Result<&'a Campa
 }
 
 /// The client the step is rendered for (`--email`, read from the database opened
-/// read-only; else the sample client, who left for `reason` when given), and how to name
-/// them.
+/// read-only; else the sample client, who left for `reason` when given, or else for a
+/// reason the campaign's audience takes), and how to name them.
 fn recipient(
     config: &Config,
+    campaign: &Campaign,
     email: Option<&str>,
     reason: Option<&str>,
 ) -> anyhow::Result<(ClientRecord, String)> {
     let Some(email) = email else {
-        let mut sample = mail::sample_client();
+        let mut sample = mail::sample_client_for(config, campaign);
         if let Some(reason) = reason {
             sample.churn_reason = Some(reason.trim().to_lowercase());
         }

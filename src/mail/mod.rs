@@ -23,7 +23,7 @@ pub(crate) mod template_blocks;
 mod templates;
 
 pub(crate) use message::{Origin, new_message_id};
-pub(crate) use sample::sample_client;
+pub(crate) use sample::{sample_client, sample_client_for};
 pub(crate) use templates::{Renderer, Vars};
 
 pub(crate) use lint::{ProblemList, stack_risk_with, templates_refused};

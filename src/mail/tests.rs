@@ -891,3 +891,29 @@ fn a_reason_no_client_can_have_is_a_warning_naming_the_template_and_line() {
         renderer.warnings()
     );
 }
+
+#[test]
+fn the_sample_client_of_a_campaign_has_a_reason_its_audience_takes() {
+    let setup = Setup::new();
+    let step = format!(
+        "[[campaign.step]]\nkind = \"survey\"\ntemplate = \"survey\"\nsubject = \"{SUBJECT}\"\n"
+    );
+    let config = setup.config_with("", &step).unwrap();
+    assert_eq!(
+        sample_client_for(&config, &config.campaigns[0]).churn_reason,
+        sample_client().churn_reason,
+        "the sample's own reason when the audience takes it"
+    );
+    let config = setup
+        .config_with(
+            "",
+            &format!("exclude_reasons = [\"we_ended\", \"competitor\"]\n{step}"),
+        )
+        .unwrap();
+    let reason = sample_client_for(&config, &config.campaigns[0]).churn_reason;
+    assert!(
+        reason.is_some() && reason != sample_client().churn_reason,
+        "{reason:?}"
+    );
+    assert_ne!(reason.as_deref(), Some("we_ended"));
+}
