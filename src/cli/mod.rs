@@ -17,6 +17,7 @@ mod plan;
 mod preview;
 mod recipients;
 mod report;
+mod send_test;
 mod status;
 
 use std::path::PathBuf;
@@ -70,7 +71,7 @@ pub enum Format {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate the configuration and templates (renders every step for a sample client).
+    /// Validate the configuration and templates (renders every step for a sample client of each churn reason).
     #[command(after_help = "Example: winback check --config config/winback.toml")]
     Check,
     /// Add or update former clients from a CSV file (upsert by email).
@@ -198,6 +199,30 @@ pub enum Command {
         /// Replace the --html file (or the gallery's index.html) if it exists.
         #[arg(long)]
         force: bool,
+    },
+    /// Send one step to yourself, marked [TEST], through the configured mail server; records nothing.
+    #[command(
+        after_help = "Example: winback send-test --campaign former-clients --step 1 --to me@acme.example\n         winback send-test --campaign former-clients --step 2 --to me@acme.example --email jane@example.com\n\nThe step is rendered for a sample client (--reason sets why they left) or, with --email, for that former client, and sent to --to only, with [TEST] before its subject. Nothing is recorded: no message, event or link key is written, and the database is only read. The links in it carry no valid token: opening one shows the \"link not found\" page and changes nothing. A message the daemon would hold (a placeholder left, a footer missing) is listed and not sent, unless --anyway."
+    )]
+    SendTest {
+        /// The campaign, by its `name` in the configuration.
+        #[arg(long)]
+        campaign: String,
+        /// The step number (1 is the survey).
+        #[arg(long)]
+        step: u32,
+        /// Where the test goes (only there).
+        #[arg(long, value_name = "ADDRESS")]
+        to: String,
+        /// The former client to render for (default: a sample client).
+        #[arg(long)]
+        email: Option<String>,
+        /// The sample client's churn reason, to see a reason's own wording.
+        #[arg(long, value_name = "SLUG", conflicts_with = "email")]
+        reason: Option<String>,
+        /// Send it even if the daemon would hold it, to see the problem in a mail program.
+        #[arg(long)]
+        anyway: bool,
     },
     /// Write a one-page HTML report: funnel, churn reasons, opt-outs per step, returned mail,
     /// upcoming sends.
@@ -396,6 +421,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 open: *open,
                 gallery: gallery.as_deref(),
                 force: *force,
+            },
+        ),
+        Command::SendTest {
+            campaign,
+            step,
+            to,
+            email,
+            reason,
+            anyway,
+        } => send_test::run(
+            &cli,
+            send_test::SendTestArgs {
+                campaign,
+                step: *step,
+                to,
+                email: email.as_deref(),
+                reason: reason.as_deref(),
+                anyway: *anyway,
             },
         ),
         Command::Report { html, force } => report::run(&cli, html, *force),

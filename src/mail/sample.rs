@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
-use crate::config::Config;
+use crate::config::{Campaign, Config};
 use crate::domain::model::{ChurnedAt, ClientRecord};
 
 /// A realistic former client, used by `check` and `preview`.
@@ -27,6 +27,20 @@ pub(crate) fn sample_client() -> ClientRecord {
         returned_at: None,
         opted_out: false,
     }
+}
+
+/// The sample client as a client of `campaign`: with the sample's churn reason if the
+/// campaign's audience takes it, else with the first reason it does take (a campaign
+/// for those who left over price renders its own words).
+pub(crate) fn sample_client_for(config: &Config, campaign: &Campaign) -> ClientRecord {
+    let mut client = sample_client();
+    let reachable = super::reasons::reachable(config, campaign, &[]);
+    if !reachable.contains(&client.churn_reason)
+        && let Some(reason) = reachable.first()
+    {
+        client.churn_reason = reason.clone();
+    }
+    client
 }
 
 /// The fixed "now" of the sample rendering: five months after the sample churned.

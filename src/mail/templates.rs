@@ -1,7 +1,7 @@
 //! Compiling and rendering: reads the handlebars files the campaigns name (refusing any
-//! whose rendering could overflow the stack, see `lint`), renders each step against the
-//! sample client at load so that `check` sees what `run` would, and renders one step for
-//! one client. The [`Renderer`] also holds the DKIM signers read at load and hands them to
+//! whose rendering could overflow the stack, see `lint`), renders each step at load for
+//! a sample client of each churn reason its campaign can reach (see `reasons`) so that
+//! `check` sees what `run` would, and renders one step for one client. The [`Renderer`] also holds the DKIM signers read at load and hands them to
 //! `message` to build the signed message.
 //!
 //! Only the HTML part is HTML-escaped; the subject and the text part are not, and the
@@ -20,6 +20,7 @@ use super::dkim;
 use super::header::one_line;
 use super::lint::{self, Weight};
 use super::message::{self, Origin, Part, RenderError, Rendered};
+use super::reasons;
 use super::sample::{sample_client, sample_links, sample_now};
 use super::template_blocks::unclosed_block;
 use crate::config::{Campaign, Config, Problem};
@@ -153,25 +154,72 @@ impl Renderer {
             warnings: Vec::new(),
             placeholders: Vec::new(),
         };
+        // Registry name → the campaigns using it and the reasons their clients can have,
+        // for the reason literals no client can match.
+        let mut reached: HashMap<String, Reach> = HashMap::new();
         for (ci, campaign) in config.campaigns.iter().enumerate() {
+            let literals: Vec<String> = (1..=campaign.steps.len() as u32)
+                .filter_map(|number| renderer.steps.get(&(campaign.name.clone(), number)))
+                .flat_map(|templates| renderer.reason_literals(templates))
+                .map(|(_, _, literal)| literal)
+                .collect();
+            let render_for = reasons::reachable(config, campaign, &literals);
+            let known = reasons::reachable(config, campaign, &[]);
             for number in 1..=campaign.steps.len() as u32 {
-                if renderer
-                    .steps
-                    .contains_key(&(campaign.name.clone(), number))
-                {
-                    let key = format!("campaign[{}].step[{number}]", ci + 1);
-                    renderer.check_step(
-                        config,
-                        campaign,
-                        number,
-                        &key,
-                        &mut problems,
-                        &mut warnings,
-                        &mut placeholders,
-                    );
+                let Some(templates) = renderer.steps.get(&(campaign.name.clone(), number)) else {
+                    continue;
+                };
+                let key = format!("campaign[{}].step[{number}]", ci + 1);
+                for part in [Part::Subject, Part::Html, Part::Text] {
+                    let (name, file, line, part_key) = match part {
+                        Part::Subject => (
+                            &templates.subject,
+                            config.file.clone(),
+                            Some(config_step_line(campaign, number)),
+                            templates.subject.clone(),
+                        ),
+                        Part::Html => (
+                            &templates.html,
+                            config.templates_dir.join(&templates.html),
+                            None,
+                            format!("{key}.template"),
+                        ),
+                        Part::Text => (
+                            &templates.text,
+                            config.templates_dir.join(&templates.text),
+                            None,
+                            format!("{key}.template"),
+                        ),
+                    };
+                    let reach = reached.entry(name.clone()).or_insert_with(|| Reach {
+                        file,
+                        line,
+                        key: part_key,
+                        campaigns: Vec::new(),
+                        reasons: Vec::new(),
+                    });
+                    if !reach.campaigns.contains(&campaign.name) {
+                        reach.campaigns.push(campaign.name.clone());
+                    }
+                    for reason in &known {
+                        if !reach.reasons.contains(reason) {
+                            reach.reasons.push(reason.clone());
+                        }
+                    }
                 }
+                renderer.check_step(
+                    config,
+                    campaign,
+                    number,
+                    &key,
+                    &render_for,
+                    &mut problems,
+                    &mut warnings,
+                    &mut placeholders,
+                );
             }
         }
+        renderer.unreachable_literals(&reached, &mut warnings);
         let signers = dkim::signers(config, &mut problems, &mut warnings);
         if !problems.is_empty() {
             return Err(dedup(problems));
@@ -294,9 +342,11 @@ impl Renderer {
         })
     }
 
-    /// Renders one step against the sample client and reports what `check` must catch.
-    #[allow(clippy::too_many_arguments)] // three lists of findings, each its own severity
-    /// Renders one step against the sample client and reports what `check` must catch.
+    /// Renders one step for a sample client of each reason in `reasons` (the churn
+    /// reasons the campaign can reach) and reports what `check` must catch. What the
+    /// sample's own reason (or the first) finds is reported as it is; what another reason
+    /// adds, such as a missing value inside `{{#if (eq churn_reason "price")}}`, names the
+    /// reasons it was found for.
     #[allow(clippy::too_many_arguments)] // three lists of findings, each its own severity
     fn check_step(
         &self,
@@ -304,12 +354,65 @@ impl Renderer {
         campaign: &Campaign,
         number: u32,
         key: &str,
+        reasons: &[Option<String>],
         problems: &mut Vec<Problem>,
         warnings: &mut Vec<Problem>,
         placeholders: &mut Vec<Problem>,
     ) {
+        let sample = sample_client().churn_reason;
+        let mut order: Vec<&Option<String>> = reasons.iter().filter(|r| **r == sample).collect();
+        order.extend(reasons.iter().filter(|r| **r != sample));
+        if order.is_empty() {
+            order.push(&sample);
+        }
+        let mut first: Option<Vec<(Weight, Problem)>> = None;
+        // Findings another reason adds, and the reasons that add each.
+        let mut added: Vec<((Weight, Problem), Vec<&str>)> = Vec::new();
+        for reason in order {
+            let found = self.step_findings(config, campaign, number, key, reason.as_deref());
+            let Some(base) = &first else {
+                first = Some(found);
+                continue;
+            };
+            for finding in found.into_iter().filter(|f| !base.contains(f)) {
+                let shown = reason.as_deref().unwrap_or("");
+                match added.iter_mut().find(|(f, _)| *f == finding) {
+                    Some((_, reasons)) => reasons.push(shown),
+                    None => added.push((finding, vec![shown])),
+                }
+            }
+        }
+        let added = added.into_iter().map(|((weight, mut problem), reasons)| {
+            let quoted: Vec<String> = reasons.iter().map(|r| format!("\"{r}\"")).collect();
+            problem.message = format!(
+                "{} (for a client whose churn_reason is {})",
+                problem.message,
+                quoted.join(" or ")
+            );
+            (weight, problem)
+        });
+        for (weight, problem) in first.into_iter().flatten().chain(added) {
+            match weight {
+                Weight::Problem => problems.push(problem),
+                Weight::Warning => warnings.push(problem),
+                Weight::Placeholder => placeholders.push(problem),
+            }
+        }
+    }
+
+    /// What rendering one step for the sample client, with churn reason `reason`, finds.
+    fn step_findings(
+        &self,
+        config: &Config,
+        campaign: &Campaign,
+        number: u32,
+        key: &str,
+        reason: Option<&str>,
+    ) -> Vec<(Weight, Problem)> {
+        let mut findings = Vec::new();
         let templates = &self.steps[&(campaign.name.clone(), number)];
         let mut client = sample_client();
+        client.churn_reason = reason.map(str::to_string);
         let (unsubscribe_url, survey_url) = sample_links(config);
         for part in [Part::Subject, Part::Html, Part::Text] {
             let (file, line_base) = match part {
@@ -350,16 +453,19 @@ impl Renderer {
                             && let Some(column) = lint::custom_field(path)
                             && !client.fields.contains_key(&column)
                         {
-                            warnings.push(problem(
+                            findings.push((Weight::Warning, problem(
                                 e.line_no,
                                 format!(
                                     "uses {{{{fields.{column}}}}}: every client must have a \"{column}\" column in the CSV, or this step fails for them (wrap it in {{{{#if fields.{column}}}}}...{{{{/if}}}} to make it optional)"
                                 ),
-                            ));
+                            )));
                             client.fields.insert(column.clone(), format!("({column})"));
                             continue;
                         }
-                        problems.push(problem(e.line_no, lint::render_message(&e)));
+                        findings.push((
+                            Weight::Problem,
+                            problem(e.line_no, lint::render_message(&e)),
+                        ));
                         break None;
                     }
                 }
@@ -369,15 +475,86 @@ impl Renderer {
             for (weight, line, message) in
                 lint::sample_findings(config, templates.kind, part, &rendered, links, &file)
             {
-                let list = match weight {
-                    Weight::Problem => &mut *problems,
-                    Weight::Warning => &mut *warnings,
-                    Weight::Placeholder => &mut *placeholders,
-                };
-                list.push(problem(line, message));
+                findings.push((weight, problem(line, message)));
+            }
+        }
+        findings
+    }
+
+    /// Each reason literal of a step's templates, as (registry name, line, literal).
+    fn reason_literals(&self, templates: &StepTemplates) -> Vec<(String, usize, String)> {
+        [
+            (&self.text, &templates.subject),
+            (&self.html, &templates.html),
+            (&self.text, &templates.text),
+        ]
+        .into_iter()
+        .filter_map(|(registry, name)| Some((name, registry.get_template(name)?)))
+        .flat_map(|(name, template)| {
+            reasons::compared_literals(template)
+                .into_iter()
+                .map(move |(line, literal)| (name.clone(), line, literal))
+        })
+        .collect()
+    }
+
+    /// A warning for each comparison of `churn_reason` with a reason no client of the
+    /// campaigns using that template can have: a typo (`"prize"`), or a CRM's own label
+    /// that `[clients] reasons` does not map. Its branch never shows.
+    fn unreachable_literals(&self, reached: &HashMap<String, Reach>, warnings: &mut Vec<Problem>) {
+        let mut seen = HashSet::new();
+        let mut names: Vec<&String> = reached.keys().collect();
+        names.sort();
+        for name in names {
+            let reach = &reached[name];
+            let registry = if name.ends_with(".html.hbs") {
+                &self.html
+            } else {
+                &self.text
+            };
+            let Some(template) = registry.get_template(name) else {
+                continue;
+            };
+            for (line, literal) in reasons::compared_literals(template) {
+                let wanted = Some(literal.trim().to_lowercase());
+                if reach.reasons.contains(&wanted)
+                    || !seen.insert((name.clone(), line, literal.clone()))
+                {
+                    continue;
+                }
+                let mut theirs: Vec<&str> =
+                    reach.reasons.iter().flatten().map(String::as_str).collect();
+                theirs.sort();
+                let campaigns: Vec<String> =
+                    reach.campaigns.iter().map(|c| format!("\"{c}\"")).collect();
+                let meant = reasons::closest(&literal, &theirs)
+                    .map(|m| format!(" Did you mean \"{m}\"?"))
+                    .unwrap_or_default();
+                warnings.push(Problem {
+                    file: reach.file.clone(),
+                    line: reach.line.or(Some(line)),
+                    key: reach.key.clone(),
+                    message: format!(
+                        "compares churn_reason with \"{literal}\", a reason no client of {} {} can have (theirs: {}), so that branch never shows.{meant} If your CRM uses \"{literal}\", map its label in [clients] reasons = {{ \"Label in the CRM\" = \"{literal}\" }}",
+                        if campaigns.len() == 1 { "campaign" } else { "campaigns" },
+                        campaigns.join(", "),
+                        theirs.join(", "),
+                    ),
+                });
             }
         }
     }
+}
+
+/// Where a template is used: for the reason literals no client can match.
+struct Reach {
+    /// The file to name, and the line when the template is a subject (its step's line).
+    file: std::path::PathBuf,
+    line: Option<usize>,
+    key: String,
+    campaigns: Vec<String>,
+    /// The reasons the clients of those campaigns can have.
+    reasons: Vec<Option<String>>,
 }
 
 /// The line of the `[[campaign.step]]` declaring step `number`.

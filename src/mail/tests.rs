@@ -783,3 +783,137 @@ fn shipped_text_colours_meet_wcag_aa() {
         "GrayText is 3.9:1 on white"
     );
 }
+
+#[test]
+fn eq_ne_or_and_not_work_in_subjects_and_bodies_in_strict_mode() {
+    let setup = Setup::new();
+    let body = "{{#if (eq churn_reason \"price\")}}P{{else if (and (ne churn_reason \"\") (not (eq churn_reason \"other\")))}}R{{else}}N{{/if}}|{{#if (or (eq churn_reason \"price\") (eq churn_reason \"competitor\"))}}money{{/if}}|";
+    setup.survey(body, body);
+    let subject = "{{#if (eq churn_reason \"price\")}}About our prices{{else}}May we ask why you left?{{/if}}";
+    let config = setup
+        .config_with(
+            "",
+            &format!(
+                "[[campaign.step]]\nkind = \"survey\"\ntemplate = \"survey\"\nsubject = '{subject}'\n"
+            ),
+        )
+        .unwrap();
+    let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:#?}"));
+    let for_reason = |reason: Option<&str>| {
+        let mut client = client();
+        client.churn_reason = reason.map(str::to_string);
+        renderer
+            .render(&config.campaigns[0], 1, &vars(&client))
+            .unwrap()
+    };
+    let price = for_reason(Some("price"));
+    assert_eq!(price.subject, "About our prices");
+    assert!(price.text.starts_with("P|money|"), "{}", price.text);
+    let competitor = for_reason(Some("competitor"));
+    assert_eq!(competitor.subject, "May we ask why you left?");
+    assert!(
+        competitor.html.starts_with("R|money|"),
+        "{}",
+        competitor.html
+    );
+    assert!(for_reason(Some("other")).text.starts_with("N||"));
+    assert!(for_reason(None).text.starts_with("N||"));
+}
+
+#[test]
+fn check_renders_every_step_for_each_reason_the_campaign_can_reach() {
+    let setup = Setup::new();
+    // The sample client left for a competitor: only a "price" client takes the branch.
+    setup.survey(
+        "<p>Hello</p>",
+        "Hello\n{{#if (eq churn_reason \"price\")}}\nOur prices, {{frist_name}}.\n{{/if}}",
+    );
+    let problems = setup.problems();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    let p = &problems[0];
+    assert!(p.file.ends_with("templates/survey.txt.hbs"), "{p}");
+    assert_eq!(p.line, Some(3), "{p}");
+    assert!(
+        p.message.contains("{{frist_name}} is not a variable"),
+        "{p}"
+    );
+    assert!(
+        p.message
+            .contains("for a client whose churn_reason is \"price\""),
+        "{p}"
+    );
+
+    // A reason the campaign excludes is not rendered: its branch cannot be taken.
+    let config = setup
+        .config_with(
+            "",
+            &format!("exclude_reasons = [\"we_ended\", \"price\"]\n[[campaign.step]]\nkind = \"survey\"\ntemplate = \"survey\"\nsubject = \"{SUBJECT}\"\n"),
+        )
+        .unwrap();
+    assert!(Renderer::load(&config).is_ok());
+}
+
+#[test]
+fn a_reason_no_client_can_have_is_a_warning_naming_the_template_and_line() {
+    let setup = Setup::new();
+    setup.survey(
+        "<p>{{#if (eq churn_reason \"price\")}}Prices{{/if}}</p>",
+        "Hello\n\n{{#if (eq churn_reason \"prize\")}}Prices{{/if}}",
+    );
+    let renderer = setup.renderer();
+    let warnings: Vec<&Problem> = renderer
+        .warnings()
+        .iter()
+        .filter(|w| w.message.contains("churn_reason"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    let w = warnings[0];
+    assert!(w.file.ends_with("templates/survey.txt.hbs"), "{w}");
+    assert_eq!(w.line, Some(3), "{w}");
+    assert!(w.message.contains("\"prize\""), "{w}");
+    assert!(w.message.contains("Did you mean \"price\"?"), "{w}");
+    assert!(w.message.contains("campaign \"former-clients\""), "{w}");
+
+    // A CRM's own label, once mapped, is a reason like the others.
+    let config = setup
+        .config_with(
+            "\n[clients]\nreasons = { \"Prize draw\" = \"prize\" }\n",
+            &format!("[[campaign.step]]\nkind = \"survey\"\ntemplate = \"survey\"\nsubject = \"{SUBJECT}\"\n"),
+        )
+        .unwrap();
+    let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:#?}"));
+    assert!(
+        !renderer
+            .warnings()
+            .iter()
+            .any(|w| w.message.contains("churn_reason")),
+        "{:#?}",
+        renderer.warnings()
+    );
+}
+
+#[test]
+fn the_sample_client_of_a_campaign_has_a_reason_its_audience_takes() {
+    let setup = Setup::new();
+    let step = format!(
+        "[[campaign.step]]\nkind = \"survey\"\ntemplate = \"survey\"\nsubject = \"{SUBJECT}\"\n"
+    );
+    let config = setup.config_with("", &step).unwrap();
+    assert_eq!(
+        sample_client_for(&config, &config.campaigns[0]).churn_reason,
+        sample_client().churn_reason,
+        "the sample's own reason when the audience takes it"
+    );
+    let config = setup
+        .config_with(
+            "",
+            &format!("exclude_reasons = [\"we_ended\", \"competitor\"]\n{step}"),
+        )
+        .unwrap();
+    let reason = sample_client_for(&config, &config.campaigns[0]).churn_reason;
+    assert!(
+        reason.is_some() && reason != sample_client().churn_reason,
+        "{reason:?}"
+    );
+    assert_ne!(reason.as_deref(), Some("we_ended"));
+}

@@ -158,15 +158,7 @@ impl Store {
         if !path.exists() {
             return Ok(None);
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| StoreError::Open {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let conn = read_only(path)?;
         let has_clients = conn
             .query_row("SELECT 1 FROM clients LIMIT 1", [], |_| Ok(()))
             .optional()?
@@ -180,4 +172,29 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?;
         Ok(Some(reasons))
     }
+
+    /// The former client with address `email`, read from the database at `path` opened
+    /// read-only (for `send-test`, which must change nothing): `None` when there is no
+    /// database or no such client.
+    pub(crate) fn client_at(path: &std::path::Path, email: &str) -> Result<Option<ClientRecord>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = read_only(path)?;
+        Ok(load_by_email(&conn, email)?.map(|stored| stored.record))
+    }
+}
+
+/// The database at `path`, read-only: nothing is created or migrated.
+fn read_only(path: &std::path::Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::Open {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
 }

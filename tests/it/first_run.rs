@@ -35,6 +35,15 @@ fn expected_from_sample(csv: &str) -> (Vec<String>, Vec<String>) {
             .earliest()
             .expect("a local midnight")
             .with_timezone(&Utc);
+        // Past the shipped consent horizon (730 days) or enrollment window (a survey due
+        // over 365 days ago): not mailed once those keys act; either answer is right here.
+        let today = now.date_naive();
+        if cells[column("churn_reason")] != "we_ended"
+            && (churned + chrono::Days::new(90 + 364) < today
+                || churned + chrono::Days::new(729) < today)
+        {
+            continue;
+        }
         if cells[column("churn_reason")] == "we_ended"
             || due_at > now + chrono::Duration::minutes(2)
         {
