@@ -19,9 +19,16 @@ pub(crate) fn unclosed_block(source: &str) -> Option<(usize, String)> {
         // Comments may hold anything, braces included; `--~}}` ends one too.
         let long_comment = tag_start.trim_start_matches('~').starts_with("!--");
         let end = if long_comment {
+            // The end marker is searched after the opening `!--`: `{{!--}}` does not end
+            // the comment it opens.
+            let body = tag_start.len() - tag_start.trim_start_matches('~').len() + "!--".len();
             ["--}}", "--~}}"]
                 .iter()
-                .filter_map(|marker| tag_start.find(marker).map(|at| (at, marker.len())))
+                .filter_map(|marker| {
+                    tag_start[body..]
+                        .find(marker)
+                        .map(|at| (body + at, marker.len()))
+                })
                 .min()
         } else {
             tag_start.find("}}").map(|at| (at, 2))
@@ -125,6 +132,7 @@ mod tests {
             ),
             ("{{!-- {{#if}} in a comment --}}{{~#if a~}}x{{~/if~}}", None),
             ("{{! a {{short}} comment }}", None),
+            ("{{#a}}{{!--}}{{#--}}{{/a}}", None),
             ("{{!-- a\n {{long}} one --~}}\n{{#if a}}x{{/if}}", None),
             ("{{#*inline \"footer\"}}x{{/inline}}{{> footer}}", None),
             ("{{^if a}}x{{/if}} \\{{#if literal}}", None),
