@@ -25,8 +25,16 @@ impl Validator<'_> {
             delimiter: raw.delimiter.and_then(|d| self.delimiter(&d)),
             date_format: raw.date_format.and_then(|f| self.date_format(f)),
             reasons: raw.reasons.map(|r| self.reasons(r)).unwrap_or_default(),
+            account_column: None,
         };
         let account = raw.account.and_then(|a| self.account(a));
+        let format = CsvFormat {
+            account_column: match &account {
+                Some(AccountKey::Column(name)) => Some(name.clone()),
+                _ => None,
+            },
+            ..format
+        };
         Clients {
             sync_file,
             customers_file,
@@ -35,14 +43,44 @@ impl Validator<'_> {
         }
     }
 
-    /// `account`: "company", "domain" or a column name.
+    /// `account`: "company", "domain" or the column that names the account. Whether the
+    /// column is in the CRM's file is checked where the file's header is read.
     fn account(&mut self, raw: Spanned<String>) -> Option<AccountKey> {
-        match raw.get_ref().trim() {
-            "" => None,
-            "company" => Some(AccountKey::Company),
-            "domain" => Some(AccountKey::Domain),
-            other => Some(AccountKey::Column(other.to_string())),
+        let span = raw.span();
+        let text = raw.get_ref().trim();
+        let name = match text.get(..7) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("fields.") => text[7..].trim(),
+            _ => text,
+        };
+        if name.is_empty() {
+            self.problem(
+                Some(&span),
+                "clients.account",
+                "is empty; write \"company\" (contacts of one company are one account), \"domain\" (one email domain, free-mail addresses excepted) or the name of the column that holds the account, e.g. \"account_id\"; or remove the line",
+            );
+            return None;
         }
+        if name.eq_ignore_ascii_case("company") {
+            return Some(AccountKey::Company);
+        }
+        if name.eq_ignore_ascii_case("domain") {
+            return Some(AccountKey::Domain);
+        }
+        if let Some(field) = Field::parse(&name.to_ascii_lowercase()) {
+            let why = match field {
+                Field::Email => "every contact has an address of their own, so each would be an account alone; to group by the address's domain write \"domain\"",
+                _ => "it describes one person, not the company they work for",
+            };
+            self.problem(
+                Some(&span),
+                "clients.account",
+                format!(
+                    "\"{name}\" cannot group contacts into accounts: {why}; write \"company\", \"domain\" or the name of the column that holds the account, e.g. \"account_id\""
+                ),
+            );
+            return None;
+        }
+        Some(AccountKey::Column(name.to_string()))
     }
 
     fn columns(&mut self, raw: Spanned<BTreeMap<String, Spanned<String>>>) -> Vec<(Field, String)> {
