@@ -193,7 +193,14 @@ const FREE_MAIL: &[&str] = &[
 /// Providers with a domain per country (`yahoo.co.uk`, `gmx.de`, `hotmail.fr`): the
 /// first label of the domain, followed by a country or generic ending only.
 const FREE_MAIL_FAMILIES: &[&str] = &[
-    "yahoo", "hotmail", "outlook", "live", "windowslive", "gmx", "aol", "yandex",
+    "yahoo",
+    "hotmail",
+    "outlook",
+    "live",
+    "windowslive",
+    "gmx",
+    "aol",
+    "yandex",
 ];
 
 /// Whether `domain` (lower case, ASCII form) belongs to a free-mail provider.
@@ -210,9 +217,9 @@ pub(crate) fn is_free_mail(domain: &str) -> bool {
     let ending_labels: Vec<&str> = ending.split('.').collect();
     FREE_MAIL_FAMILIES.contains(&family)
         && ending_labels.len() <= 2
-        && ending_labels
-            .iter()
-            .all(|label| (2..=4).contains(&label.len()) && label.bytes().all(|b| b.is_ascii_alphabetic()))
+        && ending_labels.iter().all(|label| {
+            (2..=4).contains(&label.len()) && label.bytes().all(|b| b.is_ascii_alphabetic())
+        })
 }
 
 /// What one contact's news means for the other contacts of their account.
@@ -360,7 +367,12 @@ mod tests {
     #[test]
     fn a_column_key_is_found_as_headers_are_matched() {
         let row = fields(&[("account id", " A-17 "), ("region", "EMEA")]);
-        for name in ["account_id", "Account ID", "fields.account_id", "ACCOUNT-ID"] {
+        for name in [
+            "account_id",
+            "Account ID",
+            "fields.account_id",
+            "ACCOUNT-ID",
+        ] {
             assert_eq!(
                 account_key(&AccountKey::Column(name.into()), "a@x.example", None, &row),
                 Some("a-17".into()),
@@ -368,12 +380,22 @@ mod tests {
             );
         }
         assert_eq!(
-            account_key(&AccountKey::Column("owner".into()), "a@x.example", None, &row),
+            account_key(
+                &AccountKey::Column("owner".into()),
+                "a@x.example",
+                None,
+                &row
+            ),
             None
         );
         let empty = fields(&[("account_id", "")]);
         assert_eq!(
-            account_key(&AccountKey::Column("account_id".into()), "a@x.example", None, &empty),
+            account_key(
+                &AccountKey::Column("account_id".into()),
+                "a@x.example",
+                None,
+                &empty
+            ),
             None
         );
     }
@@ -410,6 +432,10 @@ mod tests {
     fn a_return_stops_as_returned_and_a_reply_as_replied_naming_the_contact() {
         assert_eq!(AccountStop::Returned.state(), EnrollmentState::Returned);
         assert_eq!(AccountStop::Replied.state(), EnrollmentState::Replied);
-        assert!(AccountStop::Replied.detail("ann@acme.com").contains("ann@acme.com"));
+        assert!(
+            AccountStop::Replied
+                .detail("ann@acme.com")
+                .contains("ann@acme.com")
+        );
     }
 }

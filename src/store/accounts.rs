@@ -164,6 +164,9 @@ pub(crate) fn stop_if_account_returned(
     Ok(n)
 }
 
+/// A client's id, address, company, fields (JSON) and stored key.
+type KeyRow = (i64, String, Option<String>, String, Option<String>);
+
 /// The `meta` key the account rule the keys were derived by is kept under.
 const RULE_KEY: &str = "account_rule";
 
@@ -171,7 +174,11 @@ const RULE_KEY: &str = "account_rule";
 /// keys were written (or was set for the first time), in the caller's transaction; the
 /// contacts of an account that already returned then stop, as a new contact of it would.
 /// Returns how many keys changed.
-pub(crate) fn sync_accounts(conn: &Connection, config: &Config, now: DateTime<Utc>) -> Result<usize> {
+pub(crate) fn sync_accounts(
+    conn: &Connection,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<usize> {
     let rule = config.clients.account.as_ref();
     let print = AccountKey::fingerprint(rule);
     let stored: Option<String> = conn
@@ -184,9 +191,11 @@ pub(crate) fn sync_accounts(conn: &Connection, config: &Config, now: DateTime<Ut
     if stored.as_deref().unwrap_or(&AccountKey::fingerprint(None)) == print {
         return Ok(0);
     }
-    let rows: Vec<(i64, String, Option<String>, String, Option<String>)> = conn
+    let rows: Vec<KeyRow> = conn
         .prepare("SELECT id, email, company, fields, account_key FROM clients")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
         .collect::<std::result::Result<_, _>>()?;
     let mut changed = Vec::new();
     for (id, email, company, fields, before) in rows {

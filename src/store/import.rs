@@ -12,8 +12,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, Statement, Transaction, params};
 
-use super::clients::{ClientFacts, fields_json, load_by_email};
 use super::accounts;
+use super::clients::{ClientFacts, fields_json, load_by_email};
 use super::enroll;
 use super::people;
 use super::{Result, Store, StoreError, fmt_time, log_event};

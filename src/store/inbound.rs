@@ -512,8 +512,14 @@ impl Store {
                 // else stops them (their own suppression, another reply, a return).
                 for (other, address) in colleagues(&tx, client_id)? {
                     if stored_suppression(&tx, &address)?.is_none() {
-                        resumed +=
-                            reactivate(&tx, other, EnrollmentState::Replied, Some(id), now, config)?;
+                        resumed += reactivate(
+                            &tx,
+                            other,
+                            EnrollmentState::Replied,
+                            Some(id),
+                            now,
+                            config,
+                        )?;
                     }
                 }
             }

@@ -68,10 +68,7 @@ fn surveyed(clients: &str) -> (Project, SmtpServer, Vec<Captured>) {
 }
 
 fn recipients(messages: &[Captured]) -> Vec<String> {
-    let mut to: Vec<String> = messages
-        .iter()
-        .flat_map(|m| m.rcpt_tos.clone())
-        .collect();
+    let mut to: Vec<String> = messages.iter().flat_map(|m| m.rcpt_tos.clone()).collect();
     to.sort();
     to
 }
@@ -229,7 +226,11 @@ fn an_opt_out_stays_personal() {
         .assert_success();
     assert_eq!(mailed_at(&project, &smtp, LATER), [BOB, DAN]);
     assert_eq!(states(&project, ANN), ["opted_out"]);
-    assert_eq!(states(&project, BOB), ["completed"], "his last step went out");
+    assert_eq!(
+        states(&project, BOB),
+        ["completed"],
+        "his last step went out"
+    );
 }
 
 #[test]
@@ -245,7 +246,9 @@ fn check_refuses_an_account_column_the_crm_file_lacks_and_a_person_field() {
     assert!(
         out.stdout.contains(
             "[clients] account names the column \"account_id\", but the file has no such column"
-        ) && out.stdout.contains("columns found: email, name, company, churned_at"),
+        ) && out
+            .stdout
+            .contains("columns found: email, name, company, churned_at"),
         "{}",
         out.stdout
     );

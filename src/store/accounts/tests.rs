@@ -84,7 +84,12 @@ impl Fixture {
 
     fn acme_and_globex(&mut self) {
         self.import(
-            &[(ANN, " ACME  "), (BOB, "Acme"), (CAT, "acme"), (DAN, "Globex")],
+            &[
+                (ANN, " ACME  "),
+                (BOB, "Acme"),
+                (CAT, "acme"),
+                (DAN, "Globex"),
+            ],
             now(),
         );
     }
@@ -236,7 +241,11 @@ fn a_return_stops_the_accounts_other_contacts_without_recording_them_returned() 
     assert_eq!(f.state(CAT), "returned");
     assert_eq!(f.state(DAN), "active", "another account goes on");
     assert!(f.returned_at(ANN).is_some());
-    assert_eq!(f.returned_at(BOB), None, "a colleague is no win of their own");
+    assert_eq!(
+        f.returned_at(BOB),
+        None,
+        "a colleague is no win of their own"
+    );
     let events = f.events(BOB, "account_returned");
     assert_eq!(events.len(), 1);
     assert!(events[0].contains(ANN), "{events:?}");
@@ -274,14 +283,20 @@ fn a_new_contact_of_an_account_that_came_back_is_stopped_at_once() {
     f.acme_and_globex();
     f.store.record_return(ANN, now()).unwrap();
     f.import(
-        &[("eve@acme.example", "Acme"), ("fay@initech.example", "Initech")],
+        &[
+            ("eve@acme.example", "Acme"),
+            ("fay@initech.example", "Initech"),
+        ],
         now() + Duration::days(1),
     );
     assert_eq!(f.state("eve@acme.example"), "returned");
     assert!(f.events("eve@acme.example", "account_returned")[0].contains(ANN));
     assert_eq!(f.state("fay@initech.example"), "active");
     // Moved into the account by a later export: stopped too.
-    f.import(&[("fay@initech.example", "ACME")], now() + Duration::days(2));
+    f.import(
+        &[("fay@initech.example", "ACME")],
+        now() + Duration::days(2),
+    );
     assert_eq!(f.state("fay@initech.example"), "returned");
 }
 
@@ -289,7 +304,9 @@ fn a_new_contact_of_an_account_that_came_back_is_stopped_at_once() {
 fn a_return_in_the_crm_file_stops_the_account_whatever_the_row_order() {
     let mut f = fixture(Some("company"));
     let mut ann = record(ANN, "Acme");
-    ann.returned_at = Some(ChurnedAt::Date(NaiveDate::from_ymd_opt(2026, 1, 10).unwrap()));
+    ann.returned_at = Some(ChurnedAt::Date(
+        NaiveDate::from_ymd_opt(2026, 1, 10).unwrap(),
+    ));
     let rows = vec![
         Ok((2, record(BOB, "Acme"))),
         Ok((3, ann)),
@@ -330,9 +347,7 @@ fn account_busy_is_when_the_other_contacts_were_mailed() {
         "Ann's message counts for Bob"
     );
     assert!(
-        account_busy(&f.store.conn, ann, since)
-            .unwrap()
-            .is_empty(),
+        account_busy(&f.store.conn, ann, since).unwrap().is_empty(),
         "a person's own messages are not the account's gap"
     );
     assert!(account_busy(&f.store.conn, dan, since).unwrap().is_empty());

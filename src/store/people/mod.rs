@@ -15,12 +15,12 @@ pub(super) mod survey;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::accounts::{standing, stop_account};
 use super::clients::{id_by_email, load_by_email, load_facts};
 use super::enroll::{enrollment_state, message_state, reconcile, stop_client};
-use super::accounts::{stop_account, standing};
 use super::{Result, Store, email_hash, fmt_time, log_event, moment, parse_time};
-use crate::domain::accounts::{AccountStop, resumes};
 use crate::config::Config;
+use crate::domain::accounts::{AccountStop, resumes};
 use crate::domain::lifecycle::{self, Resume, Undo};
 use crate::domain::model::{EnrollmentState, normalize_email};
 use crate::domain::suppression::{self, Reason, Recording, Suppression};
@@ -211,8 +211,14 @@ impl Store {
             "DELETE FROM suppressions WHERE email_hash = ?1",
             params![email_hash(&view.email)],
         )?;
-        let reactivated =
-            reactivate(&tx, view.client_id, EnrollmentState::OptedOut, None, now, config)?;
+        let reactivated = reactivate(
+            &tx,
+            view.client_id,
+            EnrollmentState::OptedOut,
+            None,
+            now,
+            config,
+        )?;
         log_event(
             &tx,
             now,
@@ -498,8 +504,7 @@ pub(super) fn reactivate(
     let Some(client) = load_facts(tx, client_id)? else {
         return Ok(0);
     };
-    let returned =
-        client.returned_at.is_some() || !resumes(standing(tx, client_id, except_reply)?);
+    let returned = client.returned_at.is_some() || !resumes(standing(tx, client_id, except_reply)?);
     let now_text = fmt_time(now);
     let stopped: Vec<(i64, String, i64, u32)> = tx
         .prepare_cached(
