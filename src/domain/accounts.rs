@@ -22,6 +22,16 @@ pub(crate) enum AccountKey {
 }
 
 impl AccountKey {
+    /// The rule in words, for the event that says the keys were derived again.
+    pub(crate) fn describe(rule: Option<&AccountKey>) -> String {
+        match rule {
+            None => "not set (each contact alone)".to_string(),
+            Some(AccountKey::Company) => "\"company\"".to_string(),
+            Some(AccountKey::Domain) => "\"domain\"".to_string(),
+            Some(AccountKey::Column(name)) => format!("the column \"{name}\""),
+        }
+    }
+
     /// A stable description of the rule, stored to tell when it changed (and the keys
     /// must be derived again). The free-mail list's version is part of it: a longer list
     /// ungroups addresses that were grouped.

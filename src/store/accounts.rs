@@ -173,7 +173,7 @@ const RULE_KEY: &str = "account_rule";
 /// Derives every client's account key again when `[clients] account` changed since the
 /// keys were written (or was set for the first time), in the caller's transaction; the
 /// contacts of an account that already returned then stop, as a new contact of it would.
-/// Returns how many keys changed.
+/// Returns how many clients moved into an account (a new key or another one).
 pub(crate) fn sync_accounts(
     conn: &Connection,
     config: &Config,
@@ -230,7 +230,8 @@ pub(crate) fn sync_accounts(
         None,
         "accounts",
         &format!(
-            "[clients] account is now {print}: {} client(s) in an account changed, {stopped} sequence(s) of accounts that came back stopped",
+            "[clients] account is now {}: {} client(s) moved into an account, {stopped} sequence(s) of accounts that came back stopped",
+            AccountKey::describe(rule),
             changed.len()
         ),
     )?;

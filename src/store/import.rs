@@ -38,6 +38,9 @@ pub(crate) struct ImportCounts {
     /// Addresses on more than one row of the file: their rows are merged (see
     /// [`lifecycle::merged_repeat`]).
     pub repeated: u64,
+    /// Sequences of other contacts stopped because their account came back (a return
+    /// this import recorded, or a contact new to an account that had).
+    pub account_stopped: u64,
 }
 
 #[derive(Debug, Default)]
@@ -433,15 +436,16 @@ fn upsert(
             // Enrolled, then stopped, as `winback returned` after the import would: its
             // enrollments are written first.
             new_rows.flush()?;
-            people::mark_returned(tx, id, at, now, &return_detail(at, listed))?;
+            let (_, account) = people::mark_returned(tx, id, at, now, &return_detail(at, listed))?;
             counts.returned += 1;
+            counts.account_stopped += account as u64;
         } else if let Some(key) = &client.account_key
             && accounts::account_returned(tx, key, id)?
         {
             // New to an account that is a client again: stopped at once (its
             // enrollments are written first).
             new_rows.flush()?;
-            accounts::stop_if_account_returned(tx, id, now)?;
+            counts.account_stopped += accounts::stop_if_account_returned(tx, id, now)? as u64;
         }
         counts.added += 1;
         if let Some(changes) = changes {
@@ -469,8 +473,10 @@ fn upsert(
     if let Some(at) = client.returned.max(listed) {
         match returned_at {
             None => {
-                people::mark_returned(tx, existing.id, at, now, &return_detail(at, listed))?;
+                let (_, account) =
+                    people::mark_returned(tx, existing.id, at, now, &return_detail(at, listed))?;
                 counts.returned += 1;
+                counts.account_stopped += account as u64;
                 if let Some(changes) = changes.as_deref_mut() {
                     changes.returned(&record.email);
                 }
@@ -551,7 +557,7 @@ fn upsert(
     }
     if account_key.is_some() {
         // Moved into an account that is a client again, or a new sequence in one.
-        accounts::stop_if_account_returned(tx, existing.id, now)?;
+        counts.account_stopped += accounts::stop_if_account_returned(tx, existing.id, now)? as u64;
     }
     counts.updated += 1;
     Ok(())

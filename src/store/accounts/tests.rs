@@ -312,9 +312,12 @@ fn a_return_in_the_crm_file_stops_the_account_whatever_the_row_order() {
         Ok((3, ann)),
         Ok((4, record("eve@acme.example", "Acme"))),
     ];
-    f.store
+    let outcome = f
+        .store
         .import(rows.into_iter(), &f.config, now(), false, &mut |_| {})
         .unwrap();
+    assert_eq!(outcome.counts.returned, 1);
+    assert_eq!(outcome.counts.account_stopped, 2, "Bob's and Eve's");
     assert_eq!(f.state(BOB), "returned", "enrolled before the return");
     assert_eq!(f.state("eve@acme.example"), "returned", "after it");
     assert_eq!(f.returned_at(BOB), None);
