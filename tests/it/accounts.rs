@@ -231,6 +231,14 @@ fn an_opt_out_stays_personal() {
         ["completed"],
         "his last step went out"
     );
+    let status = project.winback(&["status", "--now", LATER]);
+    assert!(
+        status
+            .stdout
+            .contains("accounts: 1 with several contacts (2 clients)"),
+        "{}",
+        status.stdout
+    );
 }
 
 #[test]
