@@ -160,6 +160,7 @@ fn print_outcome(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
             );
         }
         print_repeated(c.repeated);
+        print_account_stopped(c.account_stopped, "stopped");
     } else {
         println!("nothing imported: {}", refusal(file, outcome, skip_invalid));
     }
@@ -190,6 +191,17 @@ fn print_dry_run(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
         c.skipped
     );
     print_repeated(c.repeated);
+    print_account_stopped(c.account_stopped, "would stop");
+}
+
+/// Contacts stopped with their account (`[clients] account`): someone of it came back.
+fn print_account_stopped(sequences: u64, verb: &str) {
+    if sequences > 0 {
+        println!(
+            "{sequences} sequence{} of other contacts at accounts that came back {verb} too.",
+            if sequences == 1 { "" } else { "s" }
+        );
+    }
 }
 
 /// Deals exports list a client once per deal: say that their rows were merged.

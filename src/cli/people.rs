@@ -27,11 +27,20 @@ pub(super) fn returned(cli: &Cli, email: &str) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
     let mut store = open_store(&setup.config)?;
     match store.record_return(email, setup.clock.now())? {
-        ReturnOutcome::Recorded { stopped } => {
+        ReturnOutcome::Recorded {
+            stopped,
+            account_stopped,
+        } => {
             println!(
                 "{email} came back: welcome them! {stopped} sequence{} stopped.",
                 if stopped == 1 { "" } else { "s" }
             );
+            if account_stopped > 0 {
+                println!(
+                    "{account_stopped} sequence{} of other contacts at their account stopped too.",
+                    if account_stopped == 1 { "" } else { "s" }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         ReturnOutcome::AlreadyReturned => {

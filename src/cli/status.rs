@@ -15,6 +15,12 @@ pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("clients: {}", status.clients);
+    if status.accounts > 0 {
+        println!(
+            "accounts: {} with several contacts ({} clients)",
+            status.accounts, status.clients_in_accounts
+        );
+    }
     for campaign in &setup.config.campaigns {
         println!("campaign {}:", campaign.name);
         let states = status.enrollments.get(&campaign.name);

@@ -74,6 +74,9 @@ pub(crate) struct CsvFormat {
     pub date_format: Option<String>,
     /// `reasons = { "Moved to competitor" = "competitor" }`: the CRM's label and its slug.
     pub reasons: Vec<(String, String)>,
+    /// `[clients] account` when it names a column: the file must have it, and its value
+    /// is kept with the row's fields (where the account key is read from).
+    pub account_column: Option<String>,
 }
 
 /// `[clients]`.
@@ -89,13 +92,5 @@ pub(crate) struct Clients {
     pub account: Option<AccountKey>,
 }
 
-/// What groups contacts into one account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum AccountKey {
-    /// `"company"`: the company column.
-    Company,
-    /// `"domain"`: the email's domain, free-mail domains excepted.
-    Domain,
-    /// Any other column, by its header as written (`"account_id"`, `fields.account_id`).
-    Column(String),
-}
+/// What groups contacts into one account: defined with the rules that use it.
+pub(crate) use crate::domain::accounts::AccountKey;

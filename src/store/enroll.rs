@@ -419,6 +419,7 @@ impl Store {
     pub(crate) fn sync_campaigns(&mut self, config: &Config, now: DateTime<Utc>) -> Result<usize> {
         let tx = self.write_tx()?;
         super::renames::carry_over(&tx, config, now)?;
+        super::accounts::sync_accounts(&tx, config, now)?;
         let mut recomputed = 0;
         for campaign in &config.campaigns {
             let print = fingerprint(campaign);

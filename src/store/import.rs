@@ -12,6 +12,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, Statement, Transaction, params};
 
+use super::accounts;
 use super::clients::{ClientFacts, fields_json, load_by_email};
 use super::enroll;
 use super::people;
@@ -37,6 +38,9 @@ pub(crate) struct ImportCounts {
     /// Addresses on more than one row of the file: their rows are merged (see
     /// [`lifecycle::merged_repeat`]).
     pub repeated: u64,
+    /// Sequences of other contacts stopped because their account came back (a return
+    /// this import recorded, or a contact new to an account that had).
+    pub account_stopped: u64,
 }
 
 #[derive(Debug, Default)]
@@ -113,6 +117,8 @@ pub(crate) struct PreparedClient {
     first_steps: Vec<Option<enroll::FirstStep>>,
     /// The return its `returned_at` records, if one stands (see [`lifecycle::crm_return`]).
     returned: Option<DateTime<Utc>>,
+    /// Its account under `[clients] account`, if it has one.
+    account_key: Option<String>,
 }
 
 impl PreparedClient {
@@ -137,6 +143,7 @@ impl PreparedClient {
             .map(|campaign| enroll::first_step(campaign, &facts, now))
             .collect();
         Ok(PreparedClient {
+            account_key: account_key_of(config, &record),
             churned_at: record.churned_at.to_string(),
             fields: fields_json(&record.fields),
             first_steps,
@@ -324,8 +331,8 @@ impl Store {
 
 /// Adds a client if the address is new (one index search when it is, as most rows of a
 /// large import are).
-const INSERT_CLIENT: &str = "INSERT INTO clients (email, name, first_name, company, churned_at, churn_reason, timezone, fields, created_at, updated_at, country)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10) ON CONFLICT (email) DO NOTHING";
+const INSERT_CLIENT: &str = "INSERT INTO clients (email, name, first_name, company, churned_at, churn_reason, timezone, fields, created_at, updated_at, country, account_key)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11) ON CONFLICT (email) DO NOTHING";
 
 /// The statements every new row runs, prepared once per import with the values that are
 /// the same for every row already bound: looking a statement up in the connection's
@@ -407,6 +414,7 @@ fn upsert(
     insert.raw_bind_parameter(7, timezone)?;
     insert.raw_bind_parameter(8, fields)?;
     insert.raw_bind_parameter(10, &record.country)?;
+    insert.raw_bind_parameter(11, &client.account_key)?;
     let inserted = insert.raw_execute()? == 1;
     // On the latest customers list: a customer again as of its sync, whatever the row's
     // dates say (they are still a customer, or the list would not have them).
@@ -428,8 +436,16 @@ fn upsert(
             // Enrolled, then stopped, as `winback returned` after the import would: its
             // enrollments are written first.
             new_rows.flush()?;
-            people::mark_returned(tx, id, at, now, &return_detail(at, listed))?;
+            let (_, account) = people::mark_returned(tx, id, at, now, &return_detail(at, listed))?;
             counts.returned += 1;
+            counts.account_stopped += account as u64;
+        } else if let Some(key) = &client.account_key
+            && accounts::account_returned(tx, key, id)?
+        {
+            // New to an account that is a client again: stopped at once (its
+            // enrollments are written first).
+            new_rows.flush()?;
+            counts.account_stopped += accounts::stop_if_account_returned(tx, id, now)? as u64;
         }
         counts.added += 1;
         if let Some(changes) = changes {
@@ -457,8 +473,10 @@ fn upsert(
     if let Some(at) = client.returned.max(listed) {
         match returned_at {
             None => {
-                people::mark_returned(tx, existing.id, at, now, &return_detail(at, listed))?;
+                let (_, account) =
+                    people::mark_returned(tx, existing.id, at, now, &return_detail(at, listed))?;
                 counts.returned += 1;
+                counts.account_stopped += account as u64;
                 if let Some(changes) = changes.as_deref_mut() {
                     changes.returned(&record.email);
                 }
@@ -511,6 +529,9 @@ fn upsert(
         now_text,
         record.country
     ])?;
+    let account_key = account_key_of(config, record);
+    tx.prepare_cached("UPDATE clients SET account_key = ?2 WHERE id = ?1")?
+        .execute(params![existing.id, account_key])?;
     let facts = ClientFacts::of(existing.id, record);
     // Left again after coming back: a new sequence (an opt-out still stops it at claim time).
     let left_again = listed.is_none()
@@ -534,8 +555,23 @@ fn upsert(
             enroll::reconcile(tx, campaign, &facts, now)?;
         }
     }
+    if account_key.is_some() {
+        // Moved into an account that is a client again, or a new sequence in one.
+        counts.account_stopped += accounts::stop_if_account_returned(tx, existing.id, now)? as u64;
+    }
     counts.updated += 1;
     Ok(())
+}
+
+/// The account of a row under `[clients] account`, if it has one.
+fn account_key_of(config: &Config, record: &ClientRecord) -> Option<String> {
+    let rule = config.clients.account.as_ref()?;
+    crate::domain::accounts::account_key(
+        rule,
+        &record.email,
+        record.company.as_deref(),
+        &record.fields,
+    )
 }
 
 /// The event a return the import records is logged with: from the customers list (when

@@ -8,11 +8,13 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::accounts::{colleagues, stop_account};
 use super::enroll::stop_client;
 use super::notices::{self, About};
 use super::people::{opt_out, reactivate, suppress};
 use super::{Result, Store, StoreError, email_hash, fmt_time, log_event, parse_opt_time};
 use crate::config::Config;
+use crate::domain::accounts::AccountStop;
 use crate::domain::inbound::{
     self, Effect, InboundRules, Outcome, opt_out_source, soft_bounces_become_bounce,
 };
@@ -374,6 +376,8 @@ impl Store {
                 }
                 Effect::Replied => {
                     stop_client(&tx, m.client_id, EnrollmentState::Replied, now)?;
+                    // A person answered for the account: its other contacts wait too.
+                    stop_account(&tx, m.client_id, AccountStop::Replied, now)?;
                 }
                 Effect::Counted | Effect::None => {}
             }
@@ -501,7 +505,23 @@ impl Store {
             if let Some(state) = stopped
                 && stored_suppression(&tx, email)?.is_none()
             {
-                resumed = reactivate(&tx, client_id, state, now, config)?;
+                resumed = reactivate(&tx, client_id, state, Some(id), now, config)?;
+            }
+            if record.effect == Effect::Replied {
+                // The other contacts of the account this reply stopped, unless something
+                // else stops them (their own suppression, another reply, a return).
+                for (other, address) in colleagues(&tx, client_id)? {
+                    if stored_suppression(&tx, &address)?.is_none() {
+                        resumed += reactivate(
+                            &tx,
+                            other,
+                            EnrollmentState::Replied,
+                            Some(id),
+                            now,
+                            config,
+                        )?;
+                    }
+                }
             }
             log_event(
                 &tx,

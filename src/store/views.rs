@@ -29,6 +29,9 @@ pub(crate) struct MessageRow {
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct Status {
     pub clients: u64,
+    /// Accounts (`[clients] account`) of more than one contact, and the clients in them.
+    pub accounts: u64,
+    pub clients_in_accounts: u64,
     /// campaign → enrollment state → count
     pub enrollments: BTreeMap<String, BTreeMap<String, u64>>,
     /// campaign → message state → count
@@ -124,6 +127,14 @@ impl Store {
         }
         Ok(Status {
             clients: count("SELECT COUNT(*) FROM clients")?,
+            accounts: count(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM clients WHERE account_key IS NOT NULL
+                 GROUP BY account_key HAVING COUNT(*) > 1)",
+            )?,
+            clients_in_accounts: count(
+                "SELECT coalesce(SUM(n), 0) FROM (SELECT COUNT(*) AS n FROM clients
+                 WHERE account_key IS NOT NULL GROUP BY account_key HAVING COUNT(*) > 1)",
+            )?,
             enrollments: grouped(
                 self,
                 "SELECT campaign, state, COUNT(*) FROM enrollments GROUP BY campaign, state",

@@ -1,3 +1,4 @@
+mod accounts;
 mod browser;
 mod campaigns;
 mod cli;

@@ -25,8 +25,16 @@ impl Validator<'_> {
             delimiter: raw.delimiter.and_then(|d| self.delimiter(&d)),
             date_format: raw.date_format.and_then(|f| self.date_format(f)),
             reasons: raw.reasons.map(|r| self.reasons(r)).unwrap_or_default(),
+            account_column: None,
         };
         let account = raw.account.and_then(|a| self.account(a));
+        let format = CsvFormat {
+            account_column: match &account {
+                Some(AccountKey::Column(name)) => Some(name.clone()),
+                _ => None,
+            },
+            ..format
+        };
         Clients {
             sync_file,
             customers_file,
@@ -35,14 +43,46 @@ impl Validator<'_> {
         }
     }
 
-    /// `account`: "company", "domain" or a column name.
+    /// `account`: "company", "domain" or the column that names the account. Whether the
+    /// column is in the CRM's file is checked where the file's header is read.
     fn account(&mut self, raw: Spanned<String>) -> Option<AccountKey> {
-        match raw.get_ref().trim() {
-            "" => None,
-            "company" => Some(AccountKey::Company),
-            "domain" => Some(AccountKey::Domain),
-            other => Some(AccountKey::Column(other.to_string())),
+        let span = raw.span();
+        let text = raw.get_ref().trim();
+        let name = match text.get(..7) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("fields.") => text[7..].trim(),
+            _ => text,
+        };
+        if name.is_empty() {
+            self.problem(
+                Some(&span),
+                "clients.account",
+                "is empty; write \"company\" (contacts of one company are one account), \"domain\" (one email domain, free-mail addresses excepted) or the name of the column that holds the account, e.g. \"account_id\"; or remove the line",
+            );
+            return None;
         }
+        if name.eq_ignore_ascii_case("company") {
+            return Some(AccountKey::Company);
+        }
+        if name.eq_ignore_ascii_case("domain") {
+            return Some(AccountKey::Domain);
+        }
+        if let Some(field) = Field::parse(&name.to_ascii_lowercase()) {
+            let why = match field {
+                Field::Email => {
+                    "every contact has an address of their own, so each would be an account alone; to group by the address's domain write \"domain\""
+                }
+                _ => "it describes one person, not the company they work for",
+            };
+            self.problem(
+                Some(&span),
+                "clients.account",
+                format!(
+                    "\"{name}\" cannot group contacts into accounts: {why}; write \"company\", \"domain\" or the name of the column that holds the account, e.g. \"account_id\""
+                ),
+            );
+            return None;
+        }
+        Some(AccountKey::Column(name.to_string()))
     }
 
     fn columns(&mut self, raw: Spanned<BTreeMap<String, Spanned<String>>>) -> Vec<(Field, String)> {
@@ -186,6 +226,73 @@ pub(crate) fn normalize_header(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::normalize_header;
+    use crate::config::{AccountKey, Config, ConfigErrors};
+
+    /// A valid configuration with `account = ACCOUNT` on line 9.
+    fn with_account(account: &str) -> Result<Config, ConfigErrors> {
+        let text = format!(
+            r#"[smtp]
+from = "Acme <success@acme.example>"
+[http]
+public_url = "https://winback.acme.example"
+[sender]
+company = "Acme"
+postal_address = "1 Main Street"
+[clients]
+account = {account}
+[templates]
+dir = "."
+[[campaign]]
+name = "former-clients"
+send_at = "0 10 * * *"
+[[campaign.step]]
+kind = "survey"
+template = "survey"
+subject = "Why?"
+"#
+        );
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("winback.toml");
+        Config::parse(&path, &text)
+    }
+
+    #[test]
+    fn an_account_is_the_company_the_domain_or_a_column() {
+        let account = |text: &str| with_account(text).map(|c| c.clients.account);
+        assert_eq!(account("\"company\"").unwrap(), Some(AccountKey::Company));
+        assert_eq!(account("\" Company \"").unwrap(), Some(AccountKey::Company));
+        assert_eq!(account("\"domain\"").unwrap(), Some(AccountKey::Domain));
+        let column = Some(AccountKey::Column("account_id".to_string()));
+        assert_eq!(account("\"account_id\"").unwrap(), column);
+        assert_eq!(account("\"fields.account_id\"").unwrap(), column);
+        let format = with_account("\"Account ID\"").unwrap().clients.format;
+        assert_eq!(format.account_column.as_deref(), Some("Account ID"));
+        let format = with_account("\"company\"").unwrap().clients.format;
+        assert_eq!(format.account_column, None, "no column to look for");
+    }
+
+    #[test]
+    fn an_empty_account_or_a_persons_field_is_refused_with_what_to_write() {
+        for (text, fragment) in [
+            ("\"\"", "is empty"),
+            (
+                "\"email\"",
+                "to group by the address's domain write \"domain\"",
+            ),
+            ("\"first_name\"", "describes one person"),
+        ] {
+            let Err(ConfigErrors(problems)) = with_account(text) else {
+                panic!("{text} accepted");
+            };
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            let problem = &problems[0];
+            assert_eq!(
+                (problem.line, problem.key.as_str()),
+                (Some(9), "clients.account")
+            );
+            assert!(problem.message.contains(fragment), "{problem}");
+            assert!(problem.message.contains("\"company\""), "{problem}");
+        }
+    }
 
     #[test]
     fn headers_match_whatever_their_case_and_spacing() {

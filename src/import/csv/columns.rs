@@ -215,6 +215,23 @@ impl Columns {
             }
             custom.push((index, key));
         }
+        // `[clients] account` names a column: the file must have it, and its value goes
+        // with the row's fields (the account key is read from there), whatever else the
+        // column feeds.
+        if let Some(account) = &format.account_column {
+            let wanted = normalize_header(account.strip_prefix("fields.").unwrap_or(account));
+            let Some(index) = normal.iter().position(|name| *name == wanted) else {
+                return Err(format!(
+                    "[clients] account names the column \"{account}\", but the file has no such \
+                     column (columns found: {}); write the name as it appears in the header \
+                     line, or account = \"company\" or \"domain\"",
+                    listed(&names)
+                ));
+            };
+            if !custom.iter().any(|(taken, _)| *taken == index) {
+                custom.push((index, names[index].to_lowercase()));
+            }
+        }
         let used = Field::ALL
             .into_iter()
             .filter_map(|field| {

@@ -15,10 +15,12 @@ pub(super) mod survey;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::accounts::{standing, stop_account};
 use super::clients::{id_by_email, load_by_email, load_facts};
 use super::enroll::{enrollment_state, message_state, reconcile, stop_client};
 use super::{Result, Store, email_hash, fmt_time, log_event, moment, parse_time};
 use crate::config::Config;
+use crate::domain::accounts::{AccountStop, resumes};
 use crate::domain::lifecycle::{self, Resume, Undo};
 use crate::domain::model::{EnrollmentState, normalize_email};
 use crate::domain::suppression::{self, Reason, Recording, Suppression};
@@ -81,9 +83,11 @@ pub(crate) enum UndoOutcome {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ReturnOutcome {
     Unknown,
-    /// Sequences stopped (how many were active).
+    /// Sequences stopped (how many were active): theirs, and those of the other contacts
+    /// of their account.
     Recorded {
         stopped: usize,
+        account_stopped: usize,
     },
     AlreadyReturned,
 }
@@ -207,7 +211,14 @@ impl Store {
             "DELETE FROM suppressions WHERE email_hash = ?1",
             params![email_hash(&view.email)],
         )?;
-        let reactivated = reactivate(&tx, view.client_id, EnrollmentState::OptedOut, now, config)?;
+        let reactivated = reactivate(
+            &tx,
+            view.client_id,
+            EnrollmentState::OptedOut,
+            None,
+            now,
+            config,
+        )?;
         log_event(
             &tx,
             now,
@@ -246,9 +257,13 @@ impl Store {
         if client.returned_at.is_some() {
             return Ok(ReturnOutcome::AlreadyReturned);
         }
-        let stopped = mark_returned(&tx, client.id, now, now, "came back as a client")?;
+        let (stopped, account_stopped) =
+            mark_returned(&tx, client.id, now, now, "came back as a client")?;
         tx.commit()?;
-        Ok(ReturnOutcome::Recorded { stopped })
+        Ok(ReturnOutcome::Recorded {
+            stopped,
+            account_stopped,
+        })
     }
 
     /// Opts every address of a list out, in one transaction (see [`opt_out`]): all of
@@ -375,20 +390,22 @@ pub(crate) struct BulkOutcome {
 
 /// Records that client `client_id` came back at `at` (recorded `now`): their active
 /// sequences stop as returned and their queued retries are cancelled; a later churn date
-/// starts a new sequence (see [`lifecycle::churned_again`]). Returns how many sequences
-/// stopped. The caller has checked that no return is recorded yet.
+/// starts a new sequence (see [`lifecycle::churned_again`]). The other contacts of their
+/// account stop too (see [`AccountStop::Returned`]). Returns how many sequences stopped,
+/// theirs and their account's. The caller has checked that no return is recorded yet.
 pub(crate) fn mark_returned(
     tx: &Connection,
     client_id: i64,
     at: DateTime<Utc>,
     now: DateTime<Utc>,
     detail: &str,
-) -> Result<usize> {
+) -> Result<(usize, usize)> {
     tx.prepare_cached("UPDATE clients SET returned_at = ?2, updated_at = ?3 WHERE id = ?1")?
         .execute(params![client_id, fmt_time(at), fmt_time(now)])?;
     let stopped = stop_client(tx, client_id, EnrollmentState::Returned, now)?;
     log_event(tx, now, Some(client_id), "returned", detail)?;
-    Ok(stopped)
+    let account = stop_account(tx, client_id, AccountStop::Returned, now)?;
+    Ok((stopped, account))
 }
 
 /// Moves the recorded return of client `client_id`, already returned, to the later
@@ -473,18 +490,21 @@ pub(crate) fn suppress(
 }
 
 /// Resumes the client's sequences stopped as `stopped` (an opt-out's, or a wrong bounce's
-/// or reply's undone), each where it stood (see [`lifecycle::resume`]).
+/// or reply's undone), each where it stood (see [`lifecycle::resume`]); none while their
+/// account stops them (see [`resumes`]: another contact returned, or a reply of the
+/// account other than `except_reply` stands).
 pub(super) fn reactivate(
     tx: &Transaction<'_>,
     client_id: i64,
     stopped: EnrollmentState,
+    except_reply: Option<i64>,
     now: DateTime<Utc>,
     config: &Config,
 ) -> Result<usize> {
     let Some(client) = load_facts(tx, client_id)? else {
         return Ok(0);
     };
-    let returned = client.returned_at.is_some();
+    let returned = client.returned_at.is_some() || !resumes(standing(tx, client_id, except_reply)?);
     let now_text = fmt_time(now);
     let stopped: Vec<(i64, String, i64, u32)> = tx
         .prepare_cached(

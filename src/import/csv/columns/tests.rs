@@ -109,3 +109,47 @@ fn an_opt_out_flag_column_opts_out_the_rows_it_marks_and_is_never_the_email() {
         );
     }
 }
+
+#[test]
+fn an_account_column_must_be_in_the_file_and_is_kept_with_the_fields() {
+    let format = CsvFormat {
+        account_column: Some("account_id".to_string()),
+        ..CsvFormat::default()
+    };
+    let input = "email,churned_at,Company\na@x.example,2026-01-05,Acme\n";
+    match read_rows(input.as_bytes(), now(), &format) {
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                message.contains("[clients] account names the column \"account_id\", but the file has no such column")
+                    && message.contains("columns found: email, churned_at, Company"),
+                "{message}"
+            );
+        }
+        Ok(_) => panic!("a file without the account column was read"),
+    }
+    // Found however it is spelt; a column another field reads is kept as a field too.
+    for (header, key) in [("Account ID", "account id"), ("Account_Id", "account_id")] {
+        let input = format!("email,churned_at,{header}\na@x.example,2026-01-05,A-17\n");
+        let rows: Vec<_> = read_rows(input.as_bytes(), now(), &format)
+            .unwrap()
+            .collect();
+        let (_, client) = rows[0].as_ref().unwrap();
+        assert_eq!(client.fields.get(key).map(String::as_str), Some("A-17"));
+    }
+    let format = CsvFormat {
+        account_column: Some("Account Name".to_string()),
+        columns: vec![(Field::Company, "Account Name".to_string())],
+        ..CsvFormat::default()
+    };
+    let input = "email,churned_at,Account Name\na@x.example,2026-01-05,Acme\n";
+    let rows: Vec<_> = read_rows(input.as_bytes(), now(), &format)
+        .unwrap()
+        .collect();
+    let (_, client) = rows[0].as_ref().unwrap();
+    assert_eq!(client.company.as_deref(), Some("Acme"));
+    assert_eq!(
+        client.fields.get("account name").map(String::as_str),
+        Some("Acme")
+    );
+}
