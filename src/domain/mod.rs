@@ -4,6 +4,7 @@
 //! Must not touch the database, SMTP, HTTP, templates, files or the clock, nor import the
 //! modules and crates that do (ARCHITECTURE.md gives the one `grep` that checks this).
 
+pub(crate) mod audience;
 pub(crate) mod calendar;
 pub(crate) mod campaign;
 pub(crate) mod changes;
