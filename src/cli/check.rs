@@ -3,7 +3,8 @@
 //!
 //! Nothing is checked here that `Setup::load` does not check: this file prints, and adds
 //! warnings only (an `exclude_reasons` slug no imported client has, read from the
-//! database opened read-only). A
+//! database opened read-only) and counts (the clients in sequence already past a
+//! campaign's consent horizon, read the same way). A
 //! placeholder left in a template (`[EDIT: ...]`) fails the check when mail goes to a
 //! real server, and is a warning while it only goes to files; either way the daemon
 //! holds such a message rather than send it. A CRM file `[clients]` names that cannot
@@ -73,20 +74,52 @@ pub(super) fn run(loaded: Result<Setup, SetupError>) -> anyhow::Result<ExitCode>
         }
         return Ok(ExitCode::FAILURE);
     }
+    // Read-only too: how many sequences the consent horizon already ends.
+    let past_horizon =
+        crate::store::Store::past_horizon_at(&config.database_path, config, setup.clock.now())
+            .unwrap_or_else(|e| {
+                println!(
+                    "warning: cannot read {} to count the clients past max_days_since_churn ({e})",
+                    config.database_path.display()
+                );
+                None
+            });
     println!("ok");
     for c in &config.campaigns {
         let kinds: Vec<&str> = c.steps.iter().map(|s| s.kind.as_str()).collect();
         println!(
-            "  {}: {} step{} ({}), quiet {} days, send_at \"{}\" ({} unless the client has a zone), never contacts: {}",
+            "  {}{}: {} step{} ({}), quiet {} days, send_at \"{}\" ({} unless the client has a zone), audience: {}, never contacts: {}",
             c.name,
+            if c.paused {
+                " (PAUSED: nothing of it is sent; enrollment goes on)"
+            } else {
+                ""
+            },
             c.steps.len(),
             if c.steps.len() == 1 { "" } else { "s" },
             kinds.join(" → "),
             c.quiet_days,
             c.send_at.source(),
             c.timezone,
+            c.audience(),
             c.exclude_reasons.join(", ")
         );
+        if let Some(days) = c.enroll_within_days {
+            println!(
+                "    enrolls a client only if their survey is due at most {days} days before they are first seen"
+            );
+        }
+        if let Some(days) = c.max_days_since_churn {
+            let past = past_horizon
+                .as_ref()
+                .and_then(|p| p.get(&c.name))
+                .copied()
+                .unwrap_or(0);
+            println!(
+                "    consent horizon: nothing starts more than {days} days after the churn; {past} client{} in sequence already past it",
+                if past == 1 { "" } else { "s" }
+            );
+        }
     }
     if config.inbound != crate::config::Inbound::default() {
         println!("  inbound: {}", inbound_summary(&config.inbound));

@@ -16,7 +16,14 @@ pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
     }
     println!("clients: {}", status.clients);
     for campaign in &setup.config.campaigns {
-        println!("campaign {}:", campaign.name);
+        if campaign.paused {
+            println!(
+                "campaign {} (PAUSED: nothing of it is sent; enrollment goes on):",
+                campaign.name
+            );
+        } else {
+            println!("campaign {}:", campaign.name);
+        }
         let states = status.enrollments.get(&campaign.name);
         let enrolled: Vec<String> = states
             .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())

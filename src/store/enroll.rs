@@ -540,3 +540,73 @@ impl Store {
         Ok(recomputed)
     }
 }
+
+impl Store {
+    /// For each configured campaign with a `max_days_since_churn`, how many of its active
+    /// sequences belong to clients already past it at `now`, read from the database at
+    /// `path` without changing or creating anything; None when there is no database.
+    pub(crate) fn past_horizon_at(
+        path: &std::path::Path,
+        config: &Config,
+        now: DateTime<Utc>,
+    ) -> Result<Option<std::collections::BTreeMap<String, u64>>> {
+        if !path.exists()
+            || config
+                .campaigns
+                .iter()
+                .all(|c| c.max_days_since_churn.is_none())
+        {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let has_tables = conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'enrollments'",
+                [],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !has_tables {
+            return Ok(None);
+        }
+        let mut past = std::collections::BTreeMap::new();
+        let mut rows = conn.prepare(
+            "SELECT e.campaign, c.churned_at, c.timezone FROM enrollments e JOIN clients c ON c.id = e.client_id
+             WHERE e.state = 'active'",
+        )?;
+        let rows = rows.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (name, churned_at, timezone) = row?;
+            let Some(campaign) = config.campaign(&name) else {
+                continue;
+            };
+            if campaign.max_days_since_churn.is_none() {
+                continue;
+            }
+            let churned = crate::domain::model::ChurnedAt::parse(&churned_at)
+                .ok_or_else(|| StoreError::Corrupt(format!("churned_at {churned_at:?}")))?;
+            let tz = schedule::zone(
+                campaign,
+                super::clients::decode_timezone(timezone.as_deref())?,
+            );
+            let count = past.entry(name).or_insert(0u64);
+            *count += u64::from(audience::past_horizon(campaign, churned, tz, now));
+        }
+        Ok(Some(past))
+    }
+}

@@ -1,3 +1,4 @@
+mod audiences;
 mod browser;
 mod campaigns;
 mod cli;
