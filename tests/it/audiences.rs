@@ -299,6 +299,14 @@ fn a_paused_campaign_says_so_in_status_and_plan() {
         "{}",
         status.stdout
     );
+    let json = project.winback(&["status", "--format", "json"]);
+    json.assert_success();
+    let json: serde_json::Value =
+        serde_json::from_str(&json.stdout).unwrap_or_else(|e| panic!("{e}: {}", json.stdout));
+    assert_eq!(
+        json["paused_campaigns"],
+        serde_json::json!(["former-clients"])
+    );
     let plan = project.winback(&["--now", "2026-06-02T14:00:00Z", "plan"]);
     plan.assert_success();
     assert!(
