@@ -2,7 +2,7 @@
 //! "ok" with a line per campaign.
 //!
 //! Nothing is checked here that `Setup::load` does not check: this file prints, and adds
-//! warnings only (an `exclude_reasons` slug no imported client has, read from the
+//! warnings only (an `exclude_reasons` or `include_reasons` slug no imported client has, read from the
 //! database opened read-only) and counts (the clients in sequence already past a
 //! campaign's consent horizon, read the same way). A
 //! placeholder left in a template (`[EDIT: ...]`) fails the check when mail goes to a
@@ -50,16 +50,16 @@ pub(super) fn run(loaded: Result<Setup, SetupError>) -> anyhow::Result<ExitCode>
         println!("warning: {p}");
     }
     // Read-only, like the look for renamed campaigns: a reason the CRM words otherwise
-    // excludes nobody, and only the clients' data can show it.
+    // excludes (or includes) nobody, and only the clients' data can show it.
     match crate::store::Store::churn_reasons_at(&config.database_path) {
         Ok(Some(reasons)) => {
-            for warning in unmatched_exclusions(&config.campaigns, &reasons) {
+            for warning in unmatched_reasons(&config.campaigns, &reasons) {
                 println!("warning: {warning}");
             }
         }
         Ok(None) => {}
         Err(e) => println!(
-            "warning: cannot read {} to compare exclude_reasons with the clients' churn reasons ({e})",
+            "warning: cannot read {} to compare exclude_reasons and include_reasons with the clients' churn reasons ({e})",
             config.database_path.display()
         ),
     }
@@ -127,10 +127,10 @@ pub(super) fn run(loaded: Result<Setup, SetupError>) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-/// The excluded churn reasons (each campaign's `exclude_reasons`, and `we_ended`) that no
-/// imported client has, each as a warning, when the clients have churn reasons at all
-/// (without any, there is nothing to match).
-fn unmatched_exclusions(
+/// The churn reasons campaigns name (each campaign's `exclude_reasons` and
+/// `include_reasons`, and `we_ended`) that no imported client has, each as a warning,
+/// when the clients have churn reasons at all (without any, there is nothing to match).
+fn unmatched_reasons(
     campaigns: &[crate::config::Campaign],
     reasons: &std::collections::BTreeSet<String>,
 ) -> Vec<String> {
@@ -149,21 +149,34 @@ fn unmatched_exclusions(
     }
     let mut excluded: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     excluded.insert(ALWAYS_EXCLUDED, Vec::new());
+    let mut included: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for campaign in campaigns {
         for slug in &campaign.exclude_reasons {
             excluded.entry(slug).or_default().push(&campaign.name);
         }
+        for slug in campaign.include_reasons.iter().flatten() {
+            included.entry(slug).or_default().push(&campaign.name);
+        }
     }
-    excluded
+    let quoted = |names: &[&str]| -> String {
+        let names: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+        names.join(", ")
+    };
+    let excluded = excluded.into_iter().map(|(slug, names)| {
+        let why = if names.is_empty() {
+            "never contacted".to_string()
+        } else {
+            format!("excluded by {}", quoted(&names))
+        };
+        (slug, why)
+    });
+    let included = included
         .into_iter()
+        .map(|(slug, names)| (slug, format!("the audience of {}", quoted(&names))));
+    excluded
+        .chain(included)
         .filter(|(slug, _)| !reasons.contains(*slug))
-        .map(|(slug, names)| {
-            let why = if names.is_empty() {
-                "never contacted".to_string()
-            } else {
-                let names: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-                format!("excluded by {}", names.join(", "))
-            };
+        .map(|(slug, why)| {
             format!(
                 "\"{slug}\" ({why}) is a churn reason no imported client has (theirs: {}); if your CRM words it otherwise, map its label in [clients] reasons = {{ \"Label in the CRM\" = \"{slug}\" }} and import again",
                 seen.join(", ")

@@ -206,7 +206,25 @@ fn check_says_who_each_campaign_is_for_and_which_one_gets_nobody() {
         "{out}"
     );
 
-    // Reversed, each has an audience of its own; a bad match key is refused.
+    // A reason no imported client has: the CRM may word it otherwise.
+    let mut text = crate::support::settings("file://outbox", "127.0.0.1:0");
+    text.push_str(&campaign("price", "include_reasons = [\"price\"]"));
+    text.push_str(&campaign("everyone", ""));
+    project.write_config(&text);
+    project.write_file(
+        "clients.csv",
+        "email,churned_at,churn_reason\nann@a.example,2026-01-05,Budget\n",
+    );
+    project.winback(&["import", "clients.csv"]).assert_success();
+    let check = project.winback(&["check"]);
+    check.assert_success();
+    assert!(
+        check.stdout.contains("warning: \"price\" (the audience of \"price\") is a churn reason no imported client has (theirs: budget)"),
+        "{}",
+        check.stdout
+    );
+
+    // Each has an audience of its own; a bad match key is refused.
     let mut text = crate::support::settings("file://outbox", "127.0.0.1:0");
     text.push_str(&campaign("price", "include_reasons = [\"price\"]"));
     text.push_str(&campaign("everyone", "match = { region = \"EMEA\" }"));
