@@ -2,8 +2,9 @@
 //! "ok" with a line per campaign.
 //!
 //! Nothing is checked here that `Setup::load` does not check: this file prints, and adds
-//! warnings only (an `exclude_reasons` slug no imported client has, read from the
-//! database opened read-only). A
+//! warnings only (an `exclude_reasons` or `include_reasons` slug no imported client has, read from the
+//! database opened read-only) and counts (the clients in sequence already past a
+//! campaign's consent horizon, read the same way). A
 //! placeholder left in a template (`[EDIT: ...]`) fails the check when mail goes to a
 //! real server, and is a warning while it only goes to files; either way the daemon
 //! holds such a message rather than send it. A CRM file `[clients]` names that cannot
@@ -49,16 +50,16 @@ pub(super) fn run(loaded: Result<Setup, SetupError>) -> anyhow::Result<ExitCode>
         println!("warning: {p}");
     }
     // Read-only, like the look for renamed campaigns: a reason the CRM words otherwise
-    // excludes nobody, and only the clients' data can show it.
+    // excludes (or includes) nobody, and only the clients' data can show it.
     match crate::store::Store::churn_reasons_at(&config.database_path) {
         Ok(Some(reasons)) => {
-            for warning in unmatched_exclusions(&config.campaigns, &reasons) {
+            for warning in unmatched_reasons(&config.campaigns, &reasons) {
                 println!("warning: {warning}");
             }
         }
         Ok(None) => {}
         Err(e) => println!(
-            "warning: cannot read {} to compare exclude_reasons with the clients' churn reasons ({e})",
+            "warning: cannot read {} to compare exclude_reasons and include_reasons with the clients' churn reasons ({e})",
             config.database_path.display()
         ),
     }
@@ -73,20 +74,52 @@ pub(super) fn run(loaded: Result<Setup, SetupError>) -> anyhow::Result<ExitCode>
         }
         return Ok(ExitCode::FAILURE);
     }
+    // Read-only too: how many sequences the consent horizon already ends.
+    let past_horizon =
+        crate::store::Store::past_horizon_at(&config.database_path, config, setup.clock.now())
+            .unwrap_or_else(|e| {
+                println!(
+                    "warning: cannot read {} to count the clients past max_days_since_churn ({e})",
+                    config.database_path.display()
+                );
+                None
+            });
     println!("ok");
     for c in &config.campaigns {
         let kinds: Vec<&str> = c.steps.iter().map(|s| s.kind.as_str()).collect();
         println!(
-            "  {}: {} step{} ({}), quiet {} days, send_at \"{}\" ({} unless the client has a zone), never contacts: {}",
+            "  {}{}: {} step{} ({}), quiet {} days, send_at \"{}\" ({} unless the client has a zone), audience: {}, never contacts: {}",
             c.name,
+            if c.paused {
+                " (PAUSED: nothing of it is sent; enrollment goes on)"
+            } else {
+                ""
+            },
             c.steps.len(),
             if c.steps.len() == 1 { "" } else { "s" },
             kinds.join(" → "),
             c.quiet_days,
             c.send_at.source(),
             c.timezone,
+            c.audience(),
             c.exclude_reasons.join(", ")
         );
+        if let Some(days) = c.enroll_within_days {
+            println!(
+                "    enrolls a client only if their survey is due at most {days} days before they are first seen"
+            );
+        }
+        if let Some(days) = c.max_days_since_churn {
+            let past = past_horizon
+                .as_ref()
+                .and_then(|p| p.get(&c.name))
+                .copied()
+                .unwrap_or(0);
+            println!(
+                "    consent horizon: nothing starts more than {days} days after the churn; {past} client{} in sequence already past it",
+                if past == 1 { "" } else { "s" }
+            );
+        }
     }
     if config.inbound != crate::config::Inbound::default() {
         println!("  inbound: {}", inbound_summary(&config.inbound));
@@ -94,10 +127,10 @@ pub(super) fn run(loaded: Result<Setup, SetupError>) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-/// The excluded churn reasons (each campaign's `exclude_reasons`, and `we_ended`) that no
-/// imported client has, each as a warning, when the clients have churn reasons at all
-/// (without any, there is nothing to match).
-fn unmatched_exclusions(
+/// The churn reasons campaigns name (each campaign's `exclude_reasons` and
+/// `include_reasons`, and `we_ended`) that no imported client has, each as a warning,
+/// when the clients have churn reasons at all (without any, there is nothing to match).
+fn unmatched_reasons(
     campaigns: &[crate::config::Campaign],
     reasons: &std::collections::BTreeSet<String>,
 ) -> Vec<String> {
@@ -116,21 +149,34 @@ fn unmatched_exclusions(
     }
     let mut excluded: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     excluded.insert(ALWAYS_EXCLUDED, Vec::new());
+    let mut included: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for campaign in campaigns {
         for slug in &campaign.exclude_reasons {
             excluded.entry(slug).or_default().push(&campaign.name);
         }
+        for slug in campaign.include_reasons.iter().flatten() {
+            included.entry(slug).or_default().push(&campaign.name);
+        }
     }
-    excluded
+    let quoted = |names: &[&str]| -> String {
+        let names: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+        names.join(", ")
+    };
+    let excluded = excluded.into_iter().map(|(slug, names)| {
+        let why = if names.is_empty() {
+            "never contacted".to_string()
+        } else {
+            format!("excluded by {}", quoted(&names))
+        };
+        (slug, why)
+    });
+    let included = included
         .into_iter()
+        .map(|(slug, names)| (slug, format!("the audience of {}", quoted(&names))));
+    excluded
+        .chain(included)
         .filter(|(slug, _)| !reasons.contains(*slug))
-        .map(|(slug, names)| {
-            let why = if names.is_empty() {
-                "never contacted".to_string()
-            } else {
-                let names: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-                format!("excluded by {}", names.join(", "))
-            };
+        .map(|(slug, why)| {
             format!(
                 "\"{slug}\" ({why}) is a churn reason no imported client has (theirs: {}); if your CRM words it otherwise, map its label in [clients] reasons = {{ \"Label in the CRM\" = \"{slug}\" }} and import again",
                 seen.join(", ")

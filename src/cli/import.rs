@@ -161,6 +161,7 @@ fn print_outcome(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
         }
         print_repeated(c.repeated);
         print_account_stopped(c.account_stopped, "stopped");
+        print_enrollment_limits(&c, false);
     } else {
         println!("nothing imported: {}", refusal(file, outcome, skip_invalid));
     }
@@ -192,6 +193,7 @@ fn print_dry_run(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
     );
     print_repeated(c.repeated);
     print_account_stopped(c.account_stopped, "would stop");
+    print_enrollment_limits(&c, true);
 }
 
 /// Contacts stopped with their account (`[clients] account`): someone of it came back.
@@ -202,6 +204,28 @@ fn print_account_stopped(sequences: u64, verb: &str) {
             if sequences == 1 { "" } else { "s" }
         );
     }
+}
+
+/// The clients the campaigns' limits leave out: not enrolled because they left too long
+/// ago (`enroll_within_days`), and past the consent horizon (`max_days_since_churn`).
+fn print_enrollment_limits(c: &crate::store::ImportCounts, dry_run: bool) {
+    let were = if dry_run { "would not be" } else { "not" };
+    if c.too_late > 0 {
+        println!(
+            "{} {were} enrolled: their survey would have been due more than their campaign's enroll_within_days before today.",
+            clients(c.too_late)
+        );
+    }
+    if c.past_horizon > 0 {
+        println!(
+            "{} already past their campaign's max_days_since_churn: nothing more is sent to them.",
+            clients(c.past_horizon)
+        );
+    }
+}
+
+fn clients(n: u64) -> String {
+    format!("{n} client{}", if n == 1 { "" } else { "s" })
 }
 
 /// Deals exports list a client once per deal: say that their rows were merged.

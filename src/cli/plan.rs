@@ -35,6 +35,12 @@ pub(super) fn run(cli: &Cli, days: u32, format: Format) -> anyhow::Result<ExitCo
         return Ok(ExitCode::SUCCESS);
     }
     print_held(&held);
+    for c in setup.config.campaigns.iter().filter(|c| c.paused) {
+        println!(
+            "campaign {} is PAUSED: none of its messages is sent or listed here; its enrollments go on, and once paused is removed each waiting message goes at its next send_at moment.",
+            c.name
+        );
+    }
     if planned.is_empty() {
         println!("nothing to send in the next {days} days.");
         return Ok(ExitCode::SUCCESS);

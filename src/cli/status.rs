@@ -11,7 +11,19 @@ pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
     let store = open_store(&setup.config)?;
     let status = store.status()?;
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        let mut json = serde_json::to_value(&status)?;
+        if let Some(fields) = json.as_object_mut() {
+            // The configured campaigns nothing is sent from, by name.
+            let paused: Vec<&str> = setup
+                .config
+                .campaigns
+                .iter()
+                .filter(|c| c.paused)
+                .map(|c| c.name.as_str())
+                .collect();
+            fields.insert("paused_campaigns".to_string(), paused.into());
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("clients: {}", status.clients);
@@ -22,7 +34,14 @@ pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
         );
     }
     for campaign in &setup.config.campaigns {
-        println!("campaign {}:", campaign.name);
+        if campaign.paused {
+            println!(
+                "campaign {} (PAUSED: nothing of it is sent; enrollment goes on):",
+                campaign.name
+            );
+        } else {
+            println!("campaign {}:", campaign.name);
+        }
         let states = status.enrollments.get(&campaign.name);
         let enrolled: Vec<String> = states
             .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())

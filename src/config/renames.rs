@@ -83,7 +83,7 @@ pub(crate) fn unconfirmed_renames(
         .filter_map(|s| {
             let new: Vec<String> = appeared
                 .iter()
-                .filter(|c| s.reasons.iter().any(|r| c.admits(r.as_deref())))
+                .filter(|c| s.reasons.iter().any(|r| c.admits_reason(r.as_deref())))
                 .map(|c| c.name.clone())
                 .collect();
             (!new.is_empty()).then(|| SuspectedRename {

@@ -743,7 +743,7 @@ fn we_ended_is_never_admitted() {
         };
         let config = Config::parse(&path(), &text).unwrap_or_else(|e| panic!("{line:?}: {e}"));
         assert_eq!(
-            config.campaigns[0].admits(*reason),
+            config.campaigns[0].admits_reason(*reason),
             *admitted,
             "{line:?} admits {reason:?}"
         );

@@ -260,6 +260,8 @@ impl Validator<'_> {
             }
         }
 
+        self.unreachable_campaigns(&campaigns, &campaign_lines);
+
         Some(Config {
             file: self.file.clone(),
             database_path,

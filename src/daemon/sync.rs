@@ -47,7 +47,7 @@ pub(super) async fn sync_clients(
     let done = match result {
         Ok(outcome) if outcome.applied => {
             let c = outcome.counts;
-            tracing::info!(file = %shown, added = c.added, updated = c.updated, unchanged = c.unchanged, returned = c.returned, repeated_addresses = c.repeated, "clients synced");
+            tracing::info!(file = %shown, added = c.added, updated = c.updated, unchanged = c.unchanged, returned = c.returned, repeated_addresses = c.repeated, not_enrolled_too_late = c.too_late, past_horizon = c.past_horizon, "clients synced");
             SyncReport {
                 added: c.added,
                 updated: c.updated,

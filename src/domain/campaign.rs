@@ -49,16 +49,6 @@ pub(crate) struct Campaign {
 }
 
 impl Campaign {
-    /// Whether a client who left for `reason` belongs to this campaign's audience.
-    pub(crate) fn admits(&self, reason: Option<&str>) -> bool {
-        match reason {
-            Some(reason) => {
-                reason != ALWAYS_EXCLUDED && !self.exclude_reasons.iter().any(|r| r == reason)
-            }
-            None => true,
-        }
-    }
-
     /// The step with 1-based number `number`.
     pub(crate) fn step(&self, number: u32) -> Option<&Step> {
         (number as usize)

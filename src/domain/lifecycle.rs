@@ -86,7 +86,8 @@ pub(crate) fn merged_repeat(
     if earlier.churned_at.instant(chrono_tz::UTC) > row.churned_at.instant(chrono_tz::UTC) {
         merged.churned_at = earlier.churned_at;
     }
-    let excludes = |reason: &Option<String>| campaigns.iter().any(|c| !c.admits(reason.as_deref()));
+    let excludes =
+        |reason: &Option<String>| campaigns.iter().any(|c| c.excludes(reason.as_deref()));
     if excludes(&earlier.churn_reason) && !excludes(&merged.churn_reason) {
         merged.churn_reason.clone_from(&earlier.churn_reason);
     }

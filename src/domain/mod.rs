@@ -5,6 +5,7 @@
 //! modules and crates that do (ARCHITECTURE.md gives the one `grep` that checks this).
 
 pub(crate) mod accounts;
+pub(crate) mod audience;
 pub(crate) mod calendar;
 pub(crate) mod campaign;
 pub(crate) mod changes;

@@ -82,8 +82,8 @@ pub(crate) struct Sequence {
 
 /// Why a message of sequence `cycle` must not go out even though its person's standing
 /// allows it: the enrollment moved on to a new sequence (they came back and left again),
-/// its sequence was stopped, or the campaign no longer admits the client (say, the CRM
-/// now says we ended the relationship).
+/// its sequence was stopped, or the campaign now excludes the client's churn reason (say,
+/// the CRM now says we ended the relationship).
 pub(crate) fn superseded(
     sequence: Sequence,
     cycle: i64,
@@ -102,7 +102,7 @@ pub(crate) fn superseded(
         Some("dropped: it belongs to an earlier sequence")
     } else if stopped {
         Some("dropped: its sequence was stopped")
-    } else if !campaign.admits(churn_reason) {
+    } else if campaign.excludes(churn_reason) {
         Some("dropped: the campaign's audience no longer includes this client")
     } else {
         None

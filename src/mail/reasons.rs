@@ -60,7 +60,7 @@ pub(super) fn reachable(
 /// Whether a client who left for `reason` is in `campaign`'s audience: the one place
 /// this module asks.
 fn admits(campaign: &Campaign, reason: Option<&str>) -> bool {
-    campaign.admits(reason)
+    campaign.admits_reason(reason)
 }
 
 /// Each string `template` compares `churn_reason` with in an `eq` or `ne` (as a block,

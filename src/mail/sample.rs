@@ -40,6 +40,19 @@ pub(crate) fn sample_client_for(config: &Config, campaign: &Campaign) -> ClientR
     {
         client.churn_reason = reason.clone();
     }
+    // The values the campaign's `match` asks for, so that its templates render as for the
+    // clients it takes.
+    for (key, value) in &campaign.matches {
+        match key.as_str() {
+            "country" => client.country = Some(value.clone()),
+            "company" => client.company = Some(value.clone()),
+            _ => {
+                if let Some(field) = key.strip_prefix("fields.") {
+                    client.fields.insert(field.to_string(), value.clone());
+                }
+            }
+        }
+    }
     client
 }
 

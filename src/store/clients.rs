@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{Result, Store, StoreError, parse_opt_time};
+use crate::domain::audience::Person;
 use crate::domain::model::{ChurnedAt, ClientRecord, normalize_email};
 
 /// What enrolling a client in a campaign needs to know about them.
@@ -20,6 +21,8 @@ pub(crate) struct ClientFacts<'a> {
     pub churned_at: ChurnedAt,
     pub churn_reason: Option<&'a str>,
     pub timezone: Option<Tz>,
+    /// What campaigns' audiences look at.
+    pub person: Person<'a>,
 }
 
 impl ClientFacts<'_> {
@@ -30,6 +33,7 @@ impl ClientFacts<'_> {
             churned_at: record.churned_at,
             churn_reason: record.churn_reason.as_deref(),
             timezone: record.timezone,
+            person: Person::of(record),
         }
     }
 }

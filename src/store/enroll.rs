@@ -1,9 +1,12 @@
 //! Enrollments: which client is in which campaign, at which step, due when.
 //!
 //! Kept in step with the clients (on import) and with the configuration (on start-up,
-//! when a campaign is new or its timing changed), and stopped when their person opts out,
-//! bounces or comes back. Decides nothing itself: when a step is due, and what a message
-//! already at it means, come from `domain::lifecycle` and `domain::schedule`.
+//! when a campaign is new or its timing or audience changed), and stopped when their
+//! person opts out, bounces or comes back. A client is enrolled in one campaign only: the
+//! first whose audience admits them, when they have no enrollment yet (or a new sequence
+//! starts after a return); an enrollment made stays in its campaign. Decides nothing
+//! itself: who a campaign admits is `domain::audience`'s to say, when a step is due, and
+//! what a message already at it means, `domain::lifecycle`'s and `domain::schedule`'s.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -12,6 +15,7 @@ use rusqlite::{Connection, OptionalExtension, Statement, params};
 use super::clients::{ClientFacts, load_facts};
 use super::{Result, Store, StoreError, fmt_time, log_event, moment, parse_opt_time};
 use crate::config::{Campaign, Config};
+use crate::domain::audience;
 use crate::domain::lifecycle::{self, Exclusion, Reschedule};
 use crate::domain::model::{EnrollmentState, MessageState};
 use crate::domain::schedule;
@@ -32,7 +36,7 @@ fn fingerprint(campaign: &Campaign) -> String {
         .iter()
         .map(|s| s.after_days.to_string())
         .collect();
-    format!(
+    let mut print = format!(
         "quiet={};send_at={};tz={};exclude={};catch_up={};gaps={}",
         campaign.quiet_days,
         campaign.send_at.source(),
@@ -40,7 +44,23 @@ fn fingerprint(campaign: &Campaign) -> String {
         campaign.exclude_reasons.join(","),
         campaign.catch_up_hours,
         gaps.join(",")
-    )
+    );
+    // Only when set: a campaign without them keeps the fingerprint it had before.
+    if let Some(include) = &campaign.include_reasons {
+        print.push_str(&format!(";include={}", include.join(",")));
+    }
+    if !campaign.matches.is_empty() {
+        let matches: Vec<String> = campaign
+            .matches
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        print.push_str(&format!(";match={}", matches.join(",")));
+    }
+    if let Some(days) = campaign.enroll_within_days {
+        print.push_str(&format!(";enroll_within={days}"));
+    }
+    print
 }
 
 /// When a message due at `due` may first go out, seen from `now`: a long-overdue one
@@ -50,15 +70,19 @@ fn next_moment(campaign: &Campaign, tz: Tz, due: DateTime<Utc>, now: DateTime<Ut
     schedule::earliest_send(campaign, tz, due, due, now).map(moment)
 }
 
-/// Brings one client's enrollment in one campaign in line with the configuration.
+/// Brings one client's enrollment in one campaign in line with the configuration: a
+/// client without any enrollment is placed (see [`place`]); an active one whose churn
+/// reason the campaign now excludes stops. One whose data moved them to another
+/// campaign's audience stays where it is.
 pub(crate) fn reconcile(
     conn: &Connection,
+    campaigns: &[Campaign],
     campaign: &Campaign,
     client: &ClientFacts<'_>,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let tz = schedule::zone(campaign, client.timezone);
-    let admitted = campaign.admits(client.churn_reason);
+    let admitted = !campaign.excludes(client.churn_reason);
     let existing = conn
         .prepare_cached(
             "SELECT id, state, cycle, next_step, send_at, last_sent_at FROM enrollments WHERE client_id = ?1 AND campaign = ?2",
@@ -79,7 +103,9 @@ pub(crate) fn reconcile(
         None => None,
     };
     match existing {
-        None => enroll_new(conn, campaign, client, now)?,
+        None => {
+            place(conn, campaigns, client, now)?;
+        }
         Some(e) if e.state != EnrollmentState::Active => {}
         Some(e) if !admitted => {
             // Deleting also deletes its messages and survey answer (an earlier sequence's
@@ -97,6 +123,8 @@ pub(crate) fn reconcile(
                     params![e.id],
                 )?;
                 conn.execute("DELETE FROM enrollments WHERE id = ?1", params![e.id])?;
+                // As if never made: the client may belong to another campaign's audience.
+                place(conn, campaigns, client, now)?;
             } else {
                 cancel_queued(conn, e.id, now)?;
                 stop(conn, e.id, EnrollmentState::Completed, now)?;
@@ -183,17 +211,66 @@ pub(crate) struct FirstStep {
     send_at: Option<i64>,
 }
 
-/// Whether a campaign takes a client in, and if so when their survey is due. Pure: an
-/// import computes this for the next rows while the previous ones are being written.
-pub(crate) fn first_step(
-    campaign: &Campaign,
+/// Where a client without a sequence goes: the first campaign whose audience admits
+/// them, unless it would have surveyed them too long ago (`enroll_within_days`).
+pub(crate) enum Placement {
+    /// Enrolled in campaign `index` (in configuration order), the survey due then.
+    In(usize, FirstStep),
+    /// Campaign `index` admits them, but their survey was due more than its
+    /// `enroll_within_days` before now: not enrolled anywhere.
+    TooLate(usize),
+    /// No campaign admits them.
+    Nowhere,
+}
+
+/// Where a client without a sequence is enrolled at `now`, and when their survey is due.
+/// Pure: an import computes this for the next rows while the previous ones are being
+/// written.
+pub(crate) fn placement(
+    campaigns: &[Campaign],
     client: &ClientFacts<'_>,
     now: DateTime<Utc>,
-) -> Option<FirstStep> {
-    if !campaign.admits(client.churn_reason) {
-        return None;
+) -> Placement {
+    let Some(index) = audience::first_admitting(campaigns, &client.person) else {
+        return Placement::Nowhere;
+    };
+    let campaign = &campaigns[index];
+    let tz = schedule::zone(campaign, client.timezone);
+    let due = schedule::survey_due(campaign, client.churned_at, tz);
+    if !audience::enrolls_in_time(campaign, due, tz, now) {
+        return Placement::TooLate(index);
     }
-    Some(survey_step(campaign, client, now))
+    Placement::In(index, survey_step(campaign, client, now))
+}
+
+/// Whether the client has an enrollment in any campaign, configured or not (a campaign
+/// taken out of the configuration may come back).
+fn enrolled_anywhere(conn: &Connection, client_id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM enrollments WHERE client_id = ?1)")?
+        .query_row(params![client_id], |r| r.get(0))?)
+}
+
+/// Enrolls a client who has no enrollment in any campaign where [`placement`] says.
+fn place(
+    conn: &Connection,
+    campaigns: &[Campaign],
+    client: &ClientFacts<'_>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if enrolled_anywhere(conn, client.id)? {
+        return Ok(());
+    }
+    if let Placement::In(index, step) = placement(campaigns, client, now) {
+        insert(
+            conn,
+            &campaigns[index].name,
+            client.id,
+            &step,
+            &fmt_time(now),
+        )?;
+    }
+    Ok(())
 }
 
 /// When a sequence that starts (or starts again) at `now` has its survey due, and may
@@ -204,19 +281,6 @@ fn survey_step(campaign: &Campaign, client: &ClientFacts<'_>, now: DateTime<Utc>
     FirstStep {
         due_at: fmt_time(due),
         send_at: next_moment(campaign, tz, due, now),
-    }
-}
-
-/// Enrolls a client just created (no enrollment can exist yet), if the campaign admits them.
-pub(crate) fn enroll_new(
-    conn: &Connection,
-    campaign: &Campaign,
-    client: &ClientFacts<'_>,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    match first_step(campaign, client, now) {
-        Some(step) => insert(conn, &campaign.name, client.id, &step, &fmt_time(now)),
-        None => Ok(()),
     }
 }
 
@@ -353,21 +417,33 @@ pub(crate) fn insert(
     Ok(())
 }
 
-/// Starts a new sequence for a client who came back and then left again.
+/// Starts a new sequence for a client who came back and then left again, in the first
+/// campaign whose audience admits them now (as for a client seen for the first time):
+/// the next cycle of their enrollment there, or a new enrollment. Their other
+/// enrollments stay stopped. Returns where the new sequence went.
 pub(crate) fn restart(
     conn: &Connection,
-    campaign: &Campaign,
+    campaigns: &[Campaign],
     client: &ClientFacts<'_>,
     now: DateTime<Utc>,
-) -> Result<()> {
-    let step = survey_step(campaign, client, now);
-    conn.prepare_cached(
-        "UPDATE enrollments SET cycle = cycle + 1, state = 'active', next_step = 1, due_at = ?3, send_at = ?4,
-                stopped_at = NULL, last_sent_at = NULL, updated_at = ?5
-         WHERE client_id = ?1 AND campaign = ?2",
-    )?
-    .execute(params![client.id, campaign.name, step.due_at, step.send_at, fmt_time(now)])?;
-    reconcile(conn, campaign, client, now)
+) -> Result<Placement> {
+    let placed = placement(campaigns, client, now);
+    let Placement::In(index, step) = &placed else {
+        return Ok(placed);
+    };
+    let campaign = &campaigns[*index];
+    let updated = conn
+        .prepare_cached(
+            "UPDATE enrollments SET cycle = cycle + 1, state = 'active', next_step = 1, due_at = ?3, send_at = ?4,
+                    stopped_at = NULL, last_sent_at = NULL, updated_at = ?5
+             WHERE client_id = ?1 AND campaign = ?2",
+        )?
+        .execute(params![client.id, campaign.name, step.due_at, step.send_at, fmt_time(now)])?;
+    if updated == 0 {
+        insert(conn, &campaign.name, client.id, step, &fmt_time(now))?;
+    }
+    reconcile(conn, campaigns, campaign, client, now)?;
+    Ok(placed)
 }
 
 /// Drops the queued retries of one enrollment.
@@ -440,7 +516,7 @@ impl Store {
             for id in ids {
                 let row = load_facts(&tx, id)?;
                 if let Some(row) = row {
-                    reconcile(&tx, campaign, &row.facts(), now)?;
+                    reconcile(&tx, &config.campaigns, campaign, &row.facts(), now)?;
                 }
             }
             tx.execute(
@@ -463,5 +539,75 @@ impl Store {
         }
         tx.commit()?;
         Ok(recomputed)
+    }
+}
+
+impl Store {
+    /// For each configured campaign with a `max_days_since_churn`, how many of its active
+    /// sequences belong to clients already past it at `now`, read from the database at
+    /// `path` without changing or creating anything; None when there is no database.
+    pub(crate) fn past_horizon_at(
+        path: &std::path::Path,
+        config: &Config,
+        now: DateTime<Utc>,
+    ) -> Result<Option<std::collections::BTreeMap<String, u64>>> {
+        if !path.exists()
+            || config
+                .campaigns
+                .iter()
+                .all(|c| c.max_days_since_churn.is_none())
+        {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let has_tables = conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'enrollments'",
+                [],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !has_tables {
+            return Ok(None);
+        }
+        let mut past = std::collections::BTreeMap::new();
+        let mut rows = conn.prepare(
+            "SELECT e.campaign, c.churned_at, c.timezone FROM enrollments e JOIN clients c ON c.id = e.client_id
+             WHERE e.state = 'active'",
+        )?;
+        let rows = rows.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (name, churned_at, timezone) = row?;
+            let Some(campaign) = config.campaign(&name) else {
+                continue;
+            };
+            if campaign.max_days_since_churn.is_none() {
+                continue;
+            }
+            let churned = crate::domain::model::ChurnedAt::parse(&churned_at)
+                .ok_or_else(|| StoreError::Corrupt(format!("churned_at {churned_at:?}")))?;
+            let tz = schedule::zone(
+                campaign,
+                super::clients::decode_timezone(timezone.as_deref())?,
+            );
+            let count = past.entry(name).or_insert(0u64);
+            *count += u64::from(audience::past_horizon(campaign, churned, tz, now));
+        }
+        Ok(Some(past))
     }
 }

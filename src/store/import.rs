@@ -18,6 +18,7 @@ use super::enroll;
 use super::people;
 use super::{Result, Store, StoreError, fmt_time, log_event};
 use crate::config::Config;
+use crate::domain::audience;
 use crate::domain::changes::{FieldChange, field_changes};
 use crate::domain::lifecycle;
 use crate::domain::model::ClientRecord;
@@ -41,6 +42,11 @@ pub(crate) struct ImportCounts {
     /// Sequences of other contacts stopped because their account came back (a return
     /// this import recorded, or a contact new to an account that had).
     pub account_stopped: u64,
+    /// Clients not enrolled (new, or left again after a return) because their survey
+    /// would have been due more than the campaign's `enroll_within_days` before.
+    pub too_late: u64,
+    /// Clients of the file already past their campaign's `max_days_since_churn`.
+    pub past_horizon: u64,
 }
 
 #[derive(Debug, Default)]
@@ -113,8 +119,11 @@ pub(crate) struct PreparedClient {
     record: ClientRecord,
     churned_at: String,
     fields: String,
-    /// One per configured campaign, in order; `None` where it does not take them in.
-    first_steps: Vec<Option<enroll::FirstStep>>,
+    /// The campaign a new client is enrolled in, if any, and their first step there.
+    placement: enroll::Placement,
+    /// Whether the client is past the consent horizon of the first campaign that admits
+    /// them.
+    past_horizon: bool,
     /// The return its `returned_at` records, if one stands (see [`lifecycle::crm_return`]).
     returned: Option<DateTime<Utc>>,
     /// Its account under `[clients] account`, if it has one.
@@ -137,16 +146,21 @@ impl PreparedClient {
             now,
         )?;
         let facts = ClientFacts::of(0, &record);
-        let first_steps = config
-            .campaigns
-            .iter()
-            .map(|campaign| enroll::first_step(campaign, &facts, now))
-            .collect();
+        let placement = enroll::placement(&config.campaigns, &facts, now);
+        let past_horizon = match &placement {
+            enroll::Placement::In(index, _) | enroll::Placement::TooLate(index) => {
+                let campaign = &config.campaigns[*index];
+                let tz = crate::domain::schedule::zone(campaign, record.timezone);
+                audience::past_horizon(campaign, record.churned_at, tz, now)
+            }
+            enroll::Placement::Nowhere => false,
+        };
         Ok(PreparedClient {
             account_key: account_key_of(config, &record),
             churned_at: record.churned_at.to_string(),
             fields: fields_json(&record.fields),
-            first_steps,
+            placement,
+            past_horizon,
             returned,
             record,
         })
@@ -427,11 +441,16 @@ fn upsert(
         if crate::domain::model::may_have_legacy_spelling(&record.email) {
             super::addresses::heal_suppression(tx, &record.email)?;
         }
-        for (enrollments, step) in new_rows.enrollments.iter_mut().zip(&client.first_steps) {
-            if let Some(step) = step {
-                enrollments.add(id, step)?;
+        match &client.placement {
+            enroll::Placement::In(index, step) => {
+                if let Some(enrollments) = new_rows.enrollments.get_mut(*index) {
+                    enrollments.add(id, step)?;
+                }
             }
+            enroll::Placement::TooLate(_) => counts.too_late += 1,
+            enroll::Placement::Nowhere => {}
         }
+        counts.past_horizon += u64::from(client.past_horizon);
         if let Some(at) = client.returned.max(listed) {
             // Enrolled, then stopped, as `winback returned` after the import would: its
             // enrollments are written first.
@@ -496,6 +515,9 @@ fn upsert(
     if repeat && new_rows.repeated.insert(existing.id) {
         counts.repeated += 1;
     }
+    if !repeat {
+        counts.past_horizon += u64::from(client.past_horizon);
+    }
     let merged = match repeat {
         true => lifecycle::merged_repeat(&existing.record, record, &config.campaigns),
         false => lifecycle::merged(&existing.record, record),
@@ -547,12 +569,13 @@ fn upsert(
             params![existing.id],
         )?;
         log_event(tx, now, Some(existing.id), "churned_again", churned_text)?;
-        for campaign in &config.campaigns {
-            enroll::restart(tx, campaign, &facts, now)?;
+        let placed = enroll::restart(tx, &config.campaigns, &facts, now)?;
+        if let enroll::Placement::TooLate(_) = placed {
+            counts.too_late += 1;
         }
     } else {
         for campaign in &config.campaigns {
-            enroll::reconcile(tx, campaign, &facts, now)?;
+            enroll::reconcile(tx, &config.campaigns, campaign, &facts, now)?;
         }
     }
     if account_key.is_some() {

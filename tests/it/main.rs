@@ -1,4 +1,5 @@
 mod accounts;
+mod audiences;
 mod browser;
 mod campaigns;
 mod cli;

@@ -94,7 +94,11 @@ pub(super) fn reasons(config: &Config, data: &ReportData) -> String {
             label: {
                 let label = reason_label(reason.as_deref(), "(not given)");
                 // Clients no campaign admits (those we let go) are never contacted.
-                if config.campaigns.iter().any(|c| c.admits(reason.as_deref())) {
+                if config
+                    .campaigns
+                    .iter()
+                    .any(|c| c.admits_reason(reason.as_deref()))
+                {
                     label
                 } else {
                     format!("{label} (never contacted)")

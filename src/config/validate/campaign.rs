@@ -71,7 +71,11 @@ impl Validator<'_> {
 
         let renamed_from =
             self.renamed_from(raw.renamed_from, name.as_deref(), &key("renamed_from"));
-        let include_reasons = self.include_reasons(raw.include_reasons, &key("include_reasons"));
+        let include_reasons = self.include_reasons(
+            raw.include_reasons,
+            &exclude_reasons,
+            &key("include_reasons"),
+        );
         let matches = self.matches(raw.matches, &key("match"));
         let min_gap_days = self.count(
             raw.min_gap_days,

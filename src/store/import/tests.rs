@@ -501,3 +501,145 @@ fn repeated_rows_of_one_address_merge_and_keep_an_excluding_reason() {
     mailed.sort_unstable();
     assert_eq!(mailed, ["c2@client.example", "c3@client.example"]);
 }
+
+/// Three segments: `price` (that churn reason only), `everyone` (but `reorg`), `reorg`.
+const BY_REASON: &str = r#"
+[[campaign]]
+name = "price"
+send_at = "* * * * *"
+include_reasons = ["price"]
+
+[[campaign.step]]
+kind = "survey"
+template = "survey"
+subject = "Why?"
+
+[[campaign]]
+name = "everyone"
+send_at = "* * * * *"
+exclude_reasons = ["we_ended", "reorg"]
+
+[[campaign.step]]
+kind = "survey"
+template = "survey"
+subject = "Why?"
+
+[[campaign]]
+name = "reorg"
+send_at = "* * * * *"
+include_reasons = ["reorg"]
+
+[[campaign.step]]
+kind = "survey"
+template = "survey"
+subject = "Why?"
+"#;
+
+/// Client `i`'s enrollments as (campaign, state, cycle), by campaign.
+fn enrollments(store: &Store, i: usize) -> Vec<(String, String, i64)> {
+    store
+        .conn
+        .prepare(
+            "SELECT e.campaign, e.state, e.cycle FROM enrollments e JOIN clients c ON c.id = e.client_id
+             WHERE c.email = ?1 ORDER BY e.campaign",
+        )
+        .unwrap()
+        .query_map(params![format!("c{i}@client.example")], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap()
+        .collect::<std::result::Result<_, _>>()
+        .unwrap()
+}
+
+fn row(i: usize, churned_at: &str, reason: Option<&str>) -> ClientRecord {
+    ClientRecord {
+        churn_reason: reason.map(str::to_string),
+        ..record(i, churned_at)
+    }
+}
+
+/// Each client is in one campaign: the first that admits them. A later file that moves
+/// them to another audience leaves them where they are; one that excludes their reason
+/// before anything went drops the enrollment and places them again; a client who came
+/// back and left again starts over in the first campaign that admits them then.
+#[test]
+fn a_client_is_enrolled_in_the_first_campaign_that_admits_them_and_stays_there() {
+    let (dir, _, mut store, now) = fixture();
+    let config = crate::test_support::config(dir.path(), "", BY_REASON);
+    let active =
+        |campaign: &str, cycle: i64| vec![(campaign.to_string(), "active".to_string(), cycle)];
+    import_one(
+        &mut store,
+        &config,
+        now,
+        row(1, "2025-06-01", Some("price")),
+    );
+    import_one(
+        &mut store,
+        &config,
+        now,
+        row(2, "2025-06-01", Some("competitor")),
+    );
+    assert_eq!(enrollments(&store, 1), active("price", 1));
+    assert_eq!(enrollments(&store, 2), active("everyone", 1));
+
+    // Moved to the other audience: kept.
+    import_one(
+        &mut store,
+        &config,
+        now,
+        row(1, "2025-06-01", Some("competitor")),
+    );
+    assert_eq!(enrollments(&store, 1), active("price", 1));
+    import_one(
+        &mut store,
+        &config,
+        now,
+        row(2, "2025-06-01", Some("price")),
+    );
+    assert_eq!(enrollments(&store, 2), active("everyone", 1));
+    // Excluded where they are, nothing sent yet: gone from there, placed where admitted.
+    import_one(
+        &mut store,
+        &config,
+        now,
+        row(2, "2025-06-01", Some("reorg")),
+    );
+    assert_eq!(enrollments(&store, 2), active("reorg", 1));
+    import_one(
+        &mut store,
+        &config,
+        now,
+        row(3, "2025-06-01", Some("we_ended")),
+    );
+    assert_eq!(
+        enrollments(&store, 3),
+        Vec::new(),
+        "no campaign takes we_ended"
+    );
+
+    // Came back, then left again for another reason: the new sequence is in `everyone`,
+    // the old one stays stopped.
+    let back = ClientRecord {
+        returned_at: ChurnedAt::parse("2025-12-01"),
+        ..row(1, "2025-06-01", Some("competitor"))
+    };
+    import_one(&mut store, &config, now, back);
+    assert_eq!(
+        enrollments(&store, 1),
+        vec![("price".to_string(), "returned".to_string(), 1)]
+    );
+    let left = ClientRecord {
+        returned_at: ChurnedAt::parse("2025-12-01"),
+        ..row(1, "2025-12-20", Some("competitor"))
+    };
+    import_one(&mut store, &config, now, left);
+    assert_eq!(
+        enrollments(&store, 1),
+        vec![
+            ("everyone".to_string(), "active".to_string(), 1),
+            ("price".to_string(), "returned".to_string(), 1)
+        ]
+    );
+}

@@ -296,7 +296,7 @@ impl Claim<'_> {
         let Some(step) = campaign.step(step_number) else {
             return stop(tx, enrollment_id, EnrollmentState::Completed, now);
         };
-        if !campaign.admits(client.record.churn_reason.as_deref()) {
+        if campaign.excludes(client.record.churn_reason.as_deref()) {
             return stop(tx, enrollment_id, EnrollmentState::Completed, now);
         }
         let tz = schedule::zone(campaign, client.record.timezone);

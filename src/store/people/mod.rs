@@ -517,7 +517,7 @@ pub(super) fn reactivate(
         let Some(campaign) = config.campaign(&campaign_name) else {
             continue; // no longer configured: nothing to schedule it by
         };
-        let admitted = campaign.admits(client.record.churn_reason.as_deref());
+        let admitted = !campaign.excludes(client.record.churn_reason.as_deref());
         let message: Option<(String, String, Option<String>)> = tx
             .prepare_cached("SELECT state, due_at, sent_at FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3")?
             .query_row(params![enrollment_id, cycle, next_step], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -530,12 +530,12 @@ pub(super) fn reactivate(
         match lifecycle::resume(returned, admitted, state) {
             Resume::AtStep => {
                 reschedule(tx, enrollment_id, next_step, None, now)?;
-                reconcile(tx, campaign, &client.facts(), now)?;
+                reconcile(tx, &config.campaigns, campaign, &client.facts(), now)?;
             }
             Resume::AfterStep => {
                 let sent_at = sent_at.flatten();
                 reschedule(tx, enrollment_id, next_step + 1, sent_at.as_deref(), now)?;
-                reconcile(tx, campaign, &client.facts(), now)?;
+                reconcile(tx, &config.campaigns, campaign, &client.facts(), now)?;
             }
             Resume::QueueAgain => {
                 tx.prepare_cached(
