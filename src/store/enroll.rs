@@ -14,13 +14,14 @@ use super::{Result, Store, StoreError, fmt_time, log_event, moment, parse_opt_ti
 use crate::config::{Campaign, Config};
 use crate::domain::lifecycle::{self, Exclusion, Reschedule};
 use crate::domain::model::{EnrollmentState, MessageState};
-use crate::domain::schedule;
+use crate::domain::schedule::{self, Sent};
 
 struct Existing {
     id: i64,
     state: EnrollmentState,
     cycle: i64,
     next_step: u32,
+    next_occurrence: u32,
     send_at: Option<i64>,
     last_sent_at: Option<DateTime<Utc>>,
 }
@@ -33,14 +34,37 @@ fn fingerprint(campaign: &Campaign) -> String {
         .map(|s| s.after_days.to_string())
         .collect();
     format!(
-        "quiet={};send_at={};tz={};exclude={};catch_up={};gaps={}",
+        "quiet={};send_at={};tz={};exclude={};catch_up={};gaps={}{}",
         campaign.quiet_days,
         campaign.send_at.source(),
         campaign.timezone,
         campaign.exclude_reasons.join(","),
         campaign.catch_up_hours,
-        gaps.join(",")
+        gaps.join(","),
+        timing_print(campaign)
     )
+}
+
+/// What else decides due times: seasonal and recurring steps, the consent horizon, a
+/// pause (unpausing reschedules what waited). Empty for a campaign that uses none, so
+/// that its stored fingerprint stays as it was.
+fn timing_print(campaign: &Campaign) -> String {
+    let mut print = String::new();
+    for (i, step) in campaign.steps.iter().enumerate() {
+        if let Some(on) = step.on {
+            print.push_str(&format!(";on{}={:02}-{:02}", i + 1, on.month, on.day));
+        }
+        if let Some(every) = step.every_days {
+            print.push_str(&format!(";every{}={every}", i + 1));
+        }
+    }
+    if let Some(days) = campaign.max_days_since_churn {
+        print.push_str(&format!(";horizon={days}"));
+    }
+    if campaign.paused {
+        print.push_str(";paused");
+    }
+    print
 }
 
 /// When a message due at `due` may first go out, seen from `now`: a long-overdue one
@@ -61,21 +85,24 @@ pub(crate) fn reconcile(
     let admitted = campaign.admits(client.churn_reason);
     let existing = conn
         .prepare_cached(
-            "SELECT id, state, cycle, next_step, send_at, last_sent_at FROM enrollments WHERE client_id = ?1 AND campaign = ?2",
+            "SELECT id, state, cycle, next_step, send_at, last_sent_at, next_occurrence FROM enrollments WHERE client_id = ?1 AND campaign = ?2",
         )?
         .query_row(params![client.id, campaign.name], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?, r.get::<_, Option<i64>>(4)?, r.get::<_, Option<String>>(5)?))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, (r.get::<_, u32>(3)?, r.get::<_, u32>(6)?), r.get::<_, Option<i64>>(4)?, r.get::<_, Option<String>>(5)?))
         })
         .optional()?;
     let existing = match existing {
-        Some((id, state, cycle, next_step, send_at, last_sent_at)) => Some(Existing {
-            id,
-            state: enrollment_state(&state)?,
-            cycle,
-            next_step,
-            send_at,
-            last_sent_at: parse_opt_time(last_sent_at)?,
-        }),
+        Some((id, state, cycle, (next_step, next_occurrence), send_at, last_sent_at)) => {
+            Some(Existing {
+                id,
+                state: enrollment_state(&state)?,
+                cycle,
+                next_step,
+                next_occurrence,
+                send_at,
+                last_sent_at: parse_opt_time(last_sent_at)?,
+            })
+        }
         None => None,
     };
     match existing {
@@ -118,9 +145,9 @@ pub(crate) fn reconcile(
             // the configuration, or a schedule that never fires again, leaves behind.
             let message: Option<(i64, String)> = conn
                 .prepare_cached(
-                    "SELECT id, state FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3",
+                    "SELECT id, state FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3 AND occurrence = ?4",
                 )?
-                .query_row(params![e.id, e.cycle, e.next_step], |r| {
+                .query_row(params![e.id, e.cycle, e.next_step, e.next_occurrence], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()?;
@@ -128,12 +155,22 @@ pub(crate) fn reconcile(
                 Some((_, state)) => Some(message_state(state)?),
                 None => None,
             };
+            let mut history = super::outbox::history(conn, e.id, e.cycle)?;
+            if let (true, Some(at)) = (history.is_empty() && e.next_step > 1, e.last_sent_at) {
+                // A step that left no row of its own (a survey another campaign sent):
+                // the sequence counts on from its send.
+                history.push(Sent {
+                    step: e.next_step - 1,
+                    occurrence: 1,
+                    at,
+                });
+            }
             let next = lifecycle::reschedule(
                 campaign,
                 tz,
                 client.churned_at,
-                e.next_step,
-                e.last_sent_at,
+                (e.next_step, e.next_occurrence),
+                &history,
                 state,
             );
             match (next, message) {
@@ -156,9 +193,18 @@ pub(crate) fn reconcile(
                     conn.prepare_cached("UPDATE enrollments SET due_at = ?2, send_at = ?3, updated_at = ?4 WHERE id = ?1")?
                         .execute(params![e.id, fmt_time(due), next_moment(campaign, tz, due, now), fmt_time(now)])?;
                 }
+                (Reschedule::Move(next), _) => {
+                    cancel_queued(conn, e.id, now)?;
+                    conn.prepare_cached("UPDATE enrollments SET next_step = ?2, next_occurrence = ?3, due_at = ?4, send_at = ?5, updated_at = ?6 WHERE id = ?1")?
+                        .execute(params![e.id, next.step, next.occurrence, fmt_time(next.due), next_moment(campaign, tz, next.due, now), fmt_time(now)])?;
+                }
                 (Reschedule::Complete, _) => {
                     cancel_queued(conn, e.id, now)?;
                     stop(conn, e.id, EnrollmentState::Completed, now)?;
+                }
+                (Reschedule::Expired, _) => {
+                    cancel_queued(conn, e.id, now)?;
+                    stop(conn, e.id, EnrollmentState::Expired, now)?;
                 }
             }
         }
@@ -362,7 +408,7 @@ pub(crate) fn restart(
 ) -> Result<()> {
     let step = survey_step(campaign, client, now);
     conn.prepare_cached(
-        "UPDATE enrollments SET cycle = cycle + 1, state = 'active', next_step = 1, due_at = ?3, send_at = ?4,
+        "UPDATE enrollments SET cycle = cycle + 1, state = 'active', next_step = 1, next_occurrence = 1, due_at = ?3, send_at = ?4,
                 stopped_at = NULL, last_sent_at = NULL, updated_at = ?5
          WHERE client_id = ?1 AND campaign = ?2",
     )?

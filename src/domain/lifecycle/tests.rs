@@ -131,6 +131,19 @@ fn a_returned_client_has_left_again_only_after_their_return() {
     ));
 }
 
+/// A sequence's history as the old columns told it: the step before `next_step`, sent
+/// at `last_sent` (none at the survey: a sequence started again has none of its own).
+fn history(next_step: u32, last_sent: Option<DateTime<Utc>>) -> Vec<Sent> {
+    match (next_step, last_sent) {
+        (n, Some(at)) if n > 1 => vec![Sent {
+            step: n - 1,
+            occurrence: 1,
+            at,
+        }],
+        _ => Vec::new(),
+    }
+}
+
 #[test]
 fn a_step_is_due_again_from_the_churn_date_or_the_previous_send() {
     use MessageState::*;
@@ -175,8 +188,8 @@ fn a_step_is_due_again_from_the_churn_date_or_the_previous_send() {
                 &c,
                 Paris,
                 churned("2026-01-01"),
-                *next_step,
-                *last_sent,
+                (*next_step, 1),
+                &history(*next_step, *last_sent),
                 *message
             ),
             *expected,
