@@ -188,3 +188,6 @@ pub(crate) fn horizon(campaign: &Campaign, churned_at: ChurnedAt, tz: Tz) -> Opt
     let end = churn_day.checked_add_days(Days::new(u64::from(days) + 1))?;
     Some(midnight(end, tz))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,420 @@
+//! Table tests for the playbook's timing: seasonal dates across years and 29 February,
+//! recurring steps, collisions with `min_gap_days` and the account gap, the consent
+//! horizon, DST.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::America::New_York;
+use chrono_tz::Europe::Paris;
+use chrono_tz::Tz;
+
+use super::*;
+use crate::domain::campaign::{Campaign, MonthDay, Step};
+use crate::domain::model::{ChurnedAt, EnrollmentState, StepKind};
+use crate::domain::schedule::{Decision, Found, Moved, Rules, Standing, decide, search};
+use crate::domain::send_at::SendAt;
+
+fn utc(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("bad instant {text:?}: {e}"))
+        .with_timezone(&Utc)
+}
+
+fn date(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap_or_else(|e| panic!("{text:?}: {e}"))
+}
+
+fn churned(text: &str) -> ChurnedAt {
+    ChurnedAt::parse(text).unwrap_or_else(|| panic!("bad churned_at {text:?}"))
+}
+
+fn step(kind: StepKind, after_days: u32) -> Step {
+    Step {
+        kind,
+        after_days,
+        template: kind.as_str().to_string(),
+        subject: "Hello".to_string(),
+        line: 1,
+        on: None,
+        every_days: None,
+    }
+}
+
+fn seasonal(after_days: u32, month: u32, day: u32) -> Step {
+    Step {
+        on: Some(MonthDay { month, day }),
+        ..step(StepKind::Article, after_days)
+    }
+}
+
+fn every(after_days: u32, days: u32) -> Step {
+    Step {
+        every_days: Some(days),
+        ..step(StepKind::Newsletter, after_days)
+    }
+}
+
+/// Quiet 90 days, every day at 10:00 in `tz`, catch-up 4 h, the given steps after the survey.
+fn campaign(tz: Tz, later: Vec<Step>) -> Campaign {
+    let mut steps = vec![step(StepKind::Survey, 0)];
+    steps.extend(later);
+    Campaign {
+        name: "former-clients".to_string(),
+        quiet_days: 90,
+        send_at: SendAt::parse("0 10 * * *").unwrap_or_else(|e| panic!("{e}")),
+        timezone: tz,
+        exclude_reasons: vec!["we_ended".to_string()],
+        catch_up_hours: 4,
+        renamed_from: None,
+        steps,
+        include_reasons: None,
+        matches: Vec::new(),
+        min_gap_days: 7,
+        account_gap_days: 7,
+        holidays: Default::default(),
+        max_days_since_churn: None,
+        enroll_within_days: None,
+        paused: false,
+    }
+}
+
+fn sent(step: u32, occurrence: u32, at: &str) -> Sent {
+    Sent {
+        step,
+        occurrence,
+        at: utc(at),
+    }
+}
+
+/// (step, occurrence, due) of the next message, or None when the sequence is complete.
+fn next(c: &Campaign, history: &[Sent]) -> Option<(u32, u32, DateTime<Utc>)> {
+    match next_message(c, churned("2026-01-01"), history, c.timezone) {
+        Next::Message(u) => Some((u.step, u.occurrence, u.due)),
+        Next::Completed => None,
+    }
+}
+
+#[test]
+fn a_seasonal_step_is_due_at_local_midnight_of_its_next_date_across_years() {
+    // Survey, then a greeting on 10 December at least 14 days after it; Paris.
+    let c = campaign(Paris, vec![seasonal(14, 12, 10)]);
+    // (history, expected (step, occurrence, due))
+    let cases: &[(&[Sent], (u32, u32, &str))] = &[
+        // Surveyed in June: this year's 10 December, midnight CET.
+        (
+            &[sent(1, 1, "2026-06-02T08:00:00Z")],
+            (2, 1, "2026-12-09T23:00:00Z"),
+        ),
+        // 26 November + 14 days is 10 December itself: that day.
+        (
+            &[sent(1, 1, "2026-11-26T09:00:00Z")],
+            (2, 1, "2026-12-09T23:00:00Z"),
+        ),
+        // 30 November + 14 days is past it: next year's.
+        (
+            &[sent(1, 1, "2026-11-30T09:00:00Z")],
+            (2, 1, "2027-12-09T23:00:00Z"),
+        ),
+        // Once sent, it recurs every year, whatever day it went.
+        (
+            &[
+                sent(1, 1, "2026-06-02T08:00:00Z"),
+                sent(2, 1, "2026-12-10T09:00:00Z"),
+            ],
+            (2, 2, "2027-12-09T23:00:00Z"),
+        ),
+        (
+            &[
+                sent(1, 1, "2026-06-02T08:00:00Z"),
+                sent(2, 1, "2026-12-10T09:00:00Z"),
+                sent(2, 2, "2027-12-13T09:00:00Z"),
+            ],
+            (2, 3, "2028-12-09T23:00:00Z"),
+        ),
+    ];
+    for (history, (step, occurrence, due)) in cases {
+        assert_eq!(
+            next(&c, history),
+            Some((*step, *occurrence, utc(due))),
+            "{history:?}"
+        );
+    }
+}
+
+#[test]
+fn the_29th_of_february_is_the_28th_in_other_years() {
+    let c = campaign(chrono_tz::UTC, vec![seasonal(14, 2, 29)]);
+    let cases: &[(&[Sent], (u32, u32, &str))] = &[
+        (
+            &[sent(1, 1, "2027-01-10T10:00:00Z")],
+            (2, 1, "2027-02-28T00:00:00Z"),
+        ),
+        (
+            &[
+                sent(1, 1, "2027-01-10T10:00:00Z"),
+                sent(2, 1, "2027-02-28T10:00:00Z"),
+            ],
+            (2, 2, "2028-02-29T00:00:00Z"),
+        ),
+        (
+            &[
+                sent(1, 1, "2027-01-10T10:00:00Z"),
+                sent(2, 1, "2027-02-28T10:00:00Z"),
+                sent(2, 2, "2028-02-29T10:00:00Z"),
+            ],
+            (2, 3, "2029-02-28T00:00:00Z"),
+        ),
+        // Surveyed 20 February 2028: + 14 days is past the 29th: 28 February 2029.
+        (
+            &[sent(1, 1, "2028-02-20T10:00:00Z")],
+            (2, 1, "2029-02-28T00:00:00Z"),
+        ),
+    ];
+    for (history, (step, occurrence, due)) in cases {
+        assert_eq!(
+            next(&c, history),
+            Some((*step, *occurrence, utc(due))),
+            "{history:?}"
+        );
+    }
+    let month_day = MonthDay { month: 2, day: 29 };
+    assert_eq!(next_on(month_day, date("2027-03-01")), date("2028-02-29"));
+    assert_eq!(next_on(month_day, date("2028-03-01")), date("2029-02-28"));
+    assert_eq!(next_on(month_day, date("2028-02-29")), date("2028-02-29"));
+}
+
+#[test]
+fn a_recurring_step_interleaves_with_the_linear_ones_and_never_completes() {
+    // Survey; newsletter 30 days later, then every 90 days; article 200 days after the
+    // first newsletter. UTC, so days are 24 hours.
+    let mut c = campaign(chrono_tz::UTC, vec![every(30, 90)]);
+    c.steps.push(step(StepKind::Article, 200));
+    let mut history = vec![sent(1, 1, "2026-04-01T10:00:00Z")];
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        let Some((step, occurrence, due)) = next(&c, &history) else {
+            panic!("a sequence with a reached recurring step completed: {history:?}");
+        };
+        seen.push((step, occurrence, due.format("%Y-%m-%d").to_string()));
+        history.push(Sent {
+            step,
+            occurrence,
+            at: due,
+        });
+    }
+    let expected: Vec<(u32, u32, String)> = [
+        (2, 1, "2026-05-01"),
+        (2, 2, "2026-07-30"),
+        (2, 3, "2026-10-28"),
+        // 200 days after the first newsletter, between the third and the fourth.
+        (3, 1, "2026-11-17"),
+        (2, 4, "2027-01-26"),
+        (2, 5, "2027-04-26"),
+        (2, 6, "2027-07-25"),
+        (2, 7, "2027-10-23"),
+    ]
+    .iter()
+    .map(|(s, o, d)| (*s, *o, d.to_string()))
+    .collect();
+    assert_eq!(seen, expected);
+    // Without recurring steps, the last step completes the sequence.
+    let linear = campaign(chrono_tz::UTC, vec![step(StepKind::Newsletter, 30)]);
+    assert_eq!(
+        next(
+            &linear,
+            &[
+                sent(1, 1, "2026-04-01T10:00:00Z"),
+                sent(2, 1, "2026-05-01T10:00:00Z")
+            ]
+        ),
+        None
+    );
+}
+
+#[test]
+fn a_recurring_step_keeps_local_time_across_dst() {
+    // Every 7 days at 10:00 New York: 10:00 EST before the change, 10:00 EDT after.
+    let c = campaign(New_York, vec![every(30, 7)]);
+    let history = [
+        sent(1, 1, "2026-01-20T15:00:00Z"),
+        sent(2, 1, "2026-03-03T15:00:00Z"),
+    ];
+    assert_eq!(
+        next(&c, &history),
+        Some((2, 2, utc("2026-03-10T14:00:00Z")))
+    );
+    // In the fall: 10:00 EDT, then 10:00 EST.
+    let history = [
+        sent(1, 1, "2026-06-20T14:00:00Z"),
+        sent(2, 1, "2026-10-29T14:00:00Z"),
+    ];
+    assert_eq!(
+        next(&c, &history),
+        Some((2, 2, utc("2026-11-05T15:00:00Z")))
+    );
+}
+
+/// The search from `due` with these rules: where it lands, and what moved it.
+fn found(c: &Campaign, due: &str, rules: &Rules<'_>) -> Found {
+    let due = utc(due);
+    search(c, c.timezone, due, due, due, rules)
+}
+
+#[test]
+fn a_colliding_message_moves_to_the_next_allowed_moment() {
+    let c = campaign(chrono_tz::UTC, vec![every(30, 90)]);
+    let busy = [utc("2026-06-08T10:00:00Z")];
+    let account = [utc("2026-06-09T10:00:00Z")];
+    // (due, busy, min gap, account busy, expected)
+    type Case<'a> = (
+        &'a str,
+        &'a [DateTime<Utc>],
+        Option<u32>,
+        &'a [DateTime<Utc>],
+        Found,
+    );
+    let cases: &[Case] = &[
+        // Nothing in the way.
+        (
+            "2026-06-10T00:00:00Z",
+            &[],
+            Some(7),
+            &[],
+            Found::At(utc("2026-06-10T10:00:00Z"), vec![]),
+        ),
+        // Same day as another message: the next day.
+        (
+            "2026-06-08T00:00:00Z",
+            &busy,
+            None,
+            &[],
+            Found::At(
+                utc("2026-06-09T10:00:00Z"),
+                vec![Moved::SameDay(date("2026-06-08"))],
+            ),
+        ),
+        // A linear step keeps only the day free.
+        (
+            "2026-06-10T00:00:00Z",
+            &busy,
+            None,
+            &[],
+            Found::At(utc("2026-06-10T10:00:00Z"), vec![]),
+        ),
+        // A recurring one keeps min_gap_days (7) from it: 15 June.
+        (
+            "2026-06-10T00:00:00Z",
+            &busy,
+            Some(7),
+            &[],
+            Found::At(utc("2026-06-15T10:00:00Z"), vec![Moved::MinGap(busy[0])]),
+        ),
+        // ... also from a message after it.
+        (
+            "2026-06-03T00:00:00Z",
+            &busy,
+            Some(7),
+            &[],
+            Found::At(utc("2026-06-15T10:00:00Z"), vec![Moved::MinGap(busy[0])]),
+        ),
+        // Another contact of the account got one on 9 June: 16 June (account gap 7).
+        (
+            "2026-06-10T00:00:00Z",
+            &[],
+            None,
+            &account,
+            Found::At(
+                utc("2026-06-16T10:00:00Z"),
+                vec![Moved::Account(account[0])],
+            ),
+        ),
+        // Both: first the person's day, then the account.
+        (
+            "2026-06-08T00:00:00Z",
+            &busy,
+            None,
+            &account,
+            Found::At(
+                utc("2026-06-16T10:00:00Z"),
+                vec![
+                    Moved::SameDay(date("2026-06-08")),
+                    Moved::Account(account[0]),
+                ],
+            ),
+        ),
+    ];
+    for (due, busy, min_gap_days, account_busy, expected) in cases {
+        let rules = Rules {
+            busy,
+            min_gap_days: *min_gap_days,
+            account_busy,
+            account_gap_days: c.account_gap_days,
+            ..Rules::default()
+        };
+        assert_eq!(
+            &found(&c, due, &rules),
+            expected,
+            "due {due}, busy {busy:?}"
+        );
+    }
+    // No account gap when account_gap_days is 0.
+    let mut no_gap = c.clone();
+    no_gap.account_gap_days = 0;
+    let rules = Rules {
+        account_busy: &account,
+        account_gap_days: 0,
+        ..Rules::default()
+    };
+    assert_eq!(
+        found(&no_gap, "2026-06-10T00:00:00Z", &rules),
+        Found::At(utc("2026-06-10T10:00:00Z"), vec![])
+    );
+}
+
+#[test]
+fn nothing_starts_past_the_consent_horizon() {
+    // Churned 1 January 2026 (Paris), horizon 400 days: the last day a message may start
+    // is 5 February 2027; the horizon is midnight starting the 6th.
+    let mut c = campaign(Paris, vec![every(30, 90)]);
+    c.max_days_since_churn = Some(400);
+    let end = horizon(&c, churned("2026-01-01"), Paris);
+    assert_eq!(end, Some(utc("2027-02-05T23:00:00Z")));
+    let rules = Rules {
+        horizon: end,
+        ..Rules::default()
+    };
+    assert_eq!(
+        found(&c, "2027-02-05T00:00:00Z", &rules),
+        Found::At(utc("2027-02-05T09:00:00Z"), vec![])
+    );
+    assert_eq!(
+        found(&c, "2027-02-06T00:00:00Z", &rules),
+        Found::PastHorizon
+    );
+    // A message due on the last day but moved past it by another message: past too.
+    let busy = [utc("2027-02-05T08:00:00Z")];
+    let moved = Rules {
+        busy: &busy,
+        horizon: end,
+        ..Rules::default()
+    };
+    assert_eq!(
+        found(&c, "2027-02-05T00:00:00Z", &moved),
+        Found::PastHorizon
+    );
+    let due = utc("2027-02-06T00:00:00Z");
+    assert_eq!(
+        decide(
+            &c,
+            Paris,
+            due,
+            due,
+            utc("2027-02-06T09:00:00Z"),
+            Standing::default(),
+            &rules
+        ),
+        Decision::Stop(EnrollmentState::Expired)
+    );
+    // Without a horizon the sequence goes on.
+    c.max_days_since_churn = None;
+    assert_eq!(horizon(&c, churned("2026-01-01"), Paris), None);
+}
