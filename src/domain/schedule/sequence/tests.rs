@@ -418,3 +418,152 @@ fn nothing_starts_past_the_consent_horizon() {
     c.max_days_since_churn = None;
     assert_eq!(horizon(&c, churned("2026-01-01"), Paris), None);
 }
+
+#[test]
+fn plan_runs_recurring_seasonal_and_account_rules_forward_and_names_each_move() {
+    use crate::domain::plan::{PlanItem, plan};
+    use std::collections::HashMap;
+    // Survey; newsletter 30 days later, then every 112 days; greeting on 10 December.
+    let mut c = campaign(chrono_tz::UTC, vec![every(30, 112), seasonal(14, 12, 10)]);
+    c.steps[2].kind = StepKind::Article;
+    let mut paused = c.clone();
+    paused.name = "paused".to_string();
+    paused.paused = true;
+    let item = |email: &str,
+                key: i64,
+                campaign,
+                step: u32,
+                due: &str,
+                history: Vec<Sent>,
+                account: Option<&str>| PlanItem {
+        email: email.to_string(),
+        client_key: key,
+        timezone: None,
+        churned_at: churned("2026-01-01"),
+        campaign,
+        next_step: step,
+        occurrence: 1,
+        due: utc(due),
+        not_before: utc(due),
+        why: if step == 1 {
+            Why::Survey
+        } else {
+            Why::After {
+                step: step - 1,
+                days: 30,
+            }
+        },
+        history,
+        account: account.map(str::to_string),
+        country: None,
+    };
+    let items = vec![
+        item(
+            "ann@acme.example",
+            1,
+            &c,
+            2,
+            "2026-05-01T10:00:00Z",
+            vec![sent(1, 1, "2026-04-01T10:00:00Z")],
+            None,
+        ),
+        item(
+            "bob@acme.example",
+            2,
+            &c,
+            1,
+            "2026-04-20T00:00:00Z",
+            Vec::new(),
+            Some("acme"),
+        ),
+        item(
+            "cy@acme.example",
+            3,
+            &c,
+            1,
+            "2026-04-20T00:00:00Z",
+            Vec::new(),
+            Some("acme"),
+        ),
+        item(
+            "dee@example.com",
+            4,
+            &paused,
+            1,
+            "2026-04-20T00:00:00Z",
+            Vec::new(),
+            None,
+        ),
+    ];
+    let planned = plan(
+        items,
+        &HashMap::new(),
+        utc("2026-04-15T00:00:00Z"),
+        utc("2027-05-20T00:00:00Z"),
+    );
+    let ann: Vec<(String, u32, &str)> = planned
+        .iter()
+        .filter(|p| p.email == "ann@acme.example")
+        .map(|p| {
+            (
+                p.at.format("%Y-%m-%d %H:%M").to_string(),
+                p.step,
+                p.reason.as_str(),
+            )
+        })
+        .collect();
+    let expected: &[(&str, u32, &[&str])] = &[
+        ("2026-05-01 10:00", 2, &["step 1 sent 2026-04-01 + 30 days"]),
+        ("2026-08-21 10:00", 2, &["every 112 days"]),
+        ("2026-12-10 10:00", 3, &["seasonal: 12-10"]),
+        (
+            "2026-12-17 10:00",
+            2,
+            &[
+                "every 112 days",
+                "min gap: 7 days from the message of 2026-12-10",
+            ],
+        ),
+        ("2027-04-08 10:00", 2, &["every 112 days"]),
+    ];
+    assert_eq!(ann.len(), expected.len(), "{ann:#?}");
+    for ((at, step, reason), (want_at, want_step, fragments)) in ann.iter().zip(expected) {
+        assert_eq!((at.as_str(), *step), (*want_at, *want_step), "{reason}");
+        for fragment in *fragments {
+            assert!(
+                reason.contains(fragment),
+                "{at}: {reason:?} lacks {fragment:?}"
+            );
+        }
+    }
+    // Two contacts of one account: the second waits for the account gap.
+    let surveys: Vec<(&str, String, &str)> = planned
+        .iter()
+        .filter(|p| p.step == 1)
+        .map(|p| {
+            (
+                p.email.as_str(),
+                p.at.format("%Y-%m-%d").to_string(),
+                p.reason.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(surveys.len(), 2, "{surveys:#?}");
+    assert_eq!(
+        (surveys[0].0, surveys[0].1.as_str()),
+        ("bob@acme.example", "2026-04-20")
+    );
+    assert_eq!(
+        (surveys[1].0, surveys[1].1.as_str()),
+        ("cy@acme.example", "2026-04-27")
+    );
+    assert!(
+        surveys[1]
+            .2
+            .contains("account gap: another contact of acme got a message on 2026-04-20"),
+        "{}",
+        surveys[1].2
+    );
+    // A paused campaign's messages are left out.
+    assert!(planned.iter().all(|p| p.campaign != "paused"));
+}
