@@ -14,6 +14,8 @@
 mod claim;
 mod record;
 #[cfg(test)]
+mod recurring_tests;
+#[cfg(test)]
 mod tests;
 
 use chrono::{DateTime, Utc};
