@@ -20,6 +20,7 @@ mod notify;
 mod ops;
 mod recipients;
 mod returned;
+mod seasons;
 mod smtp_support;
 mod support;
 mod sync;

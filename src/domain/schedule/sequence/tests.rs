@@ -567,3 +567,23 @@ fn plan_runs_recurring_seasonal_and_account_rules_forward_and_names_each_move() 
     // A paused campaign's messages are left out.
     assert!(planned.iter().all(|p| p.campaign != "paused"));
 }
+
+#[test]
+fn a_step_counts_from_the_minute_its_message_went() {
+    // Recorded a moment after the 10:00 moment: the next step is due at 10:00, 30 days
+    // later, not a moment after it (which would put it off to the next day's 10:00).
+    let c = campaign(chrono_tz::UTC, vec![every(30, 91)]);
+    let history = [sent(1, 1, "2026-01-30T10:00:00.400Z")];
+    assert_eq!(
+        next(&c, &history),
+        Some((2, 1, utc("2026-03-01T10:00:00Z")))
+    );
+    let history = [
+        sent(1, 1, "2026-01-30T10:00:00.400Z"),
+        sent(2, 1, "2026-03-01T10:00:59.900Z"),
+    ];
+    assert_eq!(
+        next(&c, &history),
+        Some((2, 2, utc("2026-05-31T10:00:00Z")))
+    );
+}
