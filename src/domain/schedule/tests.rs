@@ -719,7 +719,8 @@ fn after_send(
 fn later_steps_are_due_after_days_local_days_after_the_previous_send() {
     // Steps: survey, newsletter after 30, article after 45.
     // (sent step, sent at, zone, what follows)
-    let cases: &[(u32, &str, Tz, Option<(u32, DateTime<Utc>)>)] = &[
+    type Case<'a> = (u32, &'a str, Tz, Option<(u32, DateTime<Utc>)>);
+    let cases: &[Case] = &[
         // Tue 20 Oct 10:00 EDT + 30 days = Thu 19 Nov 10:00 EST (after the fall change).
         (
             1,

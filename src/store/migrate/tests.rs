@@ -444,7 +444,8 @@ fn version_15_keeps_every_message_and_refuses_a_second_copy_of_an_occurrence() {
     let store = Store::open(&path).unwrap();
     assert_eq!(foreign_keys(&store), 1);
     // Every column of every row, as it was, and occurrence 1.
-    let rows: Vec<(i64, u32, String, String, u32, Option<String>, String, u32)> = store
+    type Row = (i64, u32, String, String, u32, Option<String>, String, u32);
+    let rows: Vec<Row> = store
         .conn
         .prepare(
             "SELECT id, step, state, message_id, attempts, sent_at, started_at || smtp_reply || last_error || next_attempt_at, occurrence

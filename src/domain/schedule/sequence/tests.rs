@@ -85,6 +85,9 @@ fn sent(step: u32, occurrence: u32, at: &str) -> Sent {
     }
 }
 
+/// A history, and the (step, occurrence, due) that follows it.
+type Case<'a> = (&'a [Sent], (u32, u32, &'a str));
+
 /// (step, occurrence, due) of the next message, or None when the sequence is complete.
 fn next(c: &Campaign, history: &[Sent]) -> Option<(u32, u32, DateTime<Utc>)> {
     match next_message(c, churned("2026-01-01"), history, c.timezone) {
@@ -98,7 +101,7 @@ fn a_seasonal_step_is_due_at_local_midnight_of_its_next_date_across_years() {
     // Survey, then a greeting on 10 December at least 14 days after it; Paris.
     let c = campaign(Paris, vec![seasonal(14, 12, 10)]);
     // (history, expected (step, occurrence, due))
-    let cases: &[(&[Sent], (u32, u32, &str))] = &[
+    let cases: &[Case] = &[
         // Surveyed in June: this year's 10 December, midnight CET.
         (
             &[sent(1, 1, "2026-06-02T08:00:00Z")],
@@ -143,7 +146,7 @@ fn a_seasonal_step_is_due_at_local_midnight_of_its_next_date_across_years() {
 #[test]
 fn the_29th_of_february_is_the_28th_in_other_years() {
     let c = campaign(chrono_tz::UTC, vec![seasonal(14, 2, 29)]);
-    let cases: &[(&[Sent], (u32, u32, &str))] = &[
+    let cases: &[Case] = &[
         (
             &[sent(1, 1, "2027-01-10T10:00:00Z")],
             (2, 1, "2027-02-28T00:00:00Z"),
