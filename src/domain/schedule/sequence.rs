@@ -4,7 +4,7 @@
 //! Pure: the messages that went out in this cycle arrive as data. When a message may
 //! really go (send_at, gaps, holidays) is `schedule`'s search, not this file's.
 
-use chrono::{DateTime, Datelike, Days, DurationRound, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 
 use super::survey_due;
@@ -107,10 +107,7 @@ pub(crate) fn upcoming(
             continue;
         };
         let recurrence = match (step.every_days, step.on) {
-            (Some(days), _) => Some((
-                add_local_days(moment_of(last.at), days, tz),
-                Why::Every(days),
-            )),
+            (Some(days), _) => Some((add_local_days(last.at, days, tz), Why::Every(days))),
             (None, Some(on)) => local_day(last.at, tz)
                 .checked_add_days(Days::new(1))
                 .map(|from| (midnight(next_on(on, from), tz), Why::Seasonal(on))),
@@ -129,34 +126,38 @@ pub(crate) fn upcoming(
 }
 
 /// The message a sequence sends next: the earliest due of [`upcoming`] (the lower step
-/// first on a tie), or `Completed`.
+/// first on a tie), or `Completed`. A recurring step's occurrence due less than
+/// `min_gap_days` before another message gives way to it: it would have to keep the gap
+/// from that one anyway, and a seasonal message keeps its date.
 pub(crate) fn next_message(
     campaign: &Campaign,
     churned_at: ChurnedAt,
     history: &[Sent],
     tz: Tz,
 ) -> Next {
-    upcoming(campaign, churned_at, history, tz)
-        .into_iter()
-        .min_by_key(|u| (u.due, u.step))
-        .map_or(Next::Completed, Next::Message)
+    let mut candidates = upcoming(campaign, churned_at, history, tz);
+    candidates.sort_by_key(|u| (u.due, u.step));
+    let recurring = |u: &Upcoming| matches!(u.why, Why::Every(_));
+    let gap = chrono::Duration::days(i64::from(campaign.min_gap_days));
+    let first = candidates.first().copied();
+    let next = match first {
+        Some(first) if recurring(&first) => candidates
+            .iter()
+            .find(|u| !recurring(u) && u.due - first.due < gap)
+            .copied()
+            .or(Some(first)),
+        other => other,
+    };
+    next.map_or(Next::Completed, Next::Message)
 }
 
-/// When the first message of step `number` went out (see [`moment_of`]).
+/// When the first message of step `number` went out.
 fn first_of(history: &[Sent], number: u32) -> Option<DateTime<Utc>> {
     history
         .iter()
         .filter(|s| s.step == number)
         .min_by_key(|s| (s.occurrence, s.at))
-        .map(|s| moment_of(s.at))
-}
-
-/// The `send_at` moment a message went at: its send time to the minute. A message
-/// recorded at 10:00:00.4 went at the 10:00 moment, and a step due 30 days later is due
-/// at 10:00 then, not a moment after it (which would put it off to the next day).
-fn moment_of(at: DateTime<Utc>) -> DateTime<Utc> {
-    at.duration_trunc(chrono::Duration::minutes(1))
-        .unwrap_or(at)
+        .map(|s| s.at)
 }
 
 /// When a step is first due after a message at `base`: `after_days` later, or, for a

@@ -572,21 +572,36 @@ fn plan_runs_recurring_seasonal_and_account_rules_forward_and_names_each_move() 
 }
 
 #[test]
-fn a_step_counts_from_the_minute_its_message_went() {
-    // Recorded a moment after the 10:00 moment: the next step is due at 10:00, 30 days
-    // later, not a moment after it (which would put it off to the next day's 10:00).
-    let c = campaign(chrono_tz::UTC, vec![every(30, 91)]);
-    let history = [sent(1, 1, "2026-01-30T10:00:00.400Z")];
-    assert_eq!(
-        next(&c, &history),
-        Some((2, 1, utc("2026-03-01T10:00:00Z")))
-    );
+fn a_recurring_message_due_just_before_a_seasonal_one_gives_way_to_it() {
+    // Newsletter every 91 days, greeting on 10 December; min_gap_days 7.
+    let c = campaign(chrono_tz::UTC, vec![every(30, 91), seasonal(14, 12, 10)]);
+    let base = [
+        sent(1, 1, "2026-08-01T10:00:00Z"),
+        sent(2, 1, "2026-08-31T10:00:00Z"),
+    ];
+    // The next newsletter is due 30 November, ten days before the greeting: it goes first.
+    assert_eq!(next(&c, &base), Some((2, 2, utc("2026-11-30T10:00:00Z"))));
+    // Due 6 December, four days before it: the greeting keeps its date and goes first;
+    // the newsletter then keeps the gap from it.
     let history = [
-        sent(1, 1, "2026-01-30T10:00:00.400Z"),
-        sent(2, 1, "2026-03-01T10:00:59.900Z"),
+        sent(1, 1, "2026-08-01T10:00:00Z"),
+        sent(2, 1, "2026-09-06T10:00:00Z"),
     ];
     assert_eq!(
         next(&c, &history),
-        Some((2, 2, utc("2026-05-31T10:00:00Z")))
+        Some((3, 1, utc("2026-12-10T00:00:00Z")))
+    );
+    let mut after = history.to_vec();
+    after.push(sent(3, 1, "2026-12-10T10:00:00Z"));
+    assert_eq!(next(&c, &after), Some((2, 2, utc("2026-12-06T10:00:00Z"))));
+    let busy = [utc("2026-12-10T10:00:00Z")];
+    let rules = Rules {
+        busy: &busy,
+        min_gap_days: Some(7),
+        ..Rules::default()
+    };
+    assert_eq!(
+        found(&c, "2026-12-06T10:00:00Z", &rules),
+        Found::At(utc("2026-12-17T10:00:00Z"), vec![Moved::MinGap(busy[0])])
     );
 }
