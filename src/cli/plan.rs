@@ -176,7 +176,12 @@ pub(super) fn simulate(
         per_day: config.smtp.max_per_day,
         recent: store.claim_times_since(now - Duration::days(1))?,
     };
-    Ok(plan::plan_with_limits(
-        items, &data.busy, &limits, now, until,
+    Ok(plan::plan_all(
+        items,
+        &data.busy,
+        &data.accounts,
+        &limits,
+        now,
+        until,
     ))
 }

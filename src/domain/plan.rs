@@ -110,10 +110,27 @@ impl Window {
     }
 }
 
+#[cfg(test)]
 /// [`plan`], holding back what the rate limits hold back.
 pub(crate) fn plan_with_limits(
     items: Vec<PlanItem<'_>>,
     busy: &HashMap<i64, Vec<DateTime<Utc>>>,
+    limits: &RateLimits,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<Planned> {
+    plan_all(items, busy, &HashMap::new(), limits, now, until)
+}
+
+/// Account key → (client key, send time) of recent messages to the account's contacts.
+pub(crate) type AccountSends = HashMap<String, Vec<(i64, DateTime<Utc>)>>;
+
+/// [`plan`], holding back what the rate limits hold back, with the recent messages to
+/// each account's contacts (`accounts`, beside those of the people in `items`).
+pub(crate) fn plan_all(
+    items: Vec<PlanItem<'_>>,
+    busy: &HashMap<i64, Vec<DateTime<Utc>>>,
+    accounts: &AccountSends,
     limits: &RateLimits,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
@@ -135,7 +152,7 @@ pub(crate) fn plan_with_limits(
     // A paused campaign sends nothing: its messages are left out.
     let mut items: Vec<PlanItem<'_>> = items.into_iter().filter(|i| !i.campaign.paused).collect();
     // Per account, the send times of its contacts (with whose).
-    let mut accounts: HashMap<String, Vec<(i64, DateTime<Utc>)>> = HashMap::new();
+    let mut accounts: AccountSends = accounts.clone();
     for item in &items {
         if let Some(account) = &item.account {
             let entry = accounts.entry(account.clone()).or_default();

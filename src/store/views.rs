@@ -77,6 +77,8 @@ pub(crate) struct PlanData {
     pub rows: Vec<PlanRow>,
     /// client id → recent send times (one message per person per day).
     pub busy: HashMap<i64, Vec<DateTime<Utc>>>,
+    /// account key → (client id, send time) of recent messages to its contacts.
+    pub accounts: HashMap<String, Vec<(i64, DateTime<Utc>)>>,
 }
 
 const ATTENTION_LIMIT: i64 = 20;
@@ -312,18 +314,27 @@ impl Store {
         }
         let since = fmt_time(now - lookback);
         let mut recent = self.conn.prepare(concat!(
-            "SELECT client_id, COALESCE(sent_at, claimed_at) FROM messages
-             WHERE claimed_at >= ?1 AND state IN ",
+            "SELECT m.client_id, COALESCE(m.sent_at, m.claimed_at), c.account_key FROM messages m
+             JOIN clients c ON c.id = m.client_id
+             WHERE m.claimed_at >= ?1 AND m.state IN ",
             takes_the_day!()
         ))?;
         for row in recent.query_map(params![since], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
         })? {
-            let (client_id, at) = row?;
-            data.busy
-                .entry(client_id)
-                .or_default()
-                .push(parse_time(&at)?);
+            let (client_id, at, account) = row?;
+            let at = parse_time(&at)?;
+            data.busy.entry(client_id).or_default().push(at);
+            if let Some(account) = account {
+                data.accounts
+                    .entry(account)
+                    .or_default()
+                    .push((client_id, at));
+            }
         }
         Ok(data)
     }

@@ -605,3 +605,45 @@ fn a_recurring_message_due_just_before_a_seasonal_one_gives_way_to_it() {
         Found::At(utc("2026-12-17T10:00:00Z"), vec![Moved::MinGap(busy[0])])
     );
 }
+
+#[test]
+fn plan_counts_the_account_messages_of_contacts_it_plans_nothing_for() {
+    use crate::domain::plan::{AccountSends, PlanItem, RateLimits, plan_all};
+    use std::collections::HashMap;
+    let c = campaign(chrono_tz::UTC, vec![step(StepKind::Newsletter, 30)]);
+    let item = PlanItem {
+        email: "bob@acme.example".to_string(),
+        client_key: 2,
+        timezone: None,
+        churned_at: churned("2026-01-01"),
+        campaign: &c,
+        next_step: 1,
+        occurrence: 1,
+        due: utc("2026-04-20T00:00:00Z"),
+        not_before: utc("2026-04-20T00:00:00Z"),
+        why: Why::Survey,
+        history: Vec::new(),
+        account: Some("acme".to_string()),
+        country: None,
+    };
+    // Another contact of ACME, whose sequence is over, got a message on 18 April.
+    let accounts: AccountSends =
+        HashMap::from([("acme".to_string(), vec![(9, utc("2026-04-18T10:00:00Z"))])]);
+    let planned = plan_all(
+        vec![item],
+        &HashMap::new(),
+        &accounts,
+        &RateLimits::default(),
+        utc("2026-04-15T00:00:00Z"),
+        utc("2026-05-01T00:00:00Z"),
+    );
+    assert_eq!(planned.len(), 1, "{planned:#?}");
+    assert_eq!(planned[0].at, utc("2026-04-25T10:00:00Z"));
+    assert!(
+        planned[0]
+            .reason
+            .contains("account gap: another contact of acme got a message on 2026-04-18"),
+        "{}",
+        planned[0].reason
+    );
+}
