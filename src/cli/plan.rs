@@ -7,7 +7,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::{Cli, Format, load_config, open_store};
 use crate::config::Config;
+use crate::domain::holidays;
 use crate::domain::plan::{self, PlanItem, Planned};
+use crate::domain::schedule::{self, Why};
 use crate::store::Store;
 
 pub(super) fn run(cli: &Cli, days: u32, format: Format) -> anyhow::Result<ExitCode> {
@@ -129,12 +131,35 @@ pub(super) fn simulate(
     until: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Planned>> {
     store.sync_campaigns(config, now)?;
-    let data = store.plan_data(until, now)?;
+    let lookback = config
+        .campaigns
+        .iter()
+        .map(schedule::lookback)
+        .max()
+        .unwrap_or_else(|| Duration::hours(schedule::BUSY_LOOKBACK_HOURS));
+    let data = store.plan_data_within(until, now, lookback)?;
     let items: Vec<PlanItem<'_>> = data
         .rows
         .into_iter()
         .filter_map(|row| {
             let campaign = config.campaign(&row.campaign)?;
+            let tz = schedule::zone(campaign, row.timezone);
+            let country = holidays::country_of(row.country.as_deref(), row.timezone);
+            // Why the message it stands at is due when it is, by the rule that set it.
+            let why = schedule::upcoming(campaign, row.churned_at, &row.history, tz)
+                .into_iter()
+                .find(|u| (u.step, u.occurrence) == (row.next_step, row.occurrence))
+                .map_or(
+                    if row.next_step == 1 {
+                        Why::Survey
+                    } else {
+                        Why::After {
+                            step: row.next_step - 1,
+                            days: campaign.step(row.next_step).map_or(0, |s| s.after_days),
+                        }
+                    },
+                    |u| u.why,
+                );
             Some(PlanItem {
                 email: row.email,
                 client_key: row.client_id,
@@ -142,8 +167,13 @@ pub(super) fn simulate(
                 churned_at: row.churned_at,
                 campaign,
                 next_step: row.next_step,
+                occurrence: row.occurrence,
                 due: row.due,
                 not_before: row.not_before,
+                why,
+                history: row.history,
+                account: row.account,
+                country,
             })
         })
         .collect();
@@ -152,7 +182,12 @@ pub(super) fn simulate(
         per_day: config.smtp.max_per_day,
         recent: store.claim_times_since(now - Duration::days(1))?,
     };
-    Ok(plan::plan_with_limits(
-        items, &data.busy, &limits, now, until,
+    Ok(plan::plan_all(
+        items,
+        &data.busy,
+        &data.accounts,
+        &limits,
+        now,
+        until,
     ))
 }

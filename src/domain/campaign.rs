@@ -17,7 +17,6 @@ pub(crate) const SLOW_TOUCH_DAYS: i64 = 14;
 pub(crate) const ALWAYS_EXCLUDED: &str = "we_ended";
 
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // read as the playbook's rules are wired in
 pub(crate) struct Campaign {
     pub name: String,
     pub quiet_days: u32,
@@ -58,7 +57,6 @@ impl Campaign {
 }
 
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // read as the playbook's rules are wired in
 pub(crate) struct Step {
     pub kind: StepKind,
     /// Days after the previous step's send; 0 for the survey (timed by `quiet_days`).

@@ -95,7 +95,6 @@ impl Holidays {
     /// The first day from `date` on that is not kept free for a person in `country`, if
     /// there is one within two years (`check` refuses quiet dates that leave a whole year
     /// blocked, so there always is for a configuration it accepted).
-    #[allow(dead_code)] // for the schedule
     pub(crate) fn first_free_day(
         &self,
         date: NaiveDate,
@@ -267,7 +266,6 @@ fn days_in_month(year: i32, month: u32) -> u32 {
 /// CRM writes), else the one their own time zone lies in (`Europe/Berlin` → DE), else
 /// none (then every calendar applies). Pass the person's zone, not the campaign's: a
 /// campaign's zone says when to send, not where people live.
-#[allow(dead_code)] // wired into the schedule next
 pub(crate) fn country_of(country: Option<&str>, zone: Option<Tz>) -> Option<String> {
     let own = country.map(str::trim).filter(|c| !c.is_empty()).map(|c| {
         country_code(c)

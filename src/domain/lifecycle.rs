@@ -10,10 +10,9 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::domain::calendar::add_local_days;
 use crate::domain::campaign::Campaign;
 use crate::domain::model::{ChurnedAt, ClientRecord, MessageState};
-use crate::domain::schedule::{self, Standing};
+use crate::domain::schedule::{self, Next, Sent, Standing, Upcoming};
 use crate::domain::suppression::{Reason, Suppression};
 
 /// A person's standing, from the reason of their address's suppression (if any) and
@@ -126,22 +125,28 @@ pub(crate) enum Reschedule {
     /// A queued retry (or one cancelled while the campaign was away) keeps its row, and
     /// waits for the step's due time as it is now.
     Requeue(DateTime<Utc>),
-    /// No step left to send (past the last one, or no time to count the next from):
-    /// the sequence is complete.
+    /// Another message comes first now (the campaign's steps changed): the sequence
+    /// stands at it instead, and a message queued at the old one is dropped.
+    Move(Upcoming),
+    /// No message left to send (past the last step, no recurring or seasonal step
+    /// reached, or no send to count the next from): the sequence is complete.
     Complete,
+    /// The next message would be due past the consent horizon.
+    Expired,
 }
 
-/// When the step an active sequence stands at (`next_step`, 1-based) is due, derived
-/// again from the client and the campaign as they are now: the survey from the churn
-/// date and the quiet period, a later step from the previous send. `message` is the
-/// state of the message already at that step, if there is one; a missing `send_at` alone
-/// never says a message is out.
+/// What comes of the message an active sequence stands at (`at`: its step, 1-based, and
+/// occurrence), derived again from the client and the campaign as they are now and the
+/// sequence's `history` (what went out in this cycle), by the rule a send follows
+/// ([`schedule::next_message`]). `message` is the state of the message already at that
+/// step and occurrence, if there is one; a missing `send_at` alone never says a message
+/// is out.
 pub(crate) fn reschedule(
     campaign: &Campaign,
     tz: Tz,
     churned_at: ChurnedAt,
-    next_step: u32,
-    last_sent_at: Option<DateTime<Utc>>,
+    at: (u32, u32),
+    history: &[Sent],
     message: Option<MessageState>,
 ) -> Reschedule {
     let queued = match message {
@@ -155,17 +160,20 @@ pub(crate) fn reschedule(
             | MessageState::Held,
         ) => return Reschedule::Leave,
     };
-    let due = match (next_step, last_sent_at) {
-        (1, _) => Some(schedule::survey_due(campaign, churned_at, tz)),
-        (n, Some(last)) => campaign
-            .step(n)
-            .map(|step| add_local_days(last, step.after_days, tz)),
-        (_, None) => None,
+    if at.0 > 1 && history.is_empty() {
+        return Reschedule::Complete;
+    }
+    let next = match schedule::next_message(campaign, churned_at, history, tz) {
+        Next::Completed => return Reschedule::Complete,
+        Next::Message(next) => next,
     };
-    match due {
-        None => Reschedule::Complete,
-        Some(due) if queued => Reschedule::Requeue(due),
-        Some(due) => Reschedule::Due(due),
+    if schedule::horizon(campaign, churned_at, tz).is_some_and(|h| next.due >= h) {
+        return Reschedule::Expired;
+    }
+    match ((next.step, next.occurrence) == at, queued) {
+        (true, true) => Reschedule::Requeue(next.due),
+        (true, false) => Reschedule::Due(next.due),
+        (false, _) => Reschedule::Move(next),
     }
 }
 

@@ -12,7 +12,9 @@ use serde::Serialize;
 
 use crate::domain::campaign::Campaign;
 use crate::domain::model::{ChurnedAt, StepKind};
-use crate::domain::schedule::{Next, after_send, earliest_free_send, earliest_send, zone};
+use crate::domain::schedule::{
+    Found, Moved, Next, Rules, Sent, Why, earliest_send, horizon, next_message, search, zone,
+};
 
 /// An active enrollment, as `plan` needs it.
 #[derive(Debug, Clone)]
@@ -23,8 +25,18 @@ pub(crate) struct PlanItem<'a> {
     pub churned_at: ChurnedAt,
     pub campaign: &'a Campaign,
     pub next_step: u32,
+    /// Which message of `next_step` (1 for its first, more for a recurring step).
+    pub occurrence: u32,
     pub due: DateTime<Utc>,
     pub not_before: DateTime<Utc>,
+    /// Why `due` is when it is.
+    pub why: Why,
+    /// What went out in this sequence so far (what comes next is counted from it).
+    pub history: Vec<Sent>,
+    /// The person's account (`clients.account_key`), for the account gap.
+    pub account: Option<String>,
+    /// The person's country, for holiday calendars.
+    pub country: Option<String>,
 }
 
 /// One message the daemon will send, and why then.
@@ -98,10 +110,27 @@ impl Window {
     }
 }
 
+#[cfg(test)]
 /// [`plan`], holding back what the rate limits hold back.
 pub(crate) fn plan_with_limits(
     items: Vec<PlanItem<'_>>,
     busy: &HashMap<i64, Vec<DateTime<Utc>>>,
+    limits: &RateLimits,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<Planned> {
+    plan_all(items, busy, &HashMap::new(), limits, now, until)
+}
+
+/// Account key → (client key, send time) of recent messages to the account's contacts.
+pub(crate) type AccountSends = HashMap<String, Vec<(i64, DateTime<Utc>)>>;
+
+/// [`plan`], holding back what the rate limits hold back, with the recent messages to
+/// each account's contacts (`accounts`, beside those of the people in `items`).
+pub(crate) fn plan_all(
+    items: Vec<PlanItem<'_>>,
+    busy: &HashMap<i64, Vec<DateTime<Utc>>>,
+    accounts: &AccountSends,
     limits: &RateLimits,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
@@ -120,8 +149,21 @@ pub(crate) fn plan_with_limits(
     .filter_map(|(w, name)| w.map(|w| (w, name)))
     .collect();
     let mut busy: HashMap<i64, Vec<DateTime<Utc>>> = busy.clone();
-    let mut items = items;
-    let mut reasons: Vec<String> = items.iter().map(|i| due_reason(i, None)).collect();
+    // A paused campaign sends nothing: its messages are left out.
+    let mut items: Vec<PlanItem<'_>> = items.into_iter().filter(|i| !i.campaign.paused).collect();
+    // Per account, the send times of its contacts (with whose).
+    let mut accounts: AccountSends = accounts.clone();
+    for item in &items {
+        if let Some(account) = &item.account {
+            let entry = accounts.entry(account.clone()).or_default();
+            for t in busy.get(&item.client_key).into_iter().flatten() {
+                if !entry.contains(&(item.client_key, *t)) {
+                    entry.push((item.client_key, *t));
+                }
+            }
+        }
+    }
+    let mut reasons: Vec<String> = items.iter().map(|i| due_reason(i, now)).collect();
     let mut heap: BinaryHeap<Reverse<(DateTime<Utc>, usize)>> = BinaryHeap::new();
     for (index, item) in items.iter().enumerate() {
         let tz = zone(item.campaign, item.timezone);
@@ -135,23 +177,45 @@ pub(crate) fn plan_with_limits(
     while let Some(Reverse((t, index))) = heap.pop() {
         let item = &items[index];
         let tz = zone(item.campaign, item.timezone);
-        let person = busy.entry(item.client_key).or_default();
-        let Some(free) =
-            earliest_free_send(item.campaign, tz, item.due, item.not_before, t, person)
-        else {
+        let Some(step) = item.campaign.step(item.next_step) else {
             continue;
+        };
+        let person = busy.entry(item.client_key).or_default();
+        let account_busy: Vec<DateTime<Utc>> = item
+            .account
+            .as_ref()
+            .and_then(|a| accounts.get(a))
+            .into_iter()
+            .flatten()
+            .filter(|(who, _)| *who != item.client_key)
+            .map(|(_, at)| *at)
+            .collect();
+        let rules = Rules {
+            busy: person,
+            min_gap_days: step.every_days.map(|_| item.campaign.min_gap_days),
+            account_busy: &account_busy,
+            account_gap_days: item.campaign.account_gap_days,
+            country: item.country.as_deref(),
+            horizon: horizon(item.campaign, item.churned_at, tz),
+        };
+        let (free, moves) = match search(item.campaign, tz, item.due, item.not_before, t, &rules) {
+            Found::At(free, moves) => (free, moves),
+            Found::PastHorizon | Found::Never => continue,
         };
         if free > until {
             continue;
         }
         if free > t {
-            reasons[index].push_str("; moved a day: one message per person per day");
+            for moved in &moves {
+                let why = moved_reason(moved, item, tz);
+                if !reasons[index].contains(&why) {
+                    reasons[index].push_str("; ");
+                    reasons[index].push_str(&why);
+                }
+            }
             heap.push(Reverse((free, index)));
             continue;
         }
-        let Some(step) = item.campaign.step(item.next_step) else {
-            continue;
-        };
         let held = windows
             .iter_mut()
             .map(|(w, name)| (w.next_free(free), *name))
@@ -168,6 +232,12 @@ pub(crate) fn plan_with_limits(
             w.sends.push_back(free);
         }
         person.push(free);
+        if let Some(account) = &item.account {
+            accounts
+                .entry(account.clone())
+                .or_default()
+                .push((item.client_key, free));
+        }
         out.push(Planned {
             at: free,
             local: free
@@ -184,13 +254,21 @@ pub(crate) fn plan_with_limits(
                 item.campaign.send_at.source()
             ),
         });
-        if let Next::Step { number, due } = after_send(item.campaign, item.next_step, free, tz) {
-            let item = &mut items[index];
-            item.next_step = number;
-            item.due = due;
-            item.not_before = due;
-            reasons[index] = due_reason(item, Some(free));
-            if let Some(t) = earliest_send(item.campaign, tz, due, due, free)
+        let item = &mut items[index];
+        item.history.push(Sent {
+            step: item.next_step,
+            occurrence: item.occurrence,
+            at: free,
+        });
+        if let Next::Message(next) = next_message(item.campaign, item.churned_at, &item.history, tz)
+        {
+            item.next_step = next.step;
+            item.occurrence = next.occurrence;
+            item.due = next.due;
+            item.not_before = next.due;
+            item.why = next.why;
+            reasons[index] = due_reason(item, now);
+            if let Some(t) = earliest_send(item.campaign, tz, next.due, next.due, free)
                 && t <= until
             {
                 heap.push(Reverse((t, index)));
@@ -200,25 +278,56 @@ pub(crate) fn plan_with_limits(
     out
 }
 
-fn due_reason(item: &PlanItem<'_>, previous_send: Option<DateTime<Utc>>) -> String {
+/// A rule that moved a message, in words.
+fn moved_reason(moved: &Moved, item: &PlanItem<'_>, tz: Tz) -> String {
+    let day = |t: &DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d").to_string();
+    match moved {
+        Moved::SameDay(_) => "moved a day: one message per person per day".to_string(),
+        Moved::MinGap(other) => format!(
+            "min gap: {} days from the message of {}",
+            item.campaign.min_gap_days,
+            day(other)
+        ),
+        Moved::Account(other) => format!(
+            "account gap: another contact of {} got a message on {}",
+            item.account.as_deref().unwrap_or("the account"),
+            day(other)
+        ),
+        Moved::Holiday(date, name) => format!("moved: {date} is kept free ({name})"),
+    }
+}
+
+fn due_reason(item: &PlanItem<'_>, now: DateTime<Utc>) -> String {
     let tz = zone(item.campaign, item.timezone);
     let due_local = item.due.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z");
-    match (item.next_step, previous_send) {
-        (1, _) => format!(
+    let day = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d").to_string();
+    // When the messages a due time counts from went: planned here, or sent.
+    let when = |step: u32, occurrence: Option<u32>| {
+        item.history
+            .iter()
+            .filter(|s| s.step == step && occurrence.is_none_or(|o| s.occurrence == o))
+            .map(|s| s.at)
+            .max()
+    };
+    let told = |at: Option<DateTime<Utc>>| match at {
+        Some(at) if at > now => format!("planned {}", day(at)),
+        Some(at) => format!("sent {}", day(at)),
+        None => "sent".to_string(),
+    };
+    match item.why {
+        Why::Survey => format!(
             "due {due_local}: churned {} + {} quiet days",
             item.churned_at, item.campaign.quiet_days
         ),
-        (n, Some(prev)) => {
-            let after = item.campaign.step(n).map(|s| s.after_days).unwrap_or(0);
-            format!(
-                "due {due_local}: step {} planned {} + {after} days",
-                n - 1,
-                prev.with_timezone(&tz).format("%Y-%m-%d")
-            )
-        }
-        (n, None) => {
-            let after = item.campaign.step(n).map(|s| s.after_days).unwrap_or(0);
-            format!("due {due_local}: step {} sent + {after} days", n - 1)
-        }
+        Why::After { step, days } => format!(
+            "due {due_local}: step {step} {} + {days} days",
+            told(when(step, Some(1)))
+        ),
+        Why::Seasonal(on) => format!("due {due_local}: seasonal: {:02}-{:02}", on.month, on.day),
+        Why::Every(days) => format!(
+            "due {due_local}: every {days} days (step {} {})",
+            item.next_step,
+            told(when(item.next_step, None))
+        ),
     }
 }

@@ -10,7 +10,7 @@
 //! mapped to instants by [`crate::domain::calendar::local_to_utc`] (a time skipped by a DST change moves to the
 //! first minute after the gap; a time that occurs twice means its first occurrence).
 
-use chrono::{DateTime, Days, Duration, NaiveTime, Utc};
+use chrono::{DateTime, Days, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 
 use crate::domain::calendar::{add_local_days, local_day, local_to_utc};
@@ -30,28 +30,8 @@ pub(crate) fn survey_due(campaign: &Campaign, churned_at: ChurnedAt, tz: Tz) -> 
     add_local_days(churned_at.instant(tz), campaign.quiet_days, tz)
 }
 
-/// What follows the send of step `sent_step` (1-based) at `sent_at`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Next {
-    Step { number: u32, due: DateTime<Utc> },
-    Completed,
-}
-
-pub(crate) fn after_send(
-    campaign: &Campaign,
-    sent_step: u32,
-    sent_at: DateTime<Utc>,
-    tz: Tz,
-) -> Next {
-    let number = sent_step + 1;
-    match campaign.step(number) {
-        Some(step) => Next::Step {
-            number,
-            due: add_local_days(sent_at, step.after_days, tz),
-        },
-        None => Next::Completed,
-    }
-}
+mod sequence;
+pub(crate) use sequence::{Next, Sent, Upcoming, Why, horizon, next_message, upcoming};
 
 /// A person is surveyed once per departure, whichever campaign asks: when another
 /// campaign already surveyed them at `elsewhere` (since they left), a survey step counts
@@ -116,32 +96,131 @@ fn first_moment_at_or_after(
     None
 }
 
-/// How far back a person's messages count as `busy` for [`earliest_free_send`]: a local
-/// day lasts at most 25 hours, so a message on the same local day as one sent now or
-/// later went out less than a day and an hour ago; 48 hours keeps a margin.
+/// How far back a person's messages count as `busy` for [`search`]: a local day lasts at
+/// most 25 hours, so a message on the same local day as one sent now or later went out
+/// less than a day and an hour ago; 48 hours keeps a margin. A campaign's
+/// `min_gap_days` and `account_gap_days` reach further ([`lookback`]).
 pub(crate) const BUSY_LOOKBACK_HOURS: i64 = 48;
 
-/// [`earliest_send`], moved past any local day on which the person already gets a
-/// message (`busy`: send times of their other messages, any campaign).
-pub(crate) fn earliest_free_send(
+/// How far back messages count for a campaign's rules: the local day, and its gaps.
+pub(crate) fn lookback(campaign: &Campaign) -> Duration {
+    let gap = campaign.min_gap_days.max(campaign.account_gap_days);
+    Duration::hours(BUSY_LOOKBACK_HOURS).max(Duration::days(i64::from(gap) + 2))
+}
+
+/// The facts beyond `send_at` that can move a message: the person's other messages, the
+/// gap a recurring step keeps from them, their account's messages, the dates kept free
+/// for their country, and the consent horizon.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Rules<'a> {
+    /// When the person's other messages went (or may go) out, any campaign.
+    pub busy: &'a [DateTime<Utc>],
+    /// `min_gap_days`, for a recurring step's message; `None` for the others.
+    pub min_gap_days: Option<u32>,
+    /// When messages to the other contacts of the person's account went out.
+    pub account_busy: &'a [DateTime<Utc>],
+    /// `account_gap_days`; 0 keeps no gap.
+    pub account_gap_days: u32,
+    /// The person's country, for holiday calendars (see `holidays::country_of`).
+    pub country: Option<&'a str>,
+    /// No message starts at or after this instant (see `sequence::horizon`).
+    pub horizon: Option<DateTime<Utc>>,
+}
+
+/// A rule that moved a message to a later moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Moved {
+    /// Another message to the person goes that local day.
+    SameDay(NaiveDate),
+    /// A recurring message keeps `min_gap_days` from the person's message at this time.
+    MinGap(DateTime<Utc>),
+    /// Another contact of the account got a message at this time.
+    Account(DateTime<Utc>),
+    /// The local date is kept free: the holiday's or quiet range's name.
+    Holiday(NaiveDate, String),
+}
+
+/// Where the search for a message's moment ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// It may go at this instant, moved by these rules (first to last).
+    At(DateTime<Utc>, Vec<Moved>),
+    /// Its first allowed moment is past the consent horizon.
+    PastHorizon,
+    /// The schedule never fires again (or the search gave up).
+    Never,
+}
+
+/// The earliest instant at or after `from` when a message due at `due` may go out (see
+/// [`earliest_send`]), moved past every rule in `rules`: a local day with another message
+/// to the person, a recurring step's `min_gap_days`, the account gap, a date kept free.
+/// A moved message goes at the first `send_at` moment at or after where it was moved to
+/// (never at an odd hour by the catch-up window).
+pub(crate) fn search(
     campaign: &Campaign,
     tz: Tz,
     due: DateTime<Utc>,
     not_before: DateTime<Utc>,
     from: DateTime<Utc>,
-    busy: &[DateTime<Utc>],
-) -> Option<DateTime<Utc>> {
-    let mut from = from;
+    rules: &Rules<'_>,
+) -> Found {
+    let (mut due, mut not_before, mut from) = (due, not_before, from);
+    let mut moves = Vec::new();
     for _ in 0..MAX_SEARCH_STEPS {
-        let t = earliest_send(campaign, tz, due, not_before, from)?;
-        let day = local_day(t, tz);
-        if !busy.iter().any(|b| local_day(*b, tz) == day) {
-            return Some(t);
+        let Some(t) = earliest_send(campaign, tz, due, not_before, from) else {
+            return Found::Never;
+        };
+        if rules.horizon.is_some_and(|h| t >= h) {
+            return Found::PastHorizon;
         }
-        let next_day = day.checked_add_days(Days::new(1))?;
-        from = local_to_utc(next_day.and_time(NaiveTime::MIN), tz);
+        let day = local_day(t, tz);
+        let (moved, to) = if let Some(name) = campaign.holidays.blocked(day, rules.country) {
+            // Straight to the first free day: a run of quiet dates is one move.
+            (
+                Moved::Holiday(day, name),
+                campaign.holidays.first_free_day(day, rules.country),
+            )
+        } else if rules.busy.iter().any(|b| local_day(*b, tz) == day) {
+            (Moved::SameDay(day), day.checked_add_days(Days::new(1)))
+        } else if let Some((other, to)) = rules
+            .min_gap_days
+            .and_then(|gap| gap_conflict(rules.busy, gap, day, tz))
+        {
+            (Moved::MinGap(other), Some(to))
+        } else if let Some((other, to)) = (rules.account_gap_days > 0)
+            .then(|| gap_conflict(rules.account_busy, rules.account_gap_days, day, tz))
+            .flatten()
+        {
+            (Moved::Account(other), Some(to))
+        } else {
+            return Found::At(t, moves);
+        };
+        let Some(to) = to else {
+            return Found::Never;
+        };
+        moves.push(moved);
+        let lower = local_to_utc(to.and_time(NaiveTime::MIN), tz);
+        due = due.max(lower);
+        not_before = not_before.max(lower);
+        from = from.max(lower);
     }
-    None
+    Found::Never
+}
+
+/// The latest of `times` fewer than `gap` local days from `day` (either side), and the
+/// first day `gap` days after it.
+fn gap_conflict(
+    times: &[DateTime<Utc>],
+    gap: u32,
+    day: NaiveDate,
+    tz: Tz,
+) -> Option<(DateTime<Utc>, NaiveDate)> {
+    let other = times
+        .iter()
+        .filter(|b| (local_day(**b, tz) - day).num_days().abs() < i64::from(gap))
+        .max()?;
+    let to = local_day(*other, tz).checked_add_days(Days::new(u64::from(gap)))?;
+    Some((*other, to))
 }
 
 /// What a delivery pass does with a message whose planned moment has come.
@@ -187,15 +266,16 @@ pub(crate) fn decide(
     not_before: DateTime<Utc>,
     now: DateTime<Utc>,
     standing: Standing,
-    busy: &[DateTime<Utc>],
+    rules: &Rules<'_>,
 ) -> Decision {
     if let Some(stop) = standing.stop() {
         return Decision::Stop(stop);
     }
-    match earliest_free_send(campaign, tz, due, not_before, now, busy) {
-        Some(t) if t <= now => Decision::SendNow,
-        Some(t) => Decision::Wait(t),
-        None => Decision::Never,
+    match search(campaign, tz, due, not_before, now, rules) {
+        Found::At(t, _) if t <= now => Decision::SendNow,
+        Found::At(t, _) => Decision::Wait(t),
+        Found::PastHorizon => Decision::Stop(EnrollmentState::Expired),
+        Found::Never => Decision::Never,
     }
 }
 

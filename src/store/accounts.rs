@@ -17,7 +17,6 @@ use crate::domain::accounts::{AccountKey, AccountStanding, AccountStop, account_
 /// When messages to the other contacts of `client_id`'s account went (or may have gone,
 /// or are about to go again) out since `since`, for the account gap: sent, uncertain,
 /// being sent, or waiting for another try. Empty when the client has no account.
-#[allow(dead_code)] // for the claim's account gap (`account_gap_days`)
 pub(crate) fn account_busy(
     conn: &Connection,
     client_id: i64,

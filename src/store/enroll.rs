@@ -18,13 +18,14 @@ use crate::config::{Campaign, Config};
 use crate::domain::audience;
 use crate::domain::lifecycle::{self, Exclusion, Reschedule};
 use crate::domain::model::{EnrollmentState, MessageState};
-use crate::domain::schedule;
+use crate::domain::schedule::{self, Sent};
 
 struct Existing {
     id: i64,
     state: EnrollmentState,
     cycle: i64,
     next_step: u32,
+    next_occurrence: u32,
     send_at: Option<i64>,
     last_sent_at: Option<DateTime<Utc>>,
 }
@@ -60,6 +61,29 @@ fn fingerprint(campaign: &Campaign) -> String {
     if let Some(days) = campaign.enroll_within_days {
         print.push_str(&format!(";enroll_within={days}"));
     }
+    print.push_str(&timing_print(campaign));
+    print
+}
+
+/// What else decides due times: seasonal and recurring steps, the consent horizon, a
+/// pause (unpausing reschedules what waited). Empty for a campaign that uses none, so
+/// that its stored fingerprint stays as it was.
+fn timing_print(campaign: &Campaign) -> String {
+    let mut print = String::new();
+    for (i, step) in campaign.steps.iter().enumerate() {
+        if let Some(on) = step.on {
+            print.push_str(&format!(";on{}={:02}-{:02}", i + 1, on.month, on.day));
+        }
+        if let Some(every) = step.every_days {
+            print.push_str(&format!(";every{}={every}", i + 1));
+        }
+    }
+    if let Some(days) = campaign.max_days_since_churn {
+        print.push_str(&format!(";horizon={days}"));
+    }
+    if campaign.paused {
+        print.push_str(";paused");
+    }
     print
 }
 
@@ -85,21 +109,24 @@ pub(crate) fn reconcile(
     let admitted = !campaign.excludes(client.churn_reason);
     let existing = conn
         .prepare_cached(
-            "SELECT id, state, cycle, next_step, send_at, last_sent_at FROM enrollments WHERE client_id = ?1 AND campaign = ?2",
+            "SELECT id, state, cycle, next_step, send_at, last_sent_at, next_occurrence FROM enrollments WHERE client_id = ?1 AND campaign = ?2",
         )?
         .query_row(params![client.id, campaign.name], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?, r.get::<_, Option<i64>>(4)?, r.get::<_, Option<String>>(5)?))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, (r.get::<_, u32>(3)?, r.get::<_, u32>(6)?), r.get::<_, Option<i64>>(4)?, r.get::<_, Option<String>>(5)?))
         })
         .optional()?;
     let existing = match existing {
-        Some((id, state, cycle, next_step, send_at, last_sent_at)) => Some(Existing {
-            id,
-            state: enrollment_state(&state)?,
-            cycle,
-            next_step,
-            send_at,
-            last_sent_at: parse_opt_time(last_sent_at)?,
-        }),
+        Some((id, state, cycle, (next_step, next_occurrence), send_at, last_sent_at)) => {
+            Some(Existing {
+                id,
+                state: enrollment_state(&state)?,
+                cycle,
+                next_step,
+                next_occurrence,
+                send_at,
+                last_sent_at: parse_opt_time(last_sent_at)?,
+            })
+        }
         None => None,
     };
     match existing {
@@ -146,9 +173,9 @@ pub(crate) fn reconcile(
             // the configuration, or a schedule that never fires again, leaves behind.
             let message: Option<(i64, String)> = conn
                 .prepare_cached(
-                    "SELECT id, state FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3",
+                    "SELECT id, state FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3 AND occurrence = ?4",
                 )?
-                .query_row(params![e.id, e.cycle, e.next_step], |r| {
+                .query_row(params![e.id, e.cycle, e.next_step, e.next_occurrence], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()?;
@@ -156,12 +183,22 @@ pub(crate) fn reconcile(
                 Some((_, state)) => Some(message_state(state)?),
                 None => None,
             };
+            let mut history = super::outbox::history(conn, e.id, e.cycle)?;
+            if let (true, Some(at)) = (history.is_empty() && e.next_step > 1, e.last_sent_at) {
+                // A step that left no row of its own (a survey another campaign sent):
+                // the sequence counts on from its send.
+                history.push(Sent {
+                    step: e.next_step - 1,
+                    occurrence: 1,
+                    at,
+                });
+            }
             let next = lifecycle::reschedule(
                 campaign,
                 tz,
                 client.churned_at,
-                e.next_step,
-                e.last_sent_at,
+                (e.next_step, e.next_occurrence),
+                &history,
                 state,
             );
             match (next, message) {
@@ -184,9 +221,18 @@ pub(crate) fn reconcile(
                     conn.prepare_cached("UPDATE enrollments SET due_at = ?2, send_at = ?3, updated_at = ?4 WHERE id = ?1")?
                         .execute(params![e.id, fmt_time(due), next_moment(campaign, tz, due, now), fmt_time(now)])?;
                 }
+                (Reschedule::Move(next), _) => {
+                    cancel_queued(conn, e.id, now)?;
+                    conn.prepare_cached("UPDATE enrollments SET next_step = ?2, next_occurrence = ?3, due_at = ?4, send_at = ?5, updated_at = ?6 WHERE id = ?1")?
+                        .execute(params![e.id, next.step, next.occurrence, fmt_time(next.due), next_moment(campaign, tz, next.due, now), fmt_time(now)])?;
+                }
                 (Reschedule::Complete, _) => {
                     cancel_queued(conn, e.id, now)?;
                     stop(conn, e.id, EnrollmentState::Completed, now)?;
+                }
+                (Reschedule::Expired, _) => {
+                    cancel_queued(conn, e.id, now)?;
+                    stop(conn, e.id, EnrollmentState::Expired, now)?;
                 }
             }
         }
@@ -434,7 +480,7 @@ pub(crate) fn restart(
     let campaign = &campaigns[*index];
     let updated = conn
         .prepare_cached(
-            "UPDATE enrollments SET cycle = cycle + 1, state = 'active', next_step = 1, due_at = ?3, send_at = ?4,
+            "UPDATE enrollments SET cycle = cycle + 1, state = 'active', next_step = 1, next_occurrence = 1, due_at = ?3, send_at = ?4,
                     stopped_at = NULL, last_sent_at = NULL, updated_at = ?5
              WHERE client_id = ?1 AND campaign = ?2",
         )?

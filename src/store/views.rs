@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::outbox::takes_the_day;
 use super::{Result, Store, StoreError, fmt_time, moment, parse_time};
 use crate::domain::model::ChurnedAt;
-use crate::domain::schedule;
+use crate::domain::schedule::Sent;
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct MessageRow {
@@ -64,8 +64,15 @@ pub(crate) struct PlanRow {
     pub churned_at: ChurnedAt,
     pub campaign: String,
     pub next_step: u32,
+    /// Which message of `next_step` (1 for its first).
+    pub occurrence: u32,
     pub due: DateTime<Utc>,
     pub not_before: DateTime<Utc>,
+    /// What went out in this sequence so far.
+    pub history: Vec<Sent>,
+    /// `clients.account_key`, for the account gap.
+    pub account: Option<String>,
+    pub country: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +80,8 @@ pub(crate) struct PlanData {
     pub rows: Vec<PlanRow>,
     /// client id → recent send times (one message per person per day).
     pub busy: HashMap<i64, Vec<DateTime<Utc>>>,
+    /// account key → (client id, send time) of recent messages to its contacts.
+    pub accounts: HashMap<String, Vec<(i64, DateTime<Utc>)>>,
 }
 
 const ATTENTION_LIMIT: i64 = 20;
@@ -228,19 +237,37 @@ impl Store {
         times.map(|t| parse_time(&t?)).collect()
     }
 
-    /// Everything that may send before `until` (people opted out, bounced or returned are
-    /// left out: the claim would stop them), and the recent sends of those people.
+    #[cfg(test)]
+    /// [`Store::plan_data_within`] with the one-message-per-day lookback only.
     pub(crate) fn plan_data(&self, until: DateTime<Utc>, now: DateTime<Utc>) -> Result<PlanData> {
+        self.plan_data_within(
+            until,
+            now,
+            Duration::hours(crate::domain::schedule::BUSY_LOOKBACK_HOURS),
+        )
+    }
+
+    /// Everything that may send before `until` (people opted out, bounced or returned are
+    /// left out: the claim would stop them), each with its sequence's history, and the
+    /// sends of those people in the `lookback` before `now` (the gaps count them).
+    pub(crate) fn plan_data_within(
+        &self,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        lookback: Duration,
+    ) -> Result<PlanData> {
         let until_text = fmt_time(until);
         let mut data = PlanData::default();
         let mut stmt = self.conn.prepare(
-            "SELECT e.client_id, c.email, c.timezone, c.churned_at, e.campaign, e.next_step, e.due_at, e.due_at
+            "SELECT e.client_id, c.email, c.timezone, c.churned_at, e.campaign, e.next_step, e.due_at, e.due_at,
+                    e.next_occurrence, e.id, e.cycle, c.account_key, c.country
              FROM enrollments e JOIN clients c ON c.id = e.client_id
              WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?2
                AND c.returned_at IS NULL
                AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))
              UNION ALL
-             SELECT m.client_id, c.email, c.timezone, c.churned_at, m.campaign, m.step, m.due_at, m.next_attempt_at
+             SELECT m.client_id, c.email, c.timezone, c.churned_at, m.campaign, m.step, m.due_at, m.next_attempt_at,
+                    m.occurrence, m.enrollment_id, m.cycle, c.account_key, c.country
              FROM messages m JOIN clients c ON c.id = m.client_id
              WHERE m.state = 'retry' AND m.next_attempt_at <= ?1
                AND c.returned_at IS NULL
@@ -256,11 +283,28 @@ impl Store {
                 r.get::<_, u32>(5)?,
                 r.get::<_, String>(6)?,
                 r.get::<_, String>(7)?,
+                (
+                    r.get::<_, u32>(8)?,
+                    r.get::<_, i64>(9)?,
+                    r.get::<_, i64>(10)?,
+                    r.get::<_, Option<String>>(11)?,
+                    r.get::<_, Option<String>>(12)?,
+                ),
             ))
         })?;
         for row in rows {
-            let (client_id, email, timezone, churned_at, campaign, next_step, due, not_before) =
-                row?;
+            let (
+                client_id,
+                email,
+                timezone,
+                churned_at,
+                campaign,
+                next_step,
+                due,
+                not_before,
+                more,
+            ) = row?;
+            let (occurrence, enrollment_id, cycle, account, country) = more;
             let timezone = parse_zone(timezone)?;
             let churned_at = ChurnedAt::parse(&churned_at)
                 .ok_or_else(|| StoreError::Corrupt(format!("churned_at {churned_at:?}")))?;
@@ -271,24 +315,37 @@ impl Store {
                 churned_at,
                 campaign,
                 next_step,
+                occurrence,
                 due: parse_time(&due)?,
                 not_before: parse_time(&not_before)?,
+                history: super::outbox::history(&self.conn, enrollment_id, cycle)?,
+                account,
+                country,
             });
         }
-        let since = fmt_time(now - Duration::hours(schedule::BUSY_LOOKBACK_HOURS));
+        let since = fmt_time(now - lookback);
         let mut recent = self.conn.prepare(concat!(
-            "SELECT client_id, COALESCE(sent_at, claimed_at) FROM messages
-             WHERE claimed_at >= ?1 AND state IN ",
+            "SELECT m.client_id, COALESCE(m.sent_at, m.claimed_at), c.account_key FROM messages m
+             JOIN clients c ON c.id = m.client_id
+             WHERE m.claimed_at >= ?1 AND m.state IN ",
             takes_the_day!()
         ))?;
         for row in recent.query_map(params![since], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
         })? {
-            let (client_id, at) = row?;
-            data.busy
-                .entry(client_id)
-                .or_default()
-                .push(parse_time(&at)?);
+            let (client_id, at, account) = row?;
+            let at = parse_time(&at)?;
+            data.busy.entry(client_id).or_default().push(at);
+            if let Some(account) = account {
+                data.accounts
+                    .entry(account)
+                    .or_default()
+                    .push((client_id, at));
+            }
         }
         Ok(data)
     }

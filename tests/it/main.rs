@@ -24,6 +24,7 @@ mod ops;
 mod playbook_config;
 mod recipients;
 mod returned;
+mod seasons;
 mod send_test;
 mod smtp_support;
 mod support;

@@ -135,35 +135,61 @@ pub(super) fn write(
 fn timing(campaign: &Campaign, number: u32) -> String {
     match (number, campaign.step(number)) {
         (1, _) | (_, None) => format!("{} quiet days after the client left", campaign.quiet_days),
-        (n, Some(step)) => format!(
-            "+{} day{} after step {}",
-            step.after_days,
-            if step.after_days == 1 { "" } else { "s" },
-            n - 1
-        ),
+        (n, Some(step)) => {
+            let mut text = match step.on {
+                Some(on) => format!(
+                    "on {:02}-{:02}, at least {} days after step {}, then every year",
+                    on.month,
+                    on.day,
+                    step.after_days,
+                    n - 1
+                ),
+                None => format!(
+                    "+{} day{} after step {}",
+                    step.after_days,
+                    if step.after_days == 1 { "" } else { "s" },
+                    n - 1
+                ),
+            };
+            if let Some(every) = step.every_days {
+                text.push_str(&format!(", then every {every} days"));
+            }
+            text
+        }
     }
 }
 
-/// When each step would go out for `client`, were every step sent at its first moment.
+/// When each step would first go out for `client`, were every message sent at its first
+/// moment (a recurring step's later messages are left out).
 fn example_sends(campaign: &Campaign, client: &ClientRecord) -> Vec<String> {
     let tz = schedule::zone(campaign, client.timezone);
     let mut out = Vec::new();
-    let due = schedule::survey_due(campaign, client.churned_at, tz);
-    let mut at = schedule::earliest_send(campaign, tz, due, due, due);
-    let mut number = 1;
-    while let Some(t) = at {
-        out.push(format!(
-            "left {}, so this goes out {}",
-            client.churned_at,
-            t.with_timezone(&tz).format("%a %Y-%m-%d %H:%M %Z")
-        ));
-        at = match schedule::after_send(campaign, number, t, tz) {
-            Next::Step { number: next, due } => {
-                number = next;
-                schedule::earliest_send(campaign, tz, due, due, due)
-            }
-            Next::Completed => None,
+    let mut history = Vec::new();
+    // First messages come in step order; recurrences in between only lead to the next
+    // step (a weekly step before one a few years on takes a few hundred).
+    for _ in 0..2000 {
+        if out.len() >= campaign.steps.len() {
+            break;
+        }
+        let Next::Message(next) = schedule::next_message(campaign, client.churned_at, &history, tz)
+        else {
+            break;
         };
+        let Some(t) = schedule::earliest_send(campaign, tz, next.due, next.due, next.due) else {
+            break;
+        };
+        if next.occurrence == 1 {
+            out.push(format!(
+                "left {}, so this goes out {}",
+                client.churned_at,
+                t.with_timezone(&tz).format("%a %Y-%m-%d %H:%M %Z")
+            ));
+        }
+        history.push(schedule::Sent {
+            step: next.step,
+            occurrence: next.occurrence,
+            at: t,
+        });
     }
     out
 }

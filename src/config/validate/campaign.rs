@@ -11,6 +11,7 @@ use toml::Spanned;
 use super::super::hints::{fixed_offset_zone, likely_reason, zone_for_abbreviation};
 use super::super::raw;
 use super::Validator;
+use super::timing::{SEASONAL_AFTER_DAYS, StepContext};
 use crate::domain::campaign::{ALWAYS_EXCLUDED, Campaign, MIN_QUIET_DAYS, SLOW_TOUCH_DAYS, Step};
 use crate::domain::model::StepKind;
 use crate::domain::send_at::SendAt;
@@ -63,8 +64,14 @@ impl Validator<'_> {
                 "the campaign has no [[campaign.step]]; the first one must be kind = \"survey\"",
             );
         }
+        // Read ahead for the steps' every_days warning; checked below.
+        let min_gap = raw
+            .min_gap_days
+            .as_ref()
+            .map_or(7, |d| *d.get_ref())
+            .clamp(1, 365);
         for (i, raw_step) in raw.step.into_iter().enumerate() {
-            if let Some(step) = self.step(index, i, raw_step) {
+            if let Some(step) = self.step(index, i, raw_step, min_gap) {
                 steps.push(step);
             }
         }
@@ -92,8 +99,11 @@ impl Validator<'_> {
             "use between 0 (no gap) and 365 days",
         );
         let holidays = self.holidays(raw.holidays, raw.quiet_dates, &key);
-        let max_days_since_churn =
-            self.horizon_days(raw.max_days_since_churn, &key("max_days_since_churn"));
+        let max_days_since_churn = self.max_days_since_churn(
+            raw.max_days_since_churn,
+            &key("max_days_since_churn"),
+            quiet_days,
+        );
         let enroll_within_days =
             self.horizon_days(raw.enroll_within_days, &key("enroll_within_days"));
         let paused = raw.paused.is_some_and(|p| *p.get_ref());
@@ -120,7 +130,13 @@ impl Validator<'_> {
 
     /// One `[[campaign.step]]` (the `i`th, 0-based, of campaign `campaign`): the first is
     /// the survey, timed by the campaign's quiet period; the others wait `after_days`.
-    fn step(&mut self, campaign: usize, i: usize, raw_step: Spanned<raw::RawStep>) -> Option<Step> {
+    fn step(
+        &mut self,
+        campaign: usize,
+        i: usize,
+        raw_step: Spanned<raw::RawStep>,
+        min_gap: i64,
+    ) -> Option<Step> {
         let step_span = raw_step.span();
         let step_key = |k: &str| format!("campaign[{}].step[{}].{k}", campaign + 1, i + 1);
         let raw_step = raw_step.into_inner();
@@ -154,8 +170,16 @@ impl Validator<'_> {
                 }
             },
         };
+        let context = StepContext {
+            survey: i == 0,
+            key: &step_key,
+        };
+        let on = self.step_on(raw_step.on, &context);
+        let every_days = self.every_days(raw_step.every_days, &context, on, min_gap);
         let after_days = match (i, raw_step.after_days) {
             (0, None) => Some(0),
+            // A seasonal step's date is at least two weeks after the message before it.
+            (_, None) if on.is_some() => Some(SEASONAL_AFTER_DAYS),
             (0, Some(a)) => {
                 self.problem(Some(&a.span()), &step_key("after_days"), "the survey is timed by the campaign's quiet_days; remove after_days from the first step");
                 None
@@ -205,8 +229,6 @@ impl Validator<'_> {
             }
         });
         let subject = self.required(raw_step.subject, Some(&step_span), &step_key("subject"), "write the subject line (a template, e.g. \"{{first_name}}, may we ask why you left?\")");
-        let on = self.step_on(raw_step.on, &step_key("on"));
-        let every_days = self.every_days(raw_step.every_days, &step_key("every_days"));
         Some(Step {
             kind: kind?,
             after_days: after_days?,

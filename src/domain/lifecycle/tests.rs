@@ -131,6 +131,19 @@ fn a_returned_client_has_left_again_only_after_their_return() {
     ));
 }
 
+/// A sequence's history as the old columns told it: the step before `next_step`, sent
+/// at `last_sent` (none at the survey: a sequence started again has none of its own).
+fn history(next_step: u32, last_sent: Option<DateTime<Utc>>) -> Vec<Sent> {
+    match (next_step, last_sent) {
+        (n, Some(at)) if n > 1 => vec![Sent {
+            step: n - 1,
+            occurrence: 1,
+            at,
+        }],
+        _ => Vec::new(),
+    }
+}
+
 #[test]
 fn a_step_is_due_again_from_the_churn_date_or_the_previous_send() {
     use MessageState::*;
@@ -175,14 +188,77 @@ fn a_step_is_due_again_from_the_churn_date_or_the_previous_send() {
                 &c,
                 Paris,
                 churned("2026-01-01"),
-                *next_step,
-                *last_sent,
+                (*next_step, 1),
+                &history(*next_step, *last_sent),
                 *message
             ),
             *expected,
             "step {next_step}, last sent {last_sent:?}, message {message:?}"
         );
     }
+}
+
+#[test]
+fn a_changed_campaign_moves_the_sequence_to_what_its_history_makes_next() {
+    use Reschedule::{Complete, Due, Expired, Move};
+    let sent = |step, occurrence, text: &str| Sent {
+        step,
+        occurrence,
+        at: utc(text),
+    };
+    // The newsletter (step 2) now recurs every 60 days, the article is 90 days after it.
+    let mut c = campaign();
+    c.steps[1].every_days = Some(60);
+    c.steps[2].after_days = 90;
+    let history = [
+        sent(1, 1, "2026-04-01T08:00:00Z"),
+        sent(2, 1, "2026-05-01T08:00:00Z"),
+    ];
+    // The sequence stood at the article: the newsletter's second occurrence comes first.
+    let moved = reschedule(&c, Paris, churned("2026-01-01"), (3, 1), &history, None);
+    let Move(next) = moved else {
+        panic!("{moved:?}")
+    };
+    assert_eq!(
+        (next.step, next.occurrence, next.due),
+        (2, 2, utc("2026-06-30T08:00:00Z"))
+    );
+    // Standing at that occurrence already: due then.
+    assert_eq!(
+        reschedule(
+            &c,
+            Paris,
+            churned("2026-01-01"),
+            (2, 2),
+            &history,
+            Some(MessageState::Cancelled)
+        ),
+        Reschedule::Requeue(utc("2026-06-30T08:00:00Z"))
+    );
+    assert_eq!(
+        reschedule(&c, Paris, churned("2026-01-01"), (2, 2), &history, None),
+        Due(utc("2026-06-30T08:00:00Z"))
+    );
+    // A consent horizon that ends before it: expired.
+    c.max_days_since_churn = Some(150);
+    assert_eq!(
+        reschedule(&c, Paris, churned("2026-01-01"), (2, 2), &history, None),
+        Expired
+    );
+    // The recurrence removed and the article gone: complete.
+    let mut linear = campaign();
+    linear.steps.truncate(2);
+    assert_eq!(
+        reschedule(
+            &linear,
+            Paris,
+            churned("2026-01-01"),
+            (3, 1),
+            &history,
+            None
+        ),
+        Complete
+    );
 }
 
 #[test]

@@ -421,7 +421,15 @@ fn never_sends_inside_the_quiet_period() {
             // back before the due instant.
             for not_before in [due, now] {
                 assert_eq!(
-                    decide(&c, *tz, due, not_before, now, Standing::default(), &[]),
+                    decide(
+                        &c,
+                        *tz,
+                        due,
+                        not_before,
+                        now,
+                        Standing::default(),
+                        &Rules::default()
+                    ),
                     Decision::Wait(utc(first)),
                     "send_at {send_at:?} in {tz}: a pass at {now} (not before {not_before})"
                 );
@@ -486,7 +494,15 @@ fn a_late_pass_sends_only_within_catch_up_hours_of_the_moment() {
     for (catch_up, now, expected) in cases {
         let c = with_catch_up(campaign("0 10 * * Tue-Thu", New_York), *catch_up);
         assert_eq!(
-            decide(&c, New_York, due, due, utc(now), Standing::default(), &[]),
+            decide(
+                &c,
+                New_York,
+                due,
+                due,
+                utc(now),
+                Standing::default(),
+                &Rules::default()
+            ),
             *expected,
             "catch_up_hours {catch_up}, pass at {now}"
         );
@@ -508,7 +524,15 @@ fn a_late_pass_sends_only_within_catch_up_hours_of_the_moment() {
     ];
     for (now, expected) in tokyo {
         assert_eq!(
-            decide(&c, Tokyo, due, due, utc(now), Standing::default(), &[]),
+            decide(
+                &c,
+                Tokyo,
+                due,
+                due,
+                utc(now),
+                Standing::default(),
+                &Rules::default()
+            ),
             *expected,
             "Tokyo, pass at {now}"
         );
@@ -580,7 +604,7 @@ fn a_retry_follows_its_backoff_within_the_catch_up_rule() {
                 utc(not_before),
                 utc(now),
                 Standing::default(),
-                &[]
+                &Rules::default()
             ),
             *expected,
             "retry not before {not_before}, pass at {now}"
@@ -662,7 +686,10 @@ fn one_message_per_person_per_local_day() {
                 utc(due),
                 utc(now),
                 Standing::default(),
-                &busy
+                &Rules {
+                    busy: &busy,
+                    ..Rules::default()
+                }
             ),
             *expected,
             "{tz}: pass at {now}, busy {busy:?}"
@@ -670,63 +697,67 @@ fn one_message_per_person_per_local_day() {
     }
 }
 
+/// The step after `sent_step` went out at `sent_at` alone, and when it is due.
+fn after_send(
+    c: &Campaign,
+    sent_step: u32,
+    sent_at: DateTime<Utc>,
+    tz: Tz,
+) -> Option<(u32, DateTime<Utc>)> {
+    let history = [Sent {
+        step: sent_step,
+        occurrence: 1,
+        at: sent_at,
+    }];
+    match next_message(c, churned("2026-01-01"), &history, tz) {
+        Next::Message(next) => Some((next.step, next.due)),
+        Next::Completed => None,
+    }
+}
+
 #[test]
 fn later_steps_are_due_after_days_local_days_after_the_previous_send() {
     // Steps: survey, newsletter after 30, article after 45.
     // (sent step, sent at, zone, what follows)
-    let cases: &[(u32, &str, Tz, Next)] = &[
+    type Case<'a> = (u32, &'a str, Tz, Option<(u32, DateTime<Utc>)>);
+    let cases: &[Case] = &[
         // Tue 20 Oct 10:00 EDT + 30 days = Thu 19 Nov 10:00 EST (after the fall change).
         (
             1,
             "2026-10-20T14:00:00Z",
             New_York,
-            Next::Step {
-                number: 2,
-                due: utc("2026-11-19T15:00:00Z"),
-            },
+            Some((2, utc("2026-11-19T15:00:00Z"))),
         ),
         // Tue 3 Mar 10:00 EST + 30 days = Thu 2 Apr 10:00 EDT (after the spring change).
         (
             1,
             "2026-03-03T15:00:00Z",
             New_York,
-            Next::Step {
-                number: 2,
-                due: utc("2026-04-02T14:00:00Z"),
-            },
+            Some((2, utc("2026-04-02T14:00:00Z"))),
         ),
         // Tue 10 Mar 10:00 CET + 30 days = Thu 9 Apr 10:00 CEST.
         (
             1,
             "2026-03-10T09:00:00Z",
             Paris,
-            Next::Step {
-                number: 2,
-                due: utc("2026-04-09T08:00:00Z"),
-            },
+            Some((2, utc("2026-04-09T08:00:00Z"))),
         ),
         // Wed 15 Apr 10:00 JST + 30 days.
         (
             1,
             "2026-04-15T01:00:00Z",
             Tokyo,
-            Next::Step {
-                number: 2,
-                due: utc("2026-05-15T01:00:00Z"),
-            },
+            Some((2, utc("2026-05-15T01:00:00Z"))),
         ),
         // Thu 19 Nov 10:00 EST + 45 days = Sun 3 Jan 2027 10:00 EST.
         (
             2,
             "2026-11-19T15:00:00Z",
             New_York,
-            Next::Step {
-                number: 3,
-                due: utc("2027-01-03T15:00:00Z"),
-            },
+            Some((3, utc("2027-01-03T15:00:00Z"))),
         ),
         // After the last step.
-        (3, "2027-01-05T15:00:00Z", New_York, Next::Completed),
+        (3, "2027-01-05T15:00:00Z", New_York, None),
     ];
     let c = campaign("0 10 * * Tue-Thu", New_York);
     for (sent_step, sent_at, tz, expected) in cases {
@@ -837,7 +868,15 @@ fn spring_forward_moves_a_skipped_moment_to_the_end_of_the_gap() {
     ];
     for (now, expected) in passes {
         assert_eq!(
-            decide(&c, tz, due, due, utc(now), Standing::default(), &[]),
+            decide(
+                &c,
+                tz,
+                due,
+                due,
+                utc(now),
+                Standing::default(),
+                &Rules::default()
+            ),
             *expected,
             "pass at {now}"
         );
@@ -900,7 +939,15 @@ fn fall_back_sends_at_the_first_of_two_identical_wall_times() {
     ];
     for (now, expected) in passes {
         assert_eq!(
-            decide(&c, tz, due, due, utc(now), Standing::default(), &[]),
+            decide(
+                &c,
+                tz,
+                due,
+                due,
+                utc(now),
+                Standing::default(),
+                &Rules::default()
+            ),
             *expected,
             "pass at {now}"
         );
@@ -917,7 +964,15 @@ fn fall_back_sends_at_the_first_of_two_identical_wall_times() {
     ];
     for (now, expected) in passes {
         assert_eq!(
-            decide(&one_hour, tz, due, due, utc(now), Standing::default(), &[]),
+            decide(
+                &one_hour,
+                tz,
+                due,
+                due,
+                utc(now),
+                Standing::default(),
+                &Rules::default()
+            ),
             *expected,
             "catch-up 1 h, pass at {now}"
         );
@@ -987,7 +1042,7 @@ fn decide_stops_a_stopped_person_even_when_the_message_could_go() {
         ];
         for (standing, expected) in cases {
             assert_eq!(
-                decide(&c, New_York, due, due, now, *standing, &[]),
+                decide(&c, New_York, due, due, now, *standing, &Rules::default()),
                 *expected,
                 "{standing:?} at {now}"
             );
@@ -1001,7 +1056,15 @@ fn a_schedule_that_never_fires_again_is_never() {
     let c = campaign("0 0 10 1 1 * 2026", New_York);
     let due = utc("2026-06-01T04:00:00Z");
     assert_eq!(
-        decide(&c, New_York, due, due, due, Standing::default(), &[]),
+        decide(
+            &c,
+            New_York,
+            due,
+            due,
+            due,
+            Standing::default(),
+            &Rules::default()
+        ),
         Decision::Never
     );
     // Before it, it is found.
@@ -1076,8 +1139,13 @@ fn plan_items(config: &Config) -> Vec<PlanItem<'_>> {
         churned_at: churned(churned_at),
         campaign,
         next_step: 1,
+        occurrence: 1,
         due: utc(due),
         not_before: utc(due),
+        why: Why::Survey,
+        history: Vec::new(),
+        account: None,
+        country: None,
     };
     vec![
         // Alice, New York, left 15 Jan: both surveys due Wed 15 Apr 00:00 EDT.
@@ -1426,8 +1494,13 @@ fn plan_holds_back_what_the_daily_limit_holds_back() {
             churned_at: churned("2026-01-01"),
             campaign: &campaign,
             next_step: 1,
+            occurrence: 1,
             due,
             not_before: due,
+            why: Why::Survey,
+            history: Vec::new(),
+            account: None,
+            country: None,
         })
         .collect();
     let limits = RateLimits {

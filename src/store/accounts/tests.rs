@@ -19,6 +19,8 @@ const CAMPAIGN: &str = r#"
 name = "former-clients"
 send_at = "* * * * *"
 timezone = "UTC"
+# Who is stopped, not when: every contact's survey goes at once.
+account_gap_days = 0
 
 [[campaign.step]]
 kind = "survey"

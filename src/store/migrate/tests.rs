@@ -404,3 +404,129 @@ fn link_keys_are_added_beside_the_first_never_in_its_place() {
     assert_eq!(fresh.add_link_key([5; 32]).unwrap(), Some(1));
     assert_eq!(fresh.secret().unwrap().to_bytes(), [5; 32]);
 }
+
+#[test]
+fn version_15_keeps_every_message_and_refuses_a_second_copy_of_an_occurrence() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("winback.db");
+    let conn = Connection::open(&path).unwrap();
+    for sql in &MIGRATIONS[..14] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 14).unwrap();
+    conn.execute(
+        "INSERT INTO clients (id, email, churned_at, created_at, updated_at) VALUES (7, 'pat@client.example', '2025-06-01', ?1, ?1)",
+        params![T],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO enrollments (id, client_id, campaign, state, next_step, due_at, send_at, created_at, updated_at)
+         VALUES (3, 7, 'former-clients', 'active', 2, ?1, NULL, ?1, ?1)",
+        params![T],
+    )
+    .unwrap();
+    for (id, step, state, sent) in [(40, 1, "sent", Some(T)), (41, 2, "retry", None)] {
+        conn.execute(
+            "INSERT INTO messages (id, enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, attempts,
+                                   first_claimed_at, claimed_at, next_attempt_at, sent_at, smtp_reply, last_error, updated_at, started_at)
+             VALUES (?1, 3, 7, 'former-clients', 1, ?2, 'survey', ?3, ?4, ?5, 2, ?5, ?5, ?5, ?6, '250 ok', 'late', ?5, ?5)",
+            params![id, step, state, format!("<{id}@x>"), T, sent],
+        )
+        .unwrap();
+    }
+    conn.execute(
+        "INSERT INTO inbound_messages (key, received_at, outcome, client_id, message_row) VALUES ('id:<r@x>', ?1, 'reply', 7, 40)",
+        params![T],
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(foreign_keys(&store), 1);
+    // Every column of every row, as it was, and occurrence 1.
+    type Row = (i64, u32, String, String, u32, Option<String>, String, u32);
+    let rows: Vec<Row> = store
+        .conn
+        .prepare(
+            "SELECT id, step, state, message_id, attempts, sent_at, started_at || smtp_reply || last_error || next_attempt_at, occurrence
+             FROM messages ORDER BY id",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+        })
+        .unwrap()
+        .collect::<std::result::Result<_, _>>()
+        .unwrap();
+    let kept = format!("{T}250 oklate{T}");
+    assert_eq!(
+        rows,
+        vec![
+            (
+                40,
+                1,
+                "sent".to_string(),
+                "<40@x>".to_string(),
+                2,
+                Some(T.to_string()),
+                kept.clone(),
+                1
+            ),
+            (
+                41,
+                2,
+                "retry".to_string(),
+                "<41@x>".to_string(),
+                2,
+                None,
+                kept,
+                1
+            ),
+        ]
+    );
+    // The indexes the claim, the retries and status read are all there.
+    let indexes: Vec<String> = store
+        .conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<std::result::Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        indexes,
+        [
+            "messages_by_claim",
+            "messages_by_client",
+            "messages_by_state",
+            "messages_retry"
+        ]
+    );
+    // The reply still points at its message; the pointer stands at occurrence 1.
+    let answered: Option<i64> = store
+        .conn
+        .query_row("SELECT message_row FROM inbound_messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(answered, Some(40));
+    let occurrence: u32 = store
+        .conn
+        .query_row(
+            "SELECT next_occurrence FROM enrollments WHERE id = 3",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(occurrence, 1);
+    // A step's second occurrence is a row of its own; a second copy of one is refused.
+    let insert = |id: i64, occurrence: u32| {
+        store.conn.execute(
+            "INSERT INTO messages (id, enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at,
+                                   first_claimed_at, claimed_at, updated_at, occurrence)
+             VALUES (?1, 3, 7, 'former-clients', 1, 1, 'survey', 'sent', ?2, ?3, ?3, ?3, ?3, ?4)",
+            params![id, format!("<{id}@x>"), T, occurrence],
+        )
+    };
+    assert!(insert(42, 2).is_ok());
+    assert!(insert(43, 2).is_err(), "a second copy of occurrence 2");
+    assert!(insert(44, 1).is_err(), "a second copy of occurrence 1");
+}

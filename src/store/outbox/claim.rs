@@ -6,15 +6,16 @@
 //! (that is `record.rs`).
 
 use chrono::{DateTime, Duration, Utc};
-use chrono_tz::Tz;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::record::{advance, record_one};
 use super::{Claimed, Outcome, enrollment_client, message_state, standing_of, takes_the_day};
 use crate::config::{Campaign, Config};
+use crate::domain::holidays::country_of;
 use crate::domain::model::{ClientRecord, EnrollmentState, MessageState, StepKind};
 use crate::domain::retry::{AtStep, at_step, superseded};
-use crate::domain::schedule::{self, Decision, Standing};
+use crate::domain::schedule::{self, Decision, Rules, Standing};
+use crate::store::accounts::account_busy;
 use crate::store::clients::{
     JOINED_CLIENT_COLUMNS, StoredClient, client_from_row_at, decode_client, load_facts,
 };
@@ -33,10 +34,10 @@ fn standing(conn: &Connection, client: &StoredClient) -> Result<Standing> {
 fn busy(
     conn: &Connection,
     client_id: i64,
-    now: DateTime<Utc>,
+    since: DateTime<Utc>,
     except_row: Option<i64>,
 ) -> Result<Vec<DateTime<Utc>>> {
-    let since = fmt_time(now - Duration::hours(schedule::BUSY_LOOKBACK_HOURS));
+    let since = fmt_time(since);
     let times: Vec<String> = conn
         .prepare_cached(concat!(
             "SELECT COALESCE(sent_at, claimed_at) FROM messages
@@ -149,7 +150,7 @@ impl Claim<'_> {
         Ok(self
             .tx
             .prepare_cached(&format!(
-                "SELECT e.id, e.campaign, e.cycle, e.next_step, e.due_at, s.reason, {JOINED_CLIENT_COLUMNS}
+                "SELECT e.id, e.campaign, e.cycle, e.next_step, e.due_at, e.next_occurrence, s.reason, {JOINED_CLIENT_COLUMNS}
                  FROM enrollments e
                  JOIN clients c ON c.id = e.client_id
                  LEFT JOIN suppressions s ON s.email_hash = email_hash(c.email)
@@ -158,30 +159,60 @@ impl Claim<'_> {
             ))?
             .query_map(params![horizon], |r| {
                 Ok((
-                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
-                    r.get(5)?,
-                    client_from_row_at(r, 6)?,
+                    (
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        (r.get(3)?, r.get(5)?),
+                        r.get(4)?,
+                    ),
+                    r.get(6)?,
+                    client_from_row_at(r, 7)?,
                 ))
             })?
             .take(limit)
             .collect::<std::result::Result<_, _>>()?)
     }
 
-    /// What the schedule says of a message to the person `client_id`, due at `due` and
-    /// not before `not_before`: their other recent messages (all but `except`) count
+    /// What the schedule says of a message of step `step` to `client`, due at `due` and
+    /// not before `not_before`: their other recent messages (all but `except`), their
+    /// account's, the dates kept free for their country and the consent horizon count
     /// against it.
     fn decide(
         &self,
         campaign: &Campaign,
-        tz: Tz,
-        client_id: i64,
-        standing: Standing,
+        (client_id, client): (i64, &ClientRecord),
+        (step, standing): (u32, Standing),
         (due, not_before): (DateTime<Utc>, DateTime<Utc>),
         except: Option<i64>,
     ) -> Result<Decision> {
-        let busy = busy(self.tx, client_id, self.now, except)?;
+        let tz = schedule::zone(campaign, client.timezone);
+        let busy = busy(
+            self.tx,
+            client_id,
+            self.now - schedule::lookback(campaign),
+            except,
+        )?;
+        let account_busy = if campaign.account_gap_days > 0 {
+            let since = self.now - Duration::days(i64::from(campaign.account_gap_days) + 2);
+            account_busy(self.tx, client_id, since)?
+        } else {
+            Vec::new()
+        };
+        let country = country_of(client.country.as_deref(), client.timezone);
+        let rules = Rules {
+            busy: &busy,
+            min_gap_days: campaign
+                .step(step)
+                .and_then(|s| s.every_days)
+                .map(|_| campaign.min_gap_days),
+            account_busy: &account_busy,
+            account_gap_days: campaign.account_gap_days,
+            country: country.as_deref(),
+            horizon: schedule::horizon(campaign, client.churned_at, tz),
+        };
         Ok(schedule::decide(
-            campaign, tz, due, not_before, self.now, standing, &busy,
+            campaign, tz, due, not_before, self.now, standing, &rules,
         ))
     }
 
@@ -230,12 +261,18 @@ impl Claim<'_> {
             }
             return Ok(());
         }
-        let tz = schedule::zone(campaign, client.record.timezone);
+        if campaign.paused {
+            // Nothing of a paused campaign goes; looked at again in an hour.
+            tx.execute(
+                "UPDATE messages SET next_attempt_at = ?2 WHERE id = ?1",
+                params![row, fmt_time(now + Duration::hours(1))],
+            )?;
+            return Ok(());
+        }
         let decision = self.decide(
             campaign,
-            tz,
-            client_id,
-            standing(tx, &client)?,
+            (client_id, &client.record),
+            (step, standing(tx, &client)?),
             (parse_time(&due_at)?, parse_time(&next_attempt_at)?),
             Some(row),
         )?;
@@ -282,7 +319,7 @@ impl Claim<'_> {
         (waiting, suppression, columns): (WaitingRow, Option<String>, ClientColumns),
     ) -> Result<()> {
         let (tx, now) = (self.tx, self.now);
-        let (enrollment_id, campaign_name, cycle, step_number, due_at) = waiting;
+        let (enrollment_id, campaign_name, cycle, (step_number, occurrence), due_at) = waiting;
         let client = decode_client(columns.0, columns.1)?;
         let client_id = client.id;
         let standing = standing_of(suppression.as_deref(), client.returned_at.is_some());
@@ -293,6 +330,13 @@ impl Claim<'_> {
             )?;
             return Ok(());
         };
+        if campaign.paused {
+            // Its enrollments wait; unpausing reschedules them (see `store::enroll`), and
+            // the catch-up rule applies then.
+            tx.prepare_cached("UPDATE enrollments SET send_at = NULL WHERE id = ?1")?
+                .execute(params![enrollment_id])?;
+            return Ok(());
+        }
         let Some(step) = campaign.step(step_number) else {
             return stop(tx, enrollment_id, EnrollmentState::Completed, now);
         };
@@ -316,7 +360,7 @@ impl Claim<'_> {
                 enrollment_id,
                 client_id,
                 cycle,
-                step_number,
+                (step_number, occurrence),
                 at,
             )?;
             return log_event(
@@ -331,14 +375,26 @@ impl Claim<'_> {
             );
         }
         let due = parse_time(&due_at)?;
-        match self.decide(campaign, tz, client_id, standing, (due, due), None)? {
+        let decision = self.decide(
+            campaign,
+            (client_id, &client.record),
+            (step_number, standing),
+            (due, due),
+            None,
+        )?;
+        match decision {
             Decision::SendNow => {
                 let due = Due {
                     campaign,
                     enrollment_id,
                     client: client.record,
                 };
-                self.send_step(due, client_id, (cycle, step_number, step.kind), &due_at)?;
+                self.send_step(
+                    due,
+                    client_id,
+                    (cycle, (step_number, occurrence), step.kind),
+                    &due_at,
+                )?;
             }
             Decision::Wait(t) => {
                 tx.prepare_cached("UPDATE enrollments SET send_at = ?2 WHERE id = ?1")?
@@ -361,16 +417,16 @@ impl Claim<'_> {
         &mut self,
         due: Due,
         client_id: i64,
-        (cycle, step, kind): (i64, u32, StepKind),
+        (cycle, (step, occurrence), kind): (i64, (u32, u32), StepKind),
         due_at: &str,
     ) -> Result<()> {
         let (tx, now, now_text) = (self.tx, self.now, self.now_text.as_str());
         let enrollment_id = due.enrollment_id;
-        // The schema refuses a second row for a step; never let that fail the whole claim
-        // (and with it every pass after it).
+        // The schema refuses a second row for a step's occurrence; never let that fail the
+        // whole claim (and with it every pass after it).
         let existing: Option<(i64, String, Option<String>)> = tx
-            .prepare_cached("SELECT id, state, sent_at FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3")?
-            .query_row(params![enrollment_id, cycle, step], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .prepare_cached("SELECT id, state, sent_at FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3 AND occurrence = ?4")?
+            .query_row(params![enrollment_id, cycle, step, occurrence], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         let existing = match existing {
             Some((row, state, sent_at)) => {
@@ -386,7 +442,7 @@ impl Claim<'_> {
                     due.campaign,
                     enrollment_id,
                     client_id,
-                    (cycle, step),
+                    (cycle, (step, occurrence)),
                     (row, state, sent_at.as_deref()),
                     now,
                 );
@@ -406,10 +462,10 @@ impl Claim<'_> {
                 let message_id = crate::mail::new_message_id(self.config, now);
                 tx.prepare_cached(
                     "INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, attempts,
-                                           first_claimed_at, claimed_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sending', ?7, ?8, 1, ?9, ?9, ?9)",
+                                           first_claimed_at, claimed_at, updated_at, occurrence)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sending', ?7, ?8, 1, ?9, ?9, ?9, ?10)",
                 )?
-                .execute(params![enrollment_id, client_id, due.campaign.name, cycle, step, kind.as_str(), message_id, due_at, now_text])?;
+                .execute(params![enrollment_id, client_id, due.campaign.name, cycle, step, kind.as_str(), message_id, due_at, now_text, occurrence])?;
                 (tx.last_insert_rowid(), message_id, 1)
             }
         };
@@ -487,8 +543,8 @@ impl Store {
     }
 }
 
-/// An enrollment whose moment has come: id, campaign, cycle, step, due.
-type WaitingRow = (i64, String, i64, u32, String);
+/// An enrollment whose moment has come: id, campaign, cycle, (step, occurrence), due.
+type WaitingRow = (i64, String, i64, (u32, u32), String);
 /// A client's id and columns, as [`client_from_row_at`] reads them.
 type ClientColumns = (i64, [Option<String>; 10]);
 /// A retry or held message whose moment has come: id, enrollment, campaign, cycle, step, due, next attempt.
@@ -503,7 +559,7 @@ fn settle_existing(
     campaign: &Campaign,
     enrollment_id: i64,
     client_id: i64,
-    (cycle, step): (i64, u32),
+    (cycle, (step, occurrence)): (i64, (u32, u32)),
     (row, state, sent_at): (i64, MessageState, Option<&str>),
     now: DateTime<Utc>,
 ) -> Result<()> {
@@ -516,7 +572,7 @@ fn settle_existing(
                 enrollment_id,
                 client_id,
                 cycle,
-                step,
+                (step, occurrence),
                 at,
             )?;
         }

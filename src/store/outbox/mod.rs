@@ -14,6 +14,8 @@
 mod claim;
 mod record;
 #[cfg(test)]
+mod recurring_tests;
+#[cfg(test)]
 mod tests;
 
 use chrono::{DateTime, Utc};
@@ -22,7 +24,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{Result, Store, StoreError, fmt_time, from_moment, parse_time};
 use crate::domain::model::{EnrollmentState, MessageState};
 use crate::domain::retry::Sequence;
-use crate::domain::schedule::Standing;
+use crate::domain::schedule::{Sent, Standing};
 use crate::domain::suppression::Reason;
 
 /// A message claimed for sending: its row is `sending` and committed.
@@ -138,6 +140,34 @@ pub(super) fn message_state(text: &str) -> Result<MessageState> {
 pub(super) fn enrollment_state(text: &str) -> Result<EnrollmentState> {
     EnrollmentState::parse(text)
         .ok_or_else(|| StoreError::Corrupt(format!("enrollment state {text:?}")))
+}
+
+/// What went out (or may have) in one cycle of an enrollment, oldest first: the history
+/// its next message is counted from (see `domain::schedule::next_message`).
+pub(in crate::store) fn history(
+    conn: &Connection,
+    enrollment_id: i64,
+    cycle: i64,
+) -> Result<Vec<Sent>> {
+    let rows: Vec<(u32, u32, String)> = conn
+        .prepare_cached(
+            "SELECT step, occurrence, sent_at FROM messages
+             WHERE enrollment_id = ?1 AND cycle = ?2 AND state IN ('sent', 'uncertain') AND sent_at IS NOT NULL
+             ORDER BY sent_at",
+        )?
+        .query_map(params![enrollment_id, cycle], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<std::result::Result<_, _>>()?;
+    rows.into_iter()
+        .map(|(step, occurrence, at)| {
+            Ok(Sent {
+                step,
+                occurrence,
+                at: parse_time(&at)?,
+            })
+        })
+        .collect()
 }
 
 /// A message's enrollment, as the claim needs it: its person and its sequence.

@@ -7,15 +7,17 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{BLOCKED, Outcome, Recovered, Start, enrollment_state, message_state, standing_of};
+use super::{
+    BLOCKED, Outcome, Recovered, Start, enrollment_state, history, message_state, standing_of,
+};
 use crate::config::{Campaign, Config};
-use crate::domain::model::{EnrollmentState, MessageState};
+use crate::domain::model::{ChurnedAt, EnrollmentState, MessageState};
 use crate::domain::retry::{AfterFailure, RetryPolicy, Sequence, held_retry_at, superseded};
-use crate::domain::schedule::{self, Next};
+use crate::domain::schedule::{self, Next, Sent};
 use crate::domain::suppression::{Reason, Suppression};
 use crate::store::clients::decode_timezone;
 use crate::store::enroll::stop;
-use crate::store::{Result, Store, fmt_time, log_event, moment, parse_time};
+use crate::store::{Result, Store, StoreError, fmt_time, log_event, moment, parse_time};
 
 impl Store {
     #[cfg(test)]
@@ -257,7 +259,7 @@ impl Store {
         tx.execute(
             "UPDATE enrollments SET state = 'active', send_at = NULL, stopped_at = NULL, updated_at = ?2
              WHERE state = 'completed'
-               AND (id, cycle, next_step) = (SELECT enrollment_id, cycle, step FROM messages WHERE id = ?1 AND state = 'failed')",
+               AND (id, cycle, next_step, next_occurrence) = (SELECT enrollment_id, cycle, step, occurrence FROM messages WHERE id = ?1 AND state = 'failed')",
             params![row, fmt_time(now)],
         )?;
         let changed = tx.execute(
@@ -310,10 +312,10 @@ pub(super) fn record_one(
             .prepare_cached(
                 "UPDATE messages SET state = 'sent', sent_at = ?2, smtp_reply = ?3, next_attempt_at = NULL, updated_at = ?2
                  WHERE id = ?1 AND state = 'sending'
-                 RETURNING enrollment_id, client_id, campaign, cycle, step",
+                 RETURNING enrollment_id, client_id, campaign, cycle, step, occurrence",
             )?
             .query_row(params![row, fmt_time(*at), reply], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, u32>(4)?))
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, (r.get::<_, u32>(4)?, r.get::<_, u32>(5)?)))
             })
             .optional()?;
         if let Some((enrollment_id, client_id, campaign, cycle, step)) = sent {
@@ -330,8 +332,8 @@ pub(super) fn record_one(
         return Ok(());
     }
     let Some((enrollment_id, client_id, campaign_name, cycle, step, attempts, first_claimed_at)) = tx
-        .prepare_cached("SELECT enrollment_id, client_id, campaign, cycle, step, attempts, first_claimed_at FROM messages WHERE id = ?1 AND state = 'sending'")?
-        .query_row(params![row], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, r.get::<_, u32>(4)?, r.get::<_, u32>(5)?, r.get::<_, String>(6)?)))
+        .prepare_cached("SELECT enrollment_id, client_id, campaign, cycle, step, attempts, first_claimed_at, occurrence FROM messages WHERE id = ?1 AND state = 'sending'")?
+        .query_row(params![row], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?, (r.get::<_, u32>(4)?, r.get::<_, u32>(7)?), r.get::<_, u32>(5)?, r.get::<_, String>(6)?)))
         .optional()?
     else {
         return Ok(()); // already recorded
@@ -476,29 +478,33 @@ fn bounce(tx: &Connection, client_id: i64, error: &str, at: DateTime<Utc>) -> Re
     Ok(())
 }
 
-/// Moves an enrollment past a step that went out (or may have) at `at`.
+/// Moves an enrollment past a message that went out (or may have) at `at`: `step` is its
+/// step and occurrence. What comes next is counted from the sequence's history, this
+/// message included; a next message due past the consent horizon ends it `expired`.
 pub(super) fn advance(
     tx: &Connection,
     campaign: Option<&Campaign>,
     enrollment_id: i64,
     client_id: i64,
     cycle: i64,
-    step: u32,
+    (step, occurrence): (u32, u32),
     at: DateTime<Utc>,
 ) -> Result<()> {
-    // The sequence's position, and the person's own time zone (`Some(None)`: none of
-    // their own; `None`: the person is gone).
-    type Position = ((String, i64, u32), Option<Option<String>>);
+    // The sequence's position, and the person's own time zone and churn date (`None`:
+    // the person is gone).
+    type Position = ((String, i64, u32, u32), Option<(Option<String>, String)>);
     let current: Option<Position> = tx
         .prepare_cached(
-            "SELECT e.state, e.cycle, e.next_step, c.id, c.timezone FROM enrollments e
+            "SELECT e.state, e.cycle, e.next_step, e.next_occurrence, c.id, c.timezone, c.churned_at FROM enrollments e
              LEFT JOIN clients c ON c.id = ?2 WHERE e.id = ?1",
         )?
         .query_row(params![enrollment_id, client_id], |r| {
-            let person: Option<i64> = r.get(3)?;
+            let person: Option<i64> = r.get(4)?;
             Ok((
-                (r.get(0)?, r.get(1)?, r.get(2)?),
-                person.map(|_| r.get(4)).transpose()?,
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
+                person
+                    .map(|_| Ok::<_, rusqlite::Error>((r.get(5)?, r.get(6)?)))
+                    .transpose()?,
             ))
         })
         .optional()?;
@@ -507,30 +513,59 @@ pub(super) fn advance(
         None => (None, None),
     };
     // Only the sequence this message belongs to, and only if nothing stopped it meanwhile.
-    if sequence != Some((EnrollmentState::Active.as_str().to_string(), cycle, step)) {
+    if sequence
+        != Some((
+            EnrollmentState::Active.as_str().to_string(),
+            cycle,
+            step,
+            occurrence,
+        ))
+    {
         tx.prepare_cached("UPDATE enrollments SET last_sent_at = ?2 WHERE id = ?1 AND cycle = ?3")?
             .execute(params![enrollment_id, fmt_time(at), cycle])?;
         return Ok(());
     }
     let Some(campaign) = campaign else {
-        tx.execute("UPDATE enrollments SET last_sent_at = ?2, next_step = ?3, send_at = NULL WHERE id = ?1", params![enrollment_id, fmt_time(at), step + 1])?;
+        tx.execute("UPDATE enrollments SET last_sent_at = ?2, next_step = ?3, next_occurrence = 1, send_at = NULL WHERE id = ?1", params![enrollment_id, fmt_time(at), step + 1])?;
         return Ok(());
     };
-    let Some(timezone) = client else {
+    let Some((timezone, churned_at)) = client else {
         return Ok(());
     };
     let tz = schedule::zone(campaign, decode_timezone(timezone.as_deref())?);
-    match schedule::after_send(campaign, step, at, tz) {
-        Next::Step { number, due } => {
-            let send_at = schedule::earliest_send(campaign, tz, due, due, due).map(moment);
+    let churned_at = ChurnedAt::parse(&churned_at)
+        .ok_or_else(|| StoreError::Corrupt(format!("churned_at {churned_at:?}")))?;
+    let mut history = history(tx, enrollment_id, cycle)?;
+    if !history
+        .iter()
+        .any(|s| (s.step, s.occurrence) == (step, occurrence))
+    {
+        // Not a row of its own (a survey another campaign sent), or not recorded yet.
+        history.push(Sent {
+            step,
+            occurrence,
+            at,
+        });
+    }
+    match schedule::next_message(campaign, churned_at, &history, tz) {
+        Next::Message(next)
+            if schedule::horizon(campaign, churned_at, tz).is_some_and(|h| next.due >= h) =>
+        {
+            tx.prepare_cached("UPDATE enrollments SET last_sent_at = ?2 WHERE id = ?1")?
+                .execute(params![enrollment_id, fmt_time(at)])?;
+            stop(tx, enrollment_id, EnrollmentState::Expired, at)?;
+        }
+        Next::Message(next) => {
+            let send_at =
+                schedule::earliest_send(campaign, tz, next.due, next.due, next.due).map(moment);
             tx.prepare_cached(
-                "UPDATE enrollments SET next_step = ?2, due_at = ?3, send_at = ?4, last_sent_at = ?5, updated_at = ?5 WHERE id = ?1",
+                "UPDATE enrollments SET next_step = ?2, next_occurrence = ?6, due_at = ?3, send_at = ?4, last_sent_at = ?5, updated_at = ?5 WHERE id = ?1",
             )?
-            .execute(params![enrollment_id, number, fmt_time(due), send_at, fmt_time(at)])?;
+            .execute(params![enrollment_id, next.step, fmt_time(next.due), send_at, fmt_time(at), next.occurrence])?;
         }
         Next::Completed => {
             tx.prepare_cached(
-                "UPDATE enrollments SET state = 'completed', next_step = ?2, due_at = NULL, send_at = NULL, last_sent_at = ?3, stopped_at = ?3, updated_at = ?3 WHERE id = ?1",
+                "UPDATE enrollments SET state = 'completed', next_step = ?2, next_occurrence = 1, due_at = NULL, send_at = NULL, last_sent_at = ?3, stopped_at = ?3, updated_at = ?3 WHERE id = ?1",
             )?
             .execute(params![enrollment_id, step + 1, fmt_time(at)])?;
         }

@@ -519,7 +519,8 @@ pub(super) fn reactivate(
         };
         let admitted = !campaign.excludes(client.record.churn_reason.as_deref());
         let message: Option<(String, String, Option<String>)> = tx
-            .prepare_cached("SELECT state, due_at, sent_at FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3")?
+            .prepare_cached("SELECT state, due_at, sent_at FROM messages WHERE enrollment_id = ?1 AND cycle = ?2 AND step = ?3
+                             AND occurrence = (SELECT next_occurrence FROM enrollments WHERE id = ?1)")?
             .query_row(params![enrollment_id, cycle, next_step], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         let state = match &message {
@@ -541,7 +542,8 @@ pub(super) fn reactivate(
                 tx.prepare_cached(
                     "UPDATE messages SET state = 'retry', next_attempt_at = ?2, first_claimed_at = ?2, updated_at = ?2,
                             last_error = 'queued again: its stop was undone'
-                     WHERE enrollment_id = ?1 AND cycle = ?3 AND step = ?4",
+                     WHERE enrollment_id = ?1 AND cycle = ?3 AND step = ?4
+                       AND occurrence = (SELECT next_occurrence FROM enrollments WHERE id = ?1)",
                 )?
                 .execute(params![enrollment_id, now_text, cycle, next_step])?;
                 tx.prepare_cached(

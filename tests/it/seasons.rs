@@ -1,0 +1,300 @@
+//! The playbook's timing through the real binary, the clock moved with `--now` from one
+//! wake-up to the next over three simulated years: a greeting only on its date, a
+//! newsletter every N days, never two messages to one person on one day, nothing past
+//! the consent horizon; a paused campaign sends nothing and catches up at a `send_at`
+//! moment; `plan` shows the seasonal and recurring sends with their reasons.
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+use crate::support::Project;
+
+/// Survey, a newsletter 30 days later and then every 91 days, a greeting on 10 December;
+/// every day at 10:00 UTC; `extra` adds campaign keys.
+fn config(extra: &str) -> String {
+    let mut text = crate::support::settings("file://outbox", "127.0.0.1:0");
+    text.push_str(&format!(
+        r#"
+[[campaign]]
+name = "former-clients"
+send_at = "0 10 * * *"
+timezone = "UTC"
+{extra}
+
+  [[campaign.step]]
+  kind = "survey"
+  template = "survey"
+  subject = "May we ask why you left?"
+
+  [[campaign.step]]
+  kind = "newsletter"
+  after_days = 30
+  every_days = 91
+  template = "newsletter"
+  subject = "Our news"
+
+  [[campaign.step]]
+  kind = "greeting"
+  on = "12-10"
+  template = "greeting"
+  subject = "Season's greetings"
+"#
+    ));
+    text
+}
+
+/// Every message in `outbox/`: (recipient, sent at, subject), in send order.
+fn sent(project: &Project) -> Vec<(String, DateTime<Utc>, String)> {
+    let Ok(entries) = fs::read_dir(project.path("outbox")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, DateTime<Utc>, String)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| fs::read_to_string(e.path()).ok())
+        .map(|eml| {
+            let header = |name: &str| {
+                eml.lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+                    .unwrap_or_else(|| panic!("no {name} in {eml}"))
+            };
+            let date = DateTime::parse_from_rfc2822(&header("Date:"))
+                .unwrap_or_else(|e| panic!("Date of {eml}: {e}"))
+                .with_timezone(&Utc);
+            let to = header("To:");
+            let address = match (to.find('<'), to.rfind('>')) {
+                (Some(open), Some(close)) => to[open + 1..close].to_string(),
+                _ => to,
+            };
+            (address, date, header("Subject:"))
+        })
+        .collect();
+    out.sort_by_key(|(to, at, _)| (*at, to.clone()));
+    out
+}
+
+/// The daemon's next wake-up, as `status` tells it.
+fn next_wake(project: &Project, now: &str) -> Option<DateTime<Utc>> {
+    let out = project.winback(&["--now", now, "status", "--format", "json"]);
+    out.assert_success();
+    let status: serde_json::Value = serde_json::from_str(&out.stdout).expect("status is JSON");
+    status["next_wake"].as_str().map(|t| {
+        DateTime::parse_from_rfc3339(t)
+            .expect("an instant")
+            .with_timezone(&Utc)
+    })
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Runs one pass at each wake-up the daemon asks for, from `start` to `end`.
+fn run_until(project: &Project, start: &str, end: &str) {
+    let end = DateTime::parse_from_rfc3339(end)
+        .unwrap()
+        .with_timezone(&Utc);
+    let mut now = rfc3339(
+        DateTime::parse_from_rfc3339(start)
+            .unwrap()
+            .with_timezone(&Utc),
+    );
+    for _ in 0..200 {
+        project
+            .winback(&["--now", &now, "run", "--once"])
+            .assert_success();
+        match next_wake(project, &now) {
+            Some(wake) if wake <= end => {
+                now = rfc3339(
+                    wake.max(
+                        DateTime::parse_from_rfc3339(&now)
+                            .unwrap()
+                            .with_timezone(&Utc)
+                            + Duration::seconds(1),
+                    ),
+                )
+            }
+            _ => return,
+        }
+    }
+    panic!("more than 200 wake-ups before {end}");
+}
+
+fn project(extra: &str) -> Project {
+    let project = Project::new();
+    project.write_config(&config(extra));
+    project.fill_placeholders();
+    project.write_file(
+        "clients.csv",
+        "email,name,churned_at\nada@analytical.example,Ada,2025-11-01\nbob@builders.example,Bob,2025-12-20\n",
+    );
+    project
+        .winback(&["--now", "2026-01-05T09:00:00Z", "import", "clients.csv"])
+        .assert_success();
+    project
+}
+
+#[test]
+fn three_years_of_greetings_on_their_date_and_newsletters_every_91_days_until_the_horizon() {
+    // Ada left 1 November 2025, Bob 20 December 2025; the consent horizon is 1000 days:
+    // nothing may start after 27 July 2028 for Ada, 15 September 2028 for Bob.
+    let project = project("max_days_since_churn = 1000");
+    run_until(&project, "2026-01-05T09:00:00Z", "2029-01-31T00:00:00Z");
+    let messages = sent(&project);
+    let mut by_person: BTreeMap<&str, Vec<(DateTime<Utc>, &str)>> = BTreeMap::new();
+    for (to, at, subject) in &messages {
+        by_person
+            .entry(to.as_str())
+            .or_default()
+            .push((*at, subject.as_str()));
+    }
+    let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    let horizon = [
+        ("ada@analytical.example", date(2028, 7, 28)),
+        ("bob@builders.example", date(2028, 9, 16)),
+    ];
+    for (person, last_day) in horizon {
+        let theirs = by_person
+            .get(person)
+            .unwrap_or_else(|| panic!("nothing to {person}: {messages:#?}"));
+        let days: Vec<NaiveDate> = theirs.iter().map(|(at, _)| at.date_naive()).collect();
+        // Never two on one day, never past the horizon.
+        let mut unique = days.clone();
+        unique.dedup();
+        assert_eq!(
+            unique, days,
+            "{person}: two messages on one day: {theirs:#?}"
+        );
+        assert!(
+            days.iter().all(|d| *d < last_day),
+            "{person}: a message past the horizon: {theirs:#?}"
+        );
+        // One survey, first.
+        assert_eq!(theirs[0].1, "May we ask why you left?");
+        assert_eq!(
+            theirs
+                .iter()
+                .filter(|(_, s)| *s == "May we ask why you left?")
+                .count(),
+            1
+        );
+        // Greetings only on 10 December, one each year from the first December after
+        // the survey + 14 days: 2026 and 2027 (2028's is past the horizon).
+        let greetings: Vec<NaiveDate> = theirs
+            .iter()
+            .filter(|(_, s)| *s == "Season's greetings")
+            .map(|(at, _)| at.date_naive())
+            .collect();
+        assert_eq!(
+            greetings,
+            [date(2026, 12, 10), date(2027, 12, 10)],
+            "{person}"
+        );
+        // Newsletters keep going, 91 days apart (a day more when a send went a moment
+        // after 10:00), or up to min_gap_days (7) after a greeting that came first; never
+        // closer than that to any message.
+        let news: Vec<DateTime<Utc>> = theirs
+            .iter()
+            .filter(|(_, s)| *s == "Our news")
+            .map(|(at, _)| *at)
+            .collect();
+        assert!(news.len() >= 9, "{person}: newsletters {news:#?}");
+        for pair in news.windows(2) {
+            let gap = (pair[1] - pair[0]).num_days();
+            assert!(
+                (91..=105).contains(&gap),
+                "{person}: newsletters {gap} days apart: {news:#?}"
+            );
+        }
+        for n in &news {
+            for (at, subject) in theirs {
+                if at != n {
+                    assert!(
+                        (*at - *n).num_days().abs() >= 7,
+                        "{person}: newsletter {n} within 7 days of {subject} at {at}"
+                    );
+                }
+            }
+        }
+        // All at 10:00.
+        assert!(
+            theirs
+                .iter()
+                .all(|(at, _)| at.format("%H:%M").to_string() == "10:00")
+        );
+    }
+    // Both sequences ended at the horizon, and status says so.
+    let status = project.winback(&["--now", "2029-01-31T00:00:00Z", "status"]);
+    status.assert_success();
+    assert!(status.stdout.contains("expired 2"), "{}", status.stdout);
+}
+
+#[test]
+fn a_paused_campaign_sends_nothing_then_catches_up_at_a_send_at_moment() {
+    let project = project("paused = true");
+    // Ada's survey was due 30 January 2026: paused, nothing goes.
+    project
+        .winback(&["--now", "2026-02-03T10:00:00Z", "run", "--once"])
+        .assert_success();
+    assert!(sent(&project).is_empty(), "{:#?}", sent(&project));
+    let plan = project.winback(&["--now", "2026-02-03T10:00:00Z", "plan", "--days", "30"]);
+    plan.assert_success();
+    assert!(
+        !plan.stdout.contains("ada@analytical.example"),
+        "{}",
+        plan.stdout
+    );
+    // Unpaused at 15:00, past the catch-up window of 10:00: nothing at once...
+    project.write_config(&config(""));
+    project
+        .winback(&["--now", "2026-02-03T15:00:00Z", "run", "--once"])
+        .assert_success();
+    assert!(sent(&project).is_empty(), "{:#?}", sent(&project));
+    // ... the survey goes at the next 10:00.
+    project
+        .winback(&["--now", "2026-02-04T10:00:00Z", "run", "--once"])
+        .assert_success();
+    let messages = sent(&project);
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert_eq!(messages[0].0, "ada@analytical.example");
+    assert_eq!(rfc3339(messages[0].1), "2026-02-04T10:00:00Z");
+}
+
+#[test]
+fn plan_over_400_days_shows_seasonal_and_recurring_sends_with_their_reasons() {
+    let project = project("");
+    let out = project.winback(&["--now", "2026-01-05T09:00:00Z", "plan", "--days", "400"]);
+    out.assert_success();
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("ada@analytical.example"))
+        .collect();
+    // Survey 30 January, newsletters from 1 March every 91 days, the greeting on 10
+    // December 2026.
+    let expect = [
+        (
+            "2026-01-30 10:00",
+            "1 survey",
+            "churned 2025-11-01 + 90 quiet days",
+        ),
+        (
+            "2026-03-01 10:00",
+            "2 newsletter",
+            "step 1 planned 2026-01-30 + 30 days",
+        ),
+        ("2026-05-31 10:00", "2 newsletter", "every 91 days"),
+        ("2026-08-30 10:00", "2 newsletter", "every 91 days"),
+        ("2026-11-29 10:00", "2 newsletter", "every 91 days"),
+        ("2026-12-10 10:00", "3 greeting", "seasonal: 12-10"),
+    ];
+    assert!(lines.len() >= expect.len(), "{}", out.stdout);
+    for (line, (when, step, why)) in lines.iter().zip(expect) {
+        assert!(
+            line.starts_with(when) && line.contains(step) && line.contains(why),
+            "{line:?} is not {when} {step} ({why})\n{}",
+            out.stdout
+        );
+    }
+}
