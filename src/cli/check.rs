@@ -109,6 +109,32 @@ pub(super) fn run(loaded: Result<Setup, SetupError>) -> anyhow::Result<ExitCode>
                 "    enrolls a client only if their survey is due at most {days} days before they are first seen"
             );
         }
+        if !c.holidays.is_empty() {
+            let mut kept: Vec<String> = c
+                .holidays
+                .calendars
+                .iter()
+                .map(|cal| {
+                    let whom = match &cal.country {
+                        Some(country) => format!("clients in {country}"),
+                        None => "everyone".to_string(),
+                    };
+                    format!(
+                        "{} ({} holiday{}, for {whom})",
+                        cal.name,
+                        cal.events.len(),
+                        if cal.events.len() == 1 { "" } else { "s" }
+                    )
+                })
+                .collect();
+            kept.extend(
+                c.holidays
+                    .quiet
+                    .iter()
+                    .map(|q| format!("{q} (for everyone)")),
+            );
+            println!("    kept free of mail: {}", kept.join("; "));
+        }
         if let Some(days) = c.max_days_since_churn {
             let past = past_horizon
                 .as_ref()

@@ -100,6 +100,11 @@ fn check_reads_holiday_files_and_warns_about_what_they_leave_out() {
         &out,
         "holidays/company.ics: no country can be told from its name or X-WR-CALNAME, so it applies to everyone",
     );
+    assert_says(
+        &out,
+        "kept free of mail: holidays/us.ics (11 holidays, for clients in US); \
+         holidays/company.ics (1 holiday, for everyone); quiet dates 12-20..01-05 (for everyone)",
+    );
     assert!(
         !out.stdout.contains("us.ics:") && !out.stderr.contains("us.ics:"),
         "the shipped calendar has nothing to warn about:\n{}\n{}",
