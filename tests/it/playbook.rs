@@ -19,6 +19,9 @@ const START: &str = "2026-05-01T09:00:00Z";
 const RETURN_AT: &str = "2027-06-15T12:00:00Z";
 const END: &str = "2029-05-01T00:00:00Z";
 const HORIZON_DAYS: u64 = 730;
+/// How long after each wake-up a pass starts: a real pass sends a moment after its
+/// `send_at` moment, and each step still counts from that moment.
+const LAG: chrono::Duration = chrono::Duration::seconds(2);
 /// `account_gap_days` and `min_gap_days`.
 const GAP: i64 = 7;
 
@@ -363,7 +366,7 @@ fn run(
 ) -> bool {
     let mut long_run = long_run_from.map(instant);
     let mut long_ran = false;
-    run_until_with(project, from, to, 600, |now| {
+    run_until_with(project, (from, to), LAG, 600, |now| {
         let due_now = long_run
             .filter(|t| instant(now) >= *t)
             .map(|_| planned(project, now, 1))

@@ -25,22 +25,14 @@ pub fn next_wake(project: &Project, now: &str) -> Option<DateTime<Utc>> {
     status["next_wake"].as_str().map(instant)
 }
 
-/// Runs `winback run --once` at `start` and at each wake-up the daemon asks for, up to
-/// `end`; at most 200 passes.
-pub fn run_until(project: &Project, start: &str, end: &str) {
-    run_until_with(project, start, end, 200, |now| {
-        project
-            .winback(&["--now", now, "run", "--once"])
-            .assert_success();
-    });
-}
-
-/// Calls `pass` (which runs the daemon once at the instant it is given) at `start` and at
-/// each wake-up the daemon asks for after it, up to `end`; panics after `max` passes.
+/// Calls `pass` (which runs the daemon once at the instant it is given) at `start` and
+/// `lag` after each wake-up the daemon asks for after it (a real pass starts a moment
+/// after its wake-up, or later when the machine was busy), up to `end`; panics after
+/// `max` passes.
 pub fn run_until_with(
     project: &Project,
-    start: &str,
-    end: &str,
+    (start, end): (&str, &str),
+    lag: Duration,
     max: usize,
     mut pass: impl FnMut(&str),
 ) {
@@ -50,7 +42,7 @@ pub fn run_until_with(
         let text = rfc3339(now);
         pass(&text);
         match next_wake(project, &text) {
-            Some(wake) if wake <= end => now = wake.max(now + Duration::seconds(1)),
+            Some(wake) if wake <= end => now = (wake + lag).max(now + Duration::seconds(1)),
             _ => return,
         }
     }
