@@ -113,7 +113,6 @@ impl SendAt {
             .map(|m| m.naive_utc())
     }
 
-    #[cfg(test)]
     /// The last moment at or before `t`, on naive local time.
     pub(crate) fn last_at_or_before(&self, t: NaiveDateTime) -> Option<NaiveDateTime> {
         let from = Utc.from_utc_datetime(&(t + Duration::seconds(1)));

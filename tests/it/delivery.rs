@@ -334,20 +334,19 @@ fn a_campaign_goes_out_in_order_at_each_recipients_send_moment() {
         ("2026-04-08T13:59:55Z", "New York Wed 09:59:55", &[]),
         ("2026-04-08T14:00:05Z", "New York Wed 10:00:05", &[(NY, "survey")]),
         ("2026-04-08T14:00:05Z", "the same pass again", &[]),
-        // The newsletter is due 28 days after the survey went out (10:00:05 + a moment on
-        // Wed 2026-05-06): that day's 10:00 is before it, so Thursday's 10:00 is the one.
-        ("2026-05-06T01:30:00Z", "Tokyo Wed 10:30, newsletter day but past its moment", &[]),
-        ("2026-05-06T14:30:00Z", "New York Wed 10:30, likewise", &[]),
-        ("2026-05-07T00:59:55Z", "Tokyo Thu 09:59:55", &[]),
-        ("2026-05-07T01:00:05Z", "Tokyo Thu 10:00:05", &[(TOKYO, "newsletter")]),
-        ("2026-05-07T13:59:55Z", "New York Thu 09:59:55", &[]),
-        ("2026-05-07T14:00:05Z", "New York Thu 10:00:05", &[(NY, "newsletter")]),
-        // The article is due 7 days later, Thu 2026-05-14 after 10:00: next moment Tue 05-19.
-        ("2026-05-14T01:30:00Z", "Tokyo Thu 10:30, article day but past its moment", &[]),
-        ("2026-05-14T14:30:00Z", "New York Thu 10:30, likewise", &[]),
-        ("2026-05-19T00:59:55Z", "Tokyo Tue 09:59:55", &[]),
-        ("2026-05-19T01:00:05Z", "Tokyo Tue 10:00:05", &[(TOKYO, "article")]),
-        ("2026-05-19T14:00:05Z", "New York Tue 10:00:05", &[(NY, "article")]),
+        // The newsletter is due 28 days after the survey, counted from the 10:00 moment
+        // it went at (it went at 10:00:05): Wed 2026-05-06 at 10:00, the day plan shows.
+        ("2026-05-06T00:59:55Z", "Tokyo Wed 09:59:55, newsletter day before its moment", &[]),
+        ("2026-05-06T01:00:05Z", "Tokyo Wed 10:00:05", &[(TOKYO, "newsletter")]),
+        ("2026-05-06T01:00:05Z", "the same pass again", &[]),
+        ("2026-05-06T13:59:55Z", "New York Wed 09:59:55", &[]),
+        ("2026-05-06T14:30:00Z", "New York Wed 10:30, catching up", &[(NY, "newsletter")]),
+        // The article is due 7 days later, Wed 2026-05-13 at 10:00: New York's newsletter
+        // went at 10:30, catching up, and still counts from its 10:00 moment.
+        ("2026-05-13T00:59:55Z", "Tokyo Wed 09:59:55", &[]),
+        ("2026-05-13T01:00:05Z", "Tokyo Wed 10:00:05", &[(TOKYO, "article")]),
+        ("2026-05-13T13:59:55Z", "New York Wed 09:59:55", &[]),
+        ("2026-05-13T14:00:05Z", "New York Wed 10:00:05", &[(NY, "article")]),
         ("2026-09-01T14:00:05Z", "months later: the sequence is over", &[]),
     ];
     for (now, what, wanted) in script {

@@ -365,7 +365,16 @@ fn holiday(event: &Component<'_>) -> Result<Option<Holiday>, String> {
             Some(DateValue::Timed(end)) if marked_all_day => (end - start).num_days().max(1),
             _ => 1,
         },
-        (None, Some(duration)) => duration_days(duration.val.as_str()).unwrap_or(1),
+        (None, Some(duration)) => match duration_days(duration.val.as_str()) {
+            Some(days) if days < 1 => {
+                return Err(format!(
+                    "\"{name}\" from {start} has DURATION:{}, which is not a length of whole days; write P1D for one day",
+                    duration.val.as_str()
+                ));
+            }
+            Some(days) => days,
+            None => 1,
+        },
         (None, None) => 1,
     };
     if days > LONGEST_HOLIDAY_DAYS {
@@ -435,7 +444,7 @@ fn duration_days(text: &str) -> Option<i64> {
     }
     rest.strip_suffix('W')
         .and_then(|n| n.parse::<i64>().ok())
-        .map(|w| w * 7)
+        .map(|w| w.saturating_mul(7))
 }
 
 /// An `RRULE` value read (by `rrule`) as a yearly rule for an all-day event from `start`,
@@ -541,11 +550,20 @@ fn country_in(text: &str, lower_case_codes: bool) -> Option<&'static str> {
             }
         }
     }
-    // Codes: "DE", "DEU", or "de" in a file's name.
-    words.iter().find_map(|w| {
+    // Codes: "DE", "DEU", or "de" first or last in a file's name ("de_holidays",
+    // "holidays-de"), unless it is also an English word ("my-holidays", "no-mail",
+    // "it-team"): such a calendar applies to everyone rather than to one country.
+    const ENGLISH: [&str; 14] = [
+        "am", "as", "at", "be", "by", "do", "in", "is", "it", "me", "my", "no", "so", "to",
+    ];
+    let last = words.len().saturating_sub(1);
+    words.iter().enumerate().find_map(|(i, w)| {
         let capitals = w.chars().all(|c| c.is_ascii_uppercase());
+        let lower_code = lower_case_codes
+            && (i == 0 || i == last)
+            && !ENGLISH.contains(&w.to_ascii_lowercase().as_str());
         match w.len() {
-            2 if capitals || lower_case_codes => country_code(w),
+            2 if capitals || lower_code => country_code(w),
             3 if capitals => country_code(w),
             _ => None,
         }

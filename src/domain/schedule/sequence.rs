@@ -1,6 +1,9 @@
 //! What a sequence sends next, from its history: the linear steps in order, each reached
 //! recurring (`every_days`) or seasonal (`on`) step again, and the consent horizon.
 //!
+//! A step counts from the `send_at` moment the message before it went at, not from the
+//! instant it went a moment later, so the daemon sends it on the day `plan` shows.
+//!
 //! Pure: the messages that went out in this cycle arrive as data. When a message may
 //! really go (send_at, gaps, holidays) is `schedule`'s search, not this file's.
 
@@ -26,11 +29,12 @@ pub(crate) struct Sent {
 pub(crate) enum Why {
     /// The survey: the churn plus the quiet period.
     Survey,
-    /// A linear step: `days` after the first message of step `after`.
+    /// A linear step: `days` after the first message of `step` (after its `send_at`
+    /// moment, see `counted_from`).
     After { step: u32, days: u32 },
     /// A seasonal step's date (first time or a yearly recurrence).
     Seasonal(MonthDay),
-    /// A recurring step, `every_days` after its previous occurrence.
+    /// A recurring step, `every_days` after its previous occurrence's `send_at` moment.
     Every(u32),
 }
 
@@ -75,9 +79,9 @@ pub(crate) fn upcoming(
     }
     // The next linear step counts from the first message of the step before it.
     if let Some(step) = campaign.step(reached + 1)
-        && let Some(base) = first_of(history, reached)
+        && let Some(went) = first_of(history, reached)
     {
-        let due = first_due(step, base, tz);
+        let due = first_due(step, counted_from(campaign, went, tz), tz);
         let why = match step.on {
             Some(on) => Why::Seasonal(on),
             None => Why::After {
@@ -107,7 +111,10 @@ pub(crate) fn upcoming(
             continue;
         };
         let recurrence = match (step.every_days, step.on) {
-            (Some(days), _) => Some((add_local_days(last.at, days, tz), Why::Every(days))),
+            (Some(days), _) => Some((
+                add_local_days(counted_from(campaign, last.at, tz), days, tz),
+                Why::Every(days),
+            )),
             (None, Some(on)) => local_day(last.at, tz)
                 .checked_add_days(Days::new(1))
                 .map(|from| (midnight(next_on(on, from), tz), Why::Seasonal(on))),
@@ -158,6 +165,25 @@ fn first_of(history: &[Sent], number: u32) -> Option<DateTime<Utc>> {
         .filter(|s| s.step == number)
         .min_by_key(|s| (s.occurrence, s.at))
         .map(|s| s.at)
+}
+
+/// The instant a step counts from when the message before it went at `at`: the `send_at`
+/// moment it went at, the last one at or before `at` on that local day. A message goes a
+/// moment after its moment (the pass starts, the server answers, a batch or a rate limit
+/// takes minutes, a pass catches up hours later): counted from that instant, a step due 30
+/// days on would fall just after that day's moment and go a day later than `plan`, whose
+/// sends are at the moment, says. A message that went before any moment of its local day
+/// (resent by hand, or a survey another campaign sent) counts from when it went. Never
+/// later than `at`; gaps and one message a day still go by the real send times.
+fn counted_from(campaign: &Campaign, at: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+    let local = at.with_timezone(&tz).naive_local();
+    campaign
+        .send_at
+        .last_at_or_before(local)
+        .filter(|moment| moment.date() == local.date())
+        .map(|moment| local_to_utc(moment, tz))
+        .filter(|moment| *moment <= at)
+        .unwrap_or(at)
 }
 
 /// When a step is first due after a message at `base`: `after_days` later, or, for a

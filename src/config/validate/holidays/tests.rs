@@ -137,6 +137,27 @@ fn yearly_rules_expand_as_rrule_expands_them() {
 }
 
 #[test]
+fn a_duration_that_is_not_whole_days_forward_is_refused_not_wrapped() {
+    let text = ics(&[
+        event("SUMMARY:Backwards\r\nDTSTART;VALUE=DATE:20260601\r\nDURATION:P-3D\r\n"),
+        event("SUMMARY:Huge\r\nDTSTART;VALUE=DATE:20260701\r\nDURATION:P2000000000000000000W\r\n"),
+        event("SUMMARY:Kept\r\nDTSTART;VALUE=DATE:20260801\r\nDURATION:P1D\r\n"),
+    ]
+    .concat());
+    let (calendar, ignored) = read_calendar("company.ics", &text).expect("readable");
+    assert_eq!(calendar.events.len(), 1, "{:?}", calendar.events);
+    assert_eq!(ignored.len(), 2, "{ignored:?}");
+    assert!(
+        ignored[0].contains("\"Backwards\"") && ignored[0].contains("P-3D"),
+        "{ignored:?}"
+    );
+    assert!(
+        ignored[1].contains("\"Huge\"") && ignored[1].contains("longer than a holiday"),
+        "{ignored:?}"
+    );
+}
+
+#[test]
 fn calendars_keep_all_day_events_and_say_why_others_are_ignored() {
     let text = ics(&[
         event("SUMMARY:Winter break\r\nDTSTART;VALUE=DATE:20261224\r\nDTEND;VALUE=DATE:20261227\r\n"),
@@ -235,6 +256,12 @@ fn a_calendars_country_is_told_by_its_file_name_or_its_calendar_name() {
         ("feiertage-deutschland.ics", None, Some("DE")),
         ("holidays/DEU.ics", None, Some("DE")),
         ("company.ics", None, None),
+        ("my-holidays.ics", None, None),
+        ("no-mail.ics", None, None),
+        ("to-skip.ics", None, None),
+        ("it-team.ics", None, None),
+        ("holidays-fr.ics", None, Some("FR")),
+        ("team-de-days.ics", None, None),
         ("basic.ics", Some("Holidays in Germany"), Some("DE")),
         (
             "basic.ics",

@@ -647,3 +647,81 @@ fn plan_counts_the_account_messages_of_contacts_it_plans_nothing_for() {
         planned[0].reason
     );
 }
+
+#[test]
+fn a_step_counts_from_the_send_at_moment_its_message_went_at() {
+    // Survey, then a newsletter 30 days later and every 91 days; every day at 10:00 UTC
+    // (catch-up 4 h).
+    let c = campaign(chrono_tz::UTC, vec![every(30, 91)]);
+    let cases: &[Case] = &[
+        // The pass starts at 10:00:00 and the message goes a moment later: 30 days on,
+        // due at that day's 10:00, not a moment after it (the next day's 10:00).
+        (
+            &[sent(1, 1, "2026-01-30T10:00:00.400Z")],
+            (2, 1, "2026-03-01T10:00:00Z"),
+        ),
+        (
+            &[sent(1, 1, "2026-01-30T10:00:03Z")],
+            (2, 1, "2026-03-01T10:00:00Z"),
+        ),
+        // A long batch, or a rate limit, minutes after the moment.
+        (
+            &[sent(1, 1, "2026-01-30T10:07:30Z")],
+            (2, 1, "2026-03-01T10:00:00Z"),
+        ),
+        // A pass catching up hours after the moment.
+        (
+            &[sent(1, 1, "2026-01-30T13:30:00Z")],
+            (2, 1, "2026-03-01T10:00:00Z"),
+        ),
+        // A recurring step's occurrences count the same way.
+        (
+            &[
+                sent(1, 1, "2026-01-30T10:00:00.400Z"),
+                sent(2, 1, "2026-03-01T10:00:59.900Z"),
+            ],
+            (2, 2, "2026-05-31T10:00:00Z"),
+        ),
+        // Sent before any moment of its day (resent by hand): counted from when it went.
+        (
+            &[sent(1, 1, "2026-01-30T08:15:00Z")],
+            (2, 1, "2026-03-01T08:15:00Z"),
+        ),
+        // Sent just after midnight, catching up on the day before's moment: that day's
+        // moment is not this day's, so counted from when it went.
+        (
+            &[sent(1, 1, "2026-01-31T00:30:00Z")],
+            (2, 1, "2026-03-02T00:30:00Z"),
+        ),
+    ];
+    for (history, (step, occurrence, due)) in cases {
+        assert_eq!(
+            next(&c, history),
+            Some((*step, *occurrence, utc(due))),
+            "{history:?}"
+        );
+    }
+    // On the recipient's wall clock: 10:00 New York is 10:00 EST, then EDT.
+    let ny = campaign(New_York, vec![every(30, 91)]);
+    assert_eq!(
+        next(&ny, &[sent(1, 1, "2026-02-20T15:00:04Z")]),
+        Some((2, 1, utc("2026-03-22T14:00:00Z")))
+    );
+    // The daemon's pass at the 10:00 moment 30 days on sends it: the day plan shows.
+    let Some((_, _, due)) = next(&c, &[sent(1, 1, "2026-01-30T10:00:03Z")]) else {
+        panic!("no next message");
+    };
+    let now = utc("2026-03-01T10:00:00Z");
+    assert_eq!(
+        decide(
+            &c,
+            chrono_tz::UTC,
+            due,
+            due,
+            now,
+            Standing::default(),
+            &Rules::default()
+        ),
+        Decision::SendNow
+    );
+}
