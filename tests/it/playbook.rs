@@ -434,7 +434,7 @@ fn planned(project: &Project, now: &str, days: u32) -> Vec<PlanLine> {
         .collect()
 }
 
-/// The first `MM-12-10` on or after `from`.
+/// The first 10 December on or after `from`.
 fn next_december_10(from: NaiveDate) -> NaiveDate {
     let this_year = ymd(from.year(), 12, 10);
     if this_year >= from {
@@ -444,10 +444,11 @@ fn next_december_10(from: NaiveDate) -> NaiveDate {
     }
 }
 
-/// Why the daemon may not send `message` (of `kind` recurring or not) to its recipient on
-/// `day`, given every message sent: a holiday or quiet date of theirs, another message to
-/// them that day, a recurring message within `GAP` days of another of theirs, a message
-/// to another contact of their account within `GAP` days. None: nothing keeps it.
+/// Why the daemon may not send `message` (`recurring`: of an `every_days` step) to its
+/// recipient on `day`, given every message sent: a holiday or quiet date of theirs,
+/// another message to them that day, a recurring message within `GAP` days of another of
+/// theirs, a message to another contact of their account within `GAP` days. None:
+/// nothing keeps it.
 fn rule_keeping(all: &[Sent], message: &Sent, recurring: bool, day: NaiveDate) -> Option<String> {
     let p = person(&message.to);
     let tz = zone_of(p);
@@ -456,7 +457,7 @@ fn rule_keeping(all: &[Sent], message: &Sent, recurring: bool, day: NaiveDate) -
     }
     let company = p.company.trim().to_lowercase();
     for other in all {
-        if std::ptr::eq(other, message) || other.at == message.at && other.to == message.to {
+        if other.at == message.at && other.to == message.to {
             continue;
         }
         let apart = (other.at.with_timezone(&tz).date_naive() - day)
