@@ -249,7 +249,9 @@ impl Store {
 
     /// Everything that may send before `until` (people opted out, bounced or returned are
     /// left out: the claim would stop them), each with its sequence's history, and the
-    /// sends of those people in the `lookback` before `now` (the gaps count them).
+    /// sends of those people in the `lookback` before `now` (the gaps count them). Rows
+    /// come in enrollment order, the order in which the claim takes those due at one
+    /// moment, so that `plan` gives a tie (two contacts of an account) as the daemon does.
     pub(crate) fn plan_data_within(
         &self,
         until: DateTime<Utc>,
@@ -271,7 +273,8 @@ impl Store {
              FROM messages m JOIN clients c ON c.id = m.client_id
              WHERE m.state = 'retry' AND m.next_attempt_at <= ?1
                AND c.returned_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))",
+               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))
+             ORDER BY 10",
         )?;
         let rows = stmt.query_map(params![until_text, moment(until)], |r| {
             Ok((

@@ -21,6 +21,7 @@ mod inbound_e2e;
 mod logs;
 mod notify;
 mod ops;
+mod playbook;
 mod playbook_config;
 mod recipients;
 mod returned;

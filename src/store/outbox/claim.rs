@@ -141,7 +141,9 @@ impl Claim<'_> {
     }
 
     /// Enrollments whose next step's moment has come, each with its person and their
-    /// suppression, if any: one statement for the lot.
+    /// suppression, if any: one statement for the lot. At one moment, the first enrolled
+    /// goes first (as `plan` has it): of two contacts of an account due then, that one
+    /// gets the message and the other waits out the account gap.
     fn waiting(&self, limit: usize) -> Result<Vec<(WaitingRow, Option<String>, ClientColumns)>> {
         // A second ahead: an import at the same --now stamps a step due "now" with its own
         // clock reading, which can be a few milliseconds later than a pass that started
@@ -155,7 +157,7 @@ impl Claim<'_> {
                  JOIN clients c ON c.id = e.client_id
                  LEFT JOIN suppressions s ON s.email_hash = email_hash(c.email)
                  WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?1
-                 ORDER BY e.send_at LIMIT {MAX_CLAIM}"
+                 ORDER BY e.send_at, e.id LIMIT {MAX_CLAIM}"
             ))?
             .query_map(params![horizon], |r| {
                 Ok((

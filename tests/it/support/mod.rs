@@ -11,6 +11,7 @@
 // Each test module uses a different subset of these helpers.
 #![allow(dead_code)]
 pub mod imap;
+pub mod wakeups;
 pub mod webdriver;
 
 use std::cell::Cell;
