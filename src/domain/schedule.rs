@@ -74,6 +74,18 @@ pub(crate) fn earliest_send(
     first_moment_at_or_after(campaign, tz, due.max(start))
 }
 
+/// How long a paused campaign's message waits before it is looked at again, as a queued
+/// one does.
+pub(crate) const PAUSED_RECHECK_HOURS: i64 = 1;
+
+/// When a paused campaign's waiting message is looked at again from `now`: the first
+/// `send_at` moment at least [`PAUSED_RECHECK_HOURS`] on. Unpaused by then, it goes by
+/// [`earliest_send`] from its own due time (at a moment, never in a burst at an odd
+/// hour). `None` if the schedule never fires again.
+pub(crate) fn paused_until(campaign: &Campaign, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    first_moment_at_or_after(campaign, tz, now + Duration::hours(PAUSED_RECHECK_HOURS))
+}
+
 /// The first `send_at` moment, as an instant, at or after `lower`.
 fn first_moment_at_or_after(
     campaign: &Campaign,

@@ -265,7 +265,7 @@ impl Claim<'_> {
             // Nothing of a paused campaign goes; looked at again in an hour.
             tx.execute(
                 "UPDATE messages SET next_attempt_at = ?2 WHERE id = ?1",
-                params![row, fmt_time(now + Duration::hours(1))],
+                params![row, fmt_time(now + Duration::hours(schedule::PAUSED_RECHECK_HOURS))],
             )?;
             return Ok(());
         }
@@ -331,10 +331,15 @@ impl Claim<'_> {
             return Ok(());
         };
         if campaign.paused {
-            // Its enrollments wait; unpausing reschedules them (see `store::enroll`), and
-            // the catch-up rule applies then.
-            tx.prepare_cached("UPDATE enrollments SET send_at = NULL WHERE id = ?1")?
-                .execute(params![enrollment_id])?;
+            // Its enrollments wait, each looked at again at a `send_at` moment at least an
+            // hour on: whichever configuration stored the campaign last, the first claim
+            // after unpausing takes them up, by the catch-up rule from their due time.
+            let tz = schedule::zone(campaign, client.record.timezone);
+            tx.prepare_cached("UPDATE enrollments SET send_at = ?2 WHERE id = ?1")?
+                .execute(params![
+                    enrollment_id,
+                    schedule::paused_until(campaign, tz, now).map(moment)
+                ])?;
             return Ok(());
         }
         let Some(step) = campaign.step(step_number) else {
