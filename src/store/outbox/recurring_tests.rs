@@ -232,7 +232,11 @@ fn unpausing_while_another_process_already_stored_the_unpaused_campaign_still_se
     f.store
         .sync_campaigns(&unpaused, at("2026-01-20T15:00:00Z"))
         .unwrap();
-    assert_eq!(f.pass("2026-01-21T10:00:00Z"), [], "the daemon is still paused");
+    assert_eq!(
+        f.pass("2026-01-21T10:00:00Z"),
+        [],
+        "the daemon is still paused"
+    );
     let (_, _, _, send_at) = f.enrollment();
     assert_eq!(
         send_at,
@@ -296,4 +300,31 @@ fn a_new_campaign_stored_by_plan_before_the_daemon_reloads_still_sends() {
         .sync_campaigns(&f.config, at("2026-01-21T11:00:00Z"))
         .unwrap();
     assert_eq!(passes(&mut f, 22..=23), [(1, 1)]);
+}
+
+#[test]
+fn the_step_after_a_moved_recurring_message_keeps_min_gap_days_from_it() {
+    // An article 68 days after the first newsletter (24 April); 16 to 20 April kept
+    // free, so the third newsletter, due 16 April, goes on the 21st.
+    let mut f = fixture("");
+    let text = format!(
+        "{}\n[[campaign.step]]\nkind = \"article\"\nafter_days = 68\ntemplate = \"article\"\nsubject = \"Read\"\n",
+        RECURRING.replace("EXTRA", "quiet_dates = [\"04-16..04-20\"]")
+    );
+    f.config = crate::test_support::config(f._dir.path(), "", &text);
+    f.store
+        .sync_campaigns(&f.config, at("2026-01-15T12:00:00Z"))
+        .unwrap();
+    assert_eq!(f.pass("2026-01-16T10:00:00Z"), [(1, 1)]);
+    assert_eq!(f.pass("2026-02-15T10:00:00Z"), [(2, 1)]);
+    assert_eq!(f.pass("2026-03-17T10:00:00Z"), [(2, 2)]);
+    let mut sent = Vec::new();
+    for day in 16..=30 {
+        let when = format!("2026-04-{day:02}T10:00:00Z");
+        for (step, occurrence) in f.pass(&when) {
+            sent.push((step, occurrence, day));
+        }
+    }
+    // The article waits 7 days after the newsletter of the 21st: the 28th, not the 24th.
+    assert_eq!(sent, [(2, 3, 21), (3, 1, 28)]);
 }
