@@ -1,7 +1,8 @@
 //! Enrollments: which client is in which campaign, at which step, due when.
 //!
 //! Kept in step with the clients (on import) and with the configuration (on start-up,
-//! when a campaign is new or its timing or audience changed), and stopped when their
+//! when a campaign is new or its timing or audience changed, and for sequences left
+//! without a moment while another process's configuration differed), and stopped when their
 //! person opts out, bounces or comes back. A client is enrolled in one campaign only: the
 //! first whose audience admits them, when they have no enrollment yet (or a new sequence
 //! starts after a return); an enrollment made stays in its campaign. Decides nothing
