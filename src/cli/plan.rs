@@ -182,9 +182,25 @@ pub(super) fn simulate(
         per_day: config.smtp.max_per_day,
         recent: store.claim_times_since(now - Duration::days(1))?,
     };
+    // Which of each person's recent messages were a recurring step's: they keep
+    // `min_gap_days` from any other.
+    let busy: std::collections::HashMap<i64, Vec<schedule::Busy>> = data
+        .busy
+        .into_iter()
+        .map(|(client, sends)| {
+            let sends = sends
+                .into_iter()
+                .map(|(at, campaign, step)| schedule::Busy {
+                    at,
+                    recurring: schedule::recurs(config.campaign(&campaign), step),
+                })
+                .collect();
+            (client, sends)
+        })
+        .collect();
     Ok(plan::plan_all(
         items,
-        &data.busy,
+        &busy,
         &data.accounts,
         &limits,
         now,

@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::domain::campaign::Campaign;
 use crate::domain::model::{ChurnedAt, StepKind};
 use crate::domain::schedule::{
-    Found, Moved, Next, Rules, Sent, Why, earliest_send, horizon, next_message, search, zone,
+    Busy, Found, Moved, Next, Rules, Sent, Why, earliest_send, horizon, next_message, recurs,
+    search, zone,
 };
 
 /// An active enrollment, as `plan` needs it.
@@ -55,10 +56,10 @@ pub(crate) struct Planned {
 #[cfg(test)]
 /// Simulates the daemon from `now` to `until`: every message, in send order, including
 /// later steps that follow earlier ones inside the window. `busy` holds, per client key,
-/// the send times of messages already out (for the one-message-per-day rule).
+/// the messages already out (for the one-message-per-day rule and `min_gap_days`).
 pub(crate) fn plan(
     items: Vec<PlanItem<'_>>,
-    busy: &HashMap<i64, Vec<DateTime<Utc>>>,
+    busy: &HashMap<i64, Vec<Busy>>,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Vec<Planned> {
@@ -114,7 +115,7 @@ impl Window {
 /// [`plan`], holding back what the rate limits hold back.
 pub(crate) fn plan_with_limits(
     items: Vec<PlanItem<'_>>,
-    busy: &HashMap<i64, Vec<DateTime<Utc>>>,
+    busy: &HashMap<i64, Vec<Busy>>,
     limits: &RateLimits,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
@@ -129,7 +130,7 @@ pub(crate) type AccountSends = HashMap<String, Vec<(i64, DateTime<Utc>)>>;
 /// each account's contacts (`accounts`, beside those of the people in `items`).
 pub(crate) fn plan_all(
     items: Vec<PlanItem<'_>>,
-    busy: &HashMap<i64, Vec<DateTime<Utc>>>,
+    busy: &HashMap<i64, Vec<Busy>>,
     accounts: &AccountSends,
     limits: &RateLimits,
     now: DateTime<Utc>,
@@ -148,7 +149,7 @@ pub(crate) fn plan_all(
     .into_iter()
     .filter_map(|(w, name)| w.map(|w| (w, name)))
     .collect();
-    let mut busy: HashMap<i64, Vec<DateTime<Utc>>> = busy.clone();
+    let mut busy: HashMap<i64, Vec<Busy>> = busy.clone();
     // A paused campaign sends nothing: its messages are left out.
     let mut items: Vec<PlanItem<'_>> = items.into_iter().filter(|i| !i.campaign.paused).collect();
     // Per account, the send times of its contacts (with whose).
@@ -156,9 +157,9 @@ pub(crate) fn plan_all(
     for item in &items {
         if let Some(account) = &item.account {
             let entry = accounts.entry(account.clone()).or_default();
-            for t in busy.get(&item.client_key).into_iter().flatten() {
-                if !entry.contains(&(item.client_key, *t)) {
-                    entry.push((item.client_key, *t));
+            for b in busy.get(&item.client_key).into_iter().flatten() {
+                if !entry.contains(&(item.client_key, b.at)) {
+                    entry.push((item.client_key, b.at));
                 }
             }
         }
@@ -192,7 +193,7 @@ pub(crate) fn plan_all(
             .collect();
         let rules = Rules {
             busy: person,
-            min_gap_days: step.every_days.map(|_| item.campaign.min_gap_days),
+            recurring: recurs(Some(item.campaign), item.next_step),
             account_busy: &account_busy,
             account_gap_days: item.campaign.account_gap_days,
             country: item.country.as_deref(),
@@ -231,7 +232,10 @@ pub(crate) fn plan_all(
         for (w, _) in windows.iter_mut() {
             w.sends.push_back(free);
         }
-        person.push(free);
+        person.push(Busy {
+            at: free,
+            recurring: recurs(Some(item.campaign), item.next_step),
+        });
         if let Some(account) = &item.account {
             accounts
                 .entry(account.clone())

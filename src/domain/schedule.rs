@@ -74,6 +74,22 @@ pub(crate) fn earliest_send(
     first_moment_at_or_after(campaign, tz, due.max(start))
 }
 
+/// How long a paused campaign's message waits before it is looked at again, as a queued
+/// one does.
+pub(crate) const PAUSED_RECHECK_HOURS: i64 = 1;
+
+/// When a paused campaign's waiting message is looked at again from `now`: the first
+/// `send_at` moment at least [`PAUSED_RECHECK_HOURS`] on. Unpaused by then, it goes by
+/// [`earliest_send`] from its own due time (at a moment, never in a burst at an odd
+/// hour). `None` if the schedule never fires again.
+pub(crate) fn paused_until(
+    campaign: &Campaign,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    first_moment_at_or_after(campaign, tz, now + Duration::hours(PAUSED_RECHECK_HOURS))
+}
+
 /// The first `send_at` moment, as an instant, at or after `lower`.
 fn first_moment_at_or_after(
     campaign: &Campaign,
@@ -108,15 +124,33 @@ pub(crate) fn lookback(campaign: &Campaign) -> Duration {
     Duration::hours(BUSY_LOOKBACK_HOURS).max(Duration::days(i64::from(gap) + 2))
 }
 
+/// Another message to the person: when it went (or may go) out, and whether it was a
+/// recurring step's (see [`recurs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Busy {
+    pub at: DateTime<Utc>,
+    pub recurring: bool,
+}
+
+/// Whether step `step` of `campaign` recurs (`every_days`): its messages and every other
+/// message to the person keep `min_gap_days` apart, in either order. A step no longer
+/// configured does not.
+pub(crate) fn recurs(campaign: Option<&Campaign>, step: u32) -> bool {
+    campaign
+        .and_then(|c| c.step(step))
+        .is_some_and(|s| s.every_days.is_some())
+}
+
 /// The facts beyond `send_at` that can move a message: the person's other messages, the
 /// gap a recurring step keeps from them, their account's messages, the dates kept free
 /// for their country, and the consent horizon.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Rules<'a> {
-    /// When the person's other messages went (or may go) out, any campaign.
-    pub busy: &'a [DateTime<Utc>],
-    /// `min_gap_days`, for a recurring step's message; `None` for the others.
-    pub min_gap_days: Option<u32>,
+    /// The person's other messages, any campaign.
+    pub busy: &'a [Busy],
+    /// The message is a recurring step's: it keeps the campaign's `min_gap_days` from
+    /// every message in `busy`. Any message keeps it from the recurring ones there.
+    pub recurring: bool,
     /// When messages to the other contacts of the person's account went out.
     pub account_busy: &'a [DateTime<Utc>],
     /// `account_gap_days`; 0 keeps no gap.
@@ -132,7 +166,8 @@ pub(crate) struct Rules<'a> {
 pub(crate) enum Moved {
     /// Another message to the person goes that local day.
     SameDay(NaiveDate),
-    /// A recurring message keeps `min_gap_days` from the person's message at this time.
+    /// `min_gap_days` from the person's message at this time (one of the two a
+    /// recurring step's).
     MinGap(DateTime<Utc>),
     /// Another contact of the account got a message at this time.
     Account(DateTime<Utc>),
@@ -153,7 +188,8 @@ pub(crate) enum Found {
 
 /// The earliest instant at or after `from` when a message due at `due` may go out (see
 /// [`earliest_send`]), moved past every rule in `rules`: a local day with another message
-/// to the person, a recurring step's `min_gap_days`, the account gap, a date kept free.
+/// to the person, `min_gap_days` between a recurring step's message and any other, the
+/// account gap, a date kept free.
 /// A moved message goes at the first `send_at` moment at or after where it was moved to
 /// (never at an odd hour by the catch-up window).
 pub(crate) fn search(
@@ -180,15 +216,28 @@ pub(crate) fn search(
                 Moved::Holiday(day, name),
                 campaign.holidays.first_free_day(day, rules.country),
             )
-        } else if rules.busy.iter().any(|b| local_day(*b, tz) == day) {
+        } else if rules.busy.iter().any(|b| local_day(b.at, tz) == day) {
             (Moved::SameDay(day), day.checked_add_days(Days::new(1)))
-        } else if let Some((other, to)) = rules
-            .min_gap_days
-            .and_then(|gap| gap_conflict(rules.busy, gap, day, tz))
-        {
+        } else if let Some((other, to)) = gap_conflict(
+            rules
+                .busy
+                .iter()
+                .filter(|b| rules.recurring || b.recurring)
+                .map(|b| b.at),
+            campaign.min_gap_days,
+            day,
+            tz,
+        ) {
             (Moved::MinGap(other), Some(to))
         } else if let Some((other, to)) = (rules.account_gap_days > 0)
-            .then(|| gap_conflict(rules.account_busy, rules.account_gap_days, day, tz))
+            .then(|| {
+                gap_conflict(
+                    rules.account_busy.iter().copied(),
+                    rules.account_gap_days,
+                    day,
+                    tz,
+                )
+            })
             .flatten()
         {
             (Moved::Account(other), Some(to))
@@ -210,17 +259,16 @@ pub(crate) fn search(
 /// The latest of `times` fewer than `gap` local days from `day` (either side), and the
 /// first day `gap` days after it.
 fn gap_conflict(
-    times: &[DateTime<Utc>],
+    times: impl Iterator<Item = DateTime<Utc>>,
     gap: u32,
     day: NaiveDate,
     tz: Tz,
 ) -> Option<(DateTime<Utc>, NaiveDate)> {
     let other = times
-        .iter()
-        .filter(|b| (local_day(**b, tz) - day).num_days().abs() < i64::from(gap))
+        .filter(|b| (local_day(*b, tz) - day).num_days().abs() < i64::from(gap))
         .max()?;
-    let to = local_day(*other, tz).checked_add_days(Days::new(u64::from(gap)))?;
-    Some((*other, to))
+    let to = local_day(other, tz).checked_add_days(Days::new(u64::from(gap)))?;
+    Some((other, to))
 }
 
 /// What a delivery pass does with a message whose planned moment has come.

@@ -1,7 +1,8 @@
 //! Enrollments: which client is in which campaign, at which step, due when.
 //!
 //! Kept in step with the clients (on import) and with the configuration (on start-up,
-//! when a campaign is new or its timing or audience changed), and stopped when their
+//! when a campaign is new or its timing or audience changed, and for sequences left
+//! without a moment while another process's configuration differed), and stopped when their
 //! person opts out, bounces or comes back. A client is enrolled in one campaign only: the
 //! first whose audience admits them, when they have no enrollment yet (or a new sequence
 //! starts after a return); an enrollment made stays in its campaign. Decides nothing
@@ -534,6 +535,35 @@ pub(crate) fn stop(
     Ok(())
 }
 
+/// Derives again the active sequences of `campaign` that wait without a moment and
+/// without a message at their step. Another process (`plan`, `preview`, an import) may
+/// have stored the campaign as this configuration has it while a daemon that did not
+/// know it yet left its people without a moment: the stored fingerprint alone would
+/// leave them so. One read of the enrollments; a schedule that never fires again stays
+/// without a moment.
+fn rederive_unscheduled(
+    tx: &Connection,
+    config: &Config,
+    campaign: &Campaign,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let clients: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT e.client_id FROM enrollments e
+             WHERE e.campaign = ?1 AND e.state = 'active' AND e.send_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.enrollment_id = e.id
+                                 AND m.cycle = e.cycle AND m.step = e.next_step AND m.occurrence = e.next_occurrence)",
+        )?
+        .query_map(params![campaign.name], |r| r.get(0))?
+        .collect::<std::result::Result<_, _>>()?;
+    for id in clients {
+        if let Some(row) = load_facts(tx, id)? {
+            reconcile(tx, &config.campaigns, campaign, &row.facts(), now)?;
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Enrolls clients in campaigns that are new or whose timing or audience changed, and
     /// parks the enrollments of campaigns no longer configured. Returns how many
@@ -553,6 +583,7 @@ impl Store {
                 )
                 .optional()?;
             if stored.as_deref() == Some(print.as_str()) {
+                rederive_unscheduled(&tx, config, campaign, now)?;
                 continue;
             }
             let ids: Vec<i64> = tx

@@ -78,8 +78,9 @@ pub(crate) struct PlanRow {
 #[derive(Debug, Default)]
 pub(crate) struct PlanData {
     pub rows: Vec<PlanRow>,
-    /// client id → recent send times (one message per person per day).
-    pub busy: HashMap<i64, Vec<DateTime<Utc>>>,
+    /// client id → recent sends (one message per person per day, `min_gap_days`): when,
+    /// and the campaign and step of each.
+    pub busy: HashMap<i64, Vec<(DateTime<Utc>, String, u32)>>,
     /// account key → (client id, send time) of recent messages to its contacts.
     pub accounts: HashMap<String, Vec<(i64, DateTime<Utc>)>>,
 }
@@ -328,7 +329,7 @@ impl Store {
         }
         let since = fmt_time(now - lookback);
         let mut recent = self.conn.prepare(concat!(
-            "SELECT m.client_id, COALESCE(m.sent_at, m.claimed_at), c.account_key FROM messages m
+            "SELECT m.client_id, COALESCE(m.sent_at, m.claimed_at), c.account_key, m.campaign, m.step FROM messages m
              JOIN clients c ON c.id = m.client_id
              WHERE m.claimed_at >= ?1 AND m.state IN ",
             takes_the_day!()
@@ -338,11 +339,16 @@ impl Store {
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, u32>(4)?,
             ))
         })? {
-            let (client_id, at, account) = row?;
+            let (client_id, at, account, campaign, step) = row?;
             let at = parse_time(&at)?;
-            data.busy.entry(client_id).or_default().push(at);
+            data.busy
+                .entry(client_id)
+                .or_default()
+                .push((at, campaign, step));
             if let Some(account) = account {
                 data.accounts
                     .entry(account)

@@ -307,6 +307,7 @@ fn planned(project: &Project, now: &str, days: &str) -> Vec<(String, NaiveDate, 
                 "survey" => "May we ask why you left?",
                 "newsletter" => "Our news",
                 "greeting" => "Season's greetings",
+                "article" => "A read",
                 other => panic!("a step of kind {other}: {}", out.stdout),
             };
             let email = line["email"].as_str().expect("email").to_string();
@@ -350,4 +351,89 @@ fn the_daemon_sends_each_step_on_the_day_plan_shows_though_it_sends_after_the_mo
             );
         }
     }
+}
+
+#[test]
+fn the_step_after_a_newsletter_a_quiet_date_moved_keeps_min_gap_days_from_it_in_plan_and_run() {
+    // Ada: survey 30 January, newsletter 1 March and every 91 days (31 May, moved to 5
+    // June by the quiet dates), an article 99 days after the first newsletter (8 June).
+    let mut text = crate::support::settings("file://outbox", "127.0.0.1:0");
+    text.push_str(
+        r#"
+[[campaign]]
+name = "former-clients"
+send_at = "0 10 * * *"
+timezone = "UTC"
+quiet_dates = ["05-31..06-04"]
+
+  [[campaign.step]]
+  kind = "survey"
+  template = "survey"
+  subject = "May we ask why you left?"
+
+  [[campaign.step]]
+  kind = "newsletter"
+  after_days = 30
+  every_days = 91
+  template = "newsletter"
+  subject = "Our news"
+
+  [[campaign.step]]
+  kind = "article"
+  after_days = 99
+  template = "article"
+  subject = "A read"
+"#,
+    );
+    let project = Project::new();
+    project.write_config(&text);
+    project.fill_placeholders();
+    project.write_file(
+        "clients.csv",
+        "email,name,churned_at\nada@analytical.example,Ada,2025-11-01\n",
+    );
+    project
+        .winback(&["--now", "2026-01-05T09:00:00Z", "import", "clients.csv"])
+        .assert_success();
+    let ada = |now: &str| -> Vec<(NaiveDate, String)> {
+        planned(&project, now, "200")
+            .into_iter()
+            .filter(|(to, _, _)| to == "ada@analytical.example")
+            .map(|(_, day, subject)| (day, subject))
+            .collect()
+    };
+    let date = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+    let expected = [
+        (date(6, 5), "Our news".to_string()),
+        (date(6, 12), "A read".to_string()),
+    ];
+    let before = ada("2026-01-05T09:00:00Z");
+    assert!(
+        before.windows(2).any(|w| w == expected),
+        "plan before anything went: {before:#?}"
+    );
+    run_until(
+        &project,
+        "2026-01-05T09:00:00Z",
+        "2026-06-05T11:00:00Z",
+        Duration::seconds(3),
+    );
+    // The newsletter went; plan counts it from the database.
+    let after = ada("2026-06-05T11:00:00Z");
+    assert_eq!(
+        after.first(),
+        Some(&expected[1]),
+        "plan after it went: {after:#?}"
+    );
+    run_until(
+        &project,
+        "2026-06-05T11:00:00Z",
+        "2026-06-30T00:00:00Z",
+        Duration::seconds(3),
+    );
+    let days: Vec<(NaiveDate, String)> = sent(&project)
+        .into_iter()
+        .map(|(_, at, subject)| (at.date_naive(), subject))
+        .collect();
+    assert_eq!(&days[days.len() - 2..], expected, "{days:#?}");
 }

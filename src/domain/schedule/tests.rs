@@ -677,7 +677,13 @@ fn one_message_per_person_per_local_day() {
     ];
     for (tz, due, now, busy, expected) in cases {
         let c = campaign("0 10 * * Tue-Thu", *tz);
-        let busy: Vec<DateTime<Utc>> = busy.iter().map(|b| utc(b)).collect();
+        let busy: Vec<Busy> = busy
+            .iter()
+            .map(|b| Busy {
+                at: utc(b),
+                recurring: false,
+            })
+            .collect();
         assert_eq!(
             decide(
                 &c,
@@ -1178,7 +1184,7 @@ fn plan_items(config: &Config) -> Vec<PlanItem<'_>> {
 }
 
 /// Earlier sends per client key, as (key, instant).
-type Busy<'a> = &'a [(i64, &'a str)];
+type BusyBefore<'a> = &'a [(i64, &'a str)];
 
 type Row = (
     &'static str,
@@ -1226,7 +1232,7 @@ fn plan_simulates_the_daemon_across_clients_campaigns_and_steps() {
     let now = utc("2026-04-01T00:00:00Z");
     use StepKind::{Newsletter, Survey};
     // (busy before the window, until, planned)
-    let cases: &[(Busy<'_>, &str, &[Row])] = &[
+    let cases: &[(BusyBefore<'_>, &str, &[Row])] = &[
         (
             &[],
             "2026-05-20T00:00:00Z",
@@ -1382,9 +1388,12 @@ fn plan_simulates_the_daemon_across_clients_campaigns_and_steps() {
         ),
     ];
     for (busy, until, expected) in cases {
-        let mut busy_map: HashMap<i64, Vec<DateTime<Utc>>> = HashMap::new();
+        let mut busy_map: HashMap<i64, Vec<Busy>> = HashMap::new();
         for (key, at) in busy.iter() {
-            busy_map.entry(*key).or_default().push(utc(at));
+            busy_map.entry(*key).or_default().push(Busy {
+                at: utc(at),
+                recurring: false,
+            });
         }
         let planned = plan(plan_items(&config), &busy_map, now, utc(until));
         assert_eq!(

@@ -14,7 +14,7 @@ use crate::config::{Campaign, Config};
 use crate::domain::holidays::country_of;
 use crate::domain::model::{ClientRecord, EnrollmentState, MessageState, StepKind};
 use crate::domain::retry::{AtStep, at_step, superseded};
-use crate::domain::schedule::{self, Decision, Rules, Standing};
+use crate::domain::schedule::{self, Busy, Decision, Rules, Standing};
 use crate::store::accounts::account_busy;
 use crate::store::clients::{
     JOINED_CLIENT_COLUMNS, StoredClient, client_from_row_at, decode_client, load_facts,
@@ -30,24 +30,35 @@ fn standing(conn: &Connection, client: &StoredClient) -> Result<Standing> {
     Ok(standing_of(reason.as_deref(), client.returned_at.is_some()))
 }
 
-/// When this person's recent messages went (or may have gone) out.
+/// When this person's recent messages went (or may have gone) out, and which were a
+/// recurring step's (by `config`).
 fn busy(
     conn: &Connection,
+    config: &Config,
     client_id: i64,
     since: DateTime<Utc>,
     except_row: Option<i64>,
-) -> Result<Vec<DateTime<Utc>>> {
+) -> Result<Vec<Busy>> {
     let since = fmt_time(since);
-    let times: Vec<String> = conn
+    let rows: Vec<(String, String, u32)> = conn
         .prepare_cached(concat!(
-            "SELECT COALESCE(sent_at, claimed_at) FROM messages
+            "SELECT COALESCE(sent_at, claimed_at), campaign, step FROM messages
              WHERE client_id = ?1 AND claimed_at >= ?2 AND state IN ",
             takes_the_day!(),
             " AND id IS NOT ?3"
         ))?
-        .query_map(params![client_id, since, except_row], |r| r.get(0))?
+        .query_map(params![client_id, since, except_row], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<std::result::Result<_, _>>()?;
-    times.iter().map(|t| parse_time(t)).collect()
+    rows.iter()
+        .map(|(at, campaign, step)| {
+            Ok(Busy {
+                at: parse_time(at)?,
+                recurring: schedule::recurs(config.campaign(campaign), *step),
+            })
+        })
+        .collect()
 }
 
 /// When another enrollment of the person sent (or is sending) them a survey since
@@ -191,6 +202,7 @@ impl Claim<'_> {
         let tz = schedule::zone(campaign, client.timezone);
         let busy = busy(
             self.tx,
+            self.config,
             client_id,
             self.now - schedule::lookback(campaign),
             except,
@@ -204,10 +216,7 @@ impl Claim<'_> {
         let country = country_of(client.country.as_deref(), client.timezone);
         let rules = Rules {
             busy: &busy,
-            min_gap_days: campaign
-                .step(step)
-                .and_then(|s| s.every_days)
-                .map(|_| campaign.min_gap_days),
+            recurring: schedule::recurs(Some(campaign), step),
             account_busy: &account_busy,
             account_gap_days: campaign.account_gap_days,
             country: country.as_deref(),
@@ -267,7 +276,10 @@ impl Claim<'_> {
             // Nothing of a paused campaign goes; looked at again in an hour.
             tx.execute(
                 "UPDATE messages SET next_attempt_at = ?2 WHERE id = ?1",
-                params![row, fmt_time(now + Duration::hours(1))],
+                params![
+                    row,
+                    fmt_time(now + Duration::hours(schedule::PAUSED_RECHECK_HOURS))
+                ],
             )?;
             return Ok(());
         }
@@ -333,10 +345,15 @@ impl Claim<'_> {
             return Ok(());
         };
         if campaign.paused {
-            // Its enrollments wait; unpausing reschedules them (see `store::enroll`), and
-            // the catch-up rule applies then.
-            tx.prepare_cached("UPDATE enrollments SET send_at = NULL WHERE id = ?1")?
-                .execute(params![enrollment_id])?;
+            // Its enrollments wait, each looked at again at a `send_at` moment at least an
+            // hour on: whichever configuration stored the campaign last, the first claim
+            // after unpausing takes them up, by the catch-up rule from their due time.
+            let tz = schedule::zone(campaign, client.record.timezone);
+            tx.prepare_cached("UPDATE enrollments SET send_at = ?2 WHERE id = ?1")?
+                .execute(params![
+                    enrollment_id,
+                    schedule::paused_until(campaign, tz, now).map(moment)
+                ])?;
             return Ok(());
         }
         let Some(step) = campaign.step(step_number) else {

@@ -184,7 +184,11 @@ fn a_paused_campaign_claims_nothing_and_catches_up_at_a_send_at_moment_when_unpa
         .unwrap();
     let unpaused = std::mem::replace(&mut f.config, paused);
     assert_eq!(f.pass("2026-01-16T10:00:00Z"), [], "paused");
-    assert_eq!(f.enrollment().3, None, "waits without a moment");
+    assert_eq!(
+        f.enrollment().3,
+        Some(moment(at("2026-01-17T10:00:00Z"))),
+        "looked at again at the first moment an hour on"
+    );
     // Unpaused at 15:00 on the 20th, past the 10:00 moment's catch-up window: the
     // survey goes at the next moment, not at once.
     f.config = unpaused;
@@ -206,4 +210,121 @@ fn past_the_consent_horizon_the_sequence_ends_expired() {
     let (state, _, _, send_at) = f.enrollment();
     assert_eq!((state.as_str(), send_at), ("expired", None));
     assert_eq!(f.pass("2026-04-16T10:00:00Z"), []);
+}
+
+/// Passes at 10:00 on each of `days` (January 2026); what each sent.
+fn passes(f: &mut Fixture, days: std::ops::RangeInclusive<u32>) -> Vec<(u32, u32)> {
+    days.flat_map(|d| f.pass(&format!("2026-01-{d:02}T10:00:00Z")))
+        .collect()
+}
+
+#[test]
+fn unpausing_while_another_process_already_stored_the_unpaused_campaign_still_sends() {
+    let mut f = fixture("");
+    let paused = config(f._dir.path(), "paused = true");
+    f.store
+        .sync_campaigns(&paused, at("2026-01-15T12:00:00Z"))
+        .unwrap();
+    let unpaused = std::mem::replace(&mut f.config, paused);
+    assert_eq!(f.pass("2026-01-16T10:00:00Z"), [], "paused");
+    // `paused` removed from the file and `winback plan` run (it stores the campaign as
+    // the file has it) while the daemon still runs paused.
+    f.store
+        .sync_campaigns(&unpaused, at("2026-01-20T15:00:00Z"))
+        .unwrap();
+    assert_eq!(
+        f.pass("2026-01-21T10:00:00Z"),
+        [],
+        "the daemon is still paused"
+    );
+    let (_, _, _, send_at) = f.enrollment();
+    assert_eq!(
+        send_at,
+        Some(moment(at("2026-01-22T10:00:00Z"))),
+        "a paused campaign's people keep a moment to be looked at again"
+    );
+    // Then the daemon reloads: nothing changed by the fingerprints, yet the survey goes
+    // at the next moment.
+    f.config = unpaused;
+    f.store
+        .sync_campaigns(&f.config, at("2026-01-21T11:00:00Z"))
+        .unwrap();
+    assert_eq!(passes(&mut f, 22..=23), [(1, 1)]);
+}
+
+#[test]
+fn a_paused_campaign_unpaused_after_a_long_pause_catches_up_at_a_moment_not_at_once() {
+    let mut f = fixture("");
+    let paused = config(f._dir.path(), "paused = true");
+    f.store
+        .sync_campaigns(&paused, at("2026-01-15T12:00:00Z"))
+        .unwrap();
+    let unpaused = std::mem::replace(&mut f.config, paused);
+    assert_eq!(passes(&mut f, 16..=19), [], "paused");
+    // The unpaused file is stored at 15:00 on the 19th, past the catch-up window, and a
+    // pass runs at once: nothing goes at that odd hour.
+    f.config = unpaused;
+    f.store
+        .sync_campaigns(&f.config, at("2026-01-19T15:00:00Z"))
+        .unwrap();
+    assert_eq!(f.pass("2026-01-19T15:00:00Z"), []);
+    assert_eq!(f.pass("2026-01-19T23:00:00Z"), []);
+    assert_eq!(f.pass("2026-01-20T10:00:00Z"), [(1, 1)]);
+}
+
+#[test]
+fn a_new_campaign_stored_by_plan_before_the_daemon_reloads_still_sends() {
+    // The daemon's file has one campaign that does not take Pat (price).
+    let mut f = fixture("include_reasons = [\"competitor\"]");
+    let second = RECURRING
+        .replace("EXTRA", "")
+        .replace("former-clients", "price-first");
+    let with_new = crate::test_support::config(
+        f._dir.path(),
+        "",
+        &format!(
+            "{}\n{second}",
+            RECURRING.replace("EXTRA", "include_reasons = [\"competitor\"]")
+        ),
+    );
+    // `winback plan` with the new campaign in the file enrolls Pat in it.
+    f.store
+        .sync_campaigns(&with_new, at("2026-01-20T15:00:00Z"))
+        .unwrap();
+    assert_eq!(f.enrollment().0, "active");
+    // The daemon, not yet reloaded, does not know the campaign.
+    assert_eq!(f.pass("2026-01-21T10:00:00Z"), []);
+    // It reloads with the new file; the campaign's fingerprint is the stored one.
+    f.config = with_new;
+    f.store
+        .sync_campaigns(&f.config, at("2026-01-21T11:00:00Z"))
+        .unwrap();
+    assert_eq!(passes(&mut f, 22..=23), [(1, 1)]);
+}
+
+#[test]
+fn the_step_after_a_moved_recurring_message_keeps_min_gap_days_from_it() {
+    // An article 68 days after the first newsletter (24 April); 16 to 20 April kept
+    // free, so the third newsletter, due 16 April, goes on the 21st.
+    let mut f = fixture("");
+    let text = format!(
+        "{}\n[[campaign.step]]\nkind = \"article\"\nafter_days = 68\ntemplate = \"article\"\nsubject = \"Read\"\n",
+        RECURRING.replace("EXTRA", "quiet_dates = [\"04-16..04-20\"]")
+    );
+    f.config = crate::test_support::config(f._dir.path(), "", &text);
+    f.store
+        .sync_campaigns(&f.config, at("2026-01-15T12:00:00Z"))
+        .unwrap();
+    assert_eq!(f.pass("2026-01-16T10:00:00Z"), [(1, 1)]);
+    assert_eq!(f.pass("2026-02-15T10:00:00Z"), [(2, 1)]);
+    assert_eq!(f.pass("2026-03-17T10:00:00Z"), [(2, 2)]);
+    let mut sent = Vec::new();
+    for day in 16..=30 {
+        let when = format!("2026-04-{day:02}T10:00:00Z");
+        for (step, occurrence) in f.pass(&when) {
+            sent.push((step, occurrence, day));
+        }
+    }
+    // The article waits 7 days after the newsletter of the 21st: the 28th, not the 24th.
+    assert_eq!(sent, [(2, 3, 21), (3, 1, 28)]);
 }

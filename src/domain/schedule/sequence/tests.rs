@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use super::*;
 use crate::domain::campaign::{Campaign, MonthDay, Step};
 use crate::domain::model::{ChurnedAt, EnrollmentState, StepKind};
-use crate::domain::schedule::{Decision, Found, Moved, Rules, Standing, decide, search};
+use crate::domain::schedule::{Busy, Decision, Found, Moved, Rules, Standing, decide, search};
 use crate::domain::send_at::SendAt;
 
 fn utc(text: &str) -> DateTime<Utc> {
@@ -256,6 +256,22 @@ fn a_recurring_step_keeps_local_time_across_dst() {
     );
 }
 
+/// Another message to the person at `at`, a linear (or seasonal) step's.
+fn linear_at(at: &str) -> Busy {
+    Busy {
+        at: utc(at),
+        recurring: false,
+    }
+}
+
+/// Another message to the person at `at`, a recurring step's.
+fn recurring_at(at: &str) -> Busy {
+    Busy {
+        at: utc(at),
+        recurring: true,
+    }
+}
+
 /// The search from `due` with these rules: where it lands, and what moved it.
 fn found(c: &Campaign, due: &str, rules: &Rules<'_>) -> Found {
     let due = utc(due);
@@ -265,22 +281,16 @@ fn found(c: &Campaign, due: &str, rules: &Rules<'_>) -> Found {
 #[test]
 fn a_colliding_message_moves_to_the_next_allowed_moment() {
     let c = campaign(chrono_tz::UTC, vec![every(30, 90)]);
-    let busy = [utc("2026-06-08T10:00:00Z")];
+    let busy = [linear_at("2026-06-08T10:00:00Z")];
     let account = [utc("2026-06-09T10:00:00Z")];
-    // (due, busy, min gap, account busy, expected)
-    type Case<'a> = (
-        &'a str,
-        &'a [DateTime<Utc>],
-        Option<u32>,
-        &'a [DateTime<Utc>],
-        Found,
-    );
+    // (due, busy, recurring, account busy, expected)
+    type Case<'a> = (&'a str, &'a [Busy], bool, &'a [DateTime<Utc>], Found);
     let cases: &[Case] = &[
         // Nothing in the way.
         (
             "2026-06-10T00:00:00Z",
             &[],
-            Some(7),
+            true,
             &[],
             Found::At(utc("2026-06-10T10:00:00Z"), vec![]),
         ),
@@ -288,7 +298,7 @@ fn a_colliding_message_moves_to_the_next_allowed_moment() {
         (
             "2026-06-08T00:00:00Z",
             &busy,
-            None,
+            false,
             &[],
             Found::At(
                 utc("2026-06-09T10:00:00Z"),
@@ -299,7 +309,7 @@ fn a_colliding_message_moves_to_the_next_allowed_moment() {
         (
             "2026-06-10T00:00:00Z",
             &busy,
-            None,
+            false,
             &[],
             Found::At(utc("2026-06-10T10:00:00Z"), vec![]),
         ),
@@ -307,23 +317,23 @@ fn a_colliding_message_moves_to_the_next_allowed_moment() {
         (
             "2026-06-10T00:00:00Z",
             &busy,
-            Some(7),
+            true,
             &[],
-            Found::At(utc("2026-06-15T10:00:00Z"), vec![Moved::MinGap(busy[0])]),
+            Found::At(utc("2026-06-15T10:00:00Z"), vec![Moved::MinGap(busy[0].at)]),
         ),
         // ... also from a message after it.
         (
             "2026-06-03T00:00:00Z",
             &busy,
-            Some(7),
+            true,
             &[],
-            Found::At(utc("2026-06-15T10:00:00Z"), vec![Moved::MinGap(busy[0])]),
+            Found::At(utc("2026-06-15T10:00:00Z"), vec![Moved::MinGap(busy[0].at)]),
         ),
         // Another contact of the account got one on 9 June: 16 June (account gap 7).
         (
             "2026-06-10T00:00:00Z",
             &[],
-            None,
+            false,
             &account,
             Found::At(
                 utc("2026-06-16T10:00:00Z"),
@@ -334,7 +344,7 @@ fn a_colliding_message_moves_to_the_next_allowed_moment() {
         (
             "2026-06-08T00:00:00Z",
             &busy,
-            None,
+            false,
             &account,
             Found::At(
                 utc("2026-06-16T10:00:00Z"),
@@ -345,10 +355,10 @@ fn a_colliding_message_moves_to_the_next_allowed_moment() {
             ),
         ),
     ];
-    for (due, busy, min_gap_days, account_busy, expected) in cases {
+    for (due, busy, recurring, account_busy, expected) in cases {
         let rules = Rules {
             busy,
-            min_gap_days: *min_gap_days,
+            recurring: *recurring,
             account_busy,
             account_gap_days: c.account_gap_days,
             ..Rules::default()
@@ -394,7 +404,7 @@ fn nothing_starts_past_the_consent_horizon() {
         Found::PastHorizon
     );
     // A message due on the last day but moved past it by another message: past too.
-    let busy = [utc("2027-02-05T08:00:00Z")];
+    let busy = [linear_at("2027-02-05T08:00:00Z")];
     let moved = Rules {
         busy: &busy,
         horizon: end,
@@ -594,15 +604,172 @@ fn a_recurring_message_due_just_before_a_seasonal_one_gives_way_to_it() {
     let mut after = history.to_vec();
     after.push(sent(3, 1, "2026-12-10T10:00:00Z"));
     assert_eq!(next(&c, &after), Some((2, 2, utc("2026-12-06T10:00:00Z"))));
-    let busy = [utc("2026-12-10T10:00:00Z")];
+    let busy = [linear_at("2026-12-10T10:00:00Z")];
     let rules = Rules {
         busy: &busy,
-        min_gap_days: Some(7),
+        recurring: true,
         ..Rules::default()
     };
     assert_eq!(
         found(&c, "2026-12-06T10:00:00Z", &rules),
-        Found::At(utc("2026-12-17T10:00:00Z"), vec![Moved::MinGap(busy[0])])
+        Found::At(utc("2026-12-17T10:00:00Z"), vec![Moved::MinGap(busy[0].at)])
+    );
+}
+
+#[test]
+fn any_message_keeps_min_gap_days_from_a_recurring_one_in_either_order() {
+    // min_gap_days 7; every day at 10:00 UTC.
+    let c = campaign(
+        chrono_tz::UTC,
+        vec![every(30, 30), step(StepKind::Article, 68)],
+    );
+    let mut no_gap = c.clone();
+    no_gap.min_gap_days = 0;
+    let went = "2026-06-08T10:00:00Z";
+    // (campaign, due, the person's other message, this one recurring, expected)
+    type Case<'a> = (&'a Campaign, &'a str, Busy, bool, Found);
+    let cases: &[Case] = &[
+        // A linear message 3 days after a recurring one: 7 days after it.
+        (
+            &c,
+            "2026-06-11T00:00:00Z",
+            recurring_at(went),
+            false,
+            Found::At(utc("2026-06-15T10:00:00Z"), vec![Moved::MinGap(utc(went))]),
+        ),
+        // ... and 3 days before one already claimed (a retry, a late pass).
+        (
+            &c,
+            "2026-06-05T00:00:00Z",
+            recurring_at(went),
+            false,
+            Found::At(utc("2026-06-15T10:00:00Z"), vec![Moved::MinGap(utc(went))]),
+        ),
+        // On its day: the next day, then the gap.
+        (
+            &c,
+            "2026-06-08T00:00:00Z",
+            recurring_at(went),
+            false,
+            Found::At(
+                utc("2026-06-15T10:00:00Z"),
+                vec![Moved::SameDay(date("2026-06-08")), Moved::MinGap(utc(went))],
+            ),
+        ),
+        // Exactly min_gap_days after it: not moved.
+        (
+            &c,
+            "2026-06-15T00:00:00Z",
+            recurring_at(went),
+            false,
+            Found::At(utc("2026-06-15T10:00:00Z"), vec![]),
+        ),
+        // Two linear messages keep only the day apart.
+        (
+            &c,
+            "2026-06-11T00:00:00Z",
+            linear_at(went),
+            false,
+            Found::At(utc("2026-06-11T10:00:00Z"), vec![]),
+        ),
+        // A recurring message keeps the gap from a linear one and from a recurring one.
+        (
+            &c,
+            "2026-06-11T00:00:00Z",
+            linear_at(went),
+            true,
+            Found::At(utc("2026-06-15T10:00:00Z"), vec![Moved::MinGap(utc(went))]),
+        ),
+        (
+            &c,
+            "2026-06-11T00:00:00Z",
+            recurring_at(went),
+            true,
+            Found::At(utc("2026-06-15T10:00:00Z"), vec![Moved::MinGap(utc(went))]),
+        ),
+        // min_gap_days = 0 keeps no gap.
+        (
+            &no_gap,
+            "2026-06-11T00:00:00Z",
+            recurring_at(went),
+            false,
+            Found::At(utc("2026-06-11T10:00:00Z"), vec![]),
+        ),
+    ];
+    for (campaign, due, other, recurring, expected) in cases {
+        let rules = Rules {
+            busy: std::slice::from_ref(other),
+            recurring: *recurring,
+            ..Rules::default()
+        };
+        assert_eq!(
+            &found(campaign, due, &rules),
+            expected,
+            "due {due}, other {other:?}, recurring {recurring}"
+        );
+    }
+}
+
+#[test]
+fn plan_keeps_min_gap_days_between_a_moved_recurring_message_and_the_step_after_it() {
+    use crate::domain::plan::{PlanItem, RateLimits, plan_all};
+    use std::collections::HashMap;
+    // Newsletter 30 days after the survey and every 30 days; an article 68 days after
+    // the first newsletter (9 April, 8 days after the third one is due on 1 April).
+    let c = campaign(
+        chrono_tz::UTC,
+        vec![every(30, 30), step(StepKind::Article, 68)],
+    );
+    let history = vec![
+        sent(1, 1, "2026-01-01T10:00:00Z"),
+        sent(2, 1, "2026-01-31T10:00:00Z"),
+        sent(2, 2, "2026-03-02T10:00:00Z"),
+    ];
+    assert_eq!(
+        next(&c, &history),
+        Some((2, 3, utc("2026-04-01T10:00:00Z")))
+    );
+    let item = PlanItem {
+        email: "pat@client.example".to_string(),
+        client_key: 1,
+        timezone: None,
+        churned_at: churned("2025-10-03"),
+        campaign: &c,
+        next_step: 2,
+        occurrence: 3,
+        due: utc("2026-04-01T10:00:00Z"),
+        not_before: utc("2026-04-01T10:00:00Z"),
+        why: Why::Every(30),
+        history,
+        account: None,
+        country: None,
+    };
+    // Another campaign's message on 30 March moves the newsletter to 6 April; the
+    // article, due three days later, keeps 7 days from it.
+    let busy = HashMap::from([(1, vec![linear_at("2026-03-30T10:00:00Z")])]);
+    let planned = plan_all(
+        vec![item],
+        &busy,
+        &HashMap::new(),
+        &RateLimits::default(),
+        utc("2026-03-31T00:00:00Z"),
+        utc("2026-05-01T00:00:00Z"),
+    );
+    let at: Vec<(u32, DateTime<Utc>)> = planned.iter().map(|p| (p.step, p.at)).collect();
+    assert_eq!(
+        at,
+        [
+            (2, utc("2026-04-06T10:00:00Z")),
+            (3, utc("2026-04-13T10:00:00Z")),
+        ],
+        "{planned:#?}"
+    );
+    assert!(
+        planned[1]
+            .reason
+            .contains("min gap: 7 days from the message of 2026-04-06"),
+        "{}",
+        planned[1].reason
     );
 }
 
