@@ -2,9 +2,10 @@
 //! "ok" with a line per campaign.
 //!
 //! Nothing is checked here that `Setup::load` does not check: this file prints, and adds
-//! warnings only (an `exclude_reasons` or `include_reasons` slug no imported client has, read from the
-//! database opened read-only) and counts (the clients in sequence already past a
-//! campaign's consent horizon, read the same way). A
+//! warnings only (an `exclude_reasons` or `include_reasons` slug no imported client has,
+//! and the accounts of more than 50 contacts, read from the database opened read-only)
+//! and counts (the clients in sequence already past a campaign's consent horizon, read
+//! the same way). A
 //! placeholder left in a template (`[EDIT: ...]`) fails the check when mail goes to a
 //! real server, and is a warning while it only goes to files; either way the daemon
 //! holds such a message rather than send it. A CRM file `[clients]` names that cannot
@@ -62,6 +63,24 @@ pub(super) fn run(loaded: Result<Setup, SetupError>) -> anyhow::Result<ExitCode>
             "warning: cannot read {} to compare exclude_reasons and include_reasons with the clients' churn reasons ({e})",
             config.database_path.display()
         ),
+    }
+    // Read-only too: accounts too large to be one company.
+    if config.clients.account.is_some() {
+        match crate::store::Store::large_accounts_at(
+            &config.database_path,
+            super::import::MAX_LARGE_ACCOUNTS,
+        ) {
+            Ok(Some((large, total))) => {
+                for warning in super::import::large_account_lines(&large, total, config) {
+                    println!("warning: {warning}");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => println!(
+                "warning: cannot read {} to count the contacts of each account ({e})",
+                config.database_path.display()
+            ),
+        }
     }
     if !setup.client_files.is_empty() {
         let n = setup.client_files.len();

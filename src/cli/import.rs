@@ -36,8 +36,14 @@ pub(super) fn run(
         true,
     )?;
     let (outcome, summary) = outcome;
+    let warnings = if outcome.applied {
+        large_account_warnings(&store, &setup.config)?
+    } else {
+        Vec::new()
+    };
     if format == Format::Json {
-        let report = JsonReport::of(file, &outcome, &summary, dry_run);
+        let mut report = JsonReport::of(file, &outcome, &summary, dry_run);
+        report.warnings = warnings;
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for line in summary.lines() {
@@ -48,12 +54,57 @@ pub(super) fn run(
         } else {
             print_outcome(file, &outcome, skip_invalid);
         }
+        for warning in &warnings {
+            println!("warning: {warning}");
+        }
     }
     Ok(if outcome.error_count == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Accounts listed by name in a warning; beyond this they are only counted.
+pub(super) const MAX_LARGE_ACCOUNTS: usize = 10;
+
+/// With `[clients] account`: a warning for each account of more than
+/// [`crate::domain::accounts::LARGE_ACCOUNT`] contacts (most often a placeholder
+/// company or a reseller, not one relationship), the largest first.
+pub(super) fn large_account_warnings(
+    store: &Store,
+    config: &crate::config::Config,
+) -> anyhow::Result<Vec<String>> {
+    if config.clients.account.is_none() {
+        return Ok(Vec::new());
+    }
+    let (large, total) = store.large_accounts(MAX_LARGE_ACCOUNTS)?;
+    Ok(large_account_lines(&large, total, config))
+}
+
+/// The warnings for `large` (the largest accounts, `total` of them in all).
+pub(super) fn large_account_lines(
+    large: &[(String, u64)],
+    total: usize,
+    config: &crate::config::Config,
+) -> Vec<String> {
+    let gaps: Vec<u32> = config
+        .campaigns
+        .iter()
+        .map(|c| c.account_gap_days)
+        .collect();
+    let mut lines: Vec<String> = large
+        .iter()
+        .map(|(key, n)| crate::domain::accounts::large_account_warning(key, *n, &gaps))
+        .collect();
+    if total > large.len() {
+        lines.push(format!(
+            "… and {} more accounts of more than {} contacts",
+            total - large.len(),
+            crate::domain::accounts::LARGE_ACCOUNT
+        ));
+    }
+    lines
 }
 
 /// Imports with a progress line on a terminal for large files.
@@ -105,6 +156,8 @@ struct JsonReport<'a> {
     summary: Vec<String>,
     /// A dry run's lists: added, updated (field, before, after), returned.
     changes: Option<&'a ImportChanges>,
+    /// What the import found worth a look (accounts of more than 50 contacts).
+    warnings: Vec<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -137,6 +190,7 @@ impl<'a> JsonReport<'a> {
             bad_row_count: outcome.error_count,
             summary: summary.lines(),
             changes: outcome.changes.as_ref().filter(|_| outcome.applied),
+            warnings: Vec::new(),
         }
     }
 }
@@ -161,6 +215,7 @@ fn print_outcome(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
         }
         print_repeated(c.repeated);
         print_account_stopped(c.account_stopped, "stopped");
+        print_account_replied(c.account_replied, "stopped");
         print_enrollment_limits(&c, false);
     } else {
         println!("nothing imported: {}", refusal(file, outcome, skip_invalid));
@@ -193,6 +248,7 @@ fn print_dry_run(file: &Path, outcome: &ImportOutcome, skip_invalid: bool) {
     );
     print_repeated(c.repeated);
     print_account_stopped(c.account_stopped, "would stop");
+    print_account_replied(c.account_replied, "would stop");
     print_enrollment_limits(&c, true);
 }
 
@@ -201,6 +257,16 @@ fn print_account_stopped(sequences: u64, verb: &str) {
     if sequences > 0 {
         println!(
             "{sequences} sequence{} of other contacts at accounts that came back {verb} too.",
+            if sequences == 1 { "" } else { "s" }
+        );
+    }
+}
+
+/// Contacts stopped with their account: another contact's reply stands.
+fn print_account_replied(sequences: u64, verb: &str) {
+    if sequences > 0 {
+        println!(
+            "{sequences} sequence{} of contacts at accounts whose reply stands (the team is talking to them) {verb} too, as replied; undoing that reply resumes them.",
             if sequences == 1 { "" } else { "s" }
         );
     }

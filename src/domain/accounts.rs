@@ -3,12 +3,13 @@
 //! reply means for the others.
 //!
 //! Pure: no database, no clock. The store computes keys through [`account_key`] and asks
-//! [`AccountStop`] and [`resumes`] what to do; the account gap between messages is
-//! `schedule`'s.
+//! [`AccountStop`], [`stop_for`], [`stop_at_send`] and [`resumes`] what to do; the
+//! account gap between messages is `schedule`'s.
 
 use std::collections::BTreeMap;
 
 use super::model::EnrollmentState;
+use super::schedule::Standing;
 
 /// What groups contacts into one account (`[clients] account`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,16 +39,19 @@ impl AccountKey {
     pub(crate) fn fingerprint(rule: Option<&AccountKey>) -> String {
         match rule {
             None => "none".to_string(),
-            Some(AccountKey::Company) => "company".to_string(),
+            Some(AccountKey::Company) => format!("company/{PLACEHOLDER_VERSION}"),
             Some(AccountKey::Domain) => format!("domain/{FREE_MAIL_VERSION}"),
-            Some(AccountKey::Column(name)) => format!("column:{}", header_words(name)),
+            Some(AccountKey::Column(name)) => {
+                format!("column:{}/{PLACEHOLDER_VERSION}", header_words(name))
+            }
         }
     }
 }
 
 /// The account a contact belongs to under `rule`: lower case, trimmed, inner spaces
-/// collapsed; `None` when the value is empty, or for `Domain` when the address is at a
-/// free-mail provider (two Gmail users are not one company). `fields` are the custom
+/// collapsed; `None` when the value is empty or a placeholder (see [`is_placeholder`]),
+/// or for `Domain` when the address is at a free-mail provider (two Gmail users are not
+/// one company). `fields` are the custom
 /// columns as imported (lower-cased header names); a `Column` is found in them as
 /// headers are matched (case, spaces, `_` and `-` do not count).
 pub(crate) fn account_key(
@@ -79,7 +83,48 @@ pub(crate) fn account_key(
         .collect::<Vec<_>>()
         .join(" ")
         .to_lowercase();
-    (!key.is_empty()).then_some(key)
+    (!key.is_empty() && !is_placeholder(&key)).then_some(key)
+}
+
+/// Raised whenever [`PLACEHOLDERS`] or [`is_placeholder`] change: keys by company or by
+/// column are then derived again at the next start.
+const PLACEHOLDER_VERSION: u32 = 1;
+
+/// Values a CRM puts in a company (or account) cell that name no company: hundreds of
+/// freelancers with "N/A" or "Self-employed" are not one relationship. Compared with the
+/// value's letters and digits only, in lower case ("N/A", "n.a." and "N / A" alike).
+const PLACEHOLDERS: &[&str] = &[
+    "na",
+    "none",
+    "null",
+    "nil",
+    "unknown",
+    "private",
+    "personal",
+    "selfemployed",
+    "freelance",
+    "freelancer",
+    "independent",
+    "individual",
+    "notapplicable",
+    "nocompany",
+    "tbd",
+];
+
+/// Whether an account value is a placeholder rather than a company: one of
+/// [`PLACEHOLDERS`], or a value with no letter or digit ("-", "--", "?", "...").
+pub(crate) fn is_placeholder(value: &str) -> bool {
+    // Asked of every imported row: no allocation, and a long value stops early.
+    let mut compact = [0u8; 16];
+    let mut len = 0;
+    for c in value.chars().filter(|c| c.is_alphanumeric()) {
+        if !c.is_ascii() || len == compact.len() {
+            return false;
+        }
+        compact[len] = c.to_ascii_lowercase() as u8;
+        len += 1;
+    }
+    len == 0 || PLACEHOLDERS.iter().any(|p| p.as_bytes() == &compact[..len])
 }
 
 /// A header as headers are matched: case, spaces, `_` and `-` do not count, nor a
@@ -285,6 +330,48 @@ pub(crate) struct AccountStanding {
     pub replies: usize,
 }
 
+/// What of their account stops a contact: another contact's return (the account is a
+/// client again) before a reply that stands (the team is talking to them).
+pub(crate) fn stop_for(standing: AccountStanding) -> Option<AccountStop> {
+    if standing.returned {
+        Some(AccountStop::Returned)
+    } else if standing.replies > 0 {
+        Some(AccountStop::Replied)
+    } else {
+        None
+    }
+}
+
+/// The state a message about to go (claimed, or about to start) stops its sequence in:
+/// the person's own standing first (an opt-out outranks the rest), then their account's
+/// (see [`stop_for`]). Enrolling already stops such a contact; this holds the message
+/// whatever way its sequence became active, as an opt-out is checked again at send time.
+pub(crate) fn stop_at_send(own: Standing, account: AccountStanding) -> Option<EnrollmentState> {
+    own.stop().or(stop_for(account).map(AccountStop::state))
+}
+
+/// Accounts with more contacts than this are named by `import` and `check`: more often
+/// a placeholder or a reseller than one company.
+pub(crate) const LARGE_ACCOUNT: u64 = 50;
+
+/// The warning for an account of `contacts` contacts (more than [`LARGE_ACCOUNT`]),
+/// `key` as stored, `gap_days` the campaigns' `account_gap_days`.
+pub(crate) fn large_account_warning(key: &str, contacts: u64, gap_days: &[u32]) -> String {
+    let mut gaps: Vec<u32> = gap_days.to_vec();
+    gaps.sort_unstable();
+    gaps.dedup();
+    let gap = match gaps.as_slice() {
+        [] | [0] => "account_gap_days is 0, so no gap between their messages".to_string(),
+        [days] => format!("one message per account_gap_days ({days} days) between them"),
+        _ => "one message per account_gap_days (set per campaign) between them".to_string(),
+    };
+    format!(
+        "the account \"{key}\" has {contacts} contacts: [clients] account makes them one \
+         relationship ({gap}), and a return or reply of any one stops them all; if they \
+         are not one company, fix that value in the CRM (or leave it empty) and import again"
+    )
+}
+
 /// Whether a contact's sequences stopped by their account may resume when the stop that
 /// was theirs (an undone opt-out, an undone reply of theirs or a colleague's) is lifted:
 /// not while the account is a client again, nor while another reply of the account
@@ -408,6 +495,107 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn placeholder_companies_and_values_without_letters_give_no_account() {
+        let none = BTreeMap::new();
+        let company = |c: &str| account_key(&AccountKey::Company, "a@acme.com", Some(c), &none);
+        for placeholder in [
+            "N/A",
+            "n/a",
+            " N / A ",
+            "-",
+            "--",
+            "?",
+            "...",
+            "none",
+            "None",
+            "unknown",
+            "UNKNOWN",
+            "private",
+            "Self-employed",
+            "self employed",
+            "Freelance",
+            "freelancer",
+            "individual",
+            "Not applicable",
+            "n.a.",
+            "#",
+            "0",
+        ] {
+            // A digit is a value (a company can be a number, "0" an account id).
+            let expected = (placeholder == "0").then(|| "0".to_string());
+            assert_eq!(company(placeholder), expected, "{placeholder:?}");
+        }
+        for real in [
+            "Acme",
+            "3M",
+            "Private Bank AG",
+            "Freelance.com",
+            "None Such Ltd",
+            "A-1",
+        ] {
+            assert!(company(real).is_some(), "{real:?}");
+        }
+        let row = fields(&[("account id", "n/a")]);
+        assert_eq!(
+            account_key(
+                &AccountKey::Column("account_id".into()),
+                "a@x.example",
+                None,
+                &row
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_large_account_is_named_with_what_it_means() {
+        let warning = large_account_warning("acme", 312, &[7, 7]);
+        assert!(warning.contains("\"acme\" has 312 contacts"), "{warning}");
+        assert!(
+            warning.contains("one message per account_gap_days (7 days) between them"),
+            "{warning}"
+        );
+        assert!(large_account_warning("acme", 51, &[0]).contains("no gap"));
+        assert!(large_account_warning("acme", 51, &[7, 14]).contains("set per campaign"));
+    }
+
+    #[test]
+    fn the_account_stops_a_message_after_the_persons_own_standing() {
+        let own_opt_out = Standing {
+            opted_out: true,
+            ..Standing::default()
+        };
+        let returned = AccountStanding {
+            returned: true,
+            replies: 1,
+        };
+        let replied = AccountStanding {
+            returned: false,
+            replies: 2,
+        };
+        let cases = [
+            (Standing::default(), AccountStanding::default(), None),
+            (
+                Standing::default(),
+                returned,
+                Some(EnrollmentState::Returned),
+            ),
+            (Standing::default(), replied, Some(EnrollmentState::Replied)),
+            (own_opt_out, returned, Some(EnrollmentState::OptedOut)),
+            (
+                own_opt_out,
+                AccountStanding::default(),
+                Some(EnrollmentState::OptedOut),
+            ),
+        ];
+        for (own, account, expected) in cases {
+            assert_eq!(stop_at_send(own, account), expected, "{own:?} {account:?}");
+        }
+        assert_eq!(stop_for(replied), Some(AccountStop::Replied));
+        assert_eq!(stop_for(AccountStanding::default()), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Accounts: the contacts grouped by `[clients] account` (`clients.account_key`), the
 //! keys derived again when the rule changes, when the other contacts of an account were
-//! mailed, and one contact's return or reply stopping the others.
+//! mailed, one contact's return or reply stopping the others (those already enrolled,
+//! and those enrolled later), and the accounts too large to be one company.
 //!
 //! Must not decide anything: the key and what a return or reply means for the account
 //! are `domain::accounts`'s, the account gap is `domain::schedule`'s; this reads and
@@ -12,7 +13,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::enroll::stop_client;
 use super::{Result, fmt_time, log_event, parse_time};
 use crate::config::Config;
-use crate::domain::accounts::{AccountKey, AccountStanding, AccountStop, account_key};
+use crate::domain::accounts::{
+    AccountKey, AccountStanding, AccountStop, LARGE_ACCOUNT, account_key, is_placeholder, stop_for,
+};
 
 /// When messages to the other contacts of `client_id`'s account went (or may have gone,
 /// or are about to go again) out since `since`, for the account gap: sent, uncertain,
@@ -70,14 +73,47 @@ pub(crate) fn returned_contact(conn: &Connection, client_id: i64) -> Result<Opti
         .optional()?)
 }
 
-/// Whether a contact of account `key` other than `client_id` is recorded as returned:
-/// one index search (an import asks it of each new row in an account).
-pub(crate) fn account_returned(conn: &Connection, key: &str, client_id: i64) -> Result<bool> {
+/// What of account `key` stops its contact `client_id`: another contact recorded as
+/// returned, and whether a reply of another contact still stands (applied, not undone;
+/// `replies` is 0 or 1). The contact's own replies do not count: theirs stopped their
+/// own sequence when it came, and a sequence started after it (they came back and left
+/// again) was started on purpose. One statement on the account's index: the claim and
+/// the check before each send ask it of every contact with an account, an import of
+/// each new row in one.
+pub(crate) fn hold(conn: &Connection, key: &str, client_id: i64) -> Result<AccountStanding> {
+    let (returned, replied): (bool, bool) = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM clients WHERE account_key = ?1 AND id <> ?2 AND returned_at IS NOT NULL),
+                    EXISTS (SELECT 1 FROM clients c JOIN inbound_messages i ON i.client_id = c.id
+                            WHERE c.account_key = ?1 AND c.id <> ?2 AND i.effect = 'replied' AND i.applied = 1
+                              AND i.undone_at IS NULL)",
+        )?
+        .query_row(params![key, client_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(AccountStanding {
+        returned,
+        replies: usize::from(replied),
+    })
+}
+
+/// [`hold`] for client `client_id`, whatever their account: nothing without one.
+pub(crate) fn hold_of(conn: &Connection, client_id: i64) -> Result<AccountStanding> {
+    match account_of(conn, client_id)? {
+        Some(key) => hold(conn, &key, client_id),
+        None => Ok(AccountStanding::default()),
+    }
+}
+
+/// The address of another contact of account `key` whose reply still stands, if any.
+fn replied_contact(conn: &Connection, key: &str, client_id: i64) -> Result<Option<String>> {
     Ok(conn
         .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM clients WHERE account_key = ?1 AND id <> ?2 AND returned_at IS NOT NULL)",
+            "SELECT c.email FROM clients c JOIN inbound_messages i ON i.client_id = c.id
+             WHERE c.account_key = ?1 AND c.id <> ?2 AND i.effect = 'replied' AND i.applied = 1
+               AND i.undone_at IS NULL
+             ORDER BY i.id LIMIT 1",
         )?
-        .query_row(params![key, client_id], |r| r.get(0))?)
+        .query_row(params![key, client_id], |r| r.get(0))
+        .optional()?)
 }
 
 /// What else of `client_id`'s account stops them: another contact's return, and the
@@ -144,23 +180,32 @@ pub(crate) fn stop_account(
     Ok(stopped)
 }
 
-/// Stops at once the active sequences of `client_id` when their account is already a
-/// client again (another contact of it returned): a contact new to the account, or
-/// moved into it. Returns how many sequences stopped.
-pub(crate) fn stop_if_account_returned(
+/// Stops at once the active sequences of `client_id` when their account stops them (see
+/// [`stop_for`]): as `returned` when another contact of it came back, as `replied`
+/// while another contact's reply stands (undoing that reply resumes them). For a contact
+/// new to the account, moved into it, or placed in a campaign later. Returns how many
+/// sequences stopped, and why.
+pub(crate) fn stop_if_account_stops(
     conn: &Connection,
     client_id: i64,
     now: DateTime<Utc>,
-) -> Result<usize> {
-    let Some(by) = returned_contact(conn, client_id)? else {
-        return Ok(0);
+) -> Result<Option<(AccountStop, usize)>> {
+    let Some(key) = account_of(conn, client_id)? else {
+        return Ok(None);
     };
-    let stop = AccountStop::Returned;
+    let Some(stop) = stop_for(hold(conn, &key, client_id)?) else {
+        return Ok(None);
+    };
+    let by = match stop {
+        AccountStop::Returned => returned_contact(conn, client_id)?,
+        AccountStop::Replied => replied_contact(conn, &key, client_id)?,
+    };
     let n = stop_client(conn, client_id, stop.state(), now)?;
     if n > 0 {
+        let by = by.unwrap_or_else(|| "a contact".to_string());
         log_event(conn, now, Some(client_id), stop.event(), &stop.detail(&by))?;
     }
-    Ok(n)
+    Ok(Some((stop, n)))
 }
 
 /// A client's id, address, company, fields (JSON) and stored key.
@@ -217,7 +262,7 @@ pub(crate) fn sync_accounts(
     }
     let mut stopped = 0;
     for id in &changed {
-        stopped += stop_if_account_returned(conn, *id, now)?;
+        stopped += stop_if_account_stops(conn, *id, now)?.map_or(0, |(_, n)| n);
     }
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
@@ -229,12 +274,77 @@ pub(crate) fn sync_accounts(
         None,
         "accounts",
         &format!(
-            "[clients] account is now {}: {} client(s) moved into an account, {stopped} sequence(s) of accounts that came back stopped",
+            "[clients] account is now {}: {} client(s) moved into an account, {stopped} sequence(s) of accounts that came back or replied stopped",
             AccountKey::describe(rule),
             changed.len()
         ),
     )?;
     Ok(changed.len())
+}
+
+/// Accounts of many contacts: (key, contacts) of the largest, and how many there are.
+pub(crate) type LargeAccounts = (Vec<(String, u64)>, usize);
+
+/// The accounts with more than [`LARGE_ACCOUNT`] contacts, the largest first, at most
+/// `limit` of them, and how many there are in all. A stored key that is a placeholder
+/// (derived before placeholders gave none; the next start derives it again) is left out.
+pub(crate) fn large_accounts(conn: &Connection, limit: usize) -> Result<LargeAccounts> {
+    let rows: Vec<(String, i64)> = conn
+        .prepare_cached(
+            "SELECT account_key, COUNT(*) AS n FROM clients WHERE account_key IS NOT NULL
+             GROUP BY account_key HAVING n > ?1 ORDER BY n DESC, account_key",
+        )?
+        .query_map(
+            params![i64::try_from(LARGE_ACCOUNT).unwrap_or(i64::MAX)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
+        .collect::<std::result::Result<_, _>>()?;
+    let large: Vec<(String, u64)> = rows
+        .into_iter()
+        .filter(|(key, _)| !is_placeholder(key))
+        .map(|(key, n)| (key, u64::try_from(n).unwrap_or(0)))
+        .collect();
+    let total = large.len();
+    Ok((large.into_iter().take(limit).collect(), total))
+}
+
+impl super::Store {
+    /// [`large_accounts`] of this database (after an import, or a dry run's copy).
+    pub(crate) fn large_accounts(&self, limit: usize) -> Result<LargeAccounts> {
+        large_accounts(&self.conn, limit)
+    }
+
+    /// [`large_accounts`] of the database at `path`, read without changing or creating
+    /// anything (for `check`); None when there is no database yet.
+    pub(crate) fn large_accounts_at(
+        path: &std::path::Path,
+        limit: usize,
+    ) -> Result<Option<LargeAccounts>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| super::StoreError::Open {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let has_keys = conn
+            .query_row(
+                "SELECT 1 FROM pragma_table_info('clients') WHERE name = 'account_key'",
+                [],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !has_keys {
+            return Ok(None);
+        }
+        Ok(Some(large_accounts(&conn, limit)?))
+    }
 }
 
 #[cfg(test)]

@@ -298,7 +298,8 @@ fn enrolled_anywhere(conn: &Connection, client_id: i64) -> Result<bool> {
         .query_row(params![client_id], |r| r.get(0))?)
 }
 
-/// Enrolls a client who has no enrollment in any campaign where [`placement`] says.
+/// Enrolls a client who has no enrollment in any campaign where [`placement`] says; a
+/// contact their account stops is enrolled and stopped (so `export` shows why).
 fn place(
     conn: &Connection,
     campaigns: &[Campaign],
@@ -316,6 +317,9 @@ fn place(
             &step,
             &fmt_time(now),
         )?;
+        // As an import does for a new contact: stopped at once when their account came
+        // back, or while a reply of it stands.
+        super::accounts::stop_if_account_stops(conn, client.id, now)?;
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ use super::enroll;
 use super::people;
 use super::{Result, Store, StoreError, fmt_time, log_event};
 use crate::config::Config;
+use crate::domain::accounts::{AccountStop, stop_for};
 use crate::domain::audience;
 use crate::domain::changes::{FieldChange, field_changes};
 use crate::domain::lifecycle;
@@ -42,6 +43,9 @@ pub(crate) struct ImportCounts {
     /// Sequences of other contacts stopped because their account came back (a return
     /// this import recorded, or a contact new to an account that had).
     pub account_stopped: u64,
+    /// Sequences of contacts new to an account (or moved into one) stopped as `replied`:
+    /// another contact's reply stands, the team is talking to the account.
+    pub account_replied: u64,
     /// Clients not enrolled (new, or left again after a return) because their survey
     /// would have been due more than the campaign's `enroll_within_days` before.
     pub too_late: u64,
@@ -459,12 +463,12 @@ fn upsert(
             counts.returned += 1;
             counts.account_stopped += account as u64;
         } else if let Some(key) = &client.account_key
-            && accounts::account_returned(tx, key, id)?
+            && stop_for(accounts::hold(tx, key, id)?).is_some()
         {
-            // New to an account that is a client again: stopped at once (its
-            // enrollments are written first).
+            // New to an account that is a client again, or whose reply stands: stopped
+            // at once (its enrollments are written first).
             new_rows.flush()?;
-            counts.account_stopped += accounts::stop_if_account_returned(tx, id, now)? as u64;
+            count_account_stop(counts, accounts::stop_if_account_stops(tx, id, now)?);
         }
         counts.added += 1;
         if let Some(changes) = changes {
@@ -580,10 +584,22 @@ fn upsert(
     }
     if account_key.is_some() {
         // Moved into an account that is a client again, or a new sequence in one.
-        counts.account_stopped += accounts::stop_if_account_returned(tx, existing.id, now)? as u64;
+        count_account_stop(
+            counts,
+            accounts::stop_if_account_stops(tx, existing.id, now)?,
+        );
     }
     counts.updated += 1;
     Ok(())
+}
+
+/// Counts the sequences an account stopped (see [`accounts::stop_if_account_stops`]).
+fn count_account_stop(counts: &mut ImportCounts, stopped: Option<(AccountStop, usize)>) {
+    match stopped {
+        Some((AccountStop::Returned, n)) => counts.account_stopped += n as u64,
+        Some((AccountStop::Replied, n)) => counts.account_replied += n as u64,
+        None => {}
+    }
 }
 
 /// The account of a row under `[clients] account`, if it has one.

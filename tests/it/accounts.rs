@@ -278,3 +278,88 @@ fn check_refuses_an_account_column_the_crm_file_lacks_and_a_person_field() {
         out.stdout
     );
 }
+
+/// A campaign added later places contacts no campaign took before: one whose company
+/// came back is placed and stopped at once, and never mailed.
+#[test]
+fn a_campaign_added_after_the_account_came_back_does_not_mail_its_contacts() {
+    let smtp = SmtpServer::start(Value::Null);
+    let project = Project::new();
+    project.fill_placeholders();
+    let price_only = config(&smtp.url(), "").replace(
+        "account_gap_days = 0\n",
+        "account_gap_days = 0\ninclude_reasons = [\"price\"]\n",
+    );
+    project.write_config(&price_only);
+    project.write_file(
+        "crm.csv",
+        "email,name,company,churned_at,churn_reason\n\
+         ann@acme.example,Ann,ACME,2026-01-05,price\n\
+         bob@acme.example,Bob, Acme ,2026-01-05,competitor\n\
+         dan@globex.example,Dan,Globex,2026-01-05,competitor\n",
+    );
+    let run = project.winback(&["run", "--once", "--now", NOW]);
+    run.assert_success();
+    assert_eq!(recipients(&smtp.messages()), [ANN], "{}", run.stderr);
+    project
+        .winback(&["returned", ANN, "--now", NEXT_DAY])
+        .assert_success();
+    // Everyone else gets a campaign of their own.
+    let everyone = r#"
+[[campaign]]
+name = "everyone-else"
+send_at = "* * * * *"
+timezone = "UTC"
+account_gap_days = 0
+
+  [[campaign.step]]
+  kind = "survey"
+  template = "survey"
+  subject = "May we ask why you left?"
+"#;
+    project.write_config(&format!("{price_only}{everyone}"));
+    assert_eq!(
+        mailed_at(&project, &smtp, "2026-06-04T15:00:00Z"),
+        [DAN],
+        "Bob's company came back: he is not surveyed"
+    );
+    assert_eq!(states(&project, BOB), ["returned"]);
+    let why = events(&project, BOB, "account_returned");
+    assert!(why.len() == 1 && why[0].contains(ANN), "{why:?}");
+    assert!(mailed_at(&project, &smtp, "2026-09-01T15:00:00Z").is_empty());
+}
+
+/// An account of more than 50 contacts is named by `import` and `check`, with what it
+/// means; "N/A" groups nobody.
+#[test]
+fn import_and_check_name_an_account_of_more_than_50_contacts() {
+    let project = Project::new();
+    project.fill_placeholders();
+    project.write_config(&config("file://outbox", ""));
+    let mut crm = String::from("email,name,company,churned_at\n");
+    for i in 0..51 {
+        crm.push_str(&format!(
+            "p{i}@reseller.example,P{i},Big Reseller,2026-01-05\n"
+        ));
+    }
+    for i in 0..60 {
+        crm.push_str(&format!("f{i}@freelance.example,F{i},N/A,2026-01-05\n"));
+    }
+    crm.push_str("ann@acme.example,Ann,ACME,2026-01-05\n");
+    project.write_file("crm.csv", &crm);
+    let import = project.winback(&["import", "crm.csv", "--now", NOW]);
+    import.assert_success();
+    for out in [&import.stdout, &project.winback(&["check"]).stdout] {
+        let warnings: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("warning: the account"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{out}");
+        assert!(
+            warnings[0].starts_with("warning: the account \"big reseller\" has 51 contacts")
+                && warnings[0].contains("account_gap_days is 0")
+                && warnings[0].contains("a return or reply of any one stops them all"),
+            "{out}"
+        );
+    }
+}

@@ -423,3 +423,243 @@ fn an_undone_opt_out_does_not_resume_a_contact_whose_account_came_back() {
         .unwrap();
     assert_eq!(f.state(BOB), "opted_out", "the account is a client again");
 }
+
+#[test]
+fn a_contact_placed_by_a_campaign_added_after_the_account_came_back_is_not_mailed() {
+    let dir = tempfile::tempdir().unwrap();
+    let price_only = CAMPAIGN.replace(
+        "account_gap_days = 0\n",
+        "account_gap_days = 0\ninclude_reasons = [\"price\"]\n",
+    );
+    let clients = "[clients]\naccount = \"company\"\n";
+    let config = crate::test_support::config(dir.path(), "", &format!("{clients}{price_only}"));
+    let store = Store::open(&dir.path().join("winback.db")).unwrap();
+    let mut f = Fixture { dir, config, store };
+    let mut ann = record(ANN, "Acme");
+    ann.churn_reason = Some("price".to_string());
+    let bob = record(BOB, "Acme"); // competitor: no campaign takes him yet
+    f.store
+        .import(
+            vec![Ok((2, ann)), Ok((3, bob))].into_iter(),
+            &f.config,
+            now(),
+            false,
+            &mut |_| {},
+        )
+        .unwrap();
+    f.store.record_return(ANN, now()).unwrap();
+    // A second campaign for everyone else is added.
+    let everyone = CAMPAIGN.replace("former-clients", "everyone-else");
+    f.config = crate::test_support::config(
+        f.dir.path(),
+        "",
+        &format!("{clients}{price_only}{everyone}"),
+    );
+    f.store.sync_campaigns(&f.config, now()).unwrap();
+    assert_eq!(
+        f.state(BOB),
+        "returned",
+        "placed, then stopped with his account"
+    );
+    // A sequence made active by other means is still held at the claim.
+    f.store
+        .conn
+        .execute("UPDATE enrollments SET state = 'active', send_at = 0, due_at = ?1 WHERE client_id = ?2", params![fmt_time(now()), f.id(BOB)])
+        .unwrap();
+    let sent = f.send_all(now() + Duration::days(1));
+    assert!(
+        !sent.contains_key(BOB),
+        "Bob's company came back, yet he was mailed: {sent:?}"
+    );
+    assert_eq!(f.state(BOB), "returned");
+}
+
+#[test]
+fn a_contact_new_to_an_account_whose_reply_stands_is_not_surveyed() {
+    let mut f = fixture(Some("company"));
+    f.import(&[(ANN, "Acme")], now());
+    let sent = f.send_all(now());
+    let reply = f.reply_from(ANN, &sent[ANN], "id:r1@acme.example");
+    f.import(&[("eve@acme.example", "Acme")], now() + Duration::days(2));
+    let sent = f.send_all(now() + Duration::days(2));
+    assert!(
+        !sent.contains_key("eve@acme.example"),
+        "Acme is talking to the team, yet Eve got a survey: {sent:?}"
+    );
+    assert_eq!(f.state("eve@acme.example"), "replied");
+    assert!(f.events("eve@acme.example", "account_replied")[0].contains(ANN));
+    // Undoing the reply resumes her, as it resumes the contacts it stopped.
+    f.store
+        .undo_inbound(reply, now() + Duration::days(3), &f.config)
+        .unwrap();
+    assert_eq!(f.state("eve@acme.example"), "active");
+    let sent = f.send_all(now() + Duration::days(3));
+    assert!(sent.contains_key("eve@acme.example"), "{sent:?}");
+}
+
+#[test]
+fn a_contact_placed_by_a_new_campaign_while_a_reply_of_the_account_stands_is_stopped_as_replied() {
+    let dir = tempfile::tempdir().unwrap();
+    let price_only = CAMPAIGN.replace(
+        "account_gap_days = 0\n",
+        "account_gap_days = 0\ninclude_reasons = [\"price\"]\n",
+    );
+    let clients = "[clients]\naccount = \"company\"\n";
+    let config = crate::test_support::config(dir.path(), "", &format!("{clients}{price_only}"));
+    let store = Store::open(&dir.path().join("winback.db")).unwrap();
+    let mut f = Fixture { dir, config, store };
+    let mut ann = record(ANN, "Acme");
+    ann.churn_reason = Some("price".to_string());
+    let bob = record(BOB, "Acme");
+    f.store
+        .import(
+            vec![Ok((2, ann)), Ok((3, bob))].into_iter(),
+            &f.config,
+            now(),
+            false,
+            &mut |_| {},
+        )
+        .unwrap();
+    let sent = f.send_all(now());
+    f.reply_from(ANN, &sent[ANN], "id:r1@acme.example");
+    let everyone = CAMPAIGN.replace("former-clients", "everyone-else");
+    f.config = crate::test_support::config(
+        f.dir.path(),
+        "",
+        &format!("{clients}{price_only}{everyone}"),
+    );
+    f.store.sync_campaigns(&f.config, now()).unwrap();
+    assert_eq!(f.state(BOB), "replied");
+    let sent = f.send_all(now() + Duration::days(1));
+    assert!(!sent.contains_key(BOB), "{sent:?}");
+}
+
+/// Makes `email`'s sequence active and due at `at`, whatever stopped it: a sequence
+/// made active by a path that does not look at the account.
+fn force_active(f: &Fixture, email: &str, at: DateTime<Utc>) {
+    f.store
+        .conn
+        .execute(
+            "UPDATE enrollments SET state = 'active', stopped_at = NULL, send_at = 0, due_at = ?1
+             WHERE client_id = ?2",
+            params![fmt_time(at), f.id(email)],
+        )
+        .unwrap();
+}
+
+#[test]
+fn the_claim_holds_a_contact_whose_account_came_back_or_replied_however_they_became_active() {
+    let mut f = fixture(Some("company"));
+    f.import(&[(ANN, "Acme"), (BOB, "Acme"), (DAN, "Globex")], now());
+    // Ann's return written without stopping anyone else.
+    f.store
+        .conn
+        .execute(
+            "UPDATE clients SET returned_at = ?1 WHERE email = ?2",
+            params![fmt_time(now()), ANN],
+        )
+        .unwrap();
+    let sent = f.send_all(now());
+    assert_eq!(sent.keys().collect::<Vec<_>>(), [DAN], "{sent:?}");
+    assert_eq!(f.state(BOB), "returned");
+
+    let mut f = fixture(Some("company"));
+    f.import(&[(ANN, "Acme"), (BOB, "Acme")], now());
+    let sent = f.send_all(now());
+    f.reply_from(ANN, &sent[ANN], "id:r1@acme.example");
+    force_active(&f, BOB, now());
+    let later = now() + Duration::days(40);
+    let sent = f.send_all(later);
+    assert!(sent.is_empty(), "Acme replied, yet: {sent:?}");
+    assert_eq!(f.state(BOB), "replied");
+    assert_eq!(f.state(ANN), "replied", "her own reply stopped her");
+}
+
+#[test]
+fn the_check_before_sending_withdraws_a_message_whose_account_came_back_or_replied() {
+    let mut f = fixture(Some("company"));
+    f.import(&[(ANN, "Acme"), (BOB, "Acme"), (DAN, "Globex")], now());
+    let claimed = f.store.claim_due(&f.config, now(), 10).unwrap();
+    let row = |email: &str| {
+        claimed
+            .iter()
+            .find(|c| c.client.email == email)
+            .unwrap()
+            .message_row
+    };
+    f.store
+        .conn
+        .execute(
+            "UPDATE clients SET returned_at = ?1 WHERE email = ?2",
+            params![fmt_time(now()), ANN],
+        )
+        .unwrap();
+    let why = f.store.withdrawal(&f.config, row(BOB)).unwrap();
+    assert!(
+        why.as_deref().is_some_and(|w| w.contains("came back")),
+        "{why:?}"
+    );
+    assert_eq!(f.store.withdrawal(&f.config, row(DAN)).unwrap(), None);
+
+    // A reply of Ann's, applied while Bob's message waited to start.
+    let mut f = fixture(Some("company"));
+    f.import(&[(ANN, "Acme"), (BOB, "Acme")], now());
+    let sent = f.send_all(now());
+    let later = now() + Duration::days(40);
+    force_active(&f, BOB, later);
+    let claimed = f.store.claim_due(&f.config, later, 10).unwrap();
+    let bobs = claimed
+        .iter()
+        .find(|c| c.client.email == BOB)
+        .unwrap()
+        .message_row;
+    f.reply_from(ANN, &sent[ANN], "id:r1@acme.example");
+    force_active(&f, BOB, later);
+    let why = f.store.withdrawal(&f.config, bobs).unwrap();
+    assert!(
+        why.as_deref().is_some_and(|w| w.contains("replied")),
+        "{why:?}"
+    );
+}
+
+#[test]
+fn the_largest_accounts_are_listed_without_placeholders() {
+    let mut f = fixture(Some("company"));
+    let many: Vec<(String, &str)> = (0..52)
+        .map(|i| (format!("p{i}@big.example"), "Big Reseller"))
+        .chain((0..3).map(|i| (format!("q{i}@small.example"), "Small")))
+        .collect();
+    let rows: Vec<(&str, &str)> = many.iter().map(|(e, c)| (e.as_str(), *c)).collect();
+    f.import(&rows, now());
+    let (large, total) = f.store.large_accounts(10).unwrap();
+    assert_eq!(large, [("big reseller".to_string(), 52)]);
+    assert_eq!(total, 1);
+    // A placeholder key stored before placeholders gave none is not named.
+    f.store
+        .conn
+        .execute(
+            "UPDATE clients SET account_key = 'n/a' WHERE company = 'Big Reseller'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(f.store.large_accounts(10).unwrap(), (vec![], 0));
+    let path = f.dir.path().join("winback.db");
+    assert_eq!(
+        Store::large_accounts_at(&path, 10).unwrap(),
+        Some((vec![], 0))
+    );
+}
+
+#[test]
+fn placeholder_companies_are_no_account() {
+    let mut f = fixture(Some("company"));
+    f.import(&[(ANN, "N/A"), (BOB, "n/a"), (DAN, "-")], now());
+    assert_eq!(f.key(ANN), None);
+    assert_eq!(f.key(DAN), None);
+    f.store.record_return(ANN, now()).unwrap();
+    assert_eq!(
+        f.state(BOB),
+        "active",
+        "two freelancers are not one company"
+    );
+}

@@ -11,11 +11,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::record::{advance, record_one};
 use super::{Claimed, Outcome, enrollment_client, message_state, standing_of, takes_the_day};
 use crate::config::{Campaign, Config};
+use crate::domain::accounts::stop_at_send;
 use crate::domain::holidays::country_of;
 use crate::domain::model::{ClientRecord, EnrollmentState, MessageState, StepKind};
 use crate::domain::retry::{AtStep, at_step, superseded};
 use crate::domain::schedule::{self, Busy, Decision, Rules, Standing};
-use crate::store::accounts::account_busy;
+use crate::store::accounts::{account_busy, hold, hold_of};
 use crate::store::clients::{
     JOINED_CLIENT_COLUMNS, StoredClient, client_from_row_at, decode_client, load_facts,
 };
@@ -151,11 +152,11 @@ impl Claim<'_> {
             .collect::<std::result::Result<_, _>>()?)
     }
 
-    /// Enrollments whose next step's moment has come, each with its person and their
-    /// suppression, if any: one statement for the lot. At one moment, the first enrolled
-    /// goes first (as `plan` has it): of two contacts of an account due then, that one
-    /// gets the message and the other waits out the account gap.
-    fn waiting(&self, limit: usize) -> Result<Vec<(WaitingRow, Option<String>, ClientColumns)>> {
+    /// Enrollments whose next step's moment has come, each with its person, their
+    /// suppression and their account, if any: one statement for the lot. At one moment,
+    /// the first enrolled goes first (as `plan` has it): of two contacts of an account due
+    /// then, that one gets the message and the other waits out the account gap.
+    fn waiting(&self, limit: usize) -> Result<Vec<WaitingPerson>> {
         // A second ahead: an import at the same --now stamps a step due "now" with its own
         // clock reading, which can be a few milliseconds later than a pass that started
         // faster. `decide` still says when each one may really go.
@@ -163,7 +164,7 @@ impl Claim<'_> {
         Ok(self
             .tx
             .prepare_cached(&format!(
-                "SELECT e.id, e.campaign, e.cycle, e.next_step, e.due_at, e.next_occurrence, s.reason, {JOINED_CLIENT_COLUMNS}
+                "SELECT e.id, e.campaign, e.cycle, e.next_step, e.due_at, e.next_occurrence, s.reason, {JOINED_CLIENT_COLUMNS}, c.account_key
                  FROM enrollments e
                  JOIN clients c ON c.id = e.client_id
                  LEFT JOIN suppressions s ON s.email_hash = email_hash(c.email)
@@ -181,6 +182,7 @@ impl Claim<'_> {
                     ),
                     r.get(6)?,
                     client_from_row_at(r, 7)?,
+                    r.get(18)?,
                 ))
             })?
             .take(limit)
@@ -283,13 +285,23 @@ impl Claim<'_> {
             )?;
             return Ok(());
         }
-        let decision = self.decide(
-            campaign,
-            (client_id, &client.record),
-            (step, standing(tx, &client)?),
-            (parse_time(&due_at)?, parse_time(&next_attempt_at)?),
-            Some(row),
-        )?;
+        // The account's return or standing reply holds it too, however its sequence
+        // became active.
+        let own = standing(tx, &client)?;
+        let account = match own.stop() {
+            Some(_) => Default::default(),
+            None => hold_of(tx, client_id)?,
+        };
+        let decision = match stop_at_send(own, account) {
+            Some(state) => Decision::Stop(state),
+            None => self.decide(
+                campaign,
+                (client_id, &client.record),
+                (step, own),
+                (parse_time(&due_at)?, parse_time(&next_attempt_at)?),
+                Some(row),
+            )?,
+        };
         match decision {
             Decision::SendNow => {
                 // A held message's time until giving up on the address starts now: holding
@@ -328,10 +340,7 @@ impl Claim<'_> {
     /// An enrollment whose next step's moment has come: its message claimed (a new row,
     /// or its dropped one taken up again), the enrollment moved to its next moment, or
     /// stopped.
-    fn waiting_one(
-        &mut self,
-        (waiting, suppression, columns): (WaitingRow, Option<String>, ClientColumns),
-    ) -> Result<()> {
+    fn waiting_one(&mut self, (waiting, suppression, columns, key): WaitingPerson) -> Result<()> {
         let (tx, now) = (self.tx, self.now);
         let (enrollment_id, campaign_name, cycle, (step_number, occurrence), due_at) = waiting;
         let client = decode_client(columns.0, columns.1)?;
@@ -394,13 +403,22 @@ impl Claim<'_> {
             );
         }
         let due = parse_time(&due_at)?;
-        let decision = self.decide(
-            campaign,
-            (client_id, &client.record),
-            (step_number, standing),
-            (due, due),
-            None,
-        )?;
+        // The account's return or standing reply holds it too (one query, only for a
+        // contact with an account).
+        let account = match (standing.stop(), key) {
+            (None, Some(key)) => hold(tx, &key, client_id)?,
+            _ => Default::default(),
+        };
+        let decision = match stop_at_send(standing, account) {
+            Some(state) => Decision::Stop(state),
+            None => self.decide(
+                campaign,
+                (client_id, &client.record),
+                (step_number, standing),
+                (due, due),
+                None,
+            )?,
+        };
         match decision {
             Decision::SendNow => {
                 let due = Due {
@@ -566,6 +584,8 @@ impl Store {
 type WaitingRow = (i64, String, i64, (u32, u32), String);
 /// A client's id and columns, as [`client_from_row_at`] reads them.
 type ClientColumns = (i64, [Option<String>; 10]);
+/// A waiting enrollment, its person's suppression reason, columns and account key.
+type WaitingPerson = (WaitingRow, Option<String>, ClientColumns, Option<String>);
 /// A retry or held message whose moment has come: id, enrollment, campaign, cycle, step, due, next attempt.
 type QueuedRow = (i64, i64, String, i64, u32, String, String);
 

@@ -11,10 +11,12 @@ use super::{
     BLOCKED, Outcome, Recovered, Start, enrollment_state, history, message_state, standing_of,
 };
 use crate::config::{Campaign, Config};
+use crate::domain::accounts::{AccountStop, stop_for};
 use crate::domain::model::{ChurnedAt, EnrollmentState, MessageState};
 use crate::domain::retry::{AfterFailure, RetryPolicy, Sequence, held_retry_at, superseded};
 use crate::domain::schedule::{self, Next, Sent};
 use crate::domain::suppression::{Reason, Suppression};
+use crate::store::accounts::hold;
 use crate::store::clients::decode_timezone;
 use crate::store::enroll::stop;
 use crate::store::{Result, Store, StoreError, fmt_time, log_event, moment, parse_time};
@@ -106,12 +108,14 @@ fn withdrawal_in(conn: &Connection, config: &Config, row: i64) -> Result<Option<
         Option<String>,
         Option<bool>,
         Option<String>,
+        Option<String>,
     );
     let facts: Option<Facts> = conn
             .prepare_cached(
                 "SELECT m.state, m.campaign, m.cycle, e.client_id, e.state, e.cycle, c.churn_reason,
                         CASE WHEN c.id IS NULL THEN NULL ELSE c.returned_at IS NOT NULL END,
-                        (SELECT s.reason FROM suppressions s WHERE s.email_hash = email_hash(c.email))
+                        (SELECT s.reason FROM suppressions s WHERE s.email_hash = email_hash(c.email)),
+                        c.account_key
                  FROM messages m
                  LEFT JOIN enrollments e ON e.id = m.enrollment_id
                  LEFT JOIN clients c ON c.id = e.client_id
@@ -128,6 +132,7 @@ fn withdrawal_in(conn: &Connection, config: &Config, row: i64) -> Result<Option<
                     r.get(6)?,
                     r.get(7)?,
                     r.get(8)?,
+                    r.get(9)?,
                 ))
             })
             .optional()?;
@@ -141,6 +146,7 @@ fn withdrawal_in(conn: &Connection, config: &Config, row: i64) -> Result<Option<
         churn_reason,
         returned,
         suppression,
+        account_key,
     )) = facts
     else {
         return Ok(Some(
@@ -161,6 +167,15 @@ fn withdrawal_in(conn: &Connection, config: &Config, row: i64) -> Result<Option<
     };
     if let Some(stop) = standing_of(suppression.as_deref(), returned).stop() {
         return Ok(Some(format!("the person is {} now", stop.as_str())));
+    }
+    // Their account's return or standing reply too (one query, only with an account).
+    if let (Some(key), Some(client_id)) = (account_key, client_id)
+        && let Some(stop) = stop_for(hold(conn, &key, client_id)?)
+    {
+        return Ok(Some(match stop {
+            AccountStop::Returned => "another contact of the account came back".to_string(),
+            AccountStop::Replied => "another contact of the account replied".to_string(),
+        }));
     }
     let sequence = Sequence {
         state: enrollment_state(&sequence_state)?,
