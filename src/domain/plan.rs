@@ -188,7 +188,6 @@ pub(crate) fn plan_all(
             .and_then(|a| accounts.get(a))
             .into_iter()
             .flatten()
-            .filter(|(who, _)| *who != item.client_key)
             .map(|(_, at)| *at)
             .collect();
         let rules = Rules {
@@ -293,7 +292,7 @@ fn moved_reason(moved: &Moved, item: &PlanItem<'_>, tz: Tz) -> String {
             day(other)
         ),
         Moved::Account(other) => format!(
-            "account gap: another contact of {} got a message on {}",
+            "account gap: {} got a message on {}",
             item.account.as_deref().unwrap_or("the account"),
             day(other)
         ),

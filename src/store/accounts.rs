@@ -17,13 +17,16 @@ use crate::domain::accounts::{
     AccountKey, AccountStanding, AccountStop, LARGE_ACCOUNT, account_key, is_placeholder, stop_for,
 };
 
-/// When messages to the other contacts of `client_id`'s account went (or may have gone,
-/// or are about to go again) out since `since`, for the account gap: sent, uncertain,
-/// being sent, or waiting for another try. Empty when the client has no account.
+/// When messages to `client_id`'s account went (or may have gone, or are about to go
+/// again) out since `since`, for the account gap: sent, uncertain, being sent, or waiting
+/// for another try; to any of its contacts, the client included (the account hears from
+/// us at most once per gap), except the message row `except` being decided. Empty when the
+/// client has no account.
 pub(crate) fn account_busy(
     conn: &Connection,
     client_id: i64,
     since: DateTime<Utc>,
+    except: Option<i64>,
 ) -> Result<Vec<DateTime<Utc>>> {
     let Some(key) = account_of(conn, client_id)? else {
         return Ok(Vec::new());
@@ -35,10 +38,10 @@ pub(crate) fn account_busy(
         .prepare_cached(
             "SELECT COALESCE(m.sent_at, m.claimed_at) FROM clients c
                JOIN messages m ON m.client_id = c.id
-             WHERE c.account_key = ?1 AND c.id <> ?2 AND m.claimed_at >= ?3
+             WHERE c.account_key = ?1 AND m.id IS NOT ?2 AND m.claimed_at >= ?3
                AND m.state IN ('sending', 'sent', 'uncertain', 'retry')",
         )?
-        .query_map(params![key, client_id, claimed_since], |r| r.get(0))?
+        .query_map(params![key, except, claimed_since], |r| r.get(0))?
         .collect::<std::result::Result<_, _>>()?;
     let mut busy = times
         .iter()

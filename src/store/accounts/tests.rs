@@ -338,7 +338,7 @@ fn setting_the_rule_stops_the_contacts_of_accounts_that_already_came_back() {
 }
 
 #[test]
-fn account_busy_is_when_the_other_contacts_were_mailed() {
+fn account_busy_is_when_the_accounts_contacts_were_mailed() {
     let mut f = fixture(Some("company"));
     f.import(&[(ANN, "Acme"), (DAN, "Globex")], now());
     let sent = f.send_all(now());
@@ -347,24 +347,45 @@ fn account_busy_is_when_the_other_contacts_were_mailed() {
     let since = now() - Duration::days(7);
     let (ann, bob, dan) = (f.id(ANN), f.id(BOB), f.id(DAN));
     assert_eq!(
-        account_busy(&f.store.conn, bob, since).unwrap(),
+        account_busy(&f.store.conn, bob, since, None).unwrap(),
         vec![now()],
         "Ann's message counts for Bob"
     );
-    assert!(
-        account_busy(&f.store.conn, ann, since).unwrap().is_empty(),
-        "a person's own messages are not the account's gap"
+    assert_eq!(
+        account_busy(&f.store.conn, ann, since, None).unwrap(),
+        vec![now()],
+        "and for Ann herself: the account hears from us once per gap"
     );
-    assert!(account_busy(&f.store.conn, dan, since).unwrap().is_empty());
+    let anns_row: i64 = f
+        .store
+        .conn
+        .query_row("SELECT id FROM messages WHERE client_id = ?1", [ann], |r| {
+            r.get(0)
+        })
+        .unwrap();
     assert!(
-        account_busy(&f.store.conn, bob, now() + Duration::seconds(1))
+        account_busy(&f.store.conn, ann, since, Some(anns_row))
+            .unwrap()
+            .is_empty(),
+        "the message being decided is not in its own way"
+    );
+    assert_eq!(
+        account_busy(&f.store.conn, dan, since, None).unwrap(),
+        vec![now()]
+    );
+    assert!(
+        account_busy(&f.store.conn, bob, now() + Duration::seconds(1), None)
             .unwrap()
             .is_empty(),
         "nothing since"
     );
-    // Without accounts, nobody's messages are anybody else's.
+    // Without accounts, nobody's messages are the account's.
     let g = fixture(None);
-    assert!(account_busy(&g.store.conn, 1, since).unwrap().is_empty());
+    assert!(
+        account_busy(&g.store.conn, 1, since, None)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]

@@ -211,7 +211,7 @@ impl Claim<'_> {
         )?;
         let account_busy = if campaign.account_gap_days > 0 {
             let since = self.now - Duration::days(i64::from(campaign.account_gap_days) + 2);
-            account_busy(self.tx, client_id, since)?
+            account_busy(self.tx, client_id, since, except)?
         } else {
             Vec::new()
         };

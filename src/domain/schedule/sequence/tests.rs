@@ -573,7 +573,7 @@ fn plan_runs_recurring_seasonal_and_account_rules_forward_and_names_each_move() 
     assert!(
         surveys[1]
             .2
-            .contains("account gap: another contact of acme got a message on 2026-04-20"),
+            .contains("account gap: acme got a message on 2026-04-20"),
         "{}",
         surveys[1].2
     );
@@ -809,7 +809,49 @@ fn plan_counts_the_account_messages_of_contacts_it_plans_nothing_for() {
     assert!(
         planned[0]
             .reason
-            .contains("account gap: another contact of acme got a message on 2026-04-18"),
+            .contains("account gap: acme got a message on 2026-04-18"),
+        "{}",
+        planned[0].reason
+    );
+}
+
+#[test]
+fn the_account_gap_counts_the_contacts_own_messages_too() {
+    use crate::domain::plan::{AccountSends, PlanItem, RateLimits, plan_all};
+    use std::collections::HashMap;
+    let c = campaign(chrono_tz::UTC, vec![step(StepKind::Newsletter, 30)]);
+    let item = PlanItem {
+        email: "ann@acme.example".to_string(),
+        client_key: 1,
+        timezone: None,
+        churned_at: churned("2026-01-01"),
+        campaign: &c,
+        next_step: 1,
+        occurrence: 1,
+        due: utc("2026-04-20T00:00:00Z"),
+        not_before: utc("2026-04-20T00:00:00Z"),
+        why: Why::Survey,
+        history: Vec::new(),
+        account: Some("acme".to_string()),
+        country: None,
+    };
+    // Ann herself got a message of another sequence on 16 April: ACME heard from us then.
+    let accounts: AccountSends =
+        HashMap::from([("acme".to_string(), vec![(1, utc("2026-04-16T10:00:00Z"))])]);
+    let planned = plan_all(
+        vec![item],
+        &HashMap::new(),
+        &accounts,
+        &RateLimits::default(),
+        utc("2026-04-15T00:00:00Z"),
+        utc("2026-05-01T00:00:00Z"),
+    );
+    assert_eq!(planned.len(), 1, "{planned:#?}");
+    assert_eq!(planned[0].at, utc("2026-04-23T10:00:00Z"), "{planned:#?}");
+    assert!(
+        planned[0]
+            .reason
+            .contains("account gap: acme got a message on 2026-04-16"),
         "{}",
         planned[0].reason
     );
