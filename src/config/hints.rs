@@ -96,7 +96,7 @@ pub(super) fn unreachable_link_reasons(url: &str) -> Vec<String> {
 }
 
 /// The churn reasons the README lists; a campaign may name others.
-const KNOWN_REASONS: [&str; 7] = [
+pub(crate) const KNOWN_REASONS: [&str; 7] = [
     "competitor",
     "acquisition",
     "contact_left",
@@ -130,7 +130,7 @@ pub(super) fn likely_reason(reason: &str) -> Option<&'static str> {
 }
 
 /// Levenshtein distance, for "did you mean".
-pub(super) fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

@@ -8,7 +8,7 @@
 //! database.
 
 pub(crate) mod clients;
-mod hints;
+pub(crate) mod hints;
 mod imap_url;
 mod raw;
 mod renames;

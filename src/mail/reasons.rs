@@ -6,18 +6,11 @@
 
 use handlebars::template::{HelperTemplate, Parameter, Template, TemplateElement};
 
+use crate::config::hints::edit_distance;
 use crate::config::{Campaign, Config};
 
 /// The churn reasons the README lists; a CRM's own labels become slugs of their own.
-pub(super) const KNOWN_REASONS: [&str; 7] = [
-    "competitor",
-    "acquisition",
-    "contact_left",
-    "price",
-    "needs_changed",
-    "we_ended",
-    "other",
-];
+pub(super) use crate::config::hints::KNOWN_REASONS;
 
 /// Every churn reason a client of `campaign` can have, in a stable order: the known
 /// reasons, the slugs `[clients] reasons` maps CRM labels to, the campaign's own
@@ -130,24 +123,6 @@ pub(super) fn closest<'a>(literal: &str, reasons: &[&'a str]) -> Option<&'a str>
         .filter(|(d, _)| *d <= 2)
         .min_by_key(|(d, _)| *d)
         .map(|(_, r)| r)
-}
-
-/// Levenshtein distance.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 /// `churn_reason`, also reached from an inner scope (`../churn_reason`,
