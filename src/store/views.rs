@@ -263,14 +263,15 @@ impl Store {
         let mut data = PlanData::default();
         let mut stmt = self.conn.prepare(
             "SELECT e.client_id, c.email, c.timezone, c.churned_at, e.campaign, e.next_step, e.due_at, e.due_at,
-                    e.next_occurrence, e.id, e.cycle, c.account_key, c.country
+                    e.next_occurrence, e.id, e.cycle, c.account_key, c.country,
+                    e.next_step = 1 AND e.next_occurrence = 1 AND e.last_sent_at IS NULL
              FROM enrollments e JOIN clients c ON c.id = e.client_id
              WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?2
                AND c.returned_at IS NULL
                AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))
              UNION ALL
              SELECT m.client_id, c.email, c.timezone, c.churned_at, m.campaign, m.step, m.due_at, m.next_attempt_at,
-                    m.occurrence, m.enrollment_id, m.cycle, c.account_key, c.country
+                    m.occurrence, m.enrollment_id, m.cycle, c.account_key, c.country, 0
              FROM messages m JOIN clients c ON c.id = m.client_id
              WHERE m.state = 'retry' AND m.next_attempt_at <= ?1
                AND c.returned_at IS NULL
@@ -293,6 +294,7 @@ impl Store {
                     r.get::<_, i64>(10)?,
                     r.get::<_, Option<String>>(11)?,
                     r.get::<_, Option<String>>(12)?,
+                    r.get::<_, bool>(13)?,
                 ),
             ))
         })?;
@@ -308,7 +310,7 @@ impl Store {
                 not_before,
                 more,
             ) = row?;
-            let (occurrence, enrollment_id, cycle, account, country) = more;
+            let (occurrence, enrollment_id, cycle, account, country, nothing_sent) = more;
             let timezone = parse_zone(timezone)?;
             let churned_at = ChurnedAt::parse(&churned_at)
                 .ok_or_else(|| StoreError::Corrupt(format!("churned_at {churned_at:?}")))?;
@@ -322,7 +324,13 @@ impl Store {
                 occurrence,
                 due: parse_time(&due)?,
                 not_before: parse_time(&not_before)?,
-                history: super::outbox::history(&self.conn, enrollment_id, cycle)?,
+                // A sequence still at its first step that never sent has no history: no
+                // query for it (most of a large plan, whose people await their survey).
+                history: if nothing_sent {
+                    Vec::new()
+                } else {
+                    super::outbox::history(&self.conn, enrollment_id, cycle)?
+                },
                 account,
                 country,
             });
