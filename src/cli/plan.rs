@@ -53,7 +53,8 @@ pub(super) fn run(cli: &Cli, days: u32, format: Format) -> anyhow::Result<ExitCo
         let sends = planned.iter().map(|p| (p, None));
         for (p, id) in sends.chain(held.iter().map(|(id, p)| (p, Some(*id)))) {
             table.row([
-                crate::store::fmt_time(p.at).as_str(),
+                p.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    .as_str(),
                 &p.local,
                 &p.email,
                 &p.campaign,
