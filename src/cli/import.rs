@@ -19,6 +19,7 @@ pub(super) fn run(
     dry_run: bool,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
+    super::csv_out::refuse(format, "import")?;
     let setup = load_config(cli)?;
     let mut store = if dry_run {
         // The real import, into a copy: what it shows is what the import would do.

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
+use super::csv_out::CsvOut;
 use super::{Cli, Format, load_config, open_store};
 use crate::domain::model::printable;
 use crate::inbound::apply::{ApplyError, apply};
@@ -19,6 +20,7 @@ use crate::store::{Applied, InboundRecord, InboxUndo};
 const INBOX_LIMIT: u32 = 100;
 
 pub(super) fn inbound(cli: &Cli, paths: &[PathBuf], format: Format) -> anyhow::Result<ExitCode> {
+    super::csv_out::refuse(format, "inbound")?;
     if paths.is_empty() && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         anyhow::bail!(
             "no message given: name message files or a Maildir (winback inbound ~/Maildir), or pipe one message in (winback inbound < bounce.eml)"
@@ -131,6 +133,40 @@ pub(super) fn inbox(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
     if format == Format::Json {
         let list: Vec<_> = records.iter().map(record_json).collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if format == Format::Csv {
+        let mut table = CsvOut::stdout(&[
+            "id",
+            "received_at",
+            "outcome",
+            "email",
+            "campaign",
+            "step",
+            "status",
+            "effect",
+            "applied",
+            "undone_at",
+            "why",
+            "excerpt",
+        ])?;
+        for r in &records {
+            table.row([
+                r.id.to_string().as_str(),
+                &crate::store::fmt_time(r.received_at),
+                r.outcome.as_str(),
+                r.email.as_deref().unwrap_or(""),
+                r.campaign.as_deref().unwrap_or(""),
+                &r.step.map(|s| s.to_string()).unwrap_or_default(),
+                r.status.as_deref().unwrap_or(""),
+                r.effect.as_str(),
+                if r.applied { "yes" } else { "no" },
+                &r.undone_at.map(crate::store::fmt_time).unwrap_or_default(),
+                &r.why,
+                r.excerpt.as_deref().unwrap_or(""),
+            ])?;
+        }
+        table.finish()?;
         return Ok(ExitCode::SUCCESS);
     }
     if records.is_empty() {

@@ -7,6 +7,7 @@
 //! decisions.
 
 mod check;
+mod csv_out;
 mod import;
 mod inbound;
 mod log_sink;
@@ -67,6 +68,8 @@ pub enum LogFormat {
 pub enum Format {
     Table,
     Json,
+    /// RFC 4180 CSV with a header row, for a spreadsheet.
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -275,8 +278,13 @@ pub struct ListArgs {
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
     /// Messages that need a decision: uncertain (the process died mid-send), failed, retrying.
-    #[command(after_help = "Example: winback outbox list")]
-    List,
+    #[command(
+        after_help = "Example: winback outbox list\n         winback outbox list --format csv > attention.csv"
+    )]
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Send an uncertain or failed message again (the recipient may get it twice).
     #[command(after_help = "Example: winback outbox resend 42")]
     Resend { id: i64 },
@@ -389,7 +397,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Some(file) => people::returned_list(&cli, file, list.skip_invalid),
             None => people::returned(&cli, email.as_deref().unwrap_or_default()),
         },
-        Command::Outbox(OutboxCommand::List) => status::outbox_list(&cli),
+        Command::Outbox(OutboxCommand::List { format }) => status::outbox_list(&cli, *format),
         Command::Outbox(OutboxCommand::Resend { id }) => people::resend(&cli, *id),
         Command::Inbound { paths, format } => inbound::inbound(&cli, paths, *format),
         Command::Inbox {

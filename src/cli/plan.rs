@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::csv_out::CsvOut;
 use super::{Cli, Format, load_config, open_store};
 use crate::config::Config;
 use crate::domain::holidays;
@@ -34,6 +35,37 @@ pub(super) fn run(cli: &Cli, days: u32, format: Format) -> anyhow::Result<ExitCo
             lines.push(line);
         }
         println!("{}", serde_json::to_string_pretty(&lines)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if format == Format::Csv {
+        // The held steps follow the sends, as in JSON: `held` yes, with their message id.
+        let mut table = CsvOut::stdout(&[
+            "at",
+            "recipient_time",
+            "email",
+            "campaign",
+            "step",
+            "kind",
+            "why",
+            "held",
+            "message",
+        ])?;
+        let sends = planned.iter().map(|p| (p, None));
+        for (p, id) in sends.chain(held.iter().map(|(id, p)| (p, Some(*id)))) {
+            table.row([
+                p.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    .as_str(),
+                &p.local,
+                &p.email,
+                &p.campaign,
+                &p.step.to_string(),
+                p.kind.as_str(),
+                &p.reason,
+                if id.is_some() { "yes" } else { "no" },
+                &id.map(|id| id.to_string()).unwrap_or_default(),
+            ])?;
+        }
+        table.finish()?;
         return Ok(ExitCode::SUCCESS);
     }
     print_held(&held);

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
+use super::csv_out::CsvOut;
 use super::{Cli, Format, address, load_config, open_store};
 use crate::domain::model::printable;
 use crate::domain::survey::{SURVEY_REASONS, WOULD_RETURN};
@@ -51,6 +52,35 @@ pub(super) fn survey(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
     };
     if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if format == Format::Csv {
+        // One row per answer; the tallies are a spreadsheet's count of these.
+        let mut table = CsvOut::stdout(&[
+            "answered_at",
+            "updated_at",
+            "email",
+            "name",
+            "company",
+            "campaign",
+            "reason",
+            "would_return",
+            "better",
+        ])?;
+        for a in &report.answers {
+            table.row([
+                a.answered_at.as_str(),
+                &a.updated_at,
+                &a.email,
+                a.name.as_deref().unwrap_or(""),
+                a.company.as_deref().unwrap_or(""),
+                &a.campaign,
+                a.reason.as_deref().unwrap_or(""),
+                a.would_return.as_deref().unwrap_or(""),
+                a.better.as_deref().unwrap_or(""),
+            ])?;
+        }
+        table.finish()?;
         return Ok(ExitCode::SUCCESS);
     }
     if report.total == 0 {

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use super::csv_out::CsvOut;
 use super::{Cli, Format, load_config, open_store};
 use crate::domain::model::{SyncOutcome, SyncRun, printable};
 use crate::store::{ATTENTION, MessageRow};
@@ -24,6 +25,50 @@ pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
             fields.insert("paused_campaigns".to_string(), paused.into());
         }
         println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if format == Format::Csv {
+        // One count a row; the messages that need attention are `outbox list --format csv`.
+        let mut table = CsvOut::stdout(&["what", "campaign", "state", "count"])?;
+        let mut count = |what: &str, campaign: &str, state: &str, n: u64| {
+            table.row([what, campaign, state, n.to_string().as_str()])
+        };
+        count("clients", "", "", status.clients)?;
+        count("accounts", "", "", status.accounts)?;
+        count("clients_in_accounts", "", "", status.clients_in_accounts)?;
+        for campaign in &setup.config.campaigns {
+            if campaign.paused {
+                count("paused", &campaign.name, "paused", 1)?;
+            }
+        }
+        for (what, counts) in [
+            ("enrollments", &status.enrollments),
+            ("messages", &status.messages),
+        ] {
+            for (campaign, states) in counts {
+                for (state, n) in states {
+                    count(what, campaign, state, *n)?;
+                }
+            }
+        }
+        for (reason, n) in &status.suppressions {
+            count("suppressed", "", reason, *n)?;
+        }
+        count("survey_answers", "", "", status.survey_answers)?;
+        for (outcome, n) in &status.inbound {
+            count("returned_mail", "", outcome, *n)?;
+        }
+        let notices = &status.notices;
+        for (state, n) in [
+            ("sent", notices.sent),
+            ("waiting", notices.waiting),
+            ("failed", notices.failed),
+            ("uncertain", notices.uncertain),
+        ] {
+            count("notices", "", state, n)?;
+        }
+        count("needs_attention", "", "", status.attention.len() as u64)?;
+        table.finish()?;
         return Ok(ExitCode::SUCCESS);
     }
     println!("clients: {}", status.clients);
@@ -185,10 +230,40 @@ fn sync_line(run: &SyncRun, customers: bool) -> String {
     format!("{head}: {why}; last imported: {last}")
 }
 
-pub(super) fn outbox_list(cli: &Cli) -> anyhow::Result<ExitCode> {
+pub(super) fn outbox_list(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
     let store = open_store(&setup.config)?;
     let rows = store.messages_in(ATTENTION, 1000)?;
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if format == Format::Csv {
+        let mut table = CsvOut::stdout(&[
+            "id",
+            "state",
+            "updated_at",
+            "email",
+            "campaign",
+            "step",
+            "attempts",
+            "error",
+        ])?;
+        for m in &rows {
+            table.row([
+                m.id.to_string().as_str(),
+                &m.state,
+                &m.updated_at,
+                &m.email,
+                &m.campaign,
+                &m.step.to_string(),
+                &m.attempts.to_string(),
+                m.error.as_deref().unwrap_or(""),
+            ])?;
+        }
+        table.finish()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if rows.is_empty() {
         println!("nothing needs attention.");
     } else {

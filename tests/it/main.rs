@@ -10,6 +10,7 @@ mod crm_columns;
 mod crm_exports;
 mod crm_read;
 mod crm_returns;
+mod csv_out;
 mod delivery;
 mod faults;
 mod first_run;
