@@ -146,6 +146,7 @@ impl Attribution {
         out
     }
 
+    #[cfg(test)]
     pub(crate) fn total(&self) -> u64 {
         self.total
     }

@@ -511,3 +511,134 @@ mod tests {
         );
     }
 }
+
+/// What happened in a period, counted per UTC day in SQL (a few rows per day, however
+/// many messages); `domain::report_period` puts the days in weeks or months.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct PeriodRows {
+    /// (day, campaign, step, kind) → messages accepted by the mail server.
+    pub sent: Vec<(String, String, u32, String, u64)>,
+    /// (day, campaign) → survey answers first given that day.
+    pub answers: Vec<(String, String, u64)>,
+    /// (day, reason, source) → addresses suppressed (`opt_out`, `bounce`).
+    pub suppressions: Vec<(String, String, String, u64)>,
+    /// (day) → replies read from the inbound mailbox, undone ones left out.
+    pub replies: Vec<(String, u64)>,
+    /// (day) → former clients recorded as clients again.
+    pub returns: Vec<(String, u64)>,
+    /// (reason given in the survey, would work with us again) → answers given in the period.
+    pub reasons: Vec<(Option<String>, Option<String>, u64)>,
+    /// People in the period: surveyed (a survey went), answered, came back.
+    pub surveyed: u64,
+    pub answered: u64,
+    pub came_back: u64,
+}
+
+impl Store {
+    /// The period figures for `from..to` (`to` excluded).
+    pub(crate) fn period_rows(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<PeriodRows> {
+        let (from, to) = (fmt_time(from), fmt_time(to));
+        let conn = &self.conn;
+        let mut out = PeriodRows::default();
+        let mut stmt = conn.prepare(
+            "SELECT substr(sent_at, 1, 10), campaign, step, kind, COUNT(*) FROM messages
+             WHERE state = 'sent' AND sent_at >= ?1 AND sent_at < ?2 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3",
+        )?;
+        for row in stmt.query_map(params![from, to], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)? as u64))
+        })? {
+            out.sent.push(row?);
+        }
+        let mut stmt = conn.prepare(
+            "SELECT substr(created_at, 1, 10), campaign, COUNT(*) FROM survey_answers
+             WHERE created_at >= ?1 AND created_at < ?2 GROUP BY 1, 2 ORDER BY 1, 2",
+        )?;
+        for row in stmt.query_map(params![from, to], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+        })? {
+            out.answers.push(row?);
+        }
+        let mut stmt = conn.prepare(
+            "SELECT substr(created_at, 1, 10), reason, source, COUNT(*) FROM suppressions
+             WHERE reason IN ('opt_out', 'bounce') AND created_at >= ?1 AND created_at < ?2
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        )?;
+        for row in stmt.query_map(params![from, to], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64))
+        })? {
+            out.suppressions.push(row?);
+        }
+        let by_day = |sql: &str| -> Result<Vec<(String, u64)>> {
+            let mut stmt = conn.prepare(sql)?;
+            let rows = stmt.query_map(params![from, to], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        };
+        out.replies = by_day(
+            "SELECT substr(received_at, 1, 10), COUNT(*) FROM inbound_messages
+             WHERE outcome = 'reply' AND undone_at IS NULL AND received_at >= ?1 AND received_at < ?2
+             GROUP BY 1 ORDER BY 1",
+        )?;
+        out.returns = by_day(
+            "SELECT substr(returned_at, 1, 10), COUNT(*) FROM clients
+             WHERE returned_at >= ?1 AND returned_at < ?2 GROUP BY 1 ORDER BY 1",
+        )?;
+        let mut stmt = conn.prepare(
+            "SELECT reason, would_return, COUNT(*) FROM survey_answers
+             WHERE created_at >= ?1 AND created_at < ?2 GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2",
+        )?;
+        for row in stmt.query_map(params![from, to], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+        })? {
+            out.reasons.push(row?);
+        }
+        let count = |sql: &str| -> Result<u64> {
+            Ok(conn.query_row(sql, params![from, to], |r| r.get::<_, i64>(0))? as u64)
+        };
+        out.surveyed = count(
+            "SELECT COUNT(DISTINCT client_id) FROM messages
+             WHERE kind = 'survey' AND state = 'sent' AND sent_at >= ?1 AND sent_at < ?2",
+        )?;
+        out.answered = count(
+            "SELECT COUNT(DISTINCT client_id) FROM survey_answers WHERE created_at >= ?1 AND created_at < ?2",
+        )?;
+        out.came_back = count(
+            "SELECT COUNT(*) FROM clients WHERE returned_at >= ?1 AND returned_at < ?2",
+        )?;
+        Ok(out)
+    }
+
+    /// Each return in `from..to` with the last message sent to that person before it,
+    /// one row at a time (the latest message is found through `messages_by_client`).
+    pub(crate) fn for_each_return(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        mut f: impl FnMut(crate::domain::report_period::Return),
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.returned_at, m.campaign, m.step, m.sent_at FROM clients c
+             LEFT JOIN messages m ON m.id = (
+                 SELECT id FROM messages WHERE client_id = c.id AND state = 'sent'
+                   AND sent_at <= c.returned_at ORDER BY sent_at DESC, id DESC LIMIT 1)
+             WHERE c.returned_at >= ?1 AND c.returned_at < ?2",
+        )?;
+        let mut rows = stmt.query(params![fmt_time(from), fmt_time(to)])?;
+        while let Some(r) = rows.next()? {
+            let returned_at = super::codec::parse_time(&r.get::<_, String>(0)?)?;
+            let campaign: Option<String> = r.get(1)?;
+            let step: Option<u32> = r.get(2)?;
+            let sent_at = parse_opt_time(r.get(3)?)?;
+            let last_message = match (campaign, step, sent_at) {
+                (Some(c), Some(s), Some(t)) => Some((c, s, t)),
+                _ => None,
+            };
+            f(crate::domain::report_period::Return {
+                returned_at,
+                last_message,
+            });
+        }
+        Ok(())
+    }
+}
