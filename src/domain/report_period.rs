@@ -28,7 +28,7 @@ pub(crate) struct Bucket {
 
 /// Weeks for a span up to [`WEEKLY_UP_TO_DAYS`] days, else months; `until` is included.
 pub(crate) fn grain(since: NaiveDate, until: NaiveDate) -> Grain {
-    if (until - since).num_days() + 1 <= WEEKLY_UP_TO_DAYS {
+    if (until - since).num_days() < WEEKLY_UP_TO_DAYS {
         Grain::Week
     } else {
         Grain::Month

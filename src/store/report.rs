@@ -545,7 +545,13 @@ impl Store {
              WHERE state = 'sent' AND sent_at >= ?1 AND sent_at < ?2 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3",
         )?;
         for row in stmt.query_map(params![from, to], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)? as u64))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, i64>(4)? as u64,
+            ))
         })? {
             out.sent.push(row?);
         }
@@ -603,9 +609,8 @@ impl Store {
         out.answered = count(
             "SELECT COUNT(DISTINCT client_id) FROM survey_answers WHERE created_at >= ?1 AND created_at < ?2",
         )?;
-        out.came_back = count(
-            "SELECT COUNT(*) FROM clients WHERE returned_at >= ?1 AND returned_at < ?2",
-        )?;
+        out.came_back =
+            count("SELECT COUNT(*) FROM clients WHERE returned_at >= ?1 AND returned_at < ?2")?;
         Ok(out)
     }
 

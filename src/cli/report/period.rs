@@ -92,7 +92,13 @@ fn lines(buckets: &[Bucket], rows: &PeriodRows, inbound_on: bool) -> Vec<Line> {
         }
     };
     for (day, campaign, step, kind, n) in &rows.sent {
-        put(0, "sent", format!("{campaign} step {step} ({kind})"), day, *n);
+        put(
+            0,
+            "sent",
+            format!("{campaign} step {step} ({kind})"),
+            day,
+            *n,
+        );
     }
     for (day, campaign, n) in &rows.answers {
         put(1, "answers", campaign.clone(), day, *n);
@@ -103,6 +109,14 @@ fn lines(buckets: &[Bucket], rows: &PeriodRows, inbound_on: bool) -> Vec<Line> {
             _ => put(3, "bounces", String::new(), day, *n),
         }
     }
+    // Every figure has its line, zeros and all, so a quiet period still says so.
+    if rows.answers.is_empty() {
+        put(1, "answers", String::new(), "", 0);
+    }
+    if rows.suppressions.iter().all(|s| s.1 != "opt_out") {
+        put(2, "opt_outs", String::new(), "", 0);
+    }
+    put(3, "bounces", String::new(), "", 0);
     if inbound_on || !rows.replies.is_empty() {
         put(4, "replies", String::new(), "", 0);
         for (day, n) in &rows.replies {
@@ -216,8 +230,15 @@ fn cell(text: &str) -> String {
 /// then the people, the reasons and the attribution with `period` = `all`.
 pub(crate) fn csv(p: &Period, out: impl Write) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(["section", "figure", "detail", "period", "from", "to", "value", "share"])?;
-    let mut row = |section: &str, figure: &str, detail: &str, b: Option<&Bucket>, value: u64, share: Option<f64>| {
+    w.write_record([
+        "section", "figure", "detail", "period", "from", "to", "value", "share",
+    ])?;
+    let mut row = |section: &str,
+                   figure: &str,
+                   detail: &str,
+                   b: Option<&Bucket>,
+                   value: u64,
+                   share: Option<f64>| {
         let (period, from, to) = match b {
             Some(b) => (
                 b.label.clone(),
@@ -227,7 +248,16 @@ pub(crate) fn csv(p: &Period, out: impl Write) -> anyhow::Result<()> {
             None => ("all".to_string(), p.since.to_string(), p.until.to_string()),
         };
         let share = share.map(|s| format!("{s:.4}")).unwrap_or_default();
-        let record = [section, figure, detail, &period, &from, &to, &value.to_string(), &share];
+        let record = [
+            section,
+            figure,
+            detail,
+            &period,
+            &from,
+            &to,
+            &value.to_string(),
+            &share,
+        ];
         w.write_record(record.iter().map(|c| cell(c)))
     };
     for l in &p.lines {
@@ -247,7 +277,14 @@ pub(crate) fn csv(p: &Period, out: impl Write) -> anyhow::Result<()> {
         row("why_they_left", "answers", &detail, None, *n, None)?;
     }
     for c in &p.came_back_after {
-        row("came_back_after", "returns", &credit_name(c), None, c.returns, Some(c.share))?;
+        row(
+            "came_back_after",
+            "returns",
+            &credit_name(c),
+            None,
+            c.returns,
+            Some(c.share),
+        )?;
     }
     w.flush()?;
     Ok(())
