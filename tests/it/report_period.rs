@@ -299,6 +299,30 @@ fn report_over_months_counts_per_month_and_credits_returns_to_the_last_message()
         assert!(line.trim_end().ends_with(" 0"), "{text}");
     }
 
+    // The page carries the same period.
+    at(
+        &project,
+        now,
+        &[
+            "report",
+            "--html",
+            "report.html",
+            "--since",
+            "2026-06-01",
+            "--until",
+            "2026-11-30",
+        ],
+    );
+    let page = project.read_file("report.html");
+    assert!(
+        page.contains("Over time: 2026-06-01 to 2026-11-30")
+            && page.contains("<th>2026-06</th>")
+            && page.contains(
+                "<td>former-clients step 1</td><td class=\"n\">1</td><td class=\"n\">33%</td>"
+            ),
+        "{page}"
+    );
+
     let bad = project.winback(&[
         "--now",
         now,

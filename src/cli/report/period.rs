@@ -352,3 +352,88 @@ pub(crate) fn section(p: &Period) -> String {
         days = p.attribution_days,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Period {
+        let since = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        let until = NaiveDate::from_ymd_opt(2026, 6, 14).unwrap();
+        Period {
+            since,
+            until,
+            grain: Grain::Week,
+            buckets: rp::buckets(since, until),
+            lines: vec![Line {
+                figure: "opt_outs".into(),
+                detail: "=HYPERLINK(\"x\"), \"quoted\"\nnext".into(),
+                counts: vec![1, 2],
+                total: 3,
+            }],
+            surveyed: 4,
+            answered: 2,
+            came_back: 1,
+            why_they_left: vec![(Some("-price".into()), None, 2)],
+            attribution_days: 90,
+            came_back_after: vec![Credit {
+                campaign: Some("@win".into()),
+                step: Some(2),
+                returns: 1,
+                share: 1.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn csv_reads_back_with_formulas_neutralised_and_text_kept() {
+        let mut out = Vec::new();
+        csv(&sample(), &mut out).unwrap();
+        let mut reader = ::csv::Reader::from_reader(out.as_slice());
+        let rows: Vec<Vec<String>> = reader
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_string).collect())
+            .collect();
+        assert_eq!(
+            rows[0],
+            [
+                "period",
+                "opt_outs",
+                "'=HYPERLINK(\"x\"), \"quoted\"\nnext",
+                "2026-W23",
+                "2026-06-01",
+                "2026-06-07",
+                "1",
+                ""
+            ]
+        );
+        assert_eq!(rows[1][3..7], ["2026-W24", "2026-06-08", "2026-06-14", "2"]);
+        assert!(
+            rows.iter()
+                .any(|r| r[0] == "why_they_left" && r[2] == "'-price; would work with us again: -")
+        );
+        let credit = rows.iter().find(|r| r[0] == "came_back_after").unwrap();
+        assert_eq!(
+            credit[2..],
+            [
+                "'@win step 2",
+                "all",
+                "2026-06-01",
+                "2026-06-14",
+                "1",
+                "1.0000"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_page_section_escapes_what_it_shows() {
+        let html = section(&sample());
+        assert!(html.contains("<th>2026-W23</th><th>2026-W24</th><th>total</th>"));
+        assert!(
+            html.contains("<td>opt-outs: &#x3D;HYPERLINK(&quot;x&quot;), &quot;quoted&quot;"),
+            "{html}"
+        );
+        assert!(html.contains("@win step 2</td><td class=\"n\">1</td><td class=\"n\">100%"));
+    }
+}
