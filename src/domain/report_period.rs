@@ -2,7 +2,8 @@
 //! a return is credited to. Plain functions over dates and rows the store already
 //! aggregated; no database, no clock.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
 /// Spans up to this many days are shown week by week, longer ones month by month: about
@@ -72,6 +73,36 @@ pub(crate) fn buckets(since: NaiveDate, until: NaiveDate) -> Vec<Bucket> {
         start = end;
     }
     out
+}
+
+/// The zone whose days the report counts in: the campaigns' own when they all share one,
+/// else UTC (a day is then the same for every campaign).
+pub(crate) fn report_zone(zones: impl IntoIterator<Item = Tz>) -> Tz {
+    let mut zones = zones.into_iter();
+    match zones.next() {
+        Some(first) if zones.all(|z| z == first) => first,
+        _ => Tz::UTC,
+    }
+}
+
+/// The instant a day of `zone` starts (the first instant that exists, across a DST gap).
+pub(crate) fn day_start(day: NaiveDate, zone: Tz) -> DateTime<Utc> {
+    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    (0..24)
+        .find_map(|h| {
+            zone.from_local_datetime(&(midnight + Duration::hours(h)))
+                .earliest()
+        })
+        .map_or_else(|| midnight.and_utc(), |t| t.with_timezone(&Utc))
+}
+
+/// The day of `zone` an hour counted in SQL falls on: `hour` is the stored time's first 13
+/// characters (`2026-06-02T15`, UTC). Zones half an hour off UTC put that hour's first
+/// half on the same day as its second.
+pub(crate) fn local_day(hour: &str, zone: Tz) -> Option<NaiveDate> {
+    let start =
+        chrono::NaiveDateTime::parse_from_str(&format!("{hour}:30"), "%Y-%m-%dT%H:%M").ok()?;
+    Some(start.and_utc().with_timezone(&zone).date_naive())
 }
 
 /// The bucket a day falls in, if it falls in the period.
@@ -209,6 +240,21 @@ mod tests {
         assert_eq!(b[0].start, d("2025-11-15"));
         assert_eq!(b[4].end, d("2026-03-04"));
         assert!(buckets(d("2026-02-01"), d("2026-01-01")).is_empty());
+    }
+
+    #[test]
+    fn days_are_the_report_zones_own_across_a_dst_change() {
+        let paris: Tz = "Europe/Paris".parse().unwrap();
+        assert_eq!(report_zone([paris, paris]), paris);
+        assert_eq!(report_zone([paris, Tz::UTC]), Tz::UTC);
+        assert_eq!(report_zone([]), Tz::UTC);
+        assert_eq!(day_start(d("2026-01-10"), paris), t("2026-01-09T23:00:00Z"));
+        assert_eq!(day_start(d("2026-07-10"), paris), t("2026-07-09T22:00:00Z"));
+        // 22:xx UTC is the next day in Paris in summer, the same day in winter.
+        assert_eq!(local_day("2026-07-09T22", paris), Some(d("2026-07-10")));
+        assert_eq!(local_day("2026-01-09T22", paris), Some(d("2026-01-09")));
+        assert_eq!(local_day("2026-01-09T22", Tz::UTC), Some(d("2026-01-09")));
+        assert_eq!(local_day("garbage", paris), None);
     }
 
     #[test]

@@ -512,8 +512,9 @@ mod tests {
     }
 }
 
-/// What happened in a period, counted per UTC day in SQL (a few rows per day, however
-/// many messages); `domain::report_period` puts the days in weeks or months.
+/// What happened in a period, counted per UTC hour in SQL (a few rows per hour, however
+/// many messages); `domain::report_period` puts the hours in the report zone's weeks or
+/// months. The first field of each is the hour, `2026-06-02T15`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct PeriodRows {
     /// (day, campaign, step, kind) → messages accepted by the mail server.
@@ -537,16 +538,16 @@ pub(crate) struct PeriodRows {
 /// The period counts `Store::period_rows` makes, each over a range of an index.
 // Named: without statistics SQLite would take `messages_by_state` and read every sent row.
 const SENT_BY_DAY: &str =
-    "SELECT substr(sent_at, 1, 10), campaign, step, kind, COUNT(*) FROM messages INDEXED BY messages_sent
+    "SELECT substr(sent_at, 1, 13), campaign, step, kind, COUNT(*) FROM messages INDEXED BY messages_sent
      WHERE state = 'sent' AND sent_at >= ?1 AND sent_at < ?2 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3";
 const ANSWERS_BY_DAY: &str =
-    "SELECT substr(created_at, 1, 10), campaign, COUNT(*) FROM survey_answers
+    "SELECT substr(created_at, 1, 13), campaign, COUNT(*) FROM survey_answers
      WHERE created_at >= ?1 AND created_at < ?2 GROUP BY 1, 2 ORDER BY 1, 2";
 const SUPPRESSIONS_BY_DAY: &str =
-    "SELECT substr(created_at, 1, 10), reason, source, COUNT(*) FROM suppressions
+    "SELECT substr(created_at, 1, 13), reason, source, COUNT(*) FROM suppressions
      WHERE reason IN ('opt_out', 'bounce') AND created_at >= ?1 AND created_at < ?2
      GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
-const RETURNS_BY_DAY: &str = "SELECT substr(returned_at, 1, 10), COUNT(*) FROM clients
+const RETURNS_BY_DAY: &str = "SELECT substr(returned_at, 1, 13), COUNT(*) FROM clients
      WHERE returned_at >= ?1 AND returned_at < ?2 GROUP BY 1 ORDER BY 1";
 
 impl Store {
@@ -587,7 +588,7 @@ impl Store {
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         };
         out.replies = by_day(
-            "SELECT substr(received_at, 1, 10), COUNT(*) FROM inbound_messages
+            "SELECT substr(received_at, 1, 13), COUNT(*) FROM inbound_messages
              WHERE outcome = 'reply' AND undone_at IS NULL AND received_at >= ?1 AND received_at < ?2
              GROUP BY 1 ORDER BY 1",
         )?;

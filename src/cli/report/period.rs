@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
+use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::chart::esc;
@@ -30,6 +31,8 @@ pub(crate) struct Period {
     pub since: NaiveDate,
     pub until: NaiveDate,
     pub grain: Grain,
+    /// The zone whose days are counted.
+    pub zone: String,
     pub buckets: Vec<Bucket>,
     pub lines: Vec<Line>,
     /// People in the period.
@@ -43,11 +46,8 @@ pub(crate) struct Period {
     pub came_back_after: Vec<Credit>,
 }
 
-fn start_of(day: NaiveDate) -> DateTime<Utc> {
-    day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
-}
-
-/// Reads and lays out the period `since..=until` (UTC days).
+/// Reads and lays out the period `since..=until` (days of the campaigns' zone, see
+/// `report_period::report_zone`).
 pub(crate) fn period(
     config: &Config,
     store: &Store,
@@ -55,9 +55,10 @@ pub(crate) fn period(
     until: NaiveDate,
     attribution_days: u32,
 ) -> anyhow::Result<Period> {
+    let zone = rp::report_zone(config.campaigns.iter().map(|c| c.timezone));
     let buckets = rp::buckets(since, until);
-    let from = start_of(since);
-    let to = start_of(until.succ_opt().unwrap_or(until));
+    let from = rp::day_start(since, zone);
+    let to = rp::day_start(until.succ_opt().unwrap_or(until), zone);
     let rows = store.period_rows(from, to)?;
     let mut attribution = Attribution::new(attribution_days);
     store.for_each_return(from, to, |r| attribution.add(r))?;
@@ -66,7 +67,8 @@ pub(crate) fn period(
         since,
         until,
         grain: rp::grain(since, until),
-        lines: lines(&buckets, &rows, inbound_on),
+        lines: lines(&buckets, &rows, inbound_on, zone),
+        zone: zone.name().to_string(),
         buckets,
         surveyed: rows.surveyed,
         answered: rows.answered,
@@ -77,16 +79,14 @@ pub(crate) fn period(
     })
 }
 
-fn lines(buckets: &[Bucket], rows: &PeriodRows, inbound_on: bool) -> Vec<Line> {
+fn lines(buckets: &[Bucket], rows: &PeriodRows, inbound_on: bool, zone: Tz) -> Vec<Line> {
     // (figure order, figure, detail) → counts
     let mut acc: BTreeMap<(u8, &str, String), Vec<u64>> = BTreeMap::new();
-    let mut put = |order: u8, figure: &'static str, detail: String, day: &str, n: u64| {
+    let mut put = |order: u8, figure: &'static str, detail: String, hour: &str, n: u64| {
         let counts = acc
             .entry((order, figure, detail))
             .or_insert_with(|| vec![0; buckets.len()]);
-        let at = NaiveDate::parse_from_str(day, "%Y-%m-%d")
-            .ok()
-            .and_then(|d| rp::bucket_of(buckets, d));
+        let at = rp::local_day(hour, zone).and_then(|d| rp::bucket_of(buckets, d));
         if let Some(i) = at {
             counts[i] += n;
         }
@@ -151,9 +151,10 @@ fn credit_name(c: &Credit) -> String {
 /// The period as plain text for a terminal or a mail.
 pub(crate) fn table(p: &Period) -> String {
     let mut out = format!(
-        "{} to {}, by {}\n\n",
+        "{} to {} ({}), by {}\n\n",
         p.since,
         p.until,
+        p.zone,
         match p.grain {
             Grain::Week => "week",
             Grain::Month => "month",
@@ -330,7 +331,7 @@ pub(crate) fn section(p: &Period) -> String {
     format!(
         r#"<section id="period">
 <h2>Over time: {since} to {until}</h2>
-<p class="note">By {grain}. People in the period: {surveyed} surveyed, {answered} answered, {came_back} came back.</p>
+<p class="note">By {grain}, days in {zone}. People in the period: {surveyed} surveyed, {answered} answered, {came_back} came back.</p>
 <table><thead><tr>{head}</tr></thead><tbody>
 {body}</tbody></table>
 <h3>Came back after (the last message within {days} days)</h3>
@@ -350,6 +351,7 @@ pub(crate) fn section(p: &Period) -> String {
         answered = p.answered,
         came_back = p.came_back,
         days = p.attribution_days,
+        zone = esc(&p.zone),
     )
 }
 
@@ -364,6 +366,7 @@ mod tests {
             since,
             until,
             grain: Grain::Week,
+            zone: "UTC".into(),
             buckets: rp::buckets(since, until),
             lines: vec![Line {
                 figure: "opt_outs".into(),
