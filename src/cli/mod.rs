@@ -244,10 +244,10 @@ pub enum Command {
         /// How to print the figures over time when no --html is given.
         #[arg(long, value_enum, default_value_t = ReportFormat::Table, conflicts_with = "html")]
         format: ReportFormat,
-        /// The first day of the period (YYYY-MM-DD, UTC); default: 12 weeks before --until.
+        /// The first day of the period (YYYY-MM-DD, in the campaigns' time zone); default: 12 weeks before --until.
         #[arg(long, value_name = "DATE")]
         since: Option<chrono::NaiveDate>,
-        /// The last day of the period (YYYY-MM-DD, UTC, included); default: today.
+        /// The last day of the period (YYYY-MM-DD, included); default: today.
         #[arg(long, value_name = "DATE")]
         until: Option<chrono::NaiveDate>,
         /// A return is credited to the last message the person got at most this many days before.

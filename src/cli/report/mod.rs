@@ -46,7 +46,10 @@ pub(super) fn run(cli: &Cli, args: ReportArgs) -> anyhow::Result<ExitCode> {
         super::output::output_path(&setup.config, html, args.force)?;
     }
     let now = setup.clock.now();
-    let until = args.until.unwrap_or(now.date_naive());
+    let zone = crate::domain::report_period::report_zone(
+        setup.config.campaigns.iter().map(|c| c.timezone),
+    );
+    let until = args.until.unwrap_or(now.with_timezone(&zone).date_naive());
     let since = args
         .since
         .unwrap_or(until - Duration::days(DEFAULT_PERIOD_DAYS));
