@@ -339,14 +339,14 @@ mod tests {
             .unwrap()
     }
 
-    fn store() -> (tempfile::TempDir, Store) {
+    pub(super) fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("w.db")).unwrap();
         (dir, store)
     }
 
     /// Rows written by hand: the report reads the tables, whatever wrote them.
-    fn seed(store: &Store) {
+    pub(super) fn seed(store: &Store) {
         let t = |d, h| fmt_time(at(d, h));
         let sql = format!(
             "INSERT INTO clients (id, email, churned_at, churn_reason, returned_at, created_at, updated_at) VALUES
@@ -517,15 +517,16 @@ mod tests {
 /// months. The first field of each is the hour, `2026-06-02T15`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct PeriodRows {
-    /// (day, campaign, step, kind) → messages accepted by the mail server.
+    /// (hour, campaign, step, kind) → messages accepted by the mail server.
     pub sent: Vec<(String, String, u32, String, u64)>,
-    /// (day, campaign) → survey answers first given that day.
+    /// (hour, campaign) → survey answers first given that day.
     pub answers: Vec<(String, String, u64)>,
-    /// (day, reason, source) → addresses suppressed (`opt_out`, `bounce`).
+    /// (hour, reason, source) → addresses suppressed (`opt_out`, `bounce`).
     pub suppressions: Vec<(String, String, String, u64)>,
-    /// (day) → replies read from the inbound mailbox, undone ones left out.
+    /// (hour) → replies read from the inbound mailbox, undone ones left out.
     pub replies: Vec<(String, u64)>,
-    /// (day) → former clients recorded as clients again.
+    /// (hour) → former clients in a campaign recorded as clients again (as the funnel
+    /// counts them: not those who came back before any campaign took them in).
     pub returns: Vec<(String, u64)>,
     /// (reason given in the survey, would work with us again) → answers given in the period.
     pub reasons: Vec<(Option<String>, Option<String>, u64)>,
@@ -548,7 +549,9 @@ const SUPPRESSIONS_BY_DAY: &str =
      WHERE reason IN ('opt_out', 'bounce') AND created_at >= ?1 AND created_at < ?2
      GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
 const RETURNS_BY_DAY: &str = "SELECT substr(returned_at, 1, 13), COUNT(*) FROM clients
-     WHERE returned_at >= ?1 AND returned_at < ?2 GROUP BY 1 ORDER BY 1";
+     WHERE returned_at >= ?1 AND returned_at < ?2
+       AND EXISTS (SELECT 1 FROM enrollments e WHERE e.client_id = clients.id)
+     GROUP BY 1 ORDER BY 1";
 
 impl Store {
     /// The period figures for `from..to` (`to` excluded).
@@ -612,8 +615,10 @@ impl Store {
         out.answered = count(
             "SELECT COUNT(DISTINCT client_id) FROM survey_answers WHERE created_at >= ?1 AND created_at < ?2",
         )?;
-        out.came_back =
-            count("SELECT COUNT(*) FROM clients WHERE returned_at >= ?1 AND returned_at < ?2")?;
+        out.came_back = count(
+            "SELECT COUNT(*) FROM clients c WHERE returned_at >= ?1 AND returned_at < ?2
+                   AND EXISTS (SELECT 1 FROM enrollments e WHERE e.client_id = c.id)",
+        )?;
         Ok(out)
     }
 
@@ -630,7 +635,8 @@ impl Store {
              LEFT JOIN messages m ON m.id = (
                  SELECT id FROM messages WHERE client_id = c.id AND state = 'sent'
                    AND sent_at <= c.returned_at ORDER BY sent_at DESC, id DESC LIMIT 1)
-             WHERE c.returned_at >= ?1 AND c.returned_at < ?2",
+             WHERE c.returned_at >= ?1 AND c.returned_at < ?2
+               AND EXISTS (SELECT 1 FROM enrollments e WHERE e.client_id = c.id)",
         )?;
         let mut rows = stmt.query(params![fmt_time(from), fmt_time(to)])?;
         while let Some(r) = rows.next()? {
@@ -654,6 +660,37 @@ impl Store {
 #[cfg(test)]
 mod period_tests {
     use super::*;
+
+    /// Counted by hour; a return counts only for someone a campaign took in, as in the funnel.
+    #[test]
+    fn period_rows_count_by_hour_and_only_returns_of_people_in_a_campaign() {
+        let (_dir, store) = super::tests::store();
+        super::tests::seed(&store);
+        let from = DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let to = DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let rows = store.period_rows(from, to).unwrap();
+        assert_eq!(rows.returns, [("2026-06-03T09".to_string(), 1)]);
+        assert_eq!(rows.came_back, 1);
+        assert_eq!(
+            rows.answers,
+            [("2026-06-01T08".to_string(), "c".to_string(), 1)]
+        );
+        assert_eq!(rows.suppressions.len(), 2);
+        let mut returns = Vec::new();
+        store
+            .for_each_return(from, to, |r| returns.push(r))
+            .unwrap();
+        assert_eq!(returns.len(), 1);
+        // Nothing counts outside the period.
+        let later = store
+            .period_rows(to, to + chrono::Duration::days(30))
+            .unwrap();
+        assert!(later.returns.is_empty() && later.answers.is_empty() && later.came_back == 0);
+    }
 
     /// Each period count reads a range of an index (schema16.sql), never the whole table.
     #[test]
