@@ -72,6 +72,14 @@ pub enum Format {
     Csv,
 }
 
+/// `winback report` without `--html`: the figures over time as text.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the configuration and templates (renders every step for a sample client of each churn reason).
@@ -230,12 +238,24 @@ pub enum Command {
     /// Write a one-page HTML report: funnel, churn reasons, opt-outs per step, returned mail,
     /// upcoming sends.
     #[command(
-        after_help = "Example: winback report --html report.html\n\nThe page is self-contained (no scripts, nothing loaded from elsewhere): mail it or archive it as it is. For a terminal summary, use `winback status`."
+        after_help = "Example: winback report --html report.html\n         winback report --since 2026-01-01 --until 2026-03-31 --format csv > q1.csv\n\nThe page is self-contained (no scripts, nothing loaded from elsewhere): mail it or archive it as it is. For a terminal summary, use `winback status`."
     )]
     Report {
-        /// Where to write the page.
+        /// Where to write the page; without it, the figures over time are printed.
         #[arg(long, value_name = "FILE")]
-        html: PathBuf,
+        html: Option<PathBuf>,
+        /// How to print the figures over time when no --html is given.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table, conflicts_with = "html")]
+        format: ReportFormat,
+        /// The first day of the period (YYYY-MM-DD, in the campaigns' time zone); default: 12 weeks before --until.
+        #[arg(long, value_name = "DATE")]
+        since: Option<chrono::NaiveDate>,
+        /// The last day of the period (YYYY-MM-DD, included); default: today.
+        #[arg(long, value_name = "DATE")]
+        until: Option<chrono::NaiveDate>,
+        /// A return is credited to the last message the person got at most this many days before.
+        #[arg(long, value_name = "DAYS", default_value_t = 90)]
+        attribution_days: u32,
         /// Replace FILE if it exists.
         #[arg(long)]
         force: bool,
@@ -449,7 +469,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyway: *anyway,
             },
         ),
-        Command::Report { html, force } => report::run(&cli, html, *force),
+        Command::Report {
+            html,
+            format,
+            since,
+            until,
+            attribution_days,
+            force,
+        } => report::run(
+            &cli,
+            report::ReportArgs {
+                html: html.as_deref(),
+                format: *format,
+                since: *since,
+                until: *until,
+                attribution_days: *attribution_days,
+                force: *force,
+            },
+        ),
         Command::Backup { file, force } => ops::backup(&cli, file, *force),
         Command::Completions { shell } => ops::completions(*shell),
         Command::Secret(SecretCommand::Rotate) => ops::rotate_secret(&cli),

@@ -17,6 +17,7 @@ pub(crate) mod lifecycle;
 pub(crate) mod model;
 pub(crate) mod notice;
 pub(crate) mod plan;
+pub(crate) mod report_period;
 pub(crate) mod retry;
 pub(crate) mod schedule;
 pub(crate) mod send_at;

@@ -339,14 +339,14 @@ mod tests {
             .unwrap()
     }
 
-    fn store() -> (tempfile::TempDir, Store) {
+    pub(super) fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("w.db")).unwrap();
         (dir, store)
     }
 
     /// Rows written by hand: the report reads the tables, whatever wrote them.
-    fn seed(store: &Store) {
+    pub(super) fn seed(store: &Store) {
         let t = |d, h| fmt_time(at(d, h));
         let sql = format!(
             "INSERT INTO clients (id, email, churned_at, churn_reason, returned_at, created_at, updated_at) VALUES
@@ -509,5 +509,214 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+}
+
+/// What happened in a period, counted per UTC hour in SQL (a few rows per hour, however
+/// many messages); `domain::report_period` puts the hours in the report zone's weeks or
+/// months. The first field of each is the hour, `2026-06-02T15`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct PeriodRows {
+    /// (hour, campaign, step, kind) → messages accepted by the mail server.
+    pub sent: Vec<(String, String, u32, String, u64)>,
+    /// (hour, campaign) → survey answers first given that day.
+    pub answers: Vec<(String, String, u64)>,
+    /// (hour, reason, source) → addresses suppressed (`opt_out`, `bounce`).
+    pub suppressions: Vec<(String, String, String, u64)>,
+    /// (hour) → replies read from the inbound mailbox, undone ones left out.
+    pub replies: Vec<(String, u64)>,
+    /// (hour) → former clients in a campaign recorded as clients again (as the funnel
+    /// counts them: not those who came back before any campaign took them in).
+    pub returns: Vec<(String, u64)>,
+    /// (reason given in the survey, would work with us again) → answers given in the period.
+    pub reasons: Vec<(Option<String>, Option<String>, u64)>,
+    /// People in the period: surveyed (a survey went), answered, came back.
+    pub surveyed: u64,
+    pub answered: u64,
+    pub came_back: u64,
+}
+
+/// The period counts `Store::period_rows` makes, each over a range of an index.
+// Named: without statistics SQLite would take `messages_by_state` and read every sent row.
+const SENT_BY_DAY: &str =
+    "SELECT substr(sent_at, 1, 13), campaign, step, kind, COUNT(*) FROM messages INDEXED BY messages_sent
+     WHERE state = 'sent' AND sent_at >= ?1 AND sent_at < ?2 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3";
+const ANSWERS_BY_DAY: &str =
+    "SELECT substr(created_at, 1, 13), campaign, COUNT(*) FROM survey_answers
+     WHERE created_at >= ?1 AND created_at < ?2 GROUP BY 1, 2 ORDER BY 1, 2";
+const SUPPRESSIONS_BY_DAY: &str =
+    "SELECT substr(created_at, 1, 13), reason, source, COUNT(*) FROM suppressions
+     WHERE reason IN ('opt_out', 'bounce') AND created_at >= ?1 AND created_at < ?2
+     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+const RETURNS_BY_DAY: &str = "SELECT substr(returned_at, 1, 13), COUNT(*) FROM clients
+     WHERE returned_at >= ?1 AND returned_at < ?2
+       AND EXISTS (SELECT 1 FROM enrollments e WHERE e.client_id = clients.id)
+     GROUP BY 1 ORDER BY 1";
+
+impl Store {
+    /// The period figures for `from..to` (`to` excluded).
+    pub(crate) fn period_rows(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<PeriodRows> {
+        let (from, to) = (fmt_time(from), fmt_time(to));
+        let conn = &self.conn;
+        let mut out = PeriodRows::default();
+        let mut stmt = conn.prepare(SENT_BY_DAY)?;
+        for row in stmt.query_map(params![from, to], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, i64>(4)? as u64,
+            ))
+        })? {
+            out.sent.push(row?);
+        }
+        let mut stmt = conn.prepare(ANSWERS_BY_DAY)?;
+        for row in stmt.query_map(params![from, to], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+        })? {
+            out.answers.push(row?);
+        }
+        let mut stmt = conn.prepare(SUPPRESSIONS_BY_DAY)?;
+        for row in stmt.query_map(params![from, to], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64))
+        })? {
+            out.suppressions.push(row?);
+        }
+        let by_day = |sql: &str| -> Result<Vec<(String, u64)>> {
+            let mut stmt = conn.prepare(sql)?;
+            let rows = stmt.query_map(params![from, to], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        };
+        out.replies = by_day(
+            "SELECT substr(received_at, 1, 13), COUNT(*) FROM inbound_messages
+             WHERE outcome = 'reply' AND undone_at IS NULL AND received_at >= ?1 AND received_at < ?2
+             GROUP BY 1 ORDER BY 1",
+        )?;
+        out.returns = by_day(RETURNS_BY_DAY)?;
+        let mut stmt = conn.prepare(
+            "SELECT reason, would_return, COUNT(*) FROM survey_answers
+             WHERE created_at >= ?1 AND created_at < ?2 GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2",
+        )?;
+        for row in stmt.query_map(params![from, to], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+        })? {
+            out.reasons.push(row?);
+        }
+        let count = |sql: &str| -> Result<u64> {
+            Ok(conn.query_row(sql, params![from, to], |r| r.get::<_, i64>(0))? as u64)
+        };
+        out.surveyed = count(
+            "SELECT COUNT(DISTINCT client_id) FROM messages INDEXED BY messages_sent
+             WHERE kind = 'survey' AND state = 'sent' AND sent_at >= ?1 AND sent_at < ?2",
+        )?;
+        out.answered = count(
+            "SELECT COUNT(DISTINCT client_id) FROM survey_answers WHERE created_at >= ?1 AND created_at < ?2",
+        )?;
+        out.came_back = count(
+            "SELECT COUNT(*) FROM clients c WHERE returned_at >= ?1 AND returned_at < ?2
+                   AND EXISTS (SELECT 1 FROM enrollments e WHERE e.client_id = c.id)",
+        )?;
+        Ok(out)
+    }
+
+    /// Each return in `from..to` with the last message sent to that person before it,
+    /// one row at a time (the latest message is found through `messages_by_client`).
+    pub(crate) fn for_each_return(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        mut f: impl FnMut(crate::domain::report_period::Return),
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.returned_at, m.campaign, m.step, m.sent_at FROM clients c
+             LEFT JOIN messages m ON m.id = (
+                 SELECT id FROM messages WHERE client_id = c.id AND state = 'sent'
+                   AND sent_at <= c.returned_at ORDER BY sent_at DESC, id DESC LIMIT 1)
+             WHERE c.returned_at >= ?1 AND c.returned_at < ?2
+               AND EXISTS (SELECT 1 FROM enrollments e WHERE e.client_id = c.id)",
+        )?;
+        let mut rows = stmt.query(params![fmt_time(from), fmt_time(to)])?;
+        while let Some(r) = rows.next()? {
+            let returned_at = super::codec::parse_time(&r.get::<_, String>(0)?)?;
+            let campaign: Option<String> = r.get(1)?;
+            let step: Option<u32> = r.get(2)?;
+            let sent_at = parse_opt_time(r.get(3)?)?;
+            let last_message = match (campaign, step, sent_at) {
+                (Some(c), Some(s), Some(t)) => Some((c, s, t)),
+                _ => None,
+            };
+            f(crate::domain::report_period::Return {
+                returned_at,
+                last_message,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod period_tests {
+    use super::*;
+
+    /// Counted by hour; a return counts only for someone a campaign took in, as in the funnel.
+    #[test]
+    fn period_rows_count_by_hour_and_only_returns_of_people_in_a_campaign() {
+        let (_dir, store) = super::tests::store();
+        super::tests::seed(&store);
+        let from = DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let to = DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let rows = store.period_rows(from, to).unwrap();
+        assert_eq!(rows.returns, [("2026-06-03T09".to_string(), 1)]);
+        assert_eq!(rows.came_back, 1);
+        assert_eq!(
+            rows.answers,
+            [("2026-06-01T08".to_string(), "c".to_string(), 1)]
+        );
+        assert_eq!(rows.suppressions.len(), 2);
+        let mut returns = Vec::new();
+        store
+            .for_each_return(from, to, |r| returns.push(r))
+            .unwrap();
+        assert_eq!(returns.len(), 1);
+        // Nothing counts outside the period.
+        let later = store
+            .period_rows(to, to + chrono::Duration::days(30))
+            .unwrap();
+        assert!(later.returns.is_empty() && later.answers.is_empty() && later.came_back == 0);
+    }
+
+    /// Each period count reads a range of an index (schema16.sql), never the whole table.
+    #[test]
+    fn period_counts_search_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("w.db")).unwrap();
+        for (sql, index) in [
+            (SENT_BY_DAY, "messages_sent"),
+            (ANSWERS_BY_DAY, "survey_answers_by_time"),
+            (SUPPRESSIONS_BY_DAY, "suppressions_by_time"),
+            (RETURNS_BY_DAY, "clients_returned"),
+        ] {
+            let mut stmt = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(params!["2026-01-01", "2026-02-01"], |r| r.get(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let plan = plan.join("; ");
+            assert!(
+                plan.contains(&format!("INDEX {index}")) && !plan.contains("SCAN"),
+                "{index}: {plan}"
+            );
+        }
     }
 }

@@ -25,6 +25,7 @@ mod ops;
 mod playbook;
 mod playbook_config;
 mod recipients;
+mod report_period;
 mod returned;
 mod seasons;
 mod send_test;

@@ -8,6 +8,7 @@
 //! archived as one file.
 
 mod chart;
+mod period;
 mod returned;
 mod sections;
 mod syncs;
@@ -16,25 +17,62 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use super::{Cli, load_config, open_store};
+use super::{Cli, ReportFormat, load_config, open_store};
 use crate::config::Config;
 use crate::domain::plan::Planned;
 use crate::store::ReportData;
 use chart::esc;
 use sections::WEEKS_AHEAD;
 
-pub(super) fn run(cli: &Cli, html: &Path, force: bool) -> anyhow::Result<ExitCode> {
+/// What `winback report` was asked for.
+pub(super) struct ReportArgs<'a> {
+    pub html: Option<&'a Path>,
+    pub format: ReportFormat,
+    pub since: Option<NaiveDate>,
+    pub until: Option<NaiveDate>,
+    pub attribution_days: u32,
+    pub force: bool,
+}
+
+/// Days in the default period before `--until` (12 weeks and the day itself: weekly).
+const DEFAULT_PERIOD_DAYS: i64 = 83;
+
+pub(super) fn run(cli: &Cli, args: ReportArgs) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
     // Refused before any work when the file may not be written.
-    super::output::output_path(&setup.config, html, force)?;
-    let mut store = open_store(&setup.config)?;
+    if let Some(html) = args.html {
+        super::output::output_path(&setup.config, html, args.force)?;
+    }
     let now = setup.clock.now();
+    let zone = crate::domain::report_period::report_zone(
+        setup.config.campaigns.iter().map(|c| c.timezone),
+    );
+    let until = args.until.unwrap_or(now.with_timezone(&zone).date_naive());
+    let since = args
+        .since
+        .unwrap_or(until - Duration::days(DEFAULT_PERIOD_DAYS));
+    if since > until {
+        anyhow::bail!(
+            "--since {since} is after --until {until}: give the first day of the period, then the last"
+        );
+    }
+    let mut store = open_store(&setup.config)?;
+    let period = period::period(&setup.config, &store, since, until, args.attribution_days)?;
+    let Some(html) = args.html else {
+        match args.format {
+            ReportFormat::Table => print!("{}", period::table(&period)),
+            ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&period)?),
+            ReportFormat::Csv => period::csv(&period, std::io::stdout().lock())?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let force = args.force;
     let data = store.report_data()?;
     let until = now + Duration::weeks(WEEKS_AHEAD as i64);
     let planned = super::plan::simulate(&setup.config, &mut store, now, until)?;
-    let page = page(&setup.config, &data, &planned, now);
+    let page = page(&setup.config, &data, &planned, &period, now);
     super::output::write_output(&setup.config, html, page.as_bytes(), force)
         .context("the report was not written")?;
     let f = data.funnel;
@@ -66,7 +104,13 @@ pub(super) fn run(cli: &Cli, html: &Path, force: bool) -> anyhow::Result<ExitCod
 }
 
 /// The whole page.
-fn page(config: &Config, data: &ReportData, planned: &[Planned], now: DateTime<Utc>) -> String {
+fn page(
+    config: &Config,
+    data: &ReportData,
+    planned: &[Planned],
+    period: &period::Period,
+    now: DateTime<Utc>,
+) -> String {
     let generated = now.format("%Y-%m-%d %H:%M UTC").to_string();
     let sent = data.messages.get("sent").copied().unwrap_or(0);
     let attention: u64 = crate::store::ATTENTION
@@ -75,6 +119,7 @@ fn page(config: &Config, data: &ReportData, planned: &[Planned], now: DateTime<U
         .sum();
     let sections = [
         sections::funnel(&data.funnel),
+        period::section(period),
         sections::reasons(config, data),
         sections::stops(config, data),
         returned::returned(config, &data.returned),

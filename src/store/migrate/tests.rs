@@ -499,7 +499,8 @@ fn version_15_keeps_every_message_and_refuses_a_second_copy_of_an_occurrence() {
             "messages_by_claim",
             "messages_by_client",
             "messages_by_state",
-            "messages_retry"
+            "messages_retry",
+            "messages_sent"
         ]
     );
     // The reply still points at its message; the pointer stands at occurrence 1.
