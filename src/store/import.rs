@@ -236,7 +236,10 @@ impl Store {
             changes: self.dry_run.then(ImportChanges::default),
             ..ImportOutcome::default()
         };
-        let tx = self.conn.transaction()?;
+        // Immediate: the import reads before it writes, and a deferred transaction whose
+        // snapshot a running daemon's pass has moved past fails at its first write with
+        // "database is locked" instead of waiting its turn.
+        let tx = self.write_tx()?;
         let now_text = fmt_time(now);
         let mut new_rows = NewRows::prepare(&tx, config, &now_text)?;
         let mut seen = 0u64;

@@ -270,7 +270,7 @@ impl Store {
     /// held, a template error did that) makes the sequence active again at that step: once
     /// the message goes, the sequence continues.
     pub(crate) fn resend(&mut self, row: i64, now: DateTime<Utc>) -> Result<bool> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         tx.execute(
             "UPDATE enrollments SET state = 'active', send_at = NULL, stopped_at = NULL, updated_at = ?2
              WHERE state = 'completed'
