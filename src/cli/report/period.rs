@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use serde::Serialize;
 
+use super::super::csv_out::CsvOut;
 use super::chart::esc;
 use crate::config::Config;
 use crate::domain::report_period::{self as rp, Attribution, Bucket, Credit, Grain};
@@ -217,23 +218,15 @@ pub(crate) fn table(p: &Period) -> String {
     out
 }
 
-/// A cell as a spreadsheet must show it: text starting with `=`, `+`, `-` or `@` gets a
-/// leading `'` so it is never read as a formula.
-fn cell(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@']) {
-        format!("'{text}")
-    } else {
-        text.to_string()
-    }
-}
-
 /// The period as one CSV table (RFC 4180, a header row): one row per figure and bucket,
 /// then the people, the reasons and the attribution with `period` = `all`.
 pub(crate) fn csv(p: &Period, out: impl Write) -> anyhow::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    w.write_record([
-        "section", "figure", "detail", "period", "from", "to", "value", "share",
-    ])?;
+    let mut w = CsvOut::new(
+        out,
+        &[
+            "section", "figure", "detail", "period", "from", "to", "value", "share",
+        ],
+    )?;
     let mut row = |section: &str,
                    figure: &str,
                    detail: &str,
@@ -259,7 +252,7 @@ pub(crate) fn csv(p: &Period, out: impl Write) -> anyhow::Result<()> {
             &value.to_string(),
             &share,
         ];
-        w.write_record(record.iter().map(|c| cell(c)))
+        w.row(record.iter().copied())
     };
     for l in &p.lines {
         for (n, b) in l.counts.iter().zip(&p.buckets) {
@@ -287,8 +280,7 @@ pub(crate) fn csv(p: &Period, out: impl Write) -> anyhow::Result<()> {
             Some(c.share),
         )?;
     }
-    w.flush()?;
-    Ok(())
+    w.finish()
 }
 
 /// The period as a section of the HTML page.
