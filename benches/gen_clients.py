@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Writes N realistic former-client rows as CSV, for measuring `winback import`.
 
-    python3 benches/gen_clients.py N [--seed S] [--lf] > clients.csv
+    python3 benches/gen_clients.py N [--seed S] [--lf] [--contactable] > clients.csv
 
 Columns: email,name,company,churned_at,churn_reason,timezone,plan. Dates fall within the
 three years before 2026-11-01 (fixed, so output does not depend on the day it runs); most
 are bare dates, some RFC 3339 instants with an offset. Emails are unique. Some names and
 companies need quoting (commas, quotes) or are non-ASCII; a few optional cells are empty.
 The same N and seed always give the same bytes. Line breaks are CRLF, as spreadsheets
-write them, unless --lf is given. Python 3 standard library only.
+write them, unless --lf is given. With --contactable no row has the reason `we_ended`
+(never contacted), so every client can be enrolled. Python 3 standard library only.
 """
 
 import argparse
@@ -70,7 +71,7 @@ def churned_at(rng):
     return moment.astimezone(offset).replace(microsecond=0).isoformat()
 
 
-def rows(count, rng):
+def rows(count, rng, reasons):
     for index in range(count):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         stem = rng.choice(COMPANY_STEMS)
@@ -85,7 +86,7 @@ def rows(count, rng):
             name,
             company,
             churned_at(rng),
-            rng.choice(REASONS),
+            rng.choice(reasons),
             rng.choice(TIMEZONES),
             rng.choice(PLANS),
         ]
@@ -96,6 +97,7 @@ def main():
     parser.add_argument("count", type=int, help="number of rows to write")
     parser.add_argument("--seed", type=int, default=20261101)
     parser.add_argument("--lf", action="store_true", help="end lines with LF, not CRLF")
+    parser.add_argument("--contactable", action="store_true", help="no `we_ended` reasons")
     args = parser.parse_args()
     if args.count < 0:
         parser.error("count must not be negative")
@@ -103,7 +105,8 @@ def main():
     out = open(sys.stdout.fileno(), "w", encoding="utf-8", newline="", closefd=False)
     writer = csv.writer(out, lineterminator="\n" if args.lf else "\r\n")
     writer.writerow(["email", "name", "company", "churned_at", "churn_reason", "timezone", "plan"])
-    writer.writerows(rows(args.count, rng))
+    reasons = [r for r in REASONS if r != "we_ended"] if args.contactable else REASONS
+    writer.writerows(rows(args.count, rng, reasons))
     out.flush()
 
 
