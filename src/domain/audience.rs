@@ -200,16 +200,16 @@ pub(crate) fn enrolls_in_time(
 }
 
 /// Whether a client who left at `churned_at` is past the campaign's consent horizon at
-/// `now`: more than `max_days_since_churn` local days since the churn.
+/// `now`: the last local day on which a message may start (`max_days_since_churn` days
+/// after the churn day) is over. The same instant the scheduler stops at, so a client
+/// counted here is one no message can reach.
 pub(crate) fn past_horizon(
     campaign: &Campaign,
     churned_at: ChurnedAt,
     tz: Tz,
     now: DateTime<Utc>,
 ) -> bool {
-    campaign
-        .max_days_since_churn
-        .is_some_and(|days| add_local_days(churned_at.instant(tz), days, tz) < now)
+    crate::domain::schedule::horizon(campaign, churned_at, tz).is_some_and(|end| end <= now)
 }
 
 /// When campaign `index` can never enroll anyone because the campaigns before it take

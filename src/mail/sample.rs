@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 use crate::config::{Campaign, Config};
+use crate::domain::audience::MatchKey;
 use crate::domain::model::{ChurnedAt, ClientRecord};
 
 /// A realistic former client, used by `check` and `preview`.
@@ -42,15 +43,17 @@ pub(crate) fn sample_client_for(config: &Config, campaign: &Campaign) -> ClientR
     }
     // The values the campaign's `match` asks for, so that its templates render as for the
     // clients it takes.
+    // Keys are read as the audience reads them (`domain::audience::MatchKey`), so a key
+    // written `Fields.Region` fills the same field the audience compares.
     for (key, value) in &campaign.matches {
-        match key.as_str() {
-            "country" => client.country = Some(value.clone()),
-            "company" => client.company = Some(value.clone()),
-            _ => {
-                if let Some(field) = key.strip_prefix("fields.") {
-                    client.fields.insert(field.to_string(), value.clone());
-                }
+        match MatchKey::parse(key) {
+            Ok(MatchKey::Country) => client.country = Some(value.clone()),
+            Ok(MatchKey::Company) => client.company = Some(value.clone()),
+            Ok(MatchKey::Field(field)) => {
+                client.fields.insert(field, value.clone());
             }
+            // `check` refuses such a key before anything renders.
+            Err(_) => {}
         }
     }
     client

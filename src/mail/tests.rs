@@ -917,3 +917,23 @@ fn the_sample_client_of_a_campaign_has_a_reason_its_audience_takes() {
     );
     assert_ne!(reason.as_deref(), Some("we_ended"));
 }
+
+#[test]
+fn the_sample_client_of_a_campaign_has_the_values_its_match_asks_for() {
+    let setup = Setup::new();
+    let step = format!(
+        "[[campaign.step]]\nkind = \"survey\"\ntemplate = \"survey\"\nsubject = \"{SUBJECT}\"\n"
+    );
+    let config = setup
+        .config_with(
+            "",
+            &format!("match = {{ \"Fields.Region\" = \"EMEA\", Company = \"Globex\" }}\n{step}"),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let sample = sample_client_for(&config, &config.campaigns[0]);
+    assert_eq!(
+        sample.fields.get("region").map(String::as_str),
+        Some("EMEA")
+    );
+    assert_eq!(sample.company.as_deref(), Some("Globex"));
+}

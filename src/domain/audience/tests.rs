@@ -298,14 +298,16 @@ fn a_survey_due_long_before_the_person_is_first_seen_is_not_enrolled() {
 }
 
 #[test]
-fn a_client_is_past_the_horizon_once_that_many_days_passed_since_the_churn() {
+fn a_client_is_past_the_horizon_once_the_last_day_a_message_may_start_is_over() {
     let mut c = campaign("c", None, &[], &[]);
     let churned = |t: &str| ChurnedAt::parse(t).unwrap_or_else(|| panic!("{t}"));
     // (max_days_since_churn, churned_at, now, past)
     let table = [
         (None, "2010-01-01", "2026-06-01T10:00:00Z", false),
         (Some(730), "2024-06-01", "2026-06-01T00:00:00Z", false),
-        (Some(730), "2024-06-01", "2026-06-01T00:00:01Z", true),
+        // 2026-06-01 is the 730th day after the churn: a message may still start on it.
+        (Some(730), "2024-06-01", "2026-06-01T23:59:59Z", false),
+        (Some(730), "2024-06-01", "2026-06-02T00:00:00Z", true),
         (Some(730), "2025-01-01", "2026-06-01T00:00:00Z", false),
     ];
     for (days, at, now, past) in table {
