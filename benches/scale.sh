@@ -4,6 +4,7 @@
 # time to its first line of output and its peak memory (benches/measure.py).
 #
 #   bash benches/scale.sh [--keep DIR] [N]
+#   WINBACK_BIN=/path/to/winback bash benches/scale.sh ...   (that binary, not a fresh build)
 #
 # The database is built by the release binary as a user would: `import` of N generated
 # clients (benches/gen_clients.py --contactable), a first set of figures (before any
@@ -23,7 +24,7 @@ if [ "${1:-}" = "--keep" ]; then
 fi
 n=${1:-1000000}
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin="$root/target/release/winback"
+bin="${WINBACK_BIN:-$root/target/release/winback}"
 measure() { python3 "$root/benches/measure.py" "$@"; }
 . "$root/benches/sink.sh"
 
@@ -39,7 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 work=$WORK_DIR
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+[ -n "${WINBACK_BIN:-}" ] || cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 
 # Every generated client left by 2026-11-01, so all are past the 90 quiet days; `send_at`
 # is every minute, so the pass a minute after the import finds every survey due (as in
