@@ -10,6 +10,7 @@ use std::fs;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use crate::support::Project;
+use crate::support::wakeups::{rfc3339, run_until_with};
 
 /// Survey, a newsletter 30 days later and then every 91 days, a greeting on 10 December;
 /// every day at 10:00 UTC; `extra` adds campaign keys.
@@ -74,42 +75,15 @@ fn sent(project: &Project) -> Vec<(String, DateTime<Utc>, String)> {
     out
 }
 
-/// The daemon's next wake-up, as `status` tells it.
-fn next_wake(project: &Project, now: &str) -> Option<DateTime<Utc>> {
-    let out = project.winback(&["--now", now, "status", "--format", "json"]);
-    out.assert_success();
-    let status: serde_json::Value = serde_json::from_str(&out.stdout).expect("status is JSON");
-    status["next_wake"].as_str().map(|t| {
-        DateTime::parse_from_rfc3339(t)
-            .expect("an instant")
-            .with_timezone(&Utc)
-    })
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 /// Runs one pass at each wake-up the daemon asks for, from `start` to `end`, each `lag`
 /// after the wake-up (a real pass sends a moment after its `send_at` moment, or later when
 /// the daemon was busy or down).
 fn run_until(project: &Project, start: &str, end: &str, lag: Duration) {
-    let end = DateTime::parse_from_rfc3339(end)
-        .unwrap()
-        .with_timezone(&Utc);
-    let mut now = DateTime::parse_from_rfc3339(start)
-        .unwrap()
-        .with_timezone(&Utc);
-    for _ in 0..200 {
+    run_until_with(project, (start, end), lag, 200, |now| {
         project
-            .winback(&["--now", &rfc3339(now), "run", "--once"])
+            .winback(&["--now", now, "run", "--once"])
             .assert_success();
-        match next_wake(project, &rfc3339(now)) {
-            Some(wake) if wake <= end => now = (wake + lag).max(now + Duration::seconds(1)),
-            _ => return,
-        }
-    }
-    panic!("more than 200 wake-ups before {end}");
+    });
 }
 
 fn project(extra: &str) -> Project {
