@@ -657,6 +657,77 @@ impl Store {
     }
 }
 
+/// The next messages due in the weeks ahead, counted in SQL (one row per campaign, step
+/// and week, however many people): what the report's "Upcoming sends" charts. `winback
+/// plan` lists every message, with the rate limits; this counts, per sequence, only the
+/// next one, at the moment it waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct UpcomingCount {
+    pub campaign: String,
+    pub step: u32,
+    /// The message's kind for a retry; `None` for a sequence's next step (the
+    /// configuration says which kind that step is).
+    pub kind: Option<String>,
+    /// Weeks of seven days from `now`, 0 first; what is already due falls in week 0.
+    pub week: u32,
+    pub messages: u64,
+}
+
+const MICROS_PER_WEEK: i64 = 7 * 24 * 3600 * 1_000_000;
+
+/// Active enrollments by campaign, next step and the week their `send_at` falls in: a
+/// range of the partial index `enrollments_waiting`.
+const UPCOMING_STEPS: &str = "SELECT campaign, next_step, MAX(0, (send_at - ?1) / ?2), COUNT(*)
+     FROM enrollments INDEXED BY enrollments_waiting
+     WHERE state = 'active' AND send_at IS NOT NULL AND send_at < ?3
+     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+/// Messages waiting to be tried again, by the week of their next attempt (`messages_retry`).
+const UPCOMING_RETRIES: &str = "SELECT campaign, step, kind,
+            MAX(0, CAST((julianday(next_attempt_at) - julianday(?1)) / 7 AS INTEGER)), COUNT(*)
+     FROM messages INDEXED BY messages_retry
+     WHERE state = 'retry' AND next_attempt_at < ?2
+     GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4";
+
+impl Store {
+    /// The next message of each running sequence and each retry, due before `weeks` weeks
+    /// from `now`, counted per campaign, step and week.
+    pub(crate) fn upcoming_counts(
+        &self,
+        now: DateTime<Utc>,
+        weeks: u32,
+    ) -> Result<Vec<UpcomingCount>> {
+        let until = now + chrono::Duration::weeks(i64::from(weeks));
+        let mut out = Vec::new();
+        let mut stmt = self.conn.prepare(UPCOMING_STEPS)?;
+        let rows = stmt.query_map(params![moment(now), MICROS_PER_WEEK, moment(until)], |r| {
+            Ok(UpcomingCount {
+                campaign: r.get(0)?,
+                step: r.get(1)?,
+                kind: None,
+                week: r.get(2)?,
+                messages: r.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+        let mut stmt = self.conn.prepare(UPCOMING_RETRIES)?;
+        let rows = stmt.query_map(params![fmt_time(now), fmt_time(until)], |r| {
+            Ok(UpcomingCount {
+                campaign: r.get(0)?,
+                step: r.get(1)?,
+                kind: r.get(2)?,
+                week: r.get(3)?,
+                messages: r.get::<_, i64>(4)? as u64,
+            })
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod period_tests {
     use super::*;
@@ -690,6 +761,62 @@ mod period_tests {
             .period_rows(to, to + chrono::Duration::days(30))
             .unwrap();
         assert!(later.returns.is_empty() && later.answers.is_empty() && later.came_back == 0);
+    }
+
+    /// The next step of each active sequence in the week its `send_at` falls in (what is
+    /// overdue in the first), retries in the week of their next attempt; nothing at or
+    /// after the horizon, nothing of a stopped sequence or one with no moment.
+    #[test]
+    fn upcoming_counts_put_each_next_message_in_its_week() {
+        let (_dir, store) = super::tests::store();
+        super::tests::seed(&store);
+        let at = |d, h| {
+            DateTime::parse_from_rfc3339(&format!("2026-06-{d:02}T{h:02}:00:00Z"))
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let now = at(2, 9);
+        let horizon = now + chrono::Duration::weeks(12);
+        let t0 = fmt_time(at(1, 8));
+        store
+            .conn
+            .execute_batch(&format!(
+                "INSERT INTO enrollments (id, client_id, campaign, state, next_step, due_at, send_at, created_at, updated_at) VALUES
+                   (6, 1, 'd', 'active', 2, NULL, {overdue}, '{t0}', '{t0}'),
+                   (7, 2, 'd', 'active', 2, NULL, {week_on}, '{t0}', '{t0}'),
+                   (8, 3, 'd', 'active', 3, NULL, {week_end}, '{t0}', '{t0}'),
+                   (9, 4, 'd', 'active', 1, NULL, NULL, '{t0}', '{t0}'),
+                   (10, 5, 'd', 'active', 1, NULL, {horizon}, '{t0}', '{t0}'),
+                   (11, 4, 'e', 'opted_out', 1, NULL, {week_on}, '{t0}', '{t0}');
+                 INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, first_claimed_at, claimed_at, next_attempt_at, updated_at) VALUES
+                   (7, 2, 'd', 1, 1, 'survey', 'retry', '<7@x>', '{t0}', '{t0}', '{t0}', '{later}', '{t0}'),
+                   (10, 5, 'd', 1, 1, 'survey', 'retry', '<10@x>', '{t0}', '{t0}', '{t0}', '{beyond}', '{t0}');",
+                overdue = moment(at(1, 8)),
+                week_on = moment(at(9, 9)),
+                week_end = moment(at(9, 8)),
+                horizon = moment(horizon),
+                later = fmt_time(at(20, 9)),
+                beyond = fmt_time(horizon),
+            ))
+            .unwrap();
+        let count = |campaign: &str, step, kind: Option<&str>, week, messages| UpcomingCount {
+            campaign: campaign.to_string(),
+            step,
+            kind: kind.map(str::to_string),
+            week,
+            messages,
+        };
+        assert_eq!(
+            store.upcoming_counts(now, 12).unwrap(),
+            [
+                count("c", 1, None, 0, 1),
+                count("d", 2, None, 0, 1),
+                count("d", 2, None, 1, 1),
+                count("d", 3, None, 0, 1),
+                count("c", 1, Some("survey"), 0, 1),
+                count("d", 1, Some("survey"), 2, 1),
+            ]
+        );
     }
 
     /// Each period count reads a range of an index (schema16.sql), never the whole table.
