@@ -43,6 +43,7 @@ fn tally<'a>(
 pub(super) fn survey(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
     let store = open_store(&setup.config)?;
+    store.for_reading()?;
     // Counted in SQL; the answers are then written as they are read, never all held.
     let tallies = store.survey_tallies()?;
     let totals = SurveyTotals {
@@ -179,6 +180,7 @@ pub(super) fn export(cli: &Cli, email: &str) -> anyhow::Result<ExitCode> {
     let email = &address(email)?;
     let setup = load_config(cli)?;
     let store = open_store(&setup.config)?;
+    store.for_reading()?;
     match store.export_person(email)? {
         Some(document) => {
             println!("{}", serde_json::to_string_pretty(&document)?);

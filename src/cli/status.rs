@@ -13,6 +13,7 @@ use crate::store::{ATTENTION, MessageRow};
 pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
     let store = open_store(&setup.config)?;
+    store.for_reading()?;
     let status = store.status()?;
     if format == Format::Json {
         let mut json = serde_json::to_value(&status)?;
@@ -239,6 +240,7 @@ const OUTBOX_LIST_LIMIT: i64 = 1000;
 pub(super) fn outbox_list(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
     let store = open_store(&setup.config)?;
+    store.for_reading()?;
     // Each row is written as it is read.
     let mut out = BufWriter::new(std::io::stdout().lock());
     if format == Format::Json {

@@ -60,6 +60,7 @@ pub(super) fn run(cli: &Cli, args: ReportArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let store = open_store(&setup.config)?;
+    store.for_reading()?;
     let period = period::period(&setup.config, &store, since, until, args.attribution_days)?;
     let Some(html) = args.html else {
         match args.format {
