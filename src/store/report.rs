@@ -554,12 +554,15 @@ pub(crate) struct PeriodRows {
     pub came_back: u64,
 }
 
+/// The highest client id the period's bitmap of people surveyed is made for (16 MiB).
+const MAX_BITMAP_ID: usize = 128 << 20;
+
 /// The period counts `Store::period_rows` makes, each over a range of an index.
 // Named: without statistics SQLite would take `messages_by_state` and read every sent row.
 // Not grouped in SQL: a GROUP BY on the hour would sort every row first; read in the
 // index's order, the rows are counted an hour at a time (`Store::sent_by_hour`).
 const SENT_BY_DAY: &str =
-    "SELECT sent_at, campaign, step, kind FROM messages INDEXED BY messages_sent
+    "SELECT sent_at, campaign, step, kind, client_id FROM messages INDEXED BY messages_sent
      WHERE state = 'sent' AND sent_at >= ?1 AND sent_at < ?2";
 const ANSWERS_BY_DAY: &str =
     "SELECT substr(created_at, 1, 13), campaign, COUNT(*) FROM survey_answers
@@ -579,7 +582,8 @@ impl Store {
         let (from, to) = (fmt_time(from), fmt_time(to));
         let conn = &self.conn;
         let mut out = PeriodRows::default();
-        out.sent = self.sent_by_hour(&from, &to)?;
+        let (sent, surveyed) = self.sent_by_hour(&from, &to)?;
+        out.sent = sent;
         let mut stmt = conn.prepare(ANSWERS_BY_DAY)?;
         for row in stmt.query_map(params![from, to], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
@@ -617,10 +621,13 @@ impl Store {
         let count = |sql: &str| -> Result<u64> {
             Ok(conn.query_row(sql, params![from, to], |r| r.get::<_, i64>(0))? as u64)
         };
-        out.surveyed = count(
-            "SELECT COUNT(DISTINCT client_id) FROM messages INDEXED BY messages_sent
-             WHERE kind = 'survey' AND state = 'sent' AND sent_at >= ?1 AND sent_at < ?2",
-        )?;
+        out.surveyed = match surveyed {
+            Some(people) => people,
+            None => count(
+                "SELECT COUNT(DISTINCT client_id) FROM messages INDEXED BY messages_sent
+                 WHERE kind = 'survey' AND state = 'sent' AND sent_at >= ?1 AND sent_at < ?2",
+            )?,
+        };
         out.answered = count(
             "SELECT COUNT(DISTINCT client_id) FROM survey_answers WHERE created_at >= ?1 AND created_at < ?2",
         )?;
@@ -634,11 +641,23 @@ impl Store {
     /// (hour, campaign, step, kind) → messages sent in `from..to`, sorted so. The rows come
     /// in `sent_at` order; each hour's few counts are put out when the next hour begins,
     /// so memory holds one hour's groups, however many messages.
+    ///
+    /// Also the people a survey went to in the period, marked in a bitmap of client ids as
+    /// the rows pass (an eighth of a byte per client); `None` when the ids run too high
+    /// for one, and the caller counts them in SQL.
+    #[allow(clippy::type_complexity)]
     fn sent_by_hour(
         &self,
         from: &str,
         to: &str,
-    ) -> Result<Vec<(String, String, u32, String, u64)>> {
+    ) -> Result<(Vec<(String, String, u32, String, u64)>, Option<u64>)> {
+        let max_id: i64 =
+            self.conn
+                .query_row("SELECT COALESCE(MAX(id), 0) FROM clients", [], |r| r.get(0))?;
+        let mut surveyed = usize::try_from(max_id)
+            .ok()
+            .filter(|id| *id <= MAX_BITMAP_ID)
+            .map(|id| vec![0_u64; id / 64 + 1]);
         let mut out = Vec::new();
         let mut hour = String::new();
         let mut groups: BTreeMap<(String, u32, String), u64> = BTreeMap::new();
@@ -657,6 +676,16 @@ impl Store {
                 hour = this_hour.to_string();
             }
             let (campaign, step, kind) = (text(r, 1)?, r.get::<_, u32>(2)?, text(r, 3)?);
+            if kind == "survey"
+                && let Some(bits) = surveyed.as_mut()
+            {
+                let id = usize::try_from(r.get::<_, i64>(4)?).unwrap_or(usize::MAX);
+                match bits.get_mut(id / 64) {
+                    Some(word) => *word |= 1 << (id % 64),
+                    // An id beyond the bitmap: written after it was sized.
+                    None => surveyed = None,
+                }
+            }
             // The common case, a group already counted this hour, allocates nothing.
             match groups
                 .iter_mut()
@@ -669,7 +698,8 @@ impl Store {
             }
         }
         flush(&hour, &mut groups);
-        Ok(out)
+        let surveyed = surveyed.map(|bits| bits.iter().map(|w| u64::from(w.count_ones())).sum());
+        Ok((out, surveyed))
     }
 
     /// Each return in `from..to` with the last message sent to that person before it,
@@ -857,6 +887,9 @@ mod period_tests {
             row(1, 3, "article", "failed", "09:30"),
             row(2, 2, "newsletter", "sent", "09:50"),
             row(5, 2, "newsletter", "sent", "11:00"),
+            row(1, 4, "survey", "sent", "10:00"),
+            row(1, 5, "survey", "sent", "10:30"),
+            row(2, 4, "survey", "sent", "10:40"),
         ];
         store
             .conn
@@ -868,10 +901,11 @@ mod period_tests {
         let from = DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let sent = store
+        let rows = store
             .period_rows(from, from + chrono::Duration::days(30))
-            .unwrap()
-            .sent;
+            .unwrap();
+        assert_eq!(rows.surveyed, 2, "two people, one of them surveyed twice");
+        let sent = rows.sent;
         let hour = |h: &str, step, kind: &str, n| {
             (
                 format!("2026-06-10T{h}"),
@@ -886,6 +920,8 @@ mod period_tests {
             [
                 hour("09", 2, "newsletter", 2),
                 hour("09", 3, "article", 1),
+                hour("10", 4, "survey", 2),
+                hour("10", 5, "survey", 1),
                 hour("11", 2, "newsletter", 1),
             ]
         );
