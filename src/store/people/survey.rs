@@ -14,6 +14,9 @@ use crate::token::Target;
 
 pub(crate) use crate::domain::survey::SurveyAnswer;
 
+/// (reason, would work with us again, answers): one count of `Store::survey_tallies`.
+pub(crate) type SurveyTally = (Option<String>, Option<String>, u64);
+
 /// Every answer with its person, newest first. The order is `survey_answers_by_update`'s
 /// (schema18.sql) read backwards, so no sort holds the answers.
 pub(super) const SURVEY_ANSWERS: &str = "SELECT c.email, c.name, c.company, a.campaign, a.reason, a.better, a.would_return, a.created_at, a.updated_at
@@ -178,7 +181,7 @@ impl Store {
     }
 
     /// (reason, would work with us again) → answers, over every answer.
-    pub(crate) fn survey_tallies(&self) -> Result<Vec<(Option<String>, Option<String>, u64)>> {
+    pub(crate) fn survey_tallies(&self) -> Result<Vec<SurveyTally>> {
         let mut stmt = self
             .conn
             .prepare("SELECT reason, would_return, COUNT(*) FROM survey_answers GROUP BY 1, 2")?;
