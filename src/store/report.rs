@@ -786,9 +786,10 @@ pub(crate) struct UpcomingCount {
 
 const MICROS_PER_WEEK: i64 = 7 * 24 * 3600 * 1_000_000;
 
-/// Active enrollments with their campaign and next step, in `send_at` order: read from
-/// the partial index `enrollments_waiting` alone (schema18.sql), counted in Rust a row at a
-/// time (a GROUP BY on the week would sort every row first).
+/// Active enrollments with their campaign and next step, in `send_at` order along the
+/// partial index `enrollments_waiting`, counted in Rust a row at a time (a GROUP BY on the
+/// week would sort every row first). The index is not widened to hold campaign and step:
+/// the daemon updates it at every send, and a wider one halved the delivery rate.
 const UPCOMING_STEPS: &str = "SELECT send_at, campaign, next_step
      FROM enrollments INDEXED BY enrollments_waiting
      WHERE state = 'active' AND send_at IS NOT NULL AND send_at < ?1 ORDER BY send_at";
@@ -1020,11 +1021,7 @@ mod period_tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("w.db")).unwrap();
         // Whole-history counts read an index alone, never a table row.
-        for (sql, index) in [
-            (SURVEYED, "messages_sent"),
-            (SENT_BY_DAY, "messages_sent"),
-            (UPCOMING_STEPS, "enrollments_waiting"),
-        ] {
+        for (sql, index) in [(SURVEYED, "messages_sent"), (SENT_BY_DAY, "messages_sent")] {
             let plan: Vec<String> = store
                 .conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -1047,6 +1044,7 @@ mod period_tests {
         }
         for (sql, index) in [
             (SENT_BY_DAY, "messages_sent"),
+            (UPCOMING_STEPS, "enrollments_waiting"),
             (ANSWERS_BY_DAY, "survey_answers_by_time"),
             (SUPPRESSIONS_BY_DAY, "suppressions_by_time"),
             (RETURNS_BY_DAY, "clients_returned"),
@@ -1056,13 +1054,21 @@ mod period_tests {
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .unwrap();
             let plan: Vec<String> = stmt
-                .query_map(params!["2026-01-01", "2026-02-01"], |r| r.get(3))
+                .query_map(
+                    rusqlite::params_from_iter(
+                        ["2026-01-01", "2026-02-01"][..sql.matches('?').count()].iter(),
+                    ),
+                    |r| r.get(3),
+                )
                 .unwrap()
                 .collect::<rusqlite::Result<_>>()
                 .unwrap();
             let plan = plan.join("; ");
             assert!(
-                plan.contains(&format!("INDEX {index}")) && !plan.contains("SCAN"),
+                plan.contains(&format!("INDEX {index}"))
+                    && !plan.contains("SCAN")
+                    // The two over every message or enrollment: read in order, not sorted.
+                    && !([SENT_BY_DAY, UPCOMING_STEPS].contains(&sql) && plan.contains("B-TREE")),
                 "{index}: {plan}"
             );
         }

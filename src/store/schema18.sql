@@ -9,7 +9,3 @@ CREATE INDEX survey_answers_by_client ON survey_answers(client_id);
 -- the client too (the same entries as before, one column wider).
 DROP INDEX messages_sent;
 CREATE INDEX messages_sent ON messages(sent_at, campaign, step, kind, client_id) WHERE state = 'sent';
--- The report's upcoming sends count the waiting enrollments by campaign and next step
--- from this index alone; the daemon's look for what is due reads it by `send_at` as before.
-DROP INDEX enrollments_waiting;
-CREATE INDEX enrollments_waiting ON enrollments(send_at, campaign, next_step) WHERE state = 'active' AND send_at IS NOT NULL;
