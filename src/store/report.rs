@@ -45,7 +45,7 @@ pub(crate) struct StepStops {
     pub bounces: u64,
 }
 
-/// Everything `winback report` draws, except the plan (simulated by the caller).
+/// Everything `winback report` draws, except the figures over time and the upcoming sends.
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct ReportData {
     pub funnel: Funnel,
