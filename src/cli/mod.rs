@@ -10,6 +10,7 @@ mod check;
 mod csv_out;
 mod import;
 mod inbound;
+mod json_out;
 mod log_sink;
 mod ops;
 mod output;

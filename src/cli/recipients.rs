@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
+use std::io::Write;
+
 use super::csv_out::CsvOut;
+use super::json_out::object_with_list;
 use super::{Cli, Format, address, load_config, open_store};
 use crate::domain::model::printable;
 use crate::domain::survey::{SURVEY_REASONS, WOULD_RETURN};
@@ -14,25 +17,25 @@ use crate::store::SurveyAnswerRow;
 /// The free-text answer's width in the table.
 const TEXT_WIDTH: usize = 60;
 
+/// The figures `winback survey` opens with; the answers follow, one at a time.
 #[derive(Debug, Serialize)]
-struct SurveyReport {
-    total: usize,
+struct SurveyTotals {
+    total: u64,
     /// Reason → answers (every offered reason, zeros included; `none` for no choice).
     by_reason: BTreeMap<String, u64>,
     /// yes / maybe / no / none → answers.
     by_would_return: BTreeMap<String, u64>,
-    answers: Vec<SurveyAnswerRow>,
 }
 
 fn tally<'a>(
     offered: &[&str],
-    values: impl Iterator<Item = Option<&'a str>>,
+    values: impl Iterator<Item = (Option<&'a str>, u64)>,
 ) -> BTreeMap<String, u64> {
     let mut counts: BTreeMap<String, u64> = offered.iter().map(|c| (c.to_string(), 0)).collect();
-    for value in values {
+    for (value, n) in values {
         *counts
             .entry(value.unwrap_or("none").to_string())
-            .or_default() += 1;
+            .or_default() += n;
     }
     counts
 }
@@ -40,34 +43,46 @@ fn tally<'a>(
 pub(super) fn survey(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
     let store = open_store(&setup.config)?;
-    let answers = store.survey_answers()?;
-    let report = SurveyReport {
-        total: answers.len(),
-        by_reason: tally(&SURVEY_REASONS, answers.iter().map(|a| a.reason.as_deref())),
+    store.for_reading()?;
+    // Counted in SQL; the answers are then written as they are read, never all held.
+    let tallies = store.survey_tallies()?;
+    let totals = SurveyTotals {
+        total: tallies.iter().map(|t| t.2).sum(),
+        by_reason: tally(
+            &SURVEY_REASONS,
+            tallies.iter().map(|(r, _, n)| (r.as_deref(), *n)),
+        ),
         by_would_return: tally(
             &WOULD_RETURN,
-            answers.iter().map(|a| a.would_return.as_deref()),
+            tallies.iter().map(|(_, w, n)| (w.as_deref(), *n)),
         ),
-        answers,
     };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut out = object_with_list(out, &totals, "answers", |list| {
+            store.for_each_survey_answer(|a| list.push(&a))
+        })?;
+        writeln!(out)?;
+        out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
     if format == Format::Csv {
         // One row per answer; the tallies are a spreadsheet's count of these.
-        let mut table = CsvOut::stdout(&[
-            "answered_at",
-            "updated_at",
-            "email",
-            "name",
-            "company",
-            "campaign",
-            "reason",
-            "would_return",
-            "better",
-        ])?;
-        for a in &report.answers {
+        let mut table = CsvOut::new(
+            out,
+            &[
+                "answered_at",
+                "updated_at",
+                "email",
+                "name",
+                "company",
+                "campaign",
+                "reason",
+                "would_return",
+                "better",
+            ],
+        )?;
+        store.for_each_survey_answer(|a: SurveyAnswerRow| {
             table.row([
                 a.answered_at.as_str(),
                 &a.updated_at,
@@ -78,36 +93,39 @@ pub(super) fn survey(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
                 a.reason.as_deref().unwrap_or(""),
                 a.would_return.as_deref().unwrap_or(""),
                 a.better.as_deref().unwrap_or(""),
-            ])?;
-        }
+            ])
+        })?;
         table.finish()?;
         return Ok(ExitCode::SUCCESS);
     }
-    if report.total == 0 {
-        println!("no survey answers yet.");
+    if totals.total == 0 {
+        writeln!(out, "no survey answers yet.")?;
+        out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    writeln!(
+        out,
         "{} answer{}.",
-        report.total,
-        if report.total == 1 { "" } else { "s" }
-    );
-    println!("why they left:");
+        totals.total,
+        if totals.total == 1 { "" } else { "s" }
+    )?;
+    writeln!(out, "why they left:")?;
     // Offered reasons in the form's order, then anything else stored.
     let mut order: Vec<&str> = SURVEY_REASONS.to_vec();
     order.extend(
-        report
+        totals
             .by_reason
             .keys()
             .map(String::as_str)
             .filter(|k| !SURVEY_REASONS.contains(k)),
     );
     for reason in order {
-        println!(
+        writeln!(
+            out,
             "  {:<14} {:>5}",
             reason,
-            report.by_reason.get(reason).copied().unwrap_or(0)
-        );
+            totals.by_reason.get(reason).copied().unwrap_or(0)
+        )?;
     }
     let again: Vec<String> = WOULD_RETURN
         .iter()
@@ -115,18 +133,20 @@ pub(super) fn survey(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
         .map(|k| {
             format!(
                 "{k} {}",
-                report.by_would_return.get(*k).copied().unwrap_or(0)
+                totals.by_would_return.get(*k).copied().unwrap_or(0)
             )
         })
         .collect();
-    println!("would work with us again: {}", again.join(", "));
-    println!();
-    println!(
+    writeln!(out, "would work with us again: {}", again.join(", "))?;
+    writeln!(out)?;
+    writeln!(
+        out,
         "  {:<10}  {:<30}  {:<16}  {:<13}  {:<5}  what we could have done better",
         "answered", "email", "campaign", "reason", "again"
-    );
-    for a in &report.answers {
-        println!(
+    )?;
+    store.for_each_survey_answer(|a: SurveyAnswerRow| {
+        writeln!(
+            out,
             "  {:<10}  {:<30}  {:<16}  {:<13}  {:<5}  {}",
             a.updated_at.get(..10).unwrap_or(&a.updated_at),
             a.email,
@@ -134,9 +154,11 @@ pub(super) fn survey(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
             a.reason.as_deref().unwrap_or("-"),
             a.would_return.as_deref().unwrap_or("-"),
             one_line(a.better.as_deref().unwrap_or(""), TEXT_WIDTH)
-        );
-    }
-    println!("the full answers: winback survey --format json");
+        )
+        .map_err(anyhow::Error::from)
+    })?;
+    writeln!(out, "the full answers: winback survey --format json")?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -158,6 +180,7 @@ pub(super) fn export(cli: &Cli, email: &str) -> anyhow::Result<ExitCode> {
     let email = &address(email)?;
     let setup = load_config(cli)?;
     let store = open_store(&setup.config)?;
+    store.for_reading()?;
     match store.export_person(email)? {
         Some(document) => {
             println!("{}", serde_json::to_string_pretty(&document)?);
@@ -208,7 +231,13 @@ mod tests {
     fn tallies_keep_every_offered_choice() {
         let counts = tally(
             &["yes", "no"],
-            [Some("yes"), None, Some("yes"), Some("odd")].into_iter(),
+            [
+                (Some("yes"), 1),
+                (None, 1),
+                (Some("yes"), 1),
+                (Some("odd"), 1),
+            ]
+            .into_iter(),
         );
         let expected: BTreeMap<String, u64> = [("yes", 2), ("no", 0), ("none", 1), ("odd", 1)]
             .into_iter()

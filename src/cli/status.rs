@@ -2,7 +2,10 @@
 
 use std::process::ExitCode;
 
+use std::io::{BufWriter, Write};
+
 use super::csv_out::CsvOut;
+use super::json_out::JsonList;
 use super::{Cli, Format, load_config, open_store};
 use crate::domain::model::{SyncOutcome, SyncRun, printable};
 use crate::store::{ATTENTION, MessageRow};
@@ -10,6 +13,7 @@ use crate::store::{ATTENTION, MessageRow};
 pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
     let store = open_store(&setup.config)?;
+    store.for_reading()?;
     let status = store.status()?;
     if format == Format::Json {
         let mut json = serde_json::to_value(&status)?;
@@ -175,7 +179,7 @@ pub(super) fn run(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
     }
     if !status.attention.is_empty() {
         println!("needs attention (newest first):");
-        print_messages(&status.attention);
+        print_messages(&status.attention)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -230,26 +234,38 @@ fn sync_line(run: &SyncRun, customers: bool) -> String {
     format!("{head}: {why}; last imported: {last}")
 }
 
+/// Messages `outbox list` shows, newest first.
+const OUTBOX_LIST_LIMIT: i64 = 1000;
+
 pub(super) fn outbox_list(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
     let store = open_store(&setup.config)?;
-    let rows = store.messages_in(ATTENTION, 1000)?;
+    store.for_reading()?;
+    // Each row is written as it is read.
+    let mut out = BufWriter::new(std::io::stdout().lock());
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        let mut list = JsonList::new(&mut out, 0)?;
+        store.for_each_message_in(ATTENTION, OUTBOX_LIST_LIMIT, |m| list.push(&m))?;
+        list.finish()?;
+        writeln!(out)?;
+        out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
     if format == Format::Csv {
-        let mut table = CsvOut::stdout(&[
-            "id",
-            "state",
-            "updated_at",
-            "email",
-            "campaign",
-            "step",
-            "attempts",
-            "error",
-        ])?;
-        for m in &rows {
+        let mut table = CsvOut::new(
+            out,
+            &[
+                "id",
+                "state",
+                "updated_at",
+                "email",
+                "campaign",
+                "step",
+                "attempts",
+                "error",
+            ],
+        )?;
+        store.for_each_message_in(ATTENTION, OUTBOX_LIST_LIMIT, |m| {
             table.row([
                 m.id.to_string().as_str(),
                 &m.state,
@@ -259,50 +275,77 @@ pub(super) fn outbox_list(cli: &Cli, format: Format) -> anyhow::Result<ExitCode>
                 &m.step.to_string(),
                 &m.attempts.to_string(),
                 m.error.as_deref().unwrap_or(""),
-            ])?;
-        }
+            ])
+        })?;
         table.finish()?;
         return Ok(ExitCode::SUCCESS);
     }
-    if rows.is_empty() {
-        println!("nothing needs attention.");
-    } else {
-        print_messages(&rows);
-        println!(
-            "`uncertain`: the process stopped mid-send; the recipient may or may not have it. `winback outbox resend ID` sends it again."
-        );
-        if rows.iter().any(|m| m.state == "sending") {
-            println!(
-                "`sending`: in an SMTP transaction now, or its result could not be written yet (a full disk?): the daemon keeps trying, and settles it between passes or at its next start."
-            );
+    let (mut shown, mut sending, mut held) = (0_u64, false, false);
+    store.for_each_message_in(ATTENTION, OUTBOX_LIST_LIMIT, |m| {
+        if shown == 0 {
+            message_header(&mut out)?;
         }
-        if rows.iter().any(|m| m.state == "held") {
-            println!(
+        shown += 1;
+        sending |= m.state == "sending";
+        held |= m.state == "held";
+        message_line(&mut out, &m)
+    })?;
+    if shown == 0 {
+        writeln!(out, "nothing needs attention.")?;
+    } else {
+        writeln!(
+            out,
+            "`uncertain`: the process stopped mid-send; the recipient may or may not have it. `winback outbox resend ID` sends it again."
+        )?;
+        if sending {
+            writeln!(
+                out,
+                "`sending`: in an SMTP transaction now, or its result could not be written yet (a full disk?): the daemon keeps trying, and settles it between passes or at its next start."
+            )?;
+        }
+        if held {
+            writeln!(
+                out,
                 "`held`: not fit to go (see the error), never sent as it is; fix the template or the client's data and restart winback: the step then goes, and the sequence continues."
-            );
+            )?;
         }
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_messages(rows: &[MessageRow]) {
-    println!(
+fn message_header(out: &mut impl Write) -> anyhow::Result<()> {
+    writeln!(
+        out,
         "  {:>6}  {:<9}  {:<20}  {:<28}  {:<16}  {:>4}  {:>3}  error",
         "id", "state", "updated", "email", "campaign", "step", "try"
-    );
+    )?;
+    Ok(())
+}
+
+fn message_line(out: &mut impl Write, m: &MessageRow) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "  {:>6}  {:<9}  {:<20}  {:<28}  {:<16}  {:>4}  {:>3}  {}",
+        m.id,
+        m.state,
+        &m.updated_at.get(..19).unwrap_or(&m.updated_at),
+        m.email,
+        m.campaign,
+        m.step,
+        m.attempts,
+        printable(m.error.as_deref().unwrap_or(""))
+    )?;
+    Ok(())
+}
+
+fn print_messages(rows: &[MessageRow]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    message_header(&mut out)?;
     for m in rows {
-        println!(
-            "  {:>6}  {:<9}  {:<20}  {:<28}  {:<16}  {:>4}  {:>3}  {}",
-            m.id,
-            m.state,
-            &m.updated_at.get(..19).unwrap_or(&m.updated_at),
-            m.email,
-            m.campaign,
-            m.step,
-            m.attempts,
-            printable(m.error.as_deref().unwrap_or(""))
-        );
+        message_line(&mut out, m)?;
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ pub(crate) use notices::{NoticeCounts, NoticeResult};
 pub(crate) use outbox::{Claimed, Outcome, Start};
 pub(crate) use people::survey::{SurveyAnswer, SurveyAnswerRow, SurveyOutcome};
 pub(crate) use people::{BulkOutcome, EnrollmentView, OptOutOutcome, ReturnOutcome, UndoOutcome};
-pub(crate) use report::{Funnel, InboundCount, Metrics, PeriodRows, ReportData};
+pub(crate) use report::{Funnel, InboundCount, Metrics, PeriodRows, ReportData, UpcomingCount};
 pub(crate) use shared::SharedError;
 pub(crate) use shared::SharedStore;
 pub(crate) use views::{ATTENTION, MessageRow};

@@ -45,7 +45,7 @@ pub(crate) struct StepStops {
     pub bounces: u64,
 }
 
-/// Everything `winback report` draws, except the plan (simulated by the caller).
+/// Everything `winback report` draws, except the figures over time and the upcoming sends.
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct ReportData {
     pub funnel: Funnel,
@@ -64,6 +64,11 @@ pub(crate) struct ReportData {
     /// Failed looks at those files, ever.
     pub sync_failures_total: u64,
 }
+
+/// People surveyed, counted from an index alone (schema18.sql): over a million sent
+/// messages, no row of the table is read.
+const SURVEYED: &str = "SELECT COUNT(DISTINCT client_id) FROM messages INDEXED BY messages_sent
+     WHERE kind = 'survey' AND state = 'sent'";
 
 /// Looks at the sync files the report lists.
 const REPORTED_SYNCS: usize = 10;
@@ -111,7 +116,21 @@ pub(crate) struct PreviewClient {
     pub suppressed: Option<String>,
 }
 
+/// The page cache of a command that only reads, in KiB. SQLite's sorter (a `GROUP BY`,
+/// `DISTINCT` or `ORDER BY` without an index) holds up to the cache's size too, so the
+/// writers' 64 MiB would let a count over a million rows cost twice that.
+const READING_CACHE_KIB: i64 = 16 * 1024;
+
 impl Store {
+    /// Shrinks the page cache for a command that only reads and counts (`status`,
+    /// `report`, `survey`, `outbox list`, `export`): a scan of a million rows then stays
+    /// within tens of MiB beside the running daemon. Writers keep their larger cache.
+    pub(crate) fn for_reading(&self) -> Result<()> {
+        self.conn
+            .pragma_update(None, "cache_size", -READING_CACHE_KIB)?;
+        Ok(())
+    }
+
     /// `(campaign, step) → count` from a query selecting those three columns.
     fn counts_by_step(&self, sql: &str) -> Result<Vec<((String, u32), u64)>> {
         let mut stmt = self.conn.prepare(sql)?;
@@ -132,9 +151,7 @@ impl Store {
         let funnel = Funnel {
             left: count("SELECT COUNT(*) FROM clients")?,
             enrolled: count("SELECT COUNT(DISTINCT client_id) FROM enrollments")?,
-            surveyed: count(
-                "SELECT COUNT(DISTINCT client_id) FROM messages WHERE kind = 'survey' AND state = 'sent'",
-            )?,
+            surveyed: count(SURVEYED)?,
             answered: count("SELECT COUNT(DISTINCT client_id) FROM survey_answers")?,
             came_back: count(
                 "SELECT COUNT(*) FROM clients c WHERE c.returned_at IS NOT NULL
@@ -142,14 +159,7 @@ impl Store {
             )?,
         };
 
-        let mut churn_reasons = Vec::new();
-        let mut stmt = self.conn.prepare(
-            "SELECT churn_reason, COUNT(*) FROM clients GROUP BY churn_reason ORDER BY COUNT(*) DESC, churn_reason",
-        )?;
-        for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?)))? {
-            let (reason, n) = row?;
-            churn_reasons.push((reason, n as u64));
-        }
+        let churn_reasons = self.churn_reasons()?;
 
         let mut answers = Vec::new();
         let mut stmt = self.conn.prepare(
@@ -201,6 +211,36 @@ impl Store {
             syncs: self.recent_syncs(REPORTED_SYNCS)?,
             sync_failures_total: self.sync_failures_total()?,
         })
+    }
+
+    /// CRM churn reason (`None`: not given) → former clients, most first. Counted as the
+    /// table is read rather than by a GROUP BY, which would sort every client first; an
+    /// index on the reason would cost every import more than it saves here.
+    fn churn_reasons(&self) -> Result<Vec<(Option<String>, u64)>> {
+        let mut given: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        let mut not_given = 0;
+        let mut stmt = self.conn.prepare("SELECT churn_reason FROM clients")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            if r.get_ref(0)? == rusqlite::types::ValueRef::Null {
+                not_given += 1;
+                continue;
+            }
+            let reason = text(r, 0)?;
+            match given.get_mut(reason) {
+                Some(n) => *n += 1,
+                None => {
+                    given.insert(reason.to_string(), 1);
+                }
+            }
+        }
+        let mut out: Vec<(Option<String>, u64)> =
+            given.into_iter().map(|(k, n)| (Some(k), n)).collect();
+        if not_given > 0 {
+            out.push((None, not_given));
+        }
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(out)
     }
 
     /// Cheap counts for a Prometheus scrape at `now`.
@@ -397,8 +437,17 @@ mod tests {
                 came_back: 1,
             }
         );
-        assert_eq!(data.churn_reasons[0], (Some("price".to_string()), 2));
-        assert!(data.churn_reasons.contains(&(None, 1)));
+        // Most first; a tie in the order SQL sorts: not given, then by name.
+        let reason = |r: Option<&str>, n| (r.map(str::to_string), n);
+        assert_eq!(
+            data.churn_reasons,
+            [
+                reason(Some("price"), 2),
+                reason(None, 1),
+                reason(Some("competitor"), 1),
+                reason(Some("we_ended"), 1),
+            ]
+        );
         assert_eq!(
             data.answers,
             vec![(Some("competitor".to_string()), Some("yes".to_string()), 1)]
@@ -536,11 +585,16 @@ pub(crate) struct PeriodRows {
     pub came_back: u64,
 }
 
+/// The highest client id the period's bitmap of people surveyed is made for (16 MiB).
+const MAX_BITMAP_ID: usize = 128 << 20;
+
 /// The period counts `Store::period_rows` makes, each over a range of an index.
 // Named: without statistics SQLite would take `messages_by_state` and read every sent row.
+// Not grouped in SQL: a GROUP BY on the hour would sort every row first; read in the
+// index's order, the rows are counted an hour at a time (`Store::sent_by_hour`).
 const SENT_BY_DAY: &str =
-    "SELECT substr(sent_at, 1, 13), campaign, step, kind, COUNT(*) FROM messages INDEXED BY messages_sent
-     WHERE state = 'sent' AND sent_at >= ?1 AND sent_at < ?2 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3";
+    "SELECT sent_at, campaign, step, kind, client_id FROM messages INDEXED BY messages_sent
+     WHERE state = 'sent' AND sent_at >= ?1 AND sent_at < ?2";
 const ANSWERS_BY_DAY: &str =
     "SELECT substr(created_at, 1, 13), campaign, COUNT(*) FROM survey_answers
      WHERE created_at >= ?1 AND created_at < ?2 GROUP BY 1, 2 ORDER BY 1, 2";
@@ -559,18 +613,8 @@ impl Store {
         let (from, to) = (fmt_time(from), fmt_time(to));
         let conn = &self.conn;
         let mut out = PeriodRows::default();
-        let mut stmt = conn.prepare(SENT_BY_DAY)?;
-        for row in stmt.query_map(params![from, to], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get::<_, i64>(4)? as u64,
-            ))
-        })? {
-            out.sent.push(row?);
-        }
+        let (sent, surveyed) = self.sent_by_hour(&from, &to)?;
+        out.sent = sent;
         let mut stmt = conn.prepare(ANSWERS_BY_DAY)?;
         for row in stmt.query_map(params![from, to], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
@@ -608,10 +652,13 @@ impl Store {
         let count = |sql: &str| -> Result<u64> {
             Ok(conn.query_row(sql, params![from, to], |r| r.get::<_, i64>(0))? as u64)
         };
-        out.surveyed = count(
-            "SELECT COUNT(DISTINCT client_id) FROM messages INDEXED BY messages_sent
-             WHERE kind = 'survey' AND state = 'sent' AND sent_at >= ?1 AND sent_at < ?2",
-        )?;
+        out.surveyed = match surveyed {
+            Some(people) => people,
+            None => count(
+                "SELECT COUNT(DISTINCT client_id) FROM messages INDEXED BY messages_sent
+                 WHERE kind = 'survey' AND state = 'sent' AND sent_at >= ?1 AND sent_at < ?2",
+            )?,
+        };
         out.answered = count(
             "SELECT COUNT(DISTINCT client_id) FROM survey_answers WHERE created_at >= ?1 AND created_at < ?2",
         )?;
@@ -620,6 +667,70 @@ impl Store {
                    AND EXISTS (SELECT 1 FROM enrollments e WHERE e.client_id = c.id)",
         )?;
         Ok(out)
+    }
+
+    /// (hour, campaign, step, kind) → messages sent in `from..to`, sorted so. The rows come
+    /// in `sent_at` order; each hour's few counts are put out when the next hour begins,
+    /// so memory holds one hour's groups, however many messages.
+    ///
+    /// Also the people a survey went to in the period, marked in a bitmap of client ids as
+    /// the rows pass (an eighth of a byte per client); `None` when the ids run too high
+    /// for one, and the caller counts them in SQL.
+    #[allow(clippy::type_complexity)]
+    fn sent_by_hour(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<(Vec<(String, String, u32, String, u64)>, Option<u64>)> {
+        let max_id: i64 =
+            self.conn
+                .query_row("SELECT COALESCE(MAX(id), 0) FROM clients", [], |r| r.get(0))?;
+        let mut surveyed = usize::try_from(max_id)
+            .ok()
+            .filter(|id| *id <= MAX_BITMAP_ID)
+            .map(|id| vec![0_u64; id / 64 + 1]);
+        let mut out = Vec::new();
+        let mut hour = String::new();
+        let mut groups: BTreeMap<(String, u32, String), u64> = BTreeMap::new();
+        let mut flush = |hour: &str, groups: &mut BTreeMap<(String, u32, String), u64>| {
+            for ((campaign, step, kind), n) in std::mem::take(groups) {
+                out.push((hour.to_string(), campaign, step, kind, n));
+            }
+        };
+        let mut stmt = self.conn.prepare(SENT_BY_DAY)?;
+        let mut rows = stmt.query(params![from, to])?;
+        while let Some(r) = rows.next()? {
+            let sent_at = text(r, 0)?;
+            let this_hour = sent_at.get(..13).unwrap_or(sent_at);
+            if this_hour != hour {
+                flush(&hour, &mut groups);
+                hour = this_hour.to_string();
+            }
+            let (campaign, step, kind) = (text(r, 1)?, r.get::<_, u32>(2)?, text(r, 3)?);
+            if kind == "survey"
+                && let Some(bits) = surveyed.as_mut()
+            {
+                let id = usize::try_from(r.get::<_, i64>(4)?).unwrap_or(usize::MAX);
+                match bits.get_mut(id / 64) {
+                    Some(word) => *word |= 1 << (id % 64),
+                    // An id beyond the bitmap: written after it was sized.
+                    None => surveyed = None,
+                }
+            }
+            // The common case, a group already counted this hour, allocates nothing.
+            match groups
+                .iter_mut()
+                .find(|((c, s, k), _)| c == campaign && *s == step && k == kind)
+            {
+                Some((_, n)) => *n += 1,
+                None => {
+                    groups.insert((campaign.to_string(), step, kind.to_string()), 1);
+                }
+            }
+        }
+        flush(&hour, &mut groups);
+        let surveyed = surveyed.map(|bits| bits.iter().map(|w| u64::from(w.count_ones())).sum());
+        Ok((out, surveyed))
     }
 
     /// Each return in `from..to` with the last message sent to that person before it,
@@ -657,6 +768,104 @@ impl Store {
     }
 }
 
+/// The next messages due in the weeks ahead, counted in SQL (one row per campaign, step
+/// and week, however many people): what the report's "Upcoming sends" charts. `winback
+/// plan` lists every message, with the rate limits; this counts, per sequence, only the
+/// next one, at the moment it waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct UpcomingCount {
+    pub campaign: String,
+    pub step: u32,
+    /// The message's kind for a retry; `None` for a sequence's next step (the
+    /// configuration says which kind that step is).
+    pub kind: Option<String>,
+    /// Weeks of seven days from `now`, 0 first; what is already due falls in week 0.
+    pub week: u32,
+    pub messages: u64,
+}
+
+const MICROS_PER_WEEK: i64 = 7 * 24 * 3600 * 1_000_000;
+
+/// Active enrollments with their campaign and next step, in `send_at` order along the
+/// partial index `enrollments_waiting`, counted in Rust a row at a time (a GROUP BY on the
+/// week would sort every row first). The index is not widened to hold campaign and step:
+/// the daemon updates it at every send, and a wider one halved the delivery rate.
+const UPCOMING_STEPS: &str = "SELECT send_at, campaign, next_step
+     FROM enrollments INDEXED BY enrollments_waiting
+     WHERE state = 'active' AND send_at IS NOT NULL AND send_at < ?1 ORDER BY send_at";
+/// Messages waiting to be tried again, by the week of their next attempt (`messages_retry`).
+const UPCOMING_RETRIES: &str = "SELECT campaign, step, kind,
+            MAX(0, CAST((julianday(next_attempt_at) - julianday(?1)) / 7 AS INTEGER)), COUNT(*)
+     FROM messages INDEXED BY messages_retry
+     WHERE state = 'retry' AND next_attempt_at < ?2
+     GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4";
+
+impl Store {
+    /// The next message of each running sequence and each retry, due before `weeks` weeks
+    /// from `now`, counted per campaign, step and week.
+    pub(crate) fn upcoming_counts(
+        &self,
+        now: DateTime<Utc>,
+        weeks: u32,
+    ) -> Result<Vec<UpcomingCount>> {
+        let until = now + chrono::Duration::weeks(i64::from(weeks));
+        let mut out = Vec::new();
+        // (campaign, step, week) → enrollments: a few per campaign, however many people.
+        let mut steps: Vec<((String, u32, u32), u64)> = Vec::new();
+        let mut stmt = self.conn.prepare(UPCOMING_STEPS)?;
+        let mut rows = stmt.query(params![moment(until)])?;
+        let start = moment(now);
+        while let Some(r) = rows.next()? {
+            let send_at: i64 = r.get(0)?;
+            let campaign = text(r, 1)?;
+            let step: u32 = r.get(2)?;
+            let week = u32::try_from(send_at.saturating_sub(start).max(0) / MICROS_PER_WEEK)
+                .unwrap_or(u32::MAX);
+            match steps
+                .iter_mut()
+                .find(|((c, s, w), _)| c == campaign && *s == step && *w == week)
+            {
+                Some((_, n)) => *n += 1,
+                None => steps.push(((campaign.to_string(), step, week), 1)),
+            }
+        }
+        steps.sort();
+        out.extend(
+            steps
+                .into_iter()
+                .map(|((campaign, step, week), messages)| UpcomingCount {
+                    campaign,
+                    step,
+                    kind: None,
+                    week,
+                    messages,
+                }),
+        );
+        let mut stmt = self.conn.prepare(UPCOMING_RETRIES)?;
+        let rows = stmt.query_map(params![fmt_time(now), fmt_time(until)], |r| {
+            Ok(UpcomingCount {
+                campaign: r.get(0)?,
+                step: r.get(1)?,
+                kind: r.get(2)?,
+                week: r.get(3)?,
+                messages: r.get::<_, i64>(4)? as u64,
+            })
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+        Ok(out)
+    }
+}
+
+/// Column `i` of `r` as text, borrowed from the row.
+fn text<'a>(r: &'a rusqlite::Row, i: usize) -> Result<&'a str> {
+    r.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+            .into()
+    })
+}
+
 #[cfg(test)]
 mod period_tests {
     use super::*;
@@ -692,13 +901,150 @@ mod period_tests {
         assert!(later.returns.is_empty() && later.answers.is_empty() && later.came_back == 0);
     }
 
+    /// Sent messages are counted per hour, campaign, step and kind, in that order, however
+    /// they interleave within the hour; a message not sent counts nowhere.
+    #[test]
+    fn sent_messages_are_counted_per_hour_and_step() {
+        let (_dir, store) = super::tests::store();
+        super::tests::seed(&store);
+        let t0 = "2026-06-01T08:00:00.000000Z";
+        let row = |enrollment: u32, step: u32, kind: &str, state: &str, sent_at: &str| {
+            format!(
+                "({enrollment}, {enrollment}, 'c', 1, {step}, '{kind}', '{state}', '<{enrollment}.{step}@x>', '{t0}', '{t0}', '{t0}', NULL, '{t0}', '2026-06-10T{sent_at}:00.000000Z')"
+            )
+        };
+        let rows = [
+            row(1, 2, "newsletter", "sent", "09:10"),
+            row(3, 3, "article", "sent", "09:20"),
+            row(1, 3, "article", "failed", "09:30"),
+            row(2, 2, "newsletter", "sent", "09:50"),
+            row(5, 2, "newsletter", "sent", "11:00"),
+            row(1, 4, "survey", "sent", "10:00"),
+            row(1, 5, "survey", "sent", "10:30"),
+            row(2, 4, "survey", "sent", "10:40"),
+        ];
+        store
+            .conn
+            .execute_batch(&format!(
+                "INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, first_claimed_at, claimed_at, next_attempt_at, updated_at, sent_at) VALUES {};",
+                rows.join(", ")
+            ))
+            .unwrap();
+        let from = DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let rows = store
+            .period_rows(from, from + chrono::Duration::days(30))
+            .unwrap();
+        assert_eq!(rows.surveyed, 2, "two people, one of them surveyed twice");
+        let sent = rows.sent;
+        let hour = |h: &str, step, kind: &str, n| {
+            (
+                format!("2026-06-10T{h}"),
+                "c".to_string(),
+                step,
+                kind.to_string(),
+                n,
+            )
+        };
+        assert_eq!(
+            sent,
+            [
+                hour("09", 2, "newsletter", 2),
+                hour("09", 3, "article", 1),
+                hour("10", 4, "survey", 2),
+                hour("10", 5, "survey", 1),
+                hour("11", 2, "newsletter", 1),
+            ]
+        );
+    }
+
+    /// The next step of each active sequence in the week its `send_at` falls in (what is
+    /// overdue in the first), retries in the week of their next attempt; nothing at or
+    /// after the horizon, nothing of a stopped sequence or one with no moment.
+    #[test]
+    fn upcoming_counts_put_each_next_message_in_its_week() {
+        let (_dir, store) = super::tests::store();
+        super::tests::seed(&store);
+        let at = |d, h| {
+            DateTime::parse_from_rfc3339(&format!("2026-06-{d:02}T{h:02}:00:00Z"))
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let now = at(2, 9);
+        let horizon = now + chrono::Duration::weeks(12);
+        let t0 = fmt_time(at(1, 8));
+        store
+            .conn
+            .execute_batch(&format!(
+                "INSERT INTO enrollments (id, client_id, campaign, state, next_step, due_at, send_at, created_at, updated_at) VALUES
+                   (6, 1, 'd', 'active', 2, NULL, {overdue}, '{t0}', '{t0}'),
+                   (7, 2, 'd', 'active', 2, NULL, {week_on}, '{t0}', '{t0}'),
+                   (8, 3, 'd', 'active', 3, NULL, {week_end}, '{t0}', '{t0}'),
+                   (9, 4, 'd', 'active', 1, NULL, NULL, '{t0}', '{t0}'),
+                   (10, 5, 'd', 'active', 1, NULL, {horizon}, '{t0}', '{t0}'),
+                   (11, 4, 'e', 'opted_out', 1, NULL, {week_on}, '{t0}', '{t0}');
+                 INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id, due_at, first_claimed_at, claimed_at, next_attempt_at, updated_at) VALUES
+                   (7, 2, 'd', 1, 1, 'survey', 'retry', '<7@x>', '{t0}', '{t0}', '{t0}', '{later}', '{t0}'),
+                   (10, 5, 'd', 1, 1, 'survey', 'retry', '<10@x>', '{t0}', '{t0}', '{t0}', '{beyond}', '{t0}');",
+                overdue = moment(at(1, 8)),
+                week_on = moment(at(9, 9)),
+                week_end = moment(at(9, 8)),
+                horizon = moment(horizon),
+                later = fmt_time(at(20, 9)),
+                beyond = fmt_time(horizon),
+            ))
+            .unwrap();
+        let count = |campaign: &str, step, kind: Option<&str>, week, messages| UpcomingCount {
+            campaign: campaign.to_string(),
+            step,
+            kind: kind.map(str::to_string),
+            week,
+            messages,
+        };
+        assert_eq!(
+            store.upcoming_counts(now, 12).unwrap(),
+            [
+                count("c", 1, None, 0, 1),
+                count("d", 2, None, 0, 1),
+                count("d", 2, None, 1, 1),
+                count("d", 3, None, 0, 1),
+                count("c", 1, Some("survey"), 0, 1),
+                count("d", 1, Some("survey"), 2, 1),
+            ]
+        );
+    }
+
     /// Each period count reads a range of an index (schema16.sql), never the whole table.
     #[test]
     fn period_counts_search_an_index() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("w.db")).unwrap();
+        // Whole-history counts read an index alone, never a table row.
+        for (sql, index) in [(SURVEYED, "messages_sent"), (SENT_BY_DAY, "messages_sent")] {
+            let plan: Vec<String> = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(
+                    rusqlite::params_from_iter(
+                        ["2026-01-01", "2026-02-01"][..sql.matches('?').count()].iter(),
+                    ),
+                    |r| r.get(3),
+                )
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let plan = plan.join("; ");
+            assert!(
+                plan.contains(&format!("COVERING INDEX {index}"))
+                    && (sql == SURVEYED || !plan.contains("B-TREE")),
+                "{index}: {plan}"
+            );
+        }
         for (sql, index) in [
             (SENT_BY_DAY, "messages_sent"),
+            (UPCOMING_STEPS, "enrollments_waiting"),
             (ANSWERS_BY_DAY, "survey_answers_by_time"),
             (SUPPRESSIONS_BY_DAY, "suppressions_by_time"),
             (RETURNS_BY_DAY, "clients_returned"),
@@ -708,13 +1054,21 @@ mod period_tests {
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .unwrap();
             let plan: Vec<String> = stmt
-                .query_map(params!["2026-01-01", "2026-02-01"], |r| r.get(3))
+                .query_map(
+                    rusqlite::params_from_iter(
+                        ["2026-01-01", "2026-02-01"][..sql.matches('?').count()].iter(),
+                    ),
+                    |r| r.get(3),
+                )
                 .unwrap()
                 .collect::<rusqlite::Result<_>>()
                 .unwrap();
             let plan = plan.join("; ");
             assert!(
-                plan.contains(&format!("INDEX {index}")) && !plan.contains("SCAN"),
+                plan.contains(&format!("INDEX {index}"))
+                    && !plan.contains("SCAN")
+                    // The two over every message or enrollment: read in order, not sorted.
+                    && !([SENT_BY_DAY, UPCOMING_STEPS].contains(&sql) && plan.contains("B-TREE")),
                 "{index}: {plan}"
             );
         }

@@ -167,29 +167,51 @@ impl Store {
 
     /// The newest messages in any of `states`.
     pub(crate) fn messages_in(&self, states: &[&str], limit: i64) -> Result<Vec<MessageRow>> {
+        let mut rows = Vec::new();
+        self.for_each_message_in(states, limit, |row| {
+            rows.push(row);
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(rows)
+    }
+
+    /// The newest `limit` messages in any of `states`, handed to `f` one at a time.
+    pub(crate) fn for_each_message_in<E: From<StoreError>>(
+        &self,
+        states: &[&str],
+        limit: i64,
+        mut f: impl FnMut(MessageRow) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         let list = states
             .iter()
             .map(|s| format!("'{}'", s.replace('\'', "")))
             .collect::<Vec<_>>()
             .join(",");
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT m.id, c.email, m.campaign, m.step, m.state, m.attempts, m.updated_at, m.last_error
-             FROM messages m JOIN clients c ON c.id = m.client_id
-             WHERE m.state IN ({list}) ORDER BY m.updated_at DESC LIMIT ?1"
-        ))?;
-        let rows = stmt.query_map(params![limit], |r| {
-            Ok(MessageRow {
-                id: r.get(0)?,
-                email: r.get(1)?,
-                campaign: r.get(2)?,
-                step: r.get(3)?,
-                state: r.get(4)?,
-                attempts: r.get(5)?,
-                updated_at: r.get(6)?,
-                error: r.get(7)?,
-            })
-        })?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+        let run = || -> Result<rusqlite::Statement<'_>> {
+            Ok(self.conn.prepare(&format!(
+                "SELECT m.id, c.email, m.campaign, m.step, m.state, m.attempts, m.updated_at, m.last_error
+                 FROM messages m JOIN clients c ON c.id = m.client_id
+                 WHERE m.state IN ({list}) ORDER BY m.updated_at DESC LIMIT ?1"
+            ))?)
+        };
+        let mut stmt = run().map_err(E::from)?;
+        let mut rows = stmt.query(params![limit]).map_err(|e| E::from(e.into()))?;
+        while let Some(r) = rows.next().map_err(|e| E::from(e.into()))? {
+            let read = || -> rusqlite::Result<MessageRow> {
+                Ok(MessageRow {
+                    id: r.get(0)?,
+                    email: r.get(1)?,
+                    campaign: r.get(2)?,
+                    step: r.get(3)?,
+                    state: r.get(4)?,
+                    attempts: r.get(5)?,
+                    updated_at: r.get(6)?,
+                    error: r.get(7)?,
+                })
+            };
+            f(read().map_err(|e| E::from(e.into()))?)?;
+        }
+        Ok(())
     }
 
     /// Held messages of people still reachable (not opted out, bounced or returned),

@@ -2,8 +2,9 @@
 //! working?" — the funnel, why clients left, where sequences stop, the mail that came
 //! back, what goes out next.
 //!
-//! The numbers come from `Store::report_data` and from the same simulation as `winback
-//! plan` (`plan::simulate`); this file only lays them out. The page has inline CSS and
+//! The numbers come from the store, counted in SQL (`Store::report_data`,
+//! `period_rows`, `upcoming_counts`), so the page costs the same memory for ten clients
+//! or a million; this file only lays them out. The page has inline CSS and
 //! SVG, and no scripts, fonts or links to anything outside it, so it can be mailed or
 //! archived as one file.
 
@@ -13,6 +14,7 @@ mod returned;
 mod sections;
 mod syncs;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -21,7 +23,6 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::{Cli, ReportFormat, load_config, open_store};
 use crate::config::Config;
-use crate::domain::plan::Planned;
 use crate::store::ReportData;
 use chart::esc;
 use sections::WEEKS_AHEAD;
@@ -58,7 +59,8 @@ pub(super) fn run(cli: &Cli, args: ReportArgs) -> anyhow::Result<ExitCode> {
             "--since {since} is after --until {until}: give the first day of the period, then the last"
         );
     }
-    let mut store = open_store(&setup.config)?;
+    let store = open_store(&setup.config)?;
+    store.for_reading()?;
     let period = period::period(&setup.config, &store, since, until, args.attribution_days)?;
     let Some(html) = args.html else {
         match args.format {
@@ -70,14 +72,17 @@ pub(super) fn run(cli: &Cli, args: ReportArgs) -> anyhow::Result<ExitCode> {
     };
     let force = args.force;
     let data = store.report_data()?;
-    let until = now + Duration::weeks(WEEKS_AHEAD as i64);
-    let planned = super::plan::simulate(&setup.config, &mut store, now, until)?;
-    let page = page(&setup.config, &data, &planned, &period, now);
+    let counts = store.upcoming_counts(now, WEEKS_AHEAD as u32)?;
+    let weeks = sections::weekly(&counts, |campaign, step| {
+        sections::sending_step_kind(&setup.config, campaign, step)
+    });
+    let upcoming: u64 = weeks.iter().flat_map(|w| w.values()).sum();
+    let page = page(&setup.config, &data, &weeks, &period, now);
     super::output::write_output(&setup.config, html, page.as_bytes(), force)
         .context("the report was not written")?;
     let f = data.funnel;
     println!(
-        "wrote {} ({} bytes): {} former clients, {} enrolled, {} surveyed, {} answered, {} came back; {} message{} planned in the next {WEEKS_AHEAD} weeks.",
+        "wrote {} ({} bytes): {} former clients, {} enrolled, {} surveyed, {} answered, {} came back; {} next message{} due in the next {WEEKS_AHEAD} weeks.",
         html.display(),
         page.len(),
         f.left,
@@ -85,8 +90,8 @@ pub(super) fn run(cli: &Cli, args: ReportArgs) -> anyhow::Result<ExitCode> {
         f.surveyed,
         f.answered,
         f.came_back,
-        planned.len(),
-        if planned.len() == 1 { "" } else { "s" }
+        upcoming,
+        if upcoming == 1 { "" } else { "s" }
     );
     let blocked: u64 = data
         .returned
@@ -107,7 +112,7 @@ pub(super) fn run(cli: &Cli, args: ReportArgs) -> anyhow::Result<ExitCode> {
 fn page(
     config: &Config,
     data: &ReportData,
-    planned: &[Planned],
+    upcoming: &[BTreeMap<&'static str, u64>],
     period: &period::Period,
     now: DateTime<Utc>,
 ) -> String {
@@ -123,7 +128,7 @@ fn page(
         sections::reasons(config, data),
         sections::stops(config, data),
         returned::returned(config, &data.returned),
-        sections::upcoming(planned, now),
+        sections::upcoming(upcoming, now),
         syncs::syncs(&data.syncs, data.sync_failures_total),
     ];
     format!(
@@ -143,7 +148,7 @@ fn page(
 <main>
 {sections}
 </main>
-<footer><p class="note">Terminal summary: <code>winback status</code>. The plan behind the last chart, message by message: <code>winback plan --days {days}</code>.</p></footer>
+<footer><p class="note">Terminal summary: <code>winback status</code>. Every message ahead, later steps and the rate limits included: <code>winback plan --days {days}</code>.</p></footer>
 </body>
 </html>
 "#,

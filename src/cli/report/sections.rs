@@ -9,9 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 use super::chart::{Row, Segment, bar_chart, esc, legend, percent, plural};
 use crate::config::Config;
 use crate::domain::model::StepKind;
-use crate::domain::plan::Planned;
 use crate::domain::survey::{SURVEY_REASONS, WOULD_RETURN};
-use crate::store::{Funnel, ReportData};
+use crate::store::{Funnel, ReportData, UpcomingCount};
 
 /// How far ahead the upcoming sends are charted.
 pub(super) const WEEKS_AHEAD: usize = 12;
@@ -283,29 +282,53 @@ fn kind_class(kind: StepKind) -> &'static str {
     }
 }
 
-/// Planned sends in weeks of seven days from `now` (the first week starts now).
-fn weekly(planned: &[Planned], now: DateTime<Utc>) -> Vec<BTreeMap<&'static str, u64>> {
+/// The store's counts in weeks of seven days from `now`, by step kind. `step_kind`
+/// gives the kind of a campaign's step, `None` for a campaign that sends nothing (paused,
+/// or no longer configured): its counts are left out.
+pub(super) fn weekly(
+    counts: &[UpcomingCount],
+    step_kind: impl Fn(&str, u32) -> Option<StepKind>,
+) -> Vec<BTreeMap<&'static str, u64>> {
     let mut weeks = vec![BTreeMap::new(); WEEKS_AHEAD];
-    for p in planned {
-        let week = ((p.at - now).num_seconds().max(0) / Duration::weeks(1).num_seconds()) as usize;
-        if let Some(counts) = weeks.get_mut(week.min(WEEKS_AHEAD - 1)) {
-            *counts.entry(p.kind.as_str()).or_insert(0) += 1;
+    for c in counts {
+        let Some(configured) = step_kind(&c.campaign, c.step) else {
+            continue;
+        };
+        // A retry keeps the kind it was written with.
+        let kind = c
+            .kind
+            .as_deref()
+            .and_then(StepKind::parse)
+            .unwrap_or(configured);
+        if let Some(week) = weeks.get_mut(c.week as usize) {
+            *week.entry(kind.as_str()).or_insert(0) += c.messages;
         }
     }
     weeks
 }
 
-pub(super) fn upcoming(planned: &[Planned], now: DateTime<Utc>) -> String {
-    let weeks = weekly(planned, now);
+/// The kind of `step` of `campaign`, if that campaign is configured and not paused.
+pub(super) fn sending_step_kind(config: &Config, campaign: &str, step: u32) -> Option<StepKind> {
+    config
+        .campaigns
+        .iter()
+        .find(|c| c.name == campaign && !c.paused)
+        .and_then(|c| c.step(step))
+        .map(|s| s.kind)
+}
+
+pub(super) fn upcoming(weeks: &[BTreeMap<&'static str, u64>], now: DateTime<Utc>) -> String {
+    let mut total = 0;
     let mut rows = Vec::new();
     let mut table = Vec::new();
     for (index, counts) in weeks.iter().enumerate() {
         let start = now + Duration::weeks(index as i64);
         let end = start + Duration::days(6);
         let label = format!("{} – {}", start.format("%a %b %-d"), end.format("%b %-d"));
-        let total: u64 = counts.values().sum();
+        let week_total: u64 = counts.values().sum();
+        total += week_total;
         table.push(format!(
-            r#"<tr data-week="{week}" data-count="{total}"><th>{label}</th><td class="n">{total}</td><td>{detail}</td></tr>"#,
+            r#"<tr data-week="{week}" data-count="{week_total}"><th>{label}</th><td class="n">{week_total}</td><td>{detail}</td></tr>"#,
             week = index + 1,
             label = esc(&label),
             detail = esc(&counts.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", "))
@@ -333,12 +356,12 @@ pub(super) fn upcoming(planned: &[Planned], now: DateTime<Utc>) -> String {
     format!(
         r#"<section id="upcoming">
 <h2>Upcoming sends</h2>
-<p class="note">{total} in the next {WEEKS_AHEAD} weeks (weeks start {start}), as <code>winback plan</code> simulates them: each step at its first <code>send_at</code> moment, one message per person per day.</p>
+<p class="note">{total} in the next {WEEKS_AHEAD} weeks (weeks start {start}): the next message of each running sequence, in the week of the <code>send_at</code> moment it waits for (what is already due in the first), and the messages to be tried again. Paused campaigns send nothing. Every message, later steps and the rate limits included: <code>winback plan</code>.</p>
 {legend}
 {chart}
 <details><summary>The numbers</summary><table><thead><tr><th>Week</th><th>Messages</th><th>By step kind</th></tr></thead><tbody>{table}</tbody></table></details>
 </section>"#,
-        total = plural(planned.len() as u64, "message", "messages"),
+        total = plural(total, "message", "messages"),
         start = now.format("%A %H:%M UTC"),
         legend = legend(&kinds),
         chart = bar_chart("Upcoming sends per week", &rows),
@@ -351,34 +374,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sends_fall_into_weeks_from_now() {
-        let now = DateTime::parse_from_rfc3339("2026-06-01T10:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let plan = |days: i64, kind: StepKind| Planned {
-            at: now + Duration::days(days),
-            local: String::new(),
-            email: String::new(),
-            campaign: String::new(),
-            step: 1,
-            kind,
-            reason: String::new(),
+    fn upcoming_counts_fall_into_weeks_by_kind_and_paused_campaigns_are_left_out() {
+        let count = |campaign: &str, step, kind: Option<&str>, week, messages| UpcomingCount {
+            campaign: campaign.to_string(),
+            step,
+            kind: kind.map(str::to_string),
+            week,
+            messages,
+        };
+        let kinds = |campaign: &str, step: u32| match (campaign, step) {
+            ("c", 1) => Some(StepKind::Survey),
+            ("c", 2) => Some(StepKind::Article),
+            _ => None,
         };
         let weeks = weekly(
             &[
-                plan(0, StepKind::Survey),
-                plan(6, StepKind::Survey),
-                plan(7, StepKind::Article),
-                plan(84, StepKind::Greeting),
+                count("c", 1, None, 0, 2),
+                count("c", 2, None, 1, 3),
+                count("c", 1, Some("survey"), 1, 1),
+                count("c", 2, None, WEEKS_AHEAD as u32 - 1, 4),
+                count("paused", 1, None, 0, 100),
             ],
-            now,
+            kinds,
         );
-        assert_eq!(weeks[0].get("survey"), Some(&2));
-        assert_eq!(weeks[1].get("article"), Some(&1));
-        assert_eq!(
-            weeks[WEEKS_AHEAD - 1].get("greeting"),
-            Some(&1),
-            "the window's last instant is in the last week"
-        );
+        assert_eq!(weeks.len(), WEEKS_AHEAD);
+        assert_eq!(weeks[0], BTreeMap::from([("survey", 2)]));
+        assert_eq!(weeks[1], BTreeMap::from([("article", 3), ("survey", 1)]));
+        assert_eq!(weeks[WEEKS_AHEAD - 1].get("article"), Some(&4));
     }
 }

@@ -14,6 +14,15 @@ use crate::token::Target;
 
 pub(crate) use crate::domain::survey::SurveyAnswer;
 
+/// (reason, would work with us again, answers): one count of `Store::survey_tallies`.
+pub(crate) type SurveyTally = (Option<String>, Option<String>, u64);
+
+/// Every answer with its person, newest first. The order is `survey_answers_by_update`'s
+/// (schema18.sql) read backwards, so no sort holds the answers.
+pub(super) const SURVEY_ANSWERS: &str = "SELECT c.email, c.name, c.company, a.campaign, a.reason, a.better, a.would_return, a.created_at, a.updated_at
+     FROM survey_answers a INDEXED BY survey_answers_by_update JOIN clients c ON c.id = a.client_id
+     ORDER BY a.updated_at DESC, a.enrollment_id DESC";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SurveyOutcome {
     Unknown,
@@ -130,14 +139,24 @@ impl Store {
         })
     }
 
-    /// Every survey answer, newest first.
+    /// Every survey answer, newest first, collected (for tests of what was stored).
+    #[cfg(test)]
     pub(crate) fn survey_answers(&self) -> Result<Vec<SurveyAnswerRow>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT c.email, c.name, c.company, a.campaign, a.reason, a.better, a.would_return, a.created_at, a.updated_at
-             FROM survey_answers a JOIN clients c ON c.id = a.client_id
-             ORDER BY a.updated_at DESC, a.enrollment_id DESC",
-        )?;
-        let rows = stmt.query_map([], |r| {
+        let mut rows = Vec::new();
+        self.for_each_survey_answer(|row| {
+            rows.push(row);
+            Ok::<_, crate::store::StoreError>(())
+        })?;
+        Ok(rows)
+    }
+
+    /// Every survey answer, newest first, handed to `f` one at a time: read in the order
+    /// of `survey_answers_by_update`, so a million answers cost one row's memory.
+    pub(crate) fn for_each_survey_answer<E: From<crate::store::StoreError>>(
+        &self,
+        mut f: impl FnMut(SurveyAnswerRow) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let read = |r: &rusqlite::Row| -> rusqlite::Result<SurveyAnswerRow> {
             Ok(SurveyAnswerRow {
                 email: r.get(0)?,
                 name: r.get(1)?,
@@ -149,7 +168,26 @@ impl Store {
                 answered_at: r.get(7)?,
                 updated_at: r.get(8)?,
             })
+        };
+        let mut stmt = self
+            .conn
+            .prepare(SURVEY_ANSWERS)
+            .map_err(|e| E::from(e.into()))?;
+        let mut rows = stmt.query([]).map_err(|e| E::from(e.into()))?;
+        while let Some(r) = rows.next().map_err(|e| E::from(e.into()))? {
+            f(read(r).map_err(|e| E::from(e.into()))?)?;
+        }
+        Ok(())
+    }
+
+    /// (reason, would work with us again) → answers, over every answer.
+    pub(crate) fn survey_tallies(&self) -> Result<Vec<SurveyTally>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT reason, would_return, COUNT(*) FROM survey_answers GROUP BY 1, 2")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
         })?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }

@@ -751,3 +751,29 @@ fn a_client_on_the_kept_customers_list_is_never_mailed() {
         .unwrap();
     assert_eq!(kept, 0);
 }
+
+/// `winback survey` writes each answer as it is read: newest first along
+/// `survey_answers_by_update`, with no sort that would hold every answer first.
+#[test]
+fn survey_answers_are_read_in_order_without_a_sort() {
+    let f = fixture();
+    let mut stmt = f
+        .store
+        .conn
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            super::survey::SURVEY_ANSWERS
+        ))
+        .unwrap();
+    let plan: Vec<String> = stmt
+        .query_map([], |r| r.get(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let plan = plan.join("; ");
+    assert!(
+        plan.starts_with("SCAN a USING INDEX survey_answers_by_update")
+            && !plan.contains("TEMP B-TREE"),
+        "{plan}"
+    );
+}
