@@ -59,7 +59,7 @@ pub(super) fn run(cli: &Cli, args: ReportArgs) -> anyhow::Result<ExitCode> {
             "--since {since} is after --until {until}: give the first day of the period, then the last"
         );
     }
-    let store = open_store(&setup.config)?;
+    let mut store = open_store(&setup.config)?;
     store.for_reading()?;
     let period = period::period(&setup.config, &store, since, until, args.attribution_days)?;
     let Some(html) = args.html else {
@@ -71,6 +71,9 @@ pub(super) fn run(cli: &Cli, args: ReportArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let force = args.force;
+    // The page's upcoming sends follow the configuration as it is now: a campaign added or
+    // renamed since the daemon's last pass is applied first, as `plan` applies it.
+    store.sync_campaigns(&setup.config, now)?;
     let data = store.report_data()?;
     let counts = store.upcoming_counts(now, WEEKS_AHEAD as u32)?;
     let weeks = sections::weekly(&counts, |campaign, step| {

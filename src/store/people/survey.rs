@@ -18,7 +18,7 @@ pub(crate) use crate::domain::survey::SurveyAnswer;
 pub(crate) type SurveyTally = (Option<String>, Option<String>, u64);
 
 /// Every answer with its person, newest first. The order is `survey_answers_by_update`'s
-/// (schema18.sql) read backwards, so no sort holds the answers.
+/// (schema17.sql) read backwards, so no sort holds the answers.
 pub(super) const SURVEY_ANSWERS: &str = "SELECT c.email, c.name, c.company, a.campaign, a.reason, a.better, a.would_return, a.created_at, a.updated_at
      FROM survey_answers a INDEXED BY survey_answers_by_update JOIN clients c ON c.id = a.client_id
      ORDER BY a.updated_at DESC, a.enrollment_id DESC";

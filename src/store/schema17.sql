@@ -1,4 +1,4 @@
--- Version 18. Operator commands stream or count over indexes instead of whole tables.
+-- Version 17. Operator commands stream or count over indexes instead of whole tables.
 -- `winback survey` lists every answer newest first: read backwards along this index, the
 -- answers come out one at a time instead of being sorted in memory first.
 CREATE INDEX survey_answers_by_update ON survey_answers(updated_at);
