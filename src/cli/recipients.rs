@@ -44,6 +44,7 @@ pub(super) fn survey(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
     let store = open_store(&setup.config)?;
     store.for_reading()?;
+    store.read_one_snapshot()?;
     // Counted in SQL; the answers are then written as they are read, never all held.
     let tallies = store.survey_tallies()?;
     let totals = SurveyTotals {
