@@ -114,6 +114,7 @@ pub(crate) fn start(
             None
         };
 
+        let checks = SharedStore::new(store.open_again()?);
         let store = SharedStore::new(store);
         if !once {
             mailboxes::start(
@@ -132,6 +133,7 @@ pub(crate) fn start(
             secret,
             clock,
             store,
+            checks,
         };
         let reloads = Reloads {
             requests: reloads,
