@@ -115,6 +115,7 @@ pub(crate) fn start(
         };
 
         let checks = SharedStore::new(store.open_again()?);
+        store.keep_temporary_in_memory()?;
         let store = SharedStore::new(store);
         if !once {
             mailboxes::start(

@@ -122,9 +122,6 @@ impl Store {
         // killed process. WAL keeps the cost to one sequential sync per transaction.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Savepoints' undo journals in memory, not in a temporary file created and deleted
-        // for each (a delivery pass takes one per batch of results it records).
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Imports touch random pages of several indexes (email, hash, token id): a page
         // cache that holds them avoids spilling to the WAL mid-transaction. Bounded: 64 MiB.
         conn.pragma_update(None, "cache_size", -65536)?;

@@ -43,6 +43,14 @@ impl Store {
         Ok(count as usize)
     }
 
+    /// For the daemon's connection: SQLite's temporary structures (a savepoint's undo
+    /// journal, a claim's sort) stay in memory instead of a file created and deleted in
+    /// /var/tmp for each, one every few messages a pass sends. Its statements are small;
+    /// the commands that sort a million rows keep spilling to disk.
+    pub(crate) fn keep_temporary_in_memory(&self) -> Result<()> {
+        Ok(self.conn.pragma_update(None, "temp_store", "MEMORY")?)
+    }
+
     /// Another connection to the same database: a reader there never waits for this
     /// connection's commits (WAL), and sees each once it is committed.
     pub(crate) fn open_again(&self) -> Result<Store> {
