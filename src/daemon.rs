@@ -114,7 +114,7 @@ pub(crate) fn start(
             None
         };
 
-        let checks = SharedStore::new(store.open_again()?);
+        let checks = SharedStore::new(store.open_for_checks()?);
         store.keep_temporary_in_memory()?;
         let store = SharedStore::new(store);
         if !once {

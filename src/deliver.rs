@@ -52,7 +52,8 @@ pub(crate) struct Deliverer {
     pub clock: Clock,
     pub store: SharedStore,
     /// A second connection to the database, for the check just before each send: it
-    /// reads, so it never waits behind the commits (and syncs to disk) of `store`.
+    /// reads, so it never waits behind the commits (and syncs to disk) of `store`, and
+    /// it is read on the worker's own thread (see `Store::open_for_checks`).
     pub checks: SharedStore,
 }
 

@@ -471,11 +471,12 @@ impl Deliverer {
     /// Checks a started message once more, just before its SMTP transaction, on the
     /// connection that only reads: `None` to send it, else what replaces its send.
     async fn check_again(&self, message: &Claimed) -> Option<Outcome> {
-        let (config, row) = (self.config.clone(), message.message_row);
+        let row = message.message_row;
+        // On this thread: one indexed read, on a connection only these checks use, that
+        // a commit never blocks (WAL); a trip to a blocking thread would cost more.
         match self
             .checks
-            .call(move |store| store.withdrawal(&config, row))
-            .await
+            .blocking(|store| store.withdrawal(&self.config, row))
         {
             Ok(None) => None,
             Ok(Some(reason)) => {

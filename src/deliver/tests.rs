@@ -106,7 +106,7 @@ fn deliverer(
         mailer,
         secret: Arc::new(Secret::generate()),
         clock: Clock::starting_at(now()),
-        checks: SharedStore::new(store.open_again().unwrap()),
+        checks: SharedStore::new(store.open_for_checks().unwrap()),
         store: SharedStore::new(store),
     }
 }

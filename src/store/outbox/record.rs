@@ -26,7 +26,7 @@ impl Store {
     /// not start after all, or `None` if it may. A claim can wait in the queue behind a
     /// slow server; an opt-out, bounce or return recorded meanwhile (or the person being
     /// forgotten, or their sequence starting over) still stops it. Reads only: delivery
-    /// asks it on a connection of its own (see [`Store::open_again`]) before each send of
+    /// asks it on a connection of its own (see [`Store::open_for_checks`]) before each send of
     /// a group whose starts one transaction committed.
     pub(crate) fn withdrawal(&self, config: &Config, row: i64) -> Result<Option<String>> {
         withdrawal_in(&self.conn, config, row)
@@ -51,10 +51,15 @@ impl Store {
         Ok(self.conn.pragma_update(None, "temp_store", "MEMORY")?)
     }
 
-    /// Another connection to the same database: a reader there never waits for this
-    /// connection's commits (WAL), and sees each once it is committed.
-    pub(crate) fn open_again(&self) -> Result<Store> {
-        Store::open(&self.path)
+    /// Another connection to the same database, for delivery's checks before each send:
+    /// a reader there never waits for this connection's commits (WAL), and sees each once
+    /// it is committed. Those checks run on an async thread, so in the rare case SQLite
+    /// makes a reader wait (another process recovering the log), it gives up after a
+    /// second instead of five minutes: the message then goes back to the queue.
+    pub(crate) fn open_for_checks(&self) -> Result<Store> {
+        let store = Store::open(&self.path)?;
+        store.conn.busy_timeout(std::time::Duration::from_secs(1))?;
+        Ok(store)
     }
 
     #[cfg(test)]
