@@ -81,9 +81,13 @@ median() {
 # `connections` = SESSIONS, no rate limits; `run --once` is timed (claims committed before
 # each SMTP transaction, results committed in batches: every message durably recorded).
 # The import into a fresh database is not timed.
-WINBACK_BIN="$PWD/target/release/winback"
+# WINBACK_BIN: a winback binary to time instead of this tree's release build (for A/B runs).
+WINBACK_BIN="${WINBACK_BIN:-}"
 prepare_winback() {
-    cargo build --release --quiet
+    if [ -z "$WINBACK_BIN" ]; then
+        cargo build --release --quiet
+        WINBACK_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/winback"
+    fi
     python3 - "$MESSAGES" >"$WORK_DIR/clients.csv" <<'PY'
 import sys
 n = int(sys.argv[1])

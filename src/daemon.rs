@@ -114,6 +114,8 @@ pub(crate) fn start(
             None
         };
 
+        let checks = SharedStore::new(store.open_for_checks()?);
+        store.keep_temporary_in_memory()?;
         let store = SharedStore::new(store);
         if !once {
             mailboxes::start(
@@ -132,6 +134,7 @@ pub(crate) fn start(
             secret,
             clock,
             store,
+            checks,
         };
         let reloads = Reloads {
             requests: reloads,

@@ -1,9 +1,12 @@
 //! Delivery: claim due messages, render them, hand them to the mailer, record what the
 //! server said. A message not fit to go (see `fitness`) is held, never sent.
 //!
-//! Claims are committed (`sending`), then each message's start, just before its SMTP
-//! transaction, by its connection's worker in one transaction with the result of that
-//! worker's previous send: a crash leaves at most one message per connection uncertain.
+//! Claims are committed (`sending`), then each message's start, before its SMTP
+//! transaction, by its connection's worker in one transaction with the results of that
+//! worker's previous sends: a worker starts a small group at once (only as many as it
+//! sends in the time of a commit, so one sync to disk serves several messages) and checks
+//! each again just before its send, so a crash leaves at most one group per connection
+//! uncertain.
 //! An open transaction is never abandoned; on shutdown no new one starts, and claimed
 //! messages go back to the queue.
 //!
@@ -31,8 +34,10 @@ mod tests;
 
 /// Messages claimed per batch, per SMTP connection: larger batches amortize the claim
 /// transactions. A claimed message that never started goes back to the queue after a
-/// crash, so the batch size does not bound what a crash leaves `uncertain`.
-pub(crate) const BATCH_PER_CONNECTION: usize = 8;
+/// crash, so the batch size does not bound what a crash leaves `uncertain`. Twice a
+/// worker's start group (`pass::START_GROUP`): while each worker sends a group, the
+/// next one is claimed and rendered.
+pub(crate) const BATCH_PER_CONNECTION: usize = 16;
 
 /// A claimed message, rendered, or the outcome that replaces its send.
 type Prepared = (Claimed, Result<OutgoingMessage, Outcome>);
@@ -46,6 +51,10 @@ pub(crate) struct Deliverer {
     pub secret: Arc<Secret>,
     pub clock: Clock,
     pub store: SharedStore,
+    /// A second connection to the database, for the check just before each send: it
+    /// reads, so it never waits behind the commits (and syncs to disk) of `store`, and
+    /// it is read on the worker's own thread (see `Store::open_for_checks`).
+    pub checks: SharedStore,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

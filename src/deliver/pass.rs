@@ -11,8 +11,32 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::{BATCH_PER_CONNECTION, DeliverError, Deliverer, PassReport, Prepared};
+use crate::mailer::OutgoingMessage;
 use crate::store::{Claimed, Outcome, Start};
 
+/// The most messages a worker starts in one transaction and then sends one after the
+/// other: one commit (one sync to disk) for up to this many SMTP transactions instead of
+/// one each. A crash leaves at most this many started messages per connection
+/// `uncertain`. A worker takes only what is already queued, and only as many as it sends
+/// in about the time its start took (see [`group_limit`]): a slow server or a trickle
+/// still starts one message at a time.
+pub(crate) const START_GROUP: usize = 8;
+
+/// How many messages a worker starts together next: one more than the sends that fit in
+/// the time its last start took to commit, at most [`START_GROUP`]. Grouping pays only
+/// where a commit costs several sends (a local relay); against a slow server it would
+/// only leave more messages uncertain after a crash.
+pub(crate) fn group_limit(
+    start: std::time::Duration,
+    sends: std::time::Duration,
+    sent: usize,
+) -> usize {
+    let per_send = sends.as_nanos() / sent.max(1) as u128;
+    let fit = start.as_nanos().checked_div(per_send).unwrap_or(u128::MAX);
+    usize::try_from(fit.saturating_add(1))
+        .unwrap_or(usize::MAX)
+        .min(START_GROUP)
+}
 /// Results committed in one transaction, at most.
 const MAX_RESULTS_PER_COMMIT: usize = 256;
 /// Results that could not be recorded are tried again after this, then twice as long
@@ -22,16 +46,20 @@ const MAX_RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long a pass gathers results before committing them.
 const COMMIT_GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Asks the pass's starter to record `results` and start `row`.
+/// What the starter answers a worker: whether its results were recorded and, for each
+/// message it asked to start, in order, why it must not (`None`: started).
+type Answer = Result<(bool, Vec<Option<String>>), String>;
+
+/// Asks the pass's starter to record `results` and start `rows`.
 async fn ask(
     starter: &mpsc::Sender<StartRequest>,
     results: Vec<(i64, Outcome)>,
-    row: Option<i64>,
-) -> Result<(bool, Option<String>), String> {
+    rows: Vec<i64>,
+) -> Answer {
     let (reply, answer) = tokio::sync::oneshot::channel();
     let request = StartRequest {
         results,
-        row,
+        rows,
         reply,
     };
     if starter.send(request).await.is_err() {
@@ -42,11 +70,30 @@ async fn ask(
         .unwrap_or_else(|_| Err("the pass stopped writing".to_string()))
 }
 
-/// A worker's request to the pass's starter: record `results`, and start `row` if any.
+/// A worker's request to the pass's starter: record `results`, and start `rows` (its
+/// next group, sent one after the other).
 struct StartRequest {
     results: Vec<(i64, Outcome)>,
-    row: Option<i64>,
-    reply: tokio::sync::oneshot::Sender<Result<(bool, Option<String>), String>>,
+    rows: Vec<i64>,
+    reply: tokio::sync::oneshot::Sender<Answer>,
+}
+
+/// What replaces the send of a message a stopping daemon never handed to the server.
+fn not_started(deliverer: &Deliverer) -> Outcome {
+    Outcome::Returned {
+        reason: "not started: the daemon was stopping".to_string(),
+        at: deliverer.clock.now(),
+    }
+}
+
+/// Takes what is queued right now onto `group`, up to `limit` messages.
+fn take_queued(queue: &mut mpsc::Receiver<Prepared>, group: &mut Vec<Prepared>, limit: usize) {
+    while group.len() < limit {
+        match queue.try_recv() {
+            Ok(next) => group.push(next),
+            Err(_) => break,
+        }
+    }
 }
 
 /// What became of a claimed message, and whether a worker has already recorded it.
@@ -60,8 +107,9 @@ impl Deliverer {
     /// Sends everything due now, until nothing is due, a rate limit is reached, the server
     /// refuses us, or `stopping` says to stop (checked between claims only).
     ///
-    /// Two stages overlap: one worker per connection re-checks, commits the start (with
-    /// its previous result) and sends, while this task commits, in one transaction, the
+    /// Two stages overlap: one worker per connection re-checks, commits the start of a
+    /// group (with its previous results) and sends it, each message checked again just
+    /// before its send, while this task commits, in one transaction, the
     /// results no worker could record and the next claims, then renders what it claimed.
     /// It claims only while fewer than one batch is claimed but unrecorded. Once
     /// `stopping` is set, workers start nothing more and return what they are given.
@@ -235,8 +283,9 @@ impl Deliverer {
         }
     }
 
-    /// One connection's worker: takes rendered messages from the queue, has each
-    /// re-checked and its start committed (with this worker's previous result), sends it,
+    /// One connection's worker: takes rendered messages from the queue, what is queued up
+    /// to a group of [`START_GROUP`], has them re-checked and their starts committed (with
+    /// this worker's previous results) in one transaction, sends them one after the other,
     /// and hands every outcome to the pass. Ends when the queue closes or the pass stops.
     async fn work(
         self,
@@ -246,108 +295,191 @@ impl Deliverer {
         own: mpsc::Sender<StartRequest>,
         stopping: Arc<AtomicBool>,
     ) {
-        // The outcome of this worker's last send, not yet recorded: it is recorded
-        // in the same transaction as the next start, or alone before the worker
-        // waits for work. So a crash finds at most one started message per
-        // connection whose fate is unknown: the one whose transaction was open.
-        let mut pending: Option<(i64, Outcome)> = None;
-        loop {
-            // Never wait for the queue's lock with a result in hand: the worker
-            // holding it may be waiting for work that only that result frees.
-            let queued = match work_rx.try_lock() {
-                Ok(mut queue) if pending.is_some() => queue.try_recv().ok(),
-                _ => None,
-            };
-            let next = match queued {
-                Some(next) => Some(next),
-                None => {
-                    if let Some(result) = pending.take()
-                        && done_tx
-                            .send(self.record_alone(result, own.clone()).await)
-                            .await
-                            .is_err()
-                    {
-                        break;
-                    }
-                    work_rx.lock().await.recv().await
-                }
-            };
-            let Some((message, rendered)) = next else {
-                break;
-            };
-            if done_tx.is_closed() {
-                // The pass stopped on a database error: not started, so it goes
-                // back to the queue at the next start.
-                break;
+        // The outcomes of this worker's last group, not yet recorded: recorded in the
+        // same transaction as its next group's start, or alone before the worker waits
+        // for work. So a crash finds at most one group of started messages per
+        // connection whose fate is unknown: the one being sent.
+        let mut pending: Vec<(i64, Outcome)> = Vec::new();
+        // One at a time until this worker has seen what a start and a send cost.
+        let mut limit = 1;
+        'work: loop {
+            let mut group: Vec<Prepared> = Vec::with_capacity(START_GROUP);
+            // Never wait for the queue's lock with results in hand: the worker holding
+            // it may be waiting for work that only those results free.
+            if !pending.is_empty()
+                && let Ok(mut queue) = work_rx.try_lock()
+            {
+                take_queued(&mut queue, &mut group, limit);
             }
-            let row = message.message_row;
-            let outcome = match rendered {
-                Err(outcome) => outcome,
-                Ok(_) if stopping.load(Ordering::SeqCst) => Outcome::Returned {
-                    reason: "not started: the daemon was stopping".to_string(),
-                    at: self.clock.now(),
-                },
-                Ok(outgoing) => {
-                    let (previous, verdict) =
-                        self.start(&message, pending.take(), own.clone()).await;
-                    if let Some(previous) = previous
-                        && done_tx.send(previous).await.is_err()
-                    {
-                        break;
-                    }
-                    match verdict {
-                        Some(not_started) => not_started,
-                        None => {
-                            let outcome = self.send(&message, outgoing).await;
-                            if matches!(outcome, Outcome::Deferred { .. }) {
-                                refused.store(true, Ordering::SeqCst);
-                            }
-                            pending = Some((row, outcome));
-                            continue;
+            if group.is_empty() {
+                if !pending.is_empty() {
+                    let results = std::mem::take(&mut pending);
+                    for done in self.record_alone(results, own.clone()).await {
+                        if done_tx.send(done).await.is_err() {
+                            break 'work;
                         }
                     }
                 }
-            };
-            let done = Done {
-                row,
-                outcome,
-                recorded: false,
-            };
-            if done_tx.send(done).await.is_err() {
+                let mut queue = work_rx.lock().await;
+                let Some(first) = queue.recv().await else {
+                    break;
+                };
+                group.push(first);
+                take_queued(&mut queue, &mut group, limit);
+            }
+            if done_tx.is_closed() {
+                // The pass stopped on a database error: not started, so they go back to
+                // the queue at the next start.
                 break;
             }
+            let mut ready = Vec::with_capacity(group.len());
+            for (message, rendered) in group {
+                let outcome = match rendered {
+                    Err(outcome) => outcome,
+                    Ok(_) if stopping.load(Ordering::SeqCst) => not_started(&self),
+                    Ok(outgoing) => {
+                        ready.push((message, outgoing));
+                        continue;
+                    }
+                };
+                let done = Done {
+                    row: message.message_row,
+                    outcome,
+                    recorded: false,
+                };
+                if done_tx.send(done).await.is_err() {
+                    break 'work;
+                }
+            }
+            if ready.is_empty() {
+                continue;
+            }
+            let results = std::mem::take(&mut pending);
+            let asked = tokio::time::Instant::now();
+            let (previous, verdicts) = self.start(&ready, results, own.clone()).await;
+            let started = asked.elapsed();
+            let sending = tokio::time::Instant::now();
+            let mut sent = 0;
+            for done in previous {
+                if done_tx.send(done).await.is_err() {
+                    break 'work;
+                }
+            }
+            for (index, ((message, outgoing), verdict)) in
+                ready.into_iter().zip(verdicts).enumerate()
+            {
+                let row = message.message_row;
+                // The first went through its check in the start's transaction; each later
+                // one is checked again now, just before its own SMTP transaction.
+                let verdict = match verdict {
+                    None if index > 0 && !stopping.load(Ordering::SeqCst) => {
+                        self.check_again(&message).await
+                    }
+                    verdict => verdict,
+                };
+                let outcome = match verdict {
+                    Some(not_sent) => not_sent,
+                    // Started, but never handed to the server: back in the queue.
+                    None if stopping.load(Ordering::SeqCst) => not_started(&self),
+                    None => {
+                        let outcome = self.send(&message, outgoing).await;
+                        sent += 1;
+                        if matches!(outcome, Outcome::Deferred { .. }) {
+                            refused.store(true, Ordering::SeqCst);
+                        }
+                        pending.push((row, outcome));
+                        continue;
+                    }
+                };
+                let done = Done {
+                    row,
+                    outcome,
+                    recorded: false,
+                };
+                if done_tx.send(done).await.is_err() {
+                    break 'work;
+                }
+            }
+            if sent > 0 {
+                limit = group_limit(started, sending.elapsed(), sent);
+            }
         }
-        if let Some(result) = pending.take() {
-            let _ = done_tx
-                .send(self.record_alone(result, own.clone()).await)
-                .await;
+        if !pending.is_empty() {
+            for done in self.record_alone(pending, own.clone()).await {
+                let _ = done_tx.send(done).await;
+            }
         }
     }
 
-    /// Asked just before a message's SMTP transaction starts: the claim checked the
-    /// person's standing, but the message may have waited in the queue since, and no
-    /// message is started after an opt-out. If it may go, its start is committed, in one
-    /// transaction with `previous` (the outcome of this worker's last send): only a
-    /// started message can be uncertain after a crash. Returns `previous`, saying whether
-    /// it is recorded, and `None` to send the message, else what replaces its send. `own`
-    /// is the worker's connection; without it, the main one.
+    /// Asked just before a group's SMTP transactions start: the claim checked each
+    /// person's standing, but the messages may have waited in the queue since, and no
+    /// message is started after an opt-out. Those that may go have their start committed,
+    /// in one transaction with `previous` (the outcomes of this worker's last group): only
+    /// a started message can be uncertain after a crash. Returns `previous`, saying
+    /// whether it is recorded, and for each message `None` to send it, else what replaces
+    /// its send. `starter` writes for the pass.
     async fn start(
         &self,
-        message: &Claimed,
-        previous: Option<(i64, Outcome)>,
+        group: &[(Claimed, OutgoingMessage)],
+        previous: Vec<(i64, Outcome)>,
         starter: mpsc::Sender<StartRequest>,
-    ) -> (Option<Done>, Option<Outcome>) {
+    ) -> (Vec<Done>, Vec<Option<Outcome>>) {
+        let rows = group
+            .iter()
+            .map(|(message, _)| message.message_row)
+            .collect();
+        let verdict = ask(&starter, previous.clone(), rows).await;
+        let recorded = matches!(verdict, Ok((true, _)));
+        let previous = previous
+            .into_iter()
+            .map(|(row, outcome)| Done {
+                row,
+                outcome,
+                recorded,
+            })
+            .collect();
+        let outcomes = match verdict {
+            Ok((_, withdrawn)) => group
+                .iter()
+                .zip(withdrawn)
+                .map(|((message, _), reason)| {
+                    let reason = reason?;
+                    let row = message.message_row;
+                    tracing::info!(outbox_id = row, to = %message.client.email, %reason, "not sent");
+                    Some(Outcome::Withdrawn {
+                        reason,
+                        at: self.clock.now(),
+                    })
+                })
+                .collect(),
+            Err(error) => group
+                .iter()
+                .map(|(message, _)| {
+                    // Not started: never send a message whose start is not on record.
+                    let row = message.message_row;
+                    tracing::warn!(outbox_id = row, %error, "cannot record the start of a message; it goes back to the queue");
+                    Some(Outcome::Returned {
+                        reason: format!("not started: its start could not be recorded: {error}"),
+                        at: self.clock.now(),
+                    })
+                })
+                .collect(),
+        };
+        (previous, outcomes)
+    }
+
+    /// Checks a started message once more, just before its SMTP transaction, on the
+    /// connection that only reads: `None` to send it, else what replaces its send.
+    async fn check_again(&self, message: &Claimed) -> Option<Outcome> {
         let row = message.message_row;
-        let results: Vec<(i64, Outcome)> = previous.iter().cloned().collect();
-        let verdict = ask(&starter, results, Some(row)).await;
-        let previous = previous.map(|(row, outcome)| Done {
-            row,
-            outcome,
-            recorded: matches!(verdict, Ok((true, _))),
-        });
-        let outcome = match verdict {
-            Ok((_, None)) => None,
-            Ok((_, Some(reason))) => {
+        // On this thread: one indexed read, on a connection only these checks use, that
+        // a commit never blocks (WAL); a trip to a blocking thread would cost more.
+        match self
+            .checks
+            .blocking(|store| store.withdrawal(&self.config, row))
+        {
+            Ok(None) => None,
+            Ok(Some(reason)) => {
                 tracing::info!(outbox_id = row, to = %message.client.email, %reason, "not sent");
                 Some(Outcome::Withdrawn {
                     reason,
@@ -355,33 +487,36 @@ impl Deliverer {
                 })
             }
             Err(error) => {
-                // Not started: never send a message whose start is not on record.
-                tracing::warn!(outbox_id = row, %error, "cannot record the start of a message; it goes back to the queue");
+                // Never send a message whose standing could not be read.
+                tracing::warn!(outbox_id = row, %error, "cannot check a message before sending it; it goes back to the queue");
                 Some(Outcome::Returned {
-                    reason: format!("not started: its start could not be recorded: {error}"),
+                    reason: format!("not started: it could not be checked: {error}"),
                     at: self.clock.now(),
                 })
             }
-        };
-        (previous, outcome)
+        }
     }
 
-    /// Records one worker's result through the starter (if that fails, the pass records
-    /// it with the next claims).
+    /// Records one worker's results through the starter (if that fails, the pass records
+    /// them with the next claims).
     async fn record_alone(
         &self,
-        result: (i64, Outcome),
+        results: Vec<(i64, Outcome)>,
         starter: mpsc::Sender<StartRequest>,
-    ) -> Done {
-        let recorded = ask(&starter, vec![result.clone()], None).await;
-        if let Err(error) = &recorded {
-            tracing::warn!(outbox_id = result.0, %error, "cannot record a result yet; trying again");
+    ) -> Vec<Done> {
+        let answer = ask(&starter, results.clone(), Vec::new()).await;
+        if let Err(error) = &answer {
+            tracing::warn!(results = results.len(), %error, "cannot record results yet; trying again");
         }
-        Done {
-            row: result.0,
-            outcome: result.1,
-            recorded: matches!(recorded, Ok((true, _))),
-        }
+        let recorded = matches!(answer, Ok((true, _)));
+        results
+            .into_iter()
+            .map(|(row, outcome)| Done {
+                row,
+                outcome,
+                recorded,
+            })
+            .collect()
     }
 
     /// Writes the workers' requests as they come, all those waiting in one transaction.
@@ -393,7 +528,7 @@ impl Deliverer {
             }
             let work: Vec<Start> = batch
                 .iter()
-                .map(|request| (request.results.clone(), request.row))
+                .map(|request| (request.results.clone(), request.rows.clone()))
                 .collect();
             let (config, at) = (self.config.clone(), self.clock.now());
             let answers = self

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{NaiveDate, TimeZone};
 
@@ -43,22 +43,23 @@ fn record(email: &str) -> ClientRecord {
     }
 }
 
-/// Sends like the stub, but the first send also opts out everyone else on `people`
+/// Sends like the stub, but send number `at` also opts out everyone else on `people`
 /// (through its own connection, as the HTTP server would): an opt-out that arrives
-/// while the other messages wait in the queue.
-struct OptOutDuringFirstSend {
+/// while the other messages wait in the queue, or in a group already started.
+struct OptOutDuringSend {
     stub: StubMailer,
     http: Mutex<Store>,
     people: Vec<String>,
-    first: AtomicBool,
+    sends: AtomicUsize,
+    at: usize,
 }
 
-impl Mailer for OptOutDuringFirstSend {
+impl Mailer for OptOutDuringSend {
     fn send<'a>(
         &'a self,
         message: &'a OutgoingMessage,
     ) -> Pin<Box<dyn Future<Output = Result<Delivered, SendError>> + Send + 'a>> {
-        if !self.first.swap(true, Ordering::SeqCst) {
+        if self.sends.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
             let mut store = self.http.lock().unwrap();
             for person in self
                 .people
@@ -68,6 +69,26 @@ impl Mailer for OptOutDuringFirstSend {
                 store.record_opt_out(person, "link", now()).unwrap();
             }
         }
+        self.stub.send(message)
+    }
+}
+
+/// Sends like the stub, and notes before each send how many messages are started and
+/// not yet recorded (read on a connection of its own): what a crash then would leave
+/// `uncertain`.
+struct NotesStarted {
+    stub: StubMailer,
+    db: Mutex<Store>,
+    seen: Mutex<Vec<usize>>,
+}
+
+impl Mailer for NotesStarted {
+    fn send<'a>(
+        &'a self,
+        message: &'a OutgoingMessage,
+    ) -> Pin<Box<dyn Future<Output = Result<Delivered, SendError>> + Send + 'a>> {
+        let started = self.db.lock().unwrap().started_unrecorded().unwrap();
+        self.seen.lock().unwrap().push(started);
         self.stub.send(message)
     }
 }
@@ -85,6 +106,7 @@ fn deliverer(
         mailer,
         secret: Arc::new(Secret::generate()),
         clock: Clock::starting_at(now()),
+        checks: SharedStore::new(store.open_for_checks().unwrap()),
         store: SharedStore::new(store),
     }
 }
@@ -255,11 +277,12 @@ async fn an_opt_out_while_a_message_waits_in_the_queue_stops_it() {
     store
         .import(rows.into_iter(), &config, now(), false, &mut |_| {})
         .unwrap();
-    let mailer = Arc::new(OptOutDuringFirstSend {
+    let mailer = Arc::new(OptOutDuringSend {
         stub: StubMailer::new(),
         http: Mutex::new(Store::open(&db).unwrap()),
         people: people.clone(),
-        first: AtomicBool::new(false),
+        sends: AtomicUsize::new(0),
+        at: 1,
     });
     let deliverer = deliverer(config, renderer, mailer.clone(), store);
     let report = deliverer.pass(Arc::default()).await.unwrap();
@@ -277,5 +300,109 @@ async fn an_opt_out_while_a_message_waits_in_the_queue_stops_it() {
             .claim_due(&deliverer.config, now() + Duration::days(1), 10)
             .unwrap()
             .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_starts_what_is_queued_for_it_in_one_transaction_a_group_at_most() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path());
+    let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
+    let db = dir.path().join("winback.db");
+    let mut store = Store::open(&db).unwrap();
+    let rows = (1..=20)
+        .map(|n| Ok((2, record(&format!("p{n}@client.example")))))
+        .collect::<Vec<_>>();
+    store
+        .import(rows.into_iter(), &config, now(), false, &mut |_| {})
+        .unwrap();
+    let mailer = Arc::new(NotesStarted {
+        stub: StubMailer::new(),
+        db: Mutex::new(Store::open(&db).unwrap()),
+        seen: Mutex::new(Vec::new()),
+    });
+    let deliverer = deliverer(config, renderer, mailer.clone(), store);
+    let report = deliverer.pass(Arc::default()).await.unwrap();
+    assert_eq!(
+        (report.sent, mailer.stub.sent().len()),
+        (20, 20),
+        "{report:?}"
+    );
+    let seen = mailer.seen.lock().unwrap().clone();
+    // One connection, sends that cost nothing: after the first, one commit starts a
+    // group...
+    assert!(
+        seen.iter().any(|n| *n > 1),
+        "one start per transaction: {seen:?}"
+    );
+    // ...and a crash at any moment would leave at most one group uncertain.
+    assert!(
+        seen.iter().all(|n| *n <= pass::START_GROUP),
+        "more than a group started at once: {seen:?}"
+    );
+    assert_eq!(
+        deliverer
+            .store
+            .lock()
+            .unwrap()
+            .started_unrecorded()
+            .unwrap(),
+        0
+    );
+}
+
+#[test]
+fn a_worker_groups_as_many_sends_as_fit_in_a_start() {
+    use super::pass::{START_GROUP, group_limit};
+    use std::time::Duration as Span;
+    let ms = Span::from_millis;
+    // A local relay: 0.2 ms a send, 1 ms a commit.
+    assert_eq!(group_limit(ms(1), ms(2), 10), 6);
+    assert_eq!(group_limit(ms(5), ms(2), 10), START_GROUP);
+    assert_eq!(group_limit(ms(1), Span::ZERO, 3), START_GROUP);
+    // A slow server: one at a time.
+    assert_eq!(group_limit(ms(1), ms(50), 1), 1);
+    assert_eq!(group_limit(Span::ZERO, ms(1), 1), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opt_out_while_a_started_group_is_sent_stops_the_rest_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path());
+    let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
+    let db = dir.path().join("winback.db");
+    let mut store = Store::open(&db).unwrap();
+    let people: Vec<String> = (1..=20).map(|n| format!("p{n}@client.example")).collect();
+    let rows = people
+        .iter()
+        .map(|email| Ok((2, record(email))))
+        .collect::<Vec<_>>();
+    store
+        .import(rows.into_iter(), &config, now(), false, &mut |_| {})
+        .unwrap();
+    // The first group is one message; the second, started in one transaction after it,
+    // is several: everyone else opts out while its first message is being sent.
+    let mailer = Arc::new(OptOutDuringSend {
+        stub: StubMailer::new(),
+        http: Mutex::new(Store::open(&db).unwrap()),
+        people: people.clone(),
+        sends: AtomicUsize::new(0),
+        at: 2,
+    });
+    let deliverer = deliverer(config, renderer, mailer.clone(), store);
+    let report = deliverer.pass(Arc::default()).await.unwrap();
+    let sent = mailer.stub.sent();
+    assert_eq!((sent.len(), report.sent), (2, 2), "{report:?}");
+    // The rest of the second group was started but withdrawn (those claimed after the
+    // opt-out were stopped by their claim).
+    assert!(report.withdrawn >= pass::START_GROUP - 1, "{report:?}");
+    assert_eq!(
+        deliverer
+            .store
+            .lock()
+            .unwrap()
+            .started_unrecorded()
+            .unwrap(),
+        0
     );
 }

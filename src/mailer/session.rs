@@ -369,21 +369,30 @@ fn parse_line(line: &[u8]) -> Result<(u16, bool, String), String> {
 }
 
 /// The body as SMTP's DATA wants it: every line that starts with "." gets a second one
-/// (RFC 5321 4.5.2), bare LF becomes CRLF, and "\r\n.\r\n" ends it.
+/// (RFC 5321 4.5.2), bare LF becomes CRLF, and "\r\n.\r\n" ends it. Copied a line at a
+/// time, not a byte at a time: it runs over every byte of every message.
 pub(crate) fn dot_stuffed(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + body.len() / 64 + 5);
-    let mut at_line_start = true;
-    let mut previous = 0u8;
-    for &byte in body {
-        if at_line_start && byte == b'.' {
+    let mut rest = body;
+    while let Some(&first) = rest.first() {
+        if first == b'.' {
             out.push(b'.');
         }
-        if byte == b'\n' && previous != b'\r' {
-            out.push(b'\r');
+        match rest.iter().position(|&byte| byte == b'\n') {
+            Some(end) => {
+                let line = &rest[..end];
+                out.extend_from_slice(line);
+                if !line.ends_with(b"\r") {
+                    out.push(b'\r');
+                }
+                out.push(b'\n');
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.extend_from_slice(rest);
+                rest = &[];
+            }
         }
-        out.push(byte);
-        at_line_start = byte == b'\n';
-        previous = byte;
     }
     if out.ends_with(b"\r") {
         out.push(b'\n');

@@ -2,7 +2,8 @@
 //!
 //! The never-send-twice rule lives here. A message row is committed in state `sending`
 //! when claimed, in the same transaction that re-checks opt-outs, bounces and returns,
-//! and its `started_at` just before its SMTP transaction starts. A started row still
+//! and its `started_at` before its SMTP transaction starts (with the few its connection
+//! sends next, each checked again just before its send). A started row still
 //! `sending` at start-up becomes `uncertain` and is not sent again unless an operator
 //! says so; one only claimed goes back to the queue. A message not fit to go is `held`: its
 //! sequence waits at that step, and it is tried again at each start and once a day.
@@ -105,8 +106,8 @@ pub(crate) enum Outcome {
 /// what `/metrics` counts as blocked.
 pub(in crate::store) const BLOCKED: &str = "blocked by the recipient's server:";
 
-/// A worker's results to record, and the message it starts, if any.
-pub(crate) type Start = (Vec<(i64, Outcome)>, Option<i64>);
+/// A worker's results to record, and the messages it starts next (none: it only records).
+pub(crate) type Start = (Vec<(i64, Outcome)>, Vec<i64>);
 
 /// What start-up found of messages a stop caught `sending`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -22,13 +22,44 @@ use crate::store::enroll::stop;
 use crate::store::{Result, Store, StoreError, fmt_time, log_event, moment, parse_time};
 
 impl Store {
-    #[cfg(test)]
     /// Asked just before a claimed message's SMTP transaction starts: the reason it must
     /// not start after all, or `None` if it may. A claim can wait in the queue behind a
     /// slow server; an opt-out, bounce or return recorded meanwhile (or the person being
-    /// forgotten, or their sequence starting over) still stops it.
+    /// forgotten, or their sequence starting over) still stops it. Reads only: delivery
+    /// asks it on a connection of its own (see [`Store::open_for_checks`]) before each send of
+    /// a group whose starts one transaction committed.
     pub(crate) fn withdrawal(&self, config: &Config, row: i64) -> Result<Option<String>> {
         withdrawal_in(&self.conn, config, row)
+    }
+
+    #[cfg(test)]
+    /// Messages started and not yet recorded: what a crash now would leave `uncertain`.
+    pub(crate) fn started_unrecorded(&self) -> Result<usize> {
+        let count: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM messages WHERE state = 'sending' AND started_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(count as usize)
+    }
+
+    /// For the daemon's connection: SQLite's temporary structures (a savepoint's undo
+    /// journal, a claim's sort) stay in memory instead of a file created and deleted in
+    /// /var/tmp for each, one every few messages a pass sends. Its statements are small;
+    /// the commands that sort a million rows keep spilling to disk.
+    pub(crate) fn keep_temporary_in_memory(&self) -> Result<()> {
+        Ok(self.conn.pragma_update(None, "temp_store", "MEMORY")?)
+    }
+
+    /// Another connection to the same database, for delivery's checks before each send:
+    /// a reader there never waits for this connection's commits (WAL), and sees each once
+    /// it is committed. Those checks run on an async thread, so in the rare case SQLite
+    /// makes a reader wait (another process recovering the log), it gives up after a
+    /// second instead of five minutes: the message then goes back to the queue.
+    pub(crate) fn open_for_checks(&self) -> Result<Store> {
+        let store = Store::open(&self.path)?;
+        store.conn.busy_timeout(std::time::Duration::from_secs(1))?;
+        Ok(store)
     }
 
     #[cfg(test)]
@@ -48,21 +79,28 @@ impl Store {
         row: i64,
         at: DateTime<Utc>,
     ) -> Result<(bool, Option<String>)> {
-        let mut answers = self.start_many(config, &[(results.to_vec(), Some(row))], at)?;
-        Ok(answers.pop().unwrap_or((false, None)))
+        let mut answers = self.start_many(config, &[(results.to_vec(), vec![row])], at)?;
+        Ok(answers
+            .pop()
+            .map_or((false, None), |(recorded, mut withdrawn)| {
+                (recorded, withdrawn.pop().flatten())
+            }))
     }
 
-    /// [`Store::start`] for several connections' workers in one transaction (one commit
-    /// for them all): each entry is a worker's results and the message it starts, if any.
+    /// [`Store::start`] for several connections' workers in one transaction (one commit,
+    /// one sync to disk, for them all): each entry is a worker's results and the messages
+    /// it sends next, one after the other. Each answer says whether that worker's results
+    /// were recorded and, for each of its messages in order, why it must not start
+    /// (`None`: started).
     pub(crate) fn start_many(
         &mut self,
         config: &Config,
         starts: &[Start],
         at: DateTime<Utc>,
-    ) -> Result<Vec<(bool, Option<String>)>> {
+    ) -> Result<Vec<(bool, Vec<Option<String>>)>> {
         let mut tx = self.write_tx()?;
         let mut answers = Vec::with_capacity(starts.len());
-        for (results, row) in starts {
+        for (results, rows) in starts {
             let recorded = {
                 let savepoint = tx.savepoint()?;
                 let recorded = results
@@ -77,17 +115,15 @@ impl Store {
                     Err(_) => false,
                 }
             };
-            let withdrawn = match row {
-                Some(row) => {
-                    let withdrawn = withdrawal_in(&tx, config, *row)?;
-                    if withdrawn.is_none() {
-                        tx.prepare_cached("UPDATE messages SET started_at = ?2 WHERE id = ?1")?
-                            .execute(params![row, fmt_time(at)])?;
-                    }
-                    withdrawn
+            let mut withdrawn = Vec::with_capacity(rows.len());
+            for row in rows {
+                let reason = withdrawal_in(&tx, config, *row)?;
+                if reason.is_none() {
+                    tx.prepare_cached("UPDATE messages SET started_at = ?2 WHERE id = ?1")?
+                        .execute(params![row, fmt_time(at)])?;
                 }
-                None => None,
-            };
+                withdrawn.push(reason);
+            }
             answers.push((recorded, withdrawn));
         }
         tx.commit()?;
