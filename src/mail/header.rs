@@ -26,15 +26,21 @@ const CHUNK: usize = 39;
 /// printable ASCII that cannot be read as an encoded word; otherwise encoded words of
 /// the whole text, each on its own line.
 pub(super) fn subject(value: &str) -> String {
-    let mut folder = Folder::new("Subject");
     if is_plain(value) {
+        let mut folder = Folder::new("Subject");
         for word in value.split(' ') {
             folder.word(word);
         }
-    } else {
-        for word in encoded_words(value) {
-            folder.word(&word);
+        // Trailing spaces folded onto a line of their own would make a line of only
+        // whitespace, which some readers take for the end of the header: encoded words
+        // carry such spaces instead.
+        if !folder.out.split("\r\n").skip(1).any(|line| line.trim().is_empty()) {
+            return folder.out;
         }
+    }
+    let mut folder = Folder::new("Subject");
+    for word in encoded_words(value) {
+        folder.word(&word);
     }
     folder.out
 }

@@ -38,6 +38,14 @@ fn runs_of_spaces_and_escaped_quotes_still_fold() {
         assert_eq!(displayed(&subject(text)), text);
     }
     assert_eq!(subject("Hi  Ann "), "Hi  Ann ");
+    assert_eq!(subject("   "), "   ");
+    // Spaces at the end of a full line would fold onto a line of only whitespace.
+    let full = "A'A,,aA0a,a    ''AA0aAa!0A0a0A0a0'A'!AA!!0aa!,!aaa0Aa,A,a0,0'a0!A!0   ";
+    let value = subject(full);
+    for line in format!("Subject: {value}").split("\r\n") {
+        assert!(!line.trim().is_empty(), "a blank line in {value:?}");
+    }
+    assert_eq!(displayed(&value), full);
     assert_eq!(
         mailbox("To", Some("Ann  Lee"), "a@x.example"),
         "\"Ann  Lee\" <a@x.example>"
