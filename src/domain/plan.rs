@@ -1,9 +1,13 @@
 //! The plan: every message the daemon will send in a window, in send order, with the
 //! reason for its moment, simulated with the same rules and rate limits delivery applies.
 //!
-//! Pure: the items, the messages already out and `now` are passed in.
+//! Pure: the items, the messages already out and `now` are passed in. The simulation is
+//! incremental ([`Simulator`]): fed the items in the order of a lower bound of their first
+//! moment, it gives each message as soon as nothing unread can come before it, so that
+//! its memory holds what is pending, not the whole plan. It must not read the store
+//! itself: a message's next step is read again through [`Source::fetch`].
 
-use std::cmp::Reverse;
+use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
@@ -16,6 +20,11 @@ use crate::domain::schedule::{
     Busy, Found, Moved, Next, Rules, Sent, Why, earliest_send, horizon, next_message, recurs,
     search, zone,
 };
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+pub(crate) use tests::{plan, plan_all, plan_with_limits};
 
 /// An active enrollment, as `plan` needs it.
 #[derive(Debug, Clone)]
@@ -51,19 +60,6 @@ pub(crate) struct Planned {
     pub step: u32,
     pub kind: StepKind,
     pub reason: String,
-}
-
-#[cfg(test)]
-/// Simulates the daemon from `now` to `until`: every message, in send order, including
-/// later steps that follow earlier ones inside the window. `busy` holds, per client key,
-/// the messages already out (for the one-message-per-day rule and `min_gap_days`).
-pub(crate) fn plan(
-    items: Vec<PlanItem<'_>>,
-    busy: &HashMap<i64, Vec<Busy>>,
-    now: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> Vec<Planned> {
-    plan_with_limits(items, busy, &RateLimits::default(), now, until)
 }
 
 /// The `[smtp]` rate limits, and the claims already made in the last day, as the daemon
@@ -111,88 +107,307 @@ impl Window {
     }
 }
 
-#[cfg(test)]
-/// [`plan`], holding back what the rate limits hold back.
-pub(crate) fn plan_with_limits(
-    items: Vec<PlanItem<'_>>,
-    busy: &HashMap<i64, Vec<Busy>>,
-    limits: &RateLimits,
-    now: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> Vec<Planned> {
-    plan_all(items, busy, &HashMap::new(), limits, now, until)
-}
-
-/// Account key → (client key, send time) of recent messages to the account's contacts.
+/// Account key → (client key, send time) of messages to the account's contacts.
 pub(crate) type AccountSends = HashMap<String, Vec<(i64, DateTime<Utc>)>>;
 
-/// [`plan`], holding back what the rate limits hold back, with the recent messages to
-/// each account's contacts (`accounts`, beside those of the people in `items`).
-pub(crate) fn plan_all(
-    items: Vec<PlanItem<'_>>,
-    busy: &HashMap<i64, Vec<Busy>>,
-    accounts: &AccountSends,
-    limits: &RateLimits,
+/// An item as read, with the facts around it that its rules need.
+#[derive(Debug, Clone)]
+pub(crate) struct Row<'a> {
+    /// Its place among items whose moment is the same (the claim's order). An even one
+    /// can be read again by [`Source::fetch`]; an odd one (a retry) is kept whole.
+    pub order: i64,
+    pub item: PlanItem<'a>,
+    /// The person's messages already out, in the lookback before `now`.
+    pub recent: Vec<Busy>,
+    /// (client key, send time) of the messages already out to the contacts of the
+    /// person's account, the person included.
+    pub account_recent: Vec<(i64, DateTime<Utc>)>,
+    /// Another item may be the same person's: the messages planned for them are then
+    /// kept beside every item's, not only in this item's own.
+    pub shared: bool,
+}
+
+/// The instant an item's first moment cannot precede: [`earliest_send`] from `now`
+/// never returns an instant before its due time, its not-before time or `from`.
+pub(crate) fn lower_bound(item: &PlanItem<'_>, now: DateTime<Utc>) -> DateTime<Utc> {
+    item.due.max(item.not_before).max(now)
+}
+
+/// Where the simulation reads an item again, and where its messages go.
+pub(crate) trait Source<'a> {
+    type Error;
+    /// The row of this (even) order, as it was fed.
+    fn fetch(&mut self, order: i64) -> Result<Option<Row<'a>>, Self::Error>;
+    /// One planned message; they come in send order.
+    fn emit(&mut self, planned: Planned) -> Result<(), Self::Error>;
+}
+
+/// An item waiting in the simulation for its moment.
+struct Entry<'a> {
+    at: DateTime<Utc>,
+    order: i64,
+    state: State<'a>,
+}
+
+/// What a waiting item keeps. An item read again by its order keeps only the messages
+/// planned for it so far (most often one): a million follow-up steps cost little.
+enum State<'a> {
+    /// The row as fed, with what was planned for it since.
+    Whole(Box<Working<'a>>),
+    /// Read again, then these planned messages replayed.
+    One(Sent),
+    Many(Box<[Sent]>),
+}
+
+struct Working<'a> {
+    row: Row<'a>,
+    /// The messages planned for this sequence so far.
+    sent: Vec<Sent>,
+}
+
+impl PartialEq for Entry<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Entry<'_> {}
+impl PartialOrd for Entry<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.order).cmp(&(other.at, other.order))
+    }
+}
+
+/// The daemon run forward from `now` to `until`: fed items in the order of
+/// ([`lower_bound`], order), it gives every message in send order, including later steps
+/// that follow earlier ones inside the window.
+pub(crate) struct Simulator<'a> {
     now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Vec<Planned> {
-    let mut windows: Vec<(Window, &str)> = [
-        (
-            Window::new(Duration::minutes(1), limits.per_minute, &limits.recent),
-            "max_per_minute",
-        ),
-        (
-            Window::new(Duration::days(1), limits.per_day, &limits.recent),
-            "max_per_day",
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(w, name)| w.map(|w| (w, name)))
-    .collect();
-    let mut busy: HashMap<i64, Vec<Busy>> = busy.clone();
-    // A paused campaign sends nothing: its messages are left out.
-    let mut items: Vec<PlanItem<'_>> = items.into_iter().filter(|i| !i.campaign.paused).collect();
-    // Per account, the send times of its contacts (with whose).
-    let mut accounts: AccountSends = accounts.clone();
-    for item in &items {
-        if let Some(account) = &item.account {
-            let entry = accounts.entry(account.clone()).or_default();
-            for b in busy.get(&item.client_key).into_iter().flatten() {
-                if !entry.contains(&(item.client_key, b.at)) {
-                    entry.push((item.client_key, b.at));
-                }
+    /// How far back a message can still move another (the longest gap, and a day).
+    lookback: Duration,
+    windows: Vec<(Window, &'static str)>,
+    heap: BinaryHeap<Reverse<Entry<'a>>>,
+    /// Messages planned for people with more than one item, by client key.
+    persons: HashMap<i64, Vec<Busy>>,
+    /// Messages planned for the contacts of each account (when some campaign keeps an
+    /// account gap): (client key, time).
+    accounts: Option<AccountSends>,
+    /// The rules that moved or held a waiting item, by order, for its reason.
+    moved: HashMap<i64, String>,
+    /// The instant simulated last, and when the planned messages were last pruned.
+    clock: DateTime<Utc>,
+    pruned: DateTime<Utc>,
+    /// The bound of the item fed last, to check the order.
+    fed: Option<(DateTime<Utc>, i64)>,
+}
+
+impl<'a> Simulator<'a> {
+    /// `lookback` is the longest reach of a rule (`schedule::lookback`); `accounts`:
+    /// some campaign keeps an account gap.
+    pub(crate) fn new(
+        limits: &RateLimits,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        lookback: Duration,
+        accounts: bool,
+    ) -> Simulator<'a> {
+        let windows = [
+            (
+                Window::new(Duration::minutes(1), limits.per_minute, &limits.recent),
+                "max_per_minute",
+            ),
+            (
+                Window::new(Duration::days(1), limits.per_day, &limits.recent),
+                "max_per_day",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(w, name)| w.map(|w| (w, name)))
+        .collect();
+        Simulator {
+            now,
+            until,
+            lookback,
+            windows,
+            heap: BinaryHeap::new(),
+            persons: HashMap::new(),
+            accounts: accounts.then(HashMap::new),
+            moved: HashMap::new(),
+            clock: now,
+            pruned: now,
+            fed: None,
+        }
+    }
+
+    /// One more item. Everything that goes before it is given first.
+    pub(crate) fn feed<S: Source<'a>>(
+        &mut self,
+        row: Row<'a>,
+        source: &mut S,
+    ) -> Result<(), S::Error> {
+        let bound = (lower_bound(&row.item, self.now), row.order);
+        debug_assert!(
+            self.fed.is_none_or(|fed| fed <= bound),
+            "items fed out of order"
+        );
+        self.fed = Some(bound);
+        self.run(Some(bound), source)?;
+        // A paused campaign sends nothing: its messages are left out.
+        if row.item.campaign.paused {
+            return Ok(());
+        }
+        let item = &row.item;
+        let tz = zone(item.campaign, item.timezone);
+        if let Some(t) = earliest_send(item.campaign, tz, item.due, item.not_before, self.now)
+            && t <= self.until
+        {
+            self.heap.push(Reverse(Entry {
+                at: t,
+                order: row.order,
+                state: State::Whole(Box::new(Working {
+                    row,
+                    sent: Vec::new(),
+                })),
+            }));
+        }
+        Ok(())
+    }
+
+    /// No more items: gives every message still to come.
+    pub(crate) fn finish<S: Source<'a>>(mut self, source: &mut S) -> Result<(), S::Error> {
+        self.run(None, source)
+    }
+
+    /// Simulates every waiting moment before `bound` (all of them without one).
+    fn run<S: Source<'a>>(
+        &mut self,
+        bound: Option<(DateTime<Utc>, i64)>,
+        source: &mut S,
+    ) -> Result<(), S::Error> {
+        while let Some(Reverse(top)) = self.heap.peek() {
+            if bound.is_some_and(|b| (top.at, top.order) >= b) {
+                break;
+            }
+            let Some(Reverse(entry)) = self.heap.pop() else {
+                break;
+            };
+            self.advance(entry.at);
+            let Some(working) = self.working(entry.order, entry.state, source)? else {
+                self.moved.remove(&entry.order);
+                continue;
+            };
+            self.step(entry.at, entry.order, working, source)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the clock to `t`, forgetting planned messages too old to move any other.
+    fn advance(&mut self, t: DateTime<Utc>) {
+        self.clock = self.clock.max(t);
+        if self.clock - self.pruned < Duration::hours(1) {
+            return;
+        }
+        self.pruned = self.clock;
+        let oldest = self.clock - self.lookback;
+        self.persons.retain(|_, sends| {
+            sends.retain(|b| b.at >= oldest);
+            !sends.is_empty()
+        });
+        if let Some(accounts) = &mut self.accounts {
+            accounts.retain(|_, sends| {
+                sends.retain(|(_, at)| *at >= oldest);
+                !sends.is_empty()
+            });
+        }
+    }
+
+    /// The item of a waiting entry, read again and brought to its next step if need be.
+    fn working<S: Source<'a>>(
+        &self,
+        order: i64,
+        state: State<'a>,
+        source: &mut S,
+    ) -> Result<Option<Box<Working<'a>>>, S::Error> {
+        let sent = match state {
+            State::Whole(working) => return Ok(Some(working)),
+            State::One(sent) => vec![sent],
+            State::Many(sent) => sent.into_vec(),
+        };
+        let Some(row) = source.fetch(order)? else {
+            return Ok(None);
+        };
+        let mut working = Box::new(Working {
+            row,
+            sent: Vec::new(),
+        });
+        for s in sent {
+            if !working.record(s) {
+                return Ok(None);
             }
         }
+        Ok(Some(working))
     }
-    let mut reasons: Vec<String> = items.iter().map(|i| due_reason(i, now)).collect();
-    let mut heap: BinaryHeap<Reverse<(DateTime<Utc>, usize)>> = BinaryHeap::new();
-    for (index, item) in items.iter().enumerate() {
-        let tz = zone(item.campaign, item.timezone);
-        if let Some(t) = earliest_send(item.campaign, tz, item.due, item.not_before, now)
-            && t <= until
-        {
-            heap.push(Reverse((t, index)));
-        }
-    }
-    let mut out = Vec::new();
-    while let Some(Reverse((t, index))) = heap.pop() {
-        let item = &items[index];
+
+    /// One waiting moment of one item: sent, moved by a rule, held by a rate limit, or
+    /// dropped (past the window, the horizon, or a step no longer configured).
+    fn step<S: Source<'a>>(
+        &mut self,
+        t: DateTime<Utc>,
+        order: i64,
+        mut working: Box<Working<'a>>,
+        source: &mut S,
+    ) -> Result<(), S::Error> {
+        let item = &working.row.item;
         let tz = zone(item.campaign, item.timezone);
         let Some(step) = item.campaign.step(item.next_step) else {
-            continue;
+            self.moved.remove(&order);
+            return Ok(());
         };
-        let person = busy.entry(item.client_key).or_default();
-        let account_busy: Vec<DateTime<Utc>> = item
-            .account
-            .as_ref()
-            .and_then(|a| accounts.get(a))
-            .into_iter()
-            .flatten()
-            .map(|(_, at)| *at)
-            .collect();
+        let busy: Vec<Busy> = if working.row.shared {
+            working
+                .row
+                .recent
+                .iter()
+                .chain(self.persons.get(&item.client_key).into_iter().flatten())
+                .copied()
+                .collect()
+        } else {
+            working
+                .row
+                .recent
+                .iter()
+                .copied()
+                .chain(working.sent.iter().map(|s| Busy {
+                    at: s.at,
+                    recurring: recurs(Some(item.campaign), s.step),
+                }))
+                .collect()
+        };
+        let account_busy: Vec<DateTime<Utc>> = match &item.account {
+            Some(account) => working
+                .row
+                .account_recent
+                .iter()
+                .chain(
+                    self.accounts
+                        .as_ref()
+                        .and_then(|a| a.get(account))
+                        .into_iter()
+                        .flatten(),
+                )
+                .map(|(_, at)| *at)
+                .collect(),
+            None => Vec::new(),
+        };
+        let recurring = recurs(Some(item.campaign), item.next_step);
         let rules = Rules {
-            busy: person,
-            recurring: recurs(Some(item.campaign), item.next_step),
+            busy: &busy,
+            recurring,
             account_busy: &account_busy,
             account_gap_days: item.campaign.account_gap_days,
             country: item.country.as_deref(),
@@ -200,48 +415,71 @@ pub(crate) fn plan_all(
         };
         let (free, moves) = match search(item.campaign, tz, item.due, item.not_before, t, &rules) {
             Found::At(free, moves) => (free, moves),
-            Found::PastHorizon | Found::Never => continue,
+            Found::PastHorizon | Found::Never => {
+                self.moved.remove(&order);
+                return Ok(());
+            }
         };
-        if free > until {
-            continue;
+        if free > self.until {
+            self.moved.remove(&order);
+            return Ok(());
         }
         if free > t {
+            let mut reason = due_reason(item, self.now);
+            let known = reason.len();
+            reason.push_str(self.moved.get(&order).map_or("", |m| m.as_str()));
             for moved in &moves {
                 let why = moved_reason(moved, item, tz);
-                if !reasons[index].contains(&why) {
-                    reasons[index].push_str("; ");
-                    reasons[index].push_str(&why);
+                if !reason.contains(&why) {
+                    reason.push_str("; ");
+                    reason.push_str(&why);
                 }
             }
-            heap.push(Reverse((free, index)));
-            continue;
+            self.moved.insert(order, reason.split_off(known));
+            self.wait(free, order, working);
+            return Ok(());
         }
-        let held = windows
+        let held = self
+            .windows
             .iter_mut()
             .map(|(w, name)| (w.next_free(free), *name))
             .max_by_key(|(t, _)| *t)
             .filter(|(t, _)| *t > free);
         if let Some((later, name)) = held {
-            if !reasons[index].contains(name) {
-                reasons[index].push_str(&format!("; held back by {name}"));
+            let mut reason = due_reason(item, self.now);
+            let known = reason.len();
+            reason.push_str(self.moved.get(&order).map_or("", |m| m.as_str()));
+            if !reason.contains(name) {
+                reason.push_str(&format!("; held back by {name}"));
             }
-            heap.push(Reverse((later, index)));
-            continue;
+            self.moved.insert(order, reason.split_off(known));
+            self.wait(later, order, working);
+            return Ok(());
         }
-        for (w, _) in windows.iter_mut() {
+        for (w, _) in self.windows.iter_mut() {
             w.sends.push_back(free);
         }
-        person.push(Busy {
-            at: free,
-            recurring: recurs(Some(item.campaign), item.next_step),
-        });
-        if let Some(account) = &item.account {
-            accounts
-                .entry(account.clone())
-                .or_default()
-                .push((item.client_key, free));
+        if working.row.shared {
+            self.persons.entry(item.client_key).or_default().push(Busy {
+                at: free,
+                recurring,
+            });
         }
-        out.push(Planned {
+        if let (Some(accounts), Some(account)) = (&mut self.accounts, &item.account) {
+            // Keyed by the account: a map of every account's messages would hold one
+            // key per planned message without one.
+            match accounts.get_mut(account) {
+                Some(sends) => sends.push((item.client_key, free)),
+                None => {
+                    accounts.insert(account.clone(), vec![(item.client_key, free)]);
+                }
+            }
+        }
+        let mut reason = due_reason(item, self.now);
+        if let Some(moved) = self.moved.remove(&order) {
+            reason.push_str(&moved);
+        }
+        source.emit(Planned {
             at: free,
             local: free
                 .with_timezone(&tz)
@@ -252,33 +490,102 @@ pub(crate) fn plan_all(
             step: item.next_step,
             kind: step.kind,
             reason: format!(
-                "{}; first send_at \"{}\" moment",
-                reasons[index],
+                "{reason}; first send_at \"{}\" moment",
                 item.campaign.send_at.source()
             ),
-        });
-        let item = &mut items[index];
-        item.history.push(Sent {
+        })?;
+        let sent = Sent {
             step: item.next_step,
             occurrence: item.occurrence,
             at: free,
-        });
-        if let Next::Message(next) = next_message(item.campaign, item.churned_at, &item.history, tz)
-        {
-            item.next_step = next.step;
-            item.occurrence = next.occurrence;
-            item.due = next.due;
-            item.not_before = next.due;
-            item.why = next.why;
-            reasons[index] = due_reason(item, now);
-            if let Some(t) = earliest_send(item.campaign, tz, next.due, next.due, free)
-                && t <= until
+        };
+        if working.record(sent) {
+            let item = &working.row.item;
+            if let Some(t) = earliest_send(item.campaign, tz, item.due, item.due, free)
+                && t <= self.until
             {
-                heap.push(Reverse((t, index)));
+                self.wait(t, order, working);
             }
         }
+        Ok(())
     }
-    out
+
+    /// Puts an item back to wait for `at`: whole if it cannot be read again (or was
+    /// never sent in the plan), else only the messages planned for it.
+    fn wait(&mut self, at: DateTime<Utc>, order: i64, working: Box<Working<'a>>) {
+        let state = if order % 2 != 0 || working.sent.is_empty() {
+            State::Whole(working)
+        } else if working.sent.len() == 1 {
+            State::One(working.sent[0])
+        } else {
+            State::Many(working.sent.into_boxed_slice())
+        };
+        self.heap.push(Reverse(Entry { at, order, state }));
+    }
+}
+
+impl Working<'_> {
+    /// Records a message planned for this sequence and moves it to its next step; false
+    /// if there is none.
+    fn record(&mut self, sent: Sent) -> bool {
+        let item = &mut self.row.item;
+        self.sent.push(sent);
+        item.history.push(sent);
+        let tz = zone(item.campaign, item.timezone);
+        match next_message(item.campaign, item.churned_at, &item.history, tz) {
+            Next::Message(next) => {
+                item.next_step = next.step;
+                item.occurrence = next.occurrence;
+                item.due = next.due;
+                item.not_before = next.due;
+                item.why = next.why;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+/// Every row through one simulation, fed in order, and every row read again from them:
+/// the whole plan at once.
+pub(crate) fn plan_rows(
+    mut rows: Vec<Row<'_>>,
+    limits: &RateLimits,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+    lookback: Duration,
+) -> Vec<Planned> {
+    struct Collect<'r, 'a> {
+        rows: &'r HashMap<i64, Row<'a>>,
+        out: Vec<Planned>,
+    }
+    impl<'a> Source<'a> for Collect<'_, 'a> {
+        type Error = std::convert::Infallible;
+        fn fetch(&mut self, order: i64) -> Result<Option<Row<'a>>, Self::Error> {
+            Ok(self.rows.get(&order).cloned())
+        }
+        fn emit(&mut self, planned: Planned) -> Result<(), Self::Error> {
+            self.out.push(planned);
+            Ok(())
+        }
+    }
+    rows.sort_by_key(|r| (lower_bound(&r.item, now), r.order));
+    let by_order: HashMap<i64, Row<'_>> = rows.iter().map(|r| (r.order, r.clone())).collect();
+    let mut collect = Collect {
+        rows: &by_order,
+        out: Vec::new(),
+    };
+    let accounts = rows.iter().any(|r| r.item.campaign.account_gap_days > 0);
+    let mut simulator = Simulator::new(limits, now, until, lookback, accounts);
+    let fed = rows
+        .into_iter()
+        .try_for_each(|row| simulator.feed(row, &mut collect));
+    let done = fed.and_then(|()| simulator.finish(&mut collect));
+    match done {
+        Ok(()) => collect.out,
+        Err(never) => match never {},
+    }
 }
 
 /// A rule that moved a message, in words.

@@ -34,7 +34,12 @@ pub(super) fn subject(value: &str) -> String {
         // Trailing spaces folded onto a line of their own would make a line of only
         // whitespace, which some readers take for the end of the header: encoded words
         // carry such spaces instead.
-        if !folder.out.split("\r\n").skip(1).any(|line| line.trim().is_empty()) {
+        if !folder
+            .out
+            .split("\r\n")
+            .skip(1)
+            .any(|line| line.trim().is_empty())
+        {
             return folder.out;
         }
     }

@@ -39,7 +39,7 @@ pub(crate) use people::{BulkOutcome, EnrollmentView, OptOutOutcome, ReturnOutcom
 pub(crate) use report::{Funnel, InboundCount, Metrics, PeriodRows, ReportData, UpcomingCount};
 pub(crate) use shared::SharedError;
 pub(crate) use shared::SharedStore;
-pub(crate) use views::{ATTENTION, MessageRow};
+pub(crate) use views::{ATTENTION, MessageRow, PlanQuery, PlanRow};
 
 use codec::add_email_hash_function;
 pub(crate) use codec::email_hash;

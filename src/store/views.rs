@@ -2,7 +2,7 @@
 //! `plan` simulates from (read through the `send_at` index, so its cost follows the
 //! messages due in the window, not the number of clients).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -55,9 +55,14 @@ pub(crate) struct Status {
     pub sync_failures_total: u64,
 }
 
-/// One waiting enrollment or retry, as `schedule::plan` needs it.
+/// One waiting enrollment or retry, as `plan` needs it, with the person's and the
+/// account's messages already out.
 #[derive(Debug, Clone)]
 pub(crate) struct PlanRow {
+    /// Its place in the claim's order among those due at one moment: the enrollment id,
+    /// twice, and one more for a retry. An enrollment's row is read again by it
+    /// ([`Store::plan_row`]).
+    pub order: i64,
     pub client_id: i64,
     pub email: String,
     pub timezone: Option<Tz>,
@@ -73,19 +78,69 @@ pub(crate) struct PlanRow {
     /// `clients.account_key`, for the account gap.
     pub account: Option<String>,
     pub country: Option<String>,
+    /// The person's messages in the lookback (one message per person per day,
+    /// `min_gap_days`): when, and the campaign and step of each.
+    pub recent: Vec<(DateTime<Utc>, String, u32)>,
+    /// (client id, send time) of the messages in the lookback to the contacts of the
+    /// person's account (the person included); read only when [`PlanQuery::accounts`].
+    pub account_recent: Vec<(i64, DateTime<Utc>)>,
+    /// The person has another active enrollment, or a retry: another row may be theirs.
+    pub shared: bool,
 }
 
+/// What `plan` reads: what may send by `until`, seen from `now`, with the messages of the
+/// `lookback` before `now`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlanQuery {
+    pub now: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub lookback: Duration,
+    /// Read each account's recent messages (some campaign keeps an account gap).
+    pub accounts: bool,
+}
+
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub(crate) struct PlanData {
     pub rows: Vec<PlanRow>,
-    /// client id → recent sends (one message per person per day, `min_gap_days`): when,
-    /// and the campaign and step of each.
-    pub busy: HashMap<i64, Vec<(DateTime<Utc>, String, u32)>>,
-    /// account key → (client id, send time) of recent messages to its contacts.
-    pub accounts: HashMap<String, Vec<(i64, DateTime<Utc>)>>,
+}
+
+/// The columns of a waiting enrollment's row ([`Store::plan_row_from`]), before `FROM
+/// enrollments e` and [`waiting_filter`], which leaves out people opted out, bounced or
+/// returned (the claim would stop them). `?1` is `until`'s moment, `?3` the start of the
+/// lookback (the last column says whether the person had a message since: most of a large
+/// plan's people had none, and their recent messages are then not looked up).
+macro_rules! waiting_enrollments {
+    () => {
+        concat!(
+            "SELECT e.client_id, c.email, c.timezone, c.churned_at, e.campaign, e.next_step, e.due_at, e.due_at,
+                e.next_occurrence, e.id * 2, e.id, e.cycle, c.account_key, c.country,
+                e.next_step = 1 AND e.next_occurrence = 1 AND e.last_sent_at IS NULL,
+                EXISTS (SELECT 1 FROM enrollments o WHERE o.client_id = e.client_id AND o.id <> e.id AND o.state = 'active')
+                OR EXISTS (SELECT 1 FROM messages r WHERE r.client_id = e.client_id AND r.state = 'retry'),
+                EXISTS (SELECT 1 FROM messages h WHERE h.client_id = e.client_id AND h.claimed_at >= ?3
+                        AND h.state IN ",
+            takes_the_day!(),
+            ")"
+        )
+    };
+}
+
+/// The rest of [`waiting_enrollments`] after `FROM enrollments e` (and how to read it).
+macro_rules! waiting_filter {
+    () => {
+        " JOIN clients c ON c.id = e.client_id
+         WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?1
+           AND c.returned_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))"
+    };
 }
 
 const ATTENTION_LIMIT: i64 = 20;
+/// Up to this many enrollments already due, `plan` sorts them rather than scan the table.
+const OVERDUE_SORTED: i64 = 20_000;
+/// [`Store::small_cache`], in KiB as `PRAGMA cache_size` takes it (negative).
+const PLAN_CACHE_KIB: i64 = -8192;
 /// The message states an operator should look at. `sending` is in flight, or stuck: its
 /// result could not be written yet (a full disk), and the daemon keeps trying.
 pub(crate) const ATTENTION: &[&str] = &["uncertain", "failed", "retry", "held", "sending"];
@@ -261,132 +316,224 @@ impl Store {
     }
 
     #[cfg(test)]
-    /// [`Store::plan_data_within`] with the one-message-per-day lookback only.
+    /// Every row [`Store::plan_scan`] reads (with the one-message-per-day lookback), in
+    /// enrollment order.
     pub(crate) fn plan_data(&self, until: DateTime<Utc>, now: DateTime<Utc>) -> Result<PlanData> {
-        self.plan_data_within(
-            until,
+        let query = PlanQuery {
             now,
-            Duration::hours(crate::domain::schedule::BUSY_LOOKBACK_HOURS),
-        )
+            until,
+            lookback: Duration::hours(crate::domain::schedule::BUSY_LOOKBACK_HOURS),
+            accounts: true,
+        };
+        let mut rows = Vec::new();
+        self.plan_scan::<StoreError>(&query, |row| {
+            rows.push(row);
+            Ok(())
+        })?;
+        rows.sort_by_key(|r| r.order);
+        Ok(PlanData { rows })
     }
 
-    /// Everything that may send before `until` (people opted out, bounced or returned are
-    /// left out: the claim would stop them), each with its sequence's history, and the
-    /// sends of those people in the `lookback` before `now` (the gaps count them). Rows
-    /// come in enrollment order, the order in which the claim takes those due at one
-    /// moment, so that `plan` gives a tie (two contacts of an account) as the daemon does.
-    pub(crate) fn plan_data_within(
+    /// A small page cache for the rest of this connection's life, for a command that
+    /// reads most rows once (`plan`): the cache sized for imports would only grow its
+    /// memory with the file, from the first full scan (a campaign's re-derivation) on.
+    pub(crate) fn small_cache(&self) -> Result<()> {
+        self.conn
+            .pragma_update(None, "cache_size", PLAN_CACHE_KIB)?;
+        Ok(())
+    }
+
+    /// Runs `read` inside one read transaction: every row it reads, and every row read
+    /// again, comes from the same state of the file, whatever a running daemon writes.
+    pub(crate) fn plan_snapshot<T, E: From<StoreError>>(
         &self,
-        until: DateTime<Utc>,
-        now: DateTime<Utc>,
-        lookback: Duration,
-    ) -> Result<PlanData> {
-        let until_text = fmt_time(until);
-        let mut data = PlanData::default();
+        read: impl FnOnce() -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        self.conn.execute_batch("BEGIN").map_err(StoreError::from)?;
+        let out = read();
+        // Nothing was written: ending the transaction either way keeps the file as it was.
+        let end = self
+            .conn
+            .execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
+        let out = out?;
+        end.map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    /// Everything that may send before `until`, in the order of a lower bound of its
+    /// first moment (`max(due, not before, now)`, see `plan::lower_bound`), then of
+    /// [`PlanRow::order`]: the rows `plan` simulates, one at a time, so that memory does
+    /// not grow with their number. Waiting enrollments already due come first, in id
+    /// order (all bound by `now`), then the later ones through the `enrollments_due`
+    /// index; the retries (few: messages that failed for a while) are merged in.
+    pub(crate) fn plan_scan<E: From<StoreError>>(
+        &self,
+        query: &PlanQuery,
+        mut each: impl FnMut(PlanRow) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let mut retries = self.plan_retries(query)?;
+        retries.sort_by_key(|r| (r.due.max(r.not_before).max(query.now), r.order));
+        let mut retries = retries.into_iter().peekable();
+        let now_text = fmt_time(query.now);
+        let until = moment(query.until);
+        // Those already due: few are read through the index and sorted by id; many, in id
+        // order straight from the table (sorting them all would delay the first); none,
+        // not at all (a scan of the table for nothing would).
+        let overdue: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM enrollments INDEXED BY enrollments_due
+                 WHERE state = 'active' AND send_at IS NOT NULL AND due_at <= ?1 LIMIT ?2)",
+                params![now_text, OVERDUE_SORTED],
+                |r| r.get(0),
+            )
+            .map_err(StoreError::from)?;
+        let due = match overdue {
+            0 => None,
+            1..OVERDUE_SORTED => Some(concat!(
+                waiting_enrollments!(),
+                " FROM enrollments e INDEXED BY enrollments_due",
+                waiting_filter!(),
+                " AND e.due_at <= ?2 ORDER BY e.id"
+            )),
+            _ => Some(concat!(
+                waiting_enrollments!(),
+                " FROM enrollments e NOT INDEXED",
+                waiting_filter!(),
+                " AND e.due_at <= ?2 ORDER BY e.id"
+            )),
+        };
+        for sql in due.into_iter().chain([concat!(
+            waiting_enrollments!(),
+            " FROM enrollments e",
+            waiting_filter!(),
+            " AND e.due_at > ?2 ORDER BY e.due_at, e.id"
+        )]) {
+            let mut stmt = self.conn.prepare(sql).map_err(StoreError::from)?;
+            let mut rows = stmt
+                .query(params![
+                    until,
+                    now_text,
+                    fmt_time(query.now - query.lookback)
+                ])
+                .map_err(StoreError::from)?;
+            while let Some(r) = rows.next().map_err(StoreError::from)? {
+                let row = self.plan_row_from(r, query)?;
+                let bound = (row.due.max(query.now), row.order);
+                while let Some(retry) =
+                    retries.next_if(|r| (r.due.max(r.not_before).max(query.now), r.order) < bound)
+                {
+                    each(retry)?;
+                }
+                each(row)?;
+            }
+        }
+        for retry in retries {
+            each(retry)?;
+        }
+        Ok(())
+    }
+
+    /// The waiting enrollment of this [`PlanRow::order`] as [`Store::plan_scan`] read it
+    /// (within one [`Store::plan_snapshot`]: the row of an order it gave); None if there
+    /// is no such waiting enrollment.
+    pub(crate) fn plan_row(&self, query: &PlanQuery, order: i64) -> Result<Option<PlanRow>> {
+        // In the same snapshot it passes the filter as it did when first read: by id
+        // only (no address hashed again for the suppression list).
+        let mut stmt = self.conn.prepare_cached(concat!(
+            waiting_enrollments!(),
+            " FROM enrollments e JOIN clients c ON c.id = e.client_id
+             WHERE e.id = ?2 AND e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?1"
+        ))?;
+        let mut rows = stmt.query(params![
+            moment(query.until),
+            order / 2,
+            fmt_time(query.now - query.lookback)
+        ])?;
+        match rows.next()? {
+            Some(r) => Ok(Some(self.plan_row_from(r, query)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The retries that may send before `until`.
+    fn plan_retries(&self, query: &PlanQuery) -> Result<Vec<PlanRow>> {
         let mut stmt = self.conn.prepare(
-            "SELECT e.client_id, c.email, c.timezone, c.churned_at, e.campaign, e.next_step, e.due_at, e.due_at,
-                    e.next_occurrence, e.id, e.cycle, c.account_key, c.country,
-                    e.next_step = 1 AND e.next_occurrence = 1 AND e.last_sent_at IS NULL
-             FROM enrollments e JOIN clients c ON c.id = e.client_id
-             WHERE e.state = 'active' AND e.send_at IS NOT NULL AND e.send_at <= ?2
-               AND c.returned_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))
-             UNION ALL
-             SELECT m.client_id, c.email, c.timezone, c.churned_at, m.campaign, m.step, m.due_at, m.next_attempt_at,
-                    m.occurrence, m.enrollment_id, m.cycle, c.account_key, c.country, 0
+            "SELECT m.client_id, c.email, c.timezone, c.churned_at, m.campaign, m.step, m.due_at, m.next_attempt_at,
+                    m.occurrence, m.enrollment_id * 2 + 1, m.enrollment_id, m.cycle, c.account_key, c.country, 0, 1, 1
              FROM messages m JOIN clients c ON c.id = m.client_id
              WHERE m.state = 'retry' AND m.next_attempt_at <= ?1
                AND c.returned_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))
-             ORDER BY 10",
+               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))",
         )?;
-        let rows = stmt.query_map(params![until_text, moment(until)], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, u32>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, String>(7)?,
-                (
-                    r.get::<_, u32>(8)?,
-                    r.get::<_, i64>(9)?,
-                    r.get::<_, i64>(10)?,
-                    r.get::<_, Option<String>>(11)?,
-                    r.get::<_, Option<String>>(12)?,
-                    r.get::<_, bool>(13)?,
-                ),
-            ))
-        })?;
-        for row in rows {
-            let (
-                client_id,
-                email,
-                timezone,
-                churned_at,
-                campaign,
-                next_step,
-                due,
-                not_before,
-                more,
-            ) = row?;
-            let (occurrence, enrollment_id, cycle, account, country, nothing_sent) = more;
-            let timezone = parse_zone(timezone)?;
-            let churned_at = ChurnedAt::parse(&churned_at)
-                .ok_or_else(|| StoreError::Corrupt(format!("churned_at {churned_at:?}")))?;
-            data.rows.push(PlanRow {
-                client_id,
-                email,
-                timezone,
-                churned_at,
-                campaign,
-                next_step,
-                occurrence,
-                due: parse_time(&due)?,
-                not_before: parse_time(&not_before)?,
-                // A sequence still at its first step that never sent has no history: no
-                // query for it (most of a large plan, whose people await their survey).
-                history: if nothing_sent {
-                    Vec::new()
-                } else {
-                    super::outbox::history(&self.conn, enrollment_id, cycle)?
-                },
-                account,
-                country,
-            });
+        let mut rows = stmt.query(params![fmt_time(query.until)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(self.plan_row_from(r, query)?);
         }
-        let since = fmt_time(now - lookback);
-        let mut recent = self.conn.prepare(concat!(
-            "SELECT m.client_id, COALESCE(m.sent_at, m.claimed_at), c.account_key, m.campaign, m.step FROM messages m
-             JOIN clients c ON c.id = m.client_id
-             WHERE m.claimed_at >= ?1 AND m.state IN ",
-            takes_the_day!()
-        ))?;
-        for row in recent.query_map(params![since], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, u32>(4)?,
-            ))
-        })? {
-            let (client_id, at, account, campaign, step) = row?;
-            let at = parse_time(&at)?;
-            data.busy
-                .entry(client_id)
-                .or_default()
-                .push((at, campaign, step));
-            if let Some(account) = account {
-                data.accounts
-                    .entry(account)
-                    .or_default()
-                    .push((client_id, at));
+        Ok(out)
+    }
+
+    /// A row of [`waiting_enrollments`] or [`Store::plan_retries`], with its sequence's
+    /// history and the recent messages of the person (and of their account).
+    fn plan_row_from(&self, r: &rusqlite::Row<'_>, query: &PlanQuery) -> Result<PlanRow> {
+        let churned_at: String = r.get(3)?;
+        let churned_at = ChurnedAt::parse(&churned_at)
+            .ok_or_else(|| StoreError::Corrupt(format!("churned_at {churned_at:?}")))?;
+        let (client_id, enrollment_id, cycle): (i64, i64, i64) =
+            (r.get(0)?, r.get(10)?, r.get(11)?);
+        let nothing_sent: bool = r.get(14)?;
+        let account: Option<String> = r.get(12)?;
+        let since = fmt_time(query.now - query.lookback);
+        let mut recent = Vec::new();
+        if r.get::<_, bool>(16)? {
+            let mut stmt = self.conn.prepare_cached(concat!(
+                "SELECT COALESCE(sent_at, claimed_at), campaign, step FROM messages
+                 WHERE client_id = ?1 AND claimed_at >= ?2 AND state IN ",
+                takes_the_day!()
+            ))?;
+            let mut rows = stmt.query(params![client_id, since])?;
+            while let Some(m) = rows.next()? {
+                recent.push((parse_time(&m.get::<_, String>(0)?)?, m.get(1)?, m.get(2)?));
             }
         }
-        Ok(data)
+        let mut account_recent = Vec::new();
+        if let (true, Some(account)) = (query.accounts, &account) {
+            let mut stmt = self.conn.prepare_cached(concat!(
+                "SELECT m.client_id, COALESCE(m.sent_at, m.claimed_at) FROM clients a
+                 JOIN messages m ON m.client_id = a.id
+                 WHERE a.account_key = ?1 AND m.claimed_at >= ?2 AND m.state IN ",
+                takes_the_day!()
+            ))?;
+            let mut rows = stmt.query(params![account, since])?;
+            while let Some(m) = rows.next()? {
+                account_recent.push((m.get(0)?, parse_time(&m.get::<_, String>(1)?)?));
+            }
+        }
+        Ok(PlanRow {
+            order: r.get(9)?,
+            client_id,
+            email: r.get(1)?,
+            timezone: parse_zone(r.get(2)?)?,
+            churned_at,
+            campaign: r.get(4)?,
+            next_step: r.get(5)?,
+            occurrence: r.get(8)?,
+            due: parse_time(&r.get::<_, String>(6)?)?,
+            not_before: parse_time(&r.get::<_, String>(7)?)?,
+            // A sequence still at its first step that never sent has no history: no
+            // query for it (most of a large plan, whose people await their survey).
+            history: if nothing_sent {
+                Vec::new()
+            } else {
+                super::outbox::history(&self.conn, enrollment_id, cycle)?
+            },
+            account,
+            country: r.get(13)?,
+            recent,
+            account_recent,
+            shared: r.get(15)?,
+        })
     }
 }
 
@@ -398,3 +545,6 @@ fn parse_zone(timezone: Option<String>) -> Result<Option<Tz>> {
         })
         .transpose()
 }
+
+#[cfg(test)]
+mod plan_tests;

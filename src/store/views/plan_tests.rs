@@ -1,0 +1,99 @@
+//! `plan`'s rows come in the order of a lower bound of their first moment, then of their
+//! enrollment, and read again as they were read.
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::params;
+
+use crate::domain::model::{ChurnedAt, ClientRecord};
+use crate::store::{PlanQuery, Store, StoreError, fmt_time, moment, parse_time};
+
+/// Six people, each with a waiting survey; their due times set by hand (hours from `now`).
+fn store_with_due(dir: &std::path::Path, now: DateTime<Utc>, due_hours: &[i64]) -> Store {
+    let config = crate::test_support::config(dir, "", crate::test_support::SURVEY_ONLY);
+    let mut store = Store::open(&dir.join("winback.db")).unwrap();
+    let rows = due_hours.iter().enumerate().map(|(i, _)| {
+        Ok((
+            i as u64 + 2,
+            ClientRecord {
+                email: format!("p{}@client.example", i + 1),
+                name: None,
+                first_name: None,
+                company: None,
+                churned_at: ChurnedAt::parse("2025-06-01").unwrap(),
+                churn_reason: None,
+                timezone: None,
+                fields: Default::default(),
+                country: None,
+                returned_at: None,
+                opted_out: false,
+            },
+        ))
+    });
+    assert!(
+        store
+            .import(rows, &config, now, false, &mut |_| {})
+            .unwrap()
+            .applied
+    );
+    for (i, hours) in due_hours.iter().enumerate() {
+        let due = now + Duration::hours(*hours);
+        store
+            .conn
+            .execute(
+                "UPDATE enrollments SET due_at = ?2, send_at = ?3
+                 WHERE client_id = (SELECT id FROM clients WHERE email = ?1)",
+                params![
+                    format!("p{}@client.example", i + 1),
+                    fmt_time(due),
+                    moment(due)
+                ],
+            )
+            .unwrap();
+    }
+    store
+}
+
+fn scan(store: &Store, query: &PlanQuery) -> Vec<String> {
+    let mut emails = Vec::new();
+    store
+        .plan_scan::<StoreError>(query, |row| {
+            emails.push(row.email);
+            Ok(())
+        })
+        .unwrap();
+    emails
+}
+
+#[test]
+fn rows_come_overdue_first_in_enrollment_order_then_by_due_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = parse_time("2026-06-01T00:00:00.000000Z").unwrap();
+    // p1 in 2 hours, p2 overdue, p3 in an hour, p4 overdue, p5 in an hour, p6 now.
+    let store = store_with_due(dir.path(), now, &[2, -30, 1, -2, 1, 0]);
+    let query = PlanQuery {
+        now,
+        until: now + Duration::days(1),
+        lookback: Duration::hours(48),
+        accounts: true,
+    };
+    let expected = ["p2", "p4", "p6", "p3", "p5", "p1"].map(|p| format!("{p}@client.example"));
+    assert_eq!(scan(&store, &query), expected);
+    let ids: Vec<i64> = store
+        .conn
+        .prepare("SELECT id FROM enrollments ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // An enrollment's row is read again by its order, as it was read.
+    let again = store.plan_row(&query, ids[1] * 2).unwrap().unwrap();
+    assert_eq!(again.email, "p2@client.example");
+    assert_eq!(again.order, ids[1] * 2);
+    assert!(
+        store
+            .plan_row(&query, (ids[5] + 100) * 2)
+            .unwrap()
+            .is_none()
+    );
+}
