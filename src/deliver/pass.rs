@@ -369,6 +369,8 @@ impl Deliverer {
                 ready.into_iter().zip(verdicts).enumerate()
             {
                 let row = message.message_row;
+                // Only a message the start let through has its start on record.
+                let started = verdict.is_none();
                 // The first went through its check in the start's transaction; each later
                 // one is checked again now, just before its own SMTP transaction.
                 let verdict = match verdict {
@@ -391,6 +393,14 @@ impl Deliverer {
                         continue;
                     }
                 };
+                if started {
+                    // Started but not sent (withdrawn by the check, or stopping): recorded
+                    // with this worker's next start, like a result, so that its start is
+                    // cleared before another group's begins and a crash still finds at
+                    // most one group started per connection.
+                    pending.push((row, outcome));
+                    continue;
+                }
                 let done = Done {
                     row,
                     outcome,

@@ -406,3 +406,90 @@ async fn an_opt_out_while_a_started_group_is_sent_stops_the_rest_of_it() {
         0
     );
 }
+
+/// Notes before each send how many messages are started and not yet recorded, and at the
+/// send to `trigger` opts out `victims` (as the HTTP server would).
+struct OptsOutSomeMidGroup {
+    stub: StubMailer,
+    db: Mutex<Store>,
+    seen: Mutex<Vec<(String, usize)>>,
+    trigger: String,
+    victims: Vec<String>,
+}
+
+impl Mailer for OptsOutSomeMidGroup {
+    fn send<'a>(
+        &'a self,
+        message: &'a OutgoingMessage,
+    ) -> Pin<Box<dyn Future<Output = Result<Delivered, SendError>> + Send + 'a>> {
+        let to = message.envelope.to.to_string();
+        {
+            let mut db = self.db.lock().unwrap();
+            let started = db.started_unrecorded().unwrap();
+            self.seen.lock().unwrap().push((to.clone(), started));
+            if to == self.trigger {
+                for victim in &self.victims {
+                    db.record_opt_out(victim, "link", now()).unwrap();
+                }
+            }
+        }
+        self.stub.send(message)
+    }
+}
+
+/// A message the check before its send withdraws has its start cleared with the next
+/// group's start, not after it: a crash then still finds at most one group started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_withdrawn_mid_group_never_stay_started_beside_the_next_group() {
+    let people: Vec<String> = (1..=160).map(|n| format!("p{n}@client.example")).collect();
+    let run = |trigger: String, victims: Vec<String>| {
+        let people = people.clone();
+        async move {
+            let dir = tempfile::tempdir().unwrap();
+            let config = setup(dir.path());
+            let db = dir.path().join("winback.db");
+            let mut store = Store::open(&db).unwrap();
+            let rows = people
+                .iter()
+                .map(|e| Ok((2, record(e))))
+                .collect::<Vec<_>>();
+            store
+                .import(rows.into_iter(), &config, now(), false, &mut |_| {})
+                .unwrap();
+            let mailer = Arc::new(OptsOutSomeMidGroup {
+                stub: StubMailer::new(),
+                db: Mutex::new(Store::open(&db).unwrap()),
+                seen: Mutex::new(Vec::new()),
+                trigger,
+                victims,
+            });
+            let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
+            let deliverer = deliverer(config, renderer, mailer.clone(), store);
+            deliverer.pass(Arc::default()).await.unwrap();
+            let left = deliverer
+                .store
+                .lock()
+                .unwrap()
+                .started_unrecorded()
+                .unwrap();
+            assert_eq!(left, 0);
+            mailer.seen.lock().unwrap().clone()
+        }
+    };
+    // The order of the sends, with nobody opting out.
+    let order: Vec<String> = run(String::new(), Vec::new())
+        .await
+        .into_iter()
+        .map(|(to, _)| to)
+        .collect();
+    for at in (60..76).filter(|at| at + 4 < order.len()) {
+        // The three after a send opt out while it goes: the rest of its group, or the start
+        // of the next one.
+        let seen = run(order[at].clone(), order[at + 1..at + 4].to_vec()).await;
+        assert!(
+            seen.iter().all(|(_, n)| *n <= pass::START_GROUP),
+            "opt-outs after send {at}: more than a group started at once: {:?}",
+            seen.iter().map(|(_, n)| n).collect::<Vec<_>>()
+        );
+    }
+}
