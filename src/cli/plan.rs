@@ -20,6 +20,10 @@ pub(super) fn run(cli: &Cli, days: u32, format: Format) -> anyhow::Result<ExitCo
     let mut store = open_store(&setup.config)?;
     let now = setup.clock.now();
     let until = now + Duration::days(i64::from(days));
+    // The configuration as it is now first (a rename carries held messages over, a
+    // changed audience cancels some): the held steps are read after it.
+    store.small_cache()?;
+    store.sync_campaigns(&setup.config, now)?;
     let held = held(&setup.config, &store, now)?;
     let out = std::io::stdout().lock();
     match format {

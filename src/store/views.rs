@@ -55,13 +55,18 @@ pub(crate) struct Status {
     pub sync_failures_total: u64,
 }
 
+/// How far apart two enrollments' orders are: room for the retries of one enrollment
+/// (`outbox resend` of several of its messages) to each have an order of their own.
+pub(crate) const ORDER_SPAN: i64 = 1 << 10;
+
 /// One waiting enrollment or retry, as `plan` needs it, with the person's and the
 /// account's messages already out.
 #[derive(Debug, Clone)]
 pub(crate) struct PlanRow {
-    /// Its place in the claim's order among those due at one moment: the enrollment id,
-    /// twice, and one more for a retry. An enrollment's row is read again by it
-    /// ([`Store::plan_row`]).
+    /// Its place in the claim's order among those due at one moment, unique: the
+    /// enrollment id times [`ORDER_SPAN`] (even), and odd ones after it for that
+    /// enrollment's retries, by message id. An enrollment's row is read again by it
+    /// ([`Store::plan_row`]); a retry, odd, is kept whole.
     pub order: i64,
     pub client_id: i64,
     pub email: String,
@@ -114,7 +119,7 @@ macro_rules! waiting_enrollments {
     () => {
         concat!(
             "SELECT e.client_id, c.email, c.timezone, c.churned_at, e.campaign, e.next_step, e.due_at, e.due_at,
-                e.next_occurrence, e.id * 2, e.id, e.cycle, c.account_key, c.country,
+                e.next_occurrence, e.id * 1024, e.id, e.cycle, c.account_key, c.country,
                 e.next_step = 1 AND e.next_occurrence = 1 AND e.last_sent_at IS NULL,
                 EXISTS (SELECT 1 FROM enrollments o WHERE o.client_id = e.client_id AND o.id <> e.id AND o.state = 'active')
                 OR EXISTS (SELECT 1 FROM messages r WHERE r.client_id = e.client_id AND r.state = 'retry'),
@@ -447,7 +452,7 @@ impl Store {
         ))?;
         let mut rows = stmt.query(params![
             moment(query.until),
-            order / 2,
+            order / ORDER_SPAN,
             fmt_time(query.now - query.lookback)
         ])?;
         match rows.next()? {
@@ -460,16 +465,25 @@ impl Store {
     fn plan_retries(&self, query: &PlanQuery) -> Result<Vec<PlanRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT m.client_id, c.email, c.timezone, c.churned_at, m.campaign, m.step, m.due_at, m.next_attempt_at,
-                    m.occurrence, m.enrollment_id * 2 + 1, m.enrollment_id, m.cycle, c.account_key, c.country, 0, 1, 1
+                    m.occurrence, m.enrollment_id * 1024 + 1, m.enrollment_id, m.cycle, c.account_key, c.country, 0, 1, 1
              FROM messages m JOIN clients c ON c.id = m.client_id
              WHERE m.state = 'retry' AND m.next_attempt_at <= ?1
                AND c.returned_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))",
+               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = email_hash(c.email))
+             ORDER BY m.enrollment_id, m.id",
         )?;
         let mut rows = stmt.query(params![fmt_time(query.until)])?;
-        let mut out = Vec::new();
+        let mut out: Vec<PlanRow> = Vec::new();
         while let Some(r) = rows.next()? {
-            out.push(self.plan_row_from(r, query)?);
+            let mut row = self.plan_row_from(r, query)?;
+            // A second retry of one enrollment comes after the first, with an order of
+            // its own, odd like every retry's (kept whole, never read again by order).
+            if let Some(last) = out.last()
+                && last.order / ORDER_SPAN == row.order / ORDER_SPAN
+            {
+                row.order = (last.order + 2).min(row.order + ORDER_SPAN - 2);
+            }
+            out.push(row);
         }
         Ok(out)
     }

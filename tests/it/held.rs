@@ -427,3 +427,23 @@ fn a_simulated_year_of_the_shipped_config_never_mails_a_placeholder() {
         "every held step is in the plan: {planned:?}"
     );
 }
+
+#[test]
+fn the_first_plan_after_a_confirmed_rename_still_shows_the_held_step() {
+    let project = project("newsletter");
+    run_once(&project, NOW);
+    let due = at(31);
+    run_once(&project, &due);
+    assert_eq!(held_in_plan(&plan(&project, &due)).len(), 1);
+    let renamed = config("file://outbox", "newsletter").replace(
+        "name = \"former-clients\"\n",
+        "name = \"former_clients\"\nrenamed_from = \"former-clients\"\n",
+    );
+    project.write_config(&renamed);
+    let first = plan(&project, &due);
+    assert_eq!(
+        held_in_plan(&first).len(),
+        1,
+        "first plan after the rename: {first:?}"
+    );
+}

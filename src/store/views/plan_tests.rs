@@ -87,13 +87,58 @@ fn rows_come_overdue_first_in_enrollment_order_then_by_due_time() {
         .collect::<Result<_, _>>()
         .unwrap();
     // An enrollment's row is read again by its order, as it was read.
-    let again = store.plan_row(&query, ids[1] * 2).unwrap().unwrap();
+    let again = store
+        .plan_row(&query, ids[1] * super::ORDER_SPAN)
+        .unwrap()
+        .unwrap();
     assert_eq!(again.email, "p2@client.example");
-    assert_eq!(again.order, ids[1] * 2);
+    assert_eq!(again.order, ids[1] * super::ORDER_SPAN);
     assert!(
         store
-            .plan_row(&query, (ids[5] + 100) * 2)
+            .plan_row(&query, (ids[5] + 100) * super::ORDER_SPAN)
             .unwrap()
             .is_none()
     );
+}
+
+/// Two messages of one sequence resent (`outbox resend`): each retry has an order of its
+/// own, odd (kept whole), after its enrollment's, the first message first.
+#[test]
+fn two_retries_of_one_enrollment_have_orders_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = parse_time("2026-06-01T00:00:00.000000Z").unwrap();
+    let store = store_with_due(dir.path(), now, &[5]);
+    let (enrollment, client): (i64, i64) = store
+        .conn
+        .query_row("SELECT id, client_id FROM enrollments", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    let t = fmt_time(now - Duration::hours(1));
+    for (step, id) in [(2, "<b@x>"), (1, "<a@x>")] {
+        store
+            .conn
+            .execute(
+                "INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id,
+                                       due_at, first_claimed_at, claimed_at, next_attempt_at, updated_at)
+                 VALUES (?1, ?2, 'former-clients', 1, ?3, 'survey', 'retry', ?4, ?5, ?5, ?5, ?5, ?5)",
+                params![enrollment, client, step, id, t],
+            )
+            .unwrap();
+    }
+    let query = PlanQuery {
+        now,
+        until: now + Duration::days(1),
+        lookback: Duration::hours(48),
+        accounts: false,
+    };
+    let mut orders = Vec::new();
+    store
+        .plan_scan::<StoreError>(&query, |row| {
+            orders.push((row.next_step, row.order));
+            Ok(())
+        })
+        .unwrap();
+    let base = enrollment * super::ORDER_SPAN;
+    assert_eq!(orders, [(2, base + 1), (1, base + 3), (1, base)]);
 }
