@@ -43,6 +43,28 @@ fn record(email: &str) -> ClientRecord {
     }
 }
 
+/// A database in `dir` with `count` people imported, each with a survey due at `now()`:
+/// the configuration, the file and the store, and their addresses in import order.
+fn imported(
+    dir: &std::path::Path,
+    count: usize,
+) -> (Config, std::path::PathBuf, Store, Vec<String>) {
+    let config = setup(dir);
+    let db = dir.join("winback.db");
+    let mut store = Store::open(&db).unwrap();
+    let people: Vec<String> = (1..=count)
+        .map(|n| format!("p{n}@client.example"))
+        .collect();
+    let rows = people
+        .iter()
+        .map(|email| Ok((2, record(email))))
+        .collect::<Vec<_>>();
+    store
+        .import(rows.into_iter(), &config, now(), false, &mut |_| {})
+        .unwrap();
+    (config, db, store, people)
+}
+
 /// Sends like the stub, but send number `at` also opts out everyone else on `people`
 /// (through its own connection, as the HTTP server would): an opt-out that arrives
 /// while the other messages wait in the queue, or in a group already started.
@@ -265,18 +287,8 @@ async fn a_pass_that_cannot_claim_fails_with_the_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_opt_out_while_a_message_waits_in_the_queue_stops_it() {
     let dir = tempfile::tempdir().unwrap();
-    let config = setup(dir.path());
+    let (config, db, store, people) = imported(dir.path(), 3);
     let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
-    let db = dir.path().join("winback.db");
-    let mut store = Store::open(&db).unwrap();
-    let people: Vec<String> = (1..=3).map(|n| format!("p{n}@client.example")).collect();
-    let rows = people
-        .iter()
-        .map(|email| Ok((2, record(email))))
-        .collect::<Vec<_>>();
-    store
-        .import(rows.into_iter(), &config, now(), false, &mut |_| {})
-        .unwrap();
     let mailer = Arc::new(OptOutDuringSend {
         stub: StubMailer::new(),
         http: Mutex::new(Store::open(&db).unwrap()),
@@ -306,16 +318,8 @@ async fn an_opt_out_while_a_message_waits_in_the_queue_stops_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_starts_what_is_queued_for_it_in_one_transaction_a_group_at_most() {
     let dir = tempfile::tempdir().unwrap();
-    let config = setup(dir.path());
+    let (config, db, store, _) = imported(dir.path(), 20);
     let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
-    let db = dir.path().join("winback.db");
-    let mut store = Store::open(&db).unwrap();
-    let rows = (1..=20)
-        .map(|n| Ok((2, record(&format!("p{n}@client.example")))))
-        .collect::<Vec<_>>();
-    store
-        .import(rows.into_iter(), &config, now(), false, &mut |_| {})
-        .unwrap();
     let mailer = Arc::new(NotesStarted {
         stub: StubMailer::new(),
         db: Mutex::new(Store::open(&db).unwrap()),
@@ -368,18 +372,8 @@ fn a_worker_groups_as_many_sends_as_fit_in_a_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_opt_out_while_a_started_group_is_sent_stops_the_rest_of_it() {
     let dir = tempfile::tempdir().unwrap();
-    let config = setup(dir.path());
+    let (config, db, store, people) = imported(dir.path(), 20);
     let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
-    let db = dir.path().join("winback.db");
-    let mut store = Store::open(&db).unwrap();
-    let people: Vec<String> = (1..=20).map(|n| format!("p{n}@client.example")).collect();
-    let rows = people
-        .iter()
-        .map(|email| Ok((2, record(email))))
-        .collect::<Vec<_>>();
-    store
-        .import(rows.into_iter(), &config, now(), false, &mut |_| {})
-        .unwrap();
     // The first group is one message; the second, started in one transaction after it,
     // is several: everyone else opts out while its first message is being sent.
     let mailer = Arc::new(OptOutDuringSend {
@@ -441,40 +435,28 @@ impl Mailer for OptsOutSomeMidGroup {
 /// group's start, not after it: a crash then still finds at most one group started.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_withdrawn_mid_group_never_stay_started_beside_the_next_group() {
-    let people: Vec<String> = (1..=160).map(|n| format!("p{n}@client.example")).collect();
-    let run = |trigger: String, victims: Vec<String>| {
-        let people = people.clone();
-        async move {
-            let dir = tempfile::tempdir().unwrap();
-            let config = setup(dir.path());
-            let db = dir.path().join("winback.db");
-            let mut store = Store::open(&db).unwrap();
-            let rows = people
-                .iter()
-                .map(|e| Ok((2, record(e))))
-                .collect::<Vec<_>>();
-            store
-                .import(rows.into_iter(), &config, now(), false, &mut |_| {})
-                .unwrap();
-            let mailer = Arc::new(OptsOutSomeMidGroup {
-                stub: StubMailer::new(),
-                db: Mutex::new(Store::open(&db).unwrap()),
-                seen: Mutex::new(Vec::new()),
-                trigger,
-                victims,
-            });
-            let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
-            let deliverer = deliverer(config, renderer, mailer.clone(), store);
-            deliverer.pass(Arc::default()).await.unwrap();
-            let left = deliverer
-                .store
-                .lock()
-                .unwrap()
-                .started_unrecorded()
-                .unwrap();
-            assert_eq!(left, 0);
-            mailer.seen.lock().unwrap().clone()
-        }
+    let count = 160;
+    let run = |trigger: String, victims: Vec<String>| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, db, store, _) = imported(dir.path(), count);
+        let mailer = Arc::new(OptsOutSomeMidGroup {
+            stub: StubMailer::new(),
+            db: Mutex::new(Store::open(&db).unwrap()),
+            seen: Mutex::new(Vec::new()),
+            trigger,
+            victims,
+        });
+        let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
+        let deliverer = deliverer(config, renderer, mailer.clone(), store);
+        deliverer.pass(Arc::default()).await.unwrap();
+        let left = deliverer
+            .store
+            .lock()
+            .unwrap()
+            .started_unrecorded()
+            .unwrap();
+        assert_eq!(left, 0);
+        mailer.seen.lock().unwrap().clone()
     };
     // The order of the sends, with nobody opting out.
     let order: Vec<String> = run(String::new(), Vec::new())
