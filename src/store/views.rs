@@ -10,7 +10,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::outbox::takes_the_day;
-use super::{Result, Store, StoreError, fmt_time, moment, parse_time};
+use super::{Result, Store, StoreError, fmt_time, from_moment, moment, parse_time};
 use crate::domain::model::ChurnedAt;
 use crate::domain::schedule::Sent;
 
@@ -112,13 +112,15 @@ pub(crate) struct PlanData {
 
 /// The columns of a waiting enrollment's row ([`Store::plan_row_from`]), before `FROM
 /// enrollments e` and [`waiting_filter`], which leaves out people opted out, bounced or
-/// returned (the claim would stop them). `?1` is `until`'s moment, `?3` the start of the
+/// returned (the claim would stop them). Its not-before time is `send_at`: the daemon
+/// claims an enrollment no sooner (a claim that had to wait moved it on). `?1` is
+/// `until`'s moment, `?3` the start of the
 /// lookback (the last column says whether the person had a message since: most of a large
 /// plan's people had none, and their recent messages are then not looked up).
 macro_rules! waiting_enrollments {
     () => {
         concat!(
-            "SELECT e.client_id, c.email, c.timezone, c.churned_at, e.campaign, e.next_step, e.due_at, e.due_at,
+            "SELECT e.client_id, c.email, c.timezone, c.churned_at, e.campaign, e.next_step, e.due_at, e.send_at,
                 e.next_occurrence, e.id * 1024, e.id, e.cycle, c.account_key, c.country,
                 e.next_step = 1 AND e.next_occurrence = 1 AND e.last_sent_at IS NULL,
                 EXISTS (SELECT 1 FROM enrollments o WHERE o.client_id = e.client_id AND o.id <> e.id AND o.state = 'active')
@@ -368,9 +370,10 @@ impl Store {
     /// Everything that may send before `until`, in the order of a lower bound of its
     /// first moment (`max(due, not before, now)`, see `plan::lower_bound`), then of
     /// [`PlanRow::order`]: the rows `plan` simulates, one at a time, so that memory does
-    /// not grow with their number. Waiting enrollments already due come first, in id
-    /// order (all bound by `now`), then the later ones through the `enrollments_due`
-    /// index; the retries (few: messages that failed for a while) are merged in.
+    /// not grow with their number. Waiting enrollments the claim would take now come
+    /// first, in id order (all bound by `now`), then the later ones in `send_at` order
+    /// (the claim's own index, `enrollments_waiting`; `send_at` is their not-before
+    /// time); the retries (few: messages that failed for a while) are merged in.
     pub(crate) fn plan_scan<E: From<StoreError>>(
         &self,
         query: &PlanQuery,
@@ -379,7 +382,6 @@ impl Store {
         let mut retries = self.plan_retries(query)?;
         retries.sort_by_key(|r| (r.due.max(r.not_before).max(query.now), r.order));
         let mut retries = retries.into_iter().peekable();
-        let now_text = fmt_time(query.now);
         let until = moment(query.until);
         // Those already due: few are read through the index and sorted by id; many, in id
         // order straight from the table (sorting them all would delay the first); none,
@@ -387,9 +389,9 @@ impl Store {
         let overdue: i64 = self
             .conn
             .query_row(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM enrollments INDEXED BY enrollments_due
-                 WHERE state = 'active' AND send_at IS NOT NULL AND due_at <= ?1 LIMIT ?2)",
-                params![now_text, OVERDUE_SORTED],
+                "SELECT COUNT(*) FROM (SELECT 1 FROM enrollments INDEXED BY enrollments_waiting
+                 WHERE state = 'active' AND send_at IS NOT NULL AND send_at <= ?1 LIMIT ?2)",
+                params![moment(query.now), OVERDUE_SORTED],
                 |r| r.get(0),
             )
             .map_err(StoreError::from)?;
@@ -397,34 +399,34 @@ impl Store {
             0 => None,
             1..OVERDUE_SORTED => Some(concat!(
                 waiting_enrollments!(),
-                " FROM enrollments e INDEXED BY enrollments_due",
+                " FROM enrollments e INDEXED BY enrollments_waiting",
                 waiting_filter!(),
-                " AND e.due_at <= ?2 ORDER BY e.id"
+                " AND e.send_at <= ?2 ORDER BY e.id"
             )),
             _ => Some(concat!(
                 waiting_enrollments!(),
                 " FROM enrollments e NOT INDEXED",
                 waiting_filter!(),
-                " AND e.due_at <= ?2 ORDER BY e.id"
+                " AND e.send_at <= ?2 ORDER BY e.id"
             )),
         };
         for sql in due.into_iter().chain([concat!(
             waiting_enrollments!(),
-            " FROM enrollments e",
+            " FROM enrollments e INDEXED BY enrollments_waiting",
             waiting_filter!(),
-            " AND e.due_at > ?2 ORDER BY e.due_at, e.id"
+            " AND e.send_at > ?2 ORDER BY e.send_at, e.id"
         )]) {
             let mut stmt = self.conn.prepare(sql).map_err(StoreError::from)?;
             let mut rows = stmt
                 .query(params![
                     until,
-                    now_text,
+                    moment(query.now),
                     fmt_time(query.now - query.lookback)
                 ])
                 .map_err(StoreError::from)?;
             while let Some(r) = rows.next().map_err(StoreError::from)? {
                 let row = self.plan_row_from(r, query)?;
-                let bound = (row.due.max(query.now), row.order);
+                let bound = (row.due.max(row.not_before).max(query.now), row.order);
                 while let Some(retry) =
                     retries.next_if(|r| (r.due.max(r.not_before).max(query.now), r.order) < bound)
                 {
@@ -534,7 +536,11 @@ impl Store {
             next_step: r.get(5)?,
             occurrence: r.get(8)?,
             due: parse_time(&r.get::<_, String>(6)?)?,
-            not_before: parse_time(&r.get::<_, String>(7)?)?,
+            // An enrollment's `send_at` (a moment), a retry's `next_attempt_at` (text).
+            not_before: match r.get_ref(7)? {
+                rusqlite::types::ValueRef::Integer(at) => from_moment(at)?,
+                _ => parse_time(&r.get::<_, String>(7)?)?,
+            },
             // A sequence still at its first step that never sent has no history: no
             // query for it (most of a large plan, whose people await their survey).
             history: if nothing_sent {

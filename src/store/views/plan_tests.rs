@@ -142,3 +142,41 @@ fn two_retries_of_one_enrollment_have_orders_of_their_own() {
     let base = enrollment * super::ORDER_SPAN;
     assert_eq!(orders, [(2, base + 1), (1, base + 3), (1, base)]);
 }
+
+/// A claim that had to wait moved an enrollment's `send_at` past its due time: `plan`
+/// reads it at its `send_at`, its not-before time, as the daemon will claim it.
+#[test]
+fn an_enrollment_the_claim_moved_on_is_read_at_its_send_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = parse_time("2026-06-01T00:00:00.000000Z").unwrap();
+    // p1 due in an hour, p2 in two; then p1's claim waits until hour 5.
+    let store = store_with_due(dir.path(), now, &[1, 2]);
+    store
+        .conn
+        .execute(
+            "UPDATE enrollments SET send_at = ?1
+             WHERE client_id = (SELECT id FROM clients WHERE email = 'p1@client.example')",
+            params![moment(now + Duration::hours(5))],
+        )
+        .unwrap();
+    let query = PlanQuery {
+        now,
+        until: now + Duration::days(1),
+        lookback: Duration::hours(48),
+        accounts: false,
+    };
+    let mut rows = Vec::new();
+    store
+        .plan_scan::<StoreError>(&query, |row| {
+            rows.push((row.email, row.not_before));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("p2@client.example".to_string(), now + Duration::hours(2)),
+            ("p1@client.example".to_string(), now + Duration::hours(5)),
+        ]
+    );
+}
