@@ -30,9 +30,7 @@ pub(super) fn run(cli: &Cli, days: u32, format: Format) -> anyhow::Result<ExitCo
         Format::Json => {
             // The held steps follow the sends, each marked `"held": true`.
             let mut out = JsonArray::new(std::io::BufWriter::new(out));
-            simulate_each(&setup.config, &mut store, now, until, |p| {
-                out.push_planned(&p)
-            })?;
+            simulate_each(&setup.config, &store, now, until, |p| out.push_planned(&p))?;
             for (id, p) in &held {
                 let mut line = serde_json::to_value(p)?;
                 if let Some(fields) = line.as_object_mut() {
@@ -73,7 +71,7 @@ pub(super) fn run(cli: &Cli, days: u32, format: Format) -> anyhow::Result<ExitCo
                     &id.map(|id| id.to_string()).unwrap_or_default(),
                 ])
             };
-            simulate_each(&setup.config, &mut store, now, until, |p| row(&p, None))?;
+            simulate_each(&setup.config, &store, now, until, |p| row(&p, None))?;
             for (id, p) in &held {
                 row(p, Some(*id))?;
             }
@@ -91,7 +89,7 @@ pub(super) fn run(cli: &Cli, days: u32, format: Format) -> anyhow::Result<ExitCo
             }
             // The header comes with the first message: none, and a sentence says so.
             let mut count: u64 = 0;
-            simulate_each(&setup.config, &mut store, now, until, |p| {
+            simulate_each(&setup.config, &store, now, until, |p| {
                 if count == 0 {
                     writeln!(
                         out,
@@ -263,17 +261,15 @@ fn print_held(out: &mut impl Write, held: &[(i64, Planned)]) -> anyhow::Result<(
 /// `each` as soon as it is known: the store's waiting
 /// enrollments and retries, read one at a time in the order of their earliest moment and
 /// run forward by `plan::Simulator`, all from one snapshot of the file. Memory follows
-/// what waits in the simulation, not the number of messages.
+/// what waits in the simulation, not the number of messages. The store's campaigns are
+/// synced with `config` first, by the caller.
 pub(super) fn simulate_each(
     config: &Config,
-    store: &mut Store,
+    store: &Store,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
     each: impl FnMut(Planned) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    store.small_cache()?;
-    store.sync_campaigns(config, now)?;
-    let store: &Store = store;
     let lookback = config
         .campaigns
         .iter()
@@ -286,7 +282,7 @@ pub(super) fn simulate_each(
         lookback,
         accounts: config.campaigns.iter().any(|c| c.account_gap_days > 0),
     };
-    store.plan_snapshot(|| {
+    store.read_snapshot(|| {
         let limits = plan::RateLimits {
             per_minute: config.smtp.max_per_minute,
             per_day: config.smtp.max_per_day,

@@ -12,7 +12,7 @@ use super::json_out::object_with_list;
 use super::{Cli, Format, address, load_config, open_store};
 use crate::domain::model::printable;
 use crate::domain::survey::{SURVEY_REASONS, WOULD_RETURN};
-use crate::store::SurveyAnswerRow;
+use crate::store::{Store, SurveyAnswerRow};
 
 /// The free-text answer's width in the table.
 const TEXT_WIDTH: usize = 60;
@@ -44,7 +44,12 @@ pub(super) fn survey(cli: &Cli, format: Format) -> anyhow::Result<ExitCode> {
     let setup = load_config(cli)?;
     let store = open_store(&setup.config)?;
     store.for_reading()?;
-    store.read_one_snapshot()?;
+    // One snapshot: the totals match the list while the daemon writes.
+    store.read_snapshot(|| write_survey(&store, format))
+}
+
+/// The survey's totals and answers, in `format`, from `store`.
+fn write_survey(store: &Store, format: Format) -> anyhow::Result<ExitCode> {
     // Counted in SQL; the answers are then written as they are read, never all held.
     let tallies = store.survey_tallies()?;
     let totals = SurveyTotals {

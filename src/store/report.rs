@@ -131,17 +131,6 @@ impl Store {
         Ok(())
     }
 
-    /// Makes every read after it, until the store is dropped, see the database as it is
-    /// now: a command that counts and then lists (`survey`) gives totals that match its
-    /// list while the daemon writes. Only for a command that writes nothing after it.
-    pub(crate) fn read_one_snapshot(&self) -> Result<()> {
-        self.conn.execute_batch("BEGIN DEFERRED")?;
-        // A deferred transaction takes its snapshot at its first read.
-        self.conn
-            .query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))?;
-        Ok(())
-    }
-
     /// `(campaign, step) → count` from a query selecting those three columns.
     fn counts_by_step(&self, sql: &str) -> Result<Vec<((String, u32), u64)>> {
         let mut stmt = self.conn.prepare(sql)?;

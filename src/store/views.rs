@@ -351,8 +351,9 @@ impl Store {
     }
 
     /// Runs `read` inside one read transaction: every row it reads, and every row read
-    /// again, comes from the same state of the file, whatever a running daemon writes.
-    pub(crate) fn plan_snapshot<T, E: From<StoreError>>(
+    /// again, comes from the same state of the file, whatever a running daemon writes
+    /// (`plan` reads rows again by id; `survey` counts, then lists).
+    pub(crate) fn read_snapshot<T, E: From<StoreError>>(
         &self,
         read: impl FnOnce() -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
@@ -442,7 +443,7 @@ impl Store {
     }
 
     /// The waiting enrollment of this [`PlanRow::order`] as [`Store::plan_scan`] read it
-    /// (within one [`Store::plan_snapshot`]: the row of an order it gave); None if there
+    /// (within one [`Store::read_snapshot`]: the row of an order it gave); None if there
     /// is no such waiting enrollment.
     pub(crate) fn plan_row(&self, query: &PlanQuery, order: i64) -> Result<Option<PlanRow>> {
         // In the same snapshot it passes the filter as it did when first read: by id
