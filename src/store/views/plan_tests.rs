@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::params;
 
 use crate::domain::model::{ChurnedAt, ClientRecord};
-use crate::store::{PlanQuery, Store, StoreError, fmt_time, moment, parse_time};
+use crate::store::{PlanQuery, PlanRow, Store, StoreError, fmt_time, moment, parse_time};
 
 /// Six people, each with a waiting survey; their due times set by hand (hours from `now`).
 fn store_with_due(dir: &std::path::Path, now: DateTime<Utc>, due_hours: &[i64]) -> Store {
@@ -53,15 +53,26 @@ fn store_with_due(dir: &std::path::Path, now: DateTime<Utc>, due_hours: &[i64]) 
     store
 }
 
-fn scan(store: &Store, query: &PlanQuery) -> Vec<String> {
-    let mut emails = Vec::new();
+/// The next day from `now`, with two days of history.
+fn next_day(now: DateTime<Utc>, accounts: bool) -> PlanQuery {
+    PlanQuery {
+        now,
+        until: now + Duration::days(1),
+        lookback: Duration::hours(48),
+        accounts,
+    }
+}
+
+/// What `pick` takes of each row `query` reads, in the order it reads them.
+fn scan<T>(store: &Store, query: &PlanQuery, mut pick: impl FnMut(PlanRow) -> T) -> Vec<T> {
+    let mut picked = Vec::new();
     store
         .plan_scan::<StoreError>(query, |row| {
-            emails.push(row.email);
+            picked.push(pick(row));
             Ok(())
         })
         .unwrap();
-    emails
+    picked
 }
 
 #[test]
@@ -70,14 +81,9 @@ fn rows_come_overdue_first_in_enrollment_order_then_by_due_time() {
     let now = parse_time("2026-06-01T00:00:00.000000Z").unwrap();
     // p1 in 2 hours, p2 overdue, p3 in an hour, p4 overdue, p5 in an hour, p6 now.
     let store = store_with_due(dir.path(), now, &[2, -30, 1, -2, 1, 0]);
-    let query = PlanQuery {
-        now,
-        until: now + Duration::days(1),
-        lookback: Duration::hours(48),
-        accounts: true,
-    };
+    let query = next_day(now, true);
     let expected = ["p2", "p4", "p6", "p3", "p5", "p1"].map(|p| format!("{p}@client.example"));
-    assert_eq!(scan(&store, &query), expected);
+    assert_eq!(scan(&store, &query, |row| row.email), expected);
     let ids: Vec<i64> = store
         .conn
         .prepare("SELECT id FROM enrollments ORDER BY id")
@@ -126,19 +132,8 @@ fn two_retries_of_one_enrollment_have_orders_of_their_own() {
             )
             .unwrap();
     }
-    let query = PlanQuery {
-        now,
-        until: now + Duration::days(1),
-        lookback: Duration::hours(48),
-        accounts: false,
-    };
-    let mut orders = Vec::new();
-    store
-        .plan_scan::<StoreError>(&query, |row| {
-            orders.push((row.next_step, row.order));
-            Ok(())
-        })
-        .unwrap();
+    let query = next_day(now, false);
+    let orders = scan(&store, &query, |row| (row.next_step, row.order));
     let base = enrollment * super::ORDER_SPAN;
     assert_eq!(orders, [(2, base + 1), (1, base + 3), (1, base)]);
 }
@@ -159,19 +154,8 @@ fn an_enrollment_the_claim_moved_on_is_read_at_its_send_at() {
             params![moment(now + Duration::hours(5))],
         )
         .unwrap();
-    let query = PlanQuery {
-        now,
-        until: now + Duration::days(1),
-        lookback: Duration::hours(48),
-        accounts: false,
-    };
-    let mut rows = Vec::new();
-    store
-        .plan_scan::<StoreError>(&query, |row| {
-            rows.push((row.email, row.not_before));
-            Ok(())
-        })
-        .unwrap();
+    let query = next_day(now, false);
+    let rows = scan(&store, &query, |row| (row.email, row.not_before));
     assert_eq!(
         rows,
         [
