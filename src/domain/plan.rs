@@ -72,6 +72,25 @@ pub(crate) struct RateLimits {
     pub recent: Vec<DateTime<Utc>>,
 }
 
+impl RateLimits {
+    /// A rolling window for each limit that is set, with the `[smtp]` key that sets it.
+    fn windows(&self) -> Vec<(Window, &'static str)> {
+        [
+            (
+                Window::new(Duration::minutes(1), self.per_minute, &self.recent),
+                "max_per_minute",
+            ),
+            (
+                Window::new(Duration::days(1), self.per_day, &self.recent),
+                "max_per_day",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(w, name)| w.map(|w| (w, name)))
+        .collect()
+    }
+}
+
 /// A rolling window of sends with a cap.
 struct Window {
     span: Duration,
@@ -104,6 +123,45 @@ impl Window {
         } else {
             self.sends[self.sends.len() - self.limit] + self.span
         }
+    }
+}
+
+/// The rate limit that holds a send at `free` back, and until when; `None` if every
+/// window has room.
+fn held_back(
+    windows: &mut [(Window, &'static str)],
+    free: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, &'static str)> {
+    windows
+        .iter_mut()
+        .map(|(w, name)| (w.next_free(free), *name))
+        .max_by_key(|(t, _)| *t)
+        .filter(|(t, _)| *t > free)
+}
+
+/// The line of the plan for `item`'s message of kind `kind` at `at` (in `tz`), with why
+/// it goes then.
+fn planned(
+    item: &PlanItem<'_>,
+    kind: StepKind,
+    at: DateTime<Utc>,
+    tz: Tz,
+    reason: &str,
+) -> Planned {
+    Planned {
+        at,
+        local: at
+            .with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M %Z (%a)")
+            .to_string(),
+        email: item.email.clone(),
+        campaign: item.campaign.name.clone(),
+        step: item.next_step,
+        kind,
+        reason: format!(
+            "{reason}; first send_at \"{}\" moment",
+            item.campaign.send_at.source()
+        ),
     }
 }
 
@@ -216,19 +274,7 @@ impl<'a> Simulator<'a> {
         lookback: Duration,
         accounts: bool,
     ) -> Simulator<'a> {
-        let windows = [
-            (
-                Window::new(Duration::minutes(1), limits.per_minute, &limits.recent),
-                "max_per_minute",
-            ),
-            (
-                Window::new(Duration::days(1), limits.per_day, &limits.recent),
-                "max_per_day",
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(w, name)| w.map(|w| (w, name)))
-        .collect();
+        let windows = limits.windows();
         Simulator {
             now,
             until,
@@ -439,13 +485,7 @@ impl<'a> Simulator<'a> {
             self.wait(free, order, working);
             return Ok(());
         }
-        let held = self
-            .windows
-            .iter_mut()
-            .map(|(w, name)| (w.next_free(free), *name))
-            .max_by_key(|(t, _)| *t)
-            .filter(|(t, _)| *t > free);
-        if let Some((later, name)) = held {
+        if let Some((later, name)) = held_back(&mut self.windows, free) {
             let mut reason = due_reason(item, self.now);
             let known = reason.len();
             reason.push_str(self.moved.get(&order).map_or("", |m| m.as_str()));
@@ -479,21 +519,7 @@ impl<'a> Simulator<'a> {
         if let Some(moved) = self.moved.remove(&order) {
             reason.push_str(&moved);
         }
-        source.emit(Planned {
-            at: free,
-            local: free
-                .with_timezone(&tz)
-                .format("%Y-%m-%d %H:%M %Z (%a)")
-                .to_string(),
-            email: item.email.clone(),
-            campaign: item.campaign.name.clone(),
-            step: item.next_step,
-            kind: step.kind,
-            reason: format!(
-                "{reason}; first send_at \"{}\" moment",
-                item.campaign.send_at.source()
-            ),
-        })?;
+        source.emit(planned(item, step.kind, free, tz, &reason))?;
         let sent = Sent {
             step: item.next_step,
             occurrence: item.occurrence,

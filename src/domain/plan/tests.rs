@@ -50,17 +50,7 @@ pub(crate) fn plan_all(
         .map(|i| lookback(i.campaign))
         .max()
         .unwrap_or_else(|| Duration::days(2));
-    let mut by_account = accounts.clone();
-    for item in &items {
-        if let Some(account) = &item.account {
-            let entry = by_account.entry(account.clone()).or_default();
-            for b in busy.get(&item.client_key).into_iter().flatten() {
-                if !entry.contains(&(item.client_key, b.at)) {
-                    entry.push((item.client_key, b.at));
-                }
-            }
-        }
-    }
+    let by_account = with_busy(accounts, &items, busy);
     let rows = items
         .into_iter()
         .enumerate()
@@ -80,6 +70,27 @@ pub(crate) fn plan_all(
     plan_rows(rows, limits, now, until, reach)
 }
 
+/// `accounts` with what each item's person already has out (`busy`) added to their
+/// account's sends.
+fn with_busy(
+    accounts: &AccountSends,
+    items: &[PlanItem<'_>],
+    busy: &HashMap<i64, Vec<Busy>>,
+) -> AccountSends {
+    let mut by_account = accounts.clone();
+    for item in items {
+        if let Some(account) = &item.account {
+            let entry = by_account.entry(account.clone()).or_default();
+            for b in busy.get(&item.client_key).into_iter().flatten() {
+                if !entry.contains(&(item.client_key, b.at)) {
+                    entry.push((item.client_key, b.at));
+                }
+            }
+        }
+    }
+    by_account
+}
+
 /// The simulation as it was before it was incremental: every item in memory at once.
 /// The reference the incremental one is checked against.
 fn batch(
@@ -90,34 +101,12 @@ fn batch(
     now: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Vec<Planned> {
-    let mut windows: Vec<(Window, &str)> = [
-        (
-            Window::new(Duration::minutes(1), limits.per_minute, &limits.recent),
-            "max_per_minute",
-        ),
-        (
-            Window::new(Duration::days(1), limits.per_day, &limits.recent),
-            "max_per_day",
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(w, name)| w.map(|w| (w, name)))
-    .collect();
+    let mut windows = limits.windows();
     let mut busy: HashMap<i64, Vec<Busy>> = busy.clone();
     // A paused campaign sends nothing: its messages are left out.
     let mut items: Vec<PlanItem<'_>> = items.into_iter().filter(|i| !i.campaign.paused).collect();
     // Per account, the send times of its contacts (with whose).
-    let mut accounts: AccountSends = accounts.clone();
-    for item in &items {
-        if let Some(account) = &item.account {
-            let entry = accounts.entry(account.clone()).or_default();
-            for b in busy.get(&item.client_key).into_iter().flatten() {
-                if !entry.contains(&(item.client_key, b.at)) {
-                    entry.push((item.client_key, b.at));
-                }
-            }
-        }
-    }
+    let mut accounts = with_busy(accounts, &items, &busy);
     let mut reasons: Vec<String> = items.iter().map(|i| due_reason(i, now)).collect();
     let mut heap: BinaryHeap<Reverse<(DateTime<Utc>, usize)>> = BinaryHeap::new();
     for (index, item) in items.iter().enumerate() {
@@ -170,12 +159,7 @@ fn batch(
             heap.push(Reverse((free, index)));
             continue;
         }
-        let held = windows
-            .iter_mut()
-            .map(|(w, name)| (w.next_free(free), *name))
-            .max_by_key(|(t, _)| *t)
-            .filter(|(t, _)| *t > free);
-        if let Some((later, name)) = held {
+        if let Some((later, name)) = held_back(&mut windows, free) {
             if !reasons[index].contains(name) {
                 reasons[index].push_str(&format!("; held back by {name}"));
             }
@@ -195,22 +179,7 @@ fn batch(
                 .or_default()
                 .push((item.client_key, free));
         }
-        out.push(Planned {
-            at: free,
-            local: free
-                .with_timezone(&tz)
-                .format("%Y-%m-%d %H:%M %Z (%a)")
-                .to_string(),
-            email: item.email.clone(),
-            campaign: item.campaign.name.clone(),
-            step: item.next_step,
-            kind: step.kind,
-            reason: format!(
-                "{}; first send_at \"{}\" moment",
-                reasons[index],
-                item.campaign.send_at.source()
-            ),
-        });
+        out.push(planned(item, step.kind, free, tz, &reasons[index]));
         let item = &mut items[index];
         item.history.push(Sent {
             step: item.next_step,
