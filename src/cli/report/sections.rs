@@ -375,13 +375,7 @@ mod tests {
 
     #[test]
     fn upcoming_counts_fall_into_weeks_by_kind_and_paused_campaigns_are_left_out() {
-        let count = |campaign: &str, step, kind: Option<&str>, week, messages| UpcomingCount {
-            campaign: campaign.to_string(),
-            step,
-            kind: kind.map(str::to_string),
-            week,
-            messages,
-        };
+        let count = UpcomingCount::of;
         let kinds = |campaign: &str, step: u32| match (campaign, step) {
             ("c", 1) => Some(StepKind::Survey),
             ("c", 2) => Some(StepKind::Article),
