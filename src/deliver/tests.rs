@@ -76,6 +76,30 @@ struct OptOutDuringSend {
     at: usize,
 }
 
+/// Messages the pass left started and unrecorded: what a crash now would leave
+/// `uncertain`.
+fn left_started(deliverer: &Deliverer) -> usize {
+    deliverer
+        .store
+        .lock()
+        .unwrap()
+        .started_unrecorded()
+        .unwrap()
+}
+
+impl OptOutDuringSend {
+    /// Opts `people` out in `db` during send number `at` (1 for the first).
+    fn at(db: &std::path::Path, people: Vec<String>, at: usize) -> Arc<OptOutDuringSend> {
+        Arc::new(OptOutDuringSend {
+            stub: StubMailer::new(),
+            http: Mutex::new(Store::open(db).unwrap()),
+            people,
+            sends: AtomicUsize::new(0),
+            at,
+        })
+    }
+}
+
 impl Mailer for OptOutDuringSend {
     fn send<'a>(
         &'a self,
@@ -289,13 +313,7 @@ async fn an_opt_out_while_a_message_waits_in_the_queue_stops_it() {
     let dir = tempfile::tempdir().unwrap();
     let (config, db, store, people) = imported(dir.path(), 3);
     let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
-    let mailer = Arc::new(OptOutDuringSend {
-        stub: StubMailer::new(),
-        http: Mutex::new(Store::open(&db).unwrap()),
-        people: people.clone(),
-        sends: AtomicUsize::new(0),
-        at: 1,
-    });
+    let mailer = OptOutDuringSend::at(&db, people, 1);
     let deliverer = deliverer(config, renderer, mailer.clone(), store);
     let report = deliverer.pass(Arc::default()).await.unwrap();
     let sent: Vec<String> = mailer
@@ -344,15 +362,7 @@ async fn a_worker_starts_what_is_queued_for_it_in_one_transaction_a_group_at_mos
         seen.iter().all(|n| *n <= pass::START_GROUP),
         "more than a group started at once: {seen:?}"
     );
-    assert_eq!(
-        deliverer
-            .store
-            .lock()
-            .unwrap()
-            .started_unrecorded()
-            .unwrap(),
-        0
-    );
+    assert_eq!(left_started(&deliverer), 0);
 }
 
 #[test]
@@ -376,13 +386,7 @@ async fn an_opt_out_while_a_started_group_is_sent_stops_the_rest_of_it() {
     let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
     // The first group is one message; the second, started in one transaction after it,
     // is several: everyone else opts out while its first message is being sent.
-    let mailer = Arc::new(OptOutDuringSend {
-        stub: StubMailer::new(),
-        http: Mutex::new(Store::open(&db).unwrap()),
-        people: people.clone(),
-        sends: AtomicUsize::new(0),
-        at: 2,
-    });
+    let mailer = OptOutDuringSend::at(&db, people, 2);
     let deliverer = deliverer(config, renderer, mailer.clone(), store);
     let report = deliverer.pass(Arc::default()).await.unwrap();
     let sent = mailer.stub.sent();
@@ -390,15 +394,7 @@ async fn an_opt_out_while_a_started_group_is_sent_stops_the_rest_of_it() {
     // The rest of the second group was started but withdrawn (those claimed after the
     // opt-out were stopped by their claim).
     assert!(report.withdrawn >= pass::START_GROUP - 1, "{report:?}");
-    assert_eq!(
-        deliverer
-            .store
-            .lock()
-            .unwrap()
-            .started_unrecorded()
-            .unwrap(),
-        0
-    );
+    assert_eq!(left_started(&deliverer), 0);
 }
 
 /// Notes before each send how many messages are started and not yet recorded, and at the
@@ -449,12 +445,7 @@ async fn messages_withdrawn_mid_group_never_stay_started_beside_the_next_group()
         let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
         let deliverer = deliverer(config, renderer, mailer.clone(), store);
         deliverer.pass(Arc::default()).await.unwrap();
-        let left = deliverer
-            .store
-            .lock()
-            .unwrap()
-            .started_unrecorded()
-            .unwrap();
+        let left = left_started(&deliverer);
         assert_eq!(left, 0);
         mailer.seen.lock().unwrap().clone()
     };
