@@ -42,3 +42,20 @@ kind = "survey"
 template = "survey"
 subject = "Why?"
 "#;
+
+/// A person who left on 2025-06-01, of whom nothing else is known.
+pub(crate) fn left_on_june_1(email: &str) -> crate::domain::model::ClientRecord {
+    crate::domain::model::ClientRecord {
+        email: email.to_string(),
+        name: None,
+        first_name: None,
+        company: None,
+        churned_at: crate::domain::model::ChurnedAt::parse("2025-06-01").unwrap(),
+        churn_reason: None,
+        timezone: None,
+        fields: Default::default(),
+        country: None,
+        returned_at: None,
+        opted_out: false,
+    }
+}

@@ -1,7 +1,6 @@
 use super::*;
 use chrono::DateTime;
 
-use crate::domain::model::{ChurnedAt, ClientRecord};
 use crate::store::migrate::MIGRATIONS;
 use crate::store::{Store, email_hash, parse_time};
 use crate::token::Target;
@@ -110,19 +109,7 @@ fn import_and_plan(store: &mut Store, dir: &std::path::Path, emails: &[&str]) ->
     let rows = emails.iter().enumerate().map(|(i, email)| {
         Ok((
             i as u64 + 2,
-            ClientRecord {
-                email: normalize_email(email),
-                name: None,
-                first_name: None,
-                company: None,
-                churned_at: ChurnedAt::parse("2025-06-01").unwrap(),
-                churn_reason: None,
-                timezone: None,
-                fields: Default::default(),
-                country: None,
-                returned_at: None,
-                opted_out: false,
-            },
+            crate::test_support::left_on_june_1(&normalize_email(email)),
         ))
     });
     assert!(

@@ -102,17 +102,8 @@ fn an_import_leaves_no_dangling_row_and_foreign_keys_on() {
     let mut store = Store::open(&path).unwrap();
     let now = DateTime::UNIX_EPOCH + chrono::Duration::days(20_500);
     let record = |reason: &str| crate::domain::model::ClientRecord {
-        email: "pat@client.example".to_string(),
-        name: None,
-        first_name: None,
-        company: None,
-        churned_at: crate::domain::model::ChurnedAt::parse("2025-06-01").unwrap(),
         churn_reason: Some(reason.to_string()),
-        timezone: None,
-        fields: Default::default(),
-        country: None,
-        returned_at: None,
-        opted_out: false,
+        ..crate::test_support::left_on_june_1("pat@client.example")
     };
     // A file with a bad row changes nothing, and leaves foreign keys on.
     let bad = vec![
@@ -275,19 +266,7 @@ fn enrollment_ids_are_never_used_twice_even_across_the_upgrade() {
     let mut store = Store::open(&path).unwrap();
     let now = DateTime::UNIX_EPOCH + chrono::Duration::days(20_500);
     let import = |store: &mut Store, email: &str| {
-        let record = crate::domain::model::ClientRecord {
-            email: email.to_string(),
-            name: None,
-            first_name: None,
-            company: None,
-            churned_at: crate::domain::model::ChurnedAt::parse("2025-06-01").unwrap(),
-            churn_reason: None,
-            timezone: None,
-            fields: Default::default(),
-            country: None,
-            returned_at: None,
-            opted_out: false,
-        };
+        let record = crate::test_support::left_on_june_1(email);
         let rows = vec![Ok((2, record))];
         let outcome = store
             .import(rows.into_iter(), &config, now, false, &mut |_| {})
@@ -319,19 +298,7 @@ fn enrollment_ids_are_never_used_twice_even_across_the_upgrade() {
     let mut ids = Vec::new();
     let rows: Vec<_> = (0..70)
         .map(|i| {
-            let record = crate::domain::model::ClientRecord {
-                email: format!("p{i}@client.example"),
-                name: None,
-                first_name: None,
-                company: None,
-                churned_at: crate::domain::model::ChurnedAt::parse("2025-06-01").unwrap(),
-                churn_reason: None,
-                timezone: None,
-                fields: Default::default(),
-                country: None,
-                returned_at: None,
-                opted_out: false,
-            };
+            let record = crate::test_support::left_on_june_1(&format!("p{i}@client.example"));
             Ok((i + 2, record))
         })
         .collect();

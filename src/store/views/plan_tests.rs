@@ -4,7 +4,6 @@
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::params;
 
-use crate::domain::model::{ChurnedAt, ClientRecord};
 use crate::store::{PlanQuery, PlanRow, Store, StoreError, fmt_time, moment, parse_time};
 
 /// Six people, each with a waiting survey; their due times set by hand (hours from `now`).
@@ -14,19 +13,7 @@ fn store_with_due(dir: &std::path::Path, now: DateTime<Utc>, due_hours: &[i64]) 
     let rows = due_hours.iter().enumerate().map(|(i, _)| {
         Ok((
             i as u64 + 2,
-            ClientRecord {
-                email: format!("p{}@client.example", i + 1),
-                name: None,
-                first_name: None,
-                company: None,
-                churned_at: ChurnedAt::parse("2025-06-01").unwrap(),
-                churn_reason: None,
-                timezone: None,
-                fields: Default::default(),
-                country: None,
-                returned_at: None,
-                opted_out: false,
-            },
+            crate::test_support::left_on_june_1(&format!("p{}@client.example", i + 1)),
         ))
     });
     assert!(
