@@ -2,19 +2,19 @@
 //! server said. A message not fit to go (see `fitness`) is held, never sent.
 //!
 //! Claims are committed (`sending`), then each message's start, before its SMTP
-//! transaction, by its connection's worker in one transaction with the results of that
-//! worker's previous sends: a worker starts a small group at once (only as many as it
-//! sends in the time of a commit, so one sync to disk serves several messages) and checks
-//! each again just before its send, so a crash leaves at most one group per connection
-//! uncertain.
+//! transaction: a pass writes, in one transaction at a time, the results of the messages
+//! sent since its last one, the start of the next few and the next claim, so one sync to
+//! disk serves many messages. It keeps only as many messages started ahead of the
+//! connections as they send in about two of its transactions (see `pass::start_depth`),
+//! and each is checked again just before its send, so a crash leaves few `uncertain`.
 //! An open transaction is never abandoned; on shutdown no new one starts, and claimed
 //! messages go back to the queue.
 //!
 //! This file owns the [`Deliverer`] and what one message needs: the rate limits, the
 //! claim with its rendering, the send and what its result means. `pass.rs` runs a pass
-//! (the claiming loop, the workers, the task that writes their starts); `notices.rs`
-//! sends the notices to the team between passes. Must not touch
-//! SQL (the store does) nor decide who is due (the store asks `domain`).
+//! (the writing loop and the workers that send); `notices.rs` sends the notices to the
+//! team between passes. Must not touch SQL (the store does) nor decide who is due (the
+//! store asks `domain`).
 
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::mail::{Origin, Renderer, Vars};
 use crate::mailer::{Mailer, OutgoingMessage, SendError};
-use crate::store::{Claimed, Outcome, SharedError, SharedStore};
+use crate::store::{Claimed, Outcome, SharedError, SharedStore, Step};
 use crate::token::{Secret, Target};
 
 mod notices;
@@ -32,15 +32,18 @@ mod pass;
 #[cfg(test)]
 mod tests;
 
-/// Messages claimed per batch, per SMTP connection: larger batches amortize the claim
-/// transactions. A claimed message that never started goes back to the queue after a
-/// crash, so the batch size does not bound what a crash leaves `uncertain`. Twice a
-/// worker's start group (`pass::START_GROUP`): while each worker sends a group, the
-/// next one is claimed and rendered.
+/// Messages a pass keeps claimed and rendered ahead, per SMTP connection, ready to start:
+/// larger batches amortize the claims. A claimed message that never started goes back to
+/// the queue after a crash, so this does not bound what a crash leaves `uncertain`.
 pub(crate) const BATCH_PER_CONNECTION: usize = 16;
 
 /// A claimed message, rendered, or the outcome that replaces its send.
 type Prepared = (Claimed, Result<OutgoingMessage, Outcome>);
+
+/// What a pass's transaction did, as [`Deliverer::write_step`] gives it: for each start,
+/// in order, why it must not go (`None`: started), and what it claimed, rendered (or why
+/// the claim alone failed); or why nothing of it happened.
+type Written = Result<(Vec<Option<String>>, Result<Vec<Prepared>, DeliverError>), DeliverError>;
 
 /// Everything a pass needs; cheap to clone into tasks.
 #[derive(Clone)]
@@ -157,40 +160,42 @@ impl Deliverer {
         Ok(allowed.await?)
     }
 
-    /// Records `results` and claims up to `limit` messages in one transaction, then
-    /// renders the claimed messages, all off the async threads in one trip (the rendering
-    /// after the store is unlocked): each message, or the outcome that replaces its send.
-    async fn record_and_claim(
-        &self,
-        results: Vec<(i64, Outcome)>,
-        limit: usize,
-    ) -> Result<Result<Vec<Prepared>, DeliverError>, DeliverError> {
+    /// Writes `step` in one transaction (see [`crate::store::Store::deliver_step`]), then
+    /// renders what it claimed, all off the async threads in one trip (the rendering
+    /// after the store is unlocked). Gives `step` back: if the transaction failed, its
+    /// results are still to be written and its messages were not started.
+    async fn write_step(&self, step: Step) -> Result<(Step, Written), DeliverError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            let claimed = this.store.blocking(|store| {
-                let claim = Some((this.clock.now(), limit));
-                store.record_and_claim(&this.config, &results, claim)
-            })?;
-            let claimed = match claimed {
-                Ok(claimed) => claimed,
-                Err(error) => return Ok(Err(DeliverError::from(error))),
-            };
-            Ok(Ok(claimed
-                .into_iter()
-                .map(|message| {
-                    let rendered = this.render(&message).map_err(|reason| {
-                        // Logged at every attempt: the step waits for someone to fix it.
-                        tracing::error!(outbox_id = message.message_row, to = %message.client.email, campaign = %message.campaign, step = message.step, %reason, "held, not sent: fix the template (or the client's data) and restart winback; the step then goes");
-                        Outcome::Held {
-                            reason,
-                            at: this.clock.now(),
-                        }
-                    });
-                    (message, rendered)
-                })
-                .collect()))
+            let stepped = this
+                .store
+                .blocking(|store| store.deliver_step(&this.config, &step));
+            let written = stepped.map_err(DeliverError::from).map(|stepped| {
+                let claimed = stepped.claimed.map_err(DeliverError::from).map(|claimed| {
+                    claimed
+                        .into_iter()
+                        .map(|message| this.prepare(message))
+                        .collect()
+                });
+                (stepped.withdrawn, claimed)
+            });
+            (step, written)
         })
-        .await?
+        .await
+        .map_err(DeliverError::from)
+    }
+
+    /// A claimed message rendered, or the outcome that replaces its send.
+    fn prepare(&self, message: Claimed) -> Prepared {
+        let rendered = self.render(&message).map_err(|reason| {
+            // Logged at every attempt: the step waits for someone to fix it.
+            tracing::error!(outbox_id = message.message_row, to = %message.client.email, campaign = %message.campaign, step = message.step, %reason, "held, not sent: fix the template (or the client's data) and restart winback; the step then goes");
+            Outcome::Held {
+                reason,
+                at: self.clock.now(),
+            }
+        });
+        (message, rendered)
     }
 
     /// Sends one prepared message; never fails, only reports.

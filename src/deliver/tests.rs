@@ -67,7 +67,7 @@ fn imported(
 
 /// Sends like the stub, but send number `at` also opts out everyone else on `people`
 /// (through its own connection, as the HTTP server would): an opt-out that arrives
-/// while the other messages wait in the queue, or in a group already started.
+/// while the other messages wait, claimed or already started.
 struct OptOutDuringSend {
     stub: StubMailer,
     http: Mutex<Store>,
@@ -333,10 +333,13 @@ async fn an_opt_out_while_a_message_waits_in_the_queue_stops_it() {
     );
 }
 
+/// One connection, sends that cost nothing: the pass starts several messages in one
+/// transaction, and never more than its bound, so a crash at any moment would leave at
+/// most that many uncertain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_starts_what_is_queued_for_it_in_one_transaction_a_group_at_most() {
+async fn a_pass_starts_several_messages_at_once_never_more_than_its_bound() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, db, store, _) = imported(dir.path(), 20);
+    let (config, db, store, _) = imported(dir.path(), 60);
     let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
     let mailer = Arc::new(NotesStarted {
         stub: StubMailer::new(),
@@ -347,59 +350,66 @@ async fn a_worker_starts_what_is_queued_for_it_in_one_transaction_a_group_at_mos
     let report = deliverer.pass(Arc::default()).await.unwrap();
     assert_eq!(
         (report.sent, mailer.stub.sent().len()),
-        (20, 20),
+        (60, 60),
         "{report:?}"
     );
     let seen = mailer.seen.lock().unwrap().clone();
-    // One connection, sends that cost nothing: after the first, one commit starts a
-    // group...
     assert!(
         seen.iter().any(|n| *n > 1),
         "one start per transaction: {seen:?}"
     );
-    // ...and a crash at any moment would leave at most one group uncertain.
     assert!(
-        seen.iter().all(|n| *n <= pass::START_GROUP),
-        "more than a group started at once: {seen:?}"
+        seen.iter().all(|n| *n <= pass::START_PER_CONNECTION),
+        "more started at once than the bound: {seen:?}"
     );
     assert_eq!(left_started(&deliverer), 0);
 }
 
 #[test]
-fn a_worker_groups_as_many_sends_as_fit_in_a_start() {
-    use super::pass::{START_GROUP, group_limit};
+fn a_pass_starts_ahead_what_its_connections_send_in_its_transactions_time() {
+    use super::pass::{START_PER_CONNECTION, start_depth};
     use std::time::Duration as Span;
-    let ms = Span::from_millis;
-    // A local relay: 0.2 ms a send, 1 ms a commit.
-    assert_eq!(group_limit(ms(1), ms(2), 10), 6);
-    assert_eq!(group_limit(ms(5), ms(2), 10), START_GROUP);
-    assert_eq!(group_limit(ms(1), Span::ZERO, 3), START_GROUP);
-    // A slow server: one at a time.
-    assert_eq!(group_limit(ms(1), ms(50), 1), 1);
-    assert_eq!(group_limit(Span::ZERO, ms(1), 1), 1);
+    let us = Span::from_micros;
+    // A local relay: 0.1 ms a send, 1 ms a transaction: 4 × 10 ahead, plus one each.
+    assert_eq!(start_depth(4, us(1000), us(100)), 44);
+    assert_eq!(start_depth(4, us(5000), us(100)), 4 * START_PER_CONNECTION);
+    assert_eq!(
+        start_depth(2, us(1000), Span::ZERO),
+        2 * START_PER_CONNECTION
+    );
+    // A slow server (50 ms a send on each of 4 connections): about one each.
+    assert_eq!(start_depth(4, us(2000), us(12_500)), 4);
+    assert_eq!(start_depth(1, Span::ZERO, us(1000)), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_opt_out_while_a_started_group_is_sent_stops_the_rest_of_it() {
+async fn an_opt_out_while_started_messages_wait_stops_them() {
     let dir = tempfile::tempdir().unwrap();
     let (config, db, store, people) = imported(dir.path(), 20);
     let renderer = Renderer::load(&config).unwrap_or_else(|p| panic!("{p:?}"));
-    // The first group is one message; the second, started in one transaction after it,
-    // is several: everyone else opts out while its first message is being sent.
+    // The first transaction starts one message; the next, after its send, several:
+    // everyone else opts out while the first of those is being sent.
     let mailer = OptOutDuringSend::at(&db, people, 2);
     let deliverer = deliverer(config, renderer, mailer.clone(), store);
     let report = deliverer.pass(Arc::default()).await.unwrap();
     let sent = mailer.stub.sent();
     assert_eq!((sent.len(), report.sent), (2, 2), "{report:?}");
-    // The rest of the second group was started but withdrawn (those claimed after the
-    // opt-out were stopped by their claim).
-    assert!(report.withdrawn >= pass::START_GROUP - 1, "{report:?}");
+    // Started and waiting, or claimed and not started: each withdrawn (those claimed
+    // after the opt-out were stopped by their claim), none sent, none left started.
+    assert!(report.withdrawn >= 1, "{report:?}");
     assert_eq!(left_started(&deliverer), 0);
+    let mut store = deliverer.store.lock().unwrap();
+    assert!(
+        store
+            .claim_due(&deliverer.config, now() + Duration::days(1), 30)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Notes before each send how many messages are started and not yet recorded, and at the
 /// send to `trigger` opts out `victims` (as the HTTP server would).
-struct OptsOutSomeMidGroup {
+struct OptsOutSome {
     stub: StubMailer,
     db: Mutex<Store>,
     seen: Mutex<Vec<(String, usize)>>,
@@ -407,7 +417,7 @@ struct OptsOutSomeMidGroup {
     victims: Vec<String>,
 }
 
-impl Mailer for OptsOutSomeMidGroup {
+impl Mailer for OptsOutSome {
     fn send<'a>(
         &'a self,
         message: &'a OutgoingMessage,
@@ -427,15 +437,16 @@ impl Mailer for OptsOutSomeMidGroup {
     }
 }
 
-/// A message the check before its send withdraws has its start cleared with the next
-/// group's start, not after it: a crash then still finds at most one group started.
+/// A message the check before its send withdraws stays started until the pass's next
+/// transaction records it, and counts against the bound meanwhile: a crash still finds
+/// no more started than the bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_withdrawn_mid_group_never_stay_started_beside_the_next_group() {
+async fn messages_withdrawn_after_their_start_never_take_the_started_past_the_bound() {
     let count = 160;
     let run = |trigger: String, victims: Vec<String>| async move {
         let dir = tempfile::tempdir().unwrap();
         let (config, db, store, _) = imported(dir.path(), count);
-        let mailer = Arc::new(OptsOutSomeMidGroup {
+        let mailer = Arc::new(OptsOutSome {
             stub: StubMailer::new(),
             db: Mutex::new(Store::open(&db).unwrap()),
             seen: Mutex::new(Vec::new()),
@@ -456,12 +467,12 @@ async fn messages_withdrawn_mid_group_never_stay_started_beside_the_next_group()
         .map(|(to, _)| to)
         .collect();
     for at in (60..76).filter(|at| at + 4 < order.len()) {
-        // The three after a send opt out while it goes: the rest of its group, or the start
-        // of the next one.
+        // The three after a send opt out while it goes: started and waiting, or about to
+        // start.
         let seen = run(order[at].clone(), order[at + 1..at + 4].to_vec()).await;
         assert!(
-            seen.iter().all(|(_, n)| *n <= pass::START_GROUP),
-            "opt-outs after send {at}: more than a group started at once: {:?}",
+            seen.iter().all(|(_, n)| *n <= pass::START_PER_CONNECTION),
+            "opt-outs after send {at}: more started at once than the bound: {:?}",
             seen.iter().map(|(_, n)| n).collect::<Vec<_>>()
         );
     }

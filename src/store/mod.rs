@@ -33,7 +33,7 @@ use rusqlite::{Connection, params};
 pub(crate) use import::{ImportChanges, ImportChunk, ImportCounts, ImportOutcome, PreparedClient};
 pub(crate) use inbound::{Applied, Inbound, InboundRecord, InboxUndo};
 pub(crate) use notices::{NoticeCounts, NoticeResult};
-pub(crate) use outbox::{Claimed, Outcome, Start};
+pub(crate) use outbox::{Claimed, Outcome, Step};
 pub(crate) use people::survey::{SurveyAnswer, SurveyAnswerRow, SurveyOutcome};
 pub(crate) use people::{BulkOutcome, EnrollmentView, OptOutOutcome, ReturnOutcome, UndoOutcome};
 pub(crate) use report::{Funnel, InboundCount, Metrics, PeriodRows, ReportData, UpcomingCount};

@@ -17,9 +17,9 @@ use crate::support::wait_until;
 /// Due clients, all at the same `send_at` moment.
 const CLIENTS: usize = 2500;
 const CONNECTIONS: usize = 4;
-/// The most messages a connection's worker starts in one transaction (the daemon's
-/// `START_GROUP`): what one kill can leave uncertain per connection.
-const START_GROUP: usize = 8;
+/// The most messages a pass keeps started and unsent per connection (the daemon's
+/// `START_PER_CONNECTION`): what one kill can leave uncertain per connection.
+const START_PER_CONNECTION: usize = 16;
 const KILLS: usize = 10;
 /// The test server's delay before its reply to DATA (after it has saved the message).
 const DELAY_MS: u64 = 10;
@@ -101,7 +101,7 @@ fn wait_for_quiescence(env: &Env, clients: usize, quiet: Duration, timeout: Dura
 
 /// SIGKILL mid-send, again and again, then a final run: zero duplicates, every client
 /// delivered once or `uncertain`, no kill leaves more messages uncertain than the
-/// connections had started (a group each), and every message that never started was
+/// connections had started (the bound each), and every message that never started was
 /// sent in the end.
 #[test]
 fn killing_the_daemon_mid_send_never_sends_twice() {
@@ -228,7 +228,7 @@ fn killing_the_daemon_mid_send_never_sends_twice() {
     );
 
     // What each kill caught started became `uncertain` at the next start: never more
-    // than a group per connection. What it caught only claimed went back to the queue and
+    // than the bound per connection. What it caught only claimed went back to the queue and
     // was sent.
     let kills = left_sending.len();
     uncertain_seen.push(uncertain.len() as u64);
@@ -241,7 +241,7 @@ fn killing_the_daemon_mid_send_never_sends_twice() {
         "{kills} kills left {left_sending:?} messages `sending`, of which {per_kill:?} became \
          uncertain (at most {} each); {sent} delivered, {} uncertain, of which \
          {received_uncertain} reached the server and {} never left; {:?}",
-        CONNECTIONS * START_GROUP,
+        CONNECTIONS * START_PER_CONNECTION,
         uncertain.len(),
         uncertain.len() - received_uncertain,
         started.elapsed()
@@ -251,7 +251,7 @@ fn killing_the_daemon_mid_send_never_sends_twice() {
     assert!(
         per_kill
             .iter()
-            .all(|n| *n <= (CONNECTIONS * START_GROUP) as u64),
+            .all(|n| *n <= (CONNECTIONS * START_PER_CONNECTION) as u64),
         "a kill left more messages uncertain than the connections had started: {summary}"
     );
     assert!(

@@ -8,8 +8,8 @@
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::record::{advance, record_one};
-use super::{Claimed, Outcome, enrollment_client, message_state, standing_of, takes_the_day};
+use super::record::{advance, record_one, start_in};
+use super::{Claimed, Step, Stepped, enrollment_client, message_state, standing_of, takes_the_day};
 use crate::config::{Campaign, Config};
 use crate::domain::accounts::stop_at_send;
 use crate::domain::holidays::country_of;
@@ -541,28 +541,45 @@ impl Store {
     pub(crate) fn record_results(
         &mut self,
         config: &Config,
-        results: &[(i64, Outcome)],
+        results: &[(i64, super::Outcome)],
     ) -> Result<()> {
         self.record_and_claim(config, results, None)??;
         Ok(())
     }
 
+    #[cfg(test)]
     /// [`Store::record_results`], then [`Store::claim_due`] at `now` for up to `limit`
-    /// messages when `claim` says so, in one transaction: a delivery pass commits once
-    /// per batch, not twice. The outer error means nothing
-    /// was recorded; the inner one that the results were, but the claim failed (it is
-    /// undone on its own, so a bad row never costs the results of a batch).
+    /// messages when `claim` says so, in one transaction: a [`Store::deliver_step`]
+    /// that starts nothing.
     pub(crate) fn record_and_claim(
         &mut self,
         config: &Config,
-        results: &[(i64, Outcome)],
+        results: &[(i64, super::Outcome)],
         claim: Option<(DateTime<Utc>, usize)>,
     ) -> Result<Result<Vec<Claimed>>> {
+        let step = Step {
+            results: results.to_vec(),
+            starts: Vec::new(),
+            claim,
+            // Nothing starts: unused.
+            at: DateTime::UNIX_EPOCH,
+        };
+        Ok(self.deliver_step(config, &step)?.claimed)
+    }
+
+    /// One transaction of a delivery pass, one commit (one sync to disk) for all of it:
+    /// records `results`, starts `starts` (each checked by [`Store::withdrawal`] first, so
+    /// that its `started_at` is on record before its SMTP transaction begins), then claims
+    /// up to `claim`'s limit, each claimed message committed `sending`. The outer error
+    /// means nothing of it happened; the inner one that only the claim failed (it is
+    /// undone on its own, so a bad row never costs the results or the starts).
+    pub(crate) fn deliver_step(&mut self, config: &Config, step: &Step) -> Result<Stepped> {
         let mut tx = self.write_tx()?;
-        for (row, outcome) in results {
+        for (row, outcome) in &step.results {
             record_one(&tx, config, *row, outcome)?;
         }
-        let claimed = if let Some((now, limit)) = claim.filter(|&(_, limit)| limit > 0) {
+        let withdrawn = start_in(&tx, config, &step.starts, step.at)?;
+        let claimed = if let Some((now, limit)) = step.claim.filter(|&(_, limit)| limit > 0) {
             let savepoint = tx.savepoint()?;
             match claim_in(&savepoint, config, now, limit) {
                 Ok(claimed) => {
@@ -576,7 +593,7 @@ impl Store {
             Ok(Vec::new())
         };
         tx.commit()?;
-        Ok(claimed)
+        Ok(Stepped { withdrawn, claimed })
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! The never-send-twice rule lives here. A message row is committed in state `sending`
 //! when claimed, in the same transaction that re-checks opt-outs, bounces and returns,
-//! and its `started_at` before its SMTP transaction starts (with the few its connection
-//! sends next, each checked again just before its send). A started row still
+//! and its `started_at` before its SMTP transaction starts (a delivery pass starts the
+//! next few in one transaction, each checked again just before its send). A started row still
 //! `sending` at start-up becomes `uncertain` and is not sent again unless an operator
 //! says so; one only claimed goes back to the queue. A message not fit to go is `held`: its
 //! sequence waits at that step, and it is tried again at each start and once a day.
@@ -106,8 +106,27 @@ pub(crate) enum Outcome {
 /// what `/metrics` counts as blocked.
 pub(in crate::store) const BLOCKED: &str = "blocked by the recipient's server:";
 
-/// A worker's results to record, and the messages it starts next (none: it only records).
-pub(crate) type Start = (Vec<(i64, Outcome)>, Vec<i64>);
+/// What one transaction of a delivery pass writes (see [`Store::deliver_step`]).
+#[derive(Debug, Default)]
+pub(crate) struct Step {
+    /// What became of messages sent (or not) since the last step.
+    pub results: Vec<(i64, Outcome)>,
+    /// Claimed messages to start, in the order they will be sent.
+    pub starts: Vec<i64>,
+    /// Claim up to this many messages due at this moment.
+    pub claim: Option<(DateTime<Utc>, usize)>,
+    /// When the starts begin.
+    pub at: DateTime<Utc>,
+}
+
+/// What a [`Step`] did.
+#[derive(Debug)]
+pub(crate) struct Stepped {
+    /// For each start, in order, why it must not go (`None`: started).
+    pub withdrawn: Vec<Option<String>>,
+    /// The messages claimed, or why the claim alone failed.
+    pub claimed: Result<Vec<Claimed>>,
+}
 
 /// What start-up found of messages a stop caught `sending`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

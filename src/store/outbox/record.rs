@@ -7,9 +7,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{
-    BLOCKED, Outcome, Recovered, Start, enrollment_state, history, message_state, standing_of,
-};
+use super::{BLOCKED, Outcome, Recovered, enrollment_state, history, message_state, standing_of};
 use crate::config::{Campaign, Config};
 use crate::domain::accounts::{AccountStop, stop_for};
 use crate::domain::model::{ChurnedAt, EnrollmentState, MessageState};
@@ -64,71 +62,45 @@ impl Store {
 
     #[cfg(test)]
     /// Just before a claimed message's SMTP transaction begins: its [`Store::withdrawal`]
-    /// check, and if it may go, `started_at` committed in the same transaction, together
-    /// with `results` (the same connection's last send, so that it never has more than
-    /// one started message unrecorded). Only a started message can be `uncertain` after
-    /// a crash; a claimed one that never started goes back to the queue (see
-    /// [`Store::recover_interrupted`]).
-    ///
-    /// Returns whether `results` were recorded (if not, the start may still be: the
-    /// caller records them another way) and the withdrawal reason, if any.
+    /// check, and if it may go, `started_at` committed in the same transaction as
+    /// `results` (see [`Store::deliver_step`]). Only a started message can be `uncertain`
+    /// after a crash; a claimed one that never started goes back to the queue (see
+    /// [`Store::recover_interrupted`]). Returns the withdrawal reason, if any.
     pub(crate) fn start(
         &mut self,
         config: &Config,
         results: &[(i64, Outcome)],
         row: i64,
         at: DateTime<Utc>,
-    ) -> Result<(bool, Option<String>)> {
-        let mut answers = self.start_many(config, &[(results.to_vec(), vec![row])], at)?;
-        Ok(answers
-            .pop()
-            .map_or((false, None), |(recorded, mut withdrawn)| {
-                (recorded, withdrawn.pop().flatten())
-            }))
+    ) -> Result<Option<String>> {
+        let step = super::Step {
+            results: results.to_vec(),
+            starts: vec![row],
+            claim: None,
+            at,
+        };
+        Ok(self.deliver_step(config, &step)?.withdrawn.pop().flatten())
     }
+}
 
-    /// [`Store::start`] for several connections' workers in one transaction (one commit,
-    /// one sync to disk, for them all): each entry is a worker's results and the messages
-    /// it sends next, one after the other. Each answer says whether that worker's results
-    /// were recorded and, for each of its messages in order, why it must not start
-    /// (`None`: started).
-    pub(crate) fn start_many(
-        &mut self,
-        config: &Config,
-        starts: &[Start],
-        at: DateTime<Utc>,
-    ) -> Result<Vec<(bool, Vec<Option<String>>)>> {
-        let mut tx = self.write_tx()?;
-        let mut answers = Vec::with_capacity(starts.len());
-        for (results, rows) in starts {
-            let recorded = {
-                let savepoint = tx.savepoint()?;
-                let recorded = results
-                    .iter()
-                    .try_for_each(|(row, outcome)| record_one(&savepoint, config, *row, outcome));
-                match recorded {
-                    Ok(()) => {
-                        savepoint.commit()?;
-                        true
-                    }
-                    // Dropping the savepoint undoes what was recorded of them.
-                    Err(_) => false,
-                }
-            };
-            let mut withdrawn = Vec::with_capacity(rows.len());
-            for row in rows {
-                let reason = withdrawal_in(&tx, config, *row)?;
-                if reason.is_none() {
-                    tx.prepare_cached("UPDATE messages SET started_at = ?2 WHERE id = ?1")?
-                        .execute(params![row, fmt_time(at)])?;
-                }
-                withdrawn.push(reason);
-            }
-            answers.push((recorded, withdrawn));
+/// Starts `rows` at `at` in the caller's transaction: for each, in order, why it must not
+/// start (see [`Store::withdrawal`]), or `None` and its `started_at` written.
+pub(super) fn start_in(
+    tx: &Connection,
+    config: &Config,
+    rows: &[i64],
+    at: DateTime<Utc>,
+) -> Result<Vec<Option<String>>> {
+    let mut withdrawn = Vec::with_capacity(rows.len());
+    for row in rows {
+        let reason = withdrawal_in(tx, config, *row)?;
+        if reason.is_none() {
+            tx.prepare_cached("UPDATE messages SET started_at = ?2 WHERE id = ?1")?
+                .execute(params![row, fmt_time(at)])?;
         }
-        tx.commit()?;
-        Ok(answers)
+        withdrawn.push(reason);
     }
+    Ok(withdrawn)
 }
 
 /// See [`Store::withdrawal`].

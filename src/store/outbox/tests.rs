@@ -299,10 +299,7 @@ fn a_stop_leaves_uncertain_only_what_had_started_and_requeues_the_rest() {
     let claimed = f.claim(now());
     assert_eq!(claimed.len(), 3);
     let started = claimed[0].message_row;
-    assert_eq!(
-        f.store.start(&f.config, &[], started, now()).unwrap(),
-        (true, None)
-    );
+    assert_eq!(f.store.start(&f.config, &[], started, now()).unwrap(), None);
     // The process dies here: one started, two only claimed.
     let restart = now() + Duration::minutes(1);
     let recovered = f.store.recover_interrupted(&f.config, restart).unwrap();
