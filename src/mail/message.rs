@@ -167,7 +167,21 @@ pub(super) fn build(
         });
     }
 
-    let mut builder = Message::builder().from(config.smtp.from.clone());
+    let envelope = Envelope {
+        from: Some(
+            origin
+                .return_path
+                .clone()
+                .unwrap_or_else(|| config.smtp.from.email.clone()),
+        ),
+        to: address.clone(),
+    };
+    // Given, so that the builder does not parse From and To back out of the headers.
+    let lettre_envelope =
+        lettre::address::Envelope::new(envelope.from.clone(), vec![envelope.to.clone()])?;
+    let mut builder = Message::builder()
+        .envelope(lettre_envelope)
+        .from(config.smtp.from.clone());
     if let Some(reply_to) = &config.smtp.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }
@@ -206,15 +220,6 @@ pub(super) fn build(
             rendered.text.clone(),
             rendered.html.clone(),
         ))?;
-    let envelope = Envelope {
-        from: Some(
-            origin
-                .return_path
-                .clone()
-                .unwrap_or_else(|| config.smtp.from.email.clone()),
-        ),
-        to: address,
-    };
     sealed(&message, signers, date, message_id, envelope)
 }
 
