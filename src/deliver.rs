@@ -5,7 +5,7 @@
 //! transaction: a pass writes, in one transaction at a time, the results of the messages
 //! sent since its last one, the start of the next few and the next claim, so one sync to
 //! disk serves many messages. It keeps only as many messages started ahead of the
-//! connections as they send in about two of its transactions (see `pass::start_depth`),
+//! connections as they send in a few of its transactions' time (see `pass::start_depth`),
 //! and each is checked again just before its send, so a crash leaves few `uncertain`.
 //! An open transaction is never abandoned; on shutdown no new one starts, and claimed
 //! messages go back to the queue.
@@ -42,7 +42,7 @@ type Prepared = (Claimed, Result<OutgoingMessage, Outcome>);
 
 /// What a pass's transaction did, as [`Deliverer::write_step`] gives it: for each start,
 /// in order, why it must not go (`None`: started), and what it claimed, rendered (or why
-/// the claim alone failed); or why nothing of it happened.
+/// the claim alone failed); or why nothing of it happened (a task that died included).
 type Written = Result<(Vec<Option<String>>, Result<Vec<Prepared>, DeliverError>), DeliverError>;
 
 /// Everything a pass needs; cheap to clone into tasks.
@@ -70,7 +70,9 @@ pub(crate) struct PassReport {
     pub withdrawn: usize,
     /// Not fit to go (a template error, a placeholder, no footer): held, not sent.
     pub held: usize,
-    /// Claimed, never started (the daemon was stopping): back in the queue.
+    /// Claimed or started, never handed to the server (the daemon was stopping, the mail
+    /// server refused us, or the check before the send could not be read): back in the
+    /// queue.
     pub returned: usize,
     /// Refused by a recipient's server by policy (5.7.x at RCPT or after the body); also
     /// counted in `retried`.
@@ -89,6 +91,8 @@ pub(crate) enum DeliverError {
     Join(#[from] tokio::task::JoinError),
     #[error("the database lock was poisoned by a crash in another task")]
     Poisoned,
+    #[error("a delivery worker stopped before its pass ended")]
+    WorkerStopped,
 }
 
 impl PassReport {
@@ -162,32 +166,30 @@ impl Deliverer {
 
     /// Writes `step` in one transaction (see [`crate::store::Store::deliver_step`]), then
     /// renders what it claimed, all off the async threads in one trip (the rendering
-    /// after the store is unlocked). Gives `step` back: if the transaction failed, its
-    /// results are still to be written and its messages were not started.
-    async fn write_step(&self, step: Step) -> Result<(Step, Written), DeliverError> {
+    /// after the store is unlocked).
+    async fn write_step(&self, step: Arc<Step>) -> Written {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let stepped = this
                 .store
-                .blocking(|store| store.deliver_step(&this.config, &step));
-            let written = stepped.map_err(DeliverError::from).map(|stepped| {
-                let claimed = stepped.claimed.map_err(DeliverError::from).map(|claimed| {
-                    claimed
-                        .into_iter()
-                        .map(|message| this.prepare(message))
-                        .collect()
-                });
-                (stepped.withdrawn, claimed)
+                .blocking(|store| store.deliver_step(&this.config, &step))?;
+            let claimed = stepped.claimed.map_err(DeliverError::from).map(|claimed| {
+                claimed
+                    .into_iter()
+                    .map(|message| this.prepare(message))
+                    .collect()
             });
-            (step, written)
+            Ok((stepped.withdrawn, claimed))
         })
-        .await
-        .map_err(DeliverError::from)
+        .await?
     }
 
     /// A claimed message rendered, or the outcome that replaces its send.
     fn prepare(&self, message: Claimed) -> Prepared {
-        let rendered = self.render(&message).map_err(|reason| {
+        let rendered =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.render(&message)))
+                .unwrap_or_else(|_| Err("rendering stopped on an internal error".to_string()));
+        let rendered = rendered.map_err(|reason| {
             // Logged at every attempt: the step waits for someone to fix it.
             tracing::error!(outbox_id = message.message_row, to = %message.client.email, campaign = %message.campaign, step = message.step, %reason, "held, not sent: fix the template (or the client's data) and restart winback; the step then goes");
             Outcome::Held {

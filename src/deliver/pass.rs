@@ -6,10 +6,12 @@
 //! Must not touch SQL (the store does) nor decide who is due (the store asks `domain`).
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -57,15 +59,50 @@ fn not_started(deliverer: &Deliverer, why: &str) -> Outcome {
     }
 }
 
-/// Why a pass hands no more messages to the server, if it must not.
-fn halted(stopping: &AtomicBool, refused: &AtomicBool) -> Option<&'static str> {
-    if stopping.load(Ordering::SeqCst) {
-        Some("the daemon was stopping")
-    } else if refused.load(Ordering::SeqCst) {
-        Some("the mail server refused us")
-    } else {
-        None
+/// What tells a pass and its workers to hand no more messages to the server.
+struct Halt {
+    /// The daemon is stopping (set by its caller).
+    stopping: Arc<AtomicBool>,
+    /// The mail server refused our connection or sender.
+    refused: AtomicBool,
+    /// The pass failed (the database lock poisoned, a task that died).
+    failed: AtomicBool,
+}
+
+impl Halt {
+    /// Why nothing more may go, if so.
+    fn why(&self) -> Option<&'static str> {
+        if self.stopping.load(Ordering::SeqCst) {
+            Some("the daemon was stopping")
+        } else if self.refused.load(Ordering::SeqCst) {
+            Some("the mail server refused us")
+        } else if self.failed.load(Ordering::SeqCst) {
+            Some("the delivery pass failed")
+        } else {
+            None
+        }
     }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+/// What a worker hands back for one started message.
+struct Done {
+    row: i64,
+    outcome: Outcome,
+    /// How long its SMTP transaction took, if it was sent.
+    took: Option<Duration>,
+}
+
+/// A failure after which the pass cannot go on: it stops starting, lets the workers
+/// finish, and ends with the error.
+fn fatal(error: &DeliverError) -> bool {
+    matches!(
+        error,
+        DeliverError::Poisoned | DeliverError::Join(_) | DeliverError::WorkerStopped
+    )
 }
 
 impl Deliverer {
@@ -74,7 +111,7 @@ impl Deliverer {
     ///
     /// This task writes, one transaction at a time: the results gathered since its last
     /// one, the start of claimed messages (each checked once more, as many as keep the
-    /// connections busy, see [`start_depth`]) and, when fewer than half a batch wait
+    /// connections busy, see [`start_depth`]) and, when no more than half a batch waits
     /// rendered, the next claim, which it then renders. The workers, one per connection,
     /// check each started message again just before its SMTP transaction and send it.
     /// Once `stopping` is set, nothing more starts and every claimed message goes back to
@@ -85,16 +122,18 @@ impl Deliverer {
         let batch = connections * BATCH_PER_CONNECTION;
         let (queue_tx, queue_rx) = mpsc::channel::<(Claimed, OutgoingMessage)>(most);
         let queue_rx = Arc::new(tokio::sync::Mutex::new(queue_rx));
-        let (done_tx, mut done_rx) = mpsc::channel::<(i64, Outcome)>(most);
-        let refused = Arc::new(AtomicBool::new(false));
+        let (done_tx, mut done_rx) = mpsc::channel::<Done>(most);
+        let halt = Arc::new(Halt {
+            stopping,
+            refused: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+        });
         let mut workers = JoinSet::new();
         for _ in 0..connections {
-            workers.spawn(self.clone().work(
-                queue_rx.clone(),
-                done_tx.clone(),
-                refused.clone(),
-                stopping.clone(),
-            ));
+            workers.spawn(
+                self.clone()
+                    .work(queue_rx.clone(), done_tx.clone(), halt.clone()),
+            );
         }
         drop(done_tx);
         let mut report = PassReport::default();
@@ -104,29 +143,26 @@ impl Deliverer {
         let mut pool: VecDeque<Prepared> = VecDeque::new();
         // Outcomes to record with the next transaction.
         let mut results: Vec<(i64, Outcome)> = Vec::new();
-        // Started and handed to the workers, no outcome yet: what a crash now would
-        // leave uncertain.
+        // Started and handed to the workers, no outcome yet.
         let mut unsent = 0usize;
         let mut claiming = true;
         let mut depth = connections;
         // How long to wait before trying again to record results that could not be.
         let mut record_wait = FIRST_RECORD_WAIT;
-        // When the last transaction began, and the outcomes gathered since.
-        let mut last_began: Option<Instant> = None;
-        let mut arrived = 0usize;
-        // How long the pass's recent transactions (with their rendering) took.
+        // How long the pass's recent transactions took, and a connection's recent sends.
         let mut busy = Duration::ZERO;
+        let mut send_time: Option<Duration> = None;
         loop {
-            let halt = halted(&stopping, &refused);
-            if halt.is_some() {
+            let halted = halt.why();
+            if halted.is_some() {
                 claiming = false;
             }
             let mut starts: Vec<(Claimed, OutgoingMessage)> = Vec::new();
-            while halt.is_some() || unsent + starts.len() < depth {
+            while halted.is_some() || unsent + starts.len() < depth {
                 let Some((message, rendered)) = pool.pop_front() else {
                     break;
                 };
-                match (rendered, halt) {
+                match (rendered, halted) {
                     (Err(outcome), _) => results.push((message.message_row, outcome)),
                     (Ok(_), Some(why)) => {
                         results.push((message.message_row, not_started(self, why)));
@@ -151,23 +187,21 @@ impl Deliverer {
                 }
             }
             if !starts.is_empty() || limit > 0 || !results.is_empty() {
-                let began = Instant::now();
-                if let Some(last) = last_began.filter(|_| arrived > 0) {
-                    let per_send = (began - last) / u32::try_from(arrived).unwrap_or(u32::MAX);
+                if let Some(took) = send_time {
+                    let per_send = took / u32::try_from(connections).unwrap_or(u32::MAX);
                     depth = start_depth(connections, busy, per_send);
                 }
-                let step = Step {
+                let began = Instant::now();
+                let step = Arc::new(Step {
                     results: std::mem::take(&mut results),
                     starts: starts.iter().map(|(m, _)| m.message_row).collect(),
                     claim: (limit > 0).then_some((now, limit)),
                     at: now,
-                };
-                let (step, written) = self.write_step(step).await?;
+                });
+                let written = self.write_step(step.clone()).await;
                 // The longest recent transaction, fading: one that claims and renders takes
                 // several times one that only records and starts.
                 busy = began.elapsed().max(busy * 3 / 4);
-                last_began = Some(began);
-                arrived = 0;
                 match written {
                     Ok((withdrawn, claimed)) => {
                         record_wait = FIRST_RECORD_WAIT;
@@ -212,13 +246,15 @@ impl Deliverer {
                         // Nothing of it happened (a full disk, say): claim no more. What
                         // was to start waits at the head of the pool, unstarted.
                         claiming = false;
-                        results = step.results;
+                        results = Arc::try_unwrap(step)
+                            .map_or_else(|step| step.results.clone(), |step| step.results);
                         for (message, outgoing) in starts.into_iter().rev() {
                             pool.push_front((message, Ok(outgoing)));
                         }
-                        if stopping.load(Ordering::SeqCst) {
-                            // Stopping: those stay `sending`, and the next start finds
-                            // them (uncertain if started, else back in the queue).
+                        if halt.stopping() || fatal(&e) {
+                            // What is left is written once more on the way out, if it can
+                            // be; else the next start settles it (uncertain if started,
+                            // else back in the queue).
                             store_error = Some(e);
                             break;
                         }
@@ -235,7 +271,7 @@ impl Deliverer {
                             } else {
                                 tracing::error!(error = %e, results = results.len(), waiting = pool.len(), wait = ?record_wait, "cannot record the results of sent messages; trying again");
                             }
-                            self.wait_to_record(record_wait, &stopping).await;
+                            self.wait_to_record(record_wait, &halt).await;
                             record_wait = (record_wait * 2).min(MAX_RECORD_WAIT);
                             continue;
                         }
@@ -252,86 +288,137 @@ impl Deliverer {
             // the connections never run out of started messages.
             let first = tokio::select! {
                 first = done_rx.recv() => first,
-                // A worker ends before the queue closes only if it panicked: what it had
-                // started stays `sending` (uncertain at the next start, never resent).
+                // A worker never ends before the queue closes: if one did, its message
+                // stays started (uncertain at the next start, never resent).
                 Some(joined) = workers.join_next() => {
-                    joined?;
-                    None
+                    store_error = Some(joined.err().map_or(DeliverError::WorkerStopped, DeliverError::from));
+                    break;
                 }
             };
             let Some(first) = first else {
                 break;
             };
-            results.push(first);
-            unsent -= 1;
+            let mut gathered = vec![first];
             let deadline = Instant::now() + COMMIT_GATHER;
-            while unsent > 0 && results.len() < depth.div_ceil(2) {
+            while unsent > gathered.len() && gathered.len() < depth.div_ceil(2) {
                 match tokio::time::timeout_at(deadline, done_rx.recv()).await {
-                    Ok(Some(result)) => {
-                        results.push(result);
-                        unsent -= 1;
-                    }
+                    Ok(Some(done)) => gathered.push(done),
                     Ok(None) | Err(_) => break,
                 }
             }
-            // Outcomes also arrive while a transaction runs: counted in the next gather.
-            while let Ok(result) = done_rx.try_recv() {
-                results.push(result);
-                unsent -= 1;
+            // Outcomes also arrive while a transaction runs.
+            while let Ok(done) = done_rx.try_recv() {
+                gathered.push(done);
             }
-            arrived += results.len();
+            unsent -= gathered.len();
+            for done in gathered {
+                if let Some(took) = done.took {
+                    send_time = Some(send_time.map_or(took, |avg| (avg * 7 + took) / 8));
+                }
+                results.push((done.row, done.outcome));
+            }
         }
+        if store_error.is_some() {
+            halt.failed.store(true, Ordering::SeqCst);
+        }
+        // The workers hand back what is queued, finish what they are sending, and end.
         drop(queue_tx);
-        drop(done_rx);
-        while let Some(joined) = workers.join_next().await {
-            joined?;
+        while let Some(done) = done_rx.recv().await {
+            results.push((done.row, done.outcome));
         }
-        report.setup_error = refused.load(Ordering::SeqCst);
+        let why = halt.why().unwrap_or("the delivery pass ended");
+        for (message, rendered) in pool.drain(..) {
+            let outcome = match rendered {
+                Err(outcome) => outcome,
+                Ok(_) => not_started(self, why),
+            };
+            results.push((message.message_row, outcome));
+        }
+        if !results.is_empty() {
+            // Once more on the way out (after a stop or a failure), if the database takes
+            // them; else the next start settles them.
+            let step = Arc::new(Step {
+                results: std::mem::take(&mut results),
+                ..Step::default()
+            });
+            match self.write_step(step.clone()).await {
+                Ok(_) => {
+                    for (_, outcome) in &step.results {
+                        report.count(outcome);
+                    }
+                    if store_error.as_ref().is_some_and(|e| !fatal(e)) {
+                        store_error = None;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, results = step.results.len(), "cannot record what became of these messages; the next start settles them (those started become uncertain: see `winback outbox list`)");
+                }
+            }
+        }
+        while let Some(joined) = workers.join_next().await {
+            if let Err(e) = joined {
+                store_error.get_or_insert(DeliverError::from(e));
+            }
+        }
+        report.setup_error = halt.refused.load(Ordering::SeqCst);
         match store_error.or(claim_error) {
             Some(e) => Err(e),
             None => Ok(report),
         }
     }
 
-    /// Waits `wait` before results are tried again, or less if `stopping` is set (the next
-    /// failure then gives up).
-    async fn wait_to_record(&self, wait: Duration, stopping: &AtomicBool) {
+    /// Waits `wait` before results are tried again, or less if the daemon is stopping
+    /// (the next failure then gives up).
+    async fn wait_to_record(&self, wait: Duration, halt: &Halt) {
         let until = Instant::now() + wait;
-        while Instant::now() < until && !stopping.load(Ordering::SeqCst) {
+        while Instant::now() < until && !halt.stopping() {
             tokio::time::sleep(FIRST_RECORD_WAIT.min(until - Instant::now())).await;
         }
     }
 
     /// One connection's worker: takes started messages from the queue one at a time,
     /// checks each once more just before its SMTP transaction, sends it, and hands its
-    /// outcome to the pass. Ends when the queue closes or the pass stops.
+    /// outcome to the pass. Ends when the queue closes or the pass stops listening.
     async fn work(
         self,
         queue: Arc<tokio::sync::Mutex<mpsc::Receiver<(Claimed, OutgoingMessage)>>>,
-        done: mpsc::Sender<(i64, Outcome)>,
-        refused: Arc<AtomicBool>,
-        stopping: Arc<AtomicBool>,
+        done: mpsc::Sender<Done>,
+        halt: Arc<Halt>,
     ) {
         loop {
             let next = queue.lock().await.recv().await;
             let Some((message, outgoing)) = next else {
                 break;
             };
-            let outcome = match halted(&stopping, &refused) {
+            let row = message.message_row;
+            let mut took = None;
+            let outcome = match halt.why() {
                 // Started, but never handed to the server: back in the queue.
                 Some(why) => not_started(&self, why),
-                None => match self.check_again(&message).await {
+                None => match self.check_again(&message) {
                     Some(not_sent) => not_sent,
                     None => {
-                        let outcome = self.send(&message, outgoing).await;
+                        let began = Instant::now();
+                        let outcome = AssertUnwindSafe(self.send(&message, outgoing))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|_| {
+                                // The server may have it: never resent on its own.
+                                tracing::error!(outbox_id = row, "the send stopped on an internal error; outcome unknown, not resent (see `winback outbox list`)");
+                                Outcome::Uncertain {
+                                    error: "the send stopped on an internal error".to_string(),
+                                    at: self.clock.now(),
+                                }
+                            });
+                        took = Some(began.elapsed());
                         if matches!(outcome, Outcome::Deferred { .. }) {
-                            refused.store(true, Ordering::SeqCst);
+                            halt.refused.store(true, Ordering::SeqCst);
                         }
                         outcome
                     }
                 },
             };
-            if done.send((message.message_row, outcome)).await.is_err() {
+            if done.send(Done { row, outcome, took }).await.is_err() {
                 break;
             }
         }
@@ -341,14 +428,17 @@ impl Deliverer {
     /// connection that only reads: `None` to send it, else what replaces its send. Its
     /// start was checked too, but it may have waited in the queue since, and no message
     /// is sent after an opt-out.
-    async fn check_again(&self, message: &Claimed) -> Option<Outcome> {
+    fn check_again(&self, message: &Claimed) -> Option<Outcome> {
         let row = message.message_row;
         // On this thread: one indexed read, on a connection only these checks use, that
         // a commit never blocks (WAL); a trip to a blocking thread would cost more.
-        match self
-            .checks
-            .blocking(|store| store.withdrawal(&self.config, row))
-        {
+        let read = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.checks
+                .blocking(|store| store.withdrawal(&self.config, row))
+                .map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|_| Err("an internal error".to_string()));
+        match read {
             Ok(None) => None,
             Ok(Some(reason)) => {
                 tracing::info!(outbox_id = row, to = %message.client.email, %reason, "not sent");

@@ -24,8 +24,8 @@ impl Store {
     /// not start after all, or `None` if it may. A claim can wait in the queue behind a
     /// slow server; an opt-out, bounce or return recorded meanwhile (or the person being
     /// forgotten, or their sequence starting over) still stops it. Reads only: delivery
-    /// asks it on a connection of its own (see [`Store::open_for_checks`]) before each send of
-    /// a group whose starts one transaction committed.
+    /// asks it on a connection of its own (see [`Store::open_for_checks`]) just before
+    /// each send, the start having been committed a moment earlier.
     pub(crate) fn withdrawal(&self, config: &Config, row: i64) -> Result<Option<String>> {
         withdrawal_in(&self.conn, config, row)
     }
