@@ -646,23 +646,29 @@ fn moved_reason(moved: &Moved, campaign: &Campaign, account: Option<&str>, tz: T
     }
 }
 
-/// The rules that moved a claimed message to a later moment, in the words the plan gives
-/// them (each once, first to last); None if none did. The claim stores it with that
-/// moment, for `plan` to say why the message goes then ([`PlanItem::moved`]).
+/// Why a claimed message waits for a later moment: the note of an earlier claim that
+/// moved it (`earlier`), then the rules that moved it now, in the words the plan gives
+/// them (each once, as the plan adds them); None if nothing moved it. The claim stores it
+/// with that moment, for `plan` to say why the message goes then ([`PlanItem::moved`]):
+/// a claim that only found its moment not yet come keeps the earlier note.
 pub(crate) fn moved_note(
+    earlier: Option<&str>,
     moves: &[Moved],
     campaign: &Campaign,
     account: Option<&str>,
     tz: Tz,
 ) -> Option<String> {
-    let mut words: Vec<String> = Vec::new();
+    let mut note = earlier.unwrap_or_default().to_string();
     for moved in moves {
         let why = moved_reason(moved, campaign, account, tz);
-        if !words.contains(&why) {
-            words.push(why);
+        if !note.contains(&why) {
+            if !note.is_empty() {
+                note.push_str("; ");
+            }
+            note.push_str(&why);
         }
     }
-    (!words.is_empty()).then(|| words.join("; "))
+    (!note.is_empty()).then_some(note)
 }
 
 fn due_reason(item: &PlanItem<'_>, now: DateTime<Utc>) -> String {

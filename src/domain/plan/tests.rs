@@ -562,3 +562,41 @@ fn a_claims_note_comes_first_and_only_at_its_moment() {
     assert_eq!(at, utc("2026-04-02T06:00:00Z"));
     assert!(!why.contains(note), "{why}");
 }
+
+/// What a claim stores when it waits: the rules that moved it, each once, after the note
+/// of an earlier claim; a claim that moved nothing keeps the earlier note.
+#[test]
+fn a_claims_note_adds_its_moves_to_the_earlier_one() {
+    let (_dir, config) = config();
+    let campaign = &config.campaigns[0];
+    let tz = Tz::America__New_York;
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 4, 2).expect("a date");
+    let same_day = "moved a day: one message per person per day";
+    let gap = "account gap: acme got a message on 2026-04-01";
+    let account = Moved::Account(utc("2026-04-01T14:00:00Z"));
+    assert_eq!(moved_note(None, &[], campaign, Some("acme"), tz), None);
+    assert_eq!(
+        moved_note(
+            None,
+            &[Moved::SameDay(day), Moved::SameDay(day), account.clone()],
+            campaign,
+            Some("acme"),
+            tz
+        ),
+        Some(format!("{same_day}; {gap}"))
+    );
+    assert_eq!(
+        moved_note(Some(gap), &[], campaign, Some("acme"), tz).as_deref(),
+        Some(gap)
+    );
+    assert_eq!(
+        moved_note(
+            Some(gap),
+            &[account, Moved::SameDay(day)],
+            campaign,
+            Some("acme"),
+            tz
+        ),
+        Some(format!("{gap}; {same_day}"))
+    );
+}

@@ -165,7 +165,7 @@ impl Claim<'_> {
         Ok(self
             .tx
             .prepare_cached(&format!(
-                "SELECT e.id, e.campaign, e.cycle, e.next_step, e.due_at, e.next_occurrence, s.reason, {JOINED_CLIENT_COLUMNS}, c.account_key
+                "SELECT e.id, e.campaign, e.cycle, e.next_step, e.due_at, e.next_occurrence, s.reason, {JOINED_CLIENT_COLUMNS}, c.account_key, e.moved_reason
                  FROM enrollments e
                  JOIN clients c ON c.id = e.client_id
                  LEFT JOIN suppressions s ON s.email_hash = email_hash(c.email)
@@ -183,7 +183,7 @@ impl Claim<'_> {
                     ),
                     r.get(6)?,
                     client_from_row_at(r, 7)?,
-                    r.get(18)?,
+                    (r.get(18)?, r.get(19)?),
                 ))
             })?
             .take(limit)
@@ -345,7 +345,10 @@ impl Claim<'_> {
     /// An enrollment whose next step's moment has come: its message claimed (a new row,
     /// or its dropped one taken up again), the enrollment moved to its next moment, or
     /// stopped.
-    fn waiting_one(&mut self, (waiting, suppression, columns, key): WaitingPerson) -> Result<()> {
+    fn waiting_one(
+        &mut self,
+        (waiting, suppression, columns, (key, moved)): WaitingPerson,
+    ) -> Result<()> {
         let (tx, now) = (self.tx, self.now);
         let (enrollment_id, campaign_name, cycle, (step_number, occurrence), due_at) = waiting;
         let client = decode_client(columns.0, columns.1)?;
@@ -441,9 +444,10 @@ impl Claim<'_> {
                 )?;
             }
             Decision::Wait(t) => {
-                // Why it waits, in the plan's words, in the same statement as its next
-                // moment: `plan` starts it there and would not find the move itself.
-                let note = plan::moved_note(&moves, campaign, key.as_deref(), tz);
+                // Why it waits, in the plan's words (after why it waited before, if it
+                // did), in the same statement as its next moment: `plan` starts it there
+                // and would not find the move itself.
+                let note = plan::moved_note(moved.as_deref(), &moves, campaign, key.as_deref(), tz);
                 tx.prepare_cached(
                     "UPDATE enrollments SET send_at = ?2, moved_reason = ?3 WHERE id = ?1",
                 )?
@@ -613,8 +617,14 @@ impl Store {
 type WaitingRow = (i64, String, i64, (u32, u32), String);
 /// A client's id and columns, as [`client_from_row_at`] reads them.
 type ClientColumns = (i64, [Option<String>; 10]);
-/// A waiting enrollment, its person's suppression reason, columns and account key.
-type WaitingPerson = (WaitingRow, Option<String>, ClientColumns, Option<String>);
+/// A waiting enrollment, its person's suppression reason and columns, and (their account
+/// key, why a claim moved it before if one did).
+type WaitingPerson = (
+    WaitingRow,
+    Option<String>,
+    ClientColumns,
+    (Option<String>, Option<String>),
+);
 /// A retry or held message whose moment has come: id, enrollment, campaign, cycle, step, due, next attempt.
 type QueuedRow = (i64, i64, String, i64, u32, String, String);
 
