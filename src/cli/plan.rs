@@ -377,6 +377,7 @@ fn plan_row(config: &Config, row: PlanRow) -> Option<plan::Row<'_>> {
             history: row.history,
             account: row.account,
             country,
+            moved: row.moved,
         },
         recent,
         account_recent: row.account_recent,
@@ -401,6 +402,123 @@ mod tests {
             kind: StepKind::Newsletter,
             reason: reason.to_string(),
         }
+    }
+
+    /// A survey, then a newsletter three days after it; at 10:00 UTC every day.
+    const SURVEY_THEN_NEWS: &str = r#"
+[[campaign]]
+name = "former-clients"
+send_at = "0 10 * * *"
+timezone = "UTC"
+
+[[campaign.step]]
+kind = "survey"
+template = "survey"
+subject = "Why?"
+
+[[campaign.step]]
+kind = "newsletter"
+after_days = 3
+template = "newsletter"
+subject = "News"
+"#;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        crate::store::parse_time(text).unwrap()
+    }
+
+    /// Every message `plan` lists from `now` for the next `days`: (when, step, why).
+    fn planned_from(
+        config: &Config,
+        store: &Store,
+        now: DateTime<Utc>,
+        days: i64,
+    ) -> Vec<(DateTime<Utc>, u32, String)> {
+        let mut out = Vec::new();
+        simulate_each(config, store, now, now + Duration::days(days), |p| {
+            out.push((p.at, p.step, p.reason));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    /// Pat's survey is due at 10:00 on 1 June, but Pat had a message at 08:00 that day:
+    /// the claim moves it to the next day's moment. The store, the configuration and a
+    /// second connection to the file, after that claim.
+    fn moved_a_day(dir: &std::path::Path) -> (Config, Store, rusqlite::Connection) {
+        let config = crate::test_support::config(dir, "", SURVEY_THEN_NEWS);
+        let path = dir.join("winback.db");
+        let mut store = Store::open(&path).unwrap();
+        let now = at("2026-06-01T10:00:00.000000Z");
+        let pat = crate::test_support::left_on_june_1("pat@client.example");
+        assert!(
+            store
+                .import([Ok((2, pat))].into_iter(), &config, now, false, &mut |_| {})
+                .unwrap()
+                .applied
+        );
+        // Due now, and a message of another cycle went out this morning.
+        let sql = rusqlite::Connection::open(&path).unwrap();
+        sql.execute(
+            "UPDATE enrollments SET due_at = ?1, send_at = ?2",
+            rusqlite::params![crate::store::fmt_time(now), crate::store::moment(now)],
+        )
+        .unwrap();
+        sql.execute(
+            "INSERT INTO messages (enrollment_id, client_id, campaign, cycle, step, kind, state, message_id,
+                                   due_at, first_claimed_at, claimed_at, sent_at, updated_at)
+             SELECT id, client_id, campaign, 0, 1, 'survey', 'sent', '<earlier@x>', ?1, ?1, ?1, ?1, ?1
+             FROM enrollments",
+            ["2026-06-01T08:00:00.000000Z"],
+        )
+        .unwrap();
+        assert!(store.claim_due(&config, now, 10).unwrap().is_empty());
+        (config, store, sql)
+    }
+
+    const MOVED_A_DAY: &str = "moved a day: one message per person per day";
+
+    /// `plan` lists the survey the claim moved on 2 June and says why, though from there
+    /// nothing moves it (it starts at the stored `send_at`).
+    #[test]
+    fn plan_says_why_a_claim_moved_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, store, _) = moved_a_day(dir.path());
+        let plan = planned_from(&config, &store, at("2026-06-01T10:00:00.000000Z"), 2);
+        assert_eq!(plan.len(), 1, "{plan:#?}");
+        let (when, step, why) = &plan[0];
+        assert_eq!((*when, *step), (at("2026-06-02T10:00:00.000000Z"), 1));
+        assert_eq!(why.matches(MOVED_A_DAY).count(), 1, "{why}");
+    }
+
+    /// Once the moved survey went, its note is gone: the newsletter after it says
+    /// nothing of that move.
+    #[test]
+    fn the_claims_note_goes_away_once_its_message_is_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, mut store, sql) = moved_a_day(dir.path());
+        let note = || -> Option<String> {
+            sql.query_row("SELECT moved_reason FROM enrollments", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(note().as_deref(), Some(MOVED_A_DAY));
+        let next = at("2026-06-02T10:00:05.000000Z");
+        let claimed = store.claim_due(&config, next, 10).unwrap();
+        assert_eq!(claimed.len(), 1);
+        let sent = crate::store::Outcome::Sent {
+            reply: "250 ok".to_string(),
+            at: next,
+        };
+        store
+            .record_results(&config, &[(claimed[0].message_row, sent)])
+            .unwrap();
+        assert_eq!(note(), None);
+        let plan = planned_from(&config, &store, next, 5);
+        assert_eq!(plan.len(), 1, "{plan:#?}");
+        let (when, step, why) = &plan[0];
+        assert_eq!((*when, *step), (at("2026-06-05T10:00:00.000000Z"), 2));
+        assert!(!why.contains("moved"), "{why}");
     }
 
     /// Written one element at a time, the array is the text `to_string_pretty` gives for

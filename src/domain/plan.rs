@@ -47,6 +47,10 @@ pub(crate) struct PlanItem<'a> {
     pub account: Option<String>,
     /// The person's country, for holiday calendars.
     pub country: Option<String>,
+    /// Why a claim already moved `not_before` past the moment `due` gave, in the words
+    /// of [`moved_note`], stored with it: the simulation starts the item at
+    /// `not_before` and would not find that move itself.
+    pub moved: Option<String>,
 }
 
 /// One message the daemon will send, and why then.
@@ -312,6 +316,13 @@ impl<'a> Simulator<'a> {
         if let Some(t) = earliest_send(item.campaign, tz, item.due, item.not_before, self.now)
             && t <= self.until
         {
+            // Its first moment is the one a claim moved it to: the claim's reason comes
+            // first, and any move the simulation finds from there is added to it.
+            if let Some(note) = &item.moved
+                && t == item.not_before
+            {
+                self.moved.insert(row.order, format!("; {note}"));
+            }
             self.heap.push(Reverse(Entry {
                 at: t,
                 order: row.order,
@@ -475,7 +486,7 @@ impl<'a> Simulator<'a> {
             let known = reason.len();
             reason.push_str(self.moved.get(&order).map_or("", |m| m.as_str()));
             for moved in &moves {
-                let why = moved_reason(moved, item, tz);
+                let why = moved_reason(moved, item.campaign, item.account.as_deref(), tz);
                 if !reason.contains(&why) {
                     reason.push_str("; ");
                     reason.push_str(&why);
@@ -565,6 +576,7 @@ impl Working<'_> {
                 item.due = next.due;
                 item.not_before = next.due;
                 item.why = next.why;
+                item.moved = None;
                 true
             }
             _ => false,
@@ -614,23 +626,49 @@ pub(crate) fn plan_rows(
     }
 }
 
-/// A rule that moved a message, in words.
-fn moved_reason(moved: &Moved, item: &PlanItem<'_>, tz: Tz) -> String {
+/// A rule that moved a message of `campaign` to a person of `account` (in `tz`), in
+/// words.
+fn moved_reason(moved: &Moved, campaign: &Campaign, account: Option<&str>, tz: Tz) -> String {
     let day = |t: &DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d").to_string();
     match moved {
         Moved::SameDay(_) => "moved a day: one message per person per day".to_string(),
         Moved::MinGap(other) => format!(
             "min gap: {} days from the message of {}",
-            item.campaign.min_gap_days,
+            campaign.min_gap_days,
             day(other)
         ),
         Moved::Account(other) => format!(
             "account gap: {} got a message on {}",
-            item.account.as_deref().unwrap_or("the account"),
+            account.unwrap_or("the account"),
             day(other)
         ),
         Moved::Holiday(date, name) => format!("moved: {date} is kept free ({name})"),
     }
+}
+
+/// Why a claimed message waits for a later moment: the note of an earlier claim that
+/// moved it (`earlier`), then the rules that moved it now, in the words the plan gives
+/// them (each once, as the plan adds them); None if nothing moved it. The claim stores it
+/// with that moment, for `plan` to say why the message goes then ([`PlanItem::moved`]):
+/// a claim that only found its moment not yet come keeps the earlier note.
+pub(crate) fn moved_note(
+    earlier: Option<&str>,
+    moves: &[Moved],
+    campaign: &Campaign,
+    account: Option<&str>,
+    tz: Tz,
+) -> Option<String> {
+    let mut note = earlier.unwrap_or_default().to_string();
+    for moved in moves {
+        let why = moved_reason(moved, campaign, account, tz);
+        if !note.contains(&why) {
+            if !note.is_empty() {
+                note.push_str("; ");
+            }
+            note.push_str(&why);
+        }
+    }
+    (!note.is_empty()).then_some(note)
 }
 
 fn due_reason(item: &PlanItem<'_>, now: DateTime<Utc>) -> String {

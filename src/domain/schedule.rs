@@ -306,7 +306,31 @@ impl Standing {
     }
 }
 
-/// Decides, at `now`, whether a message due at `due` goes out.
+/// Decides, at `now`, whether a message due at `due` goes out. A wait comes with the
+/// rules that moved it (first to last, none when its moment is simply later): the claim
+/// stores their words with the later moment, since nothing else would tell `plan` why.
+pub(crate) fn decide_moved(
+    campaign: &Campaign,
+    tz: Tz,
+    due: DateTime<Utc>,
+    not_before: DateTime<Utc>,
+    now: DateTime<Utc>,
+    standing: Standing,
+    rules: &Rules<'_>,
+) -> (Decision, Vec<Moved>) {
+    if let Some(stop) = standing.stop() {
+        return (Decision::Stop(stop), Vec::new());
+    }
+    match search(campaign, tz, due, not_before, now, rules) {
+        Found::At(t, _) if t <= now => (Decision::SendNow, Vec::new()),
+        Found::At(t, moves) => (Decision::Wait(t), moves),
+        Found::PastHorizon => (Decision::Stop(EnrollmentState::Expired), Vec::new()),
+        Found::Never => (Decision::Never, Vec::new()),
+    }
+}
+
+#[cfg(test)]
+/// [`decide_moved`]'s decision alone.
 pub(crate) fn decide(
     campaign: &Campaign,
     tz: Tz,
@@ -316,15 +340,7 @@ pub(crate) fn decide(
     standing: Standing,
     rules: &Rules<'_>,
 ) -> Decision {
-    if let Some(stop) = standing.stop() {
-        return Decision::Stop(stop);
-    }
-    match search(campaign, tz, due, not_before, now, rules) {
-        Found::At(t, _) if t <= now => Decision::SendNow,
-        Found::At(t, _) => Decision::Wait(t),
-        Found::PastHorizon => Decision::Stop(EnrollmentState::Expired),
-        Found::Never => Decision::Never,
-    }
+    decide_moved(campaign, tz, due, not_before, now, standing, rules).0
 }
 
 #[cfg(test)]

@@ -215,16 +215,16 @@ pub(crate) fn reconcile(
                          WHERE id = ?1",
                     )?
                     .execute(params![row, fmt_time(due), fmt_time(now)])?;
-                    conn.prepare_cached("UPDATE enrollments SET due_at = ?2, send_at = NULL, updated_at = ?3 WHERE id = ?1")?
+                    conn.prepare_cached("UPDATE enrollments SET due_at = ?2, send_at = NULL, moved_reason = NULL, updated_at = ?3 WHERE id = ?1")?
                         .execute(params![e.id, fmt_time(due), fmt_time(now)])?;
                 }
                 (Reschedule::Due(due) | Reschedule::Requeue(due), _) => {
-                    conn.prepare_cached("UPDATE enrollments SET due_at = ?2, send_at = ?3, updated_at = ?4 WHERE id = ?1")?
+                    conn.prepare_cached("UPDATE enrollments SET due_at = ?2, send_at = ?3, moved_reason = NULL, updated_at = ?4 WHERE id = ?1")?
                         .execute(params![e.id, fmt_time(due), next_moment(campaign, tz, due, now), fmt_time(now)])?;
                 }
                 (Reschedule::Move(next), _) => {
                     cancel_queued(conn, e.id, now)?;
-                    conn.prepare_cached("UPDATE enrollments SET next_step = ?2, next_occurrence = ?3, due_at = ?4, send_at = ?5, updated_at = ?6 WHERE id = ?1")?
+                    conn.prepare_cached("UPDATE enrollments SET next_step = ?2, next_occurrence = ?3, due_at = ?4, send_at = ?5, moved_reason = NULL, updated_at = ?6 WHERE id = ?1")?
                         .execute(params![e.id, next.step, next.occurrence, fmt_time(next.due), next_moment(campaign, tz, next.due, now), fmt_time(now)])?;
                 }
                 (Reschedule::Complete, _) => {
@@ -486,7 +486,7 @@ pub(crate) fn restart(
     let updated = conn
         .prepare_cached(
             "UPDATE enrollments SET cycle = cycle + 1, state = 'active', next_step = 1, next_occurrence = 1, due_at = ?3, send_at = ?4,
-                    stopped_at = NULL, last_sent_at = NULL, updated_at = ?5
+                    moved_reason = NULL, stopped_at = NULL, last_sent_at = NULL, updated_at = ?5
              WHERE client_id = ?1 AND campaign = ?2",
         )?
         .execute(params![client.id, campaign.name, step.due_at, step.send_at, fmt_time(now)])?;
@@ -515,7 +515,7 @@ pub(crate) fn stop_client(
 ) -> Result<usize> {
     let stopped = conn
         .prepare_cached(
-            "UPDATE enrollments SET state = ?2, send_at = NULL, due_at = NULL, stopped_at = ?3, updated_at = ?3
+            "UPDATE enrollments SET state = ?2, send_at = NULL, moved_reason = NULL, due_at = NULL, stopped_at = ?3, updated_at = ?3
              WHERE client_id = ?1 AND state = 'active'",
         )?
         .execute(params![client_id, state.as_str(), fmt_time(now)])?;
@@ -533,7 +533,7 @@ pub(crate) fn stop(
     now: DateTime<Utc>,
 ) -> Result<()> {
     conn.prepare_cached(
-        "UPDATE enrollments SET state = ?2, send_at = NULL, due_at = NULL, stopped_at = ?3, updated_at = ?3 WHERE id = ?1",
+        "UPDATE enrollments SET state = ?2, send_at = NULL, moved_reason = NULL, due_at = NULL, stopped_at = ?3, updated_at = ?3 WHERE id = ?1",
     )?
     .execute(params![enrollment_id, state.as_str(), fmt_time(now)])?;
     Ok(())
@@ -613,7 +613,7 @@ impl Store {
             .collect::<std::result::Result<_, _>>()?;
         for name in known.iter().filter(|n| config.campaign(n).is_none()) {
             tx.execute(
-                "UPDATE enrollments SET send_at = NULL WHERE campaign = ?1 AND state = 'active'",
+                "UPDATE enrollments SET send_at = NULL, moved_reason = NULL WHERE campaign = ?1 AND state = 'active'",
                 params![name],
             )?;
             tx.execute("DELETE FROM campaigns WHERE name = ?1", params![name])?;

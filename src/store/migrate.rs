@@ -29,6 +29,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("schema17.sql"),
     include_str!("schema18.sql"),
     include_str!("schema19.sql"),
+    include_str!("schema20.sql"),
 ];
 
 /// The migration whose SQL is followed by a Rust step, [`addresses::normalize_stored`].

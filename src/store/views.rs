@@ -91,6 +91,9 @@ pub(crate) struct PlanRow {
     pub account_recent: Vec<(i64, DateTime<Utc>)>,
     /// The person has another active enrollment, or a retry: another row may be theirs.
     pub shared: bool,
+    /// Why a claim moved the enrollment's `send_at` (`enrollments.moved_reason`): its
+    /// simulation starts there and would not say it. None for a retry.
+    pub moved: Option<String>,
 }
 
 /// What `plan` reads: what may send by `until`, seen from `now`, with the messages of the
@@ -115,8 +118,9 @@ pub(crate) struct PlanData {
 /// returned (the claim would stop them). Its not-before time is `send_at`: the daemon
 /// claims an enrollment no sooner (a claim that had to wait moved it on). `?1` is
 /// `until`'s moment, `?3` the start of the
-/// lookback (the last column says whether the person had a message since: most of a large
-/// plan's people had none, and their recent messages are then not looked up).
+/// lookback (the column after `shared` says whether the person had a message since: most
+/// of a large plan's people had none, and their recent messages are then not looked up).
+/// The last is why a claim moved `send_at`, if it did.
 macro_rules! waiting_enrollments {
     () => {
         concat!(
@@ -128,7 +132,7 @@ macro_rules! waiting_enrollments {
                 EXISTS (SELECT 1 FROM messages h WHERE h.client_id = e.client_id AND h.claimed_at >= ?3
                         AND h.state IN ",
             takes_the_day!(),
-            ")"
+            "), e.moved_reason"
         )
     };
 }
@@ -468,7 +472,7 @@ impl Store {
     fn plan_retries(&self, query: &PlanQuery) -> Result<Vec<PlanRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT m.client_id, c.email, c.timezone, c.churned_at, m.campaign, m.step, m.due_at, m.next_attempt_at,
-                    m.occurrence, m.enrollment_id * 1024 + 1, m.enrollment_id, m.cycle, c.account_key, c.country, 0, 1, 1
+                    m.occurrence, m.enrollment_id * 1024 + 1, m.enrollment_id, m.cycle, c.account_key, c.country, 0, 1, 1, NULL
              FROM messages m JOIN clients c ON c.id = m.client_id
              WHERE m.state = 'retry' AND m.next_attempt_at <= ?1
                AND c.returned_at IS NULL
@@ -554,6 +558,7 @@ impl Store {
             recent,
             account_recent,
             shared: r.get(15)?,
+            moved: r.get(17)?,
         })
     }
 }

@@ -2,7 +2,8 @@
 //! wake-up to the next over three simulated years: a greeting only on its date, a
 //! newsletter every N days, never two messages to one person on one day, nothing past
 //! the consent horizon; a paused campaign sends nothing and catches up at a `send_at`
-//! moment; `plan` shows the seasonal and recurring sends with their reasons.
+//! moment; `plan` shows the seasonal and recurring sends with their reasons, and why a
+//! pass moved a message it could not send yet.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -410,4 +411,55 @@ quiet_dates = ["05-31..06-04"]
         .map(|(_, at, subject)| (at.date_naive(), subject))
         .collect();
     assert_eq!(&days[days.len() - 2..], expected, "{days:#?}");
+}
+
+/// Ada's survey, due 30 January, falls on the quiet dates: the pass that day moves it to
+/// 2 February. `plan` (every format) still says why it goes then, though it starts from
+/// that stored moment; once it went, nothing more is said of the move.
+#[test]
+fn plan_keeps_saying_why_a_pass_moved_a_message_until_it_went() {
+    let project = project(r#"quiet_dates = ["01-30..02-01"]"#);
+    let why = "moved: 2026-01-30 is kept free (quiet dates 01-30..02-01)";
+    project
+        .winback(&["--now", "2026-01-30T10:00:05Z", "run", "--once"])
+        .assert_success();
+    assert!(sent(&project).is_empty(), "{:#?}", sent(&project));
+    let ada = |now: &str, format: &str| -> String {
+        let out = project.winback(&["--now", now, "plan", "--days", "40", "--format", format]);
+        out.assert_success();
+        let first = match format {
+            "json" => {
+                let lines: Vec<serde_json::Value> =
+                    serde_json::from_str(&out.stdout).expect("plan is JSON");
+                lines
+                    .into_iter()
+                    .find(|l| l["email"] == "ada@analytical.example")
+                    .map(|l| format!("{} {} {}", l["at"], l["step"], l["reason"]))
+            }
+            _ => out
+                .stdout
+                .lines()
+                .find(|l| l.contains("ada@analytical.example"))
+                .map(str::to_string),
+        };
+        first.unwrap_or_else(|| panic!("no line for Ada in {}", out.stdout))
+    };
+    for format in ["table", "json", "csv"] {
+        let line = ada("2026-01-30T10:01:00Z", format);
+        assert!(
+            line.contains("2026-02-02") && line.contains(why),
+            "{format}: {line}"
+        );
+    }
+    project
+        .winback(&["--now", "2026-02-02T10:00:05Z", "run", "--once"])
+        .assert_success();
+    assert_eq!(sent(&project).len(), 1, "{:#?}", sent(&project));
+    for format in ["table", "json", "csv"] {
+        let line = ada("2026-02-02T10:01:00Z", format);
+        assert!(
+            line.contains("2026-03-04") && !line.contains("kept free"),
+            "{format}: {line}"
+        );
+    }
 }

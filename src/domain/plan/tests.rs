@@ -150,7 +150,7 @@ fn batch(
         }
         if free > t {
             for moved in &moves {
-                let why = moved_reason(moved, item, tz);
+                let why = moved_reason(moved, item.campaign, item.account.as_deref(), tz);
                 if !reasons[index].contains(&why) {
                     reasons[index].push_str("; ");
                     reasons[index].push_str(&why);
@@ -329,6 +329,7 @@ fn items<'a>(config: &'a Config, generated: &[Gen]) -> Vec<PlanItem<'a>> {
                 },
                 account: account.map(|a| format!("acct-{a}")),
                 country: None,
+                moved: None,
             }
         })
         .collect()
@@ -503,4 +504,99 @@ fn overdue_items_go_one_by_one_and_follow_ups_wait_small() {
     assert_eq!(source.fetched, 1000, "each follow-up read again once");
     assert!(source.out[..1000].iter().all(|p| p.step == 1));
     assert!(source.out[1000..].iter().all(|p| p.step == 2));
+}
+
+/// A claim moved an item past a date kept free (its stored note): the plan says so when
+/// the item starts at that stored moment, adds a move of its own after it, and says
+/// nothing of it once that moment has passed (the next claim decides afresh).
+#[test]
+fn a_claims_note_comes_first_and_only_at_its_moment() {
+    let (_dir, config) = config();
+    let campaign = &config.campaigns[2];
+    let note = "moved: 2026-04-01 is kept free (quiet dates 04-01..04-01)";
+    let same_day = "moved a day: one message per person per day";
+    let item = PlanItem {
+        email: "pat@example.com".to_string(),
+        client_key: 1,
+        timezone: None,
+        churned_at: ChurnedAt::parse("2026-01-01").expect("a date"),
+        campaign,
+        next_step: 1,
+        occurrence: 1,
+        due: utc("2026-04-01T00:00:00Z"),
+        not_before: utc("2026-04-02T00:00:00Z"),
+        why: Why::Survey,
+        history: Vec::new(),
+        account: None,
+        country: None,
+        moved: Some(note.to_string()),
+    };
+    let first = |now: &str, busy: &HashMap<i64, Vec<Busy>>| -> (DateTime<Utc>, String) {
+        let now = utc(now);
+        let planned = plan(vec![item.clone()], busy, now, now + Duration::days(2));
+        let first = planned.into_iter().find(|p| p.step == 1).expect("planned");
+        (first.at, first.reason)
+    };
+    let (at, why) = first("2026-04-01T12:00:00Z", &HashMap::new());
+    assert_eq!(at, utc("2026-04-02T00:00:00Z"));
+    assert_eq!(why.matches(note).count(), 1, "{why}");
+    assert!(!why.contains(same_day), "{why}");
+
+    // Another message to Pat on 2 April moves it a day more: said after the note.
+    let busy = HashMap::from([(
+        1,
+        vec![Busy {
+            at: utc("2026-04-02T05:00:00Z"),
+            recurring: false,
+        }],
+    )]);
+    let (at, why) = first("2026-04-01T12:00:00Z", &busy);
+    assert_eq!(at, utc("2026-04-03T00:00:00Z"));
+    let (Some(stored), Some(own)) = (why.find(note), why.find(same_day)) else {
+        panic!("{why}");
+    };
+    assert!(stored < own, "{why}");
+
+    // Its moment passed without a claim: it goes now, for no stored reason.
+    let (at, why) = first("2026-04-02T06:00:00Z", &HashMap::new());
+    assert_eq!(at, utc("2026-04-02T06:00:00Z"));
+    assert!(!why.contains(note), "{why}");
+}
+
+/// What a claim stores when it waits: the rules that moved it, each once, after the note
+/// of an earlier claim; a claim that moved nothing keeps the earlier note.
+#[test]
+fn a_claims_note_adds_its_moves_to_the_earlier_one() {
+    let (_dir, config) = config();
+    let campaign = &config.campaigns[0];
+    let tz = Tz::America__New_York;
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 4, 2).expect("a date");
+    let same_day = "moved a day: one message per person per day";
+    let gap = "account gap: acme got a message on 2026-04-01";
+    let account = Moved::Account(utc("2026-04-01T14:00:00Z"));
+    assert_eq!(moved_note(None, &[], campaign, Some("acme"), tz), None);
+    assert_eq!(
+        moved_note(
+            None,
+            &[Moved::SameDay(day), Moved::SameDay(day), account.clone()],
+            campaign,
+            Some("acme"),
+            tz
+        ),
+        Some(format!("{same_day}; {gap}"))
+    );
+    assert_eq!(
+        moved_note(Some(gap), &[], campaign, Some("acme"), tz).as_deref(),
+        Some(gap)
+    );
+    assert_eq!(
+        moved_note(
+            Some(gap),
+            &[account, Moved::SameDay(day)],
+            campaign,
+            Some("acme"),
+            tz
+        ),
+        Some(format!("{gap}; {same_day}"))
+    );
 }

@@ -1152,6 +1152,7 @@ fn plan_items(config: &Config) -> Vec<PlanItem<'_>> {
         history: Vec::new(),
         account: None,
         country: None,
+        moved: None,
     };
     vec![
         // Alice, New York, left 15 Jan: both surveys due Wed 15 Apr 00:00 EDT.
@@ -1510,6 +1511,7 @@ fn plan_holds_back_what_the_daily_limit_holds_back() {
             history: Vec::new(),
             account: None,
             country: None,
+            moved: None,
         })
         .collect();
     let limits = RateLimits {

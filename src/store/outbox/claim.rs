@@ -14,8 +14,9 @@ use crate::config::{Campaign, Config};
 use crate::domain::accounts::stop_at_send;
 use crate::domain::holidays::country_of;
 use crate::domain::model::{ClientRecord, EnrollmentState, MessageState, StepKind};
+use crate::domain::plan;
 use crate::domain::retry::{AtStep, at_step, superseded};
-use crate::domain::schedule::{self, Busy, Decision, Rules, Standing};
+use crate::domain::schedule::{self, Busy, Decision, Moved, Rules, Standing};
 use crate::store::accounts::{account_busy, hold, hold_of};
 use crate::store::clients::{
     JOINED_CLIENT_COLUMNS, StoredClient, client_from_row_at, decode_client, load_facts,
@@ -164,7 +165,7 @@ impl Claim<'_> {
         Ok(self
             .tx
             .prepare_cached(&format!(
-                "SELECT e.id, e.campaign, e.cycle, e.next_step, e.due_at, e.next_occurrence, s.reason, {JOINED_CLIENT_COLUMNS}, c.account_key
+                "SELECT e.id, e.campaign, e.cycle, e.next_step, e.due_at, e.next_occurrence, s.reason, {JOINED_CLIENT_COLUMNS}, c.account_key, e.moved_reason
                  FROM enrollments e
                  JOIN clients c ON c.id = e.client_id
                  LEFT JOIN suppressions s ON s.email_hash = email_hash(c.email)
@@ -182,7 +183,7 @@ impl Claim<'_> {
                     ),
                     r.get(6)?,
                     client_from_row_at(r, 7)?,
-                    r.get(18)?,
+                    (r.get(18)?, r.get(19)?),
                 ))
             })?
             .take(limit)
@@ -192,7 +193,7 @@ impl Claim<'_> {
     /// What the schedule says of a message of step `step` to `client`, due at `due` and
     /// not before `not_before`: their other recent messages (all but `except`), their
     /// account's, the dates kept free for their country and the consent horizon count
-    /// against it.
+    /// against it. A wait comes with the rules that moved it.
     fn decide(
         &self,
         campaign: &Campaign,
@@ -200,7 +201,7 @@ impl Claim<'_> {
         (step, standing): (u32, Standing),
         (due, not_before): (DateTime<Utc>, DateTime<Utc>),
         except: Option<i64>,
-    ) -> Result<Decision> {
+    ) -> Result<(Decision, Vec<Moved>)> {
         let tz = schedule::zone(campaign, client.timezone);
         let busy = busy(
             self.tx,
@@ -224,7 +225,7 @@ impl Claim<'_> {
             country: country.as_deref(),
             horizon: schedule::horizon(campaign, client.churned_at, tz),
         };
-        Ok(schedule::decide(
+        Ok(schedule::decide_moved(
             campaign, tz, due, not_before, self.now, standing, &rules,
         ))
     }
@@ -292,15 +293,19 @@ impl Claim<'_> {
             Some(_) => Default::default(),
             None => hold_of(tx, client_id)?,
         };
+        // A retry's wait keeps no reason: `plan` reads it at its `next_attempt_at`.
         let decision = match stop_at_send(own, account) {
             Some(state) => Decision::Stop(state),
-            None => self.decide(
-                campaign,
-                (client_id, &client.record),
-                (step, own),
-                (parse_time(&due_at)?, parse_time(&next_attempt_at)?),
-                Some(row),
-            )?,
+            None => {
+                self.decide(
+                    campaign,
+                    (client_id, &client.record),
+                    (step, own),
+                    (parse_time(&due_at)?, parse_time(&next_attempt_at)?),
+                    Some(row),
+                )?
+                .0
+            }
         };
         match decision {
             Decision::SendNow => {
@@ -340,7 +345,10 @@ impl Claim<'_> {
     /// An enrollment whose next step's moment has come: its message claimed (a new row,
     /// or its dropped one taken up again), the enrollment moved to its next moment, or
     /// stopped.
-    fn waiting_one(&mut self, (waiting, suppression, columns, key): WaitingPerson) -> Result<()> {
+    fn waiting_one(
+        &mut self,
+        (waiting, suppression, columns, (key, moved)): WaitingPerson,
+    ) -> Result<()> {
         let (tx, now) = (self.tx, self.now);
         let (enrollment_id, campaign_name, cycle, (step_number, occurrence), due_at) = waiting;
         let client = decode_client(columns.0, columns.1)?;
@@ -348,7 +356,7 @@ impl Claim<'_> {
         let standing = standing_of(suppression.as_deref(), client.returned_at.is_some());
         let Some(campaign) = self.config.campaign(&campaign_name) else {
             tx.execute(
-                "UPDATE enrollments SET send_at = NULL WHERE id = ?1",
+                "UPDATE enrollments SET send_at = NULL, moved_reason = NULL WHERE id = ?1",
                 params![enrollment_id],
             )?;
             return Ok(());
@@ -358,11 +366,13 @@ impl Claim<'_> {
             // hour on: whichever configuration stored the campaign last, the first claim
             // after unpausing takes them up, by the catch-up rule from their due time.
             let tz = schedule::zone(campaign, client.record.timezone);
-            tx.prepare_cached("UPDATE enrollments SET send_at = ?2 WHERE id = ?1")?
-                .execute(params![
-                    enrollment_id,
-                    schedule::paused_until(campaign, tz, now).map(moment)
-                ])?;
+            tx.prepare_cached(
+                "UPDATE enrollments SET send_at = ?2, moved_reason = NULL WHERE id = ?1",
+            )?
+            .execute(params![
+                enrollment_id,
+                schedule::paused_until(campaign, tz, now).map(moment)
+            ])?;
             return Ok(());
         }
         let Some(step) = campaign.step(step_number) else {
@@ -405,12 +415,12 @@ impl Claim<'_> {
         let due = parse_time(&due_at)?;
         // The account's return or standing reply holds it too (one query, only for a
         // contact with an account).
-        let account = match (standing.stop(), key) {
-            (None, Some(key)) => hold(tx, &key, client_id)?,
+        let account = match (standing.stop(), key.as_deref()) {
+            (None, Some(key)) => hold(tx, key, client_id)?,
             _ => Default::default(),
         };
-        let decision = match stop_at_send(standing, account) {
-            Some(state) => Decision::Stop(state),
+        let (decision, moves) = match stop_at_send(standing, account) {
+            Some(state) => (Decision::Stop(state), Vec::new()),
             None => self.decide(
                 campaign,
                 (client_id, &client.record),
@@ -434,13 +444,19 @@ impl Claim<'_> {
                 )?;
             }
             Decision::Wait(t) => {
-                tx.prepare_cached("UPDATE enrollments SET send_at = ?2 WHERE id = ?1")?
-                    .execute(params![enrollment_id, moment(t)])?;
+                // Why it waits, in the plan's words (after why it waited before, if it
+                // did), in the same statement as its next moment: `plan` starts it there
+                // and would not find the move itself.
+                let note = plan::moved_note(moved.as_deref(), &moves, campaign, key.as_deref(), tz);
+                tx.prepare_cached(
+                    "UPDATE enrollments SET send_at = ?2, moved_reason = ?3 WHERE id = ?1",
+                )?
+                .execute(params![enrollment_id, moment(t), note])?;
             }
             Decision::Stop(state) => stop(tx, enrollment_id, state, now)?,
             Decision::Never => {
                 tx.execute(
-                    "UPDATE enrollments SET send_at = NULL WHERE id = ?1",
+                    "UPDATE enrollments SET send_at = NULL, moved_reason = NULL WHERE id = ?1",
                     params![enrollment_id],
                 )?;
             }
@@ -506,7 +522,7 @@ impl Claim<'_> {
                 (tx.last_insert_rowid(), message_id, 1)
             }
         };
-        tx.prepare_cached("UPDATE enrollments SET send_at = NULL, updated_at = ?2 WHERE id = ?1")?
+        tx.prepare_cached("UPDATE enrollments SET send_at = NULL, moved_reason = NULL, updated_at = ?2 WHERE id = ?1")?
             .execute(params![enrollment_id, now_text])?;
         self.take(row, message_id, step, attempt, due);
         Ok(())
@@ -601,8 +617,14 @@ impl Store {
 type WaitingRow = (i64, String, i64, (u32, u32), String);
 /// A client's id and columns, as [`client_from_row_at`] reads them.
 type ClientColumns = (i64, [Option<String>; 10]);
-/// A waiting enrollment, its person's suppression reason, columns and account key.
-type WaitingPerson = (WaitingRow, Option<String>, ClientColumns, Option<String>);
+/// A waiting enrollment, its person's suppression reason and columns, and (their account
+/// key, why a claim moved it before if one did).
+type WaitingPerson = (
+    WaitingRow,
+    Option<String>,
+    ClientColumns,
+    (Option<String>, Option<String>),
+);
 /// A retry or held message whose moment has come: id, enrollment, campaign, cycle, step, due, next attempt.
 type QueuedRow = (i64, i64, String, i64, u32, String, String);
 
@@ -634,7 +656,7 @@ fn settle_existing(
         }
         _ => {
             tx.execute(
-                "UPDATE enrollments SET send_at = NULL, updated_at = ?2 WHERE id = ?1",
+                "UPDATE enrollments SET send_at = NULL, moved_reason = NULL, updated_at = ?2 WHERE id = ?1",
                 params![enrollment_id, fmt_time(now)],
             )?;
         }

@@ -280,7 +280,7 @@ impl Store {
     pub(crate) fn resend(&mut self, row: i64, now: DateTime<Utc>) -> Result<bool> {
         let tx = self.write_tx()?;
         tx.execute(
-            "UPDATE enrollments SET state = 'active', send_at = NULL, stopped_at = NULL, updated_at = ?2
+            "UPDATE enrollments SET state = 'active', send_at = NULL, moved_reason = NULL, stopped_at = NULL, updated_at = ?2
              WHERE state = 'completed'
                AND (id, cycle, next_step, next_occurrence) = (SELECT enrollment_id, cycle, step, occurrence FROM messages WHERE id = ?1 AND state = 'failed')",
             params![row, fmt_time(now)],
@@ -549,7 +549,7 @@ pub(super) fn advance(
         return Ok(());
     }
     let Some(campaign) = campaign else {
-        tx.execute("UPDATE enrollments SET last_sent_at = ?2, next_step = ?3, next_occurrence = 1, send_at = NULL WHERE id = ?1", params![enrollment_id, fmt_time(at), step + 1])?;
+        tx.execute("UPDATE enrollments SET last_sent_at = ?2, next_step = ?3, next_occurrence = 1, send_at = NULL, moved_reason = NULL WHERE id = ?1", params![enrollment_id, fmt_time(at), step + 1])?;
         return Ok(());
     };
     let Some((timezone, churned_at)) = client else {
@@ -582,13 +582,13 @@ pub(super) fn advance(
             let send_at =
                 schedule::earliest_send(campaign, tz, next.due, next.due, next.due).map(moment);
             tx.prepare_cached(
-                "UPDATE enrollments SET next_step = ?2, next_occurrence = ?6, due_at = ?3, send_at = ?4, last_sent_at = ?5, updated_at = ?5 WHERE id = ?1",
+                "UPDATE enrollments SET next_step = ?2, next_occurrence = ?6, due_at = ?3, send_at = ?4, moved_reason = NULL, last_sent_at = ?5, updated_at = ?5 WHERE id = ?1",
             )?
             .execute(params![enrollment_id, next.step, fmt_time(next.due), send_at, fmt_time(at), next.occurrence])?;
         }
         Next::Completed => {
             tx.prepare_cached(
-                "UPDATE enrollments SET state = 'completed', next_step = ?2, next_occurrence = 1, due_at = NULL, send_at = NULL, last_sent_at = ?3, stopped_at = ?3, updated_at = ?3 WHERE id = ?1",
+                "UPDATE enrollments SET state = 'completed', next_step = ?2, next_occurrence = 1, due_at = NULL, send_at = NULL, moved_reason = NULL, last_sent_at = ?3, stopped_at = ?3, updated_at = ?3 WHERE id = ?1",
             )?
             .execute(params![enrollment_id, step + 1, fmt_time(at)])?;
         }

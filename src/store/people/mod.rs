@@ -547,14 +547,14 @@ pub(super) fn reactivate(
                 )?
                 .execute(params![enrollment_id, now_text, cycle, next_step])?;
                 tx.prepare_cached(
-                    "UPDATE enrollments SET state = 'active', due_at = ?2, send_at = NULL, stopped_at = NULL, updated_at = ?3
+                    "UPDATE enrollments SET state = 'active', due_at = ?2, send_at = NULL, moved_reason = NULL, stopped_at = NULL, updated_at = ?3
                      WHERE id = ?1",
                 )?
                 .execute(params![enrollment_id, due_at, now_text])?;
             }
             Resume::InFlight => {
                 tx.prepare_cached(
-                    "UPDATE enrollments SET state = 'active', send_at = NULL, stopped_at = NULL, updated_at = ?2 WHERE id = ?1",
+                    "UPDATE enrollments SET state = 'active', send_at = NULL, moved_reason = NULL, stopped_at = NULL, updated_at = ?2 WHERE id = ?1",
                 )?
                 .execute(params![enrollment_id, now_text])?;
             }
@@ -576,7 +576,7 @@ fn reschedule(
 ) -> Result<()> {
     tx.prepare_cached(
         "UPDATE enrollments SET state = 'active', next_step = ?2, last_sent_at = COALESCE(?3, last_sent_at),
-                send_at = ?4, stopped_at = NULL, updated_at = ?5
+                send_at = ?4, moved_reason = NULL, stopped_at = NULL, updated_at = ?5
          WHERE id = ?1",
     )?
     .execute(params![enrollment_id, next_step, sent_at, moment(now), fmt_time(now)])?;

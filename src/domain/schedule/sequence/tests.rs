@@ -469,6 +469,7 @@ fn plan_runs_recurring_seasonal_and_account_rules_forward_and_names_each_move() 
         history,
         account: account.map(str::to_string),
         country: None,
+        moved: None,
     };
     let items = vec![
         item(
@@ -743,6 +744,7 @@ fn plan_keeps_min_gap_days_between_a_moved_recurring_message_and_the_step_after_
         history,
         account: None,
         country: None,
+        moved: None,
     };
     // Another campaign's message on 30 March moves the newsletter to 6 April; the
     // article, due three days later, keeps 7 days from it.
@@ -792,6 +794,7 @@ fn plan_counts_the_account_messages_of_contacts_it_plans_nothing_for() {
         history: Vec::new(),
         account: Some("acme".to_string()),
         country: None,
+        moved: None,
     };
     // Another contact of ACME, whose sequence is over, got a message on 18 April.
     let accounts: AccountSends =
@@ -834,6 +837,7 @@ fn the_account_gap_counts_the_contacts_own_messages_too() {
         history: Vec::new(),
         account: Some("acme".to_string()),
         country: None,
+        moved: None,
     };
     // Ann herself got a message of another sequence on 16 April: ACME heard from us then.
     let accounts: AccountSends =
