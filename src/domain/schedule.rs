@@ -309,7 +309,7 @@ impl Standing {
 /// Decides, at `now`, whether a message due at `due` goes out. A wait comes with the
 /// rules that moved it (first to last, none when its moment is simply later): the claim
 /// stores their words with the later moment, since nothing else would tell `plan` why.
-pub(crate) fn decide_moved(
+pub(crate) fn decide(
     campaign: &Campaign,
     tz: Tz,
     due: DateTime<Utc>,
@@ -327,20 +327,6 @@ pub(crate) fn decide_moved(
         Found::PastHorizon => (Decision::Stop(EnrollmentState::Expired), Vec::new()),
         Found::Never => (Decision::Never, Vec::new()),
     }
-}
-
-#[cfg(test)]
-/// [`decide_moved`]'s decision alone.
-pub(crate) fn decide(
-    campaign: &Campaign,
-    tz: Tz,
-    due: DateTime<Utc>,
-    not_before: DateTime<Utc>,
-    now: DateTime<Utc>,
-    standing: Standing,
-    rules: &Rules<'_>,
-) -> Decision {
-    decide_moved(campaign, tz, due, not_before, now, standing, rules).0
 }
 
 #[cfg(test)]

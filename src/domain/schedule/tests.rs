@@ -429,7 +429,8 @@ fn never_sends_inside_the_quiet_period() {
                         now,
                         Standing::default(),
                         &Rules::default()
-                    ),
+                    )
+                    .0,
                     Decision::Wait(utc(first)),
                     "send_at {send_at:?} in {tz}: a pass at {now} (not before {not_before})"
                 );
@@ -502,7 +503,8 @@ fn a_late_pass_sends_only_within_catch_up_hours_of_the_moment() {
                 utc(now),
                 Standing::default(),
                 &Rules::default()
-            ),
+            )
+            .0,
             *expected,
             "catch_up_hours {catch_up}, pass at {now}"
         );
@@ -532,7 +534,8 @@ fn a_late_pass_sends_only_within_catch_up_hours_of_the_moment() {
                 utc(now),
                 Standing::default(),
                 &Rules::default()
-            ),
+            )
+            .0,
             *expected,
             "Tokyo, pass at {now}"
         );
@@ -605,7 +608,8 @@ fn a_retry_follows_its_backoff_within_the_catch_up_rule() {
                 utc(now),
                 Standing::default(),
                 &Rules::default()
-            ),
+            )
+            .0,
             *expected,
             "retry not before {not_before}, pass at {now}"
         );
@@ -696,7 +700,8 @@ fn one_message_per_person_per_local_day() {
                     busy: &busy,
                     ..Rules::default()
                 }
-            ),
+            )
+            .0,
             *expected,
             "{tz}: pass at {now}, busy {busy:?}"
         );
@@ -882,7 +887,8 @@ fn spring_forward_moves_a_skipped_moment_to_the_end_of_the_gap() {
                 utc(now),
                 Standing::default(),
                 &Rules::default()
-            ),
+            )
+            .0,
             *expected,
             "pass at {now}"
         );
@@ -953,7 +959,8 @@ fn fall_back_sends_at_the_first_of_two_identical_wall_times() {
                 utc(now),
                 Standing::default(),
                 &Rules::default()
-            ),
+            )
+            .0,
             *expected,
             "pass at {now}"
         );
@@ -978,7 +985,8 @@ fn fall_back_sends_at_the_first_of_two_identical_wall_times() {
                 utc(now),
                 Standing::default(),
                 &Rules::default()
-            ),
+            )
+            .0,
             *expected,
             "catch-up 1 h, pass at {now}"
         );
@@ -1048,7 +1056,7 @@ fn decide_stops_a_stopped_person_even_when_the_message_could_go() {
         ];
         for (standing, expected) in cases {
             assert_eq!(
-                decide(&c, New_York, due, due, now, *standing, &Rules::default()),
+                decide(&c, New_York, due, due, now, *standing, &Rules::default()).0,
                 *expected,
                 "{standing:?} at {now}"
             );
@@ -1070,7 +1078,8 @@ fn a_schedule_that_never_fires_again_is_never() {
             due,
             Standing::default(),
             &Rules::default()
-        ),
+        )
+        .0,
         Decision::Never
     );
     // Before it, it is found.

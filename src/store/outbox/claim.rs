@@ -225,7 +225,7 @@ impl Claim<'_> {
             country: country.as_deref(),
             horizon: schedule::horizon(campaign, client.churned_at, tz),
         };
-        Ok(schedule::decide_moved(
+        Ok(schedule::decide(
             campaign, tz, due, not_before, self.now, standing, &rules,
         ))
     }

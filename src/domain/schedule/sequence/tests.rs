@@ -424,7 +424,8 @@ fn nothing_starts_past_the_consent_horizon() {
             utc("2027-02-06T09:00:00Z"),
             Standing::default(),
             &rules
-        ),
+        )
+        .0,
         Decision::Stop(EnrollmentState::Expired)
     );
     // Without a horizon the sequence goes on.
@@ -934,7 +935,8 @@ fn a_step_counts_from_the_send_at_moment_its_message_went_at() {
             now,
             Standing::default(),
             &Rules::default()
-        ),
+        )
+        .0,
         Decision::SendNow
     );
 }
