@@ -219,10 +219,7 @@ fn held(config: &Config, store: &Store, now: DateTime<Utc>) -> anyhow::Result<Ve
             row.id,
             Planned {
                 at,
-                local: at
-                    .with_timezone(&tz)
-                    .format("%Y-%m-%d %H:%M %Z (%a)")
-                    .to_string(),
+                local: plan::local_time(at, tz),
                 email: row.email,
                 campaign: campaign.name.clone(),
                 step: row.step,

@@ -154,10 +154,7 @@ fn planned(
 ) -> Planned {
     Planned {
         at,
-        local: at
-            .with_timezone(&tz)
-            .format("%Y-%m-%d %H:%M %Z (%a)")
-            .to_string(),
+        local: local_time(at, tz),
         email: item.email.clone(),
         campaign: item.campaign.name.clone(),
         step: item.next_step,
@@ -167,6 +164,13 @@ fn planned(
             item.campaign.send_at.source()
         ),
     }
+}
+
+/// `at` as a plan line gives it: the recipient's local date, time, zone and weekday.
+pub(crate) fn local_time(at: DateTime<Utc>, tz: Tz) -> String {
+    at.with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M %Z (%a)")
+        .to_string()
 }
 
 /// Account key → (client key, send time) of messages to the account's contacts.
