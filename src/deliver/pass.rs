@@ -158,16 +158,16 @@ impl Deliverer {
                 claiming = false;
             }
             let mut starts: Vec<(Claimed, OutgoingMessage)> = Vec::new();
-            while halted.is_some() || unsent + starts.len() < depth {
+            if let Some(why) = halted {
+                self.give_back(&mut pool, why, &mut results);
+            }
+            while unsent + starts.len() < depth {
                 let Some((message, rendered)) = pool.pop_front() else {
                     break;
                 };
-                match (rendered, halted) {
-                    (Err(outcome), _) => results.push((message.message_row, outcome)),
-                    (Ok(_), Some(why)) => {
-                        results.push((message.message_row, not_started(self, why)));
-                    }
-                    (Ok(outgoing), None) => starts.push((message, outgoing)),
+                match rendered {
+                    Err(outcome) => results.push((message.message_row, outcome)),
+                    Ok(outgoing) => starts.push((message, outgoing)),
                 }
             }
             let now = self.clock.now();
@@ -326,14 +326,11 @@ impl Deliverer {
         while let Some(done) = done_rx.recv().await {
             results.push((done.row, done.outcome));
         }
-        let why = halt.why().unwrap_or("the delivery pass ended");
-        for (message, rendered) in pool.drain(..) {
-            let outcome = match rendered {
-                Err(outcome) => outcome,
-                Ok(_) => not_started(self, why),
-            };
-            results.push((message.message_row, outcome));
-        }
+        self.give_back(
+            &mut pool,
+            halt.why().unwrap_or("the delivery pass ended"),
+            &mut results,
+        );
         if !results.is_empty() {
             // Once more on the way out (after a stop or a failure), if the database takes
             // them; else the next start settles them.
@@ -364,6 +361,20 @@ impl Deliverer {
         match store_error.or(claim_error) {
             Some(e) => Err(e),
             None => Ok(report),
+        }
+    }
+
+    /// Empties `pool` into `results`: each claimed message back to the queue, never
+    /// started (`why`), or what replaces its send if it was not fit to go.
+    fn give_back(
+        &self,
+        pool: &mut VecDeque<Prepared>,
+        why: &str,
+        results: &mut Vec<(i64, Outcome)>,
+    ) {
+        for (message, rendered) in pool.drain(..) {
+            let outcome = rendered.err().unwrap_or_else(|| not_started(self, why));
+            results.push((message.message_row, outcome));
         }
     }
 
